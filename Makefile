@@ -1,0 +1,69 @@
+# Bullseye's build. `make dev` runs the mesh on this machine; `make test` runs
+# every module's tests. Tools are pinned in scripts/tools.sh and installed
+# into ./bin.
+
+SHELL := /bin/bash
+export GOFLAGS := -buildvcs=false
+BIN := $(CURDIR)/bin
+BUF := $(BIN)/buf
+# `./...` does not span a workspace: list every module's packages.
+MODULES := $(shell go list -m -f '{{.Dir}}')
+PKGS := $(addsuffix /...,$(MODULES))
+COMMANDS := cmd/bullseye services/ingest/cmd/bullseye-ingest services/feature/cmd/bullseye-feature \
+	services/training/cmd/bullseye-training services/serving/cmd/bullseye-serving
+TEST_FLAGS ?= -count=1 -timeout 15m
+
+.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean
+
+all: build
+
+tools:
+	@scripts/tools.sh
+
+proto: tools
+	rm -rf pkg/gen/bullseye pkg/gen/inference
+	PATH="$(BIN):$$PATH" $(BUF) generate
+
+# Fails when the committed generated code differs from what `make proto` writes.
+proto-check: proto
+	@git add -N pkg/gen >/dev/null 2>&1 || true
+	@if ! git diff --quiet --exit-code -- pkg/gen; then \
+		git diff --stat -- pkg/gen; \
+		echo "pkg/gen is stale: run 'make proto' and commit the result"; exit 1; \
+	fi
+
+build:
+	@mkdir -p $(BIN)
+	@for c in $(COMMANDS); do \
+		echo "go build $$c"; \
+		(cd $$c && CGO_ENABLED=0 go build -o $(BIN)/ .) || exit 1; \
+	done
+
+lint: fmt vet buf-lint buf-breaking
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^pkg/gen/')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	go vet $(PKGS)
+
+buf-lint: tools
+	$(BUF) lint
+
+# Reports breaking API changes against the previous commit of main. Until v1
+# is declared stable it reports without failing; a breaking change must fix a
+# real design mistake and say so in its commit message.
+buf-breaking: tools
+	@if prev=$$(git rev-parse -q --verify main~1); then \
+		$(BUF) breaking --against ".git#ref=$$prev" || echo "buf breaking: the changes above break the API (reported only, v1 is not declared stable)"; \
+	else echo "buf breaking: no previous commit of main to compare with"; fi
+
+test: tools
+	BULLSEYE_BIN=$(BIN) go test $(TEST_FLAGS) $(PKGS)
+
+dev: build
+	$(BIN)/bullseye dev
+
+clean:
+	rm -rf $(BIN) .data

@@ -1,0 +1,134 @@
+package dev
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/goleak"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/mesh"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, embedded.GoleakOptions()...)
+}
+
+func startMesh(t *testing.T, tp trace.TracerProvider) *Mesh {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, err := Start(ctx, Options{DataDir: t.TempDir(), TracerProvider: tp})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if err := m.WaitServing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestServicesResolvableAndServing checks that each of the four services is
+// found through etcd (not through the address Start returned) and answers
+// SERVING there.
+func TestServicesResolvableAndServing(t *testing.T) {
+	m := startMesh(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cli, err := clientFor(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	d := mesh.NewDiscovery(cli)
+	for _, name := range Services {
+		eps, err := d.Endpoints(ctx, name)
+		if err != nil {
+			t.Fatalf("Endpoints(%s): %v", name, err)
+		}
+		if len(eps) != 1 || eps[0] != m.Addr(name) {
+			t.Errorf("Endpoints(%s) = %v, want [%s]", name, eps, m.Addr(name))
+		}
+		conn, err := d.Dial(ctx, name, mesh.WithTLS(mesh.TLSConfig{Insecure: true}))
+		if err != nil {
+			t.Fatalf("Dial(%s): %v", name, err)
+		}
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}, waitForReady())
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%s health through etcd: %v", name, err)
+		}
+		if got := resp.GetStatus(); got != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("%s health = %v, want SERVING", name, got)
+		}
+	}
+}
+
+// TestTraceCrossesServices checks that serving's readiness call into the
+// feature service is one trace: serving's span, its client span and the
+// feature service's server span share a trace id and are linked parent to
+// child.
+func TestTraceCrossesServices(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	startMesh(t, tp)
+
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	var root sdktrace.ReadOnlySpan
+	deadline := time.Now().Add(10 * time.Second)
+	for root == nil && time.Now().Before(deadline) {
+		for _, s := range rec.Ended() {
+			byID[s.SpanContext().SpanID()] = s
+			if s.Name() == "serving.readiness" {
+				root = s
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if root == nil {
+		t.Fatal("no serving.readiness span was recorded")
+	}
+	// Find the feature service's server span under that readiness span.
+	var server sdktrace.ReadOnlySpan
+	for time.Now().Before(deadline) && server == nil {
+		for _, s := range rec.Ended() {
+			byID[s.SpanContext().SpanID()] = s
+		}
+		for _, s := range byID {
+			if s.SpanKind() != trace.SpanKindServer || s.Name() != "grpc.health.v1.Health/Check" {
+				continue
+			}
+			if s.SpanContext().TraceID() == root.SpanContext().TraceID() {
+				server = s
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if server == nil {
+		t.Fatalf("no server span shares the readiness span's trace id %s", root.SpanContext().TraceID())
+	}
+	client, ok := byID[server.Parent().SpanID()]
+	if !ok {
+		t.Fatalf("the server span's parent %s was not recorded", server.Parent().SpanID())
+	}
+	if !server.Parent().IsRemote() {
+		t.Errorf("the server span's parent is not remote: the context did not cross the wire")
+	}
+	if client.SpanKind() != trace.SpanKindClient || client.Name() != "grpc.health.v1.Health/Check" {
+		t.Errorf("server span's parent = %q (%v), want the client span grpc.health.v1.Health/Check", client.Name(), client.SpanKind())
+	}
+	if client.Parent().SpanID() != root.SpanContext().SpanID() {
+		t.Errorf("client span's parent = %s, want the readiness span %s", client.Parent().SpanID(), root.SpanContext().SpanID())
+	}
+}

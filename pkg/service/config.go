@@ -1,0 +1,91 @@
+// Package service holds what every Bullseye service binary shares: the
+// common configuration (etcd, NATS, addresses, TLS, data directory), the
+// plumbing a running service stands on (an etcd client, discovery and a
+// mesh server) and the command-line entry point with its `health` subcommand.
+package service
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bullseye-ml/bullseye/pkg/mesh"
+)
+
+// Config is the configuration every service shares. Services embed it in
+// their own Config.
+type Config struct {
+	// Server configures the service's gRPC server: listen and advertised
+	// addresses, metrics address, TLS, message size limits.
+	Server mesh.ServerConfig
+	// EtcdEndpoints are the etcd client URLs used for discovery and metadata.
+	EtcdEndpoints []string
+	// EtcdDialTimeout bounds the first connection to etcd.
+	EtcdDialTimeout time.Duration
+	// LeaseTTL is the lifetime of the service's discovery registration: a
+	// service that dies without deregistering disappears after at most this.
+	LeaseTTL time.Duration
+	// NATSURL is the NATS server URL (JetStream enabled) holding events,
+	// feature state and model artifacts.
+	NATSURL string
+	// DataDir is where the service may keep local files.
+	DataDir string
+	// Started, when set, is called once the service listens, with its name
+	// and advertised address. `bullseye dev` uses it to print the mesh.
+	Started func(service, addr string)
+}
+
+// NewConfig returns the defaults for the named service: etcd and NATS on
+// their usual local ports, a 10 s lease, plaintext only if the caller
+// chooses it later.
+func NewConfig(name string) Config {
+	return Config{
+		Server:          mesh.NewServerConfig(name),
+		EtcdEndpoints:   []string{"http://127.0.0.1:2379"},
+		EtcdDialTimeout: 5 * time.Second,
+		LeaseTTL:        10 * time.Second,
+		NATSURL:         "nats://127.0.0.1:4222",
+		DataDir:         "data/" + name,
+	}
+}
+
+// RegisterFlags registers the shared flags on fs. Every flag can also be set
+// from the environment as BULLSEYE_<FLAG> (see mesh.ApplyEnv).
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	c.Server.RegisterFlags(fs)
+	fs.Func("etcd-endpoints", "comma-separated etcd client URLs (default "+strings.Join(c.EtcdEndpoints, ",")+")", func(s string) error {
+		c.EtcdEndpoints = splitList(s)
+		return nil
+	})
+	fs.DurationVar(&c.EtcdDialTimeout, "etcd-dial-timeout", c.EtcdDialTimeout, "how long to wait for the first etcd connection")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "lifetime of the discovery registration lease")
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL (JetStream enabled)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the service's local files")
+}
+
+// Validate reports the first configuration mistake, naming the flag.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.EtcdEndpoints) == 0 {
+		errs = append(errs, errors.New("--etcd-endpoints: at least one etcd URL is required"))
+	}
+	if c.LeaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("--lease-ttl: %v is too short, use at least 1s", c.LeaseTTL))
+	}
+	if c.NATSURL == "" {
+		errs = append(errs, errors.New("--nats-url: a NATS URL is required"))
+	}
+	return errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,112 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/bullseye-ml/bullseye/pkg/mesh"
+)
+
+// EnvPrefix is the prefix of the environment variables that set flags:
+// --nats-url can be given as BULLSEYE_NATS_URL.
+const EnvPrefix = "BULLSEYE"
+
+// Command describes one service binary for Main.
+type Command struct {
+	// Name is the service's name ("ingest", "feature", ...).
+	Name string
+	// Flags registers the service's flags (shared ones included) on fs.
+	Flags func(fs *flag.FlagSet)
+	// Server returns the server settings after flags are parsed; the
+	// health subcommand uses its address and TLS settings.
+	Server func() *mesh.ServerConfig
+	// Run runs the service until ctx is cancelled.
+	Run func(ctx context.Context) error
+}
+
+// Main is the entry point of a service binary. With no subcommand it runs
+// the service until SIGINT or SIGTERM; `health` checks a running instance
+// and exits 0 only when it is SERVING (a container health check). It
+// returns the process exit code.
+func Main(cmd Command, args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "health" {
+		return health(cmd, args[1:], stderr)
+	}
+	fs := flag.NewFlagSet("bullseye-"+cmd.Name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cmd.Flags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: bullseye-%s [flags]\n       bullseye-%s health [--addr host:port] [flags]\n\nEvery flag can also be set as %s_<FLAG> in the environment.\n\nFlags:\n", cmd.Name, cmd.Name, EnvPrefix)
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	shutdownTelemetry, err := mesh.SetupTelemetry(ctx, cmd.Name)
+	if err != nil {
+		fmt.Fprintf(stderr, "bullseye-%s: %v\n", cmd.Name, err)
+		return 1
+	}
+	runErr := cmd.Run(ctx)
+	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := shutdownTelemetry(tctx); err != nil {
+		fmt.Fprintf(stderr, "bullseye-%s: flushing telemetry: %v\n", cmd.Name, err)
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		fmt.Fprintf(stderr, "bullseye-%s: %v\n", cmd.Name, runErr)
+		return 1
+	}
+	return 0
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return errors.New("unexpected argument")
+	}
+	if err := mesh.ApplyEnv(fs, EnvPrefix); err != nil {
+		fmt.Fprintln(fs.Output(), err)
+		return err
+	}
+	return nil
+}
+
+func health(cmd Command, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bullseye-"+cmd.Name+" health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cmd.Flags(fs)
+	addr := fs.String("addr", "", "address to check (default: the --advertise or --listen address)")
+	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	if err := parse(fs, args); err != nil {
+		return 2
+	}
+	sc := cmd.Server()
+	target := *addr
+	if target == "" {
+		target = sc.AdvertiseAddr
+	}
+	if target == "" {
+		target = sc.ListenAddr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if err := mesh.CheckHealth(ctx, target, "", sc.TLS.ForService(cmd.Name)); err != nil {
+		fmt.Fprintf(stderr, "bullseye-%s at %s: %v\n", cmd.Name, target, err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "bullseye-%s at %s: SERVING\n", cmd.Name, target)
+	return 0
+}

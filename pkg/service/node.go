@@ -1,0 +1,110 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/bullseye-ml/bullseye/pkg/mesh"
+)
+
+// Node is the plumbing of one running service: its etcd client, discovery
+// and gRPC server. A service registers its handlers on Server().GRPC(),
+// says when it is ready with Server().SetReady, and calls Serve.
+type Node struct {
+	cfg       Config
+	logger    *slog.Logger
+	etcd      *clientv3.Client
+	discovery *mesh.Discovery
+	server    *mesh.Server
+}
+
+// NewNode connects to etcd and opens the service's listener. The caller
+// must call Serve or Close.
+func NewNode(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Server.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		cfg.Server.Logger = logger
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.EtcdEndpoints,
+		DialTimeout: cfg.EtcdDialTimeout,
+		Context:     ctx,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to etcd at %v: %w", cfg.EtcdEndpoints, err)
+	}
+	// clientv3.New does not wait for a connection: check one now so that a
+	// wrong endpoint is reported at start, not on the first registration.
+	sctx, cancel := context.WithTimeout(ctx, cfg.EtcdDialTimeout)
+	_, err = cli.Status(sctx, cfg.EtcdEndpoints[0])
+	cancel()
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("reaching etcd at %v: %w", cfg.EtcdEndpoints, err)
+	}
+	srv, err := mesh.NewServer(cfg.Server)
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	return &Node{
+		cfg:       cfg,
+		logger:    logger,
+		etcd:      cli,
+		discovery: mesh.NewDiscovery(cli, mesh.WithLeaseTTL(cfg.LeaseTTL)),
+		server:    srv,
+	}, nil
+}
+
+// Server returns the service's gRPC server wrapper.
+func (n *Node) Server() *mesh.Server { return n.server }
+
+// GRPC returns the grpc.Server on which the service registers its handlers.
+func (n *Node) GRPC() *grpc.Server { return n.server.GRPC() }
+
+// Etcd returns the node's etcd client.
+func (n *Node) Etcd() *clientv3.Client { return n.etcd }
+
+// Logger returns the service's structured logger.
+func (n *Node) Logger() *slog.Logger { return n.server.Logger() }
+
+// Config returns the configuration the node was built with.
+func (n *Node) Config() Config { return n.cfg }
+
+// Dial returns a connection to every instance of another service, found
+// through etcd, with the node's TLS settings.
+func (n *Node) Dial(ctx context.Context, service string) (*grpc.ClientConn, error) {
+	return n.discovery.Dial(ctx, service, mesh.WithTLS(n.cfg.Server.TLS), mesh.WithTracerProvider(n.cfg.Server.TracerProvider))
+}
+
+// Serve registers the service in etcd and serves until ctx is done, then
+// shuts down gracefully (DESIGN §5) and closes the etcd client.
+func (n *Node) Serve(ctx context.Context) error {
+	defer n.etcd.Close()
+	if n.cfg.Started != nil {
+		n.cfg.Started(n.cfg.Server.Service, n.server.Addr())
+	}
+	err := n.server.Serve(ctx, n.discovery)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// Close releases the node without serving (after a failed start).
+func (n *Node) Close() {
+	n.server.Stop()
+	n.etcd.Close()
+}
