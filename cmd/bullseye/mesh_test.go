@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +40,8 @@ func TestMain(m *testing.M) {
 	binDir = dir
 	build := exec.Command("go", "build", "-o", dir,
 		"github.com/bullseye-ml/bullseye/cmd/bullseye",
-		"github.com/bullseye-ml/bullseye/services/feature/cmd/bullseye-feature")
+		"github.com/bullseye-ml/bullseye/services/feature/cmd/bullseye-feature",
+		"github.com/bullseye-ml/bullseye/services/serving/cmd/bullseye-serving")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the binaries under test:", err)
@@ -94,14 +96,19 @@ type proc struct {
 
 func startFeature(t *testing.T, e *embedded.Etcd, n *embedded.NATS, ttl time.Duration) *proc {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "bullseye-feature"),
+	return startService(t, "feature", e, n, "--listen", "127.0.0.1:0", "--lease-ttl", ttl.String())
+}
+
+// startService runs the named service's binary against e and n, in
+// plaintext, with extra flags.
+func startService(t *testing.T, name string, e *embedded.Etcd, n *embedded.NATS, extra ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "bullseye-"+name), append([]string{
 		"--etcd-endpoints", strings.Join(e.Endpoints(), ","),
 		"--nats-url", n.URL(),
-		"--listen", "127.0.0.1:0",
 		"--insecure",
-		"--lease-ttl", ttl.String(),
 		"--data-dir", t.TempDir(),
-	)
+	}, extra...)...)
 	cmd.Stderr = testWriter{t}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -260,6 +267,65 @@ func TestGracefulStopOfOneInstanceFailsNoCall(t *testing.T) {
 		t.Errorf("after the stop calls reached %v, want only the surviving instance", after)
 	}
 	waitEndpoints(t, d, "feature", 1, 5*time.Second)
+}
+
+// TestServingReadinessFollowsFeature checks that serving is ready only while
+// it reaches the feature service through discovery, as the binary's health
+// subcommand (a container health check) reports it.
+func TestServingReadinessFollowsFeature(t *testing.T) {
+	e, n, _ := infra(t)
+	addr := freeAddr(t)
+	startService(t, "serving", e, n, "--listen", addr, "--readiness-interval", "100ms")
+	health := func() (int, string) {
+		cmd := exec.Command(filepath.Join(binDir, "bullseye-serving"), "health", "--addr", addr, "--insecure", "--timeout", "1s")
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	// Without a feature service, serving answers but is not ready.
+	waitFor(t, 20*time.Second, "serving to answer NOT_SERVING", func() bool {
+		code, out := health()
+		return code == 1 && strings.Contains(out, "NOT_SERVING")
+	})
+	feature := startFeature(t, e, n, 2*time.Second)
+	waitFor(t, 20*time.Second, "serving to become ready once feature runs", func() bool {
+		code, _ := health()
+		return code == 0
+	})
+	// Losing every feature instance makes serving unready again.
+	if err := feature.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "serving to become unready once feature stops", func() bool {
+		code, _ := health()
+		return code == 1
+	})
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 var endpointLine = regexp.MustCompile(`^(ingest|feature|training|serving)\s+(\S+)$`)
