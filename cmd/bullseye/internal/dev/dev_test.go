@@ -132,3 +132,44 @@ func TestTraceCrossesServices(t *testing.T) {
 		t.Errorf("client span's parent = %s, want the readiness span %s", client.Parent().SpanID(), root.SpanContext().SpanID())
 	}
 }
+
+// TestExternalEtcdAndNATS checks that with --etcd and --nats the mesh uses
+// the given servers instead of starting its own: the services register in
+// the external etcd.
+func TestExternalEtcdAndNATS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := embedded.StartEtcd(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	n, err := embedded.StartNATS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown()
+	m, err := Start(ctx, Options{DataDir: t.TempDir(), EtcdEndpoints: e.Endpoints(), NATSURL: n.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.WaitServing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m.etcd != nil || m.nats != nil {
+		t.Error("the mesh started its own etcd or NATS although external ones were given")
+	}
+	cli, err := e.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	d := mesh.NewDiscovery(cli)
+	for _, name := range Services {
+		eps, err := d.Endpoints(ctx, name)
+		if err != nil || len(eps) != 1 || eps[0] != m.Addr(name) {
+			t.Errorf("external etcd lists %s at %v (err %v), want [%s]", name, eps, err, m.Addr(name))
+		}
+	}
+}
