@@ -13,7 +13,7 @@ COMMANDS := cmd/bullseye services/ingest/cmd/bullseye-ingest services/feature/cm
 	services/training/cmd/bullseye-training services/serving/cmd/bullseye-serving
 TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean
+.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean bench-train
 
 all: build
 
@@ -64,6 +64,15 @@ test: tools
 
 dev: build
 	$(BIN)/bullseye dev
+
+# Benchmarks: each prints Bullseye's figures beside a baseline measured in the
+# same run. Bounded in time, loopback only.
+
+# Fit time and test AUC on Bank for logistic regression, linear and kernel SVM,
+# beside scikit-learn's (Debian's python3-sklearn) on the same split.
+bench-train:
+	@scripts/apt.sh python3-sklearn
+	/usr/bin/python3 scripts/bench-train.py --go --runs 5
 
 clean:
 	rm -rf $(BIN) .data

@@ -1,0 +1,312 @@
+package selection
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/bullseye-ml/bullseye/pkg/ml"
+	"github.com/bullseye-ml/bullseye/pkg/ml/internal/parallel"
+	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
+	"github.com/bullseye-ml/bullseye/pkg/ml/preprocess"
+	"gonum.org/v1/gonum/mat"
+)
+
+// Search cross-validates candidates and refits the best.
+type Search struct {
+	// Candidates are the models to compare; build them with Grid and Random.
+	Candidates []Candidate
+	// Preprocess is fitted on each training fold, and on all rows for the refit.
+	Preprocess preprocess.Spec
+	// Splitter makes the folds, e.g. StratifiedKFold{K: 5, Labels: y, Seed: 1}.
+	Splitter Splitter
+	// Metric names the metric that ranks candidates (see metrics.Lookup), e.g. "roc_auc".
+	Metric string
+	// Parallelism bounds the fits running at once; 0 means GOMAXPROCS.
+	Parallelism int
+	// NoRefit skips refitting the winner on all rows.
+	NoRefit bool
+	// Progress, when set, is called after each fold fit, one call at a time.
+	Progress func(Progress)
+}
+
+// Progress reports one finished fold fit.
+type Progress struct {
+	// Candidate and Fold index Search.Candidates and the folds.
+	Candidate, Fold int
+	// Done of Total fold fits have finished.
+	Done, Total int
+	// Score is the fold's metric value (NaN when the fit failed).
+	Score float64
+	Err   error
+}
+
+// Row is one candidate's line of the leaderboard.
+type Row struct {
+	// Rank counts from 1 (the best); failed candidates come last.
+	Rank      int    `json:"rank"`
+	Candidate int    `json:"candidate"`
+	Family    string `json:"family"`
+	Params    Params `json:"params"`
+	// Mean and Std are the mean and (population) standard deviation of the fold scores.
+	Mean   float64   `json:"mean"`
+	Std    float64   `json:"std"`
+	Scores []float64 `json:"scores"`
+	// Converged is false when a fold's solver stopped at its iteration cap.
+	Converged bool `json:"converged"`
+	// FitTime is the mean fit time of a fold.
+	FitTime time.Duration `json:"fit_time"`
+	// Notes gathers what the fitted models said about their fits (see ml.Noter).
+	Notes []string `json:"notes,omitempty"`
+	// Err is set when the candidate failed on some fold.
+	Err string `json:"error,omitempty"`
+}
+
+// String formats the row as "3. logistic_l2 C=1: 0.9301 ± 0.0042".
+func (r Row) String() string {
+	s := fmt.Sprintf("%d. %s %s: %.4f ± %.4f", r.Rank, r.Family, r.Params, r.Mean, r.Std)
+	if r.Err != "" {
+		s += " (failed: " + r.Err + ")"
+	}
+	return s
+}
+
+// Result is the outcome of a search.
+type Result struct {
+	Metric      string `json:"metric"`
+	Leaderboard []Row  `json:"leaderboard"`
+	// Best is Leaderboard[0].
+	Best Row `json:"best"`
+	// Model is the winner refitted on all rows; nil with NoRefit.
+	Model *Fitted `json:"model,omitempty"`
+}
+
+// Fitted is fitted preprocessing and a model: what serving needs to score raw rows.
+type Fitted struct {
+	Family     string               `json:"family"`
+	Params     Params               `json:"params"`
+	Preprocess *preprocess.Pipeline `json:"preprocess"`
+	Model      ml.Model             `json:"model"`
+}
+
+// Predict preprocesses t and scores it.
+func (f *Fitted) Predict(t *ml.Table) (*mat.VecDense, error) {
+	x, err := f.Preprocess.Transform(t)
+	if err != nil {
+		return nil, err
+	}
+	return f.Model.Predict(x), nil
+}
+
+type foldData struct {
+	xTrain, xTest *mat.Dense
+	yTrain, yTest []float64
+	err           error
+}
+
+// Run cross-validates every candidate on t and y and refits the best on all rows. It is
+// deterministic: the same inputs give the same leaderboard, whatever the parallelism.
+func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, error) {
+	metric, err := metrics.Lookup(s.Metric)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	if len(s.Candidates) == 0 {
+		return nil, errors.New("search: no candidates")
+	}
+	if s.Splitter == nil {
+		return nil, errors.New("search: no splitter")
+	}
+	if t.Rows() != len(y) {
+		return nil, fmt.Errorf("search: %d rows but %d targets", t.Rows(), len(y))
+	}
+	folds, err := s.Splitter.Split(len(y))
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+
+	// Preprocessing is fitted once per fold, on its training rows only, and shared by the
+	// candidates.
+	data := make([]foldData, len(folds))
+	parallel.Do(len(folds), s.Parallelism, func(f int) {
+		data[f] = prepareFold(t, y, folds[f], s.Preprocess)
+	})
+	for f := range data {
+		if data[f].err != nil {
+			return nil, fmt.Errorf("search: fold %d: %w", f, data[f].err)
+		}
+	}
+
+	nc, nf := len(s.Candidates), len(folds)
+	type outcome struct {
+		score     float64
+		fit       time.Duration
+		converged bool
+		note      string
+		err       error
+	}
+	out := make([]outcome, nc*nf)
+	var mu sync.Mutex
+	done := 0
+	parallel.Do(nc*nf, s.Parallelism, func(task int) {
+		c, f := task/nf, task%nf
+		o := &out[task]
+		if o.err = ctx.Err(); o.err == nil {
+			start := time.Now()
+			var m ml.Model
+			m, o.score, o.err = evaluate(ctx, s.Candidates[c], metric, &data[f])
+			o.fit = time.Since(start)
+			o.converged = true
+			if cv, ok := m.(ml.Converger); ok {
+				o.converged = cv.Status().Converged
+			}
+			if nt, ok := m.(ml.Noter); ok {
+				o.note = nt.FitNote()
+			}
+		}
+		if o.err != nil {
+			o.score = math.NaN()
+		}
+		if s.Progress != nil {
+			mu.Lock()
+			done++
+			s.Progress(Progress{Candidate: c, Fold: f, Done: done, Total: nc * nf, Score: o.score, Err: o.err})
+			mu.Unlock()
+		}
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	res := &Result{Metric: metric.Name}
+	for c, cand := range s.Candidates {
+		row := Row{Candidate: c, Family: cand.Family.Name, Params: cand.Params, Converged: true}
+		var fit time.Duration
+		for f := range nf {
+			o := out[c*nf+f]
+			if o.err != nil && row.Err == "" {
+				row.Err = fmt.Sprintf("fold %d: %v", f, o.err)
+			}
+			row.Scores = append(row.Scores, o.score)
+			row.Converged = row.Converged && o.converged
+			fit += o.fit
+			if o.note != "" && !slices.Contains(row.Notes, o.note) {
+				row.Notes = append(row.Notes, o.note)
+			}
+		}
+		row.FitTime = fit / time.Duration(nf)
+		row.Mean, row.Std = meanStd(row.Scores)
+		res.Leaderboard = append(res.Leaderboard, row)
+	}
+	slices.SortStableFunc(res.Leaderboard, func(a, b Row) int {
+		switch {
+		case (a.Err == "") != (b.Err == ""):
+			if a.Err == "" {
+				return -1
+			}
+			return 1
+		case a.Err != "":
+			return cmp.Compare(a.Candidate, b.Candidate)
+		case metric.Better(a.Mean, b.Mean):
+			return -1
+		case metric.Better(b.Mean, a.Mean):
+			return 1
+		}
+		return cmp.Compare(a.Candidate, b.Candidate)
+	})
+	for i := range res.Leaderboard {
+		res.Leaderboard[i].Rank = i + 1
+	}
+	res.Best = res.Leaderboard[0]
+	if res.Best.Err != "" {
+		return res, fmt.Errorf("search: every candidate failed; first: %s", res.Best.Err)
+	}
+	if s.NoRefit {
+		return res, nil
+	}
+	best := s.Candidates[res.Best.Candidate]
+	pipe, x, err := preprocess.FitTransform(t, s.Preprocess)
+	if err != nil {
+		return nil, fmt.Errorf("search: refit: %w", err)
+	}
+	est, err := best.Estimator()
+	if err != nil {
+		return nil, fmt.Errorf("search: refit: %w", err)
+	}
+	m, err := est.Fit(ctx, x, y)
+	if err != nil {
+		return nil, fmt.Errorf("search: refit of %s: %w", res.Best, err)
+	}
+	res.Model = &Fitted{Family: best.Family.Name, Params: best.Params, Preprocess: pipe, Model: m}
+	return res, nil
+}
+
+func prepareFold(t *ml.Table, y []float64, f Fold, spec preprocess.Spec) foldData {
+	var d foldData
+	var pipe *preprocess.Pipeline
+	pipe, d.xTrain, d.err = preprocess.FitTransform(t.Subset(f.Train), spec)
+	if d.err != nil {
+		return d
+	}
+	if d.xTest, d.err = pipe.Transform(t.Subset(f.Test)); d.err != nil {
+		return d
+	}
+	d.yTrain, d.yTest = pick(y, f.Train), pick(y, f.Test)
+	return d
+}
+
+func pick(v []float64, idx []int) []float64 {
+	out := make([]float64, len(idx))
+	for k, i := range idx {
+		out[k] = v[i]
+	}
+	return out
+}
+
+// evaluate fits one candidate on one fold and scores its test rows.
+func evaluate(ctx context.Context, c Candidate, metric metrics.Metric, d *foldData) (ml.Model, float64, error) {
+	est, err := c.Estimator()
+	if err != nil {
+		return nil, 0, err
+	}
+	m, err := est.Fit(ctx, d.xTrain, d.yTrain)
+	if err != nil {
+		return nil, 0, err
+	}
+	score, err := Score(m, metric, d.xTest, d.yTest)
+	return m, score, err
+}
+
+// Score evaluates model m on rows x with targets y by metric, using probabilities when the
+// metric needs them.
+func Score(m ml.Model, metric metrics.Metric, x *mat.Dense, y []float64) (float64, error) {
+	var s *mat.VecDense
+	if metric.NeedsProbability {
+		pm, ok := ml.Probabilities(m)
+		if !ok {
+			return 0, fmt.Errorf("metric %s needs probabilities, and the model gives none", metric.Name)
+		}
+		s = pm.PredictProba(x)
+	} else {
+		s = m.Predict(x)
+	}
+	return metric.Score(y, s.RawVector().Data)
+}
+
+func meanStd(v []float64) (float64, float64) {
+	var sum float64
+	for _, x := range v {
+		sum += x
+	}
+	mu := sum / float64(len(v))
+	var ss float64
+	for _, x := range v {
+		ss += (x - mu) * (x - mu)
+	}
+	return mu, math.Sqrt(ss / float64(len(v)))
+}
