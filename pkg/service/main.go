@@ -90,6 +90,7 @@ func health(cmd Command, args []string, stderr io.Writer) int {
 	cmd.Flags(fs)
 	addr := fs.String("addr", "", "address to check (default: the --advertise or --listen address)")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	name := fs.String("service", "", `health service name to check: "" is readiness, "liveness" is liveness`)
 	if err := parse(fs, args); err != nil {
 		return 2
 	}
@@ -103,7 +104,7 @@ func health(cmd Command, args []string, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if err := mesh.CheckHealth(ctx, target, "", sc.TLS.ForService(cmd.Name)); err != nil {
+	if err := mesh.CheckHealth(ctx, target, *name, sc.TLS.ForService(cmd.Name)); err != nil {
 		fmt.Fprintf(stderr, "bullseye-%s at %s: %v\n", cmd.Name, target, err)
 		return 1
 	}
