@@ -5,10 +5,28 @@ package feature
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	"github.com/bullseye-ml/bullseye/pkg/service"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/backfill"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/catalog"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/dataset"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/materialize"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/server"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/state"
 )
 
 // Name is the service's name in discovery: bullseye/services/feature.
@@ -17,30 +35,275 @@ const Name = "feature"
 // Config is the feature service's configuration.
 type Config struct {
 	service.Config
+	// HMACKeyFile holds the HMAC key ingest pseudonymises with; with it
+	// (or the key itself in $BULLSEYE_HMAC_KEY) the service consults the
+	// erasure list, so an erased customer answers CONSENT_STATE_ERASED
+	// and no late record of them is used. Without a key, erased customers
+	// are still deleted (by their erasure records) but answer NOT_FOUND
+	// with no consent state.
+	HMACKeyFile string
+	// ReadyWhenCaughtUp keeps health NOT_SERVING until materialisation has
+	// applied every record that was on the stream at start.
+	ReadyWhenCaughtUp bool
+	// TrainingWaitTimeout bounds how long a training set or interaction
+	// export waits for materialisation to reach the stream's end.
+	TrainingWaitTimeout time.Duration
+	// CacheSize is the most profiles each replica caches.
+	CacheSize int
+	// BatchSize is the most records applied in one batch.
+	BatchSize int
+	// MaxEntities is the most entities of one GetOnlineFeatures call.
+	MaxEntities int
+	// Replicas is the replica count of the streams and bucket the service
+	// creates when they are missing: 1 on one server, 3 on a cluster.
+	Replicas int
+	// MemoryState keeps the profile bucket in memory (benchmarks only).
+	MemoryState bool
 }
 
 // NewConfig returns the defaults.
 func NewConfig() Config {
-	return Config{Config: service.NewConfig(Name)}
+	return Config{
+		Config:              service.NewConfig(Name),
+		ReadyWhenCaughtUp:   true,
+		TrainingWaitTimeout: 2 * time.Minute,
+		CacheSize:           state.DefaultCacheSize,
+		BatchSize:           materialize.DefaultBatchSize,
+		MaxEntities:         server.DefaultMaxEntities,
+		Replicas:            1,
+	}
 }
 
 // RegisterFlags registers the service's flags on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Config.RegisterFlags(fs)
+	fs.StringVar(&c.HMACKeyFile, "hmac-key-file", c.HMACKeyFile, "file holding ingest's HMAC key, to consult the erasure list (or set "+eventlog.KeyEnv+")")
+	fs.BoolVar(&c.ReadyWhenCaughtUp, "ready-when-caught-up", c.ReadyWhenCaughtUp, "stay NOT_SERVING until the events stream present at start is applied")
+	fs.DurationVar(&c.TrainingWaitTimeout, "training-wait-timeout", c.TrainingWaitTimeout, "how long a training set waits for materialisation to catch up")
+	fs.IntVar(&c.CacheSize, "cache-size", c.CacheSize, "most customer profiles cached in memory")
+	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most events applied in one batch")
+	fs.IntVar(&c.MaxEntities, "max-entities", c.MaxEntities, "most entities of one GetOnlineFeatures call")
+	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "replicas of the streams and bucket created when missing (1, or 3 on a cluster)")
+}
+
+// Validate reports configuration mistakes, naming the flag.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.TrainingWaitTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--training-wait-timeout: %v, want a positive duration", c.TrainingWaitTimeout))
+	}
+	if c.CacheSize < 1 {
+		errs = append(errs, fmt.Errorf("--cache-size: %d, want at least 1", c.CacheSize))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 10000 {
+		errs = append(errs, fmt.Errorf("--batch-size: %d, want 1 to 10000", c.BatchSize))
+	}
+	if c.MaxEntities < 1 {
+		errs = append(errs, fmt.Errorf("--max-entities: %d, want at least 1", c.MaxEntities))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("--replicas: %d, want 1 to 5", c.Replicas))
+	}
+	return errors.Join(c.Config.Validate(), errors.Join(errs...))
+}
+
+// pseudonymiser returns the HMAC pseudonymiser from the key file or the
+// environment, or nil when neither is given.
+func (c *Config) pseudonymiser() (*eventlog.Pseudonymiser, error) {
+	var key []byte
+	switch {
+	case c.HMACKeyFile != "":
+		k, err := eventlog.ReadKeyFile(c.HMACKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	case os.Getenv(eventlog.KeyEnv) != "":
+		key = []byte(os.Getenv(eventlog.KeyEnv))
+	default:
+		return nil, nil
+	}
+	return eventlog.NewPseudonymiser(key, "")
 }
 
 // Run serves the feature service until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ps, err := cfg.pseudonymiser()
+	if err != nil {
+		return err
+	}
 	node, err := service.NewNode(ctx, cfg.Config)
 	if err != nil {
 		return err
 	}
-	featurev1.RegisterFeatureServiceServer(node.GRPC(), &server{})
-	node.Server().SetReady(true)
+	logger := node.Logger()
+	if ps == nil {
+		logger.Warn("no HMAC key: the erasure list is not consulted; erased customers answer NOT_FOUND without CONSENT_STATE_ERASED")
+	}
+	parts, err := start(ctx, cfg, node, ps)
+	if err != nil {
+		node.Close()
+		return err
+	}
+	defer parts.close()
+	featurev1.RegisterFeatureServiceServer(node.GRPC(), parts.server)
+	parts.run(ctx, cfg, node)
 	return node.Serve(ctx)
 }
 
-// server answers the FeatureService RPCs.
-type server struct {
-	featurev1.UnimplementedFeatureServiceServer
+// parts are the service's components and the goroutines running them.
+type parts struct {
+	etcd     *clientv3.Client
+	nc       *nats.Conn
+	erasures *eventlog.ErasureList
+	store    *state.Store
+	catalog  *catalog.Catalog
+	progress *materialize.Progress
+	mat      *materialize.Materializer
+	server   *server.Server
+	logger   *slog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pseudonymiser) (_ *parts, err error) {
+	p := &parts{logger: node.Logger()}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	// The service's own etcd client: the node closes its client when it
+	// stops serving, and the materialiser still gives up its partitions
+	// after that.
+	p.etcd, err = clientv3.New(clientv3.Config{Endpoints: cfg.EtcdEndpoints, DialTimeout: cfg.EtcdDialTimeout, Context: context.WithoutCancel(ctx), Logger: zap.NewNop()})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to etcd at %v: %w", cfg.EtcdEndpoints, err)
+	}
+	p.nc, err = nats.Connect(cfg.NATSURL, nats.Name("bullseye-feature"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
+	}
+	js, err := jetstream.New(p.nc, jetstream.WithPublishAsyncMaxPending(4*cfg.BatchSize))
+	if err != nil {
+		return nil, fmt.Errorf("opening JetStream: %w", err)
+	}
+	layout := []eventlog.Option{eventlog.KeepExisting(), eventlog.WithReplicas(cfg.Replicas)}
+	if err := eventlog.Ensure(ctx, js, layout...); err != nil {
+		return nil, err
+	}
+	if p.erasures, err = eventlog.WatchErasures(ctx, js); err != nil {
+		return nil, err
+	}
+	var erased func(string) bool
+	if ps != nil {
+		list := p.erasures
+		erased = func(id string) bool { return list.Len() > 0 && list.Contains(ps.SubjectHash(id)) }
+	}
+	if p.store, err = state.Open(ctx, js, state.Options{Replicas: cfg.Replicas, Memory: cfg.MemoryState, CacheSize: cfg.CacheSize, Logger: p.logger}); err != nil {
+		return nil, err
+	}
+	if p.catalog, err = catalog.Open(ctx, p.etcd, p.logger); err != nil {
+		return nil, err
+	}
+	p.progress = materialize.NewProgress(js)
+	p.mat, err = materialize.New(ctx, p.etcd, js, p.store, materialize.Options{
+		Instance:      node.Server().InstanceID(),
+		LeaseTTL:      cfg.LeaseTTL,
+		BatchSize:     cfg.BatchSize,
+		Erasures:      p.erasures,
+		Pseudonymiser: ps,
+		Registerer:    node.Server().Registry(),
+		Logger:        p.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.server = &server.Server{
+		Catalog: p.catalog,
+		Store:   p.store,
+		Builder: &dataset.Builder{
+			Store:       p.store,
+			Progress:    p.progress,
+			Erased:      erased,
+			WaitTimeout: cfg.TrainingWaitTimeout,
+		},
+		LastSeq:     p.progress.LastSeq,
+		Erased:      erased,
+		MaxEntities: cfg.MaxEntities,
+		Logger:      p.logger,
+	}
+	return p, nil
+}
+
+// run starts materialisation, backfill tracking and the readiness check.
+func (p *parts) run(ctx context.Context, cfg Config, node *service.Node) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	// The materialiser stops with ctx (the service's stop), not later.
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-rctx.Done():
+		}
+		cancel()
+	}()
+	p.wg.Add(3)
+	go func() {
+		defer p.wg.Done()
+		if err := p.mat.Run(rctx); err != nil {
+			p.logger.Error("materialising", slog.Any("error", err))
+		}
+	}()
+	go func() {
+		defer p.wg.Done()
+		backfill.Track(rctx, p.catalog, p.progress, backfill.DefaultInterval, p.logger)
+	}()
+	go func() {
+		defer p.wg.Done()
+		if !cfg.ReadyWhenCaughtUp {
+			node.Server().SetReady(true)
+			return
+		}
+		for rctx.Err() == nil {
+			seq, err := p.progress.LastSeq(rctx)
+			if err == nil {
+				if err = p.progress.Wait(rctx, seq); err == nil {
+					p.logger.Info("caught up with the events stream; ready", slog.Uint64("stream_sequence", seq))
+					node.Server().SetReady(true)
+					return
+				}
+			}
+			if rctx.Err() == nil {
+				p.logger.Warn("waiting to catch up with the events stream", slog.Any("error", err))
+				time.Sleep(time.Second)
+			}
+		}
+	}()
+}
+
+func (p *parts) close() {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.wg.Wait()
+	if p.catalog != nil {
+		p.catalog.Close()
+	}
+	if p.store != nil {
+		p.store.Close()
+	}
+	if p.erasures != nil {
+		p.erasures.Stop()
+	}
+	if p.nc != nil {
+		p.nc.Close()
+	}
+	if p.etcd != nil {
+		p.etcd.Close()
+	}
 }

@@ -1,0 +1,266 @@
+package featureset
+
+import (
+	"fmt"
+	"strings"
+
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
+)
+
+// Violation is one problem with a request field.
+type Violation struct {
+	// Field is the field's path, e.g. "feature_set.features[2].aggregate.window".
+	Field string
+	// Description says what is wrong, for people.
+	Description string
+}
+
+// Violations is every problem found with a request; it is an error.
+type Violations []Violation
+
+// Error lists the violations.
+func (v Violations) Error() string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = x.Field + ": " + x.Description
+	}
+	return "invalid request: " + strings.Join(parts, "; ")
+}
+
+func (v *Violations) add(field, format string, args ...any) {
+	*v = append(*v, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
+}
+
+// EventField returns the accessor of an event field path: "item_id",
+// "value", "name", "currency", "context.channel", "context.campaign" or
+// "properties.<name>". ok is false for any other path.
+func EventField(path string) (get func(*profile.Event) profile.Value, ok bool) {
+	switch path {
+	case "item_id":
+		return func(e *profile.Event) profile.Value { return nonEmpty(e.ItemID) }, true
+	case "value":
+		return func(e *profile.Event) profile.Value {
+			if !e.HasValue {
+				return profile.Value{}
+			}
+			return profile.NumberValue(e.Value)
+		}, true
+	case "name":
+		return func(e *profile.Event) profile.Value { return nonEmpty(e.Name) }, true
+	case "currency":
+		return func(e *profile.Event) profile.Value { return nonEmpty(e.Currency) }, true
+	case "context.channel":
+		return func(e *profile.Event) profile.Value { return nonEmpty(e.Channel) }, true
+	case "context.campaign":
+		return func(e *profile.Event) profile.Value { return nonEmpty(e.Campaign) }, true
+	}
+	if name, found := strings.CutPrefix(path, "properties."); found && name != "" {
+		return func(e *profile.Event) profile.Value { return e.Prop(name) }, true
+	}
+	return nil, false
+}
+
+// numericField reports whether an event field path can hold numbers.
+func numericField(path string) bool {
+	return path == "value" || strings.HasPrefix(path, "properties.")
+}
+
+func nonEmpty(s string) profile.Value {
+	if s == "" {
+		return profile.Value{}
+	}
+	return profile.StringValue(s)
+}
+
+// Condition is a compiled FieldCondition on one value.
+type Condition struct {
+	op     featurev1.FieldOperator
+	values []profile.Value
+}
+
+// Holds reports whether the condition holds for v.
+func (c *Condition) Holds(v profile.Value) bool {
+	switch c.op {
+	case featurev1.FieldOperator_FIELD_OPERATOR_IN:
+		for _, w := range c.values {
+			if v.Equal(w) && !v.IsNull() {
+				return true
+			}
+		}
+		return false
+	case featurev1.FieldOperator_FIELD_OPERATOR_NOT_IN:
+		if v.IsNull() {
+			return false
+		}
+		for _, w := range c.values {
+			if v.Equal(w) {
+				return false
+			}
+		}
+		return true
+	case featurev1.FieldOperator_FIELD_OPERATOR_EXISTS:
+		return !v.IsNull()
+	case featurev1.FieldOperator_FIELD_OPERATOR_NOT_EXISTS:
+		return v.IsNull()
+	}
+	cmp, ok := v.Compare(c.values[0])
+	if !ok {
+		return false
+	}
+	switch c.op {
+	case featurev1.FieldOperator_FIELD_OPERATOR_LESS_THAN:
+		return cmp < 0
+	case featurev1.FieldOperator_FIELD_OPERATOR_LESS_THAN_OR_EQUAL:
+		return cmp <= 0
+	case featurev1.FieldOperator_FIELD_OPERATOR_GREATER_THAN:
+		return cmp > 0
+	case featurev1.FieldOperator_FIELD_OPERATOR_GREATER_THAN_OR_EQUAL:
+		return cmp >= 0
+	}
+	return false
+}
+
+// compileCondition checks a condition's operator and values (not its
+// field) and compiles it.
+func compileCondition(c *featurev1.FieldCondition, path string, v *Violations) *Condition {
+	out := &Condition{op: c.GetOperator()}
+	for _, x := range c.GetValues() {
+		out.values = append(out.values, profile.FromProto(x))
+	}
+	n := len(c.GetValues())
+	switch c.GetOperator() {
+	case featurev1.FieldOperator_FIELD_OPERATOR_IN, featurev1.FieldOperator_FIELD_OPERATOR_NOT_IN:
+		if n == 0 {
+			v.add(path+".values", "%s needs at least one value", c.GetOperator())
+		}
+	case featurev1.FieldOperator_FIELD_OPERATOR_LESS_THAN, featurev1.FieldOperator_FIELD_OPERATOR_LESS_THAN_OR_EQUAL,
+		featurev1.FieldOperator_FIELD_OPERATOR_GREATER_THAN, featurev1.FieldOperator_FIELD_OPERATOR_GREATER_THAN_OR_EQUAL:
+		if n != 1 {
+			v.add(path+".values", "%s needs exactly one value, got %d", c.GetOperator(), n)
+		} else if out.values[0].IsNull() {
+			v.add(path+".values[0]", "must not be null")
+		}
+	case featurev1.FieldOperator_FIELD_OPERATOR_EXISTS, featurev1.FieldOperator_FIELD_OPERATOR_NOT_EXISTS:
+		if n != 0 {
+			v.add(path+".values", "%s takes no values", c.GetOperator())
+		}
+	default:
+		v.add(path+".operator", "is required: one of IN, NOT_IN, LESS_THAN, LESS_THAN_OR_EQUAL, GREATER_THAN, GREATER_THAN_OR_EQUAL, EXISTS, NOT_EXISTS")
+	}
+	return out
+}
+
+// Filter is a compiled EventFilter.
+type Filter struct {
+	names      []string
+	conditions []eventCondition
+}
+
+type eventCondition struct {
+	get  func(*profile.Event) profile.Value
+	cond *Condition
+}
+
+// MatchAll is the filter that every event matches.
+var MatchAll = &Filter{}
+
+// CompileFilter validates and compiles an event filter; path names it in
+// violations. A nil filter matches every event, or the events named
+// defaultNames when given.
+func CompileFilter(f *featurev1.EventFilter, path string, defaultNames ...string) (*Filter, Violations) {
+	var v Violations
+	out := &Filter{}
+	if f == nil {
+		out.names = defaultNames
+		return out, nil
+	}
+	for i, n := range f.GetNames() {
+		if n == "" {
+			v.add(fmt.Sprintf("%s.names[%d]", path, i), "must not be empty")
+		}
+		out.names = append(out.names, n)
+	}
+	for i, c := range f.GetConditions() {
+		p := fmt.Sprintf("%s.conditions[%d]", path, i)
+		get, ok := EventField(c.GetField())
+		if !ok {
+			v.add(p+".field", "unknown event field %q: use item_id, value, name, currency, context.channel, context.campaign or properties.<name>", c.GetField())
+		}
+		cond := compileCondition(c, p, &v)
+		out.conditions = append(out.conditions, eventCondition{get: get, cond: cond})
+	}
+	if checkUnknown(f, path, &v); len(v) > 0 {
+		return nil, v
+	}
+	return out, nil
+}
+
+// Match reports whether e matches the filter.
+func (f *Filter) Match(e *profile.Event) bool {
+	if len(f.names) > 0 {
+		found := false
+		for _, n := range f.names {
+			if e.Name == n {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	for _, c := range f.conditions {
+		if !c.cond.Holds(c.get(e)) {
+			return false
+		}
+	}
+	return true
+}
+
+// TraitConditions is a compiled list of conditions on traits
+// ("traits.<name>"), all of which must hold.
+type TraitConditions struct {
+	traits     []string
+	conditions []*Condition
+}
+
+// CompileTraitConditions validates and compiles conditions on traits.
+func CompileTraitConditions(cs []*featurev1.FieldCondition, path string) (*TraitConditions, Violations) {
+	var v Violations
+	out := &TraitConditions{}
+	for i, c := range cs {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		name, ok := strings.CutPrefix(c.GetField(), "traits.")
+		if !ok || name == "" {
+			v.add(p+".field", "must be traits.<name>, got %q", c.GetField())
+		}
+		out.traits = append(out.traits, name)
+		out.conditions = append(out.conditions, compileCondition(c, p, &v))
+	}
+	if len(v) > 0 {
+		return nil, v
+	}
+	return out, nil
+}
+
+// Holds reports whether every condition holds for p's traits as of the
+// instant before.
+func (t *TraitConditions) Holds(p *profile.Profile, before int64) bool {
+	for i, name := range t.traits {
+		val, _, _ := p.TraitAt(name, before)
+		if !t.conditions[i].Holds(val) {
+			return false
+		}
+	}
+	return true
+}
+
+// Empty reports whether there are no conditions.
+func (t *TraitConditions) Empty() bool { return t == nil || len(t.conditions) == 0 }
+
+// valueTypeName is a type's short name for messages.
+func valueTypeName(t commonv1.ValueType) string {
+	return strings.TrimPrefix(t.String(), "VALUE_TYPE_")
+}

@@ -1,0 +1,374 @@
+package materialize
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/state"
+)
+
+// MaxProfileBytes is the largest encoded profile stored; beyond it the
+// oldest behavioural events are dropped (and counted as skipped "truncated").
+const MaxProfileBytes = 900 << 10
+
+// fetchWait bounds how long an idle consumer waits for records before it
+// looks at its context again.
+const fetchWait = 250 * time.Millisecond
+
+// runner consumes one partition while this replica owns it.
+type runner struct {
+	m    *Materializer
+	part int
+	log  *slog.Logger
+}
+
+// item is one record of a batch.
+type item struct {
+	seq uint64
+	key string
+	sk  eventlog.Key
+	ev  *ingestv1.StoredEvent
+}
+
+func (r *runner) run(ctx context.Context) {
+	defer r.m.metrics.dropLag(r.part)
+	for ctx.Err() == nil {
+		err := r.consume(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("consuming partition; restarting from the last acknowledged record", slog.Any("error", err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// consumer returns the partition's durable consumer, recreating it just
+// after its acknowledged floor when a previous owner left records
+// unacknowledged (so they come again at once, not after the ack wait).
+func (r *runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
+	name := ConsumerName(r.part)
+	start := uint64(0)
+	c, err := r.m.events.Consumer(ctx, name)
+	switch {
+	case err == nil:
+		info, err := c.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("reading consumer %s: %w", name, err)
+		}
+		if info.NumAckPending == 0 {
+			return c, nil
+		}
+		start = info.AckFloor.Stream + 1
+		if err := r.m.events.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("resetting consumer %s: %w", name, err)
+		}
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, fmt.Errorf("opening consumer %s: %w", name, err)
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "Bullseye feature materialisation of partition " + strconv.Itoa(r.part),
+		FilterSubject: eventlog.PartitionFilter(r.part),
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if start > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+	}
+	c, err = r.m.events.CreateOrUpdateConsumer(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating consumer %s: %w", name, err)
+	}
+	return c, nil
+}
+
+func (r *runner) consume(ctx context.Context) error {
+	c, err := r.consumer(ctx)
+	if err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		batch, err := c.Fetch(r.m.opts.BatchSize, jetstream.FetchMaxWait(fetchWait))
+		if err != nil {
+			return fmt.Errorf("fetching from partition %d: %w", r.part, err)
+		}
+		var msgs []jetstream.Msg
+		for msg := range batch.Messages() {
+			msgs = append(msgs, msg)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && len(msgs) == 0 {
+			return fmt.Errorf("fetching from partition %d: %w", r.part, err)
+		}
+		if len(msgs) == 0 {
+			r.m.metrics.setLag(r.part, 0)
+			continue
+		}
+		start := time.Now()
+		if err := r.apply(ctx, msgs); err != nil {
+			return err
+		}
+		last := msgs[len(msgs)-1]
+		if err := last.DoubleAck(ctx); err != nil {
+			return fmt.Errorf("acknowledging partition %d up to its record %s: %w", r.part, msgID(last), err)
+		}
+		r.m.metrics.batch.Observe(time.Since(start).Seconds())
+		if md, err := last.Metadata(); err == nil {
+			r.m.metrics.setLag(r.part, md.NumPending)
+		}
+	}
+	return nil
+}
+
+func msgID(m jetstream.Msg) string {
+	if md, err := m.Metadata(); err == nil {
+		return strconv.FormatUint(md.Sequence.Stream, 10)
+	}
+	return "?"
+}
+
+// group is the pending change of one profile in a batch.
+type group struct {
+	key   string
+	sk    eventlog.Key
+	base  *profile.Profile // as read; nil when new
+	rev   uint64
+	prof  *profile.Profile // with the batch's records applied
+	items []item
+	dirty bool
+}
+
+// apply applies msgs, in order, and stores every changed profile.
+func (r *runner) apply(ctx context.Context, msgs []jetstream.Msg) error {
+	groups := map[string]*group{}
+	var order []*group
+	for _, msg := range msgs {
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("reading record metadata: %w", err)
+		}
+		it, ok := r.decode(msg, md.Sequence.Stream)
+		if !ok {
+			continue
+		}
+		if it.ev.GetType() == ingestv1.EventType_EVENT_TYPE_ERASURE {
+			if err := r.flush(ctx, order); err != nil {
+				return err
+			}
+			groups, order = map[string]*group{}, nil
+			if err := r.erase(ctx, it); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.erased(it.sk.ID) {
+			r.m.metrics.skipped.WithLabelValues("erased").Inc()
+			continue
+		}
+		g := groups[it.key]
+		if g == nil {
+			p, rev, err := r.m.store.Get(ctx, it.key)
+			if err != nil {
+				return err
+			}
+			g = &group{key: it.key, sk: it.sk, base: p, rev: rev}
+			if p == nil {
+				g.prof = profile.New(it.sk)
+			} else {
+				g.prof = p.Clone()
+			}
+			groups[it.key] = g
+			order = append(order, g)
+		}
+		g.items = append(g.items, it)
+		if g.prof.Apply(it.seq, it.ev) {
+			g.dirty = true
+			r.m.metrics.applied.Inc()
+		} else {
+			r.m.metrics.skipped.WithLabelValues("duplicate").Inc()
+		}
+	}
+	return r.flush(ctx, order)
+}
+
+func (r *runner) decode(msg jetstream.Msg, seq uint64) (item, bool) {
+	info, err := eventlog.ParseEventSubject(msg.Subject())
+	if err != nil {
+		r.log.Error("skipping a record on an unknown subject", slog.Uint64("seq", seq), slog.Any("error", err))
+		r.m.metrics.skipped.WithLabelValues("undecodable").Inc()
+		return item{}, false
+	}
+	ev := &ingestv1.StoredEvent{}
+	if err := proto.Unmarshal(msg.Data(), ev); err != nil {
+		r.log.Error("skipping an undecodable record", slog.Uint64("seq", seq), slog.Any("error", err))
+		r.m.metrics.skipped.WithLabelValues("undecodable").Inc()
+		return item{}, false
+	}
+	key, err := state.KeyOf(info.Key)
+	if err != nil {
+		r.m.metrics.skipped.WithLabelValues("undecodable").Inc()
+		return item{}, false
+	}
+	return item{seq: seq, key: key, sk: info.Key, ev: ev}, true
+}
+
+func (r *runner) erased(id string) bool {
+	if r.m.opts.Erasures == nil || r.m.opts.Pseudonymiser == nil {
+		return false
+	}
+	return r.m.opts.Erasures.Contains(r.m.opts.Pseudonymiser.SubjectHash(id))
+}
+
+// flush stores every changed profile of a batch with compare-and-set
+// writes, redoing a profile whose write lost (its partition moved and came
+// back, or a previous owner was still writing).
+func (r *runner) flush(ctx context.Context, groups []*group) error {
+	todo := make([]*group, 0, len(groups))
+	for _, g := range groups {
+		if g.dirty {
+			todo = append(todo, g)
+		}
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt == 5 {
+			return fmt.Errorf("storing profiles of partition %d: compare-and-set lost %d times", r.part, attempt)
+		}
+		futures := make([]jetstream.PubAckFuture, len(todo))
+		for i, g := range todo {
+			data := r.encode(g.prof)
+			m := &nats.Msg{Subject: state.Subject(g.key), Data: data, Header: nats.Header{}}
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(g.rev, 10))
+			f, err := r.m.js.PublishMsgAsync(m)
+			if err != nil {
+				return fmt.Errorf("storing profile %s: %w", g.key, err)
+			}
+			futures[i] = f
+		}
+		var again []*group
+		var errs []error
+		for i, f := range futures {
+			g := todo[i]
+			select {
+			case ack := <-f.Ok():
+				r.m.store.Remember(g.key, g.prof, ack.Sequence)
+			case err := <-f.Err():
+				var apiErr *jetstream.APIError
+				if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+					r.m.metrics.conflicts.Inc()
+					again = append(again, g)
+					continue
+				}
+				errs = append(errs, fmt.Errorf("storing profile %s: %w", g.key, err))
+			case <-ctx.Done():
+				return fmt.Errorf("storing profiles of partition %d: %w", r.part, ctx.Err())
+			case <-time.After(30 * time.Second):
+				return fmt.Errorf("storing profiles of partition %d: no acknowledgement in 30s", r.part)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		for _, g := range again {
+			p, rev, err := r.m.store.Fetch(ctx, g.key)
+			if err != nil {
+				return err
+			}
+			g.base, g.rev = p, rev
+			if p == nil {
+				g.prof = profile.New(g.sk)
+			} else {
+				g.prof = p.Clone()
+			}
+			g.dirty = false
+			for _, it := range g.items {
+				if g.prof.Apply(it.seq, it.ev) {
+					g.dirty = true
+				}
+			}
+		}
+		todo = todo[:0]
+		for _, g := range again {
+			if g.dirty {
+				todo = append(todo, g)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) encode(p *profile.Profile) []byte {
+	data := profile.Encode(nil, p)
+	for len(data) > MaxProfileBytes && len(p.Events) > 0 {
+		drop := max(1, len(p.Events)/10)
+		p.Events = p.Events[drop:]
+		r.m.metrics.skipped.WithLabelValues("truncated").Add(float64(drop))
+		r.log.Warn("profile too large: dropping its oldest events", slog.Int("dropped", drop))
+		data = profile.Encode(data[:0], p)
+	}
+	return data
+}
+
+// erase applies an erasure record as the eventlog protocol says: delete the
+// state (and its history), report ErasureApplied, delete the record.
+func (r *runner) erase(ctx context.Context, it item) error {
+	keys := int64(0)
+	_, err := r.m.store.KV().Get(ctx, it.key)
+	switch {
+	case err == nil:
+		keys = 1
+		if err := r.m.store.KV().Purge(ctx, it.key); err != nil {
+			return fmt.Errorf("erasing profile %s: %w", it.key, err)
+		}
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		return fmt.Errorf("erasing profile %s: %w", it.key, err)
+	}
+	if err := r.m.store.Evict(it.key); err != nil {
+		return err
+	}
+	// The purge leaves a marker that still names the key: remove every
+	// message of the key, marker included.
+	if _, err := eventlog.Purge(ctx, r.m.js, state.StreamName, state.Subject(it.key)); err != nil {
+		return fmt.Errorf("erasing the history of profile %s: %w", it.key, err)
+	}
+	applied, err := json.Marshal(eventlog.ErasureApplied{
+		ErasureID:     it.ev.GetErasureId(),
+		SubjectHash:   it.ev.GetSubjectHash(),
+		EventSequence: it.seq,
+		KeysDeleted:   keys,
+		AppliedTime:   time.Now().UTC(),
+		Instance:      r.m.opts.Instance,
+	})
+	if err != nil {
+		return err
+	}
+	msg := &nats.Msg{Subject: eventlog.AuditAppliedSubject(it.ev.GetErasureId()), Data: applied, Header: nats.Header{}}
+	msg.Header.Set(eventlog.HeaderMsgID, "applied-"+it.ev.GetErasureId()+"-"+strconv.FormatUint(it.seq, 10))
+	if _, err := r.m.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("reporting erasure %s applied: %w", it.ev.GetErasureId(), err)
+	}
+	if err := r.m.events.DeleteMsg(ctx, it.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeMessageNotFound {
+			return fmt.Errorf("deleting erasure record %d: %w", it.seq, err)
+		}
+	}
+	r.m.metrics.erasures.Inc()
+	r.log.Info("erasure applied", slog.String("erasure_id", it.ev.GetErasureId()), slog.Int64("keys_deleted", keys))
+	return nil
+}

@@ -1,0 +1,504 @@
+// Package server answers the FeatureService RPCs on top of the catalog, the
+// state store and the dataset builder, and maps errors to gRPC statuses at
+// the handler.
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/catalog"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/dataset"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/featureset"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/selection"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/state"
+)
+
+// Defaults of Server.
+const (
+	DefaultMaxEntities     = 1000
+	DefaultRowsPerMessage  = 500
+	MaxRowsPerMessage      = 10000
+	DefaultInteractionRows = 1000
+	DefaultSelectRows      = 100_000
+	// maxMessageBytes bounds a streamed message well under the default
+	// 4 MiB send limit.
+	maxMessageBytes = 2 << 20
+)
+
+// Server implements featurev1.FeatureServiceServer.
+type Server struct {
+	featurev1.UnimplementedFeatureServiceServer
+
+	// Catalog holds the feature set versions.
+	Catalog *catalog.Catalog
+	// Store holds the profiles.
+	Store *state.Store
+	// Builder builds training sets and interaction lists.
+	Builder *dataset.Builder
+	// LastSeq returns the events stream's last sequence.
+	LastSeq func(ctx context.Context) (uint64, error)
+	// Erased reports whether a customer id is on the erasure list; nil
+	// when it cannot be consulted.
+	Erased func(id string) bool
+	// MaxEntities is the most entities of one GetOnlineFeatures call.
+	MaxEntities int
+	// Logger receives internal errors.
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func invalid(field, format string, args ...any) error {
+	return featureset.Violations{{Field: field, Description: fmt.Sprintf(format, args...)}}
+}
+
+// ApplyFeatureSet validates and stores a feature set version.
+func (s *Server) ApplyFeatureSet(ctx context.Context, req *featurev1.ApplyFeatureSetRequest) (*featurev1.ApplyFeatureSetResponse, error) {
+	resp, err := s.applyFeatureSet(ctx, req)
+	return resp, toStatus(ctx, s.Logger, "ApplyFeatureSet", err)
+}
+
+func (s *Server) applyFeatureSet(ctx context.Context, req *featurev1.ApplyFeatureSetRequest) (*featurev1.ApplyFeatureSetResponse, error) {
+	compiled, err := featureset.Compile(req.GetFeatureSet(), "feature_set")
+	if err != nil {
+		return nil, err
+	}
+	if req.GetValidateOnly() {
+		fs := proto.Clone(req.GetFeatureSet()).(*featurev1.FeatureSet)
+		fs.Version, fs.CreateTime, fs.Backfill = 0, nil, nil
+		fs.Columns = compiled.Columns
+		return &featurev1.ApplyFeatureSetResponse{FeatureSet: fs}, nil
+	}
+	seq, err := s.LastSeq(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stored, unchanged, err := s.Catalog.Apply(ctx, req.GetFeatureSet(), compiled, seq)
+	if err != nil {
+		return nil, err
+	}
+	return &featurev1.ApplyFeatureSetResponse{FeatureSet: stored, Unchanged: unchanged}, nil
+}
+
+// GetFeatureSet returns one feature set version.
+func (s *Server) GetFeatureSet(ctx context.Context, req *featurev1.GetFeatureSetRequest) (*featurev1.GetFeatureSetResponse, error) {
+	ref := req.GetFeatureSet()
+	var err error
+	var fs *featurev1.FeatureSet
+	switch {
+	case ref.GetName() == "":
+		err = invalid("feature_set.name", "is required")
+	case ref.GetVersion() < 0:
+		err = invalid("feature_set.version", "must not be negative")
+	default:
+		fs, err = s.Catalog.Get(ref.GetName(), ref.GetVersion())
+	}
+	if err != nil {
+		return nil, toStatus(ctx, s.Logger, "GetFeatureSet", err)
+	}
+	return &featurev1.GetFeatureSetResponse{FeatureSet: fs}, nil
+}
+
+// ListFeatureSets pages through feature sets.
+func (s *Server) ListFeatureSets(ctx context.Context, req *featurev1.ListFeatureSetsRequest) (*featurev1.ListFeatureSetsResponse, error) {
+	size := int(req.GetPageSize())
+	switch {
+	case size == 0:
+		size = 50
+	case size < 0 || size > 500:
+		return nil, toStatus(ctx, s.Logger, "ListFeatureSets", invalid("page_size", "must be between 0 and 500"))
+	}
+	offset := 0
+	if tok := req.GetPageToken(); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		n, err2 := strconv.Atoi(string(b))
+		if err != nil || err2 != nil || n < 0 {
+			return nil, toStatus(ctx, s.Logger, "ListFeatureSets", invalid("page_token", "is not a token this server issued"))
+		}
+		offset = n
+	}
+	all := s.Catalog.List(req.GetNamePrefix(), req.GetAllVersions())
+	resp := &featurev1.ListFeatureSetsResponse{}
+	if offset < len(all) {
+		end := min(len(all), offset+size)
+		resp.FeatureSets = all[offset:end]
+		if end < len(all) {
+			resp.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end)))
+		}
+	}
+	return resp, nil
+}
+
+// entityKey returns the subject key of a requested entity.
+func entityKey(e *commonv1.EntityKey, field string) (eventlog.Key, error) {
+	if e.GetId() == "" {
+		return eventlog.Key{}, invalid(field+".id", "is required")
+	}
+	switch e.GetEntityType() {
+	case "", "customer":
+		return eventlog.UserKey(e.GetId()), nil
+	case "anonymous":
+		return eventlog.AnonymousKey(e.GetId()), nil
+	}
+	return eventlog.Key{}, invalid(field+".entity_type", "unknown entity type %q: use \"customer\" (or empty) or \"anonymous\"", e.GetEntityType())
+}
+
+// GetOnlineFeatures answers current feature values of many entities.
+func (s *Server) GetOnlineFeatures(ctx context.Context, req *featurev1.GetOnlineFeaturesRequest) (*featurev1.GetOnlineFeaturesResponse, error) {
+	resp, err := s.getOnlineFeatures(ctx, req)
+	return resp, toStatus(ctx, s.Logger, "GetOnlineFeatures", err)
+}
+
+func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnlineFeaturesRequest) (*featurev1.GetOnlineFeaturesResponse, error) {
+	ref := req.GetFeatureSet()
+	if ref.GetName() == "" {
+		return nil, invalid("feature_set.name", "is required")
+	}
+	maxEntities := s.MaxEntities
+	if maxEntities <= 0 {
+		maxEntities = DefaultMaxEntities
+	}
+	if n := len(req.GetEntities()); n > maxEntities {
+		return nil, invalid("entities", "%d entities, at most %d per call", n, maxEntities)
+	}
+	set, err := s.Catalog.Resolve(ref.GetName(), ref.GetVersion(), true)
+	if err != nil {
+		return nil, err
+	}
+	cols := make([]int, 0, len(set.Columns))
+	names := req.GetFeatureNames()
+	if len(names) == 0 {
+		names = make([]string, len(set.Columns))
+		for i, c := range set.Columns {
+			cols = append(cols, i)
+			names[i] = c.GetName()
+		}
+	} else {
+		var v featureset.Violations
+		for i, n := range names {
+			idx, ok := set.Index(n)
+			if !ok {
+				v = append(v, featureset.Violation{Field: fmt.Sprintf("feature_names[%d]", i), Description: fmt.Sprintf("feature set %q version %d has no column %q", set.Name, set.Version, n)})
+			}
+			cols = append(cols, idx)
+		}
+		if len(v) > 0 {
+			return nil, v
+		}
+	}
+	ents := req.GetEntities()
+	keys := make([]string, len(ents))
+	for i, e := range ents {
+		k, err := entityKey(e, fmt.Sprintf("entities[%d]", i))
+		if err != nil {
+			return nil, err
+		}
+		if keys[i], err = state.KeyOf(k); err != nil {
+			return nil, invalid(fmt.Sprintf("entities[%d].id", i), "%v", err)
+		}
+	}
+	profiles := make([]*profile.Profile, len(ents))
+	if err := s.Store.GetMany(ctx, keys, profiles); err != nil {
+		return nil, err
+	}
+	now := s.now().UnixNano()
+
+	// One allocation per kind of object for the whole reply.
+	n := len(ents) * len(cols)
+	results := make([]featurev1.EntityFeatures, len(ents))
+	resultPtrs := make([]*featurev1.EntityFeatures, len(ents))
+	values := make([]featurev1.FeatureValue, n)
+	valuePtrs := make([]*featurev1.FeatureValue, n)
+	protoVals := make([]commonv1.Value, n)
+	stamps := make([]timestamppb.Timestamp, n)
+	numbers := make([]commonv1.Value_NumberValue, n)
+	ints := make([]commonv1.Value_IntValue, n)
+	defaults := make([]*commonv1.Value, len(set.Columns))
+	for i, d := range set.Defaults {
+		if !d.IsNull() {
+			defaults[i] = d.Proto()
+		}
+	}
+	outs := make([]featureset.Out, len(set.Columns))
+	k := 0
+	for i, e := range ents {
+		r := &results[i]
+		resultPtrs[i] = r
+		r.Entity = e
+		r.Values = valuePtrs[k : k+len(cols) : k+len(cols)]
+		p := profiles[i]
+		erased := s.Erased != nil && s.Erased(e.GetId())
+		switch {
+		case erased:
+			r.Consent = commonv1.ConsentState_CONSENT_STATE_ERASED
+		case p != nil:
+			r.Found = true
+			r.Consent = p.Consent()
+			set.Eval(p, now, outs)
+		}
+		for j, col := range cols {
+			fv := &values[k]
+			valuePtrs[k] = fv
+			r.Values[j] = fv
+			switch {
+			case !r.Found:
+				fv.Status = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_NOT_FOUND
+				fv.Value = defaults[col]
+			case outs[col].Value.IsNull():
+				fv.Status = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_NULL
+				fv.Value = defaults[col]
+			default:
+				o := outs[col]
+				fv.Status = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_PRESENT
+				if age := set.MaxAge[col]; age > 0 && o.HasUpdate && now-o.Update > age {
+					fv.Status = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_STALE
+				}
+				pv := &protoVals[k]
+				switch o.Value.Kind {
+				case profile.Number:
+					numbers[k].NumberValue = o.Value.Num
+					pv.Kind = &numbers[k]
+				case profile.Int:
+					ints[k].IntValue = o.Value.Int
+					pv.Kind = &ints[k]
+				default:
+					o.Value.Fill(pv)
+				}
+				fv.Value = pv
+				if o.HasUpdate {
+					ts := &stamps[k]
+					ts.Seconds, ts.Nanos = o.Update/1e9, int32(o.Update%1e9)
+					if ts.Nanos < 0 {
+						ts.Seconds, ts.Nanos = ts.Seconds-1, ts.Nanos+1e9
+					}
+					fv.UpdateTime = ts
+				}
+			}
+			k++
+		}
+	}
+	return &featurev1.GetOnlineFeaturesResponse{
+		FeatureSet:   &featurev1.FeatureSetRef{Name: set.Name, Version: set.Version},
+		FeatureNames: names,
+		Results:      resultPtrs,
+	}, nil
+}
+
+// BuildTrainingSet streams a point-in-time correct training set.
+func (s *Server) BuildTrainingSet(req *featurev1.BuildTrainingSetRequest, stream featurev1.FeatureService_BuildTrainingSetServer) error {
+	ctx := stream.Context()
+	return toStatus(ctx, s.Logger, "BuildTrainingSet", s.buildTrainingSet(ctx, req, stream.Send))
+}
+
+func (s *Server) buildTrainingSet(ctx context.Context, req *featurev1.BuildTrainingSetRequest, send func(*featurev1.BuildTrainingSetResponse) error) error {
+	per := int(req.GetRowsPerMessage())
+	switch {
+	case per == 0:
+		per = DefaultRowsPerMessage
+	case per < 0 || per > MaxRowsPerMessage:
+		return invalid("rows_per_message", "must be between 0 and %d", MaxRowsPerMessage)
+	}
+	if _, ok := featurev1.TrainingSetOrder_name[int32(req.GetOrder())]; !ok {
+		return invalid("order", "unknown order %d", req.GetOrder())
+	}
+	plan, err := dataset.Compile(s.Catalog, req.GetSpec(), "spec")
+	if err != nil {
+		return err
+	}
+	var batch []*featurev1.TrainingRow
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := send(&featurev1.BuildTrainingSetResponse{Rows: batch})
+		batch, size = nil, 0
+		return err
+	}
+	res, err := s.Builder.Build(ctx, plan, req.GetOrder(), func(r dataset.Result) error {
+		return send(&featurev1.BuildTrainingSetResponse{Header: &featurev1.TrainingSetHeader{
+			FeatureSet:     &featurev1.FeatureSetRef{Name: plan.Set.Name, Version: plan.Set.Version},
+			Columns:        plan.Columns,
+			LabelName:      plan.LabelName(),
+			LabelType:      r.LabelType,
+			StreamSequence: r.StreamSeq,
+			TrainingSetId:  dataset.ID(req, r.StreamSeq),
+		}})
+	}, func(r dataset.Row) error {
+		row := trainingRow(r)
+		batch = append(batch, row)
+		size += proto.Size(row)
+		if len(batch) >= per || size >= maxMessageBytes {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return send(&featurev1.BuildTrainingSetResponse{Summary: res.Summary})
+}
+
+func trainingRow(r dataset.Row) *featurev1.TrainingRow {
+	vals := make([]commonv1.Value, len(r.Features))
+	ptrs := make([]*commonv1.Value, len(r.Features))
+	for i, f := range r.Features {
+		f.Fill(&vals[i])
+		ptrs[i] = &vals[i]
+	}
+	out := &featurev1.TrainingRow{
+		Entity:           &commonv1.EntityKey{Id: r.Entity},
+		CutoffTime:       profile.Timestamp(r.Cutoff),
+		Features:         ptrs,
+		Label:            r.Label.Proto(),
+		Split:            r.Split,
+		ImportId:         r.ImportID,
+		TriggerMessageId: r.TriggerID,
+	}
+	if r.ImportID != "" {
+		out.ImportRowNumber = r.ImportRow
+	}
+	return out
+}
+
+// ExportInteractions streams (user, item, value, time) rows.
+func (s *Server) ExportInteractions(req *featurev1.ExportInteractionsRequest, stream featurev1.FeatureService_ExportInteractionsServer) error {
+	ctx := stream.Context()
+	return toStatus(ctx, s.Logger, "ExportInteractions", s.exportInteractions(ctx, req, stream.Send))
+}
+
+func (s *Server) exportInteractions(ctx context.Context, req *featurev1.ExportInteractionsRequest, send func(*featurev1.ExportInteractionsResponse) error) error {
+	plan, err := dataset.CompileInteractions(req)
+	if err != nil {
+		return err
+	}
+	per := int(req.GetRowsPerMessage())
+	if per == 0 {
+		per = DefaultInteractionRows
+	}
+	var batch []*featurev1.Interaction
+	_, err = s.Builder.Interactions(ctx, plan, func(it dataset.Interaction) error {
+		batch = append(batch, &featurev1.Interaction{UserId: it.User, ItemId: it.Item, Value: it.Value, Time: profile.Timestamp(it.Time), EventCount: it.Events})
+		if len(batch) >= per {
+			err := send(&featurev1.ExportInteractionsResponse{Interactions: batch})
+			batch = nil
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		return send(&featurev1.ExportInteractionsResponse{Interactions: batch})
+	}
+	return nil
+}
+
+// SelectFeatures ranks a feature set's features on a training set's TRAIN
+// rows.
+func (s *Server) SelectFeatures(ctx context.Context, req *featurev1.SelectFeaturesRequest) (*featurev1.SelectFeaturesResponse, error) {
+	resp, err := s.selectFeatures(ctx, req)
+	return resp, toStatus(ctx, s.Logger, "SelectFeatures", err)
+}
+
+func (s *Server) selectFeatures(ctx context.Context, req *featurev1.SelectFeaturesRequest) (*featurev1.SelectFeaturesResponse, error) {
+	var v featureset.Violations
+	for i, m := range req.GetMethods() {
+		if _, ok := featurev1.SelectionMethod_name[int32(m)]; !ok || m == featurev1.SelectionMethod_SELECTION_METHOD_UNSPECIFIED {
+			v = append(v, featureset.Violation{Field: fmt.Sprintf("methods[%d]", i), Description: "unknown selection method"})
+		}
+	}
+	if req.GetMaxRows() < 0 {
+		v = append(v, featureset.Violation{Field: "max_rows", Description: "must not be negative"})
+	}
+	if req.GetBins() < 0 || req.GetBins() == 1 {
+		v = append(v, featureset.Violation{Field: "bins", Description: "must be 0 (the default) or at least 2"})
+	}
+	if c := req.GetMaxCorrelation(); c < 0 || c > 1 {
+		v = append(v, featureset.Violation{Field: "max_correlation", Description: "must be in [0, 1]"})
+	}
+	if req.GetL1PathLength() < 0 || req.GetL1PathLength() == 1 {
+		v = append(v, featureset.Violation{Field: "l1_path_length", Description: "must be 0 (the default) or at least 2"})
+	}
+	if len(v) > 0 {
+		return nil, v
+	}
+	plan, err := dataset.Compile(s.Catalog, req.GetSpec(), "spec")
+	if err != nil {
+		return nil, err
+	}
+	maxRows := req.GetMaxRows()
+	if maxRows == 0 {
+		maxRows = DefaultSelectRows
+	}
+	type kept struct {
+		hash float64
+		x    []profile.Value
+		y    profile.Value
+	}
+	var rows []kept
+	res, err := s.Builder.Build(ctx, plan, featurev1.TrainingSetOrder_TRAINING_SET_ORDER_ENTITY, func(dataset.Result) error { return nil }, func(r dataset.Row) error {
+		if r.Split != featurev1.Split_SPLIT_TRAIN {
+			return nil
+		}
+		rows = append(rows, kept{
+			hash: dataset.HashFraction(r.Entity+"\x00"+strconv.FormatInt(r.Cutoff, 10), 0x5e1ec7),
+			x:    append([]profile.Value(nil), r.Features...),
+			y:    r.Label,
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(rows)) > maxRows {
+		sort.SliceStable(rows, func(i, j int) bool { return rows[i].hash < rows[j].hash })
+		rows = rows[:maxRows]
+	}
+	in := selection.Input{Columns: plan.Columns, LabelType: res.LabelType}
+	for _, r := range rows {
+		in.X = append(in.X, r.x)
+		in.Y = append(in.Y, r.y)
+	}
+	scores, drops, err := selection.Select(in, selection.Params{
+		Methods:        req.GetMethods(),
+		Bins:           int(req.GetBins()),
+		MinVariance:    req.GetMinVariance(),
+		MaxCorrelation: req.GetMaxCorrelation(),
+		PathLength:     int(req.GetL1PathLength()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &featurev1.SelectFeaturesResponse{
+		Features:       scores,
+		SuggestedDrops: drops,
+		RowsUsed:       int64(len(rows)),
+		FeatureSet:     &featurev1.FeatureSetRef{Name: plan.Set.Name, Version: plan.Set.Version},
+		LabelType:      res.LabelType,
+	}, nil
+}

@@ -1,0 +1,352 @@
+// Package state keeps customers' profiles in the JetStream key-value bucket
+// that every feature replica shares, with an in-memory cache in each
+// replica. The cache is kept coherent by a watch on the bucket (a replica
+// that owns a customer's partition writes; every replica sees the write and
+// refreshes its cached copy) and by an eviction broadcast for erasures,
+// which leave no trace in the bucket to watch.
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
+)
+
+// Bucket is the key-value bucket of profiles. A key is "<kind>.<token>":
+// the subject kind (eventlog.KindUser "u" or eventlog.KindAnonymous "a")
+// and the eventlog.EncodeID token of the id; the value is profile.Encode.
+const Bucket = "bullseye_features"
+
+// StreamName is the stream behind Bucket.
+const StreamName = "KV_" + Bucket
+
+// EvictSubject is the core NATS subject on which replicas tell each other
+// to drop a key from their caches (after an erasure).
+const EvictSubject = "bullseye.feature.evict"
+
+// DefaultCacheSize is the default number of profiles each replica caches.
+const DefaultCacheSize = 200_000
+
+const shards = 64
+
+// KeyOf returns the bucket key of a subject key.
+func KeyOf(k eventlog.Key) (string, error) {
+	tok, err := eventlog.EncodeID(k.ID)
+	if err != nil {
+		return "", err
+	}
+	return string(k.Kind) + "." + tok, nil
+}
+
+// UserPrefix is the key filter of every customer (not anonymous) profile.
+const UserPrefix = string(eventlog.KindUser) + ".>"
+
+// Subject returns the stream subject of a bucket key.
+func Subject(key string) string { return "$KV." + Bucket + "." + key }
+
+type entry struct {
+	rev     uint64
+	p       *profile.Profile // nil: no such key
+	pending bool             // a read is under way
+}
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[string]*entry
+}
+
+// Options configure Open.
+type Options struct {
+	// Replicas of the bucket: 1 for one server, 3 on a cluster.
+	Replicas int
+	// Memory keeps the bucket in memory (benchmarks only).
+	Memory bool
+	// CacheSize is the most profiles cached; 0 means DefaultCacheSize.
+	CacheSize int
+	// Logger receives warnings.
+	Logger *slog.Logger
+}
+
+// Store is the profile bucket with its cache. It is safe for concurrent
+// use.
+type Store struct {
+	js       jetstream.JetStream
+	kv       jetstream.KeyValue
+	logger   *slog.Logger
+	seed     maphash.Seed
+	shards   [shards]shard
+	perShard int
+	watcher  jetstream.KeyWatcher
+	sub      *nats.Subscription
+	done     chan struct{}
+
+	hits, misses atomic.Int64
+}
+
+// Open opens (creating if needed) the bucket and starts the cache's watch.
+func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	storage := jetstream.FileStorage
+	if o.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "Bullseye feature state: one profile (event history, traits, consent) per customer",
+		History:     1,
+		Storage:     storage,
+		Replicas:    o.Replicas,
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, Bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening bucket %s: %w", Bucket, err)
+	}
+	s := &Store{js: js, kv: kv, logger: o.Logger, seed: maphash.MakeSeed(), perShard: max(1, o.CacheSize/shards), done: make(chan struct{})}
+	for i := range s.shards {
+		s.shards[i].m = map[string]*entry{}
+	}
+	s.watcher, err = kv.WatchAll(context.WithoutCancel(ctx), jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, fmt.Errorf("watching bucket %s: %w", Bucket, err)
+	}
+	s.sub, err = js.Conn().Subscribe(EvictSubject, func(m *nats.Msg) { s.drop(string(m.Data)) })
+	if err != nil {
+		_ = s.watcher.Stop()
+		return nil, fmt.Errorf("subscribing to %s: %w", EvictSubject, err)
+	}
+	go s.watch()
+	return s, nil
+}
+
+// Close stops the watch.
+func (s *Store) Close() {
+	_ = s.sub.Unsubscribe()
+	_ = s.watcher.Stop()
+	<-s.done
+}
+
+// KV returns the bucket.
+func (s *Store) KV() jetstream.KeyValue { return s.kv }
+
+// Stats returns the cache's hits and misses so far.
+func (s *Store) Stats() (hits, misses int64) { return s.hits.Load(), s.misses.Load() }
+
+func (s *Store) shard(key string) *shard {
+	return &s.shards[maphash.String(s.seed, key)%shards]
+}
+
+func (s *Store) watch() {
+	defer close(s.done)
+	for e := range s.watcher.Updates() {
+		if e == nil {
+			continue
+		}
+		sh := s.shard(e.Key())
+		sh.mu.RLock()
+		cur := sh.m[e.Key()]
+		stale := cur != nil && cur.rev < e.Revision()
+		sh.mu.RUnlock()
+		if !stale {
+			continue
+		}
+		var p *profile.Profile
+		if e.Operation() == jetstream.KeyValuePut {
+			var err error
+			if p, err = profile.Decode(e.Value(), nil); err != nil {
+				s.logger.Error("decoding a watched profile", slog.String("key", e.Key()), slog.Any("error", err))
+				s.drop(e.Key())
+				continue
+			}
+		}
+		s.install(e.Key(), p, e.Revision(), false)
+	}
+}
+
+// install puts (p, rev) in the cache unless the cache holds a newer
+// revision; with onlyIfPresent it only refreshes an existing entry.
+func (s *Store) install(key string, p *profile.Profile, rev uint64, onlyIfPresent bool) *entry {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	cur := sh.m[key]
+	if cur == nil && onlyIfPresent {
+		return nil
+	}
+	if cur != nil && !cur.pending && cur.rev > rev {
+		return cur
+	}
+	if cur != nil && cur.pending && cur.rev > rev {
+		cur.pending = false
+		return cur
+	}
+	e := &entry{rev: rev, p: p}
+	sh.m[key] = e
+	s.trimLocked(sh)
+	return e
+}
+
+func (s *Store) trimLocked(sh *shard) {
+	for k, e := range sh.m {
+		if len(sh.m) <= s.perShard {
+			return
+		}
+		if !e.pending {
+			delete(sh.m, k)
+		}
+	}
+}
+
+func (s *Store) drop(key string) {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	delete(sh.m, key)
+	sh.mu.Unlock()
+}
+
+// Get returns the profile of key and its revision, from the cache or the
+// bucket; nil when there is none.
+func (s *Store) Get(ctx context.Context, key string) (*profile.Profile, uint64, error) {
+	sh := s.shard(key)
+	sh.mu.RLock()
+	e := sh.m[key]
+	sh.mu.RUnlock()
+	if e != nil && !e.pending {
+		s.hits.Add(1)
+		return e.p, e.rev, nil
+	}
+	s.misses.Add(1)
+	return s.Fetch(ctx, key)
+}
+
+// Fetch reads key from the bucket, bypassing the cache, and caches it.
+func (s *Store) Fetch(ctx context.Context, key string) (*profile.Profile, uint64, error) {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	if sh.m[key] == nil {
+		sh.m[key] = &entry{pending: true}
+	}
+	sh.mu.Unlock()
+	kve, err := s.kv.Get(ctx, key)
+	var p *profile.Profile
+	var rev uint64
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		sh.mu.Lock()
+		if e := sh.m[key]; e != nil && e.pending {
+			delete(sh.m, key)
+		}
+		sh.mu.Unlock()
+		return nil, 0, fmt.Errorf("reading profile %s: %w", key, err)
+	default:
+		rev = kve.Revision()
+		if p, err = profile.Decode(kve.Value(), nil); err != nil {
+			s.drop(key)
+			return nil, 0, fmt.Errorf("reading profile %s: %w", key, err)
+		}
+	}
+	e := s.install(key, p, rev, false)
+	return e.p, e.rev, nil
+}
+
+// GetMany gets the profiles of keys into out (len(out) == len(keys)),
+// reading cache misses from the bucket concurrently. revs, if not nil,
+// receives the revisions.
+func (s *Store) GetMany(ctx context.Context, keys []string, out []*profile.Profile) error {
+	var missing []int
+	for i, key := range keys {
+		sh := s.shard(key)
+		sh.mu.RLock()
+		e := sh.m[key]
+		sh.mu.RUnlock()
+		if e != nil && !e.pending {
+			out[i] = e.p
+			continue
+		}
+		missing = append(missing, i)
+	}
+	s.hits.Add(int64(len(keys) - len(missing)))
+	s.misses.Add(int64(len(missing)))
+	if len(missing) == 0 {
+		return nil
+	}
+	if len(missing) == 1 {
+		p, _, err := s.Fetch(ctx, keys[missing[0]])
+		out[missing[0]] = p
+		return err
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(missing))
+	sem := make(chan struct{}, 32)
+	for j, i := range missing {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i], _, errs[j] = s.Fetch(ctx, keys[i])
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Remember caches a profile its owner has just written at rev.
+func (s *Store) Remember(key string, p *profile.Profile, rev uint64) {
+	s.install(key, p, rev, false)
+}
+
+// Evict drops key from every replica's cache.
+func (s *Store) Evict(key string) error {
+	s.drop(key)
+	if err := s.js.Conn().Publish(EvictSubject, []byte(key)); err != nil {
+		return fmt.Errorf("broadcasting the eviction of %s: %w", key, err)
+	}
+	return nil
+}
+
+// Scan calls fn with the latest value of every key matching filter (e.g.
+// UserPrefix), in no particular order, and returns when all were seen.
+func (s *Store) Scan(ctx context.Context, filter string, fn func(key string, value []byte) error) error {
+	w, err := s.kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("scanning bucket %s: %w", Bucket, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("scanning bucket %s: %w", Bucket, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("scanning bucket %s: the watch ended early", Bucket)
+			}
+			if e == nil {
+				return nil
+			}
+			if err := fn(e.Key(), e.Value()); err != nil {
+				return err
+			}
+		}
+	}
+}

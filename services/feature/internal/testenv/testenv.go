@@ -1,0 +1,484 @@
+// Package testenv runs the feature service against real embedded etcd and
+// NATS for tests: it starts the servers, runs the service in-process or as
+// its binary, publishes StoredEvent records the way ingest does, and offers
+// client helpers.
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+	"github.com/bullseye-ml/bullseye/pkg/mesh"
+	"github.com/bullseye-ml/bullseye/services/feature"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/materialize"
+)
+
+// HMACKey is the key tests pseudonymise with.
+const HMACKey = "bullseye-test-hmac-key-0123456789abcdef"
+
+// Env is one test's etcd, NATS and JetStream handles.
+type Env struct {
+	T    testing.TB
+	Etcd *embedded.Etcd
+	NATS *embedded.NATS
+	NC   *nats.Conn
+	JS   jetstream.JetStream
+	Cli  *clientv3.Client
+	// KeyFile holds HMACKey.
+	KeyFile string
+	// Pseudonymiser is built from HMACKey.
+	Pseudonymiser *eventlog.Pseudonymiser
+}
+
+// New starts etcd and NATS for t and creates the event log layout.
+func New(t testing.TB) *Env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := &Env{T: t}
+	var err error
+	if e.Etcd, err = embedded.StartEtcd(ctx, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Etcd.Close)
+	if e.NATS, err = embedded.StartNATS(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.NATS.Shutdown)
+	if e.NC, err = nats.Connect(e.NATS.URL()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.NC.Close)
+	if e.JS, err = jetstream.New(e.NC, jetstream.WithPublishAsyncMaxPending(8192)); err != nil {
+		t.Fatal(err)
+	}
+	if err := eventlog.Ensure(ctx, e.JS); err != nil {
+		t.Fatal(err)
+	}
+	if e.Cli, err = clientv3.New(clientv3.Config{Endpoints: e.Etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Cli.Close() })
+	e.KeyFile = filepath.Join(t.TempDir(), "hmac.key")
+	if err := os.WriteFile(e.KeyFile, []byte(HMACKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if e.Pseudonymiser, err = eventlog.NewPseudonymiser([]byte(HMACKey), ""); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// Config returns a feature service configuration for this environment.
+func (e *Env) Config() feature.Config {
+	cfg := feature.NewConfig()
+	cfg.EtcdEndpoints = e.Etcd.Endpoints()
+	cfg.NATSURL = e.NATS.URL()
+	cfg.Server.TLS.Insecure = true
+	cfg.Server.ListenAddr = "127.0.0.1:0"
+	cfg.Server.ShutdownTimeout = 2 * time.Second
+	cfg.LeaseTTL = 2 * time.Second
+	cfg.DataDir = e.T.TempDir()
+	cfg.HMACKeyFile = e.KeyFile
+	cfg.Server.Logger = quietLogger(e.T)
+	return cfg
+}
+
+// Service is a feature service running in this process.
+type Service struct {
+	Addr   string
+	Client featurev1.FeatureServiceClient
+	Conn   *grpc.ClientConn
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start runs the feature service in-process with cfg and waits until it
+// is SERVING.
+func (e *Env) Start(cfg feature.Config) *Service {
+	e.T.Helper()
+	addrs := make(chan string, 1)
+	cfg.Started = func(_, addr string) { addrs <- addr }
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- feature.Run(ctx, cfg) }()
+	select {
+	case s.Addr = <-addrs:
+	case err := <-s.done:
+		cancel()
+		e.T.Fatalf("feature service stopped at start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		e.T.Fatal("feature service did not start within 30s")
+	}
+	e.T.Cleanup(s.Stop)
+	s.dial(e.T)
+	e.WaitServing(s.Addr, 60*time.Second)
+	return s
+}
+
+func (s *Service) dial(t testing.TB) {
+	conn, err := grpc.NewClient(s.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Conn = conn
+	s.Client = featurev1.NewFeatureServiceClient(conn)
+}
+
+// Stop stops the service gracefully and waits for it.
+func (s *Service) Stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	if s.Conn != nil {
+		s.Conn.Close()
+	}
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+	}
+}
+
+// WaitServing waits until the server at addr reports SERVING.
+func (e *Env) WaitServing(addr string, within time.Duration) {
+	e.T.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := mesh.CheckHealth(ctx, addr, "", mesh.TLSConfig{Insecure: true})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.T.Fatalf("%s not SERVING after %v: %v", addr, within, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Health returns the overall health status of addr.
+func Health(addr string) (healthpb.HealthCheckResponse_ServingStatus, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return 0, err
+	}
+	return r.GetStatus(), nil
+}
+
+// Proc is the feature binary running as a subprocess.
+type Proc struct {
+	Addr   string
+	Client featurev1.FeatureServiceClient
+	Conn   *grpc.ClientConn
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// StartBinary runs the binary bin against the environment with extra
+// flags, and waits until it is SERVING.
+func (e *Env) StartBinary(bin string, extra ...string) *Proc {
+	e.T.Helper()
+	port := freePort(e.T)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	args := append([]string{
+		"--etcd-endpoints", strings.Join(e.Etcd.Endpoints(), ","),
+		"--nats-url", e.NATS.URL(),
+		"--insecure",
+		"--listen", addr,
+		"--lease-ttl", "2s",
+		"--data-dir", e.T.TempDir(),
+		"--hmac-key-file", e.KeyFile,
+	}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = io.Discard
+	if os.Getenv("BULLSEYE_TEST_LOGS") != "" {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		e.T.Fatal(err)
+	}
+	p := &Proc{Addr: addr, cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	e.T.Cleanup(p.Kill)
+	e.WaitServing(addr, 60*time.Second)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	e.T.Cleanup(func() { conn.Close() })
+	p.Conn, p.Client = conn, featurev1.NewFeatureServiceClient(conn)
+	return p
+}
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Publisher publishes StoredEvent records as ingest does.
+type Publisher struct {
+	js      jetstream.JetStream
+	mu      sync.Mutex
+	futures []jetstream.PubAckFuture
+}
+
+// Publisher returns a publisher on the environment's JetStream.
+func (e *Env) Publisher() *Publisher { return &Publisher{js: e.JS} }
+
+// Publish sends a record asynchronously; Flush waits for the acks.
+func (p *Publisher) Publish(ev *ingestv1.StoredEvent) error {
+	var key eventlog.Key
+	if ev.GetUserId() != "" {
+		key = eventlog.UserKey(ev.GetUserId())
+	} else {
+		key = eventlog.AnonymousKey(ev.GetAnonymousId())
+	}
+	var t eventlog.Type
+	switch ev.GetType() {
+	case ingestv1.EventType_EVENT_TYPE_TRACK:
+		t = eventlog.TypeTrack
+	case ingestv1.EventType_EVENT_TYPE_IDENTIFY:
+		t = eventlog.TypeIdentify
+	case ingestv1.EventType_EVENT_TYPE_CONSENT:
+		t = eventlog.TypeConsent
+	case ingestv1.EventType_EVENT_TYPE_ERASURE:
+		t = eventlog.TypeErasure
+	default:
+		return fmt.Errorf("record type %v", ev.GetType())
+	}
+	subj, err := eventlog.EventSubject(key, t)
+	if err != nil {
+		return err
+	}
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
+	if ev.GetMessageId() != "" {
+		msg.Header.Set(eventlog.HeaderMsgID, ev.GetMessageId())
+	}
+	msg.Header.Set(eventlog.HeaderType, string(t))
+	f, err := p.js.PublishMsgAsync(msg)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.futures = append(p.futures, f)
+	n := len(p.futures)
+	p.mu.Unlock()
+	if n >= maxInFlight {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := p.Flush(ctx)
+		return err
+	}
+	return nil
+}
+
+// maxInFlight is how many publishes a Publisher leaves unacknowledged
+// before it waits for their acks (well under JetStream's pending limit).
+const maxInFlight = 4096
+
+// Flush waits for every publish's ack and returns the last sequence
+// acknowledged since the previous Flush.
+func (p *Publisher) Flush(ctx context.Context) (uint64, error) {
+	p.mu.Lock()
+	fs := p.futures
+	p.futures = nil
+	p.mu.Unlock()
+	var last uint64
+	for _, f := range fs {
+		select {
+		case a := <-f.Ok():
+			last = max(last, a.Sequence)
+		case err := <-f.Err():
+			return 0, err
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	return last, nil
+}
+
+// MustPublish publishes records and waits for their acks.
+func (e *Env) MustPublish(evs ...*ingestv1.StoredEvent) uint64 {
+	e.T.Helper()
+	p := e.Publisher()
+	for _, ev := range evs {
+		if err := p.Publish(ev); err != nil {
+			e.T.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	seq, err := p.Flush(ctx)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return seq
+}
+
+// WaitApplied waits until materialisation has applied the whole stream.
+func (e *Env) WaitApplied(within time.Duration) {
+	e.T.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	prog := materialize.NewProgress(e.JS)
+	seq, err := prog.LastSeq(ctx)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	if err := prog.Wait(ctx, seq); err != nil {
+		e.T.Fatal(err)
+	}
+}
+
+// Track returns a TRACK record.
+func Track(user, msgID, name string, at time.Time, value *float64, item string, props map[string]*commonv1.Value) *ingestv1.StoredEvent {
+	return &ingestv1.StoredEvent{
+		Type: ingestv1.EventType_EVENT_TYPE_TRACK, MessageId: msgID, UserId: user, Name: name, ItemId: item,
+		Value: value, Properties: props, EventTime: timestamppb.New(at), ReceivedAt: timestamppb.New(at),
+		Source: ingestv1.EventSource_EVENT_SOURCE_TRACK,
+	}
+}
+
+// Identify returns an IDENTIFY record.
+func Identify(user, msgID string, at time.Time, traits map[string]*commonv1.Value) *ingestv1.StoredEvent {
+	return &ingestv1.StoredEvent{
+		Type: ingestv1.EventType_EVENT_TYPE_IDENTIFY, MessageId: msgID, UserId: user, Traits: traits,
+		EventTime: timestamppb.New(at), ReceivedAt: timestamppb.New(at), Source: ingestv1.EventSource_EVENT_SOURCE_IDENTIFY,
+	}
+}
+
+// Consent returns a CONSENT record.
+func Consent(user, msgID string, at time.Time, st commonv1.ConsentState) *ingestv1.StoredEvent {
+	return &ingestv1.StoredEvent{
+		Type: ingestv1.EventType_EVENT_TYPE_CONSENT, MessageId: msgID, UserId: user, ConsentState: st,
+		EventTime: timestamppb.New(at), ReceivedAt: timestamppb.New(at), Source: ingestv1.EventSource_EVENT_SOURCE_SET_CONSENT,
+	}
+}
+
+// F returns a pointer to f.
+func F(f float64) *float64 { return &f }
+
+// Num, Int and Str make Values.
+func Num(f float64) *commonv1.Value {
+	return &commonv1.Value{Kind: &commonv1.Value_NumberValue{NumberValue: f}}
+}
+
+// Int makes an INT Value.
+func Int(i int64) *commonv1.Value {
+	return &commonv1.Value{Kind: &commonv1.Value_IntValue{IntValue: i}}
+}
+
+// Str makes a STRING Value.
+func Str(s string) *commonv1.Value {
+	return &commonv1.Value{Kind: &commonv1.Value_StringValue{StringValue: s}}
+}
+
+// ApplyReady applies a feature set and waits until its version is READY.
+func ApplyReady(t testing.TB, c featurev1.FeatureServiceClient, fs *featurev1.FeatureSet) *featurev1.FeatureSet {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := c.ApplyFeatureSet(ctx, &featurev1.ApplyFeatureSetRequest{FeatureSet: fs})
+	if err != nil {
+		t.Fatalf("ApplyFeatureSet: %v", err)
+	}
+	ref := &featurev1.FeatureSetRef{Name: fs.GetName(), Version: resp.GetFeatureSet().GetVersion()}
+	for {
+		got, err := c.GetFeatureSet(ctx, &featurev1.GetFeatureSetRequest{FeatureSet: ref})
+		if err != nil {
+			t.Fatalf("GetFeatureSet: %v", err)
+		}
+		if got.GetFeatureSet().GetBackfill().GetState() == featurev1.BackfillState_BACKFILL_STATE_READY {
+			return got.GetFeatureSet()
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("feature set %s version %d not READY: %v", ref.GetName(), ref.GetVersion(), got.GetFeatureSet().GetBackfill())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TrainingSet is a whole BuildTrainingSet stream.
+type TrainingSet struct {
+	Header  *featurev1.TrainingSetHeader
+	Rows    []*featurev1.TrainingRow
+	Summary *featurev1.TrainingSetSummary
+}
+
+// Build runs BuildTrainingSet and collects the stream.
+func Build(ctx context.Context, c featurev1.FeatureServiceClient, req *featurev1.BuildTrainingSetRequest) (*TrainingSet, error) {
+	stream, err := c.BuildTrainingSet(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	ts := &TrainingSet{}
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return ts, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case m.GetHeader() != nil:
+			ts.Header = m.GetHeader()
+		case m.GetSummary() != nil:
+			ts.Summary = m.GetSummary()
+		default:
+			ts.Rows = append(ts.Rows, m.GetRows()...)
+		}
+	}
+}
