@@ -13,7 +13,7 @@ COMMANDS := cmd/bullseye services/ingest/cmd/bullseye-ingest services/feature/cm
 	services/training/cmd/bullseye-training services/serving/cmd/bullseye-serving
 TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean bench-train
+.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean bench-train bench-feature bench-feature
 
 all: build
 
@@ -73,6 +73,12 @@ dev: build
 bench-train:
 	@scripts/apt.sh python3-sklearn
 	/usr/bin/python3 scripts/bench-train.py --go --runs 5
+
+# GetOnlineFeatures latency (1 and 64 entities of 20 features, concurrency 1
+# and 16) over gRPC on loopback, and materialisation throughput beside the
+# raw JetStream publish rate.
+bench-feature:
+	cd services/feature && go run ./cmd/bullseye-feature-bench -runs 5
 
 clean:
 	rm -rf $(BIN) .data
