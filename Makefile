@@ -13,7 +13,7 @@ COMMANDS := cmd/bullseye services/ingest/cmd/bullseye-ingest services/feature/cm
 	services/training/cmd/bullseye-training services/serving/cmd/bullseye-serving
 TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean bench-train bench-feature bench-feature
+.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean bench-train bench-feature
 
 all: build
 
