@@ -12,6 +12,7 @@ tools=(
   "buf                 github.com/bufbuild/buf/cmd/buf@v1.75.0"
   "protoc-gen-go       google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12"
   "protoc-gen-go-grpc  google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2"
+  "protoc-gen-go-vtproto github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@v0.6.1-0.20240319094008-0393e58bdf10"
   "grpcurl             github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4"
   "ghz                 github.com/bojand/ghz/cmd/ghz@v0.120.0"
   "grpc-health-probe   github.com/grpc-ecosystem/grpc-health-probe@v0.4.62"

@@ -87,6 +87,7 @@ func (o dialOptions) grpcOptions(creds credentials.TransportCredentials) []grpc.
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithStatsHandler(healthTraceFilter{inner: otelgrpc.NewClientHandler(otelOpts...)}),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(newCodec())),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.maxRecv), grpc.MaxCallSendMsgSize(o.maxSend)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{
 			Time:                30 * time.Second,

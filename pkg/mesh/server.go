@@ -145,6 +145,7 @@ func NewServer(cfg ServerConfig, opts ...grpc.ServerOption) (*Server, error) {
 	exemplar := grpcprom.WithExemplarFromContext(traceExemplar)
 	serverOpts := []grpc.ServerOption{
 		grpc.Creds(creds),
+		grpc.ForceServerCodecV2(newCodec()),
 		grpc.StatsHandler(healthTraceFilter{inner: otelgrpc.NewServerHandler(otelOpts...), server: true}),
 		// Outermost first: metrics count what the caller sees, the log records it with the
 		// trace ids, and recovery turns a panic into codes.Internal before either.

@@ -1,0 +1,65 @@
+package mesh
+
+import (
+	"bytes"
+	"testing"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+)
+
+// TestCodecIsTheProtoWireFormat checks that the mesh codec writes exactly
+// the bytes of standard protobuf marshalling and reads them back, both for
+// messages with generated vtproto methods and for those without (health),
+// with small and pooled (large) buffers.
+func TestCodecIsTheProtoWireFormat(t *testing.T) {
+	big := &featurev1.GetOnlineFeaturesResponse{FeatureNames: []string{"a", "b"}}
+	for i := range 300 {
+		big.Results = append(big.Results, &featurev1.EntityFeatures{
+			Entity: &commonv1.EntityKey{Id: "c" + string(rune('a'+i%26))},
+			Found:  true,
+			Values: []*featurev1.FeatureValue{{
+				Value:      &commonv1.Value{Kind: &commonv1.Value_NumberValue{NumberValue: float64(i) / 3}},
+				Status:     featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_PRESENT,
+				UpdateTime: timestamppb.New(timestamppb.Now().AsTime()),
+			}},
+		})
+	}
+	cases := map[string]struct {
+		msg   proto.Message
+		fresh func() proto.Message
+	}{
+		"small vtproto message": {&commonv1.EntityKey{Id: "customer-1"}, func() proto.Message { return &commonv1.EntityKey{} }},
+		"large vtproto message": {big, func() proto.Message { return &featurev1.GetOnlineFeaturesResponse{} }},
+		"message without vtproto": {&healthpb.HealthCheckRequest{Service: "liveness"}, func() proto.Message { return &healthpb.HealthCheckRequest{} }},
+	}
+	c := newCodec()
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			data, err := c.Marshal(tc.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := data.Materialize()
+			want, err := proto.MarshalOptions{Deterministic: true}.Marshal(tc.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("codec wrote %d bytes that differ from standard protobuf's %d", len(got), len(want))
+			}
+			back := tc.fresh()
+			if err := c.Unmarshal(data, back); err != nil {
+				t.Fatal(err)
+			}
+			data.Free()
+			if !proto.Equal(back, tc.msg) {
+				t.Errorf("round trip changed the message")
+			}
+		})
+	}
+}
