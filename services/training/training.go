@@ -1,46 +1,205 @@
-// Package training runs Bullseye's training service: training jobs with
-// preprocessing, the model families, model selection by cross-validation,
-// evaluation and the model registry (DESIGN §1).
+// Package training runs Bullseye's training service: training jobs with preprocessing, the
+// model families, model selection by cross-validation, evaluation and the model registry
+// (DESIGN §1, issue 5).
+//
+// Jobs live in etcd and are taken by one replica at a time under an etcd lease (package
+// internal/jobs); a job whose replica dies is taken over by another. Training data comes from
+// the feature service ("feature" in discovery); models are registered in pkg/registry, their
+// artifacts in the JetStream object store.
 package training
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
+	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/pkg/service"
+	"github.com/bullseye-ml/bullseye/services/training/internal/jobs"
+	"github.com/bullseye-ml/bullseye/services/training/internal/server"
+	"github.com/bullseye-ml/bullseye/services/training/internal/trainer"
 )
 
 // Name is the service's name in discovery: bullseye/services/training.
 const Name = "training"
 
+// featureService is the name under which the feature service registers.
+const featureService = "feature"
+
 // Config is the training service's configuration.
 type Config struct {
 	service.Config
+	// Worker names this replica in job records (Job.worker); empty means the server's
+	// instance id.
+	Worker string
+	// JobLeaseTTL is the lease a replica holds its jobs under: the jobs of a replica that
+	// dies are taken over by another after at most this long.
+	JobLeaseTTL time.Duration
+	// MaxConcurrentJobs is the number of jobs a replica runs at once; a job uses every core.
+	MaxConcurrentJobs int
+	// ProgressInterval is how often a running job's progress is written to etcd.
+	ProgressInterval time.Duration
+	// ScanInterval is how often a replica looks for jobs to take besides watching for them.
+	ScanInterval time.Duration
+	// ArtifactBucket is the JetStream object store bucket of model artifacts.
+	ArtifactBucket string
+	// BucketReplicas is the number of replicas of the artifact bucket when it is created (3
+	// on a NATS cluster).
+	BucketReplicas int
 }
 
 // NewConfig returns the defaults.
 func NewConfig() Config {
-	return Config{Config: service.NewConfig(Name)}
+	return Config{
+		Config:            service.NewConfig(Name),
+		JobLeaseTTL:       jobs.DefaultLeaseTTL,
+		MaxConcurrentJobs: 1,
+		ProgressInterval:  jobs.DefaultProgressInterval,
+		ScanInterval:      jobs.DefaultScanInterval,
+		ArtifactBucket:    registry.DefaultBucket,
+		BucketReplicas:    1,
+	}
 }
 
 // RegisterFlags registers the service's flags on fs.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Config.RegisterFlags(fs)
+	fs.StringVar(&c.Worker, "worker", c.Worker, "name of this replica in job records (default: the instance id)")
+	fs.DurationVar(&c.JobLeaseTTL, "job-lease-ttl", c.JobLeaseTTL, "lease a replica holds its jobs under; another replica takes over a dead one's jobs after it")
+	fs.IntVar(&c.MaxConcurrentJobs, "max-concurrent-jobs", c.MaxConcurrentJobs, "jobs a replica runs at once")
+	fs.DurationVar(&c.ProgressInterval, "progress-interval", c.ProgressInterval, "how often a running job's progress is written")
+	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often the job queue is scanned besides being watched")
+	fs.StringVar(&c.ArtifactBucket, "artifact-bucket", c.ArtifactBucket, "JetStream object store bucket of model artifacts")
+	fs.IntVar(&c.BucketReplicas, "bucket-replicas", c.BucketReplicas, "replicas of the artifact bucket when it is created (3 on a NATS cluster)")
 }
 
-// Run serves the training service until ctx is done.
+// Validate reports configuration mistakes, naming the flag.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.JobLeaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("--job-lease-ttl: %v, want at least 1s", c.JobLeaseTTL))
+	}
+	if c.MaxConcurrentJobs < 1 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-jobs: %d, want at least 1", c.MaxConcurrentJobs))
+	}
+	if c.ProgressInterval < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--progress-interval: %v, want at least 10ms", c.ProgressInterval))
+	}
+	if c.ScanInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--scan-interval: %v, want at least 100ms", c.ScanInterval))
+	}
+	if c.ArtifactBucket == "" {
+		errs = append(errs, errors.New("--artifact-bucket: required"))
+	}
+	if c.BucketReplicas < 1 || c.BucketReplicas > 5 {
+		errs = append(errs, fmt.Errorf("--bucket-replicas: %d, want 1 to 5", c.BucketReplicas))
+	}
+	return errors.Join(c.Config.Validate(), errors.Join(errs...))
+}
+
+// Run serves the training service until ctx is done. On shutdown it stops its running jobs
+// and hands them back to the queue, where another replica takes them.
 func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	node, err := service.NewNode(ctx, cfg.Config)
 	if err != nil {
 		return err
 	}
-	trainingv1.RegisterTrainingServiceServer(node.GRPC(), &server{})
+	logger := node.Logger()
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("bullseye-"+Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		node.Close()
+		return fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		node.Close()
+		return fmt.Errorf("connecting to JetStream at %s: %w", cfg.NATSURL, err)
+	}
+	reg, err := openRegistry(ctx, node, js, cfg)
+	if err != nil {
+		node.Close()
+		return err
+	}
+	features, err := node.Dial(ctx, featureService)
+	if err != nil {
+		node.Close()
+		return fmt.Errorf("dialing the feature service: %w", err)
+	}
+	defer features.Close()
+	fc := featurev1.NewFeatureServiceClient(features)
+
+	worker := cfg.Worker
+	if worker == "" {
+		worker = node.Server().InstanceID()
+	}
+	store := jobs.NewStore(node.Etcd())
+	t := trainer.New(fc, reg, trainer.WithLogger(logger))
+	w := jobs.NewWorker(store, t,
+		jobs.WithName(worker),
+		jobs.WithLeaseTTL(cfg.JobLeaseTTL),
+		jobs.WithCapacity(cfg.MaxConcurrentJobs),
+		jobs.WithProgressInterval(cfg.ProgressInterval),
+		jobs.WithScanInterval(cfg.ScanInterval),
+		jobs.WithLogger(logger))
+	trainingv1.RegisterTrainingServiceServer(node.GRPC(), server.New(store, reg, fc,
+		server.WithLogger(logger), server.WithDraining(node.Server().Draining())))
+
+	// The worker stops before the server: it hands its jobs back through etcd, which the
+	// node closes when it has served.
+	wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorker()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = w.Run(wctx)
+	}()
+	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
+	sequenced := make(chan struct{})
+	go func() {
+		defer close(sequenced)
+		select {
+		case <-ctx.Done():
+		case <-serveCtx.Done():
+		}
+		stopWorker()
+		wg.Wait()
+		stopServe()
+	}()
+	logger.InfoContext(ctx, "training ready", "worker", worker, "job_lease_ttl", cfg.JobLeaseTTL.String())
 	node.Server().SetReady(true)
-	return node.Serve(ctx)
+	err = node.Serve(serveCtx)
+	stopServe()
+	<-sequenced
+	return err
 }
 
-// server answers the TrainingService RPCs.
-type server struct {
-	trainingv1.UnimplementedTrainingServiceServer
+// openRegistry opens the registry, retrying while NATS is not reachable yet.
+func openRegistry(ctx context.Context, node *service.Node, js jetstream.JetStream, cfg Config) (*registry.Registry, error) {
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		reg, err := registry.Open(octx, node.Etcd(), js, registry.WithBucket(cfg.ArtifactBucket), registry.WithReplicas(cfg.BucketReplicas))
+		cancel()
+		if err == nil {
+			return reg, nil
+		}
+		node.Logger().WarnContext(ctx, "opening the model registry", "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("opening the model registry at %s: %w", cfg.NATSURL, errors.Join(ctx.Err(), err))
+		case <-time.After(wait):
+		}
+	}
 }

@@ -5,20 +5,22 @@
 // [Pipeline]: a plain struct of exported fields that serialises as it is (JSON, or protobuf
 // later) and that serving applies unchanged with [Pipeline.Transform].
 //
-// Numeric columns are, in order: optionally log-transformed (sign(v)·log1p(|v|)), imputed (median
-// by default), followed by a missing indicator when the training rows had missing values, and
-// standardised to zero mean and unit variance (population variance, as scikit-learn's
-// StandardScaler). Categorical columns are imputed with the most frequent value (with a missing
-// indicator likewise) and one-hot encoded with an extra bucket column for categories not seen
-// in training (and for rare ones), or, when they have many distinct values, hashed into a fixed
-// number of columns.
+// Numeric columns are, in order: imputed (median by default, computed on the raw values),
+// optionally log-transformed (log1p(max(v, 0))), followed by a missing indicator when the
+// training rows had missing values, and standardised to zero mean and unit variance (population
+// variance, as scikit-learn's StandardScaler). Categorical columns are imputed with the most
+// frequent value (with a missing indicator likewise) and one-hot encoded with an extra bucket
+// column for categories not seen in training (and for rare ones), or, when they have many
+// distinct values, hashed into a fixed number of columns by a seeded 64-bit FNV-1a hash.
+//
+// These are the semantics of bullseye.training.v1.FittedColumn, so that a Pipeline converts to
+// and from a model artifact without loss (package artifact).
 package preprocess
 
 import (
 	"cmp"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"slices"
 
@@ -42,6 +44,9 @@ const (
 	ImputeMostFrequent
 	// ImputeMissingCategory keeps a missing categorical value as a category of its own.
 	ImputeMissingCategory
+	// ImputeConstant fills with Options.FillValue (numeric) or Options.FillCategory
+	// (categorical).
+	ImputeConstant
 )
 
 // Indicator says when a missing-indicator column is added.
@@ -66,7 +71,7 @@ const (
 	// EncodingOneHot is one column per training category.
 	EncodingOneHot
 	// EncodingHash is the hashing trick: HashBuckets columns, a category sets the column
-	// its FNV-1a hash selects.
+	// its seeded 64-bit FNV-1a hash selects (see [HashBucket]).
 	EncodingHash
 )
 
@@ -90,7 +95,8 @@ type Options struct {
 	Impute Impute `json:"impute,omitempty"`
 	// Indicator says when a missing-indicator column is added.
 	Indicator Indicator `json:"indicator,omitempty"`
-	// Log1p applies sign(v)·log1p(|v|) to a numeric column before anything else.
+	// Log1p applies log1p(max(v, 0)) to a numeric column after imputation, before
+	// standardisation.
 	Log1p bool `json:"log1p,omitempty"`
 	// NoStandardize leaves a numeric column unscaled.
 	NoStandardize bool `json:"no_standardize,omitempty"`
@@ -101,11 +107,21 @@ type Options struct {
 	// MinFrequency sends categories seen fewer times in training to the unseen bucket
 	// (with UnseenBucket). 0 keeps every category.
 	MinFrequency int `json:"min_frequency,omitempty"`
+	// MaxCategories keeps at most this many categories of a one-hot column, the most
+	// frequent first (ties by value); the others go to the unseen bucket (with UnseenBucket)
+	// or encode as all zeros. 0 means no limit.
+	MaxCategories int `json:"max_categories,omitempty"`
 	// MaxOneHot is the largest number of distinct training values that EncodingAuto one-hot
 	// encodes; 0 means 64.
 	MaxOneHot int `json:"max_one_hot,omitempty"`
 	// HashBuckets is the number of columns of a hashed column; 0 means 32.
 	HashBuckets int `json:"hash_buckets,omitempty"`
+	// HashSeed is mixed into the hash of a hashed column.
+	HashSeed uint64 `json:"hash_seed,omitempty"`
+	// FillValue is the fill of a numeric column with ImputeConstant.
+	FillValue float64 `json:"fill_value,omitempty"`
+	// FillCategory is the fill of a categorical column with ImputeConstant.
+	FillCategory string `json:"fill_category,omitempty"`
 }
 
 // Spec configures preprocessing. Columns not named in Columns get Defaults.
@@ -131,10 +147,10 @@ type Input struct {
 	// Indicator is true when the last output column is a missing indicator.
 	Indicator bool `json:"indicator,omitempty"`
 
-	// Log1p applies sign(v)·log1p(|v|) to numeric values first.
-	Log1p bool `json:"log1p,omitempty"`
-	// Fill replaces missing numeric values (after Log1p).
+	// Fill replaces missing numeric values (a raw value: Log1p applies to it).
 	Fill float64 `json:"fill,omitempty"`
+	// Log1p applies log1p(max(v, 0)) to numeric values after imputation.
+	Log1p bool `json:"log1p,omitempty"`
 	// Mean and Scale standardise numeric values: (v - Mean) / Scale.
 	Mean  float64 `json:"mean,omitempty"`
 	Scale float64 `json:"scale,omitempty"`
@@ -147,6 +163,8 @@ type Input struct {
 	Bucket bool `json:"bucket,omitempty"`
 	// HashBuckets is non-zero for a hashed column: the number of its columns.
 	HashBuckets int `json:"hash_buckets,omitempty"`
+	// HashSeed is mixed into the hash of a hashed column (see [HashBucket]).
+	HashSeed uint64 `json:"hash_seed,omitempty"`
 }
 
 // Pipeline is fitted preprocessing. It is a plain value: serialise it as it is.
@@ -199,11 +217,29 @@ func Fit(t *ml.Table, spec Spec) (*Pipeline, error) {
 	return p, nil
 }
 
-func signedLog1p(v float64) float64 {
-	if v < 0 {
-		return -math.Log1p(-v)
+// Log1p is the log transform of numeric columns: log(1 + max(v, 0)).
+func Log1p(v float64) float64 {
+	return math.Log1p(math.Max(v, 0))
+}
+
+// HashBucket returns the column of a hashed categorical value among buckets columns: the
+// 64-bit FNV-1a hash of seed's 8 little-endian bytes followed by value's bytes, modulo
+// buckets.
+func HashBucket(value string, seed uint64, buckets int) int {
+	const (
+		offset = 14695981039346656037
+		prime  = 1099511628211
+	)
+	h := uint64(offset)
+	for i := range 8 {
+		h ^= uint64(byte(seed >> (8 * i)))
+		h *= prime
 	}
-	return math.Log1p(v)
+	for i := 0; i < len(value); i++ {
+		h ^= uint64(value[i])
+		h *= prime
+	}
+	return int(h % uint64(buckets))
 }
 
 func wantIndicator(o Options, missing int) bool {
@@ -226,38 +262,47 @@ func fitNumeric(c *ml.Column, o Options) (Input, []string, error) {
 		if math.IsInf(v, 0) {
 			return in, nil, fmt.Errorf("infinite value %v", v)
 		}
-		if o.Log1p {
-			v = signedLog1p(v)
-		}
 		vals = append(vals, v)
 	}
 	missing := len(c.Numeric) - len(vals)
-	if len(vals) > 0 {
-		switch o.Impute {
-		case ImputeAuto, ImputeMedian:
+	switch o.Impute {
+	case ImputeAuto, ImputeMedian:
+		if len(vals) > 0 {
 			in.Fill = median(vals)
-		case ImputeMean:
-			in.Fill = mean(vals)
-		case ImputeMostFrequent:
-			in.Fill = mostFrequentFloat(vals)
-		default:
-			return in, nil, fmt.Errorf("imputation %d does not apply to a numeric column", o.Impute)
 		}
+	case ImputeMean:
+		if len(vals) > 0 {
+			in.Fill = mean(vals)
+		}
+	case ImputeMostFrequent:
+		if len(vals) > 0 {
+			in.Fill = mostFrequentFloat(vals)
+		}
+	case ImputeConstant:
+		if math.IsNaN(o.FillValue) || math.IsInf(o.FillValue, 0) {
+			return in, nil, fmt.Errorf("fill value %v is not finite", o.FillValue)
+		}
+		in.Fill = o.FillValue
+	default:
+		return in, nil, fmt.Errorf("imputation %d does not apply to a numeric column", o.Impute)
 	}
 	if !o.NoStandardize {
-		// Statistics over the imputed column, as an imputer followed by a scaler.
+		// Statistics over the imputed, transformed column, as an imputer, a transformer and
+		// a scaler in a row.
+		fill := in.transform(in.Fill)
 		n := float64(len(c.Numeric))
 		var sum float64
 		for _, v := range vals {
-			sum += v
+			sum += in.transform(v)
 		}
-		sum += float64(missing) * in.Fill
+		sum += float64(missing) * fill
 		mu := sum / n
 		var ss float64
 		for _, v := range vals {
-			ss += (v - mu) * (v - mu)
+			d := in.transform(v) - mu
+			ss += d * d
 		}
-		ss += float64(missing) * (in.Fill - mu) * (in.Fill - mu)
+		ss += float64(missing) * (fill - mu) * (fill - mu)
 		in.Mean = mu
 		if sd := math.Sqrt(ss / n); sd > 1e-12*math.Max(1, math.Abs(mu)) {
 			in.Scale = sd
@@ -268,6 +313,14 @@ func fitNumeric(c *ml.Column, o Options) (Input, []string, error) {
 		names = append(names, c.Name+"_missing")
 	}
 	return in, names, nil
+}
+
+// transform applies the column's log transform, if any, to an imputed value.
+func (in *Input) transform(v float64) float64 {
+	if in.Log1p {
+		return Log1p(v)
+	}
+	return v
 }
 
 func fitCategorical(c *ml.Column, o Options) (Input, []string, error) {
@@ -290,6 +343,11 @@ func fitCategorical(c *ml.Column, o Options) (Input, []string, error) {
 			}
 		}
 		in.FillCategory = best
+	case ImputeConstant:
+		in.FillCategory = o.FillCategory
+		if missing > 0 && o.FillCategory != "" {
+			counts[o.FillCategory] += missing
+		}
 	case ImputeMissingCategory:
 		if missing > 0 {
 			counts[""] = missing
@@ -313,6 +371,12 @@ func fitCategorical(c *ml.Column, o Options) (Input, []string, error) {
 				in.Categories = append(in.Categories, v)
 			}
 		}
+		if o.MaxCategories > 0 && len(in.Categories) > o.MaxCategories {
+			slices.SortFunc(in.Categories, func(a, b string) int {
+				return cmp.Or(cmp.Compare(counts[b], counts[a]), cmp.Compare(a, b))
+			})
+			in.Categories = in.Categories[:o.MaxCategories]
+		}
 		slices.Sort(in.Categories)
 		for _, v := range in.Categories {
 			names = append(names, c.Name+"="+v)
@@ -323,6 +387,7 @@ func fitCategorical(c *ml.Column, o Options) (Input, []string, error) {
 		}
 	case EncodingHash:
 		in.HashBuckets = cmp.Or(o.HashBuckets, 32)
+		in.HashSeed = o.HashSeed
 		for b := range in.HashBuckets {
 			names = append(names, fmt.Sprintf("%s#%d", c.Name, b))
 		}
@@ -385,11 +450,11 @@ func (in *Input) numeric(raw blas64.General, vals []float64) {
 	for i, v := range vals {
 		row := raw.Data[i*raw.Stride : i*raw.Stride+raw.Cols]
 		missing := math.IsNaN(v)
-		switch {
-		case missing:
+		if missing {
 			v = in.Fill
-		case in.Log1p:
-			v = signedLog1p(v)
+		}
+		if in.Log1p {
+			v = Log1p(v)
 		}
 		row[in.Offset] = (v - in.Mean) / scale
 		if in.Indicator && missing {
@@ -413,9 +478,7 @@ func (in *Input) categorical(raw blas64.General, vals []string) {
 			row[in.Offset+in.Width-1] = 1
 		}
 		if in.HashBuckets > 0 {
-			h := fnv.New32a()
-			h.Write([]byte(v))
-			row[in.Offset+int(h.Sum32()%uint32(in.HashBuckets))] = 1
+			row[in.Offset+HashBucket(v, in.HashSeed, in.HashBuckets)] = 1
 			continue
 		}
 		if j, ok := index[v]; ok {

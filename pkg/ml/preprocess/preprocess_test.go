@@ -57,11 +57,24 @@ func TestNumeric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !near(xt.At(0, 0), 0) || xt.At(0, 1) != 1 || !near(xt.At(0, 2), (p.Inputs[1].Fill-mu)/math.Sqrt(ss/5)) {
+	// The fill is the mean of the raw values, (0+9+99+999+9)/5 = 223.2, log-transformed like
+	// any value.
+	if !near(xt.At(0, 0), 0) || xt.At(0, 1) != 1 || !near(xt.At(0, 2), (math.Log1p(223.2)-mu)/math.Sqrt(ss/5)) {
 		t.Errorf("test row = %v", xt.RawRowView(0))
 	}
-	if p.Inputs[1].Fill != mu {
-		t.Errorf("spend mean fill = %v, want %v", p.Inputs[1].Fill, mu)
+	if !near(p.Inputs[1].Fill, 223.2) {
+		t.Errorf("spend mean fill = %v, want 223.2", p.Inputs[1].Fill)
+	}
+	// Negative values are clipped to 0 before the log transform.
+	xt, err = p.Transform(&ml.Table{Columns: []ml.Column{
+		ml.NumericColumn("spend", []float64{-5}),
+		ml.NumericColumn("age", []float64{30}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(xt.At(0, 2), (0-mu)/math.Sqrt(ss/5)) {
+		t.Errorf("negative spend = %v, want it clipped to 0", xt.At(0, 2))
 	}
 }
 
@@ -116,14 +129,18 @@ func TestHashing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Six distinct values exceed MaxOneHot 4: the column is hashed into 8 columns, value v
-	// setting column FNV-1a(v) mod 8.
+	// setting column FNV-1a-64(8 zero seed bytes, v) mod 8.
 	if p.NumFeatures() != 8 || p.Inputs[0].HashBuckets != 8 {
 		t.Fatalf("features = %v, want 8 hashed columns", p.Features)
 	}
 	for i, v := range append(ids, "unseen") {
-		h := fnv.New32a()
+		h := fnv.New64a()
+		h.Write(make([]byte, 8))
 		h.Write([]byte(v))
-		want := int(h.Sum32() % 8)
+		want := int(h.Sum64() % 8)
+		if got := preprocess.HashBucket(v, 0, 8); got != want {
+			t.Errorf("HashBucket(%q) = %d, want %d", v, got, want)
+		}
 		var row []float64
 		if i < len(ids) {
 			row = x.RawRowView(i)
@@ -202,5 +219,33 @@ func TestSerialisable(t *testing.T) {
 	}
 	if !mat.Equal(x, y) {
 		t.Errorf("transform after round trip differs")
+	}
+}
+
+func TestConstantAndMaxCategories(t *testing.T) {
+	train := &ml.Table{Columns: []ml.Column{
+		ml.NumericColumn("n", []float64{1, nan, 3}),
+		ml.CategoricalColumn("c", []string{"a", "", "b"}),
+		ml.CategoricalColumn("k", []string{"x", "y", "y", "z", "z", "z"}[:3]),
+	}}
+	p, x, err := preprocess.FitTransform(train, preprocess.Spec{
+		Defaults: preprocess.Options{Impute: preprocess.ImputeConstant, FillValue: -1, FillCategory: "none", NoStandardize: true},
+		Columns:  map[string]preprocess.Options{"k": {MaxCategories: 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"n", "n_missing", "c=a", "c=b", "c=none", "c=<other>", "c_missing", "k=y", "k=<other>"}
+	if !reflect.DeepEqual(p.Features, want) {
+		t.Fatalf("features = %v, want %v", p.Features, want)
+	}
+	// Row 1: n missing → -1 with the indicator; c missing → "none" with the indicator; k "y"
+	// is the most frequent category and keeps its own column.
+	if got, want := x.RawRowView(1), []float64{-1, 1, 0, 0, 1, 0, 1, 1, 0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("row 1 = %v, want %v", got, want)
+	}
+	// Row 0: k "x" is beyond MaxCategories and goes to the bucket.
+	if got, want := x.RawRowView(0), []float64{1, 0, 1, 0, 0, 0, 0, 0, 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("row 0 = %v, want %v", got, want)
 	}
 }

@@ -33,6 +33,10 @@ type Search struct {
 	NoRefit bool
 	// Progress, when set, is called after each fold fit, one call at a time.
 	Progress func(Progress)
+	// Extra names more metrics (see metrics.Lookup) computed on each fold's validation rows
+	// and reported in Progress.Metrics; a metric that needs probabilities is left out for
+	// models that give none.
+	Extra []string
 }
 
 // Progress reports one finished fold fit.
@@ -44,6 +48,19 @@ type Progress struct {
 	// Score is the fold's metric value (NaN when the fit failed).
 	Score float64
 	Err   error
+	// TrainRows and TestRows are the sizes of the fold's training and validation rows.
+	TrainRows, TestRows int
+	// FitTime is the time the fit and its scoring by the search metric took.
+	FitTime time.Duration
+	// Converged and Iterations report how the fold's solver ended (Converged is true and
+	// Iterations 0 for models that do not report it).
+	Converged  bool
+	Iterations int
+	// Note is what the fitted model said about its fit (see ml.Noter), if anything.
+	Note string
+	// Metrics holds the fold's value of the search metric and of each Extra metric the
+	// model could be scored by, by metric name; nil when the fit failed.
+	Metrics map[string]float64
 }
 
 // Row is one candidate's line of the leaderboard.
@@ -116,6 +133,14 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
 	}
+	extra := make([]metrics.Metric, 0, len(s.Extra))
+	for _, name := range s.Extra {
+		m, err := metrics.Lookup(name)
+		if err != nil {
+			return nil, fmt.Errorf("search: %w", err)
+		}
+		extra = append(extra, m)
+	}
 	if len(s.Candidates) == 0 {
 		return nil, errors.New("search: no candidates")
 	}
@@ -144,11 +169,13 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 
 	nc, nf := len(s.Candidates), len(folds)
 	type outcome struct {
-		score     float64
-		fit       time.Duration
-		converged bool
-		note      string
-		err       error
+		score      float64
+		fit        time.Duration
+		converged  bool
+		iterations int
+		note       string
+		metrics    map[string]float64
+		err        error
 	}
 	out := make([]outcome, nc*nf)
 	var mu sync.Mutex
@@ -161,9 +188,13 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 			var m ml.Model
 			m, o.score, o.err = evaluate(ctx, s.Candidates[c], metric, &data[f])
 			o.fit = time.Since(start)
+			if o.err == nil && s.Progress != nil {
+				o.metrics = foldMetrics(m, metric, o.score, extra, &data[f])
+			}
 			o.converged = true
 			if cv, ok := m.(ml.Converger); ok {
-				o.converged = cv.Status().Converged
+				st := cv.Status()
+				o.converged, o.iterations = st.Converged, st.Iterations
 			}
 			if nt, ok := m.(ml.Noter); ok {
 				o.note = nt.FitNote()
@@ -175,7 +206,9 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 		if s.Progress != nil {
 			mu.Lock()
 			done++
-			s.Progress(Progress{Candidate: c, Fold: f, Done: done, Total: nc * nf, Score: o.score, Err: o.err})
+			s.Progress(Progress{Candidate: c, Fold: f, Done: done, Total: nc * nf, Score: o.score, Err: o.err,
+				TrainRows: len(folds[f].Train), TestRows: len(folds[f].Test), FitTime: o.fit,
+				Converged: o.converged, Iterations: o.iterations, Note: o.note, Metrics: o.metrics})
 			mu.Unlock()
 		}
 	})
@@ -280,6 +313,38 @@ func evaluate(ctx context.Context, c Candidate, metric metrics.Metric, d *foldDa
 	}
 	score, err := Score(m, metric, d.xTest, d.yTest)
 	return m, score, err
+}
+
+// foldMetrics scores a fold's fitted model by the extra metrics, beside the search metric's
+// score, predicting the validation rows once (and their probabilities once).
+func foldMetrics(m ml.Model, metric metrics.Metric, score float64, extra []metrics.Metric, d *foldData) map[string]float64 {
+	out := map[string]float64{metric.Name: score}
+	var scores, probs []float64
+	for _, e := range extra {
+		if _, ok := out[e.Name]; ok {
+			continue
+		}
+		var in []float64
+		if e.NeedsProbability {
+			if probs == nil {
+				pm, ok := ml.Probabilities(m)
+				if !ok {
+					continue
+				}
+				probs = pm.PredictProba(d.xTest).RawVector().Data
+			}
+			in = probs
+		} else {
+			if scores == nil {
+				scores = m.Predict(d.xTest).RawVector().Data
+			}
+			in = scores
+		}
+		if v, err := e.Score(d.yTest, in); err == nil {
+			out[e.Name] = v
+		}
+	}
+	return out
 }
 
 // Score evaluates model m on rows x with targets y by metric, using probabilities when the

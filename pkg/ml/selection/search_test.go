@@ -179,3 +179,40 @@ func TestSearchErrors(t *testing.T) {
 		t.Errorf("cancelled: err = %v", err)
 	}
 }
+
+// TestProgressDetails checks what Progress reports per fold: sizes, convergence and the
+// extra metrics, with probability metrics left out for models that give no probabilities.
+func TestProgressDetails(t *testing.T) {
+	tb, y := ringsTable(200, 3)
+	fams := selection.Families(selection.FamilyOptions{Seed: 1})
+	s := &selection.Search{
+		Candidates: []selection.Candidate{
+			{Family: fams["logistic_l2"], Params: selection.Params{"C": 1}},
+			{Family: fams["linear_svm"], Params: selection.Params{"C": 1}},
+		},
+		Splitter: selection.StratifiedKFold{K: 4, Labels: y, Seed: 7},
+		Metric:   "roc_auc",
+		Extra:    []string{"log_loss", "accuracy"},
+		NoRefit:  true,
+	}
+	var got []selection.Progress
+	s.Progress = func(p selection.Progress) { got = append(got, p) }
+	if _, err := s.Run(context.Background(), tb, y); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 8 {
+		t.Fatalf("%d progress calls, want 8", len(got))
+	}
+	for _, p := range got {
+		if p.TrainRows != 150 || p.TestRows != 50 || p.Err != nil || p.Metrics["roc_auc"] != p.Score {
+			t.Errorf("progress %+v: want 150/50 rows, no error, roc_auc = score", p)
+		}
+		_, hasLogLoss := p.Metrics["log_loss"]
+		if want := p.Candidate == 0; hasLogLoss != want {
+			t.Errorf("candidate %d: log_loss present = %v, want %v", p.Candidate, hasLogLoss, want)
+		}
+		if _, ok := p.Metrics["accuracy"]; !ok {
+			t.Errorf("candidate %d: no accuracy", p.Candidate)
+		}
+	}
+}

@@ -1,0 +1,47 @@
+// Package artifact converts fitted models to and from the serialised model artifact
+// (bullseye.training.v1.ModelArtifact) and scores batches of raw rows with them. Training
+// writes artifacts with it; serving loads and scores with it; both therefore apply exactly the
+// same preprocessing and arithmetic, and a row scores the same in both (no training/serving
+// skew).
+//
+// # Converting
+//
+// A [Fitted] is the pkg/ml side: a fitted preprocess.Pipeline, an ml.Model, the model family
+// and task, and the raw inputs with their value types. [Encode] turns it into a ModelArtifact
+// (preprocessing as FittedPreprocessing, parameters as LinearParameters, KernelSvmParameters or
+// NystromParameters) and [Decode] turns an artifact back into a Fitted whose model scores
+// every row bit for bit as the original. [Marshal] serialises an artifact deterministically
+// with its SHA-256 digest, which the registry stores beside it; [Unmarshal] checks the digest
+// before parsing.
+//
+// # Raw values
+//
+// A model's raw inputs are typed (common.v1.ValueType). Numbers, whole numbers, bools (0 or
+// 1) and times (days before the row's reference time: its cutoff in training, the scoring time
+// in serving) are numeric; strings are categorical. [Number], [Category] and [CheckType] are
+// the conversions, used by training to build its tables and by the scorer for every row.
+// A missing value (nil, or a Value with no kind) is imputed as the artifact says.
+//
+// # Scoring
+//
+// [NewScorer] loads an artifact into a [Scorer]. A Score call takes a [Batch] of N rows and,
+// for feature models, makes one preprocessing pass into one N × D design matrix and one matrix
+// operation: a matrix-vector product (gonum's VecDense.MulVec, one Gemv) for the linear
+// families, kernel evaluations as matrix products (Gemm) for kernel SVMs and the Nyström
+// families. It returns, per row, the raw score, the probability of the positive class when
+// the model gives one, the predicted class for binary classifiers and, for linear models on
+// request, per-input contributions. A row whose value has the wrong type gets its own
+// Problem; the rest of the batch is scored.
+//
+// Rows are given either row-major, one *common.v1.Value per input in Info.Inputs order
+// (Batch.Add, Batch.AddMap), or columnar as an ml.Table (Batch.Table), e.g. from the typed
+// tensors of an Open Inference Protocol request.
+//
+// The linear hot path allocates nothing per call once its pooled scratch memory and the
+// caller's Batch and Result have grown to the batch size: reuse them (Batch.Reset) across
+// calls. Kernel models allocate their kernel matrix per call.
+//
+// Recommenders (factorisation and popularity models, issue 6) fit the same Scorer interface,
+// scoring (user, item) pairs added with Batch.AddPair; until they are added, NewScorer refuses
+// their artifacts with ErrUnsupported.
+package artifact

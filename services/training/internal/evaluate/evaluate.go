@@ -1,0 +1,152 @@
+// Package evaluate computes the metrics and curves of a scored data set, in the terms the API
+// and marketers use: ROC-AUC, PR-AUC, log loss, Brier score, decisions at a threshold, lift and
+// cumulative gains by bin and a calibration table for binary classifiers; RMSE, MAE and R² for
+// regression.
+package evaluate
+
+import (
+	"errors"
+	"math"
+	"slices"
+
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
+)
+
+// Options set how metrics are computed.
+type Options struct {
+	// Threshold is the probability (the score, for models without probabilities) at or
+	// above which a row is predicted positive.
+	Threshold float64
+	// Bins is the number of lift and calibration bins.
+	Bins int
+	// MaxROCPoints bounds the ROC curve's points.
+	MaxROCPoints int
+}
+
+// Binary returns the metrics of a binary classifier's scores (larger for the positive class)
+// and, when not nil, probabilities, against labels y (0 or 1), and the curves. Metrics that
+// cannot be computed (one class only, no probabilities) are left out.
+func Binary(y, scores, probs []float64, o Options) ([]*commonv1.Metric, *trainingv1.ClassificationCurves) {
+	var out []*commonv1.Metric
+	add := func(name string, v float64, err error) {
+		if err == nil && !math.IsNaN(v) {
+			out = append(out, &commonv1.Metric{Name: name, Value: v})
+		}
+	}
+	if len(y) == 0 {
+		return nil, nil
+	}
+	v, err := metrics.ROCAUC(y, scores)
+	add("roc_auc", v, err)
+	v, err = metrics.AveragePrecision(y, scores)
+	add("pr_auc", v, err)
+	decision, threshold := scores, 0.0
+	if probs != nil {
+		v, err = metrics.LogLoss(y, probs)
+		add("log_loss", v, err)
+		v, err = metrics.Brier(y, probs)
+		add("brier", v, err)
+		decision, threshold = probs, o.Threshold
+	}
+	if c, err := metrics.At(y, decision, threshold); err == nil {
+		add("accuracy", c.Accuracy(), nil)
+		add("precision", c.Precision(), nil)
+		add("recall", c.Recall(), nil)
+		add("f1", c.F1(), nil)
+	}
+	curves := &trainingv1.ClassificationCurves{Roc: roc(y, decision, o.MaxROCPoints)}
+	if g, err := metrics.Gains(y, decision, min(o.Bins, len(y))); err == nil {
+		for _, r := range g {
+			curves.Lift = append(curves.Lift, &trainingv1.LiftBin{
+				Bin: int32(r.Group), Rows: int64(r.Rows), Positives: int64(r.Positives), ResponseRate: r.Rate,
+				Lift: r.Lift, CumulativeGain: r.CumulativeGain, CumulativeLift: r.CumulativeLift,
+				MinProbability: r.MinScore, MaxProbability: r.MaxScore,
+			})
+		}
+	}
+	if probs != nil {
+		if cal, err := metrics.Calibration(y, probs, o.Bins); err == nil {
+			for _, b := range cal {
+				curves.Calibration = append(curves.Calibration, &trainingv1.CalibrationBin{
+					LowerBound: b.Lo, UpperBound: b.Hi, Rows: int64(b.Rows), MeanPredicted: b.MeanPredicted, ObservedRate: b.Observed,
+				})
+			}
+		}
+	}
+	return out, curves
+}
+
+// roc returns the ROC curve of decision values d by decreasing threshold, from (0, 0) to
+// (1, 1), at most maxPoints points (evenly thinned, the ends kept).
+func roc(y, d []float64, maxPoints int) []*trainingv1.RocPoint {
+	idx := make([]int, len(d))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case d[a] > d[b]:
+			return -1
+		case d[a] < d[b]:
+			return 1
+		}
+		return 0
+	})
+	var pos, neg float64
+	for _, v := range y {
+		if v != 0 {
+			pos++
+		} else {
+			neg++
+		}
+	}
+	if pos == 0 || neg == 0 {
+		return nil
+	}
+	pts := []*trainingv1.RocPoint{{Threshold: math.Nextafter(d[idx[0]], math.Inf(1))}}
+	var tp, fp float64
+	for i := 0; i < len(idx); {
+		j := i
+		for j < len(idx) && d[idx[j]] == d[idx[i]] {
+			if y[idx[j]] != 0 {
+				tp++
+			} else {
+				fp++
+			}
+			j++
+		}
+		pts = append(pts, &trainingv1.RocPoint{Threshold: d[idx[i]], FalsePositiveRate: fp / neg, TruePositiveRate: tp / pos})
+		i = j
+	}
+	if maxPoints >= 2 && len(pts) > maxPoints {
+		thin := make([]*trainingv1.RocPoint, 0, maxPoints)
+		for k := range maxPoints {
+			thin = append(thin, pts[k*(len(pts)-1)/(maxPoints-1)])
+		}
+		pts = thin
+	}
+	return pts
+}
+
+// Regression returns RMSE, MAE and R² of predictions against targets.
+func Regression(y, pred []float64) ([]*commonv1.Metric, error) {
+	if len(y) == 0 {
+		return nil, errors.New("no labelled rows")
+	}
+	rmse, _ := metrics.RMSE(y, pred)
+	mae, _ := metrics.MAE(y, pred)
+	r2, _ := metrics.R2(y, pred)
+	return []*commonv1.Metric{{Name: "rmse", Value: rmse}, {Name: "mae", Value: mae}, {Name: "r2", Value: r2}}, nil
+}
+
+// Value returns a named metric's value from a list.
+func Value(ms []*commonv1.Metric, name string) (float64, bool) {
+	for _, m := range ms {
+		if m.GetName() == name {
+			return m.GetValue(), true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,350 @@
+// Package server answers the bullseye.training.v1.TrainingService RPCs: jobs through package
+// jobs, the registry through pkg/registry, evaluation through pkg/artifact's scorer. Errors
+// from the layers below are mapped to gRPC statuses in one place, Status.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"sync"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/bullseye-ml/bullseye/pkg/artifact"
+	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	"github.com/bullseye-ml/bullseye/pkg/registry"
+	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
+	"github.com/bullseye-ml/bullseye/services/training/internal/jobs"
+	"github.com/bullseye-ml/bullseye/services/training/internal/spec"
+)
+
+// errorDomain is the domain of ErrorInfo details.
+const errorDomain = "training.bullseye"
+
+// Limits of requests.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+	maxReason       = 1024
+	maxInlineRows   = 100_000
+	scorerCacheSize = 16
+)
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// Server answers the TrainingService RPCs.
+type Server struct {
+	trainingv1.UnimplementedTrainingServiceServer
+
+	jobs     *jobs.Store
+	registry *registry.Registry
+	features featurev1.FeatureServiceClient
+	logger   *slog.Logger
+	draining <-chan struct{}
+
+	mu      sync.Mutex
+	scorers map[string]artifact.Scorer
+	order   []string
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger; the default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
+
+// WithDraining sets the channel that closes when the server begins to shut down: WatchJob
+// streams end then, with UNAVAILABLE, so that clients watch again on another replica.
+func WithDraining(ch <-chan struct{}) Option { return func(s *Server) { s.draining = ch } }
+
+// New returns a Server on a job store, the registry and the feature service.
+func New(store *jobs.Store, reg *registry.Registry, features featurev1.FeatureServiceClient, opts ...Option) *Server {
+	s := &Server{jobs: store, registry: reg, features: features, logger: slog.Default(), scorers: map[string]artifact.Scorer{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// StartTraining implements TrainingService.
+func (s *Server) StartTraining(ctx context.Context, req *trainingv1.StartTrainingRequest) (*trainingv1.StartTrainingResponse, error) {
+	var v fault.Violations
+	if !requestIDRE.MatchString(req.GetRequestId()) {
+		v.Add("request_id", "required: 1 to 128 characters of [A-Za-z0-9._:-]")
+	}
+	v = append(v, spec.Validate(req.GetSpec(), "spec")...)
+	if err := v.Err(); err != nil {
+		return nil, s.Status(ctx, "StartTraining", err)
+	}
+	// A model keeps one task: refuse at once a job that could not register.
+	m, err := s.registry.Model(ctx, req.GetSpec().GetModelName())
+	switch {
+	case err == nil && m.GetTask() != req.GetSpec().GetTask():
+		return nil, s.Status(ctx, "StartTraining", &fault.Coded{Kind: fault.ErrFailedPrecondition, Reason: "TASK_MISMATCH",
+			Message: fmt.Sprintf("model %q holds %v versions; a %v job must register under another name", m.GetName(), m.GetTask(), req.GetSpec().GetTask())})
+	case err != nil && !errors.Is(err, registry.ErrNotFound):
+		return nil, s.Status(ctx, "StartTraining", err)
+	}
+	job, created, err := s.jobs.Create(ctx, req.GetRequestId(), req.GetSpec())
+	if err != nil {
+		return nil, s.Status(ctx, "StartTraining", err)
+	}
+	return &trainingv1.StartTrainingResponse{Job: job, Created: created}, nil
+}
+
+// GetJob implements TrainingService.
+func (s *Server) GetJob(ctx context.Context, req *trainingv1.GetJobRequest) (*trainingv1.GetJobResponse, error) {
+	job, _, err := s.jobs.Get(ctx, req.GetJobId())
+	if err != nil {
+		return nil, s.Status(ctx, "GetJob", err)
+	}
+	return &trainingv1.GetJobResponse{Job: view(job, req.GetView(), trainingv1.JobView_JOB_VIEW_FULL)}, nil
+}
+
+// view returns a job as a view shows it.
+func view(job *trainingv1.Job, v, def trainingv1.JobView) *trainingv1.Job {
+	if v == trainingv1.JobView_JOB_VIEW_UNSPECIFIED {
+		v = def
+	}
+	if v == trainingv1.JobView_JOB_VIEW_FULL {
+		return job
+	}
+	out := proto.Clone(job).(*trainingv1.Job)
+	out.Spec, out.Messages = nil, nil
+	if out.Progress != nil {
+		out.Progress.Leaderboard = nil
+	}
+	return out
+}
+
+// WatchJob implements TrainingService.
+func (s *Server) WatchJob(req *trainingv1.WatchJobRequest, stream trainingv1.TrainingService_WatchJobServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	w, err := s.jobs.Watch(ctx, req.GetJobId())
+	if err != nil {
+		return s.Status(ctx, "WatchJob", err)
+	}
+	sent := 0
+	for {
+		select {
+		case job, ok := <-w.C:
+			if !ok {
+				if err := w.Err(); err != nil {
+					return s.Status(ctx, "WatchJob", err)
+				}
+				return nil
+			}
+			p := proto.Clone(job.GetProgress()).(*trainingv1.JobProgress)
+			if p == nil {
+				p = &trainingv1.JobProgress{}
+			}
+			p.JobId, p.State = job.GetJobId(), job.GetState()
+			if msgs := job.GetMessages(); len(msgs) > sent {
+				p.Messages = msgs[sent:]
+				sent = len(msgs)
+			}
+			if err := stream.Send(&trainingv1.WatchJobResponse{Progress: p}); err != nil {
+				return err
+			}
+			if jobs.Terminal(job.GetState()) {
+				return nil
+			}
+		case <-s.draining:
+			return status.Error(codes.Unavailable, "the training replica is shutting down: watch the job again")
+		case <-ctx.Done():
+			return s.Status(ctx, "WatchJob", ctx.Err())
+		}
+	}
+}
+
+// CancelJob implements TrainingService.
+func (s *Server) CancelJob(ctx context.Context, req *trainingv1.CancelJobRequest) (*trainingv1.CancelJobResponse, error) {
+	if len(req.GetReason()) > maxReason {
+		return nil, s.Status(ctx, "CancelJob", fault.Invalid("reason", "at most %d characters", maxReason))
+	}
+	job, err := s.jobs.Cancel(ctx, req.GetJobId(), req.GetReason())
+	if err != nil {
+		return nil, s.Status(ctx, "CancelJob", err)
+	}
+	return &trainingv1.CancelJobResponse{Job: job}, nil
+}
+
+func pageSize(n int32) (int, error) {
+	switch {
+	case n == 0:
+		return defaultPageSize, nil
+	case n < 0 || n > maxPageSize:
+		return 0, fault.Invalid("page_size", "must be 0 to %d", maxPageSize)
+	}
+	return int(n), nil
+}
+
+// ListJobs implements TrainingService.
+func (s *Server) ListJobs(ctx context.Context, req *trainingv1.ListJobsRequest) (*trainingv1.ListJobsResponse, error) {
+	n, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, s.Status(ctx, "ListJobs", err)
+	}
+	list, next, err := s.jobs.List(ctx, jobs.ListOptions{PageSize: n, Token: req.GetPageToken(), States: req.GetStates(), Model: req.GetModelName()})
+	if err != nil {
+		return nil, s.Status(ctx, "ListJobs", err)
+	}
+	out := &trainingv1.ListJobsResponse{NextPageToken: next}
+	for _, j := range list {
+		out.Jobs = append(out.Jobs, view(j, req.GetView(), trainingv1.JobView_JOB_VIEW_BASIC))
+	}
+	return out, nil
+}
+
+// ListModels implements TrainingService.
+func (s *Server) ListModels(ctx context.Context, req *trainingv1.ListModelsRequest) (*trainingv1.ListModelsResponse, error) {
+	n, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, s.Status(ctx, "ListModels", err)
+	}
+	if t := req.GetPageToken(); t != "" && !registry.ValidName(t) {
+		return nil, s.Status(ctx, "ListModels", fault.Invalid("page_token", "not a token of a previous page"))
+	}
+	models, next, err := s.registry.Models(ctx, req.GetNamePrefix(), req.GetPageToken(), n)
+	if err != nil {
+		return nil, s.Status(ctx, "ListModels", err)
+	}
+	return &trainingv1.ListModelsResponse{Models: models, NextPageToken: next}, nil
+}
+
+// GetModel implements TrainingService.
+func (s *Server) GetModel(ctx context.Context, req *trainingv1.GetModelRequest) (*trainingv1.GetModelResponse, error) {
+	v, m, err := s.registry.Resolve(ctx, req.GetModel())
+	if err != nil {
+		return nil, s.Status(ctx, "GetModel", err)
+	}
+	return &trainingv1.GetModelResponse{ModelVersion: v, Model: m}, nil
+}
+
+// PromoteModel implements TrainingService.
+func (s *Server) PromoteModel(ctx context.Context, req *trainingv1.PromoteModelRequest) (*trainingv1.PromoteModelResponse, error) {
+	resp, err := s.registry.Promote(ctx, req)
+	if err != nil {
+		return nil, s.Status(ctx, "PromoteModel", err)
+	}
+	s.logger.InfoContext(ctx, "model routing changed", "model", req.GetModelName(), "revision", resp.GetModel().GetRevision(),
+		"reason", req.GetReason(), "force", req.GetForce(), "validate_only", req.GetValidateOnly())
+	return resp, nil
+}
+
+// scorer returns the scorer of a version, loading its artifact once.
+func (s *Server) scorer(ctx context.Context, v *trainingv1.ModelVersion) (artifact.Scorer, error) {
+	key := v.GetModelName() + "/" + strconv.FormatInt(v.GetVersion(), 10)
+	s.mu.Lock()
+	sc, ok := s.scorers[key]
+	s.mu.Unlock()
+	if ok {
+		return sc, nil
+	}
+	a, err := s.registry.LoadArtifact(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	if sc, err = artifact.NewScorer(a); err != nil {
+		return nil, fmt.Errorf("loading %s: %w", key, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.scorers[key]; !ok {
+		s.scorers[key] = sc
+		s.order = append(s.order, key)
+		if len(s.order) > scorerCacheSize {
+			delete(s.scorers, s.order[0])
+			s.order = s.order[1:]
+		}
+	}
+	return sc, nil
+}
+
+// Status maps an error from the layers below to the gRPC status the caller sees. It is the
+// only place where that happens. Messages are fixed texts or texts written for callers;
+// other error text is logged, never returned.
+func (s *Server) Status(ctx context.Context, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		v    fault.Violations
+		rv   registry.InvalidError
+		c    *fault.Coded
+		nf   *registry.NotFoundError
+		rev  *registry.RevisionError
+		gate *registry.QualityGateError
+	)
+	info := func(reason string, md map[string]string) *errdetails.ErrorInfo {
+		return &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: md}
+	}
+	switch {
+	case errors.As(err, &v):
+		br := &errdetails.BadRequest{}
+		for _, x := range v {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: x.Field, Description: x.Description})
+		}
+		return withDetails(codes.InvalidArgument, "invalid request: see the field violations", br, info("INVALID_ARGUMENT", nil))
+	case errors.As(err, &rv):
+		br := &errdetails.BadRequest{}
+		for _, x := range rv {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: x.Field, Description: x.Description})
+		}
+		return withDetails(codes.InvalidArgument, "invalid request: see the field violations", br, info("INVALID_ARGUMENT", nil))
+	case errors.As(err, &c):
+		code := codes.Internal
+		switch {
+		case errors.Is(c.Kind, fault.ErrInvalid):
+			code = codes.InvalidArgument
+		case errors.Is(c.Kind, fault.ErrNotFound):
+			code = codes.NotFound
+		case errors.Is(c.Kind, fault.ErrAlreadyExists):
+			code = codes.AlreadyExists
+		case errors.Is(c.Kind, fault.ErrFailedPrecondition):
+			code = codes.FailedPrecondition
+		case errors.Is(c.Kind, fault.ErrUnavailable):
+			code = codes.Unavailable
+			s.logger.WarnContext(ctx, "dependency unavailable", "method", method, "error", err)
+		}
+		return withDetails(code, c.Message, info(c.Reason, c.Metadata))
+	case errors.As(err, &nf):
+		return withDetails(codes.NotFound, nf.Message, info(nf.Reason, nil))
+	case errors.As(err, &rev):
+		return withDetails(codes.Aborted, rev.Error(), info("REVISION_MISMATCH", map[string]string{
+			"current_revision": strconv.FormatInt(rev.Current, 10)}))
+	case errors.As(err, &gate):
+		return withDetails(codes.FailedPrecondition, gate.Error(), info("QUALITY_GATE", nil))
+	case errors.Is(err, registry.ErrConflict):
+		return withDetails(codes.FailedPrecondition, "the version conflicts with the registered model", info("TASK_MISMATCH", nil))
+	case errors.Is(err, registry.ErrCorrupt), errors.Is(err, artifact.ErrInvalid), errors.Is(err, artifact.ErrChecksum):
+		s.logger.ErrorContext(ctx, "corrupt registry data", "method", method, "error", err)
+		return withDetails(codes.DataLoss, "the model's stored artifact or metadata is damaged", info("ARTIFACT_CORRUPT", nil))
+	case errors.Is(err, artifact.ErrUnsupported):
+		return withDetails(codes.FailedPrecondition, "this model cannot be scored by this training service", info("MODEL_UNSUPPORTED", nil))
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "the call was cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "the call's deadline passed")
+	}
+	s.logger.ErrorContext(ctx, "internal error", "method", method, "error", err)
+	return withDetails(codes.Internal, "internal error", info("INTERNAL", nil))
+}
+
+func withDetails(c codes.Code, msg string, details ...protoadapt.MessageV1) error {
+	st := status.New(c, msg)
+	if withD, err := st.WithDetails(details...); err == nil {
+		st = withD
+	}
+	return st.Err()
+}

@@ -1,0 +1,193 @@
+package spec
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+)
+
+// kind is the type of a hyperparameter.
+type kind int
+
+const (
+	kNumber kind = iota // a real number (number or whole-number values)
+	kInt                // a whole number
+	kBool               // a bool
+	kEnum               // one of a list of strings
+	kGamma              // a positive number, "scale" or "auto"
+)
+
+// param describes one hyperparameter of a family.
+type param struct {
+	name string
+	kind kind
+	// def is the default; nil means none (the hyperparameter is left out when not given).
+	def *commonv1.Value
+	// enum lists the allowed strings of kEnum.
+	enum []string
+	// lo and hi bound numbers; loOpen excludes lo.
+	lo, hi float64
+	loOpen bool
+}
+
+func number(v float64) *commonv1.Value {
+	return &commonv1.Value{Kind: &commonv1.Value_NumberValue{NumberValue: v}}
+}
+func whole(v int64) *commonv1.Value {
+	return &commonv1.Value{Kind: &commonv1.Value_IntValue{IntValue: v}}
+}
+func text(v string) *commonv1.Value {
+	return &commonv1.Value{Kind: &commonv1.Value_StringValue{StringValue: v}}
+}
+func flag(v bool) *commonv1.Value {
+	return &commonv1.Value{Kind: &commonv1.Value_BoolValue{BoolValue: v}}
+}
+
+var (
+	inf          = math.Inf(1)
+	pC           = param{name: "c", kind: kNumber, def: number(1), lo: 0, hi: inf, loOpen: true}
+	pClassWeight = param{name: "class_weight", kind: kEnum, def: text("none"), enum: []string{"none", "balanced"}}
+	pPosWeight   = param{name: "positive_weight", kind: kNumber, lo: 0, hi: inf, loOpen: true}
+	pIntercept   = param{name: "fit_intercept", kind: kBool, def: flag(true)}
+	pPenalty     = param{name: "penalty", kind: kEnum, def: text("l2"), enum: []string{"l2", "l1"}}
+	pLoss        = param{name: "loss", kind: kEnum, def: text("squared_hinge"), enum: []string{"squared_hinge", "hinge"}}
+	pKernel      = param{name: "kernel", kind: kEnum, def: text("rbf"), enum: []string{"rbf", "poly", "linear"}}
+	pGamma       = param{name: "gamma", kind: kGamma, def: text("scale"), lo: 0, hi: inf, loOpen: true}
+	pDegree      = param{name: "degree", kind: kInt, def: whole(3), lo: 1, hi: 20}
+	pCoef0       = param{name: "coef0", kind: kNumber, def: number(0), lo: -inf, hi: inf}
+	pComponents  = param{name: "components", kind: kInt, def: whole(1000), lo: 1, hi: 100_000}
+)
+
+// families lists, per family, its task and hyperparameters (see ModelFamily in the proto).
+var families = map[trainingv1.ModelFamily]struct {
+	task   trainingv1.TaskKind
+	params []param
+}{
+	trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION: {trainingv1.TaskKind_TASK_KIND_REGRESSION, []param{
+		{name: "alpha", kind: kNumber, def: number(0), lo: 0, hi: inf},
+		{name: "solver", kind: kEnum, def: text("qr"), enum: []string{"qr", "cholesky"}},
+		pIntercept,
+	}},
+	trainingv1.ModelFamily_MODEL_FAMILY_LASSO: {trainingv1.TaskKind_TASK_KIND_REGRESSION, []param{
+		{name: "alpha", kind: kNumber, def: number(1), lo: 0, hi: inf, loOpen: true},
+		pIntercept,
+	}},
+	trainingv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET: {trainingv1.TaskKind_TASK_KIND_REGRESSION, []param{
+		{name: "alpha", kind: kNumber, def: number(1), lo: 0, hi: inf, loOpen: true},
+		{name: "l1_ratio", kind: kNumber, def: number(0.5), lo: 0, hi: 1, loOpen: true},
+		pIntercept,
+	}},
+	trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION: {trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
+		pC, pPenalty, pClassWeight, pPosWeight, pIntercept,
+	}},
+	trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM: {trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
+		pC, pLoss, pClassWeight, pPosWeight, pIntercept,
+	}},
+	trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM: {trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
+		pC, pKernel, pGamma, pDegree, pCoef0, pClassWeight, pPosWeight,
+		{name: "cache_mb", kind: kInt, def: whole(200), lo: 1, hi: 1 << 20},
+		{name: "shrinking", kind: kBool, def: flag(true)},
+	}},
+	trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM: {trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
+		pKernel, pGamma, pDegree, pCoef0, pComponents, pC, pLoss, pClassWeight, pPosWeight, pIntercept,
+	}},
+	trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC: {trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
+		pKernel, pGamma, pDegree, pCoef0, pComponents, pC, pPenalty, pClassWeight, pPosWeight, pIntercept,
+	}},
+}
+
+func lookupParam(f trainingv1.ModelFamily, name string) (param, bool) {
+	i := slices.IndexFunc(families[f].params, func(p param) bool { return p.name == name })
+	if i < 0 {
+		return param{}, false
+	}
+	return families[f].params[i], true
+}
+
+func paramNames(f trainingv1.ModelFamily) []string {
+	var out []string
+	for _, p := range families[f].params {
+		out = append(out, p.name)
+	}
+	return out
+}
+
+// check returns v in its canonical form for the parameter (whole numbers as int values,
+// numbers as number values), or an error saying what is wrong.
+func (p param) check(v *commonv1.Value) (*commonv1.Value, error) {
+	switch p.kind {
+	case kNumber, kInt, kGamma:
+		var x float64
+		switch k := v.GetKind().(type) {
+		case *commonv1.Value_NumberValue:
+			x = k.NumberValue
+		case *commonv1.Value_IntValue:
+			x = float64(k.IntValue)
+		case *commonv1.Value_StringValue:
+			if p.kind == kGamma && (k.StringValue == "scale" || k.StringValue == "auto") {
+				return v, nil
+			}
+			if p.kind == kGamma {
+				return nil, fmt.Errorf("must be a positive number, \"scale\" or \"auto\"")
+			}
+			return nil, fmt.Errorf("must be a number")
+		default:
+			return nil, fmt.Errorf("must be a number")
+		}
+		if math.IsNaN(x) || x < p.lo || x > p.hi || p.loOpen && x == p.lo {
+			return nil, fmt.Errorf("%v is out of range %s", x, p.rangeText())
+		}
+		if p.kind == kInt {
+			if x != math.Trunc(x) {
+				return nil, fmt.Errorf("%v is not a whole number", x)
+			}
+			return whole(int64(x)), nil
+		}
+		return number(x), nil
+	case kBool:
+		if _, ok := v.GetKind().(*commonv1.Value_BoolValue); !ok {
+			return nil, fmt.Errorf("must be true or false")
+		}
+		return v, nil
+	case kEnum:
+		s, ok := v.GetKind().(*commonv1.Value_StringValue)
+		if !ok || !slices.Contains(p.enum, s.StringValue) {
+			return nil, fmt.Errorf("must be one of %q", p.enum)
+		}
+		return v, nil
+	}
+	return nil, fmt.Errorf("unknown hyperparameter kind")
+}
+
+func (p param) rangeText() string {
+	open := "["
+	if p.loOpen {
+		open = "("
+	}
+	return fmt.Sprintf("%s%v, %v]", open, p.lo, p.hi)
+}
+
+// numeric reports whether the parameter takes ranges.
+func (p param) numeric() bool { return p.kind == kNumber || p.kind == kInt || p.kind == kGamma }
+
+// values holds a candidate's resolved hyperparameters.
+type values map[string]*commonv1.Value
+
+func (v values) num(name string) float64 {
+	switch k := v[name].GetKind().(type) {
+	case *commonv1.Value_NumberValue:
+		return k.NumberValue
+	case *commonv1.Value_IntValue:
+		return float64(k.IntValue)
+	}
+	return 0
+}
+
+func (v values) str(name string) string { return v[name].GetStringValue() }
+
+func (v values) has(name string) bool { _, ok := v[name]; return ok }
+
+func (v values) boolean(name string) bool { return v[name].GetBoolValue() }
