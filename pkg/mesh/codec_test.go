@@ -33,8 +33,8 @@ func TestCodecIsTheProtoWireFormat(t *testing.T) {
 		msg   proto.Message
 		fresh func() proto.Message
 	}{
-		"small vtproto message": {&commonv1.EntityKey{Id: "customer-1"}, func() proto.Message { return &commonv1.EntityKey{} }},
-		"large vtproto message": {big, func() proto.Message { return &featurev1.GetOnlineFeaturesResponse{} }},
+		"small vtproto message":   {&commonv1.EntityKey{Id: "customer-1"}, func() proto.Message { return &commonv1.EntityKey{} }},
+		"large vtproto message":   {big, func() proto.Message { return &featurev1.GetOnlineFeaturesResponse{} }},
 		"message without vtproto": {&healthpb.HealthCheckRequest{Service: "liveness"}, func() proto.Message { return &healthpb.HealthCheckRequest{} }},
 	}
 	c := newCodec()
