@@ -13,7 +13,7 @@ COMMANDS := cmd/bullseye services/ingest/cmd/bullseye-ingest services/feature/cm
 	services/training/cmd/bullseye-training services/serving/cmd/bullseye-serving
 TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean bench-train bench-feature
+.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean bench-train bench-feature bench-ingest
 
 all: build
 
@@ -73,6 +73,11 @@ dev: build
 bench-train:
 	@scripts/apt.sh python3-sklearn
 	/usr/bin/python3 scripts/bench-train.py --go --runs 5
+
+# Sustained events/s through Track (batches of 500, durable acks, gRPC on
+# loopback) beside publishing the same events straight to JetStream.
+bench-ingest:
+	cd services/ingest && go run ./internal/bench/cmd/bench-ingest -runs 5 -duration 3s
 
 # GetOnlineFeatures latency (1 and 64 entities of 20 features, concurrency 1
 # and 16) over gRPC on loopback, and materialisation throughput beside the

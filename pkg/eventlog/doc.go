@@ -51,9 +51,10 @@
 //     AuditAppliedSubject(record.ErasureId), naming the record's stream
 //     sequence and how many keys it deleted.
 //
-// Ingest waits a bounded time for step 3 before answering ForgetUser, and
-// reports the deleted keys on the receipt; without it in time, the receipt
-// has no feature-state count and the audit record says it is pending. Records of an erased customer that
-// arrive later are refused by ingest; a consumer still checks the erasure list
-// before it uses a record.
+// Ingest waits a bounded time for step 3 (and for the record to be gone)
+// before answering ForgetUser, and reports the deleted keys on the receipt;
+// without them in time, the receipt has no feature-state count and the
+// audit record says it is pending. Records of an erased customer that
+// arrive later are refused by ingest; a consumer still checks the erasure
+// list before it uses a record.
 package eventlog

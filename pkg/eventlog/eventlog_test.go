@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,29 @@ func TestEnsurePurgeAndErasureList(t *testing.T) {
 	defer other.Stop()
 	if !other.Contains("h1") || other.Contains("h2") || other.Len() != 1 {
 		t.Errorf("another watcher: Contains(h1) %v, Contains(h2) %v, Len %d", other.Contains("h1"), other.Contains("h2"), other.Len())
+	}
+}
+
+func TestLoadPseudonymiser(t *testing.T) {
+	key := "0123456789abcdef0123456789abcdef"
+	file := t.TempDir() + "/key"
+	if err := os.WriteFile(file, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(eventlog.KeyEnv, "")
+	if _, err := eventlog.LoadPseudonymiser("", ""); !errors.Is(err, eventlog.ErrNoKey) {
+		t.Errorf("no key: %v, want ErrNoKey", err)
+	}
+	fromFile, err := eventlog.LoadPseudonymiser(file, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(eventlog.KeyEnv, key+"\n")
+	fromEnv, err := eventlog.LoadPseudonymiser("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromFile.KeyID() != fromEnv.KeyID() || fromFile.SubjectHash("c") != fromEnv.SubjectHash("c") {
+		t.Error("a key from a file and the same key from the environment differ")
 	}
 }

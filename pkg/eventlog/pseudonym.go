@@ -75,6 +75,31 @@ func ReadKeyFile(path string) ([]byte, error) {
 	return b, nil
 }
 
+// ErrNoKey is returned by LoadPseudonymiser when no key is configured.
+var ErrNoKey = errors.New("no HMAC key: give a key file or set " + KeyEnv)
+
+// LoadPseudonymiser loads the key the way every service should, so that all
+// compute the same pseudonyms and subject hashes: from keyFile when it is
+// set (ReadKeyFile), else from the environment variable KeyEnv, trimmed the
+// same way. keyID is as for NewPseudonymiser. Without a key it returns
+// ErrNoKey.
+func LoadPseudonymiser(keyFile, keyID string) (*Pseudonymiser, error) {
+	var key []byte
+	switch env := os.Getenv(KeyEnv); {
+	case keyFile != "":
+		k, err := ReadKeyFile(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	case env != "":
+		key = bytes.TrimRight([]byte(env), " \t\r\n")
+	default:
+		return nil, ErrNoKey
+	}
+	return NewPseudonymiser(key, keyID)
+}
+
 // KeyID returns the id of the Pseudonymiser's key.
 func (p *Pseudonymiser) KeyID() string { return p.keyID }
 

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -108,22 +107,14 @@ func (c *Config) Validate() error {
 }
 
 // pseudonymiser returns the HMAC pseudonymiser from the key file or the
-// environment, or nil when neither is given.
+// environment, loaded exactly as ingest loads it, or nil when neither is
+// given.
 func (c *Config) pseudonymiser() (*eventlog.Pseudonymiser, error) {
-	var key []byte
-	switch {
-	case c.HMACKeyFile != "":
-		k, err := eventlog.ReadKeyFile(c.HMACKeyFile)
-		if err != nil {
-			return nil, err
-		}
-		key = k
-	case os.Getenv(eventlog.KeyEnv) != "":
-		key = []byte(os.Getenv(eventlog.KeyEnv))
-	default:
+	ps, err := eventlog.LoadPseudonymiser(c.HMACKeyFile, "")
+	if errors.Is(err, eventlog.ErrNoKey) {
 		return nil, nil
 	}
-	return eventlog.NewPseudonymiser(key, "")
+	return ps, err
 }
 
 // Run serves the feature service until ctx is done.

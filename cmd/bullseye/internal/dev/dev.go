@@ -6,10 +6,13 @@ package dev
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -53,6 +56,10 @@ type Options struct {
 	Logger *slog.Logger
 	// TracerProvider, when set, traces every service with it.
 	TracerProvider trace.TracerProvider
+	// HMACKeyFile holds the key ingest pseudonymises personal fields with
+	// and the feature service checks the erasure list with; empty means a
+	// development key generated once into DataDir/hmac.key.
+	HMACKeyFile string
 }
 
 // Endpoint is one service of a running mesh.
@@ -91,6 +98,12 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.HMACKeyFile == "" {
+		opts.HMACKeyFile = filepath.Join(opts.DataDir, "hmac.key")
+		if err := ensureDevKey(opts.HMACKeyFile); err != nil {
+			return nil, err
+		}
 	}
 	m := &Mesh{endpoints: map[string]string{}}
 	if len(opts.EtcdEndpoints) > 0 {
@@ -140,7 +153,7 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 			common.LeaseTTL = opts.LeaseTTL
 		}
 		common.Started = func(service, addr string) { started <- Endpoint{service, addr} }
-		run, err := runner(name, common)
+		run, err := runner(name, common, opts)
 		if err != nil {
 			m.Close()
 			return nil, err
@@ -186,15 +199,17 @@ func port(base, offset int) string {
 	return strconv.Itoa(base + offset)
 }
 
-func runner(name string, common service.Config) (func(context.Context) error, error) {
+func runner(name string, common service.Config, opts Options) (func(context.Context) error, error) {
 	switch name {
 	case ingest.Name:
 		c := ingest.NewConfig()
 		c.Config = common
+		c.HMACKeyFile = opts.HMACKeyFile
 		return func(ctx context.Context) error { return ingest.Run(ctx, c) }, nil
 	case feature.Name:
 		c := feature.NewConfig()
 		c.Config = common
+		c.HMACKeyFile = opts.HMACKeyFile
 		return func(ctx context.Context) error { return feature.Run(ctx, c) }, nil
 	case training.Name:
 		c := training.NewConfig()
@@ -206,6 +221,25 @@ func runner(name string, common service.Config) (func(context.Context) error, er
 		return func(ctx context.Context) error { return serving.Run(ctx, c) }, nil
 	}
 	return nil, fmt.Errorf("dev: unknown service %q", name)
+}
+
+// ensureDevKey writes a random development HMAC key to path unless one is
+// there already, so pseudonyms stay stable across restarts of the mesh.
+func ensureDevKey(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("generating a development HMAC key: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing the development HMAC key: %w", err)
+	}
+	return nil
 }
 
 // Endpoints returns the services started so far, in Services order.

@@ -1,0 +1,10 @@
+package server
+
+import (
+	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+)
+
+// Import runs a bulk import stream.
+func (s *Server) Import(stream ingestv1.IngestService_ImportServer) error {
+	return s.Status(stream.Context(), "Import", s.importer.Import(stream))
+}
