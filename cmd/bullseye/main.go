@@ -1,12 +1,18 @@
-// Command bullseye is Bullseye's command-line tool. `bullseye dev` runs the
-// whole mesh on one machine.
+// Command bullseye is Bullseye's command-line tool: `bullseye dev` runs the
+// whole mesh on one machine, and the other commands are its client (import,
+// feature sets, training, models, promotion, predictions, erasure).
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 
+	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/cli"
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/dev"
 )
 
@@ -14,27 +20,36 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `Usage: bullseye <command> [flags]
-
-Commands:
-  dev     run etcd, NATS with JetStream and the four services on this machine
-
-Run 'bullseye <command> -h' for a command's flags.
-`
+func usage() string {
+	var b strings.Builder
+	b.WriteString("Usage: bullseye <command> [flags]\n\nCommands:\n")
+	fmt.Fprintf(&b, "  %-11s %s\n", "dev", "run etcd, NATS with JetStream and the four services on this machine")
+	for _, c := range cli.Commands {
+		summary, _, _ := strings.Cut(c.Summary, ". ")
+		fmt.Fprintf(&b, "  %-11s %s\n", c.Name, strings.TrimSuffix(summary, "."))
+	}
+	b.WriteString("\nThe client commands find the mesh through etcd (--etcd, default 127.0.0.1:2379)\nor take a direct --addr; --output json prints protobuf JSON for scripts.\nRun 'bullseye <command> -h' for a command's flags.\n")
+	return b.String()
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	switch args[0] {
 	case "dev":
 		return dev.Command(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
-	default:
-		fmt.Fprintf(stderr, "bullseye: unknown command %q\n\n%s", args[0], usage)
+	}
+	c, ok := cli.Find(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "bullseye: unknown command %q\n\n%s", args[0], usage())
 		return 2
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return cli.Main(ctx, c, args[1:], stdout, stderr)
 }

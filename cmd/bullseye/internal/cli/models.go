@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+)
+
+var modelsCommand = Command{
+	Name:    "models",
+	Summary: "List registered models, or show one version: family, metrics, leaderboard, lineage.",
+	Usage:   "list | get NAME[@VERSION|@ALIAS]",
+	Run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
+		if err := parse(env, fs, args, 1, 2); err != nil {
+			return err
+		}
+		conn, err := env.dial(ctx, "training")
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		client := trainingv1.NewTrainingServiceClient(conn)
+		cctx, cancel := env.call(ctx)
+		defer cancel()
+		switch fs.Arg(0) {
+		case "list":
+			resp, err := client.ListModels(cctx, &trainingv1.ListModelsRequest{})
+			if err != nil {
+				return err
+			}
+			if env.output == "json" {
+				return env.printJSON(resp)
+			}
+			for _, m := range resp.GetModels() {
+				fmt.Fprintf(env.Stdout, "%-24s %-28s latest v%-3d live %-12s aliases %s\n", m.GetName(),
+					strings.TrimPrefix(m.GetTask().String(), "TASK_KIND_"), m.GetLatestVersion(), split(m.GetLive()), aliases(m.GetAliases()))
+			}
+			return nil
+		case "get":
+			if fs.NArg() != 2 {
+				return usagef("get takes a model: NAME, NAME@VERSION or NAME@ALIAS")
+			}
+			ref, err := parseModelRef(fs.Arg(1))
+			if err != nil {
+				return err
+			}
+			resp, err := client.GetModel(cctx, &trainingv1.GetModelRequest{Model: ref})
+			if err != nil {
+				return err
+			}
+			if env.output == "json" {
+				return env.printJSON(resp)
+			}
+			v := resp.GetModelVersion()
+			fmt.Fprintf(env.Stdout, "%s version %d: %s, %s\n", v.GetModelName(), v.GetVersion(),
+				strings.TrimPrefix(v.GetFamily().String(), "MODEL_FAMILY_"), strings.TrimPrefix(v.GetTask().String(), "TASK_KIND_"))
+			fmt.Fprintf(env.Stdout, "selected by %s; converged %v\n", v.GetSelectionMetric(), v.GetConverged())
+			fmt.Fprintln(env.Stdout, "test metrics:")
+			for _, m := range v.GetTestMetrics() {
+				fmt.Fprintf(env.Stdout, "  %-20s %.4f\n", m.GetName(), m.GetValue())
+			}
+			if len(v.GetLeaderboard()) > 0 {
+				fmt.Fprint(env.Stdout, leaderboard(v.GetLeaderboard()))
+			}
+			return nil
+		}
+		return usagef("unknown models action %q: want list or get", fs.Arg(0))
+	},
+}
+
+var promoteCommand = Command{
+	Name:    "promote",
+	Summary: "Make a model version live (or split traffic between versions, or set an alias). Refused when the version is worse than the live one on the selection metric, unless --force.",
+	Usage:   "NAME --version N [--split V=W,...] [--shadow V,...] [--alias NAME] [--force]",
+	Run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
+		version := fs.Int64("version", 0, "the version that takes all live traffic")
+		splitFlag := fs.String("split", "", "live traffic split instead of --version, e.g. 3=90,4=10")
+		shadow := fs.String("shadow", "", "versions scored in the shadow of the live ones, e.g. 5,6")
+		alias := fs.String("alias", "", "set this alias to --version instead of changing live traffic")
+		force := fs.Bool("force", false, "promote even if the quality gate refuses")
+		reason := fs.String("reason", "", "why, for the audit trail")
+		if err := parse(env, fs, args, 1, 1); err != nil {
+			return err
+		}
+		name := fs.Arg(0)
+		req := &trainingv1.PromoteModelRequest{ModelName: name, Force: *force, Reason: *reason}
+		switch {
+		case *alias != "":
+			if *version <= 0 {
+				return usagef("--alias needs --version")
+			}
+			req.SetAliases = map[string]int64{*alias: *version}
+		case *splitFlag != "":
+			s, err := parseSplit(*splitFlag)
+			if err != nil {
+				return err
+			}
+			req.Live = s
+		case *version > 0:
+			req.Live = &trainingv1.TrafficSplit{Versions: []*trainingv1.VersionWeight{{Version: *version, Weight: 100}}}
+		case *shadow == "":
+			return usagef("say what to promote: --version, --split, --alias or --shadow")
+		}
+		if *shadow != "" {
+			sv := &trainingv1.ShadowVersions{}
+			for _, f := range strings.Split(*shadow, ",") {
+				v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+				if err != nil || v <= 0 {
+					return usagef("--shadow %q: want version numbers such as 5,6", *shadow)
+				}
+				sv.Versions = append(sv.Versions, v)
+			}
+			req.Shadow = sv
+		}
+		conn, err := env.dial(ctx, "training")
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		client := trainingv1.NewTrainingServiceClient(conn)
+		cctx, cancel := env.call(ctx)
+		defer cancel()
+		// Compare-and-set on the revision just read: a concurrent change
+		// makes this call fail rather than be overwritten.
+		cur, err := client.GetModel(cctx, &trainingv1.GetModelRequest{Model: &commonv1.ModelRef{Name: name}})
+		if err != nil {
+			return err
+		}
+		req.ExpectedRevision = cur.GetModel().GetRevision()
+		resp, err := client.PromoteModel(cctx, req)
+		if err != nil {
+			return err
+		}
+		if env.output == "json" {
+			return env.printJSON(resp)
+		}
+		m := resp.GetModel()
+		fmt.Fprintf(env.Stdout, "%s: live %s, aliases %s (revision %d)\n", m.GetName(), split(m.GetLive()), aliases(m.GetAliases()), m.GetRevision())
+		return nil
+	},
+}
+
+func parseModelRef(s string) (*commonv1.ModelRef, error) {
+	name, sel, found := strings.Cut(s, "@")
+	if name == "" {
+		return nil, usagef("model %q: want NAME, NAME@VERSION or NAME@ALIAS", s)
+	}
+	ref := &commonv1.ModelRef{Name: name}
+	if found {
+		if v, err := strconv.ParseInt(sel, 10, 64); err == nil {
+			ref.Selector = &commonv1.ModelRef_Version{Version: v}
+		} else {
+			ref.Selector = &commonv1.ModelRef_Alias{Alias: sel}
+		}
+	}
+	return ref, nil
+}
+
+func parseSplit(s string) (*trainingv1.TrafficSplit, error) {
+	out := &trainingv1.TrafficSplit{}
+	for _, part := range strings.Split(s, ",") {
+		v, w, ok := strings.Cut(strings.TrimSpace(part), "=")
+		version, err1 := strconv.ParseInt(v, 10, 64)
+		weight, err2 := strconv.ParseUint(w, 10, 32)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, usagef("--split %q: want VERSION=WEIGHT pairs such as 3=90,4=10", s)
+		}
+		out.Versions = append(out.Versions, &trainingv1.VersionWeight{Version: version, Weight: uint32(weight)})
+	}
+	return out, nil
+}
+
+func split(s *trainingv1.TrafficSplit) string {
+	if len(s.GetVersions()) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, v := range s.GetVersions() {
+		parts = append(parts, fmt.Sprintf("v%d=%d", v.GetVersion(), v.GetWeight()))
+	}
+	return strings.Join(parts, ",")
+}
+
+func aliases(a map[string]int64) string {
+	if len(a) == 0 {
+		return "none"
+	}
+	var parts []string
+	for k, v := range a {
+		parts = append(parts, fmt.Sprintf("%s=v%d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
