@@ -50,6 +50,15 @@ var modelsCommand = Command{
 			if err != nil {
 				return err
 			}
+			if ref.GetSelector() == nil {
+				// A bare name shows the live version, or the latest one when
+				// none is live yet.
+				if latest, ok, err := latestUnpromoted(cctx, client, ref.GetName()); err != nil {
+					return err
+				} else if ok {
+					ref.Selector = &commonv1.ModelRef_Version{Version: latest}
+				}
+			}
 			resp, err := client.GetModel(cctx, &trainingv1.GetModelRequest{Model: ref})
 			if err != nil {
 				return err
@@ -144,6 +153,21 @@ var promoteCommand = Command{
 		fmt.Fprintf(env.Stdout, "%s: live %s, aliases %s (revision %d)\n", m.GetName(), split(m.GetLive()), aliases(m.GetAliases()), m.GetRevision())
 		return nil
 	},
+}
+
+// latestUnpromoted returns the latest version of a model that has no live
+// version, and false when the model has live versions or does not exist.
+func latestUnpromoted(ctx context.Context, client trainingv1.TrainingServiceClient, name string) (int64, bool, error) {
+	resp, err := client.ListModels(ctx, &trainingv1.ListModelsRequest{NamePrefix: name})
+	if err != nil {
+		return 0, false, err
+	}
+	for _, m := range resp.GetModels() {
+		if m.GetName() == name && len(m.GetLive().GetVersions()) == 0 && m.GetLatestVersion() > 0 {
+			return m.GetLatestVersion(), true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 func parseModelRef(s string) (*commonv1.ModelRef, error) {
