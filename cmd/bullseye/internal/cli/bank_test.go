@@ -44,7 +44,8 @@ func dataFile(t *testing.T, name string) string {
 // CLI against a real mesh: import through ingest, the feature set, training
 // sets split by import row number, training jobs, the registry. Logistic
 // regression (C = 1) must reach scikit-learn's test ROC-AUC within 0.003,
-// with and without duration (../shared/data/README.md).
+// with and without duration, and so must the linear SVM
+// (../shared/data/README.md).
 func TestBankThroughTheMesh(t *testing.T) {
 	file := dataFile(t, "bank-additional-full.csv")
 	examples := filepath.Join(repoRoot(t), "examples", "bank")
@@ -66,6 +67,7 @@ func TestBankThroughTheMesh(t *testing.T) {
 	}{
 		{"train-lr.yaml", "bank-response", 0.9302},
 		{"train-lr-no-duration.yaml", "bank-response-no-duration", 0.7734},
+		{"train-svm.yaml", "bank-response-svm", 0.9304},
 	} {
 		code, out, errOut := bullseye(t, m, "train", "--timeout", "5m", filepath.Join(examples, tc.spec))
 		if code != 0 {
