@@ -14,10 +14,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/dev"
+	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
-	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 )
 
