@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"os"
@@ -95,6 +96,12 @@ func TestBankThroughTheMesh(t *testing.T) {
 			}
 		}
 		t.Logf("%s: test ROC-AUC %.4f (scikit-learn %.4f)", tc.model, auc, tc.want)
+		reports := t.TempDir()
+		if code, stdout, errOut := bullseye(t, m, "report", "--out", reports, tc.model); code != 0 || !strings.Contains(stdout, ".html") {
+			t.Errorf("report %s: exit %d, %q %s", tc.model, code, stdout, errOut)
+		} else if html, err := os.ReadFile(filepath.Join(reports, tc.model+"-v1.html")); err != nil || !bytes.Contains(html, []byte("data:image/png;base64,")) {
+			t.Errorf("report %s has no embedded plots (err %v)", tc.model, err)
+		}
 		if !(math.Abs(auc-tc.want) <= 0.003) {
 			t.Errorf("%s: test ROC-AUC %.4f, want within 0.003 of %.4f", tc.model, auc, tc.want)
 		}

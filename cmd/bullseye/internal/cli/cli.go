@@ -64,6 +64,7 @@ var Commands = []Command{
 	predictCommand,
 	recommendCommand,
 	forgetCommand,
+	reportCommand,
 }
 
 // Find returns the command named name.
