@@ -65,6 +65,7 @@ var Commands = []Command{
 	recommendCommand,
 	forgetCommand,
 	reportCommand,
+	audienceCommand,
 }
 
 // Find returns the command named name.

@@ -155,7 +155,7 @@ type progress struct {
 func newProgress(env *Env, total int64) *progress { return &progress{env: env, total: total} }
 
 func (p *progress) update(r *ingestv1.ImportResponse) {
-	if p.env.output == "json" {
+	if p.env.output == "json" || !isTerminal(p.env.Stderr) {
 		return
 	}
 	const width = 30

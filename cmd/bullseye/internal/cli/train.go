@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -82,6 +83,7 @@ func watchJob(ctx context.Context, env *Env, client trainingv1.TrainingServiceCl
 	}
 	var last *trainingv1.JobProgress
 	shownBoard := ""
+	live := isTerminal(env.Stderr)
 	for {
 		resp, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -98,19 +100,29 @@ func watchJob(ctx context.Context, env *Env, client trainingv1.TrainingServiceCl
 			}
 			continue
 		}
+		if terminal(p.GetState()) {
+			break
+		}
+		if !live {
+			// Not a terminal (a log, a pipe): one line per stage.
+			if line := progressLine(p); p.GetStage().String() != shownBoard {
+				fmt.Fprintln(env.Stderr, line)
+				shownBoard = p.GetStage().String()
+			}
+			continue
+		}
 		if board := leaderboard(p.GetLeaderboard()); board != shownBoard && board != "" {
 			fmt.Fprintf(env.Stderr, "\r\033[K%s", board)
 			shownBoard = board
 		}
 		fmt.Fprintf(env.Stderr, "\r\033[K%s", progressLine(p))
-		if terminal(p.GetState()) {
-			break
-		}
 	}
 	if env.output == "json" || last == nil {
 		return nil
 	}
-	fmt.Fprintln(env.Stderr)
+	if live {
+		fmt.Fprintln(env.Stderr)
+	}
 	for _, m := range last.GetMessages() {
 		fmt.Fprintf(env.Stdout, "%s %s: %s\n", m.GetSeverity(), m.GetCode(), m.GetText())
 	}
@@ -153,7 +165,7 @@ func leaderboard(entries []*trainingv1.LeaderboardEntry) string {
 	sorted := append([]*trainingv1.LeaderboardEntry(nil), entries...)
 	sort.SliceStable(sorted, func(i, j int) bool { return rankOf(sorted[i]) < rankOf(sorted[j]) })
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-4s %-44s %s\n", "rank", "candidate", "score (mean ± sd over folds)")
+	fmt.Fprintf(&b, "%-4s %-60s %s\n", "rank", "candidate", "score (mean ± sd over folds)")
 	for _, e := range sorted {
 		note := ""
 		if e.GetError() != nil {
@@ -161,9 +173,41 @@ func leaderboard(entries []*trainingv1.LeaderboardEntry) string {
 		} else if !e.GetConverged() {
 			note = "  (not converged)"
 		}
-		fmt.Fprintf(&b, "%-4d %-44s %.4f ± %.4f%s\n", e.GetRank(), truncate(e.GetLabel(), 44), e.GetScore(), e.GetScoreStdDev(), note)
+		fmt.Fprintf(&b, "%-4d %-60s %.4f ± %.4f%s\n", e.GetRank(), truncate(candidateLabel(e), 60), e.GetScore(), e.GetScoreStdDev(), note)
 	}
 	return b.String()
+}
+
+// candidateLabel names a candidate: its label, else its family and
+// hyperparameters.
+func candidateLabel(e *trainingv1.LeaderboardEntry) string {
+	if e.GetLabel() != "" {
+		return e.GetLabel()
+	}
+	name := strings.ToLower(strings.TrimPrefix(e.GetFamily().String(), "MODEL_FAMILY_"))
+	keys := make([]string, 0, len(e.GetHyperparameters()))
+	for k := range e.GetHyperparameters() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var hp []string
+	for _, k := range keys {
+		hp = append(hp, k+"="+valueString(e.GetHyperparameters()[k]))
+	}
+	if len(hp) > 0 {
+		name += " " + strings.Join(hp, " ")
+	}
+	return name
+}
+
+// isTerminal reports whether w is a terminal, where progress redraws in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func rankOf(e *trainingv1.LeaderboardEntry) int32 {
