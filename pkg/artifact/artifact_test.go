@@ -501,11 +501,11 @@ func TestDecodeRefuses(t *testing.T) {
 			a.Family = trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION
 		}, artifact.ErrInvalid},
 		{"signed hashing", func(a *trainingv1.ModelArtifact) { a.Preprocessing.Columns[5].SignedHash = true }, artifact.ErrUnsupported},
-		{"recommender", func(a *trainingv1.ModelArtifact) {
+		{"recommender of a feature task", func(a *trainingv1.ModelArtifact) {
 			a.Family = trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS
 			a.Preprocessing = nil
 			a.Parameters = &trainingv1.ModelArtifact_Factorization{Factorization: &trainingv1.FactorizationParameters{Rank: 2}}
-		}, artifact.ErrUnsupported},
+		}, artifact.ErrInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

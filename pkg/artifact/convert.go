@@ -253,7 +253,7 @@ func Decode(a *trainingv1.ModelArtifact) (*Fitted, error) {
 	}
 	if a.GetPreprocessing() == nil {
 		if _, ok := a.GetParameters().(*trainingv1.ModelArtifact_Factorization); ok {
-			return nil, fmt.Errorf("decode artifact: %w: factorisation models", ErrUnsupported)
+			return nil, fmt.Errorf("decode artifact: %w: factorisation models (use DecodeFactors)", ErrUnsupported)
 		}
 		return nil, fmt.Errorf("decode artifact: %w: no preprocessing", ErrInvalid)
 	}
@@ -511,7 +511,7 @@ func decodeModel(a *trainingv1.ModelArtifact, conv ml.Convergence) (ml.Model, er
 	case trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS, trainingv1.ModelFamily_MODEL_FAMILY_MF_SGD,
 		trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, trainingv1.ModelFamily_MODEL_FAMILY_BPR,
 		trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY:
-		return nil, fmt.Errorf("%w: recommender family %v", ErrUnsupported, family)
+		return nil, fmt.Errorf("%w: recommender family %v (use DecodeFactors)", ErrUnsupported, family)
 	}
 	return nil, fmt.Errorf("%w: family %v", ErrInvalid, family)
 }

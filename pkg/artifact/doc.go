@@ -41,7 +41,22 @@
 // caller's Batch and Result have grown to the batch size: reuse them (Batch.Reset) across
 // calls. Kernel models allocate their kernel matrix per call.
 //
-// Recommenders (factorisation and popularity models, issue 6) fit the same Scorer interface,
-// scoring (user, item) pairs added with Batch.AddPair; until they are added, NewScorer refuses
-// their artifacts with ErrUnsupported.
+// # Recommenders
+//
+// Recommenders (MF_ALS, MF_SGD, IMPLICIT_ALS, BPR and POPULARITY) are pkg/ml/recommend's
+// Factors rather than a Fitted. [EncodeFactors] writes them as FactorizationParameters (factor
+// matrices and biases as packed little-endian float32 bytes, the seen lists as little-endian
+// uint32 bytes, the popularity fallback beside them) or PopularityParameters, and
+// [DecodeFactors] reads them back bit for bit. [Decode] refuses them with ErrUnsupported.
+//
+// NewScorer loads a recommender artifact into a Scorer that also implements [Recommender]:
+// serving type-asserts to it. As a Scorer it scores (user, item) pairs added with
+// Batch.AddPair (the predicted rating, clipped to the rating range, for explicit models; the
+// preference for implicit ones; the item's popularity for POPULARITY), falling back to the
+// known biases for unknown users or items; rows of feature values do not fit it. As a
+// Recommender it answers top-k queries (recommend.Query: k, allowed and excluded items, seen
+// items excluded by default) for a batch of users with one blocked matrix product, unknown
+// users getting the popularity ranking, and Predict tells whether a pair was known;
+// [PairProblem] gives the Problem of an unknown pair. [NewRecommender] does the same for
+// factors that were not encoded.
 package artifact

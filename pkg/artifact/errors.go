@@ -9,7 +9,7 @@ var (
 	// up. Loading refuses it.
 	ErrInvalid = errors.New("invalid model artifact")
 	// ErrUnsupported marks an artifact or model this package cannot convert or score yet
-	// (recommenders until they are added, signed hashing).
+	// (feature-model decoding of recommenders, signed hashing).
 	ErrUnsupported = errors.New("unsupported model")
 	// ErrChecksum marks serialised artifact bytes whose SHA-256 digest is not the expected
 	// one.

@@ -25,8 +25,8 @@ import (
 // multiple goroutines; each call brings its own Batch and Result.
 //
 // NewScorer returns the scorer of feature models (linear, logistic, SVM, kernel and Nyström
-// families). Recommenders (issue 6) will implement the same interface, scoring the
-// (user, item) pairs added with Batch.AddPair, and add top-k retrieval beside it.
+// families) and, for recommenders, a Recommender: it implements the same interface, scoring
+// the (user, item) pairs added with Batch.AddPair, and adds top-k retrieval beside it.
 type Scorer interface {
 	// Info describes the model: its identity, raw inputs and outputs.
 	Info() *Info
@@ -209,9 +209,13 @@ func grow(s []float64, n int) []float64 {
 }
 
 // NewScorer loads an artifact for scoring. It checks the artifact as Decode does and
-// precomputes what scoring needs (category indexes, weights). Recommender artifacts give
-// ErrUnsupported until their scorers are added.
+// precomputes what scoring needs (category indexes, weights). Recommender artifacts
+// (factorisation and popularity families) give a Scorer that is also a Recommender, checked
+// as DecodeFactors checks them.
 func NewScorer(a *trainingv1.ModelArtifact) (Scorer, error) {
+	if IsRecommender(a.GetFamily()) {
+		return newRecommenderScorer(a)
+	}
 	f, err := Decode(a)
 	if err != nil {
 		return nil, err

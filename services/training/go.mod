@@ -6,6 +6,7 @@ replace github.com/bullseye-ml/bullseye/pkg => ../../pkg
 
 require (
 	github.com/bullseye-ml/bullseye/pkg v0.0.0-00010101000000-000000000000
+	github.com/bullseye-ml/bullseye/services/feature v0.0.0-00010101000000-000000000000
 	github.com/nats-io/nats.go v1.55.0
 	go.etcd.io/etcd/client/v3 v3.7.3
 	go.uber.org/goleak v1.3.0
@@ -81,3 +82,5 @@ require (
 	k8s.io/utils v0.0.0-20260108192941-914a6e750570 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
+
+replace github.com/bullseye-ml/bullseye/services/feature => ../feature

@@ -48,6 +48,16 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 	if err != nil {
 		return nil, s.Status(ctx, "Evaluate", err)
 	}
+	if rec, ok := sc.(artifact.Recommender); ok {
+		resp, err := s.evaluateRecommender(ctx, req, mv, rec)
+		if err != nil {
+			return nil, s.Status(ctx, "Evaluate", err)
+		}
+		return resp, nil
+	}
+	if req.GetData() != nil && req.GetData().GetInteractions() != nil {
+		return nil, s.Status(ctx, "Evaluate", fault.Invalid("data.interactions", "%s is not a recommender: evaluate it on a training_set", mv.GetModelName()))
+	}
 	info := sc.Info()
 	var classes *dataset.Classes
 	classify := info.Task == trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION

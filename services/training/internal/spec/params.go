@@ -97,6 +97,45 @@ var families = map[trainingv1.ModelFamily]struct {
 	trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC: {trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
 		pKernel, pGamma, pDegree, pCoef0, pComponents, pC, pPenalty, pClassWeight, pPosWeight, pIntercept,
 	}},
+	// Recommenders. A lambda of 0 would mean recommend's default, so it must be positive.
+	trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS: {trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, []param{
+		pRank, {name: "lambda", kind: kNumber, def: number(0.1), lo: 0, hi: inf, loOpen: true},
+		{name: "iterations", kind: kInt, def: whole(15), lo: 1, hi: 10_000}, pBiased,
+	}},
+	trainingv1.ModelFamily_MODEL_FAMILY_MF_SGD: {trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, []param{
+		pRank, {name: "learning_rate", kind: kNumber, def: number(0.005), lo: 0, hi: inf, loOpen: true},
+		{name: "lambda", kind: kNumber, def: number(0.02), lo: 0, hi: inf, loOpen: true},
+		pEpochs, pBiased, {name: "init_std", kind: kNumber, def: number(0.1), lo: 0, hi: inf, loOpen: true},
+	}},
+	trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS: {trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, []param{
+		pRank, {name: "lambda", kind: kNumber, def: number(0.01), lo: 0, hi: inf, loOpen: true},
+		{name: "alpha", kind: kNumber, def: number(40), lo: 0, hi: inf, loOpen: true},
+		{name: "iterations", kind: kInt, def: whole(15), lo: 1, hi: 10_000},
+		{name: "cg_steps", kind: kInt, def: whole(3), lo: 1, hi: 1000},
+	}},
+	trainingv1.ModelFamily_MODEL_FAMILY_BPR: {trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, []param{
+		pRank, {name: "learning_rate", kind: kNumber, def: number(0.05), lo: 0, hi: inf, loOpen: true},
+		{name: "lambda", kind: kNumber, def: number(0.01), lo: 0, hi: inf, loOpen: true},
+		pEpochs, {name: "negatives", kind: kInt, def: whole(1), lo: 1, hi: 1000},
+	}},
+	// POPULARITY fits both recommendation tasks (see fits).
+	trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY: {trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, []param{
+		{name: "weighting", kind: kEnum, def: text("users"), enum: []string{"users", "value"}},
+	}},
+}
+
+var (
+	pRank   = param{name: "rank", kind: kInt, def: whole(10), lo: 1, hi: 1024}
+	pBiased = param{name: "biased", kind: kBool, def: flag(true)}
+	pEpochs = param{name: "epochs", kind: kInt, def: whole(20), lo: 1, hi: 10_000}
+)
+
+// fits reports whether family f, listed with task listed, fits task t.
+func fits(f trainingv1.ModelFamily, listed, t trainingv1.TaskKind) bool {
+	if f == trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY {
+		return IsRecommendation(t)
+	}
+	return listed == t
 }
 
 func lookupParam(f trainingv1.ModelFamily, name string) (param, bool) {

@@ -51,10 +51,18 @@ func Folds(s *trainingv1.TrainingSpec) int {
 func Metric(s *trainingv1.TrainingSpec) (string, metrics.Metric) {
 	name := s.GetSelection().GetMetric()
 	if name == "" {
-		name = "roc_auc"
-		if s.GetTask() == trainingv1.TaskKind_TASK_KIND_REGRESSION {
+		switch s.GetTask() {
+		case trainingv1.TaskKind_TASK_KIND_REGRESSION, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT:
 			name = "rmse"
+		case trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
+			name = "ndcg_at_10"
+		default:
+			name = "roc_auc"
 		}
+	}
+	if IsRecommendation(s.GetTask()) {
+		higher, _ := recMetric(name)
+		return name, metrics.Metric{Name: name, HigherIsBetter: higher}
 	}
 	m, _ := metrics.Lookup(name)
 	return name, m
@@ -108,10 +116,18 @@ func Validate(s *trainingv1.TrainingSpec, prefix string) fault.Violations {
 	}
 	switch s.GetTask() {
 	case trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, trainingv1.TaskKind_TASK_KIND_REGRESSION:
+		if s.GetData().GetInteractions() != nil {
+			v.Add(f("data.interactions"), "interactions train recommenders; %v needs a training_set", s.GetTask())
+		}
+	case trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
+		if s.GetData().GetTrainingSet() != nil {
+			v.Add(f("data.training_set"), "%v trains on interactions, not a training set", s.GetTask())
+		}
+		validateInteractionsTask(&v, s, f("data.interactions.export"))
 	case trainingv1.TaskKind_TASK_KIND_UNSPECIFIED:
 		v.Add(f("task"), "required")
 	default:
-		v.Add(f("task"), "%v is not supported by this training service yet (recommenders arrive with matrix factorisation)", s.GetTask())
+		v.Add(f("task"), "unknown task %v", s.GetTask())
 	}
 	validateData(&v, s.GetData(), f("data"))
 	validatePreprocessing(&v, s.GetPreprocessing(), f("preprocessing"))
@@ -248,9 +264,9 @@ func validateData(v *fault.Violations, d *trainingv1.DataSpec, field string) {
 			v.Add(field+".training_set.cutoff", "required")
 		}
 	case *trainingv1.DataSpec_Interactions:
-		v.Add(field+".interactions", "recommenders are not supported by this training service yet")
+		validateInteractions(v, src.Interactions, field+".interactions")
 	default:
-		v.Add(field, "required: a training_set")
+		v.Add(field, "required: a training_set or interactions")
 	}
 	if tf := d.GetTrainFilter(); tf != nil {
 		if tf.GetModulus() < 2 {
@@ -328,6 +344,10 @@ func validatePreprocessing(v *fault.Violations, p *trainingv1.PreprocessingSpec,
 }
 
 func validateSelection(v *fault.Violations, s *trainingv1.TrainingSpec, field string) {
+	if IsRecommendation(s.GetTask()) {
+		validateRecSelection(v, s, field)
+		return
+	}
 	name, m := Metric(s)
 	allowed := TaskMetrics(s.GetTask())
 	if !slices.Contains(allowed, name) {
@@ -394,7 +414,7 @@ func Expand(s *trainingv1.TrainingSpec, prefix string) ([]Candidate, fault.Viola
 			}
 			continue
 		}
-		if s.GetTask() != trainingv1.TaskKind_TASK_KIND_UNSPECIFIED && fam.task != s.GetTask() {
+		if s.GetTask() != trainingv1.TaskKind_TASK_KIND_UNSPECIFIED && !fits(cs.GetFamily(), fam.task, s.GetTask()) {
 			v.Add(field+".family", "%v does not fit task %v", cs.GetFamily(), s.GetTask())
 			continue
 		}

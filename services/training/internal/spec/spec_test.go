@@ -140,6 +140,19 @@ func TestExpandRandom(t *testing.T) {
 	}
 }
 
+// recSpec turns s into an explicit-feedback recommender spec trained by MF_ALS.
+func recSpec(s *trainingv1.TrainingSpec, task trainingv1.TaskKind) {
+	s.Task = task
+	s.Data = &trainingv1.DataSpec{Source: &trainingv1.DataSpec_Interactions{Interactions: &trainingv1.InteractionsSpec{
+		Export: &featurev1.ExportInteractionsRequest{Mode: &featurev1.ExportInteractionsRequest_Explicit{Explicit: &featurev1.ExplicitFeedback{
+			EventNames: []string{"Product Rated"}, RatingProperty: "rating"}}},
+		MinUserInteractions: 5,
+		Split:               &trainingv1.InteractionSplit{Method: &trainingv1.InteractionSplit_Random{Random: &trainingv1.RandomSplit{TestFraction: 0.2}}},
+	}}}
+	s.Candidates = []*trainingv1.CandidateSpec{{Family: trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS,
+		Hyperparameters: map[string]*trainingv1.HyperparameterDomain{"rank": list(num(5), num(10)), "biased": list(&commonv1.Value{Kind: &commonv1.Value_BoolValue{BoolValue: true}})}}}
+}
+
 func TestValidate(t *testing.T) {
 	lr := func(hp map[string]*trainingv1.HyperparameterDomain) *trainingv1.CandidateSpec {
 		return &trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Hyperparameters: hp}
@@ -150,8 +163,28 @@ func TestValidate(t *testing.T) {
 		fields []string
 	}{
 		{"valid", func(*trainingv1.TrainingSpec) {}, nil},
-		{"recommendation task", func(s *trainingv1.TrainingSpec) { s.Task = trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT },
-			[]string{"spec.task", "spec.candidates[0].family"}},
+		{"recommendation task on a training set", func(s *trainingv1.TrainingSpec) { s.Task = trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT },
+			[]string{"spec.data.training_set", "spec.candidates[0].family"}},
+		{"recommender", func(s *trainingv1.TrainingSpec) { recSpec(s, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT) }, nil},
+		{"implicit recommender", func(s *trainingv1.TrainingSpec) {
+			recSpec(s, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT)
+			s.Data.GetInteractions().Export.Mode = &featurev1.ExportInteractionsRequest_Implicit{Implicit: &featurev1.ImplicitFeedback{EventWeights: map[string]float64{"Viewed": 1}}}
+			s.Candidates = []*trainingv1.CandidateSpec{{Family: trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS,
+				Hyperparameters: map[string]*trainingv1.HyperparameterDomain{"alpha": list(num(10), num(40))}}, {Family: trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY}}
+		}, nil},
+		{"recommender errors", func(s *trainingv1.TrainingSpec) {
+			recSpec(s, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT)
+			s.Data.GetInteractions().Split = &trainingv1.InteractionSplit{Method: &trainingv1.InteractionSplit_Random{Random: &trainingv1.RandomSplit{TestFraction: 1}}}
+			s.Data.GetInteractions().Export.GetExplicit().RatingProperty = ""
+			s.Selection = &trainingv1.SelectionSpec{Metric: "rmse"}
+			s.Candidates[0].Hyperparameters = map[string]*trainingv1.HyperparameterDomain{"rank": list(num(0)), "c": list(num(1))}
+		}, []string{"spec.data.interactions.split.random.test_fraction", "spec.data.interactions.export.explicit.rating_property",
+			"spec.selection.metric", "spec.candidates[0].family"}},
+		{"recommender metric", func(s *trainingv1.TrainingSpec) {
+			recSpec(s, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT)
+			s.Selection = &trainingv1.SelectionSpec{Metric: "ndcg_at_0"}
+			s.Candidates[0].Hyperparameters = map[string]*trainingv1.HyperparameterDomain{"rank": list(num(0)), "alpha": list(num(1))}
+		}, []string{"spec.selection.metric", `spec.candidates[0].hyperparameters["rank"].values.values[0]`, `spec.candidates[0].hyperparameters["alpha"]`}},
 		{"penalty not in the list", func(s *trainingv1.TrainingSpec) {
 			s.Candidates[0] = lr(map[string]*trainingv1.HyperparameterDomain{"penalty": list(str("l3"))})
 		}, []string{`spec.candidates[0].hyperparameters["penalty"].values.values[0]`}},

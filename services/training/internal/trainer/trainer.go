@@ -164,6 +164,9 @@ func (t *Trainer) Run(ctx context.Context, job *trainingv1.Job, rep Reporter) (*
 
 func (r *run) run(ctx context.Context) (*Outcome, error) {
 	s := r.spec
+	if spec.IsRecommendation(s.GetTask()) {
+		return r.runRecommender(ctx)
+	}
 	ts := s.GetData().GetTrainingSet()
 	task := s.GetTask()
 	classify := task == trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION

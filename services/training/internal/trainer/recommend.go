@@ -1,0 +1,319 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bullseye-ml/bullseye/pkg/artifact"
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
+	"github.com/bullseye-ml/bullseye/pkg/ml/selection"
+	"github.com/bullseye-ml/bullseye/pkg/registry"
+	"github.com/bullseye-ml/bullseye/services/training/internal/dataset"
+	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
+	"github.com/bullseye-ml/bullseye/services/training/internal/spec"
+)
+
+// loadInteractions exports the interactions, waiting for an unavailable feature service for
+// a while as load does.
+func (r *run) loadInteractions(ctx context.Context) (*recommend.Interactions, error) {
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		d, err := dataset.LoadInteractions(ctx, r.t.features, r.spec.GetData().GetInteractions().GetExport(), func(n int64) {
+			r.rep.Update(func(p *trainingv1.JobProgress) { p.RowsLoaded = n })
+		})
+		if err == nil || !errors.Is(err, fault.ErrUnavailable) || attempt == loadAttempts {
+			return d, err
+		}
+		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_LOADING_DATA,
+			"FEATURE_SERVICE_UNAVAILABLE", "the feature service is unavailable (attempt %d of %d); trying again in %v", attempt, loadAttempts, wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// runRecommender runs a recommendation job: export the interactions, prune and split them,
+// cross-validate the candidates over the training pairs, refit the winner, evaluate it on
+// the test pairs through the artifact and register it.
+func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
+	s := r.spec
+	task := s.GetTask()
+	explicit := task == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT
+	is := s.GetData().GetInteractions()
+
+	r.stage(trainingv1.JobStage_JOB_STAGE_LOADING_DATA)
+	all, err := r.loadInteractions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	train, test, err := dataset.SplitInteractions(all, is, spec.Seed(s))
+	if err != nil {
+		return nil, Failure(ReasonInvalidData, "splitting the interactions: %v", err)
+	}
+	folds := spec.Folds(s)
+	if train.Len() < 2*folds {
+		return nil, Failure(ReasonInvalidData, "%d training interactions (of %d exported, after the minimum counts and the split) are too few for %d folds",
+			train.Len(), all.Len(), folds)
+	}
+	r.rep.Update(func(p *trainingv1.JobProgress) {
+		p.RowsLoaded = int64(all.Len())
+		p.Percent = band[trainingv1.JobStage_JOB_STAGE_LOADING_DATA][1]
+	})
+	if dropped := all.Len() - train.Len() - test.Len(); dropped > 0 {
+		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_LOADING_DATA,
+			"INTERACTIONS_PRUNED", "%d of %d interactions were dropped by the minimum user and item counts", dropped, all.Len())
+	}
+
+	// Candidates.
+	metricName, _ := spec.Metric(s)
+	ks := spec.RankingK(s)
+	reported := spec.RecMetrics(task, ks)
+	cands, _ := spec.Expand(s, "spec")
+	recs := make([]recommend.Candidate, len(cands))
+	for i, c := range cands {
+		if recs[i], err = spec.RecCandidate(c, s); err != nil {
+			return nil, Failure(ReasonInvalidSpec, "candidate %d: %v", c.Index, err)
+		}
+	}
+
+	// Cross-validation.
+	r.stage(trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING)
+	r.rep.Update(func(p *trainingv1.JobProgress) { p.FoldCount, p.CandidateCount = int32(folds), int32(len(cands)) })
+	results := make([][]*selection.Progress, len(cands))
+	for i := range results {
+		results[i] = make([]*selection.Progress, folds)
+	}
+	entry := func(i int) *trainingv1.LeaderboardEntry {
+		return recEntry(cands[i], results[i], metricName, reported)
+	}
+	search := &recommend.Search{
+		Candidates:  recs,
+		Splitter:    selection.KFold{K: folds, Shuffle: true, Seed: spec.Seed(s)},
+		Metric:      metricName,
+		Eval:        recommend.EvalOptions{K: ks, Ratings: explicit},
+		Parallelism: int(s.GetResources().GetParallelism()),
+		NoRefit:     true,
+		Progress: func(p selection.Progress) {
+			results[p.Candidate][p.Fold] = &p
+			e := entry(p.Candidate)
+			r.rep.Update(func(jp *trainingv1.JobProgress) {
+				jp.Fold, jp.CandidateIndex = int32(p.Fold+1), int32(p.Candidate+1)
+				lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
+				jp.Percent = lo + (hi-lo)*float64(p.Done)/float64(p.Total)
+				jp.CurrentMetrics = e.GetMetrics()
+			})
+		},
+	}
+	res, err := search.Run(ctx, train)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if res == nil && err != nil {
+		return nil, fmt.Errorf("cross-validation: %w", err)
+	}
+	var leaderboard []*trainingv1.LeaderboardEntry
+	for _, row := range res.Leaderboard {
+		e := entry(row.Candidate)
+		e.Rank = int32(row.Rank)
+		if row.Err != "" && e.Error == nil {
+			e.Error = &commonv1.Problem{Reason: "CANDIDATE_FAILED", Description: row.Err}
+		}
+		leaderboard = append(leaderboard, e)
+		if e.Error != nil {
+			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_ERROR,
+				Code: "CANDIDATE_FAILED", Text: fmt.Sprintf("candidate %d (%v) failed: %s", e.GetCandidateIndex(), e.GetFamily(), e.GetError().GetDescription()),
+				Stage: trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, CandidateIndex: e.GetCandidateIndex()})
+		}
+	}
+	r.rep.Update(func(p *trainingv1.JobProgress) {
+		p.Leaderboard = leaderboard
+		p.CandidatesDone = int32(len(leaderboard))
+	})
+	if err != nil {
+		return nil, Failure(ReasonAllFailed, "every candidate failed; the first: %s", leaderboard[0].GetError().GetDescription())
+	}
+	wi := res.Best.Candidate
+	winner := cands[wi]
+
+	// Refit on every training pair.
+	r.stage(trainingv1.JobStage_JOB_STAGE_REFITTING)
+	start := time.Now()
+	est, err := recs[wi].Family.New(recs[wi].Params)
+	if err != nil {
+		return nil, Failure(ReasonRefitFailed, "candidate %d (%v): %v", wi+1, winner.Family, err)
+	}
+	f, err := est.Fit(ctx, train)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, Failure(ReasonRefitFailed, "refitting candidate %d (%v): %v", wi+1, winner.Family, err)
+	}
+	fitTime := time.Since(start)
+	if explicit && f.Rank > 0 {
+		// Ratings are clipped to the range seen in training.
+		f.MinRating, f.MaxRating = slices.Min(train.Values), slices.Max(train.Values)
+	}
+	a, err := artifact.EncodeFactors(winner.Family, task, f)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the model: %w", err)
+	}
+	if !f.Converged {
+		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_REFITTING,
+			"SOLVER_NOT_CONVERGED", "the final fit's solver hit its iteration cap after %d iterations", f.Iterations)
+	}
+	a.Solver.FitTime = durationpb.New(fitTime)
+	a.Hyperparameters = winner.Params
+
+	// Evaluation on the test pairs, through the artifact's scorer.
+	r.stage(trainingv1.JobStage_JOB_STAGE_EVALUATING)
+	var testMetrics []*commonv1.Metric
+	if test.Len() > 0 {
+		sc, err := artifact.NewScorer(a)
+		if err != nil {
+			return nil, fmt.Errorf("loading the model for evaluation: %w", err)
+		}
+		rec, err := recommend.NewScorer(sc.(artifact.Recommender).Factors())
+		if err != nil {
+			return nil, fmt.Errorf("loading the model for evaluation: %w", err)
+		}
+		ev, err := recommend.Evaluate(rec, test, recommend.EvalOptions{K: ks, Ratings: explicit})
+		if err != nil {
+			return nil, Failure(ReasonInvalidData, "evaluating on the test interactions: %v", err)
+		}
+		for _, name := range reported {
+			if v, ok := ev.Metrics[name]; ok && !math.IsNaN(v) {
+				testMetrics = append(testMetrics, &commonv1.Metric{Name: name, Value: v})
+			}
+		}
+		if ev.Fallback > 0 || ev.Known < ev.Rows {
+			r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_EVALUATING, "UNKNOWN_TEST_PAIRS",
+				"%d of %d test pairs have a user or item without factors; %d of %d test users got the popularity fallback",
+				ev.Rows-ev.Known, ev.Rows, ev.Fallback, ev.Users)
+		}
+	} else {
+		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_EVALUATING,
+			"NO_TEST_SPLIT", "the interactions have no test split: the model's metrics are its cross-validation metrics")
+	}
+	var winnerEntry *trainingv1.LeaderboardEntry
+	for _, e := range leaderboard {
+		if int(e.GetCandidateIndex()) == winner.Index {
+			winnerEntry = e
+		}
+	}
+	cvMetrics := winnerEntry.GetMetrics()
+	a.Metrics = testMetrics
+	if len(testMetrics) == 0 {
+		a.Metrics = cvMetrics
+	}
+
+	// Registration.
+	r.stage(trainingv1.JobStage_JOB_STAGE_REGISTERING)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	lineage := &trainingv1.Lineage{
+		JobId:       r.job.GetJobId(),
+		Data:        proto.Clone(s.GetData()).(*trainingv1.DataSpec),
+		TrainRows:   int64(train.Len()),
+		TestRows:    int64(test.Len()),
+		Users:       int64(len(f.UserIDs)),
+		Items:       int64(max(len(f.ItemIDs), len(f.Popularity.ItemIDs))),
+		CodeVersion: r.t.codeVersion,
+		Seed:        spec.Seed(s),
+	}
+	if len(all.Times) > 0 {
+		lineage.DataStartTime = timestamppb.New(time.Unix(slices.Min(all.Times), 0))
+		lineage.DataEndTime = timestamppb.New(time.Unix(slices.Max(all.Times), 0))
+	}
+	a.Lineage = lineage
+	mv := &trainingv1.ModelVersion{
+		ModelName:          s.GetModelName(),
+		Family:             winner.Family,
+		Task:               task,
+		Hyperparameters:    winner.Params,
+		TestMetrics:        testMetrics,
+		CvMetrics:          cvMetrics,
+		SelectionMetric:    metricName,
+		SelectionDirection: spec.Direction(s),
+		Leaderboard:        cloneEntries(leaderboard),
+		Lineage:            lineage,
+		Description:        s.GetDescription(),
+		Labels:             s.GetLabels(),
+		Converged:          f.Converged,
+	}
+	FitRecord(mv)
+	v, created, err := r.t.registry.Register(ctx, mv, a)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, registry.ErrConflict) {
+			return nil, Failure("TASK_MISMATCH", "model %q holds versions of another task", s.GetModelName())
+		}
+		return nil, &fault.Coded{Kind: fault.ErrUnavailable, Reason: ReasonRegistryFailed, Message: "registering the model failed", Cause: err}
+	}
+	verb := "registered"
+	if !created {
+		verb = "found already registered (by an earlier attempt of this job)"
+	}
+	r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_REGISTERING, "MODEL_REGISTERED",
+		"%s %s version %d: %v", verb, v.GetModelName(), v.GetVersion(), winner.Family)
+	r.rep.Update(func(p *trainingv1.JobProgress) { p.Percent = 100 })
+	return &Outcome{Version: v, Metrics: a.GetMetrics()}, nil
+}
+
+// recEntry builds a recommender candidate's leaderboard entry from its finished folds.
+func recEntry(c spec.Candidate, folds []*selection.Progress, metric string, reported []string) *trainingv1.LeaderboardEntry {
+	e := &trainingv1.LeaderboardEntry{CandidateIndex: int32(c.Index), Family: c.Family, Label: c.Label,
+		Hyperparameters: c.Params, Converged: true}
+	values := map[string][]float64{}
+	var fit time.Duration
+	n := 0
+	for f, p := range folds {
+		if p == nil {
+			continue
+		}
+		n++
+		fr := &trainingv1.FoldResult{Fold: int32(f + 1), TrainRows: int64(p.TrainRows), ValidationRows: int64(p.TestRows),
+			Converged: p.Converged, Iterations: int32(p.Iterations), FitTime: durationpb.New(p.FitTime)}
+		for _, name := range reported {
+			if v, ok := p.Metrics[name]; ok && !math.IsNaN(v) {
+				fr.Metrics = append(fr.Metrics, &commonv1.Metric{Name: name, Value: v})
+				values[name] = append(values[name], v)
+			}
+		}
+		e.Folds = append(e.Folds, fr)
+		e.Converged = e.Converged && p.Converged
+		fit += p.FitTime
+		if p.Err != nil && e.Error == nil {
+			e.Error = &commonv1.Problem{Reason: "CANDIDATE_FAILED", Description: fmt.Sprintf("fold %d: %v", f+1, p.Err)}
+		}
+	}
+	if n > 0 {
+		e.MeanFitTime = durationpb.New(fit / time.Duration(n))
+	}
+	for _, name := range reported {
+		if vs := values[name]; len(vs) == n && n > 0 {
+			mean, std := meanStd(vs)
+			e.Metrics = append(e.Metrics, &commonv1.Metric{Name: name, Value: mean, StdDev: std})
+			if name == metric {
+				e.Score, e.ScoreStdDev = mean, std
+			}
+		}
+	}
+	return e
+}
