@@ -13,7 +13,7 @@ COMMANDS := cmd/bullseye services/ingest/cmd/bullseye-ingest services/feature/cm
 	services/training/cmd/bullseye-training services/serving/cmd/bullseye-serving
 TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean bench-train bench-feature bench-ingest bench-recs
+.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean bench-train bench-feature bench-ingest bench-recs bench-serve
 
 all: build
 
@@ -86,6 +86,12 @@ bench-recs:
 # loopback) beside publishing the same events straight to JetStream.
 bench-ingest:
 	cd services/ingest && go run ./internal/bench/cmd/bench-ingest -runs 5 -duration 3s
+
+# ghz against serving: Predict with 64 inline features vs a no-op server with the
+# same messages, Predict by user id (feature lookups per call), Recommend
+# batched vs not, and p99 latency at half the peak rate.
+bench-serve: tools
+	cd services/serving && BULLSEYE_BIN=$(BIN) go run ./cmd/bullseye-serving-bench -runs 5
 
 # GetOnlineFeatures latency (1 and 64 entities of 20 features, concurrency 1
 # and 16) over gRPC on loopback, and materialisation throughput beside the

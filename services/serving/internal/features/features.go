@@ -1,0 +1,347 @@
+// Package features is serving's client of the feature service: feature set columns, batched
+// online lookups (which also return each customer's consent state), and the enumeration of
+// customers that ScoreAudience scores.
+package features
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+)
+
+// Errors of the package; test for them with errors.Is.
+var (
+	// ErrLookup wraps a failed call to the feature service.
+	ErrLookup = errors.New("feature lookup failed")
+	// ErrNoFeatureSet: no feature set exists to check consent with.
+	ErrNoFeatureSet = errors.New("no feature set to look customers up in")
+)
+
+// DefaultMaxEntities is the most entities one GetOnlineFeatures call carries, the feature
+// service's default limit; larger lookups are split.
+const DefaultMaxEntities = 1000
+
+// latestTTL is how long the resolution of a feature set's latest version is trusted.
+const latestTTL = 30 * time.Second
+
+// Set is one resolved feature set version and its columns.
+type Set struct {
+	// Name and Version identify it; Version is never 0.
+	Name    string
+	Version int64
+	// Columns are its output columns, in order.
+	Columns []*featurev1.FeatureColumn
+
+	index map[string]int
+}
+
+// Has reports whether the set has a column of that name.
+func (s *Set) Has(name string) bool {
+	_, ok := s.index[name]
+	return ok
+}
+
+// Type returns the type of a column, and false when there is none of that name.
+func (s *Set) Type(name string) (commonv1.ValueType, bool) {
+	i, ok := s.index[name]
+	if !ok {
+		return 0, false
+	}
+	return s.Columns[i].GetType(), true
+}
+
+// Client calls the feature service. It is safe for concurrent use.
+type Client struct {
+	fc          featurev1.FeatureServiceClient
+	maxEntities int
+	timeout     time.Duration
+	consent     string
+	metrics     *Metrics
+
+	mu     sync.Mutex
+	sets   map[setKey]cached
+	anySet cached
+}
+
+type setKey struct {
+	name    string
+	version int64
+}
+
+type cached struct {
+	set *Set
+	at  time.Time
+}
+
+// Options configure a Client.
+type Options struct {
+	// MaxEntities is the most entities per GetOnlineFeatures call; 0 means DefaultMaxEntities.
+	MaxEntities int
+	// Timeout bounds a call whose context has no deadline; 0 means 5 s.
+	Timeout time.Duration
+	// ConsentFeatureSet is the feature set whose lookups give the consent state of customers
+	// for models that have no feature set of their own (recommenders); empty means the first
+	// feature set the service lists.
+	ConsentFeatureSet string
+	// Metrics, when set, count lookups.
+	Metrics *Metrics
+}
+
+// New returns a client of the feature service.
+func New(fc featurev1.FeatureServiceClient, o Options) *Client {
+	if o.MaxEntities <= 0 {
+		o.MaxEntities = DefaultMaxEntities
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	return &Client{fc: fc, maxEntities: o.MaxEntities, timeout: o.Timeout, consent: o.ConsentFeatureSet, metrics: o.Metrics, sets: map[setKey]cached{}}
+}
+
+func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+// Resolve returns a feature set version with its columns (version 0: the latest). Pinned
+// versions are cached for good, the latest for a short while.
+func (c *Client) Resolve(ctx context.Context, name string, version int64) (*Set, error) {
+	k := setKey{name, version}
+	c.mu.Lock()
+	e, ok := c.sets[k]
+	c.mu.Unlock()
+	if ok && (version != 0 || time.Since(e.at) < latestTTL) {
+		return e.set, nil
+	}
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	resp, err := c.fc.GetFeatureSet(ctx, &featurev1.GetFeatureSetRequest{FeatureSet: &featurev1.FeatureSetRef{Name: name, Version: version}})
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading feature set %s version %d: %w", ErrLookup, name, version, err)
+	}
+	s := newSet(resp.GetFeatureSet())
+	c.mu.Lock()
+	c.sets[k] = cached{s, time.Now()}
+	c.sets[setKey{name, s.Version}] = cached{s, time.Now()}
+	c.mu.Unlock()
+	return s, nil
+}
+
+func newSet(fs *featurev1.FeatureSet) *Set {
+	s := &Set{Name: fs.GetName(), Version: fs.GetVersion(), Columns: fs.GetColumns(), index: map[string]int{}}
+	for i, col := range s.Columns {
+		s.index[col.GetName()] = i
+	}
+	return s
+}
+
+// ConsentSet returns the feature set whose lookups give consent states for models without a
+// feature set of their own: the configured one, or else the first the service lists.
+func (c *Client) ConsentSet(ctx context.Context) (*Set, error) {
+	if c.consent != "" {
+		return c.Resolve(ctx, c.consent, 0)
+	}
+	c.mu.Lock()
+	e := c.anySet
+	c.mu.Unlock()
+	if e.set != nil && time.Since(e.at) < latestTTL {
+		return e.set, nil
+	}
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	resp, err := c.fc.ListFeatureSets(ctx, &featurev1.ListFeatureSetsRequest{PageSize: 1})
+	if err != nil {
+		return nil, fmt.Errorf("%w: listing feature sets: %w", ErrLookup, err)
+	}
+	if len(resp.GetFeatureSets()) == 0 {
+		return nil, ErrNoFeatureSet
+	}
+	s, err := c.Resolve(ctx, resp.GetFeatureSets()[0].GetName(), 0)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.anySet = cached{s, time.Now()}
+	c.mu.Unlock()
+	return s, nil
+}
+
+// Lookup fetches the named columns of set for the customers ids: one GetOnlineFeatures call
+// (more only beyond MaxEntities ids). The results are in the order of ids.
+func (c *Client) Lookup(ctx context.Context, set *Set, names []string, ids []string) ([]*featurev1.EntityFeatures, error) {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	out := make([]*featurev1.EntityFeatures, 0, len(ids))
+	ref := &featurev1.FeatureSetRef{Name: set.Name, Version: set.Version}
+	for start := 0; start < len(ids); start += c.maxEntities {
+		chunk := ids[start:min(len(ids), start+c.maxEntities)]
+		ents := make([]commonv1.EntityKey, len(chunk))
+		ptrs := make([]*commonv1.EntityKey, len(chunk))
+		for i, id := range chunk {
+			ents[i].Id = id
+			ptrs[i] = &ents[i]
+		}
+		t0 := time.Now()
+		resp, err := c.fc.GetOnlineFeatures(ctx, &featurev1.GetOnlineFeaturesRequest{FeatureSet: ref, Entities: ptrs, FeatureNames: names})
+		c.metrics.observe(set.Name, len(chunk), time.Since(t0), err)
+		if err != nil {
+			if status.Code(err) == codes.InvalidArgument {
+				// The columns may have changed (a newer latest version): resolve again next time.
+				c.forget(set)
+			}
+			return nil, fmt.Errorf("%w: feature set %s version %d, %d entities: %w", ErrLookup, set.Name, set.Version, len(chunk), err)
+		}
+		if len(resp.GetResults()) != len(chunk) {
+			return nil, fmt.Errorf("%w: %d results for %d entities", ErrLookup, len(resp.GetResults()), len(chunk))
+		}
+		out = append(out, resp.GetResults()...)
+	}
+	return out, nil
+}
+
+func (c *Client) forget(set *Set) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.sets {
+		if e.set == set {
+			delete(c.sets, k)
+		}
+	}
+}
+
+// Suppressed reports whether a consent state forbids scoring the customer: they objected to
+// marketing or were erased.
+func Suppressed(s commonv1.ConsentState) bool {
+	return s == commonv1.ConsentState_CONSENT_STATE_OBJECTED || s == commonv1.ConsentState_CONSENT_STATE_ERASED
+}
+
+// audienceLabel is the trait label of the enumeration's training set: a name no trait has,
+// kept as a null label.
+const audienceLabel = "__bullseye_serving_audience__"
+
+// ListCustomers calls fn with the ids of every known, non-erased customer of set, in pages of
+// about pageSize, in id order. Customers who objected to marketing are included: the caller
+// checks consent in its own lookups.
+//
+// The feature service has no entity listing yet; this reads the entity column of a training
+// set cut off now, with a placeholder trait label whose missing values are kept and a single
+// feature column. It is the only place that knows; replace it when a listing exists.
+func (c *Client) ListCustomers(ctx context.Context, set *Set, pageSize int, fn func(ids []string) error) error {
+	if len(set.Columns) == 0 {
+		return fmt.Errorf("%w: feature set %s version %d has no columns", ErrLookup, set.Name, set.Version)
+	}
+	stream, err := c.fc.BuildTrainingSet(ctx, &featurev1.BuildTrainingSetRequest{
+		Spec: &featurev1.TrainingSetSpec{
+			FeatureSet:   &featurev1.FeatureSetRef{Name: set.Name, Version: set.Version},
+			FeatureNames: []string{set.Columns[0].GetName()},
+			Label: &featurev1.LabelSpec{
+				Name:        audienceLabel,
+				Source:      &featurev1.LabelSpec_Trait{Trait: &featurev1.TraitLabel{Trait: audienceLabel}},
+				KeepMissing: true,
+			},
+			Cutoff:          &featurev1.CutoffSpec{Cutoff: &featurev1.CutoffSpec_FixedTime{FixedTime: timestamppb.Now()}},
+			IncludeObjected: true,
+		},
+		Order:          featurev1.TrainingSetOrder_TRAINING_SET_ORDER_ENTITY,
+		RowsPerMessage: int32(min(max(pageSize, 1), 10_000)),
+	})
+	if err != nil {
+		return fmt.Errorf("%w: listing the customers of %s: %w", ErrLookup, set.Name, err)
+	}
+	for {
+		m, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w: listing the customers of %s: %w", ErrLookup, set.Name, err)
+		}
+		rows := m.GetRows()
+		if len(rows) == 0 {
+			continue
+		}
+		ids := make([]string, 0, len(rows))
+		for _, r := range rows {
+			if t := r.GetEntity().GetEntityType(); t == "" || t == "customer" {
+				ids = append(ids, r.GetEntity().GetId())
+			}
+		}
+		if err := fn(ids); err != nil {
+			return err
+		}
+	}
+}
+
+// Metrics count the client's lookups.
+type Metrics struct {
+	lookups  *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	entities *prometheus.HistogramVec
+	latency  *prometheus.HistogramVec
+}
+
+// NewMetrics registers the lookup metrics in reg:
+//
+//	bullseye_serving_feature_lookups_total         GetOnlineFeatures calls, by feature set
+//	bullseye_serving_feature_lookup_errors_total   failed calls
+//	bullseye_serving_feature_lookup_entities       entities per call (histogram)
+//	bullseye_serving_feature_lookup_seconds        call latency (histogram)
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bullseye_serving_feature_lookups_total",
+			Help: "GetOnlineFeatures calls made, by feature set.",
+		}, []string{"feature_set"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bullseye_serving_feature_lookup_errors_total",
+			Help: "GetOnlineFeatures calls that failed, by feature set.",
+		}, []string{"feature_set"}),
+		entities: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bullseye_serving_feature_lookup_entities",
+			Help:    "Entities per GetOnlineFeatures call.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000},
+		}, []string{"feature_set"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bullseye_serving_feature_lookup_seconds",
+			Help:    "GetOnlineFeatures call latency.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16),
+		}, []string{"feature_set"}),
+	}
+	for _, col := range []prometheus.Collector{m.lookups, m.errors, m.entities, m.latency} {
+		if err := reg.Register(col); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) observe(set string, n int, d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.lookups.WithLabelValues(set).Inc()
+	m.entities.WithLabelValues(set).Observe(float64(n))
+	m.latency.WithLabelValues(set).Observe(d.Seconds())
+	if err != nil {
+		m.errors.WithLabelValues(set).Inc()
+	}
+}

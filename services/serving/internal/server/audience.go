@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
+	"github.com/bullseye-ml/bullseye/services/serving/internal/audience"
+)
+
+// ScoreAudience implements PredictionService.ScoreAudience.
+func (s *Server) ScoreAudience(req *servingv1.ScoreAudienceRequest, stream servingv1.PredictionService_ScoreAudienceServer) error {
+	start := time.Now()
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-s.cfg.Draining:
+			cancel(errDraining)
+		case <-stop:
+		}
+	}()
+	label := ""
+	err := s.scoreAudience(ctx, req, stream, &label)
+	if cause := context.Cause(ctx); cause == errDraining && err != nil {
+		err = errDraining
+	}
+	s.metrics.observe(label, "ScoreAudience", err, start)
+	return toStatus(stream.Context(), s.logger, "ScoreAudience", err)
+}
+
+func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudienceRequest, stream servingv1.PredictionService_ScoreAudienceServer, label *string) error {
+	var c checker
+	checkRef(&c, req.GetModel(), "model")
+	size := int(req.GetBatchSize())
+	if size == 0 {
+		size = 1000
+	}
+	if size < 1 || size > MaxAudienceBatch {
+		c.fail("batch_size", "must be 0 (1,000) to %d", MaxAudienceBatch)
+	}
+	if req.GetTopN() < 0 {
+		c.fail("top_n", "must not be negative")
+	}
+	if req.MinScore != nil && (math.IsNaN(req.GetMinScore()) || math.IsInf(req.GetMinScore(), 0)) {
+		c.fail("min_score", "must be a finite number")
+	}
+	if err := c.err(); err != nil {
+		return err
+	}
+	lease, err := s.cfg.Store.Acquire(req.GetModel())
+	if err != nil {
+		return err
+	}
+	defer lease.Release()
+	*label = req.GetModel().GetName()
+	top := lease.Top()
+	if top.Recommender() {
+		return invalidError{{"model", fmt.Sprintf("model %q is a recommender; an audience is scored with a classifier or regression model", top.Name)}}
+	}
+	ar := audience.Request{TopN: req.GetTopN(), BatchSize: size}
+	if req.MinScore != nil {
+		v := req.GetMinScore()
+		ar.MinScore = &v
+	}
+	if req.GetSegment() != nil {
+		name, ver := top.FeatureSet()
+		if name == "" {
+			return audience.ErrNoFeatureSet
+		}
+		set, err := s.cfg.Features.Resolve(ctx, name, ver)
+		if err != nil {
+			return err
+		}
+		f, bad := audience.Compile(req.GetSegment(), func(n string) (commonv1.ValueType, bool) { return set.Type(n) }, "segment")
+		if len(bad) > 0 {
+			inv := make(invalidError, len(bad))
+			for i, b := range bad {
+				inv[i] = violation{b.Field, b.Description}
+			}
+			return inv
+		}
+		ar.Filter = f
+	}
+	return s.cfg.Audience.Run(ctx, lease, ar, stream.Send)
+}
+
+// ListModels implements PredictionService.ListModels.
+func (s *Server) ListModels(ctx context.Context, req *servingv1.ListModelsRequest) (*servingv1.ListModelsResponse, error) {
+	return &servingv1.ListModelsResponse{Models: s.cfg.Store.List(req.GetNamePrefix())}, nil
+}
+
+// GetModelStatus implements PredictionService.GetModelStatus.
+func (s *Server) GetModelStatus(ctx context.Context, req *servingv1.GetModelStatusRequest) (*servingv1.GetModelStatusResponse, error) {
+	var c checker
+	checkRef(&c, req.GetModel(), "model")
+	if err := c.err(); err != nil {
+		return nil, toStatus(ctx, s.logger, "GetModelStatus", err)
+	}
+	m, err := s.cfg.Store.Status(req.GetModel())
+	if err != nil {
+		return nil, toStatus(ctx, s.logger, "GetModelStatus", err)
+	}
+	return &servingv1.GetModelStatusResponse{Model: m}, nil
+}

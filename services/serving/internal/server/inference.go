@@ -1,0 +1,150 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
+	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
+	"github.com/bullseye-ml/bullseye/services/serving/internal/oip"
+	"github.com/bullseye-ml/bullseye/services/serving/internal/scoring"
+)
+
+// inferenceServer answers the Open Inference Protocol v2.
+type inferenceServer struct {
+	inference.UnimplementedGRPCInferenceServiceServer
+	s *Server
+}
+
+// ServerLive implements GRPCInferenceService.ServerLive: the process answers.
+func (is *inferenceServer) ServerLive(ctx context.Context, _ *inference.ServerLiveRequest) (*inference.ServerLiveResponse, error) {
+	return &inference.ServerLiveResponse{Live: true}, nil
+}
+
+// ServerReady implements GRPCInferenceService.ServerReady: the instance is ready (the models
+// live at start are loaded and the feature service answers).
+func (is *inferenceServer) ServerReady(ctx context.Context, _ *inference.ServerReadyRequest) (*inference.ServerReadyResponse, error) {
+	return &inference.ServerReadyResponse{Ready: is.s.cfg.Ready()}, nil
+}
+
+// ModelReady implements GRPCInferenceService.ModelReady.
+func (is *inferenceServer) ModelReady(ctx context.Context, req *inference.ModelReadyRequest) (*inference.ModelReadyResponse, error) {
+	if req.GetName() == "" {
+		return nil, toStatus(ctx, is.s.logger, "ModelReady", invalidError{{"name", "is required"}})
+	}
+	return &inference.ModelReadyResponse{Ready: is.s.cfg.Store.ModelReady(req.GetName(), req.GetVersion())}, nil
+}
+
+// ServerMetadata implements GRPCInferenceService.ServerMetadata.
+func (is *inferenceServer) ServerMetadata(ctx context.Context, _ *inference.ServerMetadataRequest) (*inference.ServerMetadataResponse, error) {
+	return &inference.ServerMetadataResponse{Name: "bullseye", Version: is.s.cfg.Version, Extensions: []string{}}, nil
+}
+
+// ModelMetadata implements GRPCInferenceService.ModelMetadata: the versions held and the
+// tensors of the selected version (the live one with the largest share by default).
+func (is *inferenceServer) ModelMetadata(ctx context.Context, req *inference.ModelMetadataRequest) (*inference.ModelMetadataResponse, error) {
+	if req.GetName() == "" {
+		return nil, toStatus(ctx, is.s.logger, "ModelMetadata", invalidError{{"name", "is required"}})
+	}
+	lease, err := is.s.cfg.Store.Acquire(refOf(req.GetName(), req.GetVersion()))
+	if err != nil {
+		return nil, toStatus(ctx, is.s.logger, "ModelMetadata", err)
+	}
+	defer lease.Release()
+	m := lease.Top()
+	resp := &inference.ModelMetadataResponse{
+		Name:     m.Name,
+		Platform: "bullseye",
+		Inputs:   oip.InputMetadata(m.Inputs),
+		Outputs:  oip.OutputMetadata(m),
+	}
+	if st, err := is.s.cfg.Store.Status(refOf(req.GetName(), "")); err == nil {
+		// Oldest first.
+		vs := st.GetVersions()
+		for i := len(vs) - 1; i >= 0; i-- {
+			if vs[i].GetState() == servingv1.ModelState_MODEL_STATE_AVAILABLE {
+				resp.Versions = append(resp.Versions, strconv.FormatInt(vs[i].GetVersion(), 10))
+			}
+		}
+	}
+	return resp, nil
+}
+
+// ModelInfer implements GRPCInferenceService.ModelInfer through the same core as Predict.
+// Rows carry inline features only: there is no customer id, so no lookup and no consent check.
+func (is *inferenceServer) ModelInfer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error) {
+	start := time.Now()
+	label := ""
+	resp, err := is.infer(ctx, req, &label)
+	is.s.metrics.observe(label, "ModelInfer", err, start)
+	return resp, toStatus(ctx, is.s.logger, "ModelInfer", err)
+}
+
+func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferRequest, label *string) (*inference.ModelInferResponse, error) {
+	if req.GetModelName() == "" {
+		return nil, invalidError{{"model_name", "is required"}}
+	}
+	lease, err := is.s.cfg.Store.Acquire(refOf(req.GetModelName(), req.GetModelVersion()))
+	if err != nil {
+		return nil, err
+	}
+	*label = req.GetModelName()
+	m := lease.Top()
+	if m.Recommender() {
+		lease.Release()
+		return nil, invalidError{{"model_name", fmt.Sprintf("model %q is a recommender; ModelInfer takes feature models (use Recommend)", m.Name)}}
+	}
+	rows, err := oip.Decode(req, m)
+	if err != nil {
+		lease.Release()
+		return nil, err
+	}
+	out := make([]scoring.Outcome, len(rows))
+	f := fanout{groups: []*group{{m: m, idx: make([]int, len(rows))}}}
+	for i := range rows {
+		f.groups[0].idx[i] = i
+	}
+	fl, err := dispatch(ctx, lease, &f, out, func(*scoring.Model, []int) []scoring.Row { return rows }, nil)
+	if err != nil {
+		fl.abandon()
+		return nil, err
+	}
+	if err := fl.wait(ctx); err != nil {
+		return nil, err
+	}
+	var bad invalidError
+	for i, o := range out {
+		if o.Status == scoring.StatusOK {
+			continue
+		}
+		field := "inputs"
+		name := strings.TrimPrefix(o.Problem.GetField(), "features.")
+		for j, in := range req.GetInputs() {
+			if in.GetName() == name {
+				field = fmt.Sprintf("inputs[%d]", j)
+			}
+		}
+		bad = append(bad, violation{field, fmt.Sprintf("row %d: %s", i, o.Problem.GetDescription())})
+	}
+	if len(bad) > 0 {
+		return nil, bad
+	}
+	var names []string
+	for _, o := range req.GetOutputs() {
+		names = append(names, o.GetName())
+	}
+	tensors, raws, err := oip.Encode(m, out, names, len(req.GetRawInputContents()) > 0)
+	if err != nil {
+		return nil, err
+	}
+	return &inference.ModelInferResponse{
+		ModelName:         m.Name,
+		ModelVersion:      strconv.FormatInt(m.Version, 10),
+		Id:                req.GetId(),
+		Outputs:           tensors,
+		RawOutputContents: raws,
+	}, nil
+}

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
+	"github.com/bullseye-ml/bullseye/services/serving/internal/recommend"
+	"github.com/bullseye-ml/bullseye/services/serving/internal/scoring"
+)
+
+// Recommend implements PredictionService.Recommend.
+func (s *Server) Recommend(ctx context.Context, req *servingv1.RecommendRequest) (*servingv1.RecommendResponse, error) {
+	start := time.Now()
+	label := ""
+	resp, err := s.recommend(ctx, req, &label)
+	s.metrics.observe(label, "Recommend", err, start)
+	return resp, toStatus(ctx, s.logger, "Recommend", err)
+}
+
+func (s *Server) recommend(ctx context.Context, req *servingv1.RecommendRequest, label *string) (*servingv1.RecommendResponse, error) {
+	var c checker
+	checkRef(&c, req.GetModel(), "model")
+	users := req.GetUserIds()
+	if n := len(users); n == 0 || n > MaxUsers {
+		c.fail("user_ids", "needs 1 to %d user ids, got %d", MaxUsers, n)
+	}
+	k := int(req.GetK())
+	if k == 0 {
+		k = 10
+	}
+	if k < 1 || k > MaxK {
+		c.fail("k", "must be 0 (10) to %d", MaxK)
+	}
+	if len(req.GetAllowedItemIds()) > MaxItemFilter {
+		c.fail("allowed_item_ids", "at most %d ids", MaxItemFilter)
+	}
+	if len(req.GetExcludedItemIds()) > MaxItemFilter {
+		c.fail("excluded_item_ids", "at most %d ids", MaxItemFilter)
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	lease, err := s.cfg.Store.Acquire(req.GetModel())
+	if err != nil {
+		return nil, err
+	}
+	*label = req.GetModel().GetName()
+	q := &recommend.Query{K: k, IncludeSeen: req.GetIncludeSeenItems(), Allowed: req.GetAllowedItemIds(), Excluded: req.GetExcludedItemIds()}
+	n := len(users)
+	out := make([]scoring.Outcome, n)
+	by := make([]*scoring.Model, n)
+	var f fanout
+	for i, u := range users {
+		m := lease.For(u)
+		by[i] = m
+		if !m.Recommender() {
+			lease.Release()
+			return nil, invalidError{{"model", fmt.Sprintf("model %q version %d is a %v model, not a recommender", m.Name, m.Version, m.Task)}}
+		}
+		switch {
+		case u == "":
+			out[i] = scoring.Outcome{Status: scoring.StatusInvalid, Problem: &commonv1.Problem{Reason: "MISSING", Description: "a user id is required"}}
+			continue
+		case len(u) > MaxUserIDBytes:
+			out[i] = scoring.Outcome{Status: scoring.StatusInvalid, Problem: &commonv1.Problem{Reason: "TOO_LONG", Description: fmt.Sprintf("a customer id has at most %d bytes", MaxUserIDBytes)}}
+			continue
+		}
+		f.add(m, i)
+	}
+	rowsOf := func(m *scoring.Model, idx []int) []scoring.Row {
+		rows := make([]scoring.Row, len(idx))
+		for j, i := range idx {
+			rows[j].UserID = users[i]
+		}
+		return rows
+	}
+	fl, err := dispatch(ctx, lease, &f, out, rowsOf, func(t *scoring.Task) { t.Query = q })
+	if err != nil {
+		fl.abandon()
+		return nil, err
+	}
+	if err := fl.wait(ctx); err != nil {
+		return nil, err
+	}
+	s.countRows(by, out)
+	resp := &servingv1.RecommendResponse{Recommendations: make([]*servingv1.UserRecommendations, n)}
+	for i, o := range out {
+		m := by[i]
+		ur := &servingv1.UserRecommendations{
+			UserId:             users[i],
+			Status:             statusOf(o.Status),
+			Problem:            rowProblem(o.Problem, "user_ids["+strconv.Itoa(i)+"]"),
+			ModelName:          m.Name,
+			PopularityFallback: o.Fallback,
+		}
+		if o.Status == scoring.StatusOK {
+			ur.ModelVersion = m.Version
+			ur.Items = make([]*servingv1.RecommendedItem, len(o.Items))
+			for j, it := range o.Items {
+				ur.Items[j] = &servingv1.RecommendedItem{ItemId: it.ID, Score: it.Score}
+			}
+		}
+		resp.Recommendations[i] = ur
+	}
+	return resp, nil
+}
