@@ -1,6 +1,6 @@
-# Bullseye's build. `make dev` runs the mesh on this machine; `make test` runs
-# every module's tests. Tools are pinned in scripts/tools.sh and installed
-# into ./bin.
+# Bullseye's build. `make demo` runs the end-to-end demonstration, `make dev`
+# the mesh on this machine; `make test` runs every module's tests. Tools are
+# pinned in scripts/tools.sh and installed into ./bin.
 
 SHELL := /bin/bash
 export GOFLAGS := -buildvcs=false
@@ -13,7 +13,7 @@ COMMANDS := cmd/bullseye services/ingest/cmd/bullseye-ingest services/feature/cm
 	services/training/cmd/bullseye-training services/serving/cmd/bullseye-serving
 TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev clean bench-train bench-feature bench-ingest bench-recs bench-serve
+.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev demo clean bench-train bench-feature bench-ingest bench-recs bench-serve
 
 all: build
 
@@ -64,6 +64,11 @@ test: tools
 
 dev: build
 	$(BIN)/bullseye dev
+
+# The end-to-end demonstration on a fresh mesh (reports in out/demo). The full
+# Bank model selection is a flag away: make demo DEMO_FLAGS=--full-search
+demo: build
+	$(BIN)/bullseye demo --out out/demo $(DEMO_FLAGS)
 
 # Benchmarks: each prints Bullseye's figures beside a baseline measured in the
 # same run. Bounded in time, loopback only.

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/cli"
+	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/demo"
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/dev"
 )
 
@@ -24,6 +25,7 @@ func usage() string {
 	var b strings.Builder
 	b.WriteString("Usage: bullseye <command> [flags]\n\nCommands:\n")
 	fmt.Fprintf(&b, "  %-11s %s\n", "dev", "run etcd, NATS with JetStream and the four services on this machine")
+	fmt.Fprintf(&b, "  %-11s %s\n", "demo", "run the end-to-end demonstration on a fresh mesh")
 	for _, c := range cli.Commands {
 		summary, _, _ := strings.Cut(c.Summary, ". ")
 		fmt.Fprintf(&b, "  %-11s %s\n", c.Name, strings.TrimSuffix(summary, "."))
@@ -40,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "dev":
 		return dev.Command(args[1:], stdout, stderr)
+	case "demo":
+		return demo.Command(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage())
 		return 0

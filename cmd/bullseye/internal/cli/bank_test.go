@@ -2,9 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,4 +110,83 @@ func TestBankThroughTheMesh(t *testing.T) {
 			t.Errorf("%s: test ROC-AUC %.4f, want within 0.003 of %.4f", tc.model, auc, tc.want)
 		}
 	}
+
+	// A person debugging with the pinned grpcurl: list, describe, and a
+	// Predict with a JSON body that returns a score.
+	if code, out, errOut := bullseye(t, m, "promote", "bank-response", "--version", "1"); code != 0 {
+		t.Fatalf("promote exited %d: %s %s", code, out, errOut)
+	}
+	grpcurl := grpcurlPath(t)
+	addr := m.Addr("serving")
+	if out := runGrpcurl(t, grpcurl, "-plaintext", addr, "list"); !strings.Contains(out, "bullseye.serving.v1.PredictionService") {
+		t.Errorf("grpcurl list = %q", out)
+	}
+	if out := runGrpcurl(t, grpcurl, "-plaintext", addr, "describe", "bullseye.serving.v1.PredictionService.Predict"); !strings.Contains(out, "rpc Predict") {
+		t.Errorf("grpcurl describe = %q", out)
+	}
+	ids, err := bankRowIDs(file, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"model": {"name": "bank-response"}, "instances": [{"userId": "` + ids[0] + `"}]}`
+	out = runGrpcurl(t, grpcurl, "-plaintext", "-d", body, addr, "bullseye.serving.v1.PredictionService/Predict")
+	var reply struct {
+		Predictions []struct {
+			Status       string  `json:"status"`
+			Score        float64 `json:"score"`
+			Probability  float64 `json:"probability"`
+			ModelVersion string  `json:"modelVersion"`
+		} `json:"predictions"`
+	}
+	if err := json.Unmarshal([]byte(out), &reply); err != nil {
+		t.Fatalf("grpcurl Predict printed %q: %v", out, err)
+	}
+	if len(reply.Predictions) != 1 || reply.Predictions[0].Status != "PREDICTION_STATUS_OK" || reply.Predictions[0].Score == 0 ||
+		reply.Predictions[0].Probability <= 0 || reply.Predictions[0].ModelVersion != "1" {
+		t.Errorf("grpcurl Predict = %s, want one OK row with a score and a probability from version 1", out)
+	}
+}
+
+// bankRowIDs returns the customer ids the Bank mapping generates for rows.
+func bankRowIDs(file string, rows ...int) ([]string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
+	var ids []string
+	for _, r := range rows {
+		ids = append(ids, fmt.Sprintf("bank-%s-%d", digest[:16], r))
+	}
+	return ids, nil
+}
+
+// grpcurlPath finds the pinned grpcurl: $BULLSEYE_BIN or the repository's bin.
+func grpcurlPath(t *testing.T) string {
+	t.Helper()
+	for _, d := range []string{os.Getenv("BULLSEYE_BIN"), filepath.Join(repoRoot(t), "bin")} {
+		if d == "" {
+			continue
+		}
+		if p := filepath.Join(d, "grpcurl"); fileExists(p) {
+			return p
+		}
+	}
+	t.Fatal("grpcurl not found in $BULLSEYE_BIN or bin/: run 'make tools'")
+	return ""
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func runGrpcurl(t *testing.T, grpcurl string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(grpcurl, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("grpcurl %v: %v\n%s", args, err, out)
+	}
+	return string(out)
 }

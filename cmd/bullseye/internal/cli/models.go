@@ -7,8 +7,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 )
 
@@ -94,6 +96,7 @@ var promoteCommand = Command{
 		alias := fs.String("alias", "", "set this alias to --version instead of changing live traffic")
 		force := fs.Bool("force", false, "promote even if the quality gate refuses")
 		reason := fs.String("reason", "", "why, for the audit trail")
+		wait := fs.Duration("wait", time.Minute, "wait this long for serving to load the new live versions (0: don't wait; not with --addr)")
 		if err := parse(env, fs, args, 1, 1); err != nil {
 			return err
 		}
@@ -137,11 +140,11 @@ var promoteCommand = Command{
 		defer cancel()
 		// Compare-and-set on the revision just read: a concurrent change
 		// makes this call fail rather than be overwritten.
-		cur, err := client.GetModel(cctx, &trainingv1.GetModelRequest{Model: &commonv1.ModelRef{Name: name}})
+		cur, err := registeredModel(cctx, client, name)
 		if err != nil {
 			return err
 		}
-		req.ExpectedRevision = cur.GetModel().GetRevision()
+		req.ExpectedRevision = cur.GetRevision()
 		resp, err := client.PromoteModel(cctx, req)
 		if err != nil {
 			return err
@@ -151,8 +154,68 @@ var promoteCommand = Command{
 		}
 		m := resp.GetModel()
 		fmt.Fprintf(env.Stdout, "%s: live %s, aliases %s (revision %d)\n", m.GetName(), split(m.GetLive()), aliases(m.GetAliases()), m.GetRevision())
+		if *wait > 0 && env.addr == "" && req.Live != nil {
+			if err := waitServed(ctx, env, m, *wait); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stdout, "serving has loaded %s: live %s\n", m.GetName(), split(m.GetLive()))
+		}
 		return nil
 	},
+}
+
+// waitServed waits until serving reports every live version of m loaded
+// (AVAILABLE) at m's registry revision or later, failing at once when a
+// version failed to load.
+func waitServed(ctx context.Context, env *Env, m *trainingv1.RegisteredModel, timeout time.Duration) error {
+	conn, err := env.dial(ctx, "serving")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := servingv1.NewPredictionServiceClient(conn)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		resp, err := client.GetModelStatus(ctx, &servingv1.GetModelStatusRequest{Model: &commonv1.ModelRef{Name: m.GetName()}})
+		if err == nil && resp.GetModel().GetRegistryRevision() >= m.GetRevision() {
+			loaded := true
+			for _, want := range m.GetLive().GetVersions() {
+				state := servingv1.ModelState_MODEL_STATE_UNSPECIFIED
+				for _, v := range resp.GetModel().GetVersions() {
+					if v.GetVersion() == want.GetVersion() {
+						state = v.GetState()
+						if state == servingv1.ModelState_MODEL_STATE_FAILED {
+							return fmt.Errorf("serving failed to load %s version %d: %s", m.GetName(), v.GetVersion(), v.GetError().GetDescription())
+						}
+					}
+				}
+				loaded = loaded && state == servingv1.ModelState_MODEL_STATE_AVAILABLE
+			}
+			if loaded {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("serving has not loaded %s within %v (last answer: %v)", m.GetName(), timeout, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// registeredModel returns the registered model named name.
+func registeredModel(ctx context.Context, client trainingv1.TrainingServiceClient, name string) (*trainingv1.RegisteredModel, error) {
+	resp, err := client.ListModels(ctx, &trainingv1.ListModelsRequest{NamePrefix: name})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range resp.GetModels() {
+		if m.GetName() == name {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("no model named %q is registered: train one first (bullseye train)", name)
 }
 
 // latestUnpromoted returns the latest version of a model that has no live

@@ -147,6 +147,9 @@ func progressLine(p *trainingv1.JobProgress) string {
 	frac := min(max(p.GetPercent()/100, 0), 1)
 	filled := int(frac * width)
 	stage := strings.TrimPrefix(p.GetStage().String(), "JOB_STAGE_")
+	if p.GetStage() == trainingv1.JobStage_JOB_STAGE_UNSPECIFIED {
+		stage = strings.TrimPrefix(p.GetState().String(), "JOB_STATE_")
+	}
 	s := fmt.Sprintf("[%s%s] %3.0f%% %s", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), frac*100, strings.ToLower(stage))
 	if p.GetCandidateCount() > 0 {
 		s += fmt.Sprintf("  candidate %d/%d", p.GetCandidatesDone(), p.GetCandidateCount())
