@@ -25,8 +25,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -209,7 +207,9 @@ func once(o options) (result, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The mesh's own client, as serving dials the feature service: its
+	// codec decodes replies with the generated vtproto code.
+	conn, err := mesh.DialAddr(ctx, addr, mesh.TLSConfig{Insecure: true})
 	if err != nil {
 		return res, err
 	}
