@@ -9,9 +9,7 @@ package recommend
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
@@ -78,73 +76,11 @@ func New(a *trainingv1.ModelArtifact) (*Model, error) {
 
 // Factors converts a recommender artifact's parameters to pkg/ml's Factors.
 func Factors(a *trainingv1.ModelArtifact) (*mlrec.Factors, error) {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("loading %s version %d: %w: %s", a.GetModelName(), a.GetModelVersion(), artifact.ErrInvalid, fmt.Sprintf(format, args...))
+	f, err := artifact.DecodeFactors(a)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s version %d: %w", a.GetModelName(), a.GetModelVersion(), err)
 	}
-	if a.GetFormatVersion() != artifact.FormatVersion {
-		return nil, bad("layout version %d, this reader knows %d", a.GetFormatVersion(), artifact.FormatVersion)
-	}
-	popularity := func(p *trainingv1.PopularityParameters) mlrec.Popularity {
-		return mlrec.Popularity{ItemIDs: p.GetItemIds(), Scores: p.GetScores()}
-	}
-	switch p := a.GetParameters().(type) {
-	case *trainingv1.ModelArtifact_Popularity:
-		return &mlrec.Factors{Popularity: popularity(p.Popularity)}, nil
-	case *trainingv1.ModelArtifact_Factorization:
-		fp := p.Factorization
-		f := &mlrec.Factors{
-			Rank:       int(fp.GetRank()),
-			UserIDs:    fp.GetUserIds(),
-			ItemIDs:    fp.GetItemIds(),
-			GlobalBias: fp.GetGlobalBias(),
-			Popularity: popularity(fp.GetPopularity()),
-			MinRating:  fp.GetMinRating(),
-			MaxRating:  fp.GetMaxRating(),
-		}
-		var err error
-		if f.UserFactors, err = float32s(fp.GetUserFactors()); err != nil {
-			return nil, bad("user_factors: %v", err)
-		}
-		if f.ItemFactors, err = float32s(fp.GetItemFactors()); err != nil {
-			return nil, bad("item_factors: %v", err)
-		}
-		if f.UserBiases, err = float32s(fp.GetUserBiases()); err != nil {
-			return nil, bad("user_biases: %v", err)
-		}
-		if f.ItemBiases, err = float32s(fp.GetItemBiases()); err != nil {
-			return nil, bad("item_biases: %v", err)
-		}
-		if f.SeenOffsets, err = uint32s(fp.GetSeenOffsets()); err != nil {
-			return nil, bad("seen_offsets: %v", err)
-		}
-		if f.SeenItems, err = uint32s(fp.GetSeenItems()); err != nil {
-			return nil, bad("seen_items: %v", err)
-		}
-		return f, nil
-	}
-	return nil, bad("%v is not a recommender", a.GetFamily())
-}
-
-func float32s(b []byte) ([]float32, error) {
-	if len(b)%4 != 0 {
-		return nil, fmt.Errorf("%d bytes is not a whole number of float32 values", len(b))
-	}
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out, nil
-}
-
-func uint32s(b []byte) ([]uint32, error) {
-	if len(b)%4 != 0 {
-		return nil, fmt.Errorf("%d bytes is not a whole number of uint32 values", len(b))
-	}
-	out := make([]uint32, len(b)/4)
-	for i := range out {
-		out[i] = binary.LittleEndian.Uint32(b[4*i:])
-	}
-	return out, nil
+	return f, nil
 }
 
 // Recommend answers queries[i] for users[i] into out[i]: the batch's known users in one

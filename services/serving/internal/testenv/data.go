@@ -3,7 +3,6 @@ package testenv
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -368,37 +367,12 @@ func (e *Env) SeedSynthetic(ctx context.Context, s *Synthetic, set string) (*fea
 	return e.ApplyReady(ctx, fs)
 }
 
-// FactorsArtifact encodes a recommender as an artifact, in FactorizationParameters' layout
-// (little-endian float32 and uint32 arrays), or PopularityParameters for a model of rank 0
-// without users.
+// FactorsArtifact encodes a recommender as an artifact with pkg/artifact, as training does.
 func FactorsArtifact(f *mlrec.Factors, family trainingv1.ModelFamily, task trainingv1.TaskKind) *trainingv1.ModelArtifact {
-	a := &trainingv1.ModelArtifact{FormatVersion: artifact.FormatVersion, Family: family, Task: task}
-	pop := &trainingv1.PopularityParameters{ItemIds: f.Popularity.ItemIDs, Scores: f.Popularity.Scores}
-	if f.Rank == 0 && len(f.UserIDs) == 0 {
-		a.Parameters = &trainingv1.ModelArtifact_Popularity{Popularity: pop}
-		return a
+	a, err := artifact.EncodeFactors(family, task, f)
+	if err != nil {
+		panic(fmt.Sprintf("testenv: encoding a test recommender: %v", err))
 	}
-	f32 := func(v []float32) []byte {
-		var b []byte
-		for _, x := range v {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
-		}
-		return b
-	}
-	u32 := func(v []uint32) []byte {
-		var b []byte
-		for _, x := range v {
-			b = binary.LittleEndian.AppendUint32(b, x)
-		}
-		return b
-	}
-	a.Parameters = &trainingv1.ModelArtifact_Factorization{Factorization: &trainingv1.FactorizationParameters{
-		Rank: int32(f.Rank), UserIds: f.UserIDs, ItemIds: f.ItemIDs,
-		UserFactors: f32(f.UserFactors), ItemFactors: f32(f.ItemFactors),
-		GlobalBias: f.GlobalBias, UserBiases: f32(f.UserBiases), ItemBiases: f32(f.ItemBiases),
-		SeenOffsets: u32(f.SeenOffsets), SeenItems: u32(f.SeenItems), Popularity: pop,
-		MinRating: f.MinRating, MaxRating: f.MaxRating,
-	}}
 	return a
 }
 
