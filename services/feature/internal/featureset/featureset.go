@@ -19,6 +19,10 @@ import (
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 )
 
+// Time zones named in mappings and feature sets must resolve in any image,
+// including ones without a zoneinfo database.
+import _ "time/tzdata"
+
 // Day is one day in Unix nanoseconds: the unit of DAYS_SINCE features.
 const Day = int64(24 * time.Hour)
 

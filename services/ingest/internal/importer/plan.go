@@ -17,6 +17,10 @@ import (
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 )
 
+// Time zones named in mappings and feature sets must resolve in any image,
+// including ones without a zoneinfo database.
+import _ "time/tzdata"
+
 // Defaults and limits of mappings.
 const (
 	// DefaultInferenceRows is how many rows type inference reads by default.
