@@ -32,6 +32,10 @@ type Config struct {
 	NATSURL string
 	// DataDir is where the service may keep local files.
 	DataDir string
+	// StreamReplicas is the number of replicas of the JetStream streams,
+	// key-value buckets and object stores the service creates when they are
+	// missing: 1 on a single server, 3 on a NATS cluster.
+	StreamReplicas int
 	// Started, when set, is called once the service listens, with its name
 	// and advertised address. `bullseye dev` uses it to print the mesh.
 	Started func(service, addr string)
@@ -48,6 +52,7 @@ func NewConfig(name string) Config {
 		LeaseTTL:        10 * time.Second,
 		NATSURL:         "nats://127.0.0.1:4222",
 		DataDir:         "data/" + name,
+		StreamReplicas:  1,
 	}
 }
 
@@ -63,6 +68,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "lifetime of the discovery registration lease")
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL (JetStream enabled)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the service's local files")
+	fs.IntVar(&c.StreamReplicas, "stream-replicas", c.StreamReplicas, "replicas of the JetStream streams, buckets and object stores the service creates (3 on a NATS cluster)")
 }
 
 // Validate reports the first configuration mistake, naming the flag.
@@ -73,6 +79,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("--lease-ttl: %v is too short, use at least 1s", c.LeaseTTL))
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		errs = append(errs, fmt.Errorf("--stream-replicas: %d, want 1 to 5", c.StreamReplicas))
 	}
 	if c.NATSURL == "" {
 		errs = append(errs, errors.New("--nats-url: a NATS URL is required"))

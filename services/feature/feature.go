@@ -53,9 +53,6 @@ type Config struct {
 	BatchSize int
 	// MaxEntities is the most entities of one GetOnlineFeatures call.
 	MaxEntities int
-	// Replicas is the replica count of the streams and bucket the service
-	// creates when they are missing: 1 on one server, 3 on a cluster.
-	Replicas int
 	// MemoryState keeps the profile bucket in memory (benchmarks only).
 	MemoryState bool
 }
@@ -69,7 +66,6 @@ func NewConfig() Config {
 		CacheSize:           state.DefaultCacheSize,
 		BatchSize:           materialize.DefaultBatchSize,
 		MaxEntities:         server.DefaultMaxEntities,
-		Replicas:            1,
 	}
 }
 
@@ -82,7 +78,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.CacheSize, "cache-size", c.CacheSize, "most customer profiles cached in memory")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most events applied in one batch")
 	fs.IntVar(&c.MaxEntities, "max-entities", c.MaxEntities, "most entities of one GetOnlineFeatures call")
-	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "replicas of the streams and bucket created when missing (1, or 3 on a cluster)")
 }
 
 // Validate reports configuration mistakes, naming the flag.
@@ -99,9 +94,6 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxEntities < 1 {
 		errs = append(errs, fmt.Errorf("--max-entities: %d, want at least 1", c.MaxEntities))
-	}
-	if c.Replicas < 1 || c.Replicas > 5 {
-		errs = append(errs, fmt.Errorf("--replicas: %d, want 1 to 5", c.Replicas))
 	}
 	return errors.Join(c.Config.Validate(), errors.Join(errs...))
 }
@@ -183,7 +175,7 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 	if err != nil {
 		return nil, fmt.Errorf("opening JetStream: %w", err)
 	}
-	layout := []eventlog.Option{eventlog.KeepExisting(), eventlog.WithReplicas(cfg.Replicas)}
+	layout := []eventlog.Option{eventlog.KeepExisting(), eventlog.WithReplicas(cfg.StreamReplicas)}
 	if err := eventlog.Ensure(ctx, js, layout...); err != nil {
 		return nil, err
 	}
@@ -195,7 +187,7 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 		list := p.erasures
 		erased = func(id string) bool { return list.Len() > 0 && list.Contains(ps.SubjectHash(id)) }
 	}
-	if p.store, err = state.Open(ctx, js, state.Options{Replicas: cfg.Replicas, Memory: cfg.MemoryState, CacheSize: cfg.CacheSize, Logger: p.logger}); err != nil {
+	if p.store, err = state.Open(ctx, js, state.Options{Replicas: cfg.StreamReplicas, Memory: cfg.MemoryState, CacheSize: cfg.CacheSize, Logger: p.logger}); err != nil {
 		return nil, err
 	}
 	if p.catalog, err = catalog.Open(ctx, p.etcd, p.logger); err != nil {

@@ -60,9 +60,6 @@ type Config struct {
 	// ErasureWait bounds how long ForgetUser waits for the feature service
 	// to confirm the deletion of the customer's state.
 	ErasureWait time.Duration
-	// StreamReplicas is the number of replicas of the event log's streams
-	// (3 on a NATS cluster).
-	StreamReplicas int
 	// ImportProgressInterval is how often an import reports and records its
 	// progress.
 	ImportProgressInterval time.Duration
@@ -79,7 +76,6 @@ func NewConfig() Config {
 		DedupWindow:       eventlog.DefaultDuplicates,
 		PublishTimeout:    store.DefaultPublishTimeout,
 		ErasureWait:       server.DefaultErasureWait,
-		StreamReplicas:    1,
 
 		ImportProgressInterval: time.Second,
 	}
@@ -105,7 +101,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DedupWindow, "dedup-window", c.DedupWindow, "how long message ids are remembered for de-duplication")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a call waits for JetStream's acks before answering UNAVAILABLE")
 	fs.DurationVar(&c.ErasureWait, "erasure-wait", c.ErasureWait, "how long ForgetUser waits for the feature service to confirm")
-	fs.IntVar(&c.StreamReplicas, "stream-replicas", c.StreamReplicas, "replicas of the event log's streams (3 on a NATS cluster)")
 	fs.DurationVar(&c.ImportProgressInterval, "import-progress-interval", c.ImportProgressInterval, "how often an import reports and records its progress")
 }
 
@@ -132,9 +127,6 @@ func (c *Config) Validate() error {
 	}
 	if c.ImportProgressInterval < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--import-progress-interval: %s, want at least 10ms", c.ImportProgressInterval))
-	}
-	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
-		errs = append(errs, fmt.Errorf("--stream-replicas: %d, want 1 to 5", c.StreamReplicas))
 	}
 	return errors.Join(c.Config.Validate(), errors.Join(errs...))
 }

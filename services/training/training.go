@@ -51,9 +51,6 @@ type Config struct {
 	ScanInterval time.Duration
 	// ArtifactBucket is the JetStream object store bucket of model artifacts.
 	ArtifactBucket string
-	// BucketReplicas is the number of replicas of the artifact bucket when it is created (3
-	// on a NATS cluster).
-	BucketReplicas int
 }
 
 // NewConfig returns the defaults.
@@ -65,7 +62,6 @@ func NewConfig() Config {
 		ProgressInterval:  jobs.DefaultProgressInterval,
 		ScanInterval:      jobs.DefaultScanInterval,
 		ArtifactBucket:    registry.DefaultBucket,
-		BucketReplicas:    1,
 	}
 }
 
@@ -78,7 +74,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ProgressInterval, "progress-interval", c.ProgressInterval, "how often a running job's progress is written")
 	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often the job queue is scanned besides being watched")
 	fs.StringVar(&c.ArtifactBucket, "artifact-bucket", c.ArtifactBucket, "JetStream object store bucket of model artifacts")
-	fs.IntVar(&c.BucketReplicas, "bucket-replicas", c.BucketReplicas, "replicas of the artifact bucket when it is created (3 on a NATS cluster)")
 }
 
 // Validate reports configuration mistakes, naming the flag.
@@ -98,9 +93,6 @@ func (c *Config) Validate() error {
 	}
 	if c.ArtifactBucket == "" {
 		errs = append(errs, errors.New("--artifact-bucket: required"))
-	}
-	if c.BucketReplicas < 1 || c.BucketReplicas > 5 {
-		errs = append(errs, fmt.Errorf("--bucket-replicas: %d, want 1 to 5", c.BucketReplicas))
 	}
 	return errors.Join(c.Config.Validate(), errors.Join(errs...))
 }
@@ -190,7 +182,7 @@ func Run(ctx context.Context, cfg Config) error {
 func openRegistry(ctx context.Context, node *service.Node, js jetstream.JetStream, cfg Config) (*registry.Registry, error) {
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		reg, err := registry.Open(octx, node.Etcd(), js, registry.WithBucket(cfg.ArtifactBucket), registry.WithReplicas(cfg.BucketReplicas))
+		reg, err := registry.Open(octx, node.Etcd(), js, registry.WithBucket(cfg.ArtifactBucket), registry.WithReplicas(cfg.StreamReplicas))
 		cancel()
 		if err == nil {
 			return reg, nil
