@@ -469,5 +469,5 @@ func (w testWriter) Write(p []byte) (int, error) {
 var _ io.Writer = testWriter{}
 
 func leakOptions() []goleak.Option {
-	return nil
+	return embedded.GoleakOptions()
 }
