@@ -3,6 +3,8 @@ package feature_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -78,6 +80,9 @@ func TestForgottenCustomer(t *testing.T) {
 	if r := online().GetResults(); !r[0].GetFound() || r[2].GetConsent() != commonv1.ConsentState_CONSENT_STATE_OBJECTED {
 		t.Fatalf("before erasure: %v", r)
 	}
+	if got := listEntities(t, svc.Client); !slices.Equal(got, []string{"keeper", "objector", "victim"}) {
+		t.Fatalf("ListEntities before erasure = %v, want every customer, the objector included", got)
+	}
 
 	audit, err := env.JS.OrderedConsumer(ctxT(t, 5*time.Second), eventlog.AuditStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{eventlog.AuditAppliedSubject("er-1")},
@@ -127,6 +132,9 @@ func TestForgottenCustomer(t *testing.T) {
 		t.Errorf("the state bucket still holds %d messages of the customer", n)
 	}
 
+	if got := listEntities(t, svc.Client); !slices.Equal(got, []string{"keeper", "objector"}) {
+		t.Errorf("ListEntities after erasure = %v, want the erased customer gone", got)
+	}
 	r := online().GetResults()
 	if r[0].GetFound() || r[0].GetConsent() != commonv1.ConsentState_CONSENT_STATE_ERASED {
 		t.Errorf("erased customer: found %v consent %v, want not found and ERASED", r[0].GetFound(), r[0].GetConsent())
@@ -166,4 +174,31 @@ func TestForgottenCustomer(t *testing.T) {
 	if got := ids(build(true)); len(got) != 2 || got[0] != "keeper" || got[1] != "objector" {
 		t.Errorf("training set with objected entities %v, want [keeper objector]", got)
 	}
+}
+
+// listEntities lists every customer with ListEntities, in pages of two, sorted.
+func listEntities(t *testing.T, c featurev1.FeatureServiceClient) []string {
+	t.Helper()
+	stream, err := c.ListEntities(ctxT(t, 10*time.Second), &featurev1.ListEntitiesRequest{PageSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(resp.GetEntities()); n == 0 || n > 2 {
+			t.Errorf("a page of %d entities, want 1 or 2", n)
+		}
+		for _, e := range resp.GetEntities() {
+			ids = append(ids, e.GetId())
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }

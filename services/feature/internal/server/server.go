@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -501,4 +502,51 @@ func (s *Server) selectFeatures(ctx context.Context, req *featurev1.SelectFeatur
 		FeatureSet:     &featurev1.FeatureSetRef{Name: plan.Set.Name, Version: plan.Set.Version},
 		LabelType:      res.LabelType,
 	}, nil
+}
+
+// DefaultEntitiesPageSize is the page size of ListEntities when the request
+// gives none.
+const DefaultEntitiesPageSize = 1000
+
+// ListEntities streams the ids of every customer with state, in pages.
+func (s *Server) ListEntities(req *featurev1.ListEntitiesRequest, stream featurev1.FeatureService_ListEntitiesServer) error {
+	return toStatus(stream.Context(), s.Logger, "ListEntities", s.listEntities(req, stream))
+}
+
+func (s *Server) listEntities(req *featurev1.ListEntitiesRequest, stream featurev1.FeatureService_ListEntitiesServer) error {
+	size := int(req.GetPageSize())
+	switch {
+	case size < 0 || size > 10_000:
+		return invalid("page_size", "%d, want 0 (the default, %d) to 10000", size, DefaultEntitiesPageSize)
+	case size == 0:
+		size = DefaultEntitiesPageSize
+	}
+	page := make([]*commonv1.EntityKey, 0, size)
+	flush := func() error {
+		if len(page) == 0 {
+			return nil
+		}
+		err := stream.Send(&featurev1.ListEntitiesResponse{Entities: page})
+		page = make([]*commonv1.EntityKey, 0, size)
+		return err
+	}
+	prefix := strings.TrimSuffix(state.UserPrefix, ">")
+	err := s.Store.Scan(stream.Context(), state.UserPrefix, func(key string, _ []byte) error {
+		id, err := eventlog.DecodeID(strings.TrimPrefix(key, prefix))
+		if err != nil {
+			return fmt.Errorf("decoding the profile key %q: %w", key, err)
+		}
+		if s.Erased != nil && s.Erased(id) {
+			return nil
+		}
+		page = append(page, &commonv1.EntityKey{Id: id})
+		if len(page) == size {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
 }

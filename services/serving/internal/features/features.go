@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
@@ -228,38 +227,14 @@ func Suppressed(s commonv1.ConsentState) bool {
 	return s == commonv1.ConsentState_CONSENT_STATE_OBJECTED || s == commonv1.ConsentState_CONSENT_STATE_ERASED
 }
 
-// audienceLabel is the trait label of the enumeration's training set: a name no trait has,
-// kept as a null label.
-const audienceLabel = "__bullseye_serving_audience__"
-
-// ListCustomers calls fn with the ids of every known, non-erased customer of set, in pages of
-// about pageSize, in id order. Customers who objected to marketing are included: the caller
-// checks consent in its own lookups.
-//
-// The feature service has no entity listing yet; this reads the entity column of a training
-// set cut off now, with a placeholder trait label whose missing values are kept and a single
-// feature column. It is the only place that knows; replace it when a listing exists.
+// ListCustomers calls fn with the ids of every known, non-erased customer, in pages of about
+// pageSize, through the feature service's ListEntities. Customers who objected to marketing
+// are included: the caller checks consent in its own lookups. set names the feature set the
+// audience is scored with, for error messages.
 func (c *Client) ListCustomers(ctx context.Context, set *Set, pageSize int, fn func(ids []string) error) error {
-	if len(set.Columns) == 0 {
-		return fmt.Errorf("%w: feature set %s version %d has no columns", ErrLookup, set.Name, set.Version)
-	}
-	stream, err := c.fc.BuildTrainingSet(ctx, &featurev1.BuildTrainingSetRequest{
-		Spec: &featurev1.TrainingSetSpec{
-			FeatureSet:   &featurev1.FeatureSetRef{Name: set.Name, Version: set.Version},
-			FeatureNames: []string{set.Columns[0].GetName()},
-			Label: &featurev1.LabelSpec{
-				Name:        audienceLabel,
-				Source:      &featurev1.LabelSpec_Trait{Trait: &featurev1.TraitLabel{Trait: audienceLabel}},
-				KeepMissing: true,
-			},
-			Cutoff:          &featurev1.CutoffSpec{Cutoff: &featurev1.CutoffSpec_FixedTime{FixedTime: timestamppb.Now()}},
-			IncludeObjected: true,
-		},
-		Order:          featurev1.TrainingSetOrder_TRAINING_SET_ORDER_ENTITY,
-		RowsPerMessage: int32(min(max(pageSize, 1), 10_000)),
-	})
+	stream, err := c.fc.ListEntities(ctx, &featurev1.ListEntitiesRequest{PageSize: int32(min(max(pageSize, 1), 10_000))})
 	if err != nil {
-		return fmt.Errorf("%w: listing the customers of %s: %w", ErrLookup, set.Name, err)
+		return fmt.Errorf("%w: listing the customers for %s: %w", ErrLookup, set.Name, err)
 	}
 	for {
 		m, err := stream.Recv()
@@ -270,17 +245,16 @@ func (c *Client) ListCustomers(ctx context.Context, set *Set, pageSize int, fn f
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("%w: listing the customers of %s: %w", ErrLookup, set.Name, err)
+			return fmt.Errorf("%w: listing the customers for %s: %w", ErrLookup, set.Name, err)
 		}
-		rows := m.GetRows()
-		if len(rows) == 0 {
-			continue
-		}
-		ids := make([]string, 0, len(rows))
-		for _, r := range rows {
-			if t := r.GetEntity().GetEntityType(); t == "" || t == "customer" {
-				ids = append(ids, r.GetEntity().GetId())
+		ids := make([]string, 0, len(m.GetEntities()))
+		for _, e := range m.GetEntities() {
+			if t := e.GetEntityType(); t == "" || t == "customer" {
+				ids = append(ids, e.GetId())
 			}
+		}
+		if len(ids) == 0 {
+			continue
 		}
 		if err := fn(ids); err != nil {
 			return err

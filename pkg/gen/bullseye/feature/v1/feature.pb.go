@@ -4381,6 +4381,99 @@ func (x *SelectFeaturesResponse) GetLabelType() v1.ValueType {
 	return v1.ValueType(0)
 }
 
+// ListEntitiesRequest asks for every known customer.
+type ListEntitiesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many entities each stream message carries; 0 means the default,
+	// 1,000; at most 10,000.
+	PageSize      int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEntitiesRequest) Reset() {
+	*x = ListEntitiesRequest{}
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEntitiesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEntitiesRequest) ProtoMessage() {}
+
+func (x *ListEntitiesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEntitiesRequest.ProtoReflect.Descriptor instead.
+func (*ListEntitiesRequest) Descriptor() ([]byte, []int) {
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListEntitiesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListEntitiesResponse is one page of a ListEntities stream.
+type ListEntitiesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The customers of this page.
+	Entities      []*v1.EntityKey `protobuf:"bytes,1,rep,name=entities,proto3" json:"entities,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEntitiesResponse) Reset() {
+	*x = ListEntitiesResponse{}
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEntitiesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEntitiesResponse) ProtoMessage() {}
+
+func (x *ListEntitiesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEntitiesResponse.ProtoReflect.Descriptor instead.
+func (*ListEntitiesResponse) Descriptor() ([]byte, []int) {
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListEntitiesResponse) GetEntities() []*v1.EntityKey {
+	if x != nil {
+		return x.Entities
+	}
+	return nil
+}
+
 var File_bullseye_feature_v1_feature_proto protoreflect.FileDescriptor
 
 const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
@@ -4658,7 +4751,11 @@ const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
 	"\vfeature_set\x18\x04 \x01(\v2\".bullseye.feature.v1.FeatureSetRefR\n" +
 	"featureSet\x12<\n" +
 	"\n" +
-	"label_type\x18\x05 \x01(\x0e2\x1d.bullseye.common.v1.ValueTypeR\tlabelType*\x98\x02\n" +
+	"label_type\x18\x05 \x01(\x0e2\x1d.bullseye.common.v1.ValueTypeR\tlabelType\"2\n" +
+	"\x13ListEntitiesRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\"Q\n" +
+	"\x14ListEntitiesResponse\x129\n" +
+	"\bentities\x18\x01 \x03(\v2\x1d.bullseye.common.v1.EntityKeyR\bentities*\x98\x02\n" +
 	"\vAggregation\x12\x1b\n" +
 	"\x17AGGREGATION_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11AGGREGATION_COUNT\x10\x01\x12\x13\n" +
@@ -4728,14 +4825,15 @@ const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
 	"\x17DROP_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DROP_REASON_LOW_VARIANCE\x10\x01\x12\x19\n" +
 	"\x15DROP_REASON_REDUNDANT\x10\x02\x12\x19\n" +
-	"\x15DROP_REASON_NO_SIGNAL\x10\x032\x9f\x06\n" +
+	"\x15DROP_REASON_NO_SIGNAL\x10\x032\x86\a\n" +
 	"\x0eFeatureService\x12l\n" +
 	"\x0fApplyFeatureSet\x12+.bullseye.feature.v1.ApplyFeatureSetRequest\x1a,.bullseye.feature.v1.ApplyFeatureSetResponse\x12f\n" +
 	"\rGetFeatureSet\x12).bullseye.feature.v1.GetFeatureSetRequest\x1a*.bullseye.feature.v1.GetFeatureSetResponse\x12l\n" +
 	"\x0fListFeatureSets\x12+.bullseye.feature.v1.ListFeatureSetsRequest\x1a,.bullseye.feature.v1.ListFeatureSetsResponse\x12r\n" +
 	"\x11GetOnlineFeatures\x12-.bullseye.feature.v1.GetOnlineFeaturesRequest\x1a..bullseye.feature.v1.GetOnlineFeaturesResponse\x12q\n" +
 	"\x10BuildTrainingSet\x12,.bullseye.feature.v1.BuildTrainingSetRequest\x1a-.bullseye.feature.v1.BuildTrainingSetResponse0\x01\x12w\n" +
-	"\x12ExportInteractions\x12..bullseye.feature.v1.ExportInteractionsRequest\x1a/.bullseye.feature.v1.ExportInteractionsResponse0\x01\x12i\n" +
+	"\x12ExportInteractions\x12..bullseye.feature.v1.ExportInteractionsRequest\x1a/.bullseye.feature.v1.ExportInteractionsResponse0\x01\x12e\n" +
+	"\fListEntities\x12(.bullseye.feature.v1.ListEntitiesRequest\x1a).bullseye.feature.v1.ListEntitiesResponse0\x01\x12i\n" +
 	"\x0eSelectFeatures\x12*.bullseye.feature.v1.SelectFeaturesRequest\x1a+.bullseye.feature.v1.SelectFeaturesResponseB\xdc\x01\n" +
 	"\x17com.bullseye.feature.v1B\fFeatureProtoP\x01ZEgithub.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1;featurev1\xa2\x02\x03BFX\xaa\x02\x13Bullseye.Feature.V1\xca\x02\x13Bullseye\\Feature\\V1\xe2\x02\x1fBullseye\\Feature\\V1\\GPBMetadata\xea\x02\x15Bullseye::Feature::V1b\x06proto3"
 
@@ -4752,7 +4850,7 @@ func file_bullseye_feature_v1_feature_proto_rawDescGZIP() []byte {
 }
 
 var file_bullseye_feature_v1_feature_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_bullseye_feature_v1_feature_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_bullseye_feature_v1_feature_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_bullseye_feature_v1_feature_proto_goTypes = []any{
 	(Aggregation)(0),                   // 0: bullseye.feature.v1.Aggregation
 	(FieldOperator)(0),                 // 1: bullseye.feature.v1.FieldOperator
@@ -4812,52 +4910,54 @@ var file_bullseye_feature_v1_feature_proto_goTypes = []any{
 	(*FeatureScore)(nil),               // 55: bullseye.feature.v1.FeatureScore
 	(*DropSuggestion)(nil),             // 56: bullseye.feature.v1.DropSuggestion
 	(*SelectFeaturesResponse)(nil),     // 57: bullseye.feature.v1.SelectFeaturesResponse
-	nil,                                // 58: bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
-	(*timestamppb.Timestamp)(nil),      // 59: google.protobuf.Timestamp
-	(v1.ValueType)(0),                  // 60: bullseye.common.v1.ValueType
-	(*durationpb.Duration)(nil),        // 61: google.protobuf.Duration
-	(*v1.Value)(nil),                   // 62: bullseye.common.v1.Value
-	(*v1.EntityKey)(nil),               // 63: bullseye.common.v1.EntityKey
-	(v1.ConsentState)(0),               // 64: bullseye.common.v1.ConsentState
+	(*ListEntitiesRequest)(nil),        // 58: bullseye.feature.v1.ListEntitiesRequest
+	(*ListEntitiesResponse)(nil),       // 59: bullseye.feature.v1.ListEntitiesResponse
+	nil,                                // 60: bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
+	(*timestamppb.Timestamp)(nil),      // 61: google.protobuf.Timestamp
+	(v1.ValueType)(0),                  // 62: bullseye.common.v1.ValueType
+	(*durationpb.Duration)(nil),        // 63: google.protobuf.Duration
+	(*v1.Value)(nil),                   // 64: bullseye.common.v1.Value
+	(*v1.EntityKey)(nil),               // 65: bullseye.common.v1.EntityKey
+	(v1.ConsentState)(0),               // 66: bullseye.common.v1.ConsentState
 }
 var file_bullseye_feature_v1_feature_proto_depIdxs = []int32{
 	13,  // 0: bullseye.feature.v1.FeatureSet.features:type_name -> bullseye.feature.v1.Feature
 	18,  // 1: bullseye.feature.v1.FeatureSet.rfm_groups:type_name -> bullseye.feature.v1.RfmGroup
-	59,  // 2: bullseye.feature.v1.FeatureSet.create_time:type_name -> google.protobuf.Timestamp
+	61,  // 2: bullseye.feature.v1.FeatureSet.create_time:type_name -> google.protobuf.Timestamp
 	19,  // 3: bullseye.feature.v1.FeatureSet.columns:type_name -> bullseye.feature.v1.FeatureColumn
 	20,  // 4: bullseye.feature.v1.FeatureSet.backfill:type_name -> bullseye.feature.v1.BackfillStatus
 	14,  // 5: bullseye.feature.v1.Feature.trait:type_name -> bullseye.feature.v1.TraitFeature
 	15,  // 6: bullseye.feature.v1.Feature.aggregate:type_name -> bullseye.feature.v1.AggregateFeature
-	60,  // 7: bullseye.feature.v1.Feature.type:type_name -> bullseye.common.v1.ValueType
-	61,  // 8: bullseye.feature.v1.Feature.max_age:type_name -> google.protobuf.Duration
-	62,  // 9: bullseye.feature.v1.Feature.default_value:type_name -> bullseye.common.v1.Value
+	62,  // 7: bullseye.feature.v1.Feature.type:type_name -> bullseye.common.v1.ValueType
+	63,  // 8: bullseye.feature.v1.Feature.max_age:type_name -> google.protobuf.Duration
+	64,  // 9: bullseye.feature.v1.Feature.default_value:type_name -> bullseye.common.v1.Value
 	0,   // 10: bullseye.feature.v1.AggregateFeature.aggregation:type_name -> bullseye.feature.v1.Aggregation
 	16,  // 11: bullseye.feature.v1.AggregateFeature.filter:type_name -> bullseye.feature.v1.EventFilter
-	61,  // 12: bullseye.feature.v1.AggregateFeature.window:type_name -> google.protobuf.Duration
+	63,  // 12: bullseye.feature.v1.AggregateFeature.window:type_name -> google.protobuf.Duration
 	17,  // 13: bullseye.feature.v1.EventFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
 	1,   // 14: bullseye.feature.v1.FieldCondition.operator:type_name -> bullseye.feature.v1.FieldOperator
-	62,  // 15: bullseye.feature.v1.FieldCondition.values:type_name -> bullseye.common.v1.Value
+	64,  // 15: bullseye.feature.v1.FieldCondition.values:type_name -> bullseye.common.v1.Value
 	16,  // 16: bullseye.feature.v1.RfmGroup.purchases:type_name -> bullseye.feature.v1.EventFilter
-	61,  // 17: bullseye.feature.v1.RfmGroup.window:type_name -> google.protobuf.Duration
+	63,  // 17: bullseye.feature.v1.RfmGroup.window:type_name -> google.protobuf.Duration
 	2,   // 18: bullseye.feature.v1.RfmGroup.style:type_name -> bullseye.feature.v1.RfmStyle
-	61,  // 19: bullseye.feature.v1.RfmGroup.max_age:type_name -> google.protobuf.Duration
-	60,  // 20: bullseye.feature.v1.FeatureColumn.type:type_name -> bullseye.common.v1.ValueType
+	63,  // 19: bullseye.feature.v1.RfmGroup.max_age:type_name -> google.protobuf.Duration
+	62,  // 20: bullseye.feature.v1.FeatureColumn.type:type_name -> bullseye.common.v1.ValueType
 	3,   // 21: bullseye.feature.v1.BackfillStatus.state:type_name -> bullseye.feature.v1.BackfillState
-	59,  // 22: bullseye.feature.v1.BackfillStatus.start_time:type_name -> google.protobuf.Timestamp
-	59,  // 23: bullseye.feature.v1.BackfillStatus.end_time:type_name -> google.protobuf.Timestamp
+	61,  // 22: bullseye.feature.v1.BackfillStatus.start_time:type_name -> google.protobuf.Timestamp
+	61,  // 23: bullseye.feature.v1.BackfillStatus.end_time:type_name -> google.protobuf.Timestamp
 	12,  // 24: bullseye.feature.v1.ApplyFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSet
 	12,  // 25: bullseye.feature.v1.ApplyFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
 	11,  // 26: bullseye.feature.v1.GetFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
 	12,  // 27: bullseye.feature.v1.GetFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
 	12,  // 28: bullseye.feature.v1.ListFeatureSetsResponse.feature_sets:type_name -> bullseye.feature.v1.FeatureSet
-	62,  // 29: bullseye.feature.v1.FeatureValue.value:type_name -> bullseye.common.v1.Value
+	64,  // 29: bullseye.feature.v1.FeatureValue.value:type_name -> bullseye.common.v1.Value
 	4,   // 30: bullseye.feature.v1.FeatureValue.status:type_name -> bullseye.feature.v1.FeatureValueStatus
-	59,  // 31: bullseye.feature.v1.FeatureValue.update_time:type_name -> google.protobuf.Timestamp
+	61,  // 31: bullseye.feature.v1.FeatureValue.update_time:type_name -> google.protobuf.Timestamp
 	11,  // 32: bullseye.feature.v1.GetOnlineFeaturesRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	63,  // 33: bullseye.feature.v1.GetOnlineFeaturesRequest.entities:type_name -> bullseye.common.v1.EntityKey
-	63,  // 34: bullseye.feature.v1.EntityFeatures.entity:type_name -> bullseye.common.v1.EntityKey
+	65,  // 33: bullseye.feature.v1.GetOnlineFeaturesRequest.entities:type_name -> bullseye.common.v1.EntityKey
+	65,  // 34: bullseye.feature.v1.EntityFeatures.entity:type_name -> bullseye.common.v1.EntityKey
 	27,  // 35: bullseye.feature.v1.EntityFeatures.values:type_name -> bullseye.feature.v1.FeatureValue
-	64,  // 36: bullseye.feature.v1.EntityFeatures.consent:type_name -> bullseye.common.v1.ConsentState
+	66,  // 36: bullseye.feature.v1.EntityFeatures.consent:type_name -> bullseye.common.v1.ConsentState
 	11,  // 37: bullseye.feature.v1.GetOnlineFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
 	29,  // 38: bullseye.feature.v1.GetOnlineFeaturesResponse.results:type_name -> bullseye.feature.v1.EntityFeatures
 	11,  // 39: bullseye.feature.v1.TrainingSetSpec.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
@@ -4867,48 +4967,48 @@ var file_bullseye_feature_v1_feature_proto_depIdxs = []int32{
 	42,  // 43: bullseye.feature.v1.TrainingSetSpec.entities:type_name -> bullseye.feature.v1.EntityFilter
 	33,  // 44: bullseye.feature.v1.LabelSpec.trait:type_name -> bullseye.feature.v1.TraitLabel
 	34,  // 45: bullseye.feature.v1.LabelSpec.outcome:type_name -> bullseye.feature.v1.OutcomeLabel
-	62,  // 46: bullseye.feature.v1.TraitLabel.positive_values:type_name -> bullseye.common.v1.Value
-	59,  // 47: bullseye.feature.v1.TraitLabel.as_of_time:type_name -> google.protobuf.Timestamp
+	64,  // 46: bullseye.feature.v1.TraitLabel.positive_values:type_name -> bullseye.common.v1.Value
+	61,  // 47: bullseye.feature.v1.TraitLabel.as_of_time:type_name -> google.protobuf.Timestamp
 	16,  // 48: bullseye.feature.v1.OutcomeLabel.filter:type_name -> bullseye.feature.v1.EventFilter
-	61,  // 49: bullseye.feature.v1.OutcomeLabel.horizon:type_name -> google.protobuf.Duration
+	63,  // 49: bullseye.feature.v1.OutcomeLabel.horizon:type_name -> google.protobuf.Duration
 	5,   // 50: bullseye.feature.v1.OutcomeLabel.aggregation:type_name -> bullseye.feature.v1.OutcomeAggregation
-	59,  // 51: bullseye.feature.v1.CutoffSpec.fixed_time:type_name -> google.protobuf.Timestamp
+	61,  // 51: bullseye.feature.v1.CutoffSpec.fixed_time:type_name -> google.protobuf.Timestamp
 	37,  // 52: bullseye.feature.v1.CutoffSpec.trigger:type_name -> bullseye.feature.v1.TriggerCutoff
 	36,  // 53: bullseye.feature.v1.CutoffSpec.rolling:type_name -> bullseye.feature.v1.RollingCutoff
-	59,  // 54: bullseye.feature.v1.RollingCutoff.start_time:type_name -> google.protobuf.Timestamp
-	59,  // 55: bullseye.feature.v1.RollingCutoff.end_time:type_name -> google.protobuf.Timestamp
-	61,  // 56: bullseye.feature.v1.RollingCutoff.step:type_name -> google.protobuf.Duration
+	61,  // 54: bullseye.feature.v1.RollingCutoff.start_time:type_name -> google.protobuf.Timestamp
+	61,  // 55: bullseye.feature.v1.RollingCutoff.end_time:type_name -> google.protobuf.Timestamp
+	63,  // 56: bullseye.feature.v1.RollingCutoff.step:type_name -> google.protobuf.Duration
 	16,  // 57: bullseye.feature.v1.TriggerCutoff.filter:type_name -> bullseye.feature.v1.EventFilter
-	59,  // 58: bullseye.feature.v1.TriggerCutoff.start_time:type_name -> google.protobuf.Timestamp
-	59,  // 59: bullseye.feature.v1.TriggerCutoff.end_time:type_name -> google.protobuf.Timestamp
+	61,  // 58: bullseye.feature.v1.TriggerCutoff.start_time:type_name -> google.protobuf.Timestamp
+	61,  // 59: bullseye.feature.v1.TriggerCutoff.end_time:type_name -> google.protobuf.Timestamp
 	6,   // 60: bullseye.feature.v1.TriggerCutoff.selection:type_name -> bullseye.feature.v1.TriggerSelection
 	39,  // 61: bullseye.feature.v1.SplitSpec.entity_hash:type_name -> bullseye.feature.v1.EntityHashSplit
 	40,  // 62: bullseye.feature.v1.SplitSpec.time:type_name -> bullseye.feature.v1.TimeSplit
 	41,  // 63: bullseye.feature.v1.SplitSpec.row_number:type_name -> bullseye.feature.v1.RowNumberSplit
-	59,  // 64: bullseye.feature.v1.TimeSplit.test_start_time:type_name -> google.protobuf.Timestamp
-	63,  // 65: bullseye.feature.v1.EntityFilter.entities:type_name -> bullseye.common.v1.EntityKey
+	61,  // 64: bullseye.feature.v1.TimeSplit.test_start_time:type_name -> google.protobuf.Timestamp
+	65,  // 65: bullseye.feature.v1.EntityFilter.entities:type_name -> bullseye.common.v1.EntityKey
 	17,  // 66: bullseye.feature.v1.EntityFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
 	31,  // 67: bullseye.feature.v1.BuildTrainingSetRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
 	7,   // 68: bullseye.feature.v1.BuildTrainingSetRequest.order:type_name -> bullseye.feature.v1.TrainingSetOrder
 	11,  // 69: bullseye.feature.v1.TrainingSetHeader.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
 	19,  // 70: bullseye.feature.v1.TrainingSetHeader.columns:type_name -> bullseye.feature.v1.FeatureColumn
-	60,  // 71: bullseye.feature.v1.TrainingSetHeader.label_type:type_name -> bullseye.common.v1.ValueType
-	63,  // 72: bullseye.feature.v1.TrainingRow.entity:type_name -> bullseye.common.v1.EntityKey
-	59,  // 73: bullseye.feature.v1.TrainingRow.cutoff_time:type_name -> google.protobuf.Timestamp
-	62,  // 74: bullseye.feature.v1.TrainingRow.features:type_name -> bullseye.common.v1.Value
-	62,  // 75: bullseye.feature.v1.TrainingRow.label:type_name -> bullseye.common.v1.Value
+	62,  // 71: bullseye.feature.v1.TrainingSetHeader.label_type:type_name -> bullseye.common.v1.ValueType
+	65,  // 72: bullseye.feature.v1.TrainingRow.entity:type_name -> bullseye.common.v1.EntityKey
+	61,  // 73: bullseye.feature.v1.TrainingRow.cutoff_time:type_name -> google.protobuf.Timestamp
+	64,  // 74: bullseye.feature.v1.TrainingRow.features:type_name -> bullseye.common.v1.Value
+	64,  // 75: bullseye.feature.v1.TrainingRow.label:type_name -> bullseye.common.v1.Value
 	8,   // 76: bullseye.feature.v1.TrainingRow.split:type_name -> bullseye.feature.v1.Split
-	59,  // 77: bullseye.feature.v1.TrainingSetSummary.min_cutoff_time:type_name -> google.protobuf.Timestamp
-	59,  // 78: bullseye.feature.v1.TrainingSetSummary.max_cutoff_time:type_name -> google.protobuf.Timestamp
+	61,  // 77: bullseye.feature.v1.TrainingSetSummary.min_cutoff_time:type_name -> google.protobuf.Timestamp
+	61,  // 78: bullseye.feature.v1.TrainingSetSummary.max_cutoff_time:type_name -> google.protobuf.Timestamp
 	44,  // 79: bullseye.feature.v1.BuildTrainingSetResponse.header:type_name -> bullseye.feature.v1.TrainingSetHeader
 	45,  // 80: bullseye.feature.v1.BuildTrainingSetResponse.rows:type_name -> bullseye.feature.v1.TrainingRow
 	46,  // 81: bullseye.feature.v1.BuildTrainingSetResponse.summary:type_name -> bullseye.feature.v1.TrainingSetSummary
-	58,  // 82: bullseye.feature.v1.ImplicitFeedback.event_weights:type_name -> bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
+	60,  // 82: bullseye.feature.v1.ImplicitFeedback.event_weights:type_name -> bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
 	48,  // 83: bullseye.feature.v1.ExportInteractionsRequest.explicit:type_name -> bullseye.feature.v1.ExplicitFeedback
 	49,  // 84: bullseye.feature.v1.ExportInteractionsRequest.implicit:type_name -> bullseye.feature.v1.ImplicitFeedback
-	59,  // 85: bullseye.feature.v1.ExportInteractionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	59,  // 86: bullseye.feature.v1.ExportInteractionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	59,  // 87: bullseye.feature.v1.Interaction.time:type_name -> google.protobuf.Timestamp
+	61,  // 85: bullseye.feature.v1.ExportInteractionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	61,  // 86: bullseye.feature.v1.ExportInteractionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	61,  // 87: bullseye.feature.v1.Interaction.time:type_name -> google.protobuf.Timestamp
 	51,  // 88: bullseye.feature.v1.ExportInteractionsResponse.interactions:type_name -> bullseye.feature.v1.Interaction
 	31,  // 89: bullseye.feature.v1.SelectFeaturesRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
 	9,   // 90: bullseye.feature.v1.SelectFeaturesRequest.methods:type_name -> bullseye.feature.v1.SelectionMethod
@@ -4918,26 +5018,29 @@ var file_bullseye_feature_v1_feature_proto_depIdxs = []int32{
 	55,  // 94: bullseye.feature.v1.SelectFeaturesResponse.features:type_name -> bullseye.feature.v1.FeatureScore
 	56,  // 95: bullseye.feature.v1.SelectFeaturesResponse.suggested_drops:type_name -> bullseye.feature.v1.DropSuggestion
 	11,  // 96: bullseye.feature.v1.SelectFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	60,  // 97: bullseye.feature.v1.SelectFeaturesResponse.label_type:type_name -> bullseye.common.v1.ValueType
-	21,  // 98: bullseye.feature.v1.FeatureService.ApplyFeatureSet:input_type -> bullseye.feature.v1.ApplyFeatureSetRequest
-	23,  // 99: bullseye.feature.v1.FeatureService.GetFeatureSet:input_type -> bullseye.feature.v1.GetFeatureSetRequest
-	25,  // 100: bullseye.feature.v1.FeatureService.ListFeatureSets:input_type -> bullseye.feature.v1.ListFeatureSetsRequest
-	28,  // 101: bullseye.feature.v1.FeatureService.GetOnlineFeatures:input_type -> bullseye.feature.v1.GetOnlineFeaturesRequest
-	43,  // 102: bullseye.feature.v1.FeatureService.BuildTrainingSet:input_type -> bullseye.feature.v1.BuildTrainingSetRequest
-	50,  // 103: bullseye.feature.v1.FeatureService.ExportInteractions:input_type -> bullseye.feature.v1.ExportInteractionsRequest
-	53,  // 104: bullseye.feature.v1.FeatureService.SelectFeatures:input_type -> bullseye.feature.v1.SelectFeaturesRequest
-	22,  // 105: bullseye.feature.v1.FeatureService.ApplyFeatureSet:output_type -> bullseye.feature.v1.ApplyFeatureSetResponse
-	24,  // 106: bullseye.feature.v1.FeatureService.GetFeatureSet:output_type -> bullseye.feature.v1.GetFeatureSetResponse
-	26,  // 107: bullseye.feature.v1.FeatureService.ListFeatureSets:output_type -> bullseye.feature.v1.ListFeatureSetsResponse
-	30,  // 108: bullseye.feature.v1.FeatureService.GetOnlineFeatures:output_type -> bullseye.feature.v1.GetOnlineFeaturesResponse
-	47,  // 109: bullseye.feature.v1.FeatureService.BuildTrainingSet:output_type -> bullseye.feature.v1.BuildTrainingSetResponse
-	52,  // 110: bullseye.feature.v1.FeatureService.ExportInteractions:output_type -> bullseye.feature.v1.ExportInteractionsResponse
-	57,  // 111: bullseye.feature.v1.FeatureService.SelectFeatures:output_type -> bullseye.feature.v1.SelectFeaturesResponse
-	105, // [105:112] is the sub-list for method output_type
-	98,  // [98:105] is the sub-list for method input_type
-	98,  // [98:98] is the sub-list for extension type_name
-	98,  // [98:98] is the sub-list for extension extendee
-	0,   // [0:98] is the sub-list for field type_name
+	62,  // 97: bullseye.feature.v1.SelectFeaturesResponse.label_type:type_name -> bullseye.common.v1.ValueType
+	65,  // 98: bullseye.feature.v1.ListEntitiesResponse.entities:type_name -> bullseye.common.v1.EntityKey
+	21,  // 99: bullseye.feature.v1.FeatureService.ApplyFeatureSet:input_type -> bullseye.feature.v1.ApplyFeatureSetRequest
+	23,  // 100: bullseye.feature.v1.FeatureService.GetFeatureSet:input_type -> bullseye.feature.v1.GetFeatureSetRequest
+	25,  // 101: bullseye.feature.v1.FeatureService.ListFeatureSets:input_type -> bullseye.feature.v1.ListFeatureSetsRequest
+	28,  // 102: bullseye.feature.v1.FeatureService.GetOnlineFeatures:input_type -> bullseye.feature.v1.GetOnlineFeaturesRequest
+	43,  // 103: bullseye.feature.v1.FeatureService.BuildTrainingSet:input_type -> bullseye.feature.v1.BuildTrainingSetRequest
+	50,  // 104: bullseye.feature.v1.FeatureService.ExportInteractions:input_type -> bullseye.feature.v1.ExportInteractionsRequest
+	58,  // 105: bullseye.feature.v1.FeatureService.ListEntities:input_type -> bullseye.feature.v1.ListEntitiesRequest
+	53,  // 106: bullseye.feature.v1.FeatureService.SelectFeatures:input_type -> bullseye.feature.v1.SelectFeaturesRequest
+	22,  // 107: bullseye.feature.v1.FeatureService.ApplyFeatureSet:output_type -> bullseye.feature.v1.ApplyFeatureSetResponse
+	24,  // 108: bullseye.feature.v1.FeatureService.GetFeatureSet:output_type -> bullseye.feature.v1.GetFeatureSetResponse
+	26,  // 109: bullseye.feature.v1.FeatureService.ListFeatureSets:output_type -> bullseye.feature.v1.ListFeatureSetsResponse
+	30,  // 110: bullseye.feature.v1.FeatureService.GetOnlineFeatures:output_type -> bullseye.feature.v1.GetOnlineFeaturesResponse
+	47,  // 111: bullseye.feature.v1.FeatureService.BuildTrainingSet:output_type -> bullseye.feature.v1.BuildTrainingSetResponse
+	52,  // 112: bullseye.feature.v1.FeatureService.ExportInteractions:output_type -> bullseye.feature.v1.ExportInteractionsResponse
+	59,  // 113: bullseye.feature.v1.FeatureService.ListEntities:output_type -> bullseye.feature.v1.ListEntitiesResponse
+	57,  // 114: bullseye.feature.v1.FeatureService.SelectFeatures:output_type -> bullseye.feature.v1.SelectFeaturesResponse
+	107, // [107:115] is the sub-list for method output_type
+	99,  // [99:107] is the sub-list for method input_type
+	99,  // [99:99] is the sub-list for extension type_name
+	99,  // [99:99] is the sub-list for extension extendee
+	0,   // [0:99] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_feature_v1_feature_proto_init() }
@@ -4973,7 +5076,7 @@ func file_bullseye_feature_v1_feature_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_feature_v1_feature_proto_rawDesc), len(file_bullseye_feature_v1_feature_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   48,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

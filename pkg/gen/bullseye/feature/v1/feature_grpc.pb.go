@@ -30,6 +30,7 @@ const (
 	FeatureService_GetOnlineFeatures_FullMethodName  = "/bullseye.feature.v1.FeatureService/GetOnlineFeatures"
 	FeatureService_BuildTrainingSet_FullMethodName   = "/bullseye.feature.v1.FeatureService/BuildTrainingSet"
 	FeatureService_ExportInteractions_FullMethodName = "/bullseye.feature.v1.FeatureService/ExportInteractions"
+	FeatureService_ListEntities_FullMethodName       = "/bullseye.feature.v1.FeatureService/ListEntities"
 	FeatureService_SelectFeatures_FullMethodName     = "/bullseye.feature.v1.FeatureService/SelectFeatures"
 )
 
@@ -77,6 +78,12 @@ type FeatureServiceClient interface {
 	// (weights per event name, summed per user and item). Erased customers
 	// never appear.
 	ExportInteractions(ctx context.Context, in *ExportInteractionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportInteractionsResponse], error)
+	// ListEntities streams the ids of every customer the service keeps state
+	// for, in pages: the population a campaign audience is scored over.
+	// Erased customers never appear; customers who objected to marketing do
+	// (their consent comes back with GetOnlineFeatures), so a caller can count
+	// them as left out.
+	ListEntities(ctx context.Context, in *ListEntitiesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListEntitiesResponse], error)
 	// SelectFeatures ranks a feature set's features against a label on the
 	// TRAIN rows of a training set, by variance, mutual information,
 	// chi-squared, correlation with other features and the L1 regularisation
@@ -170,6 +177,25 @@ func (c *featureServiceClient) ExportInteractions(ctx context.Context, in *Expor
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type FeatureService_ExportInteractionsClient = grpc.ServerStreamingClient[ExportInteractionsResponse]
 
+func (c *featureServiceClient) ListEntities(ctx context.Context, in *ListEntitiesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ListEntitiesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &FeatureService_ServiceDesc.Streams[2], FeatureService_ListEntities_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ListEntitiesRequest, ListEntitiesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FeatureService_ListEntitiesClient = grpc.ServerStreamingClient[ListEntitiesResponse]
+
 func (c *featureServiceClient) SelectFeatures(ctx context.Context, in *SelectFeaturesRequest, opts ...grpc.CallOption) (*SelectFeaturesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SelectFeaturesResponse)
@@ -224,6 +250,12 @@ type FeatureServiceServer interface {
 	// (weights per event name, summed per user and item). Erased customers
 	// never appear.
 	ExportInteractions(*ExportInteractionsRequest, grpc.ServerStreamingServer[ExportInteractionsResponse]) error
+	// ListEntities streams the ids of every customer the service keeps state
+	// for, in pages: the population a campaign audience is scored over.
+	// Erased customers never appear; customers who objected to marketing do
+	// (their consent comes back with GetOnlineFeatures), so a caller can count
+	// them as left out.
+	ListEntities(*ListEntitiesRequest, grpc.ServerStreamingServer[ListEntitiesResponse]) error
 	// SelectFeatures ranks a feature set's features against a label on the
 	// TRAIN rows of a training set, by variance, mutual information,
 	// chi-squared, correlation with other features and the L1 regularisation
@@ -256,6 +288,9 @@ func (UnimplementedFeatureServiceServer) BuildTrainingSet(*BuildTrainingSetReque
 }
 func (UnimplementedFeatureServiceServer) ExportInteractions(*ExportInteractionsRequest, grpc.ServerStreamingServer[ExportInteractionsResponse]) error {
 	return status.Error(codes.Unimplemented, "method ExportInteractions not implemented")
+}
+func (UnimplementedFeatureServiceServer) ListEntities(*ListEntitiesRequest, grpc.ServerStreamingServer[ListEntitiesResponse]) error {
+	return status.Error(codes.Unimplemented, "method ListEntities not implemented")
 }
 func (UnimplementedFeatureServiceServer) SelectFeatures(context.Context, *SelectFeaturesRequest) (*SelectFeaturesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SelectFeatures not implemented")
@@ -375,6 +410,17 @@ func _FeatureService_ExportInteractions_Handler(srv interface{}, stream grpc.Ser
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type FeatureService_ExportInteractionsServer = grpc.ServerStreamingServer[ExportInteractionsResponse]
 
+func _FeatureService_ListEntities_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ListEntitiesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(FeatureServiceServer).ListEntities(m, &grpc.GenericServerStream[ListEntitiesRequest, ListEntitiesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type FeatureService_ListEntitiesServer = grpc.ServerStreamingServer[ListEntitiesResponse]
+
 func _FeatureService_SelectFeatures_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SelectFeaturesRequest)
 	if err := dec(in); err != nil {
@@ -430,6 +476,11 @@ var FeatureService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ExportInteractions",
 			Handler:       _FeatureService_ExportInteractions_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ListEntities",
+			Handler:       _FeatureService_ListEntities_Handler,
 			ServerStreams: true,
 		},
 	},
