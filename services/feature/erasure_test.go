@@ -68,14 +68,10 @@ func TestForgottenCustomer(t *testing.T) {
 	env.MustPublish(testenv.Consent("objector", "objector-c1", t0.Add(time.Hour), commonv1.ConsentState_CONSENT_STATE_OBJECTED))
 	testenv.ApplyReady(t, svc.Client, crashFeatures())
 	online := func() *featurev1.GetOnlineFeaturesResponse {
-		resp, err := svc.Client.GetOnlineFeatures(ctxT(t, 5*time.Second), &featurev1.GetOnlineFeaturesRequest{
+		return onlineBothWays(t, svc.Client, &featurev1.GetOnlineFeaturesRequest{
 			FeatureSet: &featurev1.FeatureSetRef{Name: "crash"},
 			Entities:   []*commonv1.EntityKey{{Id: "victim"}, {Id: "keeper"}, {Id: "objector"}},
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
 	}
 	if r := online().GetResults(); !r[0].GetFound() || r[2].GetConsent() != commonv1.ConsentState_CONSENT_STATE_OBJECTED {
 		t.Fatalf("before erasure: %v", r)

@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -317,13 +319,10 @@ func TestWindowedAggregates(t *testing.T) {
 		}
 	}
 
-	resp, err := svc.Client.GetOnlineFeatures(ctxT(t, 10*time.Second), &featurev1.GetOnlineFeaturesRequest{
+	resp := onlineBothWays(t, svc.Client, &featurev1.GetOnlineFeaturesRequest{
 		FeatureSet: &featurev1.FeatureSetRef{Name: "windowed"},
 		Entities:   []*commonv1.EntityKey{{Id: "live"}, {Id: "nobody"}, {Id: "fresh"}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	live := resp.GetResults()[0]
 	want = expect(now)
 	for i, name := range resp.GetFeatureNames() {
@@ -376,4 +375,77 @@ func TestWindowedAggregates(t *testing.T) {
 	if got := value(fresh.GetValues()[0].GetValue()); got != int64(0) {
 		t.Errorf("fresh orders_7d = %v, want 0 (a known customer with no order)", got)
 	}
+}
+
+// columnValue is entry i of a packed column as value gives it (nil when
+// null).
+func columnValue(fc *featurev1.FeatureValueColumn, i int) any {
+	if fc.GetIsNull()[i] {
+		return nil
+	}
+	switch fc.GetType() {
+	case commonv1.ValueType_VALUE_TYPE_NUMBER:
+		return fc.GetNumberValues()[i]
+	case commonv1.ValueType_VALUE_TYPE_STRING:
+		return fc.GetStringValues()[i]
+	case commonv1.ValueType_VALUE_TYPE_BOOL:
+		return fc.GetIntValues()[i] == 1
+	case commonv1.ValueType_VALUE_TYPE_TIME:
+		return time.Unix(0, fc.GetIntValues()[i]).UTC()
+	}
+	return fc.GetIntValues()[i]
+}
+
+// onlineBothWays asks for the same features in both layouts and fails
+// unless the columns say exactly what the rows do (values that move with
+// time within 0.01 day, the time between the calls). It returns the rows.
+func onlineBothWays(t *testing.T, c featurev1.FeatureServiceClient, req *featurev1.GetOnlineFeaturesRequest) *featurev1.GetOnlineFeaturesResponse {
+	t.Helper()
+	req = proto.Clone(req).(*featurev1.GetOnlineFeaturesRequest)
+	req.Layout = featurev1.OnlineLayout_ONLINE_LAYOUT_ROWS
+	rows, err := c.GetOnlineFeatures(ctxT(t, 10*time.Second), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Layout = featurev1.OnlineLayout_ONLINE_LAYOUT_COLUMNS
+	cols, err := c.GetOnlineFeatures(ctxT(t, 10*time.Second), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows.GetColumns() != nil || len(cols.GetResults()) != 0 {
+		t.Fatalf("rows layout has columns %v / columns layout has %d rows", rows.GetColumns(), len(cols.GetResults()))
+	}
+	oc := cols.GetColumns()
+	if len(oc.GetFound()) != len(rows.GetResults()) || len(oc.GetConsent()) != len(rows.GetResults()) || len(oc.GetFeatures()) != len(rows.GetFeatureNames()) {
+		t.Fatalf("columns of %d entities and %d features for %d rows of %d values", len(oc.GetFound()), len(oc.GetFeatures()), len(rows.GetResults()), len(rows.GetFeatureNames()))
+	}
+	for i, r := range rows.GetResults() {
+		if oc.GetFound()[i] != r.GetFound() || oc.GetConsent()[i] != r.GetConsent() {
+			t.Errorf("entity %d: columns found %v consent %v, rows %v %v", i, oc.GetFound()[i], oc.GetConsent()[i], r.GetFound(), r.GetConsent())
+		}
+		for j, fv := range r.GetValues() {
+			fc := oc.GetFeatures()[j]
+			name := rows.GetFeatureNames()[j]
+			if fc.GetStatus()[i] != fv.GetStatus() {
+				t.Errorf("entity %d %s: columns status %v, rows %v", i, name, fc.GetStatus()[i], fv.GetStatus())
+			}
+			wantUpdate := int64(0)
+			if fv.GetUpdateTime() != nil {
+				wantUpdate = fv.GetUpdateTime().AsTime().UnixNano()
+			}
+			if got := fc.GetUpdateUnixNanos()[i]; got != wantUpdate {
+				t.Errorf("entity %d %s: columns update %d, rows %d", i, name, got, wantUpdate)
+			}
+			got, want := columnValue(fc, i), value(fv.GetValue())
+			if g, ok := got.(float64); ok && strings.HasPrefix(name, "days_since") {
+				if w, ok := want.(float64); ok && math.Abs(g-w) < 0.01 {
+					continue
+				}
+			}
+			if got != want {
+				t.Errorf("entity %d %s: columns %v (%T), rows %v (%T)", i, name, got, got, want, want)
+			}
+		}
+	}
+	return rows
 }

@@ -153,16 +153,14 @@ func (b *aggBlock) eval(p *profile.Profile, at int64, out []Out) {
 	case featurev1.Aggregation_AGGREGATION_DAYS_SINCE_LAST:
 		countLike = false
 		if have {
-			v = profile.NumberValue(float64(at-last) / float64(Day))
-			out[0] = Out{Value: v, Update: last, HasUpdate: true}
+			out[0] = Out{Value: SinceDays(last, at), Update: last, HasUpdate: true, Since: true, Anchor: last}
 			return
 		}
 		resultIsNull = true
 	case featurev1.Aggregation_AGGREGATION_DAYS_SINCE_FIRST:
 		countLike = false
 		if have {
-			v = profile.NumberValue(float64(at-first) / float64(Day))
-			out[0] = Out{Value: v, Update: first, HasUpdate: true}
+			out[0] = Out{Value: SinceDays(first, at), Update: first, HasUpdate: true, Since: true, Anchor: first}
 			return
 		}
 		resultIsNull = true
@@ -259,7 +257,7 @@ func (b *rfmBlock) eval(p *profile.Profile, at int64, out []Out) {
 	t, ok := changed(p, b.filter, start, b.window, last, have)
 	set := func(i int, v profile.Value) { out[i] = Out{Value: v, Update: t, HasUpdate: ok} }
 	if !b.btyd {
-		set(0, profile.NumberValue(float64(at-last)/float64(Day)))
+		out[0] = Out{Value: SinceDays(last, at), Update: t, HasUpdate: ok, Since: true, Anchor: last}
 		set(1, profile.IntValue(n))
 		set(2, profile.NumberValue(total))
 		if valued > 0 {
@@ -272,7 +270,7 @@ func (b *rfmBlock) eval(p *profile.Profile, at int64, out []Out) {
 	freq := dayCount - 1
 	set(0, profile.IntValue(freq))
 	set(1, profile.NumberValue(float64(lDay-firstDay)/float64(Day)))
-	set(2, profile.NumberValue(float64(at-firstDay)/float64(Day)))
+	out[2] = Out{Value: SinceDays(firstDay, at), Update: t, HasUpdate: ok, Since: true, Anchor: firstDay}
 	set(3, profile.NumberValue(dayTotals/float64(dayCount)))
 	if freq == 0 {
 		set(4, profile.NumberValue(0))

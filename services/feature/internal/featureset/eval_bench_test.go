@@ -15,7 +15,7 @@ import (
 )
 
 // benchSet is a 20-column feature set like the service benchmark's.
-func benchSet(b *testing.B) *Set {
+func benchSet(b testing.TB) *Set {
 	day := 24 * time.Hour
 	agg := func(name string, a featurev1.Aggregation, window time.Duration, names ...string) *featurev1.Feature {
 		af := &featurev1.AggregateFeature{Aggregation: a}

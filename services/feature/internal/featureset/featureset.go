@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -53,6 +54,17 @@ type Out struct {
 	Update int64
 	// HasUpdate says whether Update is known.
 	HasUpdate bool
+	// Since marks a value that moves with the instant: it is the number of
+	// days from Anchor to the instant (days since the last purchase, a
+	// customer's age), so a value computed earlier is brought up to date by
+	// SinceDays.
+	Since  bool
+	Anchor int64
+}
+
+// SinceDays is the value of a Since column at the instant at.
+func SinceDays(anchor, at int64) profile.Value {
+	return profile.NumberValue(float64(at-anchor) / float64(Day))
 }
 
 // Set is a compiled feature set version: its columns and how to compute
@@ -69,6 +81,7 @@ type Set struct {
 	Defaults []profile.Value
 	index    map[string]int
 	blocks   []block
+	windows  []int64 // the distinct windows of the aggregates, for EvalOnline
 }
 
 // block computes one or more consecutive columns.
@@ -160,6 +173,18 @@ func Compile(fs *featurev1.FeatureSet, prefix string) (*Set, error) {
 	}
 	if len(v) > 0 {
 		return nil, v
+	}
+	for _, b := range s.blocks {
+		w := int64(0)
+		switch b := b.(type) {
+		case *aggBlock:
+			w = b.window
+		case *rfmBlock:
+			w = b.window
+		}
+		if w > 0 && !slices.Contains(s.windows, w) {
+			s.windows = append(s.windows, w)
+		}
 	}
 	return s, nil
 }

@@ -29,8 +29,12 @@ const (
 	PartitionsPrefix = "bullseye/feature/partitions/"
 )
 
-// DefaultBatchSize is the most records applied in one batch.
-const DefaultBatchSize = 1000
+// DefaultBatchSize is the most records applied in one batch. A batch writes
+// each customer's profile once however many of its records it holds, so a
+// consumer that falls behind catches up with fewer, bigger writes; a batch
+// is fetched as soon as this many records are there, or after fetchWait
+// with fewer.
+const DefaultBatchSize = 10000
 
 // Options configure a Materializer.
 type Options struct {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
@@ -147,17 +146,18 @@ func msgID(m jetstream.Msg) string {
 type group struct {
 	key   string
 	sk    eventlog.Key
-	base  *profile.Profile // as read; nil when new
 	rev   uint64
 	prof  *profile.Profile // with the batch's records applied
+	data  []byte           // prof encoded, as written
 	items []item
 	dirty bool
 }
 
 // apply applies msgs, in order, and stores every changed profile.
 func (r *runner) apply(ctx context.Context, msgs []jetstream.Msg) error {
-	groups := map[string]*group{}
-	var order []*group
+	items := make([]item, 0, len(msgs))
+	keys := make([]string, 0, len(msgs))
+	seen := make(map[string]struct{}, len(msgs))
 	for _, msg := range msgs {
 		md, err := msg.Metadata()
 		if err != nil {
@@ -167,6 +167,20 @@ func (r *runner) apply(ctx context.Context, msgs []jetstream.Msg) error {
 		if !ok {
 			continue
 		}
+		items = append(items, it)
+		if _, dup := seen[it.key]; !dup {
+			seen[it.key] = struct{}{}
+			keys = append(keys, it.key)
+		}
+	}
+	// Read the batch's profiles into the cache at once rather than one
+	// round trip per customer not cached yet.
+	if err := r.m.store.Entries(ctx, keys, make([]*state.Entry, len(keys))); err != nil {
+		return err
+	}
+	groups := map[string]*group{}
+	var order []*group
+	for _, it := range items {
 		if it.ev.GetType() == ingestv1.EventType_EVENT_TYPE_ERASURE {
 			if err := r.flush(ctx, order); err != nil {
 				return err
@@ -187,11 +201,11 @@ func (r *runner) apply(ctx context.Context, msgs []jetstream.Msg) error {
 			if err != nil {
 				return err
 			}
-			g = &group{key: it.key, sk: it.sk, base: p, rev: rev}
+			g = &group{key: it.key, sk: it.sk, rev: rev}
 			if p == nil {
 				g.prof = profile.New(it.sk)
 			} else {
-				g.prof = p.Clone()
+				g.prof = p // a copy of its own
 			}
 			groups[it.key] = g
 			order = append(order, g)
@@ -215,7 +229,7 @@ func (r *runner) decode(msg jetstream.Msg, seq uint64) (item, bool) {
 		return item{}, false
 	}
 	ev := &ingestv1.StoredEvent{}
-	if err := proto.Unmarshal(msg.Data(), ev); err != nil {
+	if err := ev.UnmarshalVT(msg.Data()); err != nil {
 		r.log.Error("skipping an undecodable record", slog.Uint64("seq", seq), slog.Any("error", err))
 		r.m.metrics.skipped.WithLabelValues("undecodable").Inc()
 		return item{}, false
@@ -251,8 +265,8 @@ func (r *runner) flush(ctx context.Context, groups []*group) error {
 		}
 		futures := make([]jetstream.PubAckFuture, len(todo))
 		for i, g := range todo {
-			data := r.encode(g.prof)
-			m := &nats.Msg{Subject: state.Subject(g.key), Data: data, Header: nats.Header{}}
+			g.data = r.encode(g.prof)
+			m := &nats.Msg{Subject: state.Subject(g.key), Data: g.data, Header: nats.Header{}}
 			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(g.rev, 10))
 			f, err := r.m.js.PublishMsgAsync(m)
 			if err != nil {
@@ -266,7 +280,7 @@ func (r *runner) flush(ctx context.Context, groups []*group) error {
 			g := todo[i]
 			select {
 			case ack := <-f.Ok():
-				r.m.store.Remember(g.key, g.prof, ack.Sequence)
+				r.m.store.Remember(g.key, g.data, ack.Sequence)
 			case err := <-f.Err():
 				var apiErr *jetstream.APIError
 				if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
@@ -289,11 +303,11 @@ func (r *runner) flush(ctx context.Context, groups []*group) error {
 			if err != nil {
 				return err
 			}
-			g.base, g.rev = p, rev
+			g.rev = rev
 			if p == nil {
 				g.prof = profile.New(g.sk)
 			} else {
-				g.prof = p.Clone()
+				g.prof = p
 			}
 			g.dirty = false
 			for _, it := range g.items {

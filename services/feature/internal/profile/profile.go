@@ -3,6 +3,7 @@ package profile
 import (
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
@@ -102,6 +103,26 @@ type Profile struct {
 	Consents []Consent
 }
 
+// Memo keeps a value derived from one stored version of a profile (feature
+// values evaluated online) with that version: a stored version never
+// changes, so what a reader derived from it stays true of it, and a new
+// version starts without a memo. The zero Memo is empty; it is safe for
+// concurrent use.
+type Memo struct{ p atomic.Pointer[memoBox] }
+
+type memoBox struct{ v any }
+
+// Load returns the value last stored, or nil.
+func (m *Memo) Load() any {
+	if b := m.p.Load(); b != nil {
+		return b.v
+	}
+	return nil
+}
+
+// Store keeps v, replacing any earlier value.
+func (m *Memo) Store(v any) { m.p.Store(&memoBox{v}) }
+
 // New returns the empty state of key.
 func New(key eventlog.Key) *Profile {
 	return &Profile{ID: key.ID, Kind: key.Kind}
@@ -113,11 +134,12 @@ func (p *Profile) Key() eventlog.Key { return eventlog.Key{Kind: p.Kind, ID: p.I
 // Clone returns a copy of p that can be modified without touching p: its
 // slices are clipped, so that appends copy them.
 func (p *Profile) Clone() *Profile {
-	c := *p
-	c.Events = slices.Clip(p.Events)
-	c.Traits = slices.Clip(p.Traits)
-	c.Consents = slices.Clip(p.Consents)
-	return &c
+	return &Profile{
+		ID: p.ID, Kind: p.Kind, LastSeq: p.LastSeq,
+		Events:   slices.Clip(p.Events),
+		Traits:   slices.Clip(p.Traits),
+		Consents: slices.Clip(p.Consents),
+	}
 }
 
 // Apply applies the record stored at seq to p and reports whether it

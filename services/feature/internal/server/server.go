@@ -218,14 +218,83 @@ func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 			return nil, invalid(fmt.Sprintf("entities[%d].id", i), "%v", err)
 		}
 	}
-	profiles := make([]*profile.Profile, len(ents))
-	if err := s.Store.GetMany(ctx, keys, profiles); err != nil {
+	entries := make([]*state.Entry, len(ents))
+	if err := s.Store.Entries(ctx, keys, entries); err != nil {
 		return nil, err
 	}
-	now := s.now().UnixNano()
+	o := &online{set: set, cols: cols, now: s.now().UnixNano(), outs: make([]featureset.Out, len(set.Columns))}
+	resp := &featurev1.GetOnlineFeaturesResponse{
+		FeatureSet:   &featurev1.FeatureSetRef{Name: set.Name, Version: set.Version},
+		FeatureNames: names,
+	}
+	erased := func(i int) bool { return s.Erased != nil && s.Erased(ents[i].GetId()) }
+	switch req.GetLayout() {
+	case featurev1.OnlineLayout_ONLINE_LAYOUT_COLUMNS:
+		resp.Columns, err = o.columns(entries, erased)
+	default:
+		resp.Results, err = o.rows(ents, entries, erased)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
 
+// online builds a GetOnlineFeatures reply: the same cells in either layout.
+type online struct {
+	set  *featureset.Set
+	cols []int
+	now  int64
+	outs []featureset.Out // the current entity's columns
+}
+
+// entity evaluates the columns of a cached profile into o.outs and returns
+// whether it was found and its consent. The profile is decoded only when
+// what the entry remembers does not answer.
+func (o *online) entity(e *state.Entry, erased bool) (bool, commonv1.ConsentState, error) {
+	switch {
+	case erased:
+		return false, commonv1.ConsentState_CONSENT_STATE_ERASED, nil
+	case !e.Found():
+		return false, commonv1.ConsentState_CONSENT_STATE_UNSPECIFIED, nil
+	}
+	var p *profile.Profile
+	load := func() (*profile.Profile, error) {
+		var err error
+		if p == nil {
+			p, err = e.Profile()
+		}
+		return p, err
+	}
+	if err := o.set.EvalOnline(&e.Memo, load, o.now, o.outs); err != nil {
+		return false, 0, err
+	}
+	consent, err := e.Consent(load)
+	return true, consent, err
+}
+
+// cell is what the reply says of column col of the current entity: the
+// status, the value (the column's default where there is none) and when it
+// last changed.
+func (o *online) cell(found bool, col int) (featurev1.FeatureValueStatus, profile.Value, int64, bool) {
+	switch {
+	case !found:
+		return featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_NOT_FOUND, o.set.Defaults[col], 0, false
+	case o.outs[col].Value.IsNull():
+		return featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_NULL, o.set.Defaults[col], 0, false
+	}
+	out := &o.outs[col]
+	st := featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_PRESENT
+	if age := o.set.MaxAge[col]; age > 0 && out.HasUpdate && o.now-out.Update > age {
+		st = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_STALE
+	}
+	return st, out.Value, out.Update, out.HasUpdate
+}
+
+// rows lays the reply out as an EntityFeatures per entity.
+func (o *online) rows(ents []*commonv1.EntityKey, entries []*state.Entry, erased func(int) bool) ([]*featurev1.EntityFeatures, error) {
 	// One allocation per kind of object for the whole reply.
-	n := len(ents) * len(cols)
+	n := len(ents) * len(o.cols)
 	results := make([]featurev1.EntityFeatures, len(ents))
 	resultPtrs := make([]*featurev1.EntityFeatures, len(ents))
 	values := make([]featurev1.FeatureValue, n)
@@ -234,75 +303,108 @@ func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 	stamps := make([]timestamppb.Timestamp, n)
 	numbers := make([]commonv1.Value_NumberValue, n)
 	ints := make([]commonv1.Value_IntValue, n)
-	defaults := make([]*commonv1.Value, len(set.Columns))
-	for i, d := range set.Defaults {
-		if !d.IsNull() {
-			defaults[i] = d.Proto()
-		}
-	}
-	outs := make([]featureset.Out, len(set.Columns))
 	k := 0
 	for i, e := range ents {
 		r := &results[i]
 		resultPtrs[i] = r
 		r.Entity = e
-		r.Values = valuePtrs[k : k+len(cols) : k+len(cols)]
-		p := profiles[i]
-		erased := s.Erased != nil && s.Erased(e.GetId())
-		switch {
-		case erased:
-			r.Consent = commonv1.ConsentState_CONSENT_STATE_ERASED
-		case p != nil:
-			r.Found = true
-			r.Consent = p.Consent()
-			set.Eval(p, now, outs)
+		r.Values = valuePtrs[k : k+len(o.cols) : k+len(o.cols)]
+		var err error
+		if r.Found, r.Consent, err = o.entity(entries[i], erased(i)); err != nil {
+			return nil, err
 		}
-		for j, col := range cols {
+		for j, col := range o.cols {
 			fv := &values[k]
 			valuePtrs[k] = fv
 			r.Values[j] = fv
-			switch {
-			case !r.Found:
-				fv.Status = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_NOT_FOUND
-				fv.Value = defaults[col]
-			case outs[col].Value.IsNull():
-				fv.Status = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_NULL
-				fv.Value = defaults[col]
-			default:
-				o := outs[col]
-				fv.Status = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_PRESENT
-				if age := set.MaxAge[col]; age > 0 && o.HasUpdate && now-o.Update > age {
-					fv.Status = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_STALE
-				}
+			st, v, update, hasUpdate := o.cell(r.Found, col)
+			fv.Status = st
+			if !v.IsNull() {
 				pv := &protoVals[k]
-				switch o.Value.Kind {
+				switch v.Kind {
 				case profile.Number:
-					numbers[k].NumberValue = o.Value.Num
+					numbers[k].NumberValue = v.Num
 					pv.Kind = &numbers[k]
 				case profile.Int:
-					ints[k].IntValue = o.Value.Int
+					ints[k].IntValue = v.Int
 					pv.Kind = &ints[k]
 				default:
-					o.Value.Fill(pv)
+					v.Fill(pv)
 				}
 				fv.Value = pv
-				if o.HasUpdate {
-					ts := &stamps[k]
-					ts.Seconds, ts.Nanos = o.Update/1e9, int32(o.Update%1e9)
-					if ts.Nanos < 0 {
-						ts.Seconds, ts.Nanos = ts.Seconds-1, ts.Nanos+1e9
-					}
-					fv.UpdateTime = ts
+			}
+			if hasUpdate {
+				ts := &stamps[k]
+				ts.Seconds, ts.Nanos = update/1e9, int32(update%1e9)
+				if ts.Nanos < 0 {
+					ts.Seconds, ts.Nanos = ts.Seconds-1, ts.Nanos+1e9
 				}
+				fv.UpdateTime = ts
 			}
 			k++
 		}
 	}
-	return &featurev1.GetOnlineFeaturesResponse{
-		FeatureSet:   &featurev1.FeatureSetRef{Name: set.Name, Version: set.Version},
-		FeatureNames: names,
-		Results:      resultPtrs,
-	}, nil
+	return resultPtrs, nil
+}
+
+// columns lays the reply out as packed arrays per column.
+func (o *online) columns(entries []*state.Entry, erased func(int) bool) (*featurev1.OnlineColumns, error) {
+	n := len(entries)
+	oc := &featurev1.OnlineColumns{
+		Found:    make([]bool, n),
+		Consent:  make([]commonv1.ConsentState, n),
+		Features: make([]*featurev1.FeatureValueColumn, len(o.cols)),
+	}
+	fcs := make([]featurev1.FeatureValueColumn, len(o.cols))
+	statuses := make([]featurev1.FeatureValueStatus, n*len(o.cols))
+	nulls := make([]bool, n*len(o.cols))
+	updates := make([]int64, n*len(o.cols))
+	for j, col := range o.cols {
+		fc := &fcs[j]
+		oc.Features[j] = fc
+		fc.Type = o.set.Columns[col].GetType()
+		fc.Status = statuses[j*n : (j+1)*n : (j+1)*n]
+		fc.IsNull = nulls[j*n : (j+1)*n : (j+1)*n]
+		fc.UpdateUnixNanos = updates[j*n : (j+1)*n : (j+1)*n]
+		switch fc.Type {
+		case commonv1.ValueType_VALUE_TYPE_NUMBER:
+			fc.NumberValues = make([]float64, n)
+		case commonv1.ValueType_VALUE_TYPE_STRING:
+			fc.StringValues = make([]string, n)
+		default:
+			fc.IntValues = make([]int64, n)
+		}
+	}
+	for i, e := range entries {
+		var err error
+		if oc.Found[i], oc.Consent[i], err = o.entity(e, erased(i)); err != nil {
+			return nil, err
+		}
+		for j, col := range o.cols {
+			fc := &fcs[j]
+			st, v, update, hasUpdate := o.cell(oc.Found[i], col)
+			fc.Status[i] = st
+			if hasUpdate {
+				fc.UpdateUnixNanos[i] = update
+			}
+			if !v.IsNull() && profile.TypeOf(v.Kind) != fc.Type {
+				v = v.Convert(fc.Type)
+			}
+			if v.IsNull() {
+				fc.IsNull[i] = true
+				continue
+			}
+			switch fc.Type {
+			case commonv1.ValueType_VALUE_TYPE_NUMBER:
+				fc.NumberValues[i] = v.Num
+			case commonv1.ValueType_VALUE_TYPE_STRING:
+				fc.StringValues[i] = v.Str
+			default:
+				fc.IntValues[i] = v.Int
+			}
+		}
+	}
+	return oc, nil
 }
 
 // BuildTrainingSet streams a point-in-time correct training set.

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 )
 
@@ -54,15 +55,50 @@ const UserPrefix = string(eventlog.KindUser) + ".>"
 // Subject returns the stream subject of a bucket key.
 func Subject(key string) string { return "$KV." + Bucket + "." + key }
 
-type entry struct {
+// Entry is a cached version of a profile. It keeps the profile encoded,
+// which the garbage collector does not need to look into (a decoded history
+// is thousands of pointers), and decodes it on demand.
+type Entry struct {
 	rev     uint64
-	p       *profile.Profile // nil: no such key
-	pending bool             // a read is under way
+	data    []byte // nil: no such key
+	pending bool   // a read is under way
+	// Memo keeps what readers derived from this version (feature values
+	// evaluated online).
+	Memo profile.Memo
+	// consent is the profile's latest consent state plus one; 0 until known.
+	consent atomic.Int32
+}
+
+// Consent returns the profile's latest consent state, decoding it with
+// load (which must decode this entry) the first time only.
+func (e *Entry) Consent(load func() (*profile.Profile, error)) (commonv1.ConsentState, error) {
+	if c := e.consent.Load(); c != 0 {
+		return commonv1.ConsentState(c - 1), nil
+	}
+	p, err := load()
+	if err != nil || p == nil {
+		return commonv1.ConsentState_CONSENT_STATE_UNSPECIFIED, err
+	}
+	c := p.Consent()
+	e.consent.Store(int32(c) + 1)
+	return c, nil
+}
+
+// Found reports whether the key has a profile.
+func (e *Entry) Found() bool { return e.data != nil }
+
+// Profile decodes the profile; nil when there is none. Each call returns a
+// new copy, which the caller may change.
+func (e *Entry) Profile() (*profile.Profile, error) {
+	if e.data == nil {
+		return nil, nil
+	}
+	return profile.Decode(e.data, nil)
 }
 
 type shard struct {
 	mu sync.RWMutex
-	m  map[string]*entry
+	m  map[string]*Entry
 }
 
 // Options configure Open.
@@ -123,7 +159,7 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error
 	}
 	s := &Store{js: js, kv: kv, logger: o.Logger, seed: maphash.MakeSeed(), perShard: max(1, o.CacheSize/shards), done: make(chan struct{})}
 	for i := range s.shards {
-		s.shards[i].m = map[string]*entry{}
+		s.shards[i].m = map[string]*Entry{}
 	}
 	s.watcher, err = kv.WatchAll(context.WithoutCancel(ctx), jetstream.UpdatesOnly())
 	if err != nil {
@@ -169,29 +205,21 @@ func (s *Store) watch() {
 		if !stale {
 			continue
 		}
-		var p *profile.Profile
+		var data []byte
 		if e.Operation() == jetstream.KeyValuePut {
-			var err error
-			if p, err = profile.Decode(e.Value(), nil); err != nil {
-				s.logger.Error("decoding a watched profile", slog.String("key", e.Key()), slog.Any("error", err))
-				s.drop(e.Key())
-				continue
-			}
+			data = e.Value()
 		}
-		s.install(e.Key(), p, e.Revision(), false)
+		s.install(e.Key(), data, e.Revision())
 	}
 }
 
-// install puts (p, rev) in the cache unless the cache holds a newer
-// revision; with onlyIfPresent it only refreshes an existing entry.
-func (s *Store) install(key string, p *profile.Profile, rev uint64, onlyIfPresent bool) *entry {
+// install puts (data, rev) in the cache unless the cache holds a newer
+// revision.
+func (s *Store) install(key string, data []byte, rev uint64) *Entry {
 	sh := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	cur := sh.m[key]
-	if cur == nil && onlyIfPresent {
-		return nil
-	}
 	if cur != nil && !cur.pending && cur.rev > rev {
 		return cur
 	}
@@ -199,7 +227,7 @@ func (s *Store) install(key string, p *profile.Profile, rev uint64, onlyIfPresen
 		cur.pending = false
 		return cur
 	}
-	e := &entry{rev: rev, p: p}
+	e := &Entry{rev: rev, data: data}
 	sh.m[key] = e
 	s.trimLocked(sh)
 	return e
@@ -223,31 +251,58 @@ func (s *Store) drop(key string) {
 	sh.mu.Unlock()
 }
 
-// Get returns the profile of key and its revision, from the cache or the
-// bucket; nil when there is none.
+// Get returns a copy of the profile of key and its revision, from the
+// cache or the bucket; nil when there is none.
 func (s *Store) Get(ctx context.Context, key string) (*profile.Profile, uint64, error) {
+	e, err := s.entry(ctx, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	p, err := e.Profile()
+	if err != nil {
+		s.drop(key)
+		return nil, 0, fmt.Errorf("reading profile %s: %w", key, err)
+	}
+	return p, e.rev, nil
+}
+
+func (s *Store) entry(ctx context.Context, key string) (*Entry, error) {
 	sh := s.shard(key)
 	sh.mu.RLock()
 	e := sh.m[key]
 	sh.mu.RUnlock()
 	if e != nil && !e.pending {
 		s.hits.Add(1)
-		return e.p, e.rev, nil
+		return e, nil
 	}
 	s.misses.Add(1)
-	return s.Fetch(ctx, key)
+	return s.fetch(ctx, key)
 }
 
-// Fetch reads key from the bucket, bypassing the cache, and caches it.
+// Fetch reads key from the bucket, bypassing the cache, caches it and
+// returns a copy of the profile (nil when there is none) and its revision.
 func (s *Store) Fetch(ctx context.Context, key string) (*profile.Profile, uint64, error) {
+	e, err := s.fetch(ctx, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	p, err := e.Profile()
+	if err != nil {
+		s.drop(key)
+		return nil, 0, fmt.Errorf("reading profile %s: %w", key, err)
+	}
+	return p, e.rev, nil
+}
+
+func (s *Store) fetch(ctx context.Context, key string) (*Entry, error) {
 	sh := s.shard(key)
 	sh.mu.Lock()
 	if sh.m[key] == nil {
-		sh.m[key] = &entry{pending: true}
+		sh.m[key] = &Entry{pending: true}
 	}
 	sh.mu.Unlock()
 	kve, err := s.kv.Get(ctx, key)
-	var p *profile.Profile
+	var data []byte
 	var rev uint64
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -257,22 +312,16 @@ func (s *Store) Fetch(ctx context.Context, key string) (*profile.Profile, uint64
 			delete(sh.m, key)
 		}
 		sh.mu.Unlock()
-		return nil, 0, fmt.Errorf("reading profile %s: %w", key, err)
+		return nil, fmt.Errorf("reading profile %s: %w", key, err)
 	default:
-		rev = kve.Revision()
-		if p, err = profile.Decode(kve.Value(), nil); err != nil {
-			s.drop(key)
-			return nil, 0, fmt.Errorf("reading profile %s: %w", key, err)
-		}
+		rev, data = kve.Revision(), kve.Value()
 	}
-	e := s.install(key, p, rev, false)
-	return e.p, e.rev, nil
+	return s.install(key, data, rev), nil
 }
 
-// GetMany gets the profiles of keys into out (len(out) == len(keys)),
-// reading cache misses from the bucket concurrently. revs, if not nil,
-// receives the revisions.
-func (s *Store) GetMany(ctx context.Context, keys []string, out []*profile.Profile) error {
+// Entries gets the cached versions of keys into out (len(out) ==
+// len(keys)), reading cache misses from the bucket concurrently.
+func (s *Store) Entries(ctx context.Context, keys []string, out []*Entry) error {
 	var missing []int
 	for i, key := range keys {
 		sh := s.shard(key)
@@ -280,7 +329,7 @@ func (s *Store) GetMany(ctx context.Context, keys []string, out []*profile.Profi
 		e := sh.m[key]
 		sh.mu.RUnlock()
 		if e != nil && !e.pending {
-			out[i] = e.p
+			out[i] = e
 			continue
 		}
 		missing = append(missing, i)
@@ -291,8 +340,8 @@ func (s *Store) GetMany(ctx context.Context, keys []string, out []*profile.Profi
 		return nil
 	}
 	if len(missing) == 1 {
-		p, _, err := s.Fetch(ctx, keys[missing[0]])
-		out[missing[0]] = p
+		var err error
+		out[missing[0]], err = s.fetch(ctx, keys[missing[0]])
 		return err
 	}
 	var wg sync.WaitGroup
@@ -304,16 +353,16 @@ func (s *Store) GetMany(ctx context.Context, keys []string, out []*profile.Profi
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out[i], _, errs[j] = s.Fetch(ctx, keys[i])
+			out[i], errs[j] = s.fetch(ctx, keys[i])
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// Remember caches a profile its owner has just written at rev.
-func (s *Store) Remember(key string, p *profile.Profile, rev uint64) {
-	s.install(key, p, rev, false)
+// Remember caches the encoded profile its owner has just written at rev.
+func (s *Store) Remember(key string, data []byte, rev uint64) {
+	s.install(key, data, rev)
 }
 
 // Evict drops key from every replica's cache.

@@ -380,6 +380,61 @@ func (FeatureValueStatus) EnumDescriptor() ([]byte, []int) {
 	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{4}
 }
 
+// OnlineLayout says how a GetOnlineFeatures reply carries its values.
+type OnlineLayout int32
+
+const (
+	// As ONLINE_LAYOUT_ROWS.
+	OnlineLayout_ONLINE_LAYOUT_UNSPECIFIED OnlineLayout = 0
+	// GetOnlineFeaturesResponse.results: an EntityFeatures per entity with a
+	// FeatureValue message per value. Easy to read, e.g. with grpcurl.
+	OnlineLayout_ONLINE_LAYOUT_ROWS OnlineLayout = 1
+	// GetOnlineFeaturesResponse.columns: one packed array per column and
+	// attribute, so a reply is a few dozen messages whatever its size.
+	OnlineLayout_ONLINE_LAYOUT_COLUMNS OnlineLayout = 2
+)
+
+// Enum value maps for OnlineLayout.
+var (
+	OnlineLayout_name = map[int32]string{
+		0: "ONLINE_LAYOUT_UNSPECIFIED",
+		1: "ONLINE_LAYOUT_ROWS",
+		2: "ONLINE_LAYOUT_COLUMNS",
+	}
+	OnlineLayout_value = map[string]int32{
+		"ONLINE_LAYOUT_UNSPECIFIED": 0,
+		"ONLINE_LAYOUT_ROWS":        1,
+		"ONLINE_LAYOUT_COLUMNS":     2,
+	}
+)
+
+func (x OnlineLayout) Enum() *OnlineLayout {
+	p := new(OnlineLayout)
+	*p = x
+	return p
+}
+
+func (x OnlineLayout) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OnlineLayout) Descriptor() protoreflect.EnumDescriptor {
+	return file_bullseye_feature_v1_feature_proto_enumTypes[5].Descriptor()
+}
+
+func (OnlineLayout) Type() protoreflect.EnumType {
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[5]
+}
+
+func (x OnlineLayout) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OnlineLayout.Descriptor instead.
+func (OnlineLayout) EnumDescriptor() ([]byte, []int) {
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{5}
+}
+
 // OutcomeAggregation is how an outcome label summarises the matching events
 // of its horizon.
 type OutcomeAggregation int32
@@ -428,11 +483,11 @@ func (x OutcomeAggregation) String() string {
 }
 
 func (OutcomeAggregation) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[5].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[6].Descriptor()
 }
 
 func (OutcomeAggregation) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[5]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[6]
 }
 
 func (x OutcomeAggregation) Number() protoreflect.EnumNumber {
@@ -441,7 +496,7 @@ func (x OutcomeAggregation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OutcomeAggregation.Descriptor instead.
 func (OutcomeAggregation) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{5}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{6}
 }
 
 // TriggerSelection is which of an entity's trigger events make rows.
@@ -485,11 +540,11 @@ func (x TriggerSelection) String() string {
 }
 
 func (TriggerSelection) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[6].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[7].Descriptor()
 }
 
 func (TriggerSelection) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[6]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[7]
 }
 
 func (x TriggerSelection) Number() protoreflect.EnumNumber {
@@ -498,7 +553,7 @@ func (x TriggerSelection) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TriggerSelection.Descriptor instead.
 func (TriggerSelection) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{6}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{7}
 }
 
 // TrainingSetOrder is the order of a training set's rows.
@@ -539,11 +594,11 @@ func (x TrainingSetOrder) String() string {
 }
 
 func (TrainingSetOrder) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[7].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[8].Descriptor()
 }
 
 func (TrainingSetOrder) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[7]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[8]
 }
 
 func (x TrainingSetOrder) Number() protoreflect.EnumNumber {
@@ -552,7 +607,7 @@ func (x TrainingSetOrder) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TrainingSetOrder.Descriptor instead.
 func (TrainingSetOrder) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{7}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{8}
 }
 
 // Split is the side of the train/test split a row belongs to.
@@ -592,11 +647,11 @@ func (x Split) String() string {
 }
 
 func (Split) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[8].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[9].Descriptor()
 }
 
 func (Split) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[8]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[9]
 }
 
 func (x Split) Number() protoreflect.EnumNumber {
@@ -605,7 +660,7 @@ func (x Split) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Split.Descriptor instead.
 func (Split) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{8}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{9}
 }
 
 // SelectionMethod is one way of scoring features.
@@ -667,11 +722,11 @@ func (x SelectionMethod) String() string {
 }
 
 func (SelectionMethod) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[9].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[10].Descriptor()
 }
 
 func (SelectionMethod) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[9]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[10]
 }
 
 func (x SelectionMethod) Number() protoreflect.EnumNumber {
@@ -680,7 +735,7 @@ func (x SelectionMethod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SelectionMethod.Descriptor instead.
 func (SelectionMethod) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{9}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{10}
 }
 
 // DropReason is why a feature is suggested for dropping.
@@ -724,11 +779,11 @@ func (x DropReason) String() string {
 }
 
 func (DropReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[10].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[11].Descriptor()
 }
 
 func (DropReason) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[10]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[11]
 }
 
 func (x DropReason) Number() protoreflect.EnumNumber {
@@ -737,7 +792,7 @@ func (x DropReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DropReason.Descriptor instead.
 func (DropReason) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{10}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{11}
 }
 
 // FeatureSetRef selects a version of a feature set.
@@ -1976,7 +2031,11 @@ type GetOnlineFeaturesRequest struct {
 	Entities []*v1.EntityKey `protobuf:"bytes,2,rep,name=entities,proto3" json:"entities,omitempty"`
 	// The columns to return, in this order; empty means every column of the
 	// feature set in its order. An unknown name is INVALID_ARGUMENT.
-	FeatureNames  []string `protobuf:"bytes,3,rep,name=feature_names,json=featureNames,proto3" json:"feature_names,omitempty"`
+	FeatureNames []string `protobuf:"bytes,3,rep,name=feature_names,json=featureNames,proto3" json:"feature_names,omitempty"`
+	// How the reply lays out the values: rows (results, the default) or
+	// packed columns (columns), which cost far less to encode and decode for
+	// big batches.
+	Layout        OnlineLayout `protobuf:"varint,4,opt,name=layout,proto3,enum=bullseye.feature.v1.OnlineLayout" json:"layout,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2032,6 +2091,183 @@ func (x *GetOnlineFeaturesRequest) GetFeatureNames() []string {
 	return nil
 }
 
+func (x *GetOnlineFeaturesRequest) GetLayout() OnlineLayout {
+	if x != nil {
+		return x.Layout
+	}
+	return OnlineLayout_ONLINE_LAYOUT_UNSPECIFIED
+}
+
+// OnlineColumns is a GetOnlineFeatures reply laid out by column: entry i of
+// every array belongs to the i-th requested entity, and says what
+// results[i] would say in the rows layout.
+type OnlineColumns struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether each entity has any state (EntityFeatures.found).
+	Found []bool `protobuf:"varint,1,rep,packed,name=found,proto3" json:"found,omitempty"`
+	// Each entity's consent to marketing (EntityFeatures.consent).
+	Consent []v1.ConsentState `protobuf:"varint,2,rep,packed,name=consent,proto3,enum=bullseye.common.v1.ConsentState" json:"consent,omitempty"`
+	// One column per feature, in the order of the response's feature_names.
+	Features      []*FeatureValueColumn `protobuf:"bytes,3,rep,name=features,proto3" json:"features,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OnlineColumns) Reset() {
+	*x = OnlineColumns{}
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OnlineColumns) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OnlineColumns) ProtoMessage() {}
+
+func (x *OnlineColumns) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OnlineColumns.ProtoReflect.Descriptor instead.
+func (*OnlineColumns) Descriptor() ([]byte, []int) {
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *OnlineColumns) GetFound() []bool {
+	if x != nil {
+		return x.Found
+	}
+	return nil
+}
+
+func (x *OnlineColumns) GetConsent() []v1.ConsentState {
+	if x != nil {
+		return x.Consent
+	}
+	return nil
+}
+
+func (x *OnlineColumns) GetFeatures() []*FeatureValueColumn {
+	if x != nil {
+		return x.Features
+	}
+	return nil
+}
+
+// FeatureValueColumn is one feature's values for every entity of a
+// GetOnlineFeatures call: what each entity's FeatureValue would say.
+type FeatureValueColumn struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The column's type, which says which value array is filled.
+	Type v1.ValueType `protobuf:"varint,1,opt,name=type,proto3,enum=bullseye.common.v1.ValueType" json:"type,omitempty"`
+	// Each value's status.
+	Status []FeatureValueStatus `protobuf:"varint,2,rep,packed,name=status,proto3,enum=bullseye.feature.v1.FeatureValueStatus" json:"status,omitempty"`
+	// Whether each value is null (FeatureValue.value unset: no value and no
+	// default). A null entry of a value array holds the type's zero.
+	IsNull []bool `protobuf:"varint,3,rep,packed,name=is_null,json=isNull,proto3" json:"is_null,omitempty"`
+	// The values of a NUMBER column.
+	NumberValues []float64 `protobuf:"fixed64,4,rep,packed,name=number_values,json=numberValues,proto3" json:"number_values,omitempty"`
+	// The values of an INT column; of a BOOL column, 1 for true and 0 for
+	// false; of a TIME column, Unix nanoseconds.
+	IntValues []int64 `protobuf:"zigzag64,5,rep,packed,name=int_values,json=intValues,proto3" json:"int_values,omitempty"`
+	// The values of a STRING column.
+	StringValues []string `protobuf:"bytes,6,rep,name=string_values,json=stringValues,proto3" json:"string_values,omitempty"`
+	// When each value last changed, in Unix nanoseconds
+	// (FeatureValue.update_time); 0 where that is unset.
+	UpdateUnixNanos []int64 `protobuf:"fixed64,7,rep,packed,name=update_unix_nanos,json=updateUnixNanos,proto3" json:"update_unix_nanos,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *FeatureValueColumn) Reset() {
+	*x = FeatureValueColumn{}
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeatureValueColumn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeatureValueColumn) ProtoMessage() {}
+
+func (x *FeatureValueColumn) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeatureValueColumn.ProtoReflect.Descriptor instead.
+func (*FeatureValueColumn) Descriptor() ([]byte, []int) {
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *FeatureValueColumn) GetType() v1.ValueType {
+	if x != nil {
+		return x.Type
+	}
+	return v1.ValueType(0)
+}
+
+func (x *FeatureValueColumn) GetStatus() []FeatureValueStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *FeatureValueColumn) GetIsNull() []bool {
+	if x != nil {
+		return x.IsNull
+	}
+	return nil
+}
+
+func (x *FeatureValueColumn) GetNumberValues() []float64 {
+	if x != nil {
+		return x.NumberValues
+	}
+	return nil
+}
+
+func (x *FeatureValueColumn) GetIntValues() []int64 {
+	if x != nil {
+		return x.IntValues
+	}
+	return nil
+}
+
+func (x *FeatureValueColumn) GetStringValues() []string {
+	if x != nil {
+		return x.StringValues
+	}
+	return nil
+}
+
+func (x *FeatureValueColumn) GetUpdateUnixNanos() []int64 {
+	if x != nil {
+		return x.UpdateUnixNanos
+	}
+	return nil
+}
+
 // EntityFeatures is one entity's feature values.
 type EntityFeatures struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2051,7 +2287,7 @@ type EntityFeatures struct {
 
 func (x *EntityFeatures) Reset() {
 	*x = EntityFeatures{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[18]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2299,7 @@ func (x *EntityFeatures) String() string {
 func (*EntityFeatures) ProtoMessage() {}
 
 func (x *EntityFeatures) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[18]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2312,7 @@ func (x *EntityFeatures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntityFeatures.ProtoReflect.Descriptor instead.
 func (*EntityFeatures) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{18}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *EntityFeatures) GetEntity() *v1.EntityKey {
@@ -2115,15 +2351,17 @@ type GetOnlineFeaturesResponse struct {
 	FeatureSet *FeatureSetRef `protobuf:"bytes,1,opt,name=feature_set,json=featureSet,proto3" json:"feature_set,omitempty"`
 	// The columns of every EntityFeatures.values, in order.
 	FeatureNames []string `protobuf:"bytes,2,rep,name=feature_names,json=featureNames,proto3" json:"feature_names,omitempty"`
-	// One entry per requested entity, in request order.
-	Results       []*EntityFeatures `protobuf:"bytes,3,rep,name=results,proto3" json:"results,omitempty"`
+	// One entry per requested entity, in request order (layout ROWS).
+	Results []*EntityFeatures `protobuf:"bytes,3,rep,name=results,proto3" json:"results,omitempty"`
+	// The values by column (layout COLUMNS).
+	Columns       *OnlineColumns `protobuf:"bytes,4,opt,name=columns,proto3" json:"columns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetOnlineFeaturesResponse) Reset() {
 	*x = GetOnlineFeaturesResponse{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[19]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2135,7 +2373,7 @@ func (x *GetOnlineFeaturesResponse) String() string {
 func (*GetOnlineFeaturesResponse) ProtoMessage() {}
 
 func (x *GetOnlineFeaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[19]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2148,7 +2386,7 @@ func (x *GetOnlineFeaturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOnlineFeaturesResponse.ProtoReflect.Descriptor instead.
 func (*GetOnlineFeaturesResponse) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{19}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetOnlineFeaturesResponse) GetFeatureSet() *FeatureSetRef {
@@ -2168,6 +2406,13 @@ func (x *GetOnlineFeaturesResponse) GetFeatureNames() []string {
 func (x *GetOnlineFeaturesResponse) GetResults() []*EntityFeatures {
 	if x != nil {
 		return x.Results
+	}
+	return nil
+}
+
+func (x *GetOnlineFeaturesResponse) GetColumns() *OnlineColumns {
+	if x != nil {
+		return x.Columns
 	}
 	return nil
 }
@@ -2201,7 +2446,7 @@ type TrainingSetSpec struct {
 
 func (x *TrainingSetSpec) Reset() {
 	*x = TrainingSetSpec{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[20]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2458,7 @@ func (x *TrainingSetSpec) String() string {
 func (*TrainingSetSpec) ProtoMessage() {}
 
 func (x *TrainingSetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[20]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2471,7 @@ func (x *TrainingSetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingSetSpec.ProtoReflect.Descriptor instead.
 func (*TrainingSetSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{20}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TrainingSetSpec) GetFeatureSet() *FeatureSetRef {
@@ -2299,7 +2544,7 @@ type LabelSpec struct {
 
 func (x *LabelSpec) Reset() {
 	*x = LabelSpec{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[21]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2556,7 @@ func (x *LabelSpec) String() string {
 func (*LabelSpec) ProtoMessage() {}
 
 func (x *LabelSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[21]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2569,7 @@ func (x *LabelSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LabelSpec.ProtoReflect.Descriptor instead.
 func (*LabelSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{21}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LabelSpec) GetName() string {
@@ -2404,7 +2649,7 @@ type TraitLabel struct {
 
 func (x *TraitLabel) Reset() {
 	*x = TraitLabel{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[22]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +2661,7 @@ func (x *TraitLabel) String() string {
 func (*TraitLabel) ProtoMessage() {}
 
 func (x *TraitLabel) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[22]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +2674,7 @@ func (x *TraitLabel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TraitLabel.ProtoReflect.Descriptor instead.
 func (*TraitLabel) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{22}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TraitLabel) GetTrait() string {
@@ -2477,7 +2722,7 @@ type OutcomeLabel struct {
 
 func (x *OutcomeLabel) Reset() {
 	*x = OutcomeLabel{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[23]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2489,7 +2734,7 @@ func (x *OutcomeLabel) String() string {
 func (*OutcomeLabel) ProtoMessage() {}
 
 func (x *OutcomeLabel) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[23]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2502,7 +2747,7 @@ func (x *OutcomeLabel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutcomeLabel.ProtoReflect.Descriptor instead.
 func (*OutcomeLabel) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{23}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OutcomeLabel) GetFilter() *EventFilter {
@@ -2560,7 +2805,7 @@ type CutoffSpec struct {
 
 func (x *CutoffSpec) Reset() {
 	*x = CutoffSpec{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[24]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2817,7 @@ func (x *CutoffSpec) String() string {
 func (*CutoffSpec) ProtoMessage() {}
 
 func (x *CutoffSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[24]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2830,7 @@ func (x *CutoffSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CutoffSpec.ProtoReflect.Descriptor instead.
 func (*CutoffSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{24}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CutoffSpec) GetCutoff() isCutoffSpec_Cutoff {
@@ -2668,7 +2913,7 @@ type RollingCutoff struct {
 
 func (x *RollingCutoff) Reset() {
 	*x = RollingCutoff{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[25]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2680,7 +2925,7 @@ func (x *RollingCutoff) String() string {
 func (*RollingCutoff) ProtoMessage() {}
 
 func (x *RollingCutoff) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[25]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2693,7 +2938,7 @@ func (x *RollingCutoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollingCutoff.ProtoReflect.Descriptor instead.
 func (*RollingCutoff) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{25}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RollingCutoff) GetStartTime() *timestamppb.Timestamp {
@@ -2735,7 +2980,7 @@ type TriggerCutoff struct {
 
 func (x *TriggerCutoff) Reset() {
 	*x = TriggerCutoff{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[26]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +2992,7 @@ func (x *TriggerCutoff) String() string {
 func (*TriggerCutoff) ProtoMessage() {}
 
 func (x *TriggerCutoff) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[26]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +3005,7 @@ func (x *TriggerCutoff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerCutoff.ProtoReflect.Descriptor instead.
 func (*TriggerCutoff) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{26}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TriggerCutoff) GetFilter() *EventFilter {
@@ -2808,7 +3053,7 @@ type SplitSpec struct {
 
 func (x *SplitSpec) Reset() {
 	*x = SplitSpec{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[27]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2820,7 +3065,7 @@ func (x *SplitSpec) String() string {
 func (*SplitSpec) ProtoMessage() {}
 
 func (x *SplitSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[27]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2833,7 +3078,7 @@ func (x *SplitSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitSpec.ProtoReflect.Descriptor instead.
 func (*SplitSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{27}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SplitSpec) GetMethod() isSplitSpec_Method {
@@ -2912,7 +3157,7 @@ type EntityHashSplit struct {
 
 func (x *EntityHashSplit) Reset() {
 	*x = EntityHashSplit{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[28]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2924,7 +3169,7 @@ func (x *EntityHashSplit) String() string {
 func (*EntityHashSplit) ProtoMessage() {}
 
 func (x *EntityHashSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[28]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2937,7 +3182,7 @@ func (x *EntityHashSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntityHashSplit.ProtoReflect.Descriptor instead.
 func (*EntityHashSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{28}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EntityHashSplit) GetTestFraction() float64 {
@@ -2966,7 +3211,7 @@ type TimeSplit struct {
 
 func (x *TimeSplit) Reset() {
 	*x = TimeSplit{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[29]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2978,7 +3223,7 @@ func (x *TimeSplit) String() string {
 func (*TimeSplit) ProtoMessage() {}
 
 func (x *TimeSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[29]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2991,7 +3236,7 @@ func (x *TimeSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimeSplit.ProtoReflect.Descriptor instead.
 func (*TimeSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{29}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TimeSplit) GetTestStartTime() *timestamppb.Timestamp {
@@ -3023,7 +3268,7 @@ type RowNumberSplit struct {
 
 func (x *RowNumberSplit) Reset() {
 	*x = RowNumberSplit{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[30]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3035,7 +3280,7 @@ func (x *RowNumberSplit) String() string {
 func (*RowNumberSplit) ProtoMessage() {}
 
 func (x *RowNumberSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[30]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3048,7 +3293,7 @@ func (x *RowNumberSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowNumberSplit.ProtoReflect.Descriptor instead.
 func (*RowNumberSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{30}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RowNumberSplit) GetModulus() int64 {
@@ -3091,7 +3336,7 @@ type EntityFilter struct {
 
 func (x *EntityFilter) Reset() {
 	*x = EntityFilter{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[31]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3103,7 +3348,7 @@ func (x *EntityFilter) String() string {
 func (*EntityFilter) ProtoMessage() {}
 
 func (x *EntityFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[31]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3116,7 +3361,7 @@ func (x *EntityFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntityFilter.ProtoReflect.Descriptor instead.
 func (*EntityFilter) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{31}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *EntityFilter) GetEntities() []*v1.EntityKey {
@@ -3163,7 +3408,7 @@ type BuildTrainingSetRequest struct {
 
 func (x *BuildTrainingSetRequest) Reset() {
 	*x = BuildTrainingSetRequest{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[32]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3175,7 +3420,7 @@ func (x *BuildTrainingSetRequest) String() string {
 func (*BuildTrainingSetRequest) ProtoMessage() {}
 
 func (x *BuildTrainingSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[32]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3188,7 +3433,7 @@ func (x *BuildTrainingSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildTrainingSetRequest.ProtoReflect.Descriptor instead.
 func (*BuildTrainingSetRequest) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{32}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *BuildTrainingSetRequest) GetSpec() *TrainingSetSpec {
@@ -3236,7 +3481,7 @@ type TrainingSetHeader struct {
 
 func (x *TrainingSetHeader) Reset() {
 	*x = TrainingSetHeader{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[33]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +3493,7 @@ func (x *TrainingSetHeader) String() string {
 func (*TrainingSetHeader) ProtoMessage() {}
 
 func (x *TrainingSetHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[33]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +3506,7 @@ func (x *TrainingSetHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingSetHeader.ProtoReflect.Descriptor instead.
 func (*TrainingSetHeader) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{33}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TrainingSetHeader) GetFeatureSet() *FeatureSetRef {
@@ -3335,7 +3580,7 @@ type TrainingRow struct {
 
 func (x *TrainingRow) Reset() {
 	*x = TrainingRow{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[34]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3347,7 +3592,7 @@ func (x *TrainingRow) String() string {
 func (*TrainingRow) ProtoMessage() {}
 
 func (x *TrainingRow) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[34]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3360,7 +3605,7 @@ func (x *TrainingRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingRow.ProtoReflect.Descriptor instead.
 func (*TrainingRow) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{34}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TrainingRow) GetEntity() *v1.EntityKey {
@@ -3449,7 +3694,7 @@ type TrainingSetSummary struct {
 
 func (x *TrainingSetSummary) Reset() {
 	*x = TrainingSetSummary{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[35]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3461,7 +3706,7 @@ func (x *TrainingSetSummary) String() string {
 func (*TrainingSetSummary) ProtoMessage() {}
 
 func (x *TrainingSetSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[35]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3474,7 +3719,7 @@ func (x *TrainingSetSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingSetSummary.ProtoReflect.Descriptor instead.
 func (*TrainingSetSummary) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{35}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TrainingSetSummary) GetRows() int64 {
@@ -3564,7 +3809,7 @@ type BuildTrainingSetResponse struct {
 
 func (x *BuildTrainingSetResponse) Reset() {
 	*x = BuildTrainingSetResponse{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[36]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3576,7 +3821,7 @@ func (x *BuildTrainingSetResponse) String() string {
 func (*BuildTrainingSetResponse) ProtoMessage() {}
 
 func (x *BuildTrainingSetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[36]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +3834,7 @@ func (x *BuildTrainingSetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BuildTrainingSetResponse.ProtoReflect.Descriptor instead.
 func (*BuildTrainingSetResponse) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{36}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BuildTrainingSetResponse) GetHeader() *TrainingSetHeader {
@@ -3627,7 +3872,7 @@ type ExplicitFeedback struct {
 
 func (x *ExplicitFeedback) Reset() {
 	*x = ExplicitFeedback{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[37]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3639,7 +3884,7 @@ func (x *ExplicitFeedback) String() string {
 func (*ExplicitFeedback) ProtoMessage() {}
 
 func (x *ExplicitFeedback) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[37]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3652,7 +3897,7 @@ func (x *ExplicitFeedback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplicitFeedback.ProtoReflect.Descriptor instead.
 func (*ExplicitFeedback) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{37}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ExplicitFeedback) GetEventNames() []string {
@@ -3682,7 +3927,7 @@ type ImplicitFeedback struct {
 
 func (x *ImplicitFeedback) Reset() {
 	*x = ImplicitFeedback{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[38]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +3939,7 @@ func (x *ImplicitFeedback) String() string {
 func (*ImplicitFeedback) ProtoMessage() {}
 
 func (x *ImplicitFeedback) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[38]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +3952,7 @@ func (x *ImplicitFeedback) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImplicitFeedback.ProtoReflect.Descriptor instead.
 func (*ImplicitFeedback) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{38}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ImplicitFeedback) GetEventWeights() map[string]float64 {
@@ -3744,7 +3989,7 @@ type ExportInteractionsRequest struct {
 
 func (x *ExportInteractionsRequest) Reset() {
 	*x = ExportInteractionsRequest{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[39]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3756,7 +4001,7 @@ func (x *ExportInteractionsRequest) String() string {
 func (*ExportInteractionsRequest) ProtoMessage() {}
 
 func (x *ExportInteractionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[39]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3769,7 +4014,7 @@ func (x *ExportInteractionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportInteractionsRequest.ProtoReflect.Descriptor instead.
 func (*ExportInteractionsRequest) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{39}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ExportInteractionsRequest) GetMode() isExportInteractionsRequest_Mode {
@@ -3862,7 +4107,7 @@ type Interaction struct {
 
 func (x *Interaction) Reset() {
 	*x = Interaction{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[40]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3874,7 +4119,7 @@ func (x *Interaction) String() string {
 func (*Interaction) ProtoMessage() {}
 
 func (x *Interaction) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[40]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3887,7 +4132,7 @@ func (x *Interaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Interaction.ProtoReflect.Descriptor instead.
 func (*Interaction) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{40}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Interaction) GetUserId() string {
@@ -3937,7 +4182,7 @@ type ExportInteractionsResponse struct {
 
 func (x *ExportInteractionsResponse) Reset() {
 	*x = ExportInteractionsResponse{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[41]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3949,7 +4194,7 @@ func (x *ExportInteractionsResponse) String() string {
 func (*ExportInteractionsResponse) ProtoMessage() {}
 
 func (x *ExportInteractionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[41]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3962,7 +4207,7 @@ func (x *ExportInteractionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportInteractionsResponse.ProtoReflect.Descriptor instead.
 func (*ExportInteractionsResponse) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{41}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ExportInteractionsResponse) GetInteractions() []*Interaction {
@@ -3999,7 +4244,7 @@ type SelectFeaturesRequest struct {
 
 func (x *SelectFeaturesRequest) Reset() {
 	*x = SelectFeaturesRequest{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[42]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4011,7 +4256,7 @@ func (x *SelectFeaturesRequest) String() string {
 func (*SelectFeaturesRequest) ProtoMessage() {}
 
 func (x *SelectFeaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[42]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4024,7 +4269,7 @@ func (x *SelectFeaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SelectFeaturesRequest.ProtoReflect.Descriptor instead.
 func (*SelectFeaturesRequest) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{42}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SelectFeaturesRequest) GetSpec() *TrainingSetSpec {
@@ -4099,7 +4344,7 @@ type MethodScore struct {
 
 func (x *MethodScore) Reset() {
 	*x = MethodScore{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[43]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4111,7 +4356,7 @@ func (x *MethodScore) String() string {
 func (*MethodScore) ProtoMessage() {}
 
 func (x *MethodScore) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[43]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4124,7 +4369,7 @@ func (x *MethodScore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MethodScore.ProtoReflect.Descriptor instead.
 func (*MethodScore) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{43}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *MethodScore) GetMethod() SelectionMethod {
@@ -4186,7 +4431,7 @@ type FeatureScore struct {
 
 func (x *FeatureScore) Reset() {
 	*x = FeatureScore{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[44]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4198,7 +4443,7 @@ func (x *FeatureScore) String() string {
 func (*FeatureScore) ProtoMessage() {}
 
 func (x *FeatureScore) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[44]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4211,7 +4456,7 @@ func (x *FeatureScore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeatureScore.ProtoReflect.Descriptor instead.
 func (*FeatureScore) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{44}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FeatureScore) GetName() string {
@@ -4250,7 +4495,7 @@ type DropSuggestion struct {
 
 func (x *DropSuggestion) Reset() {
 	*x = DropSuggestion{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[45]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4262,7 +4507,7 @@ func (x *DropSuggestion) String() string {
 func (*DropSuggestion) ProtoMessage() {}
 
 func (x *DropSuggestion) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[45]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4275,7 +4520,7 @@ func (x *DropSuggestion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSuggestion.ProtoReflect.Descriptor instead.
 func (*DropSuggestion) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{45}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DropSuggestion) GetName() string {
@@ -4318,7 +4563,7 @@ type SelectFeaturesResponse struct {
 
 func (x *SelectFeaturesResponse) Reset() {
 	*x = SelectFeaturesResponse{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[46]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4330,7 +4575,7 @@ func (x *SelectFeaturesResponse) String() string {
 func (*SelectFeaturesResponse) ProtoMessage() {}
 
 func (x *SelectFeaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[46]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4343,7 +4588,7 @@ func (x *SelectFeaturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SelectFeaturesResponse.ProtoReflect.Descriptor instead.
 func (*SelectFeaturesResponse) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{46}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SelectFeaturesResponse) GetFeatures() []*FeatureScore {
@@ -4393,7 +4638,7 @@ type ListEntitiesRequest struct {
 
 func (x *ListEntitiesRequest) Reset() {
 	*x = ListEntitiesRequest{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[47]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4405,7 +4650,7 @@ func (x *ListEntitiesRequest) String() string {
 func (*ListEntitiesRequest) ProtoMessage() {}
 
 func (x *ListEntitiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[47]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4418,7 +4663,7 @@ func (x *ListEntitiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntitiesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntitiesRequest) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{47}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListEntitiesRequest) GetPageSize() int32 {
@@ -4439,7 +4684,7 @@ type ListEntitiesResponse struct {
 
 func (x *ListEntitiesResponse) Reset() {
 	*x = ListEntitiesResponse{}
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[48]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4451,7 +4696,7 @@ func (x *ListEntitiesResponse) String() string {
 func (*ListEntitiesResponse) ProtoMessage() {}
 
 func (x *ListEntitiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[48]
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4464,7 +4709,7 @@ func (x *ListEntitiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntitiesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntitiesResponse) Descriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{48}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListEntitiesResponse) GetEntities() []*v1.EntityKey {
@@ -4567,22 +4812,37 @@ const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
 	"\x05value\x18\x01 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value\x12?\n" +
 	"\x06status\x18\x02 \x01(\x0e2'.bullseye.feature.v1.FeatureValueStatusR\x06status\x12;\n" +
 	"\vupdate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xbf\x01\n" +
+	"updateTime\"\xfa\x01\n" +
 	"\x18GetOnlineFeaturesRequest\x12C\n" +
 	"\vfeature_set\x18\x01 \x01(\v2\".bullseye.feature.v1.FeatureSetRefR\n" +
 	"featureSet\x129\n" +
 	"\bentities\x18\x02 \x03(\v2\x1d.bullseye.common.v1.EntityKeyR\bentities\x12#\n" +
-	"\rfeature_names\x18\x03 \x03(\tR\ffeatureNames\"\xd4\x01\n" +
+	"\rfeature_names\x18\x03 \x03(\tR\ffeatureNames\x129\n" +
+	"\x06layout\x18\x04 \x01(\x0e2!.bullseye.feature.v1.OnlineLayoutR\x06layout\"\xa6\x01\n" +
+	"\rOnlineColumns\x12\x14\n" +
+	"\x05found\x18\x01 \x03(\bR\x05found\x12:\n" +
+	"\aconsent\x18\x02 \x03(\x0e2 .bullseye.common.v1.ConsentStateR\aconsent\x12C\n" +
+	"\bfeatures\x18\x03 \x03(\v2'.bullseye.feature.v1.FeatureValueColumnR\bfeatures\"\xb6\x02\n" +
+	"\x12FeatureValueColumn\x121\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1d.bullseye.common.v1.ValueTypeR\x04type\x12?\n" +
+	"\x06status\x18\x02 \x03(\x0e2'.bullseye.feature.v1.FeatureValueStatusR\x06status\x12\x17\n" +
+	"\ais_null\x18\x03 \x03(\bR\x06isNull\x12#\n" +
+	"\rnumber_values\x18\x04 \x03(\x01R\fnumberValues\x12\x1d\n" +
+	"\n" +
+	"int_values\x18\x05 \x03(\x12R\tintValues\x12#\n" +
+	"\rstring_values\x18\x06 \x03(\tR\fstringValues\x12*\n" +
+	"\x11update_unix_nanos\x18\a \x03(\x10R\x0fupdateUnixNanos\"\xd4\x01\n" +
 	"\x0eEntityFeatures\x125\n" +
 	"\x06entity\x18\x01 \x01(\v2\x1d.bullseye.common.v1.EntityKeyR\x06entity\x129\n" +
 	"\x06values\x18\x02 \x03(\v2!.bullseye.feature.v1.FeatureValueR\x06values\x12:\n" +
 	"\aconsent\x18\x03 \x01(\x0e2 .bullseye.common.v1.ConsentStateR\aconsent\x12\x14\n" +
-	"\x05found\x18\x04 \x01(\bR\x05found\"\xc4\x01\n" +
+	"\x05found\x18\x04 \x01(\bR\x05found\"\x82\x02\n" +
 	"\x19GetOnlineFeaturesResponse\x12C\n" +
 	"\vfeature_set\x18\x01 \x01(\v2\".bullseye.feature.v1.FeatureSetRefR\n" +
 	"featureSet\x12#\n" +
 	"\rfeature_names\x18\x02 \x03(\tR\ffeatureNames\x12=\n" +
-	"\aresults\x18\x03 \x03(\v2#.bullseye.feature.v1.EntityFeaturesR\aresults\"\x8a\x03\n" +
+	"\aresults\x18\x03 \x03(\v2#.bullseye.feature.v1.EntityFeaturesR\aresults\x12<\n" +
+	"\acolumns\x18\x04 \x01(\v2\".bullseye.feature.v1.OnlineColumnsR\acolumns\"\x8a\x03\n" +
 	"\x0fTrainingSetSpec\x12C\n" +
 	"\vfeature_set\x18\x01 \x01(\v2\".bullseye.feature.v1.FeatureSetRefR\n" +
 	"featureSet\x12#\n" +
@@ -4792,7 +5052,11 @@ const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
 	"\x1cFEATURE_VALUE_STATUS_PRESENT\x10\x01\x12\"\n" +
 	"\x1eFEATURE_VALUE_STATUS_NOT_FOUND\x10\x02\x12\x1d\n" +
 	"\x19FEATURE_VALUE_STATUS_NULL\x10\x03\x12\x1e\n" +
-	"\x1aFEATURE_VALUE_STATUS_STALE\x10\x04*\xb9\x01\n" +
+	"\x1aFEATURE_VALUE_STATUS_STALE\x10\x04*`\n" +
+	"\fOnlineLayout\x12\x1d\n" +
+	"\x19ONLINE_LAYOUT_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12ONLINE_LAYOUT_ROWS\x10\x01\x12\x19\n" +
+	"\x15ONLINE_LAYOUT_COLUMNS\x10\x02*\xb9\x01\n" +
 	"\x12OutcomeAggregation\x12#\n" +
 	"\x1fOUTCOME_AGGREGATION_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17OUTCOME_AGGREGATION_ANY\x10\x01\x12\x1d\n" +
@@ -4849,198 +5113,207 @@ func file_bullseye_feature_v1_feature_proto_rawDescGZIP() []byte {
 	return file_bullseye_feature_v1_feature_proto_rawDescData
 }
 
-var file_bullseye_feature_v1_feature_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_bullseye_feature_v1_feature_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_bullseye_feature_v1_feature_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_bullseye_feature_v1_feature_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_bullseye_feature_v1_feature_proto_goTypes = []any{
 	(Aggregation)(0),                   // 0: bullseye.feature.v1.Aggregation
 	(FieldOperator)(0),                 // 1: bullseye.feature.v1.FieldOperator
 	(RfmStyle)(0),                      // 2: bullseye.feature.v1.RfmStyle
 	(BackfillState)(0),                 // 3: bullseye.feature.v1.BackfillState
 	(FeatureValueStatus)(0),            // 4: bullseye.feature.v1.FeatureValueStatus
-	(OutcomeAggregation)(0),            // 5: bullseye.feature.v1.OutcomeAggregation
-	(TriggerSelection)(0),              // 6: bullseye.feature.v1.TriggerSelection
-	(TrainingSetOrder)(0),              // 7: bullseye.feature.v1.TrainingSetOrder
-	(Split)(0),                         // 8: bullseye.feature.v1.Split
-	(SelectionMethod)(0),               // 9: bullseye.feature.v1.SelectionMethod
-	(DropReason)(0),                    // 10: bullseye.feature.v1.DropReason
-	(*FeatureSetRef)(nil),              // 11: bullseye.feature.v1.FeatureSetRef
-	(*FeatureSet)(nil),                 // 12: bullseye.feature.v1.FeatureSet
-	(*Feature)(nil),                    // 13: bullseye.feature.v1.Feature
-	(*TraitFeature)(nil),               // 14: bullseye.feature.v1.TraitFeature
-	(*AggregateFeature)(nil),           // 15: bullseye.feature.v1.AggregateFeature
-	(*EventFilter)(nil),                // 16: bullseye.feature.v1.EventFilter
-	(*FieldCondition)(nil),             // 17: bullseye.feature.v1.FieldCondition
-	(*RfmGroup)(nil),                   // 18: bullseye.feature.v1.RfmGroup
-	(*FeatureColumn)(nil),              // 19: bullseye.feature.v1.FeatureColumn
-	(*BackfillStatus)(nil),             // 20: bullseye.feature.v1.BackfillStatus
-	(*ApplyFeatureSetRequest)(nil),     // 21: bullseye.feature.v1.ApplyFeatureSetRequest
-	(*ApplyFeatureSetResponse)(nil),    // 22: bullseye.feature.v1.ApplyFeatureSetResponse
-	(*GetFeatureSetRequest)(nil),       // 23: bullseye.feature.v1.GetFeatureSetRequest
-	(*GetFeatureSetResponse)(nil),      // 24: bullseye.feature.v1.GetFeatureSetResponse
-	(*ListFeatureSetsRequest)(nil),     // 25: bullseye.feature.v1.ListFeatureSetsRequest
-	(*ListFeatureSetsResponse)(nil),    // 26: bullseye.feature.v1.ListFeatureSetsResponse
-	(*FeatureValue)(nil),               // 27: bullseye.feature.v1.FeatureValue
-	(*GetOnlineFeaturesRequest)(nil),   // 28: bullseye.feature.v1.GetOnlineFeaturesRequest
-	(*EntityFeatures)(nil),             // 29: bullseye.feature.v1.EntityFeatures
-	(*GetOnlineFeaturesResponse)(nil),  // 30: bullseye.feature.v1.GetOnlineFeaturesResponse
-	(*TrainingSetSpec)(nil),            // 31: bullseye.feature.v1.TrainingSetSpec
-	(*LabelSpec)(nil),                  // 32: bullseye.feature.v1.LabelSpec
-	(*TraitLabel)(nil),                 // 33: bullseye.feature.v1.TraitLabel
-	(*OutcomeLabel)(nil),               // 34: bullseye.feature.v1.OutcomeLabel
-	(*CutoffSpec)(nil),                 // 35: bullseye.feature.v1.CutoffSpec
-	(*RollingCutoff)(nil),              // 36: bullseye.feature.v1.RollingCutoff
-	(*TriggerCutoff)(nil),              // 37: bullseye.feature.v1.TriggerCutoff
-	(*SplitSpec)(nil),                  // 38: bullseye.feature.v1.SplitSpec
-	(*EntityHashSplit)(nil),            // 39: bullseye.feature.v1.EntityHashSplit
-	(*TimeSplit)(nil),                  // 40: bullseye.feature.v1.TimeSplit
-	(*RowNumberSplit)(nil),             // 41: bullseye.feature.v1.RowNumberSplit
-	(*EntityFilter)(nil),               // 42: bullseye.feature.v1.EntityFilter
-	(*BuildTrainingSetRequest)(nil),    // 43: bullseye.feature.v1.BuildTrainingSetRequest
-	(*TrainingSetHeader)(nil),          // 44: bullseye.feature.v1.TrainingSetHeader
-	(*TrainingRow)(nil),                // 45: bullseye.feature.v1.TrainingRow
-	(*TrainingSetSummary)(nil),         // 46: bullseye.feature.v1.TrainingSetSummary
-	(*BuildTrainingSetResponse)(nil),   // 47: bullseye.feature.v1.BuildTrainingSetResponse
-	(*ExplicitFeedback)(nil),           // 48: bullseye.feature.v1.ExplicitFeedback
-	(*ImplicitFeedback)(nil),           // 49: bullseye.feature.v1.ImplicitFeedback
-	(*ExportInteractionsRequest)(nil),  // 50: bullseye.feature.v1.ExportInteractionsRequest
-	(*Interaction)(nil),                // 51: bullseye.feature.v1.Interaction
-	(*ExportInteractionsResponse)(nil), // 52: bullseye.feature.v1.ExportInteractionsResponse
-	(*SelectFeaturesRequest)(nil),      // 53: bullseye.feature.v1.SelectFeaturesRequest
-	(*MethodScore)(nil),                // 54: bullseye.feature.v1.MethodScore
-	(*FeatureScore)(nil),               // 55: bullseye.feature.v1.FeatureScore
-	(*DropSuggestion)(nil),             // 56: bullseye.feature.v1.DropSuggestion
-	(*SelectFeaturesResponse)(nil),     // 57: bullseye.feature.v1.SelectFeaturesResponse
-	(*ListEntitiesRequest)(nil),        // 58: bullseye.feature.v1.ListEntitiesRequest
-	(*ListEntitiesResponse)(nil),       // 59: bullseye.feature.v1.ListEntitiesResponse
-	nil,                                // 60: bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
-	(*timestamppb.Timestamp)(nil),      // 61: google.protobuf.Timestamp
-	(v1.ValueType)(0),                  // 62: bullseye.common.v1.ValueType
-	(*durationpb.Duration)(nil),        // 63: google.protobuf.Duration
-	(*v1.Value)(nil),                   // 64: bullseye.common.v1.Value
-	(*v1.EntityKey)(nil),               // 65: bullseye.common.v1.EntityKey
-	(v1.ConsentState)(0),               // 66: bullseye.common.v1.ConsentState
+	(OnlineLayout)(0),                  // 5: bullseye.feature.v1.OnlineLayout
+	(OutcomeAggregation)(0),            // 6: bullseye.feature.v1.OutcomeAggregation
+	(TriggerSelection)(0),              // 7: bullseye.feature.v1.TriggerSelection
+	(TrainingSetOrder)(0),              // 8: bullseye.feature.v1.TrainingSetOrder
+	(Split)(0),                         // 9: bullseye.feature.v1.Split
+	(SelectionMethod)(0),               // 10: bullseye.feature.v1.SelectionMethod
+	(DropReason)(0),                    // 11: bullseye.feature.v1.DropReason
+	(*FeatureSetRef)(nil),              // 12: bullseye.feature.v1.FeatureSetRef
+	(*FeatureSet)(nil),                 // 13: bullseye.feature.v1.FeatureSet
+	(*Feature)(nil),                    // 14: bullseye.feature.v1.Feature
+	(*TraitFeature)(nil),               // 15: bullseye.feature.v1.TraitFeature
+	(*AggregateFeature)(nil),           // 16: bullseye.feature.v1.AggregateFeature
+	(*EventFilter)(nil),                // 17: bullseye.feature.v1.EventFilter
+	(*FieldCondition)(nil),             // 18: bullseye.feature.v1.FieldCondition
+	(*RfmGroup)(nil),                   // 19: bullseye.feature.v1.RfmGroup
+	(*FeatureColumn)(nil),              // 20: bullseye.feature.v1.FeatureColumn
+	(*BackfillStatus)(nil),             // 21: bullseye.feature.v1.BackfillStatus
+	(*ApplyFeatureSetRequest)(nil),     // 22: bullseye.feature.v1.ApplyFeatureSetRequest
+	(*ApplyFeatureSetResponse)(nil),    // 23: bullseye.feature.v1.ApplyFeatureSetResponse
+	(*GetFeatureSetRequest)(nil),       // 24: bullseye.feature.v1.GetFeatureSetRequest
+	(*GetFeatureSetResponse)(nil),      // 25: bullseye.feature.v1.GetFeatureSetResponse
+	(*ListFeatureSetsRequest)(nil),     // 26: bullseye.feature.v1.ListFeatureSetsRequest
+	(*ListFeatureSetsResponse)(nil),    // 27: bullseye.feature.v1.ListFeatureSetsResponse
+	(*FeatureValue)(nil),               // 28: bullseye.feature.v1.FeatureValue
+	(*GetOnlineFeaturesRequest)(nil),   // 29: bullseye.feature.v1.GetOnlineFeaturesRequest
+	(*OnlineColumns)(nil),              // 30: bullseye.feature.v1.OnlineColumns
+	(*FeatureValueColumn)(nil),         // 31: bullseye.feature.v1.FeatureValueColumn
+	(*EntityFeatures)(nil),             // 32: bullseye.feature.v1.EntityFeatures
+	(*GetOnlineFeaturesResponse)(nil),  // 33: bullseye.feature.v1.GetOnlineFeaturesResponse
+	(*TrainingSetSpec)(nil),            // 34: bullseye.feature.v1.TrainingSetSpec
+	(*LabelSpec)(nil),                  // 35: bullseye.feature.v1.LabelSpec
+	(*TraitLabel)(nil),                 // 36: bullseye.feature.v1.TraitLabel
+	(*OutcomeLabel)(nil),               // 37: bullseye.feature.v1.OutcomeLabel
+	(*CutoffSpec)(nil),                 // 38: bullseye.feature.v1.CutoffSpec
+	(*RollingCutoff)(nil),              // 39: bullseye.feature.v1.RollingCutoff
+	(*TriggerCutoff)(nil),              // 40: bullseye.feature.v1.TriggerCutoff
+	(*SplitSpec)(nil),                  // 41: bullseye.feature.v1.SplitSpec
+	(*EntityHashSplit)(nil),            // 42: bullseye.feature.v1.EntityHashSplit
+	(*TimeSplit)(nil),                  // 43: bullseye.feature.v1.TimeSplit
+	(*RowNumberSplit)(nil),             // 44: bullseye.feature.v1.RowNumberSplit
+	(*EntityFilter)(nil),               // 45: bullseye.feature.v1.EntityFilter
+	(*BuildTrainingSetRequest)(nil),    // 46: bullseye.feature.v1.BuildTrainingSetRequest
+	(*TrainingSetHeader)(nil),          // 47: bullseye.feature.v1.TrainingSetHeader
+	(*TrainingRow)(nil),                // 48: bullseye.feature.v1.TrainingRow
+	(*TrainingSetSummary)(nil),         // 49: bullseye.feature.v1.TrainingSetSummary
+	(*BuildTrainingSetResponse)(nil),   // 50: bullseye.feature.v1.BuildTrainingSetResponse
+	(*ExplicitFeedback)(nil),           // 51: bullseye.feature.v1.ExplicitFeedback
+	(*ImplicitFeedback)(nil),           // 52: bullseye.feature.v1.ImplicitFeedback
+	(*ExportInteractionsRequest)(nil),  // 53: bullseye.feature.v1.ExportInteractionsRequest
+	(*Interaction)(nil),                // 54: bullseye.feature.v1.Interaction
+	(*ExportInteractionsResponse)(nil), // 55: bullseye.feature.v1.ExportInteractionsResponse
+	(*SelectFeaturesRequest)(nil),      // 56: bullseye.feature.v1.SelectFeaturesRequest
+	(*MethodScore)(nil),                // 57: bullseye.feature.v1.MethodScore
+	(*FeatureScore)(nil),               // 58: bullseye.feature.v1.FeatureScore
+	(*DropSuggestion)(nil),             // 59: bullseye.feature.v1.DropSuggestion
+	(*SelectFeaturesResponse)(nil),     // 60: bullseye.feature.v1.SelectFeaturesResponse
+	(*ListEntitiesRequest)(nil),        // 61: bullseye.feature.v1.ListEntitiesRequest
+	(*ListEntitiesResponse)(nil),       // 62: bullseye.feature.v1.ListEntitiesResponse
+	nil,                                // 63: bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
+	(*timestamppb.Timestamp)(nil),      // 64: google.protobuf.Timestamp
+	(v1.ValueType)(0),                  // 65: bullseye.common.v1.ValueType
+	(*durationpb.Duration)(nil),        // 66: google.protobuf.Duration
+	(*v1.Value)(nil),                   // 67: bullseye.common.v1.Value
+	(*v1.EntityKey)(nil),               // 68: bullseye.common.v1.EntityKey
+	(v1.ConsentState)(0),               // 69: bullseye.common.v1.ConsentState
 }
 var file_bullseye_feature_v1_feature_proto_depIdxs = []int32{
-	13,  // 0: bullseye.feature.v1.FeatureSet.features:type_name -> bullseye.feature.v1.Feature
-	18,  // 1: bullseye.feature.v1.FeatureSet.rfm_groups:type_name -> bullseye.feature.v1.RfmGroup
-	61,  // 2: bullseye.feature.v1.FeatureSet.create_time:type_name -> google.protobuf.Timestamp
-	19,  // 3: bullseye.feature.v1.FeatureSet.columns:type_name -> bullseye.feature.v1.FeatureColumn
-	20,  // 4: bullseye.feature.v1.FeatureSet.backfill:type_name -> bullseye.feature.v1.BackfillStatus
-	14,  // 5: bullseye.feature.v1.Feature.trait:type_name -> bullseye.feature.v1.TraitFeature
-	15,  // 6: bullseye.feature.v1.Feature.aggregate:type_name -> bullseye.feature.v1.AggregateFeature
-	62,  // 7: bullseye.feature.v1.Feature.type:type_name -> bullseye.common.v1.ValueType
-	63,  // 8: bullseye.feature.v1.Feature.max_age:type_name -> google.protobuf.Duration
-	64,  // 9: bullseye.feature.v1.Feature.default_value:type_name -> bullseye.common.v1.Value
+	14,  // 0: bullseye.feature.v1.FeatureSet.features:type_name -> bullseye.feature.v1.Feature
+	19,  // 1: bullseye.feature.v1.FeatureSet.rfm_groups:type_name -> bullseye.feature.v1.RfmGroup
+	64,  // 2: bullseye.feature.v1.FeatureSet.create_time:type_name -> google.protobuf.Timestamp
+	20,  // 3: bullseye.feature.v1.FeatureSet.columns:type_name -> bullseye.feature.v1.FeatureColumn
+	21,  // 4: bullseye.feature.v1.FeatureSet.backfill:type_name -> bullseye.feature.v1.BackfillStatus
+	15,  // 5: bullseye.feature.v1.Feature.trait:type_name -> bullseye.feature.v1.TraitFeature
+	16,  // 6: bullseye.feature.v1.Feature.aggregate:type_name -> bullseye.feature.v1.AggregateFeature
+	65,  // 7: bullseye.feature.v1.Feature.type:type_name -> bullseye.common.v1.ValueType
+	66,  // 8: bullseye.feature.v1.Feature.max_age:type_name -> google.protobuf.Duration
+	67,  // 9: bullseye.feature.v1.Feature.default_value:type_name -> bullseye.common.v1.Value
 	0,   // 10: bullseye.feature.v1.AggregateFeature.aggregation:type_name -> bullseye.feature.v1.Aggregation
-	16,  // 11: bullseye.feature.v1.AggregateFeature.filter:type_name -> bullseye.feature.v1.EventFilter
-	63,  // 12: bullseye.feature.v1.AggregateFeature.window:type_name -> google.protobuf.Duration
-	17,  // 13: bullseye.feature.v1.EventFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
+	17,  // 11: bullseye.feature.v1.AggregateFeature.filter:type_name -> bullseye.feature.v1.EventFilter
+	66,  // 12: bullseye.feature.v1.AggregateFeature.window:type_name -> google.protobuf.Duration
+	18,  // 13: bullseye.feature.v1.EventFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
 	1,   // 14: bullseye.feature.v1.FieldCondition.operator:type_name -> bullseye.feature.v1.FieldOperator
-	64,  // 15: bullseye.feature.v1.FieldCondition.values:type_name -> bullseye.common.v1.Value
-	16,  // 16: bullseye.feature.v1.RfmGroup.purchases:type_name -> bullseye.feature.v1.EventFilter
-	63,  // 17: bullseye.feature.v1.RfmGroup.window:type_name -> google.protobuf.Duration
+	67,  // 15: bullseye.feature.v1.FieldCondition.values:type_name -> bullseye.common.v1.Value
+	17,  // 16: bullseye.feature.v1.RfmGroup.purchases:type_name -> bullseye.feature.v1.EventFilter
+	66,  // 17: bullseye.feature.v1.RfmGroup.window:type_name -> google.protobuf.Duration
 	2,   // 18: bullseye.feature.v1.RfmGroup.style:type_name -> bullseye.feature.v1.RfmStyle
-	63,  // 19: bullseye.feature.v1.RfmGroup.max_age:type_name -> google.protobuf.Duration
-	62,  // 20: bullseye.feature.v1.FeatureColumn.type:type_name -> bullseye.common.v1.ValueType
+	66,  // 19: bullseye.feature.v1.RfmGroup.max_age:type_name -> google.protobuf.Duration
+	65,  // 20: bullseye.feature.v1.FeatureColumn.type:type_name -> bullseye.common.v1.ValueType
 	3,   // 21: bullseye.feature.v1.BackfillStatus.state:type_name -> bullseye.feature.v1.BackfillState
-	61,  // 22: bullseye.feature.v1.BackfillStatus.start_time:type_name -> google.protobuf.Timestamp
-	61,  // 23: bullseye.feature.v1.BackfillStatus.end_time:type_name -> google.protobuf.Timestamp
-	12,  // 24: bullseye.feature.v1.ApplyFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSet
-	12,  // 25: bullseye.feature.v1.ApplyFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
-	11,  // 26: bullseye.feature.v1.GetFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	12,  // 27: bullseye.feature.v1.GetFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
-	12,  // 28: bullseye.feature.v1.ListFeatureSetsResponse.feature_sets:type_name -> bullseye.feature.v1.FeatureSet
-	64,  // 29: bullseye.feature.v1.FeatureValue.value:type_name -> bullseye.common.v1.Value
+	64,  // 22: bullseye.feature.v1.BackfillStatus.start_time:type_name -> google.protobuf.Timestamp
+	64,  // 23: bullseye.feature.v1.BackfillStatus.end_time:type_name -> google.protobuf.Timestamp
+	13,  // 24: bullseye.feature.v1.ApplyFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSet
+	13,  // 25: bullseye.feature.v1.ApplyFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
+	12,  // 26: bullseye.feature.v1.GetFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	13,  // 27: bullseye.feature.v1.GetFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
+	13,  // 28: bullseye.feature.v1.ListFeatureSetsResponse.feature_sets:type_name -> bullseye.feature.v1.FeatureSet
+	67,  // 29: bullseye.feature.v1.FeatureValue.value:type_name -> bullseye.common.v1.Value
 	4,   // 30: bullseye.feature.v1.FeatureValue.status:type_name -> bullseye.feature.v1.FeatureValueStatus
-	61,  // 31: bullseye.feature.v1.FeatureValue.update_time:type_name -> google.protobuf.Timestamp
-	11,  // 32: bullseye.feature.v1.GetOnlineFeaturesRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	65,  // 33: bullseye.feature.v1.GetOnlineFeaturesRequest.entities:type_name -> bullseye.common.v1.EntityKey
-	65,  // 34: bullseye.feature.v1.EntityFeatures.entity:type_name -> bullseye.common.v1.EntityKey
-	27,  // 35: bullseye.feature.v1.EntityFeatures.values:type_name -> bullseye.feature.v1.FeatureValue
-	66,  // 36: bullseye.feature.v1.EntityFeatures.consent:type_name -> bullseye.common.v1.ConsentState
-	11,  // 37: bullseye.feature.v1.GetOnlineFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	29,  // 38: bullseye.feature.v1.GetOnlineFeaturesResponse.results:type_name -> bullseye.feature.v1.EntityFeatures
-	11,  // 39: bullseye.feature.v1.TrainingSetSpec.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	32,  // 40: bullseye.feature.v1.TrainingSetSpec.label:type_name -> bullseye.feature.v1.LabelSpec
-	35,  // 41: bullseye.feature.v1.TrainingSetSpec.cutoff:type_name -> bullseye.feature.v1.CutoffSpec
-	38,  // 42: bullseye.feature.v1.TrainingSetSpec.split:type_name -> bullseye.feature.v1.SplitSpec
-	42,  // 43: bullseye.feature.v1.TrainingSetSpec.entities:type_name -> bullseye.feature.v1.EntityFilter
-	33,  // 44: bullseye.feature.v1.LabelSpec.trait:type_name -> bullseye.feature.v1.TraitLabel
-	34,  // 45: bullseye.feature.v1.LabelSpec.outcome:type_name -> bullseye.feature.v1.OutcomeLabel
-	64,  // 46: bullseye.feature.v1.TraitLabel.positive_values:type_name -> bullseye.common.v1.Value
-	61,  // 47: bullseye.feature.v1.TraitLabel.as_of_time:type_name -> google.protobuf.Timestamp
-	16,  // 48: bullseye.feature.v1.OutcomeLabel.filter:type_name -> bullseye.feature.v1.EventFilter
-	63,  // 49: bullseye.feature.v1.OutcomeLabel.horizon:type_name -> google.protobuf.Duration
-	5,   // 50: bullseye.feature.v1.OutcomeLabel.aggregation:type_name -> bullseye.feature.v1.OutcomeAggregation
-	61,  // 51: bullseye.feature.v1.CutoffSpec.fixed_time:type_name -> google.protobuf.Timestamp
-	37,  // 52: bullseye.feature.v1.CutoffSpec.trigger:type_name -> bullseye.feature.v1.TriggerCutoff
-	36,  // 53: bullseye.feature.v1.CutoffSpec.rolling:type_name -> bullseye.feature.v1.RollingCutoff
-	61,  // 54: bullseye.feature.v1.RollingCutoff.start_time:type_name -> google.protobuf.Timestamp
-	61,  // 55: bullseye.feature.v1.RollingCutoff.end_time:type_name -> google.protobuf.Timestamp
-	63,  // 56: bullseye.feature.v1.RollingCutoff.step:type_name -> google.protobuf.Duration
-	16,  // 57: bullseye.feature.v1.TriggerCutoff.filter:type_name -> bullseye.feature.v1.EventFilter
-	61,  // 58: bullseye.feature.v1.TriggerCutoff.start_time:type_name -> google.protobuf.Timestamp
-	61,  // 59: bullseye.feature.v1.TriggerCutoff.end_time:type_name -> google.protobuf.Timestamp
-	6,   // 60: bullseye.feature.v1.TriggerCutoff.selection:type_name -> bullseye.feature.v1.TriggerSelection
-	39,  // 61: bullseye.feature.v1.SplitSpec.entity_hash:type_name -> bullseye.feature.v1.EntityHashSplit
-	40,  // 62: bullseye.feature.v1.SplitSpec.time:type_name -> bullseye.feature.v1.TimeSplit
-	41,  // 63: bullseye.feature.v1.SplitSpec.row_number:type_name -> bullseye.feature.v1.RowNumberSplit
-	61,  // 64: bullseye.feature.v1.TimeSplit.test_start_time:type_name -> google.protobuf.Timestamp
-	65,  // 65: bullseye.feature.v1.EntityFilter.entities:type_name -> bullseye.common.v1.EntityKey
-	17,  // 66: bullseye.feature.v1.EntityFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
-	31,  // 67: bullseye.feature.v1.BuildTrainingSetRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
-	7,   // 68: bullseye.feature.v1.BuildTrainingSetRequest.order:type_name -> bullseye.feature.v1.TrainingSetOrder
-	11,  // 69: bullseye.feature.v1.TrainingSetHeader.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	19,  // 70: bullseye.feature.v1.TrainingSetHeader.columns:type_name -> bullseye.feature.v1.FeatureColumn
-	62,  // 71: bullseye.feature.v1.TrainingSetHeader.label_type:type_name -> bullseye.common.v1.ValueType
-	65,  // 72: bullseye.feature.v1.TrainingRow.entity:type_name -> bullseye.common.v1.EntityKey
-	61,  // 73: bullseye.feature.v1.TrainingRow.cutoff_time:type_name -> google.protobuf.Timestamp
-	64,  // 74: bullseye.feature.v1.TrainingRow.features:type_name -> bullseye.common.v1.Value
-	64,  // 75: bullseye.feature.v1.TrainingRow.label:type_name -> bullseye.common.v1.Value
-	8,   // 76: bullseye.feature.v1.TrainingRow.split:type_name -> bullseye.feature.v1.Split
-	61,  // 77: bullseye.feature.v1.TrainingSetSummary.min_cutoff_time:type_name -> google.protobuf.Timestamp
-	61,  // 78: bullseye.feature.v1.TrainingSetSummary.max_cutoff_time:type_name -> google.protobuf.Timestamp
-	44,  // 79: bullseye.feature.v1.BuildTrainingSetResponse.header:type_name -> bullseye.feature.v1.TrainingSetHeader
-	45,  // 80: bullseye.feature.v1.BuildTrainingSetResponse.rows:type_name -> bullseye.feature.v1.TrainingRow
-	46,  // 81: bullseye.feature.v1.BuildTrainingSetResponse.summary:type_name -> bullseye.feature.v1.TrainingSetSummary
-	60,  // 82: bullseye.feature.v1.ImplicitFeedback.event_weights:type_name -> bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
-	48,  // 83: bullseye.feature.v1.ExportInteractionsRequest.explicit:type_name -> bullseye.feature.v1.ExplicitFeedback
-	49,  // 84: bullseye.feature.v1.ExportInteractionsRequest.implicit:type_name -> bullseye.feature.v1.ImplicitFeedback
-	61,  // 85: bullseye.feature.v1.ExportInteractionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	61,  // 86: bullseye.feature.v1.ExportInteractionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	61,  // 87: bullseye.feature.v1.Interaction.time:type_name -> google.protobuf.Timestamp
-	51,  // 88: bullseye.feature.v1.ExportInteractionsResponse.interactions:type_name -> bullseye.feature.v1.Interaction
-	31,  // 89: bullseye.feature.v1.SelectFeaturesRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
-	9,   // 90: bullseye.feature.v1.SelectFeaturesRequest.methods:type_name -> bullseye.feature.v1.SelectionMethod
-	9,   // 91: bullseye.feature.v1.MethodScore.method:type_name -> bullseye.feature.v1.SelectionMethod
-	54,  // 92: bullseye.feature.v1.FeatureScore.scores:type_name -> bullseye.feature.v1.MethodScore
-	10,  // 93: bullseye.feature.v1.DropSuggestion.reason:type_name -> bullseye.feature.v1.DropReason
-	55,  // 94: bullseye.feature.v1.SelectFeaturesResponse.features:type_name -> bullseye.feature.v1.FeatureScore
-	56,  // 95: bullseye.feature.v1.SelectFeaturesResponse.suggested_drops:type_name -> bullseye.feature.v1.DropSuggestion
-	11,  // 96: bullseye.feature.v1.SelectFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	62,  // 97: bullseye.feature.v1.SelectFeaturesResponse.label_type:type_name -> bullseye.common.v1.ValueType
-	65,  // 98: bullseye.feature.v1.ListEntitiesResponse.entities:type_name -> bullseye.common.v1.EntityKey
-	21,  // 99: bullseye.feature.v1.FeatureService.ApplyFeatureSet:input_type -> bullseye.feature.v1.ApplyFeatureSetRequest
-	23,  // 100: bullseye.feature.v1.FeatureService.GetFeatureSet:input_type -> bullseye.feature.v1.GetFeatureSetRequest
-	25,  // 101: bullseye.feature.v1.FeatureService.ListFeatureSets:input_type -> bullseye.feature.v1.ListFeatureSetsRequest
-	28,  // 102: bullseye.feature.v1.FeatureService.GetOnlineFeatures:input_type -> bullseye.feature.v1.GetOnlineFeaturesRequest
-	43,  // 103: bullseye.feature.v1.FeatureService.BuildTrainingSet:input_type -> bullseye.feature.v1.BuildTrainingSetRequest
-	50,  // 104: bullseye.feature.v1.FeatureService.ExportInteractions:input_type -> bullseye.feature.v1.ExportInteractionsRequest
-	58,  // 105: bullseye.feature.v1.FeatureService.ListEntities:input_type -> bullseye.feature.v1.ListEntitiesRequest
-	53,  // 106: bullseye.feature.v1.FeatureService.SelectFeatures:input_type -> bullseye.feature.v1.SelectFeaturesRequest
-	22,  // 107: bullseye.feature.v1.FeatureService.ApplyFeatureSet:output_type -> bullseye.feature.v1.ApplyFeatureSetResponse
-	24,  // 108: bullseye.feature.v1.FeatureService.GetFeatureSet:output_type -> bullseye.feature.v1.GetFeatureSetResponse
-	26,  // 109: bullseye.feature.v1.FeatureService.ListFeatureSets:output_type -> bullseye.feature.v1.ListFeatureSetsResponse
-	30,  // 110: bullseye.feature.v1.FeatureService.GetOnlineFeatures:output_type -> bullseye.feature.v1.GetOnlineFeaturesResponse
-	47,  // 111: bullseye.feature.v1.FeatureService.BuildTrainingSet:output_type -> bullseye.feature.v1.BuildTrainingSetResponse
-	52,  // 112: bullseye.feature.v1.FeatureService.ExportInteractions:output_type -> bullseye.feature.v1.ExportInteractionsResponse
-	59,  // 113: bullseye.feature.v1.FeatureService.ListEntities:output_type -> bullseye.feature.v1.ListEntitiesResponse
-	57,  // 114: bullseye.feature.v1.FeatureService.SelectFeatures:output_type -> bullseye.feature.v1.SelectFeaturesResponse
-	107, // [107:115] is the sub-list for method output_type
-	99,  // [99:107] is the sub-list for method input_type
-	99,  // [99:99] is the sub-list for extension type_name
-	99,  // [99:99] is the sub-list for extension extendee
-	0,   // [0:99] is the sub-list for field type_name
+	64,  // 31: bullseye.feature.v1.FeatureValue.update_time:type_name -> google.protobuf.Timestamp
+	12,  // 32: bullseye.feature.v1.GetOnlineFeaturesRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	68,  // 33: bullseye.feature.v1.GetOnlineFeaturesRequest.entities:type_name -> bullseye.common.v1.EntityKey
+	5,   // 34: bullseye.feature.v1.GetOnlineFeaturesRequest.layout:type_name -> bullseye.feature.v1.OnlineLayout
+	69,  // 35: bullseye.feature.v1.OnlineColumns.consent:type_name -> bullseye.common.v1.ConsentState
+	31,  // 36: bullseye.feature.v1.OnlineColumns.features:type_name -> bullseye.feature.v1.FeatureValueColumn
+	65,  // 37: bullseye.feature.v1.FeatureValueColumn.type:type_name -> bullseye.common.v1.ValueType
+	4,   // 38: bullseye.feature.v1.FeatureValueColumn.status:type_name -> bullseye.feature.v1.FeatureValueStatus
+	68,  // 39: bullseye.feature.v1.EntityFeatures.entity:type_name -> bullseye.common.v1.EntityKey
+	28,  // 40: bullseye.feature.v1.EntityFeatures.values:type_name -> bullseye.feature.v1.FeatureValue
+	69,  // 41: bullseye.feature.v1.EntityFeatures.consent:type_name -> bullseye.common.v1.ConsentState
+	12,  // 42: bullseye.feature.v1.GetOnlineFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	32,  // 43: bullseye.feature.v1.GetOnlineFeaturesResponse.results:type_name -> bullseye.feature.v1.EntityFeatures
+	30,  // 44: bullseye.feature.v1.GetOnlineFeaturesResponse.columns:type_name -> bullseye.feature.v1.OnlineColumns
+	12,  // 45: bullseye.feature.v1.TrainingSetSpec.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	35,  // 46: bullseye.feature.v1.TrainingSetSpec.label:type_name -> bullseye.feature.v1.LabelSpec
+	38,  // 47: bullseye.feature.v1.TrainingSetSpec.cutoff:type_name -> bullseye.feature.v1.CutoffSpec
+	41,  // 48: bullseye.feature.v1.TrainingSetSpec.split:type_name -> bullseye.feature.v1.SplitSpec
+	45,  // 49: bullseye.feature.v1.TrainingSetSpec.entities:type_name -> bullseye.feature.v1.EntityFilter
+	36,  // 50: bullseye.feature.v1.LabelSpec.trait:type_name -> bullseye.feature.v1.TraitLabel
+	37,  // 51: bullseye.feature.v1.LabelSpec.outcome:type_name -> bullseye.feature.v1.OutcomeLabel
+	67,  // 52: bullseye.feature.v1.TraitLabel.positive_values:type_name -> bullseye.common.v1.Value
+	64,  // 53: bullseye.feature.v1.TraitLabel.as_of_time:type_name -> google.protobuf.Timestamp
+	17,  // 54: bullseye.feature.v1.OutcomeLabel.filter:type_name -> bullseye.feature.v1.EventFilter
+	66,  // 55: bullseye.feature.v1.OutcomeLabel.horizon:type_name -> google.protobuf.Duration
+	6,   // 56: bullseye.feature.v1.OutcomeLabel.aggregation:type_name -> bullseye.feature.v1.OutcomeAggregation
+	64,  // 57: bullseye.feature.v1.CutoffSpec.fixed_time:type_name -> google.protobuf.Timestamp
+	40,  // 58: bullseye.feature.v1.CutoffSpec.trigger:type_name -> bullseye.feature.v1.TriggerCutoff
+	39,  // 59: bullseye.feature.v1.CutoffSpec.rolling:type_name -> bullseye.feature.v1.RollingCutoff
+	64,  // 60: bullseye.feature.v1.RollingCutoff.start_time:type_name -> google.protobuf.Timestamp
+	64,  // 61: bullseye.feature.v1.RollingCutoff.end_time:type_name -> google.protobuf.Timestamp
+	66,  // 62: bullseye.feature.v1.RollingCutoff.step:type_name -> google.protobuf.Duration
+	17,  // 63: bullseye.feature.v1.TriggerCutoff.filter:type_name -> bullseye.feature.v1.EventFilter
+	64,  // 64: bullseye.feature.v1.TriggerCutoff.start_time:type_name -> google.protobuf.Timestamp
+	64,  // 65: bullseye.feature.v1.TriggerCutoff.end_time:type_name -> google.protobuf.Timestamp
+	7,   // 66: bullseye.feature.v1.TriggerCutoff.selection:type_name -> bullseye.feature.v1.TriggerSelection
+	42,  // 67: bullseye.feature.v1.SplitSpec.entity_hash:type_name -> bullseye.feature.v1.EntityHashSplit
+	43,  // 68: bullseye.feature.v1.SplitSpec.time:type_name -> bullseye.feature.v1.TimeSplit
+	44,  // 69: bullseye.feature.v1.SplitSpec.row_number:type_name -> bullseye.feature.v1.RowNumberSplit
+	64,  // 70: bullseye.feature.v1.TimeSplit.test_start_time:type_name -> google.protobuf.Timestamp
+	68,  // 71: bullseye.feature.v1.EntityFilter.entities:type_name -> bullseye.common.v1.EntityKey
+	18,  // 72: bullseye.feature.v1.EntityFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
+	34,  // 73: bullseye.feature.v1.BuildTrainingSetRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
+	8,   // 74: bullseye.feature.v1.BuildTrainingSetRequest.order:type_name -> bullseye.feature.v1.TrainingSetOrder
+	12,  // 75: bullseye.feature.v1.TrainingSetHeader.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	20,  // 76: bullseye.feature.v1.TrainingSetHeader.columns:type_name -> bullseye.feature.v1.FeatureColumn
+	65,  // 77: bullseye.feature.v1.TrainingSetHeader.label_type:type_name -> bullseye.common.v1.ValueType
+	68,  // 78: bullseye.feature.v1.TrainingRow.entity:type_name -> bullseye.common.v1.EntityKey
+	64,  // 79: bullseye.feature.v1.TrainingRow.cutoff_time:type_name -> google.protobuf.Timestamp
+	67,  // 80: bullseye.feature.v1.TrainingRow.features:type_name -> bullseye.common.v1.Value
+	67,  // 81: bullseye.feature.v1.TrainingRow.label:type_name -> bullseye.common.v1.Value
+	9,   // 82: bullseye.feature.v1.TrainingRow.split:type_name -> bullseye.feature.v1.Split
+	64,  // 83: bullseye.feature.v1.TrainingSetSummary.min_cutoff_time:type_name -> google.protobuf.Timestamp
+	64,  // 84: bullseye.feature.v1.TrainingSetSummary.max_cutoff_time:type_name -> google.protobuf.Timestamp
+	47,  // 85: bullseye.feature.v1.BuildTrainingSetResponse.header:type_name -> bullseye.feature.v1.TrainingSetHeader
+	48,  // 86: bullseye.feature.v1.BuildTrainingSetResponse.rows:type_name -> bullseye.feature.v1.TrainingRow
+	49,  // 87: bullseye.feature.v1.BuildTrainingSetResponse.summary:type_name -> bullseye.feature.v1.TrainingSetSummary
+	63,  // 88: bullseye.feature.v1.ImplicitFeedback.event_weights:type_name -> bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
+	51,  // 89: bullseye.feature.v1.ExportInteractionsRequest.explicit:type_name -> bullseye.feature.v1.ExplicitFeedback
+	52,  // 90: bullseye.feature.v1.ExportInteractionsRequest.implicit:type_name -> bullseye.feature.v1.ImplicitFeedback
+	64,  // 91: bullseye.feature.v1.ExportInteractionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	64,  // 92: bullseye.feature.v1.ExportInteractionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	64,  // 93: bullseye.feature.v1.Interaction.time:type_name -> google.protobuf.Timestamp
+	54,  // 94: bullseye.feature.v1.ExportInteractionsResponse.interactions:type_name -> bullseye.feature.v1.Interaction
+	34,  // 95: bullseye.feature.v1.SelectFeaturesRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
+	10,  // 96: bullseye.feature.v1.SelectFeaturesRequest.methods:type_name -> bullseye.feature.v1.SelectionMethod
+	10,  // 97: bullseye.feature.v1.MethodScore.method:type_name -> bullseye.feature.v1.SelectionMethod
+	57,  // 98: bullseye.feature.v1.FeatureScore.scores:type_name -> bullseye.feature.v1.MethodScore
+	11,  // 99: bullseye.feature.v1.DropSuggestion.reason:type_name -> bullseye.feature.v1.DropReason
+	58,  // 100: bullseye.feature.v1.SelectFeaturesResponse.features:type_name -> bullseye.feature.v1.FeatureScore
+	59,  // 101: bullseye.feature.v1.SelectFeaturesResponse.suggested_drops:type_name -> bullseye.feature.v1.DropSuggestion
+	12,  // 102: bullseye.feature.v1.SelectFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	65,  // 103: bullseye.feature.v1.SelectFeaturesResponse.label_type:type_name -> bullseye.common.v1.ValueType
+	68,  // 104: bullseye.feature.v1.ListEntitiesResponse.entities:type_name -> bullseye.common.v1.EntityKey
+	22,  // 105: bullseye.feature.v1.FeatureService.ApplyFeatureSet:input_type -> bullseye.feature.v1.ApplyFeatureSetRequest
+	24,  // 106: bullseye.feature.v1.FeatureService.GetFeatureSet:input_type -> bullseye.feature.v1.GetFeatureSetRequest
+	26,  // 107: bullseye.feature.v1.FeatureService.ListFeatureSets:input_type -> bullseye.feature.v1.ListFeatureSetsRequest
+	29,  // 108: bullseye.feature.v1.FeatureService.GetOnlineFeatures:input_type -> bullseye.feature.v1.GetOnlineFeaturesRequest
+	46,  // 109: bullseye.feature.v1.FeatureService.BuildTrainingSet:input_type -> bullseye.feature.v1.BuildTrainingSetRequest
+	53,  // 110: bullseye.feature.v1.FeatureService.ExportInteractions:input_type -> bullseye.feature.v1.ExportInteractionsRequest
+	61,  // 111: bullseye.feature.v1.FeatureService.ListEntities:input_type -> bullseye.feature.v1.ListEntitiesRequest
+	56,  // 112: bullseye.feature.v1.FeatureService.SelectFeatures:input_type -> bullseye.feature.v1.SelectFeaturesRequest
+	23,  // 113: bullseye.feature.v1.FeatureService.ApplyFeatureSet:output_type -> bullseye.feature.v1.ApplyFeatureSetResponse
+	25,  // 114: bullseye.feature.v1.FeatureService.GetFeatureSet:output_type -> bullseye.feature.v1.GetFeatureSetResponse
+	27,  // 115: bullseye.feature.v1.FeatureService.ListFeatureSets:output_type -> bullseye.feature.v1.ListFeatureSetsResponse
+	33,  // 116: bullseye.feature.v1.FeatureService.GetOnlineFeatures:output_type -> bullseye.feature.v1.GetOnlineFeaturesResponse
+	50,  // 117: bullseye.feature.v1.FeatureService.BuildTrainingSet:output_type -> bullseye.feature.v1.BuildTrainingSetResponse
+	55,  // 118: bullseye.feature.v1.FeatureService.ExportInteractions:output_type -> bullseye.feature.v1.ExportInteractionsResponse
+	62,  // 119: bullseye.feature.v1.FeatureService.ListEntities:output_type -> bullseye.feature.v1.ListEntitiesResponse
+	60,  // 120: bullseye.feature.v1.FeatureService.SelectFeatures:output_type -> bullseye.feature.v1.SelectFeaturesResponse
+	113, // [113:121] is the sub-list for method output_type
+	105, // [105:113] is the sub-list for method input_type
+	105, // [105:105] is the sub-list for extension type_name
+	105, // [105:105] is the sub-list for extension extendee
+	0,   // [0:105] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_feature_v1_feature_proto_init() }
@@ -5052,21 +5325,21 @@ func file_bullseye_feature_v1_feature_proto_init() {
 		(*Feature_Trait)(nil),
 		(*Feature_Aggregate)(nil),
 	}
-	file_bullseye_feature_v1_feature_proto_msgTypes[21].OneofWrappers = []any{
+	file_bullseye_feature_v1_feature_proto_msgTypes[23].OneofWrappers = []any{
 		(*LabelSpec_Trait)(nil),
 		(*LabelSpec_Outcome)(nil),
 	}
-	file_bullseye_feature_v1_feature_proto_msgTypes[24].OneofWrappers = []any{
+	file_bullseye_feature_v1_feature_proto_msgTypes[26].OneofWrappers = []any{
 		(*CutoffSpec_FixedTime)(nil),
 		(*CutoffSpec_Trigger)(nil),
 		(*CutoffSpec_Rolling)(nil),
 	}
-	file_bullseye_feature_v1_feature_proto_msgTypes[27].OneofWrappers = []any{
+	file_bullseye_feature_v1_feature_proto_msgTypes[29].OneofWrappers = []any{
 		(*SplitSpec_EntityHash)(nil),
 		(*SplitSpec_Time)(nil),
 		(*SplitSpec_RowNumber)(nil),
 	}
-	file_bullseye_feature_v1_feature_proto_msgTypes[39].OneofWrappers = []any{
+	file_bullseye_feature_v1_feature_proto_msgTypes[41].OneofWrappers = []any{
 		(*ExportInteractionsRequest_Explicit)(nil),
 		(*ExportInteractionsRequest_Implicit)(nil),
 	}
@@ -5075,8 +5348,8 @@ func file_bullseye_feature_v1_feature_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_feature_v1_feature_proto_rawDesc), len(file_bullseye_feature_v1_feature_proto_rawDesc)),
-			NumEnums:      11,
-			NumMessages:   50,
+			NumEnums:      12,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
