@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -39,6 +40,10 @@ type Config struct {
 	// Started, when set, is called once the service listens, with its name
 	// and advertised address. `bullseye dev` uses it to print the mesh.
 	Started func(service, addr string)
+	// LogLevel is the least level logged (JSON on standard error) when
+	// Server.Logger is nil: at info every gRPC call is logged, at warn only
+	// calls that failed on the server's side and trouble.
+	LogLevel slog.Level
 }
 
 // NewConfig returns the defaults for the named service: etcd and NATS on
@@ -68,6 +73,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "lifetime of the discovery registration lease")
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL (JetStream enabled)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the service's local files")
+	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "least level logged: debug, info (every gRPC call), warn or error")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", c.StreamReplicas, "replicas of the JetStream streams, buckets and object stores the service creates (3 on a NATS cluster)")
 }
 

@@ -33,7 +33,7 @@ func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	logger := cfg.Server.Logger
 	if logger == nil {
-		logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 		cfg.Server.Logger = logger
 	}
 	cli, err := clientv3.New(clientv3.Config{
