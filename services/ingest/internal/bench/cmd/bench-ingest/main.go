@@ -20,11 +20,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/bench"
 )
 
 func main() {
-	bench.ServeNATSIfChild()
+	embedded.ServeNATSIfChild()
 	o := bench.DefaultOptions()
 	flag.IntVar(&o.Runs, "runs", o.Runs, "measurements of each path (the medians are reported)")
 	flag.DurationVar(&o.Duration, "duration", o.Duration, "length of each measurement")
@@ -64,7 +65,7 @@ func main() {
 			os.Exit(1)
 		}
 		defer os.RemoveAll(dir)
-		url, stopNATS, err := bench.StartNATSProcess(dir)
+		url, stopNATS, err := embedded.StartNATSProcess(dir)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench-ingest:", err)
 			os.Exit(1)
