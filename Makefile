@@ -99,8 +99,9 @@ bench-serve: tools
 	cd services/serving && BULLSEYE_BIN=$(BIN) go run ./cmd/bullseye-serving-bench -runs 5
 
 # GetOnlineFeatures latency (1 and 64 entities of 20 features, concurrency 1
-# and 16) over gRPC on loopback, and materialisation throughput beside the
-# raw JetStream publish rate.
+# and 16, both reply layouts; closed loop and at stated loads) over gRPC on
+# loopback, and materialisation throughput beside ingest's Track rate in the
+# same run (real bullseye-ingest and bullseye-feature processes).
 bench-feature:
 	cd services/feature && go run ./cmd/bullseye-feature-bench -runs 5
 

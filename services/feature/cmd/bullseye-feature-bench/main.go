@@ -1,36 +1,57 @@
 // Command bullseye-feature-bench measures the feature service on this
-// machine, over gRPC on loopback, against embedded etcd and NATS:
-// GetOnlineFeatures latency (p50, p99) for batches of 1 and 64 entities of
-// 20 features at concurrency 1 and 16, and materialisation throughput (a
-// backlog of events applied to profiles, in events per second) beside the
-// rate of publishing the same records straight to JetStream. Each run
-// starts from nothing; the table shows the median of the runs.
+// machine, over gRPC on loopback, against embedded etcd and a NATS server in
+// a process of its own:
+//
+//   - ingest's Track rate and materialisation throughput in the same run:
+//     a backlog of customers' events is sent through a real bullseye-ingest
+//     process (Track, batches of 500, 4 in flight), then a fresh feature
+//     service applies it to profiles (events per second); then more events
+//     are tracked while the feature service runs, and the time it needs to
+//     catch up after the last Track is acknowledged tells whether it keeps
+//     up;
+//   - GetOnlineFeatures latency (p50, p99) and call rate for batches of 1
+//     and 64 entities of 20 features at concurrency 1 and 16, in both reply
+//     layouts, closed loop (each caller calls again as soon as it has its
+//     answer: the service's peak rate);
+//   - p50 and p99 for 64 entities from 16 callers at a stated load (a fixed
+//     rate, or a fraction of the peak rate measured just before), calls
+//     started on a fixed schedule and timed from their scheduled start (so
+//     a call that waits for a free caller counts the wait).
+//
+// The services run in processes of their own, with their default settings;
+// this process is only the load generator.
+//
+// Each run starts from nothing; the tables show the median of the runs.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
-	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
@@ -39,25 +60,37 @@ import (
 	"github.com/bullseye-ml/bullseye/services/feature/internal/materialize"
 )
 
-// profilePath, when set, receives a CPU profile of the latency phases.
-var profilePath string
-
 type options struct {
-	runs      int
-	customers int
-	perCust   int
-	phase     time.Duration
+	runs       int
+	customers  int
+	perCust    int
+	livePer    int
+	phase      time.Duration
+	ingestBin  string
+	featureBin string
+	inProcess  bool
+	cpuProfile string // the latency phases
+	matProfile string // materialisation of the backlog
 }
 
 func main() {
+	embedded.ServeNATSIfChild()
 	var o options
-	flag.IntVar(&o.runs, "runs", 5, "independent runs; the table shows medians")
+	flag.IntVar(&o.runs, "runs", 5, "independent runs; the tables show medians")
 	flag.IntVar(&o.customers, "customers", 10000, "customers in the backlog")
-	flag.IntVar(&o.perCust, "events", 20, "events per customer in the backlog")
+	flag.IntVar(&o.perCust, "events", 20, "records per customer in the backlog (one trait update, the rest events)")
+	flag.IntVar(&o.livePer, "live-events", 10, "events per customer tracked while the feature service runs")
 	flag.DurationVar(&o.phase, "phase", 2*time.Second, "how long each latency measurement lasts")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the latency phases to this file")
+	flag.StringVar(&o.ingestBin, "ingest", "", "the bullseye-ingest binary (default: built from this workspace)")
+	flag.StringVar(&o.featureBin, "feature", "", "the bullseye-feature binary (default: built from this workspace)")
+	flag.BoolVar(&o.inProcess, "in-process", false, "run the feature service in this process (for -cpuprofile and -matprofile) instead of its own")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the latency phases to this file")
+	flag.StringVar(&o.matProfile, "matprofile", "", "write a CPU profile of materialising the backlog to this file")
 	flag.Parse()
-	profilePath = *cpuprofile
+	// This process is the load generator: with its small heap the default
+	// GOGC collects every few milliseconds, and its pauses would be timed as
+	// the service's latency. The services keep the default.
+	debug.SetGCPercent(800)
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bullseye-feature-bench:", err)
 		os.Exit(1)
@@ -66,27 +99,100 @@ func main() {
 
 // result is one run's figures.
 type result struct {
-	publishRate, applyRate float64
-	lat                    map[string][2]time.Duration // p50, p99 by phase
-	calls                  map[string]float64          // calls per second by phase
+	trackRate, applyRate float64
+	liveTrackRate        float64
+	catchUp              time.Duration               // after the last live Track ack
+	lat                  map[string][2]time.Duration // p50, p99 by phase
+	calls                map[string]float64          // calls per second by phase
 }
 
-var phases = []struct {
+type phase struct {
 	name        string
 	batch, conc int
-}{{"1 entity, concurrency 1", 1, 1}, {"1 entity, concurrency 16", 1, 16}, {"64 entities, concurrency 1", 64, 1}, {"64 entities, concurrency 16", 64, 16}}
+	layout      featurev1.OnlineLayout
+	// rate, when not 0, paces the calls at this many per second; load, when
+	// not 0, at this fraction of the closed-loop rate of the phase named
+	// peak.
+	rate float64
+	load float64
+	peak string
+}
+
+const (
+	rows    = featurev1.OnlineLayout_ONLINE_LAYOUT_ROWS
+	columns = featurev1.OnlineLayout_ONLINE_LAYOUT_COLUMNS
+)
+
+var phases = func() []phase {
+	var ps []phase
+	for _, l := range []featurev1.OnlineLayout{rows, columns} {
+		for _, bc := range [][2]int{{1, 1}, {1, 16}, {64, 1}, {64, 16}} {
+			ps = append(ps, phase{name: fmt.Sprintf("%d %s, concurrency %d, %s", bc[0], plural(bc[0], "entity", "entities"), bc[1], layoutName(l)), batch: bc[0], conc: bc[1], layout: l})
+		}
+	}
+	for _, x := range []struct {
+		l    featurev1.OnlineLayout
+		rate float64
+	}{{rows, 1000}, {columns, 1000}, {columns, 2000}} {
+		ps = append(ps, phase{name: fmt.Sprintf("64 entities, 16 callers, %s, %.0f calls/s", layoutName(x.l), x.rate), batch: 64, conc: 16, layout: x.l, rate: x.rate})
+	}
+	for _, x := range []struct {
+		l    featurev1.OnlineLayout
+		load float64
+	}{{rows, 0.5}, {columns, 0.25}, {columns, 0.5}} {
+		peak := "64 entities, concurrency 16, " + layoutName(x.l)
+		ps = append(ps, phase{name: fmt.Sprintf("64 entities, 16 callers, %s, %.0f%% of its peak", layoutName(x.l), 100*x.load), batch: 64, conc: 16, layout: x.l, load: x.load, peak: peak})
+	}
+	return ps
+}()
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func layoutName(l featurev1.OnlineLayout) string {
+	if l == columns {
+		return "columns"
+	}
+	return "rows"
+}
 
 func run(o options) error {
+	if (o.cpuProfile != "" || o.matProfile != "") && !o.inProcess {
+		return errors.New("-cpuprofile and -matprofile need -in-process")
+	}
+	dir, err := os.MkdirTemp("", "bullseye-feature-bench-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	for _, b := range []struct {
+		path *string
+		pkg  string
+	}{{&o.ingestBin, "services/ingest/cmd/bullseye-ingest"}, {&o.featureBin, "services/feature/cmd/bullseye-feature"}} {
+		if *b.path != "" {
+			continue
+		}
+		*b.path = filepath.Join(dir, filepath.Base(b.pkg))
+		build := exec.Command("go", "build", "-o", *b.path, "github.com/bullseye-ml/bullseye/"+b.pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building %s: %w", b.pkg, err)
+		}
+	}
 	var results []result
 	for r := 0; r < o.runs; r++ {
-		res, err := once(o)
+		res, err := once(o, r == 0)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", r+1, err)
 		}
-		fmt.Fprintf(os.Stderr, "run %d: publish %.0f/s, materialise %.0f/s", r+1, res.publishRate, res.applyRate)
+		fmt.Fprintf(os.Stderr, "run %d: track %.0f/s, materialise %.0f/s, live track %.0f/s, caught up %v after", r+1, res.trackRate, res.applyRate, res.liveTrackRate, res.catchUp.Round(time.Millisecond))
 		for _, p := range phases {
 			l := res.lat[p.name]
-			fmt.Fprintf(os.Stderr, "; %s p50 %v p99 %v", p.name, l[0].Round(time.Microsecond), l[1].Round(time.Microsecond))
+			fmt.Fprintf(os.Stderr, "; %s p50 %v p99 %v %.0f/s", p.name, l[0].Round(time.Microsecond), l[1].Round(time.Microsecond), res.calls[p.name])
 		}
 		fmt.Fprintln(os.Stderr)
 		results = append(results, res)
@@ -101,19 +207,25 @@ func run(o options) error {
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "GetOnlineFeatures, 20 features, gRPC loopback (median of %d runs)\tp50\tp99\tcalls/s\n", o.runs)
-	for _, p := range phases {
+	for i, p := range phases {
+		if (p.rate != 0 || p.load != 0) && phases[i-1].rate == 0 && phases[i-1].load == 0 {
+			fmt.Fprintln(w, "at a stated load (calls on a fixed schedule, timed from their scheduled start):\t\t\t")
+		}
 		p50 := time.Duration(med(func(r result) float64 { return float64(r.lat[p.name][0]) }))
 		p99 := time.Duration(med(func(r result) float64 { return float64(r.lat[p.name][1]) }))
 		fmt.Fprintf(w, "%s\t%v\t%v\t%.0f\n", p.name, p50.Round(time.Microsecond), p99.Round(time.Microsecond), med(func(r result) float64 { return r.calls[p.name] }))
 	}
-	fmt.Fprintf(w, "\nthroughput (median of %d runs, %d customers x %d events)\tevents/s\n", o.runs, o.customers, o.perCust)
-	fmt.Fprintf(w, "publish StoredEvents straight to JetStream (async, batches of 500)\t%.0f\n", med(func(r result) float64 { return r.publishRate }))
-	fmt.Fprintf(w, "materialise the backlog into profiles\t%.0f\n", med(func(r result) float64 { return r.applyRate }))
+	track, apply := med(func(r result) float64 { return r.trackRate }), med(func(r result) float64 { return r.applyRate })
+	fmt.Fprintf(w, "\nevents (median of %d runs, %d customers)\tevents/s\t\t\n", o.runs, o.customers)
+	fmt.Fprintf(w, "Track through bullseye-ingest, %d events in batches of 500, 4 in flight\t%.0f\t\t\n", o.customers*(o.perCust-1), track)
+	fmt.Fprintf(w, "materialise that backlog (and %d trait updates) into profiles\t%.0f\t(%.2f x Track)\t\n", o.customers, apply, med(func(r result) float64 { return r.applyRate / r.trackRate }))
+	fmt.Fprintf(w, "Track %d more events while the feature service materialises\t%.0f\t\t\n", o.customers*o.livePer, med(func(r result) float64 { return r.liveTrackRate }))
+	fmt.Fprintf(w, "  every one of them applied, after the last Track ack\t%v\t\t\n", time.Duration(med(func(r result) float64 { return float64(r.catchUp) })).Round(time.Millisecond))
 	return w.Flush()
 }
 
-func once(o options) (result, error) {
-	res := result{lat: map[string][2]time.Duration{}, calls: map[string]float64{}}
+func once(o options, first bool) (res result, err error) {
+	res = result{lat: map[string][2]time.Duration{}, calls: map[string]float64{}}
 	dir, err := os.MkdirTemp("", "bullseye-feature-bench-")
 	if err != nil {
 		return res, err
@@ -126,87 +238,115 @@ func once(o options) (result, error) {
 		return res, err
 	}
 	defer etcd.Close()
-	ns, err := embedded.StartNATS(dir + "/nats")
+	natsURL, stopNATS, err := embedded.StartNATSProcess(dir + "/nats")
 	if err != nil {
 		return res, err
 	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.URL())
+	defer stopNATS()
+	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		return res, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc)
 	if err != nil {
 		return res, err
 	}
-	if err := eventlog.Ensure(ctx, js); err != nil {
+
+	// ingest, in a process of its own.
+	keyFile := filepath.Join(dir, "hmac.key")
+	if err := os.WriteFile(keyFile, []byte("bench key: not a secret, 32 bytes or more"), 0o600); err != nil {
 		return res, err
 	}
-
-	// The backlog, published straight to JetStream.
-	msgs := backlog(o)
-	start := time.Now()
-	for i := 0; i < len(msgs); i += 500 {
-		var fs []jetstream.PubAckFuture
-		for _, m := range msgs[i:min(len(msgs), i+500)] {
-			f, err := js.PublishMsgAsync(m)
-			if err != nil {
-				return res, err
-			}
-			fs = append(fs, f)
-		}
-		for _, f := range fs {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return res, err
-			}
-		}
-	}
-	res.publishRate = float64(len(msgs)) / time.Since(start).Seconds()
-
-	// The feature service catches up with it.
-	cfg := feature.NewConfig()
-	cfg.EtcdEndpoints, cfg.NATSURL = etcd.Endpoints(), ns.URL()
-	cfg.Server.TLS.Insecure = true
-	cfg.Server.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg.DataDir = dir + "/feature"
-	cfg.LeaseTTL = 2 * time.Second
-	addrs := make(chan string, 1)
-	cfg.Started = func(_, addr string) { addrs <- addr }
-	done := make(chan error, 1)
-	start = time.Now()
-	go func() { done <- feature.Run(ctx, cfg) }()
-	var addr string
-	select {
-	case addr = <-addrs:
-	case err := <-done:
+	ingestAddr, stopIngest, err := startService(ctx, o.ingestBin, etcd.Endpoints(), natsURL, "--data-dir", filepath.Join(dir, "ingest"), "--hmac-key-file", keyFile)
+	if err != nil {
 		return res, err
 	}
-	defer func() { cancel(); <-done }()
+	defer stopIngest()
+	iconn, err := mesh.DialAddr(ctx, ingestAddr, mesh.TLSConfig{Insecure: true})
+	if err != nil {
+		return res, err
+	}
+	defer iconn.Close()
+	ingest := ingestv1.NewIngestServiceClient(iconn)
+	now := time.Now()
+	if err := identify(ctx, ingest, o, now); err != nil {
+		return res, err
+	}
+	n, d, err := track(ctx, ingest, events(o, 1, o.perCust, now))
+	if err != nil {
+		return res, err
+	}
+	res.trackRate = float64(n) / d.Seconds()
+
+	// The feature service catches up with the backlog.
 	prog := materialize.NewProgress(js)
 	seq, err := prog.LastSeq(ctx)
 	if err != nil {
 		return res, err
 	}
-	wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
-	err = prog.Wait(wctx, seq)
-	wcancel()
+	if o.inProcess && first && o.matProfile != "" {
+		stop, err := startProfile(o.matProfile)
+		if err != nil {
+			return res, err
+		}
+		defer stop()
+	}
+	start := time.Now()
+	var addr string
+	if o.inProcess {
+		cfg := feature.NewConfig()
+		cfg.EtcdEndpoints, cfg.NATSURL = etcd.Endpoints(), natsURL
+		cfg.Server.TLS.Insecure = true
+		cfg.Server.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.DataDir = dir + "/feature"
+		cfg.LeaseTTL = 2 * time.Second
+		cfg.HMACKeyFile = keyFile
+		addrs := make(chan string, 1)
+		cfg.Started = func(_, addr string) { addrs <- addr }
+		done := make(chan error, 1)
+		go func() { done <- feature.Run(ctx, cfg) }()
+		select {
+		case addr = <-addrs:
+		case err := <-done:
+			return res, err
+		}
+		defer func() { cancel(); <-done }()
+	} else {
+		// Its readiness waits for the backlog: start it without waiting.
+		var stopFeature func()
+		addr, stopFeature, err = launch(o.featureBin, etcd.Endpoints(), natsURL, "--data-dir", filepath.Join(dir, "feature"), "--hmac-key-file", keyFile)
+		if err != nil {
+			return res, err
+		}
+		defer stopFeature()
+	}
+	if err := caughtUp(ctx, prog, seq, 5*time.Minute); err != nil {
+		return res, err
+	}
+	res.applyRate = float64(o.customers*o.perCust) / time.Since(start).Seconds()
+	if o.inProcess && first && o.matProfile != "" {
+		pprof.StopCPUProfile()
+	}
+
+	// More events while it runs: does it keep up?
+	n, d, err = track(ctx, ingest, events(o, o.perCust, o.perCust+o.livePer, time.Now()))
 	if err != nil {
 		return res, err
 	}
-	res.applyRate = float64(len(msgs)) / time.Since(start).Seconds()
-	for {
-		cctx, c := context.WithTimeout(ctx, time.Second)
-		err := mesh.CheckHealth(cctx, addr, "", mesh.TLSConfig{Insecure: true})
-		c()
-		if err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	res.liveTrackRate = float64(n) / d.Seconds()
+	acked := time.Now()
+	if seq, err = prog.LastSeq(ctx); err != nil {
+		return res, err
 	}
+	if err := caughtUp(ctx, prog, seq, 5*time.Minute); err != nil {
+		return res, err
+	}
+	res.catchUp = time.Since(acked)
 
+	if err := waitServing(ctx, addr, nil); err != nil {
+		return res, err
+	}
 	// The mesh's own client, as serving dials the feature service: its
 	// codec decodes replies with the generated vtproto code.
 	conn, err := mesh.DialAddr(ctx, addr, mesh.TLSConfig{Insecure: true})
@@ -218,21 +358,21 @@ func once(o options) (result, error) {
 	if err := applyReady(ctx, client); err != nil {
 		return res, err
 	}
-	if profilePath != "" {
-		f, err := os.Create(profilePath)
+	if o.inProcess && first && o.cpuProfile != "" {
+		stop, err := startProfile(o.cpuProfile)
 		if err != nil {
 			return res, err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return res, err
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	for _, p := range phases {
-		lats, calls, err := load(ctx, client, o, p.batch, p.conc)
+		rate := p.rate
+		if p.load != 0 {
+			rate = p.load * res.calls[p.peak]
+		}
+		lats, calls, err := load(ctx, client, o, p, rate)
 		if err != nil {
-			return res, err
+			return res, fmt.Errorf("%s: %w", p.name, err)
 		}
 		res.lat[p.name] = [2]time.Duration{pct(lats, 0.50), pct(lats, 0.99)}
 		res.calls[p.name] = calls
@@ -240,52 +380,208 @@ func once(o options) (result, error) {
 	return res, nil
 }
 
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// caughtUp polls (every 5 ms, for a fine measurement) until every record up
+// to seq is applied.
+func caughtUp(ctx context.Context, prog *materialize.Progress, seq uint64, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ok, _, err := prog.CaughtUp(ctx, seq)
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not caught up with sequence %d after %v: %v", seq, limit, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// startService runs a service binary against etcd and NATS and waits
+// until it is SERVING.
+func startService(ctx context.Context, bin string, etcd []string, natsURL string, extra ...string) (string, func(), error) {
+	addr, stop, err := launch(bin, etcd, natsURL, extra...)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := waitServing(ctx, addr, stop); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", filepath.Base(bin), err)
+	}
+	return addr, stop, nil
+}
+
+// launch starts a service binary on a free loopback port.
+func launch(bin string, etcd []string, natsURL string, extra ...string) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	args := append([]string{"--nats-url", natsURL, "--insecure", "--listen", addr, "--lease-ttl", "2s", "--log-level", "warn"}, extra...)
+	for _, e := range etcd {
+		args = append(args, "--etcd-endpoints", e)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stop := func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	return addr, stop, nil
+}
+
+// waitServing waits up to a minute for addr to answer SERVING; stop, when
+// not nil, is called when it does not.
+func waitServing(ctx context.Context, addr string, stop func()) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cctx, c := context.WithTimeout(ctx, time.Second)
+		err := mesh.CheckHealth(cctx, addr, "", mesh.TLSConfig{Insecure: true})
+		c()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if stop != nil {
+				stop()
+			}
+			return fmt.Errorf("not SERVING after a minute: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// identify sends every customer's traits (untimed).
+func identify(ctx context.Context, c ingestv1.IngestServiceClient, o options, now time.Time) error {
+	rng := rand.New(rand.NewPCG(42, 0))
+	var ups []*ingestv1.TraitUpdate
+	for cu := 0; cu < o.customers; cu++ {
+		user := "cust-" + strconv.Itoa(cu)
+		ups = append(ups, &ingestv1.TraitUpdate{
+			MessageId: user + "-traits", UserId: user,
+			OriginalTimestamp: timestamppb.New(now.Add(-time.Duration(rng.Float64() * float64(120*24*time.Hour)))),
+			SentAt:            timestamppb.New(now),
+			Traits: map[string]*commonv1.Value{
+				"age":     {Kind: &commonv1.Value_IntValue{IntValue: int64(18 + rng.IntN(60))}},
+				"plan":    {Kind: &commonv1.Value_StringValue{StringValue: []string{"free", "plus", "pro"}[rng.IntN(3)]}},
+				"country": {Kind: &commonv1.Value_StringValue{StringValue: []string{"PT", "ES", "FR", "DE"}[rng.IntN(4)]}},
+				"score":   {Kind: &commonv1.Value_NumberValue{NumberValue: rng.Float64()}},
+			},
+		})
+	}
+	for i := 0; i < len(ups); i += 500 {
+		resp, err := c.Identify(ctx, &ingestv1.IdentifyRequest{Updates: ups[i:min(len(ups), i+500)]})
+		if err != nil {
+			return fmt.Errorf("identify: %w", err)
+		}
+		if got, want := resp.GetCounts().GetAccepted(), int64(min(len(ups), i+500)-i); got != want {
+			return fmt.Errorf("identify: %v, want %d accepted", resp.GetCounts(), want)
+		}
+	}
+	return nil
+}
+
+// events makes rounds [from, to) of events: in each round one event of every
+// customer (orders, views and cart events spread over the last 120 days), in
+// batches of 500.
+func events(o options, from, to int, now time.Time) [][]*ingestv1.Event {
+	rng := rand.New(rand.NewPCG(42, uint64(from)))
+	names := []string{"Order Completed", "Product Viewed", "Product Viewed", "Added To Cart"}
+	var batches [][]*ingestv1.Event
+	var cur []*ingestv1.Event
+	for i := from; i < to; i++ {
+		for cu := 0; cu < o.customers; cu++ {
+			user := "cust-" + strconv.Itoa(cu)
+			ev := &ingestv1.Event{
+				MessageId:         user + "-" + strconv.Itoa(i),
+				UserId:            user,
+				Name:              names[rng.IntN(len(names))],
+				ItemId:            "item-" + strconv.Itoa(rng.IntN(500)),
+				OriginalTimestamp: timestamppb.New(now.Add(-time.Duration(rng.Float64() * float64(120*24*time.Hour)))),
+				SentAt:            timestamppb.New(now),
+				Properties:        map[string]*commonv1.Value{"category": {Kind: &commonv1.Value_StringValue{StringValue: []string{"books", "music", "games"}[rng.IntN(3)]}}},
+			}
+			if ev.Name == "Order Completed" {
+				v := 5 + 100*rng.Float64()
+				ev.Value, ev.Currency = &v, "EUR"
+			}
+			cur = append(cur, ev)
+			if len(cur) == 500 {
+				batches, cur = append(batches, cur), nil
+			}
+		}
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	return batches
+}
+
+// track sends the batches through Track, 4 in flight, and returns how many
+// events were accepted and how long it took.
+func track(ctx context.Context, c ingestv1.IngestServiceClient, batches [][]*ingestv1.Event) (int, time.Duration, error) {
+	var next atomic.Int64
+	var accepted atomic.Int64
+	errs := make(chan error, 4)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(batches) {
+					return
+				}
+				resp, err := c.Track(ctx, &ingestv1.TrackRequest{Events: batches[i]})
+				if err != nil {
+					errs <- fmt.Errorf("track: %w", err)
+					return
+				}
+				if got := resp.GetCounts().GetAccepted(); got != int64(len(batches[i])) {
+					errs <- fmt.Errorf("track: %v, want %d accepted", resp.GetCounts(), len(batches[i]))
+					return
+				}
+				accepted.Add(int64(len(batches[i])))
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(start)
+	select {
+	case err := <-errs:
+		return 0, 0, err
+	default:
+	}
+	return int(accepted.Load()), d, nil
+}
+
 func pct(xs []time.Duration, q float64) time.Duration {
 	sort.Slice(xs, func(i, j int) bool { return xs[i] < xs[j] })
 	return xs[min(len(xs)-1, int(q*float64(len(xs))))]
-}
-
-// backlog makes o.customers x o.perCust records: trait updates and orders,
-// views and cart events spread over the last 120 days.
-func backlog(o options) []*nats.Msg {
-	rng := rand.New(rand.NewPCG(42, 1))
-	now := time.Now()
-	names := []string{"Order Completed", "Product Viewed", "Product Viewed", "Added To Cart"}
-	var out []*nats.Msg
-	for i := 0; i < o.perCust; i++ {
-		for c := 0; c < o.customers; c++ {
-			user := "cust-" + strconv.Itoa(c)
-			ev := &ingestv1.StoredEvent{MessageId: user + "-" + strconv.Itoa(i), UserId: user, ReceivedAt: timestamppb.New(now)}
-			at := now.Add(-time.Duration(rng.Float64() * float64(120*24*time.Hour)))
-			ev.EventTime = timestamppb.New(at)
-			typ := eventlog.TypeTrack
-			if i == 0 {
-				typ, ev.Type = eventlog.TypeIdentify, ingestv1.EventType_EVENT_TYPE_IDENTIFY
-				ev.Traits = map[string]*commonv1.Value{
-					"age":     {Kind: &commonv1.Value_IntValue{IntValue: int64(18 + rng.IntN(60))}},
-					"plan":    {Kind: &commonv1.Value_StringValue{StringValue: []string{"free", "plus", "pro"}[rng.IntN(3)]}},
-					"country": {Kind: &commonv1.Value_StringValue{StringValue: []string{"PT", "ES", "FR", "DE"}[rng.IntN(4)]}},
-					"score":   {Kind: &commonv1.Value_NumberValue{NumberValue: rng.Float64()}},
-				}
-			} else {
-				ev.Type = ingestv1.EventType_EVENT_TYPE_TRACK
-				ev.Name = names[rng.IntN(len(names))]
-				ev.ItemId = "item-" + strconv.Itoa(rng.IntN(500))
-				if ev.Name == "Order Completed" {
-					v := 5 + 100*rng.Float64()
-					ev.Value, ev.Currency = &v, "EUR"
-				}
-				ev.Properties = map[string]*commonv1.Value{"category": {Kind: &commonv1.Value_StringValue{StringValue: []string{"books", "music", "games"}[rng.IntN(3)]}}}
-			}
-			subj, _ := eventlog.EventSubject(eventlog.UserKey(user), typ)
-			data, _ := proto.Marshal(ev)
-			m := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
-			m.Header.Set(eventlog.HeaderMsgID, ev.MessageId)
-			m.Header.Set(eventlog.HeaderType, string(typ))
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 // benchFeatures is a feature set of 20 columns: 12 aggregates, 4 traits
@@ -345,27 +641,47 @@ func applyReady(ctx context.Context, c featurev1.FeatureServiceClient) error {
 	}
 }
 
-// load calls GetOnlineFeatures from conc goroutines for o.phase (after a
-// short warm-up) and returns every call's latency and the call rate.
-func load(ctx context.Context, c featurev1.FeatureServiceClient, o options, batch, conc int) ([]time.Duration, float64, error) {
+// load calls GetOnlineFeatures from p.conc goroutines for o.phase (after a
+// short warm-up) and returns every call's latency and the call rate. With
+// rate > 0 the calls start on a fixed schedule of rate calls per second and
+// each is timed from its scheduled start; otherwise each caller calls again
+// as soon as it has its answer.
+func load(ctx context.Context, c featurev1.FeatureServiceClient, o options, p phase, rate float64) ([]time.Duration, float64, error) {
 	var mu sync.Mutex
 	var lats []time.Duration
 	var firstErr error
-	warm := time.Now().Add(300 * time.Millisecond)
+	begin := time.Now()
+	warm := begin.Add(300 * time.Millisecond)
 	end := warm.Add(o.phase)
+	var ticket atomic.Int64
 	var wg sync.WaitGroup
-	for g := 0; g < conc; g++ {
+	for g := 0; g < p.conc; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(g), 7))
 			var mine []time.Duration
-			req := &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "bench"}, Entities: make([]*commonv1.EntityKey, batch)}
-			for time.Now().Before(end) {
+			req := &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "bench"}, Entities: make([]*commonv1.EntityKey, p.batch), Layout: p.layout}
+			for {
+				t0 := time.Now()
+				if rate > 0 {
+					// A call whose time has come while its caller was busy
+					// is timed from its scheduled start (it waited for a free
+					// caller); one its caller slept for is timed from when
+					// the caller woke, so that timer lateness in this process
+					// is not put on the service.
+					t0 = begin.Add(time.Duration(float64(ticket.Add(1)-1) / rate * float64(time.Second)))
+					if d := time.Until(t0); d > 0 {
+						time.Sleep(d)
+						t0 = time.Now()
+					}
+				}
+				if !t0.Before(end) {
+					break
+				}
 				for i := range req.Entities {
 					req.Entities[i] = &commonv1.EntityKey{Id: "cust-" + strconv.Itoa(rng.IntN(o.customers))}
 				}
-				t0 := time.Now()
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 				_, err := c.GetOnlineFeatures(cctx, req)
 				cancel()
@@ -376,7 +692,7 @@ func load(ctx context.Context, c featurev1.FeatureServiceClient, o options, batc
 					mu.Unlock()
 					return
 				}
-				if t0.After(warm) {
+				if !t0.Before(warm) {
 					mine = append(mine, d)
 				}
 			}
