@@ -131,17 +131,6 @@ func New(key eventlog.Key) *Profile {
 // Key returns the profile's subject key.
 func (p *Profile) Key() eventlog.Key { return eventlog.Key{Kind: p.Kind, ID: p.ID} }
 
-// Clone returns a copy of p that can be modified without touching p: its
-// slices are clipped, so that appends copy them.
-func (p *Profile) Clone() *Profile {
-	return &Profile{
-		ID: p.ID, Kind: p.Kind, LastSeq: p.LastSeq,
-		Events:   slices.Clip(p.Events),
-		Traits:   slices.Clip(p.Traits),
-		Consents: slices.Clip(p.Consents),
-	}
-}
-
 // Apply applies the record stored at seq to p and reports whether it
 // changed p. A record at or below LastSeq was applied already and is
 // ignored, so redelivery is harmless. Erasure records are not applied here:

@@ -255,6 +255,12 @@ func (s *Store) drop(key string) {
 // cache or the bucket; nil when there is none.
 func (s *Store) Get(ctx context.Context, key string) (*profile.Profile, uint64, error) {
 	e, err := s.entry(ctx, key)
+	return s.decode(key, e, err)
+}
+
+// decode returns a copy of e's profile and its revision, dropping an entry
+// that does not decode from the cache.
+func (s *Store) decode(key string, e *Entry, err error) (*profile.Profile, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
@@ -283,15 +289,7 @@ func (s *Store) entry(ctx context.Context, key string) (*Entry, error) {
 // returns a copy of the profile (nil when there is none) and its revision.
 func (s *Store) Fetch(ctx context.Context, key string) (*profile.Profile, uint64, error) {
 	e, err := s.fetch(ctx, key)
-	if err != nil {
-		return nil, 0, err
-	}
-	p, err := e.Profile()
-	if err != nil {
-		s.drop(key)
-		return nil, 0, fmt.Errorf("reading profile %s: %w", key, err)
-	}
-	return p, e.rev, nil
+	return s.decode(key, e, err)
 }
 
 func (s *Store) fetch(ctx context.Context, key string) (*Entry, error) {
