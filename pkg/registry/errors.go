@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 )
 
@@ -13,8 +14,8 @@ import (
 var (
 	// ErrNotFound: the model, version or alias does not exist, or nothing is live.
 	ErrNotFound = errors.New("not found")
-	// ErrInvalid: the request is malformed; an *InvalidError names the fields.
-	ErrInvalid = errors.New("invalid request")
+	// ErrInvalid: the request is malformed; an InvalidError names the fields.
+	ErrInvalid = fault.ErrInvalid
 	// ErrRevisionMismatch: a promotion's expected revision is stale; a *RevisionError gives
 	// the current one.
 	ErrRevisionMismatch = errors.New("registry revision mismatch")
@@ -29,28 +30,12 @@ var (
 	ErrCorrupt = errors.New("corrupt registry data")
 )
 
-// FieldViolation names one invalid field of a request.
-type FieldViolation struct {
-	// Field is the field's path in the request, e.g. "live.versions[1].weight".
-	Field string
-	// Description says what is wrong.
-	Description string
-}
+// FieldViolation names one invalid field of a request, e.g.
+// "live.versions[1].weight" (the shared kind of every service).
+type FieldViolation = fault.Violation
 
 // InvalidError is an ErrInvalid error listing the invalid fields.
-type InvalidError []FieldViolation
-
-// Error lists the violations.
-func (e InvalidError) Error() string {
-	parts := make([]string, len(e))
-	for i, v := range e {
-		parts[i] = v.Field + ": " + v.Description
-	}
-	return "invalid request: " + strings.Join(parts, "; ")
-}
-
-// Is makes InvalidError match ErrInvalid.
-func (e InvalidError) Is(target error) bool { return target == ErrInvalid }
+type InvalidError = fault.Violations
 
 // NotFoundError is an ErrNotFound error with a stable reason: MODEL_NOT_FOUND,
 // VERSION_NOT_FOUND, ALIAS_NOT_FOUND or NO_LIVE_VERSION.

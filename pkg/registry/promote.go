@@ -39,7 +39,7 @@ const (
 func (r *Registry) Promote(ctx context.Context, req *trainingv1.PromoteModelRequest) (*trainingv1.PromoteModelResponse, error) {
 	name := req.GetModelName()
 	if !ValidName(name) {
-		return nil, InvalidError{{"model_name", "must be 1 to 63 characters of [a-z0-9-], starting with a letter"}}
+		return nil, InvalidError{{Field: "model_name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"}}
 	}
 	s, err := r.load(ctx, name)
 	if err != nil {
@@ -112,7 +112,7 @@ func (r *Registry) Promote(ctx context.Context, req *trainingv1.PromoteModelRequ
 func validatePromotion(req *trainingv1.PromoteModelRequest, s *state) InvalidError {
 	var bad InvalidError
 	add := func(field, format string, args ...any) {
-		bad = append(bad, FieldViolation{field, fmt.Sprintf(format, args...)})
+		bad = append(bad, FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
 	}
 	registered := func(field string, v int64) {
 		if _, ok := s.versions[v]; !ok {

@@ -125,20 +125,20 @@ func (r *Registry) Register(ctx context.Context, mv *trainingv1.ModelVersion, a 
 	name := mv.GetModelName()
 	var bad InvalidError
 	if !ValidName(name) {
-		bad = append(bad, FieldViolation{"model_name", "must be 1 to 63 characters of [a-z0-9-], starting with a letter"})
+		bad = append(bad, FieldViolation{Field: "model_name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"})
 	}
 	if mv.GetTask() == trainingv1.TaskKind_TASK_KIND_UNSPECIFIED {
-		bad = append(bad, FieldViolation{"task", "required"})
+		bad = append(bad, FieldViolation{Field: "task", Description: "required"})
 	}
 	if mv.GetFamily() == trainingv1.ModelFamily_MODEL_FAMILY_UNSPECIFIED {
-		bad = append(bad, FieldViolation{"family", "required"})
+		bad = append(bad, FieldViolation{Field: "family", Description: "required"})
 	}
 	if len(bad) > 0 {
 		return nil, false, bad
 	}
 	job := mv.GetLineage().GetJobId()
 	if strings.Contains(job, "/") {
-		return nil, false, InvalidError{{"lineage.job_id", "must not contain a slash"}}
+		return nil, false, InvalidError{{Field: "lineage.job_id", Description: "must not contain a slash"}}
 	}
 	if job != "" {
 		if v, ok, err := r.jobVersion(ctx, name, job); err != nil || ok {
@@ -386,7 +386,7 @@ func (r *Registry) Models(ctx context.Context, prefix, after string, limit int) 
 func (r *Registry) Resolve(ctx context.Context, ref *commonv1.ModelRef) (*trainingv1.ModelVersion, *trainingv1.RegisteredModel, error) {
 	name := ref.GetName()
 	if !ValidName(name) {
-		return nil, nil, InvalidError{{"model.name", "must be 1 to 63 characters of [a-z0-9-], starting with a letter"}}
+		return nil, nil, InvalidError{{Field: "model.name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"}}
 	}
 	s, err := r.load(ctx, name)
 	if err != nil {

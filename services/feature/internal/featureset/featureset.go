@@ -114,18 +114,18 @@ func (s *Set) Eval(p *profile.Profile, at int64, out []Out) {
 func Compile(fs *featurev1.FeatureSet, prefix string) (*Set, error) {
 	var v Violations
 	if fs == nil {
-		v.add(prefix, "is required")
+		v.Add(prefix, "is required")
 		return nil, v
 	}
 	if !setNameRE.MatchString(fs.GetName()) {
-		v.add(prefix+".name", "%q is not a valid name: lower case letters, digits, '_' and '-', starting with a letter, at most 63 bytes", fs.GetName())
+		v.Add(prefix+".name", "%q is not a valid name: lower case letters, digits, '_' and '-', starting with a letter, at most 63 bytes", fs.GetName())
 	}
 	checkUnknown(fs, prefix, &v)
 	s := &Set{Name: fs.GetName(), Version: fs.GetVersion(), index: map[string]int{}}
 	seen := map[string]string{}
 	addColumn := func(path, name string, t commonv1.ValueType, desc string, maxAge int64, def profile.Value) {
 		if prev, dup := seen[name]; dup {
-			v.add(path, "duplicate column name %q (also %s)", name, prev)
+			v.Add(path, "duplicate column name %q (also %s)", name, prev)
 			return
 		}
 		seen[name] = path
@@ -135,19 +135,19 @@ func Compile(fs *featurev1.FeatureSet, prefix string) (*Set, error) {
 		s.Defaults = append(s.Defaults, def)
 	}
 	if len(fs.GetFeatures()) == 0 && len(fs.GetRfmGroups()) == 0 {
-		v.add(prefix+".features", "a feature set needs at least one feature or RFM group")
+		v.Add(prefix+".features", "a feature set needs at least one feature or RFM group")
 	}
 	for i, f := range fs.GetFeatures() {
 		path := fmt.Sprintf("%s.features[%d]", prefix, i)
 		b, t := compileFeature(f, path, &v)
 		if !featureNameRE.MatchString(f.GetName()) {
-			v.add(path+".name", "%q is not a valid feature name: lower_snake_case, starting with a letter, at most 128 bytes", f.GetName())
+			v.Add(path+".name", "%q is not a valid feature name: lower_snake_case, starting with a letter, at most 128 bytes", f.GetName())
 		}
 		maxAge := duration(f.GetMaxAge(), path+".max_age", &v)
 		def := profile.FromProto(f.GetDefaultValue())
 		if !def.IsNull() && t != commonv1.ValueType_VALUE_TYPE_UNSPECIFIED {
 			if c := def.Convert(t); c.IsNull() {
-				v.add(path+".default_value", "does not fit the feature's type %s", valueTypeName(t))
+				v.Add(path+".default_value", "does not fit the feature's type %s", valueTypeName(t))
 			} else {
 				def = c
 			}
@@ -163,7 +163,7 @@ func Compile(fs *featurev1.FeatureSet, prefix string) (*Set, error) {
 		maxAge := duration(g.GetMaxAge(), path+".max_age", &v)
 		for _, c := range cols {
 			if !featureNameRE.MatchString(c.GetName()) {
-				v.add(path+".prefix", "makes the column name %q, which is not lower_snake_case", c.GetName())
+				v.Add(path+".prefix", "makes the column name %q, which is not lower_snake_case", c.GetName())
 			}
 			addColumn(path+".prefix", c.GetName(), c.GetType(), c.GetDescription(), maxAge, profile.Value{})
 		}
@@ -194,7 +194,7 @@ func duration(d *durationpb.Duration, path string, v *Violations) int64 {
 		return 0
 	}
 	if d.GetSeconds() < 0 || d.GetNanos() < 0 {
-		v.add(path, "must be positive")
+		v.Add(path, "must be positive")
 		return 0
 	}
 	return d.GetSeconds()*1e9 + int64(d.GetNanos())
@@ -208,11 +208,11 @@ func window(d *durationpb.Duration, path string, v *Violations) int64 {
 	}
 	switch {
 	case d.GetSeconds() < 0 || d.GetNanos() < 0 || (d.GetSeconds() == 0 && d.GetNanos() == 0):
-		v.add(path, "must be positive (leave it unset for the whole history)")
+		v.Add(path, "must be positive (leave it unset for the whole history)")
 	case d.GetNanos() != 0:
-		v.add(path, "must be whole seconds")
+		v.Add(path, "must be whole seconds")
 	case time.Duration(d.GetSeconds())*time.Second > MaxWindow || d.GetSeconds() > int64(MaxWindow/time.Second):
-		v.add(path, "must be at most 10 years")
+		v.Add(path, "must be at most 10 years")
 	default:
 		return d.GetSeconds() * 1e9
 	}
@@ -225,7 +225,7 @@ func location(tz, path string, v *Violations) *time.Location {
 	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
-		v.add(path, "unknown IANA time zone %q", tz)
+		v.Add(path, "unknown IANA time zone %q", tz)
 		return time.UTC
 	}
 	return loc
@@ -234,22 +234,22 @@ func location(tz, path string, v *Violations) *time.Location {
 func compileFeature(f *featurev1.Feature, path string, v *Violations) (block, commonv1.ValueType) {
 	t := f.GetType()
 	if _, ok := commonv1.ValueType_name[int32(t)]; !ok {
-		v.add(path+".type", "unknown value type %d", t)
+		v.Add(path+".type", "unknown value type %d", t)
 		return nil, t
 	}
 	switch src := f.GetSource().(type) {
 	case *featurev1.Feature_Trait:
 		if src.Trait.GetTrait() == "" {
-			v.add(path+".trait.trait", "is required: the trait's name")
+			v.Add(path+".trait.trait", "is required: the trait's name")
 		}
 		if t == commonv1.ValueType_VALUE_TYPE_UNSPECIFIED {
-			v.add(path+".type", "is required for a trait feature: NUMBER, INT, BOOL, STRING (categorical) or TIME")
+			v.Add(path+".type", "is required for a trait feature: NUMBER, INT, BOOL, STRING (categorical) or TIME")
 		}
 		return &traitBlock{trait: src.Trait.GetTrait(), typ: t}, t
 	case *featurev1.Feature_Aggregate:
 		return compileAggregate(src.Aggregate, t, path, v)
 	default:
-		v.add(path+".source", "is required: trait or aggregate")
+		v.Add(path+".source", "is required: trait or aggregate")
 		return nil, t
 	}
 }
@@ -263,7 +263,7 @@ func compileAggregate(a *featurev1.AggregateFeature, t commonv1.ValueType, path 
 	b.filter = filter
 	b.loc = location(a.GetTimeZone(), p+".time_zone", v)
 	if a.GetTimeZone() != "" && b.agg != featurev1.Aggregation_AGGREGATION_DISTINCT_DAYS {
-		v.add(p+".time_zone", "applies only to DISTINCT_DAYS")
+		v.Add(p+".time_zone", "applies only to DISTINCT_DAYS")
 	}
 	field := a.GetField()
 	var want commonv1.ValueType
@@ -281,7 +281,7 @@ func compileAggregate(a *featurev1.AggregateFeature, t commonv1.ValueType, path 
 			field = "value"
 		}
 		if _, ok := EventField(field); ok && !numericField(field) {
-			v.add(p+".field", "%s needs a numeric field (value or properties.<name>), not %q", b.agg, field)
+			v.Add(p+".field", "%s needs a numeric field (value or properties.<name>), not %q", b.agg, field)
 		}
 	case featurev1.Aggregation_AGGREGATION_MIN, featurev1.Aggregation_AGGREGATION_MAX:
 		if field == "" {
@@ -293,35 +293,35 @@ func compileAggregate(a *featurev1.AggregateFeature, t commonv1.ValueType, path 
 		case commonv1.ValueType_VALUE_TYPE_INT, commonv1.ValueType_VALUE_TYPE_TIME:
 			want = t
 			if field == "value" && t != commonv1.ValueType_VALUE_TYPE_NUMBER && t != commonv1.ValueType_VALUE_TYPE_INT {
-				v.add(path+".type", "the field value is a NUMBER")
+				v.Add(path+".type", "the field value is a NUMBER")
 			}
 		default:
-			v.add(path+".type", "%s gives a NUMBER, INT or TIME, not %s", b.agg, valueTypeName(t))
+			v.Add(path+".type", "%s gives a NUMBER, INT or TIME, not %s", b.agg, valueTypeName(t))
 		}
 		if _, ok := EventField(field); ok && !numericField(field) {
-			v.add(p+".field", "%s needs a numeric or time field (value or properties.<name>), not %q", b.agg, field)
+			v.Add(p+".field", "%s needs a numeric or time field (value or properties.<name>), not %q", b.agg, field)
 		}
 	case featurev1.Aggregation_AGGREGATION_DAYS_SINCE_LAST, featurev1.Aggregation_AGGREGATION_DAYS_SINCE_FIRST:
 		want = commonv1.ValueType_VALUE_TYPE_NUMBER
 	default:
-		v.add(p+".aggregation", "is required: COUNT, SUM, MEAN, MIN, MAX, DISTINCT_COUNT, DAYS_SINCE_LAST, DAYS_SINCE_FIRST or DISTINCT_DAYS")
+		v.Add(p+".aggregation", "is required: COUNT, SUM, MEAN, MIN, MAX, DISTINCT_COUNT, DAYS_SINCE_LAST, DAYS_SINCE_FIRST or DISTINCT_DAYS")
 		return nil, t
 	}
 	if field != "" {
 		switch b.agg {
 		case featurev1.Aggregation_AGGREGATION_COUNT, featurev1.Aggregation_AGGREGATION_DISTINCT_DAYS,
 			featurev1.Aggregation_AGGREGATION_DAYS_SINCE_LAST, featurev1.Aggregation_AGGREGATION_DAYS_SINCE_FIRST:
-			v.add(p+".field", "applies only to SUM, MEAN, MIN, MAX and DISTINCT_COUNT")
+			v.Add(p+".field", "applies only to SUM, MEAN, MIN, MAX and DISTINCT_COUNT")
 		default:
 			get, ok := EventField(field)
 			if !ok {
-				v.add(p+".field", "unknown event field %q: use value, item_id, name, currency, context.channel, context.campaign or properties.<name>", field)
+				v.Add(p+".field", "unknown event field %q: use value, item_id, name, currency, context.channel, context.campaign or properties.<name>", field)
 			}
 			b.get = get
 		}
 	}
 	if t != commonv1.ValueType_VALUE_TYPE_UNSPECIFIED && t != want {
-		v.add(path+".type", "%s gives %s, not %s", b.agg, valueTypeName(want), valueTypeName(t))
+		v.Add(path+".type", "%s gives %s, not %s", b.agg, valueTypeName(want), valueTypeName(t))
 	}
 	b.typ = want
 	return b, want
@@ -357,7 +357,7 @@ func compileRFM(g *featurev1.RfmGroup, path string, v *Violations) (block, []*fe
 			col("monetary_mean_repeat", num, "BTYD: mean value per purchase day after the first (0 when there is none)"),
 		}
 	default:
-		v.add(path+".style", "unknown RFM style %d", g.GetStyle())
+		v.Add(path+".style", "unknown RFM style %d", g.GetStyle())
 		return nil, nil
 	}
 }
@@ -376,7 +376,7 @@ func walkUnknown(m protoreflect.Message, path string, v *Violations) {
 		return
 	}
 	if len(m.GetUnknown()) > 0 {
-		v.add(path, "holds fields unknown to this server (is the client newer than the server?)")
+		v.Add(path, "holds fields unknown to this server (is the client newer than the server?)")
 	}
 	m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
 		if fd.Message() == nil {

@@ -4,34 +4,18 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 )
 
-// Violation is one problem with a request field.
-type Violation struct {
-	// Field is the field's path, e.g. "feature_set.features[2].aggregate.window".
-	Field string
-	// Description says what is wrong, for people.
-	Description string
-}
+// Violation is one problem with a request field (the shared kind of every
+// service).
+type Violation = fault.Violation
 
 // Violations is every problem found with a request; it is an error.
-type Violations []Violation
-
-// Error lists the violations.
-func (v Violations) Error() string {
-	parts := make([]string, len(v))
-	for i, x := range v {
-		parts[i] = x.Field + ": " + x.Description
-	}
-	return "invalid request: " + strings.Join(parts, "; ")
-}
-
-func (v *Violations) add(field, format string, args ...any) {
-	*v = append(*v, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
-}
+type Violations = fault.Violations
 
 // EventField returns the accessor of an event field path: "item_id",
 // "value", "name", "currency", "context.channel", "context.campaign" or
@@ -133,21 +117,21 @@ func compileCondition(c *featurev1.FieldCondition, path string, v *Violations) *
 	switch c.GetOperator() {
 	case featurev1.FieldOperator_FIELD_OPERATOR_IN, featurev1.FieldOperator_FIELD_OPERATOR_NOT_IN:
 		if n == 0 {
-			v.add(path+".values", "%s needs at least one value", c.GetOperator())
+			v.Add(path+".values", "%s needs at least one value", c.GetOperator())
 		}
 	case featurev1.FieldOperator_FIELD_OPERATOR_LESS_THAN, featurev1.FieldOperator_FIELD_OPERATOR_LESS_THAN_OR_EQUAL,
 		featurev1.FieldOperator_FIELD_OPERATOR_GREATER_THAN, featurev1.FieldOperator_FIELD_OPERATOR_GREATER_THAN_OR_EQUAL:
 		if n != 1 {
-			v.add(path+".values", "%s needs exactly one value, got %d", c.GetOperator(), n)
+			v.Add(path+".values", "%s needs exactly one value, got %d", c.GetOperator(), n)
 		} else if out.values[0].IsNull() {
-			v.add(path+".values[0]", "must not be null")
+			v.Add(path+".values[0]", "must not be null")
 		}
 	case featurev1.FieldOperator_FIELD_OPERATOR_EXISTS, featurev1.FieldOperator_FIELD_OPERATOR_NOT_EXISTS:
 		if n != 0 {
-			v.add(path+".values", "%s takes no values", c.GetOperator())
+			v.Add(path+".values", "%s takes no values", c.GetOperator())
 		}
 	default:
-		v.add(path+".operator", "is required: one of IN, NOT_IN, LESS_THAN, LESS_THAN_OR_EQUAL, GREATER_THAN, GREATER_THAN_OR_EQUAL, EXISTS, NOT_EXISTS")
+		v.Add(path+".operator", "is required: one of IN, NOT_IN, LESS_THAN, LESS_THAN_OR_EQUAL, GREATER_THAN, GREATER_THAN_OR_EQUAL, EXISTS, NOT_EXISTS")
 	}
 	return out
 }
@@ -178,7 +162,7 @@ func CompileFilter(f *featurev1.EventFilter, path string, defaultNames ...string
 	}
 	for i, n := range f.GetNames() {
 		if n == "" {
-			v.add(fmt.Sprintf("%s.names[%d]", path, i), "must not be empty")
+			v.Add(fmt.Sprintf("%s.names[%d]", path, i), "must not be empty")
 		}
 		out.names = append(out.names, n)
 	}
@@ -186,7 +170,7 @@ func CompileFilter(f *featurev1.EventFilter, path string, defaultNames ...string
 		p := fmt.Sprintf("%s.conditions[%d]", path, i)
 		get, ok := EventField(c.GetField())
 		if !ok {
-			v.add(p+".field", "unknown event field %q: use item_id, value, name, currency, context.channel, context.campaign or properties.<name>", c.GetField())
+			v.Add(p+".field", "unknown event field %q: use item_id, value, name, currency, context.channel, context.campaign or properties.<name>", c.GetField())
 		}
 		cond := compileCondition(c, p, &v)
 		out.conditions = append(out.conditions, eventCondition{get: get, cond: cond})
@@ -234,7 +218,7 @@ func CompileTraitConditions(cs []*featurev1.FieldCondition, path string) (*Trait
 		p := fmt.Sprintf("%s[%d]", path, i)
 		name, ok := strings.CutPrefix(c.GetField(), "traits.")
 		if !ok || name == "" {
-			v.add(p+".field", "must be traits.<name>, got %q", c.GetField())
+			v.Add(p+".field", "must be traits.<name>, got %q", c.GetField())
 		}
 		out.traits = append(out.traits, name)
 		out.conditions = append(out.conditions, compileCondition(c, p, &v))

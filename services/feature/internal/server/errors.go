@@ -48,11 +48,7 @@ func toStatus(ctx context.Context, logger *slog.Logger, method string, err error
 	var v featureset.Violations
 	switch {
 	case errors.As(err, &v):
-		br := &errdetails.BadRequest{}
-		for _, x := range v {
-			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: x.Field, Description: x.Description})
-		}
-		return withInfo(codes.InvalidArgument, v.Error(), ReasonInvalidArgument, br)
+		return withInfo(codes.InvalidArgument, v.Error(), ReasonInvalidArgument, v.BadRequest())
 	case errors.Is(err, catalog.ErrNotFound):
 		return withInfo(codes.NotFound, err.Error(), ReasonNotFound)
 	case errors.Is(err, catalog.ErrNotReady):

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/catalog"
@@ -69,10 +70,6 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-func invalid(field, format string, args ...any) error {
-	return featureset.Violations{{Field: field, Description: fmt.Sprintf(format, args...)}}
-}
-
 // ApplyFeatureSet validates and stores a feature set version.
 func (s *Server) ApplyFeatureSet(ctx context.Context, req *featurev1.ApplyFeatureSetRequest) (*featurev1.ApplyFeatureSetResponse, error) {
 	resp, err := s.applyFeatureSet(ctx, req)
@@ -108,9 +105,9 @@ func (s *Server) GetFeatureSet(ctx context.Context, req *featurev1.GetFeatureSet
 	var fs *featurev1.FeatureSet
 	switch {
 	case ref.GetName() == "":
-		err = invalid("feature_set.name", "is required")
+		err = fault.Invalid("feature_set.name", "is required")
 	case ref.GetVersion() < 0:
-		err = invalid("feature_set.version", "must not be negative")
+		err = fault.Invalid("feature_set.version", "must not be negative")
 	default:
 		fs, err = s.Catalog.Get(ref.GetName(), ref.GetVersion())
 	}
@@ -127,14 +124,14 @@ func (s *Server) ListFeatureSets(ctx context.Context, req *featurev1.ListFeature
 	case size == 0:
 		size = 50
 	case size < 0 || size > 500:
-		return nil, toStatus(ctx, s.Logger, "ListFeatureSets", invalid("page_size", "must be between 0 and 500"))
+		return nil, toStatus(ctx, s.Logger, "ListFeatureSets", fault.Invalid("page_size", "must be between 0 and 500"))
 	}
 	offset := 0
 	if tok := req.GetPageToken(); tok != "" {
 		b, err := base64.RawURLEncoding.DecodeString(tok)
 		n, err2 := strconv.Atoi(string(b))
 		if err != nil || err2 != nil || n < 0 {
-			return nil, toStatus(ctx, s.Logger, "ListFeatureSets", invalid("page_token", "is not a token this server issued"))
+			return nil, toStatus(ctx, s.Logger, "ListFeatureSets", fault.Invalid("page_token", "is not a token this server issued"))
 		}
 		offset = n
 	}
@@ -153,7 +150,7 @@ func (s *Server) ListFeatureSets(ctx context.Context, req *featurev1.ListFeature
 // entityKey returns the subject key of a requested entity.
 func entityKey(e *commonv1.EntityKey, field string) (eventlog.Key, error) {
 	if e.GetId() == "" {
-		return eventlog.Key{}, invalid(field+".id", "is required")
+		return eventlog.Key{}, fault.Invalid(field+".id", "is required")
 	}
 	switch e.GetEntityType() {
 	case "", "customer":
@@ -161,7 +158,7 @@ func entityKey(e *commonv1.EntityKey, field string) (eventlog.Key, error) {
 	case "anonymous":
 		return eventlog.AnonymousKey(e.GetId()), nil
 	}
-	return eventlog.Key{}, invalid(field+".entity_type", "unknown entity type %q: use \"customer\" (or empty) or \"anonymous\"", e.GetEntityType())
+	return eventlog.Key{}, fault.Invalid(field+".entity_type", "unknown entity type %q: use \"customer\" (or empty) or \"anonymous\"", e.GetEntityType())
 }
 
 // GetOnlineFeatures answers current feature values of many entities.
@@ -173,14 +170,14 @@ func (s *Server) GetOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnlineFeaturesRequest) (*featurev1.GetOnlineFeaturesResponse, error) {
 	ref := req.GetFeatureSet()
 	if ref.GetName() == "" {
-		return nil, invalid("feature_set.name", "is required")
+		return nil, fault.Invalid("feature_set.name", "is required")
 	}
 	maxEntities := s.MaxEntities
 	if maxEntities <= 0 {
 		maxEntities = DefaultMaxEntities
 	}
 	if n := len(req.GetEntities()); n > maxEntities {
-		return nil, invalid("entities", "%d entities, at most %d per call", n, maxEntities)
+		return nil, fault.Invalid("entities", "%d entities, at most %d per call", n, maxEntities)
 	}
 	set, err := s.Catalog.Resolve(ref.GetName(), ref.GetVersion(), true)
 	if err != nil {
@@ -215,7 +212,7 @@ func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 			return nil, err
 		}
 		if keys[i], err = state.KeyOf(k); err != nil {
-			return nil, invalid(fmt.Sprintf("entities[%d].id", i), "%v", err)
+			return nil, fault.Invalid(fmt.Sprintf("entities[%d].id", i), "%v", err)
 		}
 	}
 	entries := make([]*state.Entry, len(ents))
@@ -419,10 +416,10 @@ func (s *Server) buildTrainingSet(ctx context.Context, req *featurev1.BuildTrain
 	case per == 0:
 		per = DefaultRowsPerMessage
 	case per < 0 || per > MaxRowsPerMessage:
-		return invalid("rows_per_message", "must be between 0 and %d", MaxRowsPerMessage)
+		return fault.Invalid("rows_per_message", "must be between 0 and %d", MaxRowsPerMessage)
 	}
 	if _, ok := featurev1.TrainingSetOrder_name[int32(req.GetOrder())]; !ok {
-		return invalid("order", "unknown order %d", req.GetOrder())
+		return fault.Invalid("order", "unknown order %d", req.GetOrder())
 	}
 	plan, err := dataset.Compile(s.Catalog, req.GetSpec(), "spec")
 	if err != nil {
@@ -619,7 +616,7 @@ func (s *Server) listEntities(req *featurev1.ListEntitiesRequest, stream feature
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0 || size > 10_000:
-		return invalid("page_size", "%d, want 0 (the default, %d) to 10000", size, DefaultEntitiesPageSize)
+		return fault.Invalid("page_size", "%d, want 0 (the default, %d) to 10000", size, DefaultEntitiesPageSize)
 	case size == 0:
 		size = DefaultEntitiesPageSize
 	}

@@ -7,14 +7,15 @@ package fault
 
 import (
 	"errors"
-	"strings"
+
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 )
 
 // Error kinds; test them with errors.Is.
 var (
 	// ErrInvalid: the request is malformed (INVALID_ARGUMENT). Violations
 	// say which fields.
-	ErrInvalid = errors.New("invalid request")
+	ErrInvalid = fault.ErrInvalid
 	// ErrFailedPrecondition: the request is well formed but the system is
 	// not in a state to accept it (FAILED_PRECONDITION).
 	ErrFailedPrecondition = errors.New("failed precondition")
@@ -23,28 +24,12 @@ var (
 	ErrAborted = errors.New("aborted by a concurrent request")
 )
 
-// Violation names one invalid field of a request.
-type Violation struct {
-	// Field is the field's path, e.g. "start.mapping.delimiter".
-	Field string
-	// Description says what is wrong, without quoting personal data.
-	Description string
-}
+// Violation names one invalid field of a request (the shared kind of
+// every service). Its description must not quote personal data.
+type Violation = fault.Violation
 
 // Violations is an ErrInvalid error listing the invalid fields.
-type Violations []Violation
-
-// Error lists the violations.
-func (v Violations) Error() string {
-	parts := make([]string, len(v))
-	for i, x := range v {
-		parts[i] = x.Field + ": " + x.Description
-	}
-	return "invalid request: " + strings.Join(parts, "; ")
-}
-
-// Is makes Violations match ErrInvalid.
-func (v Violations) Is(target error) bool { return target == ErrInvalid }
+type Violations = fault.Violations
 
 // Invalid returns an ErrInvalid error with one violation.
 func Invalid(field, description string) error {

@@ -115,11 +115,7 @@ func (s *Server) Status(ctx context.Context, method string, err error) error {
 	)
 	switch {
 	case errors.As(err, &v):
-		br := &errdetails.BadRequest{}
-		for _, x := range v {
-			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: x.Field, Description: x.Description})
-		}
-		return withDetails(codes.InvalidArgument, "invalid request: see the field violations", br,
+		return withDetails(codes.InvalidArgument, "invalid request: see the field violations", v.BadRequest(),
 			&errdetails.ErrorInfo{Reason: "INVALID_REQUEST", Domain: errorDomain})
 	case errors.As(err, &pre):
 		return withDetails(codes.FailedPrecondition, string(pre), &errdetails.ErrorInfo{Reason: "FAILED_PRECONDITION", Domain: errorDomain})

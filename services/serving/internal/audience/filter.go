@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 )
@@ -20,13 +21,10 @@ const (
 	MaxValues = 1000
 )
 
-// Violation names one invalid field of a filter.
-type Violation struct {
-	// Field is the field's path, e.g. "segment.all_of.filters[1].condition.value".
-	Field string
-	// Description says what is wrong.
-	Description string
-}
+// Violation names one invalid field of a filter, e.g.
+// "segment.all_of.filters[1].condition.value" (the shared kind of every
+// service).
+type Violation = fault.Violation
 
 // Filter is a compiled segment filter. It implements scoring.Filter.
 type Filter struct {

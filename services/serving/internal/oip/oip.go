@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
@@ -33,15 +34,12 @@ const (
 // MaxRows is the most rows of one inference request.
 const MaxRows = 10_000
 
-// Violation names one invalid field of a request.
-type Violation struct {
-	// Field is the field's path, e.g. "inputs[2].shape".
-	Field string
-	// Description says what is wrong.
-	Description string
-}
+// Violation names one invalid field of a request, e.g. "inputs[2].shape"
+// (the shared kind of every service).
+type Violation = fault.Violation
 
-// Violations is the invalid fields of a request; it is an error.
+// Violations is the invalid fields of an inference request; it is an error
+// whose message says so.
 type Violations []Violation
 
 // Error lists the violations.

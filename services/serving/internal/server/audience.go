@@ -2,10 +2,10 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"time"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/audience"
@@ -35,22 +35,22 @@ func (s *Server) ScoreAudience(req *servingv1.ScoreAudienceRequest, stream servi
 }
 
 func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudienceRequest, stream servingv1.PredictionService_ScoreAudienceServer, label *string) error {
-	var c checker
+	var c fault.Violations
 	checkRef(&c, req.GetModel(), "model")
 	size := int(req.GetBatchSize())
 	if size == 0 {
 		size = 1000
 	}
 	if size < 1 || size > MaxAudienceBatch {
-		c.fail("batch_size", "must be 0 (1,000) to %d", MaxAudienceBatch)
+		c.Add("batch_size", "must be 0 (1,000) to %d", MaxAudienceBatch)
 	}
 	if req.GetTopN() < 0 {
-		c.fail("top_n", "must not be negative")
+		c.Add("top_n", "must not be negative")
 	}
 	if req.MinScore != nil && (math.IsNaN(req.GetMinScore()) || math.IsInf(req.GetMinScore(), 0)) {
-		c.fail("min_score", "must be a finite number")
+		c.Add("min_score", "must be a finite number")
 	}
-	if err := c.err(); err != nil {
+	if err := c.Err(); err != nil {
 		return err
 	}
 	lease, err := s.cfg.Store.Acquire(req.GetModel())
@@ -61,7 +61,7 @@ func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudience
 	*label = req.GetModel().GetName()
 	top := lease.Top()
 	if top.Recommender() {
-		return invalidError{{"model", fmt.Sprintf("model %q is a recommender; an audience is scored with a classifier or regression model", top.Name)}}
+		return fault.Invalid("model", "model %q is a recommender; an audience is scored with a classifier or regression model", top.Name)
 	}
 	ar := audience.Request{TopN: req.GetTopN(), BatchSize: size}
 	if req.MinScore != nil {
@@ -79,11 +79,7 @@ func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudience
 		}
 		f, bad := audience.Compile(req.GetSegment(), func(n string) (commonv1.ValueType, bool) { return set.Type(n) }, "segment")
 		if len(bad) > 0 {
-			inv := make(invalidError, len(bad))
-			for i, b := range bad {
-				inv[i] = violation{b.Field, b.Description}
-			}
-			return inv
+			return fault.Violations(bad)
 		}
 		ar.Filter = f
 	}
@@ -97,9 +93,9 @@ func (s *Server) ListModels(ctx context.Context, req *servingv1.ListModelsReques
 
 // GetModelStatus implements PredictionService.GetModelStatus.
 func (s *Server) GetModelStatus(ctx context.Context, req *servingv1.GetModelStatusRequest) (*servingv1.GetModelStatusResponse, error) {
-	var c checker
+	var c fault.Violations
 	checkRef(&c, req.GetModel(), "model")
-	if err := c.err(); err != nil {
+	if err := c.Err(); err != nil {
 		return nil, toStatus(ctx, s.logger, "GetModelStatus", err)
 	}
 	m, err := s.cfg.Store.Status(req.GetModel())

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -11,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/audience"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/batch"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/features"
@@ -35,39 +35,6 @@ const (
 // errDraining: the server is shutting down.
 var errDraining = errors.New("the server is shutting down")
 
-// violation names one invalid field of a request.
-type violation struct {
-	field, description string
-}
-
-// invalidError is a request's invalid fields.
-type invalidError []violation
-
-func (e invalidError) Error() string {
-	s := "invalid request:"
-	for i, v := range e {
-		if i > 0 {
-			s += ";"
-		}
-		s += " " + v.field + ": " + v.description
-	}
-	return s
-}
-
-// checker collects the violations of a request.
-type checker struct{ v invalidError }
-
-func (c *checker) fail(field, format string, args ...any) {
-	c.v = append(c.v, violation{field, fmt.Sprintf(format, args...)})
-}
-
-func (c *checker) err() error {
-	if len(c.v) == 0 {
-		return nil
-	}
-	return c.v
-}
-
 // toStatus maps an error to the gRPC status the caller sees, once, at the handler. Internal
 // errors are logged, not shown.
 func toStatus(ctx context.Context, logger *slog.Logger, method string, err error) error {
@@ -82,24 +49,16 @@ func toStatus(ctx context.Context, logger *slog.Logger, method string, err error
 		}
 		return st.Err()
 	}
-	badRequest := func(vs []violation) error {
-		br := &errdetails.BadRequest{}
-		for _, v := range vs {
-			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.field, Description: v.description})
-		}
-		return withInfo(codes.InvalidArgument, invalidError(vs).Error(), ReasonInvalidArgument, br)
+	badRequest := func(vs fault.Violations) error {
+		return withInfo(codes.InvalidArgument, vs.Error(), ReasonInvalidArgument, vs.BadRequest())
 	}
-	var inv invalidError
+	var inv fault.Violations
 	var ov oip.Violations
 	switch {
 	case errors.As(err, &inv):
 		return badRequest(inv)
 	case errors.As(err, &ov):
-		vs := make([]violation, len(ov))
-		for i, v := range ov {
-			vs[i] = violation{v.Field, v.Description}
-		}
-		return badRequest(vs)
+		return badRequest(fault.Violations(ov))
 	case errors.Is(err, models.ErrNotLoaded):
 		return withInfo(codes.NotFound, err.Error(), ReasonModelNotLoaded)
 	case errors.Is(err, batch.ErrQueueFull):

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/oip"
@@ -33,7 +34,7 @@ func (is *inferenceServer) ServerReady(ctx context.Context, _ *inference.ServerR
 // ModelReady implements GRPCInferenceService.ModelReady.
 func (is *inferenceServer) ModelReady(ctx context.Context, req *inference.ModelReadyRequest) (*inference.ModelReadyResponse, error) {
 	if req.GetName() == "" {
-		return nil, toStatus(ctx, is.s.logger, "ModelReady", invalidError{{"name", "is required"}})
+		return nil, toStatus(ctx, is.s.logger, "ModelReady", fault.Invalid("name", "is required"))
 	}
 	return &inference.ModelReadyResponse{Ready: is.s.cfg.Store.ModelReady(req.GetName(), req.GetVersion())}, nil
 }
@@ -47,7 +48,7 @@ func (is *inferenceServer) ServerMetadata(ctx context.Context, _ *inference.Serv
 // tensors of the selected version (the live one with the largest share by default).
 func (is *inferenceServer) ModelMetadata(ctx context.Context, req *inference.ModelMetadataRequest) (*inference.ModelMetadataResponse, error) {
 	if req.GetName() == "" {
-		return nil, toStatus(ctx, is.s.logger, "ModelMetadata", invalidError{{"name", "is required"}})
+		return nil, toStatus(ctx, is.s.logger, "ModelMetadata", fault.Invalid("name", "is required"))
 	}
 	lease, err := is.s.cfg.Store.Acquire(refOf(req.GetName(), req.GetVersion()))
 	if err != nil {
@@ -85,7 +86,7 @@ func (is *inferenceServer) ModelInfer(ctx context.Context, req *inference.ModelI
 
 func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferRequest, label *string) (*inference.ModelInferResponse, error) {
 	if req.GetModelName() == "" {
-		return nil, invalidError{{"model_name", "is required"}}
+		return nil, fault.Invalid("model_name", "is required")
 	}
 	lease, err := is.s.cfg.Store.Acquire(refOf(req.GetModelName(), req.GetModelVersion()))
 	if err != nil {
@@ -95,7 +96,7 @@ func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferR
 	m := lease.Top()
 	if m.Recommender() {
 		lease.Release()
-		return nil, invalidError{{"model_name", fmt.Sprintf("model %q is a recommender; ModelInfer takes feature models (use Recommend)", m.Name)}}
+		return nil, fault.Invalid("model_name", "model %q is a recommender; ModelInfer takes feature models (use Recommend)", m.Name)
 	}
 	rows, err := oip.Decode(req, m)
 	if err != nil {
@@ -115,7 +116,7 @@ func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferR
 	if err := fl.wait(ctx); err != nil {
 		return nil, err
 	}
-	var bad invalidError
+	var bad fault.Violations
 	for i, o := range out {
 		if o.Status == scoring.StatusOK {
 			continue
@@ -127,7 +128,7 @@ func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferR
 				field = fmt.Sprintf("inputs[%d]", j)
 			}
 		}
-		bad = append(bad, violation{field, fmt.Sprintf("row %d: %s", i, o.Problem.GetDescription())})
+		bad = append(bad, fault.Violation{Field: field, Description: fmt.Sprintf("row %d: %s", i, o.Problem.GetDescription())})
 	}
 	if len(bad) > 0 {
 		return nil, bad

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
@@ -26,16 +27,16 @@ func (s *Server) Predict(ctx context.Context, req *servingv1.PredictRequest) (*s
 }
 
 func (s *Server) predict(ctx context.Context, req *servingv1.PredictRequest, label *string) (*servingv1.PredictResponse, error) {
-	var c checker
+	var c fault.Violations
 	checkRef(&c, req.GetModel(), "model")
 	insts := req.GetInstances()
 	if n := len(insts); n == 0 || n > MaxInstances {
-		c.fail("instances", "needs 1 to %d instances, got %d", MaxInstances, n)
+		c.Add("instances", "needs 1 to %d instances, got %d", MaxInstances, n)
 	}
 	if req.GetMaxContributions() < 0 {
-		c.fail("max_contributions", "must not be negative")
+		c.Add("max_contributions", "must not be negative")
 	}
-	if err := c.err(); err != nil {
+	if err := c.Err(); err != nil {
 		return nil, err
 	}
 	lease, err := s.cfg.Store.Acquire(req.GetModel())

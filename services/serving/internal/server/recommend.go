@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/recommend"
@@ -22,26 +23,26 @@ func (s *Server) Recommend(ctx context.Context, req *servingv1.RecommendRequest)
 }
 
 func (s *Server) recommend(ctx context.Context, req *servingv1.RecommendRequest, label *string) (*servingv1.RecommendResponse, error) {
-	var c checker
+	var c fault.Violations
 	checkRef(&c, req.GetModel(), "model")
 	users := req.GetUserIds()
 	if n := len(users); n == 0 || n > MaxUsers {
-		c.fail("user_ids", "needs 1 to %d user ids, got %d", MaxUsers, n)
+		c.Add("user_ids", "needs 1 to %d user ids, got %d", MaxUsers, n)
 	}
 	k := int(req.GetK())
 	if k == 0 {
 		k = 10
 	}
 	if k < 1 || k > MaxK {
-		c.fail("k", "must be 0 (10) to %d", MaxK)
+		c.Add("k", "must be 0 (10) to %d", MaxK)
 	}
 	if len(req.GetAllowedItemIds()) > MaxItemFilter {
-		c.fail("allowed_item_ids", "at most %d ids", MaxItemFilter)
+		c.Add("allowed_item_ids", "at most %d ids", MaxItemFilter)
 	}
 	if len(req.GetExcludedItemIds()) > MaxItemFilter {
-		c.fail("excluded_item_ids", "at most %d ids", MaxItemFilter)
+		c.Add("excluded_item_ids", "at most %d ids", MaxItemFilter)
 	}
-	if err := c.err(); err != nil {
+	if err := c.Err(); err != nil {
 		return nil, err
 	}
 	lease, err := s.cfg.Store.Acquire(req.GetModel())
@@ -59,7 +60,7 @@ func (s *Server) recommend(ctx context.Context, req *servingv1.RecommendRequest,
 		by[i] = m
 		if !m.Recommender() {
 			lease.Release()
-			return nil, invalidError{{"model", fmt.Sprintf("model %q version %d is a %v model, not a recommender", m.Name, m.Version, m.Task)}}
+			return nil, fault.Invalid("model", "model %q version %d is a %v model, not a recommender", m.Name, m.Version, m.Task)
 		}
 		switch {
 		case u == "":

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/status"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
@@ -140,18 +141,18 @@ func (m *metrics) observe(model, method string, err error, start time.Time) {
 }
 
 // checkRef checks a model reference; field is its path.
-func checkRef(c *checker, ref *commonv1.ModelRef, field string) {
+func checkRef(c *fault.Violations, ref *commonv1.ModelRef, field string) {
 	if ref.GetName() == "" {
-		c.fail(field+".name", "is required")
+		c.Add(field+".name", "is required")
 	}
 	switch sel := ref.GetSelector().(type) {
 	case *commonv1.ModelRef_Version:
 		if sel.Version < 1 {
-			c.fail(field+".version", "must be 1 or more")
+			c.Add(field+".version", "must be 1 or more")
 		}
 	case *commonv1.ModelRef_Alias:
 		if sel.Alias == "" {
-			c.fail(field+".alias", "must not be empty")
+			c.Add(field+".alias", "must not be empty")
 		}
 	}
 }

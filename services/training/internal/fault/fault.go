@@ -6,13 +6,14 @@ package fault
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 )
 
 // Error kinds; test for them with errors.Is.
 var (
 	// ErrInvalid: the request is malformed (INVALID_ARGUMENT); Violations say which fields.
-	ErrInvalid = errors.New("invalid request")
+	ErrInvalid = fault.ErrInvalid
 	// ErrNotFound: the request names something that does not exist (NOT_FOUND).
 	ErrNotFound = errors.New("not found")
 	// ErrAlreadyExists: the request collides with an earlier one (ALREADY_EXISTS).
@@ -24,46 +25,14 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 )
 
-// Violation names one invalid field of a request.
-type Violation struct {
-	// Field is the field's path, e.g. "spec.candidates[0].hyperparameters[\"c\"]".
-	Field string
-	// Description says what is wrong and how to fix it.
-	Description string
-}
+// Violation names one invalid field of a request (the shared kind of every service).
+type Violation = fault.Violation
 
 // Violations is an ErrInvalid error listing the invalid fields.
-type Violations []Violation
-
-// Error lists the violations.
-func (v Violations) Error() string {
-	parts := make([]string, len(v))
-	for i, x := range v {
-		parts[i] = x.Field + ": " + x.Description
-	}
-	return "invalid request: " + strings.Join(parts, "; ")
-}
-
-// Is makes Violations match ErrInvalid.
-func (v Violations) Is(target error) bool { return target == ErrInvalid }
-
-// Add appends a violation.
-func (v *Violations) Add(field, format string, args ...any) {
-	*v = append(*v, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
-}
-
-// Err returns v as an error, or nil when it is empty.
-func (v Violations) Err() error {
-	if len(v) == 0 {
-		return nil
-	}
-	return v
-}
+type Violations = fault.Violations
 
 // Invalid returns an ErrInvalid error with one violation.
-func Invalid(field, format string, args ...any) error {
-	return Violations{{Field: field, Description: fmt.Sprintf(format, args...)}}
-}
+func Invalid(field, format string, args ...any) error { return fault.Invalid(field, format, args...) }
 
 // Coded is an error of one of the kinds above with a stable reason (the ErrorInfo reason)
 // and a message written for the caller.

@@ -280,7 +280,6 @@ func (s *Server) Status(ctx context.Context, method string, err error) error {
 	}
 	var (
 		v    fault.Violations
-		rv   registry.InvalidError
 		c    *fault.Coded
 		nf   *registry.NotFoundError
 		rev  *registry.RevisionError
@@ -290,18 +289,8 @@ func (s *Server) Status(ctx context.Context, method string, err error) error {
 		return &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: md}
 	}
 	switch {
-	case errors.As(err, &v):
-		br := &errdetails.BadRequest{}
-		for _, x := range v {
-			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: x.Field, Description: x.Description})
-		}
-		return withDetails(codes.InvalidArgument, "invalid request: see the field violations", br, info("INVALID_ARGUMENT", nil))
-	case errors.As(err, &rv):
-		br := &errdetails.BadRequest{}
-		for _, x := range rv {
-			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: x.Field, Description: x.Description})
-		}
-		return withDetails(codes.InvalidArgument, "invalid request: see the field violations", br, info("INVALID_ARGUMENT", nil))
+	case errors.As(err, &v): // the registry's InvalidError too
+		return withDetails(codes.InvalidArgument, "invalid request: see the field violations", v.BadRequest(), info("INVALID_ARGUMENT", nil))
 	case errors.As(err, &c):
 		code := codes.Internal
 		switch {
