@@ -300,6 +300,12 @@ func (o *online) rows(ents []*commonv1.EntityKey, entries []*state.Entry, erased
 	stamps := make([]timestamppb.Timestamp, n)
 	numbers := make([]commonv1.Value_NumberValue, n)
 	ints := make([]commonv1.Value_IntValue, n)
+	defaults := make([]*commonv1.Value, len(o.set.Defaults))
+	for i, d := range o.set.Defaults {
+		if !d.IsNull() {
+			defaults[i] = d.Proto()
+		}
+	}
 	k := 0
 	for i, e := range ents {
 		r := &results[i]
@@ -316,7 +322,10 @@ func (o *online) rows(ents []*commonv1.EntityKey, entries []*state.Entry, erased
 			r.Values[j] = fv
 			st, v, update, hasUpdate := o.cell(r.Found, col)
 			fv.Status = st
-			if !v.IsNull() {
+			switch {
+			case st == featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_NOT_FOUND || st == featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_NULL:
+				fv.Value = defaults[col] // shared by the reply's cells
+			case !v.IsNull():
 				pv := &protoVals[k]
 				switch v.Kind {
 				case profile.Number:
