@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bullseye-ml/bullseye/pkg/datasets"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
@@ -30,7 +31,7 @@ type purchase struct {
 }
 
 func readCDNOW(t *testing.T) (digest string, rows []purchase) {
-	raw, err := os.ReadFile(dataFile(t, "CDNOW_master.txt"))
+	raw, err := os.ReadFile(datasets.Require(t, "CDNOW_master.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

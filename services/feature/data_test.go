@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,44 +13,12 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bullseye-ml/bullseye/pkg/datasets"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/testenv"
 )
-
-// dataFile returns the path of a shared data set: $BULLSEYE_DATA_DIR, or
-// ../shared/data beside the repository's root. The test is skipped, saying
-// so, only when the file is absent.
-func dataFile(t *testing.T, name string) string {
-	t.Helper()
-	dir := os.Getenv("BULLSEYE_DATA_DIR")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		root := wd
-		for {
-			if _, err := os.Stat(filepath.Join(root, "go.work")); err == nil {
-				break
-			}
-			parent := filepath.Dir(root)
-			if parent == root {
-				t.Fatalf("no go.work above %s", wd)
-			}
-			root = parent
-		}
-		dir = filepath.Join(root, "..", "shared", "data")
-	}
-	path := filepath.Join(dir, name)
-	if _, err := os.Stat(path); os.IsNotExist(err) {
-		t.Skipf("data set %s is absent (set BULLSEYE_DATA_DIR to the folder holding it)", path)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 var (
 	intRE     = regexp.MustCompile(`^[+-]?(0|[1-9][0-9]*)$`)
@@ -70,7 +37,7 @@ type bankFile struct {
 // types each column: INT when every value is a whole number, NUMBER when
 // every one is a number, STRING otherwise.
 func readBank(t *testing.T) *bankFile {
-	path := dataFile(t, "bank-additional-full.csv")
+	path := datasets.Require(t, "bank-additional-full.csv")
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bullseye-ml/bullseye/pkg/datasets"
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
@@ -221,18 +222,10 @@ func (s *service) client(t *testing.T) ingestv1.IngestServiceClient {
 	return ingestv1.NewIngestServiceClient(conn)
 }
 
+// dataFile reads a file of the shared data sets, failing the test when it is absent.
 func dataFile(t *testing.T, name string) []byte {
 	t.Helper()
-	dir := os.Getenv("BULLSEYE_DATA_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "data")
-	}
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if errors.Is(err, os.ErrNotExist) {
-		if _, derr := os.Stat(dir); derr != nil {
-			t.Skipf("data folder %s is absent (set BULLSEYE_DATA_DIR): skipping the test on the real data", dir)
-		}
-	}
+	b, err := os.ReadFile(datasets.Require(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,11 +102,11 @@ func seedBank(env *testenv.Env, table *testenv.Table) (*bank, error) {
 	b.set = set
 	p := env.Publisher()
 	for _, i := range objected {
-		if err := p.Publish(ctx, testenv.Consent(testenv.BankID(i), fmt.Sprintf("objects-%d", i), commonv1.ConsentState_CONSENT_STATE_OBJECTED)); err != nil {
+		if err := p.Publish(testenv.Consent(testenv.BankID(i), fmt.Sprintf("objects-%d", i), commonv1.ConsentState_CONSENT_STATE_OBJECTED)); err != nil {
 			return nil, err
 		}
 	}
-	if err := p.Flush(ctx); err != nil {
+	if _, err := p.Flush(ctx); err != nil {
 		return nil, err
 	}
 	for _, i := range erased {

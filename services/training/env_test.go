@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bullseye-ml/bullseye/pkg/datasets"
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
@@ -41,43 +39,17 @@ const (
 	bankSmall = "bank-additional.csv"
 )
 
-// dataDir returns the shared data folder: $BULLSEYE_DATA_DIR, or ../shared/data beside the
-// repository root (the folder holding go.work).
-func dataDir(t testing.TB) string {
-	if d := os.Getenv("BULLSEYE_DATA_DIR"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return filepath.Join(dir, "..", "shared", "data")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.work above the working directory; set BULLSEYE_DATA_DIR")
-		}
-		dir = parent
-	}
-}
-
 // tables caches the files read.
 var tables sync.Map
 
-// bankTable reads a Bank file, skipping the test (saying so) only when the data folder is
-// absent.
+// bankTable reads a Bank file of the shared data sets, failing the test when it is absent.
 func bankTable(t testing.TB, file string) *featuretest.Table {
 	t.Helper()
-	dir := dataDir(t)
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("SKIP: data folder %s is absent (set BULLSEYE_DATA_DIR); Bank Marketing tests not run", dir)
-	}
+	path := datasets.Require(t, file)
 	if tb, ok := tables.Load(file); ok {
 		return tb.(*featuretest.Table)
 	}
-	tb, err := featuretest.ReadCSV(filepath.Join(dir, file), ';')
+	tb, err := featuretest.ReadCSV(path, ';')
 	if err != nil {
 		t.Fatal(err)
 	}

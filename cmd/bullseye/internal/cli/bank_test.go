@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bullseye-ml/bullseye/pkg/datasets"
 )
 
 // repoRoot is the folder holding go.work.
@@ -30,21 +32,6 @@ func repoRoot(t *testing.T) string {
 	return ""
 }
 
-// dataFile returns a file of the shared data sets: $BULLSEYE_DATA_DIR, by
-// default ../shared/data beside the repository. Only when that folder is
-// absent does the test skip, saying so.
-func dataFile(t *testing.T, name string) string {
-	t.Helper()
-	dir := os.Getenv("BULLSEYE_DATA_DIR")
-	if dir == "" {
-		dir = filepath.Join(repoRoot(t), "..", "shared", "data")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("SKIP: the shared data folder %s is absent (set BULLSEYE_DATA_DIR)", dir)
-	}
-	return filepath.Join(dir, name)
-}
-
 // TestBankThroughTheMesh runs the Bank Marketing path end to end with the
 // CLI against a real mesh: import through ingest, the feature set, training
 // sets split by import row number, training jobs, the registry. Logistic
@@ -52,7 +39,7 @@ func dataFile(t *testing.T, name string) string {
 // with and without duration, and so must the linear SVM
 // (../shared/data/README.md).
 func TestBankThroughTheMesh(t *testing.T) {
-	file := dataFile(t, "bank-additional-full.csv")
+	file := datasets.Require(t, "bank-additional-full.csv")
 	examples := filepath.Join(repoRoot(t), "examples", "bank")
 	m := startMesh(t)
 

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/bullseye-ml/bullseye/pkg/datasets"
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 )
 
@@ -40,13 +41,7 @@ func repoRoot(t *testing.T) string {
 // and every report embeds plots that decode as images with real content.
 func TestDemo(t *testing.T) {
 	root := repoRoot(t)
-	data := os.Getenv("BULLSEYE_DATA_DIR")
-	if data == "" {
-		data = filepath.Join(root, "..", "shared", "data")
-	}
-	if _, err := os.Stat(data); err != nil {
-		t.Skipf("SKIP: the shared data folder %s is absent (set BULLSEYE_DATA_DIR)", data)
-	}
+	data := datasets.RequireDir(t)
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -9,13 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
+	"github.com/bullseye-ml/bullseye/pkg/datasets"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/pkg/ml/preprocess"
 	"gonum.org/v1/gonum/mat"
@@ -23,28 +22,6 @@ import (
 
 // FullFile is the name of the full Bank Marketing file (41,188 rows).
 const FullFile = "bank-additional-full.csv"
-
-// DataDir returns the shared data folder: $BULLSEYE_DATA_DIR, or ../shared/data beside the
-// repository root (the folder holding go.work, found from the working directory upwards).
-func DataDir() (string, error) {
-	if d := os.Getenv("BULLSEYE_DATA_DIR"); d != "" {
-		return d, nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("locate data folder: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return filepath.Join(dir, "..", "shared", "data"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("locate data folder: no go.work above the working directory; set BULLSEYE_DATA_DIR")
-		}
-		dir = parent
-	}
-}
 
 // Bank is the Bank Marketing table: the 20 inputs (numeric columns typed numeric) and
 // the outcome y as 1 (yes) or 0 (no).
@@ -108,13 +85,9 @@ func Read(r io.Reader) (*Bank, error) {
 	return b, nil
 }
 
-// Load reads the named file of the data folder.
-func Load(name string) (*Bank, error) {
-	dir, err := DataDir()
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(filepath.Join(dir, name))
+// Load reads the Bank file at path.
+func Load(path string) (*Bank, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -122,18 +95,10 @@ func Load(name string) (*Bank, error) {
 	return Read(f)
 }
 
-// Require loads the full Bank file for a test or benchmark. It skips tb, saying so, only
-// when the data folder is absent; any other failure fails tb.
+// Require loads the full Bank file for a test or benchmark, failing tb when it is absent.
 func Require(tb testing.TB) *Bank {
 	tb.Helper()
-	dir, err := DataDir()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		tb.Skipf("SKIP: data folder %s is absent (set BULLSEYE_DATA_DIR); Bank acceptance not run", dir)
-	}
-	b, err := Load(FullFile)
+	b, err := Load(datasets.Require(tb, FullFile))
 	if err != nil {
 		tb.Fatal(err)
 	}

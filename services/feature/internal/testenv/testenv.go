@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,11 +24,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/eventlog/eventlogtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
@@ -262,91 +261,8 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// Publisher publishes StoredEvent records as ingest does.
-type Publisher struct {
-	js      jetstream.JetStream
-	mu      sync.Mutex
-	futures []jetstream.PubAckFuture
-}
-
 // Publisher returns a publisher on the environment's JetStream.
-func (e *Env) Publisher() *Publisher { return &Publisher{js: e.JS} }
-
-// Publish sends a record asynchronously; Flush waits for the acks.
-func (p *Publisher) Publish(ev *ingestv1.StoredEvent) error {
-	var key eventlog.Key
-	if ev.GetUserId() != "" {
-		key = eventlog.UserKey(ev.GetUserId())
-	} else {
-		key = eventlog.AnonymousKey(ev.GetAnonymousId())
-	}
-	var t eventlog.Type
-	switch ev.GetType() {
-	case ingestv1.EventType_EVENT_TYPE_TRACK:
-		t = eventlog.TypeTrack
-	case ingestv1.EventType_EVENT_TYPE_IDENTIFY:
-		t = eventlog.TypeIdentify
-	case ingestv1.EventType_EVENT_TYPE_CONSENT:
-		t = eventlog.TypeConsent
-	case ingestv1.EventType_EVENT_TYPE_ERASURE:
-		t = eventlog.TypeErasure
-	default:
-		return fmt.Errorf("record type %v", ev.GetType())
-	}
-	subj, err := eventlog.EventSubject(key, t)
-	if err != nil {
-		return err
-	}
-	data, err := proto.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
-	if ev.GetMessageId() != "" {
-		msg.Header.Set(eventlog.HeaderMsgID, ev.GetMessageId())
-	}
-	msg.Header.Set(eventlog.HeaderType, string(t))
-	f, err := p.js.PublishMsgAsync(msg)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.futures = append(p.futures, f)
-	n := len(p.futures)
-	p.mu.Unlock()
-	if n >= maxInFlight {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		_, err := p.Flush(ctx)
-		return err
-	}
-	return nil
-}
-
-// maxInFlight is how many publishes a Publisher leaves unacknowledged
-// before it waits for their acks (well under JetStream's pending limit).
-const maxInFlight = 4096
-
-// Flush waits for every publish's ack and returns the last sequence
-// acknowledged since the previous Flush.
-func (p *Publisher) Flush(ctx context.Context) (uint64, error) {
-	p.mu.Lock()
-	fs := p.futures
-	p.futures = nil
-	p.mu.Unlock()
-	var last uint64
-	for _, f := range fs {
-		select {
-		case a := <-f.Ok():
-			last = max(last, a.Sequence)
-		case err := <-f.Err():
-			return 0, err
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
-	return last, nil
-}
+func (e *Env) Publisher() *eventlogtest.Publisher { return eventlogtest.NewPublisher(e.JS) }
 
 // MustPublish publishes records and waits for their acks.
 func (e *Env) MustPublish(evs ...*ingestv1.StoredEvent) uint64 {

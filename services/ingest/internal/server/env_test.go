@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/bullseye-ml/bullseye/pkg/datasets"
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
@@ -267,32 +267,10 @@ func (e *env) count(stream string) uint64 {
 	return info.State.Msgs
 }
 
-// dataDir returns the folder of the shared data sets, or skips the test
-// when it is absent.
+// dataDir returns the folder of the shared data sets, failing the test when it is absent.
 func dataDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("BULLSEYE_DATA_DIR")
-	if dir == "" {
-		root, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(root, "go.work")); err == nil {
-				break
-			}
-			parent := filepath.Dir(root)
-			if parent == root {
-				t.Fatal("no go.work above the test's directory: set BULLSEYE_DATA_DIR")
-			}
-			root = parent
-		}
-		dir = filepath.Join(root, "..", "shared", "data")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("data folder %s is absent (set BULLSEYE_DATA_DIR): skipping the test on the real data sets", dir)
-	}
-	return dir
+	return datasets.RequireDir(t)
 }
 
 func containsAny(s string, needles ...string) string {

@@ -90,7 +90,6 @@ type tb struct{ dir string }
 func (tb) Helper()                           {}
 func (tb) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
 func (tb) Logf(format string, args ...any)   { fmt.Fprintf(os.Stderr, format+"\n", args...) }
-func (tb) Skipf(format string, args ...any)  { panic(fmt.Sprintf(format, args...)) }
 func (t tb) TempDir() string                 { d, _ := os.MkdirTemp(t.dir, "t-"); return d }
 func ctxFor(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)

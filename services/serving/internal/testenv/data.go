@@ -9,7 +9,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
+	"github.com/bullseye-ml/bullseye/pkg/datasets"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
@@ -28,37 +28,11 @@ import (
 	mlrec "github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 )
 
-// DataFile returns the path of a shared data set: in $BULLSEYE_DATA_DIR, or ../shared/data
-// beside the repository's root (the folder holding go.work). It skips the test, saying so,
-// only when the file is absent.
+// DataFile returns the path of a shared data set (datasets.Require): it fails the test when
+// the file is absent.
 func DataFile(t TB, name string) string {
 	t.Helper()
-	dir := os.Getenv("BULLSEYE_DATA_DIR")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatalf("%v", err)
-		}
-		root := wd
-		for {
-			if _, err := os.Stat(filepath.Join(root, "go.work")); err == nil {
-				break
-			}
-			parent := filepath.Dir(root)
-			if parent == root {
-				t.Fatalf("no go.work above %s", wd)
-			}
-			root = parent
-		}
-		dir = filepath.Join(root, "..", "shared", "data")
-	}
-	path := filepath.Join(dir, name)
-	if _, err := os.Stat(path); os.IsNotExist(err) {
-		t.Skipf("data set %s is absent (set BULLSEYE_DATA_DIR to the folder holding it)", path)
-	} else if err != nil {
-		t.Fatalf("%v", err)
-	}
-	return path
+	return datasets.Require(t, name)
 }
 
 var (
@@ -155,11 +129,11 @@ func (e *Env) SeedTable(ctx context.Context, tb *Table, set, label string, id fu
 		for j, col := range tb.Columns {
 			traits[col] = tb.Value(j, r[j])
 		}
-		if err := p.Publish(ctx, Identify(id(i), fmt.Sprintf("%s-%d", set, i), at, traits, BankImportID, int64(i))); err != nil {
+		if err := p.Publish(Identify(id(i), fmt.Sprintf("%s-%d", set, i), at, traits, BankImportID, int64(i))); err != nil {
 			return nil, err
 		}
 	}
-	if err := p.Flush(ctx); err != nil {
+	if _, err := p.Flush(ctx); err != nil {
 		return nil, err
 	}
 	fs := &featurev1.FeatureSet{Name: set, Description: "every input of " + set}
@@ -352,11 +326,11 @@ func (e *Env) SeedSynthetic(ctx context.Context, s *Synthetic, set string) (*fea
 	at := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	p := e.Publisher()
 	for i, id := range s.IDs {
-		if err := p.Publish(ctx, Identify(id, fmt.Sprintf("%s-%d", set, i), at, s.Features(i), "", 0)); err != nil {
+		if err := p.Publish(Identify(id, fmt.Sprintf("%s-%d", set, i), at, s.Features(i), "", 0)); err != nil {
 			return nil, err
 		}
 	}
-	if err := p.Flush(ctx); err != nil {
+	if _, err := p.Flush(ctx); err != nil {
 		return nil, err
 	}
 	fs := &featurev1.FeatureSet{Name: set}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/eventlog/eventlogtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
@@ -45,7 +46,6 @@ type TB interface {
 	Helper()
 	Fatalf(format string, args ...any)
 	Logf(format string, args ...any)
-	Skipf(format string, args ...any)
 	TempDir() string
 }
 
@@ -271,69 +271,8 @@ func matches(m *dto.Metric, want map[string]string) bool {
 	return n == len(want)
 }
 
-// Publisher publishes StoredEvent records as ingest does.
-type Publisher struct {
-	js      jetstream.JetStream
-	futures []jetstream.PubAckFuture
-}
-
 // Publisher returns a publisher on the environment's JetStream.
-func (e *Env) Publisher() *Publisher { return &Publisher{js: e.JS} }
-
-// Publish sends a record asynchronously; Flush waits for the acks.
-func (p *Publisher) Publish(ctx context.Context, ev *ingestv1.StoredEvent) error {
-	var t eventlog.Type
-	switch ev.GetType() {
-	case ingestv1.EventType_EVENT_TYPE_TRACK:
-		t = eventlog.TypeTrack
-	case ingestv1.EventType_EVENT_TYPE_IDENTIFY:
-		t = eventlog.TypeIdentify
-	case ingestv1.EventType_EVENT_TYPE_CONSENT:
-		t = eventlog.TypeConsent
-	case ingestv1.EventType_EVENT_TYPE_ERASURE:
-		t = eventlog.TypeErasure
-	default:
-		return fmt.Errorf("record type %v", ev.GetType())
-	}
-	subj, err := eventlog.EventSubject(eventlog.UserKey(ev.GetUserId()), t)
-	if err != nil {
-		return err
-	}
-	data, err := proto.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
-	if ev.GetMessageId() != "" {
-		msg.Header.Set(eventlog.HeaderMsgID, ev.GetMessageId())
-	}
-	msg.Header.Set(eventlog.HeaderType, string(t))
-	f, err := p.js.PublishMsgAsync(msg)
-	if err != nil {
-		return err
-	}
-	p.futures = append(p.futures, f)
-	if len(p.futures) >= 4096 {
-		return p.Flush(ctx)
-	}
-	return nil
-}
-
-// Flush waits for every publish's ack.
-func (p *Publisher) Flush(ctx context.Context) error {
-	fs := p.futures
-	p.futures = nil
-	for _, f := range fs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
+func (e *Env) Publisher() *eventlogtest.Publisher { return eventlogtest.NewPublisher(e.JS) }
 
 // Identify returns a trait update of a customer, as an import row makes it.
 func Identify(user, msgID string, at time.Time, traits map[string]*commonv1.Value, importID string, row int64) *ingestv1.StoredEvent {
@@ -385,14 +324,15 @@ func (e *Env) Forget(ctx context.Context, user, erasureID string) error {
 		}
 	}
 	p := e.Publisher()
-	if err := p.Publish(ctx, &ingestv1.StoredEvent{
+	if err := p.Publish(&ingestv1.StoredEvent{
 		Type: ingestv1.EventType_EVENT_TYPE_ERASURE, MessageId: erasureID + "-record", UserId: user,
 		ErasureId: erasureID, SubjectHash: hash, ReceivedAt: timestamppb.Now(), EventTime: timestamppb.Now(),
 		Source: ingestv1.EventSource_EVENT_SOURCE_FORGET_USER,
 	}); err != nil {
 		return err
 	}
-	return p.Flush(ctx)
+	_, err = p.Flush(ctx)
+	return err
 }
 
 // ApplyReady applies a feature set and waits until its version is READY.
