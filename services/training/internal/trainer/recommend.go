@@ -17,7 +17,6 @@ import (
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/selection"
-	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/services/training/internal/dataset"
 	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/training/internal/spec"
@@ -255,25 +254,7 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 		Labels:             s.GetLabels(),
 		Converged:          f.Converged,
 	}
-	FitRecord(mv)
-	v, created, err := r.t.registry.Register(ctx, mv, a)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if errors.Is(err, registry.ErrConflict) {
-			return nil, Failure("TASK_MISMATCH", "model %q holds versions of another task", s.GetModelName())
-		}
-		return nil, &fault.Coded{Kind: fault.ErrUnavailable, Reason: ReasonRegistryFailed, Message: "registering the model failed", Cause: err}
-	}
-	verb := "registered"
-	if !created {
-		verb = "found already registered (by an earlier attempt of this job)"
-	}
-	r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_REGISTERING, "MODEL_REGISTERED",
-		"%s %s version %d: %v", verb, v.GetModelName(), v.GetVersion(), winner.Family)
-	r.rep.Update(func(p *trainingv1.JobProgress) { p.Percent = 100 })
-	return &Outcome{Version: v, Metrics: a.GetMetrics()}, nil
+	return r.register(ctx, mv, a)
 }
 
 // recEntry builds a recommender candidate's leaderboard entry from its finished folds.

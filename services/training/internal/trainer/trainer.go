@@ -448,6 +448,13 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 		KernelFallback:     wb.Fallback,
 		Converged:          a.GetSolver().GetConverged(),
 	}
+	return r.register(ctx, mv, a)
+}
+
+// register records the fit, registers the version with its artifact, reports it and ends the
+// job's progress. A version an earlier attempt of the job registered is found, not added
+// again.
+func (r *run) register(ctx context.Context, mv *trainingv1.ModelVersion, a *trainingv1.ModelArtifact) (*Outcome, error) {
 	FitRecord(mv)
 	v, created, err := r.t.registry.Register(ctx, mv, a)
 	if err != nil {
@@ -455,7 +462,7 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 			return nil, ctx.Err()
 		}
 		if errors.Is(err, registry.ErrConflict) {
-			return nil, Failure("TASK_MISMATCH", "model %q holds versions of another task", s.GetModelName())
+			return nil, Failure("TASK_MISMATCH", "model %q holds versions of another task", mv.GetModelName())
 		}
 		return nil, &fault.Coded{Kind: fault.ErrUnavailable, Reason: ReasonRegistryFailed, Message: "registering the model failed", Cause: err}
 	}
@@ -464,7 +471,7 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 		verb = "found already registered (by an earlier attempt of this job)"
 	}
 	r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_REGISTERING, "MODEL_REGISTERED",
-		"%s %s version %d: %v", verb, v.GetModelName(), v.GetVersion(), wb.Family)
+		"%s %s version %d: %v", verb, v.GetModelName(), v.GetVersion(), mv.GetFamily())
 	r.rep.Update(func(p *trainingv1.JobProgress) { p.Percent = 100 })
 	return &Outcome{Version: v, Metrics: a.GetMetrics()}, nil
 }
