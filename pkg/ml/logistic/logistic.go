@@ -158,30 +158,20 @@ func (r Regression) FitLogistic(ctx context.Context, x *mat.Dense, y []float64) 
 }
 
 // l2Objective is C Σ c_i log(1 + exp(−y_i w·x_i)) + ½||w||² for TRON.
-type l2Objective struct {
-	m          *design.Matrix
-	sign, cost []float64
-	z, dd      []float64
-	tmp        [][]float64
-}
+type l2Objective struct{ tron.GaussNewton }
 
 func newL2Objective(m *design.Matrix, sign, cost []float64) *l2Objective {
-	o := &l2Objective{m: m, sign: sign, cost: cost, z: make([]float64, m.N), dd: make([]float64, m.N),
-		tmp: make([][]float64, m.Parts)}
-	for k := range o.tmp {
-		o.tmp[k] = make([]float64, m.N/m.Parts+1)
-	}
-	return o
+	return &l2Objective{tron.NewGaussNewton(m, sign, cost)}
 }
 
 func (o *l2Objective) Fun(w []float64) float64 {
-	sums := make([]float64, o.m.Parts)
-	o.m.Chunks(func(k, lo, hi int) {
-		z := o.z[lo:hi]
-		o.m.MulVecRows(z, w, lo, hi)
+	sums := make([]float64, o.M.Parts)
+	o.M.Chunks(func(k, lo, hi int) {
+		z := o.Z[lo:hi]
+		o.M.MulVecRows(z, w, lo, hi)
 		var s float64
 		for i, v := range z {
-			s += o.cost[lo+i] * logLoss(o.sign[lo+i]*v)
+			s += o.Cost[lo+i] * logLoss(o.Sign[lo+i]*v)
 		}
 		sums[k] = s
 	})
@@ -196,48 +186,19 @@ func (o *l2Objective) Fun(w []float64) float64 {
 }
 
 func (o *l2Objective) Grad(w, g []float64) {
-	o.m.Reduce(g, func(k int, part []float64, lo, hi int) float64 {
-		u := o.tmp[k][:hi-lo]
+	o.M.Reduce(g, func(k int, part []float64, lo, hi int) float64 {
+		u := o.Tmp[k][:hi-lo]
 		for i := range u {
 			row := lo + i
-			yz := o.sign[row] * o.z[row]
+			yz := o.Sign[row] * o.Z[row]
 			s := Sigmoid(yz)
-			o.dd[row] = o.cost[row] * s * (1 - s)
-			u[i] = o.cost[row] * (s - 1) * o.sign[row]
+			o.DD[row] = o.Cost[row] * s * (1 - s)
+			u[i] = o.Cost[row] * (s - 1) * o.Sign[row]
 		}
-		o.m.MulTransVecRows(part, u, lo, hi)
+		o.M.MulTransVecRows(part, u, lo, hi)
 		return 0
 	})
 	for j := range g {
 		g[j] += w[j]
-	}
-}
-
-func (o *l2Objective) Hv(s, hs []float64) {
-	o.m.Reduce(hs, func(_ int, part []float64, lo, hi int) float64 {
-		o.m.AddGramVecRows(part, s, o.dd, lo, hi)
-		return 0
-	})
-	for j := range hs {
-		hs[j] += s[j]
-	}
-}
-
-func (o *l2Objective) Diag(d []float64) {
-	o.m.Reduce(d, func(_ int, part []float64, lo, hi int) float64 {
-		for i := lo; i < hi; i++ {
-			di := o.dd[i]
-			row := o.m.Row(i)
-			for j, v := range row {
-				part[j] += di * v * v
-			}
-			if o.m.Bias > 0 {
-				part[o.m.D] += di * o.m.Bias * o.m.Bias
-			}
-		}
-		return 0
-	})
-	for j := range d {
-		d[j]++
 	}
 }

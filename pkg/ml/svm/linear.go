@@ -283,32 +283,21 @@ func dualCD(ctx context.Context, dm *design.Matrix, sign, cost []float64, loss L
 }
 
 // l2svcObjective is ½||w||² + Σ c_i max(0, 1 − y_i w·x_i)² for TRON.
-type l2svcObjective struct {
-	m          *design.Matrix
-	sign, cost []float64
-	z          []float64
-	dd         []float64 // 2c_i for rows inside the margin, else 0: the generalised Hessian
-	tmp        [][]float64
-}
+type l2svcObjective struct{ tron.GaussNewton }
 
 func newL2SVCObjective(m *design.Matrix, sign, cost []float64) *l2svcObjective {
-	o := &l2svcObjective{m: m, sign: sign, cost: cost, z: make([]float64, m.N), dd: make([]float64, m.N),
-		tmp: make([][]float64, m.Parts)}
-	for k := range o.tmp {
-		o.tmp[k] = make([]float64, m.N/m.Parts+1)
-	}
-	return o
+	return &l2svcObjective{tron.NewGaussNewton(m, sign, cost)}
 }
 
 func (o *l2svcObjective) Fun(w []float64) float64 {
-	sums := make([]float64, o.m.Parts)
-	o.m.Chunks(func(k, lo, hi int) {
-		z := o.z[lo:hi]
-		o.m.MulVecRows(z, w, lo, hi)
+	sums := make([]float64, o.M.Parts)
+	o.M.Chunks(func(k, lo, hi int) {
+		z := o.Z[lo:hi]
+		o.M.MulVecRows(z, w, lo, hi)
 		var s float64
 		for i, v := range z {
-			if d := 1 - o.sign[lo+i]*v; d > 0 {
-				s += o.cost[lo+i] * d * d
+			if d := 1 - o.Sign[lo+i]*v; d > 0 {
+				s += o.Cost[lo+i] * d * d
 			}
 		}
 		sums[k] = s
@@ -324,52 +313,21 @@ func (o *l2svcObjective) Fun(w []float64) float64 {
 }
 
 func (o *l2svcObjective) Grad(w, g []float64) {
-	o.m.Reduce(g, func(k int, part []float64, lo, hi int) float64 {
-		u := o.tmp[k][:hi-lo]
+	o.M.Reduce(g, func(k int, part []float64, lo, hi int) float64 {
+		u := o.Tmp[k][:hi-lo]
 		for i := range u {
 			row := lo + i
-			yz := o.sign[row] * o.z[row]
-			u[i], o.dd[row] = 0, 0
+			yz := o.Sign[row] * o.Z[row]
+			u[i], o.DD[row] = 0, 0
 			if yz < 1 {
-				u[i] = 2 * o.cost[row] * (yz - 1) * o.sign[row]
-				o.dd[row] = 2 * o.cost[row]
+				u[i] = 2 * o.Cost[row] * (yz - 1) * o.Sign[row]
+				o.DD[row] = 2 * o.Cost[row]
 			}
 		}
-		o.m.MulTransVecRows(part, u, lo, hi)
+		o.M.MulTransVecRows(part, u, lo, hi)
 		return 0
 	})
 	for j := range g {
 		g[j] += w[j]
-	}
-}
-
-func (o *l2svcObjective) Hv(s, hs []float64) {
-	o.m.Reduce(hs, func(_ int, part []float64, lo, hi int) float64 {
-		o.m.AddGramVecRows(part, s, o.dd, lo, hi)
-		return 0
-	})
-	for j := range hs {
-		hs[j] += s[j]
-	}
-}
-
-func (o *l2svcObjective) Diag(d []float64) {
-	o.m.Reduce(d, func(_ int, part []float64, lo, hi int) float64 {
-		for i := lo; i < hi; i++ {
-			c := o.dd[i]
-			if c == 0 {
-				continue
-			}
-			for j, v := range o.m.Row(i) {
-				part[j] += c * v * v
-			}
-			if o.m.Bias > 0 {
-				part[o.m.D] += c * o.m.Bias * o.m.Bias
-			}
-		}
-		return 0
-	})
-	for j := range d {
-		d[j]++
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"math"
 
 	"gonum.org/v1/gonum/floats"
+
+	"github.com/bullseye-ml/bullseye/pkg/ml/internal/design"
 )
 
 // Objective is the function to minimise.
@@ -217,4 +219,62 @@ func (c *cgState) solve(obj Objective, delta float64, g, m, s, r []float64, tol 
 		zTr = zTrNew
 	}
 	return iter, false
+}
+
+// GaussNewton is what an L2-regularised loss over the rows of a design
+// matrix, f(w) = ½‖w‖² + Σ_i c_i ℓ(y_i x_i·w), keeps between calls, and
+// its Hessian products: the (generalised) Hessian is I + Xᵀ D X with D the
+// rows' second derivatives DD, which the objective's Grad sets. Logistic
+// regression and the squared-hinge SVM embed it and add Fun and Grad.
+type GaussNewton struct {
+	M *design.Matrix
+	// Sign is each row's label as ±1 and Cost its weight c_i.
+	Sign, Cost []float64
+	// Z is each row's x_i·w at the last Fun; DD each row's c_i ℓ'' at the
+	// last Grad.
+	Z, DD []float64
+	// Tmp is one scratch slice per part of M.
+	Tmp [][]float64
+}
+
+// NewGaussNewton returns the state of a loss over m.
+func NewGaussNewton(m *design.Matrix, sign, cost []float64) GaussNewton {
+	o := GaussNewton{M: m, Sign: sign, Cost: cost, Z: make([]float64, m.N), DD: make([]float64, m.N), Tmp: make([][]float64, m.Parts)}
+	for k := range o.Tmp {
+		o.Tmp[k] = make([]float64, m.N/m.Parts+1)
+	}
+	return o
+}
+
+// Hv sets hs to (I + Xᵀ D X) s.
+func (o *GaussNewton) Hv(s, hs []float64) {
+	o.M.Reduce(hs, func(_ int, part []float64, lo, hi int) float64 {
+		o.M.AddGramVecRows(part, s, o.DD, lo, hi)
+		return 0
+	})
+	for j := range hs {
+		hs[j] += s[j]
+	}
+}
+
+// Diag sets d to the diagonal of I + Xᵀ D X.
+func (o *GaussNewton) Diag(d []float64) {
+	o.M.Reduce(d, func(_ int, part []float64, lo, hi int) float64 {
+		for i := lo; i < hi; i++ {
+			c := o.DD[i]
+			if c == 0 {
+				continue
+			}
+			for j, v := range o.M.Row(i) {
+				part[j] += c * v * v
+			}
+			if o.M.Bias > 0 {
+				part[o.M.D] += c * o.M.Bias * o.M.Bias
+			}
+		}
+		return 0
+	})
+	for j := range d {
+		d[j]++
+	}
 }
