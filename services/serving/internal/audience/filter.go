@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
@@ -155,30 +156,14 @@ func isNum(t commonv1.ValueType) bool {
 	return t == commonv1.ValueType_VALUE_TYPE_NUMBER || t == commonv1.ValueType_VALUE_TYPE_INT
 }
 
-func typeOfValue(v *commonv1.Value) commonv1.ValueType {
-	switch v.GetKind().(type) {
-	case *commonv1.Value_NumberValue:
-		return commonv1.ValueType_VALUE_TYPE_NUMBER
-	case *commonv1.Value_IntValue:
-		return commonv1.ValueType_VALUE_TYPE_INT
-	case *commonv1.Value_StringValue:
-		return commonv1.ValueType_VALUE_TYPE_STRING
-	case *commonv1.Value_BoolValue:
-		return commonv1.ValueType_VALUE_TYPE_BOOL
-	case *commonv1.Value_TimeValue:
-		return commonv1.ValueType_VALUE_TYPE_TIME
-	}
-	return commonv1.ValueType_VALUE_TYPE_UNSPECIFIED
-}
-
 // suits reports whether a value compares with a feature of type t.
 func suits(t commonv1.ValueType, v *commonv1.Value) bool {
-	vt := typeOfValue(v)
+	vt := artifact.TypeOf(v)
 	return vt == t || (isNum(vt) && isNum(t))
 }
 
 func kindName(v *commonv1.Value) string {
-	return strings.ToLower(strings.TrimPrefix(typeOfValue(v).String(), "VALUE_TYPE_"))
+	return strings.ToLower(strings.TrimPrefix(artifact.TypeOf(v).String(), "VALUE_TYPE_"))
 }
 
 // Names implements scoring.Filter: the features the filter reads.
