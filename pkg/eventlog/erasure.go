@@ -87,7 +87,11 @@ type ErasureList struct {
 // WatchErasures loads the erasure list and keeps it current until Stop. It
 // returns once the entries present at the call are loaded, or when ctx ends.
 func WatchErasures(ctx context.Context, js jetstream.JetStream) (*ErasureList, error) {
-	kv, err := js.KeyValue(ctx, ErasuresBucket)
+	var kv jetstream.KeyValue
+	err := Retry(ctx, func(ctx context.Context) (err error) {
+		kv, err = js.KeyValue(ctx, ErasuresBucket)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the erasure list: %w", err)
 	}

@@ -181,27 +181,33 @@ func Ensure(ctx context.Context, js jetstream.JetStream, opts ...Option) error {
 		return fmt.Errorf("ensuring the event log layout: %w", err)
 	}
 	for _, cfg := range o.streams() {
-		if o.keepExisting {
-			_, err = js.CreateStream(ctx, cfg)
-			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-				err = nil
+		err := Retry(ctx, func(ctx context.Context) (err error) {
+			if o.keepExisting {
+				_, err = js.CreateStream(ctx, cfg)
+				if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+					err = nil
+				}
+			} else {
+				_, err = js.CreateOrUpdateStream(ctx, cfg)
 			}
-		} else {
-			_, err = js.CreateOrUpdateStream(ctx, cfg)
-		}
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("ensuring stream %s: %w", cfg.Name, err)
 		}
 	}
 	for _, cfg := range o.buckets() {
-		if o.keepExisting {
-			_, err = js.CreateKeyValue(ctx, cfg)
-			if errors.Is(err, jetstream.ErrBucketExists) {
-				err = nil
+		err := Retry(ctx, func(ctx context.Context) (err error) {
+			if o.keepExisting {
+				_, err = js.CreateKeyValue(ctx, cfg)
+				if errors.Is(err, jetstream.ErrBucketExists) {
+					err = nil
+				}
+			} else {
+				_, err = js.CreateOrUpdateKeyValue(ctx, cfg)
 			}
-		} else {
-			_, err = js.CreateOrUpdateKeyValue(ctx, cfg)
-		}
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("ensuring bucket %s: %w", cfg.Bucket, err)
 		}

@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
+	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 )
@@ -88,18 +89,22 @@ func Open(ctx context.Context, cli *clientv3.Client, js jetstream.JetStream, opt
 	for _, o := range opts {
 		o(r)
 	}
-	store, err := js.ObjectStore(ctx, r.bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		store, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      r.bucket,
-			Description: "Bullseye model artifacts (bullseye.training.v1.ModelArtifact)",
-			Storage:     jetstream.FileStorage,
-			Replicas:    r.replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			store, err = js.ObjectStore(ctx, r.bucket)
+	var store jetstream.ObjectStore
+	err := eventlog.Retry(ctx, func(ctx context.Context) (err error) {
+		store, err = js.ObjectStore(ctx, r.bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			store, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+				Bucket:      r.bucket,
+				Description: "Bullseye model artifacts (bullseye.training.v1.ModelArtifact)",
+				Storage:     jetstream.FileStorage,
+				Replicas:    r.replicas,
+			})
+			if errors.Is(err, jetstream.ErrBucketExists) {
+				store, err = js.ObjectStore(ctx, r.bucket)
+			}
 		}
-	}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the artifact bucket %s: %w", r.bucket, err)
 	}

@@ -144,16 +144,20 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error
 	if o.Memory {
 		storage = jetstream.MemoryStorage
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      Bucket,
-		Description: "Bullseye feature state: one profile (event history, traits, consent) per customer",
-		History:     1,
-		Storage:     storage,
-		Replicas:    o.Replicas,
+	var kv jetstream.KeyValue
+	err := eventlog.Retry(ctx, func(ctx context.Context) (err error) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      Bucket,
+			Description: "Bullseye feature state: one profile (event history, traits, consent) per customer",
+			History:     1,
+			Storage:     storage,
+			Replicas:    o.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, Bucket)
+		}
+		return err
 	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, Bucket)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("opening bucket %s: %w", Bucket, err)
 	}
