@@ -1,6 +1,9 @@
 package mesh
 
 import (
+	"sync"
+	"sync/atomic"
+
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
@@ -28,8 +31,20 @@ func newCodec() codec {
 }
 
 // Marshal encodes v into a buffer from grpc's pool when it is large enough
-// to be worth pooling, as grpc's proto codec does.
+// to be worth pooling, as grpc's proto codec does, then calls what
+// RecycleAfterMarshal registered for v.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	data, err := c.marshal(v)
+	if recyclable.Load() > 0 {
+		if release, ok := recycle.LoadAndDelete(v); ok {
+			recyclable.Add(-1)
+			release.(func())()
+		}
+	}
+	return data, err
+}
+
+func (c codec) marshal(v any) (mem.BufferSlice, error) {
 	m, ok := v.(vtMessage)
 	if !ok {
 		return c.fallback.Marshal(v)
@@ -49,6 +64,27 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 		return nil, err
 	}
 	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
+
+// recycle maps a reply to the function RecycleAfterMarshal registered for
+// it; recyclable counts its entries, so that Marshal looks only when there
+// are some.
+var (
+	recycle    sync.Map
+	recyclable atomic.Int64
+)
+
+// RecycleAfterMarshal has the mesh codec call release once it has encoded
+// msg, so that a handler can build its replies in storage it reuses (a
+// large reply is otherwise garbage the moment it is sent). It is for the
+// reply of a unary handler that returns it with a nil error: gRPC encodes
+// that reply exactly once, after every interceptor has returned, and reads
+// it no more (the stats handlers of this mesh look at sizes, not messages).
+// A reply registered but never encoded (returned with an error, or from a
+// handler called directly) is never released and keeps its entry.
+func RecycleAfterMarshal(msg any, release func()) {
+	recycle.Store(msg, release)
+	recyclable.Add(1)
 }
 
 // Unmarshal decodes data into v.

@@ -63,3 +63,30 @@ func TestCodecIsTheProtoWireFormat(t *testing.T) {
 		})
 	}
 }
+
+// TestRecycleAfterMarshal checks that a reply registered with
+// RecycleAfterMarshal is released exactly once, after the codec has encoded
+// it: the bytes are those of the reply before release scribbles over it.
+func TestRecycleAfterMarshal(t *testing.T) {
+	c := newCodec()
+	msg := &commonv1.EntityKey{Id: "customer-1"}
+	released := 0
+	RecycleAfterMarshal(msg, func() {
+		released++
+		proto.Reset(msg)
+	})
+	data, err := c.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back commonv1.EntityKey
+	if err := c.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if released != 1 || back.GetId() != "customer-1" || msg.GetId() != "" {
+		t.Errorf("released %d times, encoded %q, reply now %q; want once, customer-1, reset", released, back.GetId(), msg.GetId())
+	}
+	if _, err := c.Marshal(msg); err != nil || released != 1 {
+		t.Errorf("marshalling again: released %d times (%v), want still once", released, err)
+	}
+}

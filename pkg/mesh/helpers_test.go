@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,6 +141,7 @@ const (
 	methodRelay       = "/" + testServiceName + "/Relay"
 	methodPanic       = "/" + testServiceName + "/Panic"
 	methodPanicStream = "/" + testServiceName + "/PanicStream"
+	methodRecycled    = "/" + testServiceName + "/Recycled"
 )
 
 // testService answers Sleep by sleeping for the requested duration (or until the call is
@@ -149,6 +152,8 @@ type testService struct {
 	started chan struct{}
 	// next is the connection Relay calls through.
 	next *grpc.ClientConn
+	// released counts the replies of Recycled released after marshalling.
+	released atomic.Int64
 }
 
 type testServiceServer interface {
@@ -177,6 +182,17 @@ func (s *testService) relay(ctx context.Context, d *durationpb.Duration) (*wrapp
 	return out, nil
 }
 
+// recycled answers the request's seconds as text in a reply that it
+// scribbles over once the codec has encoded it (mesh.RecycleAfterMarshal).
+func (s *testService) recycled(_ context.Context, d *durationpb.Duration) (*wrapperspb.StringValue, error) {
+	reply := wrapperspb.String(strconv.FormatInt(d.GetSeconds(), 10))
+	mesh.RecycleAfterMarshal(reply, func() {
+		reply.Value = "scribbled"
+		s.released.Add(1)
+	})
+	return reply, nil
+}
+
 func unaryMethod[Req proto.Message](name string, newReq func() Req, call func(*testService, context.Context, Req) (any, error)) grpc.MethodDesc {
 	full := "/" + testServiceName + "/" + name
 	return grpc.MethodDesc{
@@ -203,6 +219,10 @@ var testServiceDesc = grpc.ServiceDesc{
 			func(s *testService, ctx context.Context, d *durationpb.Duration) (any, error) { return s.sleep(ctx, d) }),
 		unaryMethod("Relay", func() *durationpb.Duration { return new(durationpb.Duration) },
 			func(s *testService, ctx context.Context, d *durationpb.Duration) (any, error) { return s.relay(ctx, d) }),
+		unaryMethod("Recycled", func() *durationpb.Duration { return new(durationpb.Duration) },
+			func(s *testService, ctx context.Context, d *durationpb.Duration) (any, error) {
+				return s.recycled(ctx, d)
+			}),
 		unaryMethod("Panic", func() *emptypb.Empty { return new(emptypb.Empty) },
 			func(*testService, context.Context, *emptypb.Empty) (any, error) { panic("test panic") }),
 	},
