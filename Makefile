@@ -59,8 +59,13 @@ buf-breaking: tools
 		$(BUF) breaking --against ".git#ref=$$prev" || echo "buf breaking: the changes above break the API (reported only, v1 is not declared stable)"; \
 	else echo "buf breaking: no previous commit of main to compare with"; fi
 
+# Replies built in reused storage (mesh.RecycleAfterMarshal) are checked
+# under the race detector too: a reply reused too early is a data race that
+# the plain tests would only rarely see.
 test: tools
 	BULLSEYE_BIN=$(BIN) go test $(TEST_FLAGS) $(PKGS)
+	go test -race -count=1 ./pkg/mesh -run 'TestRecycle|TestCodec'
+	go test -race -count=1 ./services/feature -run 'TestConcurrentLookups'
 
 dev: build
 	$(BIN)/bullseye dev

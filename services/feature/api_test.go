@@ -187,23 +187,31 @@ func TestOnlineErrors(t *testing.T) {
 	cfg.MaxEntities = 2
 	svc := env.Start(cfg)
 	testenv.ApplyReady(t, svc.Client, crashFeatures())
+	crash := &featurev1.FeatureSetRef{Name: "crash"}
 	tests := []struct {
-		name string
-		req  *featurev1.GetOnlineFeaturesRequest
-		want codes.Code
+		name  string
+		req   *featurev1.GetOnlineFeaturesRequest
+		want  codes.Code
+		field string // the violation an INVALID_ARGUMENT names
 	}{
-		{"unknown feature set", &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "nope"}}, codes.NotFound},
-		{"unknown version", &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "crash", Version: 9}}, codes.NotFound},
-		{"unknown column", &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "crash"}, FeatureNames: []string{"nope"}}, codes.InvalidArgument},
-		{"too many entities", &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "crash"}, Entities: []*commonv1.EntityKey{{Id: "a"}, {Id: "b"}, {Id: "c"}}}, codes.InvalidArgument},
-		{"bad entity type", &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "crash"}, Entities: []*commonv1.EntityKey{{Id: "a", EntityType: "store"}}}, codes.InvalidArgument},
-		{"no name", &featurev1.GetOnlineFeaturesRequest{}, codes.InvalidArgument},
+		{"unknown feature set", &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "nope"}}, codes.NotFound, ""},
+		{"unknown version", &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "crash", Version: 9}}, codes.NotFound, ""},
+		{"unknown column", &featurev1.GetOnlineFeaturesRequest{FeatureSet: crash, FeatureNames: []string{"spend", "nope"}}, codes.InvalidArgument, "feature_names[1]"},
+		{"too many entities", &featurev1.GetOnlineFeaturesRequest{FeatureSet: crash, Entities: []*commonv1.EntityKey{{Id: "a"}, {Id: "b"}, {Id: "c"}}}, codes.InvalidArgument, "entities"},
+		{"bad entity type", &featurev1.GetOnlineFeaturesRequest{FeatureSet: crash, Entities: []*commonv1.EntityKey{{Id: "a"}, {Id: "b", EntityType: "store"}}}, codes.InvalidArgument, "entities[1].entity_type"},
+		{"empty id", &featurev1.GetOnlineFeaturesRequest{FeatureSet: crash, Entities: []*commonv1.EntityKey{{Id: "a"}, {EntityType: "anonymous"}}}, codes.InvalidArgument, "entities[1].id"},
+		{"no name", &featurev1.GetOnlineFeaturesRequest{}, codes.InvalidArgument, "feature_set.name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := svc.Client.GetOnlineFeatures(ctxT(t, 5*time.Second), tt.req)
 			if status.Code(err) != tt.want {
-				t.Errorf("error %v, want %v", err, tt.want)
+				t.Fatalf("error %v, want %v", err, tt.want)
+			}
+			if tt.field != "" {
+				if got := violations(t, err); len(got) != 1 || got[0] != tt.field {
+					t.Errorf("violations %q, want [%s]: %v", got, tt.field, err)
+				}
 			}
 		})
 	}
@@ -212,6 +220,64 @@ func TestOnlineErrors(t *testing.T) {
 	})
 	if err != nil || fmt.Sprint(resp.GetFeatureNames()) != "[spend orders]" || resp.GetFeatureSet().GetVersion() != 1 {
 		t.Errorf("column selection: %v %v", resp, err)
+	}
+}
+
+// TestConcurrentLookups runs many lookups at once, of different sizes and
+// in both layouts, and checks each answer against the customers' totals:
+// replies are built in reused storage, and no reply may carry another's
+// values.
+func TestConcurrentLookups(t *testing.T) {
+	env := testenv.New(t)
+	svc := env.Start(env.Config())
+	testenv.ApplyReady(t, svc.Client, crashFeatures())
+	want := stream(t, env, func() {})
+	env.WaitApplied(time.Minute)
+	const callers, calls = 8, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for g := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 3))
+			for range calls {
+				req := &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "crash"}, Layout: featurev1.OnlineLayout(1 + rng.IntN(2))}
+				for range 1 + rng.IntN(40) {
+					req.Entities = append(req.Entities, &commonv1.EntityKey{Id: fmt.Sprintf("cust-%03d", rng.IntN(crashCustomers+10))})
+				}
+				resp, err := svc.Client.GetOnlineFeatures(ctxT(t, 10*time.Second), req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for i, e := range req.GetEntities() {
+					w, known := want[e.GetId()]
+					var found bool
+					var count, sum any
+					if oc := resp.GetColumns(); oc != nil {
+						found, count, sum = oc.GetFound()[i], columnValue(oc.GetFeatures()[0], i), columnValue(oc.GetFeatures()[1], i)
+					} else {
+						r := resp.GetResults()[i]
+						found, count, sum = r.GetFound(), value(r.GetValues()[0].GetValue()), value(r.GetValues()[1].GetValue())
+						if r.GetEntity().GetId() != e.GetId() {
+							errs <- fmt.Errorf("row %d is of %s, want %s", i, r.GetEntity().GetId(), e.GetId())
+							return
+						}
+					}
+					if found != known || (known && (count != w.count || sum != w.sum)) {
+						errs <- fmt.Errorf("%s (%v layout, entity %d of %d): found %v, orders %v, spend %v; want %v, %d, %v",
+							e.GetId(), req.GetLayout(), i, len(req.GetEntities()), found, count, sum, known, w.count, w.sum)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 

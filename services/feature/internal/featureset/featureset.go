@@ -77,11 +77,18 @@ type Set struct {
 	Columns []*featurev1.FeatureColumn
 	// MaxAge is each column's max age in nanoseconds; 0 means never stale.
 	MaxAge []int64
-	// Defaults is each column's default value (null for none).
-	Defaults []profile.Value
-	index    map[string]int
-	blocks   []block
-	windows  []int64 // the distinct windows of the aggregates, for EvalOnline
+	// Defaults is each column's default value (null for none), and
+	// DefaultProtos the same as messages (nil for none), shared by every
+	// reply (read only).
+	Defaults      []profile.Value
+	DefaultProtos []*commonv1.Value
+	// Names are the columns' names, and Positions 0 to len(Columns)-1: a
+	// request for every column, shared by every caller (read only).
+	Names     []string
+	Positions []int
+	index     map[string]int
+	blocks    []block
+	windows   []int64 // the distinct windows of the aggregates, for EvalOnline
 }
 
 // block computes one or more consecutive columns.
@@ -133,6 +140,13 @@ func Compile(fs *featurev1.FeatureSet, prefix string) (*Set, error) {
 		s.Columns = append(s.Columns, &featurev1.FeatureColumn{Name: name, Type: t, Description: desc})
 		s.MaxAge = append(s.MaxAge, maxAge)
 		s.Defaults = append(s.Defaults, def)
+		var defProto *commonv1.Value
+		if !def.IsNull() {
+			defProto = def.Proto()
+		}
+		s.DefaultProtos = append(s.DefaultProtos, defProto)
+		s.Names = append(s.Names, name)
+		s.Positions = append(s.Positions, len(s.Positions))
 	}
 	if len(fs.GetFeatures()) == 0 && len(fs.GetRfmGroups()) == 0 {
 		v.Add(prefix+".features", "a feature set needs at least one feature or RFM group")

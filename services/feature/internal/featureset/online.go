@@ -16,31 +16,42 @@ type onlineMemo struct {
 	outs      []Out
 }
 
+// Online is a profile's columns at one instant, as EvalOnline gives them.
+// It shares the memo's storage: read it through Out, never change it.
+type Online struct {
+	outs []Out
+	at   int64
+}
+
+// Out returns column i at the instant, with a value that moves with time
+// (days since ...) brought up to it.
+func (o Online) Out(i int) Out {
+	out := o.outs[i]
+	if out.Since {
+		out.Value = SinceDays(out.Anchor, o.at)
+	}
+	return out
+}
+
 // EvalOnline is Eval for current values of the profile that load returns:
-// it gives exactly what Eval(p, now) gives, but reuses the columns memo
-// holds from an earlier instant as long as no record can have entered or
-// left any window since, bringing the columns that move with time (days
-// since ...) up to now. A lookup then costs a copy instead of decoding the
-// profile and a pass over the customer's history. memo must belong to the
-// version of the profile that load returns. out must have len(s.Columns)
-// entries.
-func (s *Set) EvalOnline(memo *profile.Memo, load func() (*profile.Profile, error), now int64, out []Out) error {
+// its columns say exactly what Eval(p, now) says, but it reuses the columns
+// memo holds from an earlier instant as long as no record can have entered
+// or left any window since; Online.Out brings the columns that move with
+// time up to now. A lookup then costs neither a decoding of the profile nor
+// a pass over the customer's history, nor a copy. memo must belong to the
+// version of the profile that load returns.
+func (s *Set) EvalOnline(memo *profile.Memo, load func() (*profile.Profile, error), now int64) (Online, error) {
 	if m, ok := memo.Load().(*onlineMemo); ok && m.set == s && m.at <= now && now < m.until {
-		copy(out, m.outs)
-		for i := range out {
-			if out[i].Since {
-				out[i].Value = SinceDays(out[i].Anchor, now)
-			}
-		}
-		return nil
+		return Online{outs: m.outs, at: now}, nil
 	}
 	p, err := load()
 	if err != nil {
-		return err
+		return Online{}, err
 	}
-	s.Eval(p, now, out)
-	memo.Store(&onlineMemo{set: s, at: now, until: s.horizon(p, now), outs: append([]Out(nil), out...)})
-	return nil
+	outs := make([]Out, len(s.Columns))
+	s.Eval(p, now, outs)
+	memo.Store(&onlineMemo{set: s, at: now, until: s.horizon(p, now), outs: outs})
+	return Online{outs: outs, at: now}, nil
 }
 
 // horizon returns the first instant after at at which a column of p can

@@ -91,14 +91,14 @@ func TestEvalOnlineEqualsEval(t *testing.T) {
 			j, k := rng.IntN(len(nows)), rng.IntN(len(nows))
 			nows[j], nows[k] = nows[k], nows[j]
 		}
-		got := make([]Out, len(s.Columns))
 		want := make([]Out, len(s.Columns))
 		reused := 0
 		var memo profile.Memo
 		load := func() (*profile.Profile, error) { return p, nil }
 		for _, now := range nows {
 			before := memo.Load()
-			if err := s.EvalOnline(&memo, load, now, got); err != nil {
+			got, err := s.EvalOnline(&memo, load, now)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if before != nil && memo.Load() == before {
@@ -106,8 +106,8 @@ func TestEvalOnlineEqualsEval(t *testing.T) {
 			}
 			s.Eval(p, now, want)
 			for j := range want {
-				if got[j] != want[j] {
-					t.Fatalf("customer %d at %s, column %s: online %+v, Eval %+v", c, time.Unix(0, now).UTC(), s.Columns[j].GetName(), got[j], want[j])
+				if got.Out(j) != want[j] {
+					t.Fatalf("customer %d at %s, column %s: online %+v, Eval %+v", c, time.Unix(0, now).UTC(), s.Columns[j].GetName(), got.Out(j), want[j])
 				}
 			}
 		}
@@ -125,6 +125,8 @@ func sortInt64(xs []int64) {
 	}
 }
 
+var outSink Out
+
 // BenchmarkEvalOnline64 is BenchmarkEval64 through EvalOnline: lookups of
 // the same customers a moment apart.
 func BenchmarkEvalOnline64(b *testing.B) {
@@ -135,13 +137,15 @@ func BenchmarkEvalOnline64(b *testing.B) {
 	for i := range ps {
 		ps[i] = benchProfile(rng, now)
 	}
-	out := make([]Out, len(s.Columns))
 	at := now.UnixNano()
 	memos := make([]profile.Memo, len(ps))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for j, p := range ps {
-			_ = s.EvalOnline(&memos[j], func() (*profile.Profile, error) { return p, nil }, at+int64(i), out)
+			o, _ := s.EvalOnline(&memos[j], func() (*profile.Profile, error) { return p, nil }, at+int64(i))
+			for k := range s.Columns {
+				outSink = o.Out(k)
+			}
 		}
 	}
 }

@@ -8,10 +8,12 @@ package state
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -42,11 +44,19 @@ const shards = 64
 
 // KeyOf returns the bucket key of a subject key.
 func KeyOf(k eventlog.Key) (string, error) {
-	tok, err := eventlog.EncodeID(k.ID)
-	if err != nil {
-		return "", err
+	b, err := AppendKey(make([]byte, 0, len(k.Kind)+1+base64.RawURLEncoding.EncodedLen(len(k.ID))), k)
+	return string(b), err
+}
+
+// AppendKey appends the bucket key of a subject key to dst: KeyOf without
+// a string of its own, for lookups of many keys at once.
+func AppendKey(dst []byte, k eventlog.Key) ([]byte, error) {
+	if k.ID == "" {
+		return dst, eventlog.ErrEmptyID
 	}
-	return string(k.Kind) + "." + tok, nil
+	dst = append(dst, k.Kind...)
+	dst = append(dst, '.')
+	return base64.RawURLEncoding.AppendEncode(dst, []byte(k.ID)), nil
 }
 
 // UserPrefix is the key filter of every customer (not anonymous) profile.
@@ -297,6 +307,7 @@ func (s *Store) Fetch(ctx context.Context, key string) (*profile.Profile, uint64
 }
 
 func (s *Store) fetch(ctx context.Context, key string) (*Entry, error) {
+	key = strings.Clone(key) // the cache keeps it: not the caller's larger string
 	sh := s.shard(key)
 	sh.mu.Lock()
 	if sh.m[key] == nil {
