@@ -25,6 +25,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -36,11 +37,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -72,6 +75,7 @@ type options struct {
 	inProcess  bool
 	cpuProfile string // the latency phases
 	matProfile string // materialisation of the backlog
+	memProfile string // the heap after the latency phases
 }
 
 func main() {
@@ -87,6 +91,7 @@ func main() {
 	flag.BoolVar(&o.inProcess, "in-process", false, "run the feature service in this process (for -cpuprofile and -matprofile) instead of its own")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the latency phases to this file")
 	flag.StringVar(&o.matProfile, "matprofile", "", "write a CPU profile of materialising the backlog to this file")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (live objects after the latency phases, and every allocation) to this file")
 	flag.Parse()
 	// This process is the load generator: with its small heap the default
 	// GOGC collects every few milliseconds, and its pauses would be timed as
@@ -106,6 +111,7 @@ type result struct {
 	catchUp              time.Duration               // after the last live Track ack
 	lat                  map[string][2]time.Duration // p50, p99 by phase
 	calls                map[string]float64          // calls per second by phase
+	cpu                  map[string]time.Duration    // the feature process's CPU per call by phase
 }
 
 type phase struct {
@@ -163,8 +169,8 @@ func layoutName(l featurev1.OnlineLayout) string {
 }
 
 func run(o options) error {
-	if (o.cpuProfile != "" || o.matProfile != "") && !o.inProcess {
-		return errors.New("-cpuprofile and -matprofile need -in-process")
+	if (o.cpuProfile != "" || o.matProfile != "" || o.memProfile != "") && !o.inProcess {
+		return errors.New("-cpuprofile, -matprofile and -memprofile need -in-process")
 	}
 	dir, err := os.MkdirTemp("", "bullseye-feature-bench-bin-")
 	if err != nil {
@@ -208,14 +214,18 @@ func run(o options) error {
 		return xs[len(xs)/2]
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "GetOnlineFeatures, 20 features, gRPC loopback (median of %d runs)\tp50\tp99\tcalls/s\n", o.runs)
+	fmt.Fprintf(w, "GetOnlineFeatures, 20 features, gRPC loopback (median of %d runs)\tp50\tp99\tcalls/s\tfeature CPU/call\n", o.runs)
 	for i, p := range phases {
 		if (p.rate != 0 || p.load != 0) && phases[i-1].rate == 0 && phases[i-1].load == 0 {
-			fmt.Fprintln(w, "at a stated load (calls on a fixed schedule, timed from their scheduled start):\t\t\t")
+			fmt.Fprintln(w, "at a stated load (calls on a fixed schedule, timed from their scheduled start):\t\t\t\t")
 		}
 		p50 := time.Duration(med(func(r result) float64 { return float64(r.lat[p.name][0]) }))
 		p99 := time.Duration(med(func(r result) float64 { return float64(r.lat[p.name][1]) }))
-		fmt.Fprintf(w, "%s\t%v\t%v\t%.0f\n", p.name, p50.Round(time.Microsecond), p99.Round(time.Microsecond), med(func(r result) float64 { return r.calls[p.name] }))
+		cpu := "-"
+		if !o.inProcess {
+			cpu = time.Duration(med(func(r result) float64 { return float64(r.cpu[p.name]) })).Round(time.Microsecond).String()
+		}
+		fmt.Fprintf(w, "%s\t%v\t%v\t%.0f\t%s\n", p.name, p50.Round(time.Microsecond), p99.Round(time.Microsecond), med(func(r result) float64 { return r.calls[p.name] }), cpu)
 	}
 	track, apply := med(func(r result) float64 { return r.trackRate }), med(func(r result) float64 { return r.applyRate })
 	fmt.Fprintf(w, "\nevents (median of %d runs, %d customers)\tevents/s\t\t\n", o.runs, o.customers)
@@ -228,7 +238,7 @@ func run(o options) error {
 }
 
 func once(o options, first bool) (res result, err error) {
-	res = result{lat: map[string][2]time.Duration{}, calls: map[string]float64{}}
+	res = result{lat: map[string][2]time.Duration{}, calls: map[string]float64{}, cpu: map[string]time.Duration{}}
 	dir, err := os.MkdirTemp("", "bullseye-feature-bench-")
 	if err != nil {
 		return res, err
@@ -297,6 +307,7 @@ func once(o options, first bool) (res result, err error) {
 	}
 	start := time.Now()
 	var addr string
+	featurePID := 0 // in its own process
 	if o.inProcess {
 		cfg := feature.NewConfig()
 		cfg.EtcdEndpoints, cfg.NATSURL = etcd.Endpoints(), natsURL
@@ -318,7 +329,7 @@ func once(o options, first bool) (res result, err error) {
 	} else {
 		// Its readiness waits for the backlog: start it without waiting.
 		var stopFeature func()
-		addr, stopFeature, err = launch(o.featureBin, etcd.Endpoints(), natsURL, "--data-dir", filepath.Join(dir, "feature"), "--hmac-key-file", keyFile)
+		addr, stopFeature, featurePID, err = launchPID(o.featureBin, etcd.Endpoints(), natsURL, "--data-dir", filepath.Join(dir, "feature"), "--hmac-key-file", keyFile)
 		if err != nil {
 			return res, err
 		}
@@ -375,12 +386,36 @@ func once(o options, first bool) (res result, err error) {
 		if p.load != 0 {
 			rate = p.load * res.calls[p.peak]
 		}
-		lats, calls, err := load(ctx, client, o, p, rate)
+		var cpu0 time.Duration
+		if featurePID != 0 {
+			if cpu0, err = cpuTime(featurePID); err != nil {
+				return res, err
+			}
+		}
+		lats, calls, all, err := load(ctx, client, o, p, rate)
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", p.name, err)
 		}
+		if featurePID != 0 {
+			cpu1, err := cpuTime(featurePID)
+			if err != nil {
+				return res, err
+			}
+			res.cpu[p.name] = (cpu1 - cpu0) / time.Duration(all)
+		}
 		res.lat[p.name] = [2]time.Duration{pct(lats, 0.50), pct(lats, 0.99)}
 		res.calls[p.name] = calls
+	}
+	if o.inProcess && first && o.memProfile != "" {
+		f, err := os.Create(o.memProfile)
+		if err != nil {
+			return res, err
+		}
+		runtime.GC()
+		err = errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
+		if err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
@@ -458,9 +493,15 @@ func startService(ctx context.Context, bin string, etcd []string, natsURL string
 
 // launch starts a service binary on a free loopback port.
 func launch(bin string, etcd []string, natsURL string, extra ...string) (string, func(), error) {
+	addr, stop, _, err := launchPID(bin, etcd, natsURL, extra...)
+	return addr, stop, err
+}
+
+// launchPID is launch that also returns the process id.
+func launchPID(bin string, etcd []string, natsURL string, extra ...string) (string, func(), int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	addr := l.Addr().String()
 	l.Close()
@@ -471,7 +512,7 @@ func launch(bin string, etcd []string, natsURL string, extra ...string) (string,
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -484,7 +525,30 @@ func launch(bin string, etcd []string, natsURL string, extra ...string) (string,
 			<-exited
 		}
 	}
-	return addr, stop, nil
+	return addr, stop, cmd.Process.Pid, nil
+}
+
+// cpuTime returns the CPU time (user and system) process pid has used so
+// far, from /proc/<pid>/stat, in clock ticks of 10 ms.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] { // utime, stime: fields 14 and 15
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 // waitServing waits up to a minute for addr to answer SERVING; stop, when
@@ -677,11 +741,13 @@ func applyReady(ctx context.Context, c featurev1.FeatureServiceClient) error {
 }
 
 // load calls GetOnlineFeatures from p.conc goroutines for o.phase (after a
-// short warm-up) and returns every call's latency and the call rate. With
+// short warm-up) and returns every timed call's latency, the call rate and
+// how many calls it made in all, the warm-up's included. With
 // rate > 0 the calls start on a fixed schedule of rate calls per second and
 // each is timed from its scheduled start; otherwise each caller calls again
 // as soon as it has its answer.
-func load(ctx context.Context, c featurev1.FeatureServiceClient, o options, p phase, rate float64) ([]time.Duration, float64, error) {
+func load(ctx context.Context, c featurev1.FeatureServiceClient, o options, p phase, rate float64) ([]time.Duration, float64, int64, error) {
+	var all atomic.Int64
 	var mu sync.Mutex
 	var lats []time.Duration
 	var firstErr error
@@ -727,6 +793,7 @@ func load(ctx context.Context, c featurev1.FeatureServiceClient, o options, p ph
 					mu.Unlock()
 					return
 				}
+				all.Add(1)
 				if !t0.Before(warm) {
 					mine = append(mine, d)
 				}
@@ -738,10 +805,10 @@ func load(ctx context.Context, c featurev1.FeatureServiceClient, o options, p ph
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return nil, 0, firstErr
+		return nil, 0, 0, firstErr
 	}
 	if len(lats) == 0 {
-		return nil, 0, fmt.Errorf("no call finished")
+		return nil, 0, 0, fmt.Errorf("no call finished")
 	}
-	return lats, float64(len(lats)) / o.phase.Seconds(), nil
+	return lats, float64(len(lats)) / o.phase.Seconds(), all.Load(), nil
 }
