@@ -45,6 +45,10 @@ type ServerConfig struct {
 	// /metrics. Empty, the default, serves no metrics over HTTP (they are still collected in
 	// Registry); port 0 picks a free port.
 	MetricsAddr string
+	// Profiling also serves Go's runtime profiles (net/http/pprof) under /debug/pprof/ on
+	// MetricsAddr, for looking into a live process (go tool pprof
+	// http://host:port/debug/pprof/profile). It needs MetricsAddr.
+	Profiling bool
 	// MaxRecvMsgSize and MaxSendMsgSize limit, in bytes, the size of one message.
 	MaxRecvMsgSize int
 	MaxSendMsgSize int
@@ -79,7 +83,7 @@ func NewServerConfig(service string) ServerConfig {
 }
 
 // RegisterFlags registers the server's command-line flags on fs, with the current values of c
-// as defaults: --listen, --advertise, --metrics-listen, --tls-cert, --tls-key, --tls-ca,
+// as defaults: --listen, --advertise, --metrics-listen, --pprof, --tls-cert, --tls-key, --tls-ca,
 // --tls-server-name, --tls-client-auth, --insecure, --max-recv-bytes, --max-send-bytes and
 // --shutdown-timeout.
 func (c *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
@@ -87,6 +91,7 @@ func (c *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdvertiseAddr, "advertise", c.AdvertiseAddr,
 		"address other services dial, registered in etcd (host or host:port; never a wildcard such as 0.0.0.0); empty uses the listen address when it is a specific IP")
 	fs.StringVar(&c.MetricsAddr, "metrics-listen", c.MetricsAddr, "host:port of the Prometheus /metrics HTTP endpoint; empty turns it off")
+	fs.BoolVar(&c.Profiling, "pprof", c.Profiling, "also serve Go runtime profiles under /debug/pprof/ on --metrics-listen")
 	fs.StringVar(&c.TLS.CertFile, "tls-cert", c.TLS.CertFile, "PEM certificate file of this server, also presented as client certificate")
 	fs.StringVar(&c.TLS.KeyFile, "tls-key", c.TLS.KeyFile, "PEM private key file of --tls-cert")
 	fs.StringVar(&c.TLS.CAFile, "tls-ca", c.TLS.CAFile, "PEM CA bundle that verifies peers' certificates")
@@ -121,6 +126,8 @@ func (c *ServerConfig) Validate() error {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			errs = append(errs, fmt.Errorf("metrics address %q: %w", c.MetricsAddr, err))
 		}
+	} else if c.Profiling {
+		errs = append(errs, errors.New("profiling (--pprof) is served on the metrics address: set --metrics-listen too"))
 	}
 	if c.MaxRecvMsgSize <= 0 {
 		errs = append(errs, fmt.Errorf("max receive message size %d is not positive", c.MaxRecvMsgSize))

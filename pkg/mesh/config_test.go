@@ -38,6 +38,7 @@ func TestServerConfigValidate(t *testing.T) {
 		{name: "empty host advertise", edit: func(c *mesh.ServerConfig) { c.AdvertiseAddr = ":8080" }, wantErr: "wildcard"},
 		{name: "bare host advertise", edit: func(c *mesh.ServerConfig) { c.AdvertiseAddr = "ingest-0.ingest" }},
 		{name: "bad metrics", edit: func(c *mesh.ServerConfig) { c.MetricsAddr = "9090" }, wantErr: "metrics address"},
+		{name: "profiling without metrics", edit: func(c *mesh.ServerConfig) { c.Profiling = true }, wantErr: "--metrics-listen"},
 		{name: "zero message size", edit: func(c *mesh.ServerConfig) { c.MaxRecvMsgSize = 0 }, wantErr: "receive message size"},
 		{name: "zero shutdown timeout", edit: func(c *mesh.ServerConfig) { c.ShutdownTimeout = 0 }, wantErr: "shutdown timeout"},
 	}

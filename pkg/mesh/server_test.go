@@ -438,3 +438,37 @@ func TestRecycledReplies(t *testing.T) {
 		t.Errorf("%d replies released, want %d", got, callers*calls)
 	}
 }
+
+// TestProfilingEndpoint checks that runtime profiles are served on the
+// metrics address with --pprof only.
+func TestProfilingEndpoint(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	get := func(url string) int {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, on := range []bool{false, true} {
+		cfg := testConfig("feature")
+		cfg.MetricsAddr, cfg.Profiling = "127.0.0.1:0", on
+		s := serve(t, cfg, nil, nil)
+		want := http.StatusNotFound
+		if on {
+			want = http.StatusOK
+		}
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline"} {
+			if got := get("http://" + s.MetricsAddr() + path); got != want {
+				t.Errorf("profiling %v: GET %s answered %d, want %d", on, path, got, want)
+			}
+		}
+	}
+}
