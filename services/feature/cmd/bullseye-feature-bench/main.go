@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +77,9 @@ type options struct {
 	cpuProfile string // the latency phases
 	matProfile string // materialisation of the backlog
 	memProfile string // the heap after the latency phases
+	// featureProfile is a CPU profile of the feature process (in its own
+	// process) during the latency phase named profilePhase.
+	featureProfile, profilePhase string
 }
 
 func main() {
@@ -92,6 +96,8 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the latency phases to this file")
 	flag.StringVar(&o.matProfile, "matprofile", "", "write a CPU profile of materialising the backlog to this file")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (live objects after the latency phases, and every allocation) to this file")
+	flag.StringVar(&o.featureProfile, "feature-cpuprofile", "", "write a CPU profile of the bullseye-feature process during -profile-phase (first run) to this file")
+	flag.StringVar(&o.profilePhase, "profile-phase", "64 entities, concurrency 16, columns", "the latency phase -feature-cpuprofile profiles")
 	flag.Parse()
 	// This process is the load generator: with its small heap the default
 	// GOGC collects every few milliseconds, and its pauses would be timed as
@@ -169,6 +175,14 @@ func layoutName(l featurev1.OnlineLayout) string {
 }
 
 func run(o options) error {
+	if o.featureProfile != "" {
+		if o.inProcess {
+			return errors.New("-feature-cpuprofile profiles the feature service in its own process: use -cpuprofile with -in-process")
+		}
+		if !slices.ContainsFunc(phases, func(p phase) bool { return p.name == o.profilePhase }) {
+			return fmt.Errorf("-profile-phase %q is not a latency phase", o.profilePhase)
+		}
+	}
 	if (o.cpuProfile != "" || o.matProfile != "" || o.memProfile != "") && !o.inProcess {
 		return errors.New("-cpuprofile, -matprofile and -memprofile need -in-process")
 	}
@@ -307,7 +321,8 @@ func once(o options, first bool) (res result, err error) {
 	}
 	start := time.Now()
 	var addr string
-	featurePID := 0 // in its own process
+	featurePID := 0   // in its own process
+	metricsAddr := "" // of the feature process, when profiled
 	if o.inProcess {
 		cfg := feature.NewConfig()
 		cfg.EtcdEndpoints, cfg.NATSURL = etcd.Endpoints(), natsURL
@@ -329,7 +344,17 @@ func once(o options, first bool) (res result, err error) {
 	} else {
 		// Its readiness waits for the backlog: start it without waiting.
 		var stopFeature func()
-		addr, stopFeature, featurePID, err = launchPID(o.featureBin, etcd.Endpoints(), natsURL, "--data-dir", filepath.Join(dir, "feature"), "--hmac-key-file", keyFile)
+		args := []string{"--data-dir", filepath.Join(dir, "feature"), "--hmac-key-file", keyFile}
+		if o.featureProfile != "" && first {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return res, err
+			}
+			metricsAddr = l.Addr().String()
+			l.Close()
+			args = append(args, "--metrics-listen", metricsAddr, "--pprof")
+		}
+		addr, stopFeature, featurePID, err = launchPID(o.featureBin, etcd.Endpoints(), natsURL, args...)
 		if err != nil {
 			return res, err
 		}
@@ -392,7 +417,17 @@ func once(o options, first bool) (res result, err error) {
 				return res, err
 			}
 		}
+		var profiled chan error
+		if metricsAddr != "" && p.name == o.profilePhase {
+			profiled = make(chan error, 1)
+			go func() { profiled <- fetchProfile(ctx, metricsAddr, o.phase, o.featureProfile) }()
+		}
 		lats, calls, all, err := load(ctx, client, o, p, rate)
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				return res, fmt.Errorf("profiling the feature process: %w", err)
+			}
+		}
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", p.name, err)
 		}
@@ -526,6 +561,30 @@ func launchPID(bin string, etcd []string, natsURL string, extra ...string) (stri
 		}
 	}
 	return addr, stop, cmd.Process.Pid, nil
+}
+
+// fetchProfile writes a CPU profile of d of the process serving
+// /debug/pprof on addr to path.
+func fetchProfile(ctx context.Context, addr string, d time.Duration, path string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds())))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
 }
 
 // cpuTime returns the CPU time (user and system) process pid has used so

@@ -33,6 +33,14 @@ func (o Online) Out(i int) Out {
 	return out
 }
 
+// Ref returns column i as remembered, without a copy: read only. When its
+// Since is set, its value at the instant is SinceDays(Anchor, At()), not
+// Value.
+func (o Online) Ref(i int) *Out { return &o.outs[i] }
+
+// At returns the instant the columns are of.
+func (o Online) At() int64 { return o.at }
+
 // EvalOnline is Eval for current values of the profile that load returns:
 // its columns say exactly what Eval(p, now) says, but it reuses the columns
 // memo holds from an earlier instant as long as no record can have entered

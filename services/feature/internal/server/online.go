@@ -293,6 +293,26 @@ func (o *online) rows(r *reply, ents []*commonv1.EntityKey, erased func(int) boo
 	return r.resultPtrs, nil
 }
 
+// putValue sets entry i of fc to v, converted to the column's type; a
+// null, or a value that does not convert, is marked is_null.
+func putValue(fc *featurev1.FeatureValueColumn, i int, v profile.Value) {
+	if !v.IsNull() && profile.TypeOf(v.Kind) != fc.Type {
+		v = v.Convert(fc.Type)
+	}
+	if v.IsNull() {
+		fc.IsNull[i] = true
+		return
+	}
+	switch fc.Type {
+	case commonv1.ValueType_VALUE_TYPE_NUMBER:
+		fc.NumberValues[i] = v.Num
+	case commonv1.ValueType_VALUE_TYPE_STRING:
+		fc.StringValues[i] = v.Str
+	default:
+		fc.IntValues[i] = v.Int
+	}
+}
+
 // columns lays the reply out as packed arrays per column, in r.
 func (o *online) columns(r *reply, erased func(int) bool) (*featurev1.OnlineColumns, error) {
 	n, width := len(r.entries), len(o.cols)
@@ -341,33 +361,46 @@ func (o *online) columns(r *reply, erased func(int) bool) (*featurev1.OnlineColu
 			ints++
 		}
 	}
+	const (
+		notFound = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_NOT_FOUND
+		null     = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_NULL
+		present  = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_PRESENT
+		stale    = featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_STALE
+	)
+	// The loop reads each remembered cell in place (this is most of a
+	// lookup's work): the same cells as o.cell gives the rows layout.
 	for i, e := range r.entries {
 		var err error
 		if oc.Found[i], oc.Consent[i], err = o.entity(e, erased(i)); err != nil {
 			return nil, err
 		}
+		if !oc.Found[i] {
+			for j, col := range o.cols {
+				r.fcs[j].Status[i] = notFound
+				putValue(&r.fcs[j], i, o.set.Defaults[col])
+			}
+			continue
+		}
 		for j, col := range o.cols {
 			fc := &r.fcs[j]
-			st, v, update, hasUpdate := o.cell(oc.Found[i], col)
-			fc.Status[i] = st
-			if hasUpdate {
-				fc.UpdateUnixNanos[i] = update
-			}
-			if !v.IsNull() && profile.TypeOf(v.Kind) != fc.Type {
-				v = v.Convert(fc.Type)
-			}
-			if v.IsNull() {
-				fc.IsNull[i] = true
+			out := o.cur.Ref(col)
+			if out.Value.IsNull() {
+				fc.Status[i] = null
+				putValue(fc, i, o.set.Defaults[col])
 				continue
 			}
-			switch fc.Type {
-			case commonv1.ValueType_VALUE_TYPE_NUMBER:
-				fc.NumberValues[i] = v.Num
-			case commonv1.ValueType_VALUE_TYPE_STRING:
-				fc.StringValues[i] = v.Str
-			default:
-				fc.IntValues[i] = v.Int
+			fc.Status[i] = present
+			if out.HasUpdate {
+				fc.UpdateUnixNanos[i] = out.Update
+				if age := o.set.MaxAge[col]; age > 0 && o.now-out.Update > age {
+					fc.Status[i] = stale
+				}
 			}
+			if out.Since {
+				putValue(fc, i, featureset.SinceDays(out.Anchor, o.cur.At()))
+				continue
+			}
+			putValue(fc, i, out.Value)
 		}
 	}
 	return oc, nil
