@@ -191,12 +191,15 @@ func (r *runner) apply(ctx context.Context, msgs []jetstream.Msg) error {
 			}
 			continue
 		}
-		if r.erased(it.sk.ID) {
-			r.m.metrics.skipped.WithLabelValues("erased").Inc()
-			continue
-		}
 		g := groups[it.key]
 		if g == nil {
+			// Checked once per customer and batch: an erasure within the
+			// batch starts new groups, and one that reaches the list
+			// otherwise is followed by its erasure record.
+			if r.erased(it.sk.ID) {
+				r.m.metrics.skipped.WithLabelValues("erased").Inc()
+				continue
+			}
 			p, rev, err := r.m.store.Get(ctx, it.key)
 			if err != nil {
 				return err
@@ -242,8 +245,10 @@ func (r *runner) decode(msg jetstream.Msg, seq uint64) (item, bool) {
 	return item{seq: seq, key: key, sk: info.Key, ev: ev}, true
 }
 
+// erased reports whether id is on the erasure list. Its keyed hash is
+// computed only when the list is not empty.
 func (r *runner) erased(id string) bool {
-	if r.m.opts.Erasures == nil || r.m.opts.Pseudonymiser == nil {
+	if r.m.opts.Erasures == nil || r.m.opts.Pseudonymiser == nil || r.m.opts.Erasures.Len() == 0 {
 		return false
 	}
 	return r.m.opts.Erasures.Contains(r.m.opts.Pseudonymiser.SubjectHash(id))
