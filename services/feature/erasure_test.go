@@ -143,6 +143,20 @@ func TestForgottenCustomer(t *testing.T) {
 	if !r[1].GetFound() {
 		t.Error("the other customer was erased too")
 	}
+	// A late record of the erased customer (sent before the erasure,
+	// stored after it) does not bring their state back.
+	env.MustPublish(testenv.Track("victim", "victim-late", "Order Completed", t0.Add(time.Minute), testenv.F(5), "", nil))
+	env.WaitApplied(20 * time.Second)
+	if r := online().GetResults(); r[0].GetFound() || r[0].GetConsent() != commonv1.ConsentState_CONSENT_STATE_ERASED {
+		t.Errorf("after a late record of the erased customer: found %v consent %v, want not found and ERASED", r[0].GetFound(), r[0].GetConsent())
+	}
+	kv, err := env.JS.KeyValue(ctxT(t, 5*time.Second), state.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctxT(t, 5*time.Second), key); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("a late record of the erased customer stored state again: %v", err)
+	}
 
 	build := func(includeObjected bool) *testenv.TrainingSet {
 		ts, err := testenv.Build(ctxT(t, 30*time.Second), svc.Client, &featurev1.BuildTrainingSetRequest{Spec: &featurev1.TrainingSetSpec{
