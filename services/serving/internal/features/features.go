@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
@@ -178,12 +179,14 @@ func (c *Client) ConsentSet(ctx context.Context) (*Set, error) {
 	return s, nil
 }
 
-// Lookup fetches the named columns of set for the customers ids: one GetOnlineFeatures call
-// (more only beyond MaxEntities ids). The results are in the order of ids.
-func (c *Client) Lookup(ctx context.Context, set *Set, names []string, ids []string) ([]*featurev1.EntityFeatures, error) {
+// Lookup fetches the named columns of set for the customers ids into l: one
+// GetOnlineFeatures call in the packed columns layout (more only beyond MaxEntities ids, whose
+// answers are concatenated). Customer i of l is ids[i], column j names[j]. l's storage is
+// reused: what it held before is gone, and a failed Lookup leaves it empty.
+func (c *Client) Lookup(ctx context.Context, set *Set, names []string, ids []string, l *Lookup) error {
 	ctx, cancel := c.bound(ctx)
 	defer cancel()
-	out := make([]*featurev1.EntityFeatures, 0, len(ids))
+	l.Reset()
 	ref := &featurev1.FeatureSetRef{Name: set.Name, Version: set.Version}
 	for start := 0; start < len(ids); start += c.maxEntities {
 		chunk := ids[start:min(len(ids), start+c.maxEntities)]
@@ -194,21 +197,222 @@ func (c *Client) Lookup(ctx context.Context, set *Set, names []string, ids []str
 			ptrs[i] = &ents[i]
 		}
 		t0 := time.Now()
-		resp, err := c.fc.GetOnlineFeatures(ctx, &featurev1.GetOnlineFeaturesRequest{FeatureSet: ref, Entities: ptrs, FeatureNames: names})
+		resp, err := c.fc.GetOnlineFeatures(ctx, &featurev1.GetOnlineFeaturesRequest{
+			FeatureSet: ref, Entities: ptrs, FeatureNames: names, Layout: featurev1.OnlineLayout_ONLINE_LAYOUT_COLUMNS,
+		})
 		c.metrics.observe(set.Name, len(chunk), time.Since(t0), err)
 		if err != nil {
+			l.Reset()
 			if status.Code(err) == codes.InvalidArgument {
 				// The columns may have changed (a newer latest version): resolve again next time.
 				c.forget(set)
 			}
-			return nil, fmt.Errorf("%w: feature set %s version %d, %d entities: %w", ErrLookup, set.Name, set.Version, len(chunk), err)
+			return fmt.Errorf("%w: feature set %s version %d, %d entities: %w", ErrLookup, set.Name, set.Version, len(chunk), err)
 		}
-		if len(resp.GetResults()) != len(chunk) {
-			return nil, fmt.Errorf("%w: %d results for %d entities", ErrLookup, len(resp.GetResults()), len(chunk))
+		if err := l.add(resp.GetColumns(), len(chunk), len(names), start == 0); err != nil {
+			l.Reset()
+			return fmt.Errorf("%w: feature set %s version %d: %w", ErrLookup, set.Name, set.Version, err)
 		}
-		out = append(out, resp.GetResults()...)
 	}
-	return out, nil
+	l.build()
+	return nil
+}
+
+// Lookup is what Client.Lookup found: for customer i (in the order of the ids) and requested
+// column j (in the order of the names), what GetOnlineFeatures says in either layout. Its
+// Values are built once per lookup in storage that the next Lookup into it (or Reset) reuses:
+// they must not be kept longer, nor changed. Reading a Lookup is safe from several
+// goroutines; filling it is not.
+type Lookup struct {
+	n       int
+	found   []bool
+	consent []commonv1.ConsentState
+	cols    []column
+
+	// The values: vals[j*n+i] is cell (i, j); the oneof wrappers of column j are entries
+	// off, off+1, ... of the slab of its kind.
+	vals   []commonv1.Value
+	nums   []commonv1.Value_NumberValue
+	ints   []commonv1.Value_IntValue
+	strs   []commonv1.Value_StringValue
+	bools  []commonv1.Value_BoolValue
+	times  []commonv1.Value_TimeValue
+	stamps []timestamppb.Timestamp
+}
+
+// column is one requested column's packed arrays, over every chunk.
+type column struct {
+	typ     commonv1.ValueType
+	status  []featurev1.FeatureValueStatus
+	isNull  []bool
+	numbers []float64
+	ints    []int64
+	strs    []string
+	off     int
+}
+
+// Len returns the number of customers.
+func (l *Lookup) Len() int { return l.n }
+
+// Found reports whether customer i has any state at all (EntityFeatures.found).
+func (l *Lookup) Found(i int) bool { return l.found[i] }
+
+// Consent returns customer i's consent to marketing (EntityFeatures.consent).
+func (l *Lookup) Consent(i int) commonv1.ConsentState { return l.consent[i] }
+
+// Status returns the status of column j of customer i.
+func (l *Lookup) Status(i, j int) featurev1.FeatureValueStatus { return l.cols[j].status[i] }
+
+// Value returns column j of customer i as the rows layout's FeatureValue.value gives it: the
+// value (PRESENT, STALE) or the column's default (NOT_FOUND, NULL), nil when there is neither.
+// BOOL and TIME columns give BoolValue and TimeValue. The value belongs to l (see Lookup).
+func (l *Lookup) Value(i, j int) *commonv1.Value {
+	if l.cols[j].isNull[i] {
+		return nil
+	}
+	return &l.vals[j*l.n+i]
+}
+
+// Present reports whether column j of customer i has a current value: PRESENT or STALE, and
+// not null.
+func (l *Lookup) Present(i, j int) bool {
+	st := l.cols[j].status[i]
+	return (st == featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_PRESENT || st == featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_STALE) &&
+		!l.cols[j].isNull[i]
+}
+
+// Reset empties l, keeping its storage but none of the replies it read.
+func (l *Lookup) Reset() {
+	l.n = 0
+	l.found, l.consent = nil, nil
+	for j := range l.cols {
+		l.cols[j] = column{}
+	}
+	l.cols = l.cols[:0]
+	// The only wrappers that point outside l's storage: drop the replies' strings.
+	clear(l.strs)
+}
+
+// add appends the columns of one chunk of n entities and width requested columns, checking
+// that they are whole; first starts a lookup.
+func (l *Lookup) add(oc *featurev1.OnlineColumns, n, width int, first bool) error {
+	if oc == nil {
+		return fmt.Errorf("no columns in the reply to a lookup of %d entities in the columns layout (a feature service too old for it?)", n)
+	}
+	if len(oc.GetFound()) != n || len(oc.GetConsent()) != n || len(oc.GetFeatures()) != width {
+		return fmt.Errorf("columns of %d found, %d consent and %d features for %d entities and %d features",
+			len(oc.GetFound()), len(oc.GetConsent()), len(oc.GetFeatures()), n, width)
+	}
+	for j, fc := range oc.GetFeatures() {
+		vals := len(fc.GetIntValues())
+		switch fc.GetType() {
+		case commonv1.ValueType_VALUE_TYPE_NUMBER:
+			vals = len(fc.GetNumberValues())
+		case commonv1.ValueType_VALUE_TYPE_STRING:
+			vals = len(fc.GetStringValues())
+		}
+		if len(fc.GetStatus()) != n || len(fc.GetIsNull()) != n || vals != n {
+			return fmt.Errorf("feature %d (%v): %d statuses, %d nulls and %d values for %d entities", j, fc.GetType(), len(fc.GetStatus()), len(fc.GetIsNull()), vals, n)
+		}
+		if !first && fc.GetType() != l.cols[j].typ {
+			return fmt.Errorf("feature %d is %v in one reply and %v in another", j, l.cols[j].typ, fc.GetType())
+		}
+	}
+	l.n += n
+	if first {
+		// One chunk, the usual case: l reads the reply's arrays in place.
+		l.found, l.consent = oc.GetFound(), oc.GetConsent()
+		if cap(l.cols) < width {
+			l.cols = make([]column, width)
+		}
+		l.cols = l.cols[:width]
+		for j, fc := range oc.GetFeatures() {
+			l.cols[j] = column{typ: fc.GetType(), status: fc.GetStatus(), isNull: fc.GetIsNull(),
+				numbers: fc.GetNumberValues(), ints: fc.GetIntValues(), strs: fc.GetStringValues()}
+		}
+		return nil
+	}
+	l.found = append(l.found, oc.GetFound()...)
+	l.consent = append(l.consent, oc.GetConsent()...)
+	for j, fc := range oc.GetFeatures() {
+		c := &l.cols[j]
+		c.status = append(c.status, fc.GetStatus()...)
+		c.isNull = append(c.isNull, fc.GetIsNull()...)
+		c.numbers = append(c.numbers, fc.GetNumberValues()...)
+		c.ints = append(c.ints, fc.GetIntValues()...)
+		c.strs = append(c.strs, fc.GetStringValues()...)
+	}
+	return nil
+}
+
+// build makes the Values of every cell that has one, in l's slabs: no allocation per cell.
+func (l *Lookup) build() {
+	n := l.n
+	var nums, ints, strs, bools, times int
+	for j := range l.cols {
+		c := &l.cols[j]
+		switch c.typ {
+		case commonv1.ValueType_VALUE_TYPE_NUMBER:
+			c.off, nums = nums, nums+n
+		case commonv1.ValueType_VALUE_TYPE_STRING:
+			c.off, strs = strs, strs+n
+		case commonv1.ValueType_VALUE_TYPE_BOOL:
+			c.off, bools = bools, bools+n
+		case commonv1.ValueType_VALUE_TYPE_TIME:
+			c.off, times = times, times+n
+		default:
+			c.off, ints = ints, ints+n
+		}
+	}
+	l.vals = grow(l.vals, n*len(l.cols))
+	l.nums = grow(l.nums, nums)
+	l.ints = grow(l.ints, ints)
+	l.strs = grow(l.strs, strs)
+	l.bools = grow(l.bools, bools)
+	l.times = grow(l.times, times)
+	l.stamps = grow(l.stamps, times)
+	for j := range l.cols {
+		c := &l.cols[j]
+		vals := l.vals[j*n : (j+1)*n]
+		for i := range n {
+			if c.isNull[i] {
+				continue
+			}
+			k := c.off + i
+			switch c.typ {
+			case commonv1.ValueType_VALUE_TYPE_NUMBER:
+				l.nums[k].NumberValue = c.numbers[i]
+				vals[i].Kind = &l.nums[k]
+			case commonv1.ValueType_VALUE_TYPE_STRING:
+				l.strs[k].StringValue = c.strs[i]
+				vals[i].Kind = &l.strs[k]
+			case commonv1.ValueType_VALUE_TYPE_BOOL:
+				l.bools[k].BoolValue = c.ints[i] != 0
+				vals[i].Kind = &l.bools[k]
+			case commonv1.ValueType_VALUE_TYPE_TIME:
+				ts := &l.stamps[k]
+				ns := c.ints[i]
+				ts.Seconds, ts.Nanos = ns/1e9, int32(ns%1e9)
+				if ts.Nanos < 0 {
+					ts.Seconds, ts.Nanos = ts.Seconds-1, ts.Nanos+1e9
+				}
+				l.times[k].TimeValue = ts
+				vals[i].Kind = &l.times[k]
+			default:
+				l.ints[k].IntValue = c.ints[i]
+				vals[i].Kind = &l.ints[k]
+			}
+		}
+	}
+}
+
+// grow returns s with length n, reusing its array when it is large enough. Entries are not
+// cleared: build sets every one it hands out.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 func (c *Client) forget(set *Set) {

@@ -14,9 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/batch"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/features"
@@ -256,6 +257,7 @@ type work struct {
 	ids    []string
 	index  map[string]int
 	names  []string
+	look   features.Lookup
 	batch  *artifact.Batch
 	result artifact.Result
 	refs   []ref
@@ -284,13 +286,18 @@ func (w *work) reset() {
 // process handles one batch: one lookup, then, holding a compute slot, one scoring pass.
 func (m *Model) process(b *batch.Batch[*Task]) {
 	w := m.work.Get().(*work)
-	defer m.work.Put(w)
+	defer func() {
+		// The batch's tasks have ended: nothing of theirs points into the lookup any more
+		// (score copies what an outcome keeps).
+		w.look.Reset()
+		m.work.Put(w)
+	}()
 	w.reset()
 	if w.index == nil {
 		w.index = map[string]int{}
 	}
 	tasks := b.Tasks()
-	var ents []*featurev1.EntityFeatures
+	var look *features.Lookup
 	var lookupErr error
 	for _, t := range tasks {
 		for _, r := range t.Rows {
@@ -319,7 +326,9 @@ func (m *Model) process(b *batch.Batch[*Task]) {
 					}
 				}
 			}
-			ents, lookupErr = m.fc.Lookup(ctx, p.set, w.names, w.ids)
+			if lookupErr = m.fc.Lookup(ctx, p.set, w.names, w.ids, &w.look); lookupErr == nil {
+				look = &w.look
+			}
 		}
 		cancel()
 	}
@@ -341,9 +350,9 @@ func (m *Model) process(b *batch.Batch[*Task]) {
 	var err error
 	b.Compute(func() {
 		if m.rec != nil {
-			err = m.recommend(w, tasks, ents)
+			err = m.recommend(w, tasks, look)
 		} else {
-			err = m.score(w, tasks, ents, p)
+			err = m.score(w, tasks, look, p)
 		}
 	})
 	for _, t := range tasks {
@@ -387,49 +396,46 @@ func lookupContext(tasks []*Task) (context.Context, context.CancelFunc) {
 }
 
 // gate applies what the lookup says of a row's customer: suppression, unknown customers, the
-// audience filter. It returns the customer's features (nil without a lookup) and whether the
-// row goes on to scoring.
-func gate(w *work, t *Task, i int, ents []*featurev1.EntityFeatures, notFound bool) (*featurev1.EntityFeatures, bool) {
+// audience filter. It returns the customer's index in look (-1 without a lookup) and whether
+// the row goes on to scoring.
+func gate(w *work, t *Task, i int, look *features.Lookup, notFound bool) (int, bool) {
 	r := &t.Rows[i]
 	o := &t.Out[i]
-	if r.UserID == "" || ents == nil {
-		return nil, true
+	if r.UserID == "" || look == nil {
+		return -1, true
 	}
-	e := ents[w.index[r.UserID]]
+	e := w.index[r.UserID]
 	// The segment first: a customer outside it is not part of the audience at all.
 	if t.Filter != nil {
-		vals := e.GetValues()
 		match := t.Filter.Match(func(name string) (*commonv1.Value, bool) {
 			for j, n := range w.names {
 				if n == name {
-					fv := vals[j]
-					st := fv.GetStatus()
-					present := st == featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_PRESENT || st == featurev1.FeatureValueStatus_FEATURE_VALUE_STATUS_STALE
-					return fv.GetValue(), present && fv.GetValue().GetKind() != nil
+					v := look.Value(e, j)
+					return v, look.Present(e, j) && v.GetKind() != nil
 				}
 			}
 			return nil, false
 		})
 		if !match {
 			o.Status = StatusFiltered
-			return nil, false
+			return -1, false
 		}
 	}
-	if features.Suppressed(e.GetConsent()) {
+	if features.Suppressed(look.Consent(e)) {
 		o.Status = StatusSuppressed
-		return nil, false
+		return -1, false
 	}
-	if notFound && !e.GetFound() && r.Values == nil {
+	if notFound && !look.Found(e) && r.Values == nil {
 		o.Status = StatusNotFound
 		o.Problem = &commonv1.Problem{Field: "user_id", Reason: "UNKNOWN_CUSTOMER",
 			Description: "the feature service does not know this customer and no features were given inline"}
-		return nil, false
+		return -1, false
 	}
 	return e, true
 }
 
 // score scores the feature rows of tasks: one preprocessing pass and one matrix operation.
-func (m *Model) score(w *work, tasks []*Task, ents []*featurev1.EntityFeatures, p *plan) error {
+func (m *Model) score(w *work, tasks []*Task, look *features.Lookup, p *plan) error {
 	if w.batch == nil {
 		w.batch = artifact.NewBatch(m.info)
 	}
@@ -442,16 +448,15 @@ func (m *Model) score(w *work, tasks []*Task, ents []*featurev1.EntityFeatures, 
 		b.Contributions = b.Contributions || (t.Contributions && m.HasContributions)
 		for i := range t.Rows {
 			t.Out[i] = Outcome{}
-			e, ok := gate(w, t, i, ents, true)
+			e, ok := gate(w, t, i, look, true)
 			if !ok {
 				continue
 			}
 			row := b.Add(time.Time{})
-			if e != nil {
-				vals := e.GetValues()
+			if e >= 0 {
 				for j, k := range p.pos {
 					if k >= 0 {
-						row[k] = vals[j].GetValue()
+						row[k] = look.Value(e, j)
 					}
 				}
 			}
@@ -486,22 +491,54 @@ func (m *Model) score(w *work, tasks []*Task, ents []*featurev1.EntityFeatures, 
 		}
 		if rf.t.Contributions && res.Contributions != nil {
 			o.Contributions = append([]float64(nil), res.Contributions[k*width:(k+1)*width]...)
-			o.Values = append([]*commonv1.Value(nil), b.Row(k)...)
+			o.Values = keep(b.Row(k), rf.t.Rows[rf.i].Values)
 		}
 	}
 	return nil
+}
+
+// keep returns a copy of a scored row's values for its outcome. The looked-up ones live in the
+// batch's lookup, whose storage the next batch reuses: they are copied; the row's inline
+// values (the caller's) are kept as they are.
+func keep(row, inline []*commonv1.Value) []*commonv1.Value {
+	out := make([]*commonv1.Value, len(row))
+	var copies []commonv1.Value
+	for k, v := range row {
+		if v == nil || (k < len(inline) && inline[k] == v) {
+			out[k] = v
+			continue
+		}
+		if copies == nil {
+			copies = make([]commonv1.Value, len(row))
+		}
+		c := &copies[k]
+		switch x := v.GetKind().(type) {
+		case *commonv1.Value_NumberValue:
+			c.Kind = &commonv1.Value_NumberValue{NumberValue: x.NumberValue}
+		case *commonv1.Value_IntValue:
+			c.Kind = &commonv1.Value_IntValue{IntValue: x.IntValue}
+		case *commonv1.Value_StringValue:
+			c.Kind = &commonv1.Value_StringValue{StringValue: x.StringValue}
+		case *commonv1.Value_BoolValue:
+			c.Kind = &commonv1.Value_BoolValue{BoolValue: x.BoolValue}
+		case *commonv1.Value_TimeValue:
+			c.Kind = &commonv1.Value_TimeValue{TimeValue: &timestamppb.Timestamp{Seconds: x.TimeValue.GetSeconds(), Nanos: x.TimeValue.GetNanos()}}
+		}
+		out[k] = c
+	}
+	return out
 }
 
 // Baseline returns a linear model's intercept: the score when every contribution is 0.
 func (m *Model) Baseline() float64 { return m.baseline }
 
 // recommend answers the recommendation and pair rows of tasks in one pass each.
-func (m *Model) recommend(w *work, tasks []*Task, ents []*featurev1.EntityFeatures) error {
+func (m *Model) recommend(w *work, tasks []*Task, look *features.Lookup) error {
 	var recRefs, pairRefs []ref
 	for _, t := range tasks {
 		for i := range t.Rows {
 			t.Out[i] = Outcome{}
-			if _, ok := gate(w, t, i, ents, false); !ok {
+			if _, ok := gate(w, t, i, look, false); !ok {
 				continue
 			}
 			r := t.Rows[i]

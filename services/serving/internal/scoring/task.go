@@ -64,7 +64,8 @@ type Filter interface {
 	// Names are the feature columns the filter reads.
 	Names() []string
 	// Match reports whether the customer whose values value gives belongs to the audience;
-	// value returns a column's value and whether it is present (not missing, not null).
+	// value returns a column's value and whether it is present (not missing, not null). The
+	// values belong to the batch's lookup: Match must not keep them.
 	Match(value func(name string) (*commonv1.Value, bool)) bool
 }
 
