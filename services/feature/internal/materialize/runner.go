@@ -147,8 +147,8 @@ type group struct {
 	key   string
 	sk    eventlog.Key
 	rev   uint64
-	prof  *profile.Profile // with the batch's records applied
-	data  []byte           // prof encoded, as written
+	app   *profile.Appender // the stored profile with the batch's records applied
+	data  []byte            // app's encoding, as written
 	items []item
 	dirty bool
 }
@@ -200,21 +200,19 @@ func (r *runner) apply(ctx context.Context, msgs []jetstream.Msg) error {
 				r.m.metrics.skipped.WithLabelValues("erased").Inc()
 				continue
 			}
-			p, rev, err := r.m.store.Get(ctx, it.key)
+			data, rev, err := r.m.store.GetEncoded(ctx, it.key)
 			if err != nil {
 				return err
 			}
 			g = &group{key: it.key, sk: it.sk, rev: rev}
-			if p == nil {
-				g.prof = profile.New(it.sk)
-			} else {
-				g.prof = p // a copy of its own
+			if g.app, err = profile.NewAppender(it.sk, data); err != nil {
+				return fmt.Errorf("reading profile %s: %w", it.key, err)
 			}
 			groups[it.key] = g
 			order = append(order, g)
 		}
 		g.items = append(g.items, it)
-		if g.prof.Apply(it.seq, it.ev) {
+		if g.app.Apply(it.seq, it.ev) {
 			g.dirty = true
 			r.m.metrics.applied.Inc()
 		} else {
@@ -270,7 +268,10 @@ func (r *runner) flush(ctx context.Context, groups []*group) error {
 		}
 		futures := make([]jetstream.PubAckFuture, len(todo))
 		for i, g := range todo {
-			g.data = r.encode(g.prof)
+			var err error
+			if g.data, err = r.encode(g); err != nil {
+				return fmt.Errorf("storing profile %s: %w", g.key, err)
+			}
 			m := &nats.Msg{Subject: state.Subject(g.key), Data: g.data, Header: nats.Header{}}
 			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(g.rev, 10))
 			f, err := r.m.js.PublishMsgAsync(m)
@@ -304,19 +305,17 @@ func (r *runner) flush(ctx context.Context, groups []*group) error {
 			return err
 		}
 		for _, g := range again {
-			p, rev, err := r.m.store.Fetch(ctx, g.key)
+			data, rev, err := r.m.store.FetchEncoded(ctx, g.key)
 			if err != nil {
 				return err
 			}
 			g.rev = rev
-			if p == nil {
-				g.prof = profile.New(g.sk)
-			} else {
-				g.prof = p
+			if g.app, err = profile.NewAppender(g.sk, data); err != nil {
+				return fmt.Errorf("reading profile %s: %w", g.key, err)
 			}
 			g.dirty = false
 			for _, it := range g.items {
-				if g.prof.Apply(it.seq, it.ev) {
+				if g.app.Apply(it.seq, it.ev) {
 					g.dirty = true
 				}
 			}
@@ -331,8 +330,17 @@ func (r *runner) flush(ctx context.Context, groups []*group) error {
 	return nil
 }
 
-func (r *runner) encode(p *profile.Profile) []byte {
-	data := profile.Encode(nil, p)
+// encode returns g's profile encoded, dropping its oldest events while it
+// is larger than MaxProfileBytes.
+func (r *runner) encode(g *group) ([]byte, error) {
+	data := g.app.Bytes()
+	if len(data) <= MaxProfileBytes {
+		return data, nil
+	}
+	p, err := profile.Decode(data, nil)
+	if err != nil {
+		return nil, err
+	}
 	for len(data) > MaxProfileBytes && len(p.Events) > 0 {
 		drop := max(1, len(p.Events)/10)
 		p.Events = p.Events[drop:]
@@ -340,7 +348,7 @@ func (r *runner) encode(p *profile.Profile) []byte {
 		r.log.Warn("profile too large: dropping its oldest events", slog.Int("dropped", drop))
 		data = profile.Encode(data[:0], p)
 	}
-	return data
+	return data, nil
 }
 
 // erase applies an erasure record as the eventlog protocol says: delete the

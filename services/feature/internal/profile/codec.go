@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -41,24 +42,38 @@ func Encode(b []byte, p *Profile) []byte {
 	b = appendUint(b, 4, p.LastSeq)
 	var tmp []byte
 	for i := range p.Events {
-		tmp = encodeEvent(tmp[:0], &p.Events[i])
-		b = protowire.AppendTag(b, 5, protowire.BytesType)
-		b = protowire.AppendBytes(b, tmp)
+		b, tmp = appendEventField(b, tmp, &p.Events[i])
 	}
 	for i := range p.Traits {
-		tmp = encodeTraits(tmp[:0], &p.Traits[i])
-		b = protowire.AppendTag(b, 6, protowire.BytesType)
-		b = protowire.AppendBytes(b, tmp)
+		b, tmp = appendTraitsField(b, tmp, &p.Traits[i])
 	}
 	for i := range p.Consents {
-		c := &p.Consents[i]
-		tmp = appendUint(tmp[:0], 1, c.Seq)
-		tmp = appendSint(tmp, 2, c.Time)
-		tmp = appendUint(tmp, 3, uint64(c.State))
-		b = protowire.AppendTag(b, 7, protowire.BytesType)
-		b = protowire.AppendBytes(b, tmp)
+		b, tmp = appendConsentField(b, tmp, &p.Consents[i])
 	}
 	return b
+}
+
+// appendEventField, appendTraitsField and appendConsentField append one
+// record as a field of Profile (5, 6 and 7), encoding it in tmp first;
+// they return b and tmp for reuse.
+func appendEventField(b, tmp []byte, e *Event) ([]byte, []byte) {
+	tmp = encodeEvent(tmp[:0], e)
+	b = protowire.AppendTag(b, 5, protowire.BytesType)
+	return protowire.AppendBytes(b, tmp), tmp
+}
+
+func appendTraitsField(b, tmp []byte, u *TraitUpdate) ([]byte, []byte) {
+	tmp = encodeTraits(tmp[:0], u)
+	b = protowire.AppendTag(b, 6, protowire.BytesType)
+	return protowire.AppendBytes(b, tmp), tmp
+}
+
+func appendConsentField(b, tmp []byte, c *Consent) ([]byte, []byte) {
+	tmp = appendUint(tmp[:0], 1, c.Seq)
+	tmp = appendSint(tmp, 2, c.Time)
+	tmp = appendUint(tmp, 3, uint64(c.State))
+	b = protowire.AppendTag(b, 7, protowire.BytesType)
+	return protowire.AppendBytes(b, tmp), tmp
 }
 
 func encodeEvent(b []byte, e *Event) []byte {
@@ -245,14 +260,37 @@ func Decode(b []byte, in Interner) (*Profile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decoding profile: %w", err)
 	}
+	// Records appended to an encoding (Appender) come after the ones
+	// before them whatever their times: restore the order by (Time, Seq).
+	sortByTime(p.Events, func(e *Event) (int64, uint64) { return e.Time, e.Seq })
+	sortByTime(p.Traits, func(u *TraitUpdate) (int64, uint64) { return u.Time, u.Seq })
+	sortByTime(p.Consents, func(c *Consent) (int64, uint64) { return c.Time, c.Seq })
 	return p, nil
 }
 
+// sortByTime sorts records by (time, sequence) unless they already are.
+func sortByTime[T any](rs []T, key func(*T) (int64, uint64)) {
+	cmp := func(a, b T) int {
+		ta, sa := key(&a)
+		tb, sb := key(&b)
+		switch {
+		case after(ta, sa, tb, sb):
+			return 1
+		case after(tb, sb, ta, sa):
+			return -1
+		}
+		return 0
+	}
+	if !slices.IsSortedFunc(rs, cmp) {
+		slices.SortFunc(rs, cmp)
+	}
+}
+
 // DecodeHeader decodes only the id, kind and last sequence of an encoded
-// profile.
+// profile: it walks the records without decoding them (an Appender puts a
+// later last sequence after them).
 func DecodeHeader(b []byte) (key eventlog.Key, lastSeq uint64, err error) {
 	key.Kind = eventlog.KindUser
-	stop := errors.New("stop")
 	err = walk(b, func(num protowire.Number, _ protowire.Type, v uint64, data []byte) error {
 		switch num {
 		case 2:
@@ -263,12 +301,10 @@ func DecodeHeader(b []byte) (key eventlog.Key, lastSeq uint64, err error) {
 			}
 		case 4:
 			lastSeq = v
-		case 5, 6, 7:
-			return stop
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, stop) {
+	if err != nil {
 		return key, 0, fmt.Errorf("decoding profile header: %w", err)
 	}
 	return key, lastSeq, nil

@@ -140,43 +140,56 @@ func (p *Profile) Apply(seq uint64, r *ingestv1.StoredEvent) bool {
 		return false
 	}
 	p.LastSeq = seq
-	t := TimeNanos(r.GetEventTime())
 	switch r.GetType() {
 	case ingestv1.EventType_EVENT_TYPE_TRACK:
-		e := Event{
-			Seq:       seq,
-			Time:      t,
-			MessageID: r.GetMessageId(),
-			Name:      r.GetName(),
-			ItemID:    r.GetItemId(),
-			HasValue:  r.Value != nil,
-			Value:     r.GetValue(),
-			Currency:  r.GetCurrency(),
-			Channel:   r.GetContext().GetChannel(),
-			Campaign:  r.GetContext().GetCampaign().GetId(),
-			Props:     props(r.GetProperties()),
-			ImportID:  r.GetImportId(),
-			Row:       r.GetRowNumber(),
-		}
-		i := sort.Search(len(p.Events), func(i int) bool { return after(p.Events[i].Time, p.Events[i].Seq, t, seq) })
+		e := eventOf(seq, r)
+		i := sort.Search(len(p.Events), func(i int) bool { return after(p.Events[i].Time, p.Events[i].Seq, e.Time, seq) })
 		p.Events = slices.Insert(p.Events, i, e)
 	case ingestv1.EventType_EVENT_TYPE_IDENTIFY:
-		u := TraitUpdate{
-			Seq:       seq,
-			Time:      t,
-			MessageID: r.GetMessageId(),
-			Traits:    props(r.GetTraits()),
-			ImportID:  r.GetImportId(),
-			Row:       r.GetRowNumber(),
-		}
-		i := sort.Search(len(p.Traits), func(i int) bool { return after(p.Traits[i].Time, p.Traits[i].Seq, t, seq) })
+		u := traitsOf(seq, r)
+		i := sort.Search(len(p.Traits), func(i int) bool { return after(p.Traits[i].Time, p.Traits[i].Seq, u.Time, seq) })
 		p.Traits = slices.Insert(p.Traits, i, u)
 	case ingestv1.EventType_EVENT_TYPE_CONSENT:
-		c := Consent{Seq: seq, Time: t, State: r.GetConsentState()}
-		i := sort.Search(len(p.Consents), func(i int) bool { return after(p.Consents[i].Time, p.Consents[i].Seq, t, seq) })
+		c := consentOf(seq, r)
+		i := sort.Search(len(p.Consents), func(i int) bool { return after(p.Consents[i].Time, p.Consents[i].Seq, c.Time, seq) })
 		p.Consents = slices.Insert(p.Consents, i, c)
 	}
 	return true
+}
+
+// eventOf, traitsOf and consentOf turn the record at seq into what a
+// profile keeps of it.
+func eventOf(seq uint64, r *ingestv1.StoredEvent) Event {
+	return Event{
+		Seq:       seq,
+		Time:      TimeNanos(r.GetEventTime()),
+		MessageID: r.GetMessageId(),
+		Name:      r.GetName(),
+		ItemID:    r.GetItemId(),
+		HasValue:  r.Value != nil,
+		Value:     r.GetValue(),
+		Currency:  r.GetCurrency(),
+		Channel:   r.GetContext().GetChannel(),
+		Campaign:  r.GetContext().GetCampaign().GetId(),
+		Props:     props(r.GetProperties()),
+		ImportID:  r.GetImportId(),
+		Row:       r.GetRowNumber(),
+	}
+}
+
+func traitsOf(seq uint64, r *ingestv1.StoredEvent) TraitUpdate {
+	return TraitUpdate{
+		Seq:       seq,
+		Time:      TimeNanos(r.GetEventTime()),
+		MessageID: r.GetMessageId(),
+		Traits:    props(r.GetTraits()),
+		ImportID:  r.GetImportId(),
+		Row:       r.GetRowNumber(),
+	}
+}
+
+func consentOf(seq uint64, r *ingestv1.StoredEvent) Consent {
+	return Consent{Seq: seq, Time: TimeNanos(r.GetEventTime()), State: r.GetConsentState()}
 }
 
 // after reports whether (t1, s1) comes after (t2, s2).

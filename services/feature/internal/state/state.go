@@ -272,6 +272,26 @@ func (s *Store) Get(ctx context.Context, key string) (*profile.Profile, uint64, 
 	return s.decode(key, e, err)
 }
 
+// GetEncoded returns the encoded profile of key (nil when there is none,
+// read only) and its revision, from the cache or the bucket.
+func (s *Store) GetEncoded(ctx context.Context, key string) ([]byte, uint64, error) {
+	e, err := s.entry(ctx, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	return e.data, e.rev, nil
+}
+
+// FetchEncoded is GetEncoded from the bucket, bypassing the cache (which it
+// updates).
+func (s *Store) FetchEncoded(ctx context.Context, key string) ([]byte, uint64, error) {
+	e, err := s.fetch(ctx, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	return e.data, e.rev, nil
+}
+
 // decode returns a copy of e's profile and its revision, dropping an entry
 // that does not decode from the cache.
 func (s *Store) decode(key string, e *Entry, err error) (*profile.Profile, uint64, error) {

@@ -1,0 +1,104 @@
+package profile
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+)
+
+// MaxAppends is how many times an encoding is added to by appending before
+// an Appender rewrites it whole (each append repeats the last sequence).
+const MaxAppends = 16
+
+// Appender applies records to an encoded profile without decoding it: a
+// record is encoded and appended, and a new last sequence after it. In the
+// protobuf wire format repeated fields may come in any order and the last
+// value of a scalar field wins, so the result is an encoding of the profile
+// with the records applied; Decode restores the (Time, Seq) order of its
+// records. A customer's new records then cost the same whatever the length
+// of their history, where decoding and encoding it again costs in
+// proportion.
+//
+// An encoding that has been appended to MaxAppends times is decoded and
+// written whole again, which also drops the repeated last sequences.
+type Appender struct {
+	base    []byte // the stored encoding, read only
+	delta   []byte // the records applied since, encoded
+	tmp     []byte
+	lastSeq uint64
+	p       *Profile // when rewriting whole (a new or much appended profile)
+}
+
+// NewAppender returns an Appender that adds to base, the stored encoding
+// of the profile of key (empty when there is none).
+func NewAppender(key eventlog.Key, base []byte) (*Appender, error) {
+	a := &Appender{base: base}
+	if len(base) == 0 {
+		a.p = New(key)
+		return a, nil
+	}
+	appends := 0
+	err := walk(base, func(num protowire.Number, _ protowire.Type, v uint64, _ []byte) error {
+		if num == 4 {
+			a.lastSeq = v
+			appends++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decoding profile: %w", err)
+	}
+	if appends > MaxAppends {
+		if a.p, err = Decode(base, nil); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// LastSeq returns the last sequence applied.
+func (a *Appender) LastSeq() uint64 {
+	if a.p != nil {
+		return a.p.LastSeq
+	}
+	return a.lastSeq
+}
+
+// Apply is Profile.Apply on the encoding: it applies the record at seq
+// unless seq is not after the last applied sequence (a redelivery), and
+// reports whether it did.
+func (a *Appender) Apply(seq uint64, r *ingestv1.StoredEvent) bool {
+	if a.p != nil {
+		return a.p.Apply(seq, r)
+	}
+	if seq <= a.lastSeq {
+		return false
+	}
+	a.lastSeq = seq
+	switch r.GetType() {
+	case ingestv1.EventType_EVENT_TYPE_TRACK:
+		e := eventOf(seq, r)
+		a.delta, a.tmp = appendEventField(a.delta, a.tmp, &e)
+	case ingestv1.EventType_EVENT_TYPE_IDENTIFY:
+		u := traitsOf(seq, r)
+		a.delta, a.tmp = appendTraitsField(a.delta, a.tmp, &u)
+	case ingestv1.EventType_EVENT_TYPE_CONSENT:
+		c := consentOf(seq, r)
+		a.delta, a.tmp = appendConsentField(a.delta, a.tmp, &c)
+	}
+	return true
+}
+
+// Bytes returns the encoding with every applied record, in a new slice.
+func (a *Appender) Bytes() []byte {
+	if a.p != nil {
+		return Encode(nil, a.p)
+	}
+	b := make([]byte, 0, len(a.base)+len(a.delta)+protowire.SizeTag(4)+protowire.SizeVarint(a.lastSeq))
+	b = append(b, a.base...)
+	b = append(b, a.delta...)
+	return appendUint(b, 4, a.lastSeq)
+}
