@@ -31,9 +31,9 @@ const (
 
 // DefaultBatchSize is the most records applied in one batch. A batch writes
 // each customer's profile once however many of its records it holds, so a
-// consumer that falls behind catches up with fewer, bigger writes; a batch
-// is fetched as soon as this many records are there, or after fetchWait
-// with fewer.
+// consumer that falls behind catches up with fewer, bigger writes. A batch
+// is whatever is stored, up to this many records: a consumer that is up to
+// date applies each record as soon as it comes.
 const DefaultBatchSize = 10000
 
 // Options configure a Materializer.

@@ -22,8 +22,8 @@ import (
 // oldest behavioural events are dropped (and counted as skipped "truncated").
 const MaxProfileBytes = 900 << 10
 
-// fetchWait bounds how long an idle consumer waits for records before it
-// looks at its context again.
+// fetchWait bounds how long an idle consumer waits for its next record
+// before it looks at its context again.
 const fetchWait = 250 * time.Millisecond
 
 // runner consumes one partition while this replica owns it.
@@ -103,21 +103,27 @@ func (r *runner) consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var msgs []jetstream.Msg
 	for ctx.Err() == nil {
-		batch, err := c.Fetch(r.m.opts.BatchSize, jetstream.FetchMaxWait(fetchWait))
-		if err != nil {
-			return fmt.Errorf("fetching from partition %d: %w", r.part, err)
-		}
-		var msgs []jetstream.Msg
-		for msg := range batch.Messages() {
-			msgs = append(msgs, msg)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && len(msgs) == 0 {
-			return fmt.Errorf("fetching from partition %d: %w", r.part, err)
+		// Whatever is there, up to a batch, at once; when nothing is, wait
+		// for the next record and take what came with it. A record is then
+		// applied as soon as it is stored, and a consumer that is behind
+		// still applies full batches.
+		var err error
+		if msgs, err = r.fetch(c, msgs[:0], r.m.opts.BatchSize, false); err != nil {
+			return err
 		}
 		if len(msgs) == 0 {
 			r.m.metrics.setLag(r.part, 0)
-			continue
+			if msgs, err = r.fetch(c, msgs, 1, true); err != nil {
+				return err
+			}
+			if len(msgs) == 0 {
+				continue
+			}
+			if msgs, err = r.fetch(c, msgs, r.m.opts.BatchSize-1, false); err != nil {
+				return err
+			}
 		}
 		start := time.Now()
 		if err := r.apply(ctx, msgs); err != nil {
@@ -133,6 +139,30 @@ func (r *runner) consume(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// fetch appends to msgs up to n records of c: those there now, or with
+// wait the first to come within fetchWait.
+func (r *runner) fetch(c jetstream.Consumer, msgs []jetstream.Msg, n int, wait bool) ([]jetstream.Msg, error) {
+	var batch jetstream.MessageBatch
+	var err error
+	if wait {
+		batch, err = c.Fetch(n, jetstream.FetchMaxWait(fetchWait))
+	} else {
+		batch, err = c.FetchNoWait(n)
+	}
+	if err != nil {
+		return msgs, fmt.Errorf("fetching from partition %d: %w", r.part, err)
+	}
+	got := 0
+	for msg := range batch.Messages() {
+		msgs = append(msgs, msg)
+		got++
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && got == 0 {
+		return msgs, fmt.Errorf("fetching from partition %d: %w", r.part, err)
+	}
+	return msgs, nil
 }
 
 func msgID(m jetstream.Msg) string {
