@@ -116,6 +116,7 @@ type result struct {
 	applyingRate         float64 // from the first consumer seen
 	liveTrackRate        float64
 	catchUp              time.Duration               // after the last live Track ack
+	fresh                [2]time.Duration            // p50 and max from a Track ack to the value online, at light load
 	lat                  map[string][2]time.Duration // p50, p99 by phase
 	calls                map[string]float64          // calls per second by phase
 	cpu                  map[string]time.Duration    // the feature process's CPU per call by phase
@@ -251,6 +252,9 @@ func run(o options) error {
 	fmt.Fprintf(w, "  the same, from its first partition consumer (without the service's start)\t%.0f\t(%.2f x Track)\t\n", med(func(r result) float64 { return r.applyingRate }), med(func(r result) float64 { return r.applyingRate / r.trackRate }))
 	fmt.Fprintf(w, "Track %d more events while the feature service materialises\t%.0f\t\t\n", o.customers*o.livePer, med(func(r result) float64 { return r.liveTrackRate }))
 	fmt.Fprintf(w, "  every one of them applied, after the last Track ack\t%v\t\t\n", time.Duration(med(func(r result) float64 { return float64(r.catchUp) })).Round(time.Millisecond))
+	fmt.Fprintf(w, "one event at a time (%d, 50 ms apart): its Track ack to its value online, p50 / max\t%v / %v\t\t\n", freshTrials,
+		time.Duration(med(func(r result) float64 { return float64(r.fresh[0]) })).Round(100*time.Microsecond),
+		time.Duration(med(func(r result) float64 { return float64(r.fresh[1]) })).Round(100*time.Microsecond))
 	return w.Flush()
 }
 
@@ -401,6 +405,9 @@ func once(o options, first bool) (res result, err error) {
 	client := featurev1.NewFeatureServiceClient(conn)
 	if err := applyReady(ctx, client); err != nil {
 		return res, err
+	}
+	if res.fresh, err = freshness(ctx, ingest, client, o); err != nil {
+		return res, fmt.Errorf("freshness: %w", err)
 	}
 	if o.inProcess && first && o.cpuProfile != "" {
 		stop, err := startProfile(o.cpuProfile)
@@ -566,6 +573,64 @@ func launchPID(bin string, etcd []string, natsURL string, extra ...string) (stri
 		}
 	}
 	return addr, stop, cmd.Process.Pid, nil
+}
+
+// freshTrials is how many single events freshness times.
+const freshTrials = 40
+
+// freshness tracks one order at a time for different customers, 50 ms
+// apart, and times each from its Track ack until GetOnlineFeatures shows it
+// (the customer's orders_7d one higher), polling every 200 µs. It returns
+// the median and the longest.
+func freshness(ctx context.Context, ingest ingestv1.IngestServiceClient, c featurev1.FeatureServiceClient, o options) ([2]time.Duration, error) {
+	orders := func(id string) (int64, error) {
+		resp, err := c.GetOnlineFeatures(ctx, &featurev1.GetOnlineFeaturesRequest{
+			FeatureSet: &featurev1.FeatureSetRef{Name: "bench"}, Entities: []*commonv1.EntityKey{{Id: id}},
+			FeatureNames: []string{"orders_7d"}, Layout: columns,
+		})
+		if err != nil {
+			return 0, err
+		}
+		return resp.GetColumns().GetFeatures()[0].GetIntValues()[0], nil
+	}
+	var lats []time.Duration
+	for i := 0; i < freshTrials; i++ {
+		id := "cust-" + strconv.Itoa(i*(o.customers/freshTrials))
+		before, err := orders(id)
+		if err != nil {
+			return [2]time.Duration{}, err
+		}
+		v := 10.0
+		now := time.Now()
+		resp, err := ingest.Track(ctx, &ingestv1.TrackRequest{Events: []*ingestv1.Event{{
+			MessageId: fmt.Sprintf("fresh-%d-%d", now.UnixNano(), i), UserId: id, Name: "Order Completed", Value: &v, Currency: "EUR",
+			OriginalTimestamp: timestamppb.New(now), SentAt: timestamppb.New(now),
+		}}})
+		if err != nil {
+			return [2]time.Duration{}, err
+		}
+		if resp.GetCounts().GetAccepted() != 1 {
+			return [2]time.Duration{}, fmt.Errorf("Track: %v, want 1 accepted", resp.GetCounts())
+		}
+		acked := time.Now()
+		for {
+			got, err := orders(id)
+			if err != nil {
+				return [2]time.Duration{}, err
+			}
+			if got > before {
+				break
+			}
+			if time.Since(acked) > 10*time.Second {
+				return [2]time.Duration{}, fmt.Errorf("%s's order not online 10 s after its ack", id)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		lats = append(lats, time.Since(acked))
+		time.Sleep(50 * time.Millisecond)
+	}
+	slices.Sort(lats)
+	return [2]time.Duration{pct(lats, 0.5), lats[len(lats)-1]}, nil
 }
 
 // fetchProfile writes a CPU profile of d of the process serving
