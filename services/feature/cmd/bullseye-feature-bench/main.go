@@ -53,7 +53,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
@@ -63,6 +62,7 @@ import (
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/services/feature"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/benchset"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/materialize"
 )
 
@@ -585,7 +585,7 @@ const freshTrials = 40
 func freshness(ctx context.Context, ingest ingestv1.IngestServiceClient, c featurev1.FeatureServiceClient, o options) ([2]time.Duration, error) {
 	orders := func(id string) (int64, error) {
 		resp, err := c.GetOnlineFeatures(ctx, &featurev1.GetOnlineFeaturesRequest{
-			FeatureSet: &featurev1.FeatureSetRef{Name: "bench"}, Entities: []*commonv1.EntityKey{{Id: id}},
+			FeatureSet: &featurev1.FeatureSetRef{Name: benchset.Name}, Entities: []*commonv1.EntityKey{{Id: id}},
 			FeatureNames: []string{"orders_7d"}, Layout: columns,
 		})
 		if err != nil {
@@ -821,45 +821,8 @@ func pct(xs []time.Duration, q float64) time.Duration {
 	return xs[min(len(xs)-1, int(q*float64(len(xs))))]
 }
 
-// benchFeatures is a feature set of 20 columns: 12 aggregates, 4 traits
-// and a classic RFM group.
-func benchFeatures() *featurev1.FeatureSet {
-	day := 24 * time.Hour
-	agg := func(name string, a featurev1.Aggregation, window time.Duration, names ...string) *featurev1.Feature {
-		af := &featurev1.AggregateFeature{Aggregation: a}
-		if window > 0 {
-			af.Window = durationpb.New(window)
-		}
-		if len(names) > 0 {
-			af.Filter = &featurev1.EventFilter{Names: names}
-		}
-		return &featurev1.Feature{Name: name, Source: &featurev1.Feature_Aggregate{Aggregate: af}}
-	}
-	trait := func(name string, t commonv1.ValueType) *featurev1.Feature {
-		return &featurev1.Feature{Name: name, Type: t, MaxAge: durationpb.New(365 * day), Source: &featurev1.Feature_Trait{Trait: &featurev1.TraitFeature{Trait: name}}}
-	}
-	return &featurev1.FeatureSet{Name: "bench", Features: []*featurev1.Feature{
-		agg("orders_7d", featurev1.Aggregation_AGGREGATION_COUNT, 7*day, "Order Completed"),
-		agg("orders_30d", featurev1.Aggregation_AGGREGATION_COUNT, 30*day, "Order Completed"),
-		agg("orders_90d", featurev1.Aggregation_AGGREGATION_COUNT, 90*day, "Order Completed"),
-		agg("spend_30d", featurev1.Aggregation_AGGREGATION_SUM, 30*day, "Order Completed"),
-		agg("spend_90d", featurev1.Aggregation_AGGREGATION_SUM, 90*day, "Order Completed"),
-		agg("mean_order", featurev1.Aggregation_AGGREGATION_MEAN, 0, "Order Completed"),
-		agg("max_order", featurev1.Aggregation_AGGREGATION_MAX, 0, "Order Completed"),
-		agg("views_7d", featurev1.Aggregation_AGGREGATION_COUNT, 7*day, "Product Viewed"),
-		agg("views_30d", featurev1.Aggregation_AGGREGATION_COUNT, 30*day, "Product Viewed"),
-		agg("items_viewed", featurev1.Aggregation_AGGREGATION_DISTINCT_COUNT, 0, "Product Viewed"),
-		agg("days_since_cart", featurev1.Aggregation_AGGREGATION_DAYS_SINCE_LAST, 0, "Added To Cart"),
-		agg("active_days_30d", featurev1.Aggregation_AGGREGATION_DISTINCT_DAYS, 30*day),
-		trait("age", commonv1.ValueType_VALUE_TYPE_INT),
-		trait("plan", commonv1.ValueType_VALUE_TYPE_STRING),
-		trait("country", commonv1.ValueType_VALUE_TYPE_STRING),
-		trait("score", commonv1.ValueType_VALUE_TYPE_NUMBER),
-	}, RfmGroups: []*featurev1.RfmGroup{{}}}
-}
-
 func applyReady(ctx context.Context, c featurev1.FeatureServiceClient) error {
-	resp, err := c.ApplyFeatureSet(ctx, &featurev1.ApplyFeatureSetRequest{FeatureSet: benchFeatures()})
+	resp, err := c.ApplyFeatureSet(ctx, &featurev1.ApplyFeatureSetRequest{FeatureSet: benchset.FeatureSet()})
 	if err != nil {
 		return err
 	}
@@ -867,7 +830,7 @@ func applyReady(ctx context.Context, c featurev1.FeatureServiceClient) error {
 		return fmt.Errorf("the bench feature set has %d columns, want 20", n)
 	}
 	for {
-		got, err := c.GetFeatureSet(ctx, &featurev1.GetFeatureSetRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "bench"}})
+		got, err := c.GetFeatureSet(ctx, &featurev1.GetFeatureSetRequest{FeatureSet: &featurev1.FeatureSetRef{Name: benchset.Name}})
 		if err != nil {
 			return err
 		}
@@ -907,7 +870,7 @@ func load(ctx context.Context, c featurev1.FeatureServiceClient, o options, p ph
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(g), 7))
 			var mine []time.Duration
-			req := &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: "bench"}, Entities: make([]*commonv1.EntityKey, p.batch), Layout: p.layout}
+			req := &featurev1.GetOnlineFeaturesRequest{FeatureSet: &featurev1.FeatureSetRef{Name: benchset.Name}, Entities: make([]*commonv1.EntityKey, p.batch), Layout: p.layout}
 			for {
 				t0 := time.Now()
 				if rate > 0 {
