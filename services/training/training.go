@@ -51,7 +51,13 @@ type Config struct {
 	ScanInterval time.Duration
 	// ArtifactBucket is the JetStream object store bucket of model artifacts.
 	ArtifactBucket string
+	// JobRetention is how long the record of an ended job is kept (then pruned, hourly);
+	// 0 keeps every record.
+	JobRetention time.Duration
 }
+
+// DefaultJobRetention is how long ended jobs are kept by default.
+const DefaultJobRetention = 30 * 24 * time.Hour
 
 // NewConfig returns the defaults.
 func NewConfig() Config {
@@ -62,6 +68,7 @@ func NewConfig() Config {
 		ProgressInterval:  jobs.DefaultProgressInterval,
 		ScanInterval:      jobs.DefaultScanInterval,
 		ArtifactBucket:    registry.DefaultBucket,
+		JobRetention:      DefaultJobRetention,
 	}
 }
 
@@ -74,6 +81,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ProgressInterval, "progress-interval", c.ProgressInterval, "how often a running job's progress is written")
 	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often the job queue is scanned besides being watched")
 	fs.StringVar(&c.ArtifactBucket, "artifact-bucket", c.ArtifactBucket, "JetStream object store bucket of model artifacts")
+	fs.DurationVar(&c.JobRetention, "job-retention", c.JobRetention, "how long the records of ended jobs are kept before they are pruned (0: for ever)")
 }
 
 // Validate reports configuration mistakes, naming the flag.
@@ -90,6 +98,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ScanInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--scan-interval: %v, want at least 100ms", c.ScanInterval))
+	}
+	if c.JobRetention < 0 {
+		errs = append(errs, fmt.Errorf("--job-retention: %v, want 0 (keep for ever) or more", c.JobRetention))
 	}
 	if c.ArtifactBucket == "" {
 		errs = append(errs, errors.New("--artifact-bucket: required"))
@@ -158,6 +169,13 @@ func Run(ctx context.Context, cfg Config) error {
 		defer wg.Done()
 		_ = w.Run(wctx)
 	}()
+	if cfg.JobRetention > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			store.PruneEvery(wctx, cfg.JobRetention, time.Hour, logger)
+		}()
+	}
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
 	sequenced := make(chan struct{})
 	go func() {

@@ -184,3 +184,49 @@ func TestLostLockStopsWriting(t *testing.T) {
 		t.Errorf("keys left: %v, %v; want only the request", resp.Kvs, err)
 	}
 }
+
+// TestPrune checks that only jobs that ended before the cutoff are pruned,
+// with their request keys (the request id may then create a new job), and
+// that a job that has not ended is kept whatever its age.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	s := jobs.NewStore(etcd(t))
+	var ids []string
+	for i := range 3 {
+		j, _, err := s.Create(ctx, fmt.Sprintf("prune-%d", i), spec("m"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.GetJobId())
+	}
+	for _, id := range ids[:2] {
+		if j, err := s.Cancel(ctx, id, "done with it"); err != nil || j.GetState() != trainingv1.JobState_JOB_STATE_CANCELLED {
+			t.Fatalf("cancel %s: %v %v", id, j.GetState(), err)
+		}
+	}
+	if n, err := s.Prune(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("pruning what ended before an hour ago: %d, %v; want none", n, err)
+	}
+	if n, err := s.Prune(ctx, time.Now().Add(time.Hour)); err != nil || n != 2 {
+		t.Fatalf("pruning what ended before an hour from now: %d, %v; want the 2 cancelled", n, err)
+	}
+	for _, id := range ids[:2] {
+		if _, _, err := s.Get(ctx, id); !errors.Is(err, fault.ErrNotFound) {
+			t.Errorf("pruned job %s: %v, want not found", id, err)
+		}
+	}
+	if j, _, err := s.Get(ctx, ids[2]); err != nil || j.GetState() != trainingv1.JobState_JOB_STATE_PENDING {
+		t.Errorf("the pending job: %v, %v; want kept", j.GetState(), err)
+	}
+	listed, _, err := s.List(ctx, jobs.ListOptions{PageSize: 10})
+	if err != nil || len(listed) != 1 || listed[0].GetJobId() != ids[2] {
+		t.Errorf("List after pruning: %d jobs, %v; want only %s", len(listed), err, ids[2])
+	}
+	j, created, err := s.Create(ctx, "prune-0", spec("m"))
+	if err != nil || !created || j.GetJobId() == ids[0] {
+		t.Errorf("the pruned job's request id again: %v created %v, %v; want a new job", j.GetJobId(), created, err)
+	}
+	if n, err := s.Prune(ctx, time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Errorf("pruning again: %d, %v; want nothing more", n, err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -243,6 +244,71 @@ func (s *Store) Cancel(ctx context.Context, id, reason string) (*trainingv1.Job,
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// Prune deletes the records of jobs that ended before cutoff, with their
+// request keys, and returns how many it deleted. A job that has not ended
+// is kept whatever its age. Each deletion is conditional on the record
+// being unchanged, so replicas may prune at the same time. Once a job is
+// pruned, its request id may create a new job.
+func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int, error) {
+	start, end := JobsPrefix, clientv3.GetPrefixRangeEnd(JobsPrefix)
+	pruned := 0
+	for {
+		resp, err := s.etcd.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(500))
+		if err != nil {
+			return pruned, fmt.Errorf("pruning jobs: %w", err)
+		}
+		for _, kv := range resp.Kvs {
+			job := &trainingv1.Job{}
+			if err := proto.Unmarshal(kv.Value, job); err != nil {
+				return pruned, fmt.Errorf("pruning jobs: %s: %w", kv.Key, err)
+			}
+			if !terminal(job.GetState()) || job.GetEndTime() == nil || !job.GetEndTime().AsTime().Before(cutoff) {
+				continue
+			}
+			ops := []clientv3.Op{clientv3.OpDelete(string(kv.Key))}
+			if r := job.GetRequestId(); r != "" {
+				// The request key names this job unless a later job took it.
+				ops = append(ops, clientv3.OpTxn(
+					[]clientv3.Cmp{clientv3.Compare(clientv3.Value(requestKey(r)), "=", job.GetJobId())},
+					[]clientv3.Op{clientv3.OpDelete(requestKey(r))}, nil))
+			}
+			txn, err := s.etcd.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)).Then(ops...).Commit()
+			if err != nil {
+				return pruned, fmt.Errorf("pruning job %s: %w", job.GetJobId(), err)
+			}
+			if txn.Succeeded {
+				pruned++
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return pruned, nil
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// PruneEvery prunes the jobs that ended more than retention ago, now and
+// then every interval, until ctx ends. Failures are logged and tried again
+// at the next interval.
+func (s *Store) PruneEvery(ctx context.Context, retention, interval time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := s.Prune(ctx, s.now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Warn("pruning ended jobs", slog.Any("error", err))
+		case n > 0:
+			logger.Info("pruned ended jobs", slog.Int("jobs", n), slog.Duration("retention", retention))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
