@@ -1,7 +1,6 @@
 package recommend
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -252,27 +251,12 @@ func (s *Search) Run(ctx context.Context, d *Interactions) (*SearchResult, error
 		row.Mean, row.Std = meanStd(row.Scores)
 		res.Leaderboard = append(res.Leaderboard, row)
 	}
-	slices.SortStableFunc(res.Leaderboard, func(a, b selection.Row) int {
-		switch {
-		case (a.Err == "") != (b.Err == ""):
-			if a.Err == "" {
-				return -1
-			}
-			return 1
-		case a.Err != "":
-		case better(a.Mean, b.Mean):
-			return -1
-		case better(b.Mean, a.Mean):
-			return 1
-		}
-		return cmp.Compare(a.Candidate, b.Candidate)
-	})
-	for r := range res.Leaderboard {
-		res.Leaderboard[r].Rank = r + 1
+	rankErr := selection.Rank(res.Leaderboard, better)
+	if len(res.Leaderboard) > 0 {
+		res.Best = res.Leaderboard[0]
 	}
-	res.Best = res.Leaderboard[0]
-	if res.Best.Err != "" {
-		return res, fmt.Errorf("search: every candidate failed; first: %s", res.Best.Err)
+	if rankErr != nil {
+		return res, rankErr
 	}
 	if s.NoRefit {
 		return res, nil

@@ -84,6 +84,38 @@ type Row struct {
 	Err string `json:"error,omitempty"`
 }
 
+// Rank orders a leaderboard, best first by mean score (better says which
+// of two means is better; ties go to the earlier candidate), failed
+// candidates last, numbers the ranks from 1, and fails when every
+// candidate failed.
+func Rank(rows []Row, better func(a, b float64) bool) error {
+	slices.SortStableFunc(rows, func(a, b Row) int {
+		switch {
+		case (a.Err == "") != (b.Err == ""):
+			if a.Err == "" {
+				return -1
+			}
+			return 1
+		case a.Err != "":
+		case better(a.Mean, b.Mean):
+			return -1
+		case better(b.Mean, a.Mean):
+			return 1
+		}
+		return cmp.Compare(a.Candidate, b.Candidate)
+	})
+	for i := range rows {
+		rows[i].Rank = i + 1
+	}
+	if len(rows) == 0 {
+		return errors.New("search: no candidates")
+	}
+	if rows[0].Err != "" {
+		return fmt.Errorf("search: every candidate failed; first: %s", rows[0].Err)
+	}
+	return nil
+}
+
 // String formats the row as "3. logistic_l2 C=1: 0.9301 ± 0.0042".
 func (r Row) String() string {
 	s := fmt.Sprintf("%d. %s %s: %.4f ± %.4f", r.Rank, r.Family, r.Params, r.Mean, r.Std)
@@ -236,28 +268,12 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 		row.Mean, row.Std = meanStd(row.Scores)
 		res.Leaderboard = append(res.Leaderboard, row)
 	}
-	slices.SortStableFunc(res.Leaderboard, func(a, b Row) int {
-		switch {
-		case (a.Err == "") != (b.Err == ""):
-			if a.Err == "" {
-				return -1
-			}
-			return 1
-		case a.Err != "":
-			return cmp.Compare(a.Candidate, b.Candidate)
-		case metric.Better(a.Mean, b.Mean):
-			return -1
-		case metric.Better(b.Mean, a.Mean):
-			return 1
-		}
-		return cmp.Compare(a.Candidate, b.Candidate)
-	})
-	for i := range res.Leaderboard {
-		res.Leaderboard[i].Rank = i + 1
+	rankErr := Rank(res.Leaderboard, metric.Better)
+	if len(res.Leaderboard) > 0 {
+		res.Best = res.Leaderboard[0]
 	}
-	res.Best = res.Leaderboard[0]
-	if res.Best.Err != "" {
-		return res, fmt.Errorf("search: every candidate failed; first: %s", res.Best.Err)
+	if rankErr != nil {
+		return res, rankErr
 	}
 	if s.NoRefit {
 		return res, nil
