@@ -220,6 +220,9 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 		MaxEntities: cfg.MaxEntities,
 		Logger:      p.logger,
 	}
+	if ps != nil {
+		p.server.Erasures, p.server.Pseudonymiser = p.erasures, ps
+	}
 	return p, nil
 }
 

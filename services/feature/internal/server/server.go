@@ -54,6 +54,11 @@ type Server struct {
 	// Erased reports whether a customer id is on the erasure list; nil
 	// when it cannot be consulted.
 	Erased func(id string) bool
+	// Erasures and Pseudonymiser, when both set, replace Erased in online
+	// lookups: a customer's keyed hash is then computed once per cached
+	// version of their profile rather than on every lookup.
+	Erasures      *eventlog.ErasureList
+	Pseudonymiser *eventlog.Pseudonymiser
 	// MaxEntities is the most entities of one GetOnlineFeatures call.
 	MaxEntities int
 	// Logger receives internal errors.

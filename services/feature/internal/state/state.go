@@ -77,6 +77,19 @@ type Entry struct {
 	Memo profile.Memo
 	// consent is the profile's latest consent state plus one; 0 until known.
 	consent atomic.Int32
+	// hash is the keyed hash of the key's id, once computed.
+	hash atomic.Pointer[string]
+}
+
+// SubjectHash returns the keyed hash of id, the id of the entry's key (as
+// the erasure list holds it), computing it with hash the first time only.
+func (e *Entry) SubjectHash(id string, hash func(id string) string) string {
+	if h := e.hash.Load(); h != nil {
+		return *h
+	}
+	h := hash(id)
+	e.hash.Store(&h)
+	return h
 }
 
 // Consent returns the profile's latest consent state, decoding it with
