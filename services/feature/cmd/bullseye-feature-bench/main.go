@@ -406,6 +406,11 @@ func once(o options, first bool) (res result, err error) {
 	if err := applyReady(ctx, client); err != nil {
 		return res, err
 	}
+	// A live system has forgotten customers: lookups then check each
+	// customer against a non-empty erasure list.
+	if _, err := ingest.ForgetUser(ctx, &ingestv1.ForgetUserRequest{UserId: "cust-forgotten", Reason: "bench"}); err != nil {
+		return res, fmt.Errorf("forget: %w", err)
+	}
 	if res.fresh, err = freshness(ctx, ingest, client, o); err != nil {
 		return res, fmt.Errorf("freshness: %w", err)
 	}
