@@ -109,6 +109,9 @@ func (r *runner) consume(ctx context.Context) error {
 		// for the next record and take what came with it. A record is then
 		// applied as soon as it is stored, and a consumer that is behind
 		// still applies full batches.
+		// The last batch's records go with it: the array is kept, its
+		// references are not (a batch can hold thousands of messages).
+		clear(msgs)
 		var err error
 		if msgs, err = r.fetch(c, msgs[:0], r.m.opts.BatchSize, false); err != nil {
 			return err
