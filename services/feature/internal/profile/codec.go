@@ -262,28 +262,33 @@ func Decode(b []byte, in Interner) (*Profile, error) {
 	}
 	// Records appended to an encoding (Appender) come after the ones
 	// before them whatever their times: restore the order by (Time, Seq).
-	sortByTime(p.Events, func(e *Event) (int64, uint64) { return e.Time, e.Seq })
-	sortByTime(p.Traits, func(u *TraitUpdate) (int64, uint64) { return u.Time, u.Seq })
-	sortByTime(p.Consents, func(c *Consent) (int64, uint64) { return c.Time, c.Seq })
+	// (The comparisons take no closure over a key function: that would
+	// move every compared record to the heap.)
+	if !slices.IsSortedFunc(p.Events, compareEvents) {
+		slices.SortFunc(p.Events, compareEvents)
+	}
+	if !slices.IsSortedFunc(p.Traits, compareTraits) {
+		slices.SortFunc(p.Traits, compareTraits)
+	}
+	if !slices.IsSortedFunc(p.Consents, compareConsents) {
+		slices.SortFunc(p.Consents, compareConsents)
+	}
 	return p, nil
 }
 
-// sortByTime sorts records by (time, sequence) unless they already are.
-func sortByTime[T any](rs []T, key func(*T) (int64, uint64)) {
-	cmp := func(a, b T) int {
-		ta, sa := key(&a)
-		tb, sb := key(&b)
-		switch {
-		case after(ta, sa, tb, sb):
-			return 1
-		case after(tb, sb, ta, sa):
-			return -1
-		}
-		return 0
+// compareEvents, compareTraits and compareConsents order records by
+// (time, sequence).
+func compareEvents(a, b Event) int       { return compareAt(a.Time, a.Seq, b.Time, b.Seq) }
+func compareTraits(a, b TraitUpdate) int { return compareAt(a.Time, a.Seq, b.Time, b.Seq) }
+func compareConsents(a, b Consent) int   { return compareAt(a.Time, a.Seq, b.Time, b.Seq) }
+func compareAt(t1 int64, s1 uint64, t2 int64, s2 uint64) int {
+	switch {
+	case after(t1, s1, t2, s2):
+		return 1
+	case after(t2, s2, t1, s1):
+		return -1
 	}
-	if !slices.IsSortedFunc(rs, cmp) {
-		slices.SortFunc(rs, cmp)
-	}
+	return 0
 }
 
 // DecodeHeader decodes only the id, kind and last sequence of an encoded
