@@ -103,18 +103,26 @@ func (r *runner) consume(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Whatever is there, up to a batch, at once; when nothing is, wait for
+	// the next record and take what came with it. A record is then applied
+	// as soon as it is stored, and a consumer that is behind still applies
+	// full batches. A fetch asks for about twice as many records as the
+	// last one said were pending (its metadata; more have come since): a
+	// fetch of n records costs about 32n bytes of buffers however few come.
+	batch := r.m.opts.BatchSize
+	ask := func(pending uint64) int { return int(min(uint64(batch), max(2*pending, 256))) }
+	pending := uint64(batch) // unknown at first: perhaps a backlog
 	var msgs []jetstream.Msg
 	for ctx.Err() == nil {
-		// Whatever is there, up to a batch, at once; when nothing is, wait
-		// for the next record and take what came with it. A record is then
-		// applied as soon as it is stored, and a consumer that is behind
-		// still applies full batches.
 		// The last batch's records go with it: the array is kept, its
 		// references are not (a batch can hold thousands of messages).
 		clear(msgs)
+		msgs = msgs[:0]
 		var err error
-		if msgs, err = r.fetch(c, msgs[:0], r.m.opts.BatchSize, false); err != nil {
-			return err
+		if pending > 0 {
+			if msgs, err = r.fetch(c, msgs, ask(pending), false); err != nil {
+				return err
+			}
 		}
 		if len(msgs) == 0 {
 			r.m.metrics.setLag(r.part, 0)
@@ -122,10 +130,13 @@ func (r *runner) consume(ctx context.Context) error {
 				return err
 			}
 			if len(msgs) == 0 {
+				pending = 0
 				continue
 			}
-			if msgs, err = r.fetch(c, msgs, r.m.opts.BatchSize-1, false); err != nil {
-				return err
+			if md, err := msgs[0].Metadata(); err == nil && md.NumPending > 0 && batch > 1 {
+				if msgs, err = r.fetch(c, msgs, ask(md.NumPending)-1, false); err != nil {
+					return err
+				}
 			}
 		}
 		start := time.Now()
@@ -137,8 +148,10 @@ func (r *runner) consume(ctx context.Context) error {
 			return fmt.Errorf("acknowledging partition %d up to its record %s: %w", r.part, msgID(last), err)
 		}
 		r.m.metrics.batch.Observe(time.Since(start).Seconds())
+		pending = uint64(batch)
 		if md, err := last.Metadata(); err == nil {
 			r.m.metrics.setLag(r.part, md.NumPending)
+			pending = md.NumPending
 		}
 	}
 	return nil
