@@ -67,17 +67,18 @@ import (
 )
 
 type options struct {
-	runs       int
-	customers  int
-	perCust    int
-	livePer    int
-	phase      time.Duration
-	ingestBin  string
-	featureBin string
-	inProcess  bool
-	cpuProfile string // the latency phases
-	matProfile string // materialisation of the backlog
-	memProfile string // the heap after the latency phases
+	runs        int
+	customers   int
+	perCust     int
+	livePer     int
+	phase       time.Duration
+	statedPhase time.Duration
+	ingestBin   string
+	featureBin  string
+	inProcess   bool
+	cpuProfile  string // the latency phases
+	matProfile  string // materialisation of the backlog
+	memProfile  string // the heap after the latency phases
 	// featureProfile is a CPU profile of the feature process (in its own
 	// process) during the latency phase named profilePhase.
 	featureProfile, profilePhase string
@@ -90,7 +91,8 @@ func main() {
 	flag.IntVar(&o.customers, "customers", 10000, "customers in the backlog")
 	flag.IntVar(&o.perCust, "events", 20, "records per customer in the backlog (one trait update, the rest events)")
 	flag.IntVar(&o.livePer, "live-events", 10, "events per customer tracked while the feature service runs")
-	flag.DurationVar(&o.phase, "phase", 2*time.Second, "how long each latency measurement lasts")
+	flag.DurationVar(&o.phase, "phase", 2*time.Second, "how long each closed-loop latency measurement lasts")
+	flag.DurationVar(&o.statedPhase, "stated-phase", 6*time.Second, "how long each latency measurement at a stated load lasts (its p99 needs more calls)")
 	flag.StringVar(&o.ingestBin, "ingest", "", "the bullseye-ingest binary (default: built from this workspace)")
 	flag.StringVar(&o.featureBin, "feature", "", "the bullseye-feature binary (default: built from this workspace)")
 	flag.BoolVar(&o.inProcess, "in-process", false, "run the feature service in this process (for -cpuprofile and -matprofile) instead of its own")
@@ -234,7 +236,7 @@ func run(o options) error {
 	fmt.Fprintf(w, "GetOnlineFeatures, 20 features, gRPC loopback (median of %d runs)\tp50\tp99\tcalls/s\tCPU/call: feature\tcallers\n", o.runs)
 	for i, p := range phases {
 		if (p.rate != 0 || p.load != 0) && phases[i-1].rate == 0 && phases[i-1].load == 0 {
-			fmt.Fprintln(w, "at a stated load (calls on a fixed schedule, timed from their scheduled start):\t\t\t\t\t")
+			fmt.Fprintf(w, "at a stated load (calls on a fixed schedule, timed from their scheduled start; %v each):\t\t\t\t\t\n", o.statedPhase)
 		}
 		p50 := time.Duration(med(func(r result) float64 { return float64(r.lat[p.name][0]) }))
 		p99 := time.Duration(med(func(r result) float64 { return float64(r.lat[p.name][1]) }))
@@ -436,7 +438,7 @@ func once(o options, first bool) (res result, err error) {
 		var profiled chan error
 		if metricsAddr != "" && p.name == o.profilePhase {
 			profiled = make(chan error, 1)
-			go func() { profiled <- fetchProfile(ctx, metricsAddr, o.phase, o.featureProfile) }()
+			go func() { profiled <- fetchProfile(ctx, metricsAddr, o.duration(rate), o.featureProfile) }()
 		}
 		lats, calls, all, err := load(ctx, client, o, p, rate)
 		if profiled != nil {
@@ -846,7 +848,16 @@ func applyReady(ctx context.Context, c featurev1.FeatureServiceClient) error {
 	}
 }
 
-// load calls GetOnlineFeatures from p.conc goroutines for o.phase (after a
+// duration is how long a latency measurement at rate (0: closed loop)
+// lasts.
+func (o options) duration(rate float64) time.Duration {
+	if rate > 0 {
+		return o.statedPhase
+	}
+	return o.phase
+}
+
+// load calls GetOnlineFeatures from p.conc goroutines for o.duration(rate) (after a
 // short warm-up) and returns every timed call's latency, the call rate and
 // how many calls it made in all, the warm-up's included. With
 // rate > 0 the calls start on a fixed schedule of rate calls per second and
@@ -866,7 +877,7 @@ func load(ctx context.Context, c featurev1.FeatureServiceClient, o options, p ph
 	var firstErr error
 	begin := time.Now()
 	warm := begin.Add(300 * time.Millisecond)
-	end := warm.Add(o.phase)
+	end := warm.Add(o.duration(rate))
 	var ticket atomic.Int64
 	var wg sync.WaitGroup
 	for g := 0; g < p.conc; g++ {
@@ -923,5 +934,5 @@ func load(ctx context.Context, c featurev1.FeatureServiceClient, o options, p ph
 	if len(lats) == 0 {
 		return nil, 0, 0, fmt.Errorf("no call finished")
 	}
-	return lats, float64(len(lats)) / o.phase.Seconds(), all.Load(), nil
+	return lats, float64(len(lats)) / o.duration(rate).Seconds(), all.Load(), nil
 }
