@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
@@ -14,7 +16,8 @@ import (
 // updates and consents at random, often equal, times; redeliveries; flushes
 // at random points, more than MaxAppends of them) both to a decoded profile
 // and, batch by batch, to its encoding with an Appender. Every batch's
-// encoding must decode to exactly the profile, and each Apply must agree.
+// encoding must decode to exactly the profile and keep its records in
+// (time, seq) order, and each Apply must agree.
 func TestAppenderEqualsApply(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 2))
 	for c := 0; c < 200; c++ {
@@ -52,6 +55,9 @@ func TestAppenderEqualsApply(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("customer %d batch %d: appended encoding decodes to\n%+v\nwant\n%+v", c, batch, got, want)
 			}
+			if !inOrder(stored) {
+				t.Fatalf("customer %d batch %d: the encoding's records are out of (time, seq) order", c, batch)
+			}
 			if k, last, err := DecodeHeader(stored); err != nil || k != key || last != want.LastSeq {
 				t.Fatalf("customer %d batch %d: DecodeHeader = %v %d %v, want %v %d", c, batch, k, last, err, key, want.LastSeq)
 			}
@@ -78,6 +84,36 @@ func TestAppenderRewritesWhole(t *testing.T) {
 	if fresh := Encode(nil, want); len(stored) > len(fresh)+2*MaxAppends {
 		t.Errorf("after %d appends the encoding is %d bytes, a fresh one %d", MaxAppends+2, len(stored), len(fresh))
 	}
+}
+
+// inOrder reports whether each kind of record of an encoding comes in
+// (time, seq) order, as a reader that does not sort expects.
+func inOrder(b []byte) bool {
+	var last [3]at
+	var has [3]bool
+	ok := true
+	_ = walk(b, func(num protowire.Number, _ protowire.Type, _ uint64, data []byte) error {
+		if num < 5 || num > 7 {
+			return nil
+		}
+		var r at
+		_ = walk(data, func(n protowire.Number, _ protowire.Type, v uint64, _ []byte) error {
+			switch n {
+			case 1:
+				r.seq = v
+			case 2:
+				r.time = protowire.DecodeZigZag(v)
+			}
+			return nil
+		})
+		k := num - 5
+		if has[k] && !after(r.time, r.seq, last[k].time, last[k].seq) {
+			ok = false
+		}
+		last[k], has[k] = r, true
+		return nil
+	})
+	return ok
 }
 
 func randomRecord(rng *rand.Rand) *ingestv1.StoredEvent {

@@ -260,10 +260,11 @@ func Decode(b []byte, in Interner) (*Profile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decoding profile: %w", err)
 	}
-	// Records appended to an encoding (Appender) come after the ones
-	// before them whatever their times: restore the order by (Time, Seq).
-	// (The comparisons take no closure over a key function: that would
-	// move every compared record to the heap.)
+	// Encode and Appender write records in (Time, Seq) order; an encoding
+	// written otherwise (by hand, by an older Appender) is put in order
+	// here, at the cost of a check when it already is. (The comparisons
+	// take no closure over a key function: that would move every compared
+	// record to the heap.)
 	if !slices.IsSortedFunc(p.Events, compareEvents) {
 		slices.SortFunc(p.Events, compareEvents)
 	}

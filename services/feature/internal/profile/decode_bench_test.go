@@ -7,8 +7,8 @@ import (
 )
 
 // BenchmarkDecodeAppended decodes a 100-event profile written as the
-// materialiser writes it: a whole encoding, then records appended in later
-// batches, some dated before the ones already there (so Decode sorts).
+// materialiser writes it: batches of records appended to the encoding, some
+// dated before the ones already there (which rewrites it whole).
 func BenchmarkDecodeAppended(b *testing.B) {
 	key := eventlog.UserKey("c")
 	var stored []byte
