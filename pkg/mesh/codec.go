@@ -79,7 +79,9 @@ var (
 // large reply is otherwise garbage the moment it is sent). It is for the
 // reply of a unary handler that returns it with a nil error: gRPC encodes
 // that reply exactly once, after every interceptor has returned, and reads
-// it no more (the stats handlers of this mesh look at sizes, not messages).
+// it no more (the stats handlers of this mesh look at sizes, not messages;
+// grpc.EnableTracing, which would log the message to be formatted later,
+// must stay off).
 // A reply registered but never encoded (returned with an error, or from a
 // handler called directly) is never released and keeps its entry.
 func RecycleAfterMarshal(msg any, release func()) {

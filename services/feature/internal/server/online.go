@@ -31,7 +31,10 @@ func (s *Server) GetOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 		replies.Put(r)
 		return nil, toStatus(ctx, s.Logger, "GetOnlineFeatures", err)
 	}
-	mesh.RecycleAfterMarshal(resp, func() { replies.Put(r) })
+	mesh.RecycleAfterMarshal(resp, func() {
+		r.drop()
+		replies.Put(r)
+	})
 	return resp, nil
 }
 
@@ -134,6 +137,18 @@ type reply struct {
 }
 
 var replies = sync.Pool{New: func() any { return new(reply) }}
+
+// drop lets go of what a sent reply refers to outside its own storage
+// (cache entries and their profiles, the request's keys, strings), keeping
+// its arrays for the next reply.
+func (r *reply) drop() {
+	clear(r.entries)
+	clear(r.keys)
+	clear(r.strs)
+	clear(r.results)
+	r.resp = featurev1.GetOnlineFeaturesResponse{}
+	r.oc = featurev1.OnlineColumns{}
+}
 
 // resize returns s with n zero entries, reusing its array when it is large
 // enough.
