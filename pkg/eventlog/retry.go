@@ -3,6 +3,7 @@ package eventlog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,8 +27,11 @@ func Retry(ctx context.Context, op func(context.Context) error) error {
 	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := op(ctx)
-		if err == nil || attempt == Attempts || !TimedOut(ctx, err) {
+		if err == nil || !TimedOut(ctx, err) {
 			return err
+		}
+		if attempt == Attempts {
+			return fmt.Errorf("%d attempts: %w", attempt, err)
 		}
 		t := time.NewTimer(wait)
 		select {
