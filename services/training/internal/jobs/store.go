@@ -93,24 +93,34 @@ func (s *Store) Create(ctx context.Context, requestID string, spec *trainingv1.T
 	if err != nil {
 		return nil, false, fmt.Errorf("creating a job: %w", err)
 	}
-	resp, err := s.etcd.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(requestKey(requestID)), "=", 0)).
-		Then(clientv3.OpPut(requestKey(requestID), id), clientv3.OpPut(jobKey(id), string(val)), clientv3.OpPut(queueKey(id), "")).
-		Else(clientv3.OpGet(requestKey(requestID))).
-		Commit()
-	if err != nil {
-		return nil, false, fmt.Errorf("creating a job: %w", err)
-	}
-	if resp.Succeeded {
-		return job, true, nil
-	}
-	kvs := resp.Responses[0].GetResponseRange().GetKvs()
-	if len(kvs) == 0 {
-		return nil, false, errors.New("creating a job: the request's record vanished")
-	}
-	existing, _, err := s.Get(ctx, string(kvs[0].Value))
-	if err != nil {
-		return nil, false, err
+	var existing *trainingv1.Job
+	for attempt := 0; existing == nil; attempt++ {
+		resp, err := s.etcd.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(requestKey(requestID)), "=", 0)).
+			Then(clientv3.OpPut(requestKey(requestID), id), clientv3.OpPut(jobKey(id), string(val)), clientv3.OpPut(queueKey(id), "")).
+			Else(clientv3.OpGet(requestKey(requestID))).
+			Commit()
+		if err != nil {
+			return nil, false, fmt.Errorf("creating a job: %w", err)
+		}
+		if resp.Succeeded {
+			return job, true, nil
+		}
+		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(kvs) > 0 {
+			existing, _, err = s.Get(ctx, string(kvs[0].Value))
+		}
+		switch {
+		case err == nil && existing != nil:
+		case (len(kvs) == 0 || errors.Is(err, fault.ErrNotFound)) && attempt < 2:
+			// Pruned between the two reads, with its request key: the
+			// request id is free again.
+			existing = nil
+		case err != nil:
+			return nil, false, err
+		default:
+			return nil, false, errors.New("creating a job: the request's record vanished")
+		}
 	}
 	if !proto.Equal(existing.GetSpec(), spec) {
 		return nil, false, &fault.Coded{Kind: fault.ErrAlreadyExists, Reason: "REQUEST_ID_REUSED",
@@ -256,6 +266,7 @@ func (s *Store) Cancel(ctx context.Context, id, reason string) (*trainingv1.Job,
 func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int, error) {
 	start, end := JobsPrefix, clientv3.GetPrefixRangeEnd(JobsPrefix)
 	pruned := 0
+	var unreadable []error // reported at the end: the others are pruned all the same
 	for {
 		resp, err := s.etcd.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(500))
 		if err != nil {
@@ -264,7 +275,8 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int, error) {
 		for _, kv := range resp.Kvs {
 			job := &trainingv1.Job{}
 			if err := proto.Unmarshal(kv.Value, job); err != nil {
-				return pruned, fmt.Errorf("pruning jobs: %s: %w", kv.Key, err)
+				unreadable = append(unreadable, fmt.Errorf("pruning jobs: %s: %w", kv.Key, err))
+				continue
 			}
 			if !terminal(job.GetState()) || job.GetEndTime() == nil || !job.GetEndTime().AsTime().Before(cutoff) {
 				continue
@@ -285,7 +297,7 @@ func (s *Store) Prune(ctx context.Context, cutoff time.Time) (int, error) {
 			}
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return pruned, nil
+			return pruned, errors.Join(unreadable...)
 		}
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
