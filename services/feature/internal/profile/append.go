@@ -61,16 +61,8 @@ func NewAppender(key eventlog.Key, base []byte) (*Appender, error) {
 			a.lastSeq = v
 			appends++
 		case 5, 6, 7:
-			var r at
-			if err := walk(data, func(num protowire.Number, _ protowire.Type, v uint64, _ []byte) error {
-				switch num {
-				case 1:
-					r.seq = v
-				case 2:
-					r.time = protowire.DecodeZigZag(v)
-				}
-				return nil
-			}); err != nil {
+			r, err := placeOf(data)
+			if err != nil {
 				return fmt.Errorf("record of field %d: %w", num, err)
 			}
 			if k := num - 5; !a.has[k] || after(r.time, r.seq, a.latest[k].time, a.latest[k].seq) {
@@ -124,6 +116,22 @@ func (a *Appender) Apply(seq uint64, r *ingestv1.StoredEvent) bool {
 		a.delta, a.tmp = appendConsentField(a.delta, a.tmp, &c)
 	}
 	return true
+}
+
+// placeOf returns the (time, seq) of an encoded record (Event,
+// TraitUpdate or Consent: fields 1 and 2 of each).
+func placeOf(record []byte) (at, error) {
+	var r at
+	err := walk(record, func(num protowire.Number, _ protowire.Type, v uint64, _ []byte) error {
+		switch num {
+		case 1:
+			r.seq = v
+		case 2:
+			r.time = protowire.DecodeZigZag(v)
+		}
+		return nil
+	})
+	return r, err
 }
 
 // order notes a record of kind k at (t, seq): the latest of its kind, or

@@ -96,16 +96,10 @@ func inOrder(b []byte) bool {
 		if num < 5 || num > 7 {
 			return nil
 		}
-		var r at
-		_ = walk(data, func(n protowire.Number, _ protowire.Type, v uint64, _ []byte) error {
-			switch n {
-			case 1:
-				r.seq = v
-			case 2:
-				r.time = protowire.DecodeZigZag(v)
-			}
-			return nil
-		})
+		r, err := placeOf(data)
+		if err != nil {
+			ok = false
+		}
 		k := num - 5
 		if has[k] && !after(r.time, r.seq, last[k].time, last[k].seq) {
 			ok = false
