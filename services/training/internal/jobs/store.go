@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -200,24 +201,44 @@ func (s *Store) List(ctx context.Context, o ListOptions) ([]*trainingv1.Job, str
 
 // Cancel asks a job to stop: a job that has not started is CANCELLED at once; a running one
 // moves to CANCELLING, and its replica stops it. A job that has ended is returned as it is.
+//
+// A running job's replica rewrites the record as it makes progress, so each attempt takes the
+// record as a failed write returns it rather than reading it again: one round trip in which the
+// record can change, not three.
 func (s *Store) Cancel(ctx context.Context, id, reason string) (*trainingv1.Job, error) {
-	for {
-		job, rev, err := s.Get(ctx, id)
-		if err != nil {
-			return nil, err
+	job, rev, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	// current decodes the record a failed transaction read back.
+	current := func(kvs []*mvccpb.KeyValue) error {
+		if len(kvs) == 0 {
+			return fault.New(fault.ErrNotFound, "JOB_NOT_FOUND", "no job %s", id)
 		}
+		job = &trainingv1.Job{}
+		if err := proto.Unmarshal(kvs[0].Value, job); err != nil {
+			return fmt.Errorf("cancelling job %s: %w", id, err)
+		}
+		rev = kvs[0].ModRevision
+		return nil
+	}
+	for {
 		if terminal(job.GetState()) || job.GetState() == trainingv1.JobState_JOB_STATE_CANCELLING {
 			return job, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 		now := s.now()
 		text := "cancellation requested"
 		if reason != "" {
 			text += ": " + reason
 		}
-		job.Messages = append(job.Messages, &trainingv1.JobMessage{Time: timestamppb.New(now),
+		asked := proto.Clone(job).(*trainingv1.Job)
+		asked.Messages = append(asked.Messages, &trainingv1.JobMessage{Time: timestamppb.New(now),
 			Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, Code: "JOB_CANCEL_REQUESTED", Text: text})
 		// Nobody holds the job: cancel it here, in one step.
-		unheld := proto.Clone(job).(*trainingv1.Job)
+		unheld := proto.Clone(asked).(*trainingv1.Job)
 		finish(unheld, trainingv1.JobState_JOB_STATE_CANCELLED, now)
 		val, err := proto.Marshal(unheld)
 		if err != nil {
@@ -227,6 +248,7 @@ func (s *Store) Cancel(ctx context.Context, id, reason string) (*trainingv1.Job,
 			If(clientv3.Compare(clientv3.ModRevision(jobKey(id)), "=", rev),
 				clientv3.Compare(clientv3.CreateRevision(lockKey(id)), "=", 0)).
 			Then(clientv3.OpPut(jobKey(id), string(val)), clientv3.OpDelete(queueKey(id))).
+			Else(clientv3.OpGet(jobKey(id))).
 			Commit()
 		if err != nil {
 			return nil, fmt.Errorf("cancelling job %s: %w", id, err)
@@ -234,25 +256,31 @@ func (s *Store) Cancel(ctx context.Context, id, reason string) (*trainingv1.Job,
 		if resp.Succeeded {
 			return unheld, nil
 		}
+		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) == 0 || kvs[0].ModRevision != rev {
+			if err := current(kvs); err != nil {
+				return nil, err
+			}
+			continue // the record changed: look at it again
+		}
 		// A replica holds it: ask it to stop.
-		job.State = trainingv1.JobState_JOB_STATE_CANCELLING
-		job.Progress.State = job.State
-		bump(job, now)
-		val, err = proto.Marshal(job)
-		if err != nil {
+		asked.State = trainingv1.JobState_JOB_STATE_CANCELLING
+		asked.Progress.State = asked.State
+		bump(asked, now)
+		if val, err = proto.Marshal(asked); err != nil {
 			return nil, err
 		}
 		resp, err = s.etcd.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(jobKey(id)), "=", rev)).
 			Then(clientv3.OpPut(jobKey(id), string(val))).
+			Else(clientv3.OpGet(jobKey(id))).
 			Commit()
 		if err != nil {
 			return nil, fmt.Errorf("cancelling job %s: %w", id, err)
 		}
 		if resp.Succeeded {
-			return job, nil
+			return asked, nil
 		}
-		if err := ctx.Err(); err != nil {
+		if err := current(resp.Responses[0].GetResponseRange().GetKvs()); err != nil {
 			return nil, err
 		}
 	}
