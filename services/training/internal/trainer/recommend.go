@@ -2,7 +2,6 @@ package trainer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -18,30 +17,15 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/selection"
 	"github.com/bullseye-ml/bullseye/services/training/internal/dataset"
-	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/training/internal/spec"
 )
 
 // loadInteractions exports the interactions, waiting for an unavailable feature service for
 // a while as load does.
 func (r *run) loadInteractions(ctx context.Context) (*recommend.Interactions, error) {
-	wait := time.Second
-	for attempt := 1; ; attempt++ {
-		d, err := dataset.LoadInteractions(ctx, r.t.features, r.spec.GetData().GetInteractions().GetExport(), func(n int64) {
-			r.rep.Update(func(p *trainingv1.JobProgress) { p.RowsLoaded = n })
-		})
-		if err == nil || !errors.Is(err, fault.ErrUnavailable) || attempt == loadAttempts {
-			return d, err
-		}
-		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_LOADING_DATA,
-			"FEATURE_SERVICE_UNAVAILABLE", "the feature service is unavailable (attempt %d of %d); trying again in %v", attempt, loadAttempts, wait)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-		wait *= 2
-	}
+	return loadRetrying(ctx, r, func(progress func(int64)) (*recommend.Interactions, error) {
+		return dataset.LoadInteractions(ctx, r.t.features, r.spec.GetData().GetInteractions().GetExport(), progress)
+	})
 }
 
 // runRecommender runs a recommendation job: export the interactions, prune and split them,

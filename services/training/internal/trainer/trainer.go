@@ -482,9 +482,17 @@ const loadAttempts = 6
 
 // load reads the training set, waiting for an unavailable feature service for a while.
 func (r *run) load(ctx context.Context, ts *featurev1.TrainingSetSpec) (*dataset.Dataset, error) {
+	return loadRetrying(ctx, r, func(progress func(int64)) (*dataset.Dataset, error) {
+		return dataset.Load(ctx, r.t.features, ts, progress)
+	})
+}
+
+// loadRetrying runs read, which reports rows loaded to progress, up to loadAttempts times
+// while the feature service is unavailable, saying so in the job's messages.
+func loadRetrying[T any](ctx context.Context, r *run, read func(progress func(int64)) (T, error)) (T, error) {
 	wait := time.Second
 	for attempt := 1; ; attempt++ {
-		d, err := dataset.Load(ctx, r.t.features, ts, func(n int64) {
+		d, err := read(func(n int64) {
 			r.rep.Update(func(p *trainingv1.JobProgress) { p.RowsLoaded = n })
 		})
 		if err == nil || !errors.Is(err, fault.ErrUnavailable) || attempt == loadAttempts {
@@ -494,7 +502,8 @@ func (r *run) load(ctx context.Context, ts *featurev1.TrainingSetSpec) (*dataset
 			"FEATURE_SERVICE_UNAVAILABLE", "the feature service is unavailable (attempt %d of %d); trying again in %v", attempt, loadAttempts, wait)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			var zero T
+			return zero, ctx.Err()
 		case <-time.After(wait):
 		}
 		wait *= 2
