@@ -17,19 +17,23 @@ import (
 // Name is the feature set's name.
 const Name = "bench"
 
+// Aggregate returns an aggregate feature over the events named (all when
+// none) within window (all time when 0).
+func Aggregate(name string, a featurev1.Aggregation, window time.Duration, names ...string) *featurev1.Feature {
+	af := &featurev1.AggregateFeature{Aggregation: a}
+	if window > 0 {
+		af.Window = durationpb.New(window)
+	}
+	if len(names) > 0 {
+		af.Filter = &featurev1.EventFilter{Names: names}
+	}
+	return &featurev1.Feature{Name: name, Source: &featurev1.Feature_Aggregate{Aggregate: af}}
+}
+
 // FeatureSet returns the definition, a new copy each call.
 func FeatureSet() *featurev1.FeatureSet {
 	day := 24 * time.Hour
-	agg := func(name string, a featurev1.Aggregation, window time.Duration, names ...string) *featurev1.Feature {
-		af := &featurev1.AggregateFeature{Aggregation: a}
-		if window > 0 {
-			af.Window = durationpb.New(window)
-		}
-		if len(names) > 0 {
-			af.Filter = &featurev1.EventFilter{Names: names}
-		}
-		return &featurev1.Feature{Name: name, Source: &featurev1.Feature_Aggregate{Aggregate: af}}
-	}
+	agg := Aggregate
 	trait := func(name string, t commonv1.ValueType) *featurev1.Feature {
 		return &featurev1.Feature{Name: name, Type: t, MaxAge: durationpb.New(365 * day), Source: &featurev1.Feature_Trait{Trait: &featurev1.TraitFeature{Trait: name}}}
 	}

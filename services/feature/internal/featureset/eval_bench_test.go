@@ -38,7 +38,9 @@ func benchProfile(rng *rand.Rand, now time.Time) *profile.Profile {
 	return p
 }
 
-func BenchmarkEval64(b *testing.B) {
+// bench64 returns the benchmark set, 64 customers' profiles and the
+// instant they are evaluated at.
+func bench64(b *testing.B) (*Set, []*profile.Profile, int64) {
 	s := benchSet(b)
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := time.Now()
@@ -46,12 +48,34 @@ func BenchmarkEval64(b *testing.B) {
 	for i := range ps {
 		ps[i] = benchProfile(rng, now)
 	}
+	return s, ps, now.UnixNano()
+}
+
+func BenchmarkEval64(b *testing.B) {
+	s, ps, at := bench64(b)
 	out := make([]Out, len(s.Columns))
-	at := now.UnixNano()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, p := range ps {
 			s.Eval(p, at, out)
+		}
+	}
+}
+
+var outSink Out
+
+// BenchmarkEvalOnline64 is BenchmarkEval64 through EvalOnline: lookups of
+// the same customers a moment apart.
+func BenchmarkEvalOnline64(b *testing.B) {
+	s, ps, at := bench64(b)
+	memos := make([]profile.Memo, len(ps))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j, p := range ps {
+			o, _ := s.EvalOnline(&memos[j], func() (*profile.Profile, error) { return p, nil }, at+int64(i))
+			for k := range s.Columns {
+				outSink = o.Out(k)
+			}
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/benchset"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 )
 
@@ -18,16 +19,7 @@ import (
 // the test's clock moves, and every kind of column that moves with time.
 func onlineSet(t *testing.T) *Set {
 	t.Helper()
-	agg := func(name string, a featurev1.Aggregation, window time.Duration, names ...string) *featurev1.Feature {
-		af := &featurev1.AggregateFeature{Aggregation: a}
-		if window > 0 {
-			af.Window = durationpb.New(window)
-		}
-		if len(names) > 0 {
-			af.Filter = &featurev1.EventFilter{Names: names}
-		}
-		return &featurev1.Feature{Name: name, Source: &featurev1.Feature_Aggregate{Aggregate: af}}
-	}
+	agg := benchset.Aggregate
 	s, err := Compile(&featurev1.FeatureSet{Name: "online", Features: []*featurev1.Feature{
 		agg("orders_1h", featurev1.Aggregation_AGGREGATION_COUNT, time.Hour, "buy"),
 		agg("spend_1d", featurev1.Aggregation_AGGREGATION_SUM, 24*time.Hour, "buy"),
@@ -121,31 +113,6 @@ func sortInt64(xs []int64) {
 	for i := 1; i < len(xs); i++ {
 		for j := i; j > 0 && xs[j] < xs[j-1]; j-- {
 			xs[j], xs[j-1] = xs[j-1], xs[j]
-		}
-	}
-}
-
-var outSink Out
-
-// BenchmarkEvalOnline64 is BenchmarkEval64 through EvalOnline: lookups of
-// the same customers a moment apart.
-func BenchmarkEvalOnline64(b *testing.B) {
-	s := benchSet(b)
-	rng := rand.New(rand.NewPCG(1, 2))
-	now := time.Now()
-	ps := make([]*profile.Profile, 64)
-	for i := range ps {
-		ps[i] = benchProfile(rng, now)
-	}
-	at := now.UnixNano()
-	memos := make([]profile.Memo, len(ps))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for j, p := range ps {
-			o, _ := s.EvalOnline(&memos[j], func() (*profile.Profile, error) { return p, nil }, at+int64(i))
-			for k := range s.Columns {
-				outSink = o.Out(k)
-			}
 		}
 	}
 }
