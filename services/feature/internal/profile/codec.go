@@ -292,30 +292,6 @@ func compareAt(t1 int64, s1 uint64, t2 int64, s2 uint64) int {
 	return 0
 }
 
-// DecodeHeader decodes only the id, kind and last sequence of an encoded
-// profile: it walks the records without decoding them (an Appender puts a
-// later last sequence after them).
-func DecodeHeader(b []byte) (key eventlog.Key, lastSeq uint64, err error) {
-	key.Kind = eventlog.KindUser
-	err = walk(b, func(num protowire.Number, _ protowire.Type, v uint64, data []byte) error {
-		switch num {
-		case 2:
-			key.ID = string(data)
-		case 3:
-			if v == 1 {
-				key.Kind = eventlog.KindAnonymous
-			}
-		case 4:
-			lastSeq = v
-		}
-		return nil
-	})
-	if err != nil {
-		return key, 0, fmt.Errorf("decoding profile header: %w", err)
-	}
-	return key, lastSeq, nil
-}
-
 func decodeEvent(b []byte, in Interner) (Event, error) {
 	var e Event
 	err := walk(b, func(num protowire.Number, _ protowire.Type, v uint64, data []byte) error {

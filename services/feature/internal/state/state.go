@@ -278,13 +278,6 @@ func (s *Store) drop(key string) {
 	sh.mu.Unlock()
 }
 
-// Get returns a copy of the profile of key and its revision, from the
-// cache or the bucket; nil when there is none.
-func (s *Store) Get(ctx context.Context, key string) (*profile.Profile, uint64, error) {
-	e, err := s.entry(ctx, key)
-	return s.decode(key, e, err)
-}
-
 // GetEncoded returns the encoded profile of key (nil when there is none,
 // read only) and its revision, from the cache or the bucket.
 func (s *Store) GetEncoded(ctx context.Context, key string) ([]byte, uint64, error) {
@@ -305,20 +298,6 @@ func (s *Store) FetchEncoded(ctx context.Context, key string) ([]byte, uint64, e
 	return e.data, e.rev, nil
 }
 
-// decode returns a copy of e's profile and its revision, dropping an entry
-// that does not decode from the cache.
-func (s *Store) decode(key string, e *Entry, err error) (*profile.Profile, uint64, error) {
-	if err != nil {
-		return nil, 0, err
-	}
-	p, err := e.Profile()
-	if err != nil {
-		s.drop(key)
-		return nil, 0, fmt.Errorf("reading profile %s: %w", key, err)
-	}
-	return p, e.rev, nil
-}
-
 func (s *Store) entry(ctx context.Context, key string) (*Entry, error) {
 	sh := s.shard(key)
 	sh.mu.RLock()
@@ -330,13 +309,6 @@ func (s *Store) entry(ctx context.Context, key string) (*Entry, error) {
 	}
 	s.misses.Add(1)
 	return s.fetch(ctx, key)
-}
-
-// Fetch reads key from the bucket, bypassing the cache, caches it and
-// returns a copy of the profile (nil when there is none) and its revision.
-func (s *Store) Fetch(ctx context.Context, key string) (*profile.Profile, uint64, error) {
-	e, err := s.fetch(ctx, key)
-	return s.decode(key, e, err)
 }
 
 func (s *Store) fetch(ctx context.Context, key string) (*Entry, error) {
