@@ -215,13 +215,11 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 			Erased:      erased,
 			WaitTimeout: cfg.TrainingWaitTimeout,
 		},
-		LastSeq:     p.progress.LastSeq,
-		Erased:      erased,
-		MaxEntities: cfg.MaxEntities,
-		Logger:      p.logger,
-	}
-	if ps != nil {
-		p.server.Erasures, p.server.Pseudonymiser = p.erasures, ps
+		LastSeq:       p.progress.LastSeq,
+		Erasures:      p.erasures,
+		Pseudonymiser: ps,
+		MaxEntities:   cfg.MaxEntities,
+		Logger:        p.logger,
 	}
 	return p, nil
 }

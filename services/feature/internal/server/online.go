@@ -82,12 +82,9 @@ func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 	o := &online{set: set, cols: cols, now: s.now().UnixNano()}
 	r.ref = featurev1.FeatureSetRef{Name: set.Name, Version: set.Version}
 	r.resp = featurev1.GetOnlineFeaturesResponse{FeatureSet: &r.ref, FeatureNames: names}
-	erased := func(i int) bool { return s.Erased != nil && s.Erased(ents[i].GetId()) }
-	if s.Erasures != nil && s.Pseudonymiser != nil {
-		anyErased := s.Erasures.Len() > 0
-		erased = func(i int) bool {
-			return anyErased && s.Erasures.Contains(r.entries[i].SubjectHash(ents[i].GetId(), s.Pseudonymiser.SubjectHash))
-		}
+	anyErased := s.Erasures != nil && s.Pseudonymiser != nil && s.Erasures.Len() > 0
+	erased := func(i int) bool {
+		return anyErased && s.Erasures.Contains(r.entries[i].SubjectHash(ents[i].GetId(), s.Pseudonymiser.SubjectHash))
 	}
 	switch req.GetLayout() {
 	case featurev1.OnlineLayout_ONLINE_LAYOUT_COLUMNS:

@@ -51,12 +51,10 @@ type Server struct {
 	Builder *dataset.Builder
 	// LastSeq returns the events stream's last sequence.
 	LastSeq func(ctx context.Context) (uint64, error)
-	// Erased reports whether a customer id is on the erasure list; nil
-	// when it cannot be consulted.
-	Erased func(id string) bool
-	// Erasures and Pseudonymiser, when both set, replace Erased in online
-	// lookups: a customer's keyed hash is then computed once per cached
-	// version of their profile rather than on every lookup.
+	// Erasures is the erasure list, which holds customers by the keyed hash
+	// Pseudonymiser gives their ids; either nil when it cannot be consulted.
+	// Online lookups compute a customer's hash once per cached version of
+	// their profile rather than on every lookup.
 	Erasures      *eventlog.ErasureList
 	Pseudonymiser *eventlog.Pseudonymiser
 	// MaxEntities is the most entities of one GetOnlineFeatures call.
@@ -65,6 +63,11 @@ type Server struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+}
+
+// erased reports whether a customer id is on the erasure list.
+func (s *Server) erased(id string) bool {
+	return s.Erasures != nil && s.Pseudonymiser != nil && s.Erasures.Len() > 0 && s.Erasures.Contains(s.Pseudonymiser.SubjectHash(id))
 }
 
 func (s *Server) now() time.Time {
@@ -382,7 +385,7 @@ func (s *Server) listEntities(req *featurev1.ListEntitiesRequest, stream feature
 		if err != nil {
 			return fmt.Errorf("decoding the profile key %q: %w", key, err)
 		}
-		if s.Erased != nil && s.Erased(id) {
+		if s.erased(id) {
 			return nil
 		}
 		page = append(page, &commonv1.EntityKey{Id: id})
