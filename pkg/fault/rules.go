@@ -1,0 +1,100 @@
+package fault
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// The bounds every service applies at its door to a string that becomes a
+// key, a subject, a header or a log field. One set, so that a value accepted
+// by one service is never refused, or worse broken, by the next.
+const (
+	// MaxIDBytes bounds customer, anonymous, item, message and request
+	// ids. Keys derived from ids stay far below NATS's 4 KiB control line.
+	MaxIDBytes = 256
+	// MaxNameBytes bounds names: event, feature, trait, property, model,
+	// feature-set and alias names.
+	MaxNameBytes = 256
+	// MaxTextBytes bounds free text: descriptions, labels, filters' values.
+	MaxTextBytes = 16 << 10
+	// MaxListLen bounds the items of a repeated field that is not itself a
+	// batch (names listed in a request, filters).
+	MaxListLen = 10000
+	// quoteBytes is the most of a caller's value an error message repeats.
+	quoteBytes = 64
+)
+
+// CheckString adds a violation for field when s is not valid UTF-8 or is
+// longer than max bytes; with required, also when it is empty. It reports
+// whether s passed.
+func (v *Violations) CheckString(field, s string, max int, required bool) bool {
+	switch {
+	case s == "":
+		if required {
+			v.Add(field, "is required")
+			return false
+		}
+	case len(s) > max:
+		v.Add(field, "is %d bytes long; the limit is %d bytes", len(s), max)
+		return false
+	case !utf8.ValidString(s):
+		v.Add(field, "is not valid UTF-8")
+		return false
+	}
+	return true
+}
+
+// CheckID checks a required id (MaxIDBytes, valid UTF-8, no control
+// characters).
+func (v *Violations) CheckID(field, s string) bool {
+	if !v.CheckString(field, s, MaxIDBytes, true) {
+		return false
+	}
+	if i := strings.IndexFunc(s, isControl); i >= 0 {
+		v.Add(field, "holds a control character at byte %d", i)
+		return false
+	}
+	return true
+}
+
+// CheckName checks a required name (MaxNameBytes, valid UTF-8, no control
+// characters).
+func (v *Violations) CheckName(field, s string) bool {
+	if !v.CheckString(field, s, MaxNameBytes, true) {
+		return false
+	}
+	if i := strings.IndexFunc(s, isControl); i >= 0 {
+		v.Add(field, "holds a control character at byte %d", i)
+		return false
+	}
+	return true
+}
+
+// CheckLen adds a violation when a list has more than max items.
+func (v *Violations) CheckLen(field string, n, max int) bool {
+	if n > max {
+		v.Add(field, "has %d items; the limit is %d", n, max)
+		return false
+	}
+	return true
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// Quote returns s quoted for an error message or a log line: at most 64
+// bytes of it, cut at a character boundary, with invalid UTF-8 replaced and
+// the full length said when it was cut.
+func Quote(s string) string {
+	if len(s) <= quoteBytes {
+		return fmt.Sprintf("%q", strings.ToValidUTF8(s, "\uFFFD"))
+	}
+	end := 0
+	for i := range s {
+		if i > quoteBytes {
+			break
+		}
+		end = i
+	}
+	return fmt.Sprintf("%q… (%d bytes)", strings.ToValidUTF8(s[:end], "\uFFFD"), len(s))
+}

@@ -1,0 +1,56 @@
+package fault
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckRules(t *testing.T) {
+	tests := []struct {
+		name  string
+		check func(v *Violations) bool
+		want  string // the description, or "" when the value passes
+	}{
+		{"id ok", func(v *Violations) bool { return v.CheckID("user_id", "c-42") }, ""},
+		{"id empty", func(v *Violations) bool { return v.CheckID("user_id", "") }, "is required"},
+		{"id long", func(v *Violations) bool { return v.CheckID("user_id", strings.Repeat("x", 3000)) }, "is 3000 bytes long; the limit is 256 bytes"},
+		{"id at limit", func(v *Violations) bool { return v.CheckID("user_id", strings.Repeat("x", MaxIDBytes)) }, ""},
+		{"id utf8", func(v *Violations) bool { return v.CheckID("user_id", "a\xffb") }, "is not valid UTF-8"},
+		{"id control", func(v *Violations) bool { return v.CheckID("user_id", "a\nb") }, "holds a control character at byte 1"},
+		{"name long", func(v *Violations) bool { return v.CheckName("name", strings.Repeat("é", 200)) }, "is 400 bytes long; the limit is 256 bytes"},
+		{"optional empty", func(v *Violations) bool { return v.CheckString("label", "", MaxTextBytes, false) }, ""},
+		{"list", func(v *Violations) bool { return v.CheckLen("names", MaxListLen+1, MaxListLen) }, "has 10001 items; the limit is 10000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var v Violations
+			ok := tt.check(&v)
+			if ok != (tt.want == "") {
+				t.Fatalf("passed = %v, violations %v", ok, v)
+			}
+			if tt.want == "" {
+				if len(v) != 0 {
+					t.Fatalf("violations %v for a good value", v)
+				}
+				return
+			}
+			if len(v) != 1 || v[0].Description != tt.want {
+				t.Fatalf("violations %v, want one saying %q", v, tt.want)
+			}
+		})
+	}
+}
+
+func TestQuote(t *testing.T) {
+	if got, want := Quote("Order Completed"), `"Order Completed"`; got != want {
+		t.Errorf("Quote = %s, want %s", got, want)
+	}
+	long := strings.Repeat("é", 1<<19) // 1 MiB
+	got := Quote(long)
+	if len(got) > 100 || !strings.HasSuffix(got, "… (1048576 bytes)") {
+		t.Errorf("Quote of 1 MiB = %s", got)
+	}
+	if got := Quote("a\xffb"); got != `"a�b"` {
+		t.Errorf("Quote of invalid UTF-8 = %s", got)
+	}
+}
