@@ -55,6 +55,9 @@ type Config struct {
 	MaxEntities int
 	// MemoryState keeps the profile bucket in memory (benchmarks only).
 	MemoryState bool
+	// LoseDeliveries is a fault hook for tests (materialize.Options):
+	// it returns the records of a fetch the consumer receives.
+	LoseDeliveries func(partition int, fetched []jetstream.Msg) []jetstream.Msg
 }
 
 // NewConfig returns the defaults.
@@ -195,13 +198,14 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 	}
 	p.progress = materialize.NewProgress(js)
 	p.mat, err = materialize.New(ctx, p.etcd, js, p.store, materialize.Options{
-		Instance:      node.Server().InstanceID(),
-		LeaseTTL:      cfg.LeaseTTL,
-		BatchSize:     cfg.BatchSize,
-		Erasures:      p.erasures,
-		Pseudonymiser: ps,
-		Registerer:    node.Server().Registry(),
-		Logger:        p.logger,
+		Instance:       node.Server().InstanceID(),
+		LeaseTTL:       cfg.LeaseTTL,
+		BatchSize:      cfg.BatchSize,
+		Erasures:       p.erasures,
+		Pseudonymiser:  ps,
+		Registerer:     node.Server().Registry(),
+		Logger:         p.logger,
+		LoseDeliveries: cfg.LoseDeliveries,
 	})
 	if err != nil {
 		return nil, err

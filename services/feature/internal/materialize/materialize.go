@@ -49,6 +49,11 @@ type Options struct {
 	// records of customers on the erasure list.
 	Erasures      *eventlog.ErasureList
 	Pseudonymiser *eventlog.Pseudonymiser
+	// LoseDeliveries, when set, is a fault hook: it sees the records of
+	// each fetch of partition p and returns those the consumer receives,
+	// as a client that gave up on a fetch while the server still sent
+	// would lose the rest. Tests use it to force that interleaving.
+	LoseDeliveries func(p int, fetched []jetstream.Msg) []jetstream.Msg
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger receives the materialiser's logs.

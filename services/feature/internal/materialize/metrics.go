@@ -13,6 +13,7 @@ type metrics struct {
 	skipped   *prometheus.CounterVec
 	erasures  prometheus.Counter
 	conflicts prometheus.Counter
+	gaps      prometheus.Counter
 	batch     prometheus.Histogram
 }
 
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "bullseye_feature_write_conflicts_total",
 			Help: "Profile writes that lost a compare-and-set and were redone.",
 		}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bullseye_feature_delivery_gaps_total",
+			Help: "Fetches that found records delivered to this replica but never received (a fetch given up by the client while the server still sent): the partition's consumer restarts from its last acknowledged record, so they come again.",
+		}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "bullseye_feature_apply_batch_seconds",
 			Help:    "Time to apply and store one batch of records.",
@@ -51,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.lag, m.owned, m.applied, m.skipped, m.erasures, m.conflicts, m.batch} {
+	for _, c := range []prometheus.Collector{m.lag, m.owned, m.applied, m.skipped, m.erasures, m.conflicts, m.gaps, m.batch} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -56,10 +56,17 @@ func (r *runner) run(ctx context.Context) {
 	}
 }
 
-// consumer returns the partition's durable consumer, recreating it just
-// after its acknowledged floor when a previous owner left records
-// unacknowledged (so they come again at once, not after the ack wait).
-func (r *runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
+// errDeliveryGap stops a consumer that found records delivered to it but
+// never received: acknowledging anything after them would acknowledge them
+// too (the acknowledgements are cumulative), and they would never be
+// applied.
+var errDeliveryGap = errors.New("records were delivered but not received; restarting from the last acknowledged record so they come again")
+
+// consumer returns the partition's durable consumer and the delivery
+// sequence of its next record, recreating it just after its acknowledged
+// floor when a previous owner left records unacknowledged (so they come
+// again at once, not after the ack wait).
+func (r *runner) consumer(ctx context.Context) (jetstream.Consumer, uint64, error) {
 	name := ConsumerName(r.part)
 	start := uint64(0)
 	c, err := r.m.events.Consumer(ctx, name)
@@ -67,17 +74,17 @@ func (r *runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	case err == nil:
 		info, err := c.Info(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("reading consumer %s: %w", name, err)
+			return nil, 0, fmt.Errorf("reading consumer %s: %w", name, err)
 		}
 		if info.NumAckPending == 0 {
-			return c, nil
+			return c, info.Delivered.Consumer + 1, nil
 		}
 		start = info.AckFloor.Stream + 1
 		if err := r.m.events.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return nil, fmt.Errorf("resetting consumer %s: %w", name, err)
+			return nil, 0, fmt.Errorf("resetting consumer %s: %w", name, err)
 		}
 	case !errors.Is(err, jetstream.ErrConsumerNotFound):
-		return nil, fmt.Errorf("opening consumer %s: %w", name, err)
+		return nil, 0, fmt.Errorf("opening consumer %s: %w", name, err)
 	}
 	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
@@ -93,13 +100,13 @@ func (r *runner) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	}
 	c, err = r.m.events.CreateOrUpdateConsumer(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("creating consumer %s: %w", name, err)
+		return nil, 0, fmt.Errorf("creating consumer %s: %w", name, err)
 	}
-	return c, nil
+	return c, c.CachedInfo().Delivered.Consumer + 1, nil
 }
 
 func (r *runner) consume(ctx context.Context) error {
-	c, err := r.consumer(ctx)
+	c, next, err := r.consumer(ctx)
 	if err != nil {
 		return err
 	}
@@ -113,6 +120,7 @@ func (r *runner) consume(ctx context.Context) error {
 	ask := func(pending uint64) int { return int(min(uint64(batch), max(2*pending, 256))) }
 	pending := uint64(batch) // unknown at first: perhaps a backlog
 	var msgs []jetstream.Msg
+	idleChecked := true
 	for ctx.Err() == nil {
 		// The last batch's records go with it: the array is kept, its
 		// references are not (a batch can hold thousands of messages).
@@ -131,6 +139,21 @@ func (r *runner) consume(ctx context.Context) error {
 			}
 			if len(msgs) == 0 {
 				pending = 0
+				// Records delivered after the client gave up on a fetch
+				// show as a gap when the next record comes; at the end of
+				// a burst none may come, so ask the server once.
+				if idleChecked {
+					continue
+				}
+				idleChecked = true
+				if lost, err := r.deliveredUnseen(ctx, c, next); err != nil || lost {
+					if lost {
+						r.m.metrics.gaps.Inc()
+						r.log.Warn("records were delivered but not received at the end of a burst", slog.Uint64("expected_delivery", next))
+						return errDeliveryGap
+					}
+					return err
+				}
 				continue
 			}
 			if md, err := msgs[0].Metadata(); err == nil && md.NumPending > 0 && batch > 1 {
@@ -138,6 +161,15 @@ func (r *runner) consume(ctx context.Context) error {
 					return err
 				}
 			}
+		}
+		idleChecked = false
+		msgs, gap := received(msgs, &next)
+		if gap {
+			r.m.metrics.gaps.Inc()
+			r.log.Warn("a fetch lost deliveries", slog.Uint64("expected_delivery", next), slog.Int("received_before_gap", len(msgs)))
+		}
+		if len(msgs) == 0 {
+			return errDeliveryGap
 		}
 		start := time.Now()
 		if err := r.apply(ctx, msgs); err != nil {
@@ -148,6 +180,9 @@ func (r *runner) consume(ctx context.Context) error {
 			return fmt.Errorf("acknowledging partition %d up to its record %s: %w", r.part, msgID(last), err)
 		}
 		r.m.metrics.batch.Observe(time.Since(start).Seconds())
+		if gap {
+			return errDeliveryGap
+		}
 		pending = uint64(batch)
 		if md, err := last.Metadata(); err == nil {
 			r.m.metrics.setLag(r.part, md.NumPending)
@@ -175,10 +210,40 @@ func (r *runner) fetch(c jetstream.Consumer, msgs []jetstream.Msg, n int, wait b
 		msgs = append(msgs, msg)
 		got++
 	}
+	if lose := r.m.opts.LoseDeliveries; lose != nil && got > 0 {
+		kept := lose(r.part, msgs[len(msgs)-got:])
+		msgs = append(msgs[:len(msgs)-got], kept...)
+	}
 	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && got == 0 {
 		return msgs, fmt.Errorf("fetching from partition %d: %w", r.part, err)
 	}
 	return msgs, nil
+}
+
+// deliveredUnseen reports whether the consumer delivered records from
+// delivery sequence next on that this runner never received.
+func (r *runner) deliveredUnseen(ctx context.Context, c jetstream.Consumer, next uint64) (bool, error) {
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading consumer %s: %w", ConsumerName(r.part), err)
+	}
+	return info.Delivered.Consumer >= next, nil
+}
+
+// received returns the records of msgs up to the first one whose delivery
+// sequence is not next (records the server delivered in between never
+// came), advancing next past those returned; gap says whether msgs was cut.
+// A record with unreadable metadata counts as a gap too: it cannot be
+// placed.
+func received(msgs []jetstream.Msg, next *uint64) (_ []jetstream.Msg, gap bool) {
+	for i, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil || md.Sequence.Consumer != *next {
+			return msgs[:i], true
+		}
+		*next++
+	}
+	return msgs, false
 }
 
 func msgID(m jetstream.Msg) string {
