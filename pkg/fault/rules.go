@@ -82,6 +82,27 @@ func (v *Violations) CheckLen(field string, n, max int) bool {
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
+// ValidID reports whether CheckID would pass s, without building a
+// violation: for hot paths that name the field only when it fails.
+func ValidID(s string) bool { return validToken(s, MaxIDBytes) }
+
+// ValidName reports whether CheckName would pass s.
+func ValidName(s string) bool { return validToken(s, MaxNameBytes) }
+
+func validToken(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		} else if c >= utf8.RuneSelf {
+			return utf8.ValidString(s[i:]) && strings.IndexFunc(s[i:], isControl) < 0
+		}
+	}
+	return true
+}
+
 // Quote returns s quoted for an error message or a log line: at most 64
 // bytes of it, cut at a character boundary, with invalid UTF-8 replaced and
 // the full length said when it was cut.

@@ -54,3 +54,15 @@ func TestQuote(t *testing.T) {
 		t.Errorf("Quote of invalid UTF-8 = %s", got)
 	}
 }
+
+func TestValidIDAgreesWithCheckID(t *testing.T) {
+	for _, s := range []string{"", "c-42", "é-ü", "a\nb", "a\u0085b", "é\x7f", "a\xffb", strings.Repeat("x", MaxIDBytes), strings.Repeat("x", MaxIDBytes+1)} {
+		var v Violations
+		if got, want := ValidID(s), v.CheckID("id", s); got != want {
+			t.Errorf("ValidID(%q) = %v, CheckID says %v", s, got, want)
+		}
+		if got, want := ValidName(s), v.CheckName("name", s); got != want {
+			t.Errorf("ValidName(%q) = %v, CheckName says %v", s, got, want)
+		}
+	}
+}

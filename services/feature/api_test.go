@@ -7,17 +7,21 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
@@ -220,6 +224,49 @@ func TestOnlineErrors(t *testing.T) {
 	})
 	if err != nil || fmt.Sprint(resp.GetFeatureNames()) != "[spend orders]" || resp.GetFeatureSet().GetVersion() != 1 {
 		t.Errorf("column selection: %v %v", resp, err)
+	}
+}
+
+// TestLongEntityIDs sends ids past the shared bound (up to 1 MiB), which
+// once became NATS subjects past the server's control line: the server
+// closed the service's connection for good. Each is INVALID_ARGUMENT
+// naming the field and the limit, and afterwards a customer whose events
+// arrive later is still materialised and looked up.
+func TestLongEntityIDs(t *testing.T) {
+	env := testenv.New(t)
+	svc := env.Start(env.Config())
+	testenv.ApplyReady(t, svc.Client, crashFeatures())
+	crash := &featurev1.FeatureSetRef{Name: "crash"}
+	for _, n := range []int{fault.MaxIDBytes + 1, 1000, 3000, 5000, 1 << 20} {
+		_, err := svc.Client.GetOnlineFeatures(ctxT(t, 5*time.Second), &featurev1.GetOnlineFeaturesRequest{
+			FeatureSet: crash, Entities: []*commonv1.EntityKey{{Id: "ok"}, {Id: strings.Repeat("x", n)}},
+		})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("%d-byte id: %v, want INVALID_ARGUMENT", n, err)
+		}
+		if got := violations(t, err); len(got) != 1 || got[0] != "entities[1].id" {
+			t.Errorf("%d-byte id: violations %q, want [entities[1].id]", n, got)
+		}
+		if !strings.Contains(err.Error(), "the limit is 256 bytes") || len(err.Error()) > 300 {
+			t.Errorf("%d-byte id: message %q, want the limit and no echo of the id", n, err)
+		}
+	}
+	if st := env.NC.Status(); st != nats.CONNECTED {
+		t.Fatalf("test connection %v", st)
+	}
+	env.MustPublish(testenv.Track("late", "late-1", "Order Completed", time.Now().Add(-time.Minute), testenv.F(4), "", nil))
+	env.WaitApplied(30 * time.Second)
+	resp, err := svc.Client.GetOnlineFeatures(ctxT(t, 5*time.Second), &featurev1.GetOnlineFeaturesRequest{
+		FeatureSet: crash, Entities: []*commonv1.EntityKey{{Id: "late"}},
+	})
+	if err != nil {
+		t.Fatalf("canary lookup after long ids: %v", err)
+	}
+	if got := value(resp.GetResults()[0].GetValues()[0].GetValue()); got != int64(1) {
+		t.Errorf("canary orders = %v, want 1: %v", got, resp.GetResults()[0])
+	}
+	if st, err := testenv.Health(svc.Addr); err != nil || st != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health %v %v after long ids", st, err)
 	}
 }
 

@@ -40,8 +40,10 @@ func (s *Server) GetOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 
 func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnlineFeaturesRequest, r *reply) (*featurev1.GetOnlineFeaturesResponse, error) {
 	ref := req.GetFeatureSet()
-	if ref.GetName() == "" {
-		return nil, fault.Invalid("feature_set.name", "is required")
+	if !fault.ValidName(ref.GetName()) {
+		var v fault.Violations
+		v.CheckName("feature_set.name", ref.GetName())
+		return nil, v
 	}
 	maxEntities := s.MaxEntities
 	if maxEntities <= 0 {
@@ -63,7 +65,7 @@ func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 		for i, n := range names {
 			idx, ok := set.Index(n)
 			if !ok {
-				v = append(v, featureset.Violation{Field: fmt.Sprintf("feature_names[%d]", i), Description: fmt.Sprintf("feature set %q version %d has no column %q", set.Name, set.Version, n)})
+				v = append(v, featureset.Violation{Field: fmt.Sprintf("feature_names[%d]", i), Description: fmt.Sprintf("feature set %q version %d has no column %s", set.Name, set.Version, fault.Quote(n))})
 			}
 			cols = append(cols, idx)
 		}
@@ -172,8 +174,10 @@ func (r *reply) entityKeys(ents []*commonv1.EntityKey) error {
 	}
 	r.ends = resize(r.ends, len(ents))
 	for i, e := range ents {
-		if e.GetId() == "" {
-			return fault.Invalid(fmt.Sprintf("entities[%d].id", i), "is required")
+		if !fault.ValidID(e.GetId()) {
+			var v fault.Violations
+			v.CheckID(fmt.Sprintf("entities[%d].id", i), e.GetId())
+			return v
 		}
 		var k eventlog.Key
 		switch e.GetEntityType() {
@@ -182,7 +186,7 @@ func (r *reply) entityKeys(ents []*commonv1.EntityKey) error {
 		case "anonymous":
 			k = eventlog.AnonymousKey(e.GetId())
 		default:
-			return fault.Invalid(fmt.Sprintf("entities[%d].entity_type", i), "unknown entity type %q: use \"customer\" (or empty) or \"anonymous\"", e.GetEntityType())
+			return fault.Invalid(fmt.Sprintf("entities[%d].entity_type", i), "unknown entity type %s: use \"customer\" (or empty) or \"anonymous\"", fault.Quote(e.GetEntityType()))
 		}
 		var err error
 		if buf, err = state.AppendKey(buf, k); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 )
@@ -54,10 +55,17 @@ func AppendKey(dst []byte, k eventlog.Key) ([]byte, error) {
 	if k.ID == "" {
 		return dst, eventlog.ErrEmptyID
 	}
+	if len(k.ID) > fault.MaxIDBytes {
+		return dst, ErrIDTooLong
+	}
 	dst = append(dst, k.Kind...)
 	dst = append(dst, '.')
 	return base64.RawURLEncoding.AppendEncode(dst, []byte(k.ID)), nil
 }
+
+// ErrIDTooLong is returned for an id longer than fault.MaxIDBytes: its key
+// would make a subject that NATS may refuse.
+var ErrIDTooLong = fmt.Errorf("id is longer than %d bytes", fault.MaxIDBytes)
 
 // UserPrefix is the key filter of every customer (not anonymous) profile.
 const UserPrefix = string(eventlog.KindUser) + ".>"
