@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
@@ -136,7 +137,7 @@ func TestBankModelSelection(t *testing.T) {
 				"c": values(num(1)), "components": values(num(150))}),
 			candidate(trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, map[string]*trainingv1.HyperparameterDomain{"c": values(num(1))}),
 		)
-		s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: 3}
+		s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(3)}
 		s.Search = &trainingv1.SearchSpec{Seed: 7}
 		s.KernelLimits = &trainingv1.KernelLimits{NystromComponents: 150}
 		began := time.Now()
@@ -195,7 +196,7 @@ func TestBankKernelSVM(t *testing.T) {
 	s := bankSpec("bank-svc", true, candidate(trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, map[string]*trainingv1.HyperparameterDomain{
 		"c": values(num(1)), "gamma": values(str("scale"))}))
 	s.Data.TrainFilter = &trainingv1.RowNumberFilter{Modulus: 4, Remainders: []int64{0}}
-	s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: 2}
+	s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(2)}
 	began := time.Now()
 	job := finished(t, tr.client, start(t, tr.client, "svc", s).GetJobId(), 3*time.Minute)
 	succeeded(t, job)

@@ -171,7 +171,7 @@ func TestInvalidRequests(t *testing.T) {
 		}, "spec.search.max_candidates"},
 		{"one fold", "r", func() *trainingv1.TrainingSpec {
 			s := good()
-			s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: 1}
+			s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(1)}
 			return s
 		}, "spec.cross_validation.folds"},
 	}
@@ -213,7 +213,7 @@ func TestRegressionWithFeatureSelection(t *testing.T) {
 			candidate(trainingv1.ModelFamily_MODEL_FAMILY_LASSO, map[string]*trainingv1.HyperparameterDomain{"alpha": values(num(0.1))}),
 		},
 		FeatureSelection: &trainingv1.FeatureSelectionSpec{Enabled: true, MaxFeatures: 4, AlwaysKeep: []string{"day_of_week"}},
-		CrossValidation:  &trainingv1.CrossValidationSpec{Folds: 4},
+		CrossValidation:  &trainingv1.CrossValidationSpec{Folds: proto.Int32(4)},
 	}
 	job := finished(t, tr.client, start(t, tr.client, "age", spec).GetJobId(), time.Minute)
 	succeeded(t, job)

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
@@ -243,7 +244,7 @@ func TestKilledTrainerJobFinishesElsewhere(t *testing.T) {
 		resp, err := c.StartTraining(ctx, &trainingv1.StartTrainingRequest{RequestId: "survivor",
 			Spec: func() *trainingv1.TrainingSpec {
 				s := bankSpec("bank-survivor", true, logisticGrid(20))
-				s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: 3}
+				s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(3)}
 				return s
 			}()})
 		switch {

@@ -236,7 +236,7 @@ func TestRecommenderExplicitEndToEnd(t *testing.T) {
 			candidate(trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS, map[string]*trainingv1.HyperparameterDomain{"rank": values(num(10))}),
 			{Family: trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY},
 		},
-		CrossValidation: &trainingv1.CrossValidationSpec{Folds: 3},
+		CrossValidation: &trainingv1.CrossValidationSpec{Folds: proto.Int32(3)},
 	}
 	start = time.Now()
 	job := start0(t, tr.client, spec)

@@ -24,6 +24,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -36,6 +37,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
@@ -107,12 +109,79 @@ type Server struct {
 	// Builds counts BuildTrainingSet calls.
 	Builds atomic.Int64
 	delay  time.Duration
+
+	mu           sync.Mutex
+	interactions map[string][]*featurev1.Interaction
 }
 
 // New returns a stand-in serving table as feature set featureSet, entities named
 // prefix-<row>.
 func New(featureSet, prefix string, t *Table) *Server {
 	return &Server{featureSet: featureSet, prefix: prefix, table: t}
+}
+
+// SetInteractions makes ExportInteractions answer rows for the events named name (a rating
+// event of explicit feedback, or a weighted event of implicit feedback, whose weight then
+// multiplies the values).
+func (s *Server) SetInteractions(name string, rows []*featurev1.Interaction) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.interactions == nil {
+		s.interactions = map[string][]*featurev1.Interaction{}
+	}
+	s.interactions[name] = rows
+}
+
+// ExportInteractions streams the interactions set for the requested event names, merged per
+// (user, item) as the feature service does (explicit: the latest rating; implicit: the sum
+// of the weighted values), ordered by user then item.
+func (s *Server) ExportInteractions(req *featurev1.ExportInteractionsRequest, stream featurev1.FeatureService_ExportInteractionsServer) error {
+	type key struct{ user, item string }
+	merged := map[key]*featurev1.Interaction{}
+	s.mu.Lock()
+	add := func(name string, weight float64, latest bool) {
+		for _, x := range s.interactions[name] {
+			k := key{x.GetUserId(), x.GetItemId()}
+			y := proto.Clone(x).(*featurev1.Interaction)
+			y.Value *= weight
+			old, ok := merged[k]
+			switch {
+			case !ok:
+				merged[k] = y
+			case latest:
+				if !y.GetTime().AsTime().Before(old.GetTime().AsTime()) {
+					y.EventCount += old.GetEventCount()
+					merged[k] = y
+				} else {
+					old.EventCount += y.GetEventCount()
+				}
+			default:
+				old.Value += y.GetValue()
+				old.EventCount += y.GetEventCount()
+				if y.GetTime().AsTime().After(old.GetTime().AsTime()) {
+					old.Time = y.GetTime()
+				}
+			}
+		}
+	}
+	for _, name := range req.GetExplicit().GetEventNames() {
+		add(name, 1, true)
+	}
+	for name, w := range req.GetImplicit().GetEventWeights() {
+		add(name, w, false)
+	}
+	s.mu.Unlock()
+	rows := slices.SortedFunc(maps.Values(merged), func(a, b *featurev1.Interaction) int {
+		return cmp.Or(cmp.Compare(a.GetUserId(), b.GetUserId()), cmp.Compare(a.GetItemId(), b.GetItemId()))
+	})
+	for len(rows) > 0 {
+		n := min(len(rows), 1000)
+		if err := stream.Send(&featurev1.ExportInteractionsResponse{Interactions: rows[:n]}); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
 }
 
 // SetMessageDelay makes BuildTrainingSet pause between messages, to slow jobs down.

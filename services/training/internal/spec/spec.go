@@ -42,9 +42,20 @@ func Seed(s *trainingv1.TrainingSpec) uint64 {
 	return cmp.Or(s.GetSearch().GetSeed(), DefaultSeed)
 }
 
-// Folds returns the number of cross-validation folds.
+// Folds returns the number of cross-validation folds; 1 without cross-validation (NoCV), the
+// one fit of each candidate on the training rows.
 func Folds(s *trainingv1.TrainingSpec) int {
+	if NoCV(s) {
+		return 1
+	}
 	return cmp.Or(int(s.GetCrossValidation().GetFolds()), DefaultFolds)
+}
+
+// NoCV reports whether the spec asks for no cross-validation (cross_validation.folds set to
+// 0): each candidate is fitted once on the training rows and scored on the test rows.
+func NoCV(s *trainingv1.TrainingSpec) bool {
+	f := s.GetCrossValidation()
+	return f != nil && f.Folds != nil && f.GetFolds() == 0
 }
 
 // Metric returns the selection metric: its API name (e.g. "pr_auc") and its definition.
@@ -152,7 +163,10 @@ func Validate(s *trainingv1.TrainingSpec, prefix string) fault.Violations {
 	}
 	cvs := s.GetCrossValidation()
 	if n := cvs.GetFolds(); n != 0 && (n < 2 || n > MaxFolds) {
-		v.Add(f("cross_validation.folds"), "must be 2 to %d (0 means %d)", MaxFolds, DefaultFolds)
+		v.Add(f("cross_validation.folds"), "must be 2 to %d, or 0 for no cross-validation (unset means %d)", MaxFolds, DefaultFolds)
+	}
+	if NoCV(s) {
+		validateNoCV(&v, s, f("cross_validation"))
 	}
 	if cvs.GetStrategy() < 0 || cvs.GetStrategy() > trainingv1.FoldStrategy_FOLD_STRATEGY_TIME_SERIES {
 		v.Add(f("cross_validation.strategy"), "unknown strategy %v", cvs.GetStrategy())
@@ -214,6 +228,23 @@ func Validate(s *trainingv1.TrainingSpec, prefix string) fault.Violations {
 		}
 	}
 	return v
+}
+
+// validateNoCV checks a spec without cross-validation: the test rows it is scored on must
+// exist, and the fold options mean nothing.
+func validateNoCV(v *fault.Violations, s *trainingv1.TrainingSpec, field string) {
+	if s.GetCrossValidation().GetStrategy() != trainingv1.FoldStrategy_FOLD_STRATEGY_UNSPECIFIED {
+		v.Add(field+".strategy", "folds 0 means no cross-validation: leave strategy unset")
+	}
+	if s.GetCrossValidation().GetTimeGap() != nil {
+		v.Add(field+".time_gap", "folds 0 means no cross-validation: leave time_gap unset")
+	}
+	switch d := s.GetData(); {
+	case d.GetTrainingSet() != nil && d.GetTrainingSet().GetSplit() == nil:
+		v.Add(field+".folds", "folds 0 scores each candidate on the test rows: set data.training_set.split")
+	case d.GetInteractions() != nil && d.GetInteractions().GetSplit() == nil:
+		v.Add(field+".folds", "folds 0 scores each candidate on the test interactions: set data.interactions.split")
+	}
 }
 
 // ValidateEvaluation checks evaluation options.

@@ -72,9 +72,56 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 		}
 	}
 
-	// Cross-validation.
-	r.stage(trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING)
-	r.rep.Update(func(p *trainingv1.JobProgress) { p.FoldCount, p.CandidateCount = int32(folds), int32(len(cands)) })
+	// fit fits candidate i on every training pair, as an artifact.
+	fit := func(i int) (*trainingv1.ModelArtifact, *recommend.Factors, error) {
+		start := time.Now()
+		est, err := recs[i].Family.New(recs[i].Params)
+		if err != nil {
+			return nil, nil, Failure(ReasonRefitFailed, "candidate %d (%v): %v", i+1, cands[i].Family, err)
+		}
+		f, err := est.Fit(ctx, train)
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		if err != nil {
+			return nil, nil, Failure(ReasonRefitFailed, "fitting candidate %d (%v): %v", i+1, cands[i].Family, err)
+		}
+		fitTime := time.Since(start)
+		if explicit && f.Rank > 0 {
+			// Ratings are clipped to the range seen in training.
+			f.MinRating, f.MaxRating = slices.Min(train.Values), slices.Max(train.Values)
+		}
+		a, err := artifact.EncodeFactors(cands[i].Family, task, f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encoding the model: %w", err)
+		}
+		a.Solver.FitTime = durationpb.New(fitTime)
+		a.Hyperparameters = cands[i].Params
+		return a, f, nil
+	}
+	// testOn evaluates an artifact on the test pairs, through the artifact's scorer.
+	testOn := func(a *trainingv1.ModelArtifact) ([]*commonv1.Metric, *recommend.Evaluation, error) {
+		sc, err := artifact.NewScorer(a)
+		if err != nil {
+			return nil, nil, fmt.Errorf("loading the model for evaluation: %w", err)
+		}
+		rec, err := recommend.NewScorer(sc.(artifact.Recommender).Factors())
+		if err != nil {
+			return nil, nil, fmt.Errorf("loading the model for evaluation: %w", err)
+		}
+		ev, err := recommend.Evaluate(rec, test, recommend.EvalOptions{K: ks, Ratings: explicit})
+		if err != nil {
+			return nil, nil, Failure(ReasonInvalidData, "evaluating on the test interactions: %v", err)
+		}
+		var ms []*commonv1.Metric
+		for _, name := range reported {
+			if v, ok := ev.Metrics[name]; ok && !math.IsNaN(v) {
+				ms = append(ms, &commonv1.Metric{Name: name, Value: v})
+			}
+		}
+		return ms, ev, nil
+	}
+
 	results := make([][]*selection.Progress, len(cands))
 	for i := range results {
 		results[i] = make([]*selection.Progress, folds)
@@ -82,104 +129,122 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 	entry := func(i int) *trainingv1.LeaderboardEntry {
 		return recEntry(cands[i], results[i], metricName, reported)
 	}
-	search := &recommend.Search{
-		Candidates:  recs,
-		Splitter:    selection.KFold{K: folds, Shuffle: true, Seed: spec.Seed(s)},
-		Metric:      metricName,
-		Eval:        recommend.EvalOptions{K: ks, Ratings: explicit},
-		Parallelism: int(s.GetResources().GetParallelism()),
-		NoRefit:     true,
-		Progress: func(p selection.Progress) {
-			results[p.Candidate][p.Fold] = &p
-			e := entry(p.Candidate)
+	var (
+		leaderboard []*trainingv1.LeaderboardEntry
+		wi          int
+		a           *trainingv1.ModelArtifact
+		f           *recommend.Factors
+		testMetrics []*commonv1.Metric
+		ev          *recommend.Evaluation
+		tested      bool
+	)
+	r.stage(trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING)
+	r.rep.Update(func(p *trainingv1.JobProgress) { p.FoldCount, p.CandidateCount = int32(folds), int32(len(cands)) })
+	if spec.NoCV(s) {
+		// Fit and test: each candidate once on the training pairs, scored on the test pairs.
+		if test.Len() == 0 {
+			return nil, Failure(ReasonInvalidData, "cross_validation.folds 0 scores each candidate on the test interactions, and the split left none")
+		}
+		arts := make([]*trainingv1.ModelArtifact, len(cands))
+		facts := make([]*recommend.Factors, len(cands))
+		tests := make([][]*commonv1.Metric, len(cands))
+		evs := make([]*recommend.Evaluation, len(cands))
+		rows := make([]selection.Row, len(cands))
+		for i := range cands {
+			start := time.Now()
+			a, f, err := fit(i)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			p := selection.Progress{Candidate: i, Done: i + 1, Total: len(cands), TrainRows: train.Len(), TestRows: test.Len(), Err: err, Score: math.NaN()}
+			if err == nil {
+				tests[i], evs[i], err = testOn(a)
+				p.Err = err
+			}
+			p.FitTime = time.Since(start)
+			rows[i] = selection.Row{Candidate: i, Family: recs[i].Family.Name, Params: recs[i].Params, Mean: math.NaN()}
+			if err == nil {
+				arts[i], facts[i] = a, f
+				p.Converged, p.Iterations, p.Metrics = f.Converged, f.Iterations, evs[i].Metrics
+				p.Score = evs[i].Metrics[metricName]
+				rows[i].Mean = p.Score
+			} else {
+				rows[i].Err = err.Error()
+			}
+			results[i][0] = &p
+			e := entry(i)
 			r.rep.Update(func(jp *trainingv1.JobProgress) {
-				jp.Fold, jp.CandidateIndex = int32(p.Fold+1), int32(p.Candidate+1)
+				jp.Fold, jp.CandidateIndex, jp.CandidatesDone = 1, int32(i+1), int32(i+1)
 				lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
-				jp.Percent = lo + (hi-lo)*float64(p.Done)/float64(p.Total)
+				jp.Percent = lo + (hi-lo)*float64(i+1)/float64(len(cands))
 				jp.CurrentMetrics = e.GetMetrics()
 			})
-		},
-	}
-	res, err := search.Run(ctx, train)
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if res == nil && err != nil {
-		return nil, fmt.Errorf("cross-validation: %w", err)
-	}
-	var leaderboard []*trainingv1.LeaderboardEntry
-	for _, row := range res.Leaderboard {
-		e := entry(row.Candidate)
-		e.Rank = int32(row.Rank)
-		if row.Err != "" && e.Error == nil {
-			e.Error = &commonv1.Problem{Reason: "CANDIDATE_FAILED", Description: row.Err}
 		}
-		leaderboard = append(leaderboard, e)
-		if e.Error != nil {
-			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_ERROR,
-				Code: "CANDIDATE_FAILED", Text: fmt.Sprintf("candidate %d (%v) failed: %s", e.GetCandidateIndex(), e.GetFamily(), e.GetError().GetDescription()),
-				Stage: trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, CandidateIndex: e.GetCandidateIndex()})
+		_, m := spec.Metric(s)
+		err := selection.Rank(rows, m.Better)
+		leaderboard = r.recBoard(rows, entry)
+		if err != nil {
+			return nil, Failure(ReasonAllFailed, "every candidate failed; the first: %s", leaderboard[0].GetError().GetDescription())
 		}
-	}
-	r.rep.Update(func(p *trainingv1.JobProgress) {
-		p.Leaderboard = leaderboard
-		p.CandidatesDone = int32(len(leaderboard))
-	})
-	if err != nil {
-		return nil, Failure(ReasonAllFailed, "every candidate failed; the first: %s", leaderboard[0].GetError().GetDescription())
-	}
-	wi := res.Best.Candidate
-	winner := cands[wi]
+		wi = rows[0].Candidate
+		a, f, testMetrics, ev, tested = arts[wi], facts[wi], tests[wi], evs[wi], true
+		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "NO_CROSS_VALIDATION",
+			"no cross-validation (folds 0): %d candidates fitted once on %d training pairs and scored on %d test pairs", len(cands), train.Len(), test.Len())
+		if len(cands) > 1 {
+			r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "TEST_ROWS_CHOSE_WINNER",
+				"the test pairs chose the winner among %d candidates: its test metrics are optimistic", len(cands))
+		}
+	} else {
+		search := &recommend.Search{
+			Candidates:  recs,
+			Splitter:    selection.KFold{K: folds, Shuffle: true, Seed: spec.Seed(s)},
+			Metric:      metricName,
+			Eval:        recommend.EvalOptions{K: ks, Ratings: explicit},
+			Parallelism: int(s.GetResources().GetParallelism()),
+			NoRefit:     true,
+			Progress: func(p selection.Progress) {
+				results[p.Candidate][p.Fold] = &p
+				e := entry(p.Candidate)
+				r.rep.Update(func(jp *trainingv1.JobProgress) {
+					jp.Fold, jp.CandidateIndex = int32(p.Fold+1), int32(p.Candidate+1)
+					lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
+					jp.Percent = lo + (hi-lo)*float64(p.Done)/float64(p.Total)
+					jp.CurrentMetrics = e.GetMetrics()
+				})
+			},
+		}
+		res, err := search.Run(ctx, train)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if res == nil && err != nil {
+			return nil, fmt.Errorf("cross-validation: %w", err)
+		}
+		leaderboard = r.recBoard(res.Leaderboard, entry)
+		if err != nil {
+			return nil, Failure(ReasonAllFailed, "every candidate failed; the first: %s", leaderboard[0].GetError().GetDescription())
+		}
+		wi = res.Best.Candidate
 
-	// Refit on every training pair.
-	r.stage(trainingv1.JobStage_JOB_STAGE_REFITTING)
-	start := time.Now()
-	est, err := recs[wi].Family.New(recs[wi].Params)
-	if err != nil {
-		return nil, Failure(ReasonRefitFailed, "candidate %d (%v): %v", wi+1, winner.Family, err)
+		// Refit on every training pair.
+		r.stage(trainingv1.JobStage_JOB_STAGE_REFITTING)
+		if a, f, err = fit(wi); err != nil {
+			return nil, err
+		}
 	}
-	f, err := est.Fit(ctx, train)
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if err != nil {
-		return nil, Failure(ReasonRefitFailed, "refitting candidate %d (%v): %v", wi+1, winner.Family, err)
-	}
-	fitTime := time.Since(start)
-	if explicit && f.Rank > 0 {
-		// Ratings are clipped to the range seen in training.
-		f.MinRating, f.MaxRating = slices.Min(train.Values), slices.Max(train.Values)
-	}
-	a, err := artifact.EncodeFactors(winner.Family, task, f)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the model: %w", err)
-	}
+	winner := cands[wi]
 	if !f.Converged {
 		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_REFITTING,
-			"SOLVER_NOT_CONVERGED", "the final fit's solver hit its iteration cap after %d iterations", f.Iterations)
+			"SOLVER_NOT_CONVERGED", "the final fit's solver did not reach its tolerance within its iteration cap (%d iterations)", f.Iterations)
 	}
-	a.Solver.FitTime = durationpb.New(fitTime)
-	a.Hyperparameters = winner.Params
 
 	// Evaluation on the test pairs, through the artifact's scorer.
 	r.stage(trainingv1.JobStage_JOB_STAGE_EVALUATING)
-	var testMetrics []*commonv1.Metric
 	if test.Len() > 0 {
-		sc, err := artifact.NewScorer(a)
-		if err != nil {
-			return nil, fmt.Errorf("loading the model for evaluation: %w", err)
-		}
-		rec, err := recommend.NewScorer(sc.(artifact.Recommender).Factors())
-		if err != nil {
-			return nil, fmt.Errorf("loading the model for evaluation: %w", err)
-		}
-		ev, err := recommend.Evaluate(rec, test, recommend.EvalOptions{K: ks, Ratings: explicit})
-		if err != nil {
-			return nil, Failure(ReasonInvalidData, "evaluating on the test interactions: %v", err)
-		}
-		for _, name := range reported {
-			if v, ok := ev.Metrics[name]; ok && !math.IsNaN(v) {
-				testMetrics = append(testMetrics, &commonv1.Metric{Name: name, Value: v})
+		if !tested {
+			var err error
+			if testMetrics, ev, err = testOn(a); err != nil {
+				return nil, err
 			}
 		}
 		if ev.Fallback > 0 || ev.Known < ev.Rows {
@@ -198,6 +263,9 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 		}
 	}
 	cvMetrics := winnerEntry.GetMetrics()
+	if spec.NoCV(s) {
+		cvMetrics = nil
+	}
 	a.Metrics = testMetrics
 	if len(testMetrics) == 0 {
 		a.Metrics = cvMetrics
@@ -239,6 +307,30 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 		Converged:          f.Converged,
 	}
 	return r.register(ctx, mv, a)
+}
+
+// recBoard turns a ranked recommender leaderboard into its entries, logging the failed
+// candidates, and reports it in the job's progress.
+func (r *run) recBoard(rows []selection.Row, entry func(int) *trainingv1.LeaderboardEntry) []*trainingv1.LeaderboardEntry {
+	var leaderboard []*trainingv1.LeaderboardEntry
+	for _, row := range rows {
+		e := entry(row.Candidate)
+		e.Rank = int32(row.Rank)
+		if row.Err != "" && e.Error == nil {
+			e.Error = &commonv1.Problem{Reason: "CANDIDATE_FAILED", Description: row.Err}
+		}
+		leaderboard = append(leaderboard, e)
+		if e.Error != nil {
+			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_ERROR,
+				Code: "CANDIDATE_FAILED", Text: fmt.Sprintf("candidate %d (%v) failed: %s", e.GetCandidateIndex(), e.GetFamily(), e.GetError().GetDescription()),
+				Stage: trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, CandidateIndex: e.GetCandidateIndex()})
+		}
+	}
+	r.rep.Update(func(p *trainingv1.JobProgress) {
+		p.Leaderboard = leaderboard
+		p.CandidatesDone = int32(len(leaderboard))
+	})
+	return leaderboard
 }
 
 // recEntry builds a recommender candidate's leaderboard entry from its finished folds.

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"gonum.org/v1/gonum/mat"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -289,135 +290,220 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 			return b.CV, nil
 		}}}
 	}
-	groups := make([]string, len(trainRows))
-	times := make([]float64, len(trainRows))
-	for k, i := range trainRows {
-		groups[k] = d.Entities[i]
-		times[k] = float64(d.Cutoffs[i].Unix())
-	}
-	splitter, _ := spec.Splitter(s, yTrain, groups, times)
+	threshold, bins, rocPoints := spec.Evaluation(s.GetEvaluation())
 
-	// Cross-validation.
-	r.stage(trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING)
-	r.rep.Update(func(p *trainingv1.JobProgress) {
-		p.FoldCount, p.CandidateCount = int32(folds), int32(len(cands))
-	})
-	board := newBoard(cands, built, folds, metricName, metric, task)
-	extra := make([]string, 0)
-	for _, m := range spec.TaskMetrics(task) {
-		if m == "pr_auc" {
-			m = "average_precision"
+	// fit fits candidate i on every training row, preprocessing included, as an artifact.
+	var pipe *preprocess.Pipeline
+	var x *mat.Dense
+	fit := func(i int) (*trainingv1.ModelArtifact, time.Duration, error) {
+		start := time.Now()
+		if pipe == nil {
+			if pipe, x, err = preprocess.FitTransform(trainTable, prep); err != nil {
+				pipe = nil
+				return nil, 0, Failure(ReasonRefitFailed, "fitting the preprocessing on the training rows: %v", err)
+			}
 		}
-		extra = append(extra, m)
+		b := built[i]
+		if b.Err != nil {
+			return nil, 0, b.Err
+		}
+		model, err := b.Refit.Fit(ctx, x, yTrain)
+		if ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
+		if err != nil {
+			return nil, 0, Failure(ReasonRefitFailed, "fitting candidate %d (%v): %v", i+1, b.Family, err)
+		}
+		fitTime := time.Since(start)
+		a, err := artifact.Encode(&artifact.Fitted{Family: b.Family, Task: task, Inputs: d.Columns(), Pipeline: pipe, Model: model})
+		if err != nil {
+			return nil, 0, fmt.Errorf("encoding the model: %w", err)
+		}
+		if a.Solver == nil {
+			a.Solver = &trainingv1.SolverReport{Converged: true}
+		}
+		a.Solver.FitTime = durationpb.New(fitTime)
+		a.Hyperparameters = cands[i].Params
+		if classify {
+			a.Classification = &trainingv1.ClassificationOutput{PositiveLabel: classes.Positive, NegativeLabel: classes.Negative, Threshold: threshold}
+		}
+		return a, fitTime, nil
 	}
-	sr := &selection.Search{
-		Candidates:  search,
-		Preprocess:  prep,
-		Splitter:    splitter,
-		Metric:      metricName,
-		Parallelism: int(s.GetResources().GetParallelism()),
-		NoRefit:     true,
-		Extra:       extra,
-		Progress: func(p selection.Progress) {
+	// test scores an artifact on the test rows, through the artifact's scorer.
+	test := func(a *trainingv1.ModelArtifact) ([]*commonv1.Metric, *trainingv1.ClassificationCurves, error) {
+		scorer, err := artifact.NewScorer(a)
+		if err != nil {
+			return nil, nil, fmt.Errorf("loading the model for evaluation: %w", err)
+		}
+		var out artifact.Result
+		if err := scorer.Score(ctx, &artifact.Batch{Table: d.Table.Subset(testRows)}, &out); err != nil {
+			return nil, nil, fmt.Errorf("scoring the test rows: %w", err)
+		}
+		if classify {
+			ms, curves := evaluate.Binary(yTest, out.Scores, out.Probabilities, evaluate.Options{Threshold: threshold, Bins: bins, MaxROCPoints: rocPoints})
+			return ms, curves, nil
+		}
+		ms, err := evaluate.Regression(yTest, out.Scores)
+		if err != nil {
+			return nil, nil, fmt.Errorf("evaluating: %w", err)
+		}
+		return ms, nil, nil
+	}
+
+	var (
+		leaderboard []*trainingv1.LeaderboardEntry
+		wi          int
+		a           *trainingv1.ModelArtifact
+		testMetrics []*commonv1.Metric
+		curves      *trainingv1.ClassificationCurves
+		tested      bool
+	)
+	if spec.NoCV(s) {
+		// Fit and test: each candidate once on the training rows, scored on the test rows.
+		if len(testRows) == 0 {
+			return nil, Failure(ReasonInvalidData, "cross_validation.folds 0 scores each candidate on the test rows, and the training set has no labelled test rows")
+		}
+		r.stage(trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING)
+		r.rep.Update(func(p *trainingv1.JobProgress) { p.FoldCount, p.CandidateCount = 1, int32(len(cands)) })
+		board := newBoard(cands, built, 1, metricName, metric, task)
+		arts := make([]*trainingv1.ModelArtifact, len(cands))
+		tests := make([][]*commonv1.Metric, len(cands))
+		curvesOf := make([]*trainingv1.ClassificationCurves, len(cands))
+		for i := range cands {
+			a, fitTime, err := fit(i)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			p := selection.Progress{Candidate: i, Done: i + 1, Total: len(cands), TrainRows: len(trainRows), TestRows: len(testRows),
+				FitTime: fitTime, Err: err, Score: math.NaN()}
+			if err == nil {
+				tests[i], curvesOf[i], err = test(a)
+				p.Err = err
+			}
+			if err == nil {
+				arts[i] = a
+				p.Converged, p.Iterations = a.GetSolver().GetConverged(), int(a.GetSolver().GetIterations())
+				p.Metrics = map[string]float64{}
+				for _, m := range tests[i] {
+					key := m.GetName()
+					if key == "pr_auc" {
+						key = "average_precision"
+					}
+					p.Metrics[key] = m.GetValue()
+				}
+				if v, ok := p.Metrics[metricName]; ok {
+					p.Score = v
+				}
+			}
 			entries, current := board.add(p)
 			r.rep.Update(func(jp *trainingv1.JobProgress) {
-				jp.Fold, jp.CandidateIndex = int32(p.Fold+1), int32(p.Candidate+1)
-				jp.CandidatesDone = int32(len(entries))
+				jp.Fold, jp.CandidateIndex, jp.CandidatesDone = 1, int32(i+1), int32(len(entries))
 				lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
-				jp.Percent = lo + (hi-lo)*float64(p.Done)/float64(p.Total)
+				jp.Percent = lo + (hi-lo)*float64(i+1)/float64(len(cands))
 				jp.CurrentMetrics = current
 				jp.Leaderboard = entries
 			})
-		},
-	}
-	res, err := sr.Run(ctx, trainTable, yTrain)
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if res == nil && err != nil {
-		return nil, fmt.Errorf("cross-validation: %w", err)
-	}
-	leaderboard := board.final(res)
-	r.rep.Update(func(p *trainingv1.JobProgress) {
-		p.Leaderboard = leaderboard
-		p.CandidatesDone = int32(len(leaderboard))
-	})
-	for _, e := range leaderboard {
-		switch {
-		case e.GetError() != nil:
-			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_ERROR,
-				Code: "CANDIDATE_FAILED", Text: fmt.Sprintf("candidate %d (%v) failed: %s", e.GetCandidateIndex(), e.GetFamily(), e.GetError().GetDescription()),
-				Stage: trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, CandidateIndex: e.GetCandidateIndex()})
-		case !e.GetConverged():
-			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING,
-				Code: "SOLVER_NOT_CONVERGED", Text: fmt.Sprintf("candidate %d (%v): the solver hit its iteration cap on some fold", e.GetCandidateIndex(), e.GetFamily()),
-				Stage: trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, CandidateIndex: e.GetCandidateIndex()})
+		}
+		leaderboard = board.final(nil)
+		r.reportBoard(leaderboard)
+		if leaderboard[0].GetError() != nil {
+			return nil, Failure(ReasonAllFailed, "every candidate failed; the first: %s", leaderboard[0].GetError().GetDescription())
+		}
+		wi = int(leaderboard[0].GetCandidateIndex()) - 1
+		a, testMetrics, curves, tested = arts[wi], tests[wi], curvesOf[wi], true
+		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "NO_CROSS_VALIDATION",
+			"no cross-validation (folds 0): %d candidates fitted once on %d training rows and scored on %d test rows", len(cands), len(trainRows), len(testRows))
+		if len(cands) > 1 {
+			r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "TEST_ROWS_CHOSE_WINNER",
+				"the test rows chose the winner among %d candidates: its test metrics are optimistic", len(cands))
+		}
+	} else {
+		groups := make([]string, len(trainRows))
+		times := make([]float64, len(trainRows))
+		for k, i := range trainRows {
+			groups[k] = d.Entities[i]
+			times[k] = float64(d.Cutoffs[i].Unix())
+		}
+		splitter, _ := spec.Splitter(s, yTrain, groups, times)
+
+		// Cross-validation.
+		r.stage(trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING)
+		r.rep.Update(func(p *trainingv1.JobProgress) {
+			p.FoldCount, p.CandidateCount = int32(folds), int32(len(cands))
+		})
+		board := newBoard(cands, built, folds, metricName, metric, task)
+		extra := make([]string, 0)
+		for _, m := range spec.TaskMetrics(task) {
+			if m == "pr_auc" {
+				m = "average_precision"
+			}
+			extra = append(extra, m)
+		}
+		sr := &selection.Search{
+			Candidates:  search,
+			Preprocess:  prep,
+			Splitter:    splitter,
+			Metric:      metricName,
+			Parallelism: int(s.GetResources().GetParallelism()),
+			NoRefit:     true,
+			Extra:       extra,
+			Progress: func(p selection.Progress) {
+				entries, current := board.add(p)
+				r.rep.Update(func(jp *trainingv1.JobProgress) {
+					jp.Fold, jp.CandidateIndex = int32(p.Fold+1), int32(p.Candidate+1)
+					jp.CandidatesDone = int32(len(entries))
+					lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
+					jp.Percent = lo + (hi-lo)*float64(p.Done)/float64(p.Total)
+					jp.CurrentMetrics = current
+					jp.Leaderboard = entries
+				})
+			},
+		}
+		res, err := sr.Run(ctx, trainTable, yTrain)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if res == nil && err != nil {
+			return nil, fmt.Errorf("cross-validation: %w", err)
+		}
+		leaderboard = board.final(res)
+		r.reportBoard(leaderboard)
+		if err != nil {
+			return nil, Failure(ReasonAllFailed, "every candidate failed; the first: %s", leaderboard[0].GetError().GetDescription())
+		}
+		wi = int(leaderboard[0].GetCandidateIndex()) - 1
+
+		// Refit.
+		r.stage(trainingv1.JobStage_JOB_STAGE_REFITTING)
+		if a, _, err = fit(wi); err != nil {
+			var c *fault.Coded
+			if errors.As(err, &c) || ctx.Err() != nil {
+				return nil, err
+			}
+			return nil, Failure(ReasonRefitFailed, "refitting candidate %d (%v): %v", wi+1, built[wi].Family, err)
 		}
 	}
-	if err != nil {
-		return nil, Failure(ReasonAllFailed, "every candidate failed; the first: %s", leaderboard[0].GetError().GetDescription())
-	}
 	winner := leaderboard[0]
-	wi := int(winner.GetCandidateIndex()) - 1
 	wb := built[wi]
-
-	// Refit.
-	r.stage(trainingv1.JobStage_JOB_STAGE_REFITTING)
-	start := time.Now()
-	pipe, x, err := preprocess.FitTransform(trainTable, prep)
-	if err != nil {
-		return nil, Failure(ReasonRefitFailed, "fitting the preprocessing on the training rows: %v", err)
-	}
-	model, err := wb.Refit.Fit(ctx, x, yTrain)
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if err != nil {
-		return nil, Failure(ReasonRefitFailed, "refitting candidate %d (%v): %v", wi+1, wb.Family, err)
-	}
-	fitTime := time.Since(start)
-	a, err := artifact.Encode(&artifact.Fitted{Family: wb.Family, Task: task, Inputs: d.Columns(), Pipeline: pipe, Model: model})
-	if err != nil {
-		return nil, fmt.Errorf("encoding the model: %w", err)
-	}
-	if !a.GetSolver().GetConverged() && a.GetSolver() != nil {
+	if !a.GetSolver().GetConverged() {
 		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_REFITTING,
-			"SOLVER_NOT_CONVERGED", "the final fit's solver hit its iteration cap after %d iterations", a.GetSolver().GetIterations())
-	}
-	if a.Solver == nil {
-		a.Solver = &trainingv1.SolverReport{Converged: true}
-	}
-	a.Solver.FitTime = durationpb.New(fitTime)
-	a.Hyperparameters = cands[wi].Params
-	threshold, bins, rocPoints := spec.Evaluation(s.GetEvaluation())
-	if classify {
-		a.Classification = &trainingv1.ClassificationOutput{PositiveLabel: classes.Positive, NegativeLabel: classes.Negative, Threshold: threshold}
+			"SOLVER_NOT_CONVERGED", "the final fit's solver did not reach its tolerance within its iteration cap (%d iterations)", a.GetSolver().GetIterations())
 	}
 
 	// Evaluation on the test rows, through the artifact's scorer.
 	r.stage(trainingv1.JobStage_JOB_STAGE_EVALUATING)
-	var testMetrics []*commonv1.Metric
-	var curves *trainingv1.ClassificationCurves
-	if len(testRows) > 0 {
-		scorer, err := artifact.NewScorer(a)
-		if err != nil {
-			return nil, fmt.Errorf("loading the model for evaluation: %w", err)
+	if len(testRows) > 0 && !tested {
+		if testMetrics, curves, err = test(a); err != nil {
+			return nil, err
 		}
-		var out artifact.Result
-		if err := scorer.Score(ctx, &artifact.Batch{Table: d.Table.Subset(testRows)}, &out); err != nil {
-			return nil, fmt.Errorf("scoring the test rows: %w", err)
-		}
-		if classify {
-			testMetrics, curves = evaluate.Binary(yTest, out.Scores, out.Probabilities,
-				evaluate.Options{Threshold: threshold, Bins: bins, MaxROCPoints: rocPoints})
-		} else if testMetrics, err = evaluate.Regression(yTest, out.Scores); err != nil {
-			return nil, fmt.Errorf("evaluating: %w", err)
-		}
-	} else {
+	} else if len(testRows) == 0 {
 		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_EVALUATING,
 			"NO_TEST_SPLIT", "the training set has no test rows: the model's metrics are its cross-validation metrics")
 	}
 	cvMetrics := winner.GetMetrics()
+	if spec.NoCV(s) {
+		cvMetrics = nil
+	}
 	a.Metrics = testMetrics
 	if len(testMetrics) == 0 {
 		a.Metrics = cvMetrics
@@ -449,6 +535,23 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 		Converged:          a.GetSolver().GetConverged(),
 	}
 	return r.register(ctx, mv, a)
+}
+
+// reportBoard logs the leaderboard's failed candidates and those whose solver did not reach
+// its tolerance.
+func (r *run) reportBoard(leaderboard []*trainingv1.LeaderboardEntry) {
+	for _, e := range leaderboard {
+		switch {
+		case e.GetError() != nil:
+			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_ERROR,
+				Code: "CANDIDATE_FAILED", Text: fmt.Sprintf("candidate %d (%v) failed: %s", e.GetCandidateIndex(), e.GetFamily(), e.GetError().GetDescription()),
+				Stage: trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, CandidateIndex: e.GetCandidateIndex()})
+		case !e.GetConverged():
+			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING,
+				Code: "SOLVER_NOT_CONVERGED", Text: fmt.Sprintf("candidate %d (%v): the solver did not reach its tolerance within its iteration cap on some fold", e.GetCandidateIndex(), e.GetFamily()),
+				Stage: trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, CandidateIndex: e.GetCandidateIndex()})
+		}
+	}
 }
 
 // register records the fit, registers the version with its artifact, reports it and ends the

@@ -3120,7 +3120,9 @@ type TrainingSpec struct {
 	Candidates []*CandidateSpec `protobuf:"bytes,6,rep,name=candidates,proto3" json:"candidates,omitempty"`
 	// How hyperparameters are searched; unset means an exhaustive grid.
 	Search *SearchSpec `protobuf:"bytes,7,opt,name=search,proto3" json:"search,omitempty"`
-	// How folds are made; unset means 5 folds with the task's default strategy.
+	// How folds are made; unset means 5 folds with the task's default
+	// strategy; folds 0 fits each candidate once and scores it on the test
+	// rows instead.
 	CrossValidation *CrossValidationSpec `protobuf:"bytes,8,opt,name=cross_validation,json=crossValidation,proto3" json:"cross_validation,omitempty"`
 	// How the winner is chosen; unset means the task's default metric.
 	Selection *SelectionSpec `protobuf:"bytes,9,opt,name=selection,proto3" json:"selection,omitempty"`
@@ -4444,8 +4446,13 @@ func (x *SearchSpec) GetMaxCandidates() int32 {
 // CrossValidationSpec says how training rows are split into folds.
 type CrossValidationSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The number of folds, 2 to 20; 0 means 5.
-	Folds int32 `protobuf:"varint,1,opt,name=folds,proto3" json:"folds,omitempty"`
+	// The number of folds, 2 to 20; unset means 5. 0 means no
+	// cross-validation ("fit and test"): each candidate is fitted once on the
+	// training rows and scored on the test rows, which must exist (a training
+	// set with a split, interactions with a split); with several candidates
+	// the test rows choose the winner, so its test metrics are optimistic.
+	// With 0, strategy and time_gap must be unset.
+	Folds *int32 `protobuf:"varint,1,opt,name=folds,proto3,oneof" json:"folds,omitempty"`
 	// How rows are assigned to folds; unspecified means STRATIFIED for
 	// classification (STRATIFIED_GROUPED when entities have several rows) and
 	// K_FOLD otherwise (GROUPED when entities have several rows).
@@ -4488,8 +4495,8 @@ func (*CrossValidationSpec) Descriptor() ([]byte, []int) {
 }
 
 func (x *CrossValidationSpec) GetFolds() int32 {
-	if x != nil {
-		return x.Folds
+	if x != nil && x.Folds != nil {
+		return *x.Folds
 	}
 	return 0
 }
@@ -7917,11 +7924,12 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x06method\x18\x01 \x01(\x0e2\".bullseye.training.v1.SearchMethodR\x06method\x12\x15\n" +
 	"\x06n_iter\x18\x02 \x01(\x05R\x05nIter\x12\x12\n" +
 	"\x04seed\x18\x03 \x01(\x04R\x04seed\x12%\n" +
-	"\x0emax_candidates\x18\x04 \x01(\x05R\rmaxCandidates\"\xa1\x01\n" +
-	"\x13CrossValidationSpec\x12\x14\n" +
-	"\x05folds\x18\x01 \x01(\x05R\x05folds\x12>\n" +
+	"\x0emax_candidates\x18\x04 \x01(\x05R\rmaxCandidates\"\xb0\x01\n" +
+	"\x13CrossValidationSpec\x12\x19\n" +
+	"\x05folds\x18\x01 \x01(\x05H\x00R\x05folds\x88\x01\x01\x12>\n" +
 	"\bstrategy\x18\x02 \x01(\x0e2\".bullseye.training.v1.FoldStrategyR\bstrategy\x124\n" +
-	"\btime_gap\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeGap\"l\n" +
+	"\btime_gap\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeGapB\b\n" +
+	"\x06_folds\"l\n" +
 	"\rSelectionSpec\x12\x16\n" +
 	"\x06metric\x18\x01 \x01(\tR\x06metric\x12C\n" +
 	"\tdirection\x18\x02 \x01(\x0e2%.bullseye.training.v1.MetricDirectionR\tdirection\"T\n" +
@@ -8674,6 +8682,7 @@ func file_bullseye_training_v1_training_proto_init() {
 		(*HyperparameterDomain_Values)(nil),
 		(*HyperparameterDomain_Range)(nil),
 	}
+	file_bullseye_training_v1_training_proto_msgTypes[39].OneofWrappers = []any{}
 	file_bullseye_training_v1_training_proto_msgTypes[56].OneofWrappers = []any{}
 	file_bullseye_training_v1_training_proto_msgTypes[61].OneofWrappers = []any{
 		(*ModelArtifact_Linear)(nil),

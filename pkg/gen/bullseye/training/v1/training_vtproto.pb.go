@@ -3129,8 +3129,8 @@ func (m *CrossValidationSpec) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i--
 		dAtA[i] = 0x10
 	}
-	if m.Folds != 0 {
-		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Folds))
+	if m.Folds != nil {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(*m.Folds))
 		i--
 		dAtA[i] = 0x8
 	}
@@ -7280,8 +7280,8 @@ func (m *CrossValidationSpec) SizeVT() (n int) {
 	}
 	var l int
 	_ = l
-	if m.Folds != 0 {
-		n += 1 + protohelpers.SizeOfVarint(uint64(m.Folds))
+	if m.Folds != nil {
+		n += 1 + protohelpers.SizeOfVarint(uint64(*m.Folds))
 	}
 	if m.Strategy != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(m.Strategy))
@@ -16120,7 +16120,7 @@ func (m *CrossValidationSpec) UnmarshalVT(dAtA []byte) error {
 			if wireType != 0 {
 				return fmt.Errorf("proto: wrong wireType = %d for field Folds", wireType)
 			}
-			m.Folds = 0
+			var v int32
 			for shift := uint(0); ; shift += 7 {
 				if shift >= 64 {
 					return protohelpers.ErrIntOverflow
@@ -16130,11 +16130,12 @@ func (m *CrossValidationSpec) UnmarshalVT(dAtA []byte) error {
 				}
 				b := dAtA[iNdEx]
 				iNdEx++
-				m.Folds |= int32(b&0x7F) << shift
+				v |= int32(b&0x7F) << shift
 				if b < 0x80 {
 					break
 				}
 			}
+			m.Folds = &v
 		case 2:
 			if wireType != 0 {
 				return fmt.Errorf("proto: wrong wireType = %d for field Strategy", wireType)

@@ -1,0 +1,144 @@
+package training_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
+	"github.com/bullseye-ml/bullseye/pkg/ml/synth"
+)
+
+// ratings returns small MovieLens-shaped ratings (pkg/ml/synth) as exported interactions.
+func ratings(t *testing.T, users, items, n int, seed uint64) []*featurev1.Interaction {
+	t.Helper()
+	data, err := synth.Generate(synth.Config{Users: users, Items: items, Ratings: n, Round: true, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exported(data.Interactions)
+}
+
+// exported turns interactions into the feature service's export rows.
+func exported(d *recommend.Interactions) []*featurev1.Interaction {
+	out := make([]*featurev1.Interaction, d.Len())
+	for r := range d.Len() {
+		out[r] = &featurev1.Interaction{UserId: d.UserIDs[d.Users[r]], ItemId: d.ItemIDs[d.Items[r]], Value: d.Values[r],
+			Time: timestamppb.New(time.Unix(d.Times[r], 0)), EventCount: 1}
+	}
+	return out
+}
+
+// ratingsExport is an explicit export of the "rating" property of events named names.
+func ratingsExport(names ...string) *featurev1.ExportInteractionsRequest {
+	return &featurev1.ExportInteractionsRequest{Mode: &featurev1.ExportInteractionsRequest_Explicit{Explicit: &featurev1.ExplicitFeedback{
+		EventNames: names, RatingProperty: "rating"}}}
+}
+
+func randomSplit(fraction float64) *trainingv1.InteractionSplit {
+	return &trainingv1.InteractionSplit{Method: &trainingv1.InteractionSplit_Random{Random: &trainingv1.RandomSplit{TestFraction: fraction, Seed: 3}}}
+}
+
+// recSpec is an explicit recommendation job on interactions is.
+func recSpec(model string, is *trainingv1.InteractionsSpec, cands ...*trainingv1.CandidateSpec) *trainingv1.TrainingSpec {
+	return &trainingv1.TrainingSpec{
+		ModelName:  model,
+		Task:       trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT,
+		Data:       &trainingv1.DataSpec{Source: &trainingv1.DataSpec_Interactions{Interactions: is}},
+		Candidates: cands,
+	}
+}
+
+func als(ranks ...float64) *trainingv1.CandidateSpec {
+	var vs []*commonv1.Value
+	for _, r := range ranks {
+		vs = append(vs, num(r))
+	}
+	return candidate(trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS, map[string]*trainingv1.HyperparameterDomain{"rank": values(vs...)})
+}
+
+func version(t *testing.T, c trainingv1.TrainingServiceClient, name string, v int64) *trainingv1.ModelVersion {
+	t.Helper()
+	got, err := c.GetModel(context.Background(), &trainingv1.GetModelRequest{Model: &commonv1.ModelRef{Name: name,
+		Selector: &commonv1.ModelRef_Version{Version: v}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.GetModelVersion()
+}
+
+// TestFitAndTestWithoutCrossValidation trains with cross_validation.folds 0: each candidate is
+// fitted once on the training rows and scored on the test rows, for a classifier on a
+// training set and for recommenders on interactions. The leaderboard has one "fold" (the
+// test rows), the job's test metrics are the winner's leaderboard metrics, and no
+// cross-validation metrics are claimed.
+func TestFitAndTestWithoutCrossValidation(t *testing.T) {
+	e := newEnv(t, bankSmall)
+	e.features.SetInteractions("Product Rated", ratings(t, 120, 200, 6000, 5))
+	tr := e.startTraining("trainer-a")
+	noCV := &trainingv1.CrossValidationSpec{Folds: proto.Int32(0)}
+
+	t.Run("classifier", func(t *testing.T) {
+		s := bankSpec("bank-fit-test", false, logisticC(1))
+		s.CrossValidation = noCV
+		job := finished(t, tr.client, start(t, tr.client, "fit-test", s).GetJobId(), time.Minute)
+		succeeded(t, job)
+		mv := version(t, tr.client, "bank-fit-test", job.GetModelVersion())
+		lb := mv.GetLeaderboard()
+		if len(lb) != 1 || len(lb[0].GetFolds()) != 1 {
+			t.Fatalf("leaderboard %v, want one entry with one fit", lb)
+		}
+		f := lb[0].GetFolds()[0]
+		if f.GetTrainRows() != mv.GetLineage().GetTrainRows() || f.GetValidationRows() != mv.GetLineage().GetTestRows() {
+			t.Errorf("the fit: %d training and %d scored rows; lineage: %d training and %d test rows",
+				f.GetTrainRows(), f.GetValidationRows(), mv.GetLineage().GetTrainRows(), mv.GetLineage().GetTestRows())
+		}
+		if auc := metric(mv.GetTestMetrics(), "roc_auc"); auc < 0.7 || auc != lb[0].GetScore() {
+			t.Errorf("test ROC-AUC %v, leaderboard score %v: want the same, above 0.7", auc, lb[0].GetScore())
+		}
+		if len(mv.GetCvMetrics()) != 0 || !hasCode(job.GetMessages(), "NO_CROSS_VALIDATION") {
+			t.Errorf("cross-validation metrics %v; messages:\n%s", mv.GetCvMetrics(), describe(job))
+		}
+	})
+
+	t.Run("recommenders", func(t *testing.T) {
+		s := recSpec("ratings-fit-test", &trainingv1.InteractionsSpec{Export: ratingsExport("Product Rated"), Split: randomSplit(0.2)}, als(2, 5))
+		s.CrossValidation = noCV
+		job := finished(t, tr.client, start(t, tr.client, "rec-fit-test", s).GetJobId(), time.Minute)
+		succeeded(t, job)
+		mv := version(t, tr.client, "ratings-fit-test", job.GetModelVersion())
+		lb := mv.GetLeaderboard()
+		if len(lb) != 2 {
+			t.Fatalf("%d leaderboard entries, want 2", len(lb))
+		}
+		for _, en := range lb {
+			if len(en.GetFolds()) != 1 || en.GetFolds()[0].GetValidationRows() != mv.GetLineage().GetTestRows() {
+				t.Errorf("entry %d: folds %v, want one scored on the %d test pairs", en.GetCandidateIndex(), en.GetFolds(), mv.GetLineage().GetTestRows())
+			}
+		}
+		if rmse := metric(mv.GetTestMetrics(), "rmse"); rmse <= 0 || rmse != lb[0].GetScore() {
+			t.Errorf("test RMSE %v, the winner's leaderboard RMSE %v: want the same", rmse, lb[0].GetScore())
+		}
+		if len(mv.GetCvMetrics()) != 0 || !hasCode(job.GetMessages(), "TEST_ROWS_CHOSE_WINNER") {
+			t.Errorf("cross-validation metrics %v; messages:\n%s", mv.GetCvMetrics(), describe(job))
+		}
+	})
+
+	t.Run("needs test rows", func(t *testing.T) {
+		s := bankSpec("bank-fit-test", false, logisticC(1))
+		s.Data.GetTrainingSet().Split = nil
+		s.CrossValidation = noCV
+		_, err := tr.client.StartTraining(context.Background(), &trainingv1.StartTrainingRequest{RequestId: "no-split", Spec: s})
+		if codeOf(err) != codes.InvalidArgument || !slices.Contains(violations(err), "spec.cross_validation.folds") {
+			t.Errorf("folds 0 without a split: %v (%q), want INVALID_ARGUMENT naming spec.cross_validation.folds", err, violations(err))
+		}
+	})
+}
