@@ -277,10 +277,13 @@ func leaderboard(mv *trainingv1.ModelVersion) board {
 	if mv.GetSelectionMetric() == "" {
 		b.Metric = "Score"
 	}
+	names := CandidateNames(mv.GetLeaderboard())
 	for _, e := range mv.GetLeaderboard() {
-		cand := e.GetLabel()
-		if cand == "" {
-			cand = fmt.Sprintf("candidate %d", e.GetCandidateIndex())
+		// Unlabelled candidates go by their index, their hyperparameters in their own column;
+		// labelled ones by a name that tells apart the candidates sharing a label.
+		cand := fmt.Sprintf("candidate %d", e.GetCandidateIndex())
+		if e.GetLabel() != "" {
+			cand = names[e.GetCandidateIndex()]
 		}
 		r := boardRow{
 			Rank: fmt.Sprint(e.GetRank()), Candidate: cand, Family: familyName(e.GetFamily()),

@@ -9,10 +9,12 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	"github.com/bullseye-ml/bullseye/pkg/report"
 )
 
 var trainCommand = Command{
@@ -167,8 +169,14 @@ func leaderboard(entries []*trainingv1.LeaderboardEntry) string {
 	}
 	sorted := append([]*trainingv1.LeaderboardEntry(nil), entries...)
 	sort.SliceStable(sorted, func(i, j int) bool { return rankOf(sorted[i]) < rankOf(sorted[j]) })
+	// Names are whole (never cut): they differ wherever hyperparameters do.
+	names := report.CandidateNames(entries)
+	width := len("candidate")
+	for _, n := range names {
+		width = max(width, utf8.RuneCountInString(n))
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-4s %-60s %s\n", "rank", "candidate", "score (mean ± sd over folds)")
+	fmt.Fprintf(&b, "%-4s %-*s %s\n", "rank", width, "candidate", "score (mean ± sd over folds)")
 	for _, e := range sorted {
 		note := ""
 		if e.GetError() != nil {
@@ -176,31 +184,9 @@ func leaderboard(entries []*trainingv1.LeaderboardEntry) string {
 		} else if !e.GetConverged() {
 			note = "  (not converged)"
 		}
-		fmt.Fprintf(&b, "%-4d %-60s %.4f ± %.4f%s\n", e.GetRank(), truncate(candidateLabel(e), 60), e.GetScore(), e.GetScoreStdDev(), note)
+		fmt.Fprintf(&b, "%-4d %-*s %.4f ± %.4f%s\n", e.GetRank(), width, names[e.GetCandidateIndex()], e.GetScore(), e.GetScoreStdDev(), note)
 	}
 	return b.String()
-}
-
-// candidateLabel names a candidate: its label, else its family and
-// hyperparameters.
-func candidateLabel(e *trainingv1.LeaderboardEntry) string {
-	if e.GetLabel() != "" {
-		return e.GetLabel()
-	}
-	name := strings.ToLower(strings.TrimPrefix(e.GetFamily().String(), "MODEL_FAMILY_"))
-	keys := make([]string, 0, len(e.GetHyperparameters()))
-	for k := range e.GetHyperparameters() {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var hp []string
-	for _, k := range keys {
-		hp = append(hp, k+"="+valueString(e.GetHyperparameters()[k]))
-	}
-	if len(hp) > 0 {
-		name += " " + strings.Join(hp, " ")
-	}
-	return name
 }
 
 // isTerminal reports whether w is a terminal, where progress redraws in place.
@@ -218,11 +204,4 @@ func rankOf(e *trainingv1.LeaderboardEntry) int32 {
 		return 1 << 30
 	}
 	return e.GetRank()
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-1] + "…"
 }
