@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -400,27 +401,119 @@ func (s *Store) Evict(key string) error {
 	return nil
 }
 
-// Scan calls fn with the latest value of every key matching filter (e.g.
-// UserPrefix), in no particular order, and returns when all were seen.
+// Scan calls fn once for every key matching filter (e.g. UserPrefix) that
+// exists when it starts and is not deleted meanwhile, with a value at
+// least as new as the one then stored, in no particular order.
+//
+// It reads the bucket's stream from its start with a consumer of its own
+// rather than watching the bucket: a watch declares its initial values
+// complete after as many messages as there were keys, and rewrites during
+// the scan count towards them, so keys went unseen (and others came
+// twice). The bucket keeps one message per key, so reading every message
+// until none is pending sees each key at least once; later versions of a
+// key already seen are skipped.
 func (s *Store) Scan(ctx context.Context, filter string, fn func(key string, value []byte) error) error {
-	w, err := s.kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	stream, err := s.js.Stream(ctx, StreamName)
 	if err != nil {
 		return fmt.Errorf("scanning bucket %s: %w", Bucket, err)
 	}
-	defer func() { _ = w.Stop() }()
+	prefix := "$KV." + Bucket + "."
+	seen := map[string]struct{}{}
+	start := uint64(0)
 	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("scanning bucket %s: %w", Bucket, ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("scanning bucket %s: the watch ended early", Bucket)
-			}
-			if e == nil {
+		next, done, err := s.scanFrom(ctx, stream, prefix+filter, start, func(subject string, value []byte) error {
+			key := subject[len(prefix):]
+			if _, dup := seen[key]; dup {
 				return nil
 			}
-			if err := fn(e.Key(), e.Value()); err != nil {
-				return err
+			seen[key] = struct{}{}
+			return fn(key, value)
+		})
+		if err != nil || done {
+			return err
+		}
+		// Records were delivered but not received (a fetch the client gave
+		// up on): go on from the first one missed.
+		start = next
+	}
+}
+
+// scanFrom reads the stream's messages on subject from sequence start (0:
+// the first) with an ephemeral consumer, passing those that are values
+// (not deletions) to fn, until none is pending (done), or until a
+// delivery was missed: then next is the stream sequence to read on from.
+func (s *Store) scanFrom(ctx context.Context, stream jetstream.Stream, subject string, start uint64, fn func(subject string, value []byte) error) (next uint64, done bool, err error) {
+	cfg := jetstream.ConsumerConfig{
+		FilterSubject:     subject,
+		AckPolicy:         jetstream.AckNonePolicy,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+	}
+	if start > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+	}
+	c, err := stream.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = stream.DeleteConsumer(dctx, c.CachedInfo().Name)
+	}()
+	if c.CachedInfo().NumPending == 0 {
+		return 0, true, nil
+	}
+	delivery := uint64(1)
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
+		}
+		batch, err := c.Fetch(256, jetstream.FetchMaxWait(2*time.Second), jetstream.FetchMaxBytes(32<<20))
+		if err != nil {
+			return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			md, err := msg.Metadata()
+			if err != nil {
+				return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
+			}
+			if md.Sequence.Consumer != delivery {
+				for range batch.Messages() {
+				}
+				return next, false, nil
+			}
+			delivery++
+			next = md.Sequence.Stream + 1
+			if op := msg.Headers().Get("KV-Operation"); op == "" {
+				if err := fn(msg.Subject(), msg.Data()); err != nil {
+					for range batch.Messages() {
+					}
+					return 0, false, err
+				}
+			}
+			if md.NumPending == 0 {
+				for range batch.Messages() {
+				}
+				return 0, true, nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
+		}
+		if got == 0 {
+			info, err := c.Info(ctx)
+			if err != nil {
+				return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
+			}
+			if info.NumPending == 0 && info.Delivered.Consumer < delivery {
+				return 0, true, nil
+			}
+			if info.Delivered.Consumer >= delivery {
+				return next, false, nil
 			}
 		}
 	}
