@@ -142,3 +142,40 @@ func TestFitAndTestWithoutCrossValidation(t *testing.T) {
 		}
 	})
 }
+
+// TestPopularityOnExplicitLeaderboard trains rating models and popularity on explicit
+// feedback: popularity predicts no ratings, so its leaderboard entry has no rmse or mae (it
+// showed an RMSE near the mean rating) but keeps its ranking metrics, and it ranks after the
+// rating models under rmse. A search of popularity alone cannot be ranked by rmse.
+func TestPopularityOnExplicitLeaderboard(t *testing.T) {
+	e := newEnv(t, bankSmall)
+	e.features.SetInteractions("Product Rated", ratings(t, 120, 200, 6000, 6))
+	tr := e.startTraining("trainer-a")
+	is := &trainingv1.InteractionsSpec{Export: ratingsExport("Product Rated"), Split: randomSplit(0.2)}
+	s := recSpec("ratings-pop", is, &trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY}, als(3))
+	s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(3)}
+	job := finished(t, tr.client, start(t, tr.client, "pop", s).GetJobId(), time.Minute)
+	succeeded(t, job)
+	lb := job.GetProgress().GetLeaderboard()
+	if len(lb) != 2 || lb[0].GetFamily() != trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS || lb[1].GetFamily() != trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY {
+		t.Fatalf("leaderboard %v, want MF_ALS then POPULARITY", lb)
+	}
+	pop := lb[1]
+	if metric(pop.GetMetrics(), "rmse") != -1 || metric(pop.GetMetrics(), "mae") != -1 || metric(pop.GetMetrics(), "ndcg_at_10") <= 0 || pop.GetError() != nil {
+		t.Errorf("popularity's metrics %v (error %v): want ranking metrics only", pop.GetMetrics(), pop.GetError())
+	}
+	for _, f := range pop.GetFolds() {
+		if metric(f.GetMetrics(), "rmse") != -1 {
+			t.Errorf("popularity's fold %d has an rmse: %v", f.GetFold(), f.GetMetrics())
+		}
+	}
+	if !hasCode(job.GetMessages(), "NO_RATING_METRICS") {
+		t.Errorf("messages:\n%s", describe(job))
+	}
+
+	only := recSpec("ratings-pop-only", is, &trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY})
+	_, err := tr.client.StartTraining(context.Background(), &trainingv1.StartTrainingRequest{RequestId: "pop-only", Spec: only})
+	if codeOf(err) != codes.InvalidArgument || !slices.Contains(violations(err), "spec.selection.metric") {
+		t.Errorf("popularity alone ranked by rmse: %v (%q), want INVALID_ARGUMENT naming spec.selection.metric", err, violations(err))
+	}
+}

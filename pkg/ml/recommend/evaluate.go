@@ -29,7 +29,8 @@ type Evaluation struct {
 	// others are predicted from the known biases and the global mean.
 	Rows  int `json:"rows"`
 	Known int `json:"known"`
-	// RMSE and MAE are over all test pairs (with EvalOptions.Ratings).
+	// RMSE and MAE are over all test pairs (with EvalOptions.Ratings); NaN, and absent from
+	// Metrics, for a model that predicts no ratings (Factors.PredictsRatings: popularity).
 	RMSE float64 `json:"rmse"`
 	MAE  float64 `json:"mae"`
 	// Users counts the test users with a relevant pair, whom the ranking metrics average
@@ -78,7 +79,8 @@ func Evaluate(s *Scorer, test *Interactions, o EvalOptions) (*Evaluation, error)
 			itemOf[i] = m
 		}
 	}
-	ev := &Evaluation{Rows: test.Len(), Metrics: map[string]float64{}}
+	ev := &Evaluation{Rows: test.Len(), Metrics: map[string]float64{}, RMSE: math.NaN(), MAE: math.NaN()}
+	ratings := o.Ratings && s.f.PredictsRatings()
 	var se, ae float64
 	relevant := make([][]int32, len(test.UserIDs))
 	for r := range test.Users {
@@ -88,7 +90,7 @@ func Evaluate(s *Scorer, test *Interactions, o EvalOptions) (*Evaluation, error)
 			ev.Known++
 		}
 		v := test.Values[r]
-		if o.Ratings {
+		if ratings {
 			e := s.predict(int(u), int(i), uok, iok) - v
 			se += e * e
 			ae += math.Abs(e)
@@ -97,7 +99,7 @@ func Evaluate(s *Scorer, test *Interactions, o EvalOptions) (*Evaluation, error)
 			relevant[test.Users[r]] = append(relevant[test.Users[r]], i)
 		}
 	}
-	if o.Ratings {
+	if ratings {
 		ev.RMSE = math.Sqrt(se / float64(ev.Rows))
 		ev.MAE = ae / float64(ev.Rows)
 		ev.Metrics["rmse"], ev.Metrics["mae"] = ev.RMSE, ev.MAE

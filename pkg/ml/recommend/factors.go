@@ -59,6 +59,12 @@ type Popularity struct {
 	Scores []float64 `json:"scores"`
 }
 
+// PredictsRatings reports whether the model predicts values (ratings): it has factors or
+// biases. A popularity model ranks items but predicts no rating.
+func (f *Factors) PredictsRatings() bool {
+	return f.Rank > 0 || f.GlobalBias != 0 || len(f.UserBiases) > 0 || len(f.ItemBiases) > 0
+}
+
 // Seen returns the indexes of the items user u had in training.
 func (f *Factors) Seen(u int) []uint32 {
 	if len(f.SeenOffsets) == 0 {

@@ -123,7 +123,9 @@ type Search struct {
 	// Splitter makes the folds over interaction rows.
 	Splitter selection.Splitter
 	// Metric ranks the candidates: "rmse", "mae" (explicit feedback), or a ranking metric
-	// "<name>_at_<k>" with name precision, recall, ndcg, map, mrr or catalogue_coverage.
+	// "<name>_at_<k>" with name precision, recall, ndcg, map, mrr or catalogue_coverage. A
+	// candidate that predicts no ratings (popularity) has no rmse or mae: under those it
+	// ranks after the others, its mean NaN.
 	Metric string
 	// Eval sets the other metrics computed on each fold (reported in Progress); its K is
 	// extended with the metric's cut-off, and Ratings is set for rmse and mae.
@@ -209,7 +211,10 @@ func (s *Search) Run(ctx context.Context, d *Interactions) (*SearchResult, error
 			if m, o.err = fitCandidate(ctx, s.Candidates[c], train[f]); o.err == nil {
 				o.converged, o.iterations = m.Converged, m.Iterations
 				o.metrics, o.err = evaluate(m, test[f], eo)
-				o.score = o.metrics[spec.name]
+				var ok bool
+				if o.score, ok = o.metrics[spec.name]; !ok {
+					o.score = math.NaN() // no rating metric for a popularity ranking
+				}
 			}
 		}
 		o.fit = time.Since(start)

@@ -1,6 +1,7 @@
 package selection
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -37,5 +38,18 @@ func TestRank(t *testing.T) {
 	}
 	if err := Rank(nil, lower); err == nil {
 		t.Error("no candidates: no error")
+	}
+	// A candidate without a value of the metric (NaN) ranks after those with one, before the
+	// failed ones, and is no failure.
+	unscored := []Row{{Candidate: 0, Mean: math.NaN()}, {Candidate: 1, Err: "x"}, {Candidate: 2, Mean: 0.9}, {Candidate: 3, Mean: 0.1}}
+	if err := Rank(unscored, lower); err != nil {
+		t.Fatal(err)
+	}
+	order = order[:0]
+	for _, r := range unscored {
+		order = append(order, r.Candidate)
+	}
+	if want := []int{3, 2, 0, 1}; !slices.Equal(order, want) {
+		t.Errorf("with an unscored candidate: order %v, want %v", order, want)
 	}
 }

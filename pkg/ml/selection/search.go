@@ -85,9 +85,9 @@ type Row struct {
 }
 
 // Rank orders a leaderboard, best first by mean score (better says which
-// of two means is better; ties go to the earlier candidate), failed
-// candidates last, numbers the ranks from 1, and fails when every
-// candidate failed.
+// of two means is better; ties go to the earlier candidate), then the
+// candidates whose mean is NaN (no value of the metric), failed candidates
+// last, numbers the ranks from 1, and fails when every candidate failed.
 func Rank(rows []Row, better func(a, b float64) bool) error {
 	slices.SortStableFunc(rows, func(a, b Row) int {
 		switch {
@@ -97,6 +97,13 @@ func Rank(rows []Row, better func(a, b float64) bool) error {
 			}
 			return 1
 		case a.Err != "":
+		case math.IsNaN(a.Mean) != math.IsNaN(b.Mean):
+			// A candidate without a value of the metric (a popularity ranking has no RMSE)
+			// comes after those with one.
+			if !math.IsNaN(a.Mean) {
+				return -1
+			}
+			return 1
 		case better(a.Mean, b.Mean):
 			return -1
 		case better(b.Mean, a.Mean):

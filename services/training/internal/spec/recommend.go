@@ -82,6 +82,11 @@ func validateRecSelection(v *fault.Violations, s *trainingv1.TrainingSpec, field
 	case k == 0 && s.GetTask() == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
 		v.Add(field+".metric", "%s measures ratings; implicit feedback is ranked by a ranking metric such as ndcg_at_10", name)
 		return
+	case k == 0 && len(s.GetCandidates()) > 0 && !slices.ContainsFunc(s.GetCandidates(), func(c *trainingv1.CandidateSpec) bool {
+		return c.GetFamily() != trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY
+	}):
+		v.Add(field+".metric", "%s measures ratings, which popularity does not predict; rank popularity by a ranking metric such as ndcg_at_10", name)
+		return
 	}
 	switch d := s.GetSelection().GetDirection(); {
 	case d == trainingv1.MetricDirection_METRIC_DIRECTION_UNSPECIFIED:

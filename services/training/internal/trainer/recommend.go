@@ -166,7 +166,9 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 			if err == nil {
 				arts[i], facts[i] = a, f
 				p.Converged, p.Iterations, p.Metrics = f.Converged, f.Iterations, evs[i].Metrics
-				p.Score = evs[i].Metrics[metricName]
+				if v, ok := evs[i].Metrics[metricName]; ok {
+					p.Score = v
+				}
 				rows[i].Mean = p.Score
 			} else {
 				rows[i].Err = err.Error()
@@ -320,9 +322,15 @@ func (r *run) recBoard(rows []selection.Row, entry func(int) *trainingv1.Leaderb
 			e.Error = &commonv1.Problem{Reason: "CANDIDATE_FAILED", Description: row.Err}
 		}
 		leaderboard = append(leaderboard, e)
-		if e.Error != nil {
+		switch {
+		case e.Error != nil:
 			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_ERROR,
 				Code: "CANDIDATE_FAILED", Text: fmt.Sprintf("candidate %d (%v) failed: %s", e.GetCandidateIndex(), e.GetFamily(), e.GetError().GetDescription()),
+				Stage: trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, CandidateIndex: e.GetCandidateIndex()})
+		case math.IsNaN(row.Mean):
+			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO,
+				Code: "NO_RATING_METRICS", Text: fmt.Sprintf("candidate %d (%v) predicts no ratings: it has no %s and ranks after the candidates that do; its ranking metrics are on the leaderboard",
+					e.GetCandidateIndex(), e.GetFamily(), r.metricName()),
 				Stage: trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, CandidateIndex: e.GetCandidateIndex()})
 		}
 	}
@@ -331,6 +339,11 @@ func (r *run) recBoard(rows []selection.Row, entry func(int) *trainingv1.Leaderb
 		p.CandidatesDone = int32(len(leaderboard))
 	})
 	return leaderboard
+}
+
+func (r *run) metricName() string {
+	name, _ := spec.Metric(r.spec)
+	return name
 }
 
 // recEntry builds a recommender candidate's leaderboard entry from its finished folds.
