@@ -13,7 +13,7 @@ COMMANDS := cmd/bullseye services/ingest/cmd/bullseye-ingest services/feature/cm
 	services/training/cmd/bullseye-training services/serving/cmd/bullseye-serving
 TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev demo clean bench-train bench-feature bench-ingest bench-recs bench-serve
+.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev demo clean bench-train bench-feature bench-ingest bench-recs bench-serve drill-loss
 
 all: build
 
@@ -109,6 +109,15 @@ bench-serve: tools
 # same run (real bullseye-ingest and bullseye-feature processes).
 bench-feature:
 	cd services/feature && go run ./cmd/bullseye-feature-bench -runs 5
+
+# Drills: loaded reproductions of past failures, on loopback, bounded in
+# time. drill-loss imports a MovieLens-shaped set as eleven files back to
+# back, with busy loops on every core and training jobs running, and checks
+# per event name that every accepted row is exported and counted online, in
+# each of DRILL_RUNS runs.
+DRILL_RUNS ?= 3
+drill-loss:
+	cd cmd/bullseye && go run ./internal/drill/loss -runs $(DRILL_RUNS)
 
 clean:
 	rm -rf $(BIN) .data
