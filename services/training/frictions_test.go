@@ -172,6 +172,10 @@ func TestPopularityOnExplicitLeaderboard(t *testing.T) {
 	if !hasCode(job.GetMessages(), "NO_RATING_METRICS") {
 		t.Errorf("messages:\n%s", describe(job))
 	}
+	// ALS at its default iterations has no tolerance to miss: it is not flagged.
+	if !lb[0].GetConverged() || hasCode(job.GetMessages(), "SOLVER_NOT_CONVERGED") {
+		t.Errorf("ALS at its defaults: converged %v; messages:\n%s", lb[0].GetConverged(), describe(job))
+	}
 
 	only := recSpec("ratings-pop-only", is, &trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY})
 	_, err := tr.client.StartTraining(context.Background(), &trainingv1.StartTrainingRequest{RequestId: "pop-only", Spec: only})

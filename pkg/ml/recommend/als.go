@@ -19,17 +19,20 @@ import (
 // with μ the mean training rating (fixed) and n_u, n_i the users' and items' numbers of
 // ratings. Each half-iteration solves every user's (then every item's) rank + 1 normal
 // equations by Cholesky, in parallel. Without biases, μ and the b terms are left out. The zero
-// value is the MF_ALS family's default: rank 10, λ = 0.1, 15 iterations.
+// value is the MF_ALS family's default: rank 10, λ = 0.1, 15 iterations, no tolerance.
 type ALS struct {
 	// Rank is the number of factors; 0 means 10.
 	Rank int
 	// Lambda is λ; 0 means 0.1.
 	Lambda float64
-	// Iterations caps the alternations (a user half and an item half each); 0 means 15.
+	// Iterations is the number of alternations (a user half and an item half each), or
+	// their cap with a tolerance; 0 means 15.
 	Iterations int
-	// Tol stops when an iteration changes the objective by less than Tol times its value;
-	// 0 means 1e-4. Negative never stops early and skips computing the objective between
-	// iterations.
+	// Tol, when positive, stops when an iteration changes the objective by less than Tol
+	// times its value, and the fit reports Converged false when the iterations ran out
+	// first. 0 (the default) or negative sets no tolerance: every iteration runs, the
+	// objective is computed once at the end, and the fit reports Converged (there is no
+	// tolerance it could miss).
 	Tol float64
 	// NoBias fits p_u·q_i alone.
 	NoBias bool
@@ -64,7 +67,6 @@ func (a ALS) Fit(ctx context.Context, d *Interactions) (*Factors, error) {
 	defaults(&a.Rank, 10)
 	defaults(&a.Lambda, 0.1)
 	defaults(&a.Iterations, 15)
-	defaults(&a.Tol, 1e-4)
 	defaults(&a.InitStd, 0.1)
 	if a.Rank < 1 || a.Lambda < 0 || a.Iterations < 1 || a.InitStd < 0 {
 		return nil, fmt.Errorf("als: invalid settings rank=%d lambda=%v iterations=%d init_std=%v", a.Rank, a.Lambda, a.Iterations, a.InitStd)
@@ -99,7 +101,7 @@ func (a ALS) Fit(ctx context.Context, d *Interactions) (*Factors, error) {
 			return nil, fmt.Errorf("als: items, iteration %d: %w", it, err)
 		}
 		conv.Iterations = it
-		if a.Tol < 0 {
+		if a.Tol <= 0 {
 			continue
 		}
 		obj = s.objective(x, y, p)
@@ -109,8 +111,9 @@ func (a ALS) Fit(ctx context.Context, d *Interactions) (*Factors, error) {
 		}
 		prev = obj
 	}
-	if a.Tol < 0 {
+	if a.Tol <= 0 {
 		obj = s.objective(x, y, p)
+		conv.Converged = true
 	}
 	f := p.factors(a.Rank, x, y, dim, biased, mu)
 	f.MinRating, f.MaxRating = p.lo, p.hi

@@ -27,12 +27,14 @@ type BPR struct {
 	LearningRate float64
 	// Lambda is λ; 0 means 0.01.
 	Lambda float64
-	// Epochs caps the passes; 0 means 20.
+	// Epochs is the number of passes, or their cap with a tolerance; 0 means 20.
 	Epochs int
 	// Negatives is the number of triples drawn per positive pair and epoch; 0 means 1.
 	Negatives int
-	// Tol stops when an epoch's mean of −ln σ(x_uij) changes by less than Tol times its
-	// previous value; 0 means 1e-4, negative never stops early.
+	// Tol, when positive, stops when an epoch's mean of −ln σ(x_uij) changes by less than
+	// Tol times its previous value, and the fit reports Converged false when the epochs ran
+	// out first. 0 (the default) or negative sets no tolerance: the epochs are the schedule,
+	// and the fit reports Converged.
 	Tol float64
 	// InitStd is the standard deviation of the initial factors; 0 means 0.1.
 	InitStd float64
@@ -47,7 +49,6 @@ func (b BPR) Fit(ctx context.Context, d *Interactions) (*Factors, error) {
 	defaults(&b.Lambda, 0.01)
 	defaults(&b.Epochs, 20)
 	defaults(&b.Negatives, 1)
-	defaults(&b.Tol, 1e-4)
 	defaults(&b.InitStd, 0.1)
 	if b.Rank < 1 || b.LearningRate < 0 || b.Lambda < 0 || b.Epochs < 1 || b.Negatives < 1 || b.InitStd < 0 {
 		return nil, fmt.Errorf("bpr: invalid settings rank=%d learning_rate=%v lambda=%v epochs=%d negatives=%d init_std=%v",
@@ -132,6 +133,9 @@ func (b BPR) Fit(ctx context.Context, d *Interactions) (*Factors, error) {
 			break
 		}
 		prev = obj
+	}
+	if b.Tol <= 0 {
+		conv.Converged = true
 	}
 	f := p.factors(k, x, y, dim, true, 0)
 	f.UserBiases = nil // the users' column 0 is the constant 1

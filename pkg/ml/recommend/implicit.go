@@ -32,12 +32,14 @@ type ImplicitALS struct {
 	Lambda float64
 	// Alpha is α; 0 means 40.
 	Alpha float64
-	// Iterations caps the alternations; 0 means 15.
+	// Iterations is the number of alternations, or their cap with a tolerance; 0 means 15.
 	Iterations int
 	// CGSteps is the number of conjugate gradient steps per user and per item; 0 means 3.
 	CGSteps int
-	// Tol stops when an iteration changes the loss by less than Tol times its value; 0
-	// means 1e-4. Negative never stops early and skips computing the loss between iterations.
+	// Tol, when positive, stops when an iteration changes the loss by less than Tol times
+	// its value, and the fit reports Converged false when the iterations ran out first. 0
+	// (the default) or negative sets no tolerance: every iteration runs, the loss is
+	// computed once at the end, and the fit reports Converged.
 	Tol float64
 	// InitStd is the standard deviation of the initial factors; 0 means 0.01.
 	InitStd float64
@@ -53,7 +55,6 @@ func (a ImplicitALS) Fit(ctx context.Context, d *Interactions) (*Factors, error)
 	defaults(&a.Alpha, 40)
 	defaults(&a.Iterations, 15)
 	defaults(&a.CGSteps, 3)
-	defaults(&a.Tol, 1e-4)
 	defaults(&a.InitStd, 0.01)
 	if a.Rank < 1 || a.Lambda < 0 || a.Alpha < 0 || a.Iterations < 1 || a.CGSteps < 1 || a.InitStd < 0 {
 		return nil, fmt.Errorf("implicit als: invalid settings rank=%d lambda=%v alpha=%v iterations=%d cg_steps=%d init_std=%v",
@@ -81,7 +82,7 @@ func (a ImplicitALS) Fit(ctx context.Context, d *Interactions) (*Factors, error)
 		s.half(x, y, p.byUser, s.userConf)
 		s.half(y, x, p.byItem, s.itemConf)
 		conv.Iterations = it
-		if a.Tol < 0 {
+		if a.Tol <= 0 {
 			continue
 		}
 		loss = s.loss(x, y, p)
@@ -91,8 +92,9 @@ func (a ImplicitALS) Fit(ctx context.Context, d *Interactions) (*Factors, error)
 		}
 		prev = loss
 	}
-	if a.Tol < 0 {
+	if a.Tol <= 0 {
 		loss = s.loss(x, y, p)
+		conv.Converged = true
 	}
 	f := p.factors(k, x, y, k, false, 0)
 	f.Convergence, f.Objective = conv, loss

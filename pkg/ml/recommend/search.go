@@ -37,7 +37,8 @@ type Candidate struct {
 //	bpr           rank, learning_rate, lambda, epochs, negatives, tol
 //	popularity    weighting (0: distinct users, 1: summed values)
 //
-// tol is the solver tolerance (SolverOptions.tolerance). seed seeds every solver. An unknown
+// tol is the solver tolerance (SolverOptions.tolerance); without one the solvers run all their
+// iterations or epochs and report converged. seed seeds every solver. An unknown
 // hyperparameter name is an error.
 func Families(seed uint64) map[string]Family {
 	fam := func(name string, allowed []string, build func(p selection.Params) Estimator) Family {

@@ -27,11 +27,14 @@ type SGD struct {
 	LearningRate float64
 	// Lambda is λ; 0 means 0.02.
 	Lambda float64
-	// Epochs caps the passes over the ratings; 0 means 20.
+	// Epochs is the number of passes over the ratings, or their cap with a tolerance; 0
+	// means 20.
 	Epochs int
-	// Tol stops when an epoch decreases the objective (the sum, over the epoch, of each
-	// rating's penalised squared error before its update) by less than Tol times its value; 0
-	// means 1e-4, negative never stops early.
+	// Tol, when positive, stops when an epoch changes the objective (the sum, over the
+	// epoch, of each rating's penalised squared error before its update) by less than Tol
+	// times its value, and the fit reports Converged false when the epochs ran out first. 0
+	// (the default) or negative sets no tolerance: the epochs are the schedule, as in the
+	// Surprise library, and the fit reports Converged.
 	Tol float64
 	// NoBias fits p_u·q_i alone, without μ, b_u and b_i.
 	NoBias bool
@@ -47,7 +50,6 @@ func (s SGD) Fit(ctx context.Context, d *Interactions) (*Factors, error) {
 	defaults(&s.LearningRate, 0.005)
 	defaults(&s.Lambda, 0.02)
 	defaults(&s.Epochs, 20)
-	defaults(&s.Tol, 1e-4)
 	defaults(&s.InitStd, 0.1)
 	if s.Rank < 1 || s.LearningRate < 0 || s.Lambda < 0 || s.Epochs < 1 || s.InitStd < 0 {
 		return nil, fmt.Errorf("sgd: invalid settings rank=%d learning_rate=%v lambda=%v epochs=%d init_std=%v",
@@ -126,6 +128,9 @@ func (s SGD) Fit(ctx context.Context, d *Interactions) (*Factors, error) {
 			break
 		}
 		prev = obj
+	}
+	if s.Tol <= 0 {
+		conv.Converged = true
 	}
 	f := p.factors(k, x, y, dim, biased, mu)
 	f.MinRating, f.MaxRating = p.lo, p.hi

@@ -2866,7 +2866,9 @@ type LeaderboardEntry struct {
 	// The fallback applied because the data exceeded the exact kernel SVM
 	// limit; unspecified when none was.
 	KernelFallback KernelFallback `protobuf:"varint,10,opt,name=kernel_fallback,json=kernelFallback,proto3,enum=bullseye.training.v1.KernelFallback" json:"kernel_fallback,omitempty"`
-	// False if the solver hit its iteration cap on any fold.
+	// False if the solver missed its tolerance (hit its iteration cap first)
+	// on any fold. A solver run without a tolerance (the recommenders' default:
+	// their iterations or epochs are a schedule) is never flagged.
 	Converged bool `protobuf:"varint,11,opt,name=converged,proto3" json:"converged,omitempty"`
 	// Why the candidate failed; unset when it did not. A failed candidate
 	// ranks last.
@@ -3009,7 +3011,8 @@ type FoldResult struct {
 	TrainRows int64 `protobuf:"varint,3,opt,name=train_rows,json=trainRows,proto3" json:"train_rows,omitempty"`
 	// The number of validation rows.
 	ValidationRows int64 `protobuf:"varint,4,opt,name=validation_rows,json=validationRows,proto3" json:"validation_rows,omitempty"`
-	// Whether the solver met its tolerance before its iteration cap.
+	// Whether the solver met its tolerance before its iteration cap; true for a
+	// solver run without a tolerance, which runs all its iterations.
 	Converged bool `protobuf:"varint,5,opt,name=converged,proto3" json:"converged,omitempty"`
 	// The solver's iterations (epochs, passes, SMO steps, as the family counts).
 	Iterations int32 `protobuf:"varint,6,opt,name=iterations,proto3" json:"iterations,omitempty"`
@@ -4577,7 +4580,10 @@ func (x *SelectionSpec) GetDirection() MetricDirection {
 type SolverOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The convergence tolerance; 0 means the family's default (e.g. 1e-4 for
-	// logistic regression, 1e-3 for SMO).
+	// logistic regression, 1e-3 for SMO). The recommenders (MF_ALS, MF_SGD,
+	// IMPLICIT_ALS, BPR) have none by default: they run all their iterations or
+	// epochs and report converged; with a tolerance they stop when they reach
+	// it and report converged = false when the iterations run out first.
 	Tolerance float64 `protobuf:"fixed64,1,opt,name=tolerance,proto3" json:"tolerance,omitempty"`
 	// The iteration cap (iterations, epochs or passes, as the family counts);
 	// 0 means the family's default. A solver that hits it stops, keeps its
