@@ -183,3 +183,59 @@ func TestPopularityOnExplicitLeaderboard(t *testing.T) {
 		t.Errorf("popularity alone ranked by rmse: %v (%q), want INVALID_ARGUMENT naming spec.selection.metric", err, violations(err))
 	}
 }
+
+// TestEvaluatePredictsColdPairsFromBiases evaluates a biased explicit model on pairs whose
+// user or item it has no factors for: they are predicted from the biases (the global mean
+// plus the known user's or item's bias) and counted, not dropped as INVALID. A model without
+// biases still refuses them.
+func TestEvaluatePredictsColdPairsFromBiases(t *testing.T) {
+	e := newEnv(t, bankSmall)
+	rs := ratings(t, 120, 200, 6000, 9)
+	e.features.SetInteractions("Product Rated", rs)
+	tr := e.startTraining("trainer-a")
+	is := &trainingv1.InteractionsSpec{Export: ratingsExport("Product Rated")}
+	s := recSpec("ratings-cold", is, als(3))
+	s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(2)}
+	unbiased := recSpec("ratings-unbiased", is, candidate(trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS, map[string]*trainingv1.HyperparameterDomain{
+		"rank": values(num(3)), "biased": values(&commonv1.Value{Kind: &commonv1.Value_BoolValue{BoolValue: false}})}))
+	unbiased.CrossValidation = s.CrossValidation
+	succeeded(t, finished(t, tr.client, start(t, tr.client, "cold", s).GetJobId(), time.Minute))
+	succeeded(t, finished(t, tr.client, start(t, tr.client, "unbiased", unbiased).GetJobId(), time.Minute))
+
+	u1, u2, item := rs[0].GetUserId(), rs[len(rs)-1].GetUserId(), rs[0].GetItemId()
+	rows := []*trainingv1.EvaluationRow{
+		{EntityId: u1, ItemId: item, Label: num(4)},             // known
+		{EntityId: "nobody", ItemId: item, Label: num(4)},       // cold user: mean + item bias
+		{EntityId: u1, ItemId: "new-item", Label: num(3)},       // cold item: mean + u1's bias
+		{EntityId: u2, ItemId: "new-item", Label: num(3)},       // cold item: mean + u2's bias
+		{EntityId: "nobody", ItemId: "new-item", Label: num(2)}, // both: the global mean
+		{EntityId: "nobody-else", ItemId: "other-item", Label: num(2)},
+	}
+	ctx := context.Background()
+	ev, err := tr.client.Evaluate(ctx, &trainingv1.EvaluateRequest{Model: &commonv1.ModelRef{Name: "ratings-cold", Selector: &commonv1.ModelRef_Version{Version: 1}}, Rows: rows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.GetRowsScored() != 6 || ev.GetRowsInvalid() != 0 || ev.GetRowsCold() != 5 || ev.GetRowsLabelled() != 6 || metric(ev.GetMetrics(), "rmse") <= 0 {
+		t.Fatalf("Evaluate: %d scored, %d invalid, %d cold, %d labelled, metrics %v; want 6 scored of which 5 cold, all labelled",
+			ev.GetRowsScored(), ev.GetRowsInvalid(), ev.GetRowsCold(), ev.GetRowsLabelled(), ev.GetMetrics())
+	}
+	sc := ev.GetScores()
+	for i, r := range sc {
+		if r.GetStatus() != trainingv1.ScoredRowStatus_SCORED_ROW_STATUS_OK || r.GetFromBiases() != (i > 0) || r.GetScore() < 1 || r.GetScore() > 5 {
+			t.Errorf("row %d (%s, %s): %v, from biases %v, score %v", i, r.GetEntityId(), r.GetItemId(), r.GetStatus(), r.GetFromBiases(), r.GetScore())
+		}
+	}
+	if sc[4].GetScore() != sc[5].GetScore() || sc[2].GetScore() == sc[3].GetScore() || sc[1].GetScore() == sc[4].GetScore() {
+		t.Errorf("cold scores %v, %v, %v, %v, %v: want the global mean for unknown pairs, and the known user's or item's bias added otherwise",
+			sc[1].GetScore(), sc[2].GetScore(), sc[3].GetScore(), sc[4].GetScore(), sc[5].GetScore())
+	}
+
+	ev, err = tr.client.Evaluate(ctx, &trainingv1.EvaluateRequest{Model: &commonv1.ModelRef{Name: "ratings-unbiased", Selector: &commonv1.ModelRef_Version{Version: 1}}, Rows: rows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.GetRowsScored() != 1 || ev.GetRowsInvalid() != 5 || ev.GetRowsCold() != 0 {
+		t.Errorf("without biases: %d scored, %d invalid, %d cold; want 1 scored and 5 invalid", ev.GetRowsScored(), ev.GetRowsInvalid(), ev.GetRowsCold())
+	}
+}

@@ -281,22 +281,24 @@ func TestRecommenderExplicitEndToEnd(t *testing.T) {
 	}
 
 	// Evaluate on the test split of the same export: the same pairs, the same errors (pairs
-	// with a user or item unknown to the model are INVALID there and left out).
+	// with a user or item unknown to the model are predicted from the biases, as in the job).
 	ev, err := tr.client.Evaluate(ctx, &trainingv1.EvaluateRequest{Model: ref,
 		Data: &trainingv1.DataSpec{Source: &trainingv1.DataSpec_Interactions{Interactions: interactions}}, OmitScores: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	evRMSE := metric(ev.GetMetrics(), "rmse")
-	t.Logf("Evaluate on the test split: %d scored, %d invalid, RMSE %.4f, precision@10 %.4f", ev.GetRowsScored(), ev.GetRowsInvalid(), evRMSE, metric(ev.GetMetrics(), "precision_at_10"))
-	if ev.GetRowsScored()+ev.GetRowsInvalid() != int64(testPairs.Len()) || ev.GetRowsInvalid() > int64(testPairs.Len()/100) {
-		t.Errorf("Evaluate scored %d and refused %d of %d test pairs", ev.GetRowsScored(), ev.GetRowsInvalid(), testPairs.Len())
+	t.Logf("Evaluate on the test split: %d scored (%d cold), %d invalid, RMSE %.4f, precision@10 %.4f", ev.GetRowsScored(), ev.GetRowsCold(),
+		ev.GetRowsInvalid(), evRMSE, metric(ev.GetMetrics(), "precision_at_10"))
+	if ev.GetRowsScored() != int64(testPairs.Len()) || ev.GetRowsInvalid() != 0 || ev.GetRowsCold() > int64(testPairs.Len()/100) {
+		t.Errorf("Evaluate scored %d (%d cold) and refused %d of %d test pairs", ev.GetRowsScored(), ev.GetRowsCold(), ev.GetRowsInvalid(), testPairs.Len())
 	}
 	if math.Abs(evRMSE-rmse) > 0.01*rmse {
 		t.Errorf("Evaluate's RMSE %.4f differs from the job's test RMSE %.4f by more than 1%%", evRMSE, rmse)
 	}
 
-	// Inline pairs: labelled test pairs score as the model predicts, unknown users are INVALID.
+	// Inline pairs: labelled test pairs score as the model predicts, unknown users from the
+	// global mean and the item's bias.
 	var rows []*trainingv1.EvaluationRow
 	for r := range 50 {
 		rows = append(rows, &trainingv1.EvaluationRow{EntityId: testPairs.UserIDs[testPairs.Users[r]], ItemId: testPairs.ItemIDs[testPairs.Items[r]],
@@ -308,9 +310,9 @@ func TestRecommenderExplicitEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := inline.GetScores()[len(rows)-1]
-	if len(inline.GetScores()) != len(rows) || last.GetStatus() != trainingv1.ScoredRowStatus_SCORED_ROW_STATUS_INVALID ||
-		last.GetProblem().GetReason() != "UNKNOWN_USER" || inline.GetRowsInvalid() != 1 {
-		t.Fatalf("inline Evaluate: %d scores, last %v, %d invalid", len(inline.GetScores()), last, inline.GetRowsInvalid())
+	if len(inline.GetScores()) != len(rows) || last.GetStatus() != trainingv1.ScoredRowStatus_SCORED_ROW_STATUS_OK ||
+		!last.GetFromBiases() || last.GetScore() < 1 || last.GetScore() > 5 || inline.GetRowsInvalid() != 0 || inline.GetRowsCold() < 1 {
+		t.Fatalf("inline Evaluate: %d scores, last %v, %d invalid, %d cold", len(inline.GetScores()), last, inline.GetRowsInvalid(), inline.GetRowsCold())
 	}
 	for _, r := range inline.GetScores()[:len(rows)-1] {
 		if r.GetStatus() == trainingv1.ScoredRowStatus_SCORED_ROW_STATUS_OK && (r.GetScore() < 1 || r.GetScore() > 5 || r.GetItemId() == "") {

@@ -65,6 +65,12 @@ func (f *Factors) PredictsRatings() bool {
 	return f.Rank > 0 || f.GlobalBias != 0 || len(f.UserBiases) > 0 || len(f.ItemBiases) > 0
 }
 
+// HasBiases reports whether the model has a global mean or user or item biases, from which
+// it predicts the pairs whose user or item has no factors.
+func (f *Factors) HasBiases() bool {
+	return f.GlobalBias != 0 || len(f.UserBiases) > 0 || len(f.ItemBiases) > 0
+}
+
 // Seen returns the indexes of the items user u had in training.
 func (f *Factors) Seen(u int) []uint32 {
 	if len(f.SeenOffsets) == 0 {

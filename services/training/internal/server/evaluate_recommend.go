@@ -20,10 +20,13 @@ import (
 // evaluateRecommender evaluates a recommender on (user, item) pairs: inline rows (entity_id,
 // item_id and, to count in the metrics, a numeric label) or an interactions export, whose
 // partition is chosen by its split as in training (a random split without a seed takes the
-// version's search seed). Each pair is scored; a pair whose user or item has no factors is
-// INVALID. Labelled pairs give rmse, mae and r2 (explicit feedback) and, over the labelled
-// pairs as each user's held-out items, the ranking metrics at each options.ranking_k, each
-// user's list excluding the items the user had in training.
+// version's search seed). Each pair is scored. A pair whose user or item has no factors
+// (cold) is predicted from the biases of an explicit model that has them (the global mean
+// plus the known user's or item's bias), counted in rows_cold and in the metrics; without
+// biases (implicit models, unbiased factors) it is INVALID. Labelled pairs give rmse, mae
+// and r2 (explicit models that predict ratings: not popularity) and, over the labelled pairs
+// as each user's held-out items, the ranking metrics at each options.ranking_k, each user's
+// list excluding the items the user had in training.
 func (s *Server) evaluateRecommender(ctx context.Context, req *trainingv1.EvaluateRequest, mv *trainingv1.ModelVersion, rec artifact.Recommender) (*trainingv1.EvaluateResponse, error) {
 	if req.GetData() != nil && req.GetData().GetInteractions() == nil {
 		return nil, fault.Invalid("data.training_set", "%s is a recommender: evaluate it on interactions or inline (entity_id, item_id) rows", mv.GetModelName())
@@ -85,16 +88,24 @@ func (s *Server) evaluateRecommender(ctx context.Context, req *trainingv1.Evalua
 		return nil, err
 	}
 	resp := &trainingv1.EvaluateResponse{ModelName: mv.GetModelName(), ModelVersion: mv.GetVersion(), RowsScored: int64(len(out.Scores))}
+	explicit := rec.Info().Task == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT
+	fromBiases := explicit && rec.Factors().HasBiases()
 	var y, pred []float64
 	var rows []recommend.Interaction
 	for i, score := range out.Scores {
 		problem := artifact.PairProblem(rec, users[i], items[i])
+		cold := problem != nil && fromBiases
+		if cold {
+			// The scorer's fallback: the global mean and the known bias.
+			problem = nil
+			resp.RowsCold++
+		}
 		if problem != nil {
 			resp.RowsInvalid++
 		}
 		if !req.GetOmitScores() {
 			r := &trainingv1.ScoredRow{Index: int64(i), EntityId: users[i], ItemId: items[i], Label: labels[i],
-				Status: trainingv1.ScoredRowStatus_SCORED_ROW_STATUS_OK, Score: score}
+				Status: trainingv1.ScoredRowStatus_SCORED_ROW_STATUS_OK, Score: score, FromBiases: cold}
 			if problem != nil {
 				r.Status, r.Problem, r.Score = trainingv1.ScoredRowStatus_SCORED_ROW_STATUS_INVALID, problem, 0
 			}
@@ -114,7 +125,7 @@ func (s *Server) evaluateRecommender(ctx context.Context, req *trainingv1.Evalua
 	}
 	resp.RowsScored -= resp.RowsInvalid
 	resp.RowsLabelled = int64(len(y))
-	if rec.Info().Task == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT && len(y) > 0 {
+	if explicit && rec.Factors().PredictsRatings() && len(y) > 0 {
 		ms, err := evaluate.Regression(y, pred)
 		if err != nil {
 			return nil, err

@@ -991,7 +991,7 @@ const (
 	// Scored.
 	ScoredRowStatus_SCORED_ROW_STATUS_OK ScoredRowStatus = 1
 	// Not scored: a feature had the wrong type, or a recommender does not know
-	// the user or item.
+	// the user or item and has no biases to predict the pair from.
 	ScoredRowStatus_SCORED_ROW_STATUS_INVALID ScoredRowStatus = 2
 )
 
@@ -2090,7 +2090,13 @@ type EvaluateResponse struct {
 	// The number of scored rows that had a label and so counted in the metrics.
 	RowsLabelled int64 `protobuf:"varint,7,opt,name=rows_labelled,json=rowsLabelled,proto3" json:"rows_labelled,omitempty"`
 	// The number of rows that could not be scored (status INVALID).
-	RowsInvalid   int64 `protobuf:"varint,8,opt,name=rows_invalid,json=rowsInvalid,proto3" json:"rows_invalid,omitempty"`
+	RowsInvalid int64 `protobuf:"varint,8,opt,name=rows_invalid,json=rowsInvalid,proto3" json:"rows_invalid,omitempty"`
+	// Of the rows scored, the (user, item) pairs of an explicit recommender whose
+	// user or item has no factors (cold), predicted from the biases instead:
+	// the global mean plus the known user's or item's bias (the global mean
+	// alone when neither is known). They count in the metrics. A model without
+	// biases cannot predict them: they are INVALID.
+	RowsCold      int64 `protobuf:"varint,9,opt,name=rows_cold,json=rowsCold,proto3" json:"rows_cold,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2177,6 +2183,13 @@ func (x *EvaluateResponse) GetRowsLabelled() int64 {
 func (x *EvaluateResponse) GetRowsInvalid() int64 {
 	if x != nil {
 		return x.RowsInvalid
+	}
+	return 0
+}
+
+func (x *EvaluateResponse) GetRowsCold() int64 {
+	if x != nil {
+		return x.RowsCold
 	}
 	return 0
 }
@@ -5943,7 +5956,10 @@ type ScoredRow struct {
 	// only.
 	Probability *float64 `protobuf:"fixed64,7,opt,name=probability,proto3,oneof" json:"probability,omitempty"`
 	// The row's true label, as given or from the data.
-	Label         *v1.Value `protobuf:"bytes,8,opt,name=label,proto3" json:"label,omitempty"`
+	Label *v1.Value `protobuf:"bytes,8,opt,name=label,proto3" json:"label,omitempty"`
+	// True when the pair's user or item has no factors and score is predicted
+	// from the biases (see EvaluateResponse.rows_cold).
+	FromBiases    bool `protobuf:"varint,9,opt,name=from_biases,json=fromBiases,proto3" json:"from_biases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6032,6 +6048,13 @@ func (x *ScoredRow) GetLabel() *v1.Value {
 		return x.Label
 	}
 	return nil
+}
+
+func (x *ScoredRow) GetFromBiases() bool {
+	if x != nil {
+		return x.FromBiases
+	}
+	return false
 }
 
 // ClassificationCurves describes a binary classifier beyond single numbers,
@@ -7709,7 +7732,7 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\tpartition\x18\x04 \x01(\x0e2#.bullseye.training.v1.DataPartitionR\tpartition\x12A\n" +
 	"\aoptions\x18\x05 \x01(\v2'.bullseye.training.v1.EvaluationOptionsR\aoptions\x12\x1f\n" +
 	"\vomit_scores\x18\x06 \x01(\bR\n" +
-	"omitScores\"\xf2\x02\n" +
+	"omitScores\"\x8f\x03\n" +
 	"\x10EvaluateResponse\x12\x1d\n" +
 	"\n" +
 	"model_name\x18\x01 \x01(\tR\tmodelName\x12#\n" +
@@ -7720,7 +7743,8 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\vrows_scored\x18\x06 \x01(\x03R\n" +
 	"rowsScored\x12#\n" +
 	"\rrows_labelled\x18\a \x01(\x03R\frowsLabelled\x12!\n" +
-	"\frows_invalid\x18\b \x01(\x03R\vrowsInvalid\"\x8d\x04\n" +
+	"\frows_invalid\x18\b \x01(\x03R\vrowsInvalid\x12\x1b\n" +
+	"\trows_cold\x18\t \x01(\x03R\browsCold\"\x8d\x04\n" +
 	"\x13PromoteModelRequest\x12\x1d\n" +
 	"\n" +
 	"model_name\x18\x01 \x01(\tR\tmodelName\x12+\n" +
@@ -8065,7 +8089,7 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\aitem_id\x18\x04 \x01(\tR\x06itemId\x1aV\n" +
 	"\rFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
-	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01\"\xcb\x02\n" +
+	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01\"\xec\x02\n" +
 	"\tScoredRow\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x1b\n" +
 	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12\x17\n" +
@@ -8074,7 +8098,9 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\aproblem\x18\x05 \x01(\v2\x1b.bullseye.common.v1.ProblemR\aproblem\x12\x14\n" +
 	"\x05score\x18\x06 \x01(\x01R\x05score\x12%\n" +
 	"\vprobability\x18\a \x01(\x01H\x00R\vprobability\x88\x01\x01\x12/\n" +
-	"\x05label\x18\b \x01(\v2\x19.bullseye.common.v1.ValueR\x05labelB\x0e\n" +
+	"\x05label\x18\b \x01(\v2\x19.bullseye.common.v1.ValueR\x05label\x12\x1f\n" +
+	"\vfrom_biases\x18\t \x01(\bR\n" +
+	"fromBiasesB\x0e\n" +
 	"\f_probability\"\xc3\x01\n" +
 	"\x14ClassificationCurves\x120\n" +
 	"\x03roc\x18\x01 \x03(\v2\x1e.bullseye.training.v1.RocPointR\x03roc\x121\n" +

@@ -865,6 +865,11 @@ func (m *EvaluateResponse) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.RowsCold != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.RowsCold))
+		i--
+		dAtA[i] = 0x48
+	}
 	if m.RowsInvalid != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.RowsInvalid))
 		i--
@@ -4465,6 +4470,16 @@ func (m *ScoredRow) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.FromBiases {
+		i--
+		if m.FromBiases {
+			dAtA[i] = 1
+		} else {
+			dAtA[i] = 0
+		}
+		i--
+		dAtA[i] = 0x48
+	}
 	if m.Label != nil {
 		if vtmsg, ok := interface{}(m.Label).(interface {
 			MarshalToSizedBufferVT([]byte) (int, error)
@@ -6351,6 +6366,9 @@ func (m *EvaluateResponse) SizeVT() (n int) {
 	if m.RowsInvalid != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(m.RowsInvalid))
 	}
+	if m.RowsCold != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.RowsCold))
+	}
 	n += len(m.unknownFields)
 	return n
 }
@@ -7878,6 +7896,9 @@ func (m *ScoredRow) SizeVT() (n int) {
 			l = proto.Size(m.Label)
 		}
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+	}
+	if m.FromBiases {
+		n += 2
 	}
 	n += len(m.unknownFields)
 	return n
@@ -10586,6 +10607,25 @@ func (m *EvaluateResponse) UnmarshalVT(dAtA []byte) error {
 				b := dAtA[iNdEx]
 				iNdEx++
 				m.RowsInvalid |= int64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 9:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field RowsCold", wireType)
+			}
+			m.RowsCold = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.RowsCold |= int64(b&0x7F) << shift
 				if b < 0x80 {
 					break
 				}
@@ -19983,6 +20023,26 @@ func (m *ScoredRow) UnmarshalVT(dAtA []byte) error {
 				}
 			}
 			iNdEx = postIndex
+		case 9:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field FromBiases", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.FromBiases = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := protohelpers.Skip(dAtA[iNdEx:])
