@@ -145,9 +145,12 @@ func (e *env) config(worker string) training.Config {
 	return cfg
 }
 
-func (e *env) startTraining(worker string) *trainer {
+func (e *env) startTraining(worker string, opts ...func(*training.Config)) *trainer {
 	e.t.Helper()
 	cfg := e.config(worker)
+	for _, o := range opts {
+		o(&cfg)
+	}
 	tr := &trainer{logs: &logBuffer{}}
 	cfg.Server.Logger = slog.New(slog.NewJSONHandler(tr.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	addrs := make(chan string, 1)

@@ -2,6 +2,7 @@ package training_test
 
 import (
 	"context"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/synth"
+	"github.com/bullseye-ml/bullseye/services/training"
 )
 
 // ratings returns small MovieLens-shaped ratings (pkg/ml/synth) as exported interactions.
@@ -237,5 +239,50 @@ func TestEvaluatePredictsColdPairsFromBiases(t *testing.T) {
 	}
 	if ev.GetRowsScored() != 1 || ev.GetRowsInvalid() != 5 || ev.GetRowsCold() != 0 {
 		t.Errorf("without biases: %d scored, %d invalid, %d cold; want 1 scored and 5 invalid", ev.GetRowsScored(), ev.GetRowsInvalid(), ev.GetRowsCold())
+	}
+}
+
+// TestShortJobBesideALongOne runs a replica with room for two jobs: a short job submitted
+// while a long one runs starts at once and finishes first, instead of waiting behind it.
+func TestShortJobBesideALongOne(t *testing.T) {
+	e := newEnv(t, bankSmall)
+	e.features.SetInteractions("Product Rated", ratings(t, 120, 200, 6000, 10))
+	e.features.SetMessageDelay(time.Second) // a few seconds over the training set's messages
+	tr := e.startTraining("trainer-a", func(c *training.Config) { c.MaxConcurrentJobs = 2 })
+	long := start(t, tr.client, "long", bankSpec("bank-long", false, logisticC(1)))
+	waitRunning(t, tr.client, long.GetJobId())
+	s := recSpec("ratings-short", &trainingv1.InteractionsSpec{Export: ratingsExport("Product Rated"), Split: randomSplit(0.2)}, als(3))
+	s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(0)}
+	short := finished(t, tr.client, start(t, tr.client, "short", s).GetJobId(), time.Minute)
+	succeeded(t, short)
+	l, err := tr.client.GetJob(context.Background(), &trainingv1.GetJobRequest{JobId: long.GetJobId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.GetJob().GetState() != trainingv1.JobState_JOB_STATE_RUNNING {
+		t.Errorf("the long job is %v when the short one ended, want RUNNING", l.GetJob().GetState())
+	}
+	succeeded(t, finished(t, tr.client, long.GetJobId(), time.Minute))
+}
+
+// waitRunning waits until a job is RUNNING.
+func waitRunning(t *testing.T, c trainingv1.TrainingServiceClient, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := c.GetJob(context.Background(), &trainingv1.GetJobRequest{JobId: id})
+		if err == nil && resp.GetJob().GetState() == trainingv1.JobState_JOB_STATE_RUNNING {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("job %s did not start within 30s", id)
+}
+
+// TestMaxConcurrentJobsDefault checks the default of --max-concurrent-jobs: half the cores,
+// at least 1.
+func TestMaxConcurrentJobsDefault(t *testing.T) {
+	if got, want := training.NewConfig().MaxConcurrentJobs, max(1, runtime.NumCPU()/2); got != want || training.DefaultMaxConcurrentJobs() != want {
+		t.Errorf("MaxConcurrentJobs %d by default on %d cores, want %d", got, runtime.NumCPU(), want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -43,7 +44,10 @@ type Config struct {
 	// JobLeaseTTL is the lease a replica holds its jobs under: the jobs of a replica that
 	// dies are taken over by another after at most this long.
 	JobLeaseTTL time.Duration
-	// MaxConcurrentJobs is the number of jobs a replica runs at once; a job uses every core.
+	// MaxConcurrentJobs is the number of jobs a replica runs at once (DefaultMaxConcurrentJobs
+	// by default). Waiting jobs are taken in fair order: round-robin over model names, the
+	// one served least recently first, so that a short job does not wait behind another
+	// model's backlog.
 	MaxConcurrentJobs int
 	// ProgressInterval is how often a running job's progress is written to etcd.
 	ProgressInterval time.Duration
@@ -59,12 +63,16 @@ type Config struct {
 // DefaultJobRetention is how long ended jobs are kept by default.
 const DefaultJobRetention = 30 * 24 * time.Hour
 
+// DefaultMaxConcurrentJobs returns the default number of jobs a replica runs at once: half
+// its cores (a job's fits run in parallel too), at least 1.
+func DefaultMaxConcurrentJobs() int { return max(1, runtime.NumCPU()/2) }
+
 // NewConfig returns the defaults.
 func NewConfig() Config {
 	return Config{
 		Config:            service.NewConfig(Name),
 		JobLeaseTTL:       jobs.DefaultLeaseTTL,
-		MaxConcurrentJobs: 1,
+		MaxConcurrentJobs: DefaultMaxConcurrentJobs(),
 		ProgressInterval:  jobs.DefaultProgressInterval,
 		ScanInterval:      jobs.DefaultScanInterval,
 		ArtifactBucket:    registry.DefaultBucket,
@@ -77,7 +85,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Config.RegisterFlags(fs)
 	fs.StringVar(&c.Worker, "worker", c.Worker, "name of this replica in job records (default: the instance id)")
 	fs.DurationVar(&c.JobLeaseTTL, "job-lease-ttl", c.JobLeaseTTL, "lease a replica holds its jobs under; another replica takes over a dead one's jobs after it")
-	fs.IntVar(&c.MaxConcurrentJobs, "max-concurrent-jobs", c.MaxConcurrentJobs, "jobs a replica runs at once")
+	fs.IntVar(&c.MaxConcurrentJobs, "max-concurrent-jobs", c.MaxConcurrentJobs, "jobs a replica runs at once (default: half the cores, at least 1); waiting jobs are taken round-robin over model names")
 	fs.DurationVar(&c.ProgressInterval, "progress-interval", c.ProgressInterval, "how often a running job's progress is written")
 	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often the job queue is scanned besides being watched")
 	fs.StringVar(&c.ArtifactBucket, "artifact-bucket", c.ArtifactBucket, "JetStream object store bucket of model artifacts")

@@ -239,3 +239,87 @@ func TestPrune(t *testing.T) {
 		t.Errorf("pruning again: %d, %v; want nothing more", n, err)
 	}
 }
+
+// gate is a job runner whose jobs run until the test releases them, recording the order in
+// which the jobs started.
+type gate struct {
+	mu      sync.Mutex
+	started []string
+	release map[string]chan struct{}
+	begun   chan string
+}
+
+func newGate() *gate { return &gate{release: map[string]chan struct{}{}, begun: make(chan string, 16)} }
+
+func (g *gate) ch(id string) chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.release[id] == nil {
+		g.release[id] = make(chan struct{})
+	}
+	return g.release[id]
+}
+
+func (g *gate) Run(ctx context.Context, job *trainingv1.Job, rep trainer.Reporter) (*trainer.Outcome, error) {
+	g.mu.Lock()
+	g.started = append(g.started, job.GetModelName())
+	g.mu.Unlock()
+	g.begun <- job.GetModelName()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-g.ch(job.GetJobId()):
+		return &trainer.Outcome{Version: &trainingv1.ModelVersion{Version: 1}}, nil
+	}
+}
+
+// TestFairQueue runs a replica with room for one job: while model "long" runs, a second
+// "long" job and then a "short" one wait. When the first ends, the short one, of the group
+// not served yet, goes before the older job of the group just served.
+func TestFairQueue(t *testing.T) {
+	cli := etcd(t)
+	s := jobs.NewStore(cli)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g := newGate()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	w := jobs.NewWorker(s, g, jobs.WithName("a"), jobs.WithCapacity(1), jobs.WithProgressInterval(20*time.Millisecond),
+		jobs.WithScanInterval(100*time.Millisecond), jobs.WithLogger(quiet))
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = w.Run(ctx) }()
+	create := func(req, model string) string {
+		j, _, err := s.Create(ctx, req, spec(model))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.GetJobId()
+	}
+	next := func() string {
+		select {
+		case m := <-g.begun:
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatal("no job started within 10s")
+			return ""
+		}
+	}
+	first := create("l1", "long")
+	if m := next(); m != "long" {
+		t.Fatalf("first job: %s", m)
+	}
+	second := create("l2", "long")
+	time.Sleep(5 * time.Millisecond)
+	short := create("s", "short")
+	time.Sleep(300 * time.Millisecond) // the replica, full, sees both and takes neither
+	close(g.ch(first))
+	if m := next(); m != "short" {
+		t.Errorf("after the first long job, %q started; want the short one", m)
+	}
+	close(g.ch(short))
+	if m := next(); m != "long" {
+		t.Errorf("then %q started; want the second long job", m)
+	}
+	close(g.ch(second))
+	waitFor(t, s, second, func(j *trainingv1.Job) bool { return jobs.Terminal(j.GetState()) })
+}

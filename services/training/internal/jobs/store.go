@@ -4,8 +4,11 @@
 //
 //	bullseye/jobs/<id>                  the Job (protobuf)
 //	bullseye/job-requests/<request id>  the id of the job the request created (idempotency)
-//	bullseye/job-queue/<id>             present while the job has not ended: what replicas scan
+//	bullseye/job-queue/<id>             present while the job has not ended: what replicas scan;
+//	                                    its value is the job's fairness group (the model name)
 //	bullseye/job-locks/<id>             the replica working on the job, under its lease
+//	bullseye/jobs-started/<group>       the last job of the group a replica took; its modification
+//	                                    revision orders the groups of the fair queue
 //
 // A replica takes a job by creating its lock key under the replica's etcd lease (one
 // compare-and-set); while it works, every write of the job record is fenced by that lock
@@ -41,6 +44,8 @@ const (
 	requestsPrefix = "bullseye/job-requests/"
 	queuePrefix    = "bullseye/job-queue/"
 	locksPrefix    = "bullseye/job-locks/"
+	// startedPrefix is outside watchPrefix: taking a job does not wake the replicas.
+	startedPrefix = "bullseye/jobs-started/"
 	// watchPrefix covers the queue and the locks (and the requests), not the job records.
 	watchPrefix = "bullseye/job-"
 )
@@ -49,6 +54,7 @@ func jobKey(id string) string    { return JobsPrefix + id }
 func requestKey(r string) string { return requestsPrefix + r }
 func queueKey(id string) string  { return queuePrefix + id }
 func lockKey(id string) string   { return locksPrefix + id }
+func startedKey(g string) string { return startedPrefix + g }
 func validID(id string) bool     { return id != "" && len(id) <= 128 && !strings.ContainsAny(id, "/ \t\n") }
 func terminal(s trainingv1.JobState) bool {
 	return s == trainingv1.JobState_JOB_STATE_SUCCEEDED || s == trainingv1.JobState_JOB_STATE_FAILED ||
@@ -98,7 +104,7 @@ func (s *Store) Create(ctx context.Context, requestID string, spec *trainingv1.T
 	for attempt := 0; existing == nil; attempt++ {
 		resp, err := s.etcd.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(requestKey(requestID)), "=", 0)).
-			Then(clientv3.OpPut(requestKey(requestID), id), clientv3.OpPut(jobKey(id), string(val)), clientv3.OpPut(queueKey(id), "")).
+			Then(clientv3.OpPut(requestKey(requestID), id), clientv3.OpPut(jobKey(id), string(val)), clientv3.OpPut(queueKey(id), spec.GetModelName())).
 			Else(clientv3.OpGet(requestKey(requestID))).
 			Commit()
 		if err != nil {

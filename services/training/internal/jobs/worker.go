@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,8 +73,7 @@ func WithName(name string) WorkerOption { return func(w *Worker) { w.name = name
 // up to whole seconds.
 func WithLeaseTTL(d time.Duration) WorkerOption { return func(w *Worker) { w.ttl = d } }
 
-// WithCapacity sets how many jobs the replica runs at once; the default is 1 (a job uses
-// every core).
+// WithCapacity sets how many jobs the replica runs at once; the default is 1.
 func WithCapacity(n int) WorkerOption { return func(w *Worker) { w.capacity = n } }
 
 // WithProgressInterval sets how often a running job's progress is written; the default is
@@ -176,7 +176,9 @@ func (w *Worker) stopAll(cause error) {
 	}
 }
 
-// scan takes queued jobs while this replica has room.
+// scan takes queued jobs while this replica has room, in fair order (fairOrder): the jobs of
+// the group (model name) served least recently first, so that the jobs of different groups
+// interleave and a short job does not wait behind another group's whole backlog.
 func (w *Worker) scan(ctx context.Context, sess *concurrency.Session, wg *sync.WaitGroup) {
 	w.mu.Lock()
 	free := w.capacity - len(w.running)
@@ -184,25 +186,41 @@ func (w *Worker) scan(ctx context.Context, sess *concurrency.Session, wg *sync.W
 	if free <= 0 || ctx.Err() != nil {
 		return
 	}
-	resp, err := w.etcd.Get(ctx, queuePrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly(),
-		clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	// One snapshot of the queue, the locks and the groups' last starts.
+	resp, err := w.etcd.Txn(ctx).Then(
+		clientv3.OpGet(queuePrefix, clientv3.WithPrefix()),
+		clientv3.OpGet(locksPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(startedPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+	).Commit()
 	if err != nil {
 		if ctx.Err() == nil {
 			w.logger.Warn("scanning the job queue", "error", err)
 		}
 		return
 	}
-	for _, kv := range resp.Kvs {
+	locked := map[string]bool{}
+	for _, kv := range resp.Responses[1].GetResponseRange().GetKvs() {
+		locked[strings.TrimPrefix(string(kv.Key), locksPrefix)] = true
+	}
+	lastStart := map[string]int64{}
+	for _, kv := range resp.Responses[2].GetResponseRange().GetKvs() {
+		lastStart[strings.TrimPrefix(string(kv.Key), startedPrefix)] = kv.ModRevision
+	}
+	var pending []queued
+	for _, kv := range resp.Responses[0].GetResponseRange().GetKvs() {
 		id := strings.TrimPrefix(string(kv.Key), queuePrefix)
 		w.mu.Lock()
 		_, mine := w.running[id]
 		w.mu.Unlock()
-		if mine {
-			continue
+		if !mine && !locked[id] {
+			pending = append(pending, queued{id: id, group: string(kv.Value)})
 		}
+	}
+	for _, q := range fairOrder(pending, lastStart) {
+		id := q.id
 		tr, err := w.etcd.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(lockKey(id)), "=", 0)).
-			Then(clientv3.OpPut(lockKey(id), w.name, clientv3.WithLease(sess.Lease()))).
+			Then(clientv3.OpPut(lockKey(id), w.name, clientv3.WithLease(sess.Lease())), clientv3.OpPut(startedKey(q.group), id)).
 			Commit()
 		if err != nil || !tr.Succeeded {
 			continue
@@ -231,6 +249,44 @@ func (w *Worker) scan(ctx context.Context, sess *concurrency.Session, wg *sync.W
 			return
 		}
 	}
+}
+
+// queued is a job waiting in the queue, with its fairness group.
+type queued struct {
+	id, group string
+}
+
+// fairOrder orders waiting jobs for taking: round-robin over their groups, the group whose
+// last job was taken longest ago first (lastStart holds the etcd revisions of the groups'
+// last takes; a group never served comes first), ties by the group's oldest job; within a
+// group, oldest job first. Job ids sort by creation time.
+func fairOrder(pending []queued, lastStart map[string]int64) []queued {
+	byGroup := map[string][]queued{}
+	var groups []string
+	for _, q := range pending {
+		if byGroup[q.group] == nil {
+			groups = append(groups, q.group)
+		}
+		byGroup[q.group] = append(byGroup[q.group], q)
+	}
+	for _, g := range groups {
+		slices.SortFunc(byGroup[g], func(a, b queued) int { return strings.Compare(a.id, b.id) })
+	}
+	slices.SortFunc(groups, func(a, b string) int {
+		if lastStart[a] != lastStart[b] {
+			return cmp.Compare(lastStart[a], lastStart[b])
+		}
+		return strings.Compare(byGroup[a][0].id, byGroup[b][0].id)
+	})
+	out := make([]queued, 0, len(pending))
+	for round := 0; len(out) < len(pending); round++ {
+		for _, g := range groups {
+			if round < len(byGroup[g]) {
+				out = append(out, byGroup[g][round])
+			}
+		}
+	}
+	return out
 }
 
 // runJob runs a job this replica has just locked (its lock key created at lockRev).
