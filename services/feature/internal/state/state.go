@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -405,13 +404,13 @@ func (s *Store) Evict(key string) error {
 // exists when it starts and is not deleted meanwhile, with a value at
 // least as new as the one then stored, in no particular order.
 //
-// It reads the bucket's stream from its start with a consumer of its own
-// rather than watching the bucket: a watch declares its initial values
-// complete after as many messages as there were keys, and rewrites during
-// the scan count towards them, so keys went unseen (and others came
-// twice). The bucket keeps one message per key, so reading every message
-// until none is pending sees each key at least once; later versions of a
-// key already seen are skipped.
+// It reads the bucket's stream (eventlog.ReadStream) rather than watching
+// the bucket: a watch declares its initial values complete after as many
+// messages as there were keys, and rewrites during the scan count towards
+// them, so keys went unseen (and others came twice). The bucket keeps one
+// message per key, so reading every message until none is pending sees
+// each key at least once; later versions of a key already seen are
+// skipped.
 func (s *Store) Scan(ctx context.Context, filter string, fn func(key string, value []byte) error) error {
 	stream, err := s.js.Stream(ctx, StreamName)
 	if err != nil {
@@ -419,102 +418,15 @@ func (s *Store) Scan(ctx context.Context, filter string, fn func(key string, val
 	}
 	prefix := "$KV." + Bucket + "."
 	seen := map[string]struct{}{}
-	start := uint64(0)
-	for {
-		next, done, err := s.scanFrom(ctx, stream, prefix+filter, start, func(subject string, value []byte) error {
-			key := subject[len(prefix):]
-			if _, dup := seen[key]; dup {
-				return nil
-			}
-			seen[key] = struct{}{}
-			return fn(key, value)
-		})
-		if err != nil || done {
-			return err
+	return eventlog.ReadStream(ctx, stream, prefix+filter, 0, func(msg jetstream.Msg) error {
+		if msg.Headers().Get("KV-Operation") != "" {
+			return nil // a deletion
 		}
-		// Records were delivered but not received (a fetch the client gave
-		// up on): go on from the first one missed.
-		start = next
-	}
-}
-
-// scanFrom reads the stream's messages on subject from sequence start (0:
-// the first) with an ephemeral consumer, passing those that are values
-// (not deletions) to fn, until none is pending (done), or until a
-// delivery was missed: then next is the stream sequence to read on from.
-func (s *Store) scanFrom(ctx context.Context, stream jetstream.Stream, subject string, start uint64, fn func(subject string, value []byte) error) (next uint64, done bool, err error) {
-	cfg := jetstream.ConsumerConfig{
-		FilterSubject:     subject,
-		AckPolicy:         jetstream.AckNonePolicy,
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
-	}
-	if start > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
-	}
-	c, err := stream.CreateConsumer(ctx, cfg)
-	if err != nil {
-		return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = stream.DeleteConsumer(dctx, c.CachedInfo().Name)
-	}()
-	if c.CachedInfo().NumPending == 0 {
-		return 0, true, nil
-	}
-	delivery := uint64(1)
-	for {
-		if err := ctx.Err(); err != nil {
-			return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
+		key := msg.Subject()[len(prefix):]
+		if _, dup := seen[key]; dup {
+			return nil
 		}
-		batch, err := c.Fetch(256, jetstream.FetchMaxWait(2*time.Second), jetstream.FetchMaxBytes(32<<20))
-		if err != nil {
-			return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
-		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			md, err := msg.Metadata()
-			if err != nil {
-				return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
-			}
-			if md.Sequence.Consumer != delivery {
-				for range batch.Messages() {
-				}
-				return next, false, nil
-			}
-			delivery++
-			next = md.Sequence.Stream + 1
-			if op := msg.Headers().Get("KV-Operation"); op == "" {
-				if err := fn(msg.Subject(), msg.Data()); err != nil {
-					for range batch.Messages() {
-					}
-					return 0, false, err
-				}
-			}
-			if md.NumPending == 0 {
-				for range batch.Messages() {
-				}
-				return 0, true, nil
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
-		}
-		if got == 0 {
-			info, err := c.Info(ctx)
-			if err != nil {
-				return 0, false, fmt.Errorf("scanning bucket %s: %w", Bucket, err)
-			}
-			if info.NumPending == 0 && info.Delivered.Consumer < delivery {
-				return 0, true, nil
-			}
-			if info.Delivered.Consumer >= delivery {
-				return next, false, nil
-			}
-		}
-	}
+		seen[key] = struct{}{}
+		return fn(key, msg.Data())
+	})
 }
