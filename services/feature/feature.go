@@ -26,6 +26,7 @@ import (
 	"github.com/bullseye-ml/bullseye/services/feature/internal/materialize"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/server"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/state"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/verify"
 )
 
 // Name is the service's name in discovery: bullseye/services/feature.
@@ -51,6 +52,11 @@ type Config struct {
 	CacheSize int
 	// BatchSize is the most records applied in one batch.
 	BatchSize int
+	// MaxProfileBytes is the retention of a customer's profile: the largest
+	// encoding stored. Past it the oldest events are dropped and counted
+	// per event name; training-set summaries and VerifyMaterialization
+	// report them. It must stay below the NATS server's max_payload.
+	MaxProfileBytes int
 	// MaxEntities is the most entities of one GetOnlineFeatures call.
 	MaxEntities int
 	// MemoryState keeps the profile bucket in memory (benchmarks only).
@@ -68,6 +74,7 @@ func NewConfig() Config {
 		TrainingWaitTimeout: 2 * time.Minute,
 		CacheSize:           state.DefaultCacheSize,
 		BatchSize:           materialize.DefaultBatchSize,
+		MaxProfileBytes:     materialize.DefaultMaxProfileBytes,
 		MaxEntities:         server.DefaultMaxEntities,
 	}
 }
@@ -80,6 +87,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TrainingWaitTimeout, "training-wait-timeout", c.TrainingWaitTimeout, "how long a training set waits for materialisation to catch up")
 	fs.IntVar(&c.CacheSize, "cache-size", c.CacheSize, "most customer profiles cached in memory")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most events applied in one batch")
+	fs.IntVar(&c.MaxProfileBytes, "max-profile-bytes", c.MaxProfileBytes, "retention of a customer's profile: past this size its oldest events are dropped and counted (below the NATS server's max_payload)")
 	fs.IntVar(&c.MaxEntities, "max-entities", c.MaxEntities, "most entities of one GetOnlineFeatures call")
 }
 
@@ -94,6 +102,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10000 {
 		errs = append(errs, fmt.Errorf("--batch-size: %d, want 1 to 10000", c.BatchSize))
+	}
+	if c.MaxProfileBytes < 64<<10 || c.MaxProfileBytes > 64<<20 {
+		errs = append(errs, fmt.Errorf("--max-profile-bytes: %d, want 64 KiB to 64 MiB", c.MaxProfileBytes))
 	}
 	if c.MaxEntities < 1 {
 		errs = append(errs, fmt.Errorf("--max-entities: %d, want at least 1", c.MaxEntities))
@@ -198,14 +209,15 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 	}
 	p.progress = materialize.NewProgress(js)
 	p.mat, err = materialize.New(ctx, p.etcd, js, p.store, materialize.Options{
-		Instance:       node.Server().InstanceID(),
-		LeaseTTL:       cfg.LeaseTTL,
-		BatchSize:      cfg.BatchSize,
-		Erasures:       p.erasures,
-		Pseudonymiser:  ps,
-		Registerer:     node.Server().Registry(),
-		Logger:         p.logger,
-		LoseDeliveries: cfg.LoseDeliveries,
+		Instance:        node.Server().InstanceID(),
+		LeaseTTL:        cfg.LeaseTTL,
+		BatchSize:       cfg.BatchSize,
+		MaxProfileBytes: cfg.MaxProfileBytes,
+		Erasures:        p.erasures,
+		Pseudonymiser:   ps,
+		Registerer:      node.Server().Registry(),
+		Logger:          p.logger,
+		LoseDeliveries:  cfg.LoseDeliveries,
 	})
 	if err != nil {
 		return nil, err
@@ -224,6 +236,19 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 		Pseudonymiser: ps,
 		MaxEntities:   cfg.MaxEntities,
 		Logger:        p.logger,
+	}
+	events, err := js.Stream(ctx, eventlog.EventsStream)
+	if err != nil {
+		return nil, fmt.Errorf("opening stream %s: %w", eventlog.EventsStream, err)
+	}
+	p.server.Verifier = &verify.Verifier{
+		Events:      events,
+		Store:       p.store,
+		Erased:      func(id string) bool { return erased != nil && erased(id) },
+		FeatureSets: func() []*featurev1.FeatureSet { return p.catalog.List("", false) },
+	}
+	if p.server.Verified, err = server.VerifyMetrics(node.Server().Registry()); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

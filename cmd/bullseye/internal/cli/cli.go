@@ -66,6 +66,7 @@ var Commands = []Command{
 	forgetCommand,
 	reportCommand,
 	audienceCommand,
+	verifyCommand,
 }
 
 // Find returns the command named name.

@@ -277,6 +277,10 @@ func (b *Builder) Build(ctx context.Context, plan *Plan, order featurev1.Trainin
 		}
 		if rows > 0 {
 			entities++
+			if n := p.DroppedEvents(); n > 0 {
+				sum.EntitiesPastRetention++
+				sum.EventsDroppedByRetention += n
+			}
 		}
 	}
 	sum.Entities = entities

@@ -45,6 +45,10 @@ type Options struct {
 	// BatchSize is the most records applied at once; 0 means
 	// DefaultBatchSize.
 	BatchSize int
+	// MaxProfileBytes is a profile's retention: the largest encoding
+	// stored, past which its oldest events are dropped and counted; 0
+	// means DefaultMaxProfileBytes.
+	MaxProfileBytes int
 	// Erasures and Pseudonymiser, when both set, make the consumer skip
 	// records of customers on the erasure list.
 	Erasures      *eventlog.ErasureList
@@ -89,6 +93,9 @@ func New(ctx context.Context, cli *clientv3.Client, js jetstream.JetStream, stor
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize
+	}
+	if o.MaxProfileBytes <= 0 {
+		o.MaxProfileBytes = DefaultMaxProfileBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

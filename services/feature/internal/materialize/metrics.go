@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bullseye_feature_records_skipped_total",
-			Help: "Records not applied, by reason: duplicate (applied before), erased (customer on the erasure list), undecodable.",
+			Help: "Records not applied, by reason: duplicate (applied before), erased (customer on the erasure list), undecodable, retention (oldest events dropped from a profile past --max-profile-bytes, counted in the profile).",
 		}, []string{"reason"}),
 		erasures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bullseye_feature_erasures_applied_total",

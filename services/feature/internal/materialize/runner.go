@@ -18,9 +18,9 @@ import (
 	"github.com/bullseye-ml/bullseye/services/feature/internal/state"
 )
 
-// MaxProfileBytes is the largest encoded profile stored; beyond it the
-// oldest behavioural events are dropped (and counted as skipped "truncated").
-const MaxProfileBytes = 900 << 10
+// DefaultMaxProfileBytes is the default retention of a profile: the
+// largest encoding stored, below NATS's default largest message (1 MiB).
+const DefaultMaxProfileBytes = 900 << 10
 
 // fetchWait bounds how long an idle consumer waits for its next record
 // before it looks at its context again.
@@ -441,24 +441,27 @@ func (r *runner) flush(ctx context.Context, groups []*group) error {
 	return nil
 }
 
-// encode returns g's profile encoded, dropping its oldest events while it
-// is larger than MaxProfileBytes.
+// encode returns g's profile encoded. Past the retention (MaxProfileBytes)
+// its oldest events are dropped, a tenth at a time, and counted per name in
+// the profile, where training-set summaries and reconciliation report them.
 func (r *runner) encode(g *group) ([]byte, error) {
 	data := g.app.Bytes()
-	if len(data) <= MaxProfileBytes {
+	if len(data) <= r.m.opts.MaxProfileBytes {
 		return data, nil
 	}
 	p, err := profile.Decode(data, nil)
 	if err != nil {
 		return nil, err
 	}
-	for len(data) > MaxProfileBytes && len(p.Events) > 0 {
+	dropped := 0
+	for len(data) > r.m.opts.MaxProfileBytes && len(p.Events) > 0 {
 		drop := max(1, len(p.Events)/10)
-		p.Events = p.Events[drop:]
-		r.m.metrics.skipped.WithLabelValues("truncated").Add(float64(drop))
-		r.log.Warn("profile too large: dropping its oldest events", slog.Int("dropped", drop))
+		p.DropOldest(drop)
+		dropped += drop
 		data = profile.Encode(data[:0], p)
 	}
+	r.m.metrics.skipped.WithLabelValues("retention").Add(float64(dropped))
+	r.log.Warn("profile past its retention: dropped its oldest events, counted in the profile", slog.Int("dropped", dropped), slog.Int("max_profile_bytes", r.m.opts.MaxProfileBytes))
 	return data, nil
 }
 

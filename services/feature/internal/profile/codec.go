@@ -17,7 +17,7 @@ import (
 //
 //	message Profile { uint32 format = 1; string id = 2; uint32 kind = 3; // 0 user, 1 anonymous
 //	  uint64 last_seq = 4; repeated Event events = 5; repeated TraitUpdate traits = 6;
-//	  repeated Consent consents = 7; }
+//	  repeated Consent consents = 7; repeated Dropped dropped = 8; }
 //	message Event { uint64 seq = 1; sint64 time = 2; string message_id = 3; string name = 4;
 //	  string item_id = 5; optional double value = 6; string currency = 7; string channel = 8;
 //	  string campaign = 9; repeated Prop props = 10; string import_id = 11; int64 row = 12; }
@@ -25,6 +25,7 @@ import (
 //	  repeated Prop traits = 4; string import_id = 5; int64 row = 6; }
 //	message Consent { uint64 seq = 1; sint64 time = 2; int32 state = 3; }
 //	message Prop { string name = 1; bullseye.common.v1.Value value = 2; }
+//	message Dropped { string name = 1; int64 count = 2; sint64 latest = 3; }
 //
 // Times are Unix nanoseconds; a Value is encoded as bullseye.common.v1.Value.
 
@@ -49,6 +50,13 @@ func Encode(b []byte, p *Profile) []byte {
 	}
 	for i := range p.Consents {
 		b, tmp = appendConsentField(b, tmp, &p.Consents[i])
+	}
+	for _, d := range p.Dropped {
+		tmp = appendString(tmp[:0], 1, d.Name)
+		tmp = appendUint(tmp, 2, uint64(d.Count))
+		tmp = appendSint(tmp, 3, d.Latest)
+		b = protowire.AppendTag(b, 8, protowire.BytesType)
+		b = protowire.AppendBytes(b, tmp)
 	}
 	return b
 }
@@ -254,6 +262,22 @@ func Decode(b []byte, in Interner) (*Profile, error) {
 				return fmt.Errorf("consent %d: %w", len(p.Consents), err)
 			}
 			p.Consents = append(p.Consents, c)
+		case 8:
+			var d Dropped
+			if err := walk(data, func(num protowire.Number, _ protowire.Type, v uint64, data []byte) error {
+				switch num {
+				case 1:
+					d.Name = in.str(data)
+				case 2:
+					d.Count = int64(v)
+				case 3:
+					d.Latest = protowire.DecodeZigZag(v)
+				}
+				return nil
+			}); err != nil {
+				return fmt.Errorf("dropped count %d: %w", len(p.Dropped), err)
+			}
+			p.Dropped = append(p.Dropped, d)
 		}
 		return nil
 	})

@@ -3,6 +3,7 @@ package profile
 import (
 	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
@@ -101,6 +102,45 @@ type Profile struct {
 	Traits []TraitUpdate
 	// Consents are the consent changes, by (Time, Seq).
 	Consents []Consent
+	// Dropped counts, per event name, the oldest events dropped by the
+	// retention (the cap on a profile's size), in name order.
+	Dropped []Dropped
+}
+
+// Dropped is how many events of one name a profile dropped by retention,
+// and the latest time among them: aggregates over windows reaching back
+// to that time undercount.
+type Dropped struct {
+	// Name is the events' name.
+	Name string
+	// Count is how many were dropped.
+	Count int64
+	// Latest is the latest event time among them, Unix nanoseconds.
+	Latest int64
+}
+
+// DropOldest drops the oldest n events and counts them in Dropped.
+func (p *Profile) DropOldest(n int) {
+	n = min(n, len(p.Events))
+	for _, e := range p.Events[:n] {
+		i, found := slices.BinarySearchFunc(p.Dropped, e.Name, func(d Dropped, name string) int { return strings.Compare(d.Name, name) })
+		if !found {
+			p.Dropped = slices.Insert(p.Dropped, i, Dropped{Name: e.Name})
+		}
+		d := &p.Dropped[i]
+		d.Count++
+		d.Latest = max(d.Latest, e.Time)
+	}
+	p.Events = slices.Delete(p.Events, 0, n)
+}
+
+// DroppedEvents returns how many events the profile dropped by retention.
+func (p *Profile) DroppedEvents() int64 {
+	var n int64
+	for _, d := range p.Dropped {
+		n += d.Count
+	}
+	return n
 }
 
 // Memo keeps a value derived from one stored version of a profile (feature
@@ -315,7 +355,7 @@ func (p *Profile) UpTo(seq uint64) *Profile {
 	if p.LastSeq <= seq {
 		return p
 	}
-	c := &Profile{ID: p.ID, Kind: p.Kind, LastSeq: seq}
+	c := &Profile{ID: p.ID, Kind: p.Kind, LastSeq: seq, Dropped: p.Dropped}
 	for _, e := range p.Events {
 		if e.Seq <= seq {
 			c.Events = append(c.Events, e)

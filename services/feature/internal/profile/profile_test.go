@@ -123,3 +123,35 @@ func TestConvert(t *testing.T) {
 		}
 	}
 }
+
+// TestDropOldestCountsAndRoundTrips drops a profile's oldest events by
+// retention: the counts per name (and the latest dropped time) survive an
+// encoding, and appending to the encoding keeps them.
+func TestDropOldestCountsAndRoundTrips(t *testing.T) {
+	p := New(eventlog.UserKey("c-1"))
+	for i := range 10 {
+		name := "Product Viewed"
+		if i%2 == 0 {
+			name = "Order Completed"
+		}
+		p.Apply(uint64(i+1), track(name, int64(i)*1e9, nil, nil))
+	}
+	p.DropOldest(5)
+	want := []Dropped{{Name: "Order Completed", Count: 3, Latest: 4e9}, {Name: "Product Viewed", Count: 2, Latest: 3e9}}
+	if !reflect.DeepEqual(p.Dropped, want) || len(p.Events) != 5 || p.DroppedEvents() != 5 {
+		t.Fatalf("dropped %+v, %d events left", p.Dropped, len(p.Events))
+	}
+	b := Encode(nil, p)
+	a, err := NewAppender(eventlog.UserKey("c-1"), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Apply(11, track("Order Completed", 20e9, nil, nil))
+	got, err := Decode(a.Bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Dropped, want) || len(got.Events) != 6 {
+		t.Errorf("after an append: dropped %+v, %d events", got.Dropped, len(got.Events))
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/selection"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/state"
+	"github.com/bullseye-ml/bullseye/services/feature/internal/verify"
 )
 
 // Defaults of Server.
@@ -63,6 +64,10 @@ type Server struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Verifier reconciles the stream with the profiles; Verified exports
+	// its last result (nil: none).
+	Verifier *verify.Verifier
+	Verified *VerifyGauges
 }
 
 // erased reports whether a customer id is on the erasure list.

@@ -5,7 +5,8 @@
 // .base and .test, one event name per file, back to back) and compares,
 // per event name, the rows each import accepted with the pairs
 // ExportInteractions returns (what recommenders train on) and with the
-// events the online feature counts hold. It exits 1 on any difference.
+// events the online feature counts hold, and runs bullseye verify (the
+// stream reconciled with the profiles). It exits 1 on any difference.
 // Everything runs on loopback and ends within its time bound.
 package main
 
@@ -156,6 +157,11 @@ func run(ctx context.Context, burn, train bool, out io.Writer) (lost int, err er
 			lost += f.rows - f.accepted
 		}
 		fmt.Fprintf(out, "%-8s %8d %8d %8d %8d\n", f.name, f.rows, f.accepted, f.exported, f.counted)
+	}
+	code, stdout, stderr := command(ctx, etcd, "verify", "--timeout", "5m")
+	fmt.Fprintf(out, "bullseye verify: exit %d\n%s%s", code, stdout, stderr)
+	if code != 0 {
+		return lost, fmt.Errorf("bullseye verify exited %d", code)
 	}
 	return lost, nil
 }

@@ -3688,8 +3688,14 @@ type TrainingSetSummary struct {
 	MinCutoffTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=min_cutoff_time,json=minCutoffTime,proto3" json:"min_cutoff_time,omitempty"`
 	// The latest cutoff time of any row.
 	MaxCutoffTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=max_cutoff_time,json=maxCutoffTime,proto3" json:"max_cutoff_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Entities of the set whose profile reached the feature service's
+	// retention (its --max-profile-bytes): their oldest events were dropped,
+	// so features over the dropped period undercount for them.
+	EntitiesPastRetention int64 `protobuf:"varint,11,opt,name=entities_past_retention,json=entitiesPastRetention,proto3" json:"entities_past_retention,omitempty"`
+	// The events those entities' profiles dropped by retention.
+	EventsDroppedByRetention int64 `protobuf:"varint,12,opt,name=events_dropped_by_retention,json=eventsDroppedByRetention,proto3" json:"events_dropped_by_retention,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *TrainingSetSummary) Reset() {
@@ -3790,6 +3796,20 @@ func (x *TrainingSetSummary) GetMaxCutoffTime() *timestamppb.Timestamp {
 		return x.MaxCutoffTime
 	}
 	return nil
+}
+
+func (x *TrainingSetSummary) GetEntitiesPastRetention() int64 {
+	if x != nil {
+		return x.EntitiesPastRetention
+	}
+	return 0
+}
+
+func (x *TrainingSetSummary) GetEventsDroppedByRetention() int64 {
+	if x != nil {
+		return x.EventsDroppedByRetention
+	}
+	return 0
 }
 
 // BuildTrainingSetResponse is one message of a training set stream: the
@@ -4719,6 +4739,306 @@ func (x *ListEntitiesResponse) GetEntities() []*v1.EntityKey {
 	return nil
 }
 
+// VerifyMaterializationRequest asks for a reconciliation.
+type VerifyMaterializationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The most differing (entity, record kind) pairs listed; 0 means 100, at
+	// most 10,000. Every difference is counted whatever this says.
+	MaxEntities   int32 `protobuf:"varint,1,opt,name=max_entities,json=maxEntities,proto3" json:"max_entities,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyMaterializationRequest) Reset() {
+	*x = VerifyMaterializationRequest{}
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyMaterializationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyMaterializationRequest) ProtoMessage() {}
+
+func (x *VerifyMaterializationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyMaterializationRequest.ProtoReflect.Descriptor instead.
+func (*VerifyMaterializationRequest) Descriptor() ([]byte, []int) {
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *VerifyMaterializationRequest) GetMaxEntities() int32 {
+	if x != nil {
+		return x.MaxEntities
+	}
+	return 0
+}
+
+// RecordCount is how many records of one kind (a track event's name, or
+// "(identify)" for trait updates, "(consent)" for consent changes) the
+// stream and the profiles hold.
+type RecordCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event name, "(identify)" or "(consent)".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Records on the events stream, of customers not erased.
+	Stream int64 `protobuf:"varint,2,opt,name=stream,proto3" json:"stream,omitempty"`
+	// Records held by the profiles.
+	Materialised int64 `protobuf:"varint,3,opt,name=materialised,proto3" json:"materialised,omitempty"`
+	// Records the profiles dropped by retention (their oldest events, past
+	// --max-profile-bytes): accounted for, not lost.
+	DroppedByRetention int64 `protobuf:"varint,4,opt,name=dropped_by_retention,json=droppedByRetention,proto3" json:"dropped_by_retention,omitempty"`
+	// stream - materialised - dropped_by_retention: above 0 when records are
+	// missing from the profiles, below 0 when profiles hold records the stream
+	// does not.
+	Difference int64 `protobuf:"varint,5,opt,name=difference,proto3" json:"difference,omitempty"`
+	// The feature sets (latest versions) with a feature that reads this event
+	// name, so a difference names what it affects.
+	FeatureSets   []string `protobuf:"bytes,6,rep,name=feature_sets,json=featureSets,proto3" json:"feature_sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordCount) Reset() {
+	*x = RecordCount{}
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordCount) ProtoMessage() {}
+
+func (x *RecordCount) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordCount.ProtoReflect.Descriptor instead.
+func (*RecordCount) Descriptor() ([]byte, []int) {
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *RecordCount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RecordCount) GetStream() int64 {
+	if x != nil {
+		return x.Stream
+	}
+	return 0
+}
+
+func (x *RecordCount) GetMaterialised() int64 {
+	if x != nil {
+		return x.Materialised
+	}
+	return 0
+}
+
+func (x *RecordCount) GetDroppedByRetention() int64 {
+	if x != nil {
+		return x.DroppedByRetention
+	}
+	return 0
+}
+
+func (x *RecordCount) GetDifference() int64 {
+	if x != nil {
+		return x.Difference
+	}
+	return 0
+}
+
+func (x *RecordCount) GetFeatureSets() []string {
+	if x != nil {
+		return x.FeatureSets
+	}
+	return nil
+}
+
+// EntityDifference is one customer whose records of one kind differ.
+type EntityDifference struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The customer (or anonymous visitor).
+	Entity *v1.EntityKey `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	// The counts of the record kind that differs.
+	Count         *RecordCount `protobuf:"bytes,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EntityDifference) Reset() {
+	*x = EntityDifference{}
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntityDifference) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntityDifference) ProtoMessage() {}
+
+func (x *EntityDifference) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntityDifference.ProtoReflect.Descriptor instead.
+func (*EntityDifference) Descriptor() ([]byte, []int) {
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *EntityDifference) GetEntity() *v1.EntityKey {
+	if x != nil {
+		return x.Entity
+	}
+	return nil
+}
+
+func (x *EntityDifference) GetCount() *RecordCount {
+	if x != nil {
+		return x.Count
+	}
+	return nil
+}
+
+// VerifyMaterializationResponse is the reconciliation's result.
+type VerifyMaterializationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stream position reconciled: every record at or before it.
+	StreamSequence uint64 `protobuf:"varint,1,opt,name=stream_sequence,json=streamSequence,proto3" json:"stream_sequence,omitempty"`
+	// Per event name (and trait updates and consent changes), in name order.
+	Records []*RecordCount `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	// The sum over entities and record kinds of |difference|: 0 when the
+	// profiles hold exactly what the stream holds.
+	Differences int64 `protobuf:"varint,3,opt,name=differences,proto3" json:"differences,omitempty"`
+	// How many (entity, record kind) pairs differ.
+	EntitiesDiffering int64 `protobuf:"varint,4,opt,name=entities_differing,json=entitiesDiffering,proto3" json:"entities_differing,omitempty"`
+	// The first of them (up to max_entities), by entity id.
+	Entities []*EntityDifference `protobuf:"bytes,5,rep,name=entities,proto3" json:"entities,omitempty"`
+	// Profiles read.
+	Profiles int64 `protobuf:"varint,6,opt,name=profiles,proto3" json:"profiles,omitempty"`
+	// Profiles past retention (with dropped events).
+	ProfilesPastRetention int64 `protobuf:"varint,7,opt,name=profiles_past_retention,json=profilesPastRetention,proto3" json:"profiles_past_retention,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *VerifyMaterializationResponse) Reset() {
+	*x = VerifyMaterializationResponse{}
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyMaterializationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyMaterializationResponse) ProtoMessage() {}
+
+func (x *VerifyMaterializationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_feature_v1_feature_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyMaterializationResponse.ProtoReflect.Descriptor instead.
+func (*VerifyMaterializationResponse) Descriptor() ([]byte, []int) {
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *VerifyMaterializationResponse) GetStreamSequence() uint64 {
+	if x != nil {
+		return x.StreamSequence
+	}
+	return 0
+}
+
+func (x *VerifyMaterializationResponse) GetRecords() []*RecordCount {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *VerifyMaterializationResponse) GetDifferences() int64 {
+	if x != nil {
+		return x.Differences
+	}
+	return 0
+}
+
+func (x *VerifyMaterializationResponse) GetEntitiesDiffering() int64 {
+	if x != nil {
+		return x.EntitiesDiffering
+	}
+	return 0
+}
+
+func (x *VerifyMaterializationResponse) GetEntities() []*EntityDifference {
+	if x != nil {
+		return x.Entities
+	}
+	return nil
+}
+
+func (x *VerifyMaterializationResponse) GetProfiles() int64 {
+	if x != nil {
+		return x.Profiles
+	}
+	return 0
+}
+
+func (x *VerifyMaterializationResponse) GetProfilesPastRetention() int64 {
+	if x != nil {
+		return x.ProfilesPastRetention
+	}
+	return 0
+}
+
 var File_bullseye_feature_v1_feature_proto protoreflect.FileDescriptor
 
 const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
@@ -4934,7 +5254,7 @@ const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
 	"\x05split\x18\x05 \x01(\x0e2\x1a.bullseye.feature.v1.SplitR\x05split\x12\x1b\n" +
 	"\timport_id\x18\x06 \x01(\tR\bimportId\x12*\n" +
 	"\x11import_row_number\x18\a \x01(\x03R\x0fimportRowNumber\x12,\n" +
-	"\x12trigger_message_id\x18\b \x01(\tR\x10triggerMessageId\"\xda\x03\n" +
+	"\x12trigger_message_id\x18\b \x01(\tR\x10triggerMessageId\"\xd1\x04\n" +
 	"\x12TrainingSetSummary\x12\x12\n" +
 	"\x04rows\x18\x01 \x01(\x03R\x04rows\x12\x1d\n" +
 	"\n" +
@@ -4947,7 +5267,9 @@ const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
 	"\x15dropped_no_row_number\x18\b \x01(\x03R\x12droppedNoRowNumber\x12B\n" +
 	"\x0fmin_cutoff_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\rminCutoffTime\x12B\n" +
 	"\x0fmax_cutoff_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\rmaxCutoffTime\"\xd3\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\rmaxCutoffTime\x126\n" +
+	"\x17entities_past_retention\x18\v \x01(\x03R\x15entitiesPastRetention\x12=\n" +
+	"\x1bevents_dropped_by_retention\x18\f \x01(\x03R\x18eventsDroppedByRetention\"\xd3\x01\n" +
 	"\x18BuildTrainingSetResponse\x12>\n" +
 	"\x06header\x18\x01 \x01(\v2&.bullseye.feature.v1.TrainingSetHeaderR\x06header\x124\n" +
 	"\x04rows\x18\x02 \x03(\v2 .bullseye.feature.v1.TrainingRowR\x04rows\x12A\n" +
@@ -5015,7 +5337,29 @@ const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
 	"\x13ListEntitiesRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\"Q\n" +
 	"\x14ListEntitiesResponse\x129\n" +
-	"\bentities\x18\x01 \x03(\v2\x1d.bullseye.common.v1.EntityKeyR\bentities*\x98\x02\n" +
+	"\bentities\x18\x01 \x03(\v2\x1d.bullseye.common.v1.EntityKeyR\bentities\"A\n" +
+	"\x1cVerifyMaterializationRequest\x12!\n" +
+	"\fmax_entities\x18\x01 \x01(\x05R\vmaxEntities\"\xd2\x01\n" +
+	"\vRecordCount\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06stream\x18\x02 \x01(\x03R\x06stream\x12\"\n" +
+	"\fmaterialised\x18\x03 \x01(\x03R\fmaterialised\x120\n" +
+	"\x14dropped_by_retention\x18\x04 \x01(\x03R\x12droppedByRetention\x12\x1e\n" +
+	"\n" +
+	"difference\x18\x05 \x01(\x03R\n" +
+	"difference\x12!\n" +
+	"\ffeature_sets\x18\x06 \x03(\tR\vfeatureSets\"\x81\x01\n" +
+	"\x10EntityDifference\x125\n" +
+	"\x06entity\x18\x01 \x01(\v2\x1d.bullseye.common.v1.EntityKeyR\x06entity\x126\n" +
+	"\x05count\x18\x02 \x01(\v2 .bullseye.feature.v1.RecordCountR\x05count\"\xec\x02\n" +
+	"\x1dVerifyMaterializationResponse\x12'\n" +
+	"\x0fstream_sequence\x18\x01 \x01(\x04R\x0estreamSequence\x12:\n" +
+	"\arecords\x18\x02 \x03(\v2 .bullseye.feature.v1.RecordCountR\arecords\x12 \n" +
+	"\vdifferences\x18\x03 \x01(\x03R\vdifferences\x12-\n" +
+	"\x12entities_differing\x18\x04 \x01(\x03R\x11entitiesDiffering\x12A\n" +
+	"\bentities\x18\x05 \x03(\v2%.bullseye.feature.v1.EntityDifferenceR\bentities\x12\x1a\n" +
+	"\bprofiles\x18\x06 \x01(\x03R\bprofiles\x126\n" +
+	"\x17profiles_past_retention\x18\a \x01(\x03R\x15profilesPastRetention*\x98\x02\n" +
 	"\vAggregation\x12\x1b\n" +
 	"\x17AGGREGATION_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11AGGREGATION_COUNT\x10\x01\x12\x13\n" +
@@ -5089,7 +5433,7 @@ const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
 	"\x17DROP_REASON_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DROP_REASON_LOW_VARIANCE\x10\x01\x12\x19\n" +
 	"\x15DROP_REASON_REDUNDANT\x10\x02\x12\x19\n" +
-	"\x15DROP_REASON_NO_SIGNAL\x10\x032\x86\a\n" +
+	"\x15DROP_REASON_NO_SIGNAL\x10\x032\x86\b\n" +
 	"\x0eFeatureService\x12l\n" +
 	"\x0fApplyFeatureSet\x12+.bullseye.feature.v1.ApplyFeatureSetRequest\x1a,.bullseye.feature.v1.ApplyFeatureSetResponse\x12f\n" +
 	"\rGetFeatureSet\x12).bullseye.feature.v1.GetFeatureSetRequest\x1a*.bullseye.feature.v1.GetFeatureSetResponse\x12l\n" +
@@ -5098,7 +5442,8 @@ const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
 	"\x10BuildTrainingSet\x12,.bullseye.feature.v1.BuildTrainingSetRequest\x1a-.bullseye.feature.v1.BuildTrainingSetResponse0\x01\x12w\n" +
 	"\x12ExportInteractions\x12..bullseye.feature.v1.ExportInteractionsRequest\x1a/.bullseye.feature.v1.ExportInteractionsResponse0\x01\x12e\n" +
 	"\fListEntities\x12(.bullseye.feature.v1.ListEntitiesRequest\x1a).bullseye.feature.v1.ListEntitiesResponse0\x01\x12i\n" +
-	"\x0eSelectFeatures\x12*.bullseye.feature.v1.SelectFeaturesRequest\x1a+.bullseye.feature.v1.SelectFeaturesResponseB\xdc\x01\n" +
+	"\x0eSelectFeatures\x12*.bullseye.feature.v1.SelectFeaturesRequest\x1a+.bullseye.feature.v1.SelectFeaturesResponse\x12~\n" +
+	"\x15VerifyMaterialization\x121.bullseye.feature.v1.VerifyMaterializationRequest\x1a2.bullseye.feature.v1.VerifyMaterializationResponseB\xdc\x01\n" +
 	"\x17com.bullseye.feature.v1B\fFeatureProtoP\x01ZEgithub.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1;featurev1\xa2\x02\x03BFX\xaa\x02\x13Bullseye.Feature.V1\xca\x02\x13Bullseye\\Feature\\V1\xe2\x02\x1fBullseye\\Feature\\V1\\GPBMetadata\xea\x02\x15Bullseye::Feature::V1b\x06proto3"
 
 var (
@@ -5114,122 +5459,126 @@ func file_bullseye_feature_v1_feature_proto_rawDescGZIP() []byte {
 }
 
 var file_bullseye_feature_v1_feature_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_bullseye_feature_v1_feature_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_bullseye_feature_v1_feature_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_bullseye_feature_v1_feature_proto_goTypes = []any{
-	(Aggregation)(0),                   // 0: bullseye.feature.v1.Aggregation
-	(FieldOperator)(0),                 // 1: bullseye.feature.v1.FieldOperator
-	(RfmStyle)(0),                      // 2: bullseye.feature.v1.RfmStyle
-	(BackfillState)(0),                 // 3: bullseye.feature.v1.BackfillState
-	(FeatureValueStatus)(0),            // 4: bullseye.feature.v1.FeatureValueStatus
-	(OnlineLayout)(0),                  // 5: bullseye.feature.v1.OnlineLayout
-	(OutcomeAggregation)(0),            // 6: bullseye.feature.v1.OutcomeAggregation
-	(TriggerSelection)(0),              // 7: bullseye.feature.v1.TriggerSelection
-	(TrainingSetOrder)(0),              // 8: bullseye.feature.v1.TrainingSetOrder
-	(Split)(0),                         // 9: bullseye.feature.v1.Split
-	(SelectionMethod)(0),               // 10: bullseye.feature.v1.SelectionMethod
-	(DropReason)(0),                    // 11: bullseye.feature.v1.DropReason
-	(*FeatureSetRef)(nil),              // 12: bullseye.feature.v1.FeatureSetRef
-	(*FeatureSet)(nil),                 // 13: bullseye.feature.v1.FeatureSet
-	(*Feature)(nil),                    // 14: bullseye.feature.v1.Feature
-	(*TraitFeature)(nil),               // 15: bullseye.feature.v1.TraitFeature
-	(*AggregateFeature)(nil),           // 16: bullseye.feature.v1.AggregateFeature
-	(*EventFilter)(nil),                // 17: bullseye.feature.v1.EventFilter
-	(*FieldCondition)(nil),             // 18: bullseye.feature.v1.FieldCondition
-	(*RfmGroup)(nil),                   // 19: bullseye.feature.v1.RfmGroup
-	(*FeatureColumn)(nil),              // 20: bullseye.feature.v1.FeatureColumn
-	(*BackfillStatus)(nil),             // 21: bullseye.feature.v1.BackfillStatus
-	(*ApplyFeatureSetRequest)(nil),     // 22: bullseye.feature.v1.ApplyFeatureSetRequest
-	(*ApplyFeatureSetResponse)(nil),    // 23: bullseye.feature.v1.ApplyFeatureSetResponse
-	(*GetFeatureSetRequest)(nil),       // 24: bullseye.feature.v1.GetFeatureSetRequest
-	(*GetFeatureSetResponse)(nil),      // 25: bullseye.feature.v1.GetFeatureSetResponse
-	(*ListFeatureSetsRequest)(nil),     // 26: bullseye.feature.v1.ListFeatureSetsRequest
-	(*ListFeatureSetsResponse)(nil),    // 27: bullseye.feature.v1.ListFeatureSetsResponse
-	(*FeatureValue)(nil),               // 28: bullseye.feature.v1.FeatureValue
-	(*GetOnlineFeaturesRequest)(nil),   // 29: bullseye.feature.v1.GetOnlineFeaturesRequest
-	(*OnlineColumns)(nil),              // 30: bullseye.feature.v1.OnlineColumns
-	(*FeatureValueColumn)(nil),         // 31: bullseye.feature.v1.FeatureValueColumn
-	(*EntityFeatures)(nil),             // 32: bullseye.feature.v1.EntityFeatures
-	(*GetOnlineFeaturesResponse)(nil),  // 33: bullseye.feature.v1.GetOnlineFeaturesResponse
-	(*TrainingSetSpec)(nil),            // 34: bullseye.feature.v1.TrainingSetSpec
-	(*LabelSpec)(nil),                  // 35: bullseye.feature.v1.LabelSpec
-	(*TraitLabel)(nil),                 // 36: bullseye.feature.v1.TraitLabel
-	(*OutcomeLabel)(nil),               // 37: bullseye.feature.v1.OutcomeLabel
-	(*CutoffSpec)(nil),                 // 38: bullseye.feature.v1.CutoffSpec
-	(*RollingCutoff)(nil),              // 39: bullseye.feature.v1.RollingCutoff
-	(*TriggerCutoff)(nil),              // 40: bullseye.feature.v1.TriggerCutoff
-	(*SplitSpec)(nil),                  // 41: bullseye.feature.v1.SplitSpec
-	(*EntityHashSplit)(nil),            // 42: bullseye.feature.v1.EntityHashSplit
-	(*TimeSplit)(nil),                  // 43: bullseye.feature.v1.TimeSplit
-	(*RowNumberSplit)(nil),             // 44: bullseye.feature.v1.RowNumberSplit
-	(*EntityFilter)(nil),               // 45: bullseye.feature.v1.EntityFilter
-	(*BuildTrainingSetRequest)(nil),    // 46: bullseye.feature.v1.BuildTrainingSetRequest
-	(*TrainingSetHeader)(nil),          // 47: bullseye.feature.v1.TrainingSetHeader
-	(*TrainingRow)(nil),                // 48: bullseye.feature.v1.TrainingRow
-	(*TrainingSetSummary)(nil),         // 49: bullseye.feature.v1.TrainingSetSummary
-	(*BuildTrainingSetResponse)(nil),   // 50: bullseye.feature.v1.BuildTrainingSetResponse
-	(*ExplicitFeedback)(nil),           // 51: bullseye.feature.v1.ExplicitFeedback
-	(*ImplicitFeedback)(nil),           // 52: bullseye.feature.v1.ImplicitFeedback
-	(*ExportInteractionsRequest)(nil),  // 53: bullseye.feature.v1.ExportInteractionsRequest
-	(*Interaction)(nil),                // 54: bullseye.feature.v1.Interaction
-	(*ExportInteractionsResponse)(nil), // 55: bullseye.feature.v1.ExportInteractionsResponse
-	(*SelectFeaturesRequest)(nil),      // 56: bullseye.feature.v1.SelectFeaturesRequest
-	(*MethodScore)(nil),                // 57: bullseye.feature.v1.MethodScore
-	(*FeatureScore)(nil),               // 58: bullseye.feature.v1.FeatureScore
-	(*DropSuggestion)(nil),             // 59: bullseye.feature.v1.DropSuggestion
-	(*SelectFeaturesResponse)(nil),     // 60: bullseye.feature.v1.SelectFeaturesResponse
-	(*ListEntitiesRequest)(nil),        // 61: bullseye.feature.v1.ListEntitiesRequest
-	(*ListEntitiesResponse)(nil),       // 62: bullseye.feature.v1.ListEntitiesResponse
-	nil,                                // 63: bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
-	(*timestamppb.Timestamp)(nil),      // 64: google.protobuf.Timestamp
-	(v1.ValueType)(0),                  // 65: bullseye.common.v1.ValueType
-	(*durationpb.Duration)(nil),        // 66: google.protobuf.Duration
-	(*v1.Value)(nil),                   // 67: bullseye.common.v1.Value
-	(*v1.EntityKey)(nil),               // 68: bullseye.common.v1.EntityKey
-	(v1.ConsentState)(0),               // 69: bullseye.common.v1.ConsentState
+	(Aggregation)(0),                      // 0: bullseye.feature.v1.Aggregation
+	(FieldOperator)(0),                    // 1: bullseye.feature.v1.FieldOperator
+	(RfmStyle)(0),                         // 2: bullseye.feature.v1.RfmStyle
+	(BackfillState)(0),                    // 3: bullseye.feature.v1.BackfillState
+	(FeatureValueStatus)(0),               // 4: bullseye.feature.v1.FeatureValueStatus
+	(OnlineLayout)(0),                     // 5: bullseye.feature.v1.OnlineLayout
+	(OutcomeAggregation)(0),               // 6: bullseye.feature.v1.OutcomeAggregation
+	(TriggerSelection)(0),                 // 7: bullseye.feature.v1.TriggerSelection
+	(TrainingSetOrder)(0),                 // 8: bullseye.feature.v1.TrainingSetOrder
+	(Split)(0),                            // 9: bullseye.feature.v1.Split
+	(SelectionMethod)(0),                  // 10: bullseye.feature.v1.SelectionMethod
+	(DropReason)(0),                       // 11: bullseye.feature.v1.DropReason
+	(*FeatureSetRef)(nil),                 // 12: bullseye.feature.v1.FeatureSetRef
+	(*FeatureSet)(nil),                    // 13: bullseye.feature.v1.FeatureSet
+	(*Feature)(nil),                       // 14: bullseye.feature.v1.Feature
+	(*TraitFeature)(nil),                  // 15: bullseye.feature.v1.TraitFeature
+	(*AggregateFeature)(nil),              // 16: bullseye.feature.v1.AggregateFeature
+	(*EventFilter)(nil),                   // 17: bullseye.feature.v1.EventFilter
+	(*FieldCondition)(nil),                // 18: bullseye.feature.v1.FieldCondition
+	(*RfmGroup)(nil),                      // 19: bullseye.feature.v1.RfmGroup
+	(*FeatureColumn)(nil),                 // 20: bullseye.feature.v1.FeatureColumn
+	(*BackfillStatus)(nil),                // 21: bullseye.feature.v1.BackfillStatus
+	(*ApplyFeatureSetRequest)(nil),        // 22: bullseye.feature.v1.ApplyFeatureSetRequest
+	(*ApplyFeatureSetResponse)(nil),       // 23: bullseye.feature.v1.ApplyFeatureSetResponse
+	(*GetFeatureSetRequest)(nil),          // 24: bullseye.feature.v1.GetFeatureSetRequest
+	(*GetFeatureSetResponse)(nil),         // 25: bullseye.feature.v1.GetFeatureSetResponse
+	(*ListFeatureSetsRequest)(nil),        // 26: bullseye.feature.v1.ListFeatureSetsRequest
+	(*ListFeatureSetsResponse)(nil),       // 27: bullseye.feature.v1.ListFeatureSetsResponse
+	(*FeatureValue)(nil),                  // 28: bullseye.feature.v1.FeatureValue
+	(*GetOnlineFeaturesRequest)(nil),      // 29: bullseye.feature.v1.GetOnlineFeaturesRequest
+	(*OnlineColumns)(nil),                 // 30: bullseye.feature.v1.OnlineColumns
+	(*FeatureValueColumn)(nil),            // 31: bullseye.feature.v1.FeatureValueColumn
+	(*EntityFeatures)(nil),                // 32: bullseye.feature.v1.EntityFeatures
+	(*GetOnlineFeaturesResponse)(nil),     // 33: bullseye.feature.v1.GetOnlineFeaturesResponse
+	(*TrainingSetSpec)(nil),               // 34: bullseye.feature.v1.TrainingSetSpec
+	(*LabelSpec)(nil),                     // 35: bullseye.feature.v1.LabelSpec
+	(*TraitLabel)(nil),                    // 36: bullseye.feature.v1.TraitLabel
+	(*OutcomeLabel)(nil),                  // 37: bullseye.feature.v1.OutcomeLabel
+	(*CutoffSpec)(nil),                    // 38: bullseye.feature.v1.CutoffSpec
+	(*RollingCutoff)(nil),                 // 39: bullseye.feature.v1.RollingCutoff
+	(*TriggerCutoff)(nil),                 // 40: bullseye.feature.v1.TriggerCutoff
+	(*SplitSpec)(nil),                     // 41: bullseye.feature.v1.SplitSpec
+	(*EntityHashSplit)(nil),               // 42: bullseye.feature.v1.EntityHashSplit
+	(*TimeSplit)(nil),                     // 43: bullseye.feature.v1.TimeSplit
+	(*RowNumberSplit)(nil),                // 44: bullseye.feature.v1.RowNumberSplit
+	(*EntityFilter)(nil),                  // 45: bullseye.feature.v1.EntityFilter
+	(*BuildTrainingSetRequest)(nil),       // 46: bullseye.feature.v1.BuildTrainingSetRequest
+	(*TrainingSetHeader)(nil),             // 47: bullseye.feature.v1.TrainingSetHeader
+	(*TrainingRow)(nil),                   // 48: bullseye.feature.v1.TrainingRow
+	(*TrainingSetSummary)(nil),            // 49: bullseye.feature.v1.TrainingSetSummary
+	(*BuildTrainingSetResponse)(nil),      // 50: bullseye.feature.v1.BuildTrainingSetResponse
+	(*ExplicitFeedback)(nil),              // 51: bullseye.feature.v1.ExplicitFeedback
+	(*ImplicitFeedback)(nil),              // 52: bullseye.feature.v1.ImplicitFeedback
+	(*ExportInteractionsRequest)(nil),     // 53: bullseye.feature.v1.ExportInteractionsRequest
+	(*Interaction)(nil),                   // 54: bullseye.feature.v1.Interaction
+	(*ExportInteractionsResponse)(nil),    // 55: bullseye.feature.v1.ExportInteractionsResponse
+	(*SelectFeaturesRequest)(nil),         // 56: bullseye.feature.v1.SelectFeaturesRequest
+	(*MethodScore)(nil),                   // 57: bullseye.feature.v1.MethodScore
+	(*FeatureScore)(nil),                  // 58: bullseye.feature.v1.FeatureScore
+	(*DropSuggestion)(nil),                // 59: bullseye.feature.v1.DropSuggestion
+	(*SelectFeaturesResponse)(nil),        // 60: bullseye.feature.v1.SelectFeaturesResponse
+	(*ListEntitiesRequest)(nil),           // 61: bullseye.feature.v1.ListEntitiesRequest
+	(*ListEntitiesResponse)(nil),          // 62: bullseye.feature.v1.ListEntitiesResponse
+	(*VerifyMaterializationRequest)(nil),  // 63: bullseye.feature.v1.VerifyMaterializationRequest
+	(*RecordCount)(nil),                   // 64: bullseye.feature.v1.RecordCount
+	(*EntityDifference)(nil),              // 65: bullseye.feature.v1.EntityDifference
+	(*VerifyMaterializationResponse)(nil), // 66: bullseye.feature.v1.VerifyMaterializationResponse
+	nil,                                   // 67: bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
+	(*timestamppb.Timestamp)(nil),         // 68: google.protobuf.Timestamp
+	(v1.ValueType)(0),                     // 69: bullseye.common.v1.ValueType
+	(*durationpb.Duration)(nil),           // 70: google.protobuf.Duration
+	(*v1.Value)(nil),                      // 71: bullseye.common.v1.Value
+	(*v1.EntityKey)(nil),                  // 72: bullseye.common.v1.EntityKey
+	(v1.ConsentState)(0),                  // 73: bullseye.common.v1.ConsentState
 }
 var file_bullseye_feature_v1_feature_proto_depIdxs = []int32{
 	14,  // 0: bullseye.feature.v1.FeatureSet.features:type_name -> bullseye.feature.v1.Feature
 	19,  // 1: bullseye.feature.v1.FeatureSet.rfm_groups:type_name -> bullseye.feature.v1.RfmGroup
-	64,  // 2: bullseye.feature.v1.FeatureSet.create_time:type_name -> google.protobuf.Timestamp
+	68,  // 2: bullseye.feature.v1.FeatureSet.create_time:type_name -> google.protobuf.Timestamp
 	20,  // 3: bullseye.feature.v1.FeatureSet.columns:type_name -> bullseye.feature.v1.FeatureColumn
 	21,  // 4: bullseye.feature.v1.FeatureSet.backfill:type_name -> bullseye.feature.v1.BackfillStatus
 	15,  // 5: bullseye.feature.v1.Feature.trait:type_name -> bullseye.feature.v1.TraitFeature
 	16,  // 6: bullseye.feature.v1.Feature.aggregate:type_name -> bullseye.feature.v1.AggregateFeature
-	65,  // 7: bullseye.feature.v1.Feature.type:type_name -> bullseye.common.v1.ValueType
-	66,  // 8: bullseye.feature.v1.Feature.max_age:type_name -> google.protobuf.Duration
-	67,  // 9: bullseye.feature.v1.Feature.default_value:type_name -> bullseye.common.v1.Value
+	69,  // 7: bullseye.feature.v1.Feature.type:type_name -> bullseye.common.v1.ValueType
+	70,  // 8: bullseye.feature.v1.Feature.max_age:type_name -> google.protobuf.Duration
+	71,  // 9: bullseye.feature.v1.Feature.default_value:type_name -> bullseye.common.v1.Value
 	0,   // 10: bullseye.feature.v1.AggregateFeature.aggregation:type_name -> bullseye.feature.v1.Aggregation
 	17,  // 11: bullseye.feature.v1.AggregateFeature.filter:type_name -> bullseye.feature.v1.EventFilter
-	66,  // 12: bullseye.feature.v1.AggregateFeature.window:type_name -> google.protobuf.Duration
+	70,  // 12: bullseye.feature.v1.AggregateFeature.window:type_name -> google.protobuf.Duration
 	18,  // 13: bullseye.feature.v1.EventFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
 	1,   // 14: bullseye.feature.v1.FieldCondition.operator:type_name -> bullseye.feature.v1.FieldOperator
-	67,  // 15: bullseye.feature.v1.FieldCondition.values:type_name -> bullseye.common.v1.Value
+	71,  // 15: bullseye.feature.v1.FieldCondition.values:type_name -> bullseye.common.v1.Value
 	17,  // 16: bullseye.feature.v1.RfmGroup.purchases:type_name -> bullseye.feature.v1.EventFilter
-	66,  // 17: bullseye.feature.v1.RfmGroup.window:type_name -> google.protobuf.Duration
+	70,  // 17: bullseye.feature.v1.RfmGroup.window:type_name -> google.protobuf.Duration
 	2,   // 18: bullseye.feature.v1.RfmGroup.style:type_name -> bullseye.feature.v1.RfmStyle
-	66,  // 19: bullseye.feature.v1.RfmGroup.max_age:type_name -> google.protobuf.Duration
-	65,  // 20: bullseye.feature.v1.FeatureColumn.type:type_name -> bullseye.common.v1.ValueType
+	70,  // 19: bullseye.feature.v1.RfmGroup.max_age:type_name -> google.protobuf.Duration
+	69,  // 20: bullseye.feature.v1.FeatureColumn.type:type_name -> bullseye.common.v1.ValueType
 	3,   // 21: bullseye.feature.v1.BackfillStatus.state:type_name -> bullseye.feature.v1.BackfillState
-	64,  // 22: bullseye.feature.v1.BackfillStatus.start_time:type_name -> google.protobuf.Timestamp
-	64,  // 23: bullseye.feature.v1.BackfillStatus.end_time:type_name -> google.protobuf.Timestamp
+	68,  // 22: bullseye.feature.v1.BackfillStatus.start_time:type_name -> google.protobuf.Timestamp
+	68,  // 23: bullseye.feature.v1.BackfillStatus.end_time:type_name -> google.protobuf.Timestamp
 	13,  // 24: bullseye.feature.v1.ApplyFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSet
 	13,  // 25: bullseye.feature.v1.ApplyFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
 	12,  // 26: bullseye.feature.v1.GetFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
 	13,  // 27: bullseye.feature.v1.GetFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
 	13,  // 28: bullseye.feature.v1.ListFeatureSetsResponse.feature_sets:type_name -> bullseye.feature.v1.FeatureSet
-	67,  // 29: bullseye.feature.v1.FeatureValue.value:type_name -> bullseye.common.v1.Value
+	71,  // 29: bullseye.feature.v1.FeatureValue.value:type_name -> bullseye.common.v1.Value
 	4,   // 30: bullseye.feature.v1.FeatureValue.status:type_name -> bullseye.feature.v1.FeatureValueStatus
-	64,  // 31: bullseye.feature.v1.FeatureValue.update_time:type_name -> google.protobuf.Timestamp
+	68,  // 31: bullseye.feature.v1.FeatureValue.update_time:type_name -> google.protobuf.Timestamp
 	12,  // 32: bullseye.feature.v1.GetOnlineFeaturesRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	68,  // 33: bullseye.feature.v1.GetOnlineFeaturesRequest.entities:type_name -> bullseye.common.v1.EntityKey
+	72,  // 33: bullseye.feature.v1.GetOnlineFeaturesRequest.entities:type_name -> bullseye.common.v1.EntityKey
 	5,   // 34: bullseye.feature.v1.GetOnlineFeaturesRequest.layout:type_name -> bullseye.feature.v1.OnlineLayout
-	69,  // 35: bullseye.feature.v1.OnlineColumns.consent:type_name -> bullseye.common.v1.ConsentState
+	73,  // 35: bullseye.feature.v1.OnlineColumns.consent:type_name -> bullseye.common.v1.ConsentState
 	31,  // 36: bullseye.feature.v1.OnlineColumns.features:type_name -> bullseye.feature.v1.FeatureValueColumn
-	65,  // 37: bullseye.feature.v1.FeatureValueColumn.type:type_name -> bullseye.common.v1.ValueType
+	69,  // 37: bullseye.feature.v1.FeatureValueColumn.type:type_name -> bullseye.common.v1.ValueType
 	4,   // 38: bullseye.feature.v1.FeatureValueColumn.status:type_name -> bullseye.feature.v1.FeatureValueStatus
-	68,  // 39: bullseye.feature.v1.EntityFeatures.entity:type_name -> bullseye.common.v1.EntityKey
+	72,  // 39: bullseye.feature.v1.EntityFeatures.entity:type_name -> bullseye.common.v1.EntityKey
 	28,  // 40: bullseye.feature.v1.EntityFeatures.values:type_name -> bullseye.feature.v1.FeatureValue
-	69,  // 41: bullseye.feature.v1.EntityFeatures.consent:type_name -> bullseye.common.v1.ConsentState
+	73,  // 41: bullseye.feature.v1.EntityFeatures.consent:type_name -> bullseye.common.v1.ConsentState
 	12,  // 42: bullseye.feature.v1.GetOnlineFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
 	32,  // 43: bullseye.feature.v1.GetOnlineFeaturesResponse.results:type_name -> bullseye.feature.v1.EntityFeatures
 	30,  // 44: bullseye.feature.v1.GetOnlineFeaturesResponse.columns:type_name -> bullseye.feature.v1.OnlineColumns
@@ -5240,48 +5589,48 @@ var file_bullseye_feature_v1_feature_proto_depIdxs = []int32{
 	45,  // 49: bullseye.feature.v1.TrainingSetSpec.entities:type_name -> bullseye.feature.v1.EntityFilter
 	36,  // 50: bullseye.feature.v1.LabelSpec.trait:type_name -> bullseye.feature.v1.TraitLabel
 	37,  // 51: bullseye.feature.v1.LabelSpec.outcome:type_name -> bullseye.feature.v1.OutcomeLabel
-	67,  // 52: bullseye.feature.v1.TraitLabel.positive_values:type_name -> bullseye.common.v1.Value
-	64,  // 53: bullseye.feature.v1.TraitLabel.as_of_time:type_name -> google.protobuf.Timestamp
+	71,  // 52: bullseye.feature.v1.TraitLabel.positive_values:type_name -> bullseye.common.v1.Value
+	68,  // 53: bullseye.feature.v1.TraitLabel.as_of_time:type_name -> google.protobuf.Timestamp
 	17,  // 54: bullseye.feature.v1.OutcomeLabel.filter:type_name -> bullseye.feature.v1.EventFilter
-	66,  // 55: bullseye.feature.v1.OutcomeLabel.horizon:type_name -> google.protobuf.Duration
+	70,  // 55: bullseye.feature.v1.OutcomeLabel.horizon:type_name -> google.protobuf.Duration
 	6,   // 56: bullseye.feature.v1.OutcomeLabel.aggregation:type_name -> bullseye.feature.v1.OutcomeAggregation
-	64,  // 57: bullseye.feature.v1.CutoffSpec.fixed_time:type_name -> google.protobuf.Timestamp
+	68,  // 57: bullseye.feature.v1.CutoffSpec.fixed_time:type_name -> google.protobuf.Timestamp
 	40,  // 58: bullseye.feature.v1.CutoffSpec.trigger:type_name -> bullseye.feature.v1.TriggerCutoff
 	39,  // 59: bullseye.feature.v1.CutoffSpec.rolling:type_name -> bullseye.feature.v1.RollingCutoff
-	64,  // 60: bullseye.feature.v1.RollingCutoff.start_time:type_name -> google.protobuf.Timestamp
-	64,  // 61: bullseye.feature.v1.RollingCutoff.end_time:type_name -> google.protobuf.Timestamp
-	66,  // 62: bullseye.feature.v1.RollingCutoff.step:type_name -> google.protobuf.Duration
+	68,  // 60: bullseye.feature.v1.RollingCutoff.start_time:type_name -> google.protobuf.Timestamp
+	68,  // 61: bullseye.feature.v1.RollingCutoff.end_time:type_name -> google.protobuf.Timestamp
+	70,  // 62: bullseye.feature.v1.RollingCutoff.step:type_name -> google.protobuf.Duration
 	17,  // 63: bullseye.feature.v1.TriggerCutoff.filter:type_name -> bullseye.feature.v1.EventFilter
-	64,  // 64: bullseye.feature.v1.TriggerCutoff.start_time:type_name -> google.protobuf.Timestamp
-	64,  // 65: bullseye.feature.v1.TriggerCutoff.end_time:type_name -> google.protobuf.Timestamp
+	68,  // 64: bullseye.feature.v1.TriggerCutoff.start_time:type_name -> google.protobuf.Timestamp
+	68,  // 65: bullseye.feature.v1.TriggerCutoff.end_time:type_name -> google.protobuf.Timestamp
 	7,   // 66: bullseye.feature.v1.TriggerCutoff.selection:type_name -> bullseye.feature.v1.TriggerSelection
 	42,  // 67: bullseye.feature.v1.SplitSpec.entity_hash:type_name -> bullseye.feature.v1.EntityHashSplit
 	43,  // 68: bullseye.feature.v1.SplitSpec.time:type_name -> bullseye.feature.v1.TimeSplit
 	44,  // 69: bullseye.feature.v1.SplitSpec.row_number:type_name -> bullseye.feature.v1.RowNumberSplit
-	64,  // 70: bullseye.feature.v1.TimeSplit.test_start_time:type_name -> google.protobuf.Timestamp
-	68,  // 71: bullseye.feature.v1.EntityFilter.entities:type_name -> bullseye.common.v1.EntityKey
+	68,  // 70: bullseye.feature.v1.TimeSplit.test_start_time:type_name -> google.protobuf.Timestamp
+	72,  // 71: bullseye.feature.v1.EntityFilter.entities:type_name -> bullseye.common.v1.EntityKey
 	18,  // 72: bullseye.feature.v1.EntityFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
 	34,  // 73: bullseye.feature.v1.BuildTrainingSetRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
 	8,   // 74: bullseye.feature.v1.BuildTrainingSetRequest.order:type_name -> bullseye.feature.v1.TrainingSetOrder
 	12,  // 75: bullseye.feature.v1.TrainingSetHeader.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
 	20,  // 76: bullseye.feature.v1.TrainingSetHeader.columns:type_name -> bullseye.feature.v1.FeatureColumn
-	65,  // 77: bullseye.feature.v1.TrainingSetHeader.label_type:type_name -> bullseye.common.v1.ValueType
-	68,  // 78: bullseye.feature.v1.TrainingRow.entity:type_name -> bullseye.common.v1.EntityKey
-	64,  // 79: bullseye.feature.v1.TrainingRow.cutoff_time:type_name -> google.protobuf.Timestamp
-	67,  // 80: bullseye.feature.v1.TrainingRow.features:type_name -> bullseye.common.v1.Value
-	67,  // 81: bullseye.feature.v1.TrainingRow.label:type_name -> bullseye.common.v1.Value
+	69,  // 77: bullseye.feature.v1.TrainingSetHeader.label_type:type_name -> bullseye.common.v1.ValueType
+	72,  // 78: bullseye.feature.v1.TrainingRow.entity:type_name -> bullseye.common.v1.EntityKey
+	68,  // 79: bullseye.feature.v1.TrainingRow.cutoff_time:type_name -> google.protobuf.Timestamp
+	71,  // 80: bullseye.feature.v1.TrainingRow.features:type_name -> bullseye.common.v1.Value
+	71,  // 81: bullseye.feature.v1.TrainingRow.label:type_name -> bullseye.common.v1.Value
 	9,   // 82: bullseye.feature.v1.TrainingRow.split:type_name -> bullseye.feature.v1.Split
-	64,  // 83: bullseye.feature.v1.TrainingSetSummary.min_cutoff_time:type_name -> google.protobuf.Timestamp
-	64,  // 84: bullseye.feature.v1.TrainingSetSummary.max_cutoff_time:type_name -> google.protobuf.Timestamp
+	68,  // 83: bullseye.feature.v1.TrainingSetSummary.min_cutoff_time:type_name -> google.protobuf.Timestamp
+	68,  // 84: bullseye.feature.v1.TrainingSetSummary.max_cutoff_time:type_name -> google.protobuf.Timestamp
 	47,  // 85: bullseye.feature.v1.BuildTrainingSetResponse.header:type_name -> bullseye.feature.v1.TrainingSetHeader
 	48,  // 86: bullseye.feature.v1.BuildTrainingSetResponse.rows:type_name -> bullseye.feature.v1.TrainingRow
 	49,  // 87: bullseye.feature.v1.BuildTrainingSetResponse.summary:type_name -> bullseye.feature.v1.TrainingSetSummary
-	63,  // 88: bullseye.feature.v1.ImplicitFeedback.event_weights:type_name -> bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
+	67,  // 88: bullseye.feature.v1.ImplicitFeedback.event_weights:type_name -> bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
 	51,  // 89: bullseye.feature.v1.ExportInteractionsRequest.explicit:type_name -> bullseye.feature.v1.ExplicitFeedback
 	52,  // 90: bullseye.feature.v1.ExportInteractionsRequest.implicit:type_name -> bullseye.feature.v1.ImplicitFeedback
-	64,  // 91: bullseye.feature.v1.ExportInteractionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	64,  // 92: bullseye.feature.v1.ExportInteractionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	64,  // 93: bullseye.feature.v1.Interaction.time:type_name -> google.protobuf.Timestamp
+	68,  // 91: bullseye.feature.v1.ExportInteractionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	68,  // 92: bullseye.feature.v1.ExportInteractionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	68,  // 93: bullseye.feature.v1.Interaction.time:type_name -> google.protobuf.Timestamp
 	54,  // 94: bullseye.feature.v1.ExportInteractionsResponse.interactions:type_name -> bullseye.feature.v1.Interaction
 	34,  // 95: bullseye.feature.v1.SelectFeaturesRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
 	10,  // 96: bullseye.feature.v1.SelectFeaturesRequest.methods:type_name -> bullseye.feature.v1.SelectionMethod
@@ -5291,29 +5640,35 @@ var file_bullseye_feature_v1_feature_proto_depIdxs = []int32{
 	58,  // 100: bullseye.feature.v1.SelectFeaturesResponse.features:type_name -> bullseye.feature.v1.FeatureScore
 	59,  // 101: bullseye.feature.v1.SelectFeaturesResponse.suggested_drops:type_name -> bullseye.feature.v1.DropSuggestion
 	12,  // 102: bullseye.feature.v1.SelectFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	65,  // 103: bullseye.feature.v1.SelectFeaturesResponse.label_type:type_name -> bullseye.common.v1.ValueType
-	68,  // 104: bullseye.feature.v1.ListEntitiesResponse.entities:type_name -> bullseye.common.v1.EntityKey
-	22,  // 105: bullseye.feature.v1.FeatureService.ApplyFeatureSet:input_type -> bullseye.feature.v1.ApplyFeatureSetRequest
-	24,  // 106: bullseye.feature.v1.FeatureService.GetFeatureSet:input_type -> bullseye.feature.v1.GetFeatureSetRequest
-	26,  // 107: bullseye.feature.v1.FeatureService.ListFeatureSets:input_type -> bullseye.feature.v1.ListFeatureSetsRequest
-	29,  // 108: bullseye.feature.v1.FeatureService.GetOnlineFeatures:input_type -> bullseye.feature.v1.GetOnlineFeaturesRequest
-	46,  // 109: bullseye.feature.v1.FeatureService.BuildTrainingSet:input_type -> bullseye.feature.v1.BuildTrainingSetRequest
-	53,  // 110: bullseye.feature.v1.FeatureService.ExportInteractions:input_type -> bullseye.feature.v1.ExportInteractionsRequest
-	61,  // 111: bullseye.feature.v1.FeatureService.ListEntities:input_type -> bullseye.feature.v1.ListEntitiesRequest
-	56,  // 112: bullseye.feature.v1.FeatureService.SelectFeatures:input_type -> bullseye.feature.v1.SelectFeaturesRequest
-	23,  // 113: bullseye.feature.v1.FeatureService.ApplyFeatureSet:output_type -> bullseye.feature.v1.ApplyFeatureSetResponse
-	25,  // 114: bullseye.feature.v1.FeatureService.GetFeatureSet:output_type -> bullseye.feature.v1.GetFeatureSetResponse
-	27,  // 115: bullseye.feature.v1.FeatureService.ListFeatureSets:output_type -> bullseye.feature.v1.ListFeatureSetsResponse
-	33,  // 116: bullseye.feature.v1.FeatureService.GetOnlineFeatures:output_type -> bullseye.feature.v1.GetOnlineFeaturesResponse
-	50,  // 117: bullseye.feature.v1.FeatureService.BuildTrainingSet:output_type -> bullseye.feature.v1.BuildTrainingSetResponse
-	55,  // 118: bullseye.feature.v1.FeatureService.ExportInteractions:output_type -> bullseye.feature.v1.ExportInteractionsResponse
-	62,  // 119: bullseye.feature.v1.FeatureService.ListEntities:output_type -> bullseye.feature.v1.ListEntitiesResponse
-	60,  // 120: bullseye.feature.v1.FeatureService.SelectFeatures:output_type -> bullseye.feature.v1.SelectFeaturesResponse
-	113, // [113:121] is the sub-list for method output_type
-	105, // [105:113] is the sub-list for method input_type
-	105, // [105:105] is the sub-list for extension type_name
-	105, // [105:105] is the sub-list for extension extendee
-	0,   // [0:105] is the sub-list for field type_name
+	69,  // 103: bullseye.feature.v1.SelectFeaturesResponse.label_type:type_name -> bullseye.common.v1.ValueType
+	72,  // 104: bullseye.feature.v1.ListEntitiesResponse.entities:type_name -> bullseye.common.v1.EntityKey
+	72,  // 105: bullseye.feature.v1.EntityDifference.entity:type_name -> bullseye.common.v1.EntityKey
+	64,  // 106: bullseye.feature.v1.EntityDifference.count:type_name -> bullseye.feature.v1.RecordCount
+	64,  // 107: bullseye.feature.v1.VerifyMaterializationResponse.records:type_name -> bullseye.feature.v1.RecordCount
+	65,  // 108: bullseye.feature.v1.VerifyMaterializationResponse.entities:type_name -> bullseye.feature.v1.EntityDifference
+	22,  // 109: bullseye.feature.v1.FeatureService.ApplyFeatureSet:input_type -> bullseye.feature.v1.ApplyFeatureSetRequest
+	24,  // 110: bullseye.feature.v1.FeatureService.GetFeatureSet:input_type -> bullseye.feature.v1.GetFeatureSetRequest
+	26,  // 111: bullseye.feature.v1.FeatureService.ListFeatureSets:input_type -> bullseye.feature.v1.ListFeatureSetsRequest
+	29,  // 112: bullseye.feature.v1.FeatureService.GetOnlineFeatures:input_type -> bullseye.feature.v1.GetOnlineFeaturesRequest
+	46,  // 113: bullseye.feature.v1.FeatureService.BuildTrainingSet:input_type -> bullseye.feature.v1.BuildTrainingSetRequest
+	53,  // 114: bullseye.feature.v1.FeatureService.ExportInteractions:input_type -> bullseye.feature.v1.ExportInteractionsRequest
+	61,  // 115: bullseye.feature.v1.FeatureService.ListEntities:input_type -> bullseye.feature.v1.ListEntitiesRequest
+	56,  // 116: bullseye.feature.v1.FeatureService.SelectFeatures:input_type -> bullseye.feature.v1.SelectFeaturesRequest
+	63,  // 117: bullseye.feature.v1.FeatureService.VerifyMaterialization:input_type -> bullseye.feature.v1.VerifyMaterializationRequest
+	23,  // 118: bullseye.feature.v1.FeatureService.ApplyFeatureSet:output_type -> bullseye.feature.v1.ApplyFeatureSetResponse
+	25,  // 119: bullseye.feature.v1.FeatureService.GetFeatureSet:output_type -> bullseye.feature.v1.GetFeatureSetResponse
+	27,  // 120: bullseye.feature.v1.FeatureService.ListFeatureSets:output_type -> bullseye.feature.v1.ListFeatureSetsResponse
+	33,  // 121: bullseye.feature.v1.FeatureService.GetOnlineFeatures:output_type -> bullseye.feature.v1.GetOnlineFeaturesResponse
+	50,  // 122: bullseye.feature.v1.FeatureService.BuildTrainingSet:output_type -> bullseye.feature.v1.BuildTrainingSetResponse
+	55,  // 123: bullseye.feature.v1.FeatureService.ExportInteractions:output_type -> bullseye.feature.v1.ExportInteractionsResponse
+	62,  // 124: bullseye.feature.v1.FeatureService.ListEntities:output_type -> bullseye.feature.v1.ListEntitiesResponse
+	60,  // 125: bullseye.feature.v1.FeatureService.SelectFeatures:output_type -> bullseye.feature.v1.SelectFeaturesResponse
+	66,  // 126: bullseye.feature.v1.FeatureService.VerifyMaterialization:output_type -> bullseye.feature.v1.VerifyMaterializationResponse
+	118, // [118:127] is the sub-list for method output_type
+	109, // [109:118] is the sub-list for method input_type
+	109, // [109:109] is the sub-list for extension type_name
+	109, // [109:109] is the sub-list for extension extendee
+	0,   // [0:109] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_feature_v1_feature_proto_init() }
@@ -5349,7 +5704,7 @@ func file_bullseye_feature_v1_feature_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_feature_v1_feature_proto_rawDesc), len(file_bullseye_feature_v1_feature_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   52,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,14 +24,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FeatureService_ApplyFeatureSet_FullMethodName    = "/bullseye.feature.v1.FeatureService/ApplyFeatureSet"
-	FeatureService_GetFeatureSet_FullMethodName      = "/bullseye.feature.v1.FeatureService/GetFeatureSet"
-	FeatureService_ListFeatureSets_FullMethodName    = "/bullseye.feature.v1.FeatureService/ListFeatureSets"
-	FeatureService_GetOnlineFeatures_FullMethodName  = "/bullseye.feature.v1.FeatureService/GetOnlineFeatures"
-	FeatureService_BuildTrainingSet_FullMethodName   = "/bullseye.feature.v1.FeatureService/BuildTrainingSet"
-	FeatureService_ExportInteractions_FullMethodName = "/bullseye.feature.v1.FeatureService/ExportInteractions"
-	FeatureService_ListEntities_FullMethodName       = "/bullseye.feature.v1.FeatureService/ListEntities"
-	FeatureService_SelectFeatures_FullMethodName     = "/bullseye.feature.v1.FeatureService/SelectFeatures"
+	FeatureService_ApplyFeatureSet_FullMethodName       = "/bullseye.feature.v1.FeatureService/ApplyFeatureSet"
+	FeatureService_GetFeatureSet_FullMethodName         = "/bullseye.feature.v1.FeatureService/GetFeatureSet"
+	FeatureService_ListFeatureSets_FullMethodName       = "/bullseye.feature.v1.FeatureService/ListFeatureSets"
+	FeatureService_GetOnlineFeatures_FullMethodName     = "/bullseye.feature.v1.FeatureService/GetOnlineFeatures"
+	FeatureService_BuildTrainingSet_FullMethodName      = "/bullseye.feature.v1.FeatureService/BuildTrainingSet"
+	FeatureService_ExportInteractions_FullMethodName    = "/bullseye.feature.v1.FeatureService/ExportInteractions"
+	FeatureService_ListEntities_FullMethodName          = "/bullseye.feature.v1.FeatureService/ListEntities"
+	FeatureService_SelectFeatures_FullMethodName        = "/bullseye.feature.v1.FeatureService/SelectFeatures"
+	FeatureService_VerifyMaterialization_FullMethodName = "/bullseye.feature.v1.FeatureService/VerifyMaterialization"
 )
 
 // FeatureServiceClient is the client API for FeatureService service.
@@ -89,6 +90,15 @@ type FeatureServiceClient interface {
 	// chi-squared, correlation with other features and the L1 regularisation
 	// path, and suggests features to drop.
 	SelectFeatures(ctx context.Context, in *SelectFeaturesRequest, opts ...grpc.CallOption) (*SelectFeaturesResponse, error)
+	// VerifyMaterialization reconciles the events stream with the
+	// materialised profiles: once materialisation has applied the whole
+	// stream, it counts, per event name and per customer, the records the
+	// stream holds (customers on the erasure list left out, as
+	// materialisation leaves them out) and the records the profiles hold or
+	// have dropped by retention, and names every difference. It reads the
+	// whole stream and every profile: an operator's check (bullseye verify),
+	// not a request-path call. UNAVAILABLE while materialisation is behind.
+	VerifyMaterialization(ctx context.Context, in *VerifyMaterializationRequest, opts ...grpc.CallOption) (*VerifyMaterializationResponse, error)
 }
 
 type featureServiceClient struct {
@@ -206,6 +216,16 @@ func (c *featureServiceClient) SelectFeatures(ctx context.Context, in *SelectFea
 	return out, nil
 }
 
+func (c *featureServiceClient) VerifyMaterialization(ctx context.Context, in *VerifyMaterializationRequest, opts ...grpc.CallOption) (*VerifyMaterializationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyMaterializationResponse)
+	err := c.cc.Invoke(ctx, FeatureService_VerifyMaterialization_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FeatureServiceServer is the server API for FeatureService service.
 // All implementations must embed UnimplementedFeatureServiceServer
 // for forward compatibility.
@@ -261,6 +281,15 @@ type FeatureServiceServer interface {
 	// chi-squared, correlation with other features and the L1 regularisation
 	// path, and suggests features to drop.
 	SelectFeatures(context.Context, *SelectFeaturesRequest) (*SelectFeaturesResponse, error)
+	// VerifyMaterialization reconciles the events stream with the
+	// materialised profiles: once materialisation has applied the whole
+	// stream, it counts, per event name and per customer, the records the
+	// stream holds (customers on the erasure list left out, as
+	// materialisation leaves them out) and the records the profiles hold or
+	// have dropped by retention, and names every difference. It reads the
+	// whole stream and every profile: an operator's check (bullseye verify),
+	// not a request-path call. UNAVAILABLE while materialisation is behind.
+	VerifyMaterialization(context.Context, *VerifyMaterializationRequest) (*VerifyMaterializationResponse, error)
 	mustEmbedUnimplementedFeatureServiceServer()
 }
 
@@ -294,6 +323,9 @@ func (UnimplementedFeatureServiceServer) ListEntities(*ListEntitiesRequest, grpc
 }
 func (UnimplementedFeatureServiceServer) SelectFeatures(context.Context, *SelectFeaturesRequest) (*SelectFeaturesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SelectFeatures not implemented")
+}
+func (UnimplementedFeatureServiceServer) VerifyMaterialization(context.Context, *VerifyMaterializationRequest) (*VerifyMaterializationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyMaterialization not implemented")
 }
 func (UnimplementedFeatureServiceServer) mustEmbedUnimplementedFeatureServiceServer() {}
 func (UnimplementedFeatureServiceServer) testEmbeddedByValue()                        {}
@@ -439,6 +471,24 @@ func _FeatureService_SelectFeatures_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FeatureService_VerifyMaterialization_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyMaterializationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FeatureServiceServer).VerifyMaterialization(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FeatureService_VerifyMaterialization_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FeatureServiceServer).VerifyMaterialization(ctx, req.(*VerifyMaterializationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FeatureService_ServiceDesc is the grpc.ServiceDesc for FeatureService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -465,6 +515,10 @@ var FeatureService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SelectFeatures",
 			Handler:    _FeatureService_SelectFeatures_Handler,
+		},
+		{
+			MethodName: "VerifyMaterialization",
+			Handler:    _FeatureService_VerifyMaterialization_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
