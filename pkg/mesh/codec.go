@@ -4,9 +4,11 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
 )
 
 // vtMessage is a message with the fast, reflection-free marshalling code
@@ -24,10 +26,44 @@ type vtMessage interface {
 // Servers and clients built by this package use it on every call.
 type codec struct {
 	fallback encoding.CodecV2
+	// server defers a request that cannot be decoded to the handler's
+	// interceptors (undecodable), which answer INVALID_ARGUMENT: gRPC
+	// itself answers INTERNAL for any codec error, which blames the
+	// server for the caller's bytes.
+	server bool
 }
 
 func newCodec() codec {
 	return codec{fallback: encoding.GetCodecV2(grpcproto.Name)}
+}
+
+func newServerCodec() codec {
+	c := newCodec()
+	c.server = true
+	return c
+}
+
+// undecodable maps a request message that the server codec could not
+// decode to the decoding error; pendingUndecodable counts its entries, so
+// that the interceptors look only when there are some.
+var (
+	undecodable        sync.Map
+	pendingUndecodable atomic.Int64
+)
+
+// decodeError returns and forgets the decoding error of req, if it had
+// one, as an INVALID_ARGUMENT status naming no internal detail beyond the
+// decoder's message.
+func decodeError(req any) error {
+	if pendingUndecodable.Load() == 0 {
+		return nil
+	}
+	err, ok := undecodable.LoadAndDelete(req)
+	if !ok {
+		return nil
+	}
+	pendingUndecodable.Add(-1)
+	return status.Error(codes.InvalidArgument, "the request is not a valid protobuf message of its type: "+err.(error).Error())
 }
 
 // Marshal encodes v into a buffer from grpc's pool when it is large enough
@@ -89,8 +125,22 @@ func RecycleAfterMarshal(msg any, release func()) {
 	recyclable.Add(1)
 }
 
-// Unmarshal decodes data into v.
+// Unmarshal decodes data into v. On a server, a request that cannot be
+// decoded is left empty and noted for rejectUndecodable.
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	err := c.unmarshal(data, v)
+	if err == nil || !c.server {
+		return err
+	}
+	if r, ok := v.(interface{ Reset() }); ok {
+		r.Reset()
+	}
+	undecodable.Store(v, err)
+	pendingUndecodable.Add(1)
+	return nil
+}
+
+func (c codec) unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(vtMessage)
 	if !ok {
 		return c.fallback.Unmarshal(data, v)
