@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -284,5 +285,88 @@ func waitRunning(t *testing.T, c trainingv1.TrainingServiceClient, id string) {
 func TestMaxConcurrentJobsDefault(t *testing.T) {
 	if got, want := training.NewConfig().MaxConcurrentJobs, max(1, runtime.NumCPU()/2); got != want || training.DefaultMaxConcurrentJobs() != want {
 		t.Errorf("MaxConcurrentJobs %d by default on %d cores, want %d", got, runtime.NumCPU(), want)
+	}
+}
+
+// TestPredefinedSplitByEventName trains on MovieLens-style predefined folds imported under
+// one event name per file: the interactions of "u1.base" train and those of "u1.test" test,
+// in a job and in Evaluate.
+func TestPredefinedSplitByEventName(t *testing.T) {
+	e := newEnv(t, bankSmall)
+	data, err := synth.Generate(synth.Config{Users: 120, Items: 200, Ratings: 6000, Round: true, Seed: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, test, err := data.Interactions.SplitRandom(0.2, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.features.SetInteractions("u1.base", exported(base))
+	e.features.SetInteractions("u1.test", exported(test))
+	tr := e.startTraining("trainer-a")
+	is := &trainingv1.InteractionsSpec{Export: ratingsExport("u1.base"), Split: &trainingv1.InteractionSplit{
+		Method: &trainingv1.InteractionSplit_EventNames{EventNames: &trainingv1.EventNameSplit{TestEventNames: []string{"u1.test"}}}}}
+	s := recSpec("u1", is, als(3))
+	s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(0)}
+	job := finished(t, tr.client, start(t, tr.client, "u1", s).GetJobId(), time.Minute)
+	succeeded(t, job)
+	mv := version(t, tr.client, "u1", job.GetModelVersion())
+	if l := mv.GetLineage(); l.GetTrainRows() != int64(base.Len()) || l.GetTestRows() != int64(test.Len()) || metric(mv.GetTestMetrics(), "rmse") <= 0 {
+		t.Errorf("lineage: %d training and %d test rows, test metrics %v; want %d u1.base and %d u1.test rows",
+			l.GetTrainRows(), l.GetTestRows(), mv.GetTestMetrics(), base.Len(), test.Len())
+	}
+	ev, err := tr.client.Evaluate(context.Background(), &trainingv1.EvaluateRequest{Model: &commonv1.ModelRef{Name: "u1",
+		Selector: &commonv1.ModelRef_Version{Version: 1}}, Data: &trainingv1.DataSpec{Source: &trainingv1.DataSpec_Interactions{Interactions: is}}, OmitScores: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.GetRowsScored() != int64(test.Len()) || ev.GetRowsInvalid() != 0 || metric(ev.GetMetrics(), "rmse") != metric(mv.GetTestMetrics(), "rmse") {
+		t.Errorf("Evaluate on u1.test: %d scored, %d invalid, rmse %v; want the %d test pairs and the job's rmse %v",
+			ev.GetRowsScored(), ev.GetRowsInvalid(), metric(ev.GetMetrics(), "rmse"), test.Len(), metric(mv.GetTestMetrics(), "rmse"))
+	}
+
+	bad := proto.Clone(s).(*trainingv1.TrainingSpec)
+	bad.GetData().GetInteractions().GetSplit().GetEventNames().TestEventNames = []string{"u1.base"}
+	_, err = tr.client.StartTraining(context.Background(), &trainingv1.StartTrainingRequest{RequestId: "u1-bad", Spec: bad})
+	if f := "spec.data.interactions.split.event_names.test_event_names[0]"; codeOf(err) != codes.InvalidArgument || !slices.Contains(violations(err), f) {
+		t.Errorf("the training events as test events: %v (%q), want INVALID_ARGUMENT naming %s", err, violations(err), f)
+	}
+}
+
+// TestPredefinedSplitByImport trains on a training set whose test rows are those of one
+// import, as a data set shipped as a training file and a test file: Bank's rows i % 5 == 4
+// come from import "bank-test", the others from "bank-train".
+func TestPredefinedSplitByImport(t *testing.T) {
+	e := newEnv(t, bankSmall)
+	e.features.SetImportOf(func(i int) string {
+		if i%5 == 4 {
+			return "bank-test"
+		}
+		return "bank-train"
+	})
+	tr := e.startTraining("trainer-a")
+	s := bankSpec("bank-by-import", false, logisticC(1))
+	s.Data.GetTrainingSet().Split = nil
+	s.Data.ImportSplit = &trainingv1.ImportSplit{TestImportIds: []string{"bank-test"}}
+	job := finished(t, tr.client, start(t, tr.client, "by-import", s).GetJobId(), time.Minute)
+	succeeded(t, job)
+	n := len(bankTable(t, bankSmall).Rows)
+	mv := version(t, tr.client, "bank-by-import", job.GetModelVersion())
+	if l := mv.GetLineage(); l.GetTestRows() != int64(n/5) || l.GetTrainRows() != int64(n-n/5) || metric(mv.GetTestMetrics(), "roc_auc") < 0.7 {
+		t.Errorf("lineage: %d training and %d test rows, test metrics %v; want %d test rows of %d", l.GetTrainRows(), l.GetTestRows(), mv.GetTestMetrics(), n/5, n)
+	}
+
+	both := bankSpec("bank-by-import", false, logisticC(1))
+	both.Data.ImportSplit = s.Data.ImportSplit
+	_, err := tr.client.StartTraining(context.Background(), &trainingv1.StartTrainingRequest{RequestId: "both", Spec: both})
+	if codeOf(err) != codes.InvalidArgument || !slices.Contains(violations(err), "spec.data.import_split") {
+		t.Errorf("an import split and the training set's split: %v (%q), want INVALID_ARGUMENT naming spec.data.import_split", err, violations(err))
+	}
+	unknown := proto.Clone(s).(*trainingv1.TrainingSpec)
+	unknown.Data.ImportSplit.TestImportIds = []string{"nope"}
+	failed := finished(t, tr.client, start(t, tr.client, "unknown-import", unknown).GetJobId(), time.Minute)
+	if failed.GetState() != trainingv1.JobState_JOB_STATE_FAILED || failed.GetError().GetReason() != "INVALID_DATA" ||
+		!strings.Contains(failed.GetError().GetDescription(), "bank-train") {
+		t.Errorf("an unknown test import: %v %v, want FAILED INVALID_DATA naming the imports there are", failed.GetState(), failed.GetError())
 	}
 }

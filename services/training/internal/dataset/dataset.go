@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -48,6 +49,8 @@ type Dataset struct {
 	Cutoffs  []time.Time
 	// RowNumbers are the import row numbers, -1 for rows without one.
 	RowNumbers []int64
+	// Imports are the rows' import ids, empty for rows without one.
+	Imports []string
 	// WrongType counts values whose type differed from their column's; they count as
 	// missing.
 	WrongType int
@@ -180,6 +183,29 @@ func (d *Dataset) add(r *featurev1.TrainingRow) error {
 		n = r.GetImportRowNumber()
 	}
 	d.RowNumbers = append(d.RowNumbers, n)
+	d.Imports = append(d.Imports, r.GetImportId())
+	return nil
+}
+
+// SplitByImport applies a predefined split by import (DataSpec.import_split): the rows of
+// the test imports become test rows, every other row a training row. It fails when no row
+// comes from a test import, naming the imports the rows do come from.
+func (d *Dataset) SplitByImport(s *trainingv1.ImportSplit) error {
+	test := s.GetTestImportIds()
+	found := false
+	seen := map[string]bool{}
+	for i, id := range d.Imports {
+		d.Split[i] = featurev1.Split_SPLIT_TRAIN
+		if slices.Contains(test, id) {
+			d.Split[i], found = featurev1.Split_SPLIT_TEST, true
+		}
+		if id != "" {
+			seen[id] = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("no row of the training set comes from the test imports %q; its rows come from %q", test, slices.Sorted(maps.Keys(seen)))
+	}
 	return nil
 }
 

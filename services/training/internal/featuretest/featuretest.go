@@ -112,6 +112,7 @@ type Server struct {
 
 	mu           sync.Mutex
 	interactions map[string][]*featurev1.Interaction
+	importOf     func(row int) string
 }
 
 // New returns a stand-in serving table as feature set featureSet, entities named
@@ -184,8 +185,25 @@ func (s *Server) ExportInteractions(req *featurev1.ExportInteractionsRequest, st
 	return nil
 }
 
+// SetImportOf makes the training set's row i (of the table) come from import importOf(i)
+// instead of ImportID, as a data set imported as two files would.
+func (s *Server) SetImportOf(importOf func(row int) string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.importOf = importOf
+}
+
 // SetMessageDelay makes BuildTrainingSet pause between messages, to slow jobs down.
 func (s *Server) SetMessageDelay(d time.Duration) { s.delay = d }
+
+func (s *Server) importID(i int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.importOf == nil {
+		return ImportID
+	}
+	return s.importOf(i)
+}
 
 func (s *Server) column(name string) int {
 	return slices.IndexFunc(s.table.Columns, func(c *featurev1.FeatureColumn) bool { return c.GetName() == name })
@@ -305,7 +323,7 @@ func (s *Server) BuildTrainingSet(req *featurev1.BuildTrainingSetRequest, stream
 				CutoffTime:      b.cutoff,
 				Label:           b.labelOf(row),
 				Split:           b.split[k],
-				ImportId:        ImportID,
+				ImportId:        s.importID(i),
 				ImportRowNumber: int64(i),
 			}
 			for _, j := range b.features {

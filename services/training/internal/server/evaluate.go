@@ -86,6 +86,11 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 		if err != nil {
 			return nil, s.Status(ctx, "Evaluate", err)
 		}
+		if is := req.GetData().GetImportSplit(); is != nil {
+			if err := d.SplitByImport(is); err != nil {
+				return nil, s.Status(ctx, "Evaluate", fault.Invalid("data.import_split", "%v", err))
+			}
+		}
 		part := req.GetPartition()
 		if part == trainingv1.DataPartition_DATA_PARTITION_UNSPECIFIED {
 			part = trainingv1.DataPartition_DATA_PARTITION_ALL

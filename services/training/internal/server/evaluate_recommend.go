@@ -44,7 +44,7 @@ func (s *Server) evaluateRecommender(ctx context.Context, req *trainingv1.Evalua
 		}
 	} else {
 		is := req.GetData().GetInteractions()
-		all, err := dataset.LoadInteractions(ctx, s.features, is.GetExport(), nil)
+		all, testRows, err := dataset.LoadInteractionsSpec(ctx, s.features, is, spec.TestExport(is), nil)
 		if err != nil {
 			if errors.Is(err, fault.ErrInvalid) {
 				err = fault.Invalid("data.interactions", "%v", err)
@@ -55,7 +55,7 @@ func (s *Server) evaluateRecommender(ctx context.Context, req *trainingv1.Evalua
 		if seed == 0 {
 			seed = spec.DefaultSeed
 		}
-		train, test, err := dataset.SplitInteractions(all, is, seed)
+		train, test, err := dataset.SplitInteractions(all, is, seed, testRows)
 		if err != nil {
 			return nil, fault.Invalid("data.interactions.split", "%v", err)
 		}

@@ -6,6 +6,10 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
+	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
+	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/selection"
@@ -145,10 +149,55 @@ func validateInteractions(v *fault.Violations, is *trainingv1.InteractionsSpec, 
 			if m.LastPerUser.GetN() < 1 {
 				v.Add(field+".split.last_per_user.n", "must be at least 1")
 			}
+		case *trainingv1.InteractionSplit_EventNames:
+			validateEventNameSplit(v, ex, m.EventNames.GetTestEventNames(), field+".split.event_names.test_event_names")
 		default:
-			v.Add(field+".split", "set random, test_start_time or last_per_user")
+			v.Add(field+".split", "set random, test_start_time, last_per_user or event_names")
 		}
 	}
+}
+
+// validateEventNameSplit checks the test event names of a split by event name: given, valid,
+// and none of the export's own (training) event names.
+func validateEventNameSplit(v *fault.Violations, ex *featurev1.ExportInteractionsRequest, names []string, field string) {
+	if len(names) == 0 {
+		v.Add(field, "at least one event name is required")
+	}
+	if !v.CheckLen(field, len(names), maxSplitNames) {
+		return
+	}
+	own := ex.GetExplicit().GetEventNames()
+	for name := range ex.GetImplicit().GetEventWeights() {
+		own = append(own, name)
+	}
+	for i, name := range names {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if v.CheckName(f, name) && slices.Contains(own, name) {
+			v.Add(f, "%s is one of the export's own (training) event names; an event cannot both train and test", pkgfault.Quote(name))
+		}
+	}
+}
+
+// TestExport returns the export of the test interactions of a split by event name: the
+// export with the test event names in place of its own (each weighing 1 with implicit
+// feedback); nil for other splits.
+func TestExport(is *trainingv1.InteractionsSpec) *featurev1.ExportInteractionsRequest {
+	m, ok := is.GetSplit().GetMethod().(*trainingv1.InteractionSplit_EventNames)
+	if !ok {
+		return nil
+	}
+	names := m.EventNames.GetTestEventNames()
+	out := proto.Clone(is.GetExport()).(*featurev1.ExportInteractionsRequest)
+	switch m := out.GetMode().(type) {
+	case *featurev1.ExportInteractionsRequest_Explicit:
+		m.Explicit.EventNames = slices.Clone(names)
+	case *featurev1.ExportInteractionsRequest_Implicit:
+		m.Implicit.EventWeights = map[string]float64{}
+		for _, name := range names {
+			m.Implicit.EventWeights[name] = 1
+		}
+	}
+	return out
 }
 
 // RecCandidate returns the pkg/ml/recommend candidate of c: its family's estimator with c's

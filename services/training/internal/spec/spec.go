@@ -35,6 +35,7 @@ const (
 	maxDescription           = 16 << 10
 	maxLabels                = 32
 	maxLabelLen              = 63
+	maxSplitNames            = 32
 )
 
 // Seed returns the spec's seed (SearchSpec.seed, 0 meaning DefaultSeed).
@@ -240,8 +241,8 @@ func validateNoCV(v *fault.Violations, s *trainingv1.TrainingSpec, field string)
 		v.Add(field+".time_gap", "folds 0 means no cross-validation: leave time_gap unset")
 	}
 	switch d := s.GetData(); {
-	case d.GetTrainingSet() != nil && d.GetTrainingSet().GetSplit() == nil:
-		v.Add(field+".folds", "folds 0 scores each candidate on the test rows: set data.training_set.split")
+	case d.GetTrainingSet() != nil && d.GetTrainingSet().GetSplit() == nil && d.GetImportSplit() == nil:
+		v.Add(field+".folds", "folds 0 scores each candidate on the test rows: set data.training_set.split or data.import_split")
 	case d.GetInteractions() != nil && d.GetInteractions().GetSplit() == nil:
 		v.Add(field+".folds", "folds 0 scores each candidate on the test interactions: set data.interactions.split")
 	}
@@ -298,6 +299,23 @@ func validateData(v *fault.Violations, d *trainingv1.DataSpec, field string) {
 		validateInteractions(v, src.Interactions, field+".interactions")
 	default:
 		v.Add(field, "required: a training_set or interactions")
+	}
+	if is := d.GetImportSplit(); is != nil {
+		switch {
+		case d.GetTrainingSet() == nil:
+			v.Add(field+".import_split", "splits a training set by import; interactions are split by interactions.split")
+		case d.GetTrainingSet().GetSplit() != nil:
+			v.Add(field+".import_split", "replaces training_set.split: leave that unset")
+		}
+		ids := is.GetTestImportIds()
+		if len(ids) == 0 {
+			v.Add(field+".import_split.test_import_ids", "at least one import id is required")
+		}
+		if v.CheckLen(field+".import_split.test_import_ids", len(ids), maxSplitNames) {
+			for i, id := range ids {
+				v.CheckID(fmt.Sprintf("%s.import_split.test_import_ids[%d]", field, i), id)
+			}
+		}
 	}
 	if tf := d.GetTrainFilter(); tf != nil {
 		if tf.GetModulus() < 2 {

@@ -20,11 +20,20 @@ import (
 	"github.com/bullseye-ml/bullseye/services/training/internal/spec"
 )
 
-// loadInteractions exports the interactions, waiting for an unavailable feature service for
-// a while as load does.
-func (r *run) loadInteractions(ctx context.Context) (*recommend.Interactions, error) {
-	return loadRetrying(ctx, r, func(progress func(int64)) (*recommend.Interactions, error) {
-		return dataset.LoadInteractions(ctx, r.t.features, r.spec.GetData().GetInteractions().GetExport(), progress)
+// exported is what loadInteractions read: the interactions and, with a split by event name,
+// the rows of the test events.
+type exported struct {
+	all      *recommend.Interactions
+	testRows []int
+}
+
+// loadInteractions exports the interactions (and the test events' of a split by event
+// name), waiting for an unavailable feature service for a while as load does.
+func (r *run) loadInteractions(ctx context.Context) (exported, error) {
+	return loadRetrying(ctx, r, func(progress func(int64)) (exported, error) {
+		is := r.spec.GetData().GetInteractions()
+		all, testRows, err := dataset.LoadInteractionsSpec(ctx, r.t.features, is, spec.TestExport(is), progress)
+		return exported{all, testRows}, err
 	})
 }
 
@@ -38,11 +47,12 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 	is := s.GetData().GetInteractions()
 
 	r.stage(trainingv1.JobStage_JOB_STAGE_LOADING_DATA)
-	all, err := r.loadInteractions(ctx)
+	ex, err := r.loadInteractions(ctx)
 	if err != nil {
 		return nil, err
 	}
-	train, test, err := dataset.SplitInteractions(all, is, spec.Seed(s))
+	all := ex.all
+	train, test, err := dataset.SplitInteractions(all, is, spec.Seed(s), ex.testRows)
 	if err != nil {
 		return nil, Failure(ReasonInvalidData, "splitting the interactions: %v", err)
 	}

@@ -178,6 +178,11 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	if is := s.GetData().GetImportSplit(); is != nil {
+		if err := d.SplitByImport(is); err != nil {
+			return nil, Failure(ReasonInvalidData, "data.import_split: %v", err)
+		}
+	}
 	if d.WrongType > 0 {
 		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_LOADING_DATA,
 			"VALUES_OF_WRONG_TYPE", "%d feature values did not have their column's type and were treated as missing", d.WrongType)

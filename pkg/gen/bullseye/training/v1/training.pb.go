@@ -3312,7 +3312,11 @@ type DataSpec struct {
 	Source isDataSpec_Source `protobuf_oneof:"source"`
 	// Keep only some training rows (test rows are never filtered), e.g. a
 	// subsample for an exact kernel SVM; unset keeps every row.
-	TrainFilter   *RowNumberFilter `protobuf:"bytes,3,opt,name=train_filter,json=trainFilter,proto3" json:"train_filter,omitempty"`
+	TrainFilter *RowNumberFilter `protobuf:"bytes,3,opt,name=train_filter,json=trainFilter,proto3" json:"train_filter,omitempty"`
+	// Training sets only: a predefined split by import, in place of
+	// training_set.split (which must then be unset); unset means the training
+	// set's own split.
+	ImportSplit   *ImportSplit `protobuf:"bytes,4,opt,name=import_split,json=importSplit,proto3" json:"import_split,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3379,6 +3383,13 @@ func (x *DataSpec) GetTrainFilter() *RowNumberFilter {
 	return nil
 }
 
+func (x *DataSpec) GetImportSplit() *ImportSplit {
+	if x != nil {
+		return x.ImportSplit
+	}
+	return nil
+}
+
 type isDataSpec_Source interface {
 	isDataSpec_Source()
 }
@@ -3401,6 +3412,56 @@ func (*DataSpec_TrainingSet) isDataSpec_Source() {}
 
 func (*DataSpec_Interactions) isDataSpec_Source() {}
 
+// ImportSplit makes the rows of some imports the test rows: a predefined
+// split, such as a data set shipped as a training file and a test file
+// imported one after the other.
+type ImportSplit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The import ids whose rows are test rows (TrainingRow.import_id: the
+	// import the row's entity came from); every other row trains. Required, at
+	// most 32.
+	TestImportIds []string `protobuf:"bytes,1,rep,name=test_import_ids,json=testImportIds,proto3" json:"test_import_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportSplit) Reset() {
+	*x = ImportSplit{}
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportSplit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportSplit) ProtoMessage() {}
+
+func (x *ImportSplit) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportSplit.ProtoReflect.Descriptor instead.
+func (*ImportSplit) Descriptor() ([]byte, []int) {
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ImportSplit) GetTestImportIds() []string {
+	if x != nil {
+		return x.TestImportIds
+	}
+	return nil
+}
+
 // RowNumberFilter selects rows by the 0-based data row number (header
 // excluded) of the customer's record in a tabular import: the rows whose row
 // number modulo modulus is one of remainders. Rows without an import row
@@ -3417,7 +3478,7 @@ type RowNumberFilter struct {
 
 func (x *RowNumberFilter) Reset() {
 	*x = RowNumberFilter{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +3490,7 @@ func (x *RowNumberFilter) String() string {
 func (*RowNumberFilter) ProtoMessage() {}
 
 func (x *RowNumberFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +3503,7 @@ func (x *RowNumberFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowNumberFilter.ProtoReflect.Descriptor instead.
 func (*RowNumberFilter) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{25}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RowNumberFilter) GetModulus() int64 {
@@ -3479,7 +3540,7 @@ type InteractionsSpec struct {
 
 func (x *InteractionsSpec) Reset() {
 	*x = InteractionsSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3491,7 +3552,7 @@ func (x *InteractionsSpec) String() string {
 func (*InteractionsSpec) ProtoMessage() {}
 
 func (x *InteractionsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3504,7 +3565,7 @@ func (x *InteractionsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InteractionsSpec.ProtoReflect.Descriptor instead.
 func (*InteractionsSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{26}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *InteractionsSpec) GetExport() *v11.ExportInteractionsRequest {
@@ -3546,6 +3607,7 @@ type InteractionSplit struct {
 	//	*InteractionSplit_Random
 	//	*InteractionSplit_TestStartTime
 	//	*InteractionSplit_LastPerUser
+	//	*InteractionSplit_EventNames
 	Method        isInteractionSplit_Method `protobuf_oneof:"method"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3553,7 +3615,7 @@ type InteractionSplit struct {
 
 func (x *InteractionSplit) Reset() {
 	*x = InteractionSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3565,7 +3627,7 @@ func (x *InteractionSplit) String() string {
 func (*InteractionSplit) ProtoMessage() {}
 
 func (x *InteractionSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3578,7 +3640,7 @@ func (x *InteractionSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InteractionSplit.ProtoReflect.Descriptor instead.
 func (*InteractionSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{27}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *InteractionSplit) GetMethod() isInteractionSplit_Method {
@@ -3615,6 +3677,15 @@ func (x *InteractionSplit) GetLastPerUser() *LastPerUserSplit {
 	return nil
 }
 
+func (x *InteractionSplit) GetEventNames() *EventNameSplit {
+	if x != nil {
+		if x, ok := x.Method.(*InteractionSplit_EventNames); ok {
+			return x.EventNames
+		}
+	}
+	return nil
+}
+
 type isInteractionSplit_Method interface {
 	isInteractionSplit_Method()
 }
@@ -3634,11 +3705,73 @@ type InteractionSplit_LastPerUser struct {
 	LastPerUser *LastPerUserSplit `protobuf:"bytes,3,opt,name=last_per_user,json=lastPerUser,proto3,oneof"`
 }
 
+type InteractionSplit_EventNames struct {
+	// A predefined split by event name: the interactions of other events
+	// are the test ones.
+	EventNames *EventNameSplit `protobuf:"bytes,4,opt,name=event_names,json=eventNames,proto3,oneof"`
+}
+
 func (*InteractionSplit_Random) isInteractionSplit_Method() {}
 
 func (*InteractionSplit_TestStartTime) isInteractionSplit_Method() {}
 
 func (*InteractionSplit_LastPerUser) isInteractionSplit_Method() {}
+
+func (*InteractionSplit_EventNames) isInteractionSplit_Method() {}
+
+// EventNameSplit names the test interactions by their events, as MovieLens'
+// predefined folds imported under one event name per file (u1.base trains,
+// u1.test tests): the export's own events (explicit.event_names or
+// implicit.event_weights) give the training interactions, and the same
+// export with test_event_names in their place gives the test ones. A pair in
+// both is a test pair only. The minimum counts apply to the training
+// interactions.
+type EventNameSplit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event names of the test interactions, e.g. ["u1.test"]; with
+	// implicit feedback each weighs 1. Required, at most 32, none of them one of
+	// the export's own event names.
+	TestEventNames []string `protobuf:"bytes,1,rep,name=test_event_names,json=testEventNames,proto3" json:"test_event_names,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EventNameSplit) Reset() {
+	*x = EventNameSplit{}
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventNameSplit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventNameSplit) ProtoMessage() {}
+
+func (x *EventNameSplit) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventNameSplit.ProtoReflect.Descriptor instead.
+func (*EventNameSplit) Descriptor() ([]byte, []int) {
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *EventNameSplit) GetTestEventNames() []string {
+	if x != nil {
+		return x.TestEventNames
+	}
+	return nil
+}
 
 // RandomSplit makes a random, reproducible test split.
 type RandomSplit struct {
@@ -3654,7 +3787,7 @@ type RandomSplit struct {
 
 func (x *RandomSplit) Reset() {
 	*x = RandomSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3666,7 +3799,7 @@ func (x *RandomSplit) String() string {
 func (*RandomSplit) ProtoMessage() {}
 
 func (x *RandomSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3679,7 +3812,7 @@ func (x *RandomSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RandomSplit.ProtoReflect.Descriptor instead.
 func (*RandomSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{28}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RandomSplit) GetTestFraction() float64 {
@@ -3708,7 +3841,7 @@ type LastPerUserSplit struct {
 
 func (x *LastPerUserSplit) Reset() {
 	*x = LastPerUserSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3720,7 +3853,7 @@ func (x *LastPerUserSplit) String() string {
 func (*LastPerUserSplit) ProtoMessage() {}
 
 func (x *LastPerUserSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3733,7 +3866,7 @@ func (x *LastPerUserSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastPerUserSplit.ProtoReflect.Descriptor instead.
 func (*LastPerUserSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{29}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LastPerUserSplit) GetN() int32 {
@@ -3775,7 +3908,7 @@ type PreprocessingSpec struct {
 
 func (x *PreprocessingSpec) Reset() {
 	*x = PreprocessingSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3787,7 +3920,7 @@ func (x *PreprocessingSpec) String() string {
 func (*PreprocessingSpec) ProtoMessage() {}
 
 func (x *PreprocessingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3800,7 +3933,7 @@ func (x *PreprocessingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreprocessingSpec.ProtoReflect.Descriptor instead.
 func (*PreprocessingSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{30}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PreprocessingSpec) GetNumericImputation() ImputationStrategy {
@@ -3878,7 +4011,7 @@ type OneHotOptions struct {
 
 func (x *OneHotOptions) Reset() {
 	*x = OneHotOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3890,7 +4023,7 @@ func (x *OneHotOptions) String() string {
 func (*OneHotOptions) ProtoMessage() {}
 
 func (x *OneHotOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3903,7 +4036,7 @@ func (x *OneHotOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OneHotOptions.ProtoReflect.Descriptor instead.
 func (*OneHotOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{31}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *OneHotOptions) GetMinCount() int64 {
@@ -3942,7 +4075,7 @@ type HashingOptions struct {
 
 func (x *HashingOptions) Reset() {
 	*x = HashingOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3954,7 +4087,7 @@ func (x *HashingOptions) String() string {
 func (*HashingOptions) ProtoMessage() {}
 
 func (x *HashingOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3967,7 +4100,7 @@ func (x *HashingOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashingOptions.ProtoReflect.Descriptor instead.
 func (*HashingOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{32}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *HashingOptions) GetCardinalityThreshold() int64 {
@@ -4011,7 +4144,7 @@ type ColumnOptions struct {
 
 func (x *ColumnOptions) Reset() {
 	*x = ColumnOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4023,7 +4156,7 @@ func (x *ColumnOptions) String() string {
 func (*ColumnOptions) ProtoMessage() {}
 
 func (x *ColumnOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4036,7 +4169,7 @@ func (x *ColumnOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ColumnOptions.ProtoReflect.Descriptor instead.
 func (*ColumnOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{33}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ColumnOptions) GetImputation() ImputationStrategy {
@@ -4108,7 +4241,7 @@ type CandidateSpec struct {
 
 func (x *CandidateSpec) Reset() {
 	*x = CandidateSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4120,7 +4253,7 @@ func (x *CandidateSpec) String() string {
 func (*CandidateSpec) ProtoMessage() {}
 
 func (x *CandidateSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4133,7 +4266,7 @@ func (x *CandidateSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CandidateSpec.ProtoReflect.Descriptor instead.
 func (*CandidateSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{34}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CandidateSpec) GetFamily() ModelFamily {
@@ -4181,7 +4314,7 @@ type HyperparameterDomain struct {
 
 func (x *HyperparameterDomain) Reset() {
 	*x = HyperparameterDomain{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4193,7 +4326,7 @@ func (x *HyperparameterDomain) String() string {
 func (*HyperparameterDomain) ProtoMessage() {}
 
 func (x *HyperparameterDomain) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4206,7 +4339,7 @@ func (x *HyperparameterDomain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HyperparameterDomain.ProtoReflect.Descriptor instead.
 func (*HyperparameterDomain) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{35}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *HyperparameterDomain) GetDomain() isHyperparameterDomain_Domain {
@@ -4263,7 +4396,7 @@ type HyperparameterValues struct {
 
 func (x *HyperparameterValues) Reset() {
 	*x = HyperparameterValues{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4275,7 +4408,7 @@ func (x *HyperparameterValues) String() string {
 func (*HyperparameterValues) ProtoMessage() {}
 
 func (x *HyperparameterValues) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4288,7 +4421,7 @@ func (x *HyperparameterValues) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HyperparameterValues.ProtoReflect.Descriptor instead.
 func (*HyperparameterValues) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{36}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *HyperparameterValues) GetValues() []*v1.Value {
@@ -4318,7 +4451,7 @@ type HyperparameterRange struct {
 
 func (x *HyperparameterRange) Reset() {
 	*x = HyperparameterRange{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4330,7 +4463,7 @@ func (x *HyperparameterRange) String() string {
 func (*HyperparameterRange) ProtoMessage() {}
 
 func (x *HyperparameterRange) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4343,7 +4476,7 @@ func (x *HyperparameterRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HyperparameterRange.ProtoReflect.Descriptor instead.
 func (*HyperparameterRange) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{37}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *HyperparameterRange) GetMin() float64 {
@@ -4403,7 +4536,7 @@ type SearchSpec struct {
 
 func (x *SearchSpec) Reset() {
 	*x = SearchSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4415,7 +4548,7 @@ func (x *SearchSpec) String() string {
 func (*SearchSpec) ProtoMessage() {}
 
 func (x *SearchSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4428,7 +4561,7 @@ func (x *SearchSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchSpec.ProtoReflect.Descriptor instead.
 func (*SearchSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{38}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SearchSpec) GetMethod() SearchMethod {
@@ -4482,7 +4615,7 @@ type CrossValidationSpec struct {
 
 func (x *CrossValidationSpec) Reset() {
 	*x = CrossValidationSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4494,7 +4627,7 @@ func (x *CrossValidationSpec) String() string {
 func (*CrossValidationSpec) ProtoMessage() {}
 
 func (x *CrossValidationSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4507,7 +4640,7 @@ func (x *CrossValidationSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrossValidationSpec.ProtoReflect.Descriptor instead.
 func (*CrossValidationSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{39}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CrossValidationSpec) GetFolds() int32 {
@@ -4547,7 +4680,7 @@ type SelectionSpec struct {
 
 func (x *SelectionSpec) Reset() {
 	*x = SelectionSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4559,7 +4692,7 @@ func (x *SelectionSpec) String() string {
 func (*SelectionSpec) ProtoMessage() {}
 
 func (x *SelectionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4572,7 +4705,7 @@ func (x *SelectionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SelectionSpec.ProtoReflect.Descriptor instead.
 func (*SelectionSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{40}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SelectionSpec) GetMetric() string {
@@ -4608,7 +4741,7 @@ type SolverOptions struct {
 
 func (x *SolverOptions) Reset() {
 	*x = SolverOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4620,7 +4753,7 @@ func (x *SolverOptions) String() string {
 func (*SolverOptions) ProtoMessage() {}
 
 func (x *SolverOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4633,7 +4766,7 @@ func (x *SolverOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SolverOptions.ProtoReflect.Descriptor instead.
 func (*SolverOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{41}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SolverOptions) GetTolerance() float64 {
@@ -4679,7 +4812,7 @@ type FeatureSelectionSpec struct {
 
 func (x *FeatureSelectionSpec) Reset() {
 	*x = FeatureSelectionSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4691,7 +4824,7 @@ func (x *FeatureSelectionSpec) String() string {
 func (*FeatureSelectionSpec) ProtoMessage() {}
 
 func (x *FeatureSelectionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4704,7 +4837,7 @@ func (x *FeatureSelectionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeatureSelectionSpec.ProtoReflect.Descriptor instead.
 func (*FeatureSelectionSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{42}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *FeatureSelectionSpec) GetEnabled() bool {
@@ -4773,7 +4906,7 @@ type KernelLimits struct {
 
 func (x *KernelLimits) Reset() {
 	*x = KernelLimits{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4785,7 +4918,7 @@ func (x *KernelLimits) String() string {
 func (*KernelLimits) ProtoMessage() {}
 
 func (x *KernelLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4798,7 +4931,7 @@ func (x *KernelLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KernelLimits.ProtoReflect.Descriptor instead.
 func (*KernelLimits) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{43}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *KernelLimits) GetMaxExactRows() int64 {
@@ -4842,7 +4975,7 @@ type EvaluationOptions struct {
 
 func (x *EvaluationOptions) Reset() {
 	*x = EvaluationOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4854,7 +4987,7 @@ func (x *EvaluationOptions) String() string {
 func (*EvaluationOptions) ProtoMessage() {}
 
 func (x *EvaluationOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4867,7 +5000,7 @@ func (x *EvaluationOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationOptions.ProtoReflect.Descriptor instead.
 func (*EvaluationOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{44}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *EvaluationOptions) GetThreshold() float64 {
@@ -4913,7 +5046,7 @@ type ResourceLimits struct {
 
 func (x *ResourceLimits) Reset() {
 	*x = ResourceLimits{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4925,7 +5058,7 @@ func (x *ResourceLimits) String() string {
 func (*ResourceLimits) ProtoMessage() {}
 
 func (x *ResourceLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4938,7 +5071,7 @@ func (x *ResourceLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceLimits.ProtoReflect.Descriptor instead.
 func (*ResourceLimits) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{45}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ResourceLimits) GetParallelism() int32 {
@@ -4987,7 +5120,7 @@ type RegisteredModel struct {
 
 func (x *RegisteredModel) Reset() {
 	*x = RegisteredModel{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4999,7 +5132,7 @@ func (x *RegisteredModel) String() string {
 func (*RegisteredModel) ProtoMessage() {}
 
 func (x *RegisteredModel) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5012,7 +5145,7 @@ func (x *RegisteredModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisteredModel.ProtoReflect.Descriptor instead.
 func (*RegisteredModel) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{46}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RegisteredModel) GetName() string {
@@ -5097,7 +5230,7 @@ type TrafficSplit struct {
 
 func (x *TrafficSplit) Reset() {
 	*x = TrafficSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5109,7 +5242,7 @@ func (x *TrafficSplit) String() string {
 func (*TrafficSplit) ProtoMessage() {}
 
 func (x *TrafficSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5122,7 +5255,7 @@ func (x *TrafficSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrafficSplit.ProtoReflect.Descriptor instead.
 func (*TrafficSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{47}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TrafficSplit) GetVersions() []*VersionWeight {
@@ -5146,7 +5279,7 @@ type VersionWeight struct {
 
 func (x *VersionWeight) Reset() {
 	*x = VersionWeight{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[48]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5158,7 +5291,7 @@ func (x *VersionWeight) String() string {
 func (*VersionWeight) ProtoMessage() {}
 
 func (x *VersionWeight) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[48]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5171,7 +5304,7 @@ func (x *VersionWeight) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionWeight.ProtoReflect.Descriptor instead.
 func (*VersionWeight) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{48}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *VersionWeight) GetVersion() int64 {
@@ -5200,7 +5333,7 @@ type ShadowVersions struct {
 
 func (x *ShadowVersions) Reset() {
 	*x = ShadowVersions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[49]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5212,7 +5345,7 @@ func (x *ShadowVersions) String() string {
 func (*ShadowVersions) ProtoMessage() {}
 
 func (x *ShadowVersions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[49]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5225,7 +5358,7 @@ func (x *ShadowVersions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShadowVersions.ProtoReflect.Descriptor instead.
 func (*ShadowVersions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{49}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ShadowVersions) GetVersions() []int64 {
@@ -5260,7 +5393,7 @@ type QualityGateCheck struct {
 
 func (x *QualityGateCheck) Reset() {
 	*x = QualityGateCheck{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[50]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5272,7 +5405,7 @@ func (x *QualityGateCheck) String() string {
 func (*QualityGateCheck) ProtoMessage() {}
 
 func (x *QualityGateCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[50]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5285,7 +5418,7 @@ func (x *QualityGateCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QualityGateCheck.ProtoReflect.Descriptor instead.
 func (*QualityGateCheck) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{50}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *QualityGateCheck) GetVersion() int64 {
@@ -5386,7 +5519,7 @@ type ModelVersion struct {
 
 func (x *ModelVersion) Reset() {
 	*x = ModelVersion{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[51]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5398,7 +5531,7 @@ func (x *ModelVersion) String() string {
 func (*ModelVersion) ProtoMessage() {}
 
 func (x *ModelVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[51]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5411,7 +5544,7 @@ func (x *ModelVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersion.ProtoReflect.Descriptor instead.
 func (*ModelVersion) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{51}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ModelVersion) GetModelName() string {
@@ -5589,7 +5722,7 @@ type Lineage struct {
 
 func (x *Lineage) Reset() {
 	*x = Lineage{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[52]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5601,7 +5734,7 @@ func (x *Lineage) String() string {
 func (*Lineage) ProtoMessage() {}
 
 func (x *Lineage) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[52]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5614,7 +5747,7 @@ func (x *Lineage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lineage.ProtoReflect.Descriptor instead.
 func (*Lineage) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{52}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *Lineage) GetJobId() string {
@@ -5747,7 +5880,7 @@ type ArtifactRef struct {
 
 func (x *ArtifactRef) Reset() {
 	*x = ArtifactRef{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[53]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5759,7 +5892,7 @@ func (x *ArtifactRef) String() string {
 func (*ArtifactRef) ProtoMessage() {}
 
 func (x *ArtifactRef) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[53]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5772,7 +5905,7 @@ func (x *ArtifactRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactRef.ProtoReflect.Descriptor instead.
 func (*ArtifactRef) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{53}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ArtifactRef) GetUri() string {
@@ -5816,7 +5949,7 @@ type InputColumn struct {
 
 func (x *InputColumn) Reset() {
 	*x = InputColumn{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[54]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5828,7 +5961,7 @@ func (x *InputColumn) String() string {
 func (*InputColumn) ProtoMessage() {}
 
 func (x *InputColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[54]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5841,7 +5974,7 @@ func (x *InputColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InputColumn.ProtoReflect.Descriptor instead.
 func (*InputColumn) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{54}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *InputColumn) GetName() string {
@@ -5879,7 +6012,7 @@ type EvaluationRow struct {
 
 func (x *EvaluationRow) Reset() {
 	*x = EvaluationRow{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[55]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5891,7 +6024,7 @@ func (x *EvaluationRow) String() string {
 func (*EvaluationRow) ProtoMessage() {}
 
 func (x *EvaluationRow) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[55]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5904,7 +6037,7 @@ func (x *EvaluationRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationRow.ProtoReflect.Descriptor instead.
 func (*EvaluationRow) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{55}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *EvaluationRow) GetEntityId() string {
@@ -5966,7 +6099,7 @@ type ScoredRow struct {
 
 func (x *ScoredRow) Reset() {
 	*x = ScoredRow{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[56]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5978,7 +6111,7 @@ func (x *ScoredRow) String() string {
 func (*ScoredRow) ProtoMessage() {}
 
 func (x *ScoredRow) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[56]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5991,7 +6124,7 @@ func (x *ScoredRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoredRow.ProtoReflect.Descriptor instead.
 func (*ScoredRow) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{56}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ScoredRow) GetIndex() int64 {
@@ -6074,7 +6207,7 @@ type ClassificationCurves struct {
 
 func (x *ClassificationCurves) Reset() {
 	*x = ClassificationCurves{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[57]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6086,7 +6219,7 @@ func (x *ClassificationCurves) String() string {
 func (*ClassificationCurves) ProtoMessage() {}
 
 func (x *ClassificationCurves) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[57]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6099,7 +6232,7 @@ func (x *ClassificationCurves) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassificationCurves.ProtoReflect.Descriptor instead.
 func (*ClassificationCurves) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{57}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ClassificationCurves) GetRoc() []*RocPoint {
@@ -6138,7 +6271,7 @@ type RocPoint struct {
 
 func (x *RocPoint) Reset() {
 	*x = RocPoint{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[58]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6150,7 +6283,7 @@ func (x *RocPoint) String() string {
 func (*RocPoint) ProtoMessage() {}
 
 func (x *RocPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[58]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6163,7 +6296,7 @@ func (x *RocPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RocPoint.ProtoReflect.Descriptor instead.
 func (*RocPoint) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{58}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RocPoint) GetThreshold() float64 {
@@ -6215,7 +6348,7 @@ type LiftBin struct {
 
 func (x *LiftBin) Reset() {
 	*x = LiftBin{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[59]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6227,7 +6360,7 @@ func (x *LiftBin) String() string {
 func (*LiftBin) ProtoMessage() {}
 
 func (x *LiftBin) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[59]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6240,7 +6373,7 @@ func (x *LiftBin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiftBin.ProtoReflect.Descriptor instead.
 func (*LiftBin) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{59}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *LiftBin) GetBin() int32 {
@@ -6327,7 +6460,7 @@ type CalibrationBin struct {
 
 func (x *CalibrationBin) Reset() {
 	*x = CalibrationBin{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[60]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6339,7 +6472,7 @@ func (x *CalibrationBin) String() string {
 func (*CalibrationBin) ProtoMessage() {}
 
 func (x *CalibrationBin) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[60]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6352,7 +6485,7 @@ func (x *CalibrationBin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CalibrationBin.ProtoReflect.Descriptor instead.
 func (*CalibrationBin) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{60}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CalibrationBin) GetLowerBound() float64 {
@@ -6442,7 +6575,7 @@ type ModelArtifact struct {
 
 func (x *ModelArtifact) Reset() {
 	*x = ModelArtifact{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[61]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6454,7 +6587,7 @@ func (x *ModelArtifact) String() string {
 func (*ModelArtifact) ProtoMessage() {}
 
 func (x *ModelArtifact) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[61]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6467,7 +6600,7 @@ func (x *ModelArtifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelArtifact.ProtoReflect.Descriptor instead.
 func (*ModelArtifact) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{61}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ModelArtifact) GetFormatVersion() uint32 {
@@ -6669,7 +6802,7 @@ type ClassificationOutput struct {
 
 func (x *ClassificationOutput) Reset() {
 	*x = ClassificationOutput{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[62]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6681,7 +6814,7 @@ func (x *ClassificationOutput) String() string {
 func (*ClassificationOutput) ProtoMessage() {}
 
 func (x *ClassificationOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[62]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6694,7 +6827,7 @@ func (x *ClassificationOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassificationOutput.ProtoReflect.Descriptor instead.
 func (*ClassificationOutput) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{62}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ClassificationOutput) GetPositiveLabel() *v1.Value {
@@ -6735,7 +6868,7 @@ type SolverReport struct {
 
 func (x *SolverReport) Reset() {
 	*x = SolverReport{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[63]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6747,7 +6880,7 @@ func (x *SolverReport) String() string {
 func (*SolverReport) ProtoMessage() {}
 
 func (x *SolverReport) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[63]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6760,7 +6893,7 @@ func (x *SolverReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SolverReport.ProtoReflect.Descriptor instead.
 func (*SolverReport) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{63}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SolverReport) GetConverged() bool {
@@ -6810,7 +6943,7 @@ type FittedPreprocessing struct {
 
 func (x *FittedPreprocessing) Reset() {
 	*x = FittedPreprocessing{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[64]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6822,7 +6955,7 @@ func (x *FittedPreprocessing) String() string {
 func (*FittedPreprocessing) ProtoMessage() {}
 
 func (x *FittedPreprocessing) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[64]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6835,7 +6968,7 @@ func (x *FittedPreprocessing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FittedPreprocessing.ProtoReflect.Descriptor instead.
 func (*FittedPreprocessing) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{64}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *FittedPreprocessing) GetColumns() []*FittedColumn {
@@ -6911,7 +7044,7 @@ type FittedColumn struct {
 
 func (x *FittedColumn) Reset() {
 	*x = FittedColumn{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[65]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6923,7 +7056,7 @@ func (x *FittedColumn) String() string {
 func (*FittedColumn) ProtoMessage() {}
 
 func (x *FittedColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[65]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6936,7 +7069,7 @@ func (x *FittedColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FittedColumn.ProtoReflect.Descriptor instead.
 func (*FittedColumn) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{65}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *FittedColumn) GetName() string {
@@ -7069,7 +7202,7 @@ type LinearParameters struct {
 
 func (x *LinearParameters) Reset() {
 	*x = LinearParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[66]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7081,7 +7214,7 @@ func (x *LinearParameters) String() string {
 func (*LinearParameters) ProtoMessage() {}
 
 func (x *LinearParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[66]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7094,7 +7227,7 @@ func (x *LinearParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinearParameters.ProtoReflect.Descriptor instead.
 func (*LinearParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{66}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *LinearParameters) GetWeights() []float64 {
@@ -7139,7 +7272,7 @@ type PlattScaling struct {
 
 func (x *PlattScaling) Reset() {
 	*x = PlattScaling{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[67]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7151,7 +7284,7 @@ func (x *PlattScaling) String() string {
 func (*PlattScaling) ProtoMessage() {}
 
 func (x *PlattScaling) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[67]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7164,7 +7297,7 @@ func (x *PlattScaling) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlattScaling.ProtoReflect.Descriptor instead.
 func (*PlattScaling) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{67}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *PlattScaling) GetA() float64 {
@@ -7199,7 +7332,7 @@ type KernelParameters struct {
 
 func (x *KernelParameters) Reset() {
 	*x = KernelParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[68]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7211,7 +7344,7 @@ func (x *KernelParameters) String() string {
 func (*KernelParameters) ProtoMessage() {}
 
 func (x *KernelParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[68]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7224,7 +7357,7 @@ func (x *KernelParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KernelParameters.ProtoReflect.Descriptor instead.
 func (*KernelParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{68}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *KernelParameters) GetType() KernelType {
@@ -7279,7 +7412,7 @@ type KernelSvmParameters struct {
 
 func (x *KernelSvmParameters) Reset() {
 	*x = KernelSvmParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[69]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7291,7 +7424,7 @@ func (x *KernelSvmParameters) String() string {
 func (*KernelSvmParameters) ProtoMessage() {}
 
 func (x *KernelSvmParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[69]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7304,7 +7437,7 @@ func (x *KernelSvmParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KernelSvmParameters.ProtoReflect.Descriptor instead.
 func (*KernelSvmParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{69}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *KernelSvmParameters) GetKernel() *KernelParameters {
@@ -7382,7 +7515,7 @@ type NystromParameters struct {
 
 func (x *NystromParameters) Reset() {
 	*x = NystromParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[70]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7394,7 +7527,7 @@ func (x *NystromParameters) String() string {
 func (*NystromParameters) ProtoMessage() {}
 
 func (x *NystromParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[70]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7407,7 +7540,7 @@ func (x *NystromParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NystromParameters.ProtoReflect.Descriptor instead.
 func (*NystromParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{70}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *NystromParameters) GetKernel() *KernelParameters {
@@ -7500,7 +7633,7 @@ type FactorizationParameters struct {
 
 func (x *FactorizationParameters) Reset() {
 	*x = FactorizationParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[71]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7512,7 +7645,7 @@ func (x *FactorizationParameters) String() string {
 func (*FactorizationParameters) ProtoMessage() {}
 
 func (x *FactorizationParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[71]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7525,7 +7658,7 @@ func (x *FactorizationParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FactorizationParameters.ProtoReflect.Descriptor instead.
 func (*FactorizationParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{71}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *FactorizationParameters) GetRank() int32 {
@@ -7632,7 +7765,7 @@ type PopularityParameters struct {
 
 func (x *PopularityParameters) Reset() {
 	*x = PopularityParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[72]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7644,7 +7777,7 @@ func (x *PopularityParameters) String() string {
 func (*PopularityParameters) ProtoMessage() {}
 
 func (x *PopularityParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[72]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7657,7 +7790,7 @@ func (x *PopularityParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PopularityParameters.ProtoReflect.Descriptor instead.
 func (*PopularityParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{72}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *PopularityParameters) GetItemIds() []string {
@@ -7871,12 +8004,15 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x06labels\x18\x0f \x03(\v2..bullseye.training.v1.TrainingSpec.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbd\x02\n" +
 	"\bDataSpec\x12I\n" +
 	"\ftraining_set\x18\x01 \x01(\v2$.bullseye.feature.v1.TrainingSetSpecH\x00R\vtrainingSet\x12L\n" +
 	"\finteractions\x18\x02 \x01(\v2&.bullseye.training.v1.InteractionsSpecH\x00R\finteractions\x12H\n" +
-	"\ftrain_filter\x18\x03 \x01(\v2%.bullseye.training.v1.RowNumberFilterR\vtrainFilterB\b\n" +
-	"\x06source\"K\n" +
+	"\ftrain_filter\x18\x03 \x01(\v2%.bullseye.training.v1.RowNumberFilterR\vtrainFilter\x12D\n" +
+	"\fimport_split\x18\x04 \x01(\v2!.bullseye.training.v1.ImportSplitR\vimportSplitB\b\n" +
+	"\x06source\"5\n" +
+	"\vImportSplit\x12&\n" +
+	"\x0ftest_import_ids\x18\x01 \x03(\tR\rtestImportIds\"K\n" +
 	"\x0fRowNumberFilter\x12\x18\n" +
 	"\amodulus\x18\x01 \x01(\x03R\amodulus\x12\x1e\n" +
 	"\n" +
@@ -7886,12 +8022,16 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x06export\x18\x01 \x01(\v2..bullseye.feature.v1.ExportInteractionsRequestR\x06export\x122\n" +
 	"\x15min_user_interactions\x18\x02 \x01(\x05R\x13minUserInteractions\x122\n" +
 	"\x15min_item_interactions\x18\x03 \x01(\x05R\x13minItemInteractions\x12<\n" +
-	"\x05split\x18\x04 \x01(\v2&.bullseye.training.v1.InteractionSplitR\x05split\"\xed\x01\n" +
+	"\x05split\x18\x04 \x01(\v2&.bullseye.training.v1.InteractionSplitR\x05split\"\xb6\x02\n" +
 	"\x10InteractionSplit\x12;\n" +
 	"\x06random\x18\x01 \x01(\v2!.bullseye.training.v1.RandomSplitH\x00R\x06random\x12D\n" +
 	"\x0ftest_start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampH\x00R\rtestStartTime\x12L\n" +
-	"\rlast_per_user\x18\x03 \x01(\v2&.bullseye.training.v1.LastPerUserSplitH\x00R\vlastPerUserB\b\n" +
-	"\x06method\"F\n" +
+	"\rlast_per_user\x18\x03 \x01(\v2&.bullseye.training.v1.LastPerUserSplitH\x00R\vlastPerUser\x12G\n" +
+	"\vevent_names\x18\x04 \x01(\v2$.bullseye.training.v1.EventNameSplitH\x00R\n" +
+	"eventNamesB\b\n" +
+	"\x06method\":\n" +
+	"\x0eEventNameSplit\x12(\n" +
+	"\x10test_event_names\x18\x01 \x03(\tR\x0etestEventNames\"F\n" +
 	"\vRandomSplit\x12#\n" +
 	"\rtest_fraction\x18\x01 \x01(\x01R\ftestFraction\x12\x12\n" +
 	"\x04seed\x18\x02 \x01(\x04R\x04seed\" \n" +
@@ -8386,7 +8526,7 @@ func file_bullseye_training_v1_training_proto_rawDescGZIP() []byte {
 }
 
 var file_bullseye_training_v1_training_proto_enumTypes = make([]protoimpl.EnumInfo, 19)
-var file_bullseye_training_v1_training_proto_msgTypes = make([]protoimpl.MessageInfo, 83)
+var file_bullseye_training_v1_training_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
 var file_bullseye_training_v1_training_proto_goTypes = []any{
 	(JobView)(0),                          // 0: bullseye.training.v1.JobView
 	(JobState)(0),                         // 1: bullseye.training.v1.JobState
@@ -8432,73 +8572,75 @@ var file_bullseye_training_v1_training_proto_goTypes = []any{
 	(*FoldResult)(nil),                    // 41: bullseye.training.v1.FoldResult
 	(*TrainingSpec)(nil),                  // 42: bullseye.training.v1.TrainingSpec
 	(*DataSpec)(nil),                      // 43: bullseye.training.v1.DataSpec
-	(*RowNumberFilter)(nil),               // 44: bullseye.training.v1.RowNumberFilter
-	(*InteractionsSpec)(nil),              // 45: bullseye.training.v1.InteractionsSpec
-	(*InteractionSplit)(nil),              // 46: bullseye.training.v1.InteractionSplit
-	(*RandomSplit)(nil),                   // 47: bullseye.training.v1.RandomSplit
-	(*LastPerUserSplit)(nil),              // 48: bullseye.training.v1.LastPerUserSplit
-	(*PreprocessingSpec)(nil),             // 49: bullseye.training.v1.PreprocessingSpec
-	(*OneHotOptions)(nil),                 // 50: bullseye.training.v1.OneHotOptions
-	(*HashingOptions)(nil),                // 51: bullseye.training.v1.HashingOptions
-	(*ColumnOptions)(nil),                 // 52: bullseye.training.v1.ColumnOptions
-	(*CandidateSpec)(nil),                 // 53: bullseye.training.v1.CandidateSpec
-	(*HyperparameterDomain)(nil),          // 54: bullseye.training.v1.HyperparameterDomain
-	(*HyperparameterValues)(nil),          // 55: bullseye.training.v1.HyperparameterValues
-	(*HyperparameterRange)(nil),           // 56: bullseye.training.v1.HyperparameterRange
-	(*SearchSpec)(nil),                    // 57: bullseye.training.v1.SearchSpec
-	(*CrossValidationSpec)(nil),           // 58: bullseye.training.v1.CrossValidationSpec
-	(*SelectionSpec)(nil),                 // 59: bullseye.training.v1.SelectionSpec
-	(*SolverOptions)(nil),                 // 60: bullseye.training.v1.SolverOptions
-	(*FeatureSelectionSpec)(nil),          // 61: bullseye.training.v1.FeatureSelectionSpec
-	(*KernelLimits)(nil),                  // 62: bullseye.training.v1.KernelLimits
-	(*EvaluationOptions)(nil),             // 63: bullseye.training.v1.EvaluationOptions
-	(*ResourceLimits)(nil),                // 64: bullseye.training.v1.ResourceLimits
-	(*RegisteredModel)(nil),               // 65: bullseye.training.v1.RegisteredModel
-	(*TrafficSplit)(nil),                  // 66: bullseye.training.v1.TrafficSplit
-	(*VersionWeight)(nil),                 // 67: bullseye.training.v1.VersionWeight
-	(*ShadowVersions)(nil),                // 68: bullseye.training.v1.ShadowVersions
-	(*QualityGateCheck)(nil),              // 69: bullseye.training.v1.QualityGateCheck
-	(*ModelVersion)(nil),                  // 70: bullseye.training.v1.ModelVersion
-	(*Lineage)(nil),                       // 71: bullseye.training.v1.Lineage
-	(*ArtifactRef)(nil),                   // 72: bullseye.training.v1.ArtifactRef
-	(*InputColumn)(nil),                   // 73: bullseye.training.v1.InputColumn
-	(*EvaluationRow)(nil),                 // 74: bullseye.training.v1.EvaluationRow
-	(*ScoredRow)(nil),                     // 75: bullseye.training.v1.ScoredRow
-	(*ClassificationCurves)(nil),          // 76: bullseye.training.v1.ClassificationCurves
-	(*RocPoint)(nil),                      // 77: bullseye.training.v1.RocPoint
-	(*LiftBin)(nil),                       // 78: bullseye.training.v1.LiftBin
-	(*CalibrationBin)(nil),                // 79: bullseye.training.v1.CalibrationBin
-	(*ModelArtifact)(nil),                 // 80: bullseye.training.v1.ModelArtifact
-	(*ClassificationOutput)(nil),          // 81: bullseye.training.v1.ClassificationOutput
-	(*SolverReport)(nil),                  // 82: bullseye.training.v1.SolverReport
-	(*FittedPreprocessing)(nil),           // 83: bullseye.training.v1.FittedPreprocessing
-	(*FittedColumn)(nil),                  // 84: bullseye.training.v1.FittedColumn
-	(*LinearParameters)(nil),              // 85: bullseye.training.v1.LinearParameters
-	(*PlattScaling)(nil),                  // 86: bullseye.training.v1.PlattScaling
-	(*KernelParameters)(nil),              // 87: bullseye.training.v1.KernelParameters
-	(*KernelSvmParameters)(nil),           // 88: bullseye.training.v1.KernelSvmParameters
-	(*NystromParameters)(nil),             // 89: bullseye.training.v1.NystromParameters
-	(*FactorizationParameters)(nil),       // 90: bullseye.training.v1.FactorizationParameters
-	(*PopularityParameters)(nil),          // 91: bullseye.training.v1.PopularityParameters
-	nil,                                   // 92: bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
-	nil,                                   // 93: bullseye.training.v1.LeaderboardEntry.HyperparametersEntry
-	nil,                                   // 94: bullseye.training.v1.TrainingSpec.LabelsEntry
-	nil,                                   // 95: bullseye.training.v1.PreprocessingSpec.ColumnsEntry
-	nil,                                   // 96: bullseye.training.v1.CandidateSpec.HyperparametersEntry
-	nil,                                   // 97: bullseye.training.v1.RegisteredModel.AliasesEntry
-	nil,                                   // 98: bullseye.training.v1.ModelVersion.HyperparametersEntry
-	nil,                                   // 99: bullseye.training.v1.ModelVersion.LabelsEntry
-	nil,                                   // 100: bullseye.training.v1.EvaluationRow.FeaturesEntry
-	nil,                                   // 101: bullseye.training.v1.ModelArtifact.HyperparametersEntry
-	(*v1.ModelRef)(nil),                   // 102: bullseye.common.v1.ModelRef
-	(*v1.Metric)(nil),                     // 103: bullseye.common.v1.Metric
-	(*timestamppb.Timestamp)(nil),         // 104: google.protobuf.Timestamp
-	(*v1.Problem)(nil),                    // 105: bullseye.common.v1.Problem
-	(*durationpb.Duration)(nil),           // 106: google.protobuf.Duration
-	(*v11.TrainingSetSpec)(nil),           // 107: bullseye.feature.v1.TrainingSetSpec
-	(*v11.ExportInteractionsRequest)(nil), // 108: bullseye.feature.v1.ExportInteractionsRequest
-	(*v1.Value)(nil),                      // 109: bullseye.common.v1.Value
-	(v1.ValueType)(0),                     // 110: bullseye.common.v1.ValueType
+	(*ImportSplit)(nil),                   // 44: bullseye.training.v1.ImportSplit
+	(*RowNumberFilter)(nil),               // 45: bullseye.training.v1.RowNumberFilter
+	(*InteractionsSpec)(nil),              // 46: bullseye.training.v1.InteractionsSpec
+	(*InteractionSplit)(nil),              // 47: bullseye.training.v1.InteractionSplit
+	(*EventNameSplit)(nil),                // 48: bullseye.training.v1.EventNameSplit
+	(*RandomSplit)(nil),                   // 49: bullseye.training.v1.RandomSplit
+	(*LastPerUserSplit)(nil),              // 50: bullseye.training.v1.LastPerUserSplit
+	(*PreprocessingSpec)(nil),             // 51: bullseye.training.v1.PreprocessingSpec
+	(*OneHotOptions)(nil),                 // 52: bullseye.training.v1.OneHotOptions
+	(*HashingOptions)(nil),                // 53: bullseye.training.v1.HashingOptions
+	(*ColumnOptions)(nil),                 // 54: bullseye.training.v1.ColumnOptions
+	(*CandidateSpec)(nil),                 // 55: bullseye.training.v1.CandidateSpec
+	(*HyperparameterDomain)(nil),          // 56: bullseye.training.v1.HyperparameterDomain
+	(*HyperparameterValues)(nil),          // 57: bullseye.training.v1.HyperparameterValues
+	(*HyperparameterRange)(nil),           // 58: bullseye.training.v1.HyperparameterRange
+	(*SearchSpec)(nil),                    // 59: bullseye.training.v1.SearchSpec
+	(*CrossValidationSpec)(nil),           // 60: bullseye.training.v1.CrossValidationSpec
+	(*SelectionSpec)(nil),                 // 61: bullseye.training.v1.SelectionSpec
+	(*SolverOptions)(nil),                 // 62: bullseye.training.v1.SolverOptions
+	(*FeatureSelectionSpec)(nil),          // 63: bullseye.training.v1.FeatureSelectionSpec
+	(*KernelLimits)(nil),                  // 64: bullseye.training.v1.KernelLimits
+	(*EvaluationOptions)(nil),             // 65: bullseye.training.v1.EvaluationOptions
+	(*ResourceLimits)(nil),                // 66: bullseye.training.v1.ResourceLimits
+	(*RegisteredModel)(nil),               // 67: bullseye.training.v1.RegisteredModel
+	(*TrafficSplit)(nil),                  // 68: bullseye.training.v1.TrafficSplit
+	(*VersionWeight)(nil),                 // 69: bullseye.training.v1.VersionWeight
+	(*ShadowVersions)(nil),                // 70: bullseye.training.v1.ShadowVersions
+	(*QualityGateCheck)(nil),              // 71: bullseye.training.v1.QualityGateCheck
+	(*ModelVersion)(nil),                  // 72: bullseye.training.v1.ModelVersion
+	(*Lineage)(nil),                       // 73: bullseye.training.v1.Lineage
+	(*ArtifactRef)(nil),                   // 74: bullseye.training.v1.ArtifactRef
+	(*InputColumn)(nil),                   // 75: bullseye.training.v1.InputColumn
+	(*EvaluationRow)(nil),                 // 76: bullseye.training.v1.EvaluationRow
+	(*ScoredRow)(nil),                     // 77: bullseye.training.v1.ScoredRow
+	(*ClassificationCurves)(nil),          // 78: bullseye.training.v1.ClassificationCurves
+	(*RocPoint)(nil),                      // 79: bullseye.training.v1.RocPoint
+	(*LiftBin)(nil),                       // 80: bullseye.training.v1.LiftBin
+	(*CalibrationBin)(nil),                // 81: bullseye.training.v1.CalibrationBin
+	(*ModelArtifact)(nil),                 // 82: bullseye.training.v1.ModelArtifact
+	(*ClassificationOutput)(nil),          // 83: bullseye.training.v1.ClassificationOutput
+	(*SolverReport)(nil),                  // 84: bullseye.training.v1.SolverReport
+	(*FittedPreprocessing)(nil),           // 85: bullseye.training.v1.FittedPreprocessing
+	(*FittedColumn)(nil),                  // 86: bullseye.training.v1.FittedColumn
+	(*LinearParameters)(nil),              // 87: bullseye.training.v1.LinearParameters
+	(*PlattScaling)(nil),                  // 88: bullseye.training.v1.PlattScaling
+	(*KernelParameters)(nil),              // 89: bullseye.training.v1.KernelParameters
+	(*KernelSvmParameters)(nil),           // 90: bullseye.training.v1.KernelSvmParameters
+	(*NystromParameters)(nil),             // 91: bullseye.training.v1.NystromParameters
+	(*FactorizationParameters)(nil),       // 92: bullseye.training.v1.FactorizationParameters
+	(*PopularityParameters)(nil),          // 93: bullseye.training.v1.PopularityParameters
+	nil,                                   // 94: bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
+	nil,                                   // 95: bullseye.training.v1.LeaderboardEntry.HyperparametersEntry
+	nil,                                   // 96: bullseye.training.v1.TrainingSpec.LabelsEntry
+	nil,                                   // 97: bullseye.training.v1.PreprocessingSpec.ColumnsEntry
+	nil,                                   // 98: bullseye.training.v1.CandidateSpec.HyperparametersEntry
+	nil,                                   // 99: bullseye.training.v1.RegisteredModel.AliasesEntry
+	nil,                                   // 100: bullseye.training.v1.ModelVersion.HyperparametersEntry
+	nil,                                   // 101: bullseye.training.v1.ModelVersion.LabelsEntry
+	nil,                                   // 102: bullseye.training.v1.EvaluationRow.FeaturesEntry
+	nil,                                   // 103: bullseye.training.v1.ModelArtifact.HyperparametersEntry
+	(*v1.ModelRef)(nil),                   // 104: bullseye.common.v1.ModelRef
+	(*v1.Metric)(nil),                     // 105: bullseye.common.v1.Metric
+	(*timestamppb.Timestamp)(nil),         // 106: google.protobuf.Timestamp
+	(*v1.Problem)(nil),                    // 107: bullseye.common.v1.Problem
+	(*durationpb.Duration)(nil),           // 108: google.protobuf.Duration
+	(*v11.TrainingSetSpec)(nil),           // 109: bullseye.feature.v1.TrainingSetSpec
+	(*v11.ExportInteractionsRequest)(nil), // 110: bullseye.feature.v1.ExportInteractionsRequest
+	(*v1.Value)(nil),                      // 111: bullseye.common.v1.Value
+	(v1.ValueType)(0),                     // 112: bullseye.common.v1.ValueType
 }
 var file_bullseye_training_v1_training_proto_depIdxs = []int32{
 	42,  // 0: bullseye.training.v1.StartTrainingRequest.spec:type_name -> bullseye.training.v1.TrainingSpec
@@ -8510,189 +8652,191 @@ var file_bullseye_training_v1_training_proto_depIdxs = []int32{
 	1,   // 6: bullseye.training.v1.ListJobsRequest.states:type_name -> bullseye.training.v1.JobState
 	0,   // 7: bullseye.training.v1.ListJobsRequest.view:type_name -> bullseye.training.v1.JobView
 	37,  // 8: bullseye.training.v1.ListJobsResponse.jobs:type_name -> bullseye.training.v1.Job
-	65,  // 9: bullseye.training.v1.ListModelsResponse.models:type_name -> bullseye.training.v1.RegisteredModel
-	102, // 10: bullseye.training.v1.GetModelRequest.model:type_name -> bullseye.common.v1.ModelRef
-	70,  // 11: bullseye.training.v1.GetModelResponse.model_version:type_name -> bullseye.training.v1.ModelVersion
-	65,  // 12: bullseye.training.v1.GetModelResponse.model:type_name -> bullseye.training.v1.RegisteredModel
-	102, // 13: bullseye.training.v1.EvaluateRequest.model:type_name -> bullseye.common.v1.ModelRef
-	74,  // 14: bullseye.training.v1.EvaluateRequest.rows:type_name -> bullseye.training.v1.EvaluationRow
+	67,  // 9: bullseye.training.v1.ListModelsResponse.models:type_name -> bullseye.training.v1.RegisteredModel
+	104, // 10: bullseye.training.v1.GetModelRequest.model:type_name -> bullseye.common.v1.ModelRef
+	72,  // 11: bullseye.training.v1.GetModelResponse.model_version:type_name -> bullseye.training.v1.ModelVersion
+	67,  // 12: bullseye.training.v1.GetModelResponse.model:type_name -> bullseye.training.v1.RegisteredModel
+	104, // 13: bullseye.training.v1.EvaluateRequest.model:type_name -> bullseye.common.v1.ModelRef
+	76,  // 14: bullseye.training.v1.EvaluateRequest.rows:type_name -> bullseye.training.v1.EvaluationRow
 	43,  // 15: bullseye.training.v1.EvaluateRequest.data:type_name -> bullseye.training.v1.DataSpec
 	5,   // 16: bullseye.training.v1.EvaluateRequest.partition:type_name -> bullseye.training.v1.DataPartition
-	63,  // 17: bullseye.training.v1.EvaluateRequest.options:type_name -> bullseye.training.v1.EvaluationOptions
-	75,  // 18: bullseye.training.v1.EvaluateResponse.scores:type_name -> bullseye.training.v1.ScoredRow
-	103, // 19: bullseye.training.v1.EvaluateResponse.metrics:type_name -> bullseye.common.v1.Metric
-	76,  // 20: bullseye.training.v1.EvaluateResponse.curves:type_name -> bullseye.training.v1.ClassificationCurves
-	92,  // 21: bullseye.training.v1.PromoteModelRequest.set_aliases:type_name -> bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
-	66,  // 22: bullseye.training.v1.PromoteModelRequest.live:type_name -> bullseye.training.v1.TrafficSplit
-	68,  // 23: bullseye.training.v1.PromoteModelRequest.shadow:type_name -> bullseye.training.v1.ShadowVersions
-	65,  // 24: bullseye.training.v1.PromoteModelResponse.model:type_name -> bullseye.training.v1.RegisteredModel
-	69,  // 25: bullseye.training.v1.PromoteModelResponse.checks:type_name -> bullseye.training.v1.QualityGateCheck
+	65,  // 17: bullseye.training.v1.EvaluateRequest.options:type_name -> bullseye.training.v1.EvaluationOptions
+	77,  // 18: bullseye.training.v1.EvaluateResponse.scores:type_name -> bullseye.training.v1.ScoredRow
+	105, // 19: bullseye.training.v1.EvaluateResponse.metrics:type_name -> bullseye.common.v1.Metric
+	78,  // 20: bullseye.training.v1.EvaluateResponse.curves:type_name -> bullseye.training.v1.ClassificationCurves
+	94,  // 21: bullseye.training.v1.PromoteModelRequest.set_aliases:type_name -> bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
+	68,  // 22: bullseye.training.v1.PromoteModelRequest.live:type_name -> bullseye.training.v1.TrafficSplit
+	70,  // 23: bullseye.training.v1.PromoteModelRequest.shadow:type_name -> bullseye.training.v1.ShadowVersions
+	67,  // 24: bullseye.training.v1.PromoteModelResponse.model:type_name -> bullseye.training.v1.RegisteredModel
+	71,  // 25: bullseye.training.v1.PromoteModelResponse.checks:type_name -> bullseye.training.v1.QualityGateCheck
 	42,  // 26: bullseye.training.v1.Job.spec:type_name -> bullseye.training.v1.TrainingSpec
 	1,   // 27: bullseye.training.v1.Job.state:type_name -> bullseye.training.v1.JobState
 	38,  // 28: bullseye.training.v1.Job.progress:type_name -> bullseye.training.v1.JobProgress
-	104, // 29: bullseye.training.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	104, // 30: bullseye.training.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	104, // 31: bullseye.training.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	103, // 32: bullseye.training.v1.Job.metrics:type_name -> bullseye.common.v1.Metric
-	105, // 33: bullseye.training.v1.Job.error:type_name -> bullseye.common.v1.Problem
+	106, // 29: bullseye.training.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	106, // 30: bullseye.training.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	106, // 31: bullseye.training.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	105, // 32: bullseye.training.v1.Job.metrics:type_name -> bullseye.common.v1.Metric
+	107, // 33: bullseye.training.v1.Job.error:type_name -> bullseye.common.v1.Problem
 	39,  // 34: bullseye.training.v1.Job.messages:type_name -> bullseye.training.v1.JobMessage
 	1,   // 35: bullseye.training.v1.JobProgress.state:type_name -> bullseye.training.v1.JobState
 	2,   // 36: bullseye.training.v1.JobProgress.stage:type_name -> bullseye.training.v1.JobStage
-	103, // 37: bullseye.training.v1.JobProgress.current_metrics:type_name -> bullseye.common.v1.Metric
+	105, // 37: bullseye.training.v1.JobProgress.current_metrics:type_name -> bullseye.common.v1.Metric
 	40,  // 38: bullseye.training.v1.JobProgress.leaderboard:type_name -> bullseye.training.v1.LeaderboardEntry
 	39,  // 39: bullseye.training.v1.JobProgress.messages:type_name -> bullseye.training.v1.JobMessage
-	106, // 40: bullseye.training.v1.JobProgress.elapsed:type_name -> google.protobuf.Duration
-	104, // 41: bullseye.training.v1.JobProgress.update_time:type_name -> google.protobuf.Timestamp
-	104, // 42: bullseye.training.v1.JobMessage.time:type_name -> google.protobuf.Timestamp
+	108, // 40: bullseye.training.v1.JobProgress.elapsed:type_name -> google.protobuf.Duration
+	106, // 41: bullseye.training.v1.JobProgress.update_time:type_name -> google.protobuf.Timestamp
+	106, // 42: bullseye.training.v1.JobMessage.time:type_name -> google.protobuf.Timestamp
 	3,   // 43: bullseye.training.v1.JobMessage.severity:type_name -> bullseye.training.v1.JobMessageSeverity
 	2,   // 44: bullseye.training.v1.JobMessage.stage:type_name -> bullseye.training.v1.JobStage
 	9,   // 45: bullseye.training.v1.LeaderboardEntry.family:type_name -> bullseye.training.v1.ModelFamily
-	93,  // 46: bullseye.training.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.training.v1.LeaderboardEntry.HyperparametersEntry
-	103, // 47: bullseye.training.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
+	95,  // 46: bullseye.training.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.training.v1.LeaderboardEntry.HyperparametersEntry
+	105, // 47: bullseye.training.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
 	41,  // 48: bullseye.training.v1.LeaderboardEntry.folds:type_name -> bullseye.training.v1.FoldResult
 	14,  // 49: bullseye.training.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.training.v1.KernelFallback
-	105, // 50: bullseye.training.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
-	106, // 51: bullseye.training.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
-	103, // 52: bullseye.training.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
-	106, // 53: bullseye.training.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
+	107, // 50: bullseye.training.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
+	108, // 51: bullseye.training.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
+	105, // 52: bullseye.training.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
+	108, // 53: bullseye.training.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
 	43,  // 54: bullseye.training.v1.TrainingSpec.data:type_name -> bullseye.training.v1.DataSpec
 	4,   // 55: bullseye.training.v1.TrainingSpec.task:type_name -> bullseye.training.v1.TaskKind
-	49,  // 56: bullseye.training.v1.TrainingSpec.preprocessing:type_name -> bullseye.training.v1.PreprocessingSpec
-	53,  // 57: bullseye.training.v1.TrainingSpec.candidates:type_name -> bullseye.training.v1.CandidateSpec
-	57,  // 58: bullseye.training.v1.TrainingSpec.search:type_name -> bullseye.training.v1.SearchSpec
-	58,  // 59: bullseye.training.v1.TrainingSpec.cross_validation:type_name -> bullseye.training.v1.CrossValidationSpec
-	59,  // 60: bullseye.training.v1.TrainingSpec.selection:type_name -> bullseye.training.v1.SelectionSpec
-	60,  // 61: bullseye.training.v1.TrainingSpec.solver:type_name -> bullseye.training.v1.SolverOptions
-	61,  // 62: bullseye.training.v1.TrainingSpec.feature_selection:type_name -> bullseye.training.v1.FeatureSelectionSpec
-	62,  // 63: bullseye.training.v1.TrainingSpec.kernel_limits:type_name -> bullseye.training.v1.KernelLimits
-	63,  // 64: bullseye.training.v1.TrainingSpec.evaluation:type_name -> bullseye.training.v1.EvaluationOptions
-	64,  // 65: bullseye.training.v1.TrainingSpec.resources:type_name -> bullseye.training.v1.ResourceLimits
-	94,  // 66: bullseye.training.v1.TrainingSpec.labels:type_name -> bullseye.training.v1.TrainingSpec.LabelsEntry
-	107, // 67: bullseye.training.v1.DataSpec.training_set:type_name -> bullseye.feature.v1.TrainingSetSpec
-	45,  // 68: bullseye.training.v1.DataSpec.interactions:type_name -> bullseye.training.v1.InteractionsSpec
-	44,  // 69: bullseye.training.v1.DataSpec.train_filter:type_name -> bullseye.training.v1.RowNumberFilter
-	108, // 70: bullseye.training.v1.InteractionsSpec.export:type_name -> bullseye.feature.v1.ExportInteractionsRequest
-	46,  // 71: bullseye.training.v1.InteractionsSpec.split:type_name -> bullseye.training.v1.InteractionSplit
-	47,  // 72: bullseye.training.v1.InteractionSplit.random:type_name -> bullseye.training.v1.RandomSplit
-	104, // 73: bullseye.training.v1.InteractionSplit.test_start_time:type_name -> google.protobuf.Timestamp
-	48,  // 74: bullseye.training.v1.InteractionSplit.last_per_user:type_name -> bullseye.training.v1.LastPerUserSplit
-	6,   // 75: bullseye.training.v1.PreprocessingSpec.numeric_imputation:type_name -> bullseye.training.v1.ImputationStrategy
-	6,   // 76: bullseye.training.v1.PreprocessingSpec.categorical_imputation:type_name -> bullseye.training.v1.ImputationStrategy
-	7,   // 77: bullseye.training.v1.PreprocessingSpec.scaling:type_name -> bullseye.training.v1.Scaling
-	50,  // 78: bullseye.training.v1.PreprocessingSpec.one_hot:type_name -> bullseye.training.v1.OneHotOptions
-	51,  // 79: bullseye.training.v1.PreprocessingSpec.hashing:type_name -> bullseye.training.v1.HashingOptions
-	95,  // 80: bullseye.training.v1.PreprocessingSpec.columns:type_name -> bullseye.training.v1.PreprocessingSpec.ColumnsEntry
-	6,   // 81: bullseye.training.v1.ColumnOptions.imputation:type_name -> bullseye.training.v1.ImputationStrategy
-	109, // 82: bullseye.training.v1.ColumnOptions.fill_value:type_name -> bullseye.common.v1.Value
-	8,   // 83: bullseye.training.v1.ColumnOptions.encoding:type_name -> bullseye.training.v1.ColumnEncoding
-	7,   // 84: bullseye.training.v1.ColumnOptions.scaling:type_name -> bullseye.training.v1.Scaling
-	9,   // 85: bullseye.training.v1.CandidateSpec.family:type_name -> bullseye.training.v1.ModelFamily
-	96,  // 86: bullseye.training.v1.CandidateSpec.hyperparameters:type_name -> bullseye.training.v1.CandidateSpec.HyperparametersEntry
-	60,  // 87: bullseye.training.v1.CandidateSpec.solver:type_name -> bullseye.training.v1.SolverOptions
-	55,  // 88: bullseye.training.v1.HyperparameterDomain.values:type_name -> bullseye.training.v1.HyperparameterValues
-	56,  // 89: bullseye.training.v1.HyperparameterDomain.range:type_name -> bullseye.training.v1.HyperparameterRange
-	109, // 90: bullseye.training.v1.HyperparameterValues.values:type_name -> bullseye.common.v1.Value
-	10,  // 91: bullseye.training.v1.HyperparameterRange.scale:type_name -> bullseye.training.v1.RangeScale
-	11,  // 92: bullseye.training.v1.SearchSpec.method:type_name -> bullseye.training.v1.SearchMethod
-	12,  // 93: bullseye.training.v1.CrossValidationSpec.strategy:type_name -> bullseye.training.v1.FoldStrategy
-	106, // 94: bullseye.training.v1.CrossValidationSpec.time_gap:type_name -> google.protobuf.Duration
-	13,  // 95: bullseye.training.v1.SelectionSpec.direction:type_name -> bullseye.training.v1.MetricDirection
-	14,  // 96: bullseye.training.v1.KernelLimits.fallback:type_name -> bullseye.training.v1.KernelFallback
-	106, // 97: bullseye.training.v1.ResourceLimits.timeout:type_name -> google.protobuf.Duration
-	4,   // 98: bullseye.training.v1.RegisteredModel.task:type_name -> bullseye.training.v1.TaskKind
-	70,  // 99: bullseye.training.v1.RegisteredModel.versions:type_name -> bullseye.training.v1.ModelVersion
-	97,  // 100: bullseye.training.v1.RegisteredModel.aliases:type_name -> bullseye.training.v1.RegisteredModel.AliasesEntry
-	66,  // 101: bullseye.training.v1.RegisteredModel.live:type_name -> bullseye.training.v1.TrafficSplit
-	68,  // 102: bullseye.training.v1.RegisteredModel.shadow:type_name -> bullseye.training.v1.ShadowVersions
-	104, // 103: bullseye.training.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
-	104, // 104: bullseye.training.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
-	67,  // 105: bullseye.training.v1.TrafficSplit.versions:type_name -> bullseye.training.v1.VersionWeight
-	9,   // 106: bullseye.training.v1.ModelVersion.family:type_name -> bullseye.training.v1.ModelFamily
-	4,   // 107: bullseye.training.v1.ModelVersion.task:type_name -> bullseye.training.v1.TaskKind
-	98,  // 108: bullseye.training.v1.ModelVersion.hyperparameters:type_name -> bullseye.training.v1.ModelVersion.HyperparametersEntry
-	103, // 109: bullseye.training.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
-	103, // 110: bullseye.training.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
-	13,  // 111: bullseye.training.v1.ModelVersion.selection_direction:type_name -> bullseye.training.v1.MetricDirection
-	40,  // 112: bullseye.training.v1.ModelVersion.leaderboard:type_name -> bullseye.training.v1.LeaderboardEntry
-	76,  // 113: bullseye.training.v1.ModelVersion.test_curves:type_name -> bullseye.training.v1.ClassificationCurves
-	71,  // 114: bullseye.training.v1.ModelVersion.lineage:type_name -> bullseye.training.v1.Lineage
-	72,  // 115: bullseye.training.v1.ModelVersion.artifact:type_name -> bullseye.training.v1.ArtifactRef
-	73,  // 116: bullseye.training.v1.ModelVersion.inputs:type_name -> bullseye.training.v1.InputColumn
-	104, // 117: bullseye.training.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
-	99,  // 118: bullseye.training.v1.ModelVersion.labels:type_name -> bullseye.training.v1.ModelVersion.LabelsEntry
-	14,  // 119: bullseye.training.v1.ModelVersion.kernel_fallback:type_name -> bullseye.training.v1.KernelFallback
-	43,  // 120: bullseye.training.v1.Lineage.data:type_name -> bullseye.training.v1.DataSpec
-	104, // 121: bullseye.training.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
-	104, // 122: bullseye.training.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
-	110, // 123: bullseye.training.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
-	100, // 124: bullseye.training.v1.EvaluationRow.features:type_name -> bullseye.training.v1.EvaluationRow.FeaturesEntry
-	109, // 125: bullseye.training.v1.EvaluationRow.label:type_name -> bullseye.common.v1.Value
-	15,  // 126: bullseye.training.v1.ScoredRow.status:type_name -> bullseye.training.v1.ScoredRowStatus
-	105, // 127: bullseye.training.v1.ScoredRow.problem:type_name -> bullseye.common.v1.Problem
-	109, // 128: bullseye.training.v1.ScoredRow.label:type_name -> bullseye.common.v1.Value
-	77,  // 129: bullseye.training.v1.ClassificationCurves.roc:type_name -> bullseye.training.v1.RocPoint
-	78,  // 130: bullseye.training.v1.ClassificationCurves.lift:type_name -> bullseye.training.v1.LiftBin
-	79,  // 131: bullseye.training.v1.ClassificationCurves.calibration:type_name -> bullseye.training.v1.CalibrationBin
-	9,   // 132: bullseye.training.v1.ModelArtifact.family:type_name -> bullseye.training.v1.ModelFamily
-	4,   // 133: bullseye.training.v1.ModelArtifact.task:type_name -> bullseye.training.v1.TaskKind
-	101, // 134: bullseye.training.v1.ModelArtifact.hyperparameters:type_name -> bullseye.training.v1.ModelArtifact.HyperparametersEntry
-	73,  // 135: bullseye.training.v1.ModelArtifact.inputs:type_name -> bullseye.training.v1.InputColumn
-	83,  // 136: bullseye.training.v1.ModelArtifact.preprocessing:type_name -> bullseye.training.v1.FittedPreprocessing
-	81,  // 137: bullseye.training.v1.ModelArtifact.classification:type_name -> bullseye.training.v1.ClassificationOutput
-	85,  // 138: bullseye.training.v1.ModelArtifact.linear:type_name -> bullseye.training.v1.LinearParameters
-	88,  // 139: bullseye.training.v1.ModelArtifact.kernel_svm:type_name -> bullseye.training.v1.KernelSvmParameters
-	89,  // 140: bullseye.training.v1.ModelArtifact.nystrom:type_name -> bullseye.training.v1.NystromParameters
-	90,  // 141: bullseye.training.v1.ModelArtifact.factorization:type_name -> bullseye.training.v1.FactorizationParameters
-	91,  // 142: bullseye.training.v1.ModelArtifact.popularity:type_name -> bullseye.training.v1.PopularityParameters
-	82,  // 143: bullseye.training.v1.ModelArtifact.solver:type_name -> bullseye.training.v1.SolverReport
-	103, // 144: bullseye.training.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
-	71,  // 145: bullseye.training.v1.ModelArtifact.lineage:type_name -> bullseye.training.v1.Lineage
-	104, // 146: bullseye.training.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
-	109, // 147: bullseye.training.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
-	109, // 148: bullseye.training.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
-	106, // 149: bullseye.training.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
-	84,  // 150: bullseye.training.v1.FittedPreprocessing.columns:type_name -> bullseye.training.v1.FittedColumn
-	110, // 151: bullseye.training.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
-	8,   // 152: bullseye.training.v1.FittedColumn.encoding:type_name -> bullseye.training.v1.ColumnEncoding
-	109, // 153: bullseye.training.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
-	16,  // 154: bullseye.training.v1.FittedColumn.hash_function:type_name -> bullseye.training.v1.HashFunction
-	17,  // 155: bullseye.training.v1.LinearParameters.link:type_name -> bullseye.training.v1.LinkFunction
-	86,  // 156: bullseye.training.v1.LinearParameters.platt:type_name -> bullseye.training.v1.PlattScaling
-	18,  // 157: bullseye.training.v1.KernelParameters.type:type_name -> bullseye.training.v1.KernelType
-	87,  // 158: bullseye.training.v1.KernelSvmParameters.kernel:type_name -> bullseye.training.v1.KernelParameters
-	86,  // 159: bullseye.training.v1.KernelSvmParameters.platt:type_name -> bullseye.training.v1.PlattScaling
-	87,  // 160: bullseye.training.v1.NystromParameters.kernel:type_name -> bullseye.training.v1.KernelParameters
-	85,  // 161: bullseye.training.v1.NystromParameters.linear:type_name -> bullseye.training.v1.LinearParameters
-	91,  // 162: bullseye.training.v1.FactorizationParameters.popularity:type_name -> bullseye.training.v1.PopularityParameters
-	109, // 163: bullseye.training.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	52,  // 164: bullseye.training.v1.PreprocessingSpec.ColumnsEntry.value:type_name -> bullseye.training.v1.ColumnOptions
-	54,  // 165: bullseye.training.v1.CandidateSpec.HyperparametersEntry.value:type_name -> bullseye.training.v1.HyperparameterDomain
-	109, // 166: bullseye.training.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	109, // 167: bullseye.training.v1.EvaluationRow.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
-	109, // 168: bullseye.training.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	19,  // 169: bullseye.training.v1.TrainingService.StartTraining:input_type -> bullseye.training.v1.StartTrainingRequest
-	21,  // 170: bullseye.training.v1.TrainingService.GetJob:input_type -> bullseye.training.v1.GetJobRequest
-	23,  // 171: bullseye.training.v1.TrainingService.WatchJob:input_type -> bullseye.training.v1.WatchJobRequest
-	25,  // 172: bullseye.training.v1.TrainingService.CancelJob:input_type -> bullseye.training.v1.CancelJobRequest
-	27,  // 173: bullseye.training.v1.TrainingService.ListJobs:input_type -> bullseye.training.v1.ListJobsRequest
-	29,  // 174: bullseye.training.v1.TrainingService.ListModels:input_type -> bullseye.training.v1.ListModelsRequest
-	31,  // 175: bullseye.training.v1.TrainingService.GetModel:input_type -> bullseye.training.v1.GetModelRequest
-	33,  // 176: bullseye.training.v1.TrainingService.Evaluate:input_type -> bullseye.training.v1.EvaluateRequest
-	35,  // 177: bullseye.training.v1.TrainingService.PromoteModel:input_type -> bullseye.training.v1.PromoteModelRequest
-	20,  // 178: bullseye.training.v1.TrainingService.StartTraining:output_type -> bullseye.training.v1.StartTrainingResponse
-	22,  // 179: bullseye.training.v1.TrainingService.GetJob:output_type -> bullseye.training.v1.GetJobResponse
-	24,  // 180: bullseye.training.v1.TrainingService.WatchJob:output_type -> bullseye.training.v1.WatchJobResponse
-	26,  // 181: bullseye.training.v1.TrainingService.CancelJob:output_type -> bullseye.training.v1.CancelJobResponse
-	28,  // 182: bullseye.training.v1.TrainingService.ListJobs:output_type -> bullseye.training.v1.ListJobsResponse
-	30,  // 183: bullseye.training.v1.TrainingService.ListModels:output_type -> bullseye.training.v1.ListModelsResponse
-	32,  // 184: bullseye.training.v1.TrainingService.GetModel:output_type -> bullseye.training.v1.GetModelResponse
-	34,  // 185: bullseye.training.v1.TrainingService.Evaluate:output_type -> bullseye.training.v1.EvaluateResponse
-	36,  // 186: bullseye.training.v1.TrainingService.PromoteModel:output_type -> bullseye.training.v1.PromoteModelResponse
-	178, // [178:187] is the sub-list for method output_type
-	169, // [169:178] is the sub-list for method input_type
-	169, // [169:169] is the sub-list for extension type_name
-	169, // [169:169] is the sub-list for extension extendee
-	0,   // [0:169] is the sub-list for field type_name
+	51,  // 56: bullseye.training.v1.TrainingSpec.preprocessing:type_name -> bullseye.training.v1.PreprocessingSpec
+	55,  // 57: bullseye.training.v1.TrainingSpec.candidates:type_name -> bullseye.training.v1.CandidateSpec
+	59,  // 58: bullseye.training.v1.TrainingSpec.search:type_name -> bullseye.training.v1.SearchSpec
+	60,  // 59: bullseye.training.v1.TrainingSpec.cross_validation:type_name -> bullseye.training.v1.CrossValidationSpec
+	61,  // 60: bullseye.training.v1.TrainingSpec.selection:type_name -> bullseye.training.v1.SelectionSpec
+	62,  // 61: bullseye.training.v1.TrainingSpec.solver:type_name -> bullseye.training.v1.SolverOptions
+	63,  // 62: bullseye.training.v1.TrainingSpec.feature_selection:type_name -> bullseye.training.v1.FeatureSelectionSpec
+	64,  // 63: bullseye.training.v1.TrainingSpec.kernel_limits:type_name -> bullseye.training.v1.KernelLimits
+	65,  // 64: bullseye.training.v1.TrainingSpec.evaluation:type_name -> bullseye.training.v1.EvaluationOptions
+	66,  // 65: bullseye.training.v1.TrainingSpec.resources:type_name -> bullseye.training.v1.ResourceLimits
+	96,  // 66: bullseye.training.v1.TrainingSpec.labels:type_name -> bullseye.training.v1.TrainingSpec.LabelsEntry
+	109, // 67: bullseye.training.v1.DataSpec.training_set:type_name -> bullseye.feature.v1.TrainingSetSpec
+	46,  // 68: bullseye.training.v1.DataSpec.interactions:type_name -> bullseye.training.v1.InteractionsSpec
+	45,  // 69: bullseye.training.v1.DataSpec.train_filter:type_name -> bullseye.training.v1.RowNumberFilter
+	44,  // 70: bullseye.training.v1.DataSpec.import_split:type_name -> bullseye.training.v1.ImportSplit
+	110, // 71: bullseye.training.v1.InteractionsSpec.export:type_name -> bullseye.feature.v1.ExportInteractionsRequest
+	47,  // 72: bullseye.training.v1.InteractionsSpec.split:type_name -> bullseye.training.v1.InteractionSplit
+	49,  // 73: bullseye.training.v1.InteractionSplit.random:type_name -> bullseye.training.v1.RandomSplit
+	106, // 74: bullseye.training.v1.InteractionSplit.test_start_time:type_name -> google.protobuf.Timestamp
+	50,  // 75: bullseye.training.v1.InteractionSplit.last_per_user:type_name -> bullseye.training.v1.LastPerUserSplit
+	48,  // 76: bullseye.training.v1.InteractionSplit.event_names:type_name -> bullseye.training.v1.EventNameSplit
+	6,   // 77: bullseye.training.v1.PreprocessingSpec.numeric_imputation:type_name -> bullseye.training.v1.ImputationStrategy
+	6,   // 78: bullseye.training.v1.PreprocessingSpec.categorical_imputation:type_name -> bullseye.training.v1.ImputationStrategy
+	7,   // 79: bullseye.training.v1.PreprocessingSpec.scaling:type_name -> bullseye.training.v1.Scaling
+	52,  // 80: bullseye.training.v1.PreprocessingSpec.one_hot:type_name -> bullseye.training.v1.OneHotOptions
+	53,  // 81: bullseye.training.v1.PreprocessingSpec.hashing:type_name -> bullseye.training.v1.HashingOptions
+	97,  // 82: bullseye.training.v1.PreprocessingSpec.columns:type_name -> bullseye.training.v1.PreprocessingSpec.ColumnsEntry
+	6,   // 83: bullseye.training.v1.ColumnOptions.imputation:type_name -> bullseye.training.v1.ImputationStrategy
+	111, // 84: bullseye.training.v1.ColumnOptions.fill_value:type_name -> bullseye.common.v1.Value
+	8,   // 85: bullseye.training.v1.ColumnOptions.encoding:type_name -> bullseye.training.v1.ColumnEncoding
+	7,   // 86: bullseye.training.v1.ColumnOptions.scaling:type_name -> bullseye.training.v1.Scaling
+	9,   // 87: bullseye.training.v1.CandidateSpec.family:type_name -> bullseye.training.v1.ModelFamily
+	98,  // 88: bullseye.training.v1.CandidateSpec.hyperparameters:type_name -> bullseye.training.v1.CandidateSpec.HyperparametersEntry
+	62,  // 89: bullseye.training.v1.CandidateSpec.solver:type_name -> bullseye.training.v1.SolverOptions
+	57,  // 90: bullseye.training.v1.HyperparameterDomain.values:type_name -> bullseye.training.v1.HyperparameterValues
+	58,  // 91: bullseye.training.v1.HyperparameterDomain.range:type_name -> bullseye.training.v1.HyperparameterRange
+	111, // 92: bullseye.training.v1.HyperparameterValues.values:type_name -> bullseye.common.v1.Value
+	10,  // 93: bullseye.training.v1.HyperparameterRange.scale:type_name -> bullseye.training.v1.RangeScale
+	11,  // 94: bullseye.training.v1.SearchSpec.method:type_name -> bullseye.training.v1.SearchMethod
+	12,  // 95: bullseye.training.v1.CrossValidationSpec.strategy:type_name -> bullseye.training.v1.FoldStrategy
+	108, // 96: bullseye.training.v1.CrossValidationSpec.time_gap:type_name -> google.protobuf.Duration
+	13,  // 97: bullseye.training.v1.SelectionSpec.direction:type_name -> bullseye.training.v1.MetricDirection
+	14,  // 98: bullseye.training.v1.KernelLimits.fallback:type_name -> bullseye.training.v1.KernelFallback
+	108, // 99: bullseye.training.v1.ResourceLimits.timeout:type_name -> google.protobuf.Duration
+	4,   // 100: bullseye.training.v1.RegisteredModel.task:type_name -> bullseye.training.v1.TaskKind
+	72,  // 101: bullseye.training.v1.RegisteredModel.versions:type_name -> bullseye.training.v1.ModelVersion
+	99,  // 102: bullseye.training.v1.RegisteredModel.aliases:type_name -> bullseye.training.v1.RegisteredModel.AliasesEntry
+	68,  // 103: bullseye.training.v1.RegisteredModel.live:type_name -> bullseye.training.v1.TrafficSplit
+	70,  // 104: bullseye.training.v1.RegisteredModel.shadow:type_name -> bullseye.training.v1.ShadowVersions
+	106, // 105: bullseye.training.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
+	106, // 106: bullseye.training.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
+	69,  // 107: bullseye.training.v1.TrafficSplit.versions:type_name -> bullseye.training.v1.VersionWeight
+	9,   // 108: bullseye.training.v1.ModelVersion.family:type_name -> bullseye.training.v1.ModelFamily
+	4,   // 109: bullseye.training.v1.ModelVersion.task:type_name -> bullseye.training.v1.TaskKind
+	100, // 110: bullseye.training.v1.ModelVersion.hyperparameters:type_name -> bullseye.training.v1.ModelVersion.HyperparametersEntry
+	105, // 111: bullseye.training.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
+	105, // 112: bullseye.training.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
+	13,  // 113: bullseye.training.v1.ModelVersion.selection_direction:type_name -> bullseye.training.v1.MetricDirection
+	40,  // 114: bullseye.training.v1.ModelVersion.leaderboard:type_name -> bullseye.training.v1.LeaderboardEntry
+	78,  // 115: bullseye.training.v1.ModelVersion.test_curves:type_name -> bullseye.training.v1.ClassificationCurves
+	73,  // 116: bullseye.training.v1.ModelVersion.lineage:type_name -> bullseye.training.v1.Lineage
+	74,  // 117: bullseye.training.v1.ModelVersion.artifact:type_name -> bullseye.training.v1.ArtifactRef
+	75,  // 118: bullseye.training.v1.ModelVersion.inputs:type_name -> bullseye.training.v1.InputColumn
+	106, // 119: bullseye.training.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
+	101, // 120: bullseye.training.v1.ModelVersion.labels:type_name -> bullseye.training.v1.ModelVersion.LabelsEntry
+	14,  // 121: bullseye.training.v1.ModelVersion.kernel_fallback:type_name -> bullseye.training.v1.KernelFallback
+	43,  // 122: bullseye.training.v1.Lineage.data:type_name -> bullseye.training.v1.DataSpec
+	106, // 123: bullseye.training.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
+	106, // 124: bullseye.training.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
+	112, // 125: bullseye.training.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
+	102, // 126: bullseye.training.v1.EvaluationRow.features:type_name -> bullseye.training.v1.EvaluationRow.FeaturesEntry
+	111, // 127: bullseye.training.v1.EvaluationRow.label:type_name -> bullseye.common.v1.Value
+	15,  // 128: bullseye.training.v1.ScoredRow.status:type_name -> bullseye.training.v1.ScoredRowStatus
+	107, // 129: bullseye.training.v1.ScoredRow.problem:type_name -> bullseye.common.v1.Problem
+	111, // 130: bullseye.training.v1.ScoredRow.label:type_name -> bullseye.common.v1.Value
+	79,  // 131: bullseye.training.v1.ClassificationCurves.roc:type_name -> bullseye.training.v1.RocPoint
+	80,  // 132: bullseye.training.v1.ClassificationCurves.lift:type_name -> bullseye.training.v1.LiftBin
+	81,  // 133: bullseye.training.v1.ClassificationCurves.calibration:type_name -> bullseye.training.v1.CalibrationBin
+	9,   // 134: bullseye.training.v1.ModelArtifact.family:type_name -> bullseye.training.v1.ModelFamily
+	4,   // 135: bullseye.training.v1.ModelArtifact.task:type_name -> bullseye.training.v1.TaskKind
+	103, // 136: bullseye.training.v1.ModelArtifact.hyperparameters:type_name -> bullseye.training.v1.ModelArtifact.HyperparametersEntry
+	75,  // 137: bullseye.training.v1.ModelArtifact.inputs:type_name -> bullseye.training.v1.InputColumn
+	85,  // 138: bullseye.training.v1.ModelArtifact.preprocessing:type_name -> bullseye.training.v1.FittedPreprocessing
+	83,  // 139: bullseye.training.v1.ModelArtifact.classification:type_name -> bullseye.training.v1.ClassificationOutput
+	87,  // 140: bullseye.training.v1.ModelArtifact.linear:type_name -> bullseye.training.v1.LinearParameters
+	90,  // 141: bullseye.training.v1.ModelArtifact.kernel_svm:type_name -> bullseye.training.v1.KernelSvmParameters
+	91,  // 142: bullseye.training.v1.ModelArtifact.nystrom:type_name -> bullseye.training.v1.NystromParameters
+	92,  // 143: bullseye.training.v1.ModelArtifact.factorization:type_name -> bullseye.training.v1.FactorizationParameters
+	93,  // 144: bullseye.training.v1.ModelArtifact.popularity:type_name -> bullseye.training.v1.PopularityParameters
+	84,  // 145: bullseye.training.v1.ModelArtifact.solver:type_name -> bullseye.training.v1.SolverReport
+	105, // 146: bullseye.training.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
+	73,  // 147: bullseye.training.v1.ModelArtifact.lineage:type_name -> bullseye.training.v1.Lineage
+	106, // 148: bullseye.training.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
+	111, // 149: bullseye.training.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
+	111, // 150: bullseye.training.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
+	108, // 151: bullseye.training.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
+	86,  // 152: bullseye.training.v1.FittedPreprocessing.columns:type_name -> bullseye.training.v1.FittedColumn
+	112, // 153: bullseye.training.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
+	8,   // 154: bullseye.training.v1.FittedColumn.encoding:type_name -> bullseye.training.v1.ColumnEncoding
+	111, // 155: bullseye.training.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
+	16,  // 156: bullseye.training.v1.FittedColumn.hash_function:type_name -> bullseye.training.v1.HashFunction
+	17,  // 157: bullseye.training.v1.LinearParameters.link:type_name -> bullseye.training.v1.LinkFunction
+	88,  // 158: bullseye.training.v1.LinearParameters.platt:type_name -> bullseye.training.v1.PlattScaling
+	18,  // 159: bullseye.training.v1.KernelParameters.type:type_name -> bullseye.training.v1.KernelType
+	89,  // 160: bullseye.training.v1.KernelSvmParameters.kernel:type_name -> bullseye.training.v1.KernelParameters
+	88,  // 161: bullseye.training.v1.KernelSvmParameters.platt:type_name -> bullseye.training.v1.PlattScaling
+	89,  // 162: bullseye.training.v1.NystromParameters.kernel:type_name -> bullseye.training.v1.KernelParameters
+	87,  // 163: bullseye.training.v1.NystromParameters.linear:type_name -> bullseye.training.v1.LinearParameters
+	93,  // 164: bullseye.training.v1.FactorizationParameters.popularity:type_name -> bullseye.training.v1.PopularityParameters
+	111, // 165: bullseye.training.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	54,  // 166: bullseye.training.v1.PreprocessingSpec.ColumnsEntry.value:type_name -> bullseye.training.v1.ColumnOptions
+	56,  // 167: bullseye.training.v1.CandidateSpec.HyperparametersEntry.value:type_name -> bullseye.training.v1.HyperparameterDomain
+	111, // 168: bullseye.training.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	111, // 169: bullseye.training.v1.EvaluationRow.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
+	111, // 170: bullseye.training.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	19,  // 171: bullseye.training.v1.TrainingService.StartTraining:input_type -> bullseye.training.v1.StartTrainingRequest
+	21,  // 172: bullseye.training.v1.TrainingService.GetJob:input_type -> bullseye.training.v1.GetJobRequest
+	23,  // 173: bullseye.training.v1.TrainingService.WatchJob:input_type -> bullseye.training.v1.WatchJobRequest
+	25,  // 174: bullseye.training.v1.TrainingService.CancelJob:input_type -> bullseye.training.v1.CancelJobRequest
+	27,  // 175: bullseye.training.v1.TrainingService.ListJobs:input_type -> bullseye.training.v1.ListJobsRequest
+	29,  // 176: bullseye.training.v1.TrainingService.ListModels:input_type -> bullseye.training.v1.ListModelsRequest
+	31,  // 177: bullseye.training.v1.TrainingService.GetModel:input_type -> bullseye.training.v1.GetModelRequest
+	33,  // 178: bullseye.training.v1.TrainingService.Evaluate:input_type -> bullseye.training.v1.EvaluateRequest
+	35,  // 179: bullseye.training.v1.TrainingService.PromoteModel:input_type -> bullseye.training.v1.PromoteModelRequest
+	20,  // 180: bullseye.training.v1.TrainingService.StartTraining:output_type -> bullseye.training.v1.StartTrainingResponse
+	22,  // 181: bullseye.training.v1.TrainingService.GetJob:output_type -> bullseye.training.v1.GetJobResponse
+	24,  // 182: bullseye.training.v1.TrainingService.WatchJob:output_type -> bullseye.training.v1.WatchJobResponse
+	26,  // 183: bullseye.training.v1.TrainingService.CancelJob:output_type -> bullseye.training.v1.CancelJobResponse
+	28,  // 184: bullseye.training.v1.TrainingService.ListJobs:output_type -> bullseye.training.v1.ListJobsResponse
+	30,  // 185: bullseye.training.v1.TrainingService.ListModels:output_type -> bullseye.training.v1.ListModelsResponse
+	32,  // 186: bullseye.training.v1.TrainingService.GetModel:output_type -> bullseye.training.v1.GetModelResponse
+	34,  // 187: bullseye.training.v1.TrainingService.Evaluate:output_type -> bullseye.training.v1.EvaluateResponse
+	36,  // 188: bullseye.training.v1.TrainingService.PromoteModel:output_type -> bullseye.training.v1.PromoteModelResponse
+	180, // [180:189] is the sub-list for method output_type
+	171, // [171:180] is the sub-list for method input_type
+	171, // [171:171] is the sub-list for extension type_name
+	171, // [171:171] is the sub-list for extension extendee
+	0,   // [0:171] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_training_v1_training_proto_init() }
@@ -8704,19 +8848,20 @@ func file_bullseye_training_v1_training_proto_init() {
 		(*DataSpec_TrainingSet)(nil),
 		(*DataSpec_Interactions)(nil),
 	}
-	file_bullseye_training_v1_training_proto_msgTypes[27].OneofWrappers = []any{
+	file_bullseye_training_v1_training_proto_msgTypes[28].OneofWrappers = []any{
 		(*InteractionSplit_Random)(nil),
 		(*InteractionSplit_TestStartTime)(nil),
 		(*InteractionSplit_LastPerUser)(nil),
+		(*InteractionSplit_EventNames)(nil),
 	}
-	file_bullseye_training_v1_training_proto_msgTypes[30].OneofWrappers = []any{}
-	file_bullseye_training_v1_training_proto_msgTypes[35].OneofWrappers = []any{
+	file_bullseye_training_v1_training_proto_msgTypes[32].OneofWrappers = []any{}
+	file_bullseye_training_v1_training_proto_msgTypes[37].OneofWrappers = []any{
 		(*HyperparameterDomain_Values)(nil),
 		(*HyperparameterDomain_Range)(nil),
 	}
-	file_bullseye_training_v1_training_proto_msgTypes[39].OneofWrappers = []any{}
-	file_bullseye_training_v1_training_proto_msgTypes[56].OneofWrappers = []any{}
-	file_bullseye_training_v1_training_proto_msgTypes[61].OneofWrappers = []any{
+	file_bullseye_training_v1_training_proto_msgTypes[41].OneofWrappers = []any{}
+	file_bullseye_training_v1_training_proto_msgTypes[58].OneofWrappers = []any{}
+	file_bullseye_training_v1_training_proto_msgTypes[63].OneofWrappers = []any{
 		(*ModelArtifact_Linear)(nil),
 		(*ModelArtifact_KernelSvm)(nil),
 		(*ModelArtifact_Nystrom)(nil),
@@ -8729,7 +8874,7 @@ func file_bullseye_training_v1_training_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_training_v1_training_proto_rawDesc), len(file_bullseye_training_v1_training_proto_rawDesc)),
 			NumEnums:      19,
-			NumMessages:   83,
+			NumMessages:   85,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
