@@ -60,6 +60,7 @@ var Commands = []Command{
 	trainCommand,
 	watchCommand,
 	modelsCommand,
+	evaluateCommand,
 	promoteCommand,
 	predictCommand,
 	recommendCommand,
