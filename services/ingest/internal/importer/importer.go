@@ -20,11 +20,13 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/fault"
@@ -520,6 +522,11 @@ func (r *run) preamble() (eof bool, err error) {
 			return false, fault.Invalid("start.mapping.csv.column_names", fmt.Sprintf("name %d columns, the header row has %d", len(header), len(row.Cells)))
 		}
 	}
+	for i, c := range header {
+		if !utf8.ValidString(c) {
+			return false, fault.Invalid("start.mapping.csv", fmt.Sprintf("the name of column %d is not valid UTF-8", i+1))
+		}
+	}
 	if firstDuplicate(header) != "" {
 		return false, fault.Invalid("start.mapping.csv", "the header names a column twice; give column_names")
 	}
@@ -530,7 +537,7 @@ func (r *run) preamble() (eof bool, err error) {
 	if r.plan.unmapped == ingestv1.UnmappedColumns_UNMAPPED_COLUMNS_REJECT {
 		for _, c := range header {
 			if !r.plan.named[c] {
-				return false, fault.Invalid("start.mapping.unmapped_columns", fmt.Sprintf("the file has column %q, which the mapping does not name, and unmapped columns are refused", c))
+				return false, fault.Invalid("start.mapping.unmapped_columns", fmt.Sprintf("the file has column %s, which the mapping does not name, and unmapped columns are refused", pkgfault.Quote(c)))
 			}
 		}
 	}

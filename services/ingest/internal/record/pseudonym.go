@@ -130,12 +130,12 @@ func (b *Builder) pseudonymiseID(field string, id *string, paths *[]string) {
 }
 
 // DeadEvent returns the copy of a rejected event kept as a dead letter:
-// personal fields pseudonymised, ids shaped like an email address or a
-// phone number too, received_at set. It also returns the pseudonymised
-// paths.
+// strings made valid UTF-8 (WithValidText), personal fields
+// pseudonymised, ids shaped like an email address or a phone number too,
+// received_at set. It also returns the pseudonymised paths.
 func (b *Builder) DeadEvent(ev *ingestv1.Event, received time.Time) (*ingestv1.Event, []string) {
 	var paths []string
-	out := proto.Clone(ev).(*ingestv1.Event)
+	out := WithValidText(proto.Clone(ev)).(*ingestv1.Event)
 	b.pseudonymiseID("user_id", &out.UserId, &paths)
 	b.pseudonymiseID("anonymous_id", &out.AnonymousId, &paths)
 	out.Properties = b.pseudonymiseMap("properties", out.Properties, nil, &paths)
@@ -148,7 +148,7 @@ func (b *Builder) DeadEvent(ev *ingestv1.Event, received time.Time) (*ingestv1.E
 // DeadTraitUpdate is DeadEvent for a trait update.
 func (b *Builder) DeadTraitUpdate(u *ingestv1.TraitUpdate) (*ingestv1.TraitUpdate, []string) {
 	var paths []string
-	out := proto.Clone(u).(*ingestv1.TraitUpdate)
+	out := WithValidText(proto.Clone(u)).(*ingestv1.TraitUpdate)
 	b.pseudonymiseID("user_id", &out.UserId, &paths)
 	b.pseudonymiseID("anonymous_id", &out.AnonymousId, &paths)
 	out.Traits = b.pseudonymiseMap("traits", out.Traits, nil, &paths)
@@ -160,7 +160,7 @@ func (b *Builder) DeadTraitUpdate(u *ingestv1.TraitUpdate) (*ingestv1.TraitUpdat
 // DeadConsent is DeadEvent for a consent change.
 func (b *Builder) DeadConsent(c *ingestv1.ConsentChange) (*ingestv1.ConsentChange, []string) {
 	var paths []string
-	out := proto.Clone(c).(*ingestv1.ConsentChange)
+	out := WithValidText(proto.Clone(c)).(*ingestv1.ConsentChange)
 	b.pseudonymiseID("user_id", &out.UserId, &paths)
 	return out, paths
 }

@@ -63,6 +63,8 @@ const (
 	ReasonInvalid = "INVALID"
 	// ReasonEmptyKey: a trait or property has an empty name.
 	ReasonEmptyKey = "EMPTY_KEY"
+	// ReasonInvalidUTF8: a string is not valid UTF-8.
+	ReasonInvalidUTF8 = "INVALID_UTF8"
 )
 
 // DefaultPersonalFields are the fields pseudonymised unless configured
@@ -395,6 +397,9 @@ func (b *Builder) Event(ev *ingestv1.Event, received time.Time, prefix string, a
 	if !b.checkSize(ev, &p) {
 		return Record{}, p.list
 	}
+	if eventUTF8(ev, &p); len(p.list) > 0 {
+		return Record{}, p.list
+	}
 	checkMessageID(ev.GetMessageId(), &p)
 	checkIDs(ev.GetUserId(), ev.GetAnonymousId(), false, &p)
 	switch {
@@ -445,6 +450,9 @@ func (b *Builder) TraitUpdate(u *ingestv1.TraitUpdate, received time.Time, prefi
 	if !b.checkSize(u, &p) {
 		return Record{}, p.list
 	}
+	if traitUpdateUTF8(u, &p); len(p.list) > 0 {
+		return Record{}, p.list
+	}
 	checkMessageID(u.GetMessageId(), &p)
 	checkIDs(u.GetUserId(), u.GetAnonymousId(), false, &p)
 	if len(u.GetTraits()) == 0 {
@@ -479,6 +487,9 @@ func (b *Builder) TraitUpdate(u *ingestv1.TraitUpdate, received time.Time, prefi
 func (b *Builder) Consent(c *ingestv1.ConsentChange, received time.Time, prefix string) (Record, []*commonv1.Problem) {
 	p := problems{prefix: prefix}
 	if !b.checkSize(c, &p) {
+		return Record{}, p.list
+	}
+	if consentUTF8(c, &p); len(p.list) > 0 {
 		return Record{}, p.list
 	}
 	checkMessageID(c.GetMessageId(), &p)

@@ -173,7 +173,12 @@ func (s *Server) erased(userID, anonymousID string) bool {
 // repeat its dead letters.
 func deadMsgID(source ingestv1.EventSource, item proto.Message, problems []*commonv1.Problem) string {
 	h := sha256.New()
-	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(item)
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(item)
+	if err != nil {
+		// Rejected for a string that is not UTF-8, which cannot be encoded
+		// as it is.
+		b, _ = proto.MarshalOptions{Deterministic: true}.Marshal(record.DigestText(item))
+	}
 	h.Write(b)
 	for _, p := range problems {
 		fmt.Fprintf(h, "\x00%s\x00%s", p.GetField(), p.GetReason())
@@ -232,7 +237,7 @@ func (s *Server) commit(ctx context.Context, method string, items []item) ([]*in
 	reasons := map[string]int{}
 	for i := range items {
 		it := &items[i]
-		r := &ingestv1.EventResult{MessageId: it.messageID}
+		r := &ingestv1.EventResult{MessageId: record.ValidText(it.messageID)}
 		switch {
 		case len(it.problems) > 0:
 			r.Status, r.Problems = ingestv1.EventStatus_EVENT_STATUS_REJECTED, it.problems

@@ -25,6 +25,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/importer"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/record"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/server"
@@ -69,7 +70,7 @@ type env struct {
 	p       *eventlog.Pseudonymiser
 	builder *record.Builder
 	server  *server.Server
-	grpc    *grpc.Server
+	grpc    *mesh.Server
 	conn    *grpc.ClientConn
 	client  ingestv1.IngestServiceClient
 	logs    *syncBuffer
@@ -152,15 +153,25 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		server.WithErasureWait(c.erasureWait),
 		server.WithImporter(importer.New(e.store, e.builder, importer.WithLogger(logger), importer.WithProgressInterval(c.progress))),
 	)
-	e.grpc = grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tp))), grpc.MaxRecvMsgSize(32<<20))
-	ingestv1.RegisterIngestServiceServer(e.grpc, e.server)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	// The mesh's server, as in production: its codec decodes requests
+	// without validating their strings, so that the handlers judge each
+	// item, and answers INVALID_ARGUMENT for bytes that are no request.
+	cfg := mesh.NewServerConfig("ingest")
+	cfg.TLS, cfg.Logger, cfg.TracerProvider, cfg.MaxRecvMsgSize = mesh.TLSConfig{Insecure: true}, logger, tp, 32<<20
+	e.grpc, err = mesh.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = e.grpc.Serve(lis) }()
-	t.Cleanup(e.grpc.Stop)
-	e.conn, err = grpc.NewClient(lis.Addr().String(),
+	ingestv1.RegisterIngestServiceServer(e.grpc.GRPC(), e.server)
+	e.grpc.SetReady(true)
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- e.grpc.Serve(serveCtx, nil) }()
+	t.Cleanup(func() {
+		stopServing()
+		<-served
+	})
+	e.conn, err = grpc.NewClient(e.grpc.Addr(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(32<<20)),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tp))),
