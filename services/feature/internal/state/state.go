@@ -56,16 +56,12 @@ func AppendKey(dst []byte, k eventlog.Key) ([]byte, error) {
 		return dst, eventlog.ErrEmptyID
 	}
 	if len(k.ID) > fault.MaxIDBytes {
-		return dst, ErrIDTooLong
+		return dst, eventlog.ErrIDTooLong
 	}
 	dst = append(dst, k.Kind...)
 	dst = append(dst, '.')
 	return base64.RawURLEncoding.AppendEncode(dst, []byte(k.ID)), nil
 }
-
-// ErrIDTooLong is returned for an id longer than fault.MaxIDBytes: its key
-// would make a subject that NATS may refuse.
-var ErrIDTooLong = fmt.Errorf("id is longer than %d bytes", fault.MaxIDBytes)
 
 // UserPrefix is the key filter of every customer (not anonymous) profile.
 const UserPrefix = string(eventlog.KindUser) + ".>"
@@ -404,21 +400,25 @@ func (s *Store) Evict(key string) error {
 // exists when it starts and is not deleted meanwhile, with a value at
 // least as new as the one then stored, in no particular order.
 //
-// It reads the bucket's stream (eventlog.ReadStream) rather than watching
-// the bucket: a watch declares its initial values complete after as many
-// messages as there were keys, and rewrites during the scan count towards
-// them, so keys went unseen (and others came twice). The bucket keeps one
-// message per key, so reading every message until none is pending sees
-// each key at least once; later versions of a key already seen are
-// skipped.
+// It lists the keys first (the stream's subjects), then reads the bucket's
+// stream (eventlog.ReadStream) and finally gets, one by one, the listed
+// keys the read did not meet. A watch of the bucket, which this replaces,
+// declares its initial values complete after as many messages as there
+// were keys, and rewrites during the scan count towards them, so keys went
+// unseen (and others came twice); a read of the stream alone can miss a key
+// too, when each of its rewrites lands beyond where the read then stands.
 func (s *Store) Scan(ctx context.Context, filter string, fn func(key string, value []byte) error) error {
 	stream, err := s.js.Stream(ctx, StreamName)
 	if err != nil {
 		return fmt.Errorf("scanning bucket %s: %w", Bucket, err)
 	}
 	prefix := "$KV." + Bucket + "."
-	seen := map[string]struct{}{}
-	return eventlog.ReadStream(ctx, stream, prefix+filter, 0, func(msg jetstream.Msg) error {
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(prefix+filter))
+	if err != nil {
+		return fmt.Errorf("listing the keys of bucket %s: %w", Bucket, err)
+	}
+	seen := make(map[string]struct{}, len(info.State.Subjects))
+	err = eventlog.ReadStream(ctx, stream, prefix+filter, 0, func(msg jetstream.Msg) error {
 		if msg.Headers().Get("KV-Operation") != "" {
 			return nil // a deletion
 		}
@@ -429,4 +429,25 @@ func (s *Store) Scan(ctx context.Context, filter string, fn func(key string, val
 		seen[key] = struct{}{}
 		return fn(key, msg.Data())
 	})
+	if err != nil {
+		return err
+	}
+	for subject := range info.State.Subjects {
+		key := subject[len(prefix):]
+		if _, ok := seen[key]; ok {
+			continue
+		}
+		e, err := s.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			continue // deleted since
+		case err != nil:
+			return fmt.Errorf("scanning bucket %s: %w", Bucket, err)
+		}
+		seen[key] = struct{}{}
+		if err := fn(key, e.Value()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
