@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 )
 
 // Partitions is the number of partitions of the events stream. A customer's
@@ -96,12 +98,20 @@ func Partition(id string) int {
 	return int(h.Sum32() % Partitions)
 }
 
+// ErrIDTooLong is returned for an id longer than fault.MaxIDBytes, which
+// every service refuses at its door: its subjects would near NATS's 4 KiB
+// control line, past which the server closes the connection.
+var ErrIDTooLong = fmt.Errorf("id is longer than %d bytes", fault.MaxIDBytes)
+
 // EncodeID turns an id into a subject token: unpadded base64url of its
 // bytes, so ids holding ".", "*", ">" or spaces make a single, valid token,
 // and DecodeID gives the id back. An empty id has no token.
 func EncodeID(id string) (string, error) {
 	if id == "" {
 		return "", ErrEmptyID
+	}
+	if len(id) > fault.MaxIDBytes {
+		return "", ErrIDTooLong
 	}
 	return base64.RawURLEncoding.EncodeToString([]byte(id)), nil
 }

@@ -27,11 +27,20 @@ type Violation struct {
 // Violations is every invalid field found in a request; it is an error.
 type Violations []Violation
 
+// MaxReported is the most violations an error message or its BadRequest
+// lists; the rest are counted ("and N more"), so that a request with
+// thousands of bad items gets an answer of bounded size.
+const MaxReported = 20
+
 // Error lists the violations: "invalid request: <field>: <description>; ...".
 func (v Violations) Error() string {
-	parts := make([]string, len(v))
-	for i, x := range v {
+	n := min(len(v), MaxReported)
+	parts := make([]string, n, n+1)
+	for i, x := range v[:n] {
 		parts[i] = x.Field + ": " + x.Description
+	}
+	if len(v) > n {
+		parts = append(parts, fmt.Sprintf("and %d more", len(v)-n))
 	}
 	return "invalid request: " + strings.Join(parts, "; ")
 }
@@ -57,11 +66,16 @@ func Invalid(field, format string, args ...any) error {
 	return Violations{{Field: field, Description: fmt.Sprintf(format, args...)}}
 }
 
-// BadRequest is the status detail listing the violations.
+// BadRequest is the status detail listing the violations (the first
+// MaxReported of them, then one that counts the rest).
 func (v Violations) BadRequest() *errdetails.BadRequest {
-	br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, len(v))}
-	for i, x := range v {
+	n := min(len(v), MaxReported)
+	br := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, n, n+1)}
+	for i, x := range v[:n] {
 		br.FieldViolations[i] = &errdetails.BadRequest_FieldViolation{Field: x.Field, Description: x.Description}
+	}
+	if len(v) > n {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Description: fmt.Sprintf("and %d more violations", len(v)-n)})
 	}
 	return br
 }

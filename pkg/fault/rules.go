@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // The bounds every service applies at its door to a string that becomes a
@@ -118,4 +121,75 @@ func Quote(s string) string {
 		end = i
 	}
 	return fmt.Sprintf("%q… (%d bytes)", strings.ToValidUTF8(s[:end], "\uFFFD"), len(s))
+}
+
+// CheckMessage walks every string of m (at any depth: nested messages,
+// lists, map keys and values) and adds a violation, named by its path under
+// prefix (e.g. "feature_set.features[0].aggregate.filter.names[2]"), for
+// each that is not valid UTF-8 or is longer than MaxTextBytes, and for
+// each list or map of more than MaxListLen items. It is the first check of
+// a request that is not a batch (whose items are judged one by one), so
+// that no bad string reaches storage, a subject or a log line.
+func (v *Violations) CheckMessage(prefix string, m proto.Message) {
+	if m == nil {
+		return
+	}
+	v.walk(prefix, m.ProtoReflect())
+}
+
+func (v *Violations) walk(path string, m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
+		name := join(path, string(fd.Name()))
+		switch {
+		case fd.IsList():
+			l := val.List()
+			if !v.CheckLen(name, l.Len(), MaxListLen) {
+				return true
+			}
+			for i := 0; i < l.Len(); i++ {
+				v.value(fmt.Sprintf("%s[%d]", name, i), fd, l.Get(i))
+			}
+		case fd.IsMap():
+			mp := val.Map()
+			if !v.CheckLen(name, mp.Len(), MaxListLen) {
+				return true
+			}
+			mp.Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				key := k.String()
+				if fd.MapKey().Kind() == protoreflect.StringKind && !v.CheckString(name+" key", key, MaxTextBytes, false) {
+					return true
+				}
+				v.value(fmt.Sprintf("%s[%s]", name, quoteKey(key)), fd.MapValue(), mv)
+				return true
+			})
+		default:
+			v.value(name, fd, val)
+		}
+		return true
+	})
+}
+
+func (v *Violations) value(path string, fd protoreflect.FieldDescriptor, val protoreflect.Value) {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		v.CheckString(path, val.String(), MaxTextBytes, false)
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		v.walk(path, val.Message())
+	}
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// quoteKey shows a map key in a path: whole when short and printable,
+// else quoted and cut.
+func quoteKey(k string) string {
+	if len(k) <= quoteBytes && utf8.ValidString(k) && strings.IndexFunc(k, isControl) < 0 && !strings.ContainsAny(k, "[]") {
+		return k
+	}
+	return Quote(k)
 }

@@ -1,8 +1,11 @@
 package fault
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 )
 
 func TestCheckRules(t *testing.T) {
@@ -64,5 +67,53 @@ func TestValidIDAgreesWithCheckID(t *testing.T) {
 		if got, want := ValidName(s), v.CheckName("name", s); got != want {
 			t.Errorf("ValidName(%q) = %v, CheckName says %v", s, got, want)
 		}
+	}
+}
+
+func TestCheckMessage(t *testing.T) {
+	req := &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+		{Field: "ok", Description: "fine"},
+		{Field: "bad\xff", Description: strings.Repeat("d", MaxTextBytes+1)},
+	}}
+	var v Violations
+	v.CheckMessage("req", req)
+	got := map[string]string{}
+	for _, x := range v {
+		got[x.Field] = x.Description
+	}
+	want := map[string]string{
+		"req.field_violations[1].field":       "is not valid UTF-8",
+		"req.field_violations[1].description": "is 16385 bytes long; the limit is 16384 bytes",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("violations %v, want %v", got, want)
+	}
+	for f, d := range want {
+		if got[f] != d {
+			t.Errorf("%s: %q, want %q", f, got[f], d)
+		}
+	}
+	long := &errdetails.BadRequest{FieldViolations: make([]*errdetails.BadRequest_FieldViolation, MaxListLen+1)}
+	for i := range long.FieldViolations {
+		long.FieldViolations[i] = &errdetails.BadRequest_FieldViolation{}
+	}
+	v = nil
+	v.CheckMessage("", long)
+	if len(v) != 1 || v[0].Field != "field_violations" {
+		t.Errorf("a list past MaxListLen: %v", v)
+	}
+}
+
+func TestManyViolationsAreCounted(t *testing.T) {
+	var v Violations
+	for i := range 5000 {
+		v.Add(fmt.Sprintf("names[%d]", i), "is unknown")
+	}
+	if msg := v.Error(); len(msg) > 1000 || !strings.HasSuffix(msg, "and 4980 more") {
+		t.Errorf("message of %d bytes: %.200s", len(msg), msg)
+	}
+	br := v.BadRequest()
+	if n := len(br.GetFieldViolations()); n != MaxReported+1 || br.GetFieldViolations()[MaxReported].GetDescription() != "and 4980 more violations" {
+		t.Errorf("BadRequest lists %d", n)
 	}
 }

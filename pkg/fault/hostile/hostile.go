@@ -23,6 +23,8 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 )
 
 // Case is one bad input to one method.
@@ -176,10 +178,10 @@ func check(t *testing.T, c Case, reply []byte, err error) {
 	t.Helper()
 	st := status.Convert(err)
 	if st.Code() != c.Code {
-		t.Fatalf("status %v %q, want %v", st.Code(), st.Message(), c.Code)
+		t.Fatalf("status %v %s, want %v", st.Code(), fault.Quote(st.Message()), c.Code)
 	}
 	if st.Code() == codes.Internal || st.Code() == codes.Unknown {
-		t.Fatalf("a bad input must never be INTERNAL or UNKNOWN: %q", st.Message())
+		t.Fatalf("a bad input must never be INTERNAL or UNKNOWN: %s", fault.Quote(st.Message()))
 	}
 	if len(st.Message()) > 2048 {
 		t.Errorf("the message is %d bytes long: a caller's value is echoed whole", len(st.Message()))

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/featureset"
 )
@@ -322,9 +323,9 @@ func (c *Catalog) Get(name string, version int64) (*featurev1.FeatureSet, error)
 
 func notFound(name string, version int64) error {
 	if version == 0 {
-		return fmt.Errorf("%w: %q", ErrNotFound, name)
+		return fmt.Errorf("%w: %s", ErrNotFound, fault.Quote(name))
 	}
-	return fmt.Errorf("%w: %q version %d", ErrNotFound, name, version)
+	return fmt.Errorf("%w: %s version %d", ErrNotFound, fault.Quote(name), version)
 }
 
 // Resolve returns the compiled version to use for lookups or training:
@@ -339,7 +340,7 @@ func (c *Catalog) Resolve(name string, version int64, ready bool) (*featureset.S
 			if c.latest(name, false) == nil {
 				return nil, notFound(name, 0)
 			}
-			return nil, fmt.Errorf("%w: no version of %q is READY yet", ErrNotReady, name)
+			return nil, fmt.Errorf("%w: no version of %s is READY yet", ErrNotReady, fault.Quote(name))
 		}
 	} else {
 		e = c.find(name, version)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
@@ -125,14 +126,14 @@ func Compile(fs *featurev1.FeatureSet, prefix string) (*Set, error) {
 		return nil, v
 	}
 	if !setNameRE.MatchString(fs.GetName()) {
-		v.Add(prefix+".name", "%q is not a valid name: lower case letters, digits, '_' and '-', starting with a letter, at most 63 bytes", fs.GetName())
+		v.Add(prefix+".name", "%s is not a valid name: lower case letters, digits, '_' and '-', starting with a letter, at most 63 bytes", fault.Quote(fs.GetName()))
 	}
 	checkUnknown(fs, prefix, &v)
 	s := &Set{Name: fs.GetName(), Version: fs.GetVersion(), index: map[string]int{}}
 	seen := map[string]string{}
 	addColumn := func(path, name string, t commonv1.ValueType, desc string, maxAge int64, def profile.Value) {
 		if prev, dup := seen[name]; dup {
-			v.Add(path, "duplicate column name %q (also %s)", name, prev)
+			v.Add(path, "duplicate column name %s (also %s)", fault.Quote(name), prev)
 			return
 		}
 		seen[name] = path
@@ -155,7 +156,7 @@ func Compile(fs *featurev1.FeatureSet, prefix string) (*Set, error) {
 		path := fmt.Sprintf("%s.features[%d]", prefix, i)
 		b, t := compileFeature(f, path, &v)
 		if !featureNameRE.MatchString(f.GetName()) {
-			v.Add(path+".name", "%q is not a valid feature name: lower_snake_case, starting with a letter, at most 128 bytes", f.GetName())
+			v.Add(path+".name", "%s is not a valid feature name: lower_snake_case, starting with a letter, at most 128 bytes", fault.Quote(f.GetName()))
 		}
 		maxAge := duration(f.GetMaxAge(), path+".max_age", &v)
 		def := profile.FromProto(f.GetDefaultValue())
@@ -177,7 +178,7 @@ func Compile(fs *featurev1.FeatureSet, prefix string) (*Set, error) {
 		maxAge := duration(g.GetMaxAge(), path+".max_age", &v)
 		for _, c := range cols {
 			if !featureNameRE.MatchString(c.GetName()) {
-				v.Add(path+".prefix", "makes the column name %q, which is not lower_snake_case", c.GetName())
+				v.Add(path+".prefix", "makes the column name %s, which is not lower_snake_case", fault.Quote(c.GetName()))
 			}
 			addColumn(path+".prefix", c.GetName(), c.GetType(), c.GetDescription(), maxAge, profile.Value{})
 		}
@@ -239,7 +240,7 @@ func location(tz, path string, v *Violations) *time.Location {
 	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
-		v.Add(path, "unknown IANA time zone %q", tz)
+		v.Add(path, "unknown IANA time zone %s", fault.Quote(tz))
 		return time.UTC
 	}
 	return loc
@@ -295,7 +296,7 @@ func compileAggregate(a *featurev1.AggregateFeature, t commonv1.ValueType, path 
 			field = "value"
 		}
 		if _, ok := EventField(field); ok && !numericField(field) {
-			v.Add(p+".field", "%s needs a numeric field (value or properties.<name>), not %q", b.agg, field)
+			v.Add(p+".field", "%s needs a numeric field (value or properties.<name>), not %s", b.agg, fault.Quote(field))
 		}
 	case featurev1.Aggregation_AGGREGATION_MIN, featurev1.Aggregation_AGGREGATION_MAX:
 		if field == "" {
@@ -313,7 +314,7 @@ func compileAggregate(a *featurev1.AggregateFeature, t commonv1.ValueType, path 
 			v.Add(path+".type", "%s gives a NUMBER, INT or TIME, not %s", b.agg, valueTypeName(t))
 		}
 		if _, ok := EventField(field); ok && !numericField(field) {
-			v.Add(p+".field", "%s needs a numeric or time field (value or properties.<name>), not %q", b.agg, field)
+			v.Add(p+".field", "%s needs a numeric or time field (value or properties.<name>), not %s", b.agg, fault.Quote(field))
 		}
 	case featurev1.Aggregation_AGGREGATION_DAYS_SINCE_LAST, featurev1.Aggregation_AGGREGATION_DAYS_SINCE_FIRST:
 		want = commonv1.ValueType_VALUE_TYPE_NUMBER
@@ -329,7 +330,7 @@ func compileAggregate(a *featurev1.AggregateFeature, t commonv1.ValueType, path 
 		default:
 			get, ok := EventField(field)
 			if !ok {
-				v.Add(p+".field", "unknown event field %q: use value, item_id, name, currency, context.channel, context.campaign or properties.<name>", field)
+				v.Add(p+".field", "unknown event field %s: use value, item_id, name, currency, context.channel, context.campaign or properties.<name>", fault.Quote(field))
 			}
 			b.get = get
 		}

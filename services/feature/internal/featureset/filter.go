@@ -161,8 +161,8 @@ func CompileFilter(f *featurev1.EventFilter, path string, defaultNames ...string
 		return out, nil
 	}
 	for i, n := range f.GetNames() {
-		if n == "" {
-			v.Add(fmt.Sprintf("%s.names[%d]", path, i), "must not be empty")
+		if !fault.ValidName(n) {
+			v.CheckName(fmt.Sprintf("%s.names[%d]", path, i), n)
 		}
 		out.names = append(out.names, n)
 	}
@@ -170,7 +170,7 @@ func CompileFilter(f *featurev1.EventFilter, path string, defaultNames ...string
 		p := fmt.Sprintf("%s.conditions[%d]", path, i)
 		get, ok := EventField(c.GetField())
 		if !ok {
-			v.Add(p+".field", "unknown event field %q: use item_id, value, name, currency, context.channel, context.campaign or properties.<name>", c.GetField())
+			v.Add(p+".field", "unknown event field %s: use item_id, value, name, currency, context.channel, context.campaign or properties.<name>", fault.Quote(c.GetField()))
 		}
 		cond := compileCondition(c, p, &v)
 		out.conditions = append(out.conditions, eventCondition{get: get, cond: cond})

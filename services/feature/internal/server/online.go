@@ -73,6 +73,9 @@ func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 			return nil, v
 		}
 	}
+	if _, ok := featurev1.OnlineLayout_name[int32(req.GetLayout())]; !ok {
+		return nil, fault.Invalid("layout", "unknown layout %d", req.GetLayout())
+	}
 	ents := req.GetEntities()
 	if err := r.entityKeys(ents); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,6 +71,16 @@ type Server struct {
 	Verified *VerifyGauges
 }
 
+// checkStrings is the first check of a request that is not a batch:
+// every string valid UTF-8 and bounded, every list bounded (fault's
+// shared rules), so that no bad value reaches the catalog, a log or a
+// reply whole.
+func checkStrings(req proto.Message) error {
+	var v fault.Violations
+	v.CheckMessage("", req)
+	return v.Err()
+}
+
 // erased reports whether a customer id is on the erasure list.
 func (s *Server) erased(id string) bool {
 	return s.Erasures != nil && s.Pseudonymiser != nil && s.Erasures.Len() > 0 && s.Erasures.Contains(s.Pseudonymiser.SubjectHash(id))
@@ -89,6 +100,9 @@ func (s *Server) ApplyFeatureSet(ctx context.Context, req *featurev1.ApplyFeatur
 }
 
 func (s *Server) applyFeatureSet(ctx context.Context, req *featurev1.ApplyFeatureSetRequest) (*featurev1.ApplyFeatureSetResponse, error) {
+	if err := checkStrings(req); err != nil {
+		return nil, err
+	}
 	compiled, err := featureset.Compile(req.GetFeatureSet(), "feature_set")
 	if err != nil {
 		return nil, err
@@ -116,8 +130,10 @@ func (s *Server) GetFeatureSet(ctx context.Context, req *featurev1.GetFeatureSet
 	var err error
 	var fs *featurev1.FeatureSet
 	switch {
-	case ref.GetName() == "":
-		err = fault.Invalid("feature_set.name", "is required")
+	case !fault.ValidName(ref.GetName()):
+		var v fault.Violations
+		v.CheckName("feature_set.name", ref.GetName())
+		err = v
 	case ref.GetVersion() < 0:
 		err = fault.Invalid("feature_set.version", "must not be negative")
 	default:
@@ -131,6 +147,9 @@ func (s *Server) GetFeatureSet(ctx context.Context, req *featurev1.GetFeatureSet
 
 // ListFeatureSets pages through feature sets.
 func (s *Server) ListFeatureSets(ctx context.Context, req *featurev1.ListFeatureSetsRequest) (*featurev1.ListFeatureSetsResponse, error) {
+	if err := checkStrings(req); err != nil {
+		return nil, toStatus(ctx, s.Logger, "ListFeatureSets", err)
+	}
 	size := int(req.GetPageSize())
 	switch {
 	case size == 0:
@@ -166,6 +185,9 @@ func (s *Server) BuildTrainingSet(req *featurev1.BuildTrainingSetRequest, stream
 }
 
 func (s *Server) buildTrainingSet(ctx context.Context, req *featurev1.BuildTrainingSetRequest, send func(*featurev1.BuildTrainingSetResponse) error) error {
+	if err := checkStrings(req); err != nil {
+		return err
+	}
 	per := int(req.GetRowsPerMessage())
 	switch {
 	case per == 0:
@@ -246,6 +268,9 @@ func (s *Server) ExportInteractions(req *featurev1.ExportInteractionsRequest, st
 }
 
 func (s *Server) exportInteractions(ctx context.Context, req *featurev1.ExportInteractionsRequest, send func(*featurev1.ExportInteractionsResponse) error) error {
+	if err := checkStrings(req); err != nil {
+		return err
+	}
 	plan, err := dataset.CompileInteractions(req)
 	if err != nil {
 		return err
@@ -281,6 +306,9 @@ func (s *Server) SelectFeatures(ctx context.Context, req *featurev1.SelectFeatur
 }
 
 func (s *Server) selectFeatures(ctx context.Context, req *featurev1.SelectFeaturesRequest) (*featurev1.SelectFeaturesResponse, error) {
+	if err := checkStrings(req); err != nil {
+		return nil, err
+	}
 	var v featureset.Violations
 	for i, m := range req.GetMethods() {
 		if _, ok := featurev1.SelectionMethod_name[int32(m)]; !ok || m == featurev1.SelectionMethod_SELECTION_METHOD_UNSPECIFIED {
@@ -293,7 +321,10 @@ func (s *Server) selectFeatures(ctx context.Context, req *featurev1.SelectFeatur
 	if req.GetBins() < 0 || req.GetBins() == 1 {
 		v = append(v, featureset.Violation{Field: "bins", Description: "must be 0 (the default) or at least 2"})
 	}
-	if c := req.GetMaxCorrelation(); c < 0 || c > 1 {
+	if mv := req.GetMinVariance(); math.IsNaN(mv) || math.IsInf(mv, 0) || mv < 0 {
+		v = append(v, featureset.Violation{Field: "min_variance", Description: "must be a finite number, 0 or more"})
+	}
+	if c := req.GetMaxCorrelation(); !(c >= 0 && c <= 1) {
 		v = append(v, featureset.Violation{Field: "max_correlation", Description: "must be in [0, 1]"})
 	}
 	if req.GetL1PathLength() < 0 || req.GetL1PathLength() == 1 {
