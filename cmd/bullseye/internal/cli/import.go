@@ -24,6 +24,7 @@ var importCommand = Command{
 	Run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
 		mappingFile := fs.String("mapping", "", "YAML file with the import mapping (bullseye.ingest.v1.ImportMapping)")
 		validate := fs.Bool("validate-only", false, "parse and check the file without storing anything")
+		allowRejections := fs.Bool("allow-rejections", false, "exit 0 even when rows were rejected (they are listed, and kept as dead letters)")
 		if err := parse(env, fs, args, 1, 1); err != nil {
 			return err
 		}
@@ -34,11 +35,14 @@ var importCommand = Command{
 		if err := readYAML(*mappingFile, mapping); err != nil {
 			return fmt.Errorf("reading the mapping: %w", err)
 		}
-		return runImport(ctx, env, fs.Arg(0), mapping, *validate)
+		return runImport(ctx, env, fs.Arg(0), mapping, *validate, *allowRejections)
 	},
 }
 
-func runImport(ctx context.Context, env *Env, path string, mapping *ingestv1.ImportMapping, validateOnly bool) error {
+// runImport imports the file at path and prints its summary. It fails when
+// rows were rejected, unless allowRejections: a script that imports a file
+// learns from the exit status that part of it is not in.
+func runImport(ctx context.Context, env *Env, path string, mapping *ingestv1.ImportMapping, validateOnly, allowRejections bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -95,8 +99,14 @@ func runImport(ctx context.Context, env *Env, path string, mapping *ingestv1.Imp
 		return fmt.Errorf("sending %s: %w", path, err)
 	}
 	bar.finish()
+	if !last.GetDone() {
+		return fmt.Errorf("the import of %s ended before it was complete (%d rows read); import it again to resume", filepath.Base(path), last.GetRowsRead())
+	}
 	if env.output == "json" {
-		return env.printJSON(last)
+		if err := env.printJSON(last); err != nil {
+			return err
+		}
+		return rejected(last, allowRejections)
 	}
 	fmt.Fprintf(env.Stdout, "imported %s: %d rows read, %d accepted, %d rejected, %d duplicate (import %s)\n",
 		filepath.Base(path), last.GetRowsRead(), last.GetRowsAccepted(), last.GetRowsRejected(), last.GetRowsDuplicate(), last.GetImportId())
@@ -109,6 +119,18 @@ func runImport(ctx context.Context, env *Env, path string, mapping *ingestv1.Imp
 			why = append(why, fmt.Sprintf("%s: %s", p.GetField(), p.GetDescription()))
 		}
 		fmt.Fprintf(env.Stdout, "  row %d (line %d): %s\n", r.GetRowNumber(), r.GetLineNumber(), strings.Join(why, "; "))
+	}
+	if n, listed := last.GetRowsRejected(), int64(len(last.GetRejections())); n > listed {
+		fmt.Fprintf(env.Stdout, "  and %d more rejected rows: IngestService/ListDeadLetters with import_id %s lists them\n", n-listed, last.GetImportId())
+	}
+	return rejected(last, allowRejections)
+}
+
+// rejected is the error of an import that rejected rows, unless they are
+// allowed.
+func rejected(last *ingestv1.ImportResponse, allow bool) error {
+	if n := last.GetRowsRejected(); n > 0 && !allow {
+		return fmt.Errorf("%d of %d rows were rejected (the others are imported); fix those rows, or pass --allow-rejections to accept an import with rejected rows", n, last.GetRowsRead())
 	}
 	return nil
 }

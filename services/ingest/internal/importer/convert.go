@@ -106,7 +106,14 @@ func (pt *part) addBuilt(ps []*commonv1.Problem) {
 func (r *run) convert(row rows.Row, rowNumber int64, received time.Time) converted {
 	p := r.plan
 	if row.Err != nil {
-		return converted{problems: []*commonv1.Problem{{Reason: row.Err.Reason, Description: row.Err.Msg}}}
+		pr := &commonv1.Problem{Reason: row.Err.Reason, Description: row.Err.Msg}
+		if c := row.Err.Column; c > 0 {
+			pr.Description = fmt.Sprintf("column %d: %s", c, row.Err.Msg)
+			if c <= len(r.header) {
+				pr.Field = r.header[c-1]
+			}
+		}
+		return converted{problems: []*commonv1.Problem{pr}}
 	}
 	v := view{row: row, header: r.headerIndex}
 	if v.header != nil && len(row.Cells) != len(r.header) {

@@ -402,7 +402,10 @@ func (r *run) read() error {
 		if err != nil || eof {
 			return err
 		}
-		// Type inference reads ahead before any record is made.
+		// Type inference reads ahead before any record is made. A file that
+		// cannot be read further ends the read-ahead: the rows before are
+		// processed first, and readError then counts them.
+		var stopped error
 		if r.needInference() {
 			var size int64
 			for len(buffered) < r.plan.inferRows && size < maxInferenceBytes {
@@ -412,7 +415,8 @@ func (r *run) read() error {
 					break
 				}
 				if err != nil {
-					return r.readError(err)
+					stopped = err
+					break
 				}
 				buffered = append(buffered, row)
 				size += row.End - row.Start
@@ -436,6 +440,9 @@ func (r *run) read() error {
 			if err != nil {
 				return err
 			}
+		}
+		if stopped != nil {
+			return r.readError(stopped)
 		}
 	}
 	for {
@@ -463,11 +470,42 @@ func (r *run) full() bool {
 	return len(r.cur.msgs) >= r.im.batch || len(r.cur.rows) >= r.im.batch
 }
 
+// readError turns an error that ends the reading of the file (a
+// structure broken past a row, a row too long) into one for the caller,
+// naming the line (and column) where the file stopped being readable. The
+// rows before that line are stored and counted first, so that the error
+// can say exactly what became of them; the import is not complete.
 func (r *run) readError(err error) error {
-	if errors.Is(err, rows.ErrRowTooLong) {
-		return fault.Invalid("chunk", "a row is longer than 1 MiB; check the delimiter and quoting settings")
+	var se *rows.SyntaxError
+	var where string
+	switch {
+	case errors.As(err, &se):
+		where = fmt.Sprintf("line %d", se.Line)
+		if se.Column > 0 {
+			where += fmt.Sprintf(", column %d", se.Column)
+			if se.Column <= len(r.header) {
+				where += " (" + pkgfault.Quote(r.header[se.Column-1]) + ")"
+			}
+		}
+		where += ": " + se.Msg
+	case errors.Is(err, rows.ErrRowTooLong):
+		where = err.Error() + "; check the delimiter and quoting settings (an unclosed quote makes the rest of the file one row)"
+	default:
+		return err
 	}
-	return err
+	if r.cols != nil {
+		r.flushFinal()
+		for len(r.inflight) > 0 {
+			if err := r.completeOldest(r.ctx); err != nil {
+				return err
+			}
+		}
+		if err := r.persist(r.ctx); err != nil {
+			return err
+		}
+	}
+	s := &r.state
+	return fault.Invalid("chunk", fmt.Sprintf("%s; the import stopped there: the %d rows before it were read (%d accepted, %d rejected, %d duplicate), the rest of the file was not", where, r.nextRow, s.RowsAccepted, s.RowsRejected, s.RowsDuplicate))
 }
 
 // needInference reports whether any column's type is to be inferred.

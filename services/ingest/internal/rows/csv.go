@@ -76,7 +76,8 @@ func (r *Reader) scanCSV(b []byte, eof bool) (Row, int, scanStatus) {
 			}
 			row.Cells = append(row.Cells, Cell{Text: text})
 			if !ok {
-				row.Err = &SyntaxError{Reason: "BAD_QUOTING", Msg: "a quoted field is not closed before the end of the file"}
+				row.Err = &SyntaxError{Column: len(row.Cells), Reason: ReasonUnclosedQuote, opened: j,
+					Msg: "a quoted field opens here and is not closed before the end of the file, so every row after it would be read as its text; close the quote, double the quotes inside the field, or set csv.disable_quoting"}
 				return row, len(b), gotRow
 			}
 			j = next
@@ -113,7 +114,7 @@ func (r *Reader) scanCSV(b []byte, eof bool) (Row, int, scanStatus) {
 			if status == needMore {
 				return Row{}, 0, needMore
 			}
-			row.Err = &SyntaxError{Reason: "BAD_QUOTING", Msg: "text follows a closing quote; double quotes inside a quoted field"}
+			row.Err = &SyntaxError{Column: len(row.Cells), Reason: "BAD_QUOTING", Msg: "text follows a closing quote; double quotes inside a quoted field"}
 			return row, end, gotRow
 		}
 		// An unquoted field.

@@ -48,20 +48,37 @@ type Cell struct {
 	Kind Kind
 }
 
-// SyntaxError describes a row that could be delimited but not read: the
-// row is skipped, the file goes on.
+// SyntaxError describes a row that could be delimited but not read (as
+// Row.Err: the row is skipped, the file goes on), or, returned by Next as
+// its error, the structure of the file broken past a row (ReasonUnclosedQuote:
+// the file cannot be read further).
 type SyntaxError struct {
 	// Line is the 1-based line where the row starts.
 	Line int64
+	// Column is the 1-based number of the field where the error is, 0 when
+	// it is the row's as a whole.
+	Column int
 	// Reason is a stable UPPER_SNAKE_CASE reason: BAD_QUOTING,
-	// BAD_LINE_ENDING, BAD_JSON, NOT_AN_OBJECT.
+	// BAD_LINE_ENDING, BAD_JSON, NOT_AN_OBJECT, UNCLOSED_QUOTE.
 	Reason string
 	// Msg says what is wrong, without quoting the row's content.
 	Msg string
+
+	opened int // where the unclosed quote is in the scanned bytes
 }
 
+// ReasonUnclosedQuote is the reason of a quoted field that is not closed
+// before the end of the file: it swallows every row after it, so the file
+// cannot be read as rows from there.
+const ReasonUnclosedQuote = "UNCLOSED_QUOTE"
+
 // Error says where and what, without the row's content.
-func (e *SyntaxError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+func (e *SyntaxError) Error() string {
+	if e.Column > 0 {
+		return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg)
+	}
+	return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
+}
 
 // Row is one row of a file.
 type Row struct {
@@ -180,8 +197,8 @@ func (r *Reader) Line() int64 { return r.line }
 
 // Raw returns the bytes the last call to Next or SkipLine consumed, blank
 // lines before a row included; at io.EOF, the trailing bytes after the last
-// row. The slice is valid until the next call. Concatenated, the Raw of
-// every call is the input.
+// row; after an error, nothing. The slice is valid until the next call.
+// Concatenated, the Raw of every call is the input.
 func (r *Reader) Raw() []byte { return r.raw }
 
 // fill reads more input into buf, keeping buf[start:]. At the end of the
@@ -272,7 +289,8 @@ const (
 
 // Next returns the next row. Rows that cannot be read are returned with Err
 // set. At the end of the input it returns io.EOF; any other error (reading
-// the input, ErrRowTooLong) ends the file.
+// the input, ErrRowTooLong, a *SyntaxError of reason ReasonUnclosedQuote)
+// ends the file.
 func (r *Reader) Next() (Row, error) {
 	for {
 		b := r.buf[r.start:]
@@ -293,6 +311,13 @@ func (r *Reader) Next() (Row, error) {
 			row.End = r.Offset() + int64(end)
 			if row.Err != nil {
 				row.Err.Line = row.Line
+				if row.Err.Reason == ReasonUnclosedQuote {
+					// The field opens on a later line of a row that spans
+					// lines: name that one.
+					row.Err.Line = r.line + int64(bytes.Count(b[:row.Err.opened], nl))
+					r.raw = nil
+					return Row{}, row.Err
+				}
 			}
 			r.consume(r.start+end, int64(bytes.Count(b[:end], nl)))
 			return row, nil
@@ -305,11 +330,13 @@ func (r *Reader) Next() (Row, error) {
 			return Row{}, io.EOF
 		}
 		if len(b) > r.maxRow {
+			r.raw = nil
 			return Row{}, fmt.Errorf("line %d: %w (more than %d bytes)", r.line, ErrRowTooLong, r.maxRow)
 		}
 		// At the end of the input eof is set, and the next scan ends the row
 		// there.
 		if err := r.fill(); err != nil {
+			r.raw = nil
 			return Row{}, err
 		}
 	}

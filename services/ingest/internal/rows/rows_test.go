@@ -50,6 +50,7 @@ func TestCSV(t *testing.T) {
 		want  [][]string
 		lines []int64
 		errs  []string // per row: the SyntaxError reason, "" for none
+		fatal string   // the start of the error that ends the file, if any
 	}{
 		{
 			name:  "plain with header and no final newline",
@@ -133,11 +134,17 @@ func TestCSV(t *testing.T) {
 			errs:  []string{"BAD_QUOTING", ""},
 		},
 		{
-			name:  "an unclosed quote runs to the end",
+			name:  "an unclosed quote stops the file where it opens",
 			in:    "a,b\nc,\"d\ne\n",
-			want:  [][]string{{"a", "b"}, {"c", "d\ne\n"}},
-			lines: []int64{1, 2},
-			errs:  []string{"", "BAD_QUOTING"},
+			want:  [][]string{{"a", "b"}},
+			lines: []int64{1},
+			fatal: "line 2, column 2: a quoted field opens here and is not closed",
+		},
+		{
+			name:  "an unclosed quote on a later line of its row",
+			in:    "a,\"b\nb\",\"c\nd,e\n",
+			want:  nil,
+			fatal: "line 2, column 3: a quoted field opens here",
 		},
 	}
 	for _, tt := range tests {
@@ -153,10 +160,17 @@ func TestCSV(t *testing.T) {
 				for {
 					row, err := r.Next()
 					if err == io.EOF {
+						if tt.fatal != "" {
+							t.Errorf("the file ended without the error %q", tt.fatal)
+						}
 						break
 					}
 					if err != nil {
-						t.Fatalf("Next: %v", err)
+						var se *SyntaxError
+						if tt.fatal == "" || !errors.As(err, &se) || se.Reason != ReasonUnclosedQuote || !strings.HasPrefix(err.Error(), tt.fatal) {
+							t.Fatalf("Next: %v, want %q", err, tt.fatal)
+						}
+						break
 					}
 					got = append(got, texts(row))
 					lines = append(lines, row.Line)
@@ -324,7 +338,8 @@ func FuzzParseRows(f *testing.F) {
 		}
 		rows, err := readAll(t, in, newReader)
 		if err != nil {
-			if !errors.Is(err, ErrRowTooLong) {
+			var se *SyntaxError
+			if !errors.Is(err, ErrRowTooLong) && (!errors.As(err, &se) || se.Reason != ReasonUnclosedQuote) {
 				t.Fatalf("Next: %v", err)
 			}
 			return

@@ -282,7 +282,7 @@ func TestImportRowsAndTypes(t *testing.T) {
 		"2@4 [id:LOOKS_LIKE_EMAIL]",
 		"3@5 [when:INVALID_TIMESTAMP]",
 		"4@6 [amount:WRONG_TYPE amount:WRONG_TYPE]",
-		"5@7 [:BAD_QUOTING]",
+		"5@7 [amount:BAD_QUOTING]",
 		"6@8 [:FIELD_COUNT]",
 	}
 	if !slices.Equal(got, want) {
