@@ -19,7 +19,7 @@ const chunkSize = 1 << 20
 
 var importCommand = Command{
 	Name:    "import",
-	Summary: "Import a CSV or JSON-lines file through the ingest service, with a progress bar. Importing the same file again adds nothing; an interrupted import resumes.",
+	Summary: "Import a CSV or JSON-lines file through the ingest service, with a progress bar. Importing the same file with the same mapping again adds nothing; an interrupted import resumes. Exits 1 when rows were rejected, unless --allow-rejections.",
 	Usage:   "--mapping MAPPING.yaml FILE",
 	Run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
 		mappingFile := fs.String("mapping", "", "YAML file with the import mapping (bullseye.ingest.v1.ImportMapping)")

@@ -59,8 +59,8 @@ type Stream interface {
 	Recv() (*ingestv1.ImportRequest, error)
 }
 
-// Importer runs imports. It is safe for concurrent use; one file (by
-// digest) is imported by one stream at a time.
+// Importer runs imports. It is safe for concurrent use; one import (a file
+// by its digest, with one mapping) runs in one stream at a time.
 type Importer struct {
 	store    *store.Store
 	builder  *record.Builder
@@ -120,7 +120,7 @@ type ProblemJSON struct {
 }
 
 // State is an import's progress as recorded in the imports bucket under the
-// file's digest.
+// file's digest and the mapping's hash (importKey).
 type State struct {
 	ImportID      string       `json:"import_id"`
 	MappingHash   string       `json:"mapping_hash"`
@@ -182,6 +182,7 @@ type run struct {
 	validateOnly bool
 	maxRej       int
 	digest       string
+	key          string // importKey of the digest and the mapping
 
 	state State
 	rev   uint64
@@ -222,17 +223,17 @@ func (im *Importer) Import(stream Stream) (err error) {
 	}
 	r := &run{
 		im: im, ctx: ctx, stream: stream, plan: plan, start: start,
-		validateOnly: start.GetValidateOnly(), digest: start.GetSha256(),
+		validateOnly: start.GetValidateOnly(), digest: start.GetSha256(), key: plan.key,
 		maxRej: int(start.GetMaxRejectionsReported()),
 	}
 	if r.maxRej == 0 {
 		r.maxRej = DefaultMaxRejections
 	}
 	if !r.validateOnly {
-		if !im.lock(ctx, r.digest) {
-			return fault.Aborted("an import of this file is already running; wait for it to end or cancel it")
+		if !im.lock(ctx, r.key) {
+			return fault.Aborted("an import of this file with this mapping is already running; wait for it to end or cancel it")
 		}
-		defer im.unlock(r.digest)
+		defer im.unlock(r.key)
 		done, err := r.load()
 		if err != nil || done {
 			return err
@@ -242,7 +243,7 @@ func (im *Importer) Import(stream Stream) (err error) {
 	}
 	defer func() {
 		if err != nil && !r.validateOnly {
-			im.ending(r.digest)
+			im.ending(r.key)
 			r.salvageProgress()
 		}
 	}()
@@ -255,17 +256,17 @@ func (im *Importer) Import(stream Stream) (err error) {
 	return r.finish()
 }
 
-// lock makes the caller the only importer of a file. An import whose
+// lock makes the caller the only runner of an import (key). One whose
 // stream has just ended may still be recording its progress: lock waits for
 // it (a little), but not for a running one.
-func (im *Importer) lock(ctx context.Context, digest string) bool {
+func (im *Importer) lock(ctx context.Context, key string) bool {
 	timer := time.NewTimer(im.salvage + time.Second)
 	defer timer.Stop()
 	for {
 		im.mu.Lock()
-		l, busy := im.active[digest]
+		l, busy := im.active[key]
 		if !busy {
-			im.active[digest] = &importLock{done: make(chan struct{}), ctx: ctx}
+			im.active[key] = &importLock{done: make(chan struct{}), ctx: ctx}
 			im.mu.Unlock()
 			return true
 		}
@@ -286,29 +287,29 @@ func (im *Importer) lock(ctx context.Context, digest string) bool {
 
 // ending marks the import of a file as recording its progress after its
 // stream ended.
-func (im *Importer) ending(digest string) {
+func (im *Importer) ending(key string) {
 	im.mu.Lock()
-	if l := im.active[digest]; l != nil {
+	if l := im.active[key]; l != nil {
 		l.ending = true
 	}
 	im.mu.Unlock()
 }
 
-func (im *Importer) unlock(digest string) {
+func (im *Importer) unlock(key string) {
 	im.mu.Lock()
-	close(im.active[digest].done)
-	delete(im.active, digest)
+	close(im.active[key].done)
+	delete(im.active, key)
 	im.mu.Unlock()
 }
 
 // load reads the import's recorded progress. done is true when the file
 // was imported completely before, and the answer has been sent.
 func (r *run) load() (done bool, err error) {
-	value, rev, found, err := r.im.store.GetImport(r.ctx, r.digest)
+	value, rev, found, err := r.im.store.GetImport(r.ctx, r.key)
 	if err != nil {
 		return false, err
 	}
-	mh := mappingHash(r.start.GetMapping())
+	mh := r.plan.mappingHash
 	if !found {
 		r.state = State{ImportID: r.plan.importID, MappingHash: mh, Size: r.start.GetSizeBytes(), StartTime: time.Now().UTC()}
 		return false, nil
@@ -823,7 +824,7 @@ func (r *run) persist(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("encoding the progress of import %s: %w", s.ImportID, err)
 	}
-	rev, err := r.im.store.PutImport(ctx, r.digest, value, r.rev)
+	rev, err := r.im.store.PutImport(ctx, r.key, value, r.rev)
 	if errors.Is(err, store.ErrConflict) {
 		return fault.Aborted("another import of this file is running on another ingest instance")
 	}

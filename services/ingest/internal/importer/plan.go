@@ -58,10 +58,12 @@ type Plan struct {
 	skipLines   int
 	columnNames []string
 
-	userColumn string
-	genPrefix  string
-	digest     string
-	importID   string
+	userColumn  string
+	genPrefix   string
+	digest      string
+	mappingHash string
+	importID    string
+	key         string // of the import's progress: importKey
 
 	tsColumn string
 	tsFormat ingestv1.TimeFormat
@@ -83,9 +85,19 @@ type Plan struct {
 
 var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// ImportID returns the import id of a file: "imp-" and the first 16 hex
-// digits of its digest.
-func ImportID(digest string) string { return "imp-" + digest[:16] }
+// ImportID returns the id of the import of a file (by its digest) with a
+// mapping (by mappingHash's): "imp-", the first 16 hex digits of the
+// digest, "-" and the first 12 of the mapping's hash. The same bytes
+// imported with another mapping (another event name, say) are another
+// import, whose records do not de-duplicate against the first's.
+func ImportID(digest, mappingHash string) string {
+	return "imp-" + digest[:16] + "-" + mappingHash[:12]
+}
+
+// importKey is the key of an import's progress in the imports bucket: the
+// file's digest and the mapping's hash, so that a file imported completely
+// with one mapping can still be imported with another.
+func importKey(digest, mappingHash string) string { return digest + "." + mappingHash }
 
 // Compile validates a start message and returns its plan. Mistakes are
 // fault.Violations with paths under "start".
@@ -108,8 +120,8 @@ func Compile(start *ingestv1.ImportStart) (*Plan, error) {
 	}
 	p := &Plan{explicit: map[string]commonv1.ValueType{}, named: map[string]bool{}, nulls: map[string]bool{}}
 	if len(v) == 0 {
-		p.digest = start.GetSha256()
-		p.importID = ImportID(p.digest)
+		p.digest, p.mappingHash = start.GetSha256(), mappingHash(m)
+		p.importID, p.key = ImportID(p.digest, p.mappingHash), importKey(p.digest, p.mappingHash)
 	}
 	name := func(field, col string) {
 		if col == "" {

@@ -461,10 +461,3 @@ func TestImportErrors(t *testing.T) {
 		t.Errorf("a concurrent import of the same file: %v, want ABORTED", err)
 	}
 }
-
-// importDigest returns the first 16 hex digits of a file's digest, as in
-// its import id.
-func importDigest(data string) string {
-	sum := sha256.Sum256([]byte(data))
-	return hex.EncodeToString(sum[:8])
-}

@@ -225,10 +225,11 @@ func DeadLetterSubject(key eventlog.Key, ok bool) string {
 	return eventlog.UnidentifiedDeadLetters
 }
 
-// GetImport returns the stored progress of the import of a file by its
-// digest, with the entry's revision; found is false for a new file.
-func (s *Store) GetImport(ctx context.Context, digest string) (value []byte, revision uint64, found bool, err error) {
-	e, err := s.imports.Get(ctx, digest)
+// GetImport returns the stored progress of an import by its key (the
+// importer's: the file's digest and the mapping's hash), with the entry's
+// revision; found is false for a new import.
+func (s *Store) GetImport(ctx context.Context, key string) (value []byte, revision uint64, found bool, err error) {
+	e, err := s.imports.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, false, nil
 	}
@@ -241,15 +242,15 @@ func (s *Store) GetImport(ctx context.Context, digest string) (value []byte, rev
 // PutImport stores an import's progress if the entry is still at revision
 // (0: does not exist yet), and returns the new revision. Losing to another
 // writer is ErrConflict.
-func (s *Store) PutImport(ctx context.Context, digest string, value []byte, revision uint64) (uint64, error) {
+func (s *Store) PutImport(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
 	var (
 		rev uint64
 		err error
 	)
 	if revision == 0 {
-		rev, err = s.imports.Create(ctx, digest, value)
+		rev, err = s.imports.Create(ctx, key, value)
 	} else {
-		rev, err = s.imports.Update(ctx, digest, value, revision)
+		rev, err = s.imports.Update(ctx, key, value, revision)
 	}
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return 0, fmt.Errorf("recording import progress: %w", ErrConflict)

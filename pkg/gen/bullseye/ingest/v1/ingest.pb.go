@@ -1105,7 +1105,7 @@ type StoredEvent struct {
 	// What kind of record this is; it says which of the fields below apply.
 	Type EventType `protobuf:"varint,1,opt,name=type,proto3,enum=bullseye.ingest.v1.EventType" json:"type,omitempty"`
 	// The de-duplication key: the client's message id, or for imports one
-	// derived from the file's digest and row number (or the mapped id column).
+	// derived from the import id and row number (or the mapped id column).
 	MessageId string `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	// The customer's opaque id in the calling backend (not pseudonymised: it
 	// is not a personal identifier).
@@ -1914,10 +1914,12 @@ type ImportStart struct {
 	// knows the file is complete when it has received this many bytes.
 	SizeBytes int64 `protobuf:"varint,2,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// The SHA-256 digest of the whole file as 64 lowercase hex digits (the
-	// output of sha256sum). It identifies the import: record message ids and
-	// generated customer ids derive from it, completed imports are recorded by
-	// it, and an interrupted import with the same digest resumes. A file whose
-	// bytes do not match it fails the stream with INVALID_ARGUMENT.
+	// output of sha256sum). With the mapping it identifies the import: record
+	// message ids derive from both (generated customer ids from the digest
+	// alone, so that a row is the same customer whatever the mapping),
+	// completed imports are recorded by both, and an interrupted import with
+	// the same digest and mapping resumes. A file whose bytes do not match it
+	// fails the stream with INVALID_ARGUMENT.
 	Sha256 string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	// How rows become records. Required.
 	Mapping *ImportMapping `protobuf:"bytes,4,opt,name=mapping,proto3" json:"mapping,omitempty"`
@@ -2230,7 +2232,7 @@ type ImportMapping struct {
 	// A column holding a unique id per row, to use instead of the digest and
 	// row number when deriving message ids (so the same rows in a different
 	// file are recognised as duplicates). Empty means ids derive from the
-	// file's digest and the row number.
+	// import id (the file's digest and the mapping) and the row number.
 	MessageIdColumn string `protobuf:"bytes,11,opt,name=message_id_column,json=messageIdColumn,proto3" json:"message_id_column,omitempty"`
 	// When true, columns without an explicit type are stored as strings.
 	// Otherwise (the default) their type is inferred from the first
@@ -2791,12 +2793,14 @@ func (*OutcomeEventMapping_NameColumn) isOutcomeEventMapping_EventName() {}
 // over the whole file, including parts stored before an interruption.
 type ImportResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The import's id, derived from the file's digest: the same file always
-	// has the same import id. Stored records carry it.
+	// The import's id, derived from the file's digest and the mapping:
+	// "imp-", 16 hex digits of the digest, "-", 12 of the mapping's hash. The
+	// same file with the same mapping always has the same import id. Stored
+	// records carry it.
 	ImportId string `protobuf:"bytes,1,opt,name=import_id,json=importId,proto3" json:"import_id,omitempty"`
 	// The byte offset up to which every row is stored durably (always at a row
 	// boundary). The client sends the file from here; after an interruption,
-	// a new Import with the same digest resumes from here.
+	// a new Import with the same digest and mapping resumes from here.
 	ResumeOffset int64 `protobuf:"varint,2,opt,name=resume_offset,json=resumeOffset,proto3" json:"resume_offset,omitempty"`
 	// Bytes received and parsed so far.
 	BytesRead int64 `protobuf:"varint,3,opt,name=bytes_read,json=bytesRead,proto3" json:"bytes_read,omitempty"`
@@ -2820,8 +2824,9 @@ type ImportResponse struct {
 	// True in the last message: every byte was read, the digest matched, and
 	// every accepted row is stored. The import is now recorded as complete.
 	Done bool `protobuf:"varint,11,opt,name=done,proto3" json:"done,omitempty"`
-	// True when the file's digest belongs to an import completed earlier:
-	// nothing was read or stored, and the counts are those of that import.
+	// True when the file's digest and mapping belong to an import completed
+	// earlier: nothing was read or stored, and the counts are those of that
+	// import.
 	AlreadyImported bool `protobuf:"varint,12,opt,name=already_imported,json=alreadyImported,proto3" json:"already_imported,omitempty"`
 	// When the import first started.
 	StartTime     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
@@ -2958,7 +2963,8 @@ type RowRejection struct {
 	// The 1-based line of the file where the row starts (for editors).
 	LineNumber int64 `protobuf:"varint,2,opt,name=line_number,json=lineNumber,proto3" json:"line_number,omitempty"`
 	// What is wrong, each naming the column (e.g. "age") and a stable reason
-	// (e.g. "WRONG_TYPE", "MISSING", "LOOKS_LIKE_EMAIL", "BAD_QUOTING").
+	// (e.g. "WRONG_TYPE", "MISSING", "LOOKS_LIKE_EMAIL", "INVALID_UTF8",
+	// "BAD_QUOTING"; a problem of the row as a whole names no column).
 	Problems []*v1.Problem `protobuf:"bytes,3,rep,name=problems,proto3" json:"problems,omitempty"`
 	// The id of the dead letter that keeps the row's parsed fields.
 	DeadLetterId  string `protobuf:"bytes,4,opt,name=dead_letter_id,json=deadLetterId,proto3" json:"dead_letter_id,omitempty"`

@@ -67,9 +67,15 @@ type IngestServiceClient interface {
 	// imported completely). The client then sends ImportChunk messages with the
 	// file's bytes in order and half-closes; the server streams progress (bytes
 	// and rows read, accepted, rejected with the first reasons, duplicates) and
-	// a final message with done set. Record message ids derive from the digest
-	// and the row number, and completed imports are recorded by digest, so
-	// importing the same file again never adds anything.
+	// a final message with done set. An import is the file's digest with its
+	// mapping: record message ids derive from both and the row number, and
+	// completed imports are recorded by both, so importing the same file with
+	// the same mapping again never adds anything, while the same bytes with
+	// another mapping (another event name, say) are another import. Rows that
+	// cannot be parsed are rejected with their reasons; a file whose structure
+	// breaks past a row (a quote never closed, which would swallow the rest of
+	// the file) fails the stream with INVALID_ARGUMENT naming its line and
+	// column, after the rows before it are stored and counted.
 	Import(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ImportRequest, ImportResponse], error)
 	// ForgetUser erases a customer: before it answers, their events, traits,
 	// consent records and dead letters are purged from the streams and their
@@ -206,9 +212,15 @@ type IngestServiceServer interface {
 	// imported completely). The client then sends ImportChunk messages with the
 	// file's bytes in order and half-closes; the server streams progress (bytes
 	// and rows read, accepted, rejected with the first reasons, duplicates) and
-	// a final message with done set. Record message ids derive from the digest
-	// and the row number, and completed imports are recorded by digest, so
-	// importing the same file again never adds anything.
+	// a final message with done set. An import is the file's digest with its
+	// mapping: record message ids derive from both and the row number, and
+	// completed imports are recorded by both, so importing the same file with
+	// the same mapping again never adds anything, while the same bytes with
+	// another mapping (another event name, say) are another import. Rows that
+	// cannot be parsed are rejected with their reasons; a file whose structure
+	// breaks past a row (a quote never closed, which would swallow the rest of
+	// the file) fails the stream with INVALID_ARGUMENT naming its line and
+	// column, after the rows before it are stored and counted.
 	Import(grpc.BidiStreamingServer[ImportRequest, ImportResponse]) error
 	// ForgetUser erases a customer: before it answers, their events, traits,
 	// consent records and dead letters are purged from the streams and their
