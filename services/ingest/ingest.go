@@ -63,6 +63,11 @@ type Config struct {
 	// ImportProgressInterval is how often an import reports and records its
 	// progress.
 	ImportProgressInterval time.Duration
+	// FreeTextPersonalData says what happens to e-mail addresses and phone
+	// numbers found inside the text of properties and traits (outside the
+	// personal fields): "pseudonymise" (the default) replaces each by its
+	// keyed pseudonym, "reject" rejects the item.
+	FreeTextPersonalData string
 }
 
 // NewConfig returns the defaults: 500 events per call of at most 32 KiB
@@ -78,6 +83,7 @@ func NewConfig() Config {
 		ErasureWait:       server.DefaultErasureWait,
 
 		ImportProgressInterval: time.Second,
+		FreeTextPersonalData:   record.FreeTextPseudonymiseName,
 	}
 }
 
@@ -102,6 +108,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a call waits for JetStream's acks before answering UNAVAILABLE")
 	fs.DurationVar(&c.ErasureWait, "erasure-wait", c.ErasureWait, "how long ForgetUser waits for the feature service to confirm")
 	fs.DurationVar(&c.ImportProgressInterval, "import-progress-interval", c.ImportProgressInterval, "how often an import reports and records its progress")
+	fs.StringVar(&c.FreeTextPersonalData, "free-text-personal-data", c.FreeTextPersonalData,
+		`what to do with e-mail addresses and phone numbers inside the text of properties and traits: "pseudonymise" (replace each by its keyed pseudonym) or "reject" (reject the item)`)
 }
 
 // Validate reports configuration mistakes, naming the flag.
@@ -124,6 +132,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ErasureWait < 0 {
 		errs = append(errs, fmt.Errorf("--erasure-wait: %s is negative", c.ErasureWait))
+	}
+	if _, err := record.ParseFreeText(c.FreeTextPersonalData); err != nil {
+		errs = append(errs, fmt.Errorf("--free-text-personal-data: %w", err))
 	}
 	if c.ImportProgressInterval < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--import-progress-interval: %s, want at least 10ms", c.ImportProgressInterval))
@@ -218,7 +229,8 @@ func Run(ctx context.Context, cfg Config) error {
 		node.Close()
 		return fmt.Errorf("--max-event-bytes: %d does not fit the NATS server's max_payload of %d with 16 KiB to spare", cfg.MaxEventBytes, limit)
 	}
-	b := record.New(p, record.WithMaxItemBytes(cfg.MaxEventBytes), record.WithPersonalFields(cfg.PersonalFields))
+	freeText, _ := record.ParseFreeText(cfg.FreeTextPersonalData) // checked by Validate
+	b := record.New(p, record.WithMaxItemBytes(cfg.MaxEventBytes), record.WithPersonalFields(cfg.PersonalFields), record.WithFreeText(freeText))
 	opts := []server.Option{
 		server.WithLogger(logger),
 		server.WithMaxBatch(cfg.MaxEventsPerBatch),

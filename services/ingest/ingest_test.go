@@ -85,6 +85,8 @@ func TestConfigValidate(t *testing.T) {
 		{[]string{"--personal-fields", "email,context.user_agent,traits.birthday"}, ""},
 		{[]string{"--stream-replicas", "7"}, "--stream-replicas"},
 		{[]string{"--publish-timeout", "1ms"}, "--publish-timeout"},
+		{[]string{"--free-text-personal-data", "reject"}, ""},
+		{[]string{"--free-text-personal-data", "redact"}, "--free-text-personal-data"},
 	}
 	for _, tt := range tests {
 		cfg := ingest.NewConfig()

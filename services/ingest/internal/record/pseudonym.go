@@ -98,12 +98,14 @@ func (b *Builder) pseudonymiseContext(c *ingestv1.EventContext, skip map[string]
 	return out
 }
 
-// pseudonymiseStored replaces the personal fields of a record and lists
-// their paths. Paths in skip already hold pseudonyms.
+// pseudonymiseStored replaces the personal fields of a record, and the
+// e-mail addresses and phone numbers inside the text of its other
+// properties and traits, and lists their paths. Paths in skip already hold
+// pseudonyms.
 func (b *Builder) pseudonymiseStored(st *ingestv1.StoredEvent, skip map[string]bool) {
 	var paths []string
-	st.Properties = b.pseudonymiseMap("properties", st.Properties, skip, &paths)
-	st.Traits = b.pseudonymiseMap("traits", st.Traits, skip, &paths)
+	st.Properties = b.scrubMap("properties", b.pseudonymiseMap("properties", st.Properties, skip, &paths), skip, &paths)
+	st.Traits = b.scrubMap("traits", b.pseudonymiseMap("traits", st.Traits, skip, &paths), skip, &paths)
 	st.Context = b.pseudonymiseContext(st.Context, skip, &paths)
 	slices.Sort(paths)
 	st.PseudonymisedFields = paths
@@ -132,13 +134,14 @@ func (b *Builder) pseudonymiseID(field string, id *string, paths *[]string) {
 // DeadEvent returns the copy of a rejected event kept as a dead letter:
 // strings made valid UTF-8 (WithValidText), personal fields
 // pseudonymised, ids shaped like an email address or a phone number too,
-// received_at set. It also returns the pseudonymised paths.
+// and the addresses and numbers inside the text of the other properties,
+// whatever the Builder's FreeText mode; received_at set. It also returns the pseudonymised paths.
 func (b *Builder) DeadEvent(ev *ingestv1.Event, received time.Time) (*ingestv1.Event, []string) {
 	var paths []string
 	out := WithValidText(proto.Clone(ev)).(*ingestv1.Event)
 	b.pseudonymiseID("user_id", &out.UserId, &paths)
 	b.pseudonymiseID("anonymous_id", &out.AnonymousId, &paths)
-	out.Properties = b.pseudonymiseMap("properties", out.Properties, nil, &paths)
+	out.Properties = b.scrubMap("properties", b.pseudonymiseMap("properties", out.Properties, nil, &paths), nil, &paths)
 	out.Context = b.pseudonymiseContext(out.Context, nil, &paths)
 	out.ReceivedAt = timestamppb.New(received)
 	slices.Sort(paths)
@@ -151,7 +154,7 @@ func (b *Builder) DeadTraitUpdate(u *ingestv1.TraitUpdate) (*ingestv1.TraitUpdat
 	out := WithValidText(proto.Clone(u)).(*ingestv1.TraitUpdate)
 	b.pseudonymiseID("user_id", &out.UserId, &paths)
 	b.pseudonymiseID("anonymous_id", &out.AnonymousId, &paths)
-	out.Traits = b.pseudonymiseMap("traits", out.Traits, nil, &paths)
+	out.Traits = b.scrubMap("traits", b.pseudonymiseMap("traits", out.Traits, nil, &paths), nil, &paths)
 	out.Context = b.pseudonymiseContext(out.Context, nil, &paths)
 	slices.Sort(paths)
 	return out, paths

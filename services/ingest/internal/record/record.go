@@ -99,6 +99,7 @@ type Builder struct {
 	personal      map[string]bool // trait and property names, lower case
 	personalCtx   map[string]bool // context field names
 	propertyTypes map[string]commonv1.ValueType
+	freeText      FreeText
 }
 
 // Option configures a Builder.
@@ -416,6 +417,7 @@ func (b *Builder) Event(ev *ingestv1.Event, received time.Time, prefix string, a
 		p.add("currency", ReasonInvalidCurrency, "currency must be an ISO 4217 code of three capital letters, e.g. \"EUR\"")
 	}
 	checkMap("properties", ev.GetProperties(), b.propertyTypes, &p)
+	b.checkFreeText("properties", ev.GetProperties(), &p)
 	checkTime("original_timestamp", ev.GetOriginalTimestamp(), &p)
 	checkTime("sent_at", ev.GetSentAt(), &p)
 	if len(p.list) > 0 {
@@ -459,6 +461,7 @@ func (b *Builder) TraitUpdate(u *ingestv1.TraitUpdate, received time.Time, prefi
 		p.add("traits", ReasonMissing, "an update sets at least one trait")
 	}
 	checkMap("traits", u.GetTraits(), nil, &p)
+	b.checkFreeText("traits", u.GetTraits(), &p)
 	checkTime("original_timestamp", u.GetOriginalTimestamp(), &p)
 	checkTime("sent_at", u.GetSentAt(), &p)
 	if len(p.list) > 0 {

@@ -85,6 +85,7 @@ type envConfig struct {
 	personal       []string
 	erasureWait    time.Duration
 	progress       time.Duration
+	freeText       record.FreeText
 }
 
 type envOption func(*envConfig)
@@ -94,6 +95,9 @@ func withPublishTimeout(d time.Duration) envOption {
 }
 
 func withErasureWait(d time.Duration) envOption { return func(c *envConfig) { c.erasureWait = d } }
+
+// withFreeText sets what the builder does with personal data inside text.
+func withFreeText(m record.FreeText) envOption { return func(c *envConfig) { c.freeText = m } }
 
 // withProxy puts a proxy that the test can pause between the server and
 // NATS.
@@ -146,7 +150,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(e.spans))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	e.builder = record.New(e.p, record.WithMaxItemBytes(c.maxEventBytes), record.WithPersonalFields(c.personal))
+	e.builder = record.New(e.p, record.WithMaxItemBytes(c.maxEventBytes), record.WithPersonalFields(c.personal), record.WithFreeText(c.freeText))
 	e.server = server.New(e.store, e.builder,
 		server.WithLogger(logger),
 		server.WithTracerProvider(tp),

@@ -550,7 +550,9 @@ type Event struct {
 	Currency string `protobuf:"bytes,7,opt,name=currency,proto3" json:"currency,omitempty"`
 	// Typed properties of the event, e.g. "quantity" or "rating". Keys are at
 	// most 128 bytes; properties configured as personal are pseudonymised at
-	// the door.
+	// the door, and e-mail addresses and phone numbers inside the text of the
+	// others are replaced by their pseudonyms (or, as the service is
+	// configured, reject the event: CONTAINS_EMAIL, CONTAINS_PHONE).
 	Properties map[string]*v1.Value `protobuf:"bytes,8,rep,name=properties,proto3" json:"properties,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Where and how the event happened: channel, campaign, device.
 	Context *EventContext `protobuf:"bytes,9,opt,name=context,proto3" json:"context,omitempty"`
@@ -903,7 +905,9 @@ type TraitUpdate struct {
 	// The traits to set, by name (at most 128 bytes each), e.g. "plan",
 	// "age", "y". A null Value (no kind set) clears the trait. Traits
 	// configured as personal (email, phone, name, ...) are pseudonymised at
-	// the door. Traits not named here keep their values.
+	// the door, and e-mail addresses and phone numbers inside the text of the
+	// others are replaced by their pseudonyms (or reject the update, as for
+	// Event.properties). Traits not named here keep their values.
 	Traits map[string]*v1.Value `protobuf:"bytes,4,rep,name=traits,proto3" json:"traits,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Where and how the update happened.
 	Context *EventContext `protobuf:"bytes,5,opt,name=context,proto3" json:"context,omitempty"`
@@ -1145,8 +1149,9 @@ type StoredEvent struct {
 	// IMPORT: the 0-based index of the data row in the file (the header row
 	// not counted). Meaningful only when import_id is set.
 	RowNumber int64 `protobuf:"varint,18,opt,name=row_number,json=rowNumber,proto3" json:"row_number,omitempty"`
-	// Paths of the fields whose values were pseudonymised, e.g.
-	// "traits.email", "properties.phone", "context.ip".
+	// Paths of the fields whose values were pseudonymised, whole or the
+	// e-mail addresses and phone numbers inside their text, e.g.
+	// "traits.email", "properties.phone", "properties.note", "context.ip".
 	PseudonymisedFields []string `protobuf:"bytes,19,rep,name=pseudonymised_fields,json=pseudonymisedFields,proto3" json:"pseudonymised_fields,omitempty"`
 	// The id of the HMAC key the pseudonyms were made with (keys rotate).
 	PseudonymKeyId string `protobuf:"bytes,20,opt,name=pseudonym_key_id,json=pseudonymKeyId,proto3" json:"pseudonym_key_id,omitempty"`
