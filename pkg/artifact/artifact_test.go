@@ -617,3 +617,128 @@ func BenchmarkScoreLogistic(b *testing.B) {
 		})
 	}
 }
+
+// TestMissingPolicy: Encode records per input whether the model imputes it — the columns whose
+// training rows had missing values, or whose imputation was chosen — and Decode keeps it; an
+// artifact without the policy (written before it) imputes every input.
+func TestMissingPolicy(t *testing.T) {
+	train := makeData(300, 11)
+	// member is never missing in makeData, but its imputation is chosen; city is never missing.
+	sp := preprocess.Spec{Columns: map[string]preprocess.Options{
+		"member": {Impute: preprocess.ImputeConstant, FillValue: 1},
+	}}
+	pipe, x, err := preprocess.FitTransform(train.table, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := logistic.Regression{C: 1}.FitLogistic(context.Background(), x, train.y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := artifact.Encode(&artifact.Fitted{Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Task: trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	impute, required := trainingv1.MissingPolicy_MISSING_POLICY_IMPUTE, trainingv1.MissingPolicy_MISSING_POLICY_REQUIRED
+	want := map[string]trainingv1.MissingPolicy{
+		"age": impute, "spend": impute, "member": impute, "last_order": impute, "channel": impute, "city": required,
+	}
+	check := func(what string, in []*trainingv1.InputColumn) {
+		t.Helper()
+		for _, c := range in {
+			if c.GetMissing() != want[c.GetName()] {
+				t.Errorf("%s: input %q: policy %v, want %v", what, c.GetName(), c.GetMissing(), want[c.GetName()])
+			}
+			if got := artifact.Imputes(c); got != (want[c.GetName()] == impute) {
+				t.Errorf("%s: Imputes(%q) = %v", what, c.GetName(), got)
+			}
+		}
+	}
+	check("encoded", a.GetInputs())
+	f, err := artifact.Decode(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("decoded", f.Inputs)
+	again, err := artifact.Encode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("encoded again", again.GetInputs())
+
+	old := proto.Clone(a).(*trainingv1.ModelArtifact)
+	for _, c := range old.GetInputs() {
+		c.Missing = trainingv1.MissingPolicy_MISSING_POLICY_UNSPECIFIED
+	}
+	s, err := artifact.NewScorer(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range s.Info().Inputs {
+		if !artifact.Imputes(c) {
+			t.Errorf("an artifact without the policy: Imputes(%q) = false, want true", c.GetName())
+		}
+	}
+}
+
+// TestNonFiniteNumbers: in scored rows NaN, +Inf and -Inf are one kind of problem, NOT_FINITE
+// naming the feature, for numeric and categorical inputs alike; a null value is missing and
+// imputed.
+func TestNonFiniteNumbers(t *testing.T) {
+	ctx := context.Background()
+	train := makeData(300, 7)
+	pipe, x, err := preprocess.FitTransform(train.table, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := logistic.Regression{C: 1}.FitLogistic(ctx, x, train.y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := artifact.Encode(&artifact.Fitted{Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Task: trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := artifact.NewScorer(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		feature string
+		v       *commonv1.Value
+		reason  string // "" for scored
+	}{
+		{"spend", num(math.NaN()), "NOT_FINITE"},
+		{"spend", num(math.Inf(1)), "NOT_FINITE"},
+		{"spend", num(math.Inf(-1)), "NOT_FINITE"},
+		{"age", num(math.NaN()), "NOT_FINITE"},
+		{"channel", num(math.NaN()), "NOT_FINITE"},
+		{"channel", num(math.Inf(1)), "NOT_FINITE"},
+		{"spend", &commonv1.Value{}, ""},
+		{"spend", nil, ""},
+		{"spend", num(12.5), ""},
+	}
+	b := artifact.NewBatch(s.Info())
+	for _, tc := range tests {
+		b.AddMap(map[string]*commonv1.Value{tc.feature: tc.v}, time.Time{})
+	}
+	var res artifact.Result
+	if err := s.Score(ctx, b, &res); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range tests {
+		p := res.Problems[i]
+		if p.GetReason() != tc.reason {
+			t.Errorf("%s = %v: problem %v, want reason %q", tc.feature, tc.v, p, tc.reason)
+			continue
+		}
+		if tc.reason != "" && p.GetField() != "features."+tc.feature {
+			t.Errorf("%s = %v: problem field %q, want features.%s", tc.feature, tc.v, p.GetField(), tc.feature)
+		}
+		if (tc.reason != "") != math.IsNaN(res.Scores[i]) {
+			t.Errorf("%s = %v: score %v", tc.feature, tc.v, res.Scores[i])
+		}
+	}
+}

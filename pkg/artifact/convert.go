@@ -65,8 +65,12 @@ func Encode(f *Fitted) (*trainingv1.ModelArtifact, error) {
 		Task:          f.Task,
 		Preprocessing: pre,
 	}
-	for _, in := range f.Inputs {
-		a.Inputs = append(a.Inputs, &trainingv1.InputColumn{Name: in.GetName(), Type: in.GetType()})
+	for k, in := range f.Inputs {
+		policy := trainingv1.MissingPolicy_MISSING_POLICY_REQUIRED
+		if f.Pipeline.Inputs[k].Imputes {
+			policy = trainingv1.MissingPolicy_MISSING_POLICY_IMPUTE
+		}
+		a.Inputs = append(a.Inputs, &trainingv1.InputColumn{Name: in.GetName(), Type: in.GetType(), Missing: policy})
 	}
 	if err := encodeModel(a, f.Family, f.Model); err != nil {
 		return nil, fmt.Errorf("encode artifact of a %v: %w", f.Family, err)
@@ -269,7 +273,8 @@ func Decode(a *trainingv1.ModelArtifact) (*Fitted, error) {
 		if in.GetName() != p.Inputs[k].Name {
 			return nil, fmt.Errorf("decode artifact: %w: input %d is %q, preprocessing column %d is %q", ErrInvalid, k, in.GetName(), k, p.Inputs[k].Name)
 		}
-		f.Inputs = append(f.Inputs, &trainingv1.InputColumn{Name: in.GetName(), Type: in.GetType()})
+		f.Inputs = append(f.Inputs, &trainingv1.InputColumn{Name: in.GetName(), Type: in.GetType(), Missing: in.GetMissing()})
+		p.Inputs[k].Imputes = Imputes(in)
 	}
 	conv := ml.Convergence{Converged: a.GetSolver().GetConverged(), Iterations: int(a.GetSolver().GetIterations())}
 	if f.Model, err = decodeModel(a, conv); err != nil {

@@ -20,7 +20,11 @@
 // 1) and times (days before the row's reference time: its cutoff in training, the scoring time
 // in serving) are numeric; strings are categorical. [Number], [Category] and [CheckType] are
 // the conversions, used by training to build its tables and by the scorer for every row.
-// A missing value (nil, or a Value with no kind) is imputed as the artifact says.
+// A missing value (nil, or a Value with no kind) is imputed as the artifact says; [Imputes]
+// tells whether the model expects an input to be missing (InputColumn.missing), which serving
+// enforces. In the rows a Scorer scores, a number that is NaN or infinite is no missing value
+// but the row's problem (reason NOT_FINITE, [ErrNotFinite]); in a columnar Table, NaN is the
+// missing value.
 //
 // # Scoring
 //
@@ -30,8 +34,8 @@
 // families, kernel evaluations as matrix products (Gemm) for kernel SVMs and the Nyström
 // families. It returns, per row, the raw score, the probability of the positive class when
 // the model gives one, the predicted class for binary classifiers and, for linear models on
-// request, per-input contributions. A row whose value has the wrong type gets its own
-// Problem; the rest of the batch is scored.
+// request, per-input contributions. A row whose value has the wrong type, or is a NaN or
+// infinite number, gets its own Problem; the rest of the batch is scored.
 //
 // Rows are given either row-major, one *common.v1.Value per input in Info.Inputs order
 // (Batch.Add, Batch.AddMap), or columnar as an ml.Table (Batch.Table), e.g. from the typed

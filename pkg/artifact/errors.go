@@ -17,4 +17,8 @@ var (
 	// ErrWrongType marks a raw value whose type the input does not take; it is reported
 	// per row, never for a whole batch.
 	ErrWrongType = errors.New("wrong value type")
+	// ErrNotFinite marks a number given for a scored row that is NaN or infinite: it is
+	// neither a value nor a missing one (a missing value is nil, or a Value with no kind).
+	// It is reported per row.
+	ErrNotFinite = errors.New("not a finite number")
 )

@@ -2,6 +2,7 @@ package artifact
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -32,8 +33,8 @@ type Scorer interface {
 	Info() *Info
 	// Score scores every row of b into out, reusing out's storage. It fails as a whole only
 	// when ctx is done or b does not fit the model; a row that cannot be scored (a value of
-	// the wrong type) gets its own problem in out.Problems and NaN scores, and its neighbours
-	// are scored as usual.
+	// the wrong type, or a number that is NaN or infinite) gets its own problem in
+	// out.Problems and NaN scores, and its neighbours are scored as usual.
 	Score(ctx context.Context, b *Batch, out *Result) error
 }
 
@@ -443,9 +444,13 @@ func (s *featureScorer) encodeRows(design []float64, b *Batch, now time.Time, pr
 		for k := range s.columns {
 			c := &s.columns[k]
 			if err := c.write(row, vals[k], ref); err != nil {
+				reason := "WRONG_TYPE"
+				if errors.Is(err, ErrNotFinite) {
+					reason = "NOT_FINITE"
+				}
 				problems[i] = &commonv1.Problem{
 					Field:       "features." + c.in.Name,
-					Reason:      "WRONG_TYPE",
+					Reason:      reason,
 					Description: fmt.Sprintf("feature %q: %v", c.in.Name, err),
 				}
 				break
@@ -508,8 +513,13 @@ func newColumn(in preprocess.Input, typ commonv1.ValueType) column {
 	return c
 }
 
-// write converts a raw value and writes the column's design values into row.
+// write converts a raw value and writes the column's design values into row. A number that
+// is NaN or infinite is ErrNotFinite, whatever the input's type: only a value with no kind is
+// missing.
 func (c *column) write(row []float64, v *commonv1.Value, ref time.Time) error {
+	if x, ok := v.GetKind().(*commonv1.Value_NumberValue); ok && (math.IsNaN(x.NumberValue) || math.IsInf(x.NumberValue, 0)) {
+		return fmt.Errorf("%w: %v; send a null value (no kind) for a missing one", ErrNotFinite, x.NumberValue)
+	}
 	if err := CheckType(c.typ, v); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 )
 
@@ -80,6 +81,16 @@ func Category(v *commonv1.Value) (string, error) {
 	}
 	return "", fmt.Errorf("%w: a time where a category is expected", ErrWrongType)
 }
+
+// Imputes reports whether a model imputes a missing value of the input: its policy is
+// MISSING_POLICY_IMPUTE, or unset (artifacts written before the policy was recorded imputed
+// every input). With MISSING_POLICY_REQUIRED a missing value is the row's problem.
+func Imputes(in *trainingv1.InputColumn) bool {
+	return in.GetMissing() != trainingv1.MissingPolicy_MISSING_POLICY_REQUIRED
+}
+
+// Missing reports whether v is a missing value: nil, or a Value with no kind.
+func Missing(v *commonv1.Value) bool { return v.GetKind() == nil }
 
 // TypeOf returns the ValueType of v, or VALUE_TYPE_UNSPECIFIED for a missing value.
 func TypeOf(v *commonv1.Value) commonv1.ValueType {

@@ -17,9 +17,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
+	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/testenv"
 )
@@ -260,7 +262,13 @@ func grpcurl(t *testing.T, addr, method, body string) []byte {
 func TestGrpcurl(t *testing.T) {
 	b := sharedBank(t)
 	const model = "bank-curl"
-	b.register(t, model, testenv.Routing{Live: map[int64]uint32{1: 1}}, b.v1)
+	// v1 as an artifact written before inputs had a missing policy: it imputes every input,
+	// so that three inputs make a row.
+	old := proto.Clone(b.v1).(*trainingv1.ModelArtifact)
+	for _, c := range old.GetInputs() {
+		c.Missing = trainingv1.MissingPolicy_MISSING_POLICY_UNSPECIFIED
+	}
+	b.register(t, model, testenv.Routing{Live: map[int64]uint32{1: 1}}, old)
 	in := startServing(t, b.env, nil)
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 

@@ -146,6 +146,10 @@ type Input struct {
 	Width  int     `json:"width"`
 	// Indicator is true when the last output column is a missing indicator.
 	Indicator bool `json:"indicator,omitempty"`
+	// Imputes is true when the column is fitted for missing values: its training rows had
+	// some, or its imputation was chosen (Options.Impute other than ImputeAuto). Serving
+	// imputes a missing value only for such columns.
+	Imputes bool `json:"imputes,omitempty"`
 
 	// Fill replaces missing numeric values (a raw value: Log1p applies to it).
 	Fill float64 `json:"fill,omitempty"`
@@ -308,6 +312,7 @@ func fitNumeric(c *ml.Column, o Options) (Input, []string, error) {
 			in.Scale = sd
 		}
 	}
+	in.Imputes = missing > 0 || o.Impute != ImputeAuto
 	names := []string{c.Name}
 	if in.Indicator = wantIndicator(o, missing); in.Indicator {
 		names = append(names, c.Name+"_missing")
@@ -394,6 +399,7 @@ func fitCategorical(c *ml.Column, o Options) (Input, []string, error) {
 	default:
 		return in, nil, fmt.Errorf("unknown encoding %d", o.Encoding)
 	}
+	in.Imputes = missing > 0 || o.Impute != ImputeAuto
 	if in.Indicator = wantIndicator(o, missing); in.Indicator {
 		names = append(names, c.Name+"_missing")
 	}

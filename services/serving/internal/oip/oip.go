@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
@@ -106,8 +107,10 @@ func OutputMetadata(m *scoring.Model) []*inference.ModelMetadataResponse_TensorM
 	return out
 }
 
-// Decode turns the input tensors of req into rows for model m (inputs m does not take are
-// ignored, as Predict ignores them). It returns Violations for a malformed request.
+// Decode turns the input tensors of req into rows for model m. It returns Violations for a
+// malformed request, and for one that names an input m does not take or leaves out an input m
+// does not impute (as Triton refuses unknown and missing inputs). An input left out that m
+// imputes is missing in every row; a BYTES element that is empty is missing in its row.
 func Decode(req *inference.ModelInferRequest, m *scoring.Model) ([]scoring.Row, error) {
 	inputs := req.GetInputs()
 	raw := req.GetRawInputContents()
@@ -145,11 +148,32 @@ func Decode(req *inference.ModelInferRequest, m *scoring.Model) ([]scoring.Row, 
 	for i := range rows {
 		rows[i].Values = slab[i*w : (i+1)*w : (i+1)*w]
 	}
+	given := make([]bool, w)
+	var vs Violations
 	for i, in := range inputs {
 		k, ok := m.InputIndex(in.GetName())
 		if !ok {
+			vs = append(vs, Violation{Field: fmt.Sprintf("inputs[%d].name", i),
+				Description: fmt.Sprintf("model %q has no input %s (ModelMetadata lists its inputs)", m.Name, fault.Quote(in.GetName()))})
 			continue
 		}
+		if given[k] {
+			vs = append(vs, Violation{Field: fmt.Sprintf("inputs[%d].name", i), Description: fmt.Sprintf("input %q is given twice", in.GetName())})
+			continue
+		}
+		given[k] = true
+	}
+	for k, in := range m.Inputs {
+		if !given[k] && !artifact.Imputes(in) {
+			vs = append(vs, Violation{Field: "inputs",
+				Description: fmt.Sprintf("input %q is missing and model %q does not impute it: it was never missing in training", in.GetName(), m.Name)})
+		}
+	}
+	if len(vs) > 0 {
+		return nil, vs
+	}
+	for i, in := range inputs {
+		k, _ := m.InputIndex(in.GetName())
 		var data []byte
 		if len(raw) > 0 {
 			data = raw[i]
@@ -185,13 +209,8 @@ func decodeTensor(in *inference.ModelInferRequest_InferInputTensor, raw []byte, 
 		}
 		return nil
 	}
-	number := func(i int, f float64) {
-		if math.IsNaN(f) {
-			out[i] = nil // missing: imputed
-			return
-		}
-		vals[i].Kind = &commonv1.Value_NumberValue{NumberValue: f}
-	}
+	// NaN and ±Inf are kept: scoring refuses them (NOT_FINITE), never taking NaN for missing.
+	number := func(i int, f float64) { vals[i].Kind = &commonv1.Value_NumberValue{NumberValue: f} }
 	integer := func(i int, x int64) { vals[i].Kind = &commonv1.Value_IntValue{IntValue: x} }
 	useRaw := raw != nil
 	switch dt := in.GetDatatype(); dt {

@@ -62,7 +62,7 @@ func TestDecodeTensor(t *testing.T) {
 		typ  commonv1.ValueType
 		want []any
 	}{
-		{"fp64 typed, NaN missing", &inference.ModelInferRequest_InferInputTensor{Datatype: "FP64", Contents: &inference.InferTensorContents{Fp64Contents: []float64{1.5, math.NaN()}}}, nil, num, []any{1.5, nil}},
+		{"fp64 typed, Inf kept for scoring to refuse", &inference.ModelInferRequest_InferInputTensor{Datatype: "FP64", Contents: &inference.InferTensorContents{Fp64Contents: []float64{1.5, math.Inf(-1)}}}, nil, num, []any{1.5, math.Inf(-1)}},
 		{"fp32 raw", &inference.ModelInferRequest_InferInputTensor{Datatype: "FP32"}, le32(math.Float32bits(0.25), math.Float32bits(-2)), num, []any{0.25, -2.0}},
 		{"fp16 raw", &inference.ModelInferRequest_InferInputTensor{Datatype: "FP16"}, []byte{0x00, 0x3c, 0x00, 0xc0}, num, []any{1.0, -2.0}},
 		{"bf16 raw", &inference.ModelInferRequest_InferInputTensor{Datatype: "BF16"}, []byte{0x80, 0x3f, 0x40, 0x40}, num, []any{1.0, 3.0}},

@@ -62,6 +62,7 @@ type Model struct {
 	setName    string
 	setVersion int64
 	plan       atomic.Pointer[plan]
+	imputes    []bool // by input: whether a missing value is imputed
 
 	queue   *batch.Queue[*Task]
 	labels  batch.Labels
@@ -105,6 +106,10 @@ func Load(d Deps, a *trainingv1.ModelArtifact) (*Model, error) {
 			return nil, fmt.Errorf("loading %s version %d: %w", m.Name, m.Version, err)
 		}
 		m.scorer, m.info = s, s.Info()
+		m.imputes = make([]bool, len(m.Inputs))
+		for k, in := range m.Inputs {
+			m.imputes[k] = artifact.Imputes(in)
+		}
 		m.HasProbability, m.HasContributions = m.info.HasProbability, m.info.HasContributions
 		if m.HasContributions {
 			var res artifact.Result
@@ -183,6 +188,7 @@ func (m *Model) Warm(ctx context.Context) error {
 		g := NewGroup(1)
 		t := NewTask(ctx, g, rows[start:end], out[start:end])
 		t.Contributions = m.HasContributions
+		t.imputeAll = true
 		if err := m.runWarm(ctx, g, []*Task{t}); err != nil {
 			return err
 		}
@@ -269,10 +275,11 @@ type work struct {
 	recs   []recommend.Result
 }
 
-// ref points a scored row back at its task and row.
+// ref points a scored row back at its task and row; bad rows already have their outcome.
 type ref struct {
-	t *Task
-	i int
+	t   *Task
+	i   int
+	bad bool
 }
 
 func (w *work) reset() {
@@ -465,7 +472,10 @@ func (m *Model) score(w *work, tasks []*Task, look *features.Lookup, p *plan) er
 					row[k] = v
 				}
 			}
-			w.refs = append(w.refs, ref{t, i})
+			// A row missing an input the model does not impute is scored with its
+			// neighbours all the same (its values are imputed), but its problem stands.
+			bad := !t.imputeAll && m.checkMissing(row, &t.Out[i])
+			w.refs = append(w.refs, ref{t: t, i: i, bad: bad})
 		}
 	}
 	if len(w.refs) == 0 {
@@ -477,8 +487,12 @@ func (m *Model) score(w *work, tasks []*Task, look *features.Lookup, p *plan) er
 	}
 	for k, rf := range w.refs {
 		o := &rf.t.Out[rf.i]
+		// A value given of the wrong type is the first thing to fix, before a missing one.
 		if pr := res.Problems[k]; pr != nil {
-			o.Status, o.Problem = StatusInvalid, pr
+			o.Status, o.Problem, o.Imputed = StatusInvalid, pr, nil
+			continue
+		}
+		if rf.bad {
 			continue
 		}
 		o.Status = StatusOK
@@ -495,6 +509,26 @@ func (m *Model) score(w *work, tasks []*Task, look *features.Lookup, p *plan) er
 		}
 	}
 	return nil
+}
+
+// checkMissing applies the model's missing policy to a row about to be scored: it names the
+// missing inputs the model imputes in o.Imputed, and makes the row INVALID (MISSING_INPUT) for
+// the first one it does not impute. It reports whether the row is invalid.
+func (m *Model) checkMissing(row []*commonv1.Value, o *Outcome) bool {
+	for k, v := range row {
+		if !artifact.Missing(v) {
+			continue
+		}
+		name := m.Inputs[k].GetName()
+		if !m.imputes[k] {
+			o.Status, o.Imputed = StatusInvalid, nil
+			o.Problem = &commonv1.Problem{Field: "features." + name, Reason: "MISSING_INPUT",
+				Description: fmt.Sprintf("feature %q is missing (neither fetched nor given, or null) and the model does not impute it: it was never missing in training", name)}
+			return true
+		}
+		o.Imputed = append(o.Imputed, name)
+	}
+	return false
 }
 
 // keep returns a copy of a scored row's values for its outcome. The looked-up ones live in the
@@ -545,9 +579,9 @@ func (m *Model) recommend(w *work, tasks []*Task, look *features.Lookup) error {
 			if t.Query != nil {
 				w.users = append(w.users, r.UserID)
 				w.qs = append(w.qs, t.Query)
-				recRefs = append(recRefs, ref{t, i})
+				recRefs = append(recRefs, ref{t: t, i: i})
 			} else {
-				pairRefs = append(pairRefs, ref{t, i})
+				pairRefs = append(pairRefs, ref{t: t, i: i})
 			}
 		}
 	}

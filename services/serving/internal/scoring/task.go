@@ -57,6 +57,9 @@ type Outcome struct {
 	// Items and Fallback are a recommendation's result.
 	Items    []recommend.Item
 	Fallback bool
+	// Imputed names the inputs the row was missing and the model imputed, in input order;
+	// nil when none was.
+	Imputed []string
 }
 
 // Filter selects the rows of an audience by the customer's current feature values.
@@ -86,6 +89,9 @@ type Task struct {
 	Filter Filter
 	// Done, when set, is called once the task has ended, before its group hears of it.
 	Done func(t *Task, err error)
+	// imputeAll imputes every missing input, even those the model does not impute (the
+	// warm-up's rows of missing values).
+	imputeAll bool
 
 	err error
 }

@@ -116,21 +116,7 @@ func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferR
 	if err := fl.wait(ctx); err != nil {
 		return nil, err
 	}
-	var bad fault.Violations
-	for i, o := range out {
-		if o.Status == scoring.StatusOK {
-			continue
-		}
-		field := "inputs"
-		name := strings.TrimPrefix(o.Problem.GetField(), "features.")
-		for j, in := range req.GetInputs() {
-			if in.GetName() == name {
-				field = fmt.Sprintf("inputs[%d]", j)
-			}
-		}
-		bad = append(bad, fault.Violation{Field: field, Description: fmt.Sprintf("row %d: %s", i, o.Problem.GetDescription())})
-	}
-	if len(bad) > 0 {
+	if bad := rowViolations(req, out); len(bad) > 0 {
 		return nil, bad
 	}
 	var names []string
@@ -148,4 +134,39 @@ func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferR
 		Outputs:           tensors,
 		RawOutputContents: raws,
 	}, nil
+}
+
+// rowViolations returns the violations of the rows that could not be scored: one per input
+// and reason, naming the input's tensor (or "inputs" for one not given), the first such row
+// and how many rows share it.
+func rowViolations(req *inference.ModelInferRequest, out []scoring.Outcome) fault.Violations {
+	type key struct{ field, reason string }
+	var bad fault.Violations
+	first := map[key]int{}
+	rows := map[key]int{}
+	for i, o := range out {
+		if o.Status == scoring.StatusOK {
+			continue
+		}
+		field := "inputs"
+		name := strings.TrimPrefix(o.Problem.GetField(), "features.")
+		for j, in := range req.GetInputs() {
+			if in.GetName() == name {
+				field = fmt.Sprintf("inputs[%d]", j)
+			}
+		}
+		k := key{field, o.Problem.GetReason()}
+		rows[k]++
+		if _, ok := first[k]; ok {
+			continue
+		}
+		first[k] = len(bad)
+		bad = append(bad, fault.Violation{Field: field, Description: fmt.Sprintf("row %d: %s", i, o.Problem.GetDescription())})
+	}
+	for k, at := range first {
+		if n := rows[k]; n > 1 {
+			bad[at].Description += fmt.Sprintf(" (and %d more rows)", n-1)
+		}
+	}
+	return bad
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bullseye-ml/bullseye/pkg/fault"
@@ -94,11 +95,41 @@ func checkInstance(inst *servingv1.Instance, m *scoring.Model) *commonv1.Problem
 	if uid == "" && len(inst.GetFeatures()) == 0 {
 		return &commonv1.Problem{Reason: "EMPTY_INSTANCE", Description: "give a user_id, inline features, or both"}
 	}
-	return nil
+	return unknownFeatures(inst.GetFeatures(), m)
+}
+
+// unknownFeatures returns the problem of inline features the model does not take, naming them
+// (the first one in the field), or nil.
+func unknownFeatures(features map[string]*commonv1.Value, m *scoring.Model) *commonv1.Problem {
+	var unknown []string
+	for name := range features {
+		if _, ok := m.InputIndex(name); !ok {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	quoted := make([]string, 0, min(len(unknown), 5))
+	for _, name := range unknown[:min(len(unknown), 5)] {
+		quoted = append(quoted, fault.Quote(name))
+	}
+	list := strings.Join(quoted, ", ")
+	if len(unknown) > 5 {
+		list += fmt.Sprintf(" and %d more", len(unknown)-5)
+	}
+	field := "features"
+	if fault.ValidName(unknown[0]) && len(unknown[0]) <= 64 {
+		field += "." + unknown[0]
+	}
+	return &commonv1.Problem{Field: field, Reason: "UNKNOWN_FEATURE",
+		Description: fmt.Sprintf("model %q version %d takes no feature %s (GetModelStatus lists its inputs)", m.Name, m.Version, list)}
 }
 
 // predictRows builds model m's rows of the instances at idx: inline features by input
-// position (names the model does not take are ignored).
+// position (names the model does not take are ignored: checkInstance refused them for the
+// live versions; a shadow version may take fewer).
 func predictRows(m *scoring.Model, insts []*servingv1.Instance, idx []int) []scoring.Row {
 	rows := make([]scoring.Row, len(idx))
 	w := len(m.Inputs)
@@ -204,6 +235,7 @@ func (s *Server) predictResponse(req *servingv1.PredictRequest, out []scoring.Ou
 		}
 		p.ModelVersion = m.Version
 		p.Score = o.Score
+		p.ImputedInputs = o.Imputed
 		switch m.Task {
 		case trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION:
 			if m.HasProbability {

@@ -44,8 +44,9 @@ const (
 	// features were given (or, for Predict on a recommender, the item is
 	// unknown).
 	PredictionStatus_PREDICTION_STATUS_NOT_FOUND PredictionStatus = 3
-	// Not scored: the instance is malformed (a feature of the wrong type, an
-	// empty instance); problem says what to fix.
+	// Not scored: the instance is malformed (a feature of the wrong type, not
+	// finite, unknown to the model, or missing where the model does not impute
+	// it; an empty instance); problem says what to fix.
 	PredictionStatus_PREDICTION_STATUS_INVALID PredictionStatus = 4
 )
 
@@ -332,8 +333,15 @@ type Instance struct {
 	// address or phone number). Optional when features are given inline.
 	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Raw features by name, as the model's inputs name them (see
-	// GetModelStatus). They override the fetched values of the same name;
-	// inputs neither fetched nor given are imputed as in training.
+	// GetModelStatus). They override the fetched values of the same name. A
+	// name the model does not take makes the instance INVALID (reason
+	// UNKNOWN_FEATURE, naming it). An input neither fetched nor given, or given
+	// as a null Value (no kind), is missing: imputed as in training where the
+	// model imputes it (InputColumn.missing; listed in
+	// Prediction.imputed_inputs), else the instance is INVALID (reason
+	// MISSING_INPUT). A number must be finite: NaN and ±Inf are INVALID (reason
+	// NOT_FINITE) naming the feature, never taken for a missing value; send
+	// null to ask for imputation.
 	Features map[string]*v1.Value `protobuf:"bytes,2,rep,name=features,proto3" json:"features,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// For recommender models: the item to score for user_id (a predicted
 	// rating or preference). Ignored by other models.
@@ -464,7 +472,11 @@ type Prediction struct {
 	// The version that scored the row; 0 if none did.
 	ModelVersion int64 `protobuf:"varint,8,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
 	// Why this score, for linear models when asked (include_contributions).
-	Explanation   *Explanation `protobuf:"bytes,9,opt,name=explanation,proto3" json:"explanation,omitempty"`
+	Explanation *Explanation `protobuf:"bytes,9,opt,name=explanation,proto3" json:"explanation,omitempty"`
+	// The model inputs this row was missing (neither fetched nor given inline,
+	// or null) and that the model imputed as its training did, in the model's
+	// input order; set with OK only. Empty when every input had a value.
+	ImputedInputs []string `protobuf:"bytes,10,rep,name=imputed_inputs,json=imputedInputs,proto3" json:"imputed_inputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -558,6 +570,13 @@ func (x *Prediction) GetModelVersion() int64 {
 func (x *Prediction) GetExplanation() *Explanation {
 	if x != nil {
 		return x.Explanation
+	}
+	return nil
+}
+
+func (x *Prediction) GetImputedInputs() []string {
+	if x != nil {
+		return x.ImputedInputs
 	}
 	return nil
 }
@@ -2055,7 +2074,7 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
 	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01\"T\n" +
 	"\x0fPredictResponse\x12A\n" +
-	"\vpredictions\x18\x01 \x03(\v2\x1f.bullseye.serving.v1.PredictionR\vpredictions\"\xad\x03\n" +
+	"\vpredictions\x18\x01 \x03(\v2\x1f.bullseye.serving.v1.PredictionR\vpredictions\"\xd4\x03\n" +
 	"\n" +
 	"Prediction\x12=\n" +
 	"\x06status\x18\x01 \x01(\x0e2%.bullseye.serving.v1.PredictionStatusR\x06status\x125\n" +
@@ -2067,7 +2086,9 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\n" +
 	"model_name\x18\a \x01(\tR\tmodelName\x12#\n" +
 	"\rmodel_version\x18\b \x01(\x03R\fmodelVersion\x12B\n" +
-	"\vexplanation\x18\t \x01(\v2 .bullseye.serving.v1.ExplanationR\vexplanationB\x0e\n" +
+	"\vexplanation\x18\t \x01(\v2 .bullseye.serving.v1.ExplanationR\vexplanation\x12%\n" +
+	"\x0eimputed_inputs\x18\n" +
+	" \x03(\tR\rimputedInputsB\x0e\n" +
 	"\f_probabilityB\b\n" +
 	"\x06_value\"y\n" +
 	"\vExplanation\x12\x1a\n" +

@@ -265,6 +265,15 @@ func (m *Prediction) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if len(m.ImputedInputs) > 0 {
+		for iNdEx := len(m.ImputedInputs) - 1; iNdEx >= 0; iNdEx-- {
+			i -= len(m.ImputedInputs[iNdEx])
+			copy(dAtA[i:], m.ImputedInputs[iNdEx])
+			i = protohelpers.EncodeVarint(dAtA, i, uint64(len(m.ImputedInputs[iNdEx])))
+			i--
+			dAtA[i] = 0x52
+		}
+	}
 	if m.Explanation != nil {
 		size, err := m.Explanation.MarshalToSizedBufferVT(dAtA[:i])
 		if err != nil {
@@ -1926,6 +1935,12 @@ func (m *Prediction) SizeVT() (n int) {
 		l = m.Explanation.SizeVT()
 		n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
 	}
+	if len(m.ImputedInputs) > 0 {
+		for _, s := range m.ImputedInputs {
+			l = len(s)
+			n += 1 + l + protohelpers.SizeOfVarint(uint64(l))
+		}
+	}
 	n += len(m.unknownFields)
 	return n
 }
@@ -3294,6 +3309,38 @@ func (m *Prediction) UnmarshalVT(dAtA []byte) error {
 			if err := m.Explanation.UnmarshalVT(dAtA[iNdEx:postIndex]); err != nil {
 				return err
 			}
+			iNdEx = postIndex
+		case 10:
+			if wireType != 2 {
+				return fmt.Errorf("proto: wrong wireType = %d for field ImputedInputs", wireType)
+			}
+			var stringLen uint64
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				stringLen |= uint64(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			intStringLen := int(stringLen)
+			if intStringLen < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			postIndex := iNdEx + intStringLen
+			if postIndex < 0 {
+				return protohelpers.ErrInvalidLength
+			}
+			if postIndex > l {
+				return io.ErrUnexpectedEOF
+			}
+			m.ImputedInputs = append(m.ImputedInputs, string(dAtA[iNdEx:postIndex]))
 			iNdEx = postIndex
 		default:
 			iNdEx = preIndex

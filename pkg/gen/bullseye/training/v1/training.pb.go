@@ -982,6 +982,64 @@ func (KernelFallback) EnumDescriptor() ([]byte, []int) {
 	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{14}
 }
 
+// MissingPolicy says whether a model imputes a missing input.
+type MissingPolicy int32
+
+const (
+	// Not recorded (artifacts written before the policy existed): imputed, as
+	// IMPUTE.
+	MissingPolicy_MISSING_POLICY_UNSPECIFIED MissingPolicy = 0
+	// A missing value is imputed with the fitted preprocessing's impute value:
+	// the training rows had missing values in this input, or its imputation was
+	// chosen explicitly (PreprocessingSpec, ColumnOptions.imputation). Predict
+	// lists the input in Prediction.imputed_inputs.
+	MissingPolicy_MISSING_POLICY_IMPUTE MissingPolicy = 1
+	// A missing value makes the row INVALID (reason MISSING_INPUT): the model
+	// never saw this input missing in training.
+	MissingPolicy_MISSING_POLICY_REQUIRED MissingPolicy = 2
+)
+
+// Enum value maps for MissingPolicy.
+var (
+	MissingPolicy_name = map[int32]string{
+		0: "MISSING_POLICY_UNSPECIFIED",
+		1: "MISSING_POLICY_IMPUTE",
+		2: "MISSING_POLICY_REQUIRED",
+	}
+	MissingPolicy_value = map[string]int32{
+		"MISSING_POLICY_UNSPECIFIED": 0,
+		"MISSING_POLICY_IMPUTE":      1,
+		"MISSING_POLICY_REQUIRED":    2,
+	}
+)
+
+func (x MissingPolicy) Enum() *MissingPolicy {
+	p := new(MissingPolicy)
+	*p = x
+	return p
+}
+
+func (x MissingPolicy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MissingPolicy) Descriptor() protoreflect.EnumDescriptor {
+	return file_bullseye_training_v1_training_proto_enumTypes[15].Descriptor()
+}
+
+func (MissingPolicy) Type() protoreflect.EnumType {
+	return &file_bullseye_training_v1_training_proto_enumTypes[15]
+}
+
+func (x MissingPolicy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MissingPolicy.Descriptor instead.
+func (MissingPolicy) EnumDescriptor() ([]byte, []int) {
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{15}
+}
+
 // ScoredRowStatus is the outcome of scoring one row in Evaluate.
 type ScoredRowStatus int32
 
@@ -1020,11 +1078,11 @@ func (x ScoredRowStatus) String() string {
 }
 
 func (ScoredRowStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[15].Descriptor()
+	return file_bullseye_training_v1_training_proto_enumTypes[16].Descriptor()
 }
 
 func (ScoredRowStatus) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[15]
+	return &file_bullseye_training_v1_training_proto_enumTypes[16]
 }
 
 func (x ScoredRowStatus) Number() protoreflect.EnumNumber {
@@ -1033,7 +1091,7 @@ func (x ScoredRowStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ScoredRowStatus.Descriptor instead.
 func (ScoredRowStatus) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{15}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{16}
 }
 
 // HashFunction names the hash of the hashing trick.
@@ -1070,11 +1128,11 @@ func (x HashFunction) String() string {
 }
 
 func (HashFunction) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[16].Descriptor()
+	return file_bullseye_training_v1_training_proto_enumTypes[17].Descriptor()
 }
 
 func (HashFunction) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[16]
+	return &file_bullseye_training_v1_training_proto_enumTypes[17]
 }
 
 func (x HashFunction) Number() protoreflect.EnumNumber {
@@ -1083,7 +1141,7 @@ func (x HashFunction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HashFunction.Descriptor instead.
 func (HashFunction) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{16}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{17}
 }
 
 // LinkFunction turns a linear score into the model's output.
@@ -1123,11 +1181,11 @@ func (x LinkFunction) String() string {
 }
 
 func (LinkFunction) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[17].Descriptor()
+	return file_bullseye_training_v1_training_proto_enumTypes[18].Descriptor()
 }
 
 func (LinkFunction) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[17]
+	return &file_bullseye_training_v1_training_proto_enumTypes[18]
 }
 
 func (x LinkFunction) Number() protoreflect.EnumNumber {
@@ -1136,7 +1194,7 @@ func (x LinkFunction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LinkFunction.Descriptor instead.
 func (LinkFunction) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{17}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{18}
 }
 
 // KernelType names a kernel.
@@ -1180,11 +1238,11 @@ func (x KernelType) String() string {
 }
 
 func (KernelType) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[18].Descriptor()
+	return file_bullseye_training_v1_training_proto_enumTypes[19].Descriptor()
 }
 
 func (KernelType) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[18]
+	return &file_bullseye_training_v1_training_proto_enumTypes[19]
 }
 
 func (x KernelType) Number() protoreflect.EnumNumber {
@@ -1193,7 +1251,7 @@ func (x KernelType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KernelType.Descriptor instead.
 func (KernelType) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{18}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{19}
 }
 
 // StartTrainingRequest asks for a new training job.
@@ -5942,7 +6000,11 @@ type InputColumn struct {
 	// The feature name, as in the feature set and in Predict's inline features.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The value type expected.
-	Type          v1.ValueType `protobuf:"varint,2,opt,name=type,proto3,enum=bullseye.common.v1.ValueType" json:"type,omitempty"`
+	Type v1.ValueType `protobuf:"varint,2,opt,name=type,proto3,enum=bullseye.common.v1.ValueType" json:"type,omitempty"`
+	// What serving does when the input is missing (neither fetched nor given,
+	// or null): impute it as training did, or refuse the row. Training sets it
+	// from the fitted preprocessing.
+	Missing       MissingPolicy `protobuf:"varint,3,opt,name=missing,proto3,enum=bullseye.training.v1.MissingPolicy" json:"missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5989,6 +6051,13 @@ func (x *InputColumn) GetType() v1.ValueType {
 		return x.Type
 	}
 	return v1.ValueType(0)
+}
+
+func (x *InputColumn) GetMissing() MissingPolicy {
+	if x != nil {
+		return x.Missing
+	}
+	return MissingPolicy_MISSING_POLICY_UNSPECIFIED
 }
 
 // EvaluationRow is one row to score in Evaluate.
@@ -8218,10 +8287,11 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\n" +
 	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x1d\n" +
 	"\n" +
-	"media_type\x18\x04 \x01(\tR\tmediaType\"T\n" +
+	"media_type\x18\x04 \x01(\tR\tmediaType\"\x93\x01\n" +
 	"\vInputColumn\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
-	"\x04type\x18\x02 \x01(\x0e2\x1d.bullseye.common.v1.ValueTypeR\x04type\"\x9d\x02\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1d.bullseye.common.v1.ValueTypeR\x04type\x12=\n" +
+	"\amissing\x18\x03 \x01(\x0e2#.bullseye.training.v1.MissingPolicyR\amissing\"\x9d\x02\n" +
 	"\rEvaluationRow\x12\x1b\n" +
 	"\tentity_id\x18\x01 \x01(\tR\bentityId\x12M\n" +
 	"\bfeatures\x18\x02 \x03(\v21.bullseye.training.v1.EvaluationRow.FeaturesEntryR\bfeatures\x12/\n" +
@@ -8482,7 +8552,11 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x1bKERNEL_FALLBACK_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17KERNEL_FALLBACK_NYSTROM\x10\x01\x12\x1d\n" +
 	"\x19KERNEL_FALLBACK_SUBSAMPLE\x10\x02\x12\x18\n" +
-	"\x14KERNEL_FALLBACK_FAIL\x10\x03*m\n" +
+	"\x14KERNEL_FALLBACK_FAIL\x10\x03*g\n" +
+	"\rMissingPolicy\x12\x1e\n" +
+	"\x1aMISSING_POLICY_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15MISSING_POLICY_IMPUTE\x10\x01\x12\x1b\n" +
+	"\x17MISSING_POLICY_REQUIRED\x10\x02*m\n" +
 	"\x0fScoredRowStatus\x12!\n" +
 	"\x1dSCORED_ROW_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SCORED_ROW_STATUS_OK\x10\x01\x12\x1d\n" +
@@ -8525,7 +8599,7 @@ func file_bullseye_training_v1_training_proto_rawDescGZIP() []byte {
 	return file_bullseye_training_v1_training_proto_rawDescData
 }
 
-var file_bullseye_training_v1_training_proto_enumTypes = make([]protoimpl.EnumInfo, 19)
+var file_bullseye_training_v1_training_proto_enumTypes = make([]protoimpl.EnumInfo, 20)
 var file_bullseye_training_v1_training_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
 var file_bullseye_training_v1_training_proto_goTypes = []any{
 	(JobView)(0),                          // 0: bullseye.training.v1.JobView
@@ -8543,300 +8617,302 @@ var file_bullseye_training_v1_training_proto_goTypes = []any{
 	(FoldStrategy)(0),                     // 12: bullseye.training.v1.FoldStrategy
 	(MetricDirection)(0),                  // 13: bullseye.training.v1.MetricDirection
 	(KernelFallback)(0),                   // 14: bullseye.training.v1.KernelFallback
-	(ScoredRowStatus)(0),                  // 15: bullseye.training.v1.ScoredRowStatus
-	(HashFunction)(0),                     // 16: bullseye.training.v1.HashFunction
-	(LinkFunction)(0),                     // 17: bullseye.training.v1.LinkFunction
-	(KernelType)(0),                       // 18: bullseye.training.v1.KernelType
-	(*StartTrainingRequest)(nil),          // 19: bullseye.training.v1.StartTrainingRequest
-	(*StartTrainingResponse)(nil),         // 20: bullseye.training.v1.StartTrainingResponse
-	(*GetJobRequest)(nil),                 // 21: bullseye.training.v1.GetJobRequest
-	(*GetJobResponse)(nil),                // 22: bullseye.training.v1.GetJobResponse
-	(*WatchJobRequest)(nil),               // 23: bullseye.training.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),              // 24: bullseye.training.v1.WatchJobResponse
-	(*CancelJobRequest)(nil),              // 25: bullseye.training.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),             // 26: bullseye.training.v1.CancelJobResponse
-	(*ListJobsRequest)(nil),               // 27: bullseye.training.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),              // 28: bullseye.training.v1.ListJobsResponse
-	(*ListModelsRequest)(nil),             // 29: bullseye.training.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),            // 30: bullseye.training.v1.ListModelsResponse
-	(*GetModelRequest)(nil),               // 31: bullseye.training.v1.GetModelRequest
-	(*GetModelResponse)(nil),              // 32: bullseye.training.v1.GetModelResponse
-	(*EvaluateRequest)(nil),               // 33: bullseye.training.v1.EvaluateRequest
-	(*EvaluateResponse)(nil),              // 34: bullseye.training.v1.EvaluateResponse
-	(*PromoteModelRequest)(nil),           // 35: bullseye.training.v1.PromoteModelRequest
-	(*PromoteModelResponse)(nil),          // 36: bullseye.training.v1.PromoteModelResponse
-	(*Job)(nil),                           // 37: bullseye.training.v1.Job
-	(*JobProgress)(nil),                   // 38: bullseye.training.v1.JobProgress
-	(*JobMessage)(nil),                    // 39: bullseye.training.v1.JobMessage
-	(*LeaderboardEntry)(nil),              // 40: bullseye.training.v1.LeaderboardEntry
-	(*FoldResult)(nil),                    // 41: bullseye.training.v1.FoldResult
-	(*TrainingSpec)(nil),                  // 42: bullseye.training.v1.TrainingSpec
-	(*DataSpec)(nil),                      // 43: bullseye.training.v1.DataSpec
-	(*ImportSplit)(nil),                   // 44: bullseye.training.v1.ImportSplit
-	(*RowNumberFilter)(nil),               // 45: bullseye.training.v1.RowNumberFilter
-	(*InteractionsSpec)(nil),              // 46: bullseye.training.v1.InteractionsSpec
-	(*InteractionSplit)(nil),              // 47: bullseye.training.v1.InteractionSplit
-	(*EventNameSplit)(nil),                // 48: bullseye.training.v1.EventNameSplit
-	(*RandomSplit)(nil),                   // 49: bullseye.training.v1.RandomSplit
-	(*LastPerUserSplit)(nil),              // 50: bullseye.training.v1.LastPerUserSplit
-	(*PreprocessingSpec)(nil),             // 51: bullseye.training.v1.PreprocessingSpec
-	(*OneHotOptions)(nil),                 // 52: bullseye.training.v1.OneHotOptions
-	(*HashingOptions)(nil),                // 53: bullseye.training.v1.HashingOptions
-	(*ColumnOptions)(nil),                 // 54: bullseye.training.v1.ColumnOptions
-	(*CandidateSpec)(nil),                 // 55: bullseye.training.v1.CandidateSpec
-	(*HyperparameterDomain)(nil),          // 56: bullseye.training.v1.HyperparameterDomain
-	(*HyperparameterValues)(nil),          // 57: bullseye.training.v1.HyperparameterValues
-	(*HyperparameterRange)(nil),           // 58: bullseye.training.v1.HyperparameterRange
-	(*SearchSpec)(nil),                    // 59: bullseye.training.v1.SearchSpec
-	(*CrossValidationSpec)(nil),           // 60: bullseye.training.v1.CrossValidationSpec
-	(*SelectionSpec)(nil),                 // 61: bullseye.training.v1.SelectionSpec
-	(*SolverOptions)(nil),                 // 62: bullseye.training.v1.SolverOptions
-	(*FeatureSelectionSpec)(nil),          // 63: bullseye.training.v1.FeatureSelectionSpec
-	(*KernelLimits)(nil),                  // 64: bullseye.training.v1.KernelLimits
-	(*EvaluationOptions)(nil),             // 65: bullseye.training.v1.EvaluationOptions
-	(*ResourceLimits)(nil),                // 66: bullseye.training.v1.ResourceLimits
-	(*RegisteredModel)(nil),               // 67: bullseye.training.v1.RegisteredModel
-	(*TrafficSplit)(nil),                  // 68: bullseye.training.v1.TrafficSplit
-	(*VersionWeight)(nil),                 // 69: bullseye.training.v1.VersionWeight
-	(*ShadowVersions)(nil),                // 70: bullseye.training.v1.ShadowVersions
-	(*QualityGateCheck)(nil),              // 71: bullseye.training.v1.QualityGateCheck
-	(*ModelVersion)(nil),                  // 72: bullseye.training.v1.ModelVersion
-	(*Lineage)(nil),                       // 73: bullseye.training.v1.Lineage
-	(*ArtifactRef)(nil),                   // 74: bullseye.training.v1.ArtifactRef
-	(*InputColumn)(nil),                   // 75: bullseye.training.v1.InputColumn
-	(*EvaluationRow)(nil),                 // 76: bullseye.training.v1.EvaluationRow
-	(*ScoredRow)(nil),                     // 77: bullseye.training.v1.ScoredRow
-	(*ClassificationCurves)(nil),          // 78: bullseye.training.v1.ClassificationCurves
-	(*RocPoint)(nil),                      // 79: bullseye.training.v1.RocPoint
-	(*LiftBin)(nil),                       // 80: bullseye.training.v1.LiftBin
-	(*CalibrationBin)(nil),                // 81: bullseye.training.v1.CalibrationBin
-	(*ModelArtifact)(nil),                 // 82: bullseye.training.v1.ModelArtifact
-	(*ClassificationOutput)(nil),          // 83: bullseye.training.v1.ClassificationOutput
-	(*SolverReport)(nil),                  // 84: bullseye.training.v1.SolverReport
-	(*FittedPreprocessing)(nil),           // 85: bullseye.training.v1.FittedPreprocessing
-	(*FittedColumn)(nil),                  // 86: bullseye.training.v1.FittedColumn
-	(*LinearParameters)(nil),              // 87: bullseye.training.v1.LinearParameters
-	(*PlattScaling)(nil),                  // 88: bullseye.training.v1.PlattScaling
-	(*KernelParameters)(nil),              // 89: bullseye.training.v1.KernelParameters
-	(*KernelSvmParameters)(nil),           // 90: bullseye.training.v1.KernelSvmParameters
-	(*NystromParameters)(nil),             // 91: bullseye.training.v1.NystromParameters
-	(*FactorizationParameters)(nil),       // 92: bullseye.training.v1.FactorizationParameters
-	(*PopularityParameters)(nil),          // 93: bullseye.training.v1.PopularityParameters
-	nil,                                   // 94: bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
-	nil,                                   // 95: bullseye.training.v1.LeaderboardEntry.HyperparametersEntry
-	nil,                                   // 96: bullseye.training.v1.TrainingSpec.LabelsEntry
-	nil,                                   // 97: bullseye.training.v1.PreprocessingSpec.ColumnsEntry
-	nil,                                   // 98: bullseye.training.v1.CandidateSpec.HyperparametersEntry
-	nil,                                   // 99: bullseye.training.v1.RegisteredModel.AliasesEntry
-	nil,                                   // 100: bullseye.training.v1.ModelVersion.HyperparametersEntry
-	nil,                                   // 101: bullseye.training.v1.ModelVersion.LabelsEntry
-	nil,                                   // 102: bullseye.training.v1.EvaluationRow.FeaturesEntry
-	nil,                                   // 103: bullseye.training.v1.ModelArtifact.HyperparametersEntry
-	(*v1.ModelRef)(nil),                   // 104: bullseye.common.v1.ModelRef
-	(*v1.Metric)(nil),                     // 105: bullseye.common.v1.Metric
-	(*timestamppb.Timestamp)(nil),         // 106: google.protobuf.Timestamp
-	(*v1.Problem)(nil),                    // 107: bullseye.common.v1.Problem
-	(*durationpb.Duration)(nil),           // 108: google.protobuf.Duration
-	(*v11.TrainingSetSpec)(nil),           // 109: bullseye.feature.v1.TrainingSetSpec
-	(*v11.ExportInteractionsRequest)(nil), // 110: bullseye.feature.v1.ExportInteractionsRequest
-	(*v1.Value)(nil),                      // 111: bullseye.common.v1.Value
-	(v1.ValueType)(0),                     // 112: bullseye.common.v1.ValueType
+	(MissingPolicy)(0),                    // 15: bullseye.training.v1.MissingPolicy
+	(ScoredRowStatus)(0),                  // 16: bullseye.training.v1.ScoredRowStatus
+	(HashFunction)(0),                     // 17: bullseye.training.v1.HashFunction
+	(LinkFunction)(0),                     // 18: bullseye.training.v1.LinkFunction
+	(KernelType)(0),                       // 19: bullseye.training.v1.KernelType
+	(*StartTrainingRequest)(nil),          // 20: bullseye.training.v1.StartTrainingRequest
+	(*StartTrainingResponse)(nil),         // 21: bullseye.training.v1.StartTrainingResponse
+	(*GetJobRequest)(nil),                 // 22: bullseye.training.v1.GetJobRequest
+	(*GetJobResponse)(nil),                // 23: bullseye.training.v1.GetJobResponse
+	(*WatchJobRequest)(nil),               // 24: bullseye.training.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),              // 25: bullseye.training.v1.WatchJobResponse
+	(*CancelJobRequest)(nil),              // 26: bullseye.training.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),             // 27: bullseye.training.v1.CancelJobResponse
+	(*ListJobsRequest)(nil),               // 28: bullseye.training.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),              // 29: bullseye.training.v1.ListJobsResponse
+	(*ListModelsRequest)(nil),             // 30: bullseye.training.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),            // 31: bullseye.training.v1.ListModelsResponse
+	(*GetModelRequest)(nil),               // 32: bullseye.training.v1.GetModelRequest
+	(*GetModelResponse)(nil),              // 33: bullseye.training.v1.GetModelResponse
+	(*EvaluateRequest)(nil),               // 34: bullseye.training.v1.EvaluateRequest
+	(*EvaluateResponse)(nil),              // 35: bullseye.training.v1.EvaluateResponse
+	(*PromoteModelRequest)(nil),           // 36: bullseye.training.v1.PromoteModelRequest
+	(*PromoteModelResponse)(nil),          // 37: bullseye.training.v1.PromoteModelResponse
+	(*Job)(nil),                           // 38: bullseye.training.v1.Job
+	(*JobProgress)(nil),                   // 39: bullseye.training.v1.JobProgress
+	(*JobMessage)(nil),                    // 40: bullseye.training.v1.JobMessage
+	(*LeaderboardEntry)(nil),              // 41: bullseye.training.v1.LeaderboardEntry
+	(*FoldResult)(nil),                    // 42: bullseye.training.v1.FoldResult
+	(*TrainingSpec)(nil),                  // 43: bullseye.training.v1.TrainingSpec
+	(*DataSpec)(nil),                      // 44: bullseye.training.v1.DataSpec
+	(*ImportSplit)(nil),                   // 45: bullseye.training.v1.ImportSplit
+	(*RowNumberFilter)(nil),               // 46: bullseye.training.v1.RowNumberFilter
+	(*InteractionsSpec)(nil),              // 47: bullseye.training.v1.InteractionsSpec
+	(*InteractionSplit)(nil),              // 48: bullseye.training.v1.InteractionSplit
+	(*EventNameSplit)(nil),                // 49: bullseye.training.v1.EventNameSplit
+	(*RandomSplit)(nil),                   // 50: bullseye.training.v1.RandomSplit
+	(*LastPerUserSplit)(nil),              // 51: bullseye.training.v1.LastPerUserSplit
+	(*PreprocessingSpec)(nil),             // 52: bullseye.training.v1.PreprocessingSpec
+	(*OneHotOptions)(nil),                 // 53: bullseye.training.v1.OneHotOptions
+	(*HashingOptions)(nil),                // 54: bullseye.training.v1.HashingOptions
+	(*ColumnOptions)(nil),                 // 55: bullseye.training.v1.ColumnOptions
+	(*CandidateSpec)(nil),                 // 56: bullseye.training.v1.CandidateSpec
+	(*HyperparameterDomain)(nil),          // 57: bullseye.training.v1.HyperparameterDomain
+	(*HyperparameterValues)(nil),          // 58: bullseye.training.v1.HyperparameterValues
+	(*HyperparameterRange)(nil),           // 59: bullseye.training.v1.HyperparameterRange
+	(*SearchSpec)(nil),                    // 60: bullseye.training.v1.SearchSpec
+	(*CrossValidationSpec)(nil),           // 61: bullseye.training.v1.CrossValidationSpec
+	(*SelectionSpec)(nil),                 // 62: bullseye.training.v1.SelectionSpec
+	(*SolverOptions)(nil),                 // 63: bullseye.training.v1.SolverOptions
+	(*FeatureSelectionSpec)(nil),          // 64: bullseye.training.v1.FeatureSelectionSpec
+	(*KernelLimits)(nil),                  // 65: bullseye.training.v1.KernelLimits
+	(*EvaluationOptions)(nil),             // 66: bullseye.training.v1.EvaluationOptions
+	(*ResourceLimits)(nil),                // 67: bullseye.training.v1.ResourceLimits
+	(*RegisteredModel)(nil),               // 68: bullseye.training.v1.RegisteredModel
+	(*TrafficSplit)(nil),                  // 69: bullseye.training.v1.TrafficSplit
+	(*VersionWeight)(nil),                 // 70: bullseye.training.v1.VersionWeight
+	(*ShadowVersions)(nil),                // 71: bullseye.training.v1.ShadowVersions
+	(*QualityGateCheck)(nil),              // 72: bullseye.training.v1.QualityGateCheck
+	(*ModelVersion)(nil),                  // 73: bullseye.training.v1.ModelVersion
+	(*Lineage)(nil),                       // 74: bullseye.training.v1.Lineage
+	(*ArtifactRef)(nil),                   // 75: bullseye.training.v1.ArtifactRef
+	(*InputColumn)(nil),                   // 76: bullseye.training.v1.InputColumn
+	(*EvaluationRow)(nil),                 // 77: bullseye.training.v1.EvaluationRow
+	(*ScoredRow)(nil),                     // 78: bullseye.training.v1.ScoredRow
+	(*ClassificationCurves)(nil),          // 79: bullseye.training.v1.ClassificationCurves
+	(*RocPoint)(nil),                      // 80: bullseye.training.v1.RocPoint
+	(*LiftBin)(nil),                       // 81: bullseye.training.v1.LiftBin
+	(*CalibrationBin)(nil),                // 82: bullseye.training.v1.CalibrationBin
+	(*ModelArtifact)(nil),                 // 83: bullseye.training.v1.ModelArtifact
+	(*ClassificationOutput)(nil),          // 84: bullseye.training.v1.ClassificationOutput
+	(*SolverReport)(nil),                  // 85: bullseye.training.v1.SolverReport
+	(*FittedPreprocessing)(nil),           // 86: bullseye.training.v1.FittedPreprocessing
+	(*FittedColumn)(nil),                  // 87: bullseye.training.v1.FittedColumn
+	(*LinearParameters)(nil),              // 88: bullseye.training.v1.LinearParameters
+	(*PlattScaling)(nil),                  // 89: bullseye.training.v1.PlattScaling
+	(*KernelParameters)(nil),              // 90: bullseye.training.v1.KernelParameters
+	(*KernelSvmParameters)(nil),           // 91: bullseye.training.v1.KernelSvmParameters
+	(*NystromParameters)(nil),             // 92: bullseye.training.v1.NystromParameters
+	(*FactorizationParameters)(nil),       // 93: bullseye.training.v1.FactorizationParameters
+	(*PopularityParameters)(nil),          // 94: bullseye.training.v1.PopularityParameters
+	nil,                                   // 95: bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
+	nil,                                   // 96: bullseye.training.v1.LeaderboardEntry.HyperparametersEntry
+	nil,                                   // 97: bullseye.training.v1.TrainingSpec.LabelsEntry
+	nil,                                   // 98: bullseye.training.v1.PreprocessingSpec.ColumnsEntry
+	nil,                                   // 99: bullseye.training.v1.CandidateSpec.HyperparametersEntry
+	nil,                                   // 100: bullseye.training.v1.RegisteredModel.AliasesEntry
+	nil,                                   // 101: bullseye.training.v1.ModelVersion.HyperparametersEntry
+	nil,                                   // 102: bullseye.training.v1.ModelVersion.LabelsEntry
+	nil,                                   // 103: bullseye.training.v1.EvaluationRow.FeaturesEntry
+	nil,                                   // 104: bullseye.training.v1.ModelArtifact.HyperparametersEntry
+	(*v1.ModelRef)(nil),                   // 105: bullseye.common.v1.ModelRef
+	(*v1.Metric)(nil),                     // 106: bullseye.common.v1.Metric
+	(*timestamppb.Timestamp)(nil),         // 107: google.protobuf.Timestamp
+	(*v1.Problem)(nil),                    // 108: bullseye.common.v1.Problem
+	(*durationpb.Duration)(nil),           // 109: google.protobuf.Duration
+	(*v11.TrainingSetSpec)(nil),           // 110: bullseye.feature.v1.TrainingSetSpec
+	(*v11.ExportInteractionsRequest)(nil), // 111: bullseye.feature.v1.ExportInteractionsRequest
+	(*v1.Value)(nil),                      // 112: bullseye.common.v1.Value
+	(v1.ValueType)(0),                     // 113: bullseye.common.v1.ValueType
 }
 var file_bullseye_training_v1_training_proto_depIdxs = []int32{
-	42,  // 0: bullseye.training.v1.StartTrainingRequest.spec:type_name -> bullseye.training.v1.TrainingSpec
-	37,  // 1: bullseye.training.v1.StartTrainingResponse.job:type_name -> bullseye.training.v1.Job
+	43,  // 0: bullseye.training.v1.StartTrainingRequest.spec:type_name -> bullseye.training.v1.TrainingSpec
+	38,  // 1: bullseye.training.v1.StartTrainingResponse.job:type_name -> bullseye.training.v1.Job
 	0,   // 2: bullseye.training.v1.GetJobRequest.view:type_name -> bullseye.training.v1.JobView
-	37,  // 3: bullseye.training.v1.GetJobResponse.job:type_name -> bullseye.training.v1.Job
-	38,  // 4: bullseye.training.v1.WatchJobResponse.progress:type_name -> bullseye.training.v1.JobProgress
-	37,  // 5: bullseye.training.v1.CancelJobResponse.job:type_name -> bullseye.training.v1.Job
+	38,  // 3: bullseye.training.v1.GetJobResponse.job:type_name -> bullseye.training.v1.Job
+	39,  // 4: bullseye.training.v1.WatchJobResponse.progress:type_name -> bullseye.training.v1.JobProgress
+	38,  // 5: bullseye.training.v1.CancelJobResponse.job:type_name -> bullseye.training.v1.Job
 	1,   // 6: bullseye.training.v1.ListJobsRequest.states:type_name -> bullseye.training.v1.JobState
 	0,   // 7: bullseye.training.v1.ListJobsRequest.view:type_name -> bullseye.training.v1.JobView
-	37,  // 8: bullseye.training.v1.ListJobsResponse.jobs:type_name -> bullseye.training.v1.Job
-	67,  // 9: bullseye.training.v1.ListModelsResponse.models:type_name -> bullseye.training.v1.RegisteredModel
-	104, // 10: bullseye.training.v1.GetModelRequest.model:type_name -> bullseye.common.v1.ModelRef
-	72,  // 11: bullseye.training.v1.GetModelResponse.model_version:type_name -> bullseye.training.v1.ModelVersion
-	67,  // 12: bullseye.training.v1.GetModelResponse.model:type_name -> bullseye.training.v1.RegisteredModel
-	104, // 13: bullseye.training.v1.EvaluateRequest.model:type_name -> bullseye.common.v1.ModelRef
-	76,  // 14: bullseye.training.v1.EvaluateRequest.rows:type_name -> bullseye.training.v1.EvaluationRow
-	43,  // 15: bullseye.training.v1.EvaluateRequest.data:type_name -> bullseye.training.v1.DataSpec
+	38,  // 8: bullseye.training.v1.ListJobsResponse.jobs:type_name -> bullseye.training.v1.Job
+	68,  // 9: bullseye.training.v1.ListModelsResponse.models:type_name -> bullseye.training.v1.RegisteredModel
+	105, // 10: bullseye.training.v1.GetModelRequest.model:type_name -> bullseye.common.v1.ModelRef
+	73,  // 11: bullseye.training.v1.GetModelResponse.model_version:type_name -> bullseye.training.v1.ModelVersion
+	68,  // 12: bullseye.training.v1.GetModelResponse.model:type_name -> bullseye.training.v1.RegisteredModel
+	105, // 13: bullseye.training.v1.EvaluateRequest.model:type_name -> bullseye.common.v1.ModelRef
+	77,  // 14: bullseye.training.v1.EvaluateRequest.rows:type_name -> bullseye.training.v1.EvaluationRow
+	44,  // 15: bullseye.training.v1.EvaluateRequest.data:type_name -> bullseye.training.v1.DataSpec
 	5,   // 16: bullseye.training.v1.EvaluateRequest.partition:type_name -> bullseye.training.v1.DataPartition
-	65,  // 17: bullseye.training.v1.EvaluateRequest.options:type_name -> bullseye.training.v1.EvaluationOptions
-	77,  // 18: bullseye.training.v1.EvaluateResponse.scores:type_name -> bullseye.training.v1.ScoredRow
-	105, // 19: bullseye.training.v1.EvaluateResponse.metrics:type_name -> bullseye.common.v1.Metric
-	78,  // 20: bullseye.training.v1.EvaluateResponse.curves:type_name -> bullseye.training.v1.ClassificationCurves
-	94,  // 21: bullseye.training.v1.PromoteModelRequest.set_aliases:type_name -> bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
-	68,  // 22: bullseye.training.v1.PromoteModelRequest.live:type_name -> bullseye.training.v1.TrafficSplit
-	70,  // 23: bullseye.training.v1.PromoteModelRequest.shadow:type_name -> bullseye.training.v1.ShadowVersions
-	67,  // 24: bullseye.training.v1.PromoteModelResponse.model:type_name -> bullseye.training.v1.RegisteredModel
-	71,  // 25: bullseye.training.v1.PromoteModelResponse.checks:type_name -> bullseye.training.v1.QualityGateCheck
-	42,  // 26: bullseye.training.v1.Job.spec:type_name -> bullseye.training.v1.TrainingSpec
+	66,  // 17: bullseye.training.v1.EvaluateRequest.options:type_name -> bullseye.training.v1.EvaluationOptions
+	78,  // 18: bullseye.training.v1.EvaluateResponse.scores:type_name -> bullseye.training.v1.ScoredRow
+	106, // 19: bullseye.training.v1.EvaluateResponse.metrics:type_name -> bullseye.common.v1.Metric
+	79,  // 20: bullseye.training.v1.EvaluateResponse.curves:type_name -> bullseye.training.v1.ClassificationCurves
+	95,  // 21: bullseye.training.v1.PromoteModelRequest.set_aliases:type_name -> bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
+	69,  // 22: bullseye.training.v1.PromoteModelRequest.live:type_name -> bullseye.training.v1.TrafficSplit
+	71,  // 23: bullseye.training.v1.PromoteModelRequest.shadow:type_name -> bullseye.training.v1.ShadowVersions
+	68,  // 24: bullseye.training.v1.PromoteModelResponse.model:type_name -> bullseye.training.v1.RegisteredModel
+	72,  // 25: bullseye.training.v1.PromoteModelResponse.checks:type_name -> bullseye.training.v1.QualityGateCheck
+	43,  // 26: bullseye.training.v1.Job.spec:type_name -> bullseye.training.v1.TrainingSpec
 	1,   // 27: bullseye.training.v1.Job.state:type_name -> bullseye.training.v1.JobState
-	38,  // 28: bullseye.training.v1.Job.progress:type_name -> bullseye.training.v1.JobProgress
-	106, // 29: bullseye.training.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	106, // 30: bullseye.training.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	106, // 31: bullseye.training.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	105, // 32: bullseye.training.v1.Job.metrics:type_name -> bullseye.common.v1.Metric
-	107, // 33: bullseye.training.v1.Job.error:type_name -> bullseye.common.v1.Problem
-	39,  // 34: bullseye.training.v1.Job.messages:type_name -> bullseye.training.v1.JobMessage
+	39,  // 28: bullseye.training.v1.Job.progress:type_name -> bullseye.training.v1.JobProgress
+	107, // 29: bullseye.training.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	107, // 30: bullseye.training.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	107, // 31: bullseye.training.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	106, // 32: bullseye.training.v1.Job.metrics:type_name -> bullseye.common.v1.Metric
+	108, // 33: bullseye.training.v1.Job.error:type_name -> bullseye.common.v1.Problem
+	40,  // 34: bullseye.training.v1.Job.messages:type_name -> bullseye.training.v1.JobMessage
 	1,   // 35: bullseye.training.v1.JobProgress.state:type_name -> bullseye.training.v1.JobState
 	2,   // 36: bullseye.training.v1.JobProgress.stage:type_name -> bullseye.training.v1.JobStage
-	105, // 37: bullseye.training.v1.JobProgress.current_metrics:type_name -> bullseye.common.v1.Metric
-	40,  // 38: bullseye.training.v1.JobProgress.leaderboard:type_name -> bullseye.training.v1.LeaderboardEntry
-	39,  // 39: bullseye.training.v1.JobProgress.messages:type_name -> bullseye.training.v1.JobMessage
-	108, // 40: bullseye.training.v1.JobProgress.elapsed:type_name -> google.protobuf.Duration
-	106, // 41: bullseye.training.v1.JobProgress.update_time:type_name -> google.protobuf.Timestamp
-	106, // 42: bullseye.training.v1.JobMessage.time:type_name -> google.protobuf.Timestamp
+	106, // 37: bullseye.training.v1.JobProgress.current_metrics:type_name -> bullseye.common.v1.Metric
+	41,  // 38: bullseye.training.v1.JobProgress.leaderboard:type_name -> bullseye.training.v1.LeaderboardEntry
+	40,  // 39: bullseye.training.v1.JobProgress.messages:type_name -> bullseye.training.v1.JobMessage
+	109, // 40: bullseye.training.v1.JobProgress.elapsed:type_name -> google.protobuf.Duration
+	107, // 41: bullseye.training.v1.JobProgress.update_time:type_name -> google.protobuf.Timestamp
+	107, // 42: bullseye.training.v1.JobMessage.time:type_name -> google.protobuf.Timestamp
 	3,   // 43: bullseye.training.v1.JobMessage.severity:type_name -> bullseye.training.v1.JobMessageSeverity
 	2,   // 44: bullseye.training.v1.JobMessage.stage:type_name -> bullseye.training.v1.JobStage
 	9,   // 45: bullseye.training.v1.LeaderboardEntry.family:type_name -> bullseye.training.v1.ModelFamily
-	95,  // 46: bullseye.training.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.training.v1.LeaderboardEntry.HyperparametersEntry
-	105, // 47: bullseye.training.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
-	41,  // 48: bullseye.training.v1.LeaderboardEntry.folds:type_name -> bullseye.training.v1.FoldResult
+	96,  // 46: bullseye.training.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.training.v1.LeaderboardEntry.HyperparametersEntry
+	106, // 47: bullseye.training.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
+	42,  // 48: bullseye.training.v1.LeaderboardEntry.folds:type_name -> bullseye.training.v1.FoldResult
 	14,  // 49: bullseye.training.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.training.v1.KernelFallback
-	107, // 50: bullseye.training.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
-	108, // 51: bullseye.training.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
-	105, // 52: bullseye.training.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
-	108, // 53: bullseye.training.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
-	43,  // 54: bullseye.training.v1.TrainingSpec.data:type_name -> bullseye.training.v1.DataSpec
+	108, // 50: bullseye.training.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
+	109, // 51: bullseye.training.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
+	106, // 52: bullseye.training.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
+	109, // 53: bullseye.training.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
+	44,  // 54: bullseye.training.v1.TrainingSpec.data:type_name -> bullseye.training.v1.DataSpec
 	4,   // 55: bullseye.training.v1.TrainingSpec.task:type_name -> bullseye.training.v1.TaskKind
-	51,  // 56: bullseye.training.v1.TrainingSpec.preprocessing:type_name -> bullseye.training.v1.PreprocessingSpec
-	55,  // 57: bullseye.training.v1.TrainingSpec.candidates:type_name -> bullseye.training.v1.CandidateSpec
-	59,  // 58: bullseye.training.v1.TrainingSpec.search:type_name -> bullseye.training.v1.SearchSpec
-	60,  // 59: bullseye.training.v1.TrainingSpec.cross_validation:type_name -> bullseye.training.v1.CrossValidationSpec
-	61,  // 60: bullseye.training.v1.TrainingSpec.selection:type_name -> bullseye.training.v1.SelectionSpec
-	62,  // 61: bullseye.training.v1.TrainingSpec.solver:type_name -> bullseye.training.v1.SolverOptions
-	63,  // 62: bullseye.training.v1.TrainingSpec.feature_selection:type_name -> bullseye.training.v1.FeatureSelectionSpec
-	64,  // 63: bullseye.training.v1.TrainingSpec.kernel_limits:type_name -> bullseye.training.v1.KernelLimits
-	65,  // 64: bullseye.training.v1.TrainingSpec.evaluation:type_name -> bullseye.training.v1.EvaluationOptions
-	66,  // 65: bullseye.training.v1.TrainingSpec.resources:type_name -> bullseye.training.v1.ResourceLimits
-	96,  // 66: bullseye.training.v1.TrainingSpec.labels:type_name -> bullseye.training.v1.TrainingSpec.LabelsEntry
-	109, // 67: bullseye.training.v1.DataSpec.training_set:type_name -> bullseye.feature.v1.TrainingSetSpec
-	46,  // 68: bullseye.training.v1.DataSpec.interactions:type_name -> bullseye.training.v1.InteractionsSpec
-	45,  // 69: bullseye.training.v1.DataSpec.train_filter:type_name -> bullseye.training.v1.RowNumberFilter
-	44,  // 70: bullseye.training.v1.DataSpec.import_split:type_name -> bullseye.training.v1.ImportSplit
-	110, // 71: bullseye.training.v1.InteractionsSpec.export:type_name -> bullseye.feature.v1.ExportInteractionsRequest
-	47,  // 72: bullseye.training.v1.InteractionsSpec.split:type_name -> bullseye.training.v1.InteractionSplit
-	49,  // 73: bullseye.training.v1.InteractionSplit.random:type_name -> bullseye.training.v1.RandomSplit
-	106, // 74: bullseye.training.v1.InteractionSplit.test_start_time:type_name -> google.protobuf.Timestamp
-	50,  // 75: bullseye.training.v1.InteractionSplit.last_per_user:type_name -> bullseye.training.v1.LastPerUserSplit
-	48,  // 76: bullseye.training.v1.InteractionSplit.event_names:type_name -> bullseye.training.v1.EventNameSplit
+	52,  // 56: bullseye.training.v1.TrainingSpec.preprocessing:type_name -> bullseye.training.v1.PreprocessingSpec
+	56,  // 57: bullseye.training.v1.TrainingSpec.candidates:type_name -> bullseye.training.v1.CandidateSpec
+	60,  // 58: bullseye.training.v1.TrainingSpec.search:type_name -> bullseye.training.v1.SearchSpec
+	61,  // 59: bullseye.training.v1.TrainingSpec.cross_validation:type_name -> bullseye.training.v1.CrossValidationSpec
+	62,  // 60: bullseye.training.v1.TrainingSpec.selection:type_name -> bullseye.training.v1.SelectionSpec
+	63,  // 61: bullseye.training.v1.TrainingSpec.solver:type_name -> bullseye.training.v1.SolverOptions
+	64,  // 62: bullseye.training.v1.TrainingSpec.feature_selection:type_name -> bullseye.training.v1.FeatureSelectionSpec
+	65,  // 63: bullseye.training.v1.TrainingSpec.kernel_limits:type_name -> bullseye.training.v1.KernelLimits
+	66,  // 64: bullseye.training.v1.TrainingSpec.evaluation:type_name -> bullseye.training.v1.EvaluationOptions
+	67,  // 65: bullseye.training.v1.TrainingSpec.resources:type_name -> bullseye.training.v1.ResourceLimits
+	97,  // 66: bullseye.training.v1.TrainingSpec.labels:type_name -> bullseye.training.v1.TrainingSpec.LabelsEntry
+	110, // 67: bullseye.training.v1.DataSpec.training_set:type_name -> bullseye.feature.v1.TrainingSetSpec
+	47,  // 68: bullseye.training.v1.DataSpec.interactions:type_name -> bullseye.training.v1.InteractionsSpec
+	46,  // 69: bullseye.training.v1.DataSpec.train_filter:type_name -> bullseye.training.v1.RowNumberFilter
+	45,  // 70: bullseye.training.v1.DataSpec.import_split:type_name -> bullseye.training.v1.ImportSplit
+	111, // 71: bullseye.training.v1.InteractionsSpec.export:type_name -> bullseye.feature.v1.ExportInteractionsRequest
+	48,  // 72: bullseye.training.v1.InteractionsSpec.split:type_name -> bullseye.training.v1.InteractionSplit
+	50,  // 73: bullseye.training.v1.InteractionSplit.random:type_name -> bullseye.training.v1.RandomSplit
+	107, // 74: bullseye.training.v1.InteractionSplit.test_start_time:type_name -> google.protobuf.Timestamp
+	51,  // 75: bullseye.training.v1.InteractionSplit.last_per_user:type_name -> bullseye.training.v1.LastPerUserSplit
+	49,  // 76: bullseye.training.v1.InteractionSplit.event_names:type_name -> bullseye.training.v1.EventNameSplit
 	6,   // 77: bullseye.training.v1.PreprocessingSpec.numeric_imputation:type_name -> bullseye.training.v1.ImputationStrategy
 	6,   // 78: bullseye.training.v1.PreprocessingSpec.categorical_imputation:type_name -> bullseye.training.v1.ImputationStrategy
 	7,   // 79: bullseye.training.v1.PreprocessingSpec.scaling:type_name -> bullseye.training.v1.Scaling
-	52,  // 80: bullseye.training.v1.PreprocessingSpec.one_hot:type_name -> bullseye.training.v1.OneHotOptions
-	53,  // 81: bullseye.training.v1.PreprocessingSpec.hashing:type_name -> bullseye.training.v1.HashingOptions
-	97,  // 82: bullseye.training.v1.PreprocessingSpec.columns:type_name -> bullseye.training.v1.PreprocessingSpec.ColumnsEntry
+	53,  // 80: bullseye.training.v1.PreprocessingSpec.one_hot:type_name -> bullseye.training.v1.OneHotOptions
+	54,  // 81: bullseye.training.v1.PreprocessingSpec.hashing:type_name -> bullseye.training.v1.HashingOptions
+	98,  // 82: bullseye.training.v1.PreprocessingSpec.columns:type_name -> bullseye.training.v1.PreprocessingSpec.ColumnsEntry
 	6,   // 83: bullseye.training.v1.ColumnOptions.imputation:type_name -> bullseye.training.v1.ImputationStrategy
-	111, // 84: bullseye.training.v1.ColumnOptions.fill_value:type_name -> bullseye.common.v1.Value
+	112, // 84: bullseye.training.v1.ColumnOptions.fill_value:type_name -> bullseye.common.v1.Value
 	8,   // 85: bullseye.training.v1.ColumnOptions.encoding:type_name -> bullseye.training.v1.ColumnEncoding
 	7,   // 86: bullseye.training.v1.ColumnOptions.scaling:type_name -> bullseye.training.v1.Scaling
 	9,   // 87: bullseye.training.v1.CandidateSpec.family:type_name -> bullseye.training.v1.ModelFamily
-	98,  // 88: bullseye.training.v1.CandidateSpec.hyperparameters:type_name -> bullseye.training.v1.CandidateSpec.HyperparametersEntry
-	62,  // 89: bullseye.training.v1.CandidateSpec.solver:type_name -> bullseye.training.v1.SolverOptions
-	57,  // 90: bullseye.training.v1.HyperparameterDomain.values:type_name -> bullseye.training.v1.HyperparameterValues
-	58,  // 91: bullseye.training.v1.HyperparameterDomain.range:type_name -> bullseye.training.v1.HyperparameterRange
-	111, // 92: bullseye.training.v1.HyperparameterValues.values:type_name -> bullseye.common.v1.Value
+	99,  // 88: bullseye.training.v1.CandidateSpec.hyperparameters:type_name -> bullseye.training.v1.CandidateSpec.HyperparametersEntry
+	63,  // 89: bullseye.training.v1.CandidateSpec.solver:type_name -> bullseye.training.v1.SolverOptions
+	58,  // 90: bullseye.training.v1.HyperparameterDomain.values:type_name -> bullseye.training.v1.HyperparameterValues
+	59,  // 91: bullseye.training.v1.HyperparameterDomain.range:type_name -> bullseye.training.v1.HyperparameterRange
+	112, // 92: bullseye.training.v1.HyperparameterValues.values:type_name -> bullseye.common.v1.Value
 	10,  // 93: bullseye.training.v1.HyperparameterRange.scale:type_name -> bullseye.training.v1.RangeScale
 	11,  // 94: bullseye.training.v1.SearchSpec.method:type_name -> bullseye.training.v1.SearchMethod
 	12,  // 95: bullseye.training.v1.CrossValidationSpec.strategy:type_name -> bullseye.training.v1.FoldStrategy
-	108, // 96: bullseye.training.v1.CrossValidationSpec.time_gap:type_name -> google.protobuf.Duration
+	109, // 96: bullseye.training.v1.CrossValidationSpec.time_gap:type_name -> google.protobuf.Duration
 	13,  // 97: bullseye.training.v1.SelectionSpec.direction:type_name -> bullseye.training.v1.MetricDirection
 	14,  // 98: bullseye.training.v1.KernelLimits.fallback:type_name -> bullseye.training.v1.KernelFallback
-	108, // 99: bullseye.training.v1.ResourceLimits.timeout:type_name -> google.protobuf.Duration
+	109, // 99: bullseye.training.v1.ResourceLimits.timeout:type_name -> google.protobuf.Duration
 	4,   // 100: bullseye.training.v1.RegisteredModel.task:type_name -> bullseye.training.v1.TaskKind
-	72,  // 101: bullseye.training.v1.RegisteredModel.versions:type_name -> bullseye.training.v1.ModelVersion
-	99,  // 102: bullseye.training.v1.RegisteredModel.aliases:type_name -> bullseye.training.v1.RegisteredModel.AliasesEntry
-	68,  // 103: bullseye.training.v1.RegisteredModel.live:type_name -> bullseye.training.v1.TrafficSplit
-	70,  // 104: bullseye.training.v1.RegisteredModel.shadow:type_name -> bullseye.training.v1.ShadowVersions
-	106, // 105: bullseye.training.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
-	106, // 106: bullseye.training.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
-	69,  // 107: bullseye.training.v1.TrafficSplit.versions:type_name -> bullseye.training.v1.VersionWeight
+	73,  // 101: bullseye.training.v1.RegisteredModel.versions:type_name -> bullseye.training.v1.ModelVersion
+	100, // 102: bullseye.training.v1.RegisteredModel.aliases:type_name -> bullseye.training.v1.RegisteredModel.AliasesEntry
+	69,  // 103: bullseye.training.v1.RegisteredModel.live:type_name -> bullseye.training.v1.TrafficSplit
+	71,  // 104: bullseye.training.v1.RegisteredModel.shadow:type_name -> bullseye.training.v1.ShadowVersions
+	107, // 105: bullseye.training.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
+	107, // 106: bullseye.training.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
+	70,  // 107: bullseye.training.v1.TrafficSplit.versions:type_name -> bullseye.training.v1.VersionWeight
 	9,   // 108: bullseye.training.v1.ModelVersion.family:type_name -> bullseye.training.v1.ModelFamily
 	4,   // 109: bullseye.training.v1.ModelVersion.task:type_name -> bullseye.training.v1.TaskKind
-	100, // 110: bullseye.training.v1.ModelVersion.hyperparameters:type_name -> bullseye.training.v1.ModelVersion.HyperparametersEntry
-	105, // 111: bullseye.training.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
-	105, // 112: bullseye.training.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
+	101, // 110: bullseye.training.v1.ModelVersion.hyperparameters:type_name -> bullseye.training.v1.ModelVersion.HyperparametersEntry
+	106, // 111: bullseye.training.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
+	106, // 112: bullseye.training.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
 	13,  // 113: bullseye.training.v1.ModelVersion.selection_direction:type_name -> bullseye.training.v1.MetricDirection
-	40,  // 114: bullseye.training.v1.ModelVersion.leaderboard:type_name -> bullseye.training.v1.LeaderboardEntry
-	78,  // 115: bullseye.training.v1.ModelVersion.test_curves:type_name -> bullseye.training.v1.ClassificationCurves
-	73,  // 116: bullseye.training.v1.ModelVersion.lineage:type_name -> bullseye.training.v1.Lineage
-	74,  // 117: bullseye.training.v1.ModelVersion.artifact:type_name -> bullseye.training.v1.ArtifactRef
-	75,  // 118: bullseye.training.v1.ModelVersion.inputs:type_name -> bullseye.training.v1.InputColumn
-	106, // 119: bullseye.training.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
-	101, // 120: bullseye.training.v1.ModelVersion.labels:type_name -> bullseye.training.v1.ModelVersion.LabelsEntry
+	41,  // 114: bullseye.training.v1.ModelVersion.leaderboard:type_name -> bullseye.training.v1.LeaderboardEntry
+	79,  // 115: bullseye.training.v1.ModelVersion.test_curves:type_name -> bullseye.training.v1.ClassificationCurves
+	74,  // 116: bullseye.training.v1.ModelVersion.lineage:type_name -> bullseye.training.v1.Lineage
+	75,  // 117: bullseye.training.v1.ModelVersion.artifact:type_name -> bullseye.training.v1.ArtifactRef
+	76,  // 118: bullseye.training.v1.ModelVersion.inputs:type_name -> bullseye.training.v1.InputColumn
+	107, // 119: bullseye.training.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
+	102, // 120: bullseye.training.v1.ModelVersion.labels:type_name -> bullseye.training.v1.ModelVersion.LabelsEntry
 	14,  // 121: bullseye.training.v1.ModelVersion.kernel_fallback:type_name -> bullseye.training.v1.KernelFallback
-	43,  // 122: bullseye.training.v1.Lineage.data:type_name -> bullseye.training.v1.DataSpec
-	106, // 123: bullseye.training.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
-	106, // 124: bullseye.training.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
-	112, // 125: bullseye.training.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
-	102, // 126: bullseye.training.v1.EvaluationRow.features:type_name -> bullseye.training.v1.EvaluationRow.FeaturesEntry
-	111, // 127: bullseye.training.v1.EvaluationRow.label:type_name -> bullseye.common.v1.Value
-	15,  // 128: bullseye.training.v1.ScoredRow.status:type_name -> bullseye.training.v1.ScoredRowStatus
-	107, // 129: bullseye.training.v1.ScoredRow.problem:type_name -> bullseye.common.v1.Problem
-	111, // 130: bullseye.training.v1.ScoredRow.label:type_name -> bullseye.common.v1.Value
-	79,  // 131: bullseye.training.v1.ClassificationCurves.roc:type_name -> bullseye.training.v1.RocPoint
-	80,  // 132: bullseye.training.v1.ClassificationCurves.lift:type_name -> bullseye.training.v1.LiftBin
-	81,  // 133: bullseye.training.v1.ClassificationCurves.calibration:type_name -> bullseye.training.v1.CalibrationBin
-	9,   // 134: bullseye.training.v1.ModelArtifact.family:type_name -> bullseye.training.v1.ModelFamily
-	4,   // 135: bullseye.training.v1.ModelArtifact.task:type_name -> bullseye.training.v1.TaskKind
-	103, // 136: bullseye.training.v1.ModelArtifact.hyperparameters:type_name -> bullseye.training.v1.ModelArtifact.HyperparametersEntry
-	75,  // 137: bullseye.training.v1.ModelArtifact.inputs:type_name -> bullseye.training.v1.InputColumn
-	85,  // 138: bullseye.training.v1.ModelArtifact.preprocessing:type_name -> bullseye.training.v1.FittedPreprocessing
-	83,  // 139: bullseye.training.v1.ModelArtifact.classification:type_name -> bullseye.training.v1.ClassificationOutput
-	87,  // 140: bullseye.training.v1.ModelArtifact.linear:type_name -> bullseye.training.v1.LinearParameters
-	90,  // 141: bullseye.training.v1.ModelArtifact.kernel_svm:type_name -> bullseye.training.v1.KernelSvmParameters
-	91,  // 142: bullseye.training.v1.ModelArtifact.nystrom:type_name -> bullseye.training.v1.NystromParameters
-	92,  // 143: bullseye.training.v1.ModelArtifact.factorization:type_name -> bullseye.training.v1.FactorizationParameters
-	93,  // 144: bullseye.training.v1.ModelArtifact.popularity:type_name -> bullseye.training.v1.PopularityParameters
-	84,  // 145: bullseye.training.v1.ModelArtifact.solver:type_name -> bullseye.training.v1.SolverReport
-	105, // 146: bullseye.training.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
-	73,  // 147: bullseye.training.v1.ModelArtifact.lineage:type_name -> bullseye.training.v1.Lineage
-	106, // 148: bullseye.training.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
-	111, // 149: bullseye.training.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
-	111, // 150: bullseye.training.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
-	108, // 151: bullseye.training.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
-	86,  // 152: bullseye.training.v1.FittedPreprocessing.columns:type_name -> bullseye.training.v1.FittedColumn
-	112, // 153: bullseye.training.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
-	8,   // 154: bullseye.training.v1.FittedColumn.encoding:type_name -> bullseye.training.v1.ColumnEncoding
-	111, // 155: bullseye.training.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
-	16,  // 156: bullseye.training.v1.FittedColumn.hash_function:type_name -> bullseye.training.v1.HashFunction
-	17,  // 157: bullseye.training.v1.LinearParameters.link:type_name -> bullseye.training.v1.LinkFunction
-	88,  // 158: bullseye.training.v1.LinearParameters.platt:type_name -> bullseye.training.v1.PlattScaling
-	18,  // 159: bullseye.training.v1.KernelParameters.type:type_name -> bullseye.training.v1.KernelType
-	89,  // 160: bullseye.training.v1.KernelSvmParameters.kernel:type_name -> bullseye.training.v1.KernelParameters
-	88,  // 161: bullseye.training.v1.KernelSvmParameters.platt:type_name -> bullseye.training.v1.PlattScaling
-	89,  // 162: bullseye.training.v1.NystromParameters.kernel:type_name -> bullseye.training.v1.KernelParameters
-	87,  // 163: bullseye.training.v1.NystromParameters.linear:type_name -> bullseye.training.v1.LinearParameters
-	93,  // 164: bullseye.training.v1.FactorizationParameters.popularity:type_name -> bullseye.training.v1.PopularityParameters
-	111, // 165: bullseye.training.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	54,  // 166: bullseye.training.v1.PreprocessingSpec.ColumnsEntry.value:type_name -> bullseye.training.v1.ColumnOptions
-	56,  // 167: bullseye.training.v1.CandidateSpec.HyperparametersEntry.value:type_name -> bullseye.training.v1.HyperparameterDomain
-	111, // 168: bullseye.training.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	111, // 169: bullseye.training.v1.EvaluationRow.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
-	111, // 170: bullseye.training.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	19,  // 171: bullseye.training.v1.TrainingService.StartTraining:input_type -> bullseye.training.v1.StartTrainingRequest
-	21,  // 172: bullseye.training.v1.TrainingService.GetJob:input_type -> bullseye.training.v1.GetJobRequest
-	23,  // 173: bullseye.training.v1.TrainingService.WatchJob:input_type -> bullseye.training.v1.WatchJobRequest
-	25,  // 174: bullseye.training.v1.TrainingService.CancelJob:input_type -> bullseye.training.v1.CancelJobRequest
-	27,  // 175: bullseye.training.v1.TrainingService.ListJobs:input_type -> bullseye.training.v1.ListJobsRequest
-	29,  // 176: bullseye.training.v1.TrainingService.ListModels:input_type -> bullseye.training.v1.ListModelsRequest
-	31,  // 177: bullseye.training.v1.TrainingService.GetModel:input_type -> bullseye.training.v1.GetModelRequest
-	33,  // 178: bullseye.training.v1.TrainingService.Evaluate:input_type -> bullseye.training.v1.EvaluateRequest
-	35,  // 179: bullseye.training.v1.TrainingService.PromoteModel:input_type -> bullseye.training.v1.PromoteModelRequest
-	20,  // 180: bullseye.training.v1.TrainingService.StartTraining:output_type -> bullseye.training.v1.StartTrainingResponse
-	22,  // 181: bullseye.training.v1.TrainingService.GetJob:output_type -> bullseye.training.v1.GetJobResponse
-	24,  // 182: bullseye.training.v1.TrainingService.WatchJob:output_type -> bullseye.training.v1.WatchJobResponse
-	26,  // 183: bullseye.training.v1.TrainingService.CancelJob:output_type -> bullseye.training.v1.CancelJobResponse
-	28,  // 184: bullseye.training.v1.TrainingService.ListJobs:output_type -> bullseye.training.v1.ListJobsResponse
-	30,  // 185: bullseye.training.v1.TrainingService.ListModels:output_type -> bullseye.training.v1.ListModelsResponse
-	32,  // 186: bullseye.training.v1.TrainingService.GetModel:output_type -> bullseye.training.v1.GetModelResponse
-	34,  // 187: bullseye.training.v1.TrainingService.Evaluate:output_type -> bullseye.training.v1.EvaluateResponse
-	36,  // 188: bullseye.training.v1.TrainingService.PromoteModel:output_type -> bullseye.training.v1.PromoteModelResponse
-	180, // [180:189] is the sub-list for method output_type
-	171, // [171:180] is the sub-list for method input_type
-	171, // [171:171] is the sub-list for extension type_name
-	171, // [171:171] is the sub-list for extension extendee
-	0,   // [0:171] is the sub-list for field type_name
+	44,  // 122: bullseye.training.v1.Lineage.data:type_name -> bullseye.training.v1.DataSpec
+	107, // 123: bullseye.training.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
+	107, // 124: bullseye.training.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
+	113, // 125: bullseye.training.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
+	15,  // 126: bullseye.training.v1.InputColumn.missing:type_name -> bullseye.training.v1.MissingPolicy
+	103, // 127: bullseye.training.v1.EvaluationRow.features:type_name -> bullseye.training.v1.EvaluationRow.FeaturesEntry
+	112, // 128: bullseye.training.v1.EvaluationRow.label:type_name -> bullseye.common.v1.Value
+	16,  // 129: bullseye.training.v1.ScoredRow.status:type_name -> bullseye.training.v1.ScoredRowStatus
+	108, // 130: bullseye.training.v1.ScoredRow.problem:type_name -> bullseye.common.v1.Problem
+	112, // 131: bullseye.training.v1.ScoredRow.label:type_name -> bullseye.common.v1.Value
+	80,  // 132: bullseye.training.v1.ClassificationCurves.roc:type_name -> bullseye.training.v1.RocPoint
+	81,  // 133: bullseye.training.v1.ClassificationCurves.lift:type_name -> bullseye.training.v1.LiftBin
+	82,  // 134: bullseye.training.v1.ClassificationCurves.calibration:type_name -> bullseye.training.v1.CalibrationBin
+	9,   // 135: bullseye.training.v1.ModelArtifact.family:type_name -> bullseye.training.v1.ModelFamily
+	4,   // 136: bullseye.training.v1.ModelArtifact.task:type_name -> bullseye.training.v1.TaskKind
+	104, // 137: bullseye.training.v1.ModelArtifact.hyperparameters:type_name -> bullseye.training.v1.ModelArtifact.HyperparametersEntry
+	76,  // 138: bullseye.training.v1.ModelArtifact.inputs:type_name -> bullseye.training.v1.InputColumn
+	86,  // 139: bullseye.training.v1.ModelArtifact.preprocessing:type_name -> bullseye.training.v1.FittedPreprocessing
+	84,  // 140: bullseye.training.v1.ModelArtifact.classification:type_name -> bullseye.training.v1.ClassificationOutput
+	88,  // 141: bullseye.training.v1.ModelArtifact.linear:type_name -> bullseye.training.v1.LinearParameters
+	91,  // 142: bullseye.training.v1.ModelArtifact.kernel_svm:type_name -> bullseye.training.v1.KernelSvmParameters
+	92,  // 143: bullseye.training.v1.ModelArtifact.nystrom:type_name -> bullseye.training.v1.NystromParameters
+	93,  // 144: bullseye.training.v1.ModelArtifact.factorization:type_name -> bullseye.training.v1.FactorizationParameters
+	94,  // 145: bullseye.training.v1.ModelArtifact.popularity:type_name -> bullseye.training.v1.PopularityParameters
+	85,  // 146: bullseye.training.v1.ModelArtifact.solver:type_name -> bullseye.training.v1.SolverReport
+	106, // 147: bullseye.training.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
+	74,  // 148: bullseye.training.v1.ModelArtifact.lineage:type_name -> bullseye.training.v1.Lineage
+	107, // 149: bullseye.training.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
+	112, // 150: bullseye.training.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
+	112, // 151: bullseye.training.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
+	109, // 152: bullseye.training.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
+	87,  // 153: bullseye.training.v1.FittedPreprocessing.columns:type_name -> bullseye.training.v1.FittedColumn
+	113, // 154: bullseye.training.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
+	8,   // 155: bullseye.training.v1.FittedColumn.encoding:type_name -> bullseye.training.v1.ColumnEncoding
+	112, // 156: bullseye.training.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
+	17,  // 157: bullseye.training.v1.FittedColumn.hash_function:type_name -> bullseye.training.v1.HashFunction
+	18,  // 158: bullseye.training.v1.LinearParameters.link:type_name -> bullseye.training.v1.LinkFunction
+	89,  // 159: bullseye.training.v1.LinearParameters.platt:type_name -> bullseye.training.v1.PlattScaling
+	19,  // 160: bullseye.training.v1.KernelParameters.type:type_name -> bullseye.training.v1.KernelType
+	90,  // 161: bullseye.training.v1.KernelSvmParameters.kernel:type_name -> bullseye.training.v1.KernelParameters
+	89,  // 162: bullseye.training.v1.KernelSvmParameters.platt:type_name -> bullseye.training.v1.PlattScaling
+	90,  // 163: bullseye.training.v1.NystromParameters.kernel:type_name -> bullseye.training.v1.KernelParameters
+	88,  // 164: bullseye.training.v1.NystromParameters.linear:type_name -> bullseye.training.v1.LinearParameters
+	94,  // 165: bullseye.training.v1.FactorizationParameters.popularity:type_name -> bullseye.training.v1.PopularityParameters
+	112, // 166: bullseye.training.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	55,  // 167: bullseye.training.v1.PreprocessingSpec.ColumnsEntry.value:type_name -> bullseye.training.v1.ColumnOptions
+	57,  // 168: bullseye.training.v1.CandidateSpec.HyperparametersEntry.value:type_name -> bullseye.training.v1.HyperparameterDomain
+	112, // 169: bullseye.training.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	112, // 170: bullseye.training.v1.EvaluationRow.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
+	112, // 171: bullseye.training.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	20,  // 172: bullseye.training.v1.TrainingService.StartTraining:input_type -> bullseye.training.v1.StartTrainingRequest
+	22,  // 173: bullseye.training.v1.TrainingService.GetJob:input_type -> bullseye.training.v1.GetJobRequest
+	24,  // 174: bullseye.training.v1.TrainingService.WatchJob:input_type -> bullseye.training.v1.WatchJobRequest
+	26,  // 175: bullseye.training.v1.TrainingService.CancelJob:input_type -> bullseye.training.v1.CancelJobRequest
+	28,  // 176: bullseye.training.v1.TrainingService.ListJobs:input_type -> bullseye.training.v1.ListJobsRequest
+	30,  // 177: bullseye.training.v1.TrainingService.ListModels:input_type -> bullseye.training.v1.ListModelsRequest
+	32,  // 178: bullseye.training.v1.TrainingService.GetModel:input_type -> bullseye.training.v1.GetModelRequest
+	34,  // 179: bullseye.training.v1.TrainingService.Evaluate:input_type -> bullseye.training.v1.EvaluateRequest
+	36,  // 180: bullseye.training.v1.TrainingService.PromoteModel:input_type -> bullseye.training.v1.PromoteModelRequest
+	21,  // 181: bullseye.training.v1.TrainingService.StartTraining:output_type -> bullseye.training.v1.StartTrainingResponse
+	23,  // 182: bullseye.training.v1.TrainingService.GetJob:output_type -> bullseye.training.v1.GetJobResponse
+	25,  // 183: bullseye.training.v1.TrainingService.WatchJob:output_type -> bullseye.training.v1.WatchJobResponse
+	27,  // 184: bullseye.training.v1.TrainingService.CancelJob:output_type -> bullseye.training.v1.CancelJobResponse
+	29,  // 185: bullseye.training.v1.TrainingService.ListJobs:output_type -> bullseye.training.v1.ListJobsResponse
+	31,  // 186: bullseye.training.v1.TrainingService.ListModels:output_type -> bullseye.training.v1.ListModelsResponse
+	33,  // 187: bullseye.training.v1.TrainingService.GetModel:output_type -> bullseye.training.v1.GetModelResponse
+	35,  // 188: bullseye.training.v1.TrainingService.Evaluate:output_type -> bullseye.training.v1.EvaluateResponse
+	37,  // 189: bullseye.training.v1.TrainingService.PromoteModel:output_type -> bullseye.training.v1.PromoteModelResponse
+	181, // [181:190] is the sub-list for method output_type
+	172, // [172:181] is the sub-list for method input_type
+	172, // [172:172] is the sub-list for extension type_name
+	172, // [172:172] is the sub-list for extension extendee
+	0,   // [0:172] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_training_v1_training_proto_init() }
@@ -8873,7 +8949,7 @@ func file_bullseye_training_v1_training_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_training_v1_training_proto_rawDesc), len(file_bullseye_training_v1_training_proto_rawDesc)),
-			NumEnums:      19,
+			NumEnums:      20,
 			NumMessages:   85,
 			NumExtensions: 0,
 			NumServices:   1,

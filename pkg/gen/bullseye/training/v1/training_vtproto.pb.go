@@ -4439,6 +4439,11 @@ func (m *InputColumn) MarshalToSizedBufferVT(dAtA []byte) (int, error) {
 		i -= len(m.unknownFields)
 		copy(dAtA[i:], m.unknownFields)
 	}
+	if m.Missing != 0 {
+		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Missing))
+		i--
+		dAtA[i] = 0x18
+	}
 	if m.Type != 0 {
 		i = protohelpers.EncodeVarint(dAtA, i, uint64(m.Type))
 		i--
@@ -7966,6 +7971,9 @@ func (m *InputColumn) SizeVT() (n int) {
 	}
 	if m.Type != 0 {
 		n += 1 + protohelpers.SizeOfVarint(uint64(m.Type))
+	}
+	if m.Missing != 0 {
+		n += 1 + protohelpers.SizeOfVarint(uint64(m.Missing))
 	}
 	n += len(m.unknownFields)
 	return n
@@ -19869,6 +19877,25 @@ func (m *InputColumn) UnmarshalVT(dAtA []byte) error {
 				b := dAtA[iNdEx]
 				iNdEx++
 				m.Type |= v1.ValueType(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+		case 3:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field Missing", wireType)
+			}
+			m.Missing = 0
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return protohelpers.ErrIntOverflow
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				m.Missing |= MissingPolicy(b&0x7F) << shift
 				if b < 0x80 {
 					break
 				}
