@@ -30,8 +30,9 @@ func (s *Server) ScoreAudience(req *servingv1.ScoreAudienceRequest, stream servi
 	if cause := context.Cause(ctx); cause == errDraining && err != nil {
 		err = errDraining
 	}
+	err = toStatus(stream.Context(), s.logger, "ScoreAudience", err)
 	s.metrics.observe(label, "ScoreAudience", err, start)
-	return toStatus(stream.Context(), s.logger, "ScoreAudience", err)
+	return err
 }
 
 func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudienceRequest, stream servingv1.PredictionService_ScoreAudienceServer, label *string) error {

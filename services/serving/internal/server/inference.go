@@ -80,8 +80,9 @@ func (is *inferenceServer) ModelInfer(ctx context.Context, req *inference.ModelI
 	start := time.Now()
 	label := ""
 	resp, err := is.infer(ctx, req, &label)
+	err = toStatus(ctx, is.s.logger, "ModelInfer", err)
 	is.s.metrics.observe(label, "ModelInfer", err, start)
-	return resp, toStatus(ctx, is.s.logger, "ModelInfer", err)
+	return resp, err
 }
 
 func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferRequest, label *string) (*inference.ModelInferResponse, error) {

@@ -23,8 +23,9 @@ func (s *Server) Predict(ctx context.Context, req *servingv1.PredictRequest) (*s
 	start := time.Now()
 	label := ""
 	resp, err := s.predict(ctx, req, &label)
+	err = toStatus(ctx, s.logger, "Predict", err)
 	s.metrics.observe(label, "Predict", err, start)
-	return resp, toStatus(ctx, s.logger, "Predict", err)
+	return resp, err
 }
 
 func (s *Server) predict(ctx context.Context, req *servingv1.PredictRequest, label *string) (*servingv1.PredictResponse, error) {

@@ -18,8 +18,9 @@ func (s *Server) Recommend(ctx context.Context, req *servingv1.RecommendRequest)
 	start := time.Now()
 	label := ""
 	resp, err := s.recommend(ctx, req, &label)
+	err = toStatus(ctx, s.logger, "Recommend", err)
 	s.metrics.observe(label, "Recommend", err, start)
-	return resp, toStatus(ctx, s.logger, "Recommend", err)
+	return resp, err
 }
 
 func (s *Server) recommend(ctx context.Context, req *servingv1.RecommendRequest, label *string) (*servingv1.RecommendResponse, error) {

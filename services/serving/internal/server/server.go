@@ -134,7 +134,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// observe records one request. model is "" when the request never reached a loaded model.
+// observe records one request. model is "" when the request never reached a loaded model;
+// err is the status error the caller sees (toStatus's), whose code labels the count.
 func (m *metrics) observe(model, method string, err error, start time.Time) {
 	m.requests.WithLabelValues(model, method, status.Code(err).String()).Inc()
 	m.latency.WithLabelValues(model, method).Observe(time.Since(start).Seconds())
