@@ -25,7 +25,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -319,18 +318,20 @@ func version() string {
 
 // watchReadiness keeps serving's health in step with what it needs: the models live at start
 // loaded, and the feature service reachable (every Predict by user id needs a lookup).
+//
+// The checks are not traced: ctx carries no span, and the mesh's health trace filter
+// (pkg/mesh) traces a health check only inside a trace, on the client and on the feature
+// service alike. Traced, a check a second would be most of every trace store's spans.
 func watchReadiness(ctx context.Context, node *service.Node, features grpc.ClientConnInterface, modelsReady <-chan struct{}, ready *atomic.Bool, cfg Config) {
-	tracer := tracerOf(cfg)
+	ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
 	client := healthpb.NewHealthClient(features)
 	loaded := false
 	t := time.NewTicker(cfg.ReadinessInterval)
 	defer t.Stop()
 	for {
-		cctx, span := tracer.Start(ctx, "serving.readiness")
-		cctx, cancel := context.WithTimeout(cctx, cfg.ReadinessInterval)
+		cctx, cancel := context.WithTimeout(ctx, cfg.ReadinessInterval)
 		resp, err := client.Check(cctx, &healthpb.HealthCheckRequest{})
 		cancel()
-		span.End()
 		reachable := err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 		now := reachable && loaded
 		if now != ready.Load() {
@@ -347,14 +348,6 @@ func watchReadiness(ctx context.Context, node *service.Node, features grpc.Clien
 		case <-t.C:
 		}
 	}
-}
-
-func tracerOf(cfg Config) trace.Tracer {
-	tp := cfg.Server.TracerProvider
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	return tp.Tracer("github.com/bullseye-ml/bullseye/services/serving")
 }
 
 func errString(err error) string {
