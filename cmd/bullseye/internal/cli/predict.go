@@ -20,13 +20,14 @@ func (r *repeated) Set(s string) error { *r = append(*r, s); return nil }
 
 var predictCommand = Command{
 	Name:    "predict",
-	Summary: "Score customers with a model through serving's Predict: by user id (features from the feature service), inline features, or both (inline wins).",
-	Usage:   "MODEL[@VERSION|@ALIAS] [--user ID]... [--set NAME=VALUE]... [--contributions]",
+	Summary: "Score customers with a model through serving's Predict: by user id (features from the feature service), inline features, or both (inline wins). Exits 1 when an instance was not scored (INVALID, NOT_FOUND, SUPPRESSED), unless --allow-unscored.",
+	Usage:   "MODEL[@VERSION|@ALIAS] [--user ID]... [--set NAME=VALUE]... [--contributions] [--allow-unscored]",
 	Run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
 		var users, sets repeated
 		fs.Var(&users, "user", "a customer id to score (repeatable)")
 		fs.Var(&sets, "set", "an inline raw feature NAME=VALUE for every instance (repeatable); numbers, true/false, else text")
 		contributions := fs.Bool("contributions", false, "also return per-feature contributions (linear models)")
+		allowUnscored := fs.Bool("allow-unscored", false, "exit 0 even when instances were not scored (they are printed with their status)")
 		if err := parse(env, fs, args, 1, 1); err != nil {
 			return err
 		}
@@ -64,7 +65,10 @@ var predictCommand = Command{
 			return err
 		}
 		if env.output == "json" {
-			return env.printJSON(resp)
+			if err := env.printJSON(resp); err != nil {
+				return err
+			}
+			return unscored(resp, *allowUnscored)
 		}
 		for i, p := range resp.GetPredictions() {
 			who := req.Instances[i].GetUserId()
@@ -73,7 +77,11 @@ var predictCommand = Command{
 			}
 			status := strings.TrimPrefix(p.GetStatus().String(), "PREDICTION_STATUS_")
 			if status != "OK" {
-				fmt.Fprintf(env.Stdout, "%-16s %-10s %s\n", who, status, p.GetProblem().GetDescription())
+				text := p.GetProblem().GetDescription()
+				if f := p.GetProblem().GetField(); f != "" {
+					text = f + ": " + text
+				}
+				fmt.Fprintf(env.Stdout, "%-16s %-10s %s\n", who, status, text)
 				continue
 			}
 			line := fmt.Sprintf("%-16s score %.4f", who, p.GetScore())
@@ -86,13 +94,44 @@ var predictCommand = Command{
 			if l := p.GetLabel(); l != nil {
 				line += "  label " + valueString(l)
 			}
+			if in := p.GetImputedInputs(); len(in) > 0 {
+				line += "  imputed " + strings.Join(in, ",")
+			}
 			fmt.Fprintf(env.Stdout, "%s  (%s v%d)\n", line, p.GetModelName(), p.GetModelVersion())
 			for _, c := range p.GetExplanation().GetContributions() {
 				fmt.Fprintf(env.Stdout, "    %-32s %+.4f\n", c.GetFeature(), c.GetContribution())
 			}
 		}
-		return nil
+		return unscored(resp, *allowUnscored)
 	},
+}
+
+// unscored is the error of a reply with instances that were not scored, counted by status,
+// unless they are allowed: a script that scores customers learns that some got no score.
+func unscored(resp *servingv1.PredictResponse, allow bool) error {
+	counts := map[string]int{}
+	var order []string
+	n := 0
+	for _, p := range resp.GetPredictions() {
+		if p.GetStatus() == servingv1.PredictionStatus_PREDICTION_STATUS_OK {
+			continue
+		}
+		st := strings.TrimPrefix(p.GetStatus().String(), "PREDICTION_STATUS_")
+		if counts[st] == 0 {
+			order = append(order, st)
+		}
+		counts[st]++
+		n++
+	}
+	if n == 0 || allow {
+		return nil
+	}
+	parts := make([]string, len(order))
+	for i, st := range order {
+		parts[i] = fmt.Sprintf("%d %s", counts[st], st)
+	}
+	return fmt.Errorf("%d of %d instances were not scored (%s); pass --allow-unscored to exit 0 all the same",
+		n, len(resp.GetPredictions()), strings.Join(parts, ", "))
 }
 
 var recommendCommand = Command{
