@@ -62,7 +62,9 @@ func readFrom(ctx context.Context, stream jetstream.Stream, subject string, star
 		if err := ctx.Err(); err != nil {
 			return 0, false, fmt.Errorf("reading stream %s: %w", name, err)
 		}
-		batch, err := c.Fetch(256, jetstream.FetchMaxWait(2*time.Second), jetstream.FetchMaxBytes(32<<20))
+		// No wait: what is to be read is stored already, and a fetch that
+		// waits for a full batch would hold the last one back.
+		batch, err := c.FetchNoWait(256)
 		if err != nil {
 			return 0, false, fmt.Errorf("reading stream %s: %w", name, err)
 		}
@@ -95,12 +97,9 @@ func readFrom(ctx context.Context, stream jetstream.Stream, subject string, star
 }
 
 // readBatch passes one fetch's messages to fn, checking their delivery
-// sequence; it drains the batch whatever happens.
+// sequence. Messages left in the batch when it returns are dropped with
+// the consumer.
 func readBatch(batch jetstream.MessageBatch, delivery, next *uint64, until uint64, fn func(jetstream.Msg) error) (got int, stop, gap bool, err error) {
-	defer func() {
-		for range batch.Messages() {
-		}
-	}()
 	for msg := range batch.Messages() {
 		got++
 		md, err := msg.Metadata()
