@@ -13,7 +13,7 @@ COMMANDS := cmd/bullseye services/ingest/cmd/bullseye-ingest services/feature/cm
 	services/training/cmd/bullseye-training services/serving/cmd/bullseye-serving
 TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev demo clean bench-train bench-feature bench-ingest bench-recs bench-serve drill-loss
+.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev demo clean bench-train bench-feature bench-ingest bench-recs bench-serve drill-loss fuzz
 
 all: build
 
@@ -109,6 +109,19 @@ bench-serve: tools
 # same run (real bullseye-ingest and bullseye-feature processes).
 bench-feature:
 	cd services/feature && go run ./cmd/bullseye-feature-bench -runs 5
+
+# Fuzz targets, each for FUZZTIME, outside CI: the importer's CSV and
+# JSON-lines reader and the encoders of ids into subjects and keys. A
+# finding's input lands in the package's testdata/fuzz: commit it with its
+# fix, and `make test` replays it from then on.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := services/ingest/internal/rows:FuzzParseRows pkg/eventlog:FuzzEventSubject services/feature/internal/state:FuzzKeyOf
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		dir=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name in $$dir for $(FUZZTIME)"; \
+		(cd $$dir && go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) .) || exit 1; \
+	done
 
 # Drills: loaded reproductions of past failures, on loopback, bounded in
 # time. drill-loss imports a MovieLens-shaped set as eleven files back to
