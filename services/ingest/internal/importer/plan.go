@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/fault"
-	"github.com/bullseye-ml/bullseye/services/ingest/internal/record"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/rows"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
@@ -104,6 +103,11 @@ func importKey(digest, mappingHash string) string { return digest + "." + mappin
 func Compile(start *ingestv1.ImportStart) (*Plan, error) {
 	var v fault.Violations
 	bad := func(field, desc string) { v = append(v, fault.Violation{Field: "start." + field, Description: desc}) }
+	// Every string valid UTF-8 and of bounded length, every list bounded,
+	// before any of them is read.
+	if v.CheckMessage("start", start); len(v) > 0 {
+		return nil, v
+	}
 	if !hexDigest.MatchString(start.GetSha256()) {
 		bad("sha256", "must be the file's SHA-256 digest as 64 lowercase hex digits (the output of sha256sum)")
 	}
@@ -239,9 +243,7 @@ func Compile(start *ingestv1.ImportStart) (*Plan, error) {
 			if n == "" {
 				n = cm.GetColumn()
 			}
-			if len(n) > record.MaxKeyBytes {
-				bad(f+".name", "is longer than 128 bytes")
-			}
+			v.CheckName("start."+f+".name", n)
 			if t := cm.GetType(); t != commonv1.ValueType_VALUE_TYPE_UNSPECIFIED {
 				if _, ok := commonv1.ValueType_name[int32(t)]; !ok {
 					bad(f+".type", "is not a known type")
@@ -277,9 +279,7 @@ func Compile(start *ingestv1.ImportStart) (*Plan, error) {
 		switch n := om.GetEventName().(type) {
 		case *ingestv1.OutcomeEventMapping_Name:
 			o.name = n.Name
-			if n.Name == "" || len(n.Name) > record.MaxNameBytes {
-				bad(f+".name", "must be 1 to 200 bytes")
-			}
+			v.CheckName("start."+f+".name", n.Name)
 		case *ingestv1.OutcomeEventMapping_NameColumn:
 			o.nameColumn = n.NameColumn
 			if n.NameColumn == "" {

@@ -11,28 +11,23 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 )
 
-// Limits of item fields, as documented in the API.
+// Limits of item fields, as documented in the API. Ids (message, customer,
+// anonymous and item ids) and names (event, trait and property names)
+// follow the shared rules of every service's door (pkg/fault: CheckID and
+// CheckName, at most fault.MaxIDBytes and fault.MaxNameBytes, no control
+// characters), so that whatever ingest stores the other services can look
+// up.
 const (
-	// MaxMessageIDBytes bounds message ids.
-	MaxMessageIDBytes = 128
-	// MaxIDBytes bounds customer and anonymous ids.
-	MaxIDBytes = 256
-	// MaxNameBytes bounds event names.
-	MaxNameBytes = 200
-	// MaxItemIDBytes bounds item ids.
-	MaxItemIDBytes = 256
-	// MaxKeyBytes bounds trait and property names.
-	MaxKeyBytes = 128
 	// MaxSourceBytes bounds consent sources.
 	MaxSourceBytes = 128
 )
@@ -215,14 +210,35 @@ func (b *Builder) checkSize(m proto.Message, p *problems) bool {
 }
 
 func checkMessageID(id string, p *problems) {
-	switch {
-	case id == "":
+	if id == "" {
 		p.add("message_id", ReasonMissing, "message_id is required: it is the de-duplication key; keep it when retrying")
-	case len(id) > MaxMessageIDBytes:
-		p.add("message_id", ReasonTooLong, "message_id is longer than 128 bytes")
-	case strings.ContainsAny(id, "\r\n\x00"):
-		p.add("message_id", ReasonInvalid, "message_id holds a line break or a NUL byte")
+		return
 	}
+	checkShared("message_id", id, false, p)
+}
+
+// checkShared applies the shared rule of pkg/fault for ids (CheckID) or,
+// with name, for names (CheckName) to s when it is not empty: too long is
+// TOO_LONG, a control character INVALID, each naming the field and the
+// limit. Valid values cost no allocation.
+func checkShared(field, s string, name bool, p *problems) bool {
+	valid, check, max := fault.ValidID, (*fault.Violations).CheckID, fault.MaxIDBytes
+	if name {
+		valid, check, max = fault.ValidName, (*fault.Violations).CheckName, fault.MaxNameBytes
+	}
+	if s == "" || valid(s) {
+		return true
+	}
+	var v fault.Violations
+	check(&v, field, s)
+	reason := ReasonInvalid
+	if len(s) > max {
+		reason = ReasonTooLong
+	}
+	for _, x := range v {
+		p.add(field, reason, field+" "+x.Description)
+	}
+	return false
 }
 
 // checkIDs validates user_id and anonymous_id; requireUser forbids an
@@ -242,8 +258,7 @@ func checkIDs(userID, anonymousID string, requireUser bool, p *problems) {
 func checkID(field, id string, p *problems) {
 	switch {
 	case id == "":
-	case len(id) > MaxIDBytes:
-		p.add(field, ReasonTooLong, field+" is longer than 256 bytes")
+	case !checkShared(field, id, false, p):
 	case LooksLikeEmail(id):
 		p.add(field, ReasonLooksLikeEmail, field+" looks like an email address; send the backend's opaque customer id (a CRM or account id), never an email address")
 	case LooksLikePhone(id):
@@ -378,9 +393,13 @@ func checkMap(prefix string, m map[string]*commonv1.Value, types map[string]comm
 		case k == "":
 			p.add(prefix, ReasonEmptyKey, prefix+" has an empty name")
 			continue
-		case len(k) > MaxKeyBytes:
+		case !fault.ValidName(k):
 			// The key itself may be long text: name the map, not the key.
-			p.add(prefix, ReasonTooLong, prefix+" has a name longer than 128 bytes")
+			reason, desc := ReasonInvalid, " has a name with a control character"
+			if len(k) > fault.MaxNameBytes {
+				reason, desc = ReasonTooLong, " has a name longer than "+strconv.Itoa(fault.MaxNameBytes)+" bytes"
+			}
+			p.add(prefix, reason, prefix+desc)
 			continue
 		}
 		checkValue(prefix+"."+k, v, types[strings.ToLower(k)], p)
@@ -407,9 +426,9 @@ func (b *Builder) Event(ev *ingestv1.Event, received time.Time, prefix string, a
 	case ev.GetName() == "":
 		p.add("name", ReasonMissing, "name is required, e.g. \"Order Completed\"")
 	default:
-		checkLen("name", ev.GetName(), MaxNameBytes, &p)
+		checkShared("name", ev.GetName(), true, &p)
 	}
-	checkLen("item_id", ev.GetItemId(), MaxItemIDBytes, &p)
+	checkShared("item_id", ev.GetItemId(), false, &p)
 	if ev.Value != nil && (math.IsNaN(ev.GetValue()) || math.IsInf(ev.GetValue(), 0)) {
 		p.add("value", ReasonNotFinite, "value is NaN or infinite")
 	}
@@ -548,7 +567,7 @@ func keyOf(userID, anonymousID string) eventlog.Key {
 // number).
 func KeyOf(userID, anonymousID string) (eventlog.Key, bool) {
 	usable := func(id string) bool {
-		return id != "" && len(id) <= MaxIDBytes && utf8.ValidString(id) && !LooksLikeEmail(id) && !LooksLikePhone(id)
+		return fault.ValidID(id) && !LooksLikeEmail(id) && !LooksLikePhone(id)
 	}
 	switch {
 	case usable(userID):

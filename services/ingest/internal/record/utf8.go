@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 )
@@ -34,7 +35,7 @@ func checkMapUTF8(section string, m map[string]*commonv1.Value, p *problems) {
 		}
 		if s, ok := v.GetKind().(*commonv1.Value_StringValue); ok && !utf8.ValidString(s.StringValue) {
 			field := section
-			if len(k) <= MaxKeyBytes {
+			if fault.ValidName(k) {
 				field = section + "." + k
 			}
 			p.add(field, ReasonInvalidUTF8, field+" is not valid UTF-8")
@@ -91,10 +92,10 @@ func consentUTF8(c *ingestv1.ConsentChange, p *problems) {
 	checkUTF8("source", c.GetSource(), p)
 }
 
-// ValidText returns s when it is valid UTF-8, else s with each invalid
-// byte sequence replaced by U+FFFD: for repeating a caller's string in a
-// reply or a stored message, which must be valid UTF-8.
-func ValidText(s string) string {
+// validText returns s when it is valid UTF-8, else s with each invalid
+// byte sequence replaced by U+FFFD: for keeping a caller's string in a
+// stored message, which must be valid UTF-8.
+func validText(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
@@ -116,7 +117,7 @@ func escapeText(s string) string {
 // that m can be encoded; it returns m. Dead letters keep a rejected item
 // this way.
 func WithValidText(m proto.Message) proto.Message {
-	fixStrings(m.ProtoReflect(), ValidText)
+	fixStrings(m.ProtoReflect(), validText)
 	return m
 }
 

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/record"
@@ -237,7 +238,11 @@ func (s *Server) commit(ctx context.Context, method string, items []item) ([]*in
 	reasons := map[string]int{}
 	for i := range items {
 		it := &items[i]
-		r := &ingestv1.EventResult{MessageId: record.ValidText(it.messageID)}
+		r := &ingestv1.EventResult{}
+		if fault.ValidID(it.messageID) {
+			// A bad one is not repeated: it may be long, or not text.
+			r.MessageId = it.messageID
+		}
 		switch {
 		case len(it.problems) > 0:
 			r.Status, r.Problems = ingestv1.EventStatus_EVENT_STATUS_REJECTED, it.problems

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/record"
@@ -53,7 +54,31 @@ func (s *Server) ListDeadLetters(ctx context.Context, req *ingestv1.ListDeadLett
 	return resp, nil
 }
 
+// maxReasonFilters bounds ListDeadLettersRequest.reasons.
+const maxReasonFilters = 100
+
 func (s *Server) listDeadLetters(ctx context.Context, req *ingestv1.ListDeadLettersRequest) (*ingestv1.ListDeadLettersResponse, error) {
+	var v fault.Violations
+	if v.CheckMessage("", req); len(v) > 0 {
+		return nil, v
+	}
+	if id := req.GetUserId(); id != "" {
+		v.CheckID("user_id", id)
+	}
+	if id := req.GetImportId(); id != "" {
+		v.CheckID("import_id", id)
+	}
+	if v.CheckLen("reasons", len(req.GetReasons()), maxReasonFilters) {
+		for i, r := range req.GetReasons() {
+			v.CheckName(fmt.Sprintf("reasons[%d]", i), r)
+		}
+	}
+	if _, ok := ingestv1.EventSource_name[int32(req.GetSource())]; !ok {
+		v.Add("source", "is not a known event source")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0 || size > maxPageSize:
@@ -147,8 +172,14 @@ func (s *Server) replay(ctx context.Context, req *ingestv1.ReplayDeadLettersRequ
 		prefix := fmt.Sprintf("replays[%d]", i)
 		ids[i] = rp.GetDeadLetterId()
 		reject := func(field, reason, desc string) {
-			done[i] = &ingestv1.EventResult{Status: ingestv1.EventStatus_EVENT_STATUS_REJECTED, DeadLetterId: rp.GetDeadLetterId(),
+			done[i] = &ingestv1.EventResult{Status: ingestv1.EventStatus_EVENT_STATUS_REJECTED, DeadLetterId: ids[i],
 				Problems: []*commonv1.Problem{record.Problem(prefix, field, reason, desc)}}
+		}
+		if !fault.ValidID(ids[i]) {
+			// Not repeated in the reply: it may be long, or not text.
+			ids[i] = ""
+			reject("dead_letter_id", record.ReasonInvalid, fmt.Sprintf("dead_letter_id must be 1 to %d bytes of text without control characters, as ListDeadLetters gives it", fault.MaxIDBytes))
+			continue
 		}
 		dl, err := s.store.DeadLetter(ctx, rp.GetDeadLetterId())
 		if errors.Is(err, store.ErrNotFound) {

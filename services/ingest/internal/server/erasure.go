@@ -20,7 +20,7 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
-	"github.com/bullseye-ml/bullseye/services/ingest/internal/record"
+	"github.com/bullseye-ml/bullseye/services/ingest/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/store"
 )
 
@@ -47,21 +47,19 @@ func newID(prefix string) string {
 
 func (s *Server) forget(ctx context.Context, req *ingestv1.ForgetUserRequest) (*ingestv1.ErasureReceipt, error) {
 	userID := req.GetUserId()
-	switch {
-	case userID == "":
-		return nil, invalid("user_id", "is required")
-	case len(userID) > record.MaxIDBytes:
-		return nil, invalid("user_id", "is longer than %d bytes", record.MaxIDBytes)
-	case len(req.GetAnonymousIds()) > maxAnonymousIDs:
-		return nil, invalid("anonymous_ids", "hold more than %d ids", maxAnonymousIDs)
-	case len(req.GetReason()) > maxReasonBytes:
-		return nil, invalid("reason", "is longer than %d bytes", maxReasonBytes)
+	var v fault.Violations
+	v.CheckID("user_id", userID)
+	if v.CheckLen("anonymous_ids", len(req.GetAnonymousIds()), maxAnonymousIDs) {
+		for i, a := range req.GetAnonymousIds() {
+			v.CheckID(fmt.Sprintf("anonymous_ids[%d]", i), a)
+		}
+	}
+	v.CheckString("reason", req.GetReason(), maxReasonBytes, false)
+	if err := v.Err(); err != nil {
+		return nil, err
 	}
 	keys := []eventlog.Key{eventlog.UserKey(userID)}
-	for i, a := range req.GetAnonymousIds() {
-		if a == "" || len(a) > record.MaxIDBytes {
-			return nil, invalid(fmt.Sprintf("anonymous_ids[%d]", i), "must be 1 to %d bytes", record.MaxIDBytes)
-		}
+	for _, a := range req.GetAnonymousIds() {
 		keys = append(keys, eventlog.AnonymousKey(a))
 	}
 	for _, k := range keys {

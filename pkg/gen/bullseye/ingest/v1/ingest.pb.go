@@ -526,8 +526,9 @@ func (ErasureTarget) EnumDescriptor() ([]byte, []int) {
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The client's unique id for this event (a UUID is a good choice), at most
-	// 128 bytes. Required: it is the de-duplication key, so a client must keep
-	// it when it retries.
+	// 256 bytes without control characters (as every id of the API).
+	// Required: it is the de-duplication key, so a client must keep it when it
+	// retries.
 	MessageId string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	// The customer's id in the calling backend (a CRM or account id), at most
 	// 256 bytes. An id that looks like an email address or a phone number is
@@ -537,7 +538,8 @@ type Event struct {
 	// An id for a visitor not yet known as a customer (a device or cookie id),
 	// at most 256 bytes. One of user_id and anonymous_id is required.
 	AnonymousId string `protobuf:"bytes,3,opt,name=anonymous_id,json=anonymousId,proto3" json:"anonymous_id,omitempty"`
-	// The event's name, e.g. "Order Completed". Required; at most 200 bytes.
+	// The event's name, e.g. "Order Completed". Required; at most 256 bytes
+	// without control characters (as every name of the API).
 	Name string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	// The item the event is about (a product, offer or content id), if any.
 	// Recommenders use it; at most 256 bytes.
@@ -548,8 +550,8 @@ type Event struct {
 	// The ISO 4217 code of value's currency, e.g. "EUR"; required when value
 	// is money, empty when value is not money.
 	Currency string `protobuf:"bytes,7,opt,name=currency,proto3" json:"currency,omitempty"`
-	// Typed properties of the event, e.g. "quantity" or "rating". Keys are at
-	// most 128 bytes; properties configured as personal are pseudonymised at
+	// Typed properties of the event, e.g. "quantity" or "rating". Keys are
+	// names: at most 256 bytes without control characters; properties configured as personal are pseudonymised at
 	// the door, and e-mail addresses and phone numbers inside the text of the
 	// others are replaced by their pseudonyms (or, as the service is
 	// configured, reject the event: CONTAINS_EMAIL, CONTAINS_PHONE).
@@ -893,7 +895,7 @@ func (x *CampaignContext) GetContent() string {
 // of a Segment "identify" call.
 type TraitUpdate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The client's unique id for this update, at most 128 bytes. Required: it
+	// The client's unique id for this update, at most 256 bytes. Required: it
 	// is the de-duplication key.
 	MessageId string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	// The customer's opaque id in the calling backend; never an email address
@@ -902,7 +904,7 @@ type TraitUpdate struct {
 	// An anonymous id to link to user_id, or the subject of the update when
 	// user_id is empty.
 	AnonymousId string `protobuf:"bytes,3,opt,name=anonymous_id,json=anonymousId,proto3" json:"anonymous_id,omitempty"`
-	// The traits to set, by name (at most 128 bytes each), e.g. "plan",
+	// The traits to set, by name (at most 256 bytes each), e.g. "plan",
 	// "age", "y". A null Value (no kind set) clears the trait. Traits
 	// configured as personal (email, phone, name, ...) are pseudonymised at
 	// the door, and e-mail addresses and phone numbers inside the text of the
@@ -1004,7 +1006,7 @@ func (x *TraitUpdate) GetSentAt() *timestamppb.Timestamp {
 // objection to it.
 type ConsentChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The client's unique id for this change, at most 128 bytes. Required: it
+	// The client's unique id for this change, at most 256 bytes. Required: it
 	// is the de-duplication key.
 	MessageId string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	// The customer's opaque id in the calling backend. Required.
@@ -1378,7 +1380,9 @@ func (x *StoredEvent) GetDeadLetterId() string {
 // SetConsent batch, in the order of the request's items.
 type EventResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The item's message id, as sent.
+	// The item's message id, as sent; empty when it is not a valid id (too
+	// long, not UTF-8, control characters), which is not repeated: the
+	// results are in the order of the items.
 	MessageId string `protobuf:"bytes,1,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	// ACCEPTED, DUPLICATE or REJECTED.
 	Status EventStatus `protobuf:"varint,2,opt,name=status,proto3,enum=bullseye.ingest.v1.EventStatus" json:"status,omitempty"`
@@ -2576,7 +2580,7 @@ type ColumnMapping struct {
 	// The column's name in the file.
 	Column string `protobuf:"bytes,1,opt,name=column,proto3" json:"column,omitempty"`
 	// The trait or property name to store it under; empty means the column's
-	// name. At most 128 bytes.
+	// name. At most 256 bytes without control characters.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// The column's type. Unspecified means inferred (see
 	// ImportMapping.disable_type_inference). A field that does not parse as
