@@ -33,8 +33,11 @@ func (is *inferenceServer) ServerReady(ctx context.Context, _ *inference.ServerR
 
 // ModelReady implements GRPCInferenceService.ModelReady.
 func (is *inferenceServer) ModelReady(ctx context.Context, req *inference.ModelReadyRequest) (*inference.ModelReadyResponse, error) {
-	if req.GetName() == "" {
-		return nil, toStatus(ctx, is.s.logger, "ModelReady", fault.Invalid("name", "is required"))
+	var c fault.Violations
+	c.CheckName("name", req.GetName())
+	c.CheckString("version", req.GetVersion(), fault.MaxNameBytes, false)
+	if err := c.Err(); err != nil {
+		return nil, toStatus(ctx, is.s.logger, "ModelReady", err)
 	}
 	return &inference.ModelReadyResponse{Ready: is.s.cfg.Store.ModelReady(req.GetName(), req.GetVersion())}, nil
 }
@@ -47,8 +50,11 @@ func (is *inferenceServer) ServerMetadata(ctx context.Context, _ *inference.Serv
 // ModelMetadata implements GRPCInferenceService.ModelMetadata: the versions held and the
 // tensors of the selected version (the live one with the largest share by default).
 func (is *inferenceServer) ModelMetadata(ctx context.Context, req *inference.ModelMetadataRequest) (*inference.ModelMetadataResponse, error) {
-	if req.GetName() == "" {
-		return nil, toStatus(ctx, is.s.logger, "ModelMetadata", fault.Invalid("name", "is required"))
+	var c fault.Violations
+	c.CheckName("name", req.GetName())
+	c.CheckString("version", req.GetVersion(), fault.MaxNameBytes, false)
+	if err := c.Err(); err != nil {
+		return nil, toStatus(ctx, is.s.logger, "ModelMetadata", err)
 	}
 	lease, err := is.s.cfg.Store.Acquire(refOf(req.GetName(), req.GetVersion()))
 	if err != nil {
@@ -86,8 +92,8 @@ func (is *inferenceServer) ModelInfer(ctx context.Context, req *inference.ModelI
 }
 
 func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferRequest, label *string) (*inference.ModelInferResponse, error) {
-	if req.GetModelName() == "" {
-		return nil, fault.Invalid("model_name", "is required")
+	if err := checkInferDoor(req); err != nil {
+		return nil, err
 	}
 	lease, err := is.s.cfg.Store.Acquire(refOf(req.GetModelName(), req.GetModelVersion()))
 	if err != nil {
@@ -135,6 +141,26 @@ func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferR
 		Outputs:           tensors,
 		RawOutputContents: raws,
 	}, nil
+}
+
+// checkInferDoor checks the strings of an inference request that become lookups or are echoed
+// against the shared bounds, before anything else is done with them.
+func checkInferDoor(req *inference.ModelInferRequest) error {
+	var c fault.Violations
+	c.CheckName("model_name", req.GetModelName())
+	c.CheckString("model_version", req.GetModelVersion(), fault.MaxNameBytes, false)
+	c.CheckString("id", req.GetId(), fault.MaxIDBytes, false)
+	if c.CheckLen("inputs", len(req.GetInputs()), fault.MaxListLen) {
+		for i, in := range req.GetInputs() {
+			c.CheckName("inputs["+strconv.Itoa(i)+"].name", in.GetName())
+		}
+	}
+	if c.CheckLen("outputs", len(req.GetOutputs()), fault.MaxListLen) {
+		for i, o := range req.GetOutputs() {
+			c.CheckName("outputs["+strconv.Itoa(i)+"].name", o.GetName())
+		}
+	}
+	return c.Err()
 }
 
 // rowViolations returns the violations of the rows that could not be scored: one per input

@@ -81,8 +81,10 @@ func (s *Server) predict(ctx context.Context, req *servingv1.PredictRequest, lab
 // checkInstance returns the problem of a malformed instance, or nil.
 func checkInstance(inst *servingv1.Instance, m *scoring.Model) *commonv1.Problem {
 	uid := inst.GetUserId()
-	if len(uid) > MaxUserIDBytes {
-		return &commonv1.Problem{Field: "user_id", Reason: "TOO_LONG", Description: fmt.Sprintf("a customer id has at most %d bytes", MaxUserIDBytes)}
+	if uid != "" {
+		if p := idProblem("user_id", uid); p != nil {
+			return p
+		}
 	}
 	if m.Recommender() {
 		switch {
@@ -91,10 +93,22 @@ func checkInstance(inst *servingv1.Instance, m *scoring.Model) *commonv1.Problem
 		case inst.GetItemId() == "":
 			return &commonv1.Problem{Field: "item_id", Reason: "MISSING", Description: "a recommender scores a user id and an item id"}
 		}
-		return nil
+		return idProblem("item_id", inst.GetItemId())
+	}
+	if inst.GetItemId() != "" {
+		if p := idProblem("item_id", inst.GetItemId()); p != nil {
+			return p
+		}
 	}
 	if uid == "" && len(inst.GetFeatures()) == 0 {
 		return &commonv1.Problem{Reason: "EMPTY_INSTANCE", Description: "give a user_id, inline features, or both"}
+	}
+	for name := range inst.GetFeatures() {
+		if !fault.ValidName(name) {
+			var v fault.Violations
+			v.CheckName("features key "+fault.Quote(name), name)
+			return &commonv1.Problem{Field: "features", Reason: "INVALID_NAME", Description: v[0].Field + " " + v[0].Description}
+		}
 	}
 	return unknownFeatures(inst.GetFeatures(), m)
 }

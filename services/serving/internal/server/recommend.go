@@ -2,12 +2,10 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/bullseye-ml/bullseye/pkg/fault"
-	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/recommend"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/scoring"
@@ -37,11 +35,11 @@ func (s *Server) recommend(ctx context.Context, req *servingv1.RecommendRequest,
 	if k < 1 || k > MaxK {
 		c.Add("k", "must be 0 (10) to %d", MaxK)
 	}
-	if len(req.GetAllowedItemIds()) > MaxItemFilter {
-		c.Add("allowed_item_ids", "at most %d ids", MaxItemFilter)
+	if c.CheckLen("allowed_item_ids", len(req.GetAllowedItemIds()), MaxItemFilter) {
+		checkIDs(&c, "allowed_item_ids", req.GetAllowedItemIds())
 	}
-	if len(req.GetExcludedItemIds()) > MaxItemFilter {
-		c.Add("excluded_item_ids", "at most %d ids", MaxItemFilter)
+	if c.CheckLen("excluded_item_ids", len(req.GetExcludedItemIds()), MaxItemFilter) {
+		checkIDs(&c, "excluded_item_ids", req.GetExcludedItemIds())
 	}
 	if err := c.Err(); err != nil {
 		return nil, err
@@ -63,12 +61,9 @@ func (s *Server) recommend(ctx context.Context, req *servingv1.RecommendRequest,
 			lease.Release()
 			return nil, fault.Invalid("model", "model %q version %d is a %v model, not a recommender", m.Name, m.Version, m.Task)
 		}
-		switch {
-		case u == "":
-			out[i] = scoring.Outcome{Status: scoring.StatusInvalid, Problem: &commonv1.Problem{Reason: "MISSING", Description: "a user id is required"}}
-			continue
-		case len(u) > MaxUserIDBytes:
-			out[i] = scoring.Outcome{Status: scoring.StatusInvalid, Problem: &commonv1.Problem{Reason: "TOO_LONG", Description: fmt.Sprintf("a customer id has at most %d bytes", MaxUserIDBytes)}}
+		if p := idProblem("user_id", u); p != nil {
+			p.Field = "" // the row's own path, user_ids[i], names it
+			out[i] = scoring.Outcome{Status: scoring.StatusInvalid, Problem: p}
 			continue
 		}
 		f.add(m, i)

@@ -32,8 +32,6 @@ const (
 	MaxK = 1000
 	// MaxItemFilter is the most ids of allowed_item_ids and excluded_item_ids.
 	MaxItemFilter = 100_000
-	// MaxUserIDBytes is the longest customer id.
-	MaxUserIDBytes = 512
 	// MaxAudienceBatch is the largest ScoreAudience batch_size.
 	MaxAudienceBatch = 10_000
 )
@@ -141,19 +139,44 @@ func (m *metrics) observe(model, method string, err error, start time.Time) {
 	m.latency.WithLabelValues(model, method).Observe(time.Since(start).Seconds())
 }
 
-// checkRef checks a model reference; field is its path.
+// checkRef checks a model reference (names under the shared bounds, fault.CheckName); field
+// is its path.
 func checkRef(c *fault.Violations, ref *commonv1.ModelRef, field string) {
-	if ref.GetName() == "" {
-		c.Add(field+".name", "is required")
-	}
+	c.CheckName(field+".name", ref.GetName())
 	switch sel := ref.GetSelector().(type) {
 	case *commonv1.ModelRef_Version:
 		if sel.Version < 1 {
 			c.Add(field+".version", "must be 1 or more")
 		}
 	case *commonv1.ModelRef_Alias:
-		if sel.Alias == "" {
-			c.Add(field+".alias", "must not be empty")
+		c.CheckName(field+".alias", sel.Alias)
+	}
+}
+
+// idProblem returns the problem of a row whose id (field, e.g. "user_id") fails the shared
+// bounds of ids (fault.CheckID: fault.MaxIDBytes, UTF-8, no control characters), or nil.
+func idProblem(field, id string) *commonv1.Problem {
+	if fault.ValidID(id) {
+		return nil
+	}
+	var v fault.Violations
+	v.CheckID(field, id)
+	reason := "INVALID_ID"
+	switch {
+	case id == "":
+		reason = "MISSING"
+	case len(id) > fault.MaxIDBytes:
+		reason = "TOO_LONG"
+	}
+	return &commonv1.Problem{Field: field, Reason: reason, Description: field + " " + v[0].Description}
+}
+
+// checkIDs checks every id of a list that applies to the whole request (field, e.g.
+// "allowed_item_ids") against the shared bounds.
+func checkIDs(c *fault.Violations, field string, ids []string) {
+	for i, id := range ids {
+		if !fault.ValidID(id) {
+			c.CheckID(field+"["+strconv.Itoa(i)+"]", id)
 		}
 	}
 }

@@ -330,7 +330,9 @@ func (x *PredictRequest) GetMaxContributions() int32 {
 type Instance struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The customer's opaque id (the calling backend's own id, never an email
-	// address or phone number). Optional when features are given inline.
+	// address or phone number). Optional when features are given inline. At
+	// most 256 bytes of UTF-8 without control characters, else the instance is
+	// INVALID (reason TOO_LONG or INVALID_ID).
 	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Raw features by name, as the model's inputs name them (see
 	// GetModelStatus). They override the fetched values of the same name. A
@@ -344,7 +346,7 @@ type Instance struct {
 	// null to ask for imputation.
 	Features map[string]*v1.Value `protobuf:"bytes,2,rep,name=features,proto3" json:"features,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// For recommender models: the item to score for user_id (a predicted
-	// rating or preference). Ignored by other models.
+	// rating or preference). Ignored by other models. Bounded as user_id.
 	ItemId        string `protobuf:"bytes,3,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -710,7 +712,8 @@ type RecommendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A recommender model (matrix factorisation or popularity). Required.
 	Model *v1.ModelRef `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	// The customers, 1 to 1,000 opaque ids.
+	// The customers, 1 to 1,000 opaque ids. An id past 256 bytes of UTF-8,
+	// or with a control character, is that customer's INVALID.
 	UserIds []string `protobuf:"bytes,2,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
 	// The number of items per customer, 1 to 1,000; 0 means 10.
 	K int32 `protobuf:"varint,3,opt,name=k,proto3" json:"k,omitempty"`
@@ -718,9 +721,11 @@ type RecommendRequest struct {
 	// they are excluded.
 	IncludeSeenItems bool `protobuf:"varint,4,opt,name=include_seen_items,json=includeSeenItems,proto3" json:"include_seen_items,omitempty"`
 	// Only these items may be recommended; empty means every item the model
-	// knows. At most 100,000.
+	// knows. At most 100,000, each at most 256 bytes of UTF-8 without control
+	// characters (else INVALID_ARGUMENT naming it).
 	AllowedItemIds []string `protobuf:"bytes,5,rep,name=allowed_item_ids,json=allowedItemIds,proto3" json:"allowed_item_ids,omitempty"`
-	// These items are never recommended. At most 100,000.
+	// These items are never recommended. At most 100,000, bounded as
+	// allowed_item_ids.
 	ExcludedItemIds []string `protobuf:"bytes,6,rep,name=excluded_item_ids,json=excludedItemIds,proto3" json:"excluded_item_ids,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
