@@ -111,11 +111,12 @@ bench-feature:
 	cd services/feature && go run ./cmd/bullseye-feature-bench -runs 5
 
 # Fuzz targets, each for FUZZTIME, outside CI: the importer's CSV and
-# JSON-lines reader and the encoders of ids into subjects and keys. A
+# JSON-lines reader, ingest's record builder and free-text scanner, and the
+# encoders of ids into subjects and keys. A
 # finding's input lands in the package's testdata/fuzz: commit it with its
 # fix, and `make test` replays it from then on.
 FUZZTIME ?= 1m
-FUZZ_TARGETS := services/ingest/internal/rows:FuzzParseRows pkg/eventlog:FuzzEventSubject services/feature/internal/state:FuzzKeyOf
+FUZZ_TARGETS := services/ingest/internal/rows:FuzzParseRows services/ingest/internal/record:FuzzBuildEncodes services/ingest/internal/record:FuzzPersonalSpans pkg/eventlog:FuzzEventSubject services/feature/internal/state:FuzzKeyOf
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		dir=$${t%%:*}; name=$${t##*:}; \
