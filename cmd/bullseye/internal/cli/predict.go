@@ -25,7 +25,7 @@ var predictCommand = Command{
 	Run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
 		var users, sets repeated
 		fs.Var(&users, "user", "a customer id to score (repeatable)")
-		fs.Var(&sets, "set", "an inline raw feature NAME=VALUE for every instance (repeatable); numbers, true/false, else text")
+		fs.Var(&sets, "set", "an inline raw feature NAME=VALUE for every instance (repeatable); numbers, true/false, else text; an empty VALUE sends null (missing: imputed where the model imputes it)")
 		contributions := fs.Bool("contributions", false, "also return per-feature contributions (linear models)")
 		allowUnscored := fs.Bool("allow-unscored", false, "exit 0 even when instances were not scored (they are printed with their status)")
 		if err := parse(env, fs, args, 1, 1); err != nil {
@@ -40,6 +40,10 @@ var predictCommand = Command{
 			k, v, ok := strings.Cut(s, "=")
 			if !ok || k == "" {
 				return usagef("--set %q: want NAME=VALUE", s)
+			}
+			if v == "" {
+				features[k] = &commonv1.Value{}
+				continue
 			}
 			features[k] = parseValue(v)
 		}

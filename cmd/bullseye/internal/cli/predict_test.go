@@ -126,6 +126,8 @@ func TestPredictExitsNonZeroWhenUnscored(t *testing.T) {
 	}{
 		{"every input", []string{"--set", "x=1", "--set", "y=2"}, 0, "score", "", true},
 		{"imputed x", []string{"--set", "y=2"}, 0, "imputed x", "", true},
+		{"null x", []string{"--set", "x=", "--set", "y=2"}, 0, "imputed x", "", true},
+		{"null y", []string{"--set", "x=1", "--set", "y="}, 1, `"y" is missing`, "not scored", false},
 		{"unknown feature", []string{"--set", "x=1", "--set", "y=2", "--set", "agee=3"}, 1, `"agee"`, "1 of 1 instances were not scored (1 INVALID)", false},
 		{"unknown feature allowed", []string{"--allow-unscored", "--set", "x=1", "--set", "y=2", "--set", "agee=3"}, 0, "INVALID", "", true},
 		{"missing y", []string{"--set", "x=1"}, 1, `"y" is missing`, "not scored", false},

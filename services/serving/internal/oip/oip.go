@@ -1,7 +1,9 @@
 // Package oip maps the Open Inference Protocol v2 (KServe v2, Triton) onto Bullseye's models:
 // a model's inputs are its raw features, one tensor each of shape [batch] (or [batch, 1]):
-// numbers as FP32 or FP64 (integer types accepted), categories as BYTES, yes/no values as
-// BOOL, times as BYTES in RFC 3339; given in the typed contents or in raw_input_contents.
+// numbers as FP32 or FP64 (integer types accepted; NaN and ±Inf are refused, never taken for
+// missing values), categories as BYTES (an empty element is missing), yes/no values as BOOL,
+// times as BYTES in RFC 3339; given in the typed contents or in raw_input_contents. Every
+// input the model does not impute must be given, and only the model's inputs.
 // Outputs are "score" (FP64), and "probability" (FP64) and "label" (BYTES) for binary
 // classifiers, "value" (FP64) for regression.
 package oip
