@@ -10,8 +10,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,9 +204,12 @@ func call(ctx context.Context, conn *grpc.ClientConn, m method, data []byte) (co
 
 type rawCodec struct{}
 
-func (rawCodec) Marshal(v any) ([]byte, error)      { return *v.(*[]byte), nil }
-func (rawCodec) Unmarshal(data []byte, v any) error { *v.(*[]byte) = append([]byte(nil), data...); return nil }
-func (rawCodec) Name() string                       { return "proto" }
+func (rawCodec) Marshal(v any) ([]byte, error) { return *v.(*[]byte), nil }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	*v.(*[]byte) = append([]byte(nil), data...)
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
 
 // hostileRequest makes the bytes of one hostile request of type md.
 func hostileRequest(r *rand.Rand, md protoreflect.MessageDescriptor) []byte {
