@@ -50,21 +50,14 @@ func (v *Violations) CheckString(field, s string, max int, required bool) bool {
 
 // CheckID checks a required id (MaxIDBytes, valid UTF-8, no control
 // characters).
-func (v *Violations) CheckID(field, s string) bool {
-	if !v.CheckString(field, s, MaxIDBytes, true) {
-		return false
-	}
-	if i := strings.IndexFunc(s, isControl); i >= 0 {
-		v.Add(field, "holds a control character at byte %d", i)
-		return false
-	}
-	return true
-}
+func (v *Violations) CheckID(field, s string) bool { return v.checkToken(field, s, MaxIDBytes) }
 
 // CheckName checks a required name (MaxNameBytes, valid UTF-8, no control
 // characters).
-func (v *Violations) CheckName(field, s string) bool {
-	if !v.CheckString(field, s, MaxNameBytes, true) {
+func (v *Violations) CheckName(field, s string) bool { return v.checkToken(field, s, MaxNameBytes) }
+
+func (v *Violations) checkToken(field, s string, max int) bool {
+	if !v.CheckString(field, s, max, true) {
 		return false
 	}
 	if i := strings.IndexFunc(s, isControl); i >= 0 {
