@@ -50,6 +50,11 @@ func WithNATSLogger(logger *slog.Logger) NATSOption {
 	return func(o *natsOptions) { o.logger = logger }
 }
 
+// MaxPayload is the embedded server's largest message, 8 MiB (NATS's own
+// default is 1 MiB): a customer's profile is one message of the feature
+// state, and its retention is this less a little headroom.
+const MaxPayload = 8 << 20
+
 // StartNATS starts a NATS server with JetStream whose streams live in dir and waits until it
 // accepts connections. Starting again with the same dir after Shutdown recovers the streams, and
 // with WithNATSPort the same port keeps the URL that clients already use.
@@ -71,6 +76,7 @@ func StartNATS(dir string, opts ...NATSOption) (*NATS, error) {
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   dir,
+		MaxPayload: MaxPayload,
 		NoSigs:     true,
 		NoLog:      o.logger == nil,
 		// The monitoring endpoint stays off: HTTPPort zero.

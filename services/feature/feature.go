@@ -55,7 +55,8 @@ type Config struct {
 	// MaxProfileBytes is the retention of a customer's profile: the largest
 	// encoding stored. Past it the oldest events are dropped and counted
 	// per event name; training-set summaries and VerifyMaterialization
-	// report them. It must stay below the NATS server's max_payload.
+	// report them. Zero (the default) means the NATS server's max_payload
+	// less 64 KiB; a value above that is refused at start.
 	MaxProfileBytes int
 	// MaxEntities is the most entities of one GetOnlineFeatures call.
 	MaxEntities int
@@ -74,7 +75,6 @@ func NewConfig() Config {
 		TrainingWaitTimeout: 2 * time.Minute,
 		CacheSize:           state.DefaultCacheSize,
 		BatchSize:           materialize.DefaultBatchSize,
-		MaxProfileBytes:     materialize.DefaultMaxProfileBytes,
 		MaxEntities:         server.DefaultMaxEntities,
 	}
 }
@@ -87,7 +87,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TrainingWaitTimeout, "training-wait-timeout", c.TrainingWaitTimeout, "how long a training set waits for materialisation to catch up")
 	fs.IntVar(&c.CacheSize, "cache-size", c.CacheSize, "most customer profiles cached in memory")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "most events applied in one batch")
-	fs.IntVar(&c.MaxProfileBytes, "max-profile-bytes", c.MaxProfileBytes, "retention of a customer's profile: past this size its oldest events are dropped and counted (below the NATS server's max_payload)")
+	fs.IntVar(&c.MaxProfileBytes, "max-profile-bytes", c.MaxProfileBytes, "retention of a customer's profile: past this size its oldest events are dropped and counted; 0: the NATS server's max_payload less 64 KiB")
 	fs.IntVar(&c.MaxEntities, "max-entities", c.MaxEntities, "most entities of one GetOnlineFeatures call")
 }
 
@@ -103,13 +103,33 @@ func (c *Config) Validate() error {
 	if c.BatchSize < 1 || c.BatchSize > 10000 {
 		errs = append(errs, fmt.Errorf("--batch-size: %d, want 1 to 10000", c.BatchSize))
 	}
-	if c.MaxProfileBytes < 64<<10 || c.MaxProfileBytes > 64<<20 {
-		errs = append(errs, fmt.Errorf("--max-profile-bytes: %d, want 64 KiB to 64 MiB", c.MaxProfileBytes))
+	if c.MaxProfileBytes != 0 && (c.MaxProfileBytes < 64<<10 || c.MaxProfileBytes > 64<<20) {
+		errs = append(errs, fmt.Errorf("--max-profile-bytes: %d, want 0 (from the NATS server) or 64 KiB to 64 MiB", c.MaxProfileBytes))
 	}
 	if c.MaxEntities < 1 {
 		errs = append(errs, fmt.Errorf("--max-entities: %d, want at least 1", c.MaxEntities))
 	}
 	return errors.Join(c.Config.Validate(), errors.Join(errs...))
+}
+
+// profileHeadroom is what a profile write needs beside the profile within
+// the server's largest message: its subject and headers.
+const profileHeadroom = 64 << 10
+
+// profileRetention returns the retention of a profile: configured, or the
+// NATS server's largest message less the headroom; a configured one that
+// the server would refuse is an error naming the flag.
+func profileRetention(configured int, maxPayload int64) (int, error) {
+	limit := int(maxPayload) - profileHeadroom
+	switch {
+	case configured == 0 && limit < 64<<10:
+		return 0, fmt.Errorf("the NATS server's max_payload is %d bytes: too small for profiles (want at least 128 KiB)", maxPayload)
+	case configured == 0:
+		return limit, nil
+	case configured > limit:
+		return 0, fmt.Errorf("--max-profile-bytes: %d is more than the NATS server's max_payload (%d) less %d bytes of headroom", configured, maxPayload, profileHeadroom)
+	}
+	return configured, nil
 }
 
 // pseudonymiser returns the HMAC pseudonymiser from the key file or the
@@ -208,11 +228,15 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 		return nil, err
 	}
 	p.progress = materialize.NewProgress(js)
+	retention, err := profileRetention(cfg.MaxProfileBytes, p.nc.MaxPayload())
+	if err != nil {
+		return nil, err
+	}
 	p.mat, err = materialize.New(ctx, p.etcd, js, p.store, materialize.Options{
 		Instance:        node.Server().InstanceID(),
 		LeaseTTL:        cfg.LeaseTTL,
 		BatchSize:       cfg.BatchSize,
-		MaxProfileBytes: cfg.MaxProfileBytes,
+		MaxProfileBytes: retention,
 		Erasures:        p.erasures,
 		Pseudonymiser:   ps,
 		Registerer:      node.Server().Registry(),
