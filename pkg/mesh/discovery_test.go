@@ -62,18 +62,21 @@ func TestDiscoveryDialReachesReadyInstance(t *testing.T) {
 	defer cancel()
 	d := newDiscovery(startEtcd(t))
 	s := serve(t, testConfig("ingest"), d, nil)
-	eventually(t, 5*time.Second, endpointsAre(d, "ingest", s.Addr()))
 	conn := dialService(t, d, "ingest")
 
-	// Not ready: client-side health checking keeps calls away from the instance.
+	// Not ready: the instance is not registered, and no call reaches it.
 	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
 	_, err := sleepCall(short, conn, 0, grpc.WaitForReady(true))
 	cancelShort()
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("call before SetReady: %v, want DeadlineExceeded", err)
 	}
+	if ok, desc := endpointsAre(d, "ingest")(); !ok {
+		t.Fatalf("before SetReady: %s", desc)
+	}
 
 	s.SetReady(true)
+	eventually(t, 5*time.Second, endpointsAre(d, "ingest", s.Addr()))
 	got, err := sleepCall(ctx, conn, 0, grpc.WaitForReady(true))
 	if err != nil {
 		t.Fatalf("call after SetReady: %v", err)
@@ -84,6 +87,12 @@ func TestDiscoveryDialReachesReadyInstance(t *testing.T) {
 	if err := mesh.CheckHealth(ctx, s.Addr(), "ingest", plaintext); err != nil {
 		t.Fatalf("CheckHealth: %v", err)
 	}
+
+	// Not ready again: out of discovery until it is ready once more.
+	s.SetReady(false)
+	eventually(t, 5*time.Second, endpointsAre(d, "ingest"))
+	s.SetReady(true)
+	eventually(t, 5*time.Second, endpointsAre(d, "ingest", s.Addr()))
 
 	if err := s.stop(t); err != nil {
 		t.Fatalf("Serve = %v, want nil", err)
@@ -123,6 +132,7 @@ func TestRegisterRefusesBadAddresses(t *testing.T) {
 func TestKilledInstanceExpiresAndReturns(t *testing.T) {
 	d := newDiscovery(startEtcd(t))
 	killed := serve(t, testConfig("ingest"), d, nil)
+	killed.SetReady(true)
 	eventually(t, 5*time.Second, endpointsAre(d, "ingest", killed.Addr()))
 
 	start := time.Now()
@@ -136,6 +146,7 @@ func TestKilledInstanceExpiresAndReturns(t *testing.T) {
 	t.Logf("killed instance left discovery %s after Kill (lease TTL %s)", time.Since(start).Round(time.Millisecond), testTTL)
 
 	restarted := serve(t, testConfig("ingest"), d, nil)
+	restarted.SetReady(true)
 	eventually(t, 5*time.Second, endpointsAre(d, "ingest", restarted.Addr()))
 }
 

@@ -43,10 +43,16 @@ const (
 // metricsShutdownTimeout bounds the graceful stop of the metrics HTTP server.
 const metricsShutdownTimeout = 2 * time.Second
 
-// Server is a gRPC server with the mesh's plumbing: health (NOT_SERVING until SetReady, plus
-// LivenessService), reflection, OpenTelemetry tracing, panic recovery, request logs, Prometheus
-// metrics, keepalive enforcement and message size limits; registration in discovery while it
-// serves; and the graceful shutdown sequence.
+// Bounds of the wait between two failed attempts to register a SERVING server in discovery.
+const (
+	registerMinBackoff = 100 * time.Millisecond
+	registerMaxBackoff = 2 * time.Second
+)
+
+// Server is a gRPC server with the mesh's plumbing: health (NOT_SERVING until SetReady and while
+// a dependency is down, plus LivenessService), reflection, OpenTelemetry tracing, panic recovery,
+// request logs, Prometheus metrics, keepalive enforcement and message size limits; registration
+// in discovery while its health is SERVING; and the graceful shutdown sequence.
 type Server struct {
 	cfg        ServerConfig
 	logger     *slog.Logger
@@ -59,16 +65,27 @@ type Server struct {
 	instanceID string
 	metricsLis net.Listener // nil when metrics are not served over HTTP
 	metricsSrv *http.Server
+	depUp      *prometheus.GaugeVec   // bullseye_dependency_up
+	depLost    *prometheus.CounterVec // bullseye_dependency_lost_total
 
-	mu          sync.Mutex
-	ready       bool
-	served      bool          // Serve has been called
-	stopping    bool          // a shutdown, Stop or Kill has begun
-	killed      bool          // the stop under way is a Kill
-	reg         *Registration // the current registration, if any
-	metricsDone chan struct{} // closed when the metrics HTTP server returns; nil if never started
-	draining    chan struct{} // closed when a shutdown, Stop or Kill begins
-	finished    chan struct{} // closed when the shutdown, Stop or Kill under way is complete
+	// healthChanged is nudged (never blocking) whenever the serving state may have changed, for
+	// the goroutine that keeps the registration in step with it.
+	healthChanged chan struct{}
+	// failed is closed by the first Fail.
+	failed chan struct{}
+
+	mu           sync.Mutex
+	ready        bool
+	deps         map[string]bool // the state of each dependency given to SetDependency
+	failure      error           // the error given to the first Fail
+	served       bool            // Serve has been called
+	stopping     bool            // a shutdown, Stop or Kill has begun
+	reg          *Registration   // the current registration, if any
+	follower     chan struct{}   // closed when followHealth returns; nil if never started
+	stopFollower context.CancelFunc
+	metricsDone  chan struct{} // closed when the metrics HTTP server returns; nil if never started
+	draining     chan struct{} // closed when a shutdown, Stop or Kill begins
+	finished     chan struct{} // closed when the shutdown, Stop or Kill under way is complete
 }
 
 // NewServer validates cfg, listens on cfg.ListenAddr (so Addr is known at once) and builds the
@@ -93,6 +110,10 @@ func NewServer(cfg ServerConfig, opts ...grpc.ServerOption) (*Server, error) {
 		registry = prometheus.NewRegistry()
 	}
 	metrics, err := registerMetrics(registry)
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics of server %q: %w", cfg.Service, err)
+	}
+	depUp, depLost, err := registerDependencyMetrics(registry)
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics of server %q: %w", cfg.Service, err)
 	}
@@ -180,9 +201,35 @@ func NewServer(cfg ServerConfig, opts ...grpc.ServerOption) (*Server, error) {
 		instanceID: instanceID,
 		metricsLis: metricsLis,
 		metricsSrv: metricsSrv,
-		draining:   make(chan struct{}),
-		finished:   make(chan struct{}),
+		depUp:      depUp,
+		depLost:    depLost,
+		deps:       map[string]bool{},
+
+		healthChanged: make(chan struct{}, 1),
+		failed:        make(chan struct{}),
+		draining:      make(chan struct{}),
+		finished:      make(chan struct{}),
 	}, nil
+}
+
+// registerDependencyMetrics registers the metrics of SetDependency in registry, reusing those
+// already there (servers sharing a registry tell theirs apart by the service label).
+func registerDependencyMetrics(registry *prometheus.Registry) (*prometheus.GaugeVec, *prometheus.CounterVec, error) {
+	up, err := registerOrReuse(registry, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "bullseye_dependency_up",
+		Help: "Whether a connection the service depends on (nats, etcd) is up (1) or lost (0); while one is lost the service is NOT_SERVING and out of discovery.",
+	}, []string{"service", "dependency"}))
+	if err != nil {
+		return nil, nil, err
+	}
+	lost, err := registerOrReuse(registry, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bullseye_dependency_lost_total",
+		Help: "Times a connection the service depends on (nats, etcd) was lost.",
+	}, []string{"service", "dependency"}))
+	if err != nil {
+		return nil, nil, err
+	}
+	return up, lost, nil
 }
 
 // registerMetrics registers the gRPC server metrics and the Go and process collectors in
@@ -271,9 +318,11 @@ func (s *Server) Logger() *slog.Logger {
 	return s.logger
 }
 
-// SetReady sets the readiness of the server: the overall health ("" service), the service's
-// name and each registered gRPC service become SERVING or NOT_SERVING. Discovery.Dial only sends
-// calls to ready instances. After a shutdown has begun, SetReady does nothing.
+// SetReady sets the readiness of the service itself. The overall health ("" service), the
+// service's name and each registered gRPC service are SERVING when the service is ready and every
+// dependency is up (SetDependency), and NOT_SERVING otherwise. Discovery.Dial only sends calls to
+// SERVING instances, and a served instance is registered in discovery only while it is SERVING.
+// After a shutdown has begun, SetReady does nothing.
 func (s *Server) SetReady(ready bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -281,10 +330,72 @@ func (s *Server) SetReady(ready bool) {
 	s.applyReadinessLocked()
 }
 
+// SetDependency records whether the connection the server depends on that is called name (such
+// as "nats" or "etcd") is up. While any dependency is down, health is NOT_SERVING for the overall
+// service, the service's name and every registered gRPC service, whatever SetReady says, and the
+// instance leaves discovery; it is SERVING and registered again once every dependency is up and
+// the service is ready. A dependency never given counts as up. The state is exported as the gauge
+// bullseye_dependency_up{service,dependency}, and every loss counts in
+// bullseye_dependency_lost_total.
+func (s *Server) SetDependency(name string, up bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was, known := s.deps[name]
+	s.deps[name] = up
+	v := 0.0
+	if up {
+		v = 1
+	}
+	s.depUp.WithLabelValues(s.cfg.Service, name).Set(v)
+	lost := s.depLost.WithLabelValues(s.cfg.Service, name)
+	if !up && (was || !known) {
+		lost.Inc()
+	}
+	s.applyReadinessLocked()
+}
+
+// Fail marks the server as broken for good, for a dependency that cannot come back in this
+// process (such as a NATS connection the client closed): health becomes NOT_SERVING, the
+// instance leaves discovery, and Serve shuts down gracefully and returns an error wrapping err,
+// so that the process exits and its supervisor starts a fresh one. Calling Fail before Serve
+// makes Serve return at once; calls after the first, or after a shutdown has begun, only keep
+// health NOT_SERVING.
+func (s *Server) Fail(err error) {
+	if err == nil {
+		err = errors.New("failed")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failure != nil {
+		return
+	}
+	s.failure = err
+	close(s.failed)
+	s.applyReadinessLocked()
+}
+
+// servingLocked reports whether health is SERVING: the service is ready, every dependency is up
+// and Fail was not called.
+func (s *Server) servingLocked() bool {
+	if !s.ready || s.failure != nil {
+		return false
+	}
+	for _, up := range s.deps {
+		if !up {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *Server) applyReadinessLocked() {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if s.ready {
+	if s.servingLocked() {
 		st = healthpb.HealthCheckResponse_SERVING
+	}
+	select {
+	case s.healthChanged <- struct{}{}:
+	default:
 	}
 	s.health.SetServingStatus("", st)
 	s.health.SetServingStatus(s.cfg.Service, st)
@@ -300,12 +411,20 @@ func isReflectionService(name string) bool {
 	return name == "grpc.reflection.v1.ServerReflection" || name == "grpc.reflection.v1alpha.ServerReflection"
 }
 
-// Serve serves gRPC (and metrics over HTTP) until ctx is done, registered in d when d is not
-// nil, then shuts down in order: health NOT_SERVING, registration removed, graceful stop
-// bounded by ShutdownTimeout (then a hard stop), metrics server closed. In-flight calls finish.
-// It returns nil after such a shutdown, or after Stop or Kill, and an error when registering or
-// serving fails.
+// Serve serves gRPC (and metrics over HTTP) until ctx is done, then shuts down in order:
+// health NOT_SERVING, registration removed, graceful stop bounded by ShutdownTimeout (then a
+// hard stop), metrics server closed. In-flight calls finish. When d is not nil the instance is
+// registered in it while its health is SERVING, and deregistered while it is not (registering
+// is retried with a backoff while etcd cannot be reached). It returns nil after such a shutdown,
+// or after Stop or Kill; an error when the registration is invalid or serving fails; and an
+// error wrapping Fail's, after the same graceful shutdown, when Fail is called.
 func (s *Server) Serve(ctx context.Context, d *Discovery) error {
+	if d != nil {
+		if err := validateRegistration(s.cfg.Service, s.addr, s.instanceID); err != nil {
+			s.Stop()
+			return fmt.Errorf("serving %s: %w", s.cfg.Service, err)
+		}
+	}
 	serveErr := make(chan error, 1)
 	s.mu.Lock()
 	switch {
@@ -324,6 +443,11 @@ func (s *Server) Serve(ctx context.Context, d *Discovery) error {
 		go s.serveMetrics(s.metricsDone)
 	}
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
+	if d != nil {
+		fctx, cancel := context.WithCancel(context.Background())
+		s.follower, s.stopFollower = make(chan struct{}), cancel
+		go s.followHealth(fctx, d, s.follower)
+	}
 	s.mu.Unlock()
 
 	s.logger.Info("serving",
@@ -332,27 +456,19 @@ func (s *Server) Serve(ctx context.Context, d *Discovery) error {
 		slog.String("metrics", s.MetricsAddr()),
 		slog.String("instance", s.instanceID))
 
-	if d != nil {
-		reg, err := d.Register(ctx, s.cfg.Service, s.addr, WithInstanceID(s.instanceID))
-		if err != nil && ctx.Err() != nil {
-			// Asked to stop while registering: an ordinary shutdown.
-			s.shutdown()
-			<-serveErr
-			return nil
-		}
-		if err != nil {
-			s.Stop()
-			<-serveErr
-			return fmt.Errorf("serving %s: %w", s.cfg.Service, err)
-		}
-		s.adoptRegistration(reg)
-	}
-
 	select {
 	case <-ctx.Done():
 		s.shutdown()
 		<-serveErr
 		return nil
+	case <-s.failed:
+		s.mu.Lock()
+		failure := s.failure
+		s.mu.Unlock()
+		s.logger.Error("failed; shutting down", slog.Any("error", failure))
+		s.shutdown()
+		<-serveErr
+		return fmt.Errorf("serving %s: %w", s.cfg.Service, failure)
 	case err := <-serveErr:
 		s.mu.Lock()
 		deliberate := s.stopping
@@ -366,26 +482,82 @@ func (s *Server) Serve(ctx context.Context, d *Discovery) error {
 	}
 }
 
-// adoptRegistration keeps reg for the shutdown, or ends it at once when a stop has begun while
-// it was being made.
-func (s *Server) adoptRegistration(reg *Registration) {
-	s.mu.Lock()
-	if !s.stopping {
-		s.reg = reg
+// followHealth keeps the registration in d in step with health: registered while the server is
+// SERVING, deregistered while it is not. It returns when ctx is canceled (a stop has begun),
+// leaving the registration it holds, if any, in s.reg for the stop to end in its order.
+func (s *Server) followHealth(ctx context.Context, d *Discovery, done chan struct{}) {
+	defer close(done)
+	backoff := registerMinBackoff
+	var retry <-chan time.Time
+	for {
+		s.mu.Lock()
+		want, have := s.servingLocked(), s.reg != nil
 		s.mu.Unlock()
-		return
+		switch {
+		case want && !have:
+			rctx, cancel := context.WithTimeout(ctx, d.ttl)
+			reg, err := d.Register(rctx, s.cfg.Service, s.addr, WithInstanceID(s.instanceID))
+			cancel()
+			if ctx.Err() != nil {
+				if err == nil {
+					s.mu.Lock()
+					s.reg = reg
+					s.mu.Unlock()
+				}
+				return
+			}
+			if err != nil {
+				s.logger.Warn("registering in discovery", slog.Any("error", err), slog.Duration("retry_in", backoff))
+				retry = time.After(backoff)
+				backoff = min(2*backoff, registerMaxBackoff)
+				break
+			}
+			backoff, retry = registerMinBackoff, nil
+			s.mu.Lock()
+			s.reg = reg
+			s.mu.Unlock()
+			s.logger.Info("registered in discovery", slog.String("key", reg.Key()))
+			continue // health may have changed meanwhile
+		case !want && have:
+			s.mu.Lock()
+			reg := s.reg
+			s.reg = nil
+			s.mu.Unlock()
+			// Not bounded by ctx: a stop that begins meanwhile waits for the key to go.
+			cctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+			err := reg.Close(cctx)
+			cancel()
+			if err != nil {
+				s.logger.Warn("leaving discovery while not serving; the key goes when its lease expires", slog.Any("error", err))
+			} else {
+				s.logger.Info("left discovery while not serving", slog.String("key", reg.Key()))
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.healthChanged:
+		case <-retry:
+			retry = nil
+		}
 	}
-	killed := s.killed
+}
+
+// takeRegistration stops the goroutine that follows health with the registration and returns
+// the registration it left, if any. A stop calls it once it has begun.
+func (s *Server) takeRegistration() *Registration {
+	s.mu.Lock()
+	done := s.follower
 	s.mu.Unlock()
-	if killed {
-		reg.Abandon()
-		return
+	if done != nil {
+		<-done
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := reg.Close(ctx); err != nil {
-		s.logger.Warn("deregistering", slog.Any("error", err))
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	reg := s.reg
+	s.reg = nil
+	return reg
 }
 
 func (s *Server) serveMetrics(done chan struct{}) {
@@ -395,18 +567,20 @@ func (s *Server) serveMetrics(done chan struct{}) {
 	}
 }
 
-// begin claims the stop of the server for the caller, handing it the registration to end, or
-// returns ok false when another stop has begun already.
-func (s *Server) begin(kill bool) (reg *Registration, ok bool) {
+// begin claims the stop of the server for the caller, or returns false when another stop has
+// begun already. The caller ends the registration it gets from takeRegistration.
+func (s *Server) begin() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
-		return nil, false
+		return false
 	}
-	s.stopping, s.killed = true, kill
+	s.stopping = true
 	close(s.draining)
-	reg, s.reg = s.reg, nil
-	return reg, true
+	if s.stopFollower != nil {
+		s.stopFollower()
+	}
+	return true
 }
 
 // Draining returns a channel that is closed when the server begins to shut down (or Stop or
@@ -419,8 +593,7 @@ func (s *Server) Draining() <-chan struct{} {
 
 // shutdown runs the graceful shutdown sequence, or waits for a stop already under way.
 func (s *Server) shutdown() {
-	reg, ok := s.begin(false)
-	if !ok {
+	if !s.begin() {
 		<-s.finished
 		return
 	}
@@ -430,7 +603,7 @@ func (s *Server) shutdown() {
 
 	// Clients with health checking stop sending new calls here.
 	s.health.Shutdown()
-	if reg != nil {
+	if reg := s.takeRegistration(); reg != nil {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		if err := reg.Close(ctx); err != nil {
 			s.logger.Warn("deregistering", slog.Any("error", err))
@@ -462,8 +635,7 @@ func (s *Server) shutdown() {
 // registration is removed (bounded by ShutdownTimeout). Serve then returns nil. Stop also
 // releases a Server that was never served. It returns once the server has stopped.
 func (s *Server) Stop() {
-	reg, ok := s.begin(false)
-	if !ok {
+	if !s.begin() {
 		<-s.finished
 		return
 	}
@@ -471,7 +643,7 @@ func (s *Server) Stop() {
 	s.health.Shutdown()
 	s.grpc.Stop()
 	s.lis.Close()
-	if reg != nil {
+	if reg := s.takeRegistration(); reg != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		if err := reg.Close(ctx); err != nil {
 			s.logger.Warn("deregistering", slog.Any("error", err))
@@ -485,13 +657,12 @@ func (s *Server) Stop() {
 // connections close, but the registration is abandoned, not removed, so it disappears from
 // discovery only when its lease expires. Serve then returns nil.
 func (s *Server) Kill() {
-	reg, ok := s.begin(true)
-	if !ok {
+	if !s.begin() {
 		<-s.finished
 		return
 	}
 	defer close(s.finished)
-	if reg != nil {
+	if reg := s.takeRegistration(); reg != nil {
 		reg.Abandon()
 	}
 	s.grpc.Stop()
