@@ -201,9 +201,9 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 	if err != nil {
 		return nil, fmt.Errorf("connecting to etcd at %v: %w", cfg.EtcdEndpoints, err)
 	}
-	p.nc, err = nats.Connect(cfg.NATSURL, nats.Name("bullseye-feature"), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	p.nc, err = service.ConnectNATS(cfg.NATSURL, "bullseye-"+Name, node.Server())
 	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
+		return nil, err
 	}
 	js, err := jetstream.New(p.nc, jetstream.WithPublishAsyncMaxPending(4*cfg.BatchSize))
 	if err != nil {

@@ -211,7 +211,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	logger := node.Logger()
-	nc, err := store.Connect(cfg.NATSURL, "bullseye-"+Name)
+	nc, err := store.Connect(cfg.NATSURL, "bullseye-"+Name, node.Server())
 	if err != nil {
 		node.Close()
 		return err

@@ -23,7 +23,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
@@ -223,10 +222,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("dialing the feature service: %w", err)
 	}
 	defer conn.Close()
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("bullseye-"+Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	nc, err := service.ConnectNATS(cfg.NATSURL, "bullseye-"+Name, node.Server())
 	if err != nil {
 		node.Close()
-		return fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
+		return err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

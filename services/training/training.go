@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
@@ -127,10 +126,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	logger := node.Logger()
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("bullseye-"+Name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	nc, err := service.ConnectNATS(cfg.NATSURL, "bullseye-"+Name, node.Server())
 	if err != nil {
 		node.Close()
-		return fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
+		return err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

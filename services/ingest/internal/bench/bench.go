@@ -113,13 +113,13 @@ func start(ctx context.Context, dir, url string) (_ *setup, err error) {
 		}
 		url = s.nats.URL()
 	}
-	if s.nc, err = store.Connect(url, "bench-ingest"); err != nil {
+	if s.nc, err = store.Connect(url, "bench-ingest", nil); err != nil {
 		return nil, err
 	}
 	if s.st, err = store.New(ctx, s.nc); err != nil {
 		return nil, err
 	}
-	if s.rawNC, err = store.Connect(url, "bench-raw"); err != nil {
+	if s.rawNC, err = store.Connect(url, "bench-raw", nil); err != nil {
 		return nil, err
 	}
 	if s.raw, err = jetstream.New(s.rawNC, jetstream.WithPublishAsyncMaxPending(store.DefaultMaxPending)); err != nil {

@@ -122,7 +122,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		url = "nats://" + e.proxy.addr()
 	}
 	var err error
-	e.nc, err = store.Connect(url, "ingest-test")
+	e.nc, err = store.Connect(url, "ingest-test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/mesh"
+	"github.com/bullseye-ml/bullseye/pkg/service"
 )
 
 // ErrUnavailable is wrapped by every error that comes from JetStream being
@@ -295,20 +297,10 @@ func ParseDeadLetterID(id string) (uint64, bool) {
 	return seq, err == nil && seq > 0
 }
 
-// Connect connects to NATS at url the way ingest needs: reconnecting
-// forever, and failing publishes at once while disconnected (no reconnect
-// buffer), so that a caller gets UNAVAILABLE rather than a late write it
-// was told had failed.
-func Connect(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
-		nats.Name(name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond),
-		nats.ReconnectBufSize(-1),
-		nats.RetryOnFailedConnect(true),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
-	}
-	return nc, nil
+// Connect connects to NATS at url the way ingest needs: service.ConnectNATS without a
+// reconnect buffer, so that publishes fail at once while disconnected and a caller gets
+// UNAVAILABLE rather than a late write it was told had failed. srv (nil in tools and tests)
+// has the connection as its "nats" dependency.
+func Connect(url, name string, srv *mesh.Server) (*nats.Conn, error) {
+	return service.ConnectNATS(url, name, srv, nats.ReconnectBufSize(-1))
 }
