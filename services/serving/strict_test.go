@@ -237,6 +237,13 @@ func TestModelInferUnknownAndMissingInputs(t *testing.T) {
 				if err != nil || len(resp.GetOutputs()) == 0 || len(resp.GetOutputs()[0].GetContents().GetFp64Contents()) != len(rows) {
 					t.Fatalf("ModelInfer: %v, %v", resp, err)
 				}
+				want := ""
+				if tt.name == "age left out (imputed)" {
+					want = "age"
+				}
+				if got := resp.GetParameters()["imputed_inputs"].GetStringParam(); got != want {
+					t.Errorf("imputed_inputs parameter %q, want %q", got, want)
+				}
 				return
 			}
 			if status.Code(err) != codes.InvalidArgument || !containsField(err, tt.field) || !strings.Contains(status.Convert(err).Message(), tt.text) {

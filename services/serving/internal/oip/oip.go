@@ -3,7 +3,8 @@
 // numbers as FP32 or FP64 (integer types accepted; NaN and ±Inf are refused, never taken for
 // missing values), categories as BYTES (an empty element is missing), yes/no values as BOOL,
 // times as BYTES in RFC 3339; given in the typed contents or in raw_input_contents. Every
-// input the model does not impute must be given, and only the model's inputs.
+// input the model does not impute must be given, and only the model's inputs; the response's
+// "imputed_inputs" parameter names those that were imputed.
 // Outputs are "score" (FP64), and "probability" (FP64) and "label" (BYTES) for binary
 // classifiers, "value" (FP64) for regression.
 package oip
@@ -25,6 +26,11 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/scoring"
 )
+
+// ParameterImputedInputs is the response parameter (a string) that names, comma-separated in
+// the model's input order, the inputs some row was missing and the model imputed; absent when
+// every row had every input.
+const ParameterImputedInputs = "imputed_inputs"
 
 // Output tensor names.
 const (

@@ -134,13 +134,40 @@ func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferR
 	if err != nil {
 		return nil, err
 	}
-	return &inference.ModelInferResponse{
+	resp := &inference.ModelInferResponse{
 		ModelName:         m.Name,
 		ModelVersion:      strconv.FormatInt(m.Version, 10),
 		Id:                req.GetId(),
 		Outputs:           tensors,
 		RawOutputContents: raws,
-	}, nil
+	}
+	if imputed := imputedInputs(m, out); imputed != "" {
+		resp.Parameters = map[string]*inference.InferParameter{
+			oip.ParameterImputedInputs: {ParameterChoice: &inference.InferParameter_StringParam{StringParam: imputed}},
+		}
+	}
+	return resp, nil
+}
+
+// imputedInputs names, comma-separated in the model's input order, the inputs some row was
+// missing and the model imputed; "" when none was.
+func imputedInputs(m *scoring.Model, out []scoring.Outcome) string {
+	seen := map[string]bool{}
+	for _, o := range out {
+		for _, name := range o.Imputed {
+			seen[name] = true
+		}
+	}
+	if len(seen) == 0 {
+		return ""
+	}
+	var names []string
+	for _, in := range m.Inputs {
+		if seen[in.GetName()] {
+			names = append(names, in.GetName())
+		}
+	}
+	return strings.Join(names, ",")
 }
 
 // checkInferDoor checks the strings of an inference request that become lookups or are echoed
