@@ -3,7 +3,9 @@ package service_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/pkg/service"
 )
@@ -127,5 +130,59 @@ func TestConnectNATSClosedConnectionFailsServe(t *testing.T) {
 		done <- nil
 	case <-time.After(10 * time.Second):
 		t.Fatalf("Serve did not return within 10s of the NATS connection closing (status %v)", nc.Status())
+	}
+}
+
+// freePort returns a port of 127.0.0.1 that was free a moment ago, for a server that must come
+// back at the same address.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestEtcdStoppedIsNotServingUntilBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	opts := []embedded.EtcdOption{embedded.WithEtcdClientPort(freePort(t)), embedded.WithEtcdPeerPort(freePort(t))}
+	etcd, err := embedded.StartEtcd(ctx, dir, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { etcd.Close() }()
+	s := newServer(t)
+	serving(t, s)
+	s.SetReady(true)
+	cli, err := service.ConnectEtcd(ctx, etcd.Endpoints(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	service.WatchEtcd(cli, s)
+	waitHealth(t, s.Addr(), healthpb.HealthCheckResponse_SERVING)
+
+	etcd.Close()
+	waitHealth(t, s.Addr(), healthpb.HealthCheckResponse_NOT_SERVING)
+	if etcd, err = embedded.StartEtcd(ctx, dir, opts...); err != nil {
+		t.Fatalf("starting etcd again at the same address: %v", err)
+	}
+	waitHealth(t, s.Addr(), healthpb.HealthCheckResponse_SERVING)
+	if _, err := cli.Put(ctx, "bullseye/test/after", "x"); err != nil {
+		t.Fatalf("SERVING again but the client cannot write: %v", err)
+	}
+}
+
+func TestConnectEtcdUnreachableIsAnErrorAtStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	_, err := service.ConnectEtcd(ctx, []string{endpoint}, 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), endpoint) {
+		t.Fatalf("ConnectEtcd to a closed port = %v, want an error naming %s", err, endpoint)
 	}
 }

@@ -3,12 +3,10 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
@@ -25,8 +23,8 @@ type Node struct {
 	server    *mesh.Server
 }
 
-// NewNode connects to etcd and opens the service's listener. The caller
-// must call Serve or Close.
+// NewNode connects to etcd (its state the server's "etcd" dependency) and opens the
+// service's listener. The caller must call Serve or Close.
 func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -36,29 +34,16 @@ func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 		logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 		cfg.Server.Logger = logger
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   cfg.EtcdEndpoints,
-		DialTimeout: cfg.EtcdDialTimeout,
-		Context:     ctx,
-		Logger:      zap.NewNop(),
-	})
+	cli, err := ConnectEtcd(ctx, cfg.EtcdEndpoints, cfg.EtcdDialTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to etcd at %v: %w", cfg.EtcdEndpoints, err)
-	}
-	// clientv3.New does not wait for a connection: check one now so that a
-	// wrong endpoint is reported at start, not on the first registration.
-	sctx, cancel := context.WithTimeout(ctx, cfg.EtcdDialTimeout)
-	_, err = cli.Status(sctx, cfg.EtcdEndpoints[0])
-	cancel()
-	if err != nil {
-		cli.Close()
-		return nil, fmt.Errorf("reaching etcd at %v: %w", cfg.EtcdEndpoints, err)
+		return nil, err
 	}
 	srv, err := mesh.NewServer(cfg.Server)
 	if err != nil {
 		cli.Close()
 		return nil, err
 	}
+	WatchEtcd(cli, srv)
 	return &Node{
 		cfg:       cfg,
 		logger:    logger,

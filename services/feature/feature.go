@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
@@ -197,9 +196,9 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 	// The service's own etcd client: the node closes its client when it
 	// stops serving, and the materialiser still gives up its partitions
 	// after that.
-	p.etcd, err = clientv3.New(clientv3.Config{Endpoints: cfg.EtcdEndpoints, DialTimeout: cfg.EtcdDialTimeout, Context: context.WithoutCancel(ctx), Logger: zap.NewNop()})
+	p.etcd, err = service.ConnectEtcd(ctx, cfg.EtcdEndpoints, cfg.EtcdDialTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to etcd at %v: %w", cfg.EtcdEndpoints, err)
+		return nil, err
 	}
 	p.nc, err = service.ConnectNATS(cfg.NATSURL, "bullseye-"+Name, node.Server())
 	if err != nil {
