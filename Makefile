@@ -32,11 +32,12 @@ proto-check: proto
 		echo "pkg/gen is stale: run 'make proto' and commit the result"; exit 1; \
 	fi
 
+# The binaries carry the commit they were built from (`--version`).
 build:
 	@mkdir -p $(BIN)
 	@for c in $(COMMANDS); do \
 		echo "go build $$c"; \
-		(cd $$c && CGO_ENABLED=0 go build -o $(BIN)/ .) || exit 1; \
+		(cd $$c && CGO_ENABLED=0 go build -buildvcs=auto -o $(BIN)/ .) || exit 1; \
 	done
 
 lint: fmt vet buf-lint buf-breaking

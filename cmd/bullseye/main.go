@@ -15,6 +15,7 @@ import (
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/cli"
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/demo"
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/dev"
+	"github.com/bullseye-ml/bullseye/pkg/service"
 )
 
 func main() {
@@ -23,7 +24,7 @@ func main() {
 
 func usage() string {
 	var b strings.Builder
-	b.WriteString("Usage: bullseye <command> [flags]\n\nCommands:\n")
+	b.WriteString("Usage: bullseye <command> [flags]\n       bullseye --version\n\nCommands:\n")
 	fmt.Fprintf(&b, "  %-11s %s\n", "dev", "run etcd, NATS with JetStream and the four services on this machine")
 	fmt.Fprintf(&b, "  %-11s %s\n", "demo", "run the end-to-end demonstration on a fresh mesh")
 	for _, c := range cli.Commands {
@@ -38,6 +39,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage())
 		return 2
+	}
+	if service.VersionRequested(args) {
+		fmt.Fprint(stdout, service.Version("bullseye"))
+		return 0
 	}
 	switch args[0] {
 	case "dev":

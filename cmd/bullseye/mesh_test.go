@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,9 +39,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	build := exec.Command("go", "build", "-o", dir,
+	// -buildvcs=auto stamps the revision (for --version) when the sources
+	// are a git checkout, whatever GOFLAGS says.
+	build := exec.Command("go", "build", "-buildvcs=auto", "-o", dir,
 		"github.com/bullseye-ml/bullseye/cmd/bullseye",
+		"github.com/bullseye-ml/bullseye/services/ingest/cmd/bullseye-ingest",
 		"github.com/bullseye-ml/bullseye/services/feature/cmd/bullseye-feature",
+		"github.com/bullseye-ml/bullseye/services/training/cmd/bullseye-training",
 		"github.com/bullseye-ml/bullseye/services/serving/cmd/bullseye-serving")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -62,6 +67,58 @@ func TestMain(m *testing.M) {
 		}
 	}()
 	os.Exit(code)
+}
+
+// TestVersionOfEveryBinary runs each of the five binaries with --version:
+// each exits 0 and prints its name, the Go version that built it and, in a
+// git checkout, the commit it was built from and whether the tree had
+// changes.
+func TestVersionOfEveryBinary(t *testing.T) {
+	root := repoRoot(t)
+	inGit := exec.Command("git", "-C", root, "rev-parse", "--git-dir").Run() == nil
+	revision := regexp.MustCompile(`(?m)^  revision  ([0-9a-f]{40})$`)
+	modified := regexp.MustCompile(`(?m)^  modified  (true|false)$`)
+	for _, name := range []string{"bullseye", "bullseye-ingest", "bullseye-feature", "bullseye-training", "bullseye-serving"} {
+		out, err := exec.Command(filepath.Join(binDir, name), "--version").Output()
+		if err != nil {
+			t.Errorf("%s --version: %v", name, err)
+			continue
+		}
+		text := string(out)
+		if !strings.HasPrefix(text, name+" ") || !strings.Contains(text, "\n  go        "+runtime.Version()+"\n") {
+			t.Errorf("%s --version printed %q, want its name and %s", name, text, runtime.Version())
+		}
+		if !inGit {
+			continue
+		}
+		m := revision.FindStringSubmatch(text)
+		if m == nil {
+			t.Errorf("%s --version printed %q, want the revision it was built from", name, text)
+			continue
+		}
+		if kind, err := exec.Command("git", "-C", root, "cat-file", "-t", m[1]).Output(); err != nil || strings.TrimSpace(string(kind)) != "commit" {
+			t.Errorf("%s --version names revision %s, which is not a commit of this repository (%v)", name, m[1], err)
+		}
+		if !modified.MatchString(text) {
+			t.Errorf("%s --version printed %q, want whether the tree was modified", name, text)
+		}
+	}
+}
+
+// repoRoot returns the folder of go.work above the working directory.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d
+		}
+	}
+	t.Fatalf("no go.work above %s", wd)
+	return ""
 }
 
 // infra starts an embedded etcd and NATS for one test.
@@ -436,15 +493,7 @@ func runTool(t *testing.T, name string, args ...string) string {
 // the bin folder at the repository's root (make tools installs it there).
 func tool(t *testing.T, name string) string {
 	t.Helper()
-	dirs := []string{os.Getenv("BULLSEYE_BIN")}
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; d != filepath.Dir(d); d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-				dirs = append(dirs, filepath.Join(d, "bin"))
-				break
-			}
-		}
-	}
+	dirs := []string{os.Getenv("BULLSEYE_BIN"), filepath.Join(repoRoot(t), "bin")}
 	for _, d := range dirs {
 		if d == "" {
 			continue

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,17 +34,22 @@ type Command struct {
 
 // Main is the entry point of a service binary. With no subcommand it runs
 // the service until SIGINT or SIGTERM; `health` checks a running instance
-// and exits 0 only when it is SERVING (a container health check). It
-// returns the process exit code.
-func Main(cmd Command, args []string, stderr io.Writer) int {
+// and exits 0 only when it is SERVING (a container health check);
+// `--version` prints Version on stdout. It returns the process exit code.
+func Main(cmd Command, args []string, stdout, stderr io.Writer) int {
+	program := "bullseye-" + cmd.Name
 	if len(args) > 0 && args[0] == "health" {
 		return health(cmd, args[1:], stderr)
 	}
-	fs := flag.NewFlagSet("bullseye-"+cmd.Name, flag.ContinueOnError)
+	if VersionRequested(args) {
+		fmt.Fprint(stdout, Version(program))
+		return 0
+	}
+	fs := flag.NewFlagSet(program, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cmd.Flags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: bullseye-%s [flags]\n       bullseye-%s health [--addr host:port] [flags]\n\nEvery flag can also be set as %s_<FLAG> in the environment.\n\nFlags:\n", cmd.Name, cmd.Name, EnvPrefix)
+		fmt.Fprintf(stderr, "Usage: %[1]s [flags]\n       %[1]s health [--addr host:port] [flags]\n       %[1]s --version\n\nEvery flag can also be set as %[2]s_<FLAG> in the environment.\n\nFlags:\n", program, EnvPrefix)
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -52,20 +59,62 @@ func Main(cmd Command, args []string, stderr io.Writer) int {
 	defer stop()
 	shutdownTelemetry, err := mesh.SetupTelemetry(ctx, cmd.Name)
 	if err != nil {
-		fmt.Fprintf(stderr, "bullseye-%s: %v\n", cmd.Name, err)
+		fmt.Fprintf(stderr, "%s: %v\n", program, err)
 		return 1
 	}
 	runErr := cmd.Run(ctx)
 	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := shutdownTelemetry(tctx); err != nil {
-		fmt.Fprintf(stderr, "bullseye-%s: flushing telemetry: %v\n", cmd.Name, err)
+		fmt.Fprintf(stderr, "%s: flushing telemetry: %v\n", program, err)
 	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
-		fmt.Fprintf(stderr, "bullseye-%s: %v\n", cmd.Name, runErr)
+		fmt.Fprintf(stderr, "%s: %v\n", program, runErr)
 		return 1
 	}
 	return 0
+}
+
+// VersionRequested reports whether a command line asks for the version:
+// its only argument is --version (or -version). It is not a flag of the
+// flag set, so that no BULLSEYE_VERSION in the environment turns it on.
+func VersionRequested(args []string) bool {
+	return len(args) == 1 && (args[0] == "--version" || args[0] == "-version")
+}
+
+// Version describes the running binary for --version, from the build
+// information Go records in it (runtime/debug.ReadBuildInfo): the
+// program's name and its main module's version, the version control
+// revision it was built from and whether the work tree had changes then,
+// and the Go version that built it. Every Bullseye binary prints this.
+func Version(program string) string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return program + " (no build information)\n"
+	}
+	return formatVersion(program, info)
+}
+
+func formatVersion(program string, info *debug.BuildInfo) string {
+	version := info.Main.Version
+	if version == "" {
+		version = "(devel)"
+	}
+	revision, modified := "unknown (built without version control information)", "unknown"
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			revision = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s\n", program, version)
+	fmt.Fprintf(&b, "  revision  %s\n", revision)
+	fmt.Fprintf(&b, "  modified  %s\n", modified)
+	fmt.Fprintf(&b, "  go        %s\n", info.GoVersion)
+	return b.String()
 }
 
 func parse(fs *flag.FlagSet, args []string) error {

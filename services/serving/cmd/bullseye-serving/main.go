@@ -18,5 +18,5 @@ func main() {
 		Flags:  func(fs *flag.FlagSet) { cfg.RegisterFlags(fs) },
 		Server: func() *mesh.ServerConfig { return &cfg.Server },
 		Run:    func(ctx context.Context) error { return serving.Run(ctx, cfg) },
-	}, os.Args[1:], os.Stderr))
+	}, os.Args[1:], os.Stdout, os.Stderr))
 }
