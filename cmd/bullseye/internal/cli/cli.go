@@ -22,8 +22,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"sigs.k8s.io/yaml"
 
+	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/yamlpb"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 )
 
@@ -214,20 +214,15 @@ func (env *Env) printJSON(m proto.Message) error {
 }
 
 // readYAML reads a YAML (or JSON) file into a message, using the message's
-// protobuf JSON field names; unknown fields are an error naming the field.
+// protobuf JSON field names; a mistake (an unknown field, a value of the
+// wrong type) is an error naming the file, the line and column, and the
+// field's path.
 func readYAML(path string, m proto.Message) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := protojson.Unmarshal(js, m); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return yamlpb.Unmarshal(path, data, m)
 }
 
 // describe renders a call's error for people: the status message, and the

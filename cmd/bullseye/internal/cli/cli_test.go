@@ -90,7 +90,7 @@ func TestErrorsNameWhatToFix(t *testing.T) {
 		wantCode int
 		want     string
 	}{
-		{"unknown field in YAML", []string{"featureset", "apply", "testdata/bad-field.yaml"}, 1, `unknown field "featurez"`},
+		{"unknown field in YAML", []string{"featureset", "apply", "testdata/bad-field.yaml"}, 1, `testdata/bad-field.yaml:2:1: unknown field "featurez" of bullseye.feature.v1.FeatureSet; did you mean "features"?`},
 		{"missing file", []string{"featureset", "apply", "testdata/nope.yaml"}, 1, "nope.yaml"},
 		{"missing mapping", []string{"import", "testdata/rfm.yaml"}, 2, "--mapping is required"},
 		{"bad output", []string{"models", "--output", "xml", "list"}, 2, `--output "xml"`},

@@ -9,10 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"sigs.k8s.io/yaml"
 
+	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/yamlpb"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 )
@@ -135,13 +134,9 @@ func readTestSet(path string) (*trainingv1.DataSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	js, err := yaml.YAMLToJSON(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	fits := func(m proto.Message) bool { return protojson.Unmarshal(js, m) == nil }
+	fits := func(m proto.Message) bool { return yamlpb.Unmarshal(path, raw, m) == nil }
 	d := &trainingv1.DataSpec{}
-	derr := protojson.Unmarshal(js, d)
+	derr := yamlpb.Unmarshal(path, raw, d)
 	if derr == nil && d.GetSource() != nil {
 		return d, nil
 	}
@@ -155,7 +150,7 @@ func readTestSet(path string) (*trainingv1.DataSpec, error) {
 		return &trainingv1.DataSpec{Source: &trainingv1.DataSpec_Interactions{Interactions: &trainingv1.InteractionsSpec{Export: ex}}}, nil
 	}
 	if derr != nil {
-		return nil, fmt.Errorf("%s: not a DataSpec, training spec, TrainingSetSpec or ExportInteractionsRequest: %w", path, derr)
+		return nil, fmt.Errorf("not a DataSpec, training spec, TrainingSetSpec or ExportInteractionsRequest: %w", derr)
 	}
 	return nil, fmt.Errorf("%s: give trainingSet or interactions (a DataSpec), or a training spec, TrainingSetSpec or ExportInteractionsRequest", path)
 }
