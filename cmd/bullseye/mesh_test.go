@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -385,12 +386,13 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-var endpointLine = regexp.MustCompile(`^(ingest|feature|training|serving)\s+(\S+)$`)
+var endpointLine = regexp.MustCompile(`^(ingest|feature|training|serving)\s+(\S+)\s+metrics\s+(\S+)$`)
 
-// TestGrpcurlAgainstDev runs `bullseye dev`, reads the addresses it prints
-// and checks with the pinned grpcurl that each lists its services by
-// reflection and that an RPC can be described; then stops the mesh with
-// SIGTERM and expects a clean exit.
+// TestGrpcurlAgainstDev runs `bullseye dev --port-base 0`, reads the
+// addresses it prints and checks with the pinned grpcurl that each lists
+// its services by reflection and that an RPC can be described, and that
+// each printed metrics URL serves the service's metrics; then stops the
+// mesh with SIGTERM and expects a clean exit.
 func TestGrpcurlAgainstDev(t *testing.T) {
 	grpcurl := tool(t, "grpcurl")
 	cmd := exec.Command(filepath.Join(binDir, "bullseye"), "dev", "--port-base", "0", "--data-dir", t.TempDir())
@@ -418,7 +420,7 @@ func TestGrpcurlAgainstDev(t *testing.T) {
 		}
 		close(lines)
 	}()
-	addrs := map[string]string{}
+	addrs, metrics := map[string]string{}, map[string]string{}
 	timeout := time.After(90 * time.Second)
 read:
 	for {
@@ -429,7 +431,7 @@ read:
 				t.Fatalf("bullseye dev stopped before it was ready: %v", exitErr)
 			}
 			if m := endpointLine.FindStringSubmatch(l); m != nil {
-				addrs[m[1]] = m[2]
+				addrs[m[1]], metrics[m[1]] = m[2], m[3]
 			}
 			if strings.HasPrefix(l, "mesh ready") {
 				break read
@@ -445,7 +447,20 @@ read:
 		"serving":  {"bullseye.serving.v1.PredictionService", "inference.GRPCInferenceService"},
 	}
 	if len(addrs) != len(want) {
-		t.Fatalf("bullseye dev printed %v, want an address for each of the four services", addrs)
+		t.Fatalf("bullseye dev printed %v, want an address and a metrics URL for each of the four services", addrs)
+	}
+	for svc, url := range metrics {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Errorf("%s metrics at %s: %v", svc, url, err)
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := fmt.Sprintf(`bullseye_dependency_up{dependency="etcd",service=%q} 1`, svc)
+		if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("%s metrics at %s: %s, %d bytes (%v); want 200 and %s", svc, url, resp.Status, len(body), err, want)
+		}
 	}
 	for svc, names := range want {
 		out := runTool(t, grpcurl, "-plaintext", addrs[svc], "list")

@@ -26,7 +26,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	var verbose bool
 	fs.StringVar(&opts.DataDir, "data-dir", ".data/dev", "directory for etcd's and NATS's data, kept across restarts")
 	fs.StringVar(&opts.Host, "host", "127.0.0.1", "address every server listens on and advertises")
-	fs.IntVar(&opts.PortBase, "port-base", 7400, "services listen on port-base+1..4 and etcd/NATS on 2379/4222; 0 picks free ports")
+	fs.IntVar(&opts.PortBase, "port-base", 7400, "services listen on port-base+1..4 (metrics on port-base+1001..1004) and etcd/NATS on 2379/4222; 0 picks free ports")
 	fs.StringVar(&etcd, "etcd", "", "comma-separated endpoints of an external etcd to use instead of the embedded one")
 	fs.StringVar(&opts.NATSURL, "nats", "", "URL of an external NATS server (JetStream enabled) to use instead of the embedded one")
 	fs.DurationVar(&opts.LeaseTTL, "lease-ttl", 0, "discovery lease of each service (default 10s)")

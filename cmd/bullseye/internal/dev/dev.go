@@ -44,7 +44,7 @@ type Options struct {
 	Host string
 	// PortBase fixes the ports: etcd on 2379, NATS on 4222, and service i
 	// (in Services order) on PortBase+1+i with metrics on PortBase+1001+i.
-	// Zero picks free ports for everything.
+	// Zero picks free ports for everything; Endpoints tells which.
 	PortBase int
 	// EtcdEndpoints, when set, are used instead of an embedded etcd.
 	EtcdEndpoints []string
@@ -68,6 +68,9 @@ type Endpoint struct {
 	Service string
 	// Addr is its advertised gRPC address.
 	Addr string
+	// MetricsAddr is the address of its HTTP endpoint of Prometheus
+	// metrics (/metrics).
+	MetricsAddr string
 }
 
 // Mesh is a running development mesh.
@@ -78,7 +81,7 @@ type Mesh struct {
 	NATSURL string
 
 	mu        sync.Mutex
-	endpoints map[string]string
+	endpoints map[string]Endpoint
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	errs      []error
@@ -105,7 +108,7 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 			return nil, err
 		}
 	}
-	m := &Mesh{endpoints: map[string]string{}}
+	m := &Mesh{endpoints: map[string]Endpoint{}}
 	if len(opts.EtcdEndpoints) > 0 {
 		m.EtcdEndpoints = opts.EtcdEndpoints
 	} else {
@@ -136,6 +139,11 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 		m.NATSURL = n.URL()
 	}
 
+	metricsAddrs, err := metricsAddrs(opts.Host, opts.PortBase)
+	if err != nil {
+		m.closeInfra()
+		return nil, err
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	started := make(chan Endpoint, 2*len(Services))
@@ -148,11 +156,11 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 		common.Server.TracerProvider = opts.TracerProvider
 		common.Server.TLS = mesh.TLSConfig{Insecure: true}
 		common.Server.ListenAddr = net.JoinHostPort(opts.Host, port(opts.PortBase, 1+i))
-		common.Server.MetricsAddr = net.JoinHostPort(opts.Host, port(opts.PortBase, 1001+i))
+		common.Server.MetricsAddr = metricsAddrs[i]
 		if opts.LeaseTTL > 0 {
 			common.LeaseTTL = opts.LeaseTTL
 		}
-		common.Started = func(service, addr string) { started <- Endpoint{service, addr} }
+		common.Started = func(service, addr string) { started <- Endpoint{service, addr, metricsAddrs[i]} }
 		run, err := runner(name, common, opts)
 		if err != nil {
 			m.Close()
@@ -179,7 +187,7 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 				return nil, fmt.Errorf("starting %s: %w", ep.Service, err)
 			}
 			m.mu.Lock()
-			m.endpoints[ep.Service] = ep.Addr
+			m.endpoints[ep.Service] = ep
 			m.mu.Unlock()
 		case <-deadline.C:
 			m.Close()
@@ -197,6 +205,36 @@ func port(base, offset int) string {
 		return "0"
 	}
 	return strconv.Itoa(base + offset)
+}
+
+// metricsAddrs returns the metrics address of each service, in Services
+// order: port base+1001+i, or with base 0 ports free a moment ago (chosen
+// here rather than by the services' listeners so that they are known to
+// print).
+func metricsAddrs(host string, base int) ([]string, error) {
+	addrs := make([]string, len(Services))
+	if base != 0 {
+		for i := range Services {
+			addrs[i] = net.JoinHostPort(host, port(base, 1001+i))
+		}
+		return addrs, nil
+	}
+	// Every listener is held until all are chosen, so the ports differ.
+	var lis []net.Listener
+	defer func() {
+		for _, l := range lis {
+			l.Close()
+		}
+	}()
+	for i := range Services {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("choosing a metrics port: %w", err)
+		}
+		lis = append(lis, l)
+		addrs[i] = l.Addr().String()
+	}
+	return addrs, nil
 }
 
 func runner(name string, common service.Config, opts Options) (func(context.Context) error, error) {
@@ -248,8 +286,8 @@ func (m *Mesh) Endpoints() []Endpoint {
 	defer m.mu.Unlock()
 	var out []Endpoint
 	for _, name := range Services {
-		if addr, ok := m.endpoints[name]; ok {
-			out = append(out, Endpoint{name, addr})
+		if ep, ok := m.endpoints[name]; ok {
+			out = append(out, ep)
 		}
 	}
 	return out
@@ -259,7 +297,7 @@ func (m *Mesh) Endpoints() []Endpoint {
 func (m *Mesh) Addr(service string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.endpoints[service]
+	return m.endpoints[service].Addr
 }
 
 // WaitServing waits until every service is listed in discovery and answers
@@ -323,13 +361,14 @@ func (m *Mesh) closeInfra() {
 	}
 }
 
-// Describe renders the mesh's endpoints for people: one service a line.
+// Describe renders the mesh's endpoints for people: one service a line,
+// its gRPC address and its metrics URL.
 func (m *Mesh) Describe() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-9s %s\n", "etcd", strings.Join(m.EtcdEndpoints, ","))
 	fmt.Fprintf(&b, "%-9s %s\n", "nats", m.NATSURL)
 	for _, ep := range m.Endpoints() {
-		fmt.Fprintf(&b, "%-9s %s\n", ep.Service, ep.Addr)
+		fmt.Fprintf(&b, "%-9s %-21s metrics http://%s/metrics\n", ep.Service, ep.Addr, ep.MetricsAddr)
 	}
 	return b.String()
 }

@@ -2,6 +2,10 @@ package dev
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +74,35 @@ func TestServicesResolvableAndServing(t *testing.T) {
 		}
 		if got := resp.GetStatus(); got != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("%s health = %v, want SERVING", name, got)
+		}
+	}
+}
+
+// TestMetricsAddressesWithFreePorts checks that with free ports (PortBase
+// 0) each service's metrics address is known, serves its metrics and is
+// in Describe.
+func TestMetricsAddressesWithFreePorts(t *testing.T) {
+	m := startMesh(t, nil)
+	described := m.Describe()
+	eps := m.Endpoints()
+	if len(eps) != len(Services) {
+		t.Fatalf("Endpoints() = %v, want the four services", eps)
+	}
+	for _, ep := range eps {
+		url := "http://" + ep.MetricsAddr + "/metrics"
+		if !strings.Contains(described, url) {
+			t.Errorf("Describe() = %q, want %s's metrics URL %s", described, ep.Service, url)
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Errorf("%s metrics: %v", ep.Service, err)
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := fmt.Sprintf(`bullseye_dependency_up{dependency="etcd",service=%q} 1`, ep.Service)
+		if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("%s metrics at %s: %s (%v), want 200 and %s", ep.Service, url, resp.Status, err, want)
 		}
 	}
 }
