@@ -38,15 +38,44 @@ func TracingEnabled() bool {
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
+// TracerOption changes the provider NewTracerProvider returns.
+type TracerOption func(*tracerOptions)
+
+type tracerOptions struct {
+	processor sdktrace.SpanProcessor
+}
+
+// WithSpanProcessor sends the provider's spans to sp instead of an OTLP exporter, whatever the
+// environment says: for tests, which record spans in the process. The provider's shutdown shuts
+// sp down.
+func WithSpanProcessor(sp sdktrace.SpanProcessor) TracerOption {
+	return func(o *tracerOptions) { o.processor = sp }
+}
+
 // NewTracerProvider returns a tracer provider configured from the standard OpenTelemetry
 // environment, without touching the global one. When TracingEnabled, spans go through a batch
 // span processor to an OTLP/gRPC exporter (which reads the other OTEL_EXPORTER_OTLP_* variables),
 // with a resource naming the service (OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override
 // it) and the sampler of OTEL_TRACES_SAMPLER. Otherwise it returns a no-op provider. shutdown
 // flushes the spans still buffered and stops the exporter.
-func NewTracerProvider(ctx context.Context, service string) (tp trace.TracerProvider, shutdown func(context.Context) error, err error) {
-	if !TracingEnabled() {
+//
+// A process that runs several services (bullseye dev) calls it once per service, so that each
+// service's spans name their own service.
+func NewTracerProvider(ctx context.Context, service string, opts ...TracerOption) (tp trace.TracerProvider, shutdown func(context.Context) error, err error) {
+	var o tracerOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.processor == nil && !TracingEnabled() {
 		return noop.NewTracerProvider(), func(context.Context) error { return nil }, nil
+	}
+	res, err := serviceResource(ctx, service)
+	if err != nil {
+		return nil, nil, err
+	}
+	if o.processor != nil {
+		sdk := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.processor), sdktrace.WithResource(res))
+		return sdk, sdk.Shutdown, nil
 	}
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"} {
 		if p := os.Getenv(name); p != "" {
@@ -55,16 +84,6 @@ func NewTracerProvider(ctx context.Context, service string) (tp trace.TracerProv
 			}
 			break
 		}
-	}
-	res, err := resource.New(ctx,
-		resource.WithAttributes(semconv.ServiceName(service)),
-		resource.WithTelemetrySDK(),
-		resource.WithHost(),
-		// Last, so that OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win.
-		resource.WithFromEnv(),
-	)
-	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
-		return nil, nil, fmt.Errorf("describing the tracing resource of %s: %w", service, err)
 	}
 	exp, err := otlptracegrpc.New(ctx)
 	if err != nil {
@@ -77,14 +96,30 @@ func NewTracerProvider(ctx context.Context, service string) (tp trace.TracerProv
 	return sdk, sdk.Shutdown, nil
 }
 
+// serviceResource describes the process to a trace store: the service's name, the SDK and the
+// host, then the resource of the environment.
+func serviceResource(ctx context.Context, service string) (*resource.Resource, error) {
+	res, err := resource.New(ctx,
+		resource.WithAttributes(semconv.ServiceName(service)),
+		resource.WithTelemetrySDK(),
+		resource.WithHost(),
+		// Last, so that OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win.
+		resource.WithFromEnv(),
+	)
+	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+		return nil, fmt.Errorf("describing the tracing resource of %s: %w", service, err)
+	}
+	return res, nil
+}
+
 // SetupTelemetry configures OpenTelemetry for a process from the standard environment and
 // installs it globally: the global propagator is always set to Propagator, and when
 // TracingEnabled the global tracer provider becomes the exporting one of NewTracerProvider (else
 // it stays the no-op default). Call shutdown last on the way out, after the servers have stopped,
 // to flush the remaining spans.
 //
-// A process that runs several services (bullseye dev) should call SetupTelemetry once and may
-// give each service its own provider from NewTracerProvider through ServerConfig.TracerProvider.
+// A process that runs several services (bullseye dev) does not: it gives each service a provider
+// of its own from NewTracerProvider through ServerConfig.TracerProvider.
 func SetupTelemetry(ctx context.Context, service string) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(Propagator())
 	tp, shutdown, err := NewTracerProvider(ctx, service)

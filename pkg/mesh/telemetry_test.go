@@ -13,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
@@ -152,6 +153,39 @@ func TestSetupTelemetry(t *testing.T) {
 				t.Fatalf("collector got the span: %v with service.name %q, want %v with %q", exported, service, tt.wantEnabled, tt.wantService)
 			}
 		})
+	}
+}
+
+// TestTracerProviderWithSpanProcessor checks that a provider built with
+// WithSpanProcessor records spans, naming the service, even though the
+// environment asks for no export, and that its shutdown reaches the
+// processor.
+func TestTracerProviderWithSpanProcessor(t *testing.T) {
+	for _, k := range otelEnv {
+		t.Setenv(k, "")
+	}
+	rec := tracetest.NewSpanRecorder()
+	ctx := context.Background()
+	tp, shutdown, err := mesh.NewTracerProvider(ctx, "bullseye-ingest", mesh.WithSpanProcessor(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tp.Tracer("test").Start(ctx, "probe")
+	span.End()
+	if err := shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ended := rec.Ended()
+	if len(ended) != 1 || ended[0].Name() != "probe" {
+		t.Fatalf("recorded %v, want the probe span", ended)
+	}
+	if v, _ := ended[0].Resource().Set().Value("service.name"); v.AsString() != "bullseye-ingest" {
+		t.Errorf("service.name = %q, want bullseye-ingest", v.AsString())
+	}
+	_, late := tp.Tracer("test").Start(ctx, "after shutdown")
+	late.End()
+	if n := len(rec.Ended()); n != 1 {
+		t.Errorf("%d spans recorded after the shutdown, want none", n-1)
 	}
 }
 

@@ -32,12 +32,17 @@ type Command struct {
 	Run func(ctx context.Context) error
 }
 
+// ProgramName is the name of the named service's binary, bullseye-<service>:
+// what it calls itself in messages and in --version, and the service.name
+// of its traces.
+func ProgramName(service string) string { return "bullseye-" + service }
+
 // Main is the entry point of a service binary. With no subcommand it runs
 // the service until SIGINT or SIGTERM; `health` checks a running instance
 // and exits 0 only when it is SERVING (a container health check);
 // `--version` prints Version on stdout. It returns the process exit code.
 func Main(cmd Command, args []string, stdout, stderr io.Writer) int {
-	program := "bullseye-" + cmd.Name
+	program := ProgramName(cmd.Name)
 	if len(args) > 0 && args[0] == "health" {
 		return health(cmd, args[1:], stderr)
 	}
@@ -57,7 +62,7 @@ func Main(cmd Command, args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	shutdownTelemetry, err := mesh.SetupTelemetry(ctx, cmd.Name)
+	shutdownTelemetry, err := mesh.SetupTelemetry(ctx, program)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", program, err)
 		return 1

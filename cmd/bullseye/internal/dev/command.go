@@ -55,16 +55,6 @@ func Command(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	shutdownTelemetry, err := mesh.SetupTelemetry(ctx, "bullseye-dev")
-	if err != nil {
-		fmt.Fprintln(stderr, "bullseye dev:", err)
-		return 1
-	}
-	defer func() {
-		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = shutdownTelemetry(tctx)
-	}()
 	m, err := Start(ctx, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, "bullseye dev:", err)

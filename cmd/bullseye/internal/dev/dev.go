@@ -21,7 +21,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.opentelemetry.io/otel/trace"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.uber.org/zap"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
@@ -54,8 +54,13 @@ type Options struct {
 	LeaseTTL time.Duration
 	// Logger receives the services' logs; nil discards them.
 	Logger *slog.Logger
-	// TracerProvider, when set, traces every service with it.
-	TracerProvider trace.TracerProvider
+	// SpanProcessor, when set, receives every service's spans (tests).
+	// Each service has a tracer provider of its own, whose resource names
+	// it as its binary does (bullseye-ingest, ...); without SpanProcessor
+	// the providers export by OTLP when the OpenTelemetry environment asks
+	// for it (mesh.TracingEnabled) and trace nothing otherwise. Close shuts
+	// the providers down, and the processor with them.
+	SpanProcessor sdktrace.SpanProcessor
 	// HMACKeyFile holds the key ingest pseudonymises personal fields with
 	// and the feature service checks the erasure list with; empty means a
 	// development key generated once into DataDir/hmac.key.
@@ -85,8 +90,11 @@ type Mesh struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	errs      []error
-	etcd      *embedded.Etcd
-	nats      *embedded.NATS
+	logger    *slog.Logger
+	// tracing flushes and stops the services' tracer providers.
+	tracing []func(context.Context) error
+	etcd    *embedded.Etcd
+	nats    *embedded.NATS
 }
 
 // Start brings the mesh up and returns once every service listens; use
@@ -108,7 +116,7 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 			return nil, err
 		}
 	}
-	m := &Mesh{endpoints: map[string]Endpoint{}}
+	m := &Mesh{endpoints: map[string]Endpoint{}, logger: logger}
 	if len(opts.EtcdEndpoints) > 0 {
 		m.EtcdEndpoints = opts.EtcdEndpoints
 	} else {
@@ -144,16 +152,26 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 		m.closeInfra()
 		return nil, err
 	}
+	var traceOpts []mesh.TracerOption
+	if opts.SpanProcessor != nil {
+		traceOpts = append(traceOpts, mesh.WithSpanProcessor(opts.SpanProcessor))
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	started := make(chan Endpoint, 2*len(Services))
 	for i, name := range Services {
+		tp, shutdown, err := mesh.NewTracerProvider(ctx, service.ProgramName(name), traceOpts...)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("tracing %s: %w", name, err)
+		}
+		m.tracing = append(m.tracing, shutdown)
 		common := service.NewConfig(name)
 		common.EtcdEndpoints = m.EtcdEndpoints
 		common.NATSURL = m.NATSURL
 		common.DataDir = filepath.Join(opts.DataDir, name)
 		common.Server.Logger = logger.With("service", name)
-		common.Server.TracerProvider = opts.TracerProvider
+		common.Server.TracerProvider = tp
 		common.Server.TLS = mesh.TLSConfig{Insecure: true}
 		common.Server.ListenAddr = net.JoinHostPort(opts.Host, port(opts.PortBase, 1+i))
 		common.Server.MetricsAddr = metricsAddrs[i]
@@ -339,13 +357,21 @@ func (m *Mesh) serving(ctx context.Context, d *mesh.Discovery, ep Endpoint) erro
 }
 
 // Close stops the services gracefully (each leaves discovery and finishes
-// its in-flight calls), then the embedded NATS and etcd servers. It returns
-// the services' own errors, if any.
+// its in-flight calls), flushes their spans, then stops the embedded NATS
+// and etcd servers. It returns the services' own errors, if any.
 func (m *Mesh) Close() error {
 	if m.cancel != nil {
 		m.cancel()
 	}
 	m.wg.Wait()
+	for i, shutdown := range m.tracing {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := shutdown(ctx); err != nil {
+			m.logger.Warn("flushing spans", "service", Services[i], "error", err)
+		}
+		cancel()
+	}
+	m.tracing = nil
 	m.closeInfra()
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -16,6 +19,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 )
 
@@ -23,11 +27,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, embedded.GoleakOptions()...)
 }
 
-func startMesh(t *testing.T, tp trace.TracerProvider) *Mesh {
+func startMesh(t *testing.T, sp sdktrace.SpanProcessor) *Mesh {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := Start(ctx, Options{DataDir: t.TempDir(), TracerProvider: tp})
+	m, err := Start(ctx, Options{DataDir: t.TempDir(), SpanProcessor: sp})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -111,12 +115,16 @@ func TestMetricsAddressesWithFreePorts(t *testing.T) {
 // made inside a trace, is one trace with the service's side: the caller's
 // span, its client span and the feature service's server span share a
 // trace id and are linked parent to child. (Serving's own readiness checks
-// are not traced: they would be most of every trace store's spans.)
+// are not traced: they would be most of every trace store's spans.) Every
+// span names the service that made it as service.name: the feature
+// service's bullseye-feature, ingest's (its server span of Track and its
+// own span of the store) bullseye-ingest.
 func TestTraceCrossesServices(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "dev-test"))))
 	defer tp.Shutdown(context.Background())
-	m := startMesh(t, tp)
+	m := startMesh(t, rec)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cli, err := clientFor(m)
@@ -129,9 +137,18 @@ func TestTraceCrossesServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	ingestConn, err := mesh.NewDiscovery(cli).Dial(ctx, "ingest", mesh.WithTLS(mesh.TLSConfig{Insecure: true}), mesh.WithTracerProvider(tp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ingestConn.Close()
 	sctx, span := tp.Tracer("dev_test").Start(ctx, "caller")
 	if _, err := healthpb.NewHealthClient(conn).Check(sctx, &healthpb.HealthCheckRequest{}, waitForReady()); err != nil {
 		t.Fatal(err)
+	}
+	track := &ingestv1.TrackRequest{Events: []*ingestv1.Event{{MessageId: "trace-1", UserId: "c-1", Name: "Signed Up"}}}
+	if resp, err := ingestv1.NewIngestServiceClient(ingestConn).Track(sctx, track, waitForReady()); err != nil || resp.GetCounts().GetAccepted() != 1 {
+		t.Fatalf("Track: %v, %v", resp, err)
 	}
 	span.End()
 
@@ -182,6 +199,47 @@ func TestTraceCrossesServices(t *testing.T) {
 	if client.Parent().SpanID() != root.SpanContext().SpanID() {
 		t.Errorf("client span's parent = %s, want the caller's span %s", client.Parent().SpanID(), root.SpanContext().SpanID())
 	}
+
+	// Each span names its own service.
+	want := map[string]string{
+		"server grpc.health.v1.Health/Check":            "bullseye-feature",
+		"server bullseye.ingest.v1.IngestService/Track": "bullseye-ingest",
+		"internal ingest.store":                         "bullseye-ingest",
+		"client grpc.health.v1.Health/Check":            "dev-test",
+		"client bullseye.ingest.v1.IngestService/Track": "dev-test",
+		"internal caller":                               "dev-test",
+	}
+	got := map[string]string{}
+	for time.Now().Before(deadline) && len(got) < len(want) {
+		for _, s := range rec.Ended() {
+			if s.SpanContext().TraceID() == root.SpanContext().TraceID() {
+				got[s.SpanKind().String()+" "+s.Name()] = serviceName(s)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for span, service := range want {
+		if got[span] != service {
+			t.Errorf("span %q of the trace has service.name %q, want %q", span, got[span], service)
+		}
+	}
+	// And no span of the mesh, in this trace or not, names another.
+	for _, s := range rec.Ended() {
+		name := serviceName(s)
+		if name != "dev-test" && !slices.Contains(Services, strings.TrimPrefix(name, "bullseye-")) {
+			t.Errorf("span %q (%v) has service.name %q, want bullseye-<its service>", s.Name(), s.SpanKind(), name)
+		}
+		for _, svc := range Services {
+			if s.SpanKind() == trace.SpanKindServer && strings.HasPrefix(s.Name(), "bullseye."+svc+".") && name != "bullseye-"+svc {
+				t.Errorf("server span %q has service.name %q, want bullseye-%s", s.Name(), name, svc)
+			}
+		}
+	}
+}
+
+func serviceName(s sdktrace.ReadOnlySpan) string {
+	v, _ := s.Resource().Set().Value(attribute.Key("service.name"))
+	return v.AsString()
 }
 
 // TestExternalEtcdAndNATS checks that with --etcd and --nats the mesh uses
