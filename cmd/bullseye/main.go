@@ -15,6 +15,7 @@ import (
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/cli"
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/demo"
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/dev"
+	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/pkg/service"
 )
 
@@ -31,7 +32,7 @@ func usage() string {
 		summary, _, _ := strings.Cut(c.Summary, ". ")
 		fmt.Fprintf(&b, "  %-11s %s\n", c.Name, strings.TrimSuffix(summary, "."))
 	}
-	b.WriteString("\nThe client commands find the mesh through etcd (--etcd, default 127.0.0.1:2379)\nor take a direct --addr; --output json prints protobuf JSON for scripts.\nRun 'bullseye <command> -h' for a command's flags.\n")
+	fmt.Fprintf(&b, "\nThe client commands find the mesh through etcd (--etcd or $%s, default\n127.0.0.1:2379) or take a direct --addr; --output json prints protobuf JSON for\nscripts. Run 'bullseye <command> -h' for a command's flags.\n", mesh.EnvName(service.EnvPrefix, "etcd"))
 	return b.String()
 }
 

@@ -386,13 +386,17 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-var endpointLine = regexp.MustCompile(`^(ingest|feature|training|serving)\s+(\S+)\s+metrics\s+(\S+)$`)
+var (
+	endpointLine = regexp.MustCompile(`^(ingest|feature|training|serving)\s+(\S+)\s+metrics\s+(\S+)$`)
+	exportLine   = regexp.MustCompile(`^export (BULLSEYE_ETCD)=(\S+)$`)
+)
 
 // TestGrpcurlAgainstDev runs `bullseye dev --port-base 0`, reads the
 // addresses it prints and checks with the pinned grpcurl that each lists
 // its services by reflection and that an RPC can be described, and that
-// each printed metrics URL serves the service's metrics; then stops the
-// mesh with SIGTERM and expects a clean exit.
+// each printed metrics URL serves the service's metrics, and that the
+// bullseye client finds the mesh through the printed export line alone;
+// then stops the mesh with SIGTERM and expects a clean exit.
 func TestGrpcurlAgainstDev(t *testing.T) {
 	grpcurl := tool(t, "grpcurl")
 	cmd := exec.Command(filepath.Join(binDir, "bullseye"), "dev", "--port-base", "0", "--data-dir", t.TempDir())
@@ -421,6 +425,7 @@ func TestGrpcurlAgainstDev(t *testing.T) {
 		close(lines)
 	}()
 	addrs, metrics := map[string]string{}, map[string]string{}
+	var export []string
 	timeout := time.After(90 * time.Second)
 read:
 	for {
@@ -432,6 +437,9 @@ read:
 			}
 			if m := endpointLine.FindStringSubmatch(l); m != nil {
 				addrs[m[1]], metrics[m[1]] = m[2], m[3]
+			}
+			if m := exportLine.FindStringSubmatch(l); m != nil {
+				export = m[1:]
 			}
 			if strings.HasPrefix(l, "mesh ready") {
 				break read
@@ -468,6 +476,15 @@ read:
 			if !strings.Contains(out, n+"\n") {
 				t.Errorf("grpcurl list at %s (%s) = %q, want it to contain %s", addrs[svc], svc, out, n)
 			}
+		}
+	}
+	if export == nil {
+		t.Error("bullseye dev printed no export BULLSEYE_ETCD= line")
+	} else {
+		client := exec.Command(filepath.Join(binDir, "bullseye"), "models", "list")
+		client.Env = append(os.Environ(), export[0]+"="+export[1])
+		if out, err := client.CombinedOutput(); err != nil {
+			t.Errorf("%s=%s bullseye models list: %v\n%s", export[0], export[1], err, out)
 		}
 	}
 	desc := runTool(t, grpcurl, "-plaintext", addrs["ingest"], "describe", "bullseye.ingest.v1.IngestService.Track")

@@ -25,6 +25,7 @@ import (
 
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/yamlpb"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
+	"github.com/bullseye-ml/bullseye/pkg/service"
 )
 
 // Env is what every command shares: where the mesh is, how to talk to it,
@@ -146,7 +147,7 @@ func parse(env *Env, fs *flag.FlagSet, args []string, minArgs, maxArgs int) erro
 	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
 		return usageError{err.Error()}
 	}
-	if err := mesh.ApplyEnv(fs, "BULLSEYE"); err != nil {
+	if err := mesh.ApplyEnv(fs, service.EnvPrefix); err != nil {
 		return usageError{err.Error()}
 	}
 	if n := fs.NArg(); n < minArgs || (maxArgs >= 0 && n > maxArgs) {

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
+	"github.com/bullseye-ml/bullseye/pkg/service"
 )
 
 // Command runs `bullseye dev`: it starts the mesh, prints each service's
-// name and address, and runs until SIGINT or SIGTERM, then shuts everything
-// down cleanly. It returns the process exit code.
+// name and addresses and the environment variable that points the client
+// commands at the mesh, and runs until SIGINT or SIGTERM, then shuts
+// everything down cleanly. It returns the process exit code.
 func Command(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bullseye dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -69,6 +71,8 @@ func Command(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprint(stdout, m.Describe())
+	// The client commands read --etcd from the environment (cli.Main).
+	fmt.Fprintf(stdout, "# for the bullseye client in another shell:\nexport %s=%s\n", mesh.EnvName(service.EnvPrefix, "etcd"), strings.Join(m.EtcdEndpoints, ","))
 	fmt.Fprintln(stdout, "mesh ready; Ctrl-C stops it")
 	if f, ok := stdout.(*os.File); ok {
 		_ = f.Sync()
