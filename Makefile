@@ -32,9 +32,12 @@ proto-check: proto
 		echo "pkg/gen is stale: run 'make proto' and commit the result"; exit 1; \
 	fi
 
-# The binaries carry the commit they were built from (`--version`).
+# The binaries carry the commit they were built from (`--version`). grpcurl,
+# which the README calls the services with, is installed beside them at its
+# version pinned in scripts/tools.sh, unless it is there already.
 build:
 	@mkdir -p $(BIN)
+	@TOOLS_BIN=$(BIN) scripts/tools.sh grpcurl
 	@for c in $(COMMANDS); do \
 		echo "go build $$c"; \
 		(cd $$c && CGO_ENABLED=0 go build -buildvcs=auto -o $(BIN)/ .) || exit 1; \
