@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -244,15 +245,49 @@ func metricsAddrs(host string, base int) ([]string, error) {
 			l.Close()
 		}
 	}()
+	low, high := unassignedPorts()
 	for i := range Services {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("choosing a metrics port: %w", err)
+		var l net.Listener
+		var err error
+		for try := 0; try < 100 && high > low; try++ {
+			p := low + mathrand.IntN(high-low)
+			if l, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p))); err == nil {
+				break
+			}
+		}
+		if l == nil {
+			// No range known, or nothing free in it: the kernel's choice.
+			if l, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+				return nil, fmt.Errorf("choosing a metrics port: %w", err)
+			}
 		}
 		lis = append(lis, l)
 		addrs[i] = l.Addr().String()
 	}
 	return addrs, nil
+}
+
+// unassignedPorts returns the ports [low, high) to choose the metrics ports
+// from: from 10000 to the start of the kernel's ephemeral range. The kernel
+// gives ports of that range to every socket bound to port 0 and to every
+// outgoing connection, so a port of it that was free a moment ago may be
+// taken before the service binds it; a port below it is taken only by a
+// program that asks for it by number. Where the range is not known it
+// returns an empty range.
+func unassignedPorts() (low, high int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	start, err := strconv.Atoi(f[0])
+	if err != nil || start <= 11000 {
+		return 0, 0
+	}
+	return 10000, start
 }
 
 func runner(name string, common service.Config, opts Options) (func(context.Context) error, error) {
