@@ -123,12 +123,16 @@ type span struct {
 }
 
 // personalSpans returns the e-mail addresses and phone numbers inside s,
-// in order and not overlapping (an address wins over digits in it).
+// in order and not overlapping. Numbers are looked for in the text between
+// the addresses: digits that run on into an address's local part
+// ("06 12 34 56 78 0611@example.com") end the number where the address
+// begins, rather than making the whole run part of the address and the
+// number before it go unseen.
 func personalSpans(s string) []span {
-	var out []span
+	var emails []span
 	if strings.IndexByte(s, '@') >= 0 {
 		for _, m := range textEmailRE.FindAllStringIndex(s, -1) {
-			out = append(out, span{m[0], m[1], true})
+			emails = append(emails, span{m[0], m[1], true})
 		}
 	}
 	digits := 0
@@ -138,11 +142,24 @@ func personalSpans(s string) []span {
 		}
 	}
 	if digits < 7 {
-		return out
+		return emails
 	}
-	emails := out
-	for _, m := range textPhoneRE.FindAllStringIndex(s, -1) {
-		start, end := m[0], m[1]
+	var out []span
+	last := 0
+	for _, e := range emails {
+		out = appendPhones(out, s, last, e.start)
+		out = append(out, e)
+		last = e.end
+	}
+	return appendPhones(out, s, last, len(s))
+}
+
+// appendPhones appends to out the phone numbers inside s[from:to], text
+// holding no e-mail address. A number's neighbours are judged in the whole
+// of s: one right after an address (which ends in a letter) is glued to it.
+func appendPhones(out []span, s string, from, to int) []span {
+	for _, m := range textPhoneRE.FindAllStringIndex(s[from:to], -1) {
+		start, end := from+m[0], from+m[1]
 		// Trim a parenthesis that opens or closes nothing of the number.
 		for start < end && s[start] == '(' && !strings.Contains(s[start:end], ")") {
 			start++
@@ -150,32 +167,104 @@ func personalSpans(s string) []span {
 		if (start > 0 && isAlnum(s[start-1])) || (end < len(s) && isAlnum(s[end])) {
 			continue
 		}
-		inEmail := false
-		for _, e := range emails {
-			inEmail = inEmail || (start < e.end && end > e.start)
-		}
-		if !inEmail && phoneInText(s[start:end]) {
+		if phoneInText(s[start:end]) {
 			out = append(out, span{start, end, false})
 		}
-	}
-	if len(emails) > 0 && len(out) > len(emails) {
-		// Interleave addresses and numbers in text order.
-		slices.SortFunc(out, func(a, b span) int { return a.start - b.start })
 	}
 	return out
 }
 
-// scrubText returns s with each span replaced by the pseudonym of its text.
+// scrubText returns s with the e-mail addresses and phone numbers found in
+// it (spans, from personalSpans) replaced by their pseudonyms, so that
+// nothing personalSpans finds is left. A pseudonym is 64 letters and
+// digits, and with the text around it may form something the scan finds:
+// a number between "x@" and ".com" becomes part of an address once it is
+// a pseudonym. So the result is scanned again, and each value found there
+// is mapped back to the text of s it covers (whole replaced values
+// included), merged with the spans it overlaps and pseudonymised from that
+// text, until the result holds nothing. Every round covers more of s, so
+// it ends: a value found in the result holds an "@" or a separator, which
+// no pseudonym has, so at least one byte of s that was left in clear.
 func (b *Builder) scrubText(s string, spans []span) string {
+	for {
+		out, at := b.replaceSpans(s, spans)
+		found := personalSpans(out)
+		if len(found) == 0 {
+			return out
+		}
+		for i, f := range found {
+			found[i] = span{origStart(f.start, spans, at), origEnd(f.end, spans, at), f.email}
+		}
+		spans = mergeSpans(spans, found)
+	}
+}
+
+// replaceSpans returns s with each span replaced by the pseudonym of its
+// text, and where each pseudonym lies in the result.
+func (b *Builder) replaceSpans(s string, spans []span) (string, []span) {
 	var sb strings.Builder
+	at := make([]span, len(spans))
 	last := 0
-	for _, sp := range spans {
+	for i, sp := range spans {
 		sb.WriteString(s[last:sp.start])
+		start := sb.Len()
 		sb.WriteString(b.p.Pseudonymise(s[sp.start:sp.end]))
+		at[i] = span{start, sb.Len(), sp.email}
 		last = sp.end
 	}
 	sb.WriteString(s[last:])
-	return sb.String()
+	return sb.String(), at
+}
+
+// origStart maps a start offset in the text replaceSpans made back to s: a
+// byte of a pseudonym (at[i]) maps to the start of the value it replaced
+// (spans[i]).
+func origStart(p int, spans, at []span) int {
+	shift := 0
+	for i, sp := range spans {
+		if p < at[i].start {
+			break
+		}
+		if p < at[i].end {
+			return sp.start
+		}
+		shift = sp.end - at[i].end
+	}
+	return p + shift
+}
+
+// origEnd maps an end offset (exclusive) in the text replaceSpans made back
+// to s: an end inside a pseudonym or at its end maps to the end of the
+// value it replaced.
+func origEnd(p int, spans, at []span) int {
+	shift := 0
+	for i, sp := range spans {
+		if p <= at[i].start {
+			break
+		}
+		if p <= at[i].end {
+			return sp.end
+		}
+		shift = sp.end - at[i].end
+	}
+	return p + shift
+}
+
+// mergeSpans returns the spans of a and more (each in order and apart) in
+// order, those that overlap merged into one.
+func mergeSpans(a, more []span) []span {
+	all := append(slices.Clone(a), more...)
+	slices.SortFunc(all, func(x, y span) int { return x.start - y.start })
+	out := all[:0]
+	for _, sp := range all {
+		if n := len(out); n > 0 && sp.start < out[n-1].end {
+			out[n-1].end = max(out[n-1].end, sp.end)
+			out[n-1].email = out[n-1].email || sp.email
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
 }
 
 // scrubMap returns m with the e-mail addresses and phone numbers inside its

@@ -21,6 +21,11 @@ func TestPersonalSpans(t *testing.T) {
 		{"home: 555-123-4567; work: 06 12 34 56 78", []string{"555-123-4567", "06 12 34 56 78"}},
 		{"+14155552671", []string{"+14155552671"}},
 		{"020 7946 0958", []string{"020 7946 0958"}},
+		// A number whose digits run on into an address's local part
+		// ends where the address begins.
+		{"06 12 34 56 78 0611@example.com", []string{"06 12 34 56 78", "0611@example.com"}},
+		{"0 0 00000 011@80Y.AB", []string{"0 0 00000", "011@80Y.AB"}},
+		{"ring (555) 123-4567(0611@example.com)", []string{"(555) 123-4567", "0611@example.com"}},
 		// Not personal data.
 		{"delivered 2024-01-02 at 10:00:00", nil},
 		{"due 12/31/2024", nil},
@@ -40,6 +45,33 @@ func TestPersonalSpans(t *testing.T) {
 		}
 		if !slices.Equal(got, tt.want) {
 			t.Errorf("personalSpans(%q) = %q, want %q", tt.text, got, tt.want)
+		}
+	}
+}
+
+// TestScrubLeavesNothing: text scrubbed of its addresses and numbers holds
+// none, even where a pseudonym with the text around it forms one (a number
+// between "x@" and ".com" is pseudonymised with them, as one address).
+func TestScrubLeavesNothing(t *testing.T) {
+	b := newBuilder(t)
+	ps := b.p.Pseudonymise
+	tests := []struct{ text, want string }{
+		{"0 0 00000 011@80Y.AB", ps("0 0 00000") + " " + ps("011@80Y.AB")},
+		{"x@555 123 4567.com", ps("x@555 123 4567.com")},
+		{"write x@(555) 123-4567.com today", "write " + ps("x@(555) 123-4567.com") + " today"},
+		{"at jo@a.555 123 4567.org or 020 7946 0958", "at " + ps("jo@a.555 123 4567.org") + " or " + ps("020 7946 0958")},
+		// Under the test key the number's pseudonym begins "ae": with
+		// "x@a." it makes an address that ends inside the pseudonym.
+		{"x@a.555 123 0000 and 1", ps("x@a.555 123 0000") + " and 1"},
+		{"call me at +44 20 7946 0958 or jo@example.com", "call me at " + ps("+44 20 7946 0958") + " or " + ps("jo@example.com")},
+	}
+	for _, tt := range tests {
+		got := b.scrubText(tt.text, personalSpans(tt.text))
+		if got != tt.want {
+			t.Errorf("scrubText(%q) = %q, want %q", tt.text, got, tt.want)
+		}
+		if left := personalSpans(got); len(left) > 0 {
+			t.Errorf("scrubText(%q) = %q keeps %v", tt.text, got, left)
 		}
 	}
 }

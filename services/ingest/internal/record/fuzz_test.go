@@ -48,17 +48,30 @@ func FuzzBuildEncodes(f *testing.F) {
 }
 
 // FuzzPersonalSpans checks that the spans found in any text are in order,
-// apart and within it.
+// apart and within it, and that the text scrubbed of them holds none.
 func FuzzPersonalSpans(f *testing.F) {
 	f.Add("call me at +44 20 7946 0958 or jo@example.com")
 	f.Add("(555) 123-4567 a@b.co 2024-01-02")
+	f.Add("x@555 123 4567.com")
+	p, err := eventlog.NewPseudonymiser([]byte("test key test key test key test key"), "ktest")
+	if err != nil {
+		f.Fatal(err)
+	}
+	b := New(p)
 	f.Fuzz(func(t *testing.T, s string) {
 		last := 0
-		for _, sp := range personalSpans(s) {
+		spans := personalSpans(s)
+		for _, sp := range spans {
 			if sp.start < last || sp.end <= sp.start || sp.end > len(s) {
 				t.Fatalf("span %+v after %d in %d bytes", sp, last, len(s))
 			}
 			last = sp.end
+		}
+		if len(spans) == 0 {
+			return
+		}
+		if out := b.scrubText(s, spans); len(personalSpans(out)) > 0 {
+			t.Fatalf("scrubbed text keeps personal data in %q", out)
 		}
 	})
 }
