@@ -176,7 +176,7 @@ func TestPairHash(t *testing.T) {
 	if pairHash("a", "b", 1) == pairHash("a", "b", 2) {
 		t.Error("seeds 1 and 2 hash alike")
 	}
-	if pairHash("a", "b", 1) != pairHash("a", "b", 1) {
+	if h := pairHash("a", "b", 1); h != pairHash("a", "b", 1) {
 		t.Error("not deterministic")
 	}
 }

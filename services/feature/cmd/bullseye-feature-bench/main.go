@@ -617,7 +617,7 @@ func freshness(ctx context.Context, ingest ingestv1.IngestServiceClient, c featu
 			return [2]time.Duration{}, err
 		}
 		if resp.GetCounts().GetAccepted() != 1 {
-			return [2]time.Duration{}, fmt.Errorf("Track: %v, want 1 accepted", resp.GetCounts())
+			return [2]time.Duration{}, fmt.Errorf("tracking one event: %v, want 1 accepted", resp.GetCounts())
 		}
 		acked := time.Now()
 		for {

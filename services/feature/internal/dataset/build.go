@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"fmt"
 	"hash/fnv"
 	"math"
 	"slices"
@@ -410,7 +409,3 @@ func hashSplit(id string, seed uint64, frac float64) featurev1.Split {
 	return featurev1.Split_SPLIT_TRAIN
 }
 
-// errInvalid wraps a message as a violation list.
-func errInvalid(field, format string, args ...any) error {
-	return featureset.Violations{{Field: field, Description: fmt.Sprintf(format, args...)}}
-}

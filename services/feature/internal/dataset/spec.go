@@ -94,10 +94,6 @@ type Plan struct {
 	includeObjected bool
 }
 
-func (p *Plan) violations(v *featureset.Violations, field, format string, args ...any) {
-	*v = append(*v, featureset.Violation{Field: field, Description: fmt.Sprintf(format, args...)})
-}
-
 // Compile validates a spec and resolves its feature set; violations name
 // fields under prefix (e.g. "spec").
 func Compile(r Resolver, spec *featurev1.TrainingSetSpec, prefix string) (*Plan, error) {

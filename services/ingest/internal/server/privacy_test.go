@@ -18,17 +18,17 @@ func spanText(s trace.ReadOnlySpan) string {
 	var b strings.Builder
 	fmt.Fprintln(&b, s.Name(), s.Status().Description)
 	for _, a := range s.Attributes() {
-		fmt.Fprintln(&b, a.Key, a.Value.Emit())
+		fmt.Fprintln(&b, a.Key, a.Value.String())
 	}
 	for _, ev := range s.Events() {
 		fmt.Fprintln(&b, ev.Name)
 		for _, a := range ev.Attributes {
-			fmt.Fprintln(&b, a.Key, a.Value.Emit())
+			fmt.Fprintln(&b, a.Key, a.Value.String())
 		}
 	}
 	for _, l := range s.Links() {
 		for _, a := range l.Attributes {
-			fmt.Fprintln(&b, a.Key, a.Value.Emit())
+			fmt.Fprintln(&b, a.Key, a.Value.String())
 		}
 	}
 	return b.String()
