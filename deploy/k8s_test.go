@@ -365,3 +365,81 @@ func tool(t *testing.T, name string) string {
 	t.Fatalf("%s not found in $BULLSEYE_BIN or ../bin: run 'make tools'", name)
 	return ""
 }
+
+// TestKeyReachesEveryServiceThatTakesIt checks, in every overlay, that each
+// service whose binary takes --hmac-key-file is given one, read from a
+// mounted Secret, and that all of them read the same Secret's same key: a
+// feature service with another key (or none) cannot consult ingest's erasure
+// list and answers erased customers as unknown.
+func TestKeyReachesEveryServiceThatTakesIt(t *testing.T) {
+	for _, dir := range overlays(t) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			m := build(t, dir)
+			sources := map[string]string{} // service -> "secret/key"
+			for _, w := range m.workloads {
+				for _, c := range w.pod.Spec.Containers {
+					svc, ok := serviceOfImage(c.Image)
+					if !ok || flagsOf(t, svc).Lookup("hmac-key-file") == nil {
+						continue
+					}
+					where := fmt.Sprintf("%s %s container %s", w.kind, w.name, c.Name)
+					src, err := secretFileOf(w.pod.Spec, c)
+					if err != nil {
+						t.Errorf("%s: %v", where, err)
+						continue
+					}
+					sources[svc] = src
+				}
+			}
+			for _, svc := range []string{"ingest", "feature"} {
+				if _, ok := sources[svc]; !ok {
+					t.Errorf("the %s service is given no HMAC key from a Secret", svc)
+				}
+			}
+			for svc, src := range sources {
+				if src != sources["ingest"] {
+					t.Errorf("the %s service reads its HMAC key from %s, ingest from %s", svc, src, sources["ingest"])
+				}
+			}
+		})
+	}
+}
+
+// secretFileOf returns "secret/key" for the file that a container's
+// BULLSEYE_HMAC_KEY_FILE names, or why it is not a key of a mounted Secret.
+func secretFileOf(pod corev1.PodSpec, c corev1.Container) (string, error) {
+	var path string
+	for _, e := range c.Env {
+		switch e.Name {
+		case "BULLSEYE_HMAC_KEY_FILE":
+			path = e.Value
+		case "BULLSEYE_DEV_HMAC_KEY":
+			return "", fmt.Errorf("generates a development key (BULLSEYE_DEV_HMAC_KEY)")
+		}
+	}
+	if path == "" {
+		return "", fmt.Errorf("BULLSEYE_HMAC_KEY_FILE is not set")
+	}
+	for _, vm := range c.VolumeMounts {
+		rel, err := filepath.Rel(vm.MountPath, path)
+		if err != nil || strings.HasPrefix(rel, "..") || rel == "." {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name != vm.Name {
+				continue
+			}
+			if v.Secret == nil {
+				return "", fmt.Errorf("%s is on volume %s, which is not a Secret", path, v.Name)
+			}
+			key := rel
+			for _, it := range v.Secret.Items {
+				if it.Path == rel {
+					key = it.Key
+				}
+			}
+			return v.Secret.SecretName + "/" + key, nil
+		}
+	}
+	return "", fmt.Errorf("%s is on no mounted volume", path)
+}
