@@ -21,8 +21,8 @@ const DependencyEtcd = "etcd"
 // in a row must fail before etcd counts as lost (one slow answer is not a lost connection).
 const (
 	etcdProbeInterval = time.Second
-	etcdProbeTimeout  = time.Second
-	etcdProbeFailures = 2
+	etcdProbeTimeout  = 2 * time.Second
+	etcdProbeFailures = 3
 )
 
 // etcdProbeKey is read (linearizably, so a member without quorum fails the probe) to check
