@@ -6,6 +6,7 @@ package audience
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
@@ -103,12 +104,16 @@ func (c *compiler) node(f *servingv1.AudienceFilter, field string, depth int) *n
 
 func (c *compiler) cond(fc *servingv1.FeatureCondition, field string) *node {
 	n := &node{kind: kindCond, name: fc.GetFeature(), op: fc.GetOperator()}
+	var bad fault.Violations
+	if !bad.CheckName(field+".feature", n.name) {
+		c.bad = append(c.bad, bad...)
+		n.name = ""
+	}
 	typ, ok := c.typeOf(n.name)
 	switch {
 	case n.name == "":
-		c.fail(field+".feature", "is required")
 	case !ok:
-		c.fail(field+".feature", "the model's feature set has no feature %q", n.name)
+		c.fail(field+".feature", "the model's feature set has no feature %s", fault.Quote(n.name))
 	case !c.seen[n.name]:
 		c.seen[n.name] = true
 		c.names = append(c.names, n.name)
@@ -116,6 +121,10 @@ func (c *compiler) cond(fc *servingv1.FeatureCondition, field string) *node {
 	check := func(v *commonv1.Value, at string) {
 		if v.GetKind() == nil {
 			c.fail(at, "is required")
+			return
+		}
+		if msg := badValue(v); msg != "" {
+			c.fail(at, "%s", msg)
 			return
 		}
 		if ok && !suits(typ, v) {
@@ -133,10 +142,11 @@ func (c *compiler) cond(fc *servingv1.FeatureCondition, field string) *node {
 		n.vals = []*commonv1.Value{fc.GetValue()}
 	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_IN, servingv1.ComparisonOperator_COMPARISON_OPERATOR_NOT_IN:
 		if len(fc.GetValues()) == 0 || len(fc.GetValues()) > MaxValues {
-			c.fail(field+".values", "needs 1 to %d values", MaxValues)
-		}
-		for i, v := range fc.GetValues() {
-			check(v, fmt.Sprintf("%s.values[%d]", field, i))
+			c.fail(field+".values", "needs 1 to %d values, got %d", MaxValues, len(fc.GetValues()))
+		} else {
+			for i, v := range fc.GetValues() {
+				check(v, fmt.Sprintf("%s.values[%d]", field, i))
+			}
 		}
 		if fc.GetValue() != nil {
 			c.fail(field+".value", "is for single comparisons; use values")
@@ -150,6 +160,28 @@ func (c *compiler) cond(fc *servingv1.FeatureCondition, field string) *node {
 		c.fail(field+".operator", "is required")
 	}
 	return n
+}
+
+// badValue says what is wrong with a value a filter compares with (a number that is not
+// finite, a string that is not UTF-8 or longer than fault.MaxTextBytes, a time out of range),
+// or "".
+func badValue(v *commonv1.Value) string {
+	switch k := v.GetKind().(type) {
+	case *commonv1.Value_NumberValue:
+		if math.IsNaN(k.NumberValue) || math.IsInf(k.NumberValue, 0) {
+			return "must be a finite number"
+		}
+	case *commonv1.Value_StringValue:
+		var vs fault.Violations
+		if !vs.CheckString("", k.StringValue, fault.MaxTextBytes, false) {
+			return vs[0].Description
+		}
+	case *commonv1.Value_TimeValue:
+		if err := k.TimeValue.CheckValid(); err != nil {
+			return "is not a valid time"
+		}
+	}
+	return ""
 }
 
 func isNum(t commonv1.ValueType) bool {

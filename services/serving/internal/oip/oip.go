@@ -136,7 +136,7 @@ func Decode(req *inference.ModelInferRequest, m *scoring.Model) ([]scoring.Row, 
 		}
 		sh := in.GetShape()
 		if len(sh) == 0 || len(sh) > 2 || (len(sh) == 2 && sh[1] != 1) || sh[0] < 0 {
-			return nil, bad(field+".shape", "must be [batch] or [batch, 1], got %v", sh)
+			return nil, bad(field+".shape", "must be [batch] or [batch, 1], got %s", shapeText(sh))
 		}
 		if n < 0 {
 			n = int(sh[0])
@@ -195,6 +195,15 @@ func Decode(req *inference.ModelInferRequest, m *scoring.Model) ([]scoring.Row, 
 		}
 	}
 	return rows, nil
+}
+
+// shapeText shows a shape in a message: whole when it has a few dimensions, else its first
+// ones and how many there are.
+func shapeText(sh []int64) string {
+	if len(sh) <= 4 {
+		return fmt.Sprint(sh)
+	}
+	return fmt.Sprintf("%v… (%d dimensions)", sh[:4], len(sh))
 }
 
 // decodeTensor returns the n values of one input tensor.
@@ -304,6 +313,9 @@ func decodeTensor(in *inference.ModelInferRequest_InferInputTensor, raw []byte, 
 				out[i] = nil
 				continue
 			}
+			if len(b) > fault.MaxTextBytes {
+				return nil, bad(field, "element %d is %d bytes long; the limit is %d bytes", i, len(b), fault.MaxTextBytes)
+			}
 			if !utf8.Valid(b) {
 				return nil, bad(field, "element %d is not UTF-8", i)
 			}
@@ -311,7 +323,7 @@ func decodeTensor(in *inference.ModelInferRequest_InferInputTensor, raw []byte, 
 			if typ == commonv1.ValueType_VALUE_TYPE_TIME {
 				t, err := time.Parse(time.RFC3339Nano, s)
 				if err != nil {
-					return nil, bad(field, "element %d: a time input takes RFC 3339 text: %v", i, err)
+					return nil, bad(field, "element %d: a time input takes RFC 3339 text, not %s", i, fault.Quote(s))
 				}
 				vals[i].Kind = &commonv1.Value_TimeValue{TimeValue: timestamppb.New(t)}
 				continue
@@ -319,7 +331,7 @@ func decodeTensor(in *inference.ModelInferRequest_InferInputTensor, raw []byte, 
 			vals[i].Kind = &commonv1.Value_StringValue{StringValue: s}
 		}
 	default:
-		return nil, bad(field+".datatype", "unknown datatype %q", dt)
+		return nil, bad(field+".datatype", "unknown datatype %s", fault.Quote(dt))
 	}
 	return out, nil
 }

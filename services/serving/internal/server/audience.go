@@ -89,6 +89,11 @@ func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudience
 
 // ListModels implements PredictionService.ListModels.
 func (s *Server) ListModels(ctx context.Context, req *servingv1.ListModelsRequest) (*servingv1.ListModelsResponse, error) {
+	if p := req.GetNamePrefix(); p != "" && !fault.ValidName(p) {
+		var c fault.Violations
+		c.CheckName("name_prefix", p)
+		return nil, toStatus(ctx, s.logger, "ListModels", c.Err())
+	}
 	return &servingv1.ListModelsResponse{Models: s.cfg.Store.List(req.GetNamePrefix())}, nil
 }
 

@@ -177,17 +177,40 @@ func checkInferDoor(req *inference.ModelInferRequest) error {
 	c.CheckName("model_name", req.GetModelName())
 	c.CheckString("model_version", req.GetModelVersion(), fault.MaxNameBytes, false)
 	c.CheckString("id", req.GetId(), fault.MaxIDBytes, false)
+	checkParameters(&c, "parameters", req.GetParameters())
 	if c.CheckLen("inputs", len(req.GetInputs()), fault.MaxListLen) {
 		for i, in := range req.GetInputs() {
-			c.CheckName("inputs["+strconv.Itoa(i)+"].name", in.GetName())
+			field := "inputs[" + strconv.Itoa(i) + "]"
+			c.CheckName(field+".name", in.GetName())
+			c.CheckName(field+".datatype", in.GetDatatype())
+			checkParameters(&c, field+".parameters", in.GetParameters())
 		}
 	}
 	if c.CheckLen("outputs", len(req.GetOutputs()), fault.MaxListLen) {
 		for i, o := range req.GetOutputs() {
-			c.CheckName("outputs["+strconv.Itoa(i)+"].name", o.GetName())
+			field := "outputs[" + strconv.Itoa(i) + "]"
+			c.CheckName(field+".name", o.GetName())
+			checkParameters(&c, field+".parameters", o.GetParameters())
 		}
 	}
 	return c.Err()
+}
+
+// checkParameters checks a map of inference parameters: at most fault.MaxListLen of them, each
+// key a name under the shared bounds and each string value text under them (fault.MaxTextBytes).
+func checkParameters(c *fault.Violations, field string, ps map[string]*inference.InferParameter) {
+	if len(ps) == 0 || !c.CheckLen(field, len(ps), fault.MaxListLen) {
+		return
+	}
+	for k, p := range ps {
+		if !fault.ValidName(k) {
+			c.CheckName(field+" key "+fault.Quote(k), k)
+			continue
+		}
+		if s, ok := p.GetParameterChoice().(*inference.InferParameter_StringParam); ok {
+			c.CheckString(field+"["+k+"]", s.StringParam, fault.MaxTextBytes, false)
+		}
+	}
 }
 
 // rowViolations returns the violations of the rows that could not be scored: one per input

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
@@ -103,14 +104,37 @@ func checkInstance(inst *servingv1.Instance, m *scoring.Model) *commonv1.Problem
 	if uid == "" && len(inst.GetFeatures()) == 0 {
 		return &commonv1.Problem{Reason: "EMPTY_INSTANCE", Description: "give a user_id, inline features, or both"}
 	}
-	for name := range inst.GetFeatures() {
+	for name, v := range inst.GetFeatures() {
 		if !fault.ValidName(name) {
 			var v fault.Violations
 			v.CheckName("features key "+fault.Quote(name), name)
 			return &commonv1.Problem{Field: "features", Reason: "INVALID_NAME", Description: v[0].Field + " " + v[0].Description}
 		}
+		if p := valueProblem(name, v); p != nil {
+			return p
+		}
 	}
 	return unknownFeatures(inst.GetFeatures(), m)
+}
+
+// valueProblem returns the problem of an inline string value that fails the shared bounds of
+// text (fault.MaxTextBytes, UTF-8), or nil: such a value is refused, never taken for an unseen
+// category.
+func valueProblem(name string, v *commonv1.Value) *commonv1.Problem {
+	sv, ok := v.GetKind().(*commonv1.Value_StringValue)
+	if !ok {
+		return nil
+	}
+	s := sv.StringValue
+	switch {
+	case len(s) > fault.MaxTextBytes:
+		return &commonv1.Problem{Field: "features." + name, Reason: "TOO_LONG",
+			Description: fmt.Sprintf("feature %q is %d bytes long; the limit is %d bytes", name, len(s), fault.MaxTextBytes)}
+	case !utf8.ValidString(s):
+		return &commonv1.Problem{Field: "features." + name, Reason: "INVALID_VALUE",
+			Description: fmt.Sprintf("feature %q is not valid UTF-8", name)}
+	}
+	return nil
 }
 
 // unknownFeatures returns the problem of inline features the model does not take, naming them
