@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -391,18 +390,6 @@ func (in *instance) waitStatus(t *testing.T, name string, ok func(*servingv1.Ser
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// availableVersions lists the AVAILABLE versions of a model status, ascending.
-func availableVersions(m *servingv1.ServedModel) []int64 {
-	var out []int64
-	for _, v := range m.GetVersions() {
-		if v.GetState() == servingv1.ModelState_MODEL_STATE_AVAILABLE {
-			out = append(out, v.GetVersion())
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }
 
 func ref(name string) *commonv1.ModelRef { return &commonv1.ModelRef{Name: name} }

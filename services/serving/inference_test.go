@@ -177,9 +177,7 @@ func TestOpenInferenceProtocol(t *testing.T) {
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			req := &inference.ModelInferRequest{ModelName: model}
-			for _, ti := range b.oipInputs(rows) {
-				req.Inputs = append(req.Inputs, ti)
-			}
+			req.Inputs = append(req.Inputs, b.oipInputs(rows)...)
 			tt.mod(req)
 			_, err := in.infer.ModelInfer(ctx, req)
 			if status.Code(err) != tt.code || (tt.field != "" && !containsField(err, tt.field)) {
