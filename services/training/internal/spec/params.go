@@ -176,7 +176,10 @@ func (p param) check(v *commonv1.Value) (*commonv1.Value, error) {
 		default:
 			return nil, fmt.Errorf("must be a number")
 		}
-		if math.IsNaN(x) || x < p.lo || x > p.hi || p.loOpen && x == p.lo {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("must be a finite number")
+		}
+		if x < p.lo || x > p.hi || p.loOpen && x == p.lo {
 			return nil, fmt.Errorf("%v is out of range %s", x, p.rangeText())
 		}
 		if p.kind == kInt {

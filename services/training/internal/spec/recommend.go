@@ -81,7 +81,7 @@ func validateRecSelection(v *fault.Violations, s *trainingv1.TrainingSpec, field
 	higher, k := recMetric(name)
 	switch {
 	case k < 0:
-		v.Add(field+".metric", "%q does not rank recommenders; use rmse, mae (explicit feedback) or <%s>_at_<k>", name, strings.Join(rankingMetrics, "|"))
+		v.Add(field+".metric", "%s does not rank recommenders; use rmse, mae (explicit feedback) or <%s>_at_<k>", pkgfault.Quote(name), strings.Join(rankingMetrics, "|"))
 		return
 	case k == 0 && s.GetTask() == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
 		v.Add(field+".metric", "%s measures ratings; implicit feedback is ranked by a ranking metric such as ndcg_at_10", name)

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	sharedfault "github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
@@ -157,6 +158,10 @@ func Validate(s *trainingv1.TrainingSpec, prefix string) fault.Violations {
 	default:
 		v.Add(f("search.method"), "unknown method %v", s.GetSearch().GetMethod())
 	}
+	if len(s.GetCandidates()) > DefaultMaxCandidates {
+		v.Add(f("candidates"), "has %d candidate specs; the limit is %d", len(s.GetCandidates()), DefaultMaxCandidates)
+		return v
+	}
 	cands, cv := Expand(s, prefix)
 	v = append(v, cv...)
 	if maxC := cmp.Or(int(s.GetSearch().GetMaxCandidates()), DefaultMaxCandidates); len(cv) == 0 && len(cands) > maxC {
@@ -225,7 +230,7 @@ func Validate(s *trainingv1.TrainingSpec, prefix string) fault.Violations {
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.GetLabels())) {
 		if k == "" || len(k) > maxLabelLen || len(s.GetLabels()[k]) > maxLabelLen {
-			v.Add(fmt.Sprintf("%s[%q]", f("labels"), k), "keys of 1 to %d characters and values of at most %d", maxLabelLen, maxLabelLen)
+			v.Add(fmt.Sprintf("%s[%s]", f("labels"), key(k)), "keys of 1 to %d characters and values of at most %d", maxLabelLen, maxLabelLen)
 		}
 	}
 	return v
@@ -368,7 +373,7 @@ func validatePreprocessing(v *fault.Violations, p *trainingv1.PreprocessingSpec,
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.GetColumns())) {
 		c := p.GetColumns()[name]
-		cf := fmt.Sprintf("%s.columns[%q]", field, name)
+		cf := fmt.Sprintf("%s.columns[%s]", field, key(name))
 		if name == "" {
 			v.Add(cf, "a column name must not be empty")
 		}
@@ -400,7 +405,7 @@ func validateSelection(v *fault.Violations, s *trainingv1.TrainingSpec, field st
 	name, m := Metric(s)
 	allowed := TaskMetrics(s.GetTask())
 	if !slices.Contains(allowed, name) {
-		v.Add(field+".metric", "%q does not rank %v models; use one of %q", name, s.GetTask(), allowed)
+		v.Add(field+".metric", "%s does not rank %v models; use one of %q", sharedfault.Quote(name), s.GetTask(), allowed)
 		return
 	}
 	switch d := s.GetSelection().GetDirection(); {
@@ -479,10 +484,10 @@ func Expand(s *trainingv1.TrainingSpec, prefix string) ([]Candidate, fault.Viola
 		ranges := map[string]*trainingv1.HyperparameterRange{}
 		bad := false
 		for _, name := range names {
-			hf := fmt.Sprintf("%s.hyperparameters[%q]", field, name)
+			hf := fmt.Sprintf("%s.hyperparameters[%s]", field, key(name))
 			p, ok := lookupParam(cs.GetFamily(), name)
 			if !ok {
-				v.Add(hf, "%v has no hyperparameter %q; it has %q", cs.GetFamily(), name, paramNames(cs.GetFamily()))
+				v.Add(hf, "%v has no hyperparameter %s; it has %q", cs.GetFamily(), sharedfault.Quote(name), paramNames(cs.GetFamily()))
 				bad = true
 				continue
 			}
@@ -620,3 +625,7 @@ func sample(rng *rand.Rand, r *trainingv1.HyperparameterRange) float64 {
 	}
 	return r.GetMin() + u*(r.GetMax()-r.GetMin())
 }
+
+// key shows a map key of the spec in a field path: quoted, and cut when it is long, so that
+// a violation never repeats a caller's long or broken key whole.
+func key(k string) string { return sharedfault.Quote(k) }
