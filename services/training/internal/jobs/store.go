@@ -24,8 +24,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 )
@@ -55,7 +56,13 @@ func requestKey(r string) string { return requestsPrefix + r }
 func queueKey(id string) string  { return queuePrefix + id }
 func lockKey(id string) string   { return locksPrefix + id }
 func startedKey(g string) string { return startedPrefix + g }
-func validID(id string) bool     { return id != "" && len(id) <= 128 && !strings.ContainsAny(id, "/ \t\n") }
+func validID(id string) bool     { return jobIDRE.MatchString(id) }
+
+// jobIDRE is the form of the ids newID makes.
+var jobIDRE = regexp.MustCompile(`^[0-9]{8}-[0-9]{6}\.[0-9]{3}-[0-9a-f]{8}$`)
+
+// ValidID reports whether id has the form of a job id (as StartTraining returns it).
+func ValidID(id string) bool { return validID(id) }
 func terminal(s trainingv1.JobState) bool {
 	return s == trainingv1.JobState_JOB_STATE_SUCCEEDED || s == trainingv1.JobState_JOB_STATE_FAILED ||
 		s == trainingv1.JobState_JOB_STATE_CANCELLED
@@ -147,7 +154,7 @@ func (s *Store) Get(ctx context.Context, id string) (*trainingv1.Job, int64, err
 		return nil, 0, fmt.Errorf("reading job %s: %w", id, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, 0, fault.New(fault.ErrNotFound, "JOB_NOT_FOUND", "no job %s", id)
+		return nil, 0, fault.New(fault.ErrNotFound, "JOB_NOT_FOUND", "no job %s", pkgfault.Quote(id))
 	}
 	job := &trainingv1.Job{}
 	if err := proto.Unmarshal(resp.Kvs[0].Value, job); err != nil {
@@ -219,7 +226,7 @@ func (s *Store) Cancel(ctx context.Context, id, reason string) (*trainingv1.Job,
 	// current decodes the record a failed transaction read back.
 	current := func(kvs []*mvccpb.KeyValue) error {
 		if len(kvs) == 0 {
-			return fault.New(fault.ErrNotFound, "JOB_NOT_FOUND", "no job %s", id)
+			return fault.New(fault.ErrNotFound, "JOB_NOT_FOUND", "no job %s", pkgfault.Quote(id))
 		}
 		job = &trainingv1.Job{}
 		if err := proto.Unmarshal(kvs[0].Value, job); err != nil {

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
+	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
-	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/services/training/internal/dataset"
 	"github.com/bullseye-ml/bullseye/services/training/internal/evaluate"
 	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
@@ -20,8 +20,20 @@ import (
 // Evaluate implements TrainingService.
 func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) (*trainingv1.EvaluateResponse, error) {
 	var v fault.Violations
-	if !registry.ValidName(req.GetModel().GetName()) {
-		v.Add("model.name", "required: 1 to 63 characters of [a-z0-9-], starting with a letter")
+	checkRef(&v, "model", req.GetModel())
+	v.CheckMessage("data", req.GetData())
+	checkTimes(&v, "data", req.GetData())
+	v.CheckMessage("options", req.GetOptions())
+	if len(req.GetRows()) <= maxInlineRows {
+		for i, r := range req.GetRows() {
+			if len(v) > pkgfault.MaxReported {
+				break
+			}
+			f := fmt.Sprintf("rows[%d]", i)
+			v.CheckMessage(f, r)
+			checkText(&v, f+".entity_id", r.GetEntityId(), pkgfault.MaxIDBytes)
+			checkText(&v, f+".item_id", r.GetItemId(), pkgfault.MaxIDBytes)
+		}
 	}
 	switch {
 	case len(req.GetRows()) > 0 && req.GetData() != nil:

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
+	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
@@ -35,9 +37,13 @@ const (
 	defaultPageSize = 50
 	maxPageSize     = 500
 	maxReason       = 1024
+	maxNameLen      = 63
 	maxInlineRows   = 100_000
 	scorerCacheSize = 16
 )
+
+// notNameRune reports whether r is a character no model name has.
+func notNameRune(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') }
 
 var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
@@ -78,6 +84,10 @@ func New(store *jobs.Store, reg *registry.Registry, features featurev1.FeatureSe
 // StartTraining implements TrainingService.
 func (s *Server) StartTraining(ctx context.Context, req *trainingv1.StartTrainingRequest) (*trainingv1.StartTrainingResponse, error) {
 	var v fault.Violations
+	if v.CheckMessage("", req); len(v) > 0 {
+		return nil, s.Status(ctx, "StartTraining", v)
+	}
+	checkTimes(&v, "spec", req.GetSpec())
 	if !requestIDRE.MatchString(req.GetRequestId()) {
 		v.Add("request_id", "required: 1 to 128 characters of [A-Za-z0-9._:-]")
 	}
@@ -103,6 +113,12 @@ func (s *Server) StartTraining(ctx context.Context, req *trainingv1.StartTrainin
 
 // GetJob implements TrainingService.
 func (s *Server) GetJob(ctx context.Context, req *trainingv1.GetJobRequest) (*trainingv1.GetJobResponse, error) {
+	var v fault.Violations
+	checkJobID(&v, "job_id", req.GetJobId())
+	checkEnum(&v, "view", req.GetView())
+	if err := v.Err(); err != nil {
+		return nil, s.Status(ctx, "GetJob", err)
+	}
 	job, _, err := s.jobs.Get(ctx, req.GetJobId())
 	if err != nil {
 		return nil, s.Status(ctx, "GetJob", err)
@@ -130,6 +146,10 @@ func view(job *trainingv1.Job, v, def trainingv1.JobView) *trainingv1.Job {
 func (s *Server) WatchJob(req *trainingv1.WatchJobRequest, stream trainingv1.TrainingService_WatchJobServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
+	var v fault.Violations
+	if checkJobID(&v, "job_id", req.GetJobId()); len(v) > 0 {
+		return s.Status(ctx, "WatchJob", v)
+	}
 	w, err := s.jobs.Watch(ctx, req.GetJobId())
 	if err != nil {
 		return s.Status(ctx, "WatchJob", err)
@@ -169,8 +189,11 @@ func (s *Server) WatchJob(req *trainingv1.WatchJobRequest, stream trainingv1.Tra
 
 // CancelJob implements TrainingService.
 func (s *Server) CancelJob(ctx context.Context, req *trainingv1.CancelJobRequest) (*trainingv1.CancelJobResponse, error) {
-	if len(req.GetReason()) > maxReason {
-		return nil, s.Status(ctx, "CancelJob", fault.Invalid("reason", "at most %d characters", maxReason))
+	var v fault.Violations
+	checkJobID(&v, "job_id", req.GetJobId())
+	checkText(&v, "reason", req.GetReason(), maxReason)
+	if err := v.Err(); err != nil {
+		return nil, s.Status(ctx, "CancelJob", err)
 	}
 	job, err := s.jobs.Cancel(ctx, req.GetJobId(), req.GetReason())
 	if err != nil {
@@ -195,11 +218,25 @@ func (s *Server) ListJobs(ctx context.Context, req *trainingv1.ListJobsRequest) 
 	if err != nil {
 		return nil, s.Status(ctx, "ListJobs", err)
 	}
-	list, next, err := s.jobs.List(ctx, jobs.ListOptions{PageSize: n, Token: req.GetPageToken(), States: req.GetStates(), Model: req.GetModelName()})
+	var v fault.Violations
+	after := readToken(&v, jobsToken, req.GetPageToken(), jobs.ValidID)
+	if v.CheckLen("states", len(req.GetStates()), pkgfault.MaxListLen) {
+		for i, st := range req.GetStates() {
+			checkEnum(&v, fmt.Sprintf("states[%d]", i), st)
+		}
+	}
+	if m := req.GetModelName(); m != "" && !registry.ValidName(m) {
+		v.Add("model_name", "%s", nameRule)
+	}
+	checkEnum(&v, "view", req.GetView())
+	if err := v.Err(); err != nil {
+		return nil, s.Status(ctx, "ListJobs", err)
+	}
+	list, next, err := s.jobs.List(ctx, jobs.ListOptions{PageSize: n, Token: after, States: req.GetStates(), Model: req.GetModelName()})
 	if err != nil {
 		return nil, s.Status(ctx, "ListJobs", err)
 	}
-	out := &trainingv1.ListJobsResponse{NextPageToken: next}
+	out := &trainingv1.ListJobsResponse{NextPageToken: issueToken(jobsToken, next)}
 	for _, j := range list {
 		out.Jobs = append(out.Jobs, view(j, req.GetView(), trainingv1.JobView_JOB_VIEW_BASIC))
 	}
@@ -212,18 +249,27 @@ func (s *Server) ListModels(ctx context.Context, req *trainingv1.ListModelsReque
 	if err != nil {
 		return nil, s.Status(ctx, "ListModels", err)
 	}
-	if t := req.GetPageToken(); t != "" && !registry.ValidName(t) {
-		return nil, s.Status(ctx, "ListModels", fault.Invalid("page_token", "not a token of a previous page"))
+	var v fault.Violations
+	after := readToken(&v, modelsToken, req.GetPageToken(), registry.ValidName)
+	if p := req.GetNamePrefix(); v.CheckString("name_prefix", p, maxNameLen, false) && strings.IndexFunc(p, notNameRune) >= 0 {
+		v.Add("name_prefix", "holds a character no model name has: names are of [a-z0-9-]")
 	}
-	models, next, err := s.registry.Models(ctx, req.GetNamePrefix(), req.GetPageToken(), n)
+	if err := v.Err(); err != nil {
+		return nil, s.Status(ctx, "ListModels", err)
+	}
+	models, next, err := s.registry.Models(ctx, req.GetNamePrefix(), after, n)
 	if err != nil {
 		return nil, s.Status(ctx, "ListModels", err)
 	}
-	return &trainingv1.ListModelsResponse{Models: models, NextPageToken: next}, nil
+	return &trainingv1.ListModelsResponse{Models: models, NextPageToken: issueToken(modelsToken, next)}, nil
 }
 
 // GetModel implements TrainingService.
 func (s *Server) GetModel(ctx context.Context, req *trainingv1.GetModelRequest) (*trainingv1.GetModelResponse, error) {
+	var bad fault.Violations
+	if checkRef(&bad, "model", req.GetModel()); len(bad) > 0 {
+		return nil, s.Status(ctx, "GetModel", bad)
+	}
 	v, m, err := s.registry.Resolve(ctx, req.GetModel())
 	if err != nil {
 		return nil, s.Status(ctx, "GetModel", err)
@@ -233,6 +279,18 @@ func (s *Server) GetModel(ctx context.Context, req *trainingv1.GetModelRequest) 
 
 // PromoteModel implements TrainingService.
 func (s *Server) PromoteModel(ctx context.Context, req *trainingv1.PromoteModelRequest) (*trainingv1.PromoteModelResponse, error) {
+	var v fault.Violations
+	if v.CheckMessage("", req); len(v) == 0 {
+		if !registry.ValidName(req.GetModelName()) {
+			v.Add("model_name", "%s", nameRule)
+		}
+		checkAliases(&v, req.GetSetAliases(), req.GetRemoveAliases())
+		checkText(&v, "reason", req.GetReason(), maxReason)
+		checkText(&v, "gate_metric", req.GetGateMetric(), pkgfault.MaxNameBytes)
+	}
+	if err := v.Err(); err != nil {
+		return nil, s.Status(ctx, "PromoteModel", err)
+	}
 	resp, err := s.registry.Promote(ctx, req)
 	if err != nil {
 		return nil, s.Status(ctx, "PromoteModel", err)
