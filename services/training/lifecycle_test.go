@@ -83,7 +83,7 @@ func TestCancelJob(t *testing.T) {
 
 	// The second job was taken once the replica was free; cancel it in turn, or find it
 	// ended already.
-	resp, err = tr.client.CancelJob(ctx, &trainingv1.CancelJobRequest{JobId: waiting.GetJobId()})
+	_, err = tr.client.CancelJob(ctx, &trainingv1.CancelJobRequest{JobId: waiting.GetJobId()})
 	if err != nil {
 		t.Fatal(err)
 	}
