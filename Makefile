@@ -13,7 +13,7 @@ COMMANDS := cmd/bullseye services/ingest/cmd/bullseye-ingest services/feature/cm
 	services/training/cmd/bullseye-training services/serving/cmd/bullseye-serving
 TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all tools proto proto-check build lint fmt vet buf-lint buf-breaking test dev demo clean bench-train bench-feature bench-ingest bench-recs bench-serve drill-loss fuzz
+.PHONY: all tools proto proto-check build lint fmt vet staticcheck buf-lint buf-breaking test dev demo clean bench-train bench-feature bench-ingest bench-recs bench-serve drill-loss fuzz
 
 all: build
 
@@ -43,7 +43,7 @@ build:
 		(cd $$c && CGO_ENABLED=0 go build -buildvcs=auto -o $(BIN)/ .) || exit 1; \
 	done
 
-lint: fmt vet buf-lint buf-breaking
+lint: fmt vet staticcheck buf-lint buf-breaking
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^pkg/gen/')); \
@@ -51,6 +51,9 @@ fmt:
 
 vet:
 	go vet $(PKGS)
+
+staticcheck: tools
+	$(BIN)/staticcheck $(PKGS)
 
 buf-lint: tools
 	$(BUF) lint

@@ -17,6 +17,7 @@ tools=(
   "ghz                 github.com/bojand/ghz/cmd/ghz@v0.120.0"
   "grpc-health-probe   github.com/grpc-ecosystem/grpc-health-probe@v0.4.62"
   "kustomize           sigs.k8s.io/kustomize/kustomize/v5@v5.8.2"
+  "staticcheck         honnef.co/go/tools/cmd/staticcheck@v0.7.0"
 )
 
 only=("$@")
