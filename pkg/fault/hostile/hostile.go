@@ -186,6 +186,9 @@ func check(t *testing.T, c Case, reply []byte, err error) {
 	if len(st.Message()) > 2048 {
 		t.Errorf("the message is %d bytes long: a caller's value is echoed whole", len(st.Message()))
 	}
+	if n := proto.Size(st.Proto()); n > 16<<10 {
+		t.Errorf("the status with its details is %d bytes long: a caller's value is echoed whole in a field or a description", n)
+	}
 	if c.Field != "" && !namesField(st, c.Field) {
 		t.Errorf("no violation names %s: %v", c.Field, st.Details())
 	}
