@@ -408,4 +408,3 @@ func hashSplit(id string, seed uint64, frac float64) featurev1.Split {
 	}
 	return featurev1.Split_SPLIT_TRAIN
 }
-
