@@ -30,15 +30,17 @@ const (
 const etcdProbeKey = "bullseye/health-probe"
 
 // ConnectEtcd connects to etcd, the one way every service does: reconnecting for ever with a
-// backoff capped at natsMaxReconnectDelay, keepalives that notice a dead connection within
-// seconds, and a first request within dialTimeout so that a wrong endpoint is reported at start.
-// The client lives until it is closed, not until ctx ends.
+// backoff capped at natsMaxReconnectDelay, keepalives that notice a dead connection, and a
+// first request within dialTimeout so that a wrong endpoint is reported at start. The client
+// lives until it is closed, not until ctx ends.
 func ConnectEtcd(ctx context.Context, endpoints []string, dialTimeout time.Duration) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            endpoints,
 		DialTimeout:          dialTimeout,
-		DialKeepAliveTime:    5 * time.Second,
-		DialKeepAliveTimeout: 3 * time.Second,
+		// etcd refuses pings more often than every 5 s (--grpc-keepalive-min-time) by closing
+		// the connection; the probes of WatchEtcd notice a lost etcd sooner anyway.
+		DialKeepAliveTime:    30 * time.Second,
+		DialKeepAliveTimeout: 10 * time.Second,
 		Context:              context.WithoutCancel(ctx),
 		Logger:               zap.NewNop(),
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
