@@ -34,11 +34,11 @@ const etcdProbeKey = "bullseye/health-probe"
 // first request within dialTimeout so that a wrong endpoint is reported at start. The client
 // lives until it is closed, not until ctx ends.
 func ConnectEtcd(ctx context.Context, endpoints []string, dialTimeout time.Duration) (*clientv3.Client, error) {
+	// etcd closes a connection that pings more often than every 5 s (its
+	// --grpc-keepalive-min-time); the probes of WatchEtcd notice a lost etcd sooner anyway.
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            endpoints,
 		DialTimeout:          dialTimeout,
-		// etcd refuses pings more often than every 5 s (--grpc-keepalive-min-time) by closing
-		// the connection; the probes of WatchEtcd notice a lost etcd sooner anyway.
 		DialKeepAliveTime:    30 * time.Second,
 		DialKeepAliveTimeout: 10 * time.Second,
 		Context:              context.WithoutCancel(ctx),
