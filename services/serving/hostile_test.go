@@ -10,6 +10,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionalphapb "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -457,7 +461,11 @@ func TestHostileInputs(t *testing.T) {
 	}
 	id := b.data.Rows[row].GetEntity().GetId()
 	table := hostileTable(id, b.inline(row))
-	descs := []*grpc.ServiceDesc{&servingv1.PredictionService_ServiceDesc, &inference.GRPCInferenceService_ServiceDesc}
+	for m, cases := range meshTable() {
+		table[m] = cases
+	}
+	descs := []*grpc.ServiceDesc{&servingv1.PredictionService_ServiceDesc, &inference.GRPCInferenceService_ServiceDesc,
+		&healthpb.Health_ServiceDesc, &reflectionpb.ServerReflection_ServiceDesc, &reflectionalphapb.ServerReflection_ServiceDesc}
 	hostile.Cover(t, table, descs...)
 	n := 0
 	calls := hostile.Run(t, in.conn, hostile.Streams(descs...), table, func(t *testing.T) {
@@ -493,4 +501,90 @@ func suppressed(id string) bool {
 		}
 	}
 	return false
+}
+
+// meshTable is a table of bad inputs for the services every node of the mesh serves beside its
+// own: gRPC health and server reflection (both versions; v1alpha, deprecated, has the wire
+// format of v1, so its cases are v1 messages). A Watch of a known or unknown service
+// streams until the caller leaves, so its cases are only those refused at once.
+func meshTable() hostile.Table {
+	const (
+		healthPrefix     = "/grpc.health.v1.Health/"
+		reflectionPrefix = "/grpc.reflection.v1.ServerReflection/"
+		alphaPrefix      = "/grpc.reflection.v1alpha.ServerReflection/"
+	)
+	inv := codes.InvalidArgument
+	servingStatus := func(t *testing.T, reply proto.Message) {
+		t.Helper()
+		if st := reply.(*healthpb.HealthCheckResponse).GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health %v, want SERVING", st)
+		}
+	}
+	symbol := func(s string) *reflectionpb.ServerReflectionRequest {
+		return &reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: s}}
+	}
+	notFound := func(t *testing.T, reply proto.Message) {
+		t.Helper()
+		if e := reply.(*reflectionpb.ServerReflectionResponse).GetErrorResponse(); codes.Code(e.GetErrorCode()) != codes.NotFound || len(e.GetErrorMessage()) > 2048 {
+			t.Fatalf("reply %v, want a short NOT_FOUND error response", reply)
+		}
+	}
+	listed := func(t *testing.T, reply proto.Message) {
+		t.Helper()
+		for _, s := range reply.(*reflectionpb.ServerReflectionResponse).GetListServicesResponse().GetService() {
+			if s.GetName() == "bullseye.serving.v1.PredictionService" {
+				return
+			}
+		}
+		t.Fatalf("reply %v does not list the PredictionService", reply)
+	}
+	// These messages have no MarshalVT, and proto.Marshal refuses invalid UTF-8: their bad
+	// strings are written as wire bytes (field 1 of HealthCheckRequest is service, field 4 of
+	// ServerReflectionRequest file_containing_symbol).
+	badString := func(field protowire.Number) []byte {
+		return protowire.AppendString(protowire.AppendTag(nil, field, protowire.BytesType), hostile.InvalidUTF8)
+	}
+	many := make([]proto.Message, 10_000)
+	for i := range many {
+		many[i] = symbol("no.such.Symbol" + itoa(i))
+	}
+	list := &reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}
+	return hostile.Table{
+		healthPrefix + "Check": {
+			{Name: "malformed", Raw: hostile.Malformed, Code: inv},
+			{Name: "invalid UTF-8 service", Raw: badString(1), Code: inv},
+			{Name: "1 MiB service", Requests: one(&healthpb.HealthCheckRequest{Service: hostile.MB1}), Code: codes.NotFound},
+			{Name: "unknown service", Requests: one(&healthpb.HealthCheckRequest{Service: "no.such.Service"}), Code: codes.NotFound},
+			{Name: "empty", Requests: one(&healthpb.HealthCheckRequest{}), Code: codes.OK, Reply: &healthpb.HealthCheckResponse{}, Check: servingStatus},
+		},
+		healthPrefix + "List": {
+			{Name: "malformed", Raw: hostile.Malformed, Code: inv},
+			{Name: "empty", Requests: one(&healthpb.HealthListRequest{}), Code: codes.OK, Reply: &healthpb.HealthListResponse{},
+				Check: func(t *testing.T, reply proto.Message) {
+					if st := reply.(*healthpb.HealthListResponse).GetStatuses()[""].GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+						t.Fatalf("health list %v, want the server SERVING", reply)
+					}
+				}},
+		},
+		healthPrefix + "Watch": {
+			{Name: "malformed", Raw: hostile.Malformed, Code: inv},
+			{Name: "invalid UTF-8 service", Raw: badString(1), Code: inv},
+		},
+		reflectionPrefix + "ServerReflectionInfo": {
+			{Name: "malformed", Raw: hostile.Malformed, Code: inv},
+			{Name: "invalid UTF-8 symbol", Raw: badString(4), Code: inv},
+			{Name: "1 MiB symbol", Requests: one(symbol(hostile.MB1)), Code: codes.OK, Reply: &reflectionpb.ServerReflectionResponse{}, Check: notFound},
+			{Name: "1 MiB file name", Requests: one(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileByFilename{FileByFilename: hostile.MB1}}),
+				Code: codes.OK, Reply: &reflectionpb.ServerReflectionResponse{}, Check: notFound},
+			{Name: "empty request", Requests: one(&reflectionpb.ServerReflectionRequest{}), Code: inv},
+			{Name: "10,000 requests", Requests: many, Code: codes.OK, Reply: &reflectionpb.ServerReflectionResponse{}, Check: notFound},
+			{Name: "list services", Requests: one(list), Code: codes.OK, Reply: &reflectionpb.ServerReflectionResponse{}, Check: listed},
+		},
+		alphaPrefix + "ServerReflectionInfo": {
+			{Name: "malformed", Raw: hostile.Malformed, Code: inv},
+			{Name: "invalid UTF-8 symbol", Raw: badString(4), Code: inv},
+			{Name: "1 MiB symbol", Requests: one(symbol(hostile.MB1)), Code: codes.OK, Reply: &reflectionpb.ServerReflectionResponse{}, Check: notFound},
+			{Name: "empty request", Requests: one(&reflectionpb.ServerReflectionRequest{}), Code: inv},
+		},
+	}
 }
