@@ -69,7 +69,9 @@ buf-breaking: tools
 # Replies built in reused storage (mesh.RecycleAfterMarshal) are checked
 # under the race detector too: a reply reused too early is a data race that
 # the plain tests would only rarely see.
-test: tools
+# Tests run the binaries in $(BIN) where they find them: build them first so
+# that none is left from older sources.
+test: tools build
 	BULLSEYE_BIN=$(BIN) go test $(TEST_FLAGS) $(PKGS)
 	go test -race -count=1 ./pkg/mesh -run 'TestRecycle|TestCodec'
 	go test -race -count=1 ./services/feature -run 'TestConcurrentLookups'
