@@ -37,9 +37,11 @@ type Config struct {
 	// key-value buckets and object stores the service creates when they are
 	// missing: 1 on a single server, 3 on a NATS cluster.
 	StreamReplicas int
-	// Started, when set, is called once the service listens, with its name
-	// and advertised address. `bullseye dev` uses it to print the mesh.
-	Started func(service, addr string)
+	// Started, when set, is called once the service listens, with its name,
+	// advertised address and metrics address (as bound: a port 0 is the
+	// port chosen; "" when metrics are not served). `bullseye dev` uses it to
+	// print the mesh.
+	Started func(service, addr, metricsAddr string)
 	// LogLevel is the least level logged (JSON on standard error) when
 	// Server.Logger is nil: at info every gRPC call is logged, at warn only
 	// calls that failed on the server's side and trouble.

@@ -79,7 +79,7 @@ func (n *Node) Dial(ctx context.Context, service string) (*grpc.ClientConn, erro
 func (n *Node) Serve(ctx context.Context) error {
 	defer n.etcd.Close()
 	if n.cfg.Started != nil {
-		n.cfg.Started(n.cfg.Server.Service, n.server.Addr())
+		n.cfg.Started(n.cfg.Server.Service, n.server.Addr(), n.server.MetricsAddr())
 	}
 	err := n.server.Serve(ctx, n.discovery)
 	if errors.Is(err, context.Canceled) {

@@ -278,7 +278,7 @@ func startServing(t *testing.T, env *testenv.Env, mod func(*Config)) *instance {
 		mod(&cfg)
 	}
 	addrs := make(chan string, 1)
-	cfg.Started = func(_, addr string) { addrs <- addr }
+	cfg.Started = func(_, addr, _ string) { addrs <- addr }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg) }()

@@ -154,7 +154,7 @@ func (e *env) startTraining(worker string, opts ...func(*training.Config)) *trai
 	tr := &trainer{logs: &logBuffer{}}
 	cfg.Server.Logger = slog.New(slog.NewJSONHandler(tr.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	addrs := make(chan string, 1)
-	cfg.Started = func(_, addr string) { addrs <- addr }
+	cfg.Started = func(_, addr, _ string) { addrs <- addr }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- training.Run(ctx, cfg) }()

@@ -79,7 +79,7 @@ func newRecEnv(t *testing.T) (*env, jetstream.JetStream, featurev1.FeatureServic
 	logs := &logBuffer{}
 	cfg.Server.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	addrs := make(chan string, 1)
-	cfg.Started = func(_, addr string) { addrs <- addr }
+	cfg.Started = func(_, addr, _ string) { addrs <- addr }
 	fctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- feature.Run(fctx, cfg) }()

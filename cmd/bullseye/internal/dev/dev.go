@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -148,11 +147,6 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 		m.NATSURL = n.URL()
 	}
 
-	metricsAddrs, err := metricsAddrs(opts.Host, opts.PortBase)
-	if err != nil {
-		m.closeInfra()
-		return nil, err
-	}
 	var traceOpts []mesh.TracerOption
 	if opts.SpanProcessor != nil {
 		traceOpts = append(traceOpts, mesh.WithSpanProcessor(opts.SpanProcessor))
@@ -175,11 +169,11 @@ func Start(ctx context.Context, opts Options) (*Mesh, error) {
 		common.Server.TracerProvider = tp
 		common.Server.TLS = mesh.TLSConfig{Insecure: true}
 		common.Server.ListenAddr = net.JoinHostPort(opts.Host, port(opts.PortBase, 1+i))
-		common.Server.MetricsAddr = metricsAddrs[i]
+		common.Server.MetricsAddr = net.JoinHostPort(opts.Host, port(opts.PortBase, 1001+i))
 		if opts.LeaseTTL > 0 {
 			common.LeaseTTL = opts.LeaseTTL
 		}
-		common.Started = func(service, addr string) { started <- Endpoint{service, addr, metricsAddrs[i]} }
+		common.Started = func(service, addr, metricsAddr string) { started <- Endpoint{service, addr, metricsAddr} }
 		run, err := runner(name, common, opts)
 		if err != nil {
 			m.Close()
@@ -224,70 +218,6 @@ func port(base, offset int) string {
 		return "0"
 	}
 	return strconv.Itoa(base + offset)
-}
-
-// metricsAddrs returns the metrics address of each service, in Services
-// order: port base+1001+i, or with base 0 ports free a moment ago (chosen
-// here rather than by the services' listeners so that they are known to
-// print).
-func metricsAddrs(host string, base int) ([]string, error) {
-	addrs := make([]string, len(Services))
-	if base != 0 {
-		for i := range Services {
-			addrs[i] = net.JoinHostPort(host, port(base, 1001+i))
-		}
-		return addrs, nil
-	}
-	// Every listener is held until all are chosen, so the ports differ.
-	var lis []net.Listener
-	defer func() {
-		for _, l := range lis {
-			l.Close()
-		}
-	}()
-	low, high := unassignedPorts()
-	for i := range Services {
-		var l net.Listener
-		var err error
-		for try := 0; try < 100 && high > low; try++ {
-			p := low + mathrand.IntN(high-low)
-			if l, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p))); err == nil {
-				break
-			}
-		}
-		if l == nil {
-			// No range known, or nothing free in it: the kernel's choice.
-			if l, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
-				return nil, fmt.Errorf("choosing a metrics port: %w", err)
-			}
-		}
-		lis = append(lis, l)
-		addrs[i] = l.Addr().String()
-	}
-	return addrs, nil
-}
-
-// unassignedPorts returns the ports [low, high) to choose the metrics ports
-// from: from 10000 to the start of the kernel's ephemeral range. The kernel
-// gives ports of that range to every socket bound to port 0 and to every
-// outgoing connection, so a port of it that was free a moment ago may be
-// taken before the service binds it; a port below it is taken only by a
-// program that asks for it by number. Where the range is not known it
-// returns an empty range.
-func unassignedPorts() (low, high int) {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0, 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0, 0
-	}
-	start, err := strconv.Atoi(f[0])
-	if err != nil || start <= 11000 {
-		return 0, 0
-	}
-	return 10000, start
 }
 
 func runner(name string, common service.Config, opts Options) (func(context.Context) error, error) {

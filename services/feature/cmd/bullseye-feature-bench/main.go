@@ -341,7 +341,7 @@ func once(o options, first bool) (res result, err error) {
 		cfg.LeaseTTL = 2 * time.Second
 		cfg.HMACKeyFile = keyFile
 		addrs := make(chan string, 1)
-		cfg.Started = func(_, addr string) { addrs <- addr }
+		cfg.Started = func(_, addr, _ string) { addrs <- addr }
 		done := make(chan error, 1)
 		go func() { done <- feature.Run(ctx, cfg) }()
 		select {

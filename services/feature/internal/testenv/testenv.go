@@ -122,7 +122,7 @@ type Service struct {
 func (e *Env) Start(cfg feature.Config) *Service {
 	e.T.Helper()
 	addrs := make(chan string, 1)
-	cfg.Started = func(_, addr string) { addrs <- addr }
+	cfg.Started = func(_, addr, _ string) { addrs <- addr }
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- feature.Run(ctx, cfg) }()

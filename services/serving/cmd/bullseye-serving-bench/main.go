@@ -417,7 +417,7 @@ func runChildServing(args []string) int {
 		return 2
 	}
 	cfg.Server.Logger = warnings()
-	cfg.Started = func(_, addr string) { fmt.Printf("ADDR %s\n", addr) }
+	cfg.Started = func(_, addr, _ string) { fmt.Printf("ADDR %s\n", addr) }
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serving.Run(ctx, cfg); err != nil {

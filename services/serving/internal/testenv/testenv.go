@@ -178,7 +178,7 @@ func (e *Env) startFeature(ctx context.Context) error {
 	e.FeatureMetrics = prometheus.NewRegistry()
 	cfg.Server.Registry = e.FeatureMetrics
 	addrs := make(chan string, 1)
-	cfg.Started = func(_, addr string) { addrs <- addr }
+	cfg.Started = func(_, addr, _ string) { addrs <- addr }
 	fctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- feature.Run(fctx, cfg) }()
