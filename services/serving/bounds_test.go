@@ -24,17 +24,7 @@ import (
 func TestSharedBoundsAtTheDoor(t *testing.T) {
 	b := sharedBank(t)
 	b.register(t, "bank-bounds", testenv.Routing{Live: map[int64]uint32{1: 1}}, b.v1)
-	f := &mlrec.Factors{
-		Rank:        1,
-		UserIDs:     []string{testenv.BankID(10)},
-		ItemIDs:     []string{"i0", "i1"},
-		UserFactors: []float32{1},
-		ItemFactors: []float32{2, 1},
-		SeenOffsets: []uint32{0, 0},
-		Popularity:  mlrec.Popularity{ItemIDs: []string{"i0", "i1"}, Scores: []float64{2, 1}},
-	}
-	b.register(t, "mf-bounds", testenv.Routing{Live: map[int64]uint32{1: 1}},
-		testenv.FactorsArtifact(f, trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT))
+	b.registerTinyRecommender(t, "mf-bounds")
 	in := startServing(t, b.env, nil)
 	ctx := ctxT(t, time.Minute)
 
@@ -156,4 +146,21 @@ func TestSharedBoundsAtTheDoor(t *testing.T) {
 	if r, err := in.client.Predict(ctx, &servingv1.PredictRequest{Model: ref("bank-bounds"), Instances: byUser(ok)}); err != nil || r.GetPredictions()[0].GetStatus() != okS {
 		t.Fatalf("canary Predict: %v, %v", r, err)
 	}
+}
+
+// registerTinyRecommender registers, as version 1 of name, an implicit ALS
+// recommender of rank 1 that knows one Bank customer and two items.
+func (b *bank) registerTinyRecommender(t *testing.T, name string) {
+	t.Helper()
+	f := &mlrec.Factors{
+		Rank:        1,
+		UserIDs:     []string{testenv.BankID(10)},
+		ItemIDs:     []string{"i0", "i1"},
+		UserFactors: []float32{1},
+		ItemFactors: []float32{2, 1},
+		SeenOffsets: []uint32{0, 0},
+		Popularity:  mlrec.Popularity{ItemIDs: []string{"i0", "i1"}, Scores: []float64{2, 1}},
+	}
+	b.register(t, name, testenv.Routing{Live: map[int64]uint32{1: 1}},
+		testenv.FactorsArtifact(f, trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT))
 }

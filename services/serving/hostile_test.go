@@ -20,9 +20,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/fault/hostile"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
-	mlrec "github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/testenv"
 )
 
@@ -441,17 +439,7 @@ func hostileTable(id string, row map[string]*commonv1.Value) hostile.Table {
 func TestHostileInputs(t *testing.T) {
 	b := sharedBank(t)
 	b.register(t, hostileModel, testenv.Routing{Live: map[int64]uint32{1: 1}}, b.v1)
-	f := &mlrec.Factors{
-		Rank:        1,
-		UserIDs:     []string{testenv.BankID(10)},
-		ItemIDs:     []string{"i0", "i1"},
-		UserFactors: []float32{1},
-		ItemFactors: []float32{2, 1},
-		SeenOffsets: []uint32{0, 0},
-		Popularity:  mlrec.Popularity{ItemIDs: []string{"i0", "i1"}, Scores: []float64{2, 1}},
-	}
-	b.register(t, hostileMF, testenv.Routing{Live: map[int64]uint32{1: 1}},
-		testenv.FactorsArtifact(f, trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT))
+	b.registerTinyRecommender(t, hostileMF)
 	in := startServing(t, b.env, nil)
 	want := b.trainingScores(t, b.s1)
 
