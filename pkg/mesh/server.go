@@ -399,6 +399,11 @@ func (s *Server) applyReadinessLocked() {
 	}
 	s.health.SetServingStatus("", st)
 	s.health.SetServingStatus(s.cfg.Service, st)
+	if !s.served {
+		// Services are registered until Serve, and reading them while one is being
+		// registered races; Serve applies readiness to all of them.
+		return
+	}
 	for name := range s.grpc.GetServiceInfo() {
 		if name == healthpb.Health_ServiceDesc.ServiceName || isReflectionService(name) {
 			continue
