@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 )
 
@@ -552,5 +553,5 @@ func (w testWriter) Write(p []byte) (int, error) {
 var _ io.Writer = testWriter{}
 
 func leakOptions() []goleak.Option {
-	return embedded.GoleakOptions()
+	return embeddedtest.GoleakOptions()
 }

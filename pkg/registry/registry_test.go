@@ -16,13 +16,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, embedded.GoleakOptions()...)
+	goleak.VerifyTestMain(m, embeddedtest.GoleakOptions()...)
 }
 
 // env is a registry on real embedded etcd and NATS servers.

@@ -11,11 +11,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/dev"
-	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, embedded.GoleakOptions()...)
+	goleak.VerifyTestMain(m, embeddedtest.GoleakOptions()...)
 }
 
 // startMesh runs a development mesh for one test.

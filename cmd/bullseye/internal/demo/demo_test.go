@@ -17,11 +17,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/bullseye-ml/bullseye/pkg/datasets"
-	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, embedded.GoleakOptions()...)
+	goleak.VerifyTestMain(m, embeddedtest.GoleakOptions()...)
 }
 
 func repoRoot(t *testing.T) string {

@@ -19,12 +19,13 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, embedded.GoleakOptions()...)
+	goleak.VerifyTestMain(m, embeddedtest.GoleakOptions()...)
 }
 
 func startMesh(t *testing.T, sp sdktrace.SpanProcessor) *Mesh {

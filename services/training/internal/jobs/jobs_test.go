@@ -15,13 +15,14 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/training/internal/jobs"
 	"github.com/bullseye-ml/bullseye/services/training/internal/trainer"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, embedded.GoleakOptions()...) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, embeddedtest.GoleakOptions()...) }
 
 func etcd(t *testing.T) *clientv3.Client {
 	t.Helper()

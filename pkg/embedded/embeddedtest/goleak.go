@@ -1,4 +1,4 @@
-package embedded
+package embeddedtest
 
 import "go.uber.org/goleak"
 
