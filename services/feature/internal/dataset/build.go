@@ -76,6 +76,8 @@ type Result struct {
 type snapshot struct {
 	seq      uint64
 	profiles []*profile.Profile
+	// lastTime is the latest record time of every customer not erased,
+	// selected or not.
 	lastTime int64
 	objected int64
 }
@@ -104,15 +106,16 @@ func (b *Builder) load(ctx context.Context, includeObjected bool, keep func(*pro
 		if p.Empty() || (b.Erased != nil && b.Erased(p.ID)) {
 			return nil
 		}
+		// The stream's last record, whoever the build selects.
+		if t, ok := p.LastTime(); ok && t > s.lastTime {
+			s.lastTime = t
+		}
 		if keep != nil && !keep(p) {
 			return nil
 		}
 		if p.Consent() == commonv1.ConsentState_CONSENT_STATE_OBJECTED && !includeObjected {
 			s.objected++
 			return nil
-		}
-		if t, ok := p.LastTime(); ok && t > s.lastTime {
-			s.lastTime = t
 		}
 		s.profiles = append(s.profiles, p)
 		return nil

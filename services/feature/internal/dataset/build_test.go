@@ -567,3 +567,29 @@ func TestEmptyBucket(t *testing.T) {
 		t.Errorf("label type %v, want STRING when no value says otherwise", res.LabelType)
 	}
 }
+
+// TestIncompleteHorizonEndsAtTheStreamsLastRecord: whether a horizon is complete depends on
+// the last record on the stream, not on which entities the training set selects: a row whose
+// horizon the stream covers is kept when the entity with the latest record is filtered out
+// or objected.
+func TestIncompleteHorizonEndsAtTheStreamsLastRecord(t *testing.T) {
+	h := newHistory()
+	h.track("a", "Visit", T-day)
+	h.track("z", "Visit", T+30*day)
+	h.consent("z", T+30*day, commonv1.ConsentState_CONSENT_STATE_OBJECTED)
+	b := builder(t, h)
+	for name, filter := range map[string]*featurev1.EntityFilter{
+		"every entity (z objected)": nil,
+		"entity a":                  {Entities: []*commonv1.EntityKey{{Id: "a"}}},
+	} {
+		label := outcomeLabel(featurev1.OutcomeAggregation_OUTCOME_AGGREGATION_ANY, 7*24*time.Hour, "Order")
+		label.GetOutcome().DropIncompleteHorizon = true
+		s := spec(label, fixedCutoff(T))
+		s.Entities = filter
+		res, rows := build(t, b, compile(t, featureSet(t), s), byEntity)
+		if len(rows) != 1 || res.Summary.GetDroppedIncompleteHorizon() != 0 {
+			t.Errorf("%s: %d rows, %d dropped for an incomplete horizon; want a's row kept, the stream reaching 30 days past the cutoff",
+				name, len(rows), res.Summary.GetDroppedIncompleteHorizon())
+		}
+	}
+}
