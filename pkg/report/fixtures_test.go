@@ -3,7 +3,6 @@ package report_test
 import (
 	"math"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
@@ -63,53 +62,13 @@ func scoredSample(n int, seed uint64) (y, p []float64) {
 	return y, p
 }
 
-// rocCurve is the ROC curve as the training service computes it: by decreasing threshold,
-// from (0, 0) to (1, 1), thinned to maxPoints.
+// rocCurve is the ROC curve as the training service computes it, thinned to maxPoints.
 func rocCurve(y, s []float64, maxPoints int) []*trainingv1.RocPoint {
-	idx := make([]int, len(s))
-	for i := range idx {
-		idx[i] = i
+	var out []*trainingv1.RocPoint
+	for _, pt := range must(metrics.ROC(y, s, maxPoints)) {
+		out = append(out, &trainingv1.RocPoint{Threshold: pt.Threshold, FalsePositiveRate: pt.FalsePositiveRate, TruePositiveRate: pt.TruePositiveRate})
 	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case s[a] > s[b]:
-			return -1
-		case s[a] < s[b]:
-			return 1
-		}
-		return 0
-	})
-	var pos, neg float64
-	for _, v := range y {
-		if v != 0 {
-			pos++
-		} else {
-			neg++
-		}
-	}
-	pts := []*trainingv1.RocPoint{{Threshold: math.Nextafter(s[idx[0]], math.Inf(1))}}
-	var tp, fp float64
-	for i := 0; i < len(idx); {
-		j := i
-		for j < len(idx) && s[idx[j]] == s[idx[i]] {
-			if y[idx[j]] != 0 {
-				tp++
-			} else {
-				fp++
-			}
-			j++
-		}
-		pts = append(pts, &trainingv1.RocPoint{Threshold: s[idx[i]], FalsePositiveRate: fp / neg, TruePositiveRate: tp / pos})
-		i = j
-	}
-	if len(pts) > maxPoints {
-		thin := make([]*trainingv1.RocPoint, 0, maxPoints)
-		for k := range maxPoints {
-			thin = append(thin, pts[k*(len(pts)-1)/(maxPoints-1)])
-		}
-		pts = thin
-	}
-	return pts
+	return out
 }
 
 // binaryEvaluation returns the metrics and curves of a scored sample.

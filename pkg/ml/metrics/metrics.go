@@ -1,7 +1,7 @@
-// Package metrics scores predictions: ranking (ROC-AUC, average precision), probability
-// quality (log loss, Brier score, calibration table), decisions at a threshold (accuracy,
-// precision, recall, F1), the marketer's lift and cumulative gains by decile, and regression
-// errors (RMSE, MAE, R²).
+// Package metrics scores predictions: ranking (ROC-AUC and the ROC curve, average precision),
+// probability quality (log loss, Brier score, calibration table), decisions at a threshold
+// (accuracy, precision, recall, F1), the marketer's lift and cumulative gains by decile, and
+// regression errors (RMSE, MAE, R²); MeanStd summarises a metric over folds.
 //
 // Labels are 0 (negative) and 1 (positive); any non-zero label counts as positive. Scores are
 // larger for the positive class. Definitions follow scikit-learn where it has the metric.
@@ -77,6 +77,57 @@ func ROCAUC(y, score []float64) (float64, error) {
 		return 0, fmt.Errorf("roc auc: %w", ErrOneClass)
 	}
 	return (rankSum - pos*(pos+1)/2) / (pos * neg), nil
+}
+
+// ROCPoint is one point of a ROC curve: the rates of the rows scored at or above Threshold.
+type ROCPoint struct {
+	Threshold         float64
+	FalsePositiveRate float64
+	TruePositiveRate  float64
+}
+
+// ROC returns the ROC curve by decreasing threshold, from (0, 0) at a threshold above every
+// score to (1, 1), one point per distinct score, thinned evenly to at most maxPoints points
+// with both ends kept (maxPoints below 2 keeps every point).
+func ROC(y, score []float64, maxPoints int) ([]ROCPoint, error) {
+	if err := checkLen(y, score); err != nil {
+		return nil, fmt.Errorf("roc: %w", err)
+	}
+	var pos, neg float64
+	for _, v := range y {
+		if v != 0 {
+			pos++
+		} else {
+			neg++
+		}
+	}
+	if pos == 0 || neg == 0 {
+		return nil, fmt.Errorf("roc: %w", ErrOneClass)
+	}
+	idx := order(score)
+	pts := []ROCPoint{{Threshold: math.Nextafter(score[idx[0]], math.Inf(1))}}
+	var tp, fp float64
+	for i := 0; i < len(idx); {
+		j := i
+		for j < len(idx) && score[idx[j]] == score[idx[i]] {
+			if y[idx[j]] != 0 {
+				tp++
+			} else {
+				fp++
+			}
+			j++
+		}
+		pts = append(pts, ROCPoint{Threshold: score[idx[i]], FalsePositiveRate: fp / neg, TruePositiveRate: tp / pos})
+		i = j
+	}
+	if maxPoints >= 2 && len(pts) > maxPoints {
+		thin := make([]ROCPoint, 0, maxPoints)
+		for k := range maxPoints {
+			thin = append(thin, pts[k*(len(pts)-1)/(maxPoints-1)])
+		}
+		pts = thin
+	}
+	return pts, nil
 }
 
 // AveragePrecision returns the area under the precision-recall curve as scikit-learn's
@@ -357,4 +408,19 @@ func R2(y, pred []float64) (float64, error) {
 		return 0, nil
 	}
 	return 1 - res/tot, nil
+}
+
+// MeanStd returns the mean and the population standard deviation of v (NaN for both when v
+// is empty): a metric's summary over cross-validation folds.
+func MeanStd(v []float64) (mean, std float64) {
+	var sum float64
+	for _, x := range v {
+		sum += x
+	}
+	mean = sum / float64(len(v))
+	var ss float64
+	for _, x := range v {
+		ss += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(ss / float64(len(v)))
 }

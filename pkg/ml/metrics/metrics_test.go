@@ -64,6 +64,47 @@ func TestRanking(t *testing.T) {
 	}
 }
 
+func TestROC(t *testing.T) {
+	// Ties at 0.5 make one point; the first point lies above every score.
+	y := []float64{1, 0, 1, 0, 1}
+	s := []float64{0.9, 0.5, 0.5, 0.2, 0.1}
+	want := []metrics.ROCPoint{
+		{Threshold: math.Nextafter(0.9, math.Inf(1))},
+		{Threshold: 0.9, TruePositiveRate: 1.0 / 3},
+		{Threshold: 0.5, FalsePositiveRate: 0.5, TruePositiveRate: 2.0 / 3},
+		{Threshold: 0.2, FalsePositiveRate: 1, TruePositiveRate: 2.0 / 3},
+		{Threshold: 0.1, FalsePositiveRate: 1, TruePositiveRate: 1},
+	}
+	for _, tc := range []struct {
+		name      string
+		maxPoints int
+		want      []metrics.ROCPoint
+	}{
+		{"every point", 0, want},
+		{"room for every point", len(want), want},
+		{"thinned, the ends kept", 3, []metrics.ROCPoint{want[0], want[2], want[4]}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := metrics.ROC(y, s, tc.maxPoints)
+			if err != nil || len(got) != len(tc.want) {
+				t.Fatalf("ROC = %v, %v; want %v", got, err, tc.want)
+			}
+			for i := range got {
+				if got[i].Threshold != tc.want[i].Threshold || !near(got[i].FalsePositiveRate, tc.want[i].FalsePositiveRate) ||
+					!near(got[i].TruePositiveRate, tc.want[i].TruePositiveRate) {
+					t.Errorf("point %d = %+v, want %+v", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+	if _, err := metrics.ROC([]float64{0, 0}, []float64{0.2, 0.3}, 0); !errors.Is(err, metrics.ErrOneClass) {
+		t.Errorf("ROC of one class: err = %v, want ErrOneClass", err)
+	}
+	if _, err := metrics.ROC(nil, nil, 0); err == nil {
+		t.Error("ROC of no rows: no error")
+	}
+}
+
 func TestProbabilityMetrics(t *testing.T) {
 	// −(ln 0.8 + ln 0.7)/2 = (0.223144 + 0.356675)/2.
 	ll, err := metrics.LogLoss([]float64{1, 0}, []float64{0.8, 0.3})
@@ -192,6 +233,26 @@ func TestRegression(t *testing.T) {
 	}
 	if r2, _ := metrics.R2([]float64{2, 2}, []float64{2, 2}); r2 != 1 {
 		t.Errorf("R² of a perfect constant prediction = %v, want 1", r2)
+	}
+}
+
+func TestMeanStd(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		v         []float64
+		mean, std float64
+	}{
+		{"population deviation", []float64{2, 4, 4, 4, 5, 5, 7, 9}, 5, 2},
+		{"one value", []float64{3}, 3, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if mean, std := metrics.MeanStd(tc.v); !near(mean, tc.mean) || !near(std, tc.std) {
+				t.Errorf("MeanStd = %v, %v; want %v, %v", mean, std, tc.mean, tc.std)
+			}
+		})
+	}
+	if mean, std := metrics.MeanStd(nil); !math.IsNaN(mean) || !math.IsNaN(std) {
+		t.Errorf("MeanStd of nothing = %v, %v; want NaN, NaN", mean, std)
 	}
 }
 

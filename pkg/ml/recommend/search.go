@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bullseye-ml/bullseye/pkg/ml/internal/parallel"
+	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
 	"github.com/bullseye-ml/bullseye/pkg/ml/selection"
 )
 
@@ -254,7 +255,7 @@ func (s *Search) Run(ctx context.Context, d *Interactions) (*SearchResult, error
 			fit += o.fit
 		}
 		row.FitTime = fit / time.Duration(nf)
-		row.Mean, row.Std = meanStd(row.Scores)
+		row.Mean, row.Std = metrics.MeanStd(row.Scores)
 		res.Leaderboard = append(res.Leaderboard, row)
 	}
 	rankErr := selection.Rank(res.Leaderboard, better)
@@ -293,17 +294,4 @@ func evaluate(m *Factors, test *Interactions, o EvalOptions) (map[string]float64
 		return nil, err
 	}
 	return ev.Metrics, nil
-}
-
-func meanStd(v []float64) (float64, float64) {
-	var sum float64
-	for _, x := range v {
-		sum += x
-	}
-	mu := sum / float64(len(v))
-	var ss float64
-	for _, x := range v {
-		ss += (x - mu) * (x - mu)
-	}
-	return mu, math.Sqrt(ss / float64(len(v)))
 }

@@ -272,7 +272,7 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 			}
 		}
 		row.FitTime = fit / time.Duration(nf)
-		row.Mean, row.Std = meanStd(row.Scores)
+		row.Mean, row.Std = metrics.MeanStd(row.Scores)
 		res.Leaderboard = append(res.Leaderboard, row)
 	}
 	rankErr := Rank(res.Leaderboard, metric.Better)
@@ -384,17 +384,4 @@ func Score(m ml.Model, metric metrics.Metric, x *mat.Dense, y []float64) (float6
 		s = m.Predict(x)
 	}
 	return metric.Score(y, s.RawVector().Data)
-}
-
-func meanStd(v []float64) (float64, float64) {
-	var sum float64
-	for _, x := range v {
-		sum += x
-	}
-	mu := sum / float64(len(v))
-	var ss float64
-	for _, x := range v {
-		ss += (x - mu) * (x - mu)
-	}
-	return mu, math.Sqrt(ss / float64(len(v)))
 }

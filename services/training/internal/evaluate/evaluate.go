@@ -7,7 +7,6 @@ package evaluate
 import (
 	"errors"
 	"math"
-	"slices"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
@@ -78,56 +77,18 @@ func Binary(y, scores, probs []float64, o Options) ([]*commonv1.Metric, *trainin
 	return out, curves
 }
 
-// roc returns the ROC curve of decision values d by decreasing threshold, from (0, 0) to
-// (1, 1), at most maxPoints points (evenly thinned, the ends kept).
+// roc returns the ROC curve of decision values d, at most maxPoints points, or nil when the
+// labels hold one class.
 func roc(y, d []float64, maxPoints int) []*trainingv1.RocPoint {
-	idx := make([]int, len(d))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case d[a] > d[b]:
-			return -1
-		case d[a] < d[b]:
-			return 1
-		}
-		return 0
-	})
-	var pos, neg float64
-	for _, v := range y {
-		if v != 0 {
-			pos++
-		} else {
-			neg++
-		}
-	}
-	if pos == 0 || neg == 0 {
+	pts, err := metrics.ROC(y, d, maxPoints)
+	if err != nil {
 		return nil
 	}
-	pts := []*trainingv1.RocPoint{{Threshold: math.Nextafter(d[idx[0]], math.Inf(1))}}
-	var tp, fp float64
-	for i := 0; i < len(idx); {
-		j := i
-		for j < len(idx) && d[idx[j]] == d[idx[i]] {
-			if y[idx[j]] != 0 {
-				tp++
-			} else {
-				fp++
-			}
-			j++
-		}
-		pts = append(pts, &trainingv1.RocPoint{Threshold: d[idx[i]], FalsePositiveRate: fp / neg, TruePositiveRate: tp / pos})
-		i = j
+	out := make([]*trainingv1.RocPoint, len(pts))
+	for i, pt := range pts {
+		out[i] = &trainingv1.RocPoint{Threshold: pt.Threshold, FalsePositiveRate: pt.FalsePositiveRate, TruePositiveRate: pt.TruePositiveRate}
 	}
-	if maxPoints >= 2 && len(pts) > maxPoints {
-		thin := make([]*trainingv1.RocPoint, 0, maxPoints)
-		for k := range maxPoints {
-			thin = append(thin, pts[k*(len(pts)-1)/(maxPoints-1)])
-		}
-		pts = thin
-	}
-	return pts
+	return out
 }
 
 // Regression returns RMSE, MAE and R² of predictions against targets.

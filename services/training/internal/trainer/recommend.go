@@ -14,6 +14,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/selection"
 	"github.com/bullseye-ml/bullseye/services/training/internal/dataset"
@@ -388,7 +389,7 @@ func recEntry(c spec.Candidate, folds []*selection.Progress, metric string, repo
 	}
 	for _, name := range reported {
 		if vs := values[name]; len(vs) == n && n > 0 {
-			mean, std := meanStd(vs)
+			mean, std := metrics.MeanStd(vs)
 			e.Metrics = append(e.Metrics, &commonv1.Metric{Name: name, Value: mean, StdDev: std})
 			if name == metric {
 				e.Score, e.ScoreStdDev = mean, std

@@ -859,7 +859,7 @@ func (b *board) entry(i int) *trainingv1.LeaderboardEntry {
 	}
 	for _, name := range spec.TaskMetrics(b.task) {
 		if vs := values[name]; len(vs) == n && n > 0 {
-			mean, std := meanStd(vs)
+			mean, std := metrics.MeanStd(vs)
 			e.Metrics = append(e.Metrics, &commonv1.Metric{Name: name, Value: mean, StdDev: std})
 			if name == b.metric {
 				e.Score, e.ScoreStdDev = mean, std
@@ -870,19 +870,6 @@ func (b *board) entry(i int) *trainingv1.LeaderboardEntry {
 		e.Error = &commonv1.Problem{Reason: "CANDIDATE_FAILED", Description: fmt.Sprintf("the selection metric %s could not be computed", b.metric)}
 	}
 	return e
-}
-
-func meanStd(v []float64) (float64, float64) {
-	var sum float64
-	for _, x := range v {
-		sum += x
-	}
-	mu := sum / float64(len(v))
-	var ss float64
-	for _, x := range v {
-		ss += (x - mu) * (x - mu)
-	}
-	return mu, math.Sqrt(ss / float64(len(v)))
 }
 
 // ErrorProblem turns a job's error into the Problem of Job.error.
