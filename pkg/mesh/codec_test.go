@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"bytes"
+	"context"
 	"testing"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -68,10 +69,10 @@ func TestCodecIsTheProtoWireFormat(t *testing.T) {
 // RecycleAfterMarshal is released exactly once, after the codec has encoded
 // it: the bytes are those of the reply before release scribbles over it.
 func TestRecycleAfterMarshal(t *testing.T) {
-	c := newCodec()
+	c := newServerCodec()
 	msg := &commonv1.EntityKey{Id: "customer-1"}
 	released := 0
-	RecycleAfterMarshal(msg, func() {
+	RecycleAfterMarshal(context.WithValue(context.Background(), serverCodecKey{}, c), msg, func() {
 		released++
 		proto.Reset(msg)
 	})
@@ -88,5 +89,25 @@ func TestRecycleAfterMarshal(t *testing.T) {
 	}
 	if _, err := c.Marshal(msg); err != nil || released != 1 {
 		t.Errorf("marshalling again: released %d times (%v), want still once", released, err)
+	}
+}
+
+// TestRecycleAfterMarshalIsPerServer checks that a registration belongs to
+// the server whose context the handler got: another server's codec does not
+// release it, and a context that no server gave registers nothing.
+func TestRecycleAfterMarshalIsPerServer(t *testing.T) {
+	mine, other := newServerCodec(), newServerCodec()
+	msg := &commonv1.EntityKey{Id: "customer-1"}
+	released := 0
+	RecycleAfterMarshal(context.WithValue(context.Background(), serverCodecKey{}, mine), msg, func() { released++ })
+	RecycleAfterMarshal(context.Background(), msg, func() { released += 10 })
+	if _, err := other.Marshal(msg); err != nil || released != 0 {
+		t.Fatalf("another server's codec: released %d (%v), want 0", released, err)
+	}
+	if _, err := mine.Marshal(msg); err != nil || released != 1 {
+		t.Errorf("its own server's codec: released %d (%v), want 1", released, err)
+	}
+	if n := other.recyclable.Load() + mine.recyclable.Load(); n != 0 {
+		t.Errorf("%d registrations left, want none", n)
 	}
 }

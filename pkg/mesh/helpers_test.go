@@ -184,9 +184,9 @@ func (s *testService) relay(ctx context.Context, d *durationpb.Duration) (*wrapp
 
 // recycled answers the request's seconds as text in a reply that it
 // scribbles over once the codec has encoded it (mesh.RecycleAfterMarshal).
-func (s *testService) recycled(_ context.Context, d *durationpb.Duration) (*wrapperspb.StringValue, error) {
+func (s *testService) recycled(ctx context.Context, d *durationpb.Duration) (*wrapperspb.StringValue, error) {
 	reply := wrapperspb.String(strconv.FormatInt(d.GetSeconds(), 10))
-	mesh.RecycleAfterMarshal(reply, func() {
+	mesh.RecycleAfterMarshal(ctx, reply, func() {
 		reply.Value = "scribbled"
 		s.released.Add(1)
 	})

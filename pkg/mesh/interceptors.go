@@ -19,30 +19,6 @@ const healthMethodPrefix = "/grpc.health.v1.Health/"
 
 // recoverUnary turns a panic in a unary handler into codes.Internal, logging the panic and its
 // stack. The caller sees no detail of the panic.
-// rejectUndecodable answers INVALID_ARGUMENT for a request the server
-// codec could not decode, before any handler sees it.
-func rejectUndecodable(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := decodeError(req); err != nil {
-		return nil, err
-	}
-	return handler(ctx, req)
-}
-
-// rejectUndecodableStream does the same for each message a stream
-// receives.
-func rejectUndecodableStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	return handler(srv, decodingStream{ss})
-}
-
-type decodingStream struct{ grpc.ServerStream }
-
-func (s decodingStream) RecvMsg(m any) error {
-	if err := s.ServerStream.RecvMsg(m); err != nil {
-		return err
-	}
-	return decodeError(m)
-}
-
 func recoverUnary(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {

@@ -172,14 +172,15 @@ func NewServer(cfg ServerConfig, opts ...grpc.ServerOption) (*Server, error) {
 		otelOpts = append(otelOpts, otelgrpc.WithMeterProvider(cfg.MeterProvider))
 	}
 	exemplar := grpcprom.WithExemplarFromContext(traceExemplar)
+	codec := newServerCodec()
 	serverOpts := []grpc.ServerOption{
 		grpc.Creds(creds),
-		grpc.ForceServerCodecV2(newServerCodec()),
+		grpc.ForceServerCodecV2(codec),
 		grpc.StatsHandler(healthTraceFilter{inner: otelgrpc.NewServerHandler(otelOpts...), server: true}),
 		// Outermost first: metrics count what the caller sees, the log records it with the
 		// trace ids, and recovery turns a panic into codes.Internal before either.
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(exemplar), logUnary(logger), rejectUndecodable, recoverUnary(logger)),
-		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(exemplar), logStream(logger), rejectUndecodableStream, recoverStream(logger)),
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(exemplar), logUnary(logger), codec.unaryInterceptor, recoverUnary(logger)),
+		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(exemplar), logStream(logger), codec.streamInterceptor, recoverStream(logger)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),

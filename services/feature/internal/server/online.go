@@ -31,7 +31,7 @@ func (s *Server) GetOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 		replies.Put(r)
 		return nil, toStatus(ctx, s.Logger, "GetOnlineFeatures", err)
 	}
-	mesh.RecycleAfterMarshal(resp, func() {
+	mesh.RecycleAfterMarshal(ctx, resp, func() {
 		r.drop()
 		replies.Put(r)
 	})
