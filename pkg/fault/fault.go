@@ -1,7 +1,11 @@
 // Package fault is the error every Bullseye service returns for a request
-// with invalid fields, and its gRPC form: INVALID_ARGUMENT carrying a
-// google.rpc.BadRequest that names each field and says what is wrong with
-// it. Each service adds its own kinds of errors around it.
+// it refuses, and the one mapping of such errors to gRPC statuses: the
+// kinds of whole-request errors (each answered with one code), field
+// violations (INVALID_ARGUMENT with a google.rpc.BadRequest that names each
+// field and says what is wrong with it), errors that carry a stable reason
+// and a message written for the caller (Coded), and Mapper, which turns
+// whatever a handler returns into the status its caller sees. Each service
+// adds only its table of its own errors (Sentinel).
 package fault
 
 import (
@@ -12,8 +16,69 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 )
 
-// ErrInvalid matches every Violations error (errors.Is).
-var ErrInvalid = errors.New("invalid request")
+// Kinds of whole-request errors; test for them with errors.Is. Each is
+// answered with one gRPC code.
+var (
+	// ErrInvalid: the request is malformed (INVALID_ARGUMENT). Every
+	// Violations error matches it, and says which fields.
+	ErrInvalid = errors.New("invalid request")
+	// ErrNotFound: the request names something that does not exist
+	// (NOT_FOUND).
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists: the request collides with an earlier one
+	// (ALREADY_EXISTS).
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrFailedPrecondition: the request is well formed but the system is
+	// not in a state to accept it (FAILED_PRECONDITION).
+	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrAborted: another request on the same thing won a race; retry
+	// (ABORTED).
+	ErrAborted = errors.New("aborted by a concurrent request")
+	// ErrResourceExhausted: a bounded resource is full; retry with backoff
+	// (RESOURCE_EXHAUSTED).
+	ErrResourceExhausted = errors.New("resource exhausted")
+	// ErrUnavailable: the service, or one it depends on, cannot answer now;
+	// retry (UNAVAILABLE).
+	ErrUnavailable = errors.New("unavailable")
+	// ErrDataLoss: stored data is damaged (DATA_LOSS). Mapper logs it, as
+	// an error.
+	ErrDataLoss = errors.New("data loss")
+)
+
+// Coded is an error of one of the kinds above with a stable reason (the
+// ErrorInfo reason) and a message written for the caller.
+type Coded struct {
+	// Kind is one of the kinds above.
+	Kind error
+	// Reason is the stable, UPPER_SNAKE_CASE reason, e.g. "REQUEST_ID_REUSED".
+	Reason string
+	// Message is safe to show to the caller.
+	Message string
+	// Metadata goes into the ErrorInfo.
+	Metadata map[string]string
+	// Cause is the underlying error, for logs only: Mapper logs a Coded
+	// error that has one, as a warning.
+	Cause error
+}
+
+// Error returns the message, and the cause's text after it.
+func (c *Coded) Error() string {
+	if c.Cause != nil {
+		return c.Message + ": " + c.Cause.Error()
+	}
+	return c.Message
+}
+
+// Is makes Coded match its kind.
+func (c *Coded) Is(target error) bool { return target == c.Kind }
+
+// Unwrap returns the cause.
+func (c *Coded) Unwrap() error { return c.Cause }
+
+// New returns a Coded error of kind with reason and a message.
+func New(kind error, reason, format string, args ...any) error {
+	return &Coded{Kind: kind, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
 
 // Violation names one invalid field of a request.
 type Violation struct {
