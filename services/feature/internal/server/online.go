@@ -29,7 +29,7 @@ func (s *Server) GetOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 	resp, err := s.getOnlineFeatures(ctx, req, r)
 	if err != nil {
 		replies.Put(r)
-		return nil, toStatus(ctx, s.Logger, "GetOnlineFeatures", err)
+		return nil, statuses.Status(ctx, s.Logger, "GetOnlineFeatures", err)
 	}
 	mesh.RecycleAfterMarshal(ctx, resp, func() {
 		r.drop()

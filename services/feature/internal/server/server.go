@@ -96,7 +96,7 @@ func (s *Server) now() time.Time {
 // ApplyFeatureSet validates and stores a feature set version.
 func (s *Server) ApplyFeatureSet(ctx context.Context, req *featurev1.ApplyFeatureSetRequest) (*featurev1.ApplyFeatureSetResponse, error) {
 	resp, err := s.applyFeatureSet(ctx, req)
-	return resp, toStatus(ctx, s.Logger, "ApplyFeatureSet", err)
+	return resp, statuses.Status(ctx, s.Logger, "ApplyFeatureSet", err)
 }
 
 func (s *Server) applyFeatureSet(ctx context.Context, req *featurev1.ApplyFeatureSetRequest) (*featurev1.ApplyFeatureSetResponse, error) {
@@ -140,7 +140,7 @@ func (s *Server) GetFeatureSet(ctx context.Context, req *featurev1.GetFeatureSet
 		fs, err = s.Catalog.Get(ref.GetName(), ref.GetVersion())
 	}
 	if err != nil {
-		return nil, toStatus(ctx, s.Logger, "GetFeatureSet", err)
+		return nil, statuses.Status(ctx, s.Logger, "GetFeatureSet", err)
 	}
 	return &featurev1.GetFeatureSetResponse{FeatureSet: fs}, nil
 }
@@ -148,21 +148,21 @@ func (s *Server) GetFeatureSet(ctx context.Context, req *featurev1.GetFeatureSet
 // ListFeatureSets pages through feature sets.
 func (s *Server) ListFeatureSets(ctx context.Context, req *featurev1.ListFeatureSetsRequest) (*featurev1.ListFeatureSetsResponse, error) {
 	if err := checkStrings(req); err != nil {
-		return nil, toStatus(ctx, s.Logger, "ListFeatureSets", err)
+		return nil, statuses.Status(ctx, s.Logger, "ListFeatureSets", err)
 	}
 	size := int(req.GetPageSize())
 	switch {
 	case size == 0:
 		size = 50
 	case size < 0 || size > 500:
-		return nil, toStatus(ctx, s.Logger, "ListFeatureSets", fault.Invalid("page_size", "must be between 0 and 500"))
+		return nil, statuses.Status(ctx, s.Logger, "ListFeatureSets", fault.Invalid("page_size", "must be between 0 and 500"))
 	}
 	offset := 0
 	if tok := req.GetPageToken(); tok != "" {
 		b, err := base64.RawURLEncoding.DecodeString(tok)
 		n, err2 := strconv.Atoi(string(b))
 		if err != nil || err2 != nil || n < 0 {
-			return nil, toStatus(ctx, s.Logger, "ListFeatureSets", fault.Invalid("page_token", "is not a token this server issued"))
+			return nil, statuses.Status(ctx, s.Logger, "ListFeatureSets", fault.Invalid("page_token", "is not a token this server issued"))
 		}
 		offset = n
 	}
@@ -181,7 +181,8 @@ func (s *Server) ListFeatureSets(ctx context.Context, req *featurev1.ListFeature
 // BuildTrainingSet streams a point-in-time correct training set.
 func (s *Server) BuildTrainingSet(req *featurev1.BuildTrainingSetRequest, stream featurev1.FeatureService_BuildTrainingSetServer) error {
 	ctx := stream.Context()
-	return toStatus(ctx, s.Logger, "BuildTrainingSet", s.buildTrainingSet(ctx, req, stream.Send))
+	send := func(m *featurev1.BuildTrainingSetResponse) error { return fault.Transport(stream.Send(m)) }
+	return statuses.Status(ctx, s.Logger, "BuildTrainingSet", s.buildTrainingSet(ctx, req, send))
 }
 
 func (s *Server) buildTrainingSet(ctx context.Context, req *featurev1.BuildTrainingSetRequest, send func(*featurev1.BuildTrainingSetResponse) error) error {
@@ -264,7 +265,8 @@ func trainingRow(r dataset.Row) *featurev1.TrainingRow {
 // ExportInteractions streams (user, item, value, time) rows.
 func (s *Server) ExportInteractions(req *featurev1.ExportInteractionsRequest, stream featurev1.FeatureService_ExportInteractionsServer) error {
 	ctx := stream.Context()
-	return toStatus(ctx, s.Logger, "ExportInteractions", s.exportInteractions(ctx, req, stream.Send))
+	send := func(m *featurev1.ExportInteractionsResponse) error { return fault.Transport(stream.Send(m)) }
+	return statuses.Status(ctx, s.Logger, "ExportInteractions", s.exportInteractions(ctx, req, send))
 }
 
 func (s *Server) exportInteractions(ctx context.Context, req *featurev1.ExportInteractionsRequest, send func(*featurev1.ExportInteractionsResponse) error) error {
@@ -302,7 +304,7 @@ func (s *Server) exportInteractions(ctx context.Context, req *featurev1.ExportIn
 // rows.
 func (s *Server) SelectFeatures(ctx context.Context, req *featurev1.SelectFeaturesRequest) (*featurev1.SelectFeaturesResponse, error) {
 	resp, err := s.selectFeatures(ctx, req)
-	return resp, toStatus(ctx, s.Logger, "SelectFeatures", err)
+	return resp, statuses.Status(ctx, s.Logger, "SelectFeatures", err)
 }
 
 func (s *Server) selectFeatures(ctx context.Context, req *featurev1.SelectFeaturesRequest) (*featurev1.SelectFeaturesResponse, error) {
@@ -395,7 +397,7 @@ const DefaultEntitiesPageSize = 1000
 
 // ListEntities streams the ids of every customer with state, in pages.
 func (s *Server) ListEntities(req *featurev1.ListEntitiesRequest, stream featurev1.FeatureService_ListEntitiesServer) error {
-	return toStatus(stream.Context(), s.Logger, "ListEntities", s.listEntities(req, stream))
+	return statuses.Status(stream.Context(), s.Logger, "ListEntities", s.listEntities(req, stream))
 }
 
 func (s *Server) listEntities(req *featurev1.ListEntitiesRequest, stream featurev1.FeatureService_ListEntitiesServer) error {
@@ -411,7 +413,7 @@ func (s *Server) listEntities(req *featurev1.ListEntitiesRequest, stream feature
 		if len(page) == 0 {
 			return nil
 		}
-		err := stream.Send(&featurev1.ListEntitiesResponse{Entities: page})
+		err := fault.Transport(stream.Send(&featurev1.ListEntitiesResponse{Entities: page}))
 		page = make([]*commonv1.EntityKey, 0, size)
 		return err
 	}

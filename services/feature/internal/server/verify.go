@@ -55,7 +55,7 @@ func (g *VerifyGauges) record(resp *featurev1.VerifyMaterializationResponse) {
 // VerifyMaterialization implements featurev1.FeatureServiceServer.
 func (s *Server) VerifyMaterialization(ctx context.Context, req *featurev1.VerifyMaterializationRequest) (*featurev1.VerifyMaterializationResponse, error) {
 	resp, err := s.verifyMaterialization(ctx, req)
-	return resp, toStatus(ctx, s.Logger, "VerifyMaterialization", err)
+	return resp, statuses.Status(ctx, s.Logger, "VerifyMaterialization", err)
 }
 
 func (s *Server) verifyMaterialization(ctx context.Context, req *featurev1.VerifyMaterializationRequest) (*featurev1.VerifyMaterializationResponse, error) {

@@ -1,0 +1,106 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+)
+
+// syncBuffer is a log sink the server's goroutines write to while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// serve runs s on a real gRPC server on 127.0.0.1 and returns a client of it.
+func serve(t *testing.T, s *Server) featurev1.FeatureServiceClient {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	featurev1.RegisterFeatureServiceServer(gs, s)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = gs.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close()
+		gs.Stop()
+		<-done
+	})
+	return featurev1.NewFeatureServiceClient(conn)
+}
+
+// TestDependencyStatusNotPassedOn checks that a gRPC status a dependency (etcd, NATS) returned,
+// wrapped on its way up, reaches the caller as neither its code nor its text: the caller gets
+// INTERNAL with a generic message, and the detail goes to the log.
+func TestDependencyStatusNotPassedOn(t *testing.T) {
+	const secret = "etcdserver: permission denied for user root on key /bullseye/feature/sets"
+	logs := &syncBuffer{}
+	client := serve(t, &Server{
+		LastSeq: func(context.Context) (uint64, error) {
+			return 0, fmt.Errorf("reading the events stream's last sequence: %w", status.Error(codes.PermissionDenied, secret))
+		},
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	calls := map[string]func() error{
+		"ApplyFeatureSet": func() error {
+			_, err := client.ApplyFeatureSet(ctx, &featurev1.ApplyFeatureSetRequest{FeatureSet: &featurev1.FeatureSet{
+				Name: "plans",
+				Features: []*featurev1.Feature{{Name: "plan", Type: commonv1.ValueType_VALUE_TYPE_STRING,
+					Source: &featurev1.Feature_Trait{Trait: &featurev1.TraitFeature{Trait: "plan"}}}},
+			}})
+			return err
+		},
+		"VerifyMaterialization": func() error {
+			_, err := client.VerifyMaterialization(ctx, &featurev1.VerifyMaterializationRequest{})
+			return err
+		},
+	}
+	for method, call := range calls {
+		t.Run(method, func(t *testing.T) {
+			st := status.Convert(call())
+			if st.Code() != codes.Internal {
+				t.Errorf("code %v, want INTERNAL (not the dependency's PERMISSION_DENIED)", st.Code())
+			}
+			if strings.Contains(st.Message(), "etcdserver") || strings.Contains(fmt.Sprint(st.Details()), "etcdserver") {
+				t.Errorf("the caller reads the dependency's text: %q %v", st.Message(), st.Details())
+			}
+			if !strings.Contains(logs.String(), "etcdserver: permission denied") {
+				t.Errorf("the detail is not logged: %s", logs.String())
+			}
+		})
+	}
+}
