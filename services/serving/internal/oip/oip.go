@@ -43,30 +43,6 @@ const (
 // MaxRows is the most rows of one inference request.
 const MaxRows = 10_000
 
-// Violation names one invalid field of a request, e.g. "inputs[2].shape"
-// (the shared kind of every service).
-type Violation = fault.Violation
-
-// Violations is the invalid fields of an inference request; it is an error
-// whose message says so.
-type Violations []Violation
-
-// Error lists the violations.
-func (v Violations) Error() string {
-	s := "invalid inference request:"
-	for i, x := range v {
-		if i > 0 {
-			s += ";"
-		}
-		s += " " + x.Field + ": " + x.Description
-	}
-	return s
-}
-
-func bad(field, format string, args ...any) Violations {
-	return Violations{{Field: field, Description: fmt.Sprintf(format, args...)}}
-}
-
 // Datatype returns the tensor datatype ModelMetadata lists for an input of type t.
 func Datatype(t commonv1.ValueType) string {
 	switch t {
@@ -115,7 +91,7 @@ func OutputMetadata(m *scoring.Model) []*inference.ModelMetadataResponse_TensorM
 	return out
 }
 
-// Decode turns the input tensors of req into rows for model m. It returns Violations for a
+// Decode turns the input tensors of req into rows for model m. It returns fault.Violations for a
 // malformed request, and for one that names an input m does not take or leaves out an input m
 // does not impute (as Triton refuses unknown and missing inputs). An input left out that m
 // imputes is missing in every row; a BYTES element that is empty is missing in its row.
@@ -123,32 +99,32 @@ func Decode(req *inference.ModelInferRequest, m *scoring.Model) ([]scoring.Row, 
 	inputs := req.GetInputs()
 	raw := req.GetRawInputContents()
 	if len(inputs) == 0 {
-		return nil, bad("inputs", "at least one input tensor is required")
+		return nil, fault.Invalid("inputs", "at least one input tensor is required")
 	}
 	if len(raw) > 0 && len(raw) != len(inputs) {
-		return nil, bad("raw_input_contents", "%d entries for %d inputs", len(raw), len(inputs))
+		return nil, fault.Invalid("raw_input_contents", "%d entries for %d inputs", len(raw), len(inputs))
 	}
 	n := -1
 	for i, in := range inputs {
 		field := fmt.Sprintf("inputs[%d]", i)
 		if in.GetName() == "" {
-			return nil, bad(field+".name", "is required")
+			return nil, fault.Invalid(field+".name", "is required")
 		}
 		sh := in.GetShape()
 		if len(sh) == 0 || len(sh) > 2 || (len(sh) == 2 && sh[1] != 1) || sh[0] < 0 {
-			return nil, bad(field+".shape", "must be [batch] or [batch, 1], got %s", shapeText(sh))
+			return nil, fault.Invalid(field+".shape", "must be [batch] or [batch, 1], got %s", shapeText(sh))
 		}
 		if n < 0 {
 			n = int(sh[0])
 		} else if int(sh[0]) != n {
-			return nil, bad(field+".shape", "batch %d differs from the first input's %d", sh[0], n)
+			return nil, fault.Invalid(field+".shape", "batch %d differs from the first input's %d", sh[0], n)
 		}
 		if len(raw) > 0 && in.GetContents() != nil {
-			return nil, bad(field+".contents", "must be empty when raw_input_contents is used")
+			return nil, fault.Invalid(field+".contents", "must be empty when raw_input_contents is used")
 		}
 	}
 	if n == 0 || n > MaxRows {
-		return nil, bad("inputs[0].shape", "the batch must have 1 to %d rows", MaxRows)
+		return nil, fault.Invalid("inputs[0].shape", "the batch must have 1 to %d rows", MaxRows)
 	}
 	w := len(m.Inputs)
 	slab := make([]*commonv1.Value, n*w)
@@ -157,23 +133,23 @@ func Decode(req *inference.ModelInferRequest, m *scoring.Model) ([]scoring.Row, 
 		rows[i].Values = slab[i*w : (i+1)*w : (i+1)*w]
 	}
 	given := make([]bool, w)
-	var vs Violations
+	var vs fault.Violations
 	for i, in := range inputs {
 		k, ok := m.InputIndex(in.GetName())
 		if !ok {
-			vs = append(vs, Violation{Field: fmt.Sprintf("inputs[%d].name", i),
+			vs = append(vs, fault.Violation{Field: fmt.Sprintf("inputs[%d].name", i),
 				Description: fmt.Sprintf("model %q has no input %s (ModelMetadata lists its inputs)", m.Name, fault.Quote(in.GetName()))})
 			continue
 		}
 		if given[k] {
-			vs = append(vs, Violation{Field: fmt.Sprintf("inputs[%d].name", i), Description: fmt.Sprintf("input %q is given twice", in.GetName())})
+			vs = append(vs, fault.Violation{Field: fmt.Sprintf("inputs[%d].name", i), Description: fmt.Sprintf("input %q is given twice", in.GetName())})
 			continue
 		}
 		given[k] = true
 	}
 	for k, in := range m.Inputs {
 		if !given[k] && !artifact.Imputes(in) {
-			vs = append(vs, Violation{Field: "inputs",
+			vs = append(vs, fault.Violation{Field: "inputs",
 				Description: fmt.Sprintf("input %q is missing and model %q does not impute it: it was never missing in training", in.GetName(), m.Name)})
 		}
 	}
@@ -216,13 +192,13 @@ func decodeTensor(in *inference.ModelInferRequest_InferInputTensor, raw []byte, 
 	c := in.GetContents()
 	count := func(got int) error {
 		if got != n {
-			return bad(field, "%d elements for a batch of %d", got, n)
+			return fault.Invalid(field, "%d elements for a batch of %d", got, n)
 		}
 		return nil
 	}
 	rawSize := func(size int) error {
 		if len(raw) != n*size {
-			return bad(field, "raw contents of %d bytes, want %d (%d elements of %d bytes)", len(raw), n*size, n, size)
+			return fault.Invalid(field, "raw contents of %d bytes, want %d (%d elements of %d bytes)", len(raw), n*size, n, size)
 		}
 		return nil
 	}
@@ -265,7 +241,7 @@ func decodeTensor(in *inference.ModelInferRequest_InferInputTensor, raw []byte, 
 		}
 	case "FP16", "BF16":
 		if !useRaw {
-			return nil, bad(field+".datatype", "%s data can only be sent in raw_input_contents", dt)
+			return nil, fault.Invalid(field+".datatype", "%s data can only be sent in raw_input_contents", dt)
 		}
 		if err := rawSize(2); err != nil {
 			return nil, err
@@ -314,16 +290,16 @@ func decodeTensor(in *inference.ModelInferRequest_InferInputTensor, raw []byte, 
 				continue
 			}
 			if len(b) > fault.MaxTextBytes {
-				return nil, bad(field, "element %d is %d bytes long; the limit is %d bytes", i, len(b), fault.MaxTextBytes)
+				return nil, fault.Invalid(field, "element %d is %d bytes long; the limit is %d bytes", i, len(b), fault.MaxTextBytes)
 			}
 			if !utf8.Valid(b) {
-				return nil, bad(field, "element %d is not UTF-8", i)
+				return nil, fault.Invalid(field, "element %d is not UTF-8", i)
 			}
 			s := string(b)
 			if typ == commonv1.ValueType_VALUE_TYPE_TIME {
 				t, err := time.Parse(time.RFC3339Nano, s)
 				if err != nil {
-					return nil, bad(field, "element %d: a time input takes RFC 3339 text, not %s", i, fault.Quote(s))
+					return nil, fault.Invalid(field, "element %d: a time input takes RFC 3339 text, not %s", i, fault.Quote(s))
 				}
 				vals[i].Kind = &commonv1.Value_TimeValue{TimeValue: timestamppb.New(t)}
 				continue
@@ -331,7 +307,7 @@ func decodeTensor(in *inference.ModelInferRequest_InferInputTensor, raw []byte, 
 			vals[i].Kind = &commonv1.Value_StringValue{StringValue: s}
 		}
 	default:
-		return nil, bad(field+".datatype", "unknown datatype %s", fault.Quote(dt))
+		return nil, fault.Invalid(field+".datatype", "unknown datatype %s", fault.Quote(dt))
 	}
 	return out, nil
 }
@@ -363,7 +339,7 @@ func decodeInts(dt string, c *inference.InferTensorContents, raw []byte, useRaw 
 			case "UINT64":
 				u := binary.LittleEndian.Uint64(b)
 				if u > math.MaxInt64 {
-					return bad(field, "element %d overflows INT64", i)
+					return fault.Invalid(field, "element %d overflows INT64", i)
 				}
 				x = int64(u)
 			}
@@ -399,7 +375,7 @@ func decodeInts(dt string, c *inference.InferTensorContents, raw []byte, useRaw 
 		}
 		for i, x := range c.GetUint64Contents() {
 			if x > math.MaxInt64 {
-				return bad(field, "element %d overflows INT64", i)
+				return fault.Invalid(field, "element %d overflows INT64", i)
 			}
 			set(i, int64(x))
 		}
@@ -412,18 +388,18 @@ func splitBytes(raw []byte, n int, field string) ([][]byte, error) {
 	out := make([][]byte, 0, n)
 	for len(raw) > 0 {
 		if len(raw) < 4 {
-			return nil, bad(field, "truncated BYTES element length")
+			return nil, fault.Invalid(field, "truncated BYTES element length")
 		}
 		l := int(binary.LittleEndian.Uint32(raw))
 		raw = raw[4:]
 		if l > len(raw) {
-			return nil, bad(field, "BYTES element of %d bytes overruns the data", l)
+			return nil, fault.Invalid(field, "BYTES element of %d bytes overruns the data", l)
 		}
 		out = append(out, raw[:l])
 		raw = raw[l:]
 	}
 	if len(out) != n {
-		return nil, bad(field, "%d BYTES elements for a batch of %d", len(out), n)
+		return nil, fault.Invalid(field, "%d BYTES elements for a batch of %d", len(out), n)
 	}
 	return out, nil
 }
@@ -479,7 +455,7 @@ func Encode(m *scoring.Model, out []scoring.Outcome, names []string, raw bool) (
 			found = found || a == name
 		}
 		if !found {
-			return nil, nil, bad(fmt.Sprintf("outputs[%d].name", i), "model %q has no output %q (it has %v)", m.Name, name, all)
+			return nil, nil, fault.Invalid(fmt.Sprintf("outputs[%d].name", i), "model %q has no output %q (it has %v)", m.Name, name, all)
 		}
 		t := &inference.ModelInferResponse_InferOutputTensor{Name: name, Datatype: "FP64", Shape: []int64{int64(n)}}
 		if name == OutputLabel {

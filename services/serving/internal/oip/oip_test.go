@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
 )
@@ -108,7 +109,7 @@ func TestDecodeTensorErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := decodeTensor(tt.in, tt.raw, 2, tt.typ, "inputs[0]")
-			var v Violations
+			var v fault.Violations
 			if !errors.As(err, &v) || v[0].Field[:9] != "inputs[0]" {
 				t.Errorf("err = %v, want a violation on inputs[0]", err)
 			}

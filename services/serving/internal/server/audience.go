@@ -30,7 +30,7 @@ func (s *Server) ScoreAudience(req *servingv1.ScoreAudienceRequest, stream servi
 	if cause := context.Cause(ctx); cause == errDraining && err != nil {
 		err = errDraining
 	}
-	err = toStatus(stream.Context(), s.logger, "ScoreAudience", err)
+	err = statuses.Status(stream.Context(), s.logger, "ScoreAudience", err)
 	s.metrics.observe(label, "ScoreAudience", err, start)
 	return err
 }
@@ -92,7 +92,7 @@ func (s *Server) ListModels(ctx context.Context, req *servingv1.ListModelsReques
 	if p := req.GetNamePrefix(); p != "" && !fault.ValidName(p) {
 		var c fault.Violations
 		c.CheckName("name_prefix", p)
-		return nil, toStatus(ctx, s.logger, "ListModels", c.Err())
+		return nil, statuses.Status(ctx, s.logger, "ListModels", c.Err())
 	}
 	return &servingv1.ListModelsResponse{Models: s.cfg.Store.List(req.GetNamePrefix())}, nil
 }
@@ -102,11 +102,11 @@ func (s *Server) GetModelStatus(ctx context.Context, req *servingv1.GetModelStat
 	var c fault.Violations
 	checkRef(&c, req.GetModel(), "model")
 	if err := c.Err(); err != nil {
-		return nil, toStatus(ctx, s.logger, "GetModelStatus", err)
+		return nil, statuses.Status(ctx, s.logger, "GetModelStatus", err)
 	}
 	m, err := s.cfg.Store.Status(req.GetModel())
 	if err != nil {
-		return nil, toStatus(ctx, s.logger, "GetModelStatus", err)
+		return nil, statuses.Status(ctx, s.logger, "GetModelStatus", err)
 	}
 	return &servingv1.GetModelStatusResponse{Model: m}, nil
 }

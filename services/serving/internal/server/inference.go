@@ -37,7 +37,7 @@ func (is *inferenceServer) ModelReady(ctx context.Context, req *inference.ModelR
 	c.CheckName("name", req.GetName())
 	c.CheckString("version", req.GetVersion(), fault.MaxNameBytes, false)
 	if err := c.Err(); err != nil {
-		return nil, toStatus(ctx, is.s.logger, "ModelReady", err)
+		return nil, statuses.Status(ctx, is.s.logger, "ModelReady", err)
 	}
 	return &inference.ModelReadyResponse{Ready: is.s.cfg.Store.ModelReady(req.GetName(), req.GetVersion())}, nil
 }
@@ -54,11 +54,11 @@ func (is *inferenceServer) ModelMetadata(ctx context.Context, req *inference.Mod
 	c.CheckName("name", req.GetName())
 	c.CheckString("version", req.GetVersion(), fault.MaxNameBytes, false)
 	if err := c.Err(); err != nil {
-		return nil, toStatus(ctx, is.s.logger, "ModelMetadata", err)
+		return nil, statuses.Status(ctx, is.s.logger, "ModelMetadata", err)
 	}
 	lease, err := is.s.cfg.Store.Acquire(refOf(req.GetName(), req.GetVersion()))
 	if err != nil {
-		return nil, toStatus(ctx, is.s.logger, "ModelMetadata", err)
+		return nil, statuses.Status(ctx, is.s.logger, "ModelMetadata", err)
 	}
 	defer lease.Release()
 	m := lease.Top()
@@ -86,7 +86,7 @@ func (is *inferenceServer) ModelInfer(ctx context.Context, req *inference.ModelI
 	start := time.Now()
 	label := ""
 	resp, err := is.infer(ctx, req, &label)
-	err = toStatus(ctx, is.s.logger, "ModelInfer", err)
+	err = statuses.Status(ctx, is.s.logger, "ModelInfer", err)
 	is.s.metrics.observe(label, "ModelInfer", err, start)
 	return resp, err
 }

@@ -24,7 +24,7 @@ func (s *Server) Predict(ctx context.Context, req *servingv1.PredictRequest) (*s
 	start := time.Now()
 	label := ""
 	resp, err := s.predict(ctx, req, &label)
-	err = toStatus(ctx, s.logger, "Predict", err)
+	err = statuses.Status(ctx, s.logger, "Predict", err)
 	s.metrics.observe(label, "Predict", err, start)
 	return resp, err
 }

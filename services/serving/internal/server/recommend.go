@@ -16,7 +16,7 @@ func (s *Server) Recommend(ctx context.Context, req *servingv1.RecommendRequest)
 	start := time.Now()
 	label := ""
 	resp, err := s.recommend(ctx, req, &label)
-	err = toStatus(ctx, s.logger, "Recommend", err)
+	err = statuses.Status(ctx, s.logger, "Recommend", err)
 	s.metrics.observe(label, "Recommend", err, start)
 	return resp, err
 }

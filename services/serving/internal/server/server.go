@@ -133,7 +133,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 // observe records one request. model is "" when the request never reached a loaded model;
-// err is the status error the caller sees (toStatus's), whose code labels the count.
+// err is the status error the caller sees (from statuses.Status), whose code labels the count.
 func (m *metrics) observe(model, method string, err error, start time.Time) {
 	m.requests.WithLabelValues(model, method, status.Code(err).String()).Inc()
 	m.latency.WithLabelValues(model, method).Observe(time.Since(start).Seconds())
