@@ -82,8 +82,9 @@ func (s *Store) ListDeadLetters(ctx context.Context, f DeadLetterFilter, before 
 	// The positions to read, newest first: every one from top down, or the
 	// subject's.
 	var seqs []uint64
+	var older bool
 	if f.Subject != "" {
-		if seqs, err = s.subjectSeqs(ctx, f.Subject, first, top); err != nil {
+		if seqs, older, err = s.subjectSeqs(ctx, f.Subject, first, top); err != nil {
 			return nil, 0, err
 		}
 		slices.Reverse(seqs)
@@ -104,6 +105,9 @@ func (s *Store) ListDeadLetters(ctx context.Context, f DeadLetterFilter, before 
 	for i := 0; ; i++ {
 		seq, ok := nextSeq(i)
 		if !ok {
+			if older {
+				return letters, seqs[len(seqs)-1], nil
+			}
 			return letters, 0, nil
 		}
 		if len(letters) == limit || i == MaxScan {
@@ -132,16 +136,16 @@ func (s *Store) ListDeadLetters(ctx context.Context, f DeadLetterFilter, before 
 }
 
 // subjectSeqs returns the sequences of the messages on subject between
-// first and top, oldest first.
-func (s *Store) subjectSeqs(ctx context.Context, subject string, first, top uint64) ([]uint64, error) {
-	var seqs []uint64
+// first and top, oldest first: the newest MaxScan of them, older saying
+// whether there were more.
+func (s *Store) subjectSeqs(ctx context.Context, subject string, first, top uint64) (seqs []uint64, older bool, err error) {
 	for seq := first; seq <= top; {
 		m, err := s.deadLetters.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		}
 		if err != nil {
-			return nil, unavailable(fmt.Errorf("reading dead letters: %w", err))
+			return nil, false, unavailable(fmt.Errorf("reading dead letters: %w", err))
 		}
 		if m.Sequence > top {
 			break
@@ -149,10 +153,10 @@ func (s *Store) subjectSeqs(ctx context.Context, subject string, first, top uint
 		seqs = append(seqs, m.Sequence)
 		seq = m.Sequence + 1
 		if len(seqs) > MaxScan {
-			seqs = seqs[1:] // keep the newest
+			seqs, older = seqs[1:], true // keep the newest
 		}
 	}
-	return seqs, nil
+	return seqs, older, nil
 }
 
 // deadLetter reads the dead letter stored at seq.

@@ -235,3 +235,21 @@ func TestListDeadLettersScansBoundedly(t *testing.T) {
 		t.Errorf("paging: %v in %d pages, want %v in 2", got, pages, ids[:1])
 	}
 }
+
+// TestListDeadLettersOfOneSubjectReachesItsOldest: a customer with more than MaxScan letters
+// has them all listed, also when the filter skips the newest MaxScan of them.
+func TestListDeadLettersOfOneSubjectReachesItsOldest(t *testing.T) {
+	s, _ := open(t)
+	letters := []letter{{user: "a", reason: "OLD"}}
+	for range MaxScan + 10 {
+		letters = append(letters, letter{user: "a", reason: "NEW"})
+	}
+	ids := storeLetters(t, s, letters...)
+	subject, _ := eventlog.DeadLetterSubject(eventlog.UserKey("a"))
+	if got, _ := list(t, s, DeadLetterFilter{Subject: subject, Reasons: []string{"OLD"}}, 10, 1<<20); !slices.Equal(got, ids[:1]) {
+		t.Errorf("a's OLD letters: %v, want %v", got, ids[:1])
+	}
+	if got, _ := list(t, s, DeadLetterFilter{Subject: subject}, 1000, 1<<20); len(got) != len(ids) {
+		t.Errorf("every letter of a: %d, want %d", len(got), len(ids))
+	}
+}
