@@ -71,7 +71,10 @@ buf-breaking: tools
 # the plain tests would only rarely see.
 # Tests run the binaries in $(BIN) where they find them: build them first so
 # that none is left from older sources.
+# The XGBoost import is tested against models XGBoost itself saves (Debian's
+# python3-xgboost, read with pandas).
 test: tools build
+	@scripts/apt.sh python3-xgboost python3-pandas
 	BULLSEYE_BIN=$(BIN) go test $(TEST_FLAGS) $(PKGS)
 	go test -race -count=1 ./pkg/mesh -run 'TestRecycle|TestCodec'
 	go test -race -count=1 ./services/feature -run 'TestConcurrentLookups'

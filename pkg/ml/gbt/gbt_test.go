@@ -331,7 +331,7 @@ func condExpect(t *Tree, k int32, x []float64, set uint) float64 {
 		return n.Value
 	}
 	if set&(1<<n.Feature) != 0 {
-		if t.goesLeft(n, x[n.Feature], false) {
+		if t.goesLeft(n, x[n.Feature], NativeRules) {
 			return condExpect(t, n.Left, x, set)
 		}
 		return condExpect(t, n.Right, x, set)

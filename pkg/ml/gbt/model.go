@@ -17,10 +17,21 @@ type Ensemble struct {
 	Features    int
 	Categorical []bool
 	Trees       []Tree
-	// StrictLess makes numeric splits send x < Threshold left instead of x ≤ Threshold,
-	// with x and Threshold rounded to float32 first: XGBoost's rule, for imported models.
-	StrictLess bool
+	// Rules says how a split sends a value left.
+	Rules Rules
 }
+
+// Rules is how splits route values.
+type Rules int
+
+const (
+	// NativeRules: a numeric x ≤ Threshold goes left; a category in the set goes left, any
+	// other right.
+	NativeRules Rules = iota
+	// XGBoostRules: x and Threshold are rounded to float32 and x < Threshold goes left; a
+	// category in the set goes right, any other left. Imported XGBoost models use them.
+	XGBoostRules
+)
 
 // Tree is one tree as a flat array of nodes; node 0 is the root.
 type Tree struct {
@@ -51,26 +62,30 @@ type Node struct {
 func (n *Node) IsLeaf() bool { return n.Left < 0 }
 
 // goesLeft reports whether value v of the node's feature goes to its left child.
-func (t *Tree) goesLeft(n *Node, v float64, strict bool) bool {
+func (t *Tree) goesLeft(n *Node, v float64, rules Rules) bool {
 	if math.IsNaN(v) {
 		return n.DefaultLeft
 	}
 	if n.CatSet >= 0 {
-		set := t.CatSets[n.CatSet]
-		if v < 0 || v >= float64(64*len(set)) || v != math.Trunc(v) {
-			return false
-		}
-		c := int(v)
-		return set[c>>6]&(1<<(c&63)) != 0
+		return t.inSet(n.CatSet, v) != (rules == XGBoostRules)
 	}
-	if strict {
+	if rules == XGBoostRules {
 		return float32(v) < float32(n.Threshold)
 	}
 	return v <= n.Threshold
 }
 
+func (t *Tree) inSet(set int32, v float64) bool {
+	bits := t.CatSets[set]
+	if v < 0 || v >= float64(64*len(bits)) || v != math.Trunc(v) {
+		return false
+	}
+	c := int(v)
+	return bits[c>>6]&(1<<(c&63)) != 0
+}
+
 // leaf returns the index of the leaf that row x reaches.
-func (t *Tree) leaf(x []float64, strict bool) int {
+func (t *Tree) leaf(x []float64, rules Rules) int {
 	k := int32(0)
 	nodes := t.Nodes
 	for {
@@ -78,7 +93,7 @@ func (t *Tree) leaf(x []float64, strict bool) int {
 		if n.Left < 0 {
 			return int(k)
 		}
-		if t.goesLeft(n, x[n.Feature], strict) {
+		if t.goesLeft(n, x[n.Feature], rules) {
 			k = n.Left
 		} else {
 			k = n.Right
@@ -145,7 +160,7 @@ func (e *Ensemble) MarginsInto(data []float64, stride int, out []float64) {
 		t := &e.Trees[ti]
 		for i := range out {
 			row := data[i*stride : i*stride+e.Features]
-			out[i] += t.Nodes[t.leaf(row, e.StrictLess)].Value
+			out[i] += t.Nodes[t.leaf(row, e.Rules)].Value
 		}
 	}
 }

@@ -37,7 +37,7 @@ func (e *Ensemble) Contributions(x []float64, phi []float64) {
 	for ti := range e.Trees {
 		t := &e.Trees[ti]
 		s.reset(t.depth())
-		s.recurse(t, x, phi, e.StrictLess, 0, 0, 0, 1, 1, -1)
+		s.recurse(t, x, phi, e.Rules, 0, 0, 0, 1, 1, -1)
 	}
 }
 
@@ -78,7 +78,7 @@ func (s *shapper) reset(depth int) {
 
 // recurse visits node k with the unique path stored at s.buf[start:start+depth] and extends
 // it by the feature of the parent's split.
-func (s *shapper) recurse(t *Tree, x, phi []float64, strict bool, k int32, start, depth int, zero, one float64, feature int) {
+func (s *shapper) recurse(t *Tree, x, phi []float64, rules Rules, k int32, start, depth int, zero, one float64, feature int) {
 	path := s.buf[start : start+depth+1]
 	extend(path, depth, zero, one, feature)
 	n := &t.Nodes[k]
@@ -91,7 +91,7 @@ func (s *shapper) recurse(t *Tree, x, phi []float64, strict bool, k int32, start
 		return
 	}
 	hot, cold := n.Right, n.Left
-	if t.goesLeft(n, x[n.Feature], strict) {
+	if t.goesLeft(n, x[n.Feature], rules) {
 		hot, cold = n.Left, n.Right
 	}
 	inZero, inOne := 1.0, 1.0
@@ -115,7 +115,7 @@ func (s *shapper) recurse(t *Tree, x, phi []float64, strict bool, k int32, start
 		zero, one float64
 	}{{hot, hotShare * inZero, inOne}, {cold, coldShare * inZero, 0}} {
 		copy(s.buf[next:next+depth+1], path[:depth+1])
-		s.recurse(t, x, phi, strict, child.k, next, depth+1, child.zero, child.one, f)
+		s.recurse(t, x, phi, rules, child.k, next, depth+1, child.zero, child.one, f)
 	}
 }
 
