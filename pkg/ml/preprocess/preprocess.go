@@ -47,6 +47,9 @@ const (
 	// ImputeConstant fills with Options.FillValue (numeric) or Options.FillCategory
 	// (categorical).
 	ImputeConstant
+	// ImputeNone keeps a missing value missing: NaN in the design matrix, for models that
+	// route missing values themselves (boosted trees).
+	ImputeNone
 )
 
 // Indicator says when a missing-indicator column is added.
@@ -73,7 +76,15 @@ const (
 	// EncodingHash is the hashing trick: HashBuckets columns, a category sets the column
 	// its seeded 64-bit FNV-1a hash selects (see [HashBucket]).
 	EncodingHash
+	// EncodingOrdinal is one column holding a category code: 0 for the most frequent
+	// training category, 1 for the next (ties by value), up to MaxOrdinal codes; other
+	// categories, unseen ones and missing values are NaN. For models that split
+	// categories natively (boosted trees).
+	EncodingOrdinal
 )
+
+// MaxOrdinal is the largest number of categories an ordinal column codes.
+const MaxOrdinal = 254
 
 // Unseen is what one-hot encoding does with a category not seen in training.
 type Unseen int
@@ -169,6 +180,11 @@ type Input struct {
 	HashBuckets int `json:"hash_buckets,omitempty"`
 	// HashSeed is mixed into the hash of a hashed column (see [HashBucket]).
 	HashSeed uint64 `json:"hash_seed,omitempty"`
+	// Ordinal is true for an ordinal column: its one output is the index of the value in
+	// Categories, or NaN.
+	Ordinal bool `json:"ordinal,omitempty"`
+	// KeepMissing is true when missing values stay NaN instead of being imputed.
+	KeepMissing bool `json:"keep_missing,omitempty"`
 }
 
 // Pipeline is fitted preprocessing. It is a plain value: serialise it as it is.
@@ -181,6 +197,18 @@ type Pipeline struct {
 
 // NumFeatures returns the number of columns of the design matrix.
 func (p *Pipeline) NumFeatures() int { return len(p.Features) }
+
+// Categorical marks the columns of the design matrix that hold category codes (the
+// outputs of ordinal columns).
+func (p *Pipeline) Categorical() []bool {
+	out := make([]bool, len(p.Features))
+	for _, in := range p.Inputs {
+		if in.Ordinal {
+			out[in.Offset] = true
+		}
+	}
+	return out
+}
 
 // Fit learns preprocessing from the rows of t (all of them are training rows).
 func Fit(t *ml.Table, spec Spec) (*Pipeline, error) {
@@ -287,6 +315,8 @@ func fitNumeric(c *ml.Column, o Options) (Input, []string, error) {
 			return in, nil, fmt.Errorf("fill value %v is not finite", o.FillValue)
 		}
 		in.Fill = o.FillValue
+	case ImputeNone:
+		in.KeepMissing = true
 	default:
 		return in, nil, fmt.Errorf("imputation %d does not apply to a numeric column", o.Impute)
 	}
@@ -312,7 +342,7 @@ func fitNumeric(c *ml.Column, o Options) (Input, []string, error) {
 			in.Scale = sd
 		}
 	}
-	in.Imputes = missing > 0 || o.Impute != ImputeAuto
+	in.Imputes = (missing > 0 || o.Impute != ImputeAuto) && !in.KeepMissing
 	names := []string{c.Name}
 	if in.Indicator = wantIndicator(o, missing); in.Indicator {
 		names = append(names, c.Name+"_missing")
@@ -357,6 +387,8 @@ func fitCategorical(c *ml.Column, o Options) (Input, []string, error) {
 		if missing > 0 {
 			counts[""] = missing
 		}
+	case ImputeNone:
+		in.KeepMissing = true
 	default:
 		return in, nil, fmt.Errorf("imputation %d does not apply to a categorical column", o.Impute)
 	}
@@ -390,6 +422,22 @@ func fitCategorical(c *ml.Column, o Options) (Input, []string, error) {
 			in.Bucket = true
 			names = append(names, c.Name+"=<other>")
 		}
+	case EncodingOrdinal:
+		in.Ordinal = true
+		for v, n := range counts {
+			if n >= o.MinFrequency {
+				in.Categories = append(in.Categories, v)
+			}
+		}
+		slices.SortFunc(in.Categories, func(a, b string) int {
+			return cmp.Or(cmp.Compare(counts[b], counts[a]), cmp.Compare(a, b))
+		})
+		limit := MaxOrdinal
+		if o.MaxCategories > 0 {
+			limit = min(limit, o.MaxCategories)
+		}
+		in.Categories = in.Categories[:min(len(in.Categories), limit)]
+		names = append(names, c.Name)
 	case EncodingHash:
 		in.HashBuckets = cmp.Or(o.HashBuckets, 32)
 		in.HashSeed = o.HashSeed
@@ -399,7 +447,7 @@ func fitCategorical(c *ml.Column, o Options) (Input, []string, error) {
 	default:
 		return in, nil, fmt.Errorf("unknown encoding %d", o.Encoding)
 	}
-	in.Imputes = missing > 0 || o.Impute != ImputeAuto
+	in.Imputes = (missing > 0 || o.Impute != ImputeAuto) && !in.KeepMissing
 	if in.Indicator = wantIndicator(o, missing); in.Indicator {
 		names = append(names, c.Name+"_missing")
 	}
@@ -456,6 +504,13 @@ func (in *Input) numeric(raw blas64.General, vals []float64) {
 	for i, v := range vals {
 		row := raw.Data[i*raw.Stride : i*raw.Stride+raw.Cols]
 		missing := math.IsNaN(v)
+		if missing && in.KeepMissing {
+			row[in.Offset] = math.NaN()
+			if in.Indicator {
+				row[in.Offset+in.Width-1] = 1
+			}
+			continue
+		}
 		if missing {
 			v = in.Fill
 		}
@@ -485,6 +540,13 @@ func (in *Input) categorical(raw blas64.General, vals []string) {
 		}
 		if in.HashBuckets > 0 {
 			row[in.Offset+HashBucket(v, in.HashSeed, in.HashBuckets)] = 1
+			continue
+		}
+		if in.Ordinal {
+			row[in.Offset] = math.NaN()
+			if j, ok := index[v]; ok {
+				row[in.Offset] = float64(j)
+			}
 			continue
 		}
 		if j, ok := index[v]; ok {

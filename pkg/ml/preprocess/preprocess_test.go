@@ -2,9 +2,11 @@ package preprocess_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/bullseye-ml/bullseye/pkg/ml"
@@ -247,5 +249,58 @@ func TestConstantAndMaxCategories(t *testing.T) {
 	// Row 0: k "x" is beyond MaxCategories and goes to the bucket.
 	if got, want := x.RawRowView(0), []float64{1, 0, 1, 0, 0, 0, 0, 0, 1}; !reflect.DeepEqual(got, want) {
 		t.Errorf("row 0 = %v, want %v", got, want)
+	}
+}
+
+func TestOrdinalKeepsMissingForTrees(t *testing.T) {
+	train := &ml.Table{Columns: []ml.Column{
+		ml.NumericColumn("age", []float64{30, math.NaN(), 50, 40}),
+		ml.CategoricalColumn("job", []string{"b", "a", "b", ""}),
+	}}
+	spec := preprocess.Spec{Defaults: preprocess.Options{Impute: preprocess.ImputeNone, Encoding: preprocess.EncodingOrdinal, NoStandardize: true, Indicator: preprocess.IndicatorNever}}
+	p, err := preprocess.Fit(train, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Categorical(); !slices.Equal(got, []bool{false, true}) {
+		t.Fatalf("categorical flags %v", got)
+	}
+	test := &ml.Table{Columns: []ml.Column{
+		ml.NumericColumn("age", []float64{math.NaN(), 20, 1, 2}),
+		ml.CategoricalColumn("job", []string{"b", "a", "", "never seen"}),
+	}}
+	x, err := p.Transform(test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]float64{{math.NaN(), 0}, {20, 1}, {1, math.NaN()}, {2, math.NaN()}}
+	for i, row := range want {
+		for j, v := range row {
+			got := x.At(i, j)
+			if got != v && !(math.IsNaN(got) && math.IsNaN(v)) {
+				t.Errorf("x[%d][%d] = %v, want %v", i, j, got, v)
+			}
+		}
+	}
+	for _, in := range p.Inputs {
+		if in.Imputes {
+			t.Errorf("column %s imputes, but missing values are kept", in.Name)
+		}
+	}
+}
+
+func TestOrdinalCodesAtMostMaxOrdinal(t *testing.T) {
+	vals := make([]string, 0, 400)
+	for i := range 300 {
+		vals = append(vals, fmt.Sprintf("c%03d", i))
+	}
+	vals = append(vals, "c299", "c299")
+	p, err := preprocess.Fit(&ml.Table{Columns: []ml.Column{ml.CategoricalColumn("k", vals)}}, preprocess.Spec{Defaults: preprocess.Options{Encoding: preprocess.EncodingOrdinal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := p.Inputs[0]
+	if len(in.Categories) != preprocess.MaxOrdinal || in.Categories[0] != "c299" {
+		t.Fatalf("%d categories, the first %q; want %d with the most frequent first", len(in.Categories), in.Categories[0], preprocess.MaxOrdinal)
 	}
 }
