@@ -15,7 +15,7 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/pkg/ml/kernel"
 	"github.com/bullseye-ml/bullseye/pkg/ml/linear"
@@ -44,7 +44,7 @@ func at(t time.Time) *commonv1.Value {
 
 // inputs are the raw inputs of the synthetic data: every value type, a hashed and a
 // log-transformed column, missing values everywhere.
-var inputs = []*trainingv1.InputColumn{
+var inputs = []*modelv1.InputColumn{
 	{Name: "age", Type: commonv1.ValueType_VALUE_TYPE_INT},
 	{Name: "spend", Type: commonv1.ValueType_VALUE_TYPE_NUMBER},
 	{Name: "member", Type: commonv1.ValueType_VALUE_TYPE_BOOL},
@@ -179,35 +179,35 @@ func TestRoundTripEveryFamily(t *testing.T) {
 		return func(ctx context.Context, y []float64) (ml.Model, error) { return est.Fit(ctx, xTrain, y) }
 	}
 	const (
-		cls = trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION
-		reg = trainingv1.TaskKind_TASK_KIND_REGRESSION
+		cls = modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION
+		reg = modelv1.TaskKind_TASK_KIND_REGRESSION
 	)
 	tests := []struct {
 		name      string
-		family    trainingv1.ModelFamily
-		task      trainingv1.TaskKind
+		family    modelv1.ModelFamily
+		task      modelv1.TaskKind
 		fit       func(context.Context, []float64) (ml.Model, error)
 		wantProba bool
 	}{
-		{"ols", trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, reg, plain(linear.OLS{}), false},
-		{"ridge", trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, reg, plain(linear.Ridge{Alpha: 3}), false},
-		{"lasso", trainingv1.ModelFamily_MODEL_FAMILY_LASSO, reg, plain(linear.Lasso{Alpha: 0.05}), false},
-		{"elastic net", trainingv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET, reg, plain(linear.ElasticNet{Alpha: 0.05, L1Ratio: 0.3}), false},
-		{"logistic l2", trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, cls, plain(logistic.Regression{C: 1}), true},
-		{"logistic l1", trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, cls, plain(logistic.Regression{C: 0.5, Penalty: logistic.L1}), true},
-		{"linear svm", trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, cls, plain(svm.Linear{C: 1, Loss: svm.Hinge}), false},
-		{"linear svm platt", trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, cls, calibrated(linSVM, func(m ml.Model, p *svm.Platt) {
+		{"ols", modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, reg, plain(linear.OLS{}), false},
+		{"ridge", modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, reg, plain(linear.Ridge{Alpha: 3}), false},
+		{"lasso", modelv1.ModelFamily_MODEL_FAMILY_LASSO, reg, plain(linear.Lasso{Alpha: 0.05}), false},
+		{"elastic net", modelv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET, reg, plain(linear.ElasticNet{Alpha: 0.05, L1Ratio: 0.3}), false},
+		{"logistic l2", modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, cls, plain(logistic.Regression{C: 1}), true},
+		{"logistic l1", modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, cls, plain(logistic.Regression{C: 0.5, Penalty: logistic.L1}), true},
+		{"linear svm", modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, cls, plain(svm.Linear{C: 1, Loss: svm.Hinge}), false},
+		{"linear svm platt", modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, cls, calibrated(linSVM, func(m ml.Model, p *svm.Platt) {
 			m.(*svm.LinearModel).Platt = p
 		}), true},
-		{"kernel svm rbf", trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, cls, plain(svm.Kernel{C: 1, Probability: true, Seed: 3}), true},
-		{"kernel svm poly", trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, cls,
+		{"kernel svm rbf", modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, cls, plain(svm.Kernel{C: 1, Probability: true, Seed: 3}), true},
+		{"kernel svm poly", modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, cls,
 			plain(svm.Kernel{C: 1, Kernel: kernel.Kernel{Kind: kernel.Poly, Degree: 2, Coef0: 1}}), false},
-		{"kernel svm linear", trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, cls,
+		{"kernel svm linear", modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, cls,
 			plain(svm.Kernel{C: 1, Kernel: kernel.Kernel{Kind: kernel.Linear}}), false},
-		{"nystroem svm", trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM, cls, calibrated(kernel.NystroemEstimator{
+		{"nystroem svm", modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM, cls, calibrated(kernel.NystroemEstimator{
 			Nystroem: kernel.Nystroem{Kernel: rbf, Components: 40, Seed: 2}, Estimator: linSVM,
 		}, func(m ml.Model, p *svm.Platt) { m.(*kernel.NystroemModel).Inner.(*svm.LinearModel).Platt = p }), true},
-		{"nystroem logistic", trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC, cls, plain(kernel.NystroemEstimator{
+		{"nystroem logistic", modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC, cls, plain(kernel.NystroemEstimator{
 			Nystroem: kernel.Nystroem{Kernel: rbf, Components: 40, Seed: 2}, Estimator: logistic.Regression{C: 1},
 		}), true},
 	}
@@ -227,7 +227,7 @@ func TestRoundTripEveryFamily(t *testing.T) {
 			}
 			a.ModelName, a.ModelVersion = "m", 3
 			if tc.task == cls {
-				a.Classification = &trainingv1.ClassificationOutput{PositiveLabel: boolean(true), NegativeLabel: boolean(false), Threshold: 0.5}
+				a.Classification = &modelv1.ClassificationOutput{PositiveLabel: boolean(true), NegativeLabel: boolean(false), Threshold: 0.5}
 			}
 			b, sha, err := artifact.Marshal(a)
 			if err != nil {
@@ -340,8 +340,8 @@ func TestDesignMatchesPipeline(t *testing.T) {
 	for j := range pipe.NumFeatures() {
 		w := make([]float64, pipe.NumFeatures())
 		w[j] = 1
-		a, err := artifact.Encode(&artifact.Fitted{Family: trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION,
-			Task: trainingv1.TaskKind_TASK_KIND_REGRESSION, Inputs: inputs, Pipeline: pipe, Model: &linear.Model{Weights: w}})
+		a, err := artifact.Encode(&artifact.Fitted{Family: modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION,
+			Task: modelv1.TaskKind_TASK_KIND_REGRESSION, Inputs: inputs, Pipeline: pipe, Model: &linear.Model{Weights: w}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -376,8 +376,8 @@ func TestRowProblemsAndContributions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := artifact.Encode(&artifact.Fitted{Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
-		Task: trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
+	a, err := artifact.Encode(&artifact.Fitted{Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Task: modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,8 +437,8 @@ func TestScoreAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := artifact.Encode(&artifact.Fitted{Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
-		Task: trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
+	a, err := artifact.Encode(&artifact.Fitted{Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Task: modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,33 +483,33 @@ func TestDecodeRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good, err := artifact.Encode(&artifact.Fitted{Family: trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION,
-		Task: trainingv1.TaskKind_TASK_KIND_REGRESSION, Inputs: inputs, Pipeline: pipe, Model: m})
+	good, err := artifact.Encode(&artifact.Fitted{Family: modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION,
+		Task: modelv1.TaskKind_TASK_KIND_REGRESSION, Inputs: inputs, Pipeline: pipe, Model: m})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name   string
-		change func(a *trainingv1.ModelArtifact)
+		change func(a *modelv1.ModelArtifact)
 		want   error
 	}{
-		{"unknown layout", func(a *trainingv1.ModelArtifact) { a.FormatVersion = 2 }, artifact.ErrInvalid},
-		{"short weights", func(a *trainingv1.ModelArtifact) { a.GetLinear().Weights = a.GetLinear().Weights[1:] }, artifact.ErrInvalid},
-		{"wrong width", func(a *trainingv1.ModelArtifact) { a.Preprocessing.Columns[0].OutputWidth++ }, artifact.ErrInvalid},
-		{"zero scale", func(a *trainingv1.ModelArtifact) { a.Preprocessing.Columns[1].Scale = 0 }, artifact.ErrInvalid},
-		{"family mismatch", func(a *trainingv1.ModelArtifact) {
-			a.Family = trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION
+		{"unknown layout", func(a *modelv1.ModelArtifact) { a.FormatVersion = 2 }, artifact.ErrInvalid},
+		{"short weights", func(a *modelv1.ModelArtifact) { a.GetLinear().Weights = a.GetLinear().Weights[1:] }, artifact.ErrInvalid},
+		{"wrong width", func(a *modelv1.ModelArtifact) { a.Preprocessing.Columns[0].OutputWidth++ }, artifact.ErrInvalid},
+		{"zero scale", func(a *modelv1.ModelArtifact) { a.Preprocessing.Columns[1].Scale = 0 }, artifact.ErrInvalid},
+		{"family mismatch", func(a *modelv1.ModelArtifact) {
+			a.Family = modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION
 		}, artifact.ErrInvalid},
-		{"signed hashing", func(a *trainingv1.ModelArtifact) { a.Preprocessing.Columns[5].SignedHash = true }, artifact.ErrUnsupported},
-		{"recommender of a feature task", func(a *trainingv1.ModelArtifact) {
-			a.Family = trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS
+		{"signed hashing", func(a *modelv1.ModelArtifact) { a.Preprocessing.Columns[5].SignedHash = true }, artifact.ErrUnsupported},
+		{"recommender of a feature task", func(a *modelv1.ModelArtifact) {
+			a.Family = modelv1.ModelFamily_MODEL_FAMILY_MF_ALS
 			a.Preprocessing = nil
-			a.Parameters = &trainingv1.ModelArtifact_Factorization{Factorization: &trainingv1.FactorizationParameters{Rank: 2}}
+			a.Parameters = &modelv1.ModelArtifact_Factorization{Factorization: &modelv1.FactorizationParameters{Rank: 2}}
 		}, artifact.ErrInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := proto.Clone(good).(*trainingv1.ModelArtifact)
+			a := proto.Clone(good).(*modelv1.ModelArtifact)
 			tc.change(a)
 			if _, err := artifact.NewScorer(a); !errors.Is(err, tc.want) {
 				t.Errorf("NewScorer error = %v, want %v", err, tc.want)
@@ -524,8 +524,8 @@ func TestDecodeRefuses(t *testing.T) {
 	if _, err := artifact.Unmarshal(b, sha); !errors.Is(err, artifact.ErrChecksum) {
 		t.Errorf("Unmarshal of corrupted bytes: %v, want ErrChecksum", err)
 	}
-	if _, err := artifact.Encode(&artifact.Fitted{Family: trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM,
-		Task: trainingv1.TaskKind_TASK_KIND_REGRESSION, Inputs: inputs, Pipeline: pipe, Model: m}); !errors.Is(err, artifact.ErrInvalid) {
+	if _, err := artifact.Encode(&artifact.Fitted{Family: modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM,
+		Task: modelv1.TaskKind_TASK_KIND_REGRESSION, Inputs: inputs, Pipeline: pipe, Model: m}); !errors.Is(err, artifact.ErrInvalid) {
 		t.Errorf("Encode of a regression model as a linear SVM: %v, want ErrInvalid", err)
 	}
 }
@@ -587,8 +587,8 @@ func BenchmarkScoreLogistic(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, err := artifact.Encode(&artifact.Fitted{Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
-		Task: trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
+	a, err := artifact.Encode(&artifact.Fitted{Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Task: modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -635,16 +635,16 @@ func TestMissingPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := artifact.Encode(&artifact.Fitted{Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
-		Task: trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
+	a, err := artifact.Encode(&artifact.Fitted{Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Task: modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
 	if err != nil {
 		t.Fatal(err)
 	}
-	impute, required := trainingv1.MissingPolicy_MISSING_POLICY_IMPUTE, trainingv1.MissingPolicy_MISSING_POLICY_REQUIRED
-	want := map[string]trainingv1.MissingPolicy{
+	impute, required := modelv1.MissingPolicy_MISSING_POLICY_IMPUTE, modelv1.MissingPolicy_MISSING_POLICY_REQUIRED
+	want := map[string]modelv1.MissingPolicy{
 		"age": impute, "spend": impute, "member": impute, "last_order": impute, "channel": impute, "city": required,
 	}
-	check := func(what string, in []*trainingv1.InputColumn) {
+	check := func(what string, in []*modelv1.InputColumn) {
 		t.Helper()
 		for _, c := range in {
 			if c.GetMissing() != want[c.GetName()] {
@@ -667,9 +667,9 @@ func TestMissingPolicy(t *testing.T) {
 	}
 	check("encoded again", again.GetInputs())
 
-	old := proto.Clone(a).(*trainingv1.ModelArtifact)
+	old := proto.Clone(a).(*modelv1.ModelArtifact)
 	for _, c := range old.GetInputs() {
-		c.Missing = trainingv1.MissingPolicy_MISSING_POLICY_UNSPECIFIED
+		c.Missing = modelv1.MissingPolicy_MISSING_POLICY_UNSPECIFIED
 	}
 	s, err := artifact.NewScorer(old)
 	if err != nil {
@@ -696,8 +696,8 @@ func TestNonFiniteNumbers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := artifact.Encode(&artifact.Fitted{Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
-		Task: trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
+	a, err := artifact.Encode(&artifact.Fitted{Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Task: modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
 	if err != nil {
 		t.Fatal(err)
 	}

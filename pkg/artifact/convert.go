@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/pkg/ml/kernel"
 	"github.com/bullseye-ml/bullseye/pkg/ml/linear"
@@ -22,7 +22,7 @@ import (
 const FormatVersion = 1
 
 // MediaType is the ArtifactRef.media_type of a serialised ModelArtifact.
-const MediaType = "bullseye.training.v1.ModelArtifact"
+const MediaType = "bullseye.model.v1.ModelArtifact"
 
 // Fitted is a fitted model with the preprocessing it was fitted behind: the pkg/ml side of a
 // ModelArtifact. Encode turns it into an artifact and Decode back, without loss for scoring:
@@ -33,12 +33,12 @@ type Fitted struct {
 	// LINEAR_SVM a *svm.LinearModel, KERNEL_SVM a *svm.KernelModel, and NYSTROM_SVM and
 	// NYSTROM_LOGISTIC a *kernel.NystroemModel whose inner model is a *svm.LinearModel or a
 	// *logistic.Model.
-	Family trainingv1.ModelFamily
+	Family modelv1.ModelFamily
 	// Task is what the model predicts.
-	Task trainingv1.TaskKind
+	Task modelv1.TaskKind
 	// Inputs are the raw inputs, one per Pipeline input and in the same order, with the
 	// value type each takes.
-	Inputs []*trainingv1.InputColumn
+	Inputs []*modelv1.InputColumn
 	// Pipeline is the fitted preprocessing.
 	Pipeline *preprocess.Pipeline
 	// Model is the fitted model on Pipeline's design matrix.
@@ -48,7 +48,7 @@ type Fitted struct {
 // Encode converts f into a ModelArtifact with the layout (FormatVersion), family, task,
 // inputs, preprocessing, parameters and the solver's convergence set. The caller sets the rest:
 // name and version, hyperparameters, classification output, metrics, lineage, times.
-func Encode(f *Fitted) (*trainingv1.ModelArtifact, error) {
+func Encode(f *Fitted) (*modelv1.ModelArtifact, error) {
 	if f.Pipeline == nil || f.Model == nil {
 		return nil, fmt.Errorf("encode artifact: %w: no pipeline or no model", ErrInvalid)
 	}
@@ -59,34 +59,34 @@ func Encode(f *Fitted) (*trainingv1.ModelArtifact, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode artifact: %w", err)
 	}
-	a := &trainingv1.ModelArtifact{
+	a := &modelv1.ModelArtifact{
 		FormatVersion: FormatVersion,
 		Family:        f.Family,
 		Task:          f.Task,
 		Preprocessing: pre,
 	}
 	for k, in := range f.Inputs {
-		policy := trainingv1.MissingPolicy_MISSING_POLICY_REQUIRED
+		policy := modelv1.MissingPolicy_MISSING_POLICY_REQUIRED
 		if f.Pipeline.Inputs[k].Imputes {
-			policy = trainingv1.MissingPolicy_MISSING_POLICY_IMPUTE
+			policy = modelv1.MissingPolicy_MISSING_POLICY_IMPUTE
 		}
-		a.Inputs = append(a.Inputs, &trainingv1.InputColumn{Name: in.GetName(), Type: in.GetType(), Missing: policy})
+		a.Inputs = append(a.Inputs, &modelv1.InputColumn{Name: in.GetName(), Type: in.GetType(), Missing: policy})
 	}
 	if err := encodeModel(a, f.Family, f.Model); err != nil {
 		return nil, fmt.Errorf("encode artifact of a %v: %w", f.Family, err)
 	}
 	if c, ok := f.Model.(ml.Converger); ok {
 		st := c.Status()
-		a.Solver = &trainingv1.SolverReport{Converged: st.Converged, Iterations: int32(st.Iterations)}
+		a.Solver = &modelv1.SolverReport{Converged: st.Converged, Iterations: int32(st.Iterations)}
 	}
 	return a, nil
 }
 
-func encodePipeline(p *preprocess.Pipeline, inputs []*trainingv1.InputColumn) (*trainingv1.FittedPreprocessing, error) {
+func encodePipeline(p *preprocess.Pipeline, inputs []*modelv1.InputColumn) (*modelv1.FittedPreprocessing, error) {
 	if len(inputs) != len(p.Inputs) {
 		return nil, fmt.Errorf("%w: %d raw inputs for %d pipeline inputs", ErrInvalid, len(inputs), len(p.Inputs))
 	}
-	out := &trainingv1.FittedPreprocessing{
+	out := &modelv1.FittedPreprocessing{
 		OutputWidth: int32(len(p.Features)),
 		OutputNames: append([]string(nil), p.Features...),
 	}
@@ -102,7 +102,7 @@ func encodePipeline(p *preprocess.Pipeline, inputs []*trainingv1.InputColumn) (*
 		if in.Kind == ml.Numeric && KindOf(typ) != ml.Numeric {
 			return nil, fmt.Errorf("%w: numeric pipeline input %q has raw type %v", ErrInvalid, in.Name, typ)
 		}
-		c := &trainingv1.FittedColumn{
+		c := &modelv1.FittedColumn{
 			Name:             in.Name,
 			Type:             typ,
 			OutputOffset:     int32(in.Offset),
@@ -111,7 +111,7 @@ func encodePipeline(p *preprocess.Pipeline, inputs []*trainingv1.InputColumn) (*
 		}
 		switch {
 		case in.Kind == ml.Numeric:
-			c.Encoding = trainingv1.ColumnEncoding_COLUMN_ENCODING_NUMERIC
+			c.Encoding = modelv1.ColumnEncoding_COLUMN_ENCODING_NUMERIC
 			c.ImputeValue = &commonv1.Value{Kind: &commonv1.Value_NumberValue{NumberValue: in.Fill}}
 			c.LogTransform = in.Log1p
 			c.Mean = in.Mean
@@ -120,13 +120,13 @@ func encodePipeline(p *preprocess.Pipeline, inputs []*trainingv1.InputColumn) (*
 				c.Scale = 1
 			}
 		case in.HashBuckets > 0:
-			c.Encoding = trainingv1.ColumnEncoding_COLUMN_ENCODING_HASHING
+			c.Encoding = modelv1.ColumnEncoding_COLUMN_ENCODING_HASHING
 			c.ImputeValue = &commonv1.Value{Kind: &commonv1.Value_StringValue{StringValue: in.FillCategory}}
 			c.HashBuckets = int32(in.HashBuckets)
-			c.HashFunction = trainingv1.HashFunction_HASH_FUNCTION_FNV1A_64
+			c.HashFunction = modelv1.HashFunction_HASH_FUNCTION_FNV1A_64
 			c.HashSeed = in.HashSeed
 		default:
-			c.Encoding = trainingv1.ColumnEncoding_COLUMN_ENCODING_ONE_HOT
+			c.Encoding = modelv1.ColumnEncoding_COLUMN_ENCODING_ONE_HOT
 			c.ImputeValue = &commonv1.Value{Kind: &commonv1.Value_StringValue{StringValue: in.FillCategory}}
 			c.Vocabulary = append([]string(nil), in.Categories...)
 			c.UnseenBucket = in.Bucket
@@ -140,56 +140,56 @@ func encodePipeline(p *preprocess.Pipeline, inputs []*trainingv1.InputColumn) (*
 }
 
 // linearOf returns the parameters of a linear model with the given link and Platt scaling.
-func linearOf(m *linear.Model, link trainingv1.LinkFunction, platt *svm.Platt) *trainingv1.LinearParameters {
-	p := &trainingv1.LinearParameters{
+func linearOf(m *linear.Model, link modelv1.LinkFunction, platt *svm.Platt) *modelv1.LinearParameters {
+	p := &modelv1.LinearParameters{
 		Weights:   append([]float64(nil), m.Weights...),
 		Intercept: m.Intercept,
 		Link:      link,
 	}
 	if platt != nil {
-		p.Platt = &trainingv1.PlattScaling{A: platt.A, B: platt.B}
+		p.Platt = &modelv1.PlattScaling{A: platt.A, B: platt.B}
 	}
 	return p
 }
 
-func kernelOf(k kernel.Kernel) (*trainingv1.KernelParameters, error) {
-	p := &trainingv1.KernelParameters{Gamma: k.Gamma, Degree: int32(k.Degree), Coef0: k.Coef0}
+func kernelOf(k kernel.Kernel) (*modelv1.KernelParameters, error) {
+	p := &modelv1.KernelParameters{Gamma: k.Gamma, Degree: int32(k.Degree), Coef0: k.Coef0}
 	switch k.Kind {
 	case kernel.RBF:
-		p.Type = trainingv1.KernelType_KERNEL_TYPE_RBF
+		p.Type = modelv1.KernelType_KERNEL_TYPE_RBF
 	case kernel.Poly:
-		p.Type = trainingv1.KernelType_KERNEL_TYPE_POLY
+		p.Type = modelv1.KernelType_KERNEL_TYPE_POLY
 	case kernel.Linear:
-		p.Type = trainingv1.KernelType_KERNEL_TYPE_LINEAR
+		p.Type = modelv1.KernelType_KERNEL_TYPE_LINEAR
 	default:
 		return nil, fmt.Errorf("%w: kernel %v", ErrUnsupported, k.Kind)
 	}
 	return p, nil
 }
 
-func encodeModel(a *trainingv1.ModelArtifact, family trainingv1.ModelFamily, m ml.Model) error {
+func encodeModel(a *modelv1.ModelArtifact, family modelv1.ModelFamily, m ml.Model) error {
 	wrong := func() error { return fmt.Errorf("%w: a %T does not belong to family %v", ErrInvalid, m, family) }
 	switch family {
-	case trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, trainingv1.ModelFamily_MODEL_FAMILY_LASSO,
-		trainingv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET:
+	case modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, modelv1.ModelFamily_MODEL_FAMILY_LASSO,
+		modelv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET:
 		lm, ok := m.(*linear.Model)
 		if !ok {
 			return wrong()
 		}
-		a.Parameters = &trainingv1.ModelArtifact_Linear{Linear: linearOf(lm, trainingv1.LinkFunction_LINK_FUNCTION_IDENTITY, nil)}
-	case trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION:
+		a.Parameters = &modelv1.ModelArtifact_Linear{Linear: linearOf(lm, modelv1.LinkFunction_LINK_FUNCTION_IDENTITY, nil)}
+	case modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION:
 		lm, ok := m.(*logistic.Model)
 		if !ok {
 			return wrong()
 		}
-		a.Parameters = &trainingv1.ModelArtifact_Linear{Linear: linearOf(&lm.Model, trainingv1.LinkFunction_LINK_FUNCTION_LOGISTIC, nil)}
-	case trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:
+		a.Parameters = &modelv1.ModelArtifact_Linear{Linear: linearOf(&lm.Model, modelv1.LinkFunction_LINK_FUNCTION_LOGISTIC, nil)}
+	case modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:
 		sm, ok := m.(*svm.LinearModel)
 		if !ok {
 			return wrong()
 		}
-		a.Parameters = &trainingv1.ModelArtifact_Linear{Linear: linearOf(&sm.Model, trainingv1.LinkFunction_LINK_FUNCTION_IDENTITY, sm.Platt)}
-	case trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:
+		a.Parameters = &modelv1.ModelArtifact_Linear{Linear: linearOf(&sm.Model, modelv1.LinkFunction_LINK_FUNCTION_IDENTITY, sm.Platt)}
+	case modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:
 		km, ok := m.(*svm.KernelModel)
 		if !ok {
 			return wrong()
@@ -198,7 +198,7 @@ func encodeModel(a *trainingv1.ModelArtifact, family trainingv1.ModelFamily, m m
 		if err != nil {
 			return err
 		}
-		p := &trainingv1.KernelSvmParameters{
+		p := &modelv1.KernelSvmParameters{
 			Kernel:             kp,
 			SupportVectorCount: int32(km.SupportVectors.Rows),
 			Dimension:          int32(km.SupportVectors.Cols),
@@ -207,10 +207,10 @@ func encodeModel(a *trainingv1.ModelArtifact, family trainingv1.ModelFamily, m m
 			Intercept:          -km.Rho,
 		}
 		if km.Platt != nil {
-			p.Platt = &trainingv1.PlattScaling{A: km.Platt.A, B: km.Platt.B}
+			p.Platt = &modelv1.PlattScaling{A: km.Platt.A, B: km.Platt.B}
 		}
-		a.Parameters = &trainingv1.ModelArtifact_KernelSvm{KernelSvm: p}
-	case trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM, trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC:
+		a.Parameters = &modelv1.ModelArtifact_KernelSvm{KernelSvm: p}
+	case modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM, modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC:
 		nm, ok := m.(*kernel.NystroemModel)
 		if !ok || nm.Map == nil {
 			return wrong()
@@ -219,7 +219,7 @@ func encodeModel(a *trainingv1.ModelArtifact, family trainingv1.ModelFamily, m m
 		if err != nil {
 			return err
 		}
-		p := &trainingv1.NystromParameters{
+		p := &modelv1.NystromParameters{
 			Kernel:         kp,
 			LandmarkCount:  int32(nm.Map.Landmarks.Rows),
 			Dimension:      int32(nm.Map.Landmarks.Cols),
@@ -229,19 +229,19 @@ func encodeModel(a *trainingv1.ModelArtifact, family trainingv1.ModelFamily, m m
 		}
 		switch inner := nm.Inner.(type) {
 		case *logistic.Model:
-			if family != trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC {
+			if family != modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC {
 				return wrong()
 			}
-			p.Linear = linearOf(&inner.Model, trainingv1.LinkFunction_LINK_FUNCTION_LOGISTIC, nil)
+			p.Linear = linearOf(&inner.Model, modelv1.LinkFunction_LINK_FUNCTION_LOGISTIC, nil)
 		case *svm.LinearModel:
-			if family != trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM {
+			if family != modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM {
 				return wrong()
 			}
-			p.Linear = linearOf(&inner.Model, trainingv1.LinkFunction_LINK_FUNCTION_IDENTITY, inner.Platt)
+			p.Linear = linearOf(&inner.Model, modelv1.LinkFunction_LINK_FUNCTION_IDENTITY, inner.Platt)
 		default:
 			return fmt.Errorf("%w: Nyström inner model %T", ErrUnsupported, nm.Inner)
 		}
-		a.Parameters = &trainingv1.ModelArtifact_Nystrom{Nystrom: p}
+		a.Parameters = &modelv1.ModelArtifact_Nystrom{Nystrom: p}
 	default:
 		return fmt.Errorf("%w: family %v", ErrUnsupported, family)
 	}
@@ -251,12 +251,12 @@ func encodeModel(a *trainingv1.ModelArtifact, family trainingv1.ModelFamily, m m
 // Decode converts an artifact back into a fitted pipeline and model. It checks the layout
 // version and that the parameters and preprocessing are consistent, and returns ErrInvalid
 // or ErrUnsupported (recommenders) otherwise.
-func Decode(a *trainingv1.ModelArtifact) (*Fitted, error) {
+func Decode(a *modelv1.ModelArtifact) (*Fitted, error) {
 	if a.GetFormatVersion() != FormatVersion {
 		return nil, fmt.Errorf("decode artifact: %w: layout version %d, this reader knows %d", ErrInvalid, a.GetFormatVersion(), FormatVersion)
 	}
 	if a.GetPreprocessing() == nil {
-		if _, ok := a.GetParameters().(*trainingv1.ModelArtifact_Factorization); ok {
+		if _, ok := a.GetParameters().(*modelv1.ModelArtifact_Factorization); ok {
 			return nil, fmt.Errorf("decode artifact: %w: factorisation models (use DecodeFactors)", ErrUnsupported)
 		}
 		return nil, fmt.Errorf("decode artifact: %w: no preprocessing", ErrInvalid)
@@ -273,7 +273,7 @@ func Decode(a *trainingv1.ModelArtifact) (*Fitted, error) {
 		if in.GetName() != p.Inputs[k].Name {
 			return nil, fmt.Errorf("decode artifact: %w: input %d is %q, preprocessing column %d is %q", ErrInvalid, k, in.GetName(), k, p.Inputs[k].Name)
 		}
-		f.Inputs = append(f.Inputs, &trainingv1.InputColumn{Name: in.GetName(), Type: in.GetType(), Missing: in.GetMissing()})
+		f.Inputs = append(f.Inputs, &modelv1.InputColumn{Name: in.GetName(), Type: in.GetType(), Missing: in.GetMissing()})
 		p.Inputs[k].Imputes = Imputes(in)
 	}
 	conv := ml.Convergence{Converged: a.GetSolver().GetConverged(), Iterations: int(a.GetSolver().GetIterations())}
@@ -286,7 +286,7 @@ func Decode(a *trainingv1.ModelArtifact) (*Fitted, error) {
 	return f, nil
 }
 
-func decodePipeline(fp *trainingv1.FittedPreprocessing) (*preprocess.Pipeline, error) {
+func decodePipeline(fp *modelv1.FittedPreprocessing) (*preprocess.Pipeline, error) {
 	p := &preprocess.Pipeline{Features: append([]string(nil), fp.GetOutputNames()...)}
 	offset := 0
 	seen := map[string]bool{}
@@ -316,7 +316,7 @@ func decodePipeline(fp *trainingv1.FittedPreprocessing) (*preprocess.Pipeline, e
 		}
 		var want int
 		switch c.GetEncoding() {
-		case trainingv1.ColumnEncoding_COLUMN_ENCODING_NUMERIC:
+		case modelv1.ColumnEncoding_COLUMN_ENCODING_NUMERIC:
 			if KindOf(c.GetType()) != ml.Numeric {
 				return nil, bad("numeric encoding of a %v input", c.GetType())
 			}
@@ -341,7 +341,7 @@ func decodePipeline(fp *trainingv1.FittedPreprocessing) (*preprocess.Pipeline, e
 				return nil, bad("mean %v, scale %v", in.Mean, in.Scale)
 			}
 			want = 1 + extra
-		case trainingv1.ColumnEncoding_COLUMN_ENCODING_ONE_HOT:
+		case modelv1.ColumnEncoding_COLUMN_ENCODING_ONE_HOT:
 			in.Kind = ml.Categorical
 			fill, err := Category(c.GetImputeValue())
 			if err != nil {
@@ -354,14 +354,14 @@ func decodePipeline(fp *trainingv1.FittedPreprocessing) (*preprocess.Pipeline, e
 			if in.Bucket {
 				want++
 			}
-		case trainingv1.ColumnEncoding_COLUMN_ENCODING_HASHING:
+		case modelv1.ColumnEncoding_COLUMN_ENCODING_HASHING:
 			in.Kind = ml.Categorical
 			fill, err := Category(c.GetImputeValue())
 			if err != nil {
 				return nil, bad("impute value %v", c.GetImputeValue())
 			}
 			in.FillCategory = fill
-			if f := c.GetHashFunction(); f != trainingv1.HashFunction_HASH_FUNCTION_UNSPECIFIED && f != trainingv1.HashFunction_HASH_FUNCTION_FNV1A_64 {
+			if f := c.GetHashFunction(); f != modelv1.HashFunction_HASH_FUNCTION_UNSPECIFIED && f != modelv1.HashFunction_HASH_FUNCTION_FNV1A_64 {
 				return nil, fmt.Errorf("%w: preprocessing column %q: hash function %v", ErrUnsupported, c.GetName(), f)
 			}
 			if c.GetSignedHash() {
@@ -389,7 +389,7 @@ func decodePipeline(fp *trainingv1.FittedPreprocessing) (*preprocess.Pipeline, e
 	return p, nil
 }
 
-func decodeLinear(lp *trainingv1.LinearParameters, conv ml.Convergence) (linear.Model, *svm.Platt, error) {
+func decodeLinear(lp *modelv1.LinearParameters, conv ml.Convergence) (linear.Model, *svm.Platt, error) {
 	if lp == nil {
 		return linear.Model{}, nil, fmt.Errorf("%w: no linear parameters", ErrInvalid)
 	}
@@ -401,14 +401,14 @@ func decodeLinear(lp *trainingv1.LinearParameters, conv ml.Convergence) (linear.
 	return m, platt, nil
 }
 
-func decodeKernel(kp *trainingv1.KernelParameters) (kernel.Kernel, error) {
+func decodeKernel(kp *modelv1.KernelParameters) (kernel.Kernel, error) {
 	k := kernel.Kernel{Gamma: kp.GetGamma(), Degree: int(kp.GetDegree()), Coef0: kp.GetCoef0()}
 	switch kp.GetType() {
-	case trainingv1.KernelType_KERNEL_TYPE_RBF:
+	case modelv1.KernelType_KERNEL_TYPE_RBF:
 		k.Kind = kernel.RBF
-	case trainingv1.KernelType_KERNEL_TYPE_POLY:
+	case modelv1.KernelType_KERNEL_TYPE_POLY:
 		k.Kind = kernel.Poly
-	case trainingv1.KernelType_KERNEL_TYPE_LINEAR:
+	case modelv1.KernelType_KERNEL_TYPE_LINEAR:
 		k.Kind = kernel.Linear
 	default:
 		return k, fmt.Errorf("%w: kernel type %v", ErrInvalid, kp.GetType())
@@ -426,34 +426,34 @@ func matrix(rows, cols int32, data []float64, what string) (ml.Matrix, error) {
 	return ml.Matrix{Rows: int(rows), Cols: int(cols), Data: append([]float64(nil), data...)}, nil
 }
 
-func decodeModel(a *trainingv1.ModelArtifact, conv ml.Convergence) (ml.Model, error) {
+func decodeModel(a *modelv1.ModelArtifact, conv ml.Convergence) (ml.Model, error) {
 	family := a.GetFamily()
 	switch family {
-	case trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, trainingv1.ModelFamily_MODEL_FAMILY_LASSO,
-		trainingv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET, trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
-		trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:
+	case modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, modelv1.ModelFamily_MODEL_FAMILY_LASSO,
+		modelv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET, modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:
 		lm, platt, err := decodeLinear(a.GetLinear(), conv)
 		if err != nil {
 			return nil, err
 		}
 		link := a.GetLinear().GetLink()
 		switch family {
-		case trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION:
-			if link != trainingv1.LinkFunction_LINK_FUNCTION_LOGISTIC || platt != nil {
+		case modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION:
+			if link != modelv1.LinkFunction_LINK_FUNCTION_LOGISTIC || platt != nil {
 				return nil, fmt.Errorf("%w: logistic regression with link %v", ErrInvalid, link)
 			}
 			return &logistic.Model{Model: lm}, nil
-		case trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:
-			if link == trainingv1.LinkFunction_LINK_FUNCTION_LOGISTIC {
+		case modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:
+			if link == modelv1.LinkFunction_LINK_FUNCTION_LOGISTIC {
 				return nil, fmt.Errorf("%w: linear SVM with a logistic link", ErrInvalid)
 			}
 			return &svm.LinearModel{Model: lm, Platt: platt}, nil
 		}
-		if link == trainingv1.LinkFunction_LINK_FUNCTION_LOGISTIC || platt != nil {
+		if link == modelv1.LinkFunction_LINK_FUNCTION_LOGISTIC || platt != nil {
 			return nil, fmt.Errorf("%w: regression with link %v", ErrInvalid, link)
 		}
 		return &lm, nil
-	case trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:
+	case modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:
 		kp := a.GetKernelSvm()
 		if kp == nil {
 			return nil, fmt.Errorf("%w: no kernel SVM parameters", ErrInvalid)
@@ -475,7 +475,7 @@ func decodeModel(a *trainingv1.ModelArtifact, conv ml.Convergence) (ml.Model, er
 			m.Platt = &svm.Platt{A: p.GetA(), B: p.GetB()}
 		}
 		return m, nil
-	case trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM, trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC:
+	case modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM, modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC:
 		np := a.GetNystrom()
 		if np == nil {
 			return nil, fmt.Errorf("%w: no Nyström parameters", ErrInvalid)
@@ -501,21 +501,21 @@ func decodeModel(a *trainingv1.ModelArtifact, conv ml.Convergence) (ml.Model, er
 		}
 		m := &kernel.NystroemModel{Map: &kernel.NystroemMap{Kernel: k, Landmarks: lm, Projection: proj}}
 		link := np.GetLinear().GetLink()
-		if family == trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC {
-			if link != trainingv1.LinkFunction_LINK_FUNCTION_LOGISTIC || platt != nil {
+		if family == modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC {
+			if link != modelv1.LinkFunction_LINK_FUNCTION_LOGISTIC || platt != nil {
 				return nil, fmt.Errorf("%w: Nyström logistic regression with link %v", ErrInvalid, link)
 			}
 			m.Inner = &logistic.Model{Model: inner}
 		} else {
-			if link == trainingv1.LinkFunction_LINK_FUNCTION_LOGISTIC {
+			if link == modelv1.LinkFunction_LINK_FUNCTION_LOGISTIC {
 				return nil, fmt.Errorf("%w: Nyström SVM with a logistic link", ErrInvalid)
 			}
 			m.Inner = &svm.LinearModel{Model: inner, Platt: platt}
 		}
 		return m, nil
-	case trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS, trainingv1.ModelFamily_MODEL_FAMILY_MF_SGD,
-		trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, trainingv1.ModelFamily_MODEL_FAMILY_BPR,
-		trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY:
+	case modelv1.ModelFamily_MODEL_FAMILY_MF_ALS, modelv1.ModelFamily_MODEL_FAMILY_MF_SGD,
+		modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, modelv1.ModelFamily_MODEL_FAMILY_BPR,
+		modelv1.ModelFamily_MODEL_FAMILY_POPULARITY:
 		return nil, fmt.Errorf("%w: recommender family %v (use DecodeFactors)", ErrUnsupported, family)
 	}
 	return nil, fmt.Errorf("%w: family %v", ErrInvalid, family)
@@ -523,7 +523,7 @@ func decodeModel(a *trainingv1.ModelArtifact, conv ml.Convergence) (ml.Model, er
 
 // Marshal serialises a deterministically (the same artifact gives the same bytes) and
 // returns the bytes with their SHA-256 digest in lowercase hex, as ArtifactRef.sha256.
-func Marshal(a *trainingv1.ModelArtifact) ([]byte, string, error) {
+func Marshal(a *modelv1.ModelArtifact) ([]byte, string, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(a)
 	if err != nil {
 		return nil, "", fmt.Errorf("marshal artifact: %w", err)
@@ -539,11 +539,11 @@ func Digest(b []byte) string {
 
 // Unmarshal verifies that b has the SHA-256 digest sha (lowercase hex; ErrChecksum
 // otherwise) and parses it. It does not check the artifact's content: Decode and NewScorer do.
-func Unmarshal(b []byte, sha string) (*trainingv1.ModelArtifact, error) {
+func Unmarshal(b []byte, sha string) (*modelv1.ModelArtifact, error) {
 	if got := Digest(b); got != sha {
 		return nil, fmt.Errorf("unmarshal artifact: %w: digest %s, want %s", ErrChecksum, got, sha)
 	}
-	a := &trainingv1.ModelArtifact{}
+	a := &modelv1.ModelArtifact{}
 	if err := proto.Unmarshal(b, a); err != nil {
 		return nil, fmt.Errorf("unmarshal artifact: %w: %v", ErrInvalid, err)
 	}

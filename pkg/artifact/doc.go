@@ -1,5 +1,5 @@
 // Package artifact converts fitted models to and from the serialised model artifact
-// (bullseye.training.v1.ModelArtifact) and scores batches of raw rows with them. Training
+// (bullseye.model.v1.ModelArtifact) and scores batches of raw rows with them. Training
 // writes artifacts with it; serving loads and scores with it; both therefore apply exactly the
 // same preprocessing and arithmetic, and a row scores the same in both (no training/serving
 // skew).

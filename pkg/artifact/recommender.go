@@ -7,18 +7,18 @@ import (
 	"math"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 )
 
 // IsRecommender reports whether a family is a recommender family (factorisation or
 // popularity).
-func IsRecommender(f trainingv1.ModelFamily) bool {
+func IsRecommender(f modelv1.ModelFamily) bool {
 	switch f {
-	case trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS, trainingv1.ModelFamily_MODEL_FAMILY_MF_SGD,
-		trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, trainingv1.ModelFamily_MODEL_FAMILY_BPR,
-		trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY:
+	case modelv1.ModelFamily_MODEL_FAMILY_MF_ALS, modelv1.ModelFamily_MODEL_FAMILY_MF_SGD,
+		modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, modelv1.ModelFamily_MODEL_FAMILY_BPR,
+		modelv1.ModelFamily_MODEL_FAMILY_POPULARITY:
 		return true
 	}
 	return false
@@ -29,29 +29,29 @@ func IsRecommender(f trainingv1.ModelFamily) bool {
 // hold only Popularity). Factor matrices, biases and the seen lists are packed little-endian
 // float32 and uint32 bytes. The layout, family, task and solver report are set; the caller sets
 // the rest, as with Encode.
-func EncodeFactors(family trainingv1.ModelFamily, task trainingv1.TaskKind, f *recommend.Factors) (*trainingv1.ModelArtifact, error) {
+func EncodeFactors(family modelv1.ModelFamily, task modelv1.TaskKind, f *recommend.Factors) (*modelv1.ModelArtifact, error) {
 	if f == nil {
 		return nil, fmt.Errorf("encode artifact: %w: no factors", ErrInvalid)
 	}
 	if err := f.Validate(); err != nil {
 		return nil, fmt.Errorf("encode artifact: %w: %v", ErrInvalid, err)
 	}
-	if task != trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT && task != trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT {
+	if task != modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT && task != modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT {
 		return nil, fmt.Errorf("encode artifact: %w: a recommender for task %v", ErrInvalid, task)
 	}
-	a := &trainingv1.ModelArtifact{FormatVersion: FormatVersion, Family: family, Task: task,
-		Solver: &trainingv1.SolverReport{Converged: f.Converged, Iterations: int32(f.Iterations)}}
-	pop := &trainingv1.PopularityParameters{ItemIds: append([]string(nil), f.Popularity.ItemIDs...),
+	a := &modelv1.ModelArtifact{FormatVersion: FormatVersion, Family: family, Task: task,
+		Solver: &modelv1.SolverReport{Converged: f.Converged, Iterations: int32(f.Iterations)}}
+	pop := &modelv1.PopularityParameters{ItemIds: append([]string(nil), f.Popularity.ItemIDs...),
 		Scores: append([]float64(nil), f.Popularity.Scores...)}
 	switch family {
-	case trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY:
+	case modelv1.ModelFamily_MODEL_FAMILY_POPULARITY:
 		if f.Rank != 0 || len(f.UserIDs) != 0 || len(f.ItemIDs) != 0 {
 			return nil, fmt.Errorf("encode artifact: %w: a popularity model with factors", ErrInvalid)
 		}
-		a.Parameters = &trainingv1.ModelArtifact_Popularity{Popularity: pop}
-	case trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS, trainingv1.ModelFamily_MODEL_FAMILY_MF_SGD,
-		trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, trainingv1.ModelFamily_MODEL_FAMILY_BPR:
-		a.Parameters = &trainingv1.ModelArtifact_Factorization{Factorization: &trainingv1.FactorizationParameters{
+		a.Parameters = &modelv1.ModelArtifact_Popularity{Popularity: pop}
+	case modelv1.ModelFamily_MODEL_FAMILY_MF_ALS, modelv1.ModelFamily_MODEL_FAMILY_MF_SGD,
+		modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, modelv1.ModelFamily_MODEL_FAMILY_BPR:
+		a.Parameters = &modelv1.ModelArtifact_Factorization{Factorization: &modelv1.FactorizationParameters{
 			Rank:        int32(f.Rank),
 			UserIds:     append([]string(nil), f.UserIDs...),
 			ItemIds:     append([]string(nil), f.ItemIDs...),
@@ -75,21 +75,21 @@ func EncodeFactors(family trainingv1.ModelFamily, task trainingv1.TaskKind, f *r
 // DecodeFactors converts a recommender artifact back into Factors that score exactly as the
 // encoded ones. It checks the layout version, the family and the sizes of the packed arrays
 // (ErrInvalid), and returns ErrUnsupported for artifacts of feature models.
-func DecodeFactors(a *trainingv1.ModelArtifact) (*recommend.Factors, error) {
+func DecodeFactors(a *modelv1.ModelArtifact) (*recommend.Factors, error) {
 	if a.GetFormatVersion() != FormatVersion {
 		return nil, fmt.Errorf("decode artifact: %w: layout version %d, this reader knows %d", ErrInvalid, a.GetFormatVersion(), FormatVersion)
 	}
 	if !IsRecommender(a.GetFamily()) {
 		return nil, fmt.Errorf("decode artifact: %w: %v is not a recommender", ErrUnsupported, a.GetFamily())
 	}
-	if t := a.GetTask(); t != trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT && t != trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT {
+	if t := a.GetTask(); t != modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT && t != modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT {
 		return nil, fmt.Errorf("decode artifact: %w: a %v for task %v", ErrInvalid, a.GetFamily(), t)
 	}
 	f := &recommend.Factors{Convergence: ml.Convergence{Converged: a.GetSolver().GetConverged(), Iterations: int(a.GetSolver().GetIterations())}}
-	popOf := func(p *trainingv1.PopularityParameters) recommend.Popularity {
+	popOf := func(p *modelv1.PopularityParameters) recommend.Popularity {
 		return recommend.Popularity{ItemIDs: append([]string(nil), p.GetItemIds()...), Scores: append([]float64(nil), p.GetScores()...)}
 	}
-	if a.GetFamily() == trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY {
+	if a.GetFamily() == modelv1.ModelFamily_MODEL_FAMILY_POPULARITY {
 		p := a.GetPopularity()
 		if p == nil {
 			return nil, fmt.Errorf("decode artifact: %w: a POPULARITY model without popularity parameters", ErrInvalid)
@@ -211,13 +211,13 @@ type recScorer struct {
 
 // NewRecommender returns the Recommender of fitted factors that were not encoded; it scores
 // exactly as NewScorer on EncodeFactors(family, task, f) would.
-func NewRecommender(family trainingv1.ModelFamily, task trainingv1.TaskKind, f *recommend.Factors) (Recommender, error) {
+func NewRecommender(family modelv1.ModelFamily, task modelv1.TaskKind, f *recommend.Factors) (Recommender, error) {
 	s, err := recommend.NewScorer(f)
 	if err != nil {
 		return nil, fmt.Errorf("new scorer: %w: %v", ErrInvalid, err)
 	}
 	r := &recScorer{info: Info{Family: family, Task: task, index: map[string]int{}}, s: s}
-	if family == trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY {
+	if family == modelv1.ModelFamily_MODEL_FAMILY_POPULARITY {
 		r.pop = make(map[string]float64, len(f.Popularity.ItemIDs))
 		for k, id := range f.Popularity.ItemIDs {
 			r.pop[id] = f.Popularity.Scores[k]
@@ -226,7 +226,7 @@ func NewRecommender(family trainingv1.ModelFamily, task trainingv1.TaskKind, f *
 	return r, nil
 }
 
-func newRecommenderScorer(a *trainingv1.ModelArtifact) (Scorer, error) {
+func newRecommenderScorer(a *modelv1.ModelArtifact) (Scorer, error) {
 	f, err := DecodeFactors(a)
 	if err != nil {
 		return nil, err

@@ -8,13 +8,13 @@ import (
 	"testing"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/synth"
 )
 
 // roundTrip encodes f, serialises and parses the artifact, and loads it with NewScorer.
-func roundTrip(t *testing.T, family trainingv1.ModelFamily, task trainingv1.TaskKind, f *recommend.Factors) artifact.Recommender {
+func roundTrip(t *testing.T, family modelv1.ModelFamily, task modelv1.TaskKind, f *recommend.Factors) artifact.Recommender {
 	t.Helper()
 	a, err := artifact.EncodeFactors(family, task, f)
 	if err != nil {
@@ -54,17 +54,17 @@ func TestRecommenderRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	explicit, implicit := trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT
+	explicit, implicit := modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT
 	cases := []struct {
-		family trainingv1.ModelFamily
-		task   trainingv1.TaskKind
+		family modelv1.ModelFamily
+		task   modelv1.TaskKind
 		est    recommend.Estimator
 	}{
-		{trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS, explicit, recommend.ALS{Rank: 4, Iterations: 5, Seed: 1}},
-		{trainingv1.ModelFamily_MODEL_FAMILY_MF_SGD, explicit, recommend.SGD{Rank: 4, Epochs: 5, Seed: 1}},
-		{trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, implicit, recommend.ImplicitALS{Rank: 4, Iterations: 3, Seed: 1}},
-		{trainingv1.ModelFamily_MODEL_FAMILY_BPR, implicit, recommend.BPR{Rank: 4, Epochs: 3, Seed: 1}},
-		{trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY, implicit, recommend.Popular{}},
+		{modelv1.ModelFamily_MODEL_FAMILY_MF_ALS, explicit, recommend.ALS{Rank: 4, Iterations: 5, Seed: 1}},
+		{modelv1.ModelFamily_MODEL_FAMILY_MF_SGD, explicit, recommend.SGD{Rank: 4, Epochs: 5, Seed: 1}},
+		{modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, implicit, recommend.ImplicitALS{Rank: 4, Iterations: 3, Seed: 1}},
+		{modelv1.ModelFamily_MODEL_FAMILY_BPR, implicit, recommend.BPR{Rank: 4, Epochs: 3, Seed: 1}},
+		{modelv1.ModelFamily_MODEL_FAMILY_POPULARITY, implicit, recommend.Popular{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.family.String(), func(t *testing.T) {
@@ -108,7 +108,7 @@ func TestRecommenderRoundTrip(t *testing.T) {
 			}
 			for k := range users {
 				want, wantKnown := orig.Predict(users[k], items[k])
-				if tc.family == trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY {
+				if tc.family == modelv1.ModelFamily_MODEL_FAMILY_POPULARITY {
 					i := slices.Index(f.Popularity.ItemIDs, items[k])
 					want, wantKnown = 0, i >= 0
 					if wantKnown {
@@ -159,16 +159,16 @@ func TestRecommenderArtifactErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	explicit := trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT
-	als := trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS
+	explicit := modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT
+	als := modelv1.ModelFamily_MODEL_FAMILY_MF_ALS
 	good, err := artifact.EncodeFactors(als, explicit, f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := artifact.EncodeFactors(trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY, explicit, f); !errors.Is(err, artifact.ErrInvalid) {
+	if _, err := artifact.EncodeFactors(modelv1.ModelFamily_MODEL_FAMILY_POPULARITY, explicit, f); !errors.Is(err, artifact.ErrInvalid) {
 		t.Errorf("popularity with factors: %v, want ErrInvalid", err)
 	}
-	if _, err := artifact.EncodeFactors(als, trainingv1.TaskKind_TASK_KIND_REGRESSION, f); !errors.Is(err, artifact.ErrInvalid) {
+	if _, err := artifact.EncodeFactors(als, modelv1.TaskKind_TASK_KIND_REGRESSION, f); !errors.Is(err, artifact.ErrInvalid) {
 		t.Errorf("regression task: %v, want ErrInvalid", err)
 	}
 	if _, err := artifact.Decode(good); !errors.Is(err, artifact.ErrUnsupported) {
@@ -176,18 +176,18 @@ func TestRecommenderArtifactErrors(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		change func(a *trainingv1.ModelArtifact)
+		change func(a *modelv1.ModelArtifact)
 	}{
-		{"layout", func(a *trainingv1.ModelArtifact) { a.FormatVersion = 2 }},
-		{"ragged factors", func(a *trainingv1.ModelArtifact) {
+		{"layout", func(a *modelv1.ModelArtifact) { a.FormatVersion = 2 }},
+		{"ragged factors", func(a *modelv1.ModelArtifact) {
 			a.GetFactorization().UserFactors = a.GetFactorization().UserFactors[1:]
 		}},
-		{"short factors", func(a *trainingv1.ModelArtifact) {
+		{"short factors", func(a *modelv1.ModelArtifact) {
 			a.GetFactorization().ItemFactors = a.GetFactorization().ItemFactors[4:]
 		}},
-		{"seen out of range", func(a *trainingv1.ModelArtifact) { a.GetFactorization().SeenItems[0] = 0xff }},
-		{"no parameters", func(a *trainingv1.ModelArtifact) { a.Parameters = nil }},
-		{"feature task", func(a *trainingv1.ModelArtifact) { a.Task = trainingv1.TaskKind_TASK_KIND_REGRESSION }},
+		{"seen out of range", func(a *modelv1.ModelArtifact) { a.GetFactorization().SeenItems[0] = 0xff }},
+		{"no parameters", func(a *modelv1.ModelArtifact) { a.Parameters = nil }},
+		{"feature task", func(a *modelv1.ModelArtifact) { a.Task = modelv1.TaskKind_TASK_KIND_REGRESSION }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/pkg/ml/kernel"
 	"github.com/bullseye-ml/bullseye/pkg/ml/linear"
@@ -44,14 +44,14 @@ type Info struct {
 	Name    string
 	Version int64
 	// Family and Task are the model's family and task.
-	Family trainingv1.ModelFamily
-	Task   trainingv1.TaskKind
+	Family modelv1.ModelFamily
+	Task   modelv1.TaskKind
 	// Inputs are the raw inputs, in the order Batch rows hold them.
-	Inputs []*trainingv1.InputColumn
+	Inputs []*modelv1.InputColumn
 	// Features names the design positions preprocessing produces.
 	Features []string
 	// Classification maps outputs to labels; binary classification only.
-	Classification *trainingv1.ClassificationOutput
+	Classification *modelv1.ClassificationOutput
 	// HasProbability is true when the model gives probabilities of the positive class.
 	HasProbability bool
 	// HasContributions is true for linear families, whose scores split into per-input
@@ -213,7 +213,7 @@ func grow(s []float64, n int) []float64 {
 // precomputes what scoring needs (category indexes, weights). Recommender artifacts
 // (factorisation and popularity families) give a Scorer that is also a Recommender, checked
 // as DecodeFactors checks them.
-func NewScorer(a *trainingv1.ModelArtifact) (Scorer, error) {
+func NewScorer(a *modelv1.ModelArtifact) (Scorer, error) {
 	if IsRecommender(a.GetFamily()) {
 		return newRecommenderScorer(a)
 	}
@@ -345,7 +345,7 @@ func (s *featureScorer) Score(ctx context.Context, b *Batch, out *Result) error 
 		return fmt.Errorf("score: the batch was not made by NewBatch with this scorer's Info")
 	}
 	n := b.Len()
-	classify := s.info.Task == trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION
+	classify := s.info.Task == modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION
 	out.reset(n, s.info.HasProbability, classify)
 	if n == 0 {
 		return nil

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 )
 
@@ -85,8 +85,8 @@ func Category(v *commonv1.Value) (string, error) {
 // Imputes reports whether a model imputes a missing value of the input: its policy is
 // MISSING_POLICY_IMPUTE, or unset (artifacts written before the policy was recorded imputed
 // every input). With MISSING_POLICY_REQUIRED a missing value is the row's problem.
-func Imputes(in *trainingv1.InputColumn) bool {
-	return in.GetMissing() != trainingv1.MissingPolicy_MISSING_POLICY_REQUIRED
+func Imputes(in *modelv1.InputColumn) bool {
+	return in.GetMissing() != modelv1.MissingPolicy_MISSING_POLICY_REQUIRED
 }
 
 // Missing reports whether v is a missing value: nil, or a Value with no kind.

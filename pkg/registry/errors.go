@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/bullseye-ml/bullseye/pkg/fault"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 )
 
 // Errors of the registry; test for them with errors.Is, and get details with errors.As on the
@@ -75,7 +75,7 @@ func (e *RevisionError) Is(target error) bool { return target == ErrRevisionMism
 // QualityGateError is an ErrQualityGate error.
 type QualityGateError struct {
 	// Checks are the quality gate's comparisons, failed ones included.
-	Checks []*trainingv1.QualityGateCheck
+	Checks []*modelv1.QualityGateCheck
 }
 
 // Error names the failed checks.

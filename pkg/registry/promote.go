@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
 )
 
@@ -27,17 +27,56 @@ const (
 	MaxReason = 1024
 )
 
-// Promote changes a model's routing state (aliases, live split, shadow versions) as req asks,
-// all at once, by compare-and-set on req.expected_revision (see
-// TrainingService.PromoteModel). A version that newly takes live traffic must pass the
-// quality gate: its gate metric must be at least as good as the current top live version's,
-// unless req.force is set.
+// Promotion is a change of a model's routing state (aliases, live split, shadow versions),
+// which Promote applies all at once or not at all. Fields left zero leave that part of the
+// state as it is. Promote names a bad field by its snake_case name, e.g. "model_name" or
+// "live.versions[1].weight".
+type Promotion struct {
+	// ModelName is the registered model's name.
+	ModelName string
+	// ExpectedRevision is the model's registry revision the caller last read
+	// (RegisteredModel.revision): 0 for a model whose routing state was never set. The change
+	// applies only if the revision is still this one.
+	ExpectedRevision int64
+	// SetAliases sets or moves aliases: alias → registered version.
+	SetAliases map[string]int64
+	// RemoveAliases are the aliases to remove; removing one that does not exist is no error.
+	RemoveAliases []string
+	// Live, when set, replaces the live traffic split; an empty split takes the model out of
+	// live serving.
+	Live *modelv1.TrafficSplit
+	// Shadow, when set, replaces the set of shadow versions.
+	Shadow *modelv1.ShadowVersions
+	// Force lets a version that fails the quality gate take live traffic all the same.
+	Force bool
+	// GateMetric is the metric the quality gate compares; empty means each version's own
+	// selection metric.
+	GateMetric string
+	// Reason says why the change is made, at most MaxReason bytes.
+	Reason string
+	// ValidateOnly checks the change without making it.
+	ValidateOnly bool
+}
+
+// Promoted is a model's routing state after a promotion.
+type Promoted struct {
+	// Model is the model after the change (with ValidateOnly, as it would be), with its new
+	// revision.
+	Model *modelv1.RegisteredModel
+	// Checks are the quality gate's comparisons, one per version that newly takes live traffic.
+	Checks []*modelv1.QualityGateCheck
+}
+
+// Promote changes a model's routing state as p asks, by compare-and-set on
+// p.ExpectedRevision. A version that newly takes live traffic must pass the quality gate: its
+// gate metric must be at least as good as the current top live version's, unless p.Force is
+// set.
 //
 // It fails with ErrInvalid (an InvalidError), ErrNotFound (unknown model), ErrRevisionMismatch
-// (a *RevisionError) or ErrQualityGate (a *QualityGateError). With req.validate_only it checks
+// (a *RevisionError) or ErrQualityGate (a *QualityGateError). With p.ValidateOnly it checks
 // everything and returns the model as it would be, without changing it.
-func (r *Registry) Promote(ctx context.Context, req *trainingv1.PromoteModelRequest) (*trainingv1.PromoteModelResponse, error) {
-	name := req.GetModelName()
+func (r *Registry) Promote(ctx context.Context, p Promotion) (*Promoted, error) {
+	name := p.ModelName
 	if !ValidName(name) {
 		return nil, InvalidError{{Field: "model_name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"}}
 	}
@@ -45,37 +84,37 @@ func (r *Registry) Promote(ctx context.Context, req *trainingv1.PromoteModelRequ
 	if err != nil {
 		return nil, err
 	}
-	if bad := validatePromotion(req, s); len(bad) > 0 {
+	if bad := validatePromotion(p, s); len(bad) > 0 {
 		return nil, bad
 	}
-	if s.revision != req.GetExpectedRevision() {
-		return nil, &RevisionError{Model: name, Expected: req.GetExpectedRevision(), Current: s.revision}
+	if s.revision != p.ExpectedRevision {
+		return nil, &RevisionError{Model: name, Expected: p.ExpectedRevision, Current: s.revision}
 	}
-	next := proto.Clone(s.routing).(*trainingv1.RegisteredModel)
+	next := proto.Clone(s.routing).(*modelv1.RegisteredModel)
 	next.Name, next.Revision, next.Versions = name, 0, nil
 	next.Task = s.model(true).GetTask()
 	if next.Aliases == nil {
 		next.Aliases = map[string]int64{}
 	}
-	for _, a := range req.GetRemoveAliases() {
+	for _, a := range p.RemoveAliases {
 		delete(next.Aliases, a)
 	}
-	maps.Copy(next.Aliases, req.GetSetAliases())
-	var checks []*trainingv1.QualityGateCheck
-	if req.GetLive() != nil {
-		next.Live = proto.Clone(req.GetLive()).(*trainingv1.TrafficSplit)
-		checks, err = gate(s, next.Live, req.GetGateMetric(), req.GetForce())
+	maps.Copy(next.Aliases, p.SetAliases)
+	var checks []*modelv1.QualityGateCheck
+	if p.Live != nil {
+		next.Live = proto.Clone(p.Live).(*modelv1.TrafficSplit)
+		checks, err = gate(s, next.Live, p.GateMetric, p.Force)
 		if err != nil {
 			return nil, err
 		}
 	}
-	if req.GetShadow() != nil {
-		next.Shadow = proto.Clone(req.GetShadow()).(*trainingv1.ShadowVersions)
+	if p.Shadow != nil {
+		next.Shadow = proto.Clone(p.Shadow).(*modelv1.ShadowVersions)
 	}
 	next.UpdateTime = timestamppb.New(r.now())
-	if req.GetValidateOnly() {
+	if p.ValidateOnly {
 		out := &state{versions: s.versions, routing: next, revision: s.revision}
-		return &trainingv1.PromoteModelResponse{Model: out.model(true), Checks: checks}, nil
+		return &Promoted{Model: out.model(true), Checks: checks}, nil
 	}
 	val, err := proto.Marshal(next)
 	if err != nil {
@@ -103,13 +142,13 @@ func (r *Registry) Promote(ctx context.Context, req *trainingv1.PromoteModelRequ
 		if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
 			current = kvs[0].ModRevision
 		}
-		return nil, &RevisionError{Model: name, Expected: req.GetExpectedRevision(), Current: current}
+		return nil, &RevisionError{Model: name, Expected: p.ExpectedRevision, Current: current}
 	}
 	out := &state{versions: s.versions, routing: next, revision: resp.Header.Revision}
-	return &trainingv1.PromoteModelResponse{Model: out.model(true), Checks: checks}, nil
+	return &Promoted{Model: out.model(true), Checks: checks}, nil
 }
 
-func validatePromotion(req *trainingv1.PromoteModelRequest, s *state) InvalidError {
+func validatePromotion(p Promotion, s *state) InvalidError {
 	var bad InvalidError
 	add := func(field, format string, args ...any) {
 		bad = append(bad, FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
@@ -119,17 +158,17 @@ func validatePromotion(req *trainingv1.PromoteModelRequest, s *state) InvalidErr
 			add(field, "version %d is not registered", v)
 		}
 	}
-	if req.GetExpectedRevision() < 0 {
+	if p.ExpectedRevision < 0 {
 		add("expected_revision", "must not be negative")
 	}
 	removed := map[string]bool{}
-	for i, a := range req.GetRemoveAliases() {
+	for i, a := range p.RemoveAliases {
 		if !ValidAlias(a) {
 			add(fmt.Sprintf("remove_aliases[%d]", i), "must be 1 to 63 characters of [a-z0-9-], starting with a letter")
 		}
 		removed[a] = true
 	}
-	for _, a := range slices.Sorted(maps.Keys(req.GetSetAliases())) {
+	for _, a := range slices.Sorted(maps.Keys(p.SetAliases)) {
 		field := fmt.Sprintf("set_aliases[%q]", a)
 		if !ValidAlias(a) {
 			add(field, "an alias must be 1 to 63 characters of [a-z0-9-], starting with a letter")
@@ -137,10 +176,10 @@ func validatePromotion(req *trainingv1.PromoteModelRequest, s *state) InvalidErr
 		if removed[a] {
 			add(field, "the alias is also in remove_aliases")
 		}
-		registered(field, req.GetSetAliases()[a])
+		registered(field, p.SetAliases[a])
 	}
 	live := map[int64]bool{}
-	for i, vw := range req.GetLive().GetVersions() {
+	for i, vw := range p.Live.GetVersions() {
 		field := fmt.Sprintf("live.versions[%d]", i)
 		registered(field+".version", vw.GetVersion())
 		if live[vw.GetVersion()] {
@@ -151,7 +190,7 @@ func validatePromotion(req *trainingv1.PromoteModelRequest, s *state) InvalidErr
 			add(field+".weight", "must be 1 to %d", MaxWeight)
 		}
 	}
-	shadow := req.GetShadow().GetVersions()
+	shadow := p.Shadow.GetVersions()
 	if len(shadow) > MaxShadow {
 		add("shadow.versions", "at most %d shadow versions", MaxShadow)
 	}
@@ -167,10 +206,10 @@ func validatePromotion(req *trainingv1.PromoteModelRequest, s *state) InvalidErr
 			add(field, "version %d is also live", v)
 		}
 	}
-	if len(req.GetReason()) > MaxReason {
+	if len(p.Reason) > MaxReason {
 		add("reason", "at most %d bytes", MaxReason)
 	}
-	if m := req.GetGateMetric(); m != "" {
+	if m := p.GateMetric; m != "" {
 		if _, ok := higherIsBetter(m); !ok {
 			add("gate_metric", "unknown metric %q", m)
 		}
@@ -179,14 +218,14 @@ func validatePromotion(req *trainingv1.PromoteModelRequest, s *state) InvalidErr
 }
 
 // gate runs the quality gate over the versions that newly take live traffic in next.
-func gate(s *state, next *trainingv1.TrafficSplit, gateMetric string, force bool) ([]*trainingv1.QualityGateCheck, error) {
+func gate(s *state, next *modelv1.TrafficSplit, gateMetric string, force bool) ([]*modelv1.QualityGateCheck, error) {
 	current := s.routing.GetLive()
 	wasLive := map[int64]bool{}
 	for _, vw := range current.GetVersions() {
 		wasLive[vw.GetVersion()] = true
 	}
 	top := topLive(current)
-	var checks []*trainingv1.QualityGateCheck
+	var checks []*modelv1.QualityGateCheck
 	failed := false
 	for _, vw := range next.GetVersions() {
 		if wasLive[vw.GetVersion()] {
@@ -197,7 +236,7 @@ func gate(s *state, next *trainingv1.TrafficSplit, gateMetric string, force bool
 		if metric == "" {
 			metric = v.GetSelectionMetric()
 		}
-		c := &trainingv1.QualityGateCheck{Version: v.GetVersion(), Metric: metric, Passed: true}
+		c := &modelv1.QualityGateCheck{Version: v.GetVersion(), Metric: metric, Passed: true}
 		value, ok := metricOf(v, metric)
 		c.Value = value
 		if top != 0 {
@@ -212,7 +251,7 @@ func gate(s *state, next *trainingv1.TrafficSplit, gateMetric string, force bool
 				higher := true
 				if h, known := higherIsBetter(metric); known {
 					higher = h
-				} else if v.GetSelectionDirection() == trainingv1.MetricDirection_METRIC_DIRECTION_MINIMIZE {
+				} else if v.GetSelectionDirection() == modelv1.MetricDirection_METRIC_DIRECTION_MINIMIZE {
 					higher = false
 				}
 				if higher {
@@ -236,7 +275,7 @@ func gate(s *state, next *trainingv1.TrafficSplit, gateMetric string, force bool
 
 // metricOf returns a version's value of a metric: on its test split, else from
 // cross-validation.
-func metricOf(v *trainingv1.ModelVersion, name string) (float64, bool) {
+func metricOf(v *modelv1.ModelVersion, name string) (float64, bool) {
 	for _, ms := range [][]*commonv1.Metric{v.GetTestMetrics(), v.GetCvMetrics()} {
 		for _, m := range ms {
 			if m.GetName() == name {

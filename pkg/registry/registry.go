@@ -36,7 +36,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 )
 
 // Prefix is the etcd key prefix of the registry.
@@ -95,7 +95,7 @@ func Open(ctx context.Context, cli *clientv3.Client, js jetstream.JetStream, opt
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			store, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
 				Bucket:      r.bucket,
-				Description: "Bullseye model artifacts (bullseye.training.v1.ModelArtifact)",
+				Description: "Bullseye model artifacts (bullseye.model.v1.ModelArtifact)",
 				Storage:     jetstream.FileStorage,
 				Replicas:    r.replicas,
 			})
@@ -126,16 +126,16 @@ func jobKey(name, job string) string         { return modelKey(name) + "jobs/" +
 // Registration is idempotent by training job: when mv.lineage.job_id names a job that already
 // registered a version of the model, that version is returned with created false and nothing
 // is written.
-func (r *Registry) Register(ctx context.Context, mv *trainingv1.ModelVersion, a *trainingv1.ModelArtifact) (registered *trainingv1.ModelVersion, created bool, err error) {
+func (r *Registry) Register(ctx context.Context, mv *modelv1.ModelVersion, a *modelv1.ModelArtifact) (registered *modelv1.ModelVersion, created bool, err error) {
 	name := mv.GetModelName()
 	var bad InvalidError
 	if !ValidName(name) {
 		bad = append(bad, FieldViolation{Field: "model_name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"})
 	}
-	if mv.GetTask() == trainingv1.TaskKind_TASK_KIND_UNSPECIFIED {
+	if mv.GetTask() == modelv1.TaskKind_TASK_KIND_UNSPECIFIED {
 		bad = append(bad, FieldViolation{Field: "task", Description: "required"})
 	}
-	if mv.GetFamily() == trainingv1.ModelFamily_MODEL_FAMILY_UNSPECIFIED {
+	if mv.GetFamily() == modelv1.ModelFamily_MODEL_FAMILY_UNSPECIFIED {
 		bad = append(bad, FieldViolation{Field: "family", Description: "required"})
 	}
 	if len(bad) > 0 {
@@ -170,9 +170,9 @@ func (r *Registry) Register(ctx context.Context, mv *trainingv1.ModelVersion, a 
 		if _, err := r.store.PutBytes(ctx, object, data); err != nil {
 			return nil, false, fmt.Errorf("storing the artifact of %s version %d: %w", name, n, err)
 		}
-		v := proto.Clone(mv).(*trainingv1.ModelVersion)
+		v := proto.Clone(mv).(*modelv1.ModelVersion)
 		v.Version, v.CreateTime = n, now
-		v.Artifact = &trainingv1.ArtifactRef{
+		v.Artifact = &modelv1.ArtifactRef{
 			Uri:       URIScheme + r.bucket + "/" + object,
 			Sha256:    sha,
 			SizeBytes: int64(len(data)),
@@ -211,7 +211,7 @@ func (r *Registry) Register(ctx context.Context, mv *trainingv1.ModelVersion, a 
 }
 
 // jobVersion returns the version training job job registered, if any.
-func (r *Registry) jobVersion(ctx context.Context, name, job string) (*trainingv1.ModelVersion, bool, error) {
+func (r *Registry) jobVersion(ctx context.Context, name, job string) (*modelv1.ModelVersion, bool, error) {
 	resp, err := r.etcd.Get(ctx, jobKey(name, job))
 	if err != nil {
 		return nil, false, fmt.Errorf("reading the version job %s registered: %w", job, err)
@@ -228,7 +228,7 @@ func (r *Registry) jobVersion(ctx context.Context, name, job string) (*trainingv
 }
 
 // latest returns the model's highest version, or nil when it has none.
-func (r *Registry) latest(ctx context.Context, name string) (*trainingv1.ModelVersion, error) {
+func (r *Registry) latest(ctx context.Context, name string) (*modelv1.ModelVersion, error) {
 	resp, err := r.etcd.Get(ctx, versionsKey(name), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, fmt.Errorf("listing the versions of %s: %w", name, err)
@@ -246,7 +246,7 @@ func (r *Registry) latest(ctx context.Context, name string) (*trainingv1.ModelVe
 }
 
 // Version returns one registered version with its full metadata.
-func (r *Registry) Version(ctx context.Context, name string, n int64) (*trainingv1.ModelVersion, error) {
+func (r *Registry) Version(ctx context.Context, name string, n int64) (*modelv1.ModelVersion, error) {
 	resp, err := r.etcd.Get(ctx, versionKey(name, n))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s version %d: %w", name, n, err)
@@ -254,7 +254,7 @@ func (r *Registry) Version(ctx context.Context, name string, n int64) (*training
 	if len(resp.Kvs) == 0 {
 		return nil, notFound("VERSION_NOT_FOUND", "model %q has no version %d", name, n)
 	}
-	v := &trainingv1.ModelVersion{}
+	v := &modelv1.ModelVersion{}
 	if err := proto.Unmarshal(resp.Kvs[0].Value, v); err != nil {
 		return nil, fmt.Errorf("%w: %s version %d: %v", ErrCorrupt, name, n, err)
 	}
@@ -263,9 +263,9 @@ func (r *Registry) Version(ctx context.Context, name string, n int64) (*training
 
 // state is everything the registry holds about one model, read at one etcd revision.
 type state struct {
-	versions map[int64]*trainingv1.ModelVersion
-	routing  *trainingv1.RegisteredModel // name, task, aliases, live, shadow, update_time
-	revision int64                       // the serving key's mod revision; 0 when absent
+	versions map[int64]*modelv1.ModelVersion
+	routing  *modelv1.RegisteredModel // name, task, aliases, live, shadow, update_time
+	revision int64                    // the serving key's mod revision; 0 when absent
 }
 
 // load reads a model's keys in one range read.
@@ -274,7 +274,7 @@ func (r *Registry) load(ctx context.Context, name string) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading model %s: %w", name, err)
 	}
-	s := &state{versions: map[int64]*trainingv1.ModelVersion{}, routing: &trainingv1.RegisteredModel{Name: name}}
+	s := &state{versions: map[int64]*modelv1.ModelVersion{}, routing: &modelv1.RegisteredModel{Name: name}}
 	for _, kv := range resp.Kvs {
 		rest := strings.TrimPrefix(string(kv.Key), modelKey(name))
 		switch {
@@ -283,7 +283,7 @@ func (r *Registry) load(ctx context.Context, name string) (*state, error) {
 			if err != nil {
 				continue
 			}
-			v := &trainingv1.ModelVersion{}
+			v := &modelv1.ModelVersion{}
 			if err := proto.Unmarshal(kv.Value, v); err != nil {
 				return nil, fmt.Errorf("%w: %s version %d: %v", ErrCorrupt, name, n, err)
 			}
@@ -303,8 +303,8 @@ func (r *Registry) load(ctx context.Context, name string) (*state, error) {
 
 // model builds the RegisteredModel of a state: versions oldest first (summaries when
 // summary is set), the routing state and the revision.
-func (s *state) model(summary bool) *trainingv1.RegisteredModel {
-	m := proto.Clone(s.routing).(*trainingv1.RegisteredModel)
+func (s *state) model(summary bool) *modelv1.RegisteredModel {
+	m := proto.Clone(s.routing).(*modelv1.RegisteredModel)
 	m.Revision = s.revision
 	nums := make([]int64, 0, len(s.versions))
 	for n := range s.versions {
@@ -331,15 +331,15 @@ func (s *state) model(summary bool) *trainingv1.RegisteredModel {
 
 // Summary returns a copy of v without its leaderboard and test curves, as ListModels shows
 // versions.
-func Summary(v *trainingv1.ModelVersion) *trainingv1.ModelVersion {
-	out := proto.Clone(v).(*trainingv1.ModelVersion)
+func Summary(v *modelv1.ModelVersion) *modelv1.ModelVersion {
+	out := proto.Clone(v).(*modelv1.ModelVersion)
 	out.Leaderboard, out.TestCurves = nil, nil
 	return out
 }
 
 // Model returns a registered model: its versions (summaries, oldest first), aliases, live
 // split, shadow versions and revision.
-func (r *Registry) Model(ctx context.Context, name string) (*trainingv1.RegisteredModel, error) {
+func (r *Registry) Model(ctx context.Context, name string) (*modelv1.RegisteredModel, error) {
 	s, err := r.load(ctx, name)
 	if err != nil {
 		return nil, err
@@ -350,7 +350,7 @@ func (r *Registry) Model(ctx context.Context, name string) (*trainingv1.Register
 // Models returns up to limit registered models whose names start with prefix and come after
 // the name after (empty for the first page), by name, and the name to pass as after for the
 // next page ("" when there is none).
-func (r *Registry) Models(ctx context.Context, prefix, after string, limit int) ([]*trainingv1.RegisteredModel, string, error) {
+func (r *Registry) Models(ctx context.Context, prefix, after string, limit int) ([]*modelv1.RegisteredModel, string, error) {
 	resp, err := r.etcd.Get(ctx, Prefix+prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, "", fmt.Errorf("listing models: %w", err)
@@ -370,7 +370,7 @@ func (r *Registry) Models(ctx context.Context, prefix, after string, limit int) 
 		names = names[:limit]
 		next = names[limit-1]
 	}
-	var out []*trainingv1.RegisteredModel
+	var out []*modelv1.RegisteredModel
 	for _, name := range names {
 		m, err := r.Model(ctx, name)
 		if errors.Is(err, ErrNotFound) {
@@ -388,7 +388,7 @@ func (r *Registry) Models(ctx context.Context, prefix, after string, limit int) 
 // pinned version, the version an alias names, or, with neither, the live version with the
 // largest traffic share (ties: the first listed). It fails with ErrNotFound (a *NotFoundError
 // with reason MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND or NO_LIVE_VERSION).
-func (r *Registry) Resolve(ctx context.Context, ref *commonv1.ModelRef) (*trainingv1.ModelVersion, *trainingv1.RegisteredModel, error) {
+func (r *Registry) Resolve(ctx context.Context, ref *commonv1.ModelRef) (*modelv1.ModelVersion, *modelv1.RegisteredModel, error) {
 	name := ref.GetName()
 	if !ValidName(name) {
 		return nil, nil, InvalidError{{Field: "model.name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"}}
@@ -421,7 +421,7 @@ func (r *Registry) Resolve(ctx context.Context, ref *commonv1.ModelRef) (*traini
 }
 
 // topLive returns the live version with the largest weight (the first on ties), or 0.
-func topLive(live *trainingv1.TrafficSplit) int64 {
+func topLive(live *modelv1.TrafficSplit) int64 {
 	var best int64
 	var w uint32
 	for _, vw := range live.GetVersions() {
@@ -434,7 +434,7 @@ func topLive(live *trainingv1.TrafficSplit) int64 {
 
 // LoadArtifact reads a version's artifact from the object store and checks its size and
 // SHA-256 digest against the version's metadata (ErrCorrupt otherwise).
-func (r *Registry) LoadArtifact(ctx context.Context, v *trainingv1.ModelVersion) (*trainingv1.ModelArtifact, error) {
+func (r *Registry) LoadArtifact(ctx context.Context, v *modelv1.ModelVersion) (*modelv1.ModelArtifact, error) {
 	ref := v.GetArtifact()
 	bucket, object, ok := strings.Cut(strings.TrimPrefix(ref.GetUri(), URIScheme), "/")
 	if !strings.HasPrefix(ref.GetUri(), URIScheme) || !ok || bucket != r.bucket {

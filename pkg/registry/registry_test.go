@@ -18,7 +18,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
 )
 
@@ -68,34 +68,34 @@ func newEnv(t *testing.T) *env {
 	return &env{reg: reg, etcd: cli, js: js}
 }
 
-const cls = trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION
+const cls = modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION
 
 // version is the metadata of a logistic regression version with a test AUC.
-func version(name string, auc float64, job string) *trainingv1.ModelVersion {
-	return &trainingv1.ModelVersion{
+func version(name string, auc float64, job string) *modelv1.ModelVersion {
+	return &modelv1.ModelVersion{
 		ModelName:          name,
-		Family:             trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Family:             modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
 		Task:               cls,
 		SelectionMetric:    "roc_auc",
-		SelectionDirection: trainingv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE,
+		SelectionDirection: modelv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE,
 		TestMetrics:        []*commonv1.Metric{{Name: "roc_auc", Value: auc}, {Name: "log_loss", Value: 1 - auc}},
-		Leaderboard:        []*trainingv1.LeaderboardEntry{{Rank: 1, Score: auc}},
-		Lineage:            &trainingv1.Lineage{JobId: job},
+		Leaderboard:        []*modelv1.LeaderboardEntry{{Rank: 1, Score: auc}},
+		Lineage:            &modelv1.Lineage{JobId: job},
 	}
 }
 
-func art(weights ...float64) *trainingv1.ModelArtifact {
-	return &trainingv1.ModelArtifact{
+func art(weights ...float64) *modelv1.ModelArtifact {
+	return &modelv1.ModelArtifact{
 		FormatVersion: 1,
-		Family:        trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Family:        modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
 		Task:          cls,
-		Parameters: &trainingv1.ModelArtifact_Linear{Linear: &trainingv1.LinearParameters{
-			Weights: weights, Link: trainingv1.LinkFunction_LINK_FUNCTION_LOGISTIC,
+		Parameters: &modelv1.ModelArtifact_Linear{Linear: &modelv1.LinearParameters{
+			Weights: weights, Link: modelv1.LinkFunction_LINK_FUNCTION_LOGISTIC,
 		}},
 	}
 }
 
-func (e *env) register(t *testing.T, name string, auc float64) *trainingv1.ModelVersion {
+func (e *env) register(t *testing.T, name string, auc float64) *modelv1.ModelVersion {
 	t.Helper()
 	v, created, err := e.reg.Register(context.Background(), version(name, auc, ""), art(auc))
 	if err != nil || !created {
@@ -116,7 +116,7 @@ func TestRegister(t *testing.T) {
 		t.Fatalf("versions %d, %d; want 1, 2", v1.GetVersion(), v2.GetVersion())
 	}
 	if got := v1.GetArtifact(); got.GetSha256() == "" || got.GetSizeBytes() == 0 ||
-		got.GetUri() == "" || got.GetMediaType() != "bullseye.training.v1.ModelArtifact" {
+		got.GetUri() == "" || got.GetMediaType() != "bullseye.model.v1.ModelArtifact" {
 		t.Errorf("artifact ref = %v", got)
 	}
 
@@ -170,7 +170,7 @@ func TestRegister(t *testing.T) {
 
 	// Another task under the same name conflicts.
 	reg := version("bank", 1, "")
-	reg.Task = trainingv1.TaskKind_TASK_KIND_REGRESSION
+	reg.Task = modelv1.TaskKind_TASK_KIND_REGRESSION
 	if _, _, err := e.reg.Register(ctx, reg, art()); !errors.Is(err, registry.ErrConflict) {
 		t.Errorf("registering a regression under a classifier's name: %v, want ErrConflict", err)
 	}
@@ -179,9 +179,9 @@ func TestRegister(t *testing.T) {
 	}
 
 	// Promotions change no version key: each was written exactly once.
-	if _, err := e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank",
+	if _, err := e.reg.Promote(ctx, registry.Promotion{ModelName: "bank",
 		SetAliases: map[string]int64{"champion": 2},
-		Live:       &trainingv1.TrafficSplit{Versions: []*trainingv1.VersionWeight{{Version: 2, Weight: 1}}}}); err != nil {
+		Live:       &modelv1.TrafficSplit{Versions: []*modelv1.VersionWeight{{Version: 2, Weight: 1}}}}); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := e.etcd.Get(ctx, registry.Prefix+"bank/versions/", clientv3.WithPrefix())
@@ -223,10 +223,10 @@ func TestLoadArtifactChecksum(t *testing.T) {
 	}
 }
 
-func live(vw ...int64) *trainingv1.TrafficSplit {
-	s := &trainingv1.TrafficSplit{}
+func live(vw ...int64) *modelv1.TrafficSplit {
+	s := &modelv1.TrafficSplit{}
 	for i := 0; i < len(vw); i += 2 {
-		s.Versions = append(s.Versions, &trainingv1.VersionWeight{Version: vw[i], Weight: uint32(vw[i+1])})
+		s.Versions = append(s.Versions, &modelv1.VersionWeight{Version: vw[i], Weight: uint32(vw[i+1])})
 	}
 	return s
 }
@@ -243,62 +243,62 @@ func TestPromote(t *testing.T) {
 	if _, _, err := e.reg.Resolve(ctx, &commonv1.ModelRef{Name: "bank"}); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("Resolve with nothing live: %v, want ErrNotFound", err)
 	}
-	resp, err := e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank", ExpectedRevision: 0, Live: live(1, 100),
+	resp, err := e.reg.Promote(ctx, registry.Promotion{ModelName: "bank", ExpectedRevision: 0, Live: live(1, 100),
 		SetAliases: map[string]int64{"champion": 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev1 := resp.GetModel().GetRevision()
-	if rev1 == 0 || len(resp.GetChecks()) != 1 || !resp.GetChecks()[0].GetPassed() || resp.GetChecks()[0].GetLiveVersion() != 0 {
-		t.Fatalf("first promotion: revision %d, checks %v", rev1, resp.GetChecks())
+	rev1 := resp.Model.GetRevision()
+	if rev1 == 0 || len(resp.Checks) != 1 || !resp.Checks[0].GetPassed() || resp.Checks[0].GetLiveVersion() != 0 {
+		t.Fatalf("first promotion: revision %d, checks %v", rev1, resp.Checks)
 	}
 
 	// A stale revision is refused with the current one.
-	_, err = e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank", ExpectedRevision: 0, Live: live(3, 100)})
+	_, err = e.reg.Promote(ctx, registry.Promotion{ModelName: "bank", ExpectedRevision: 0, Live: live(3, 100)})
 	var re *registry.RevisionError
 	if !errors.As(err, &re) || re.Current != rev1 || !errors.Is(err, registry.ErrRevisionMismatch) {
 		t.Fatalf("stale revision: %v, want a RevisionError with current %d", err, rev1)
 	}
 
 	// The quality gate refuses a canary of the worse version 2, and lets it through forced.
-	_, err = e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank", ExpectedRevision: rev1, Live: live(1, 90, 2, 10)})
+	_, err = e.reg.Promote(ctx, registry.Promotion{ModelName: "bank", ExpectedRevision: rev1, Live: live(1, 90, 2, 10)})
 	var qe *registry.QualityGateError
 	if !errors.As(err, &qe) || len(qe.Checks) != 1 || qe.Checks[0].GetPassed() || qe.Checks[0].GetValue() != 0.85 ||
 		qe.Checks[0].GetLiveVersion() != 1 || qe.Checks[0].GetLiveValue() != 0.90 {
 		t.Fatalf("gate: %v, want a QualityGateError on version 2 against version 1", err)
 	}
 	// By a loss the gate compares the other way: version 2's log loss 0.15 is worse than 0.10.
-	if _, err := e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank", ExpectedRevision: rev1,
+	if _, err := e.reg.Promote(ctx, registry.Promotion{ModelName: "bank", ExpectedRevision: rev1,
 		Live: live(1, 90, 2, 10), GateMetric: "log_loss"}); !errors.Is(err, registry.ErrQualityGate) {
 		t.Fatalf("gate by log_loss: %v, want ErrQualityGate", err)
 	}
-	resp, err = e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank", ExpectedRevision: rev1,
+	resp, err = e.reg.Promote(ctx, registry.Promotion{ModelName: "bank", ExpectedRevision: rev1,
 		Live: live(1, 90, 2, 10), Force: true, ValidateOnly: true})
-	if err != nil || resp.GetModel().GetRevision() != rev1 || !resp.GetChecks()[0].GetForced() {
+	if err != nil || resp.Model.GetRevision() != rev1 || !resp.Checks[0].GetForced() {
 		t.Fatalf("forced validate_only: %v, %v", resp, err)
 	}
-	resp, err = e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank", ExpectedRevision: rev1,
+	resp, err = e.reg.Promote(ctx, registry.Promotion{ModelName: "bank", ExpectedRevision: rev1,
 		Live: live(1, 90, 2, 10), Force: true, Reason: "canary"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev2 := resp.GetModel().GetRevision()
-	if rev2 <= rev1 || len(resp.GetModel().GetLive().GetVersions()) != 2 {
-		t.Fatalf("forced promotion: %v", resp.GetModel())
+	rev2 := resp.Model.GetRevision()
+	if rev2 <= rev1 || len(resp.Model.GetLive().GetVersions()) != 2 {
+		t.Fatalf("forced promotion: %v", resp.Model)
 	}
 
 	// A better version passes; aliases move; the shadow set changes; version 2 was already
 	// live, so only version 3 is checked.
-	resp, err = e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank", ExpectedRevision: rev2,
-		Live: live(3, 50, 2, 50), Shadow: &trainingv1.ShadowVersions{Versions: []int64{1}},
+	resp, err = e.reg.Promote(ctx, registry.Promotion{ModelName: "bank", ExpectedRevision: rev2,
+		Live: live(3, 50, 2, 50), Shadow: &modelv1.ShadowVersions{Versions: []int64{1}},
 		SetAliases: map[string]int64{"champion": 3, "previous": 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := resp.GetChecks(); len(c) != 1 || c[0].GetVersion() != 3 || !c[0].GetPassed() {
+	if c := resp.Checks; len(c) != 1 || c[0].GetVersion() != 3 || !c[0].GetPassed() {
 		t.Errorf("checks = %v, want version 3 passing", c)
 	}
-	rev3 := resp.GetModel().GetRevision()
+	rev3 := resp.Model.GetRevision()
 	v, m, err := e.reg.Resolve(ctx, &commonv1.ModelRef{Name: "bank", Selector: &commonv1.ModelRef_Alias{Alias: "previous"}})
 	if err != nil || v.GetVersion() != 1 || m.GetRevision() != rev3 {
 		t.Fatalf("Resolve(previous) = %d at revision %d, %v", v.GetVersion(), m.GetRevision(), err)
@@ -313,11 +313,11 @@ func TestPromote(t *testing.T) {
 	}
 
 	// Removing an alias and leaving live and shadow as they are.
-	resp, err = e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank", ExpectedRevision: rev3, RemoveAliases: []string{"previous"}})
+	resp, err = e.reg.Promote(ctx, registry.Promotion{ModelName: "bank", ExpectedRevision: rev3, RemoveAliases: []string{"previous"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := resp.GetModel(); len(m.GetAliases()) != 1 || len(m.GetLive().GetVersions()) != 2 || len(m.GetShadow().GetVersions()) != 1 {
+	if m := resp.Model; len(m.GetAliases()) != 1 || len(m.GetLive().GetVersions()) != 2 || len(m.GetShadow().GetVersions()) != 1 {
 		t.Errorf("after removing an alias: %v", m)
 	}
 	if _, _, err := e.reg.Resolve(ctx, &commonv1.ModelRef{Name: "bank", Selector: &commonv1.ModelRef_Alias{Alias: "previous"}}); !errors.Is(err, registry.ErrNotFound) {
@@ -326,15 +326,15 @@ func TestPromote(t *testing.T) {
 
 	bad := []struct {
 		name  string
-		req   *trainingv1.PromoteModelRequest
+		req   registry.Promotion
 		field string
 	}{
-		{"unregistered live version", &trainingv1.PromoteModelRequest{Live: live(9, 1)}, "live.versions[0].version"},
-		{"zero weight", &trainingv1.PromoteModelRequest{Live: live(1, 0)}, "live.versions[0].weight"},
-		{"version twice", &trainingv1.PromoteModelRequest{Live: live(1, 1, 1, 2)}, "live.versions[1].version"},
-		{"bad alias", &trainingv1.PromoteModelRequest{SetAliases: map[string]int64{"Champion": 1}}, `set_aliases["Champion"]`},
-		{"too many shadows", &trainingv1.PromoteModelRequest{Shadow: &trainingv1.ShadowVersions{Versions: []int64{1, 2, 3, 4, 5}}}, "shadow.versions"},
-		{"unknown gate metric", &trainingv1.PromoteModelRequest{GateMetric: "happiness"}, "gate_metric"},
+		{"unregistered live version", registry.Promotion{Live: live(9, 1)}, "live.versions[0].version"},
+		{"zero weight", registry.Promotion{Live: live(1, 0)}, "live.versions[0].weight"},
+		{"version twice", registry.Promotion{Live: live(1, 1, 1, 2)}, "live.versions[1].version"},
+		{"bad alias", registry.Promotion{SetAliases: map[string]int64{"Champion": 1}}, `set_aliases["Champion"]`},
+		{"too many shadows", registry.Promotion{Shadow: &modelv1.ShadowVersions{Versions: []int64{1, 2, 3, 4, 5}}}, "shadow.versions"},
+		{"unknown gate metric", registry.Promotion{GateMetric: "happiness"}, "gate_metric"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -346,7 +346,7 @@ func TestPromote(t *testing.T) {
 			}
 		})
 	}
-	if _, err := e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "nope"}); !errors.Is(err, registry.ErrNotFound) {
+	if _, err := e.reg.Promote(ctx, registry.Promotion{ModelName: "nope"}); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("unknown model: %v", err)
 	}
 }
@@ -358,7 +358,7 @@ func TestWatch(t *testing.T) {
 	e := newEnv(t)
 	e.register(t, "bank", 0.9)
 	e.register(t, "churn", 0.8)
-	if _, err := e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "churn", Live: live(1, 1)}); err != nil {
+	if _, err := e.reg.Promote(ctx, registry.Promotion{ModelName: "churn", Live: live(1, 1)}); err != nil {
 		t.Fatal(err)
 	}
 	wctx, stop := context.WithCancel(ctx)
@@ -377,7 +377,7 @@ func TestWatch(t *testing.T) {
 	if !u.Full || len(u.Models) != 1 || u.Models[0].GetName() != "churn" || u.Models[0].GetRevision() == 0 {
 		t.Fatalf("first update = %+v, want the full state with churn", u)
 	}
-	resp, err := e.reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank", Live: live(1, 1),
+	resp, err := e.reg.Promote(ctx, registry.Promotion{ModelName: "bank", Live: live(1, 1),
 		SetAliases: map[string]int64{"champion": 1}})
 	if err != nil {
 		t.Fatal(err)
@@ -388,9 +388,9 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("update = %+v, want bank's change only", u)
 	}
 	m := u.Models[0]
-	if m.GetName() != "bank" || m.GetRevision() != resp.GetModel().GetRevision() || m.GetAliases()["champion"] != 1 ||
+	if m.GetName() != "bank" || m.GetRevision() != resp.Model.GetRevision() || m.GetAliases()["champion"] != 1 ||
 		len(m.GetLive().GetVersions()) != 1 {
-		t.Errorf("bank's routing = %v, want revision %d, champion 1, version 1 live", m, resp.GetModel().GetRevision())
+		t.Errorf("bank's routing = %v, want revision %d, champion 1, version 1 live", m, resp.Model.GetRevision())
 	}
 	stop()
 	for range updates {

@@ -11,7 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/proto"
 
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 )
 
 // Update is a change of routing states that Watch delivers.
@@ -25,7 +25,7 @@ type Update struct {
 	// Models are routing states: name, task, aliases, live split, shadow versions, revision
 	// and update time; no versions. A model whose routing state was deleted has revision 0
 	// and nothing live.
-	Models []*trainingv1.RegisteredModel
+	Models []*modelv1.RegisteredModel
 	// Revision is the etcd revision the update brings the watcher to.
 	Revision int64
 }
@@ -80,7 +80,7 @@ func (r *Registry) watchOnce(ctx context.Context, out chan<- Update) error {
 			if !ok || strings.Contains(name, "/") {
 				continue
 			}
-			m := &trainingv1.RegisteredModel{Name: name}
+			m := &modelv1.RegisteredModel{Name: name}
 			if ev.Type == clientv3.EventTypePut {
 				if err := proto.Unmarshal(ev.Kv.Value, m); err != nil {
 					continue
@@ -103,7 +103,7 @@ func (r *Registry) watchOnce(ctx context.Context, out chan<- Update) error {
 }
 
 // routingSnapshot reads every model's routing state at one revision.
-func (r *Registry) routingSnapshot(ctx context.Context) ([]*trainingv1.RegisteredModel, int64, error) {
+func (r *Registry) routingSnapshot(ctx context.Context) ([]*modelv1.RegisteredModel, int64, error) {
 	keys, err := r.etcd.Get(ctx, Prefix, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return nil, 0, fmt.Errorf("listing routing states: %w", err)
@@ -120,11 +120,11 @@ func (r *Registry) routingSnapshot(ctx context.Context) ([]*trainingv1.Registere
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading routing states: %w", err)
 	}
-	var out []*trainingv1.RegisteredModel
+	var out []*modelv1.RegisteredModel
 	for _, rr := range resp.Responses {
 		for _, kv := range rr.GetResponseRange().GetKvs() {
 			name, _ := strings.CutSuffix(strings.TrimPrefix(string(kv.Key), Prefix), "/serving")
-			m := &trainingv1.RegisteredModel{}
+			m := &modelv1.RegisteredModel{}
 			if err := proto.Unmarshal(kv.Value, m); err != nil {
 				return nil, 0, fmt.Errorf("%w: routing state of %s: %v", ErrCorrupt, name, err)
 			}

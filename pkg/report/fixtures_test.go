@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
 )
@@ -63,16 +65,16 @@ func scoredSample(n int, seed uint64) (y, p []float64) {
 }
 
 // rocCurve is the ROC curve as the training service computes it, thinned to maxPoints.
-func rocCurve(y, s []float64, maxPoints int) []*trainingv1.RocPoint {
-	var out []*trainingv1.RocPoint
+func rocCurve(y, s []float64, maxPoints int) []*modelv1.RocPoint {
+	var out []*modelv1.RocPoint
 	for _, pt := range must(metrics.ROC(y, s, maxPoints)) {
-		out = append(out, &trainingv1.RocPoint{Threshold: pt.Threshold, FalsePositiveRate: pt.FalsePositiveRate, TruePositiveRate: pt.TruePositiveRate})
+		out = append(out, &modelv1.RocPoint{Threshold: pt.Threshold, FalsePositiveRate: pt.FalsePositiveRate, TruePositiveRate: pt.TruePositiveRate})
 	}
 	return out
 }
 
 // binaryEvaluation returns the metrics and curves of a scored sample.
-func binaryEvaluation(t testing.TB, y, p []float64) ([]*commonv1.Metric, *trainingv1.ClassificationCurves) {
+func binaryEvaluation(t testing.TB, y, p []float64) ([]*commonv1.Metric, *modelv1.ClassificationCurves) {
 	t.Helper()
 	c := must(metrics.At(y, p, 0.5))
 	ms := []*commonv1.Metric{
@@ -85,10 +87,10 @@ func binaryEvaluation(t testing.TB, y, p []float64) ([]*commonv1.Metric, *traini
 		metric("recall", c.Recall()),
 		metric("f1", c.F1()),
 	}
-	curves := &trainingv1.ClassificationCurves{Roc: rocCurve(y, p, 200)}
+	curves := &modelv1.ClassificationCurves{Roc: rocCurve(y, p, 200)}
 	curves.Lift = must(metricsGains(y, p, 10))
 	for _, b := range must(metrics.Calibration(y, p, 10)) {
-		curves.Calibration = append(curves.Calibration, &trainingv1.CalibrationBin{
+		curves.Calibration = append(curves.Calibration, &modelv1.CalibrationBin{
 			LowerBound: b.Lo, UpperBound: b.Hi, Rows: int64(b.Rows), MeanPredicted: b.MeanPredicted, ObservedRate: b.Observed,
 		})
 	}
@@ -105,14 +107,14 @@ func cv(ms []*commonv1.Metric, shift, sd float64) []*commonv1.Metric {
 }
 
 // entry returns a leaderboard entry with five folds around score.
-func entry(rank, idx int32, fam trainingv1.ModelFamily, label, metricName string, score, sd float64, fit time.Duration, params map[string]*commonv1.Value) *trainingv1.LeaderboardEntry {
-	e := &trainingv1.LeaderboardEntry{
+func entry(rank, idx int32, fam modelv1.ModelFamily, label, metricName string, score, sd float64, fit time.Duration, params map[string]*commonv1.Value) *modelv1.LeaderboardEntry {
+	e := &modelv1.LeaderboardEntry{
 		Rank: rank, CandidateIndex: idx, Family: fam, Label: label, Hyperparameters: params,
 		Score: score, ScoreStdDev: sd, Converged: true, MeanFitTime: durationpb.New(fit),
 		Metrics: []*commonv1.Metric{{Name: metricName, Value: score, StdDev: sd}},
 	}
 	for f := range int32(5) {
-		e.Folds = append(e.Folds, &trainingv1.FoldResult{
+		e.Folds = append(e.Folds, &modelv1.FoldResult{
 			Fold: f + 1, Metrics: []*commonv1.Metric{metric(metricName, score+sd*(float64(f)-2)/1.6)},
 			TrainRows: 26360, ValidationRows: 6590, Converged: true, Iterations: 12 + 3*f,
 			FitTime: durationpb.New(fit + time.Duration(f)*fit/20),
@@ -121,56 +123,56 @@ func entry(rank, idx int32, fam trainingv1.ModelFamily, label, metricName string
 	return e
 }
 
-func classifierVersion(t testing.TB) *trainingv1.ModelVersion {
+func classifierVersion(t testing.TB) *modelv1.ModelVersion {
 	y, p := scoredSample(8238, 7)
 	test, curves := binaryEvaluation(t, y, p)
 	auc := test[0].GetValue()
 	hp := map[string]*commonv1.Value{"c": num(1), "penalty": str("l2"), "class_weight": str("none"), "fit_intercept": boolean(true)}
-	svm := entry(3, 4, trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, "linear-svm", "roc_auc", auc-0.0105, 0.0091, 1840*time.Millisecond,
+	svm := entry(3, 4, modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, "linear-svm", "roc_auc", auc-0.0105, 0.0091, 1840*time.Millisecond,
 		map[string]*commonv1.Value{"c": num(10), "loss": str("squared_hinge")})
 	svm.Converged = false
 	svm.Folds[2].Converged = false
-	nys := entry(4, 5, trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM, "rbf-svm", "roc_auc", auc-0.0311, 0.0124, 74*time.Second,
+	nys := entry(4, 5, modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM, "rbf-svm", "roc_auc", auc-0.0311, 0.0124, 74*time.Second,
 		map[string]*commonv1.Value{"c": num(1), "kernel": str("rbf"), "gamma": str("scale"), "components": num(1000)})
-	nys.KernelFallback = trainingv1.KernelFallback_KERNEL_FALLBACK_NYSTROM
-	failed := &trainingv1.LeaderboardEntry{
-		Rank: 5, CandidateIndex: 6, Family: trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, Label: "poly-svm",
+	nys.KernelFallback = modelv1.KernelFallback_KERNEL_FALLBACK_NYSTROM
+	failed := &modelv1.LeaderboardEntry{
+		Rank: 5, CandidateIndex: 6, Family: modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, Label: "poly-svm",
 		Hyperparameters: map[string]*commonv1.Value{"kernel": str("poly"), "degree": num(5)},
 		Error:           &commonv1.Problem{Reason: "TIMEOUT", Description: "the candidate exceeded its time budget of 2m0s"},
 	}
-	return &trainingv1.ModelVersion{
+	return &modelv1.ModelVersion{
 		ModelName: "bank-response", Version: 3,
-		Family:          trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
-		Task:            trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION,
+		Family:          modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Task:            modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION,
 		Hyperparameters: hp,
 		TestMetrics:     test,
 		CvMetrics:       cv(test, 0.004, 0.006),
-		SelectionMetric: "roc_auc", SelectionDirection: trainingv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE,
-		Leaderboard: []*trainingv1.LeaderboardEntry{
-			entry(1, 1, trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, "logreg-l2", "roc_auc", auc+0.004, 0.006, 412*time.Millisecond, hp),
-			entry(2, 2, trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, "", "roc_auc", auc+0.0012, 0.0066, 1270*time.Millisecond,
+		SelectionMetric: "roc_auc", SelectionDirection: modelv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE,
+		Leaderboard: []*modelv1.LeaderboardEntry{
+			entry(1, 1, modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, "logreg-l2", "roc_auc", auc+0.004, 0.006, 412*time.Millisecond, hp),
+			entry(2, 2, modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, "", "roc_auc", auc+0.0012, 0.0066, 1270*time.Millisecond,
 				map[string]*commonv1.Value{"c": num(0.1), "penalty": str("l1")}),
 			svm, nys, failed,
 		},
 		TestCurves: curves,
-		Lineage: &trainingv1.Lineage{
+		Lineage: &modelv1.Lineage{
 			JobId: "job-01JP8Y2K6W3", FeatureSet: "bank-marketing", FeatureSetVersion: 2,
-			Data: &trainingv1.DataSpec{Source: &trainingv1.DataSpec_TrainingSet{TrainingSet: &featurev1.TrainingSetSpec{
+			Data: must(anypb.New(&trainingv1.DataSpec{Source: &trainingv1.DataSpec_TrainingSet{TrainingSet: &featurev1.TrainingSetSpec{
 				FeatureSet: &featurev1.FeatureSetRef{Name: "bank-marketing", Version: 2},
 				Label: &featurev1.LabelSpec{Name: "subscribed", Source: &featurev1.LabelSpec_Trait{Trait: &featurev1.TraitLabel{
 					Trait: "y", PositiveValues: []*commonv1.Value{str("yes")},
 				}}},
 				Cutoff: &featurev1.CutoffSpec{Cutoff: &featurev1.CutoffSpec_FixedTime{FixedTime: timestamppb.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))}},
 				Split:  &featurev1.SplitSpec{Method: &featurev1.SplitSpec_RowNumber{RowNumber: &featurev1.RowNumberSplit{Modulus: 5, TestRemainders: []int64{4}}}},
-			}}},
+			}}})),
 			TrainRows: 32950, TestRows: 8238, PositiveRows: 3712,
 			CodeVersion: "v0.4.0", Seed: 42, TrainingSetId: "ts-4f1c9a", StreamSequence: 41188,
 		},
-		Artifact: &trainingv1.ArtifactRef{
+		Artifact: &modelv1.ArtifactRef{
 			Uri: "nats-object://bullseye-models/bank-response/3", SizeBytes: 18734,
 			Sha256: "9f2c1e7a5b3d4c6e8f0a1b2c3d4e5f60718293a4b5c6d7e8f9012345678abcde",
 		},
-		Inputs: []*trainingv1.InputColumn{
+		Inputs: []*modelv1.InputColumn{
 			{Name: "age", Type: commonv1.ValueType_VALUE_TYPE_INT},
 			{Name: "job", Type: commonv1.ValueType_VALUE_TYPE_STRING},
 			{Name: "balance", Type: commonv1.ValueType_VALUE_TYPE_NUMBER},
@@ -206,7 +208,7 @@ func spendSample(n int, seed uint64) (pred, act []float64, rows []*trainingv1.Sc
 	return pred, act, rows
 }
 
-func regressionVersion(t testing.TB) (*trainingv1.ModelVersion, *trainingv1.EvaluateResponse) {
+func regressionVersion(t testing.TB) (*modelv1.ModelVersion, *trainingv1.EvaluateResponse) {
 	pred, act, rows := spendSample(5917, 3)
 	test := []*commonv1.Metric{
 		metric("rmse", must(metrics.RMSE(act, pred))),
@@ -214,10 +216,10 @@ func regressionVersion(t testing.TB) (*trainingv1.ModelVersion, *trainingv1.Eval
 		metric("r2", must(metrics.R2(act, pred))),
 	}
 	rmse := test[0].GetValue()
-	mv := &trainingv1.ModelVersion{
+	mv := &modelv1.ModelVersion{
 		ModelName: "cdnow-spend", Version: 1,
-		Family:          trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION,
-		Task:            trainingv1.TaskKind_TASK_KIND_REGRESSION,
+		Family:          modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION,
+		Task:            modelv1.TaskKind_TASK_KIND_REGRESSION,
 		Hyperparameters: map[string]*commonv1.Value{"alpha": num(1), "solver": str("qr"), "fit_intercept": boolean(true)},
 		TestMetrics:     test,
 		CvMetrics: []*commonv1.Metric{
@@ -226,17 +228,17 @@ func regressionVersion(t testing.TB) (*trainingv1.ModelVersion, *trainingv1.Eval
 			{Name: "r2", Value: test[2].GetValue() - 0.011, StdDev: 0.018},
 		},
 		SelectionMetric: "rmse",
-		Leaderboard: []*trainingv1.LeaderboardEntry{
-			entry(1, 2, trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, "ridge", "rmse", rmse+0.8, 1.9, 38*time.Millisecond,
+		Leaderboard: []*modelv1.LeaderboardEntry{
+			entry(1, 2, modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, "ridge", "rmse", rmse+0.8, 1.9, 38*time.Millisecond,
 				map[string]*commonv1.Value{"alpha": num(1)}),
-			entry(2, 1, trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, "ols", "rmse", rmse+1.1, 2.0, 35*time.Millisecond,
+			entry(2, 1, modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, "ols", "rmse", rmse+1.1, 2.0, 35*time.Millisecond,
 				map[string]*commonv1.Value{"alpha": num(0)}),
-			entry(3, 3, trainingv1.ModelFamily_MODEL_FAMILY_LASSO, "lasso", "rmse", rmse+2.4, 2.2, 612*time.Microsecond,
+			entry(3, 3, modelv1.ModelFamily_MODEL_FAMILY_LASSO, "lasso", "rmse", rmse+2.4, 2.2, 612*time.Microsecond,
 				map[string]*commonv1.Value{"alpha": num(0.5)}),
 		},
-		Lineage: &trainingv1.Lineage{
+		Lineage: &modelv1.Lineage{
 			JobId: "job-01JP8Z0QX1", FeatureSet: "cdnow-rfm", FeatureSetVersion: 1,
-			Data: &trainingv1.DataSpec{Source: &trainingv1.DataSpec_TrainingSet{TrainingSet: &featurev1.TrainingSetSpec{
+			Data: must(anypb.New(&trainingv1.DataSpec{Source: &trainingv1.DataSpec_TrainingSet{TrainingSet: &featurev1.TrainingSetSpec{
 				FeatureSet: &featurev1.FeatureSetRef{Name: "cdnow-rfm", Version: 1},
 				Label: &featurev1.LabelSpec{Name: "spend_39w", Source: &featurev1.LabelSpec_Outcome{Outcome: &featurev1.OutcomeLabel{
 					Filter:      &featurev1.EventFilter{Names: []string{"Order Completed"}},
@@ -245,7 +247,7 @@ func regressionVersion(t testing.TB) (*trainingv1.ModelVersion, *trainingv1.Eval
 				}}},
 				Cutoff: &featurev1.CutoffSpec{Cutoff: &featurev1.CutoffSpec_FixedTime{FixedTime: timestamppb.New(time.Date(1997, 10, 1, 0, 0, 0, 0, time.UTC))}},
 				Split:  &featurev1.SplitSpec{Method: &featurev1.SplitSpec_EntityHash{EntityHash: &featurev1.EntityHashSplit{TestFraction: 0.25, Seed: 7}}},
-			}}},
+			}}})),
 			DataStartTime: timestamppb.New(time.Date(1997, 1, 1, 0, 0, 0, 0, time.UTC)),
 			DataEndTime:   timestamppb.New(time.Date(1998, 6, 30, 0, 0, 0, 0, time.UTC)),
 			TrainRows:     17653, TestRows: 5917, CodeVersion: "v0.4.0", Seed: 42,
@@ -260,40 +262,40 @@ func regressionVersion(t testing.TB) (*trainingv1.ModelVersion, *trainingv1.Eval
 	return mv, ev
 }
 
-func recommenderVersion() *trainingv1.ModelVersion {
-	return &trainingv1.ModelVersion{
+func recommenderVersion() *modelv1.ModelVersion {
+	return &modelv1.ModelVersion{
 		ModelName: "product-recs", Version: 2,
-		Family:          trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS,
-		Task:            trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT,
+		Family:          modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS,
+		Task:            modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT,
 		Hyperparameters: map[string]*commonv1.Value{"rank": num(32), "alpha": num(40)},
 		TestMetrics:     []*commonv1.Metric{metric("ndcg_at_10", 0.18412), metric("precision_at_10", 0.0741), metric("catalogue_coverage", 0.4120)},
 		SelectionMetric: "ndcg_at_10",
-		Leaderboard: []*trainingv1.LeaderboardEntry{
-			entry(1, 1, trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, "", "ndcg_at_10", 0.181, 0.004, 2*time.Second, nil),
-			entry(2, 2, trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY, "", "ndcg_at_10", 0.092, 0.003, 4*time.Millisecond, nil),
+		Leaderboard: []*modelv1.LeaderboardEntry{
+			entry(1, 1, modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, "", "ndcg_at_10", 0.181, 0.004, 2*time.Second, nil),
+			entry(2, 2, modelv1.ModelFamily_MODEL_FAMILY_POPULARITY, "", "ndcg_at_10", 0.092, 0.003, 4*time.Millisecond, nil),
 		},
-		Lineage: &trainingv1.Lineage{
+		Lineage: &modelv1.Lineage{
 			JobId: "job-rec", Users: 5000, Items: 800, TrainRows: 90000, TestRows: 10000,
-			Data: &trainingv1.DataSpec{Source: &trainingv1.DataSpec_Interactions{Interactions: &trainingv1.InteractionsSpec{
+			Data: must(anypb.New(&trainingv1.DataSpec{Source: &trainingv1.DataSpec_Interactions{Interactions: &trainingv1.InteractionsSpec{
 				Export: &featurev1.ExportInteractionsRequest{Mode: &featurev1.ExportInteractionsRequest_Implicit{Implicit: &featurev1.ImplicitFeedback{
 					EventWeights: map[string]float64{"Product Viewed": 1, "Order Completed": 5},
 				}}},
 				Split: &trainingv1.InteractionSplit{Method: &trainingv1.InteractionSplit_LastPerUser{LastPerUser: &trainingv1.LastPerUserSplit{N: 2}}},
-			}}},
+			}}})),
 		},
 		Converged: true,
 	}
 }
 
 // metricsGains returns the lift table of a scored sample over n bins.
-func metricsGains(y, p []float64, n int) ([]*trainingv1.LiftBin, error) {
+func metricsGains(y, p []float64, n int) ([]*modelv1.LiftBin, error) {
 	g, err := metrics.Gains(y, p, n)
 	if err != nil {
 		return nil, err
 	}
-	var out []*trainingv1.LiftBin
+	var out []*modelv1.LiftBin
 	for _, r := range g {
-		out = append(out, &trainingv1.LiftBin{
+		out = append(out, &modelv1.LiftBin{
 			Bin: int32(r.Group), Rows: int64(r.Rows), Positives: int64(r.Positives), ResponseRate: r.Rate,
 			Lift: r.Lift, CumulativeGain: r.CumulativeGain, CumulativeLift: r.CumulativeLift,
 			MinProbability: r.MinScore, MaxProbability: r.MaxScore,

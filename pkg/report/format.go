@@ -13,53 +13,54 @@ import (
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 )
 
-var familyNames = map[trainingv1.ModelFamily]string{
-	trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION:   "Linear regression",
-	trainingv1.ModelFamily_MODEL_FAMILY_LASSO:               "Lasso",
-	trainingv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET:         "Elastic net",
-	trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION: "Logistic regression",
-	trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:          "Linear SVM",
-	trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:          "Kernel SVM",
-	trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM:         "Nyström SVM",
-	trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC:    "Nyström logistic regression",
-	trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS:              "Matrix factorisation (ALS)",
-	trainingv1.ModelFamily_MODEL_FAMILY_MF_SGD:              "Matrix factorisation (SGD)",
-	trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS:        "Implicit ALS",
-	trainingv1.ModelFamily_MODEL_FAMILY_BPR:                 "Bayesian personalised ranking",
-	trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY:          "Popularity",
+var familyNames = map[modelv1.ModelFamily]string{
+	modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION:   "Linear regression",
+	modelv1.ModelFamily_MODEL_FAMILY_LASSO:               "Lasso",
+	modelv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET:         "Elastic net",
+	modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION: "Logistic regression",
+	modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:          "Linear SVM",
+	modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:          "Kernel SVM",
+	modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM:         "Nyström SVM",
+	modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC:    "Nyström logistic regression",
+	modelv1.ModelFamily_MODEL_FAMILY_MF_ALS:              "Matrix factorisation (ALS)",
+	modelv1.ModelFamily_MODEL_FAMILY_MF_SGD:              "Matrix factorisation (SGD)",
+	modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS:        "Implicit ALS",
+	modelv1.ModelFamily_MODEL_FAMILY_BPR:                 "Bayesian personalised ranking",
+	modelv1.ModelFamily_MODEL_FAMILY_POPULARITY:          "Popularity",
 }
 
-func familyName(f trainingv1.ModelFamily) string {
+func familyName(f modelv1.ModelFamily) string {
 	if s, ok := familyNames[f]; ok {
 		return s
 	}
 	return enumWords(f.String(), "MODEL_FAMILY_")
 }
 
-func taskName(t trainingv1.TaskKind) string {
+func taskName(t modelv1.TaskKind) string {
 	switch t {
-	case trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION:
+	case modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION:
 		return "Binary classification"
-	case trainingv1.TaskKind_TASK_KIND_REGRESSION:
+	case modelv1.TaskKind_TASK_KIND_REGRESSION:
 		return "Regression"
-	case trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT:
+	case modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT:
 		return "Recommendation (explicit ratings)"
-	case trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
+	case modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
 		return "Recommendation (implicit feedback)"
 	}
 	return enumWords(t.String(), "TASK_KIND_")
 }
 
-func fallbackName(f trainingv1.KernelFallback) string {
+func fallbackName(f modelv1.KernelFallback) string {
 	switch f {
-	case trainingv1.KernelFallback_KERNEL_FALLBACK_NYSTROM:
+	case modelv1.KernelFallback_KERNEL_FALLBACK_NYSTROM:
 		return "Nyström approximation"
-	case trainingv1.KernelFallback_KERNEL_FALLBACK_SUBSAMPLE:
+	case modelv1.KernelFallback_KERNEL_FALLBACK_SUBSAMPLE:
 		return "subsample"
-	case trainingv1.KernelFallback_KERNEL_FALLBACK_FAIL:
+	case modelv1.KernelFallback_KERNEL_FALLBACK_FAIL:
 		return "failed"
 	}
 	return ""
@@ -124,11 +125,11 @@ func lowerIsBetter(code string) bool {
 	return false
 }
 
-func directionText(mv *trainingv1.ModelVersion) string {
+func directionText(mv *modelv1.ModelVersion) string {
 	switch mv.GetSelectionDirection() {
-	case trainingv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE:
+	case modelv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE:
 		return "higher is better"
-	case trainingv1.MetricDirection_METRIC_DIRECTION_MINIMIZE:
+	case modelv1.MetricDirection_METRIC_DIRECTION_MINIMIZE:
 		return "lower is better"
 	}
 	if lowerIsBetter(mv.GetSelectionMetric()) {
@@ -420,9 +421,9 @@ func interactionSplitText(sp *trainingv1.InteractionSplit) string {
 }
 
 // targetName returns a regression target's name and unit for plot axes.
-func targetName(mv *trainingv1.ModelVersion, o *options) (name, unit string) {
+func targetName(mv *modelv1.ModelVersion, o *options) (name, unit string) {
 	name, unit = o.target, o.unit
-	label := mv.GetLineage().GetData().GetTrainingSet().GetLabel()
+	label := TrainingData(mv).GetTrainingSet().GetLabel()
 	if name == "" {
 		name = label.GetName()
 	}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 )
 
 // CandidateNames names the entries of a leaderboard, by candidate index, so that two entries
@@ -15,14 +15,14 @@ import (
 // among the entries of that label, then each hyperparameter whose value differs among them,
 // as "name key=value ...". Entries alike in all of these (the same candidate listed twice)
 // end with their candidate index, "#3".
-func CandidateNames(entries []*trainingv1.LeaderboardEntry) map[int32]string {
-	base := func(e *trainingv1.LeaderboardEntry) string {
+func CandidateNames(entries []*modelv1.LeaderboardEntry) map[int32]string {
+	base := func(e *modelv1.LeaderboardEntry) string {
 		if e.GetLabel() != "" {
 			return e.GetLabel()
 		}
 		return specFamily(e.GetFamily())
 	}
-	groups := map[string][]*trainingv1.LeaderboardEntry{}
+	groups := map[string][]*modelv1.LeaderboardEntry{}
 	for _, e := range entries {
 		groups[base(e)] = append(groups[base(e)], e)
 	}
@@ -31,7 +31,7 @@ func CandidateNames(entries []*trainingv1.LeaderboardEntry) map[int32]string {
 		// The keys whose values are not the same in every entry of the group; a key that some
 		// entries lack differs too.
 		keys := map[string]bool{}
-		families := map[trainingv1.ModelFamily]bool{}
+		families := map[modelv1.ModelFamily]bool{}
 		for _, e := range group {
 			families[e.GetFamily()] = true
 			for k := range e.GetHyperparameters() {
@@ -71,12 +71,12 @@ func CandidateNames(entries []*trainingv1.LeaderboardEntry) map[int32]string {
 }
 
 // specFamily returns a family as training specs name it: "mf_als".
-func specFamily(f trainingv1.ModelFamily) string {
+func specFamily(f modelv1.ModelFamily) string {
 	return strings.ToLower(strings.TrimPrefix(f.String(), "MODEL_FAMILY_"))
 }
 
 // paramText is an entry's value of hyperparameter k, "unset" when it has none.
-func paramText(e *trainingv1.LeaderboardEntry, k string) string {
+func paramText(e *modelv1.LeaderboardEntry, k string) string {
 	v, ok := e.GetHyperparameters()[k]
 	if !ok {
 		return "unset"

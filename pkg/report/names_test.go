@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 )
 
 func TestCandidateNames(t *testing.T) {
@@ -14,9 +14,9 @@ func TestCandidateNames(t *testing.T) {
 	n := func(v float64) *commonv1.Value {
 		return &commonv1.Value{Kind: &commonv1.Value_NumberValue{NumberValue: v}}
 	}
-	logistic := trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION
-	entry := func(i int32, label string, f trainingv1.ModelFamily, hp map[string]*commonv1.Value) *trainingv1.LeaderboardEntry {
-		return &trainingv1.LeaderboardEntry{CandidateIndex: i, Label: label, Family: f, Hyperparameters: hp}
+	logistic := modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION
+	entry := func(i int32, label string, f modelv1.ModelFamily, hp map[string]*commonv1.Value) *modelv1.LeaderboardEntry {
+		return &modelv1.LeaderboardEntry{CandidateIndex: i, Label: label, Family: f, Hyperparameters: hp}
 	}
 	// Every default filled in, as the spec's expansion does: the names must not hide the one
 	// hyperparameter that differs, wherever it sorts.
@@ -24,14 +24,14 @@ func TestCandidateNames(t *testing.T) {
 		return map[string]*commonv1.Value{"c": n(1), "class_weight": s("balanced"), "fit_intercept": s("true"),
 			"max_iter_hint": n(100), "penalty": s(penalty), "tolerance_hint": n(0.0001)}
 	}
-	entries := []*trainingv1.LeaderboardEntry{
+	entries := []*modelv1.LeaderboardEntry{
 		entry(1, "logreg", logistic, full("l1")),
 		entry(2, "logreg", logistic, full("l2")),
 		entry(3, "", logistic, full("l1")),
 		entry(4, "", logistic, full("l2")),
-		entry(5, "", trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, map[string]*commonv1.Value{"c": n(1)}),
-		entry(6, "svm", trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, map[string]*commonv1.Value{"c": n(1)}),
-		entry(7, "svm", trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, map[string]*commonv1.Value{"c": n(1)}),
+		entry(5, "", modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, map[string]*commonv1.Value{"c": n(1)}),
+		entry(6, "svm", modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, map[string]*commonv1.Value{"c": n(1)}),
+		entry(7, "svm", modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, map[string]*commonv1.Value{"c": n(1)}),
 		entry(8, "twice", logistic, full("l2")),
 		entry(9, "twice", logistic, full("l2")),
 		entry(10, "sparse", logistic, map[string]*commonv1.Value{"c": n(1)}),
@@ -71,11 +71,11 @@ func TestLeaderboardLabelsSharedByCandidates(t *testing.T) {
 	s := func(v string) *commonv1.Value {
 		return &commonv1.Value{Kind: &commonv1.Value_StringValue{StringValue: v}}
 	}
-	mv := &trainingv1.ModelVersion{SelectionMetric: "roc_auc"}
+	mv := &modelv1.ModelVersion{SelectionMetric: "roc_auc"}
 	for i, p := range []string{"l1", "l2"} {
-		mv.Leaderboard = append(mv.Leaderboard, &trainingv1.LeaderboardEntry{Rank: int32(i + 1), CandidateIndex: int32(i + 1), Label: "logreg",
-			Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Hyperparameters: map[string]*commonv1.Value{"penalty": s(p)},
-			Folds: []*trainingv1.FoldResult{{Fold: 1}}})
+		mv.Leaderboard = append(mv.Leaderboard, &modelv1.LeaderboardEntry{Rank: int32(i + 1), CandidateIndex: int32(i + 1), Label: "logreg",
+			Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Hyperparameters: map[string]*commonv1.Value{"penalty": s(p)},
+			Folds: []*modelv1.FoldResult{{Fold: 1}}})
 	}
 	b := leaderboard(mv)
 	if b.Rows[0].Candidate == b.Rows[1].Candidate || b.Folds[0].Candidate == b.Folds[1].Candidate {

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 )
 
 // page is what the template renders.
@@ -81,7 +81,7 @@ type calRow struct {
 	Range, Rows, Predicted, Observed, Gap string
 }
 
-func buildPage(mv *trainingv1.ModelVersion, o *options, figs []Figure, notes []string) *page {
+func buildPage(mv *modelv1.ModelVersion, o *options, figs []Figure, notes []string) *page {
 	pg := &page{Name: mv.GetModelName(), Version: mv.GetVersion(), Description: mv.GetDescription(), Notes: notes, ImgWidth: o.width}
 	if !o.generated.IsZero() {
 		pg.Generated = formatGoTime(o.generated)
@@ -107,7 +107,7 @@ func buildPage(mv *trainingv1.ModelVersion, o *options, figs []Figure, notes []s
 			Src: template.HTMLAttr(`src="data:image/png;base64,` + base64.StdEncoding.EncodeToString(f.PNG) + `"`),
 		})
 	}
-	if mv.GetTask() == trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION {
+	if mv.GetTask() == modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION {
 		if curves, src := classificationCurves(mv, o); curves != nil {
 			pg.CurvesFrom = src
 			pg.BinWord = binWord(len(curves.GetLift()))
@@ -119,7 +119,7 @@ func buildPage(mv *trainingv1.ModelVersion, o *options, figs []Figure, notes []s
 	return pg
 }
 
-func summary(mv *trainingv1.ModelVersion) []kv {
+func summary(mv *modelv1.ModelVersion) []kv {
 	out := []kv{
 		{K: "Family", V: familyName(mv.GetFamily())},
 		{K: "Task", V: taskName(mv.GetTask())},
@@ -165,7 +165,7 @@ func summary(mv *trainingv1.ModelVersion) []kv {
 	return out
 }
 
-func lineage(mv *trainingv1.ModelVersion) (lin, art []kv) {
+func lineage(mv *modelv1.ModelVersion) (lin, art []kv) {
 	l := mv.GetLineage()
 	add := func(k, v string, mono bool) {
 		if v != "" {
@@ -176,7 +176,7 @@ func lineage(mv *trainingv1.ModelVersion) (lin, art []kv) {
 	if fs := l.GetFeatureSet(); fs != "" {
 		add("Feature set", fmt.Sprintf("%s v%d", fs, l.GetFeatureSetVersion()), true)
 	}
-	data := l.GetData()
+	data := TrainingData(mv)
 	if ts := data.GetTrainingSet(); ts != nil {
 		add("Label", labelText(ts.GetLabel()), false)
 		add("Cutoff", cutoffText(ts.GetCutoff()), false)
@@ -232,7 +232,7 @@ func lineage(mv *trainingv1.ModelVersion) (lin, art []kv) {
 	return lin, art
 }
 
-func metricsTable(mv *trainingv1.ModelVersion, o *options) metricTable {
+func metricsTable(mv *modelv1.ModelVersion, o *options) metricTable {
 	t := metricTable{HasTest: len(mv.GetTestMetrics()) > 0, HasCV: len(mv.GetCvMetrics()) > 0, HasEval: len(o.eval.GetMetrics()) > 0}
 	if t.HasEval {
 		t.EvalHeader = "Evaluation"
@@ -272,7 +272,7 @@ func metricsTable(mv *trainingv1.ModelVersion, o *options) metricTable {
 	return t
 }
 
-func leaderboard(mv *trainingv1.ModelVersion) board {
+func leaderboard(mv *modelv1.ModelVersion) board {
 	b := board{Metric: metricName(mv.GetSelectionMetric())}
 	if mv.GetSelectionMetric() == "" {
 		b.Metric = "Score"
@@ -322,7 +322,7 @@ func leaderboard(mv *trainingv1.ModelVersion) board {
 	return b
 }
 
-func liftRows(lift []*trainingv1.LiftBin) []liftRow {
+func liftRows(lift []*modelv1.LiftBin) []liftRow {
 	var rows int64
 	for _, b := range lift {
 		rows += b.GetRows()
@@ -339,7 +339,7 @@ func liftRows(lift []*trainingv1.LiftBin) []liftRow {
 	return out
 }
 
-func calRows(cal []*trainingv1.CalibrationBin) []calRow {
+func calRows(cal []*modelv1.CalibrationBin) []calRow {
 	var out []calRow
 	for i, b := range cal {
 		closing := ")"

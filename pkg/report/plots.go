@@ -14,7 +14,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 )
 
 func percentLabel(v float64) string { return fmt.Sprintf("%.0f%%", v) }
@@ -22,7 +22,7 @@ func percentLabel(v float64) string { return fmt.Sprintf("%.0f%%", v) }
 // classifierFigures draws the ROC curve, cumulative gains, lift and calibration plots of a
 // binary classifier's curves; src names where the curves come from ("test set" or
 // "evaluation").
-func classifierFigures(mv *trainingv1.ModelVersion, curves *trainingv1.ClassificationCurves, src string, o *options) ([]Figure, []string, error) {
+func classifierFigures(mv *modelv1.ModelVersion, curves *modelv1.ClassificationCurves, src string, o *options) ([]Figure, []string, error) {
 	where := src
 	var rows, positives int64
 	for _, b := range curves.GetLift() {
@@ -66,7 +66,7 @@ func classifierFigures(mv *trainingv1.ModelVersion, curves *trainingv1.Classific
 	} else {
 		notes = append(notes, "No gains or lift plot: the curves carry no lift table (or no positives).")
 	}
-	if slices.ContainsFunc(curves.GetCalibration(), func(b *trainingv1.CalibrationBin) bool { return b.GetRows() > 0 }) {
+	if slices.ContainsFunc(curves.GetCalibration(), func(b *modelv1.CalibrationBin) bool { return b.GetRows() > 0 }) {
 		c, caption := calibrationChart(curves.GetCalibration(), metrics, where)
 		if err := add("calibration", c, caption); err != nil {
 			return nil, nil, err
@@ -86,7 +86,7 @@ func metricValue(ms []*commonv1.Metric, name string) (float64, bool) {
 	return 0, false
 }
 
-func rocChart(roc []*trainingv1.RocPoint, metrics []*commonv1.Metric, where string) (*chart, string) {
+func rocChart(roc []*modelv1.RocPoint, metrics []*commonv1.Metric, where string) (*chart, string) {
 	pts := make(plotter.XYs, 0, len(roc)+2)
 	for _, p := range roc {
 		pts = append(pts, plotter.XY{X: clamp01(p.GetFalsePositiveRate()), Y: clamp01(p.GetTruePositiveRate())})
@@ -124,7 +124,7 @@ func rocChart(roc []*trainingv1.RocPoint, metrics []*commonv1.Metric, where stri
 func clamp01(v float64) float64 { return math.Min(1, math.Max(0, v)) }
 
 // cumulative returns, for each lift bin, the percentage of all rows in bins 1 to it.
-func cumulative(lift []*trainingv1.LiftBin, rows int64) []float64 {
+func cumulative(lift []*modelv1.LiftBin, rows int64) []float64 {
 	out := make([]float64, len(lift))
 	var cum int64
 	for i, b := range lift {
@@ -142,7 +142,7 @@ func binWord(n int) string {
 	return "bin"
 }
 
-func gainsChart(lift []*trainingv1.LiftBin, rows, positives int64, where string) (*chart, string) {
+func gainsChart(lift []*modelv1.LiftBin, rows, positives int64, where string) (*chart, string) {
 	cum := cumulative(lift, rows)
 	pts := plotter.XYs{{}}
 	var texts []string
@@ -180,7 +180,7 @@ func gainsChart(lift []*trainingv1.LiftBin, rows, positives int64, where string)
 		cum[0], 100*first.GetCumulativeGain(), first.GetCumulativeLift())
 }
 
-func liftChart(lift []*trainingv1.LiftBin, rows, positives int64, where string, widthPx int) (*chart, string) {
+func liftChart(lift []*modelv1.LiftBin, rows, positives int64, where string, widthPx int) (*chart, string) {
 	n := len(lift)
 	word := binWord(n)
 	vals := make(plotter.Values, n)
@@ -244,7 +244,7 @@ func liftChart(lift []*trainingv1.LiftBin, rows, positives int64, where string, 
 		word, 100*base, formatInt(positives), formatInt(rows), word, word, lift[0].GetLift())
 }
 
-func calibrationChart(cal []*trainingv1.CalibrationBin, metrics []*commonv1.Metric, where string) (*chart, string) {
+func calibrationChart(cal []*modelv1.CalibrationBin, metrics []*commonv1.Metric, where string) (*chart, string) {
 	var pts plotter.XYs
 	var sizes []int64
 	var maxRows int64
@@ -292,7 +292,7 @@ func calibrationChart(cal []*trainingv1.CalibrationBin, metrics []*commonv1.Metr
 
 // regressionFigures draws predicted against actual and the residuals of a regression;
 // total is the number of rows the pairs come from.
-func regressionFigures(mv *trainingv1.ModelVersion, pred, act []float64, total int, o *options) ([]Figure, []string, error) {
+func regressionFigures(mv *modelv1.ModelVersion, pred, act []float64, total int, o *options) ([]Figure, []string, error) {
 	name, unit := targetName(mv, o)
 	n := len(pred)
 	shown := subsample(n, o.maxPoints, o.seed)

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 )
 
@@ -139,10 +140,20 @@ func newOptions(opts []Option) (*options, error) {
 	return o, nil
 }
 
+// TrainingData returns the data spec mv was trained from, which its lineage carries when the
+// training service trained it; nil when the lineage carries none, or another trainer's.
+func TrainingData(mv *modelv1.ModelVersion) *trainingv1.DataSpec {
+	d := &trainingv1.DataSpec{}
+	if mv.GetLineage().GetData().UnmarshalTo(d) != nil {
+		return nil
+	}
+	return d
+}
+
 // Write writes the HTML report of mv to w. It fails on a nil version, on inconsistent
 // options and when w fails; missing parts of the version (no test split, no leaderboard, no
 // evaluation rows for a regression) are reported in the page rather than as errors.
-func Write(w io.Writer, mv *trainingv1.ModelVersion, opts ...Option) error {
+func Write(w io.Writer, mv *modelv1.ModelVersion, opts ...Option) error {
 	if mv == nil {
 		return errors.New("report: nil model version")
 	}
@@ -167,7 +178,7 @@ func Write(w io.Writer, mv *trainingv1.ModelVersion, opts ...Option) error {
 
 // Figures renders the plots Write would embed, in the same order, without the page around
 // them: for saving the PNGs on their own.
-func Figures(mv *trainingv1.ModelVersion, opts ...Option) ([]Figure, error) {
+func Figures(mv *modelv1.ModelVersion, opts ...Option) ([]Figure, error) {
 	if mv == nil {
 		return nil, errors.New("report: nil model version")
 	}
@@ -181,15 +192,15 @@ func Figures(mv *trainingv1.ModelVersion, opts ...Option) ([]Figure, error) {
 
 // figures renders the plots for the version's task and returns notes for what could not
 // be drawn.
-func figures(mv *trainingv1.ModelVersion, o *options) ([]Figure, []string, error) {
+func figures(mv *modelv1.ModelVersion, o *options) ([]Figure, []string, error) {
 	switch mv.GetTask() {
-	case trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION:
+	case modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION:
 		curves, src := classificationCurves(mv, o)
 		if curves == nil {
 			return nil, []string{"No curves: the version has no test split and no evaluation was given, so there is no ROC curve, gains, lift or calibration plot."}, nil
 		}
 		return classifierFigures(mv, curves, src, o)
-	case trainingv1.TaskKind_TASK_KIND_REGRESSION:
+	case modelv1.TaskKind_TASK_KIND_REGRESSION:
 		pred, act, total := regressionRows(o)
 		if len(pred) == 0 {
 			return nil, []string{"No predicted-vs-actual or residual plot: the registry keeps no per-row predictions; pass the labelled rows of an evaluation (report.WithEvaluation) to draw them."}, nil
@@ -200,7 +211,7 @@ func figures(mv *trainingv1.ModelVersion, o *options) ([]Figure, []string, error
 }
 
 // classificationCurves returns the curves to plot and where they come from.
-func classificationCurves(mv *trainingv1.ModelVersion, o *options) (*trainingv1.ClassificationCurves, string) {
+func classificationCurves(mv *modelv1.ModelVersion, o *options) (*modelv1.ClassificationCurves, string) {
 	if c := mv.GetTestCurves(); len(c.GetRoc()) > 0 || len(c.GetLift()) > 0 || len(c.GetCalibration()) > 0 {
 		return c, "test set"
 	}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/net/html"
 
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/report"
 )
@@ -33,7 +34,7 @@ func TestMain(m *testing.M) {
 var generated = time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC)
 
 // write renders a report and returns the HTML.
-func write(t *testing.T, mv *trainingv1.ModelVersion, opts ...report.Option) string {
+func write(t *testing.T, mv *modelv1.ModelVersion, opts ...report.Option) string {
 	t.Helper()
 	var buf bytes.Buffer
 	opts = append([]report.Option{report.WithGeneratedAt(generated)}, opts...)
@@ -400,7 +401,7 @@ func TestClassifierWithoutTestSplitUsesEvaluation(t *testing.T) {
 
 func TestClassifierWithoutProbabilities(t *testing.T) {
 	mv := classifierVersion(t)
-	mv.Family = trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM
+	mv.Family = modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM
 	mv.TestCurves.Calibration = nil
 	root, imgs := parse(t, write(t, mv))
 	checkFigures(t, imgs, []string{"fig-roc", "fig-gains", "fig-lift"}, 640, 480)
@@ -654,7 +655,7 @@ func TestWriteFiles(t *testing.T) {
 	}
 	mv, ev := regressionVersion(t)
 	for _, c := range []struct {
-		mv   *trainingv1.ModelVersion
+		mv   *modelv1.ModelVersion
 		opts []report.Option
 	}{
 		{classifierVersion(t), nil},
@@ -726,10 +727,10 @@ func TestDegenerateInputs(t *testing.T) {
 	}
 	t.Run("minimal curves", func(t *testing.T) {
 		cl := classifierVersion(t)
-		cl.TestCurves = &trainingv1.ClassificationCurves{
-			Roc:         []*trainingv1.RocPoint{{FalsePositiveRate: 0, TruePositiveRate: 0}, {FalsePositiveRate: 1, TruePositiveRate: 1}},
-			Lift:        []*trainingv1.LiftBin{{Bin: 1, Rows: 100, Positives: 10, ResponseRate: 0.1, Lift: 1, CumulativeGain: 1, CumulativeLift: 1}},
-			Calibration: []*trainingv1.CalibrationBin{{LowerBound: 0, UpperBound: 1, Rows: 100, MeanPredicted: 0.1, ObservedRate: 0.1}},
+		cl.TestCurves = &modelv1.ClassificationCurves{
+			Roc:         []*modelv1.RocPoint{{FalsePositiveRate: 0, TruePositiveRate: 0}, {FalsePositiveRate: 1, TruePositiveRate: 1}},
+			Lift:        []*modelv1.LiftBin{{Bin: 1, Rows: 100, Positives: 10, ResponseRate: 0.1, Lift: 1, CumulativeGain: 1, CumulativeLift: 1}},
+			Calibration: []*modelv1.CalibrationBin{{LowerBound: 0, UpperBound: 1, Rows: 100, MeanPredicted: 0.1, ObservedRate: 0.1}},
 		}
 		_, imgs := parse(t, write(t, cl))
 		if len(imgs) != 4 {

@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
 	mlrec "github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/testenv"
@@ -162,5 +162,5 @@ func (b *bank) registerTinyRecommender(t *testing.T, name string) {
 		Popularity:  mlrec.Popularity{ItemIDs: []string{"i0", "i1"}, Scores: []float64{2, 1}},
 	}
 	b.register(t, name, testenv.Routing{Live: map[int64]uint32{1: 1}},
-		testenv.FactorsArtifact(f, trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT))
+		testenv.FactorsArtifact(f, modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT))
 }

@@ -20,8 +20,8 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/testenv"
 )
@@ -58,7 +58,7 @@ type bank struct {
 	set   *featurev1.FeatureSet
 	data  *testenv.Dataset
 	// v1 (C = 1) and v2 (C = 0.01) artifacts, and their scorers.
-	v1, v2 *trainingv1.ModelArtifact
+	v1, v2 *modelv1.ModelArtifact
 	s1, s2 artifact.Scorer
 	// byID maps a customer id to its row in data.
 	byID map[string]int
@@ -168,7 +168,7 @@ func (b *bank) trainingScores(t *testing.T, s artifact.Scorer) expected {
 
 // register registers the artifacts as versions 1, 2, ... of a new model name and promotes
 // routing r.
-func (b *bank) register(t *testing.T, name string, r testenv.Routing, arts ...*trainingv1.ModelArtifact) {
+func (b *bank) register(t *testing.T, name string, r testenv.Routing, arts ...*modelv1.ModelArtifact) {
 	t.Helper()
 	ctx := ctxT(t, 30*time.Second)
 	for i, a := range arts {

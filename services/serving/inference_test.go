@@ -20,8 +20,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/testenv"
 )
@@ -262,9 +262,9 @@ func TestGrpcurl(t *testing.T) {
 	const model = "bank-curl"
 	// v1 as an artifact written before inputs had a missing policy: it imputes every input,
 	// so that three inputs make a row.
-	old := proto.Clone(b.v1).(*trainingv1.ModelArtifact)
+	old := proto.Clone(b.v1).(*modelv1.ModelArtifact)
 	for _, c := range old.GetInputs() {
-		c.Missing = trainingv1.MissingPolicy_MISSING_POLICY_UNSPECIFIED
+		c.Missing = modelv1.MissingPolicy_MISSING_POLICY_UNSPECIFIED
 	}
 	b.register(t, model, testenv.Routing{Live: map[int64]uint32{1: 1}}, old)
 	in := startServing(t, b.env, nil)

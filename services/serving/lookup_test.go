@@ -13,8 +13,8 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/testenv"
 )
@@ -118,9 +118,9 @@ func TestLookedUpValuesOfEveryType(t *testing.T) {
 	}
 
 	// A logistic regression over the five inputs, on labels planted from them.
-	var inputs []*trainingv1.InputColumn
+	var inputs []*modelv1.InputColumn
 	for _, c := range fs.GetColumns() {
-		inputs = append(inputs, &trainingv1.InputColumn{Name: c.GetName(), Type: c.GetType()})
+		inputs = append(inputs, &modelv1.InputColumn{Name: c.GetName(), Type: c.GetType()})
 	}
 	table := &ml.Table{}
 	for _, in := range inputs {

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
 	mlrec "github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
@@ -55,7 +55,7 @@ func TestReadyOnceLoadedAndFailedLoads(t *testing.T) {
 		}
 	}
 	list, err := in.client.ListModels(ctx, &servingv1.ListModelsRequest{NamePrefix: "bank-re"})
-	if err != nil || len(list.GetModels()) != 1 || list.GetModels()[0].GetName() != "bank-ready" || list.GetModels()[0].GetTask() != trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION {
+	if err != nil || len(list.GetModels()) != 1 || list.GetModels()[0].GetName() != "bank-ready" || list.GetModels()[0].GetTask() != modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION {
 		t.Errorf("ListModels(bank-re): %v, %v", list, err)
 	}
 
@@ -106,11 +106,11 @@ func TestRecommendPopularity(t *testing.T) {
 	b := sharedBank(t)
 	items := []string{"item-0", "item-1", "item-2", "item-3", "item-4", "item-5", "item-6", "item-7", "item-8", "item-9"}
 	scores := []float64{100, 90, 80, 70, 60, 50, 40, 30, 20, 10}
-	pop := &trainingv1.ModelArtifact{
+	pop := &modelv1.ModelArtifact{
 		FormatVersion: 1,
-		Family:        trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY,
-		Task:          trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT,
-		Parameters:    &trainingv1.ModelArtifact_Popularity{Popularity: &trainingv1.PopularityParameters{ItemIds: items, Scores: scores}},
+		Family:        modelv1.ModelFamily_MODEL_FAMILY_POPULARITY,
+		Task:          modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT,
+		Parameters:    &modelv1.ModelArtifact_Popularity{Popularity: &modelv1.PopularityParameters{ItemIds: items, Scores: scores}},
 	}
 	b.register(t, "pop", testenv.Routing{Live: map[int64]uint32{1: 1}}, pop)
 	in := startServing(t, b.env, nil)
@@ -195,7 +195,7 @@ func TestRecommendFactorization(t *testing.T) {
 		SeenItems:   []uint32{0},
 		Popularity:  mlrec.Popularity{ItemIDs: []string{"i4", "i3", "i2", "i1", "i0"}, Scores: []float64{5, 4, 3, 2, 1}},
 	}
-	a := testenv.FactorsArtifact(f, trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT)
+	a := testenv.FactorsArtifact(f, modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT)
 	b.register(t, "mf", testenv.Routing{Live: map[int64]uint32{1: 1}}, a)
 	in := startServing(t, b.env, nil)
 	ctx := ctxT(t, time.Minute)

@@ -29,8 +29,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/pkg/service"
@@ -260,7 +260,7 @@ func Run(ctx context.Context, cfg Config) error {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	deps := scoring.Deps{Features: fc, Pool: batch.NewPool(workers), Metrics: bm, Options: cfg.batchingOf, Logger: logger}
-	store, err := models.New(reg, func(a *trainingv1.ModelArtifact) (*scoring.Model, error) { return scoring.Load(deps, a) },
+	store, err := models.New(reg, func(a *modelv1.ModelArtifact) (*scoring.Model, error) { return scoring.Load(deps, a) },
 		models.Options{RetryInterval: cfg.RetryInterval, LoadTimeout: cfg.LoadTimeout, Logger: logger, Registerer: prom})
 	if err != nil {
 		node.Close()

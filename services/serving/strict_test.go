@@ -13,8 +13,8 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/testenv"
@@ -22,7 +22,7 @@ import (
 
 // fitWithMissingAge fits the Bank model on training rows of which every tenth has no age:
 // its artifact imputes age and no other input (none other was ever missing in training).
-func fitWithMissingAge(t *testing.T, b *bank) *trainingv1.ModelArtifact {
+func fitWithMissingAge(t *testing.T, b *bank) *modelv1.ModelArtifact {
 	t.Helper()
 	train := b.data.Table.Subset(b.data.Train)
 	cols := slices.Clone(train.Columns)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 )
 
@@ -88,12 +89,12 @@ func TestBankLogisticRegression(t *testing.T) {
 	// Promotion: version 1 (with duration) goes live; version 2 (without, far weaker) is
 	// refused by the quality gate, then by a stale revision, and goes through forced.
 	p1, err := tr.client.PromoteModel(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank-response",
-		Live: &trainingv1.TrafficSplit{Versions: []*trainingv1.VersionWeight{{Version: 1, Weight: 100}}}, SetAliases: map[string]int64{"champion": 1}})
+		Live: &modelv1.TrafficSplit{Versions: []*modelv1.VersionWeight{{Version: 1, Weight: 100}}}, SetAliases: map[string]int64{"champion": 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rev := p1.GetModel().GetRevision()
-	canary := &trainingv1.TrafficSplit{Versions: []*trainingv1.VersionWeight{{Version: 1, Weight: 90}, {Version: 2, Weight: 10}}}
+	canary := &modelv1.TrafficSplit{Versions: []*modelv1.VersionWeight{{Version: 1, Weight: 90}, {Version: 2, Weight: 10}}}
 	_, err = tr.client.PromoteModel(ctx, &trainingv1.PromoteModelRequest{ModelName: "bank-response", ExpectedRevision: rev, Live: canary})
 	if code, reason, _ := codeAndReason(err); code != codes.FailedPrecondition || reason != "QUALITY_GATE" {
 		t.Errorf("promoting the weaker version: %v (%s), want FAILED_PRECONDITION QUALITY_GATE", err, reason)
@@ -130,12 +131,12 @@ func TestBankModelSelection(t *testing.T) {
 	search := func(requestID string) *trainingv1.Job {
 		s := bankSpec("bank-search", true,
 			logisticC(0.01, 1),
-			&trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Label: "logreg-l1",
+			&trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Label: "logreg-l1",
 				Hyperparameters: map[string]*trainingv1.HyperparameterDomain{"c": values(num(0.1)), "penalty": values(str("l1"))}},
-			candidate(trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, map[string]*trainingv1.HyperparameterDomain{"c": values(num(0.1))}),
-			candidate(trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC, map[string]*trainingv1.HyperparameterDomain{
+			candidate(modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM, map[string]*trainingv1.HyperparameterDomain{"c": values(num(0.1))}),
+			candidate(modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC, map[string]*trainingv1.HyperparameterDomain{
 				"c": values(num(1)), "components": values(num(150))}),
-			candidate(trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, map[string]*trainingv1.HyperparameterDomain{"c": values(num(1))}),
+			candidate(modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, map[string]*trainingv1.HyperparameterDomain{"c": values(num(1))}),
 		)
 		s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(3)}
 		s.Search = &trainingv1.SearchSpec{Seed: 7}
@@ -161,8 +162,8 @@ func TestBankModelSelection(t *testing.T) {
 		t.Errorf("no KERNEL_SVM_NYSTROM_FALLBACK message:\n%s", describe(first))
 	}
 	for _, e := range first.GetProgress().GetLeaderboard() {
-		if e.GetCandidateIndex() == 6 && (e.GetFamily() != trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM ||
-			e.GetKernelFallback() != trainingv1.KernelFallback_KERNEL_FALLBACK_NYSTROM) {
+		if e.GetCandidateIndex() == 6 && (e.GetFamily() != modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM ||
+			e.GetKernelFallback() != modelv1.KernelFallback_KERNEL_FALLBACK_NYSTROM) {
 			t.Errorf("kernel SVM entry = %v, want NYSTROM_SVM with the NYSTROM fallback", e)
 		}
 		if len(e.GetFolds()) != 3 || len(e.GetMetrics()) < 6 || e.GetError() != nil {
@@ -193,7 +194,7 @@ func TestBankModelSelection(t *testing.T) {
 func TestBankKernelSVM(t *testing.T) {
 	e := newEnv(t, bankFull)
 	tr := e.startTraining("trainer-a")
-	s := bankSpec("bank-svc", true, candidate(trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, map[string]*trainingv1.HyperparameterDomain{
+	s := bankSpec("bank-svc", true, candidate(modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM, map[string]*trainingv1.HyperparameterDomain{
 		"c": values(num(1)), "gamma": values(str("scale"))}))
 	s.Data.TrainFilter = &trainingv1.RowNumberFilter{Modulus: 4, Remainders: []int64{0}}
 	s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(2)}
@@ -214,7 +215,7 @@ func TestBankKernelSVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mv := got.GetModelVersion(); mv.GetFamily() != trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM || mv.GetLineage().GetTrainRows() != 8237 ||
+	if mv := got.GetModelVersion(); mv.GetFamily() != modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM || mv.GetLineage().GetTrainRows() != 8237 ||
 		mv.GetArtifact().GetSizeBytes() < 8*63*1000 {
 		t.Errorf("version: %v, %d training rows, artifact %d bytes", mv.GetFamily(), mv.GetLineage().GetTrainRows(), mv.GetArtifact().GetSizeBytes())
 	}

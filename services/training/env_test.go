@@ -25,6 +25,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/services/training"
 	"github.com/bullseye-ml/bullseye/services/training/internal/featuretest"
@@ -222,7 +223,7 @@ func bankTrainingSet() *featurev1.TrainingSetSpec {
 func bankSpec(model string, withDuration bool, cands ...*trainingv1.CandidateSpec) *trainingv1.TrainingSpec {
 	s := &trainingv1.TrainingSpec{
 		ModelName:     model,
-		Task:          trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION,
+		Task:          modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION,
 		Data:          &trainingv1.DataSpec{Source: &trainingv1.DataSpec_TrainingSet{TrainingSet: bankTrainingSet()}},
 		Preprocessing: &trainingv1.PreprocessingSpec{OneHot: &trainingv1.OneHotOptions{DropUnseenBucket: true}},
 		Candidates:    cands,
@@ -238,7 +239,7 @@ func values(vs ...*commonv1.Value) *trainingv1.HyperparameterDomain {
 	return &trainingv1.HyperparameterDomain{Domain: &trainingv1.HyperparameterDomain_Values{Values: &trainingv1.HyperparameterValues{Values: vs}}}
 }
 
-func candidate(f trainingv1.ModelFamily, hp map[string]*trainingv1.HyperparameterDomain) *trainingv1.CandidateSpec {
+func candidate(f modelv1.ModelFamily, hp map[string]*trainingv1.HyperparameterDomain) *trainingv1.CandidateSpec {
 	return &trainingv1.CandidateSpec{Family: f, Hyperparameters: hp}
 }
 
@@ -248,7 +249,7 @@ func logisticC(cs ...float64) *trainingv1.CandidateSpec {
 	for _, c := range cs {
 		vs = append(vs, num(c))
 	}
-	return candidate(trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, map[string]*trainingv1.HyperparameterDomain{"c": values(vs...)})
+	return candidate(modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, map[string]*trainingv1.HyperparameterDomain{"c": values(vs...)})
 }
 
 // start starts a job and returns it.

@@ -14,6 +14,7 @@ import (
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/synth"
@@ -54,7 +55,7 @@ func randomSplit(fraction float64) *trainingv1.InteractionSplit {
 func recSpec(model string, is *trainingv1.InteractionsSpec, cands ...*trainingv1.CandidateSpec) *trainingv1.TrainingSpec {
 	return &trainingv1.TrainingSpec{
 		ModelName:  model,
-		Task:       trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT,
+		Task:       modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT,
 		Data:       &trainingv1.DataSpec{Source: &trainingv1.DataSpec_Interactions{Interactions: is}},
 		Candidates: cands,
 	}
@@ -65,10 +66,10 @@ func als(ranks ...float64) *trainingv1.CandidateSpec {
 	for _, r := range ranks {
 		vs = append(vs, num(r))
 	}
-	return candidate(trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS, map[string]*trainingv1.HyperparameterDomain{"rank": values(vs...)})
+	return candidate(modelv1.ModelFamily_MODEL_FAMILY_MF_ALS, map[string]*trainingv1.HyperparameterDomain{"rank": values(vs...)})
 }
 
-func version(t *testing.T, c trainingv1.TrainingServiceClient, name string, v int64) *trainingv1.ModelVersion {
+func version(t *testing.T, c trainingv1.TrainingServiceClient, name string, v int64) *modelv1.ModelVersion {
 	t.Helper()
 	got, err := c.GetModel(context.Background(), &trainingv1.GetModelRequest{Model: &commonv1.ModelRef{Name: name,
 		Selector: &commonv1.ModelRef_Version{Version: v}}})
@@ -155,12 +156,12 @@ func TestPopularityOnExplicitLeaderboard(t *testing.T) {
 	e.features.SetInteractions("Product Rated", ratings(t, 120, 200, 6000, 6))
 	tr := e.startTraining("trainer-a")
 	is := &trainingv1.InteractionsSpec{Export: ratingsExport("Product Rated"), Split: randomSplit(0.2)}
-	s := recSpec("ratings-pop", is, &trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY}, als(3))
+	s := recSpec("ratings-pop", is, &trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_POPULARITY}, als(3))
 	s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(3)}
 	job := finished(t, tr.client, start(t, tr.client, "pop", s).GetJobId(), time.Minute)
 	succeeded(t, job)
 	lb := job.GetProgress().GetLeaderboard()
-	if len(lb) != 2 || lb[0].GetFamily() != trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS || lb[1].GetFamily() != trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY {
+	if len(lb) != 2 || lb[0].GetFamily() != modelv1.ModelFamily_MODEL_FAMILY_MF_ALS || lb[1].GetFamily() != modelv1.ModelFamily_MODEL_FAMILY_POPULARITY {
 		t.Fatalf("leaderboard %v, want MF_ALS then POPULARITY", lb)
 	}
 	pop := lb[1]
@@ -180,7 +181,7 @@ func TestPopularityOnExplicitLeaderboard(t *testing.T) {
 		t.Errorf("ALS at its defaults: converged %v; messages:\n%s", lb[0].GetConverged(), describe(job))
 	}
 
-	only := recSpec("ratings-pop-only", is, &trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY})
+	only := recSpec("ratings-pop-only", is, &trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_POPULARITY})
 	_, err := tr.client.StartTraining(context.Background(), &trainingv1.StartTrainingRequest{RequestId: "pop-only", Spec: only})
 	if codeOf(err) != codes.InvalidArgument || !slices.Contains(violations(err), "spec.selection.metric") {
 		t.Errorf("popularity alone ranked by rmse: %v (%q), want INVALID_ARGUMENT naming spec.selection.metric", err, violations(err))
@@ -199,7 +200,7 @@ func TestEvaluatePredictsColdPairsFromBiases(t *testing.T) {
 	is := &trainingv1.InteractionsSpec{Export: ratingsExport("Product Rated")}
 	s := recSpec("ratings-cold", is, als(3))
 	s.CrossValidation = &trainingv1.CrossValidationSpec{Folds: proto.Int32(2)}
-	unbiased := recSpec("ratings-unbiased", is, candidate(trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS, map[string]*trainingv1.HyperparameterDomain{
+	unbiased := recSpec("ratings-unbiased", is, candidate(modelv1.ModelFamily_MODEL_FAMILY_MF_ALS, map[string]*trainingv1.HyperparameterDomain{
 		"rank": values(num(3)), "biased": values(&commonv1.Value{Kind: &commonv1.Value_BoolValue{BoolValue: false}})}))
 	unbiased.CrossValidation = s.CrossValidation
 	succeeded(t, finished(t, tr.client, start(t, tr.client, "cold", s).GetJobId(), time.Minute))

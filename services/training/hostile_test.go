@@ -15,6 +15,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/fault/hostile"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 )
 
@@ -231,9 +232,9 @@ func hostileTable() hostile.Table {
 			{Name: "1 MiB gate metric", Requests: one(promote(func(r *trainingv1.PromoteModelRequest) { r.GateMetric = hostile.MB1 })), Code: inv, Field: "gate_metric"},
 			{Name: "invalid UTF-8 gate metric", Requests: one(promote(func(r *trainingv1.PromoteModelRequest) { r.GateMetric = hostile.InvalidUTF8 })), Code: inv, Field: "gate_metric"},
 			{Name: "10,001 live versions", Requests: one(promote(func(r *trainingv1.PromoteModelRequest) {
-				r.Live = &trainingv1.TrafficSplit{}
+				r.Live = &modelv1.TrafficSplit{}
 				for range 10001 {
-					r.Live.Versions = append(r.Live.Versions, &trainingv1.VersionWeight{Version: 1, Weight: 1})
+					r.Live.Versions = append(r.Live.Versions, &modelv1.VersionWeight{Version: 1, Weight: 1})
 				}
 			})), Code: inv, Field: "live.versions"},
 			{Name: "unknown model", Requests: one(promote(func(r *trainingv1.PromoteModelRequest) { r.ModelName = "nope" })), Code: codes.NotFound},

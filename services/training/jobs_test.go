@@ -11,6 +11,7 @@ import (
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 )
 
@@ -144,7 +145,7 @@ func TestInvalidRequests(t *testing.T) {
 		{"no candidates", "r", func() *trainingv1.TrainingSpec { s := good(); s.Candidates = nil; return s }, "spec.candidates"},
 		{"family of another task", "r", func() *trainingv1.TrainingSpec {
 			s := good()
-			s.Candidates = []*trainingv1.CandidateSpec{{Family: trainingv1.ModelFamily_MODEL_FAMILY_LASSO}}
+			s.Candidates = []*trainingv1.CandidateSpec{{Family: modelv1.ModelFamily_MODEL_FAMILY_LASSO}}
 			return s
 		}, "spec.candidates[0].family"},
 		{"unknown hyperparameter", "r", func() *trainingv1.TrainingSpec {
@@ -206,11 +207,11 @@ func TestRegressionWithFeatureSelection(t *testing.T) {
 	ts.Label = &featurev1.LabelSpec{Source: &featurev1.LabelSpec_Trait{Trait: &featurev1.TraitLabel{Trait: "age"}}}
 	spec := &trainingv1.TrainingSpec{
 		ModelName: "bank-age",
-		Task:      trainingv1.TaskKind_TASK_KIND_REGRESSION,
+		Task:      modelv1.TaskKind_TASK_KIND_REGRESSION,
 		Data:      &trainingv1.DataSpec{Source: &trainingv1.DataSpec_TrainingSet{TrainingSet: ts}},
 		Candidates: []*trainingv1.CandidateSpec{
-			candidate(trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, map[string]*trainingv1.HyperparameterDomain{"alpha": values(num(0), num(10))}),
-			candidate(trainingv1.ModelFamily_MODEL_FAMILY_LASSO, map[string]*trainingv1.HyperparameterDomain{"alpha": values(num(0.1))}),
+			candidate(modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, map[string]*trainingv1.HyperparameterDomain{"alpha": values(num(0), num(10))}),
+			candidate(modelv1.ModelFamily_MODEL_FAMILY_LASSO, map[string]*trainingv1.HyperparameterDomain{"alpha": values(num(0.1))}),
 		},
 		FeatureSelection: &trainingv1.FeatureSelectionSpec{Enabled: true, MaxFeatures: 4, AlwaysKeep: []string{"day_of_week"}},
 		CrossValidation:  &trainingv1.CrossValidationSpec{Folds: proto.Int32(4)},
@@ -233,7 +234,7 @@ func TestRegressionWithFeatureSelection(t *testing.T) {
 	mv := got.GetModelVersion()
 	if sel := mv.GetLineage().GetSelectedFeatures(); len(sel) < 4 || len(sel) > 5 || !slices.Contains(sel, "day_of_week") || len(mv.GetInputs()) != len(sel) ||
 		mv.GetTestMetrics() != nil || len(mv.GetCvMetrics()) != 3 || mv.GetSelectionMetric() != "rmse" ||
-		mv.GetSelectionDirection() != trainingv1.MetricDirection_METRIC_DIRECTION_MINIMIZE {
+		mv.GetSelectionDirection() != modelv1.MetricDirection_METRIC_DIRECTION_MINIMIZE {
 		t.Errorf("version: selected %v, inputs %v, test %v, cv %v", sel, mv.GetInputs(), mv.GetTestMetrics(), mv.GetCvMetrics())
 	}
 	tb := bankTable(t, bankSmall)

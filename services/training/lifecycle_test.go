@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 )
@@ -22,7 +23,7 @@ import (
 // logisticGrid is logistic regression over n values of C, log-spaced: a job long enough to
 // interrupt.
 func logisticGrid(n int) *trainingv1.CandidateSpec {
-	return candidate(trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, map[string]*trainingv1.HyperparameterDomain{
+	return candidate(modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, map[string]*trainingv1.HyperparameterDomain{
 		"c": {Domain: &trainingv1.HyperparameterDomain_Range{Range: &trainingv1.HyperparameterRange{
 			Min: 0.001, Max: 100, Scale: trainingv1.RangeScale_RANGE_SCALE_LOG, GridPoints: int32(n)}}}})
 }

@@ -24,6 +24,7 @@ import (
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/synth"
@@ -230,11 +231,11 @@ func TestRecommenderExplicitEndToEnd(t *testing.T) {
 		Split: &trainingv1.InteractionSplit{Method: &trainingv1.InteractionSplit_Random{Random: &trainingv1.RandomSplit{TestFraction: testFraction, Seed: seed}}}}
 	spec := &trainingv1.TrainingSpec{
 		ModelName: "movielens-als",
-		Task:      trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT,
+		Task:      modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT,
 		Data:      &trainingv1.DataSpec{Source: &trainingv1.DataSpec_Interactions{Interactions: interactions}},
 		Candidates: []*trainingv1.CandidateSpec{
-			candidate(trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS, map[string]*trainingv1.HyperparameterDomain{"rank": values(num(10))}),
-			{Family: trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY},
+			candidate(modelv1.ModelFamily_MODEL_FAMILY_MF_ALS, map[string]*trainingv1.HyperparameterDomain{"rank": values(num(10))}),
+			{Family: modelv1.ModelFamily_MODEL_FAMILY_POPULARITY},
 		},
 		CrossValidation: &trainingv1.CrossValidationSpec{Folds: proto.Int32(3)},
 	}
@@ -252,7 +253,7 @@ func TestRecommenderExplicitEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	mv := got.GetModelVersion()
-	if mv.GetFamily() != trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS || mv.GetTask() != trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT ||
+	if mv.GetFamily() != modelv1.ModelFamily_MODEL_FAMILY_MF_ALS || mv.GetTask() != modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT ||
 		mv.GetSelectionMetric() != "rmse" || len(mv.GetLeaderboard()) != 2 {
 		t.Fatalf("version: family %v, task %v, metric %q, %d leaderboard entries", mv.GetFamily(), mv.GetTask(), mv.GetSelectionMetric(), len(mv.GetLeaderboard()))
 	}
@@ -275,7 +276,7 @@ func TestRecommenderExplicitEndToEnd(t *testing.T) {
 		t.Errorf("test RMSE %.4f, more than %.0f%% above the oracle's %.4f", rmse, (limit-1)*100, oracleRMSE)
 	}
 	// Popularity predicts no ratings: it ranks after MF with ranking metrics only.
-	if pop := mv.GetLeaderboard()[1]; pop.GetFamily() != trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY ||
+	if pop := mv.GetLeaderboard()[1]; pop.GetFamily() != modelv1.ModelFamily_MODEL_FAMILY_POPULARITY ||
 		metric(pop.GetMetrics(), "rmse") != -1 || popNDCG <= 0 {
 		t.Errorf("popularity's entry %v, want no rmse and an ndcg@10", pop)
 	}

@@ -13,7 +13,7 @@
 // column for categories not seen in training (and for rare ones), or, when they have many
 // distinct values, hashed into a fixed number of columns by a seeded 64-bit FNV-1a hash.
 //
-// These are the semantics of bullseye.training.v1.FittedColumn, so that a Pipeline converts to
+// These are the semantics of bullseye.model.v1.FittedColumn, so that a Pipeline converts to
 // and from a model artifact without loss (package artifact).
 package preprocess
 

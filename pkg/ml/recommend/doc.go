@@ -15,7 +15,7 @@
 //     users.
 //
 // Each returns [Factors], a plain value whose fields map one to one onto the
-// FactorizationParameters message of bullseye.training.v1, with the solver's convergence. A
+// FactorizationParameters message of bullseye.model.v1, with the solver's convergence. A
 // [Scorer] built from it serves recommendations: Recommend scores a batch of users against
 // every item in one blocked float32 matrix product (an AVX2/FMA micro-kernel on amd64, portable
 // Go elsewhere and with the purego build tag), each block scanned by a per-user top-k heap that

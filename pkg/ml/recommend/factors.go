@@ -11,7 +11,7 @@ import (
 )
 
 // Factors is a fitted recommender as a plain value. Its fields map one to one onto the
-// FactorizationParameters message of bullseye.training.v1 (the float32 and uint32 slices are
+// FactorizationParameters message of bullseye.model.v1 (the float32 and uint32 slices are
 // that message's packed little-endian bytes), and Convergence and Objective onto its
 // SolverReport. A popularity model has Rank 0, no users, no items and only Popularity.
 //

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 )
 
 // TestLeaderboardNamesDiffer renders a text leaderboard whose candidates differ only in a
@@ -22,9 +22,9 @@ func TestLeaderboardNamesDiffer(t *testing.T) {
 		return map[string]*commonv1.Value{"c": num(1), "class_weight": str("balanced"), "fit_intercept": str("true"),
 			"l1_ratio_unused": num(0.5), "penalty": str(penalty)}
 	}
-	board := leaderboard([]*trainingv1.LeaderboardEntry{
-		{Rank: 1, CandidateIndex: 1, Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Hyperparameters: hp("l1"), Score: 0.93, Converged: true},
-		{Rank: 2, CandidateIndex: 2, Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Hyperparameters: hp("l2"), Score: 0.92, Converged: true},
+	board := leaderboard([]*modelv1.LeaderboardEntry{
+		{Rank: 1, CandidateIndex: 1, Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Hyperparameters: hp("l1"), Score: 0.93, Converged: true},
+		{Rank: 2, CandidateIndex: 2, Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Hyperparameters: hp("l2"), Score: 0.92, Converged: true},
 	})
 	lines := strings.Split(strings.TrimSpace(board), "\n")
 	if len(lines) != 3 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 )
@@ -115,12 +116,12 @@ var promoteCommand = Command{
 			}
 			req.Live = s
 		case *version > 0:
-			req.Live = &trainingv1.TrafficSplit{Versions: []*trainingv1.VersionWeight{{Version: *version, Weight: 100}}}
+			req.Live = &modelv1.TrafficSplit{Versions: []*modelv1.VersionWeight{{Version: *version, Weight: 100}}}
 		case *shadow == "":
 			return usagef("say what to promote: --version, --split, --alias or --shadow")
 		}
 		if *shadow != "" {
-			sv := &trainingv1.ShadowVersions{}
+			sv := &modelv1.ShadowVersions{}
 			for _, f := range strings.Split(*shadow, ",") {
 				v, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
 				if err != nil || v <= 0 {
@@ -167,7 +168,7 @@ var promoteCommand = Command{
 // waitServed waits until serving reports every live version of m loaded
 // (AVAILABLE) at m's registry revision or later, failing at once when a
 // version failed to load.
-func waitServed(ctx context.Context, env *Env, m *trainingv1.RegisteredModel, timeout time.Duration) error {
+func waitServed(ctx context.Context, env *Env, m *modelv1.RegisteredModel, timeout time.Duration) error {
 	conn, err := env.dial(ctx, "serving")
 	if err != nil {
 		return err
@@ -205,7 +206,7 @@ func waitServed(ctx context.Context, env *Env, m *trainingv1.RegisteredModel, ti
 }
 
 // registeredModel returns the registered model named name.
-func registeredModel(ctx context.Context, client trainingv1.TrainingServiceClient, name string) (*trainingv1.RegisteredModel, error) {
+func registeredModel(ctx context.Context, client trainingv1.TrainingServiceClient, name string) (*modelv1.RegisteredModel, error) {
 	resp, err := client.ListModels(ctx, &trainingv1.ListModelsRequest{NamePrefix: name})
 	if err != nil {
 		return nil, err
@@ -249,8 +250,8 @@ func parseModelRef(s string) (*commonv1.ModelRef, error) {
 	return ref, nil
 }
 
-func parseSplit(s string) (*trainingv1.TrafficSplit, error) {
-	out := &trainingv1.TrafficSplit{}
+func parseSplit(s string) (*modelv1.TrafficSplit, error) {
+	out := &modelv1.TrafficSplit{}
 	for _, part := range strings.Split(s, ",") {
 		v, w, ok := strings.Cut(strings.TrimSpace(part), "=")
 		version, err1 := strconv.ParseInt(v, 10, 64)
@@ -258,12 +259,12 @@ func parseSplit(s string) (*trainingv1.TrafficSplit, error) {
 		if !ok || err1 != nil || err2 != nil {
 			return nil, usagef("--split %q: want VERSION=WEIGHT pairs such as 3=90,4=10", s)
 		}
-		out.Versions = append(out.Versions, &trainingv1.VersionWeight{Version: version, Weight: uint32(weight)})
+		out.Versions = append(out.Versions, &modelv1.VersionWeight{Version: version, Weight: uint32(weight)})
 	}
 	return out, nil
 }
 
-func split(s *trainingv1.TrafficSplit) string {
+func split(s *modelv1.TrafficSplit) string {
 	if len(s.GetVersions()) == 0 {
 		return "none"
 	}

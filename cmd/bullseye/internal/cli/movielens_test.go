@@ -13,6 +13,7 @@ import (
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/pkg/ml/synth"
+	"github.com/bullseye-ml/bullseye/pkg/report"
 )
 
 // TestMovieLensThroughTheMesh imports a file in MovieLens's u.data format
@@ -72,7 +73,7 @@ func TestMovieLensThroughTheMesh(t *testing.T) {
 	}
 	ev, err := client.Evaluate(ctx, &trainingv1.EvaluateRequest{
 		Model:      &commonv1.ModelRef{Name: "movielens-als", Selector: &commonv1.ModelRef_Version{Version: 1}},
-		Data:       mv.GetModelVersion().GetLineage().GetData(),
+		Data:       report.TrainingData(mv.GetModelVersion()),
 		Partition:  trainingv1.DataPartition_DATA_PARTITION_TEST,
 		OmitScores: true,
 	})

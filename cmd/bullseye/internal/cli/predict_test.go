@@ -15,7 +15,7 @@ import (
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/dev"
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
 	"github.com/bullseye-ml/bullseye/pkg/ml/preprocess"
@@ -53,9 +53,9 @@ func registerTiny(t *testing.T, m *dev.Mesh, name string) {
 	}
 	number := commonv1.ValueType_VALUE_TYPE_NUMBER
 	a, err := artifact.Encode(&artifact.Fitted{
-		Family:   trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
-		Task:     trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION,
-		Inputs:   []*trainingv1.InputColumn{{Name: "x", Type: number}, {Name: "y", Type: number}},
+		Family:   modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Task:     modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION,
+		Inputs:   []*modelv1.InputColumn{{Name: "x", Type: number}, {Name: "y", Type: number}},
 		Pipeline: pipe,
 		Model:    model,
 	})
@@ -81,8 +81,8 @@ func registerTiny(t *testing.T, m *dev.Mesh, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mv := &trainingv1.ModelVersion{ModelName: name, Family: a.GetFamily(), Task: a.GetTask(), Inputs: a.GetInputs(),
-		SelectionMetric: "roc_auc", SelectionDirection: trainingv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE,
+	mv := &modelv1.ModelVersion{ModelName: name, Family: a.GetFamily(), Task: a.GetTask(), Inputs: a.GetInputs(),
+		SelectionMetric: "roc_auc", SelectionDirection: modelv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE,
 		TestMetrics: []*commonv1.Metric{{Name: "roc_auc", Value: 0.9}}}
 	if _, _, err := reg.Register(ctx, mv, a); err != nil {
 		t.Fatal(err)
@@ -91,8 +91,8 @@ func registerTiny(t *testing.T, m *dev.Mesh, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Promote(ctx, &trainingv1.PromoteModelRequest{ModelName: name, ExpectedRevision: rm.GetRevision(), Force: true,
-		Live: &trainingv1.TrafficSplit{Versions: []*trainingv1.VersionWeight{{Version: 1, Weight: 1}}}}); err != nil {
+	if _, err := reg.Promote(ctx, registry.Promotion{ModelName: name, ExpectedRevision: rm.GetRevision(), Force: true,
+		Live: &modelv1.TrafficSplit{Versions: []*modelv1.VersionWeight{{Version: 1, Weight: 1}}}}); err != nil {
 		t.Fatal(err)
 	}
 }

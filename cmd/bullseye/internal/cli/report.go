@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/report"
 )
@@ -47,11 +48,11 @@ var reportCommand = Command{
 		}
 		mv := got.GetModelVersion()
 		var opts []report.Option
-		if mv.GetTask() == trainingv1.TaskKind_TASK_KIND_REGRESSION && mv.GetLineage().GetData() != nil {
+		if data := report.TrainingData(mv); mv.GetTask() == modelv1.TaskKind_TASK_KIND_REGRESSION && data != nil {
 			// Predicted against actual needs the test rows' scores.
 			ev, err := client.Evaluate(cctx, &trainingv1.EvaluateRequest{
 				Model:     &commonv1.ModelRef{Name: mv.GetModelName(), Selector: &commonv1.ModelRef_Version{Version: mv.GetVersion()}},
-				Data:      mv.GetLineage().GetData(),
+				Data:      data,
 				Partition: trainingv1.DataPartition_DATA_PARTITION_TEST,
 			})
 			if err != nil {
@@ -59,7 +60,7 @@ var reportCommand = Command{
 			}
 			opts = append(opts, report.WithEvaluation(ev))
 			if *unit != "" {
-				opts = append(opts, report.WithTarget(mv.GetLineage().GetData().GetTrainingSet().GetLabel().GetName(), *unit))
+				opts = append(opts, report.WithTarget(data.GetTrainingSet().GetLabel().GetName(), *unit))
 			}
 		}
 		if err := os.MkdirAll(*out, 0o755); err != nil {

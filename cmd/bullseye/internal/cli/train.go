@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/report"
 )
@@ -163,11 +164,11 @@ func progressLine(p *trainingv1.JobProgress) string {
 }
 
 // leaderboard renders the ranked candidates, best first.
-func leaderboard(entries []*trainingv1.LeaderboardEntry) string {
+func leaderboard(entries []*modelv1.LeaderboardEntry) string {
 	if len(entries) == 0 {
 		return ""
 	}
-	sorted := append([]*trainingv1.LeaderboardEntry(nil), entries...)
+	sorted := append([]*modelv1.LeaderboardEntry(nil), entries...)
 	sort.SliceStable(sorted, func(i, j int) bool { return rankOf(sorted[i]) < rankOf(sorted[j]) })
 	// Names are whole (never cut): they differ wherever hyperparameters do.
 	names := report.CandidateNames(entries)
@@ -199,7 +200,7 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-func rankOf(e *trainingv1.LeaderboardEntry) int32 {
+func rankOf(e *modelv1.LeaderboardEntry) int32 {
 	if e.GetRank() == 0 {
 		return 1 << 30
 	}

@@ -45,8 +45,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/services/serving"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/testenv"
@@ -134,10 +134,10 @@ func run(o options) (err error) {
 	if err != nil {
 		return err
 	}
-	mf := testenv.FactorsArtifact(testenv.RandomFactors(mfUsers, items, rank, 3), trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT)
+	mf := testenv.FactorsArtifact(testenv.RandomFactors(mfUsers, items, rank, 3), modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT)
 	for _, m := range []struct {
 		name string
-		a    *trainingv1.ModelArtifact
+		a    *modelv1.ModelArtifact
 	}{{logisticModel, logistic}, {mfModel, mf}, {mfNoBatch, mf}} {
 		if _, err := env.Register(ctx, m.name, m.a, 0.9); err != nil {
 			return err

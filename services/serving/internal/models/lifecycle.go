@@ -9,8 +9,8 @@ import (
 	"time"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/scoring"
 )
@@ -60,13 +60,13 @@ func (s *Store) applyUpdate(ctx context.Context, u registry.Update) {
 	}
 	s.mu.RUnlock()
 	for _, name := range gone {
-		s.apply(ctx, &trainingv1.RegisteredModel{Name: name})
+		s.apply(ctx, &modelv1.RegisteredModel{Name: name})
 	}
 }
 
 func (s *Store) retryFailed(ctx context.Context) {
 	s.mu.RLock()
-	var again []*trainingv1.RegisteredModel
+	var again []*modelv1.RegisteredModel
 	for _, m := range s.models {
 		m.mu.Lock()
 		for _, v := range m.versions {
@@ -84,7 +84,7 @@ func (s *Store) retryFailed(ctx context.Context) {
 }
 
 // desired returns the versions a routing state uses: live, shadow and aliased.
-func desired(rm *trainingv1.RegisteredModel) map[int64]bool {
+func desired(rm *modelv1.RegisteredModel) map[int64]bool {
 	d := map[int64]bool{}
 	for _, vw := range rm.GetLive().GetVersions() {
 		d[vw.GetVersion()] = true
@@ -99,7 +99,7 @@ func desired(rm *trainingv1.RegisteredModel) map[int64]bool {
 }
 
 // apply brings one model to a routing state: load what it needs, switch, drain the rest.
-func (s *Store) apply(ctx context.Context, rm *trainingv1.RegisteredModel) {
+func (s *Store) apply(ctx context.Context, rm *modelv1.RegisteredModel) {
 	name := rm.GetName()
 	s.mu.Lock()
 	m := s.models[name]
@@ -113,7 +113,7 @@ func (s *Store) apply(ctx context.Context, rm *trainingv1.RegisteredModel) {
 	var toLoad []*version
 	m.mu.Lock()
 	m.routing = rm
-	if rm.GetTask() != trainingv1.TaskKind_TASK_KIND_UNSPECIFIED {
+	if rm.GetTask() != modelv1.TaskKind_TASK_KIND_UNSPECIFIED {
 		m.task = rm.GetTask()
 	}
 	for n := range want {
@@ -201,7 +201,7 @@ func describeLive(r *route) string {
 // buildRoute makes the routing of rm over the available versions. A live split none of
 // whose versions could be loaded keeps the previous live versions: a failed load never takes
 // a model out of service.
-func (s *Store) buildRoute(m *model, rm *trainingv1.RegisteredModel, prev *route) *route {
+func (s *Store) buildRoute(m *model, rm *modelv1.RegisteredModel, prev *route) *route {
 	r := &route{aliases: map[string]*version{}, byNum: map[int64]*version{}, revision: rm.GetRevision()}
 	avail := func(n int64) *version {
 		if v := m.versions[n]; v != nil && v.state == servingv1.ModelState_MODEL_STATE_AVAILABLE {
@@ -210,7 +210,7 @@ func (s *Store) buildRoute(m *model, rm *trainingv1.RegisteredModel, prev *route
 		return nil
 	}
 	splits := slices.Clone(rm.GetLive().GetVersions())
-	slices.SortFunc(splits, func(a, b *trainingv1.VersionWeight) int { return int(a.GetVersion() - b.GetVersion()) })
+	slices.SortFunc(splits, func(a, b *modelv1.VersionWeight) int { return int(a.GetVersion() - b.GetVersion()) })
 	var topW uint32
 	for _, vw := range splits {
 		v := avail(vw.GetVersion())
@@ -267,13 +267,13 @@ func (s *Store) load(ctx context.Context, m *model, v *version) {
 	v.state, v.problem = servingv1.ModelState_MODEL_STATE_AVAILABLE, nil
 	v.loaded, v.took = time.Now(), time.Since(start)
 	v.gone = func() { s.drain(m, v) }
-	if m.task == trainingv1.TaskKind_TASK_KIND_UNSPECIFIED {
+	if m.task == modelv1.TaskKind_TASK_KIND_UNSPECIFIED {
 		m.task = sm.Task
 	}
 	s.logger.Info("model version loaded", slog.String("model", m.name), slog.Int64("version", v.num), slog.Duration("took", v.took))
 }
 
-func (s *Store) loadVersion(ctx context.Context, name string, n int64) (*trainingv1.ModelVersion, *scoring.Model, error) {
+func (s *Store) loadVersion(ctx context.Context, name string, n int64) (*modelv1.ModelVersion, *scoring.Model, error) {
 	mv, err := s.src.Version(ctx, name, n)
 	if err != nil {
 		return nil, nil, err

@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/scoring"
 )
@@ -50,13 +50,13 @@ type Source interface {
 	// Watch follows every model's routing state.
 	Watch(ctx context.Context) <-chan registry.Update
 	// Version returns a registered version's metadata.
-	Version(ctx context.Context, name string, n int64) (*trainingv1.ModelVersion, error)
+	Version(ctx context.Context, name string, n int64) (*modelv1.ModelVersion, error)
 	// LoadArtifact reads and verifies a version's artifact.
-	LoadArtifact(ctx context.Context, v *trainingv1.ModelVersion) (*trainingv1.ModelArtifact, error)
+	LoadArtifact(ctx context.Context, v *modelv1.ModelVersion) (*modelv1.ModelArtifact, error)
 }
 
 // Builder turns a verified artifact into a loaded model with its queue.
-type Builder func(a *trainingv1.ModelArtifact) (*scoring.Model, error)
+type Builder func(a *modelv1.ModelArtifact) (*scoring.Model, error)
 
 // Options configure a Store.
 type Options struct {
@@ -120,8 +120,8 @@ type model struct {
 	route atomic.Pointer[route]
 
 	mu       sync.Mutex
-	routing  *trainingv1.RegisteredModel // the routing state last applied
-	task     trainingv1.TaskKind
+	routing  *modelv1.RegisteredModel // the routing state last applied
+	task     modelv1.TaskKind
 	versions map[int64]*version // held and not draining
 	draining map[*version]struct{}
 }
@@ -129,7 +129,7 @@ type model struct {
 // version is one held version. Its state fields are guarded by its model's mu.
 type version struct {
 	num     int64
-	mv      *trainingv1.ModelVersion
+	mv      *modelv1.ModelVersion
 	sm      *scoring.Model
 	state   servingv1.ModelState
 	problem *commonv1.Problem

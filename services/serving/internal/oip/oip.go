@@ -22,7 +22,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/scoring"
 )
@@ -55,7 +55,7 @@ func Datatype(t commonv1.ValueType) string {
 }
 
 // InputMetadata lists a model's input tensors.
-func InputMetadata(inputs []*trainingv1.InputColumn) []*inference.ModelMetadataResponse_TensorMetadata {
+func InputMetadata(inputs []*modelv1.InputColumn) []*inference.ModelMetadataResponse_TensorMetadata {
 	out := make([]*inference.ModelMetadataResponse_TensorMetadata, len(inputs))
 	for i, in := range inputs {
 		out[i] = &inference.ModelMetadataResponse_TensorMetadata{Name: in.GetName(), Datatype: Datatype(in.GetType()), Shape: []int64{-1}}
@@ -67,12 +67,12 @@ func InputMetadata(inputs []*trainingv1.InputColumn) []*inference.ModelMetadataR
 func OutputNames(m *scoring.Model) []string {
 	out := []string{OutputScore}
 	switch m.Task {
-	case trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION:
+	case modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION:
 		if m.HasProbability {
 			out = append(out, OutputProbability)
 		}
 		out = append(out, OutputLabel)
-	case trainingv1.TaskKind_TASK_KIND_REGRESSION:
+	case modelv1.TaskKind_TASK_KIND_REGRESSION:
 		out = append(out, OutputValue)
 	}
 	return out

@@ -12,7 +12,7 @@ import (
 	"fmt"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	mlrec "github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 )
 
@@ -53,12 +53,12 @@ type Model struct {
 }
 
 // IsRecommender reports whether a task is a recommendation task.
-func IsRecommender(t trainingv1.TaskKind) bool {
-	return t == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT || t == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT
+func IsRecommender(t modelv1.TaskKind) bool {
+	return t == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT || t == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT
 }
 
 // New loads a recommender artifact.
-func New(a *trainingv1.ModelArtifact) (*Model, error) {
+func New(a *modelv1.ModelArtifact) (*Model, error) {
 	f, err := Factors(a)
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func New(a *trainingv1.ModelArtifact) (*Model, error) {
 }
 
 // Factors converts a recommender artifact's parameters to pkg/ml's Factors.
-func Factors(a *trainingv1.ModelArtifact) (*mlrec.Factors, error) {
+func Factors(a *modelv1.ModelArtifact) (*mlrec.Factors, error) {
 	f, err := artifact.DecodeFactors(a)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s version %d: %w", a.GetModelName(), a.GetModelVersion(), err)

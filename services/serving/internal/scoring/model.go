@@ -18,7 +18,7 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/batch"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/features"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/recommend"
@@ -43,12 +43,12 @@ type Model struct {
 	Name    string
 	Version int64
 	// Family and Task are the model's.
-	Family trainingv1.ModelFamily
-	Task   trainingv1.TaskKind
+	Family modelv1.ModelFamily
+	Task   modelv1.TaskKind
 	// Inputs are the raw inputs (empty for recommenders).
-	Inputs []*trainingv1.InputColumn
+	Inputs []*modelv1.InputColumn
 	// Classification maps outputs to labels; binary classifiers only.
-	Classification *trainingv1.ClassificationOutput
+	Classification *modelv1.ClassificationOutput
 	// HasProbability and HasContributions describe the scorer's outputs.
 	HasProbability   bool
 	HasContributions bool
@@ -79,7 +79,7 @@ type plan struct {
 }
 
 // Load prepares an artifact for scoring and starts its queue.
-func Load(d Deps, a *trainingv1.ModelArtifact) (*Model, error) {
+func Load(d Deps, a *modelv1.ModelArtifact) (*Model, error) {
 	m := &Model{
 		Name:           a.GetModelName(),
 		Version:        a.GetModelVersion(),

@@ -13,8 +13,8 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/models"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/scoring"
 )
@@ -276,13 +276,13 @@ func (s *Server) predictResponse(req *servingv1.PredictRequest, out []scoring.Ou
 		p.Score = o.Score
 		p.ImputedInputs = o.Imputed
 		switch m.Task {
-		case trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION:
+		case modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION:
 			if m.HasProbability {
 				floats[2*i] = o.Probability
 				p.Probability = &floats[2*i]
 			}
 			p.Label = labelOf(m, o.Positive)
-		case trainingv1.TaskKind_TASK_KIND_REGRESSION, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT:
+		case modelv1.TaskKind_TASK_KIND_REGRESSION, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT:
 			floats[2*i+1] = o.Score
 			p.Value = &floats[2*i+1]
 		}

@@ -21,7 +21,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/datasets"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
 	"github.com/bullseye-ml/bullseye/pkg/ml/preprocess"
@@ -157,7 +157,7 @@ type Dataset struct {
 	Header *featurev1.TrainingSetHeader
 	Rows   []*featurev1.TrainingRow
 	// Inputs are the feature columns as model inputs; Table their values, row for row.
-	Inputs []*trainingv1.InputColumn
+	Inputs []*modelv1.InputColumn
 	Table  *ml.Table
 	// Y are the labels (0 or 1); Train and Test the rows of each split.
 	Y     []float64
@@ -199,7 +199,7 @@ func (e *Env) TrainingSet(ctx context.Context, set, label, positive string) (*Da
 		d.Rows = append(d.Rows, m.GetRows()...)
 	}
 	for _, c := range d.Header.GetColumns() {
-		d.Inputs = append(d.Inputs, &trainingv1.InputColumn{Name: c.GetName(), Type: c.GetType()})
+		d.Inputs = append(d.Inputs, &modelv1.InputColumn{Name: c.GetName(), Type: c.GetType()})
 	}
 	d.Table = &ml.Table{}
 	for k, in := range d.Inputs {
@@ -240,7 +240,7 @@ func (e *Env) TrainingSet(ctx context.Context, set, label, positive string) (*Da
 // FitLogistic fits preprocessing and an L2 logistic regression with inverse penalty c on the
 // rows of t (targets y), as training does, and encodes the model as an artifact of a binary
 // classifier whose lineage names the feature set.
-func FitLogistic(ctx context.Context, t *ml.Table, y []float64, inputs []*trainingv1.InputColumn, c float64, set string, setVersion int64) (*trainingv1.ModelArtifact, error) {
+func FitLogistic(ctx context.Context, t *ml.Table, y []float64, inputs []*modelv1.InputColumn, c float64, set string, setVersion int64) (*modelv1.ModelArtifact, error) {
 	pipe, x, err := preprocess.FitTransform(t, preprocess.Spec{})
 	if err != nil {
 		return nil, err
@@ -250,8 +250,8 @@ func FitLogistic(ctx context.Context, t *ml.Table, y []float64, inputs []*traini
 		return nil, err
 	}
 	a, err := artifact.Encode(&artifact.Fitted{
-		Family:   trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
-		Task:     trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION,
+		Family:   modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Task:     modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION,
 		Inputs:   inputs,
 		Pipeline: pipe,
 		Model:    model,
@@ -259,12 +259,12 @@ func FitLogistic(ctx context.Context, t *ml.Table, y []float64, inputs []*traini
 	if err != nil {
 		return nil, err
 	}
-	a.Classification = &trainingv1.ClassificationOutput{
+	a.Classification = &modelv1.ClassificationOutput{
 		PositiveLabel: &commonv1.Value{Kind: &commonv1.Value_BoolValue{BoolValue: true}},
 		NegativeLabel: &commonv1.Value{Kind: &commonv1.Value_BoolValue{BoolValue: false}},
 		Threshold:     0.5,
 	}
-	a.Lineage = &trainingv1.Lineage{FeatureSet: set, FeatureSetVersion: setVersion}
+	a.Lineage = &modelv1.Lineage{FeatureSet: set, FeatureSetVersion: setVersion}
 	return a, nil
 }
 
@@ -273,7 +273,7 @@ func FitLogistic(ctx context.Context, t *ml.Table, y []float64, inputs []*traini
 type Synthetic struct {
 	// IDs are the customers' ids; Inputs the traits as model inputs.
 	IDs    []string
-	Inputs []*trainingv1.InputColumn
+	Inputs []*modelv1.InputColumn
 	// Values are each customer's traits; Table the same by column; Y the labels.
 	Values [][]float64
 	Table  *ml.Table
@@ -287,7 +287,7 @@ func MakeSynthetic(n, width int, seed uint64) *Synthetic {
 	w := make([]float64, width)
 	for j := range w {
 		w[j] = rng.NormFloat64() / math.Sqrt(float64(width))
-		s.Inputs = append(s.Inputs, &trainingv1.InputColumn{Name: fmt.Sprintf("f%02d", j), Type: commonv1.ValueType_VALUE_TYPE_NUMBER})
+		s.Inputs = append(s.Inputs, &modelv1.InputColumn{Name: fmt.Sprintf("f%02d", j), Type: commonv1.ValueType_VALUE_TYPE_NUMBER})
 	}
 	cols := make([][]float64, width)
 	for i := range n {
@@ -342,7 +342,7 @@ func (e *Env) SeedSynthetic(ctx context.Context, s *Synthetic, set string) (*fea
 }
 
 // FactorsArtifact encodes a recommender as an artifact with pkg/artifact, as training does.
-func FactorsArtifact(f *mlrec.Factors, family trainingv1.ModelFamily, task trainingv1.TaskKind) *trainingv1.ModelArtifact {
+func FactorsArtifact(f *mlrec.Factors, family modelv1.ModelFamily, task modelv1.TaskKind) *modelv1.ModelArtifact {
 	a, err := artifact.EncodeFactors(family, task, f)
 	if err != nil {
 		panic(fmt.Sprintf("testenv: encoding a test recommender: %v", err))

@@ -32,7 +32,7 @@ import (
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/services/feature"
@@ -377,18 +377,18 @@ func (e *Env) WaitConsent(ctx context.Context, set, user string, want commonv1.C
 
 // Register stores a's model as the next version of name, with a test AUC for the quality
 // gate, and returns the version.
-func (e *Env) Register(ctx context.Context, name string, a *trainingv1.ModelArtifact, auc float64) (*trainingv1.ModelVersion, error) {
-	mv := &trainingv1.ModelVersion{
+func (e *Env) Register(ctx context.Context, name string, a *modelv1.ModelArtifact, auc float64) (*modelv1.ModelVersion, error) {
+	mv := &modelv1.ModelVersion{
 		ModelName:          name,
 		Family:             a.GetFamily(),
 		Task:               a.GetTask(),
 		SelectionMetric:    "roc_auc",
-		SelectionDirection: trainingv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE,
+		SelectionDirection: modelv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE,
 		TestMetrics:        []*commonv1.Metric{{Name: "roc_auc", Value: auc}},
 		Inputs:             a.GetInputs(),
 		Lineage:            a.GetLineage(),
 	}
-	v, _, err := e.Registry.Register(ctx, mv, proto.Clone(a).(*trainingv1.ModelArtifact))
+	v, _, err := e.Registry.Register(ctx, mv, proto.Clone(a).(*modelv1.ModelArtifact))
 	return v, err
 }
 
@@ -403,24 +403,24 @@ type Routing struct {
 }
 
 // Promote sets a model's routing state (forced past the quality gate) at its current revision.
-func (e *Env) Promote(ctx context.Context, name string, r Routing) (*trainingv1.RegisteredModel, error) {
+func (e *Env) Promote(ctx context.Context, name string, r Routing) (*modelv1.RegisteredModel, error) {
 	m, err := e.Registry.Model(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	req := &trainingv1.PromoteModelRequest{ModelName: name, ExpectedRevision: m.GetRevision(), SetAliases: r.Aliases, Force: true}
+	p := registry.Promotion{ModelName: name, ExpectedRevision: m.GetRevision(), SetAliases: r.Aliases, Force: true}
 	if r.Live != nil {
-		req.Live = &trainingv1.TrafficSplit{}
+		p.Live = &modelv1.TrafficSplit{}
 		for v, w := range r.Live {
-			req.Live.Versions = append(req.Live.Versions, &trainingv1.VersionWeight{Version: v, Weight: w})
+			p.Live.Versions = append(p.Live.Versions, &modelv1.VersionWeight{Version: v, Weight: w})
 		}
 	}
 	if r.Shadow != nil {
-		req.Shadow = &trainingv1.ShadowVersions{Versions: r.Shadow}
+		p.Shadow = &modelv1.ShadowVersions{Versions: r.Shadow}
 	}
-	resp, err := e.Registry.Promote(ctx, req)
+	promoted, err := e.Registry.Promote(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	return resp.GetModel(), nil
+	return promoted.Model, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
@@ -215,10 +216,10 @@ var nan = math.NaN()
 func (d *Dataset) Len() int { return len(d.Labels) }
 
 // Columns returns the feature columns with their types.
-func (d *Dataset) Columns() []*trainingv1.InputColumn {
-	out := make([]*trainingv1.InputColumn, len(d.Types))
+func (d *Dataset) Columns() []*modelv1.InputColumn {
+	out := make([]*modelv1.InputColumn, len(d.Types))
 	for j, t := range d.Types {
-		out[j] = &trainingv1.InputColumn{Name: d.Table.Columns[j].Name, Type: t}
+		out[j] = &modelv1.InputColumn{Name: d.Table.Columns[j].Name, Type: t}
 	}
 	return out
 }

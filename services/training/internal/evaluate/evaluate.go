@@ -9,7 +9,7 @@ import (
 	"math"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
 )
 
@@ -27,7 +27,7 @@ type Options struct {
 // Binary returns the metrics of a binary classifier's scores (larger for the positive class)
 // and, when not nil, probabilities, against labels y (0 or 1), and the curves. Metrics that
 // cannot be computed (one class only, no probabilities) are left out.
-func Binary(y, scores, probs []float64, o Options) ([]*commonv1.Metric, *trainingv1.ClassificationCurves) {
+func Binary(y, scores, probs []float64, o Options) ([]*commonv1.Metric, *modelv1.ClassificationCurves) {
 	var out []*commonv1.Metric
 	add := func(name string, v float64, err error) {
 		if err == nil && !math.IsNaN(v) {
@@ -55,10 +55,10 @@ func Binary(y, scores, probs []float64, o Options) ([]*commonv1.Metric, *trainin
 		add("recall", c.Recall(), nil)
 		add("f1", c.F1(), nil)
 	}
-	curves := &trainingv1.ClassificationCurves{Roc: roc(y, decision, o.MaxROCPoints)}
+	curves := &modelv1.ClassificationCurves{Roc: roc(y, decision, o.MaxROCPoints)}
 	if g, err := metrics.Gains(y, decision, min(o.Bins, len(y))); err == nil {
 		for _, r := range g {
-			curves.Lift = append(curves.Lift, &trainingv1.LiftBin{
+			curves.Lift = append(curves.Lift, &modelv1.LiftBin{
 				Bin: int32(r.Group), Rows: int64(r.Rows), Positives: int64(r.Positives), ResponseRate: r.Rate,
 				Lift: r.Lift, CumulativeGain: r.CumulativeGain, CumulativeLift: r.CumulativeLift,
 				MinProbability: r.MinScore, MaxProbability: r.MaxScore,
@@ -68,7 +68,7 @@ func Binary(y, scores, probs []float64, o Options) ([]*commonv1.Metric, *trainin
 	if probs != nil {
 		if cal, err := metrics.Calibration(y, probs, o.Bins); err == nil {
 			for _, b := range cal {
-				curves.Calibration = append(curves.Calibration, &trainingv1.CalibrationBin{
+				curves.Calibration = append(curves.Calibration, &modelv1.CalibrationBin{
 					LowerBound: b.Lo, UpperBound: b.Hi, Rows: int64(b.Rows), MeanPredicted: b.MeanPredicted, ObservedRate: b.Observed,
 				})
 			}
@@ -79,14 +79,14 @@ func Binary(y, scores, probs []float64, o Options) ([]*commonv1.Metric, *trainin
 
 // roc returns the ROC curve of decision values d, at most maxPoints points, or nil when the
 // labels hold one class.
-func roc(y, d []float64, maxPoints int) []*trainingv1.RocPoint {
+func roc(y, d []float64, maxPoints int) []*modelv1.RocPoint {
 	pts, err := metrics.ROC(y, d, maxPoints)
 	if err != nil {
 		return nil
 	}
-	out := make([]*trainingv1.RocPoint, len(pts))
+	out := make([]*modelv1.RocPoint, len(pts))
 	for i, pt := range pts {
-		out[i] = &trainingv1.RocPoint{Threshold: pt.Threshold, FalsePositiveRate: pt.FalsePositiveRate, TruePositiveRate: pt.TruePositiveRate}
+		out[i] = &modelv1.RocPoint{Threshold: pt.Threshold, FalsePositiveRate: pt.FalsePositiveRate, TruePositiveRate: pt.TruePositiveRate}
 	}
 	return out
 }

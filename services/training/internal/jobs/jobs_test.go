@@ -16,6 +16,7 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/training/internal/jobs"
@@ -42,7 +43,7 @@ func etcd(t *testing.T) *clientv3.Client {
 }
 
 func spec(model string) *trainingv1.TrainingSpec {
-	return &trainingv1.TrainingSpec{ModelName: model, Task: trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION}
+	return &trainingv1.TrainingSpec{ModelName: model, Task: modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION}
 }
 
 func TestCreateAndList(t *testing.T) {
@@ -120,7 +121,7 @@ func (r *runner) Run(ctx context.Context, job *trainingv1.Job, rep trainer.Repor
 			r.stopped <- context.Cause(ctx)
 			return nil, ctx.Err()
 		case <-r.release:
-			return &trainer.Outcome{Version: &trainingv1.ModelVersion{Version: 7}}, nil
+			return &trainer.Outcome{Version: &modelv1.ModelVersion{Version: 7}}, nil
 		case <-t.C:
 			rep.Update(func(p *trainingv1.JobProgress) { p.Percent++ })
 		}
@@ -270,7 +271,7 @@ func (g *gate) Run(ctx context.Context, job *trainingv1.Job, rep trainer.Reporte
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-g.ch(job.GetJobId()):
-		return &trainer.Outcome{Version: &trainingv1.ModelVersion{Version: 1}}, nil
+		return &trainer.Outcome{Version: &modelv1.ModelVersion{Version: 1}}, nil
 	}
 }
 

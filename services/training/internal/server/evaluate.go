@@ -10,6 +10,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/services/training/internal/dataset"
 	"github.com/bullseye-ml/bullseye/services/training/internal/evaluate"
@@ -72,7 +73,7 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 	}
 	info := sc.Info()
 	var classes *dataset.Classes
-	classify := info.Task == trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION
+	classify := info.Task == modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION
 	if classify {
 		classes = &dataset.Classes{Positive: info.Classification.GetPositiveLabel(), Negative: info.Classification.GetNegativeLabel()}
 	}

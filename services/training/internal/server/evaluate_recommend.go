@@ -9,6 +9,7 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/services/training/internal/dataset"
@@ -27,7 +28,7 @@ import (
 // and r2 (explicit models that predict ratings: not popularity) and, over the labelled pairs
 // as each user's held-out items, the ranking metrics at each options.ranking_k, each user's
 // list excluding the items the user had in training.
-func (s *Server) evaluateRecommender(ctx context.Context, req *trainingv1.EvaluateRequest, mv *trainingv1.ModelVersion, rec artifact.Recommender) (*trainingv1.EvaluateResponse, error) {
+func (s *Server) evaluateRecommender(ctx context.Context, req *trainingv1.EvaluateRequest, mv *modelv1.ModelVersion, rec artifact.Recommender) (*trainingv1.EvaluateResponse, error) {
 	if req.GetData() != nil && req.GetData().GetInteractions() == nil {
 		return nil, fault.Invalid("data.training_set", "%s is a recommender: evaluate it on interactions or inline (entity_id, item_id) rows", mv.GetModelName())
 	}
@@ -88,7 +89,7 @@ func (s *Server) evaluateRecommender(ctx context.Context, req *trainingv1.Evalua
 		return nil, err
 	}
 	resp := &trainingv1.EvaluateResponse{ModelName: mv.GetModelName(), ModelVersion: mv.GetVersion(), RowsScored: int64(len(out.Scores))}
-	explicit := rec.Info().Task == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT
+	explicit := rec.Info().Task == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT
 	fromBiases := explicit && rec.Factors().HasBiases()
 	var y, pred []float64
 	var rows []recommend.Interaction
@@ -150,7 +151,7 @@ func (s *Server) evaluateRecommender(ctx context.Context, req *trainingv1.Evalua
 		}
 		ev, err := recommend.Evaluate(sc, test, recommend.EvalOptions{K: ks})
 		if err == nil {
-			for _, name := range spec.RecMetrics(trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, ks) {
+			for _, name := range spec.RecMetrics(modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, ks) {
 				if v, ok := ev.Metrics[name]; ok {
 					resp.Metrics = append(resp.Metrics, &commonv1.Metric{Name: name, Value: v})
 				}

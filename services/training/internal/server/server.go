@@ -22,6 +22,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
@@ -291,17 +292,28 @@ func (s *Server) PromoteModel(ctx context.Context, req *trainingv1.PromoteModelR
 	if err := v.Err(); err != nil {
 		return nil, s.Status(ctx, "PromoteModel", err)
 	}
-	resp, err := s.registry.Promote(ctx, req)
+	p, err := s.registry.Promote(ctx, registry.Promotion{
+		ModelName:        req.GetModelName(),
+		ExpectedRevision: req.GetExpectedRevision(),
+		SetAliases:       req.GetSetAliases(),
+		RemoveAliases:    req.GetRemoveAliases(),
+		Live:             req.GetLive(),
+		Shadow:           req.GetShadow(),
+		Force:            req.GetForce(),
+		GateMetric:       req.GetGateMetric(),
+		Reason:           req.GetReason(),
+		ValidateOnly:     req.GetValidateOnly(),
+	})
 	if err != nil {
 		return nil, s.Status(ctx, "PromoteModel", err)
 	}
-	s.logger.InfoContext(ctx, "model routing changed", "model", req.GetModelName(), "revision", resp.GetModel().GetRevision(),
+	s.logger.InfoContext(ctx, "model routing changed", "model", req.GetModelName(), "revision", p.Model.GetRevision(),
 		"reason", req.GetReason(), "force", req.GetForce(), "validate_only", req.GetValidateOnly())
-	return resp, nil
+	return &trainingv1.PromoteModelResponse{Model: p.Model, Checks: p.Checks}, nil
 }
 
 // scorer returns the scorer of a version, loading its artifact once.
-func (s *Server) scorer(ctx context.Context, v *trainingv1.ModelVersion) (artifact.Scorer, error) {
+func (s *Server) scorer(ctx context.Context, v *modelv1.ModelVersion) (artifact.Scorer, error) {
 	key := v.GetModelName() + "/" + strconv.FormatInt(v.GetVersion(), 10)
 	s.mu.Lock()
 	sc, ok := s.scorers[key]

@@ -8,6 +8,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/pkg/ml/kernel"
@@ -27,9 +28,9 @@ type Built struct {
 	// Refit fits the winner on every training row; classifiers always give probabilities.
 	Refit ml.Estimator
 	// Family is the family fitted: NYSTROM_SVM for a kernel SVM that fell back to Nyström.
-	Family trainingv1.ModelFamily
+	Family modelv1.ModelFamily
 	// Fallback is the kernel fallback applied, if any.
-	Fallback trainingv1.KernelFallback
+	Fallback modelv1.KernelFallback
 	// Note says what the fallback did, for the job's messages.
 	Note string
 	// Err is set when the candidate cannot run (KERNEL_FALLBACK_FAIL).
@@ -94,30 +95,30 @@ func Build(c Candidate, s *trainingv1.TrainingSpec, n int, needProb bool) Built 
 		return e, cal
 	}
 	switch c.Family {
-	case trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION:
+	case modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION:
 		if a := p.num("alpha"); a > 0 {
 			b.CV = linear.Ridge{Alpha: a, NoIntercept: noIntercept}
 		} else {
 			b.CV = linear.OLS{NoIntercept: noIntercept}
 		}
 		b.Refit = b.CV
-	case trainingv1.ModelFamily_MODEL_FAMILY_LASSO:
+	case modelv1.ModelFamily_MODEL_FAMILY_LASSO:
 		b.CV = linear.Lasso{Alpha: p.num("alpha"), Tol: tol, MaxIter: maxIter, NoIntercept: noIntercept}
 		b.Refit = b.CV
-	case trainingv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET:
+	case modelv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET:
 		b.CV = linear.ElasticNet{Alpha: p.num("alpha"), L1Ratio: p.num("l1_ratio"), Tol: tol, MaxIter: maxIter, NoIntercept: noIntercept}
 		b.Refit = b.CV
-	case trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION:
+	case modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION:
 		b.CV = logReg()
 		b.Refit = b.CV
-	case trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:
+	case modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:
 		b.CV, b.Refit = calibrate(linSVM(), false)
-	case trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM:
+	case modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM:
 		b.CV, b.Refit = calibrate(nystroem(int(p.num("components")), linSVM()), false)
-	case trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC:
+	case modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC:
 		b.CV = nystroem(int(p.num("components")), logReg())
 		b.Refit = b.CV
-	case trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:
+	case modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:
 		limits := s.GetKernelLimits()
 		maxExact := cmp.Or(int(limits.GetMaxExactRows()), DefaultMaxExactRows)
 		exact := func(maxRows int) (ml.Estimator, ml.Estimator) {
@@ -133,18 +134,18 @@ func Build(c Candidate, s *trainingv1.TrainingSpec, n int, needProb bool) Built 
 			b.CV, b.Refit = exact(0)
 			break
 		}
-		b.Fallback = cmp.Or(limits.GetFallback(), trainingv1.KernelFallback_KERNEL_FALLBACK_NYSTROM)
+		b.Fallback = cmp.Or(limits.GetFallback(), modelv1.KernelFallback_KERNEL_FALLBACK_NYSTROM)
 		switch b.Fallback {
-		case trainingv1.KernelFallback_KERNEL_FALLBACK_SUBSAMPLE:
+		case modelv1.KernelFallback_KERNEL_FALLBACK_SUBSAMPLE:
 			b.CV, b.Refit = exact(maxExact)
 			b.Note = fmt.Sprintf("kernel SVM fitted on a stratified subsample of %d rows: %d training rows exceed max_exact_rows %d", maxExact, n, maxExact)
-		case trainingv1.KernelFallback_KERNEL_FALLBACK_FAIL:
+		case modelv1.KernelFallback_KERNEL_FALLBACK_FAIL:
 			b.Err = fmt.Errorf("%d training rows exceed max_exact_rows %d and the fallback is FAIL", n, maxExact)
 		default:
 			comps := cmp.Or(int(limits.GetNystromComponents()), DefaultNystromComponents)
 			inner := svm.Linear{C: p.num("c"), Solver: svm.Primal, Tol: tol, MaxIter: maxIter, ClassWeights: weights, Seed: seed}
 			b.CV, b.Refit = calibrate(nystroem(comps, inner), false)
-			b.Family = trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM
+			b.Family = modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM
 			b.Note = fmt.Sprintf("kernel SVM fell back to a linear SVM on a Nyström approximation (%d components): %d training rows exceed max_exact_rows %d",
 				comps, n, maxExact)
 		}

@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 )
 
 // kind is the type of a hyperparameter.
@@ -62,64 +62,64 @@ var (
 )
 
 // families lists, per family, its task and hyperparameters (see ModelFamily in the proto).
-var families = map[trainingv1.ModelFamily]struct {
-	task   trainingv1.TaskKind
+var families = map[modelv1.ModelFamily]struct {
+	task   modelv1.TaskKind
 	params []param
 }{
-	trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION: {trainingv1.TaskKind_TASK_KIND_REGRESSION, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION: {modelv1.TaskKind_TASK_KIND_REGRESSION, []param{
 		{name: "alpha", kind: kNumber, def: number(0), lo: 0, hi: inf},
 		{name: "solver", kind: kEnum, def: text("qr"), enum: []string{"qr", "cholesky"}},
 		pIntercept,
 	}},
-	trainingv1.ModelFamily_MODEL_FAMILY_LASSO: {trainingv1.TaskKind_TASK_KIND_REGRESSION, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_LASSO: {modelv1.TaskKind_TASK_KIND_REGRESSION, []param{
 		{name: "alpha", kind: kNumber, def: number(1), lo: 0, hi: inf, loOpen: true},
 		pIntercept,
 	}},
-	trainingv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET: {trainingv1.TaskKind_TASK_KIND_REGRESSION, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET: {modelv1.TaskKind_TASK_KIND_REGRESSION, []param{
 		{name: "alpha", kind: kNumber, def: number(1), lo: 0, hi: inf, loOpen: true},
 		{name: "l1_ratio", kind: kNumber, def: number(0.5), lo: 0, hi: 1, loOpen: true},
 		pIntercept,
 	}},
-	trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION: {trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION: {modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
 		pC, pPenalty, pClassWeight, pPosWeight, pIntercept,
 	}},
-	trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM: {trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM: {modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
 		pC, pLoss, pClassWeight, pPosWeight, pIntercept,
 	}},
-	trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM: {trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM: {modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
 		pC, pKernel, pGamma, pDegree, pCoef0, pClassWeight, pPosWeight,
 		{name: "cache_mb", kind: kInt, def: whole(200), lo: 1, hi: 1 << 20},
 		{name: "shrinking", kind: kBool, def: flag(true)},
 	}},
-	trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM: {trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM: {modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
 		pKernel, pGamma, pDegree, pCoef0, pComponents, pC, pLoss, pClassWeight, pPosWeight, pIntercept,
 	}},
-	trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC: {trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC: {modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
 		pKernel, pGamma, pDegree, pCoef0, pComponents, pC, pPenalty, pClassWeight, pPosWeight, pIntercept,
 	}},
 	// Recommenders. A lambda of 0 would mean recommend's default, so it must be positive.
-	trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS: {trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_MF_ALS: {modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, []param{
 		pRank, {name: "lambda", kind: kNumber, def: number(0.1), lo: 0, hi: inf, loOpen: true},
 		{name: "iterations", kind: kInt, def: whole(15), lo: 1, hi: 10_000}, pBiased,
 	}},
-	trainingv1.ModelFamily_MODEL_FAMILY_MF_SGD: {trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_MF_SGD: {modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, []param{
 		pRank, {name: "learning_rate", kind: kNumber, def: number(0.005), lo: 0, hi: inf, loOpen: true},
 		{name: "lambda", kind: kNumber, def: number(0.02), lo: 0, hi: inf, loOpen: true},
 		pEpochs, pBiased, {name: "init_std", kind: kNumber, def: number(0.1), lo: 0, hi: inf, loOpen: true},
 	}},
-	trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS: {trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS: {modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, []param{
 		pRank, {name: "lambda", kind: kNumber, def: number(0.01), lo: 0, hi: inf, loOpen: true},
 		{name: "alpha", kind: kNumber, def: number(40), lo: 0, hi: inf, loOpen: true},
 		{name: "iterations", kind: kInt, def: whole(15), lo: 1, hi: 10_000},
 		{name: "cg_steps", kind: kInt, def: whole(3), lo: 1, hi: 1000},
 	}},
-	trainingv1.ModelFamily_MODEL_FAMILY_BPR: {trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_BPR: {modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, []param{
 		pRank, {name: "learning_rate", kind: kNumber, def: number(0.05), lo: 0, hi: inf, loOpen: true},
 		{name: "lambda", kind: kNumber, def: number(0.01), lo: 0, hi: inf, loOpen: true},
 		pEpochs, {name: "negatives", kind: kInt, def: whole(1), lo: 1, hi: 1000},
 	}},
 	// POPULARITY fits both recommendation tasks (see fits).
-	trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY: {trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, []param{
+	modelv1.ModelFamily_MODEL_FAMILY_POPULARITY: {modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, []param{
 		{name: "weighting", kind: kEnum, def: text("users"), enum: []string{"users", "value"}},
 	}},
 }
@@ -131,14 +131,14 @@ var (
 )
 
 // fits reports whether family f, listed with task listed, fits task t.
-func fits(f trainingv1.ModelFamily, listed, t trainingv1.TaskKind) bool {
-	if f == trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY {
+func fits(f modelv1.ModelFamily, listed, t modelv1.TaskKind) bool {
+	if f == modelv1.ModelFamily_MODEL_FAMILY_POPULARITY {
 		return IsRecommendation(t)
 	}
 	return listed == t
 }
 
-func lookupParam(f trainingv1.ModelFamily, name string) (param, bool) {
+func lookupParam(f modelv1.ModelFamily, name string) (param, bool) {
 	i := slices.IndexFunc(families[f].params, func(p param) bool { return p.name == name })
 	if i < 0 {
 		return param{}, false
@@ -146,7 +146,7 @@ func lookupParam(f trainingv1.ModelFamily, name string) (param, bool) {
 	return families[f].params[i], true
 }
 
-func paramNames(f trainingv1.ModelFamily) []string {
+func paramNames(f modelv1.ModelFamily) []string {
 	var out []string
 	for _, p := range families[f].params {
 		out = append(out, p.name)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/pkg/ml/preprocess"
@@ -108,15 +109,15 @@ func Preprocessing(p *trainingv1.PreprocessingSpec, cols []Column) (preprocess.S
 		o.MaxOneHot = cmp.Or(int(p.GetHashing().GetCardinalityThreshold()), DefaultCardinality)
 		o.HashBuckets = cmp.Or(int(co.GetHashBuckets()), int(p.GetHashing().GetBuckets()), DefaultHashBuckets)
 		switch co.GetEncoding() {
-		case trainingv1.ColumnEncoding_COLUMN_ENCODING_ONE_HOT, trainingv1.ColumnEncoding_COLUMN_ENCODING_HASHING:
+		case modelv1.ColumnEncoding_COLUMN_ENCODING_ONE_HOT, modelv1.ColumnEncoding_COLUMN_ENCODING_HASHING:
 			if numeric {
 				notes = append(notes, fmt.Sprintf("column %q is %v: encoding %v applies to string columns, it stays numeric", c.Name, c.Type, co.GetEncoding()))
-			} else if co.GetEncoding() == trainingv1.ColumnEncoding_COLUMN_ENCODING_ONE_HOT {
+			} else if co.GetEncoding() == modelv1.ColumnEncoding_COLUMN_ENCODING_ONE_HOT {
 				o.Encoding = preprocess.EncodingOneHot
 			} else {
 				o.Encoding = preprocess.EncodingHash
 			}
-		case trainingv1.ColumnEncoding_COLUMN_ENCODING_NUMERIC:
+		case modelv1.ColumnEncoding_COLUMN_ENCODING_NUMERIC:
 			if !numeric {
 				notes = append(notes, fmt.Sprintf("column %q is a string column: encoding NUMERIC does not apply, it is encoded as a category", c.Name))
 			}

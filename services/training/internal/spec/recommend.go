@@ -10,6 +10,7 @@ import (
 
 	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/selection"
@@ -17,8 +18,8 @@ import (
 )
 
 // IsRecommendation reports whether a task is a recommendation task.
-func IsRecommendation(t trainingv1.TaskKind) bool {
-	return t == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT || t == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT
+func IsRecommendation(t modelv1.TaskKind) bool {
+	return t == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT || t == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT
 }
 
 // rankingMetrics are the ranking metrics of recommenders, each named "<name>_at_<k>".
@@ -63,9 +64,9 @@ func RankingK(s *trainingv1.TrainingSpec) []int {
 
 // RecMetrics returns the metrics a recommender is reported by, in order, for the cut-offs
 // ks: rmse and mae for explicit feedback, then the ranking metrics at each cut-off.
-func RecMetrics(task trainingv1.TaskKind, ks []int) []string {
+func RecMetrics(task modelv1.TaskKind, ks []int) []string {
 	var out []string
-	if task == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT {
+	if task == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT {
 		out = append(out, "rmse", "mae")
 	}
 	for _, k := range ks {
@@ -83,21 +84,21 @@ func validateRecSelection(v *fault.Violations, s *trainingv1.TrainingSpec, field
 	case k < 0:
 		v.Add(field+".metric", "%s does not rank recommenders; use rmse, mae (explicit feedback) or <%s>_at_<k>", pkgfault.Quote(name), strings.Join(rankingMetrics, "|"))
 		return
-	case k == 0 && s.GetTask() == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
+	case k == 0 && s.GetTask() == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
 		v.Add(field+".metric", "%s measures ratings; implicit feedback is ranked by a ranking metric such as ndcg_at_10", name)
 		return
 	case k == 0 && len(s.GetCandidates()) > 0 && !slices.ContainsFunc(s.GetCandidates(), func(c *trainingv1.CandidateSpec) bool {
-		return c.GetFamily() != trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY
+		return c.GetFamily() != modelv1.ModelFamily_MODEL_FAMILY_POPULARITY
 	}):
 		v.Add(field+".metric", "%s measures ratings, which popularity does not predict; rank popularity by a ranking metric such as ndcg_at_10", name)
 		return
 	}
 	switch d := s.GetSelection().GetDirection(); {
-	case d == trainingv1.MetricDirection_METRIC_DIRECTION_UNSPECIFIED:
-	case d == trainingv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE && !higher,
-		d == trainingv1.MetricDirection_METRIC_DIRECTION_MINIMIZE && higher:
+	case d == modelv1.MetricDirection_METRIC_DIRECTION_UNSPECIFIED:
+	case d == modelv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE && !higher,
+		d == modelv1.MetricDirection_METRIC_DIRECTION_MINIMIZE && higher:
 		v.Add(field+".direction", "%s is better %s; the opposite direction is not supported", name, directionWord(higher))
-	case d != trainingv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE && d != trainingv1.MetricDirection_METRIC_DIRECTION_MINIMIZE:
+	case d != modelv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE && d != modelv1.MetricDirection_METRIC_DIRECTION_MINIMIZE:
 		v.Add(field+".direction", "unknown direction %v", d)
 	}
 }
@@ -105,7 +106,7 @@ func validateRecSelection(v *fault.Violations, s *trainingv1.TrainingSpec, field
 // validateInteractionsTask checks that the export's mode suits the task.
 func validateInteractionsTask(v *fault.Violations, s *trainingv1.TrainingSpec, field string) {
 	ex := s.GetData().GetInteractions().GetExport()
-	if s.GetTask() == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT && ex.GetImplicit() != nil {
+	if s.GetTask() == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT && ex.GetImplicit() != nil {
 		v.Add(field+".implicit", "explicit recommendation trains on ratings: set explicit")
 	}
 }
@@ -234,7 +235,7 @@ func RecCandidate(c Candidate, s *trainingv1.TrainingSpec) (recommend.Candidate,
 			}
 		}
 	}
-	if tol := c.Solver.GetTolerance(); tol > 0 && c.Family != trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY {
+	if tol := c.Solver.GetTolerance(); tol > 0 && c.Family != modelv1.ModelFamily_MODEL_FAMILY_POPULARITY {
 		out["tol"] = tol
 	}
 	return recommend.Candidate{Family: fam, Params: out}, nil

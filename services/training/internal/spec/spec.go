@@ -13,6 +13,7 @@ import (
 
 	sharedfault "github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
@@ -65,9 +66,9 @@ func Metric(s *trainingv1.TrainingSpec) (string, metrics.Metric) {
 	name := s.GetSelection().GetMetric()
 	if name == "" {
 		switch s.GetTask() {
-		case trainingv1.TaskKind_TASK_KIND_REGRESSION, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT:
+		case modelv1.TaskKind_TASK_KIND_REGRESSION, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT:
 			name = "rmse"
-		case trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
+		case modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
 			name = "ndcg_at_10"
 		default:
 			name = "roc_auc"
@@ -96,8 +97,8 @@ var (
 )
 
 // TaskMetrics returns the metrics cross-validation reports for a task.
-func TaskMetrics(task trainingv1.TaskKind) []string {
-	if task == trainingv1.TaskKind_TASK_KIND_REGRESSION {
+func TaskMetrics(task modelv1.TaskKind) []string {
+	if task == modelv1.TaskKind_TASK_KIND_REGRESSION {
 		return regressionMetrics
 	}
 	return classificationMetrics
@@ -128,16 +129,16 @@ func Validate(s *trainingv1.TrainingSpec, prefix string) fault.Violations {
 		v.Add(f("description"), "at most %d bytes", maxDescription)
 	}
 	switch s.GetTask() {
-	case trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, trainingv1.TaskKind_TASK_KIND_REGRESSION:
+	case modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, modelv1.TaskKind_TASK_KIND_REGRESSION:
 		if s.GetData().GetInteractions() != nil {
 			v.Add(f("data.interactions"), "interactions train recommenders; %v needs a training_set", s.GetTask())
 		}
-	case trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
+	case modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
 		if s.GetData().GetTrainingSet() != nil {
 			v.Add(f("data.training_set"), "%v trains on interactions, not a training set", s.GetTask())
 		}
 		validateInteractionsTask(&v, s, f("data.interactions.export"))
-	case trainingv1.TaskKind_TASK_KIND_UNSPECIFIED:
+	case modelv1.TaskKind_TASK_KIND_UNSPECIFIED:
 		v.Add(f("task"), "required")
 	default:
 		v.Add(f("task"), "unknown task %v", s.GetTask())
@@ -184,7 +185,7 @@ func Validate(s *trainingv1.TrainingSpec, prefix string) fault.Violations {
 			v.Add(f("cross_validation.time_gap"), "applies to the TIME_SERIES strategy only")
 		}
 	}
-	if strat := cvs.GetStrategy(); s.GetTask() == trainingv1.TaskKind_TASK_KIND_REGRESSION &&
+	if strat := cvs.GetStrategy(); s.GetTask() == modelv1.TaskKind_TASK_KIND_REGRESSION &&
 		(strat == trainingv1.FoldStrategy_FOLD_STRATEGY_STRATIFIED || strat == trainingv1.FoldStrategy_FOLD_STRATEGY_STRATIFIED_GROUPED) {
 		v.Add(f("cross_validation.strategy"), "stratified folds need a classification task")
 	}
@@ -215,7 +216,7 @@ func Validate(s *trainingv1.TrainingSpec, prefix string) fault.Violations {
 	if kl.GetNystromComponents() < 0 {
 		v.Add(f("kernel_limits.nystrom_components"), "must not be negative")
 	}
-	if kl.GetFallback() < 0 || kl.GetFallback() > trainingv1.KernelFallback_KERNEL_FALLBACK_FAIL {
+	if kl.GetFallback() < 0 || kl.GetFallback() > modelv1.KernelFallback_KERNEL_FALLBACK_FAIL {
 		v.Add(f("kernel_limits.fallback"), "unknown fallback %v", kl.GetFallback())
 	}
 	validateEvaluation(&v, s.GetEvaluation(), f("evaluation"))
@@ -380,7 +381,7 @@ func validatePreprocessing(v *fault.Violations, p *trainingv1.PreprocessingSpec,
 		if c.GetImputation() < 0 || c.GetImputation() > trainingv1.ImputationStrategy_IMPUTATION_STRATEGY_CONSTANT {
 			v.Add(cf+".imputation", "unknown strategy %v", c.GetImputation())
 		}
-		if c.GetEncoding() < 0 || c.GetEncoding() > trainingv1.ColumnEncoding_COLUMN_ENCODING_HASHING {
+		if c.GetEncoding() < 0 || c.GetEncoding() > modelv1.ColumnEncoding_COLUMN_ENCODING_HASHING {
 			v.Add(cf+".encoding", "unknown encoding %v", c.GetEncoding())
 		}
 		if b := c.GetHashBuckets(); b < 0 || b > 1<<20 {
@@ -409,11 +410,11 @@ func validateSelection(v *fault.Violations, s *trainingv1.TrainingSpec, field st
 		return
 	}
 	switch d := s.GetSelection().GetDirection(); {
-	case d == trainingv1.MetricDirection_METRIC_DIRECTION_UNSPECIFIED:
-	case d == trainingv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE && !m.HigherIsBetter,
-		d == trainingv1.MetricDirection_METRIC_DIRECTION_MINIMIZE && m.HigherIsBetter:
+	case d == modelv1.MetricDirection_METRIC_DIRECTION_UNSPECIFIED:
+	case d == modelv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE && !m.HigherIsBetter,
+		d == modelv1.MetricDirection_METRIC_DIRECTION_MINIMIZE && m.HigherIsBetter:
 		v.Add(field+".direction", "%s is better %s; the opposite direction is not supported", name, directionWord(m.HigherIsBetter))
-	case d != trainingv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE && d != trainingv1.MetricDirection_METRIC_DIRECTION_MINIMIZE:
+	case d != modelv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE && d != modelv1.MetricDirection_METRIC_DIRECTION_MINIMIZE:
 		v.Add(field+".direction", "unknown direction %v", d)
 	}
 }
@@ -426,11 +427,11 @@ func directionWord(higher bool) string {
 }
 
 // Direction returns the selection metric's direction.
-func Direction(s *trainingv1.TrainingSpec) trainingv1.MetricDirection {
+func Direction(s *trainingv1.TrainingSpec) modelv1.MetricDirection {
 	if _, m := Metric(s); m.HigherIsBetter {
-		return trainingv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE
+		return modelv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE
 	}
-	return trainingv1.MetricDirection_METRIC_DIRECTION_MINIMIZE
+	return modelv1.MetricDirection_METRIC_DIRECTION_MINIMIZE
 }
 
 // Candidate is one family with one setting of its hyperparameters.
@@ -440,7 +441,7 @@ type Candidate struct {
 	// Spec is the index of the CandidateSpec it comes from.
 	Spec int
 	// Family is the family asked for.
-	Family trainingv1.ModelFamily
+	Family modelv1.ModelFamily
 	// Label is the CandidateSpec's label.
 	Label string
 	// Params are the hyperparameters, defaults filled in.
@@ -461,14 +462,14 @@ func Expand(s *trainingv1.TrainingSpec, prefix string) ([]Candidate, fault.Viola
 		field := fmt.Sprintf("%s.candidates[%d]", prefix, ci)
 		fam, ok := families[cs.GetFamily()]
 		if !ok {
-			if cs.GetFamily() == trainingv1.ModelFamily_MODEL_FAMILY_UNSPECIFIED {
+			if cs.GetFamily() == modelv1.ModelFamily_MODEL_FAMILY_UNSPECIFIED {
 				v.Add(field+".family", "required")
 			} else {
 				v.Add(field+".family", "%v is not supported by this training service yet", cs.GetFamily())
 			}
 			continue
 		}
-		if s.GetTask() != trainingv1.TaskKind_TASK_KIND_UNSPECIFIED && !fits(cs.GetFamily(), fam.task, s.GetTask()) {
+		if s.GetTask() != modelv1.TaskKind_TASK_KIND_UNSPECIFIED && !fits(cs.GetFamily(), fam.task, s.GetTask()) {
 			v.Add(field+".family", "%v does not fit task %v", cs.GetFamily(), s.GetTask())
 			continue
 		}

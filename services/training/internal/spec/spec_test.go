@@ -10,6 +10,7 @@ import (
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/kernel"
 	"github.com/bullseye-ml/bullseye/pkg/ml/preprocess"
@@ -39,7 +40,7 @@ func rng(lo, hi float64, scale trainingv1.RangeScale, points int32, integer bool
 func base(cands ...*trainingv1.CandidateSpec) *trainingv1.TrainingSpec {
 	return &trainingv1.TrainingSpec{
 		ModelName: "m",
-		Task:      trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION,
+		Task:      modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION,
 		Data: &trainingv1.DataSpec{Source: &trainingv1.DataSpec_TrainingSet{TrainingSet: &featurev1.TrainingSetSpec{
 			FeatureSet: &featurev1.FeatureSetRef{Name: "fs"},
 			Label:      &featurev1.LabelSpec{Source: &featurev1.LabelSpec_Trait{Trait: &featurev1.TraitLabel{Trait: "y"}}},
@@ -66,11 +67,11 @@ func params(c spec.Candidate) string {
 
 func TestExpandGrid(t *testing.T) {
 	s := base(
-		&trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Hyperparameters: map[string]*trainingv1.HyperparameterDomain{
+		&trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Hyperparameters: map[string]*trainingv1.HyperparameterDomain{
 			"c":       rng(0.01, 1, trainingv1.RangeScale_RANGE_SCALE_LOG, 3, false),
 			"penalty": list(str("l2"), str("l1")),
 		}},
-		&trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM},
+		&trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM},
 	)
 	cands, v := spec.Expand(s, "spec")
 	if len(v) > 0 {
@@ -107,7 +108,7 @@ func TestExpandGrid(t *testing.T) {
 }
 
 func TestExpandRandom(t *testing.T) {
-	s := base(&trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM, Hyperparameters: map[string]*trainingv1.HyperparameterDomain{
+	s := base(&trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM, Hyperparameters: map[string]*trainingv1.HyperparameterDomain{
 		"c":          rng(0.1, 10, trainingv1.RangeScale_RANGE_SCALE_LOG, 0, false),
 		"components": rng(10, 20, trainingv1.RangeScale_RANGE_SCALE_LINEAR, 0, true),
 		"kernel":     list(str("rbf"), str("poly")),
@@ -141,7 +142,7 @@ func TestExpandRandom(t *testing.T) {
 }
 
 // recSpec turns s into an explicit-feedback recommender spec trained by MF_ALS.
-func recSpec(s *trainingv1.TrainingSpec, task trainingv1.TaskKind) {
+func recSpec(s *trainingv1.TrainingSpec, task modelv1.TaskKind) {
 	s.Task = task
 	s.Data = &trainingv1.DataSpec{Source: &trainingv1.DataSpec_Interactions{Interactions: &trainingv1.InteractionsSpec{
 		Export: &featurev1.ExportInteractionsRequest{Mode: &featurev1.ExportInteractionsRequest_Explicit{Explicit: &featurev1.ExplicitFeedback{
@@ -149,13 +150,13 @@ func recSpec(s *trainingv1.TrainingSpec, task trainingv1.TaskKind) {
 		MinUserInteractions: 5,
 		Split:               &trainingv1.InteractionSplit{Method: &trainingv1.InteractionSplit_Random{Random: &trainingv1.RandomSplit{TestFraction: 0.2}}},
 	}}}
-	s.Candidates = []*trainingv1.CandidateSpec{{Family: trainingv1.ModelFamily_MODEL_FAMILY_MF_ALS,
+	s.Candidates = []*trainingv1.CandidateSpec{{Family: modelv1.ModelFamily_MODEL_FAMILY_MF_ALS,
 		Hyperparameters: map[string]*trainingv1.HyperparameterDomain{"rank": list(num(5), num(10)), "biased": list(&commonv1.Value{Kind: &commonv1.Value_BoolValue{BoolValue: true}})}}}
 }
 
 func TestValidate(t *testing.T) {
 	lr := func(hp map[string]*trainingv1.HyperparameterDomain) *trainingv1.CandidateSpec {
-		return &trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Hyperparameters: hp}
+		return &trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, Hyperparameters: hp}
 	}
 	tests := []struct {
 		name   string
@@ -163,17 +164,17 @@ func TestValidate(t *testing.T) {
 		fields []string
 	}{
 		{"valid", func(*trainingv1.TrainingSpec) {}, nil},
-		{"recommendation task on a training set", func(s *trainingv1.TrainingSpec) { s.Task = trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT },
+		{"recommendation task on a training set", func(s *trainingv1.TrainingSpec) { s.Task = modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT },
 			[]string{"spec.data.training_set", "spec.candidates[0].family"}},
-		{"recommender", func(s *trainingv1.TrainingSpec) { recSpec(s, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT) }, nil},
+		{"recommender", func(s *trainingv1.TrainingSpec) { recSpec(s, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT) }, nil},
 		{"implicit recommender", func(s *trainingv1.TrainingSpec) {
-			recSpec(s, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT)
+			recSpec(s, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT)
 			s.Data.GetInteractions().Export.Mode = &featurev1.ExportInteractionsRequest_Implicit{Implicit: &featurev1.ImplicitFeedback{EventWeights: map[string]float64{"Viewed": 1}}}
-			s.Candidates = []*trainingv1.CandidateSpec{{Family: trainingv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS,
-				Hyperparameters: map[string]*trainingv1.HyperparameterDomain{"alpha": list(num(10), num(40))}}, {Family: trainingv1.ModelFamily_MODEL_FAMILY_POPULARITY}}
+			s.Candidates = []*trainingv1.CandidateSpec{{Family: modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS,
+				Hyperparameters: map[string]*trainingv1.HyperparameterDomain{"alpha": list(num(10), num(40))}}, {Family: modelv1.ModelFamily_MODEL_FAMILY_POPULARITY}}
 		}, nil},
 		{"recommender errors", func(s *trainingv1.TrainingSpec) {
-			recSpec(s, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT)
+			recSpec(s, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT)
 			s.Data.GetInteractions().Split = &trainingv1.InteractionSplit{Method: &trainingv1.InteractionSplit_Random{Random: &trainingv1.RandomSplit{TestFraction: 1}}}
 			s.Data.GetInteractions().Export.GetExplicit().RatingProperty = ""
 			s.Selection = &trainingv1.SelectionSpec{Metric: "rmse"}
@@ -181,7 +182,7 @@ func TestValidate(t *testing.T) {
 		}, []string{"spec.data.interactions.split.random.test_fraction", "spec.data.interactions.export.explicit.rating_property",
 			"spec.selection.metric", "spec.candidates[0].family"}},
 		{"recommender metric", func(s *trainingv1.TrainingSpec) {
-			recSpec(s, trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT)
+			recSpec(s, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT)
 			s.Selection = &trainingv1.SelectionSpec{Metric: "ndcg_at_0"}
 			s.Candidates[0].Hyperparameters = map[string]*trainingv1.HyperparameterDomain{"rank": list(num(0)), "alpha": list(num(1))}
 		}, []string{"spec.selection.metric", `spec.candidates[0].hyperparameters["rank"].values.values[0]`, `spec.candidates[0].hyperparameters["alpha"]`}},
@@ -198,12 +199,12 @@ func TestValidate(t *testing.T) {
 			s.Candidates[0] = lr(map[string]*trainingv1.HyperparameterDomain{"penalty": rng(0, 1, 0, 2, false)})
 		}, []string{`spec.candidates[0].hyperparameters["penalty"].range`}},
 		{"contrary direction", func(s *trainingv1.TrainingSpec) {
-			s.Selection = &trainingv1.SelectionSpec{Metric: "log_loss", Direction: trainingv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE}
+			s.Selection = &trainingv1.SelectionSpec{Metric: "log_loss", Direction: modelv1.MetricDirection_METRIC_DIRECTION_MAXIMIZE}
 		}, []string{"spec.selection.direction"}},
 		{"time gap without time series", func(s *trainingv1.TrainingSpec) {
 			s.CrossValidation = &trainingv1.CrossValidationSpec{TimeGap: nil, Strategy: trainingv1.FoldStrategy_FOLD_STRATEGY_STRATIFIED}
-			s.Task = trainingv1.TaskKind_TASK_KIND_REGRESSION
-			s.Candidates[0].Family = trainingv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION
+			s.Task = modelv1.TaskKind_TASK_KIND_REGRESSION
+			s.Candidates[0].Family = modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION
 			s.Candidates[0].Hyperparameters = nil
 		}, []string{"spec.cross_validation.strategy"}},
 		{"bad train filter", func(s *trainingv1.TrainingSpec) {
@@ -238,27 +239,27 @@ func TestValidate(t *testing.T) {
 
 // TestBuildKernelFallback checks what a kernel SVM becomes beyond max_exact_rows.
 func TestBuildKernelFallback(t *testing.T) {
-	s := base(&trainingv1.CandidateSpec{Family: trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM})
+	s := base(&trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM})
 	cands, _ := spec.Expand(s, "spec")
 	c := cands[0]
-	if b := spec.Build(c, s, 1000, false); b.Family != trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM || b.Fallback != 0 || b.Note != "" {
+	if b := spec.Build(c, s, 1000, false); b.Family != modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM || b.Fallback != 0 || b.Note != "" {
 		t.Errorf("small data: %+v", b)
 	} else if k, ok := b.CV.(svm.Kernel); !ok || k.Probability || !b.Refit.(svm.Kernel).Probability {
 		t.Errorf("small data: CV %T without probabilities and a refit with them expected", b.CV)
 	}
 	s.KernelLimits = &trainingv1.KernelLimits{MaxExactRows: 500, NystromComponents: 64}
 	b := spec.Build(c, s, 1000, false)
-	if b.Family != trainingv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM || b.Fallback != trainingv1.KernelFallback_KERNEL_FALLBACK_NYSTROM || b.Note == "" {
+	if b.Family != modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM || b.Fallback != modelv1.KernelFallback_KERNEL_FALLBACK_NYSTROM || b.Note == "" {
 		t.Errorf("Nyström fallback: %+v", b)
 	}
 	if ne, ok := b.CV.(kernel.NystroemEstimator); !ok || ne.Nystroem.Components != 64 {
 		t.Errorf("Nyström fallback estimator: %#v", b.CV)
 	}
-	s.KernelLimits.Fallback = trainingv1.KernelFallback_KERNEL_FALLBACK_SUBSAMPLE
-	if b := spec.Build(c, s, 1000, false); b.Family != trainingv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM || b.CV.(svm.Kernel).MaxRows != 500 {
+	s.KernelLimits.Fallback = modelv1.KernelFallback_KERNEL_FALLBACK_SUBSAMPLE
+	if b := spec.Build(c, s, 1000, false); b.Family != modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM || b.CV.(svm.Kernel).MaxRows != 500 {
 		t.Errorf("subsample fallback: %+v", b)
 	}
-	s.KernelLimits.Fallback = trainingv1.KernelFallback_KERNEL_FALLBACK_FAIL
+	s.KernelLimits.Fallback = modelv1.KernelFallback_KERNEL_FALLBACK_FAIL
 	if b := spec.Build(c, s, 1000, false); b.Err == nil {
 		t.Errorf("fail fallback: no error")
 	}
@@ -311,7 +312,7 @@ func TestSplitterDefaults(t *testing.T) {
 	} else if _, ok := sp.(spec.StratifiedGroupKFold); !ok {
 		t.Errorf("splitter %T", sp)
 	}
-	s.Task = trainingv1.TaskKind_TASK_KIND_REGRESSION
+	s.Task = modelv1.TaskKind_TASK_KIND_REGRESSION
 	if sp, st := spec.Splitter(s, y, unique, nil); st != trainingv1.FoldStrategy_FOLD_STRATEGY_K_FOLD {
 		t.Errorf("regression: %v", st)
 	} else if kf, ok := sp.(selection.KFold); !ok || !kf.Shuffle || kf.Seed != spec.DefaultSeed {
@@ -328,7 +329,7 @@ func TestPreprocessing(t *testing.T) {
 		Hashing:           &trainingv1.HashingOptions{CardinalityThreshold: 50, Buckets: 64},
 		Columns: map[string]*trainingv1.ColumnOptions{
 			"spend": {LogTransform: true, Scaling: trainingv1.Scaling_SCALING_NONE},
-			"city":  {Encoding: trainingv1.ColumnEncoding_COLUMN_ENCODING_HASHING, HashBuckets: 16, LogTransform: true},
+			"city":  {Encoding: modelv1.ColumnEncoding_COLUMN_ENCODING_HASHING, HashBuckets: 16, LogTransform: true},
 			"gone":  {Imputation: trainingv1.ImputationStrategy_IMPUTATION_STRATEGY_MEDIAN},
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/selection"
 )
@@ -20,9 +21,9 @@ func Splitter(s *trainingv1.TrainingSpec, y []float64, groups []string, times []
 	if strategy == trainingv1.FoldStrategy_FOLD_STRATEGY_UNSPECIFIED {
 		repeated := len(unique(groups)) < len(groups)
 		switch {
-		case s.GetTask() == trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION && repeated:
+		case s.GetTask() == modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION && repeated:
 			strategy = trainingv1.FoldStrategy_FOLD_STRATEGY_STRATIFIED_GROUPED
-		case s.GetTask() == trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION:
+		case s.GetTask() == modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION:
 			strategy = trainingv1.FoldStrategy_FOLD_STRATEGY_STRATIFIED
 		case repeated:
 			strategy = trainingv1.FoldStrategy_FOLD_STRATEGY_GROUPED

@@ -7,12 +7,12 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
@@ -44,7 +44,7 @@ func (r *run) loadInteractions(ctx context.Context) (exported, error) {
 func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 	s := r.spec
 	task := s.GetTask()
-	explicit := task == trainingv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT
+	explicit := task == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT
 	is := s.GetData().GetInteractions()
 
 	r.stage(trainingv1.JobStage_JOB_STAGE_LOADING_DATA)
@@ -84,7 +84,7 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 	}
 
 	// fit fits candidate i on every training pair, as an artifact.
-	fit := func(i int) (*trainingv1.ModelArtifact, *recommend.Factors, error) {
+	fit := func(i int) (*modelv1.ModelArtifact, *recommend.Factors, error) {
 		start := time.Now()
 		est, err := recs[i].Family.New(recs[i].Params)
 		if err != nil {
@@ -111,7 +111,7 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 		return a, f, nil
 	}
 	// testOn evaluates an artifact on the test pairs, through the artifact's scorer.
-	testOn := func(a *trainingv1.ModelArtifact) ([]*commonv1.Metric, *recommend.Evaluation, error) {
+	testOn := func(a *modelv1.ModelArtifact) ([]*commonv1.Metric, *recommend.Evaluation, error) {
 		sc, err := artifact.NewScorer(a)
 		if err != nil {
 			return nil, nil, fmt.Errorf("loading the model for evaluation: %w", err)
@@ -137,13 +137,13 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 	for i := range results {
 		results[i] = make([]*selection.Progress, folds)
 	}
-	entry := func(i int) *trainingv1.LeaderboardEntry {
+	entry := func(i int) *modelv1.LeaderboardEntry {
 		return recEntry(cands[i], results[i], metricName, reported)
 	}
 	var (
-		leaderboard []*trainingv1.LeaderboardEntry
+		leaderboard []*modelv1.LeaderboardEntry
 		wi          int
-		a           *trainingv1.ModelArtifact
+		a           *modelv1.ModelArtifact
 		f           *recommend.Factors
 		testMetrics []*commonv1.Metric
 		ev          *recommend.Evaluation
@@ -156,7 +156,7 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 		if test.Len() == 0 {
 			return nil, Failure(ReasonInvalidData, "cross_validation.folds 0 scores each candidate on the test interactions, and the split left none")
 		}
-		arts := make([]*trainingv1.ModelArtifact, len(cands))
+		arts := make([]*modelv1.ModelArtifact, len(cands))
 		facts := make([]*recommend.Factors, len(cands))
 		tests := make([][]*commonv1.Metric, len(cands))
 		evs := make([]*recommend.Evaluation, len(cands))
@@ -269,7 +269,7 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_EVALUATING,
 			"NO_TEST_SPLIT", "the interactions have no test split: the model's metrics are its cross-validation metrics")
 	}
-	var winnerEntry *trainingv1.LeaderboardEntry
+	var winnerEntry *modelv1.LeaderboardEntry
 	for _, e := range leaderboard {
 		if int(e.GetCandidateIndex()) == winner.Index {
 			winnerEntry = e
@@ -289,9 +289,13 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	lineage := &trainingv1.Lineage{
+	data, err := lineageData(s)
+	if err != nil {
+		return nil, err
+	}
+	lineage := &modelv1.Lineage{
 		JobId:       r.job.GetJobId(),
-		Data:        proto.Clone(s.GetData()).(*trainingv1.DataSpec),
+		Data:        data,
 		TrainRows:   int64(train.Len()),
 		TestRows:    int64(test.Len()),
 		Users:       int64(len(f.UserIDs)),
@@ -304,7 +308,7 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 		lineage.DataEndTime = timestamppb.New(time.Unix(slices.Max(all.Times), 0))
 	}
 	a.Lineage = lineage
-	mv := &trainingv1.ModelVersion{
+	mv := &modelv1.ModelVersion{
 		ModelName:          s.GetModelName(),
 		Family:             winner.Family,
 		Task:               task,
@@ -324,8 +328,8 @@ func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
 
 // recBoard turns a ranked recommender leaderboard into its entries, logging the failed
 // candidates, and reports it in the job's progress.
-func (r *run) recBoard(rows []selection.Row, entry func(int) *trainingv1.LeaderboardEntry) []*trainingv1.LeaderboardEntry {
-	var leaderboard []*trainingv1.LeaderboardEntry
+func (r *run) recBoard(rows []selection.Row, entry func(int) *modelv1.LeaderboardEntry) []*modelv1.LeaderboardEntry {
+	var leaderboard []*modelv1.LeaderboardEntry
 	for _, row := range rows {
 		e := entry(row.Candidate)
 		e.Rank = int32(row.Rank)
@@ -358,8 +362,8 @@ func (r *run) metricName() string {
 }
 
 // recEntry builds a recommender candidate's leaderboard entry from its finished folds.
-func recEntry(c spec.Candidate, folds []*selection.Progress, metric string, reported []string) *trainingv1.LeaderboardEntry {
-	e := &trainingv1.LeaderboardEntry{CandidateIndex: int32(c.Index), Family: c.Family, Label: c.Label,
+func recEntry(c spec.Candidate, folds []*selection.Progress, metric string, reported []string) *modelv1.LeaderboardEntry {
+	e := &modelv1.LeaderboardEntry{CandidateIndex: int32(c.Index), Family: c.Family, Label: c.Label,
 		Hyperparameters: c.Params, Converged: true}
 	values := map[string][]float64{}
 	var fit time.Duration
@@ -369,7 +373,7 @@ func recEntry(c spec.Candidate, folds []*selection.Progress, metric string, repo
 			continue
 		}
 		n++
-		fr := &trainingv1.FoldResult{Fold: int32(f + 1), TrainRows: int64(p.TrainRows), ValidationRows: int64(p.TestRows),
+		fr := &modelv1.FoldResult{Fold: int32(f + 1), TrainRows: int64(p.TrainRows), ValidationRows: int64(p.TestRows),
 			Converged: p.Converged, Iterations: int32(p.Iterations), FitTime: durationpb.New(p.FitTime)}
 		for _, name := range reported {
 			if v, ok := p.Metrics[name]; ok && !math.IsNaN(v) {

@@ -19,12 +19,14 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
 	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
@@ -62,7 +64,7 @@ type Reporter interface {
 // Outcome is what a successful job produced.
 type Outcome struct {
 	// Version is the registered version.
-	Version *trainingv1.ModelVersion
+	Version *modelv1.ModelVersion
 	// Metrics are the winner's test metrics, or its cross-validation metrics without a
 	// test split.
 	Metrics []*commonv1.Metric
@@ -170,7 +172,7 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 	}
 	ts := s.GetData().GetTrainingSet()
 	task := s.GetTask()
-	classify := task == trainingv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION
+	classify := task == modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION
 
 	// Data.
 	r.stage(trainingv1.JobStage_JOB_STAGE_LOADING_DATA)
@@ -282,7 +284,7 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 		b := built[i]
 		if b.Note != "" {
 			code := "KERNEL_SVM_NYSTROM_FALLBACK"
-			if b.Fallback == trainingv1.KernelFallback_KERNEL_FALLBACK_SUBSAMPLE {
+			if b.Fallback == modelv1.KernelFallback_KERNEL_FALLBACK_SUBSAMPLE {
 				code = "KERNEL_SVM_SUBSAMPLED"
 			}
 			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING,
@@ -300,7 +302,7 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 	// fit fits candidate i on every training row, preprocessing included, as an artifact.
 	var pipe *preprocess.Pipeline
 	var x *mat.Dense
-	fit := func(i int) (*trainingv1.ModelArtifact, time.Duration, error) {
+	fit := func(i int) (*modelv1.ModelArtifact, time.Duration, error) {
 		start := time.Now()
 		if pipe == nil {
 			if pipe, x, err = preprocess.FitTransform(trainTable, prep); err != nil {
@@ -325,17 +327,17 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 			return nil, 0, fmt.Errorf("encoding the model: %w", err)
 		}
 		if a.Solver == nil {
-			a.Solver = &trainingv1.SolverReport{Converged: true}
+			a.Solver = &modelv1.SolverReport{Converged: true}
 		}
 		a.Solver.FitTime = durationpb.New(fitTime)
 		a.Hyperparameters = cands[i].Params
 		if classify {
-			a.Classification = &trainingv1.ClassificationOutput{PositiveLabel: classes.Positive, NegativeLabel: classes.Negative, Threshold: threshold}
+			a.Classification = &modelv1.ClassificationOutput{PositiveLabel: classes.Positive, NegativeLabel: classes.Negative, Threshold: threshold}
 		}
 		return a, fitTime, nil
 	}
 	// test scores an artifact on the test rows, through the artifact's scorer.
-	test := func(a *trainingv1.ModelArtifact) ([]*commonv1.Metric, *trainingv1.ClassificationCurves, error) {
+	test := func(a *modelv1.ModelArtifact) ([]*commonv1.Metric, *modelv1.ClassificationCurves, error) {
 		scorer, err := artifact.NewScorer(a)
 		if err != nil {
 			return nil, nil, fmt.Errorf("loading the model for evaluation: %w", err)
@@ -356,11 +358,11 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 	}
 
 	var (
-		leaderboard []*trainingv1.LeaderboardEntry
+		leaderboard []*modelv1.LeaderboardEntry
 		wi          int
-		a           *trainingv1.ModelArtifact
+		a           *modelv1.ModelArtifact
 		testMetrics []*commonv1.Metric
-		curves      *trainingv1.ClassificationCurves
+		curves      *modelv1.ClassificationCurves
 		tested      bool
 	)
 	if spec.NoCV(s) {
@@ -371,9 +373,9 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 		r.stage(trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING)
 		r.rep.Update(func(p *trainingv1.JobProgress) { p.FoldCount, p.CandidateCount = 1, int32(len(cands)) })
 		board := newBoard(cands, built, 1, metricName, metric, task)
-		arts := make([]*trainingv1.ModelArtifact, len(cands))
+		arts := make([]*modelv1.ModelArtifact, len(cands))
 		tests := make([][]*commonv1.Metric, len(cands))
-		curvesOf := make([]*trainingv1.ClassificationCurves, len(cands))
+		curvesOf := make([]*modelv1.ClassificationCurves, len(cands))
 		for i := range cands {
 			a, fitTime, err := fit(i)
 			if ctx.Err() != nil {
@@ -519,9 +521,12 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	lineage := r.lineage(d, len(trainRows), len(testRows), positives, selected)
+	lineage, err := r.lineage(d, len(trainRows), len(testRows), positives, selected)
+	if err != nil {
+		return nil, err
+	}
 	a.Lineage = lineage
-	mv := &trainingv1.ModelVersion{
+	mv := &modelv1.ModelVersion{
 		ModelName:          s.GetModelName(),
 		Family:             wb.Family,
 		Task:               task,
@@ -544,7 +549,7 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 
 // reportBoard logs the leaderboard's failed candidates and those whose solver did not reach
 // its tolerance.
-func (r *run) reportBoard(leaderboard []*trainingv1.LeaderboardEntry) {
+func (r *run) reportBoard(leaderboard []*modelv1.LeaderboardEntry) {
 	for _, e := range leaderboard {
 		switch {
 		case e.GetError() != nil:
@@ -562,7 +567,7 @@ func (r *run) reportBoard(leaderboard []*trainingv1.LeaderboardEntry) {
 // register records the fit, registers the version with its artifact, reports it and ends the
 // job's progress. A version an earlier attempt of the job registered is found, not added
 // again.
-func (r *run) register(ctx context.Context, mv *trainingv1.ModelVersion, a *trainingv1.ModelArtifact) (*Outcome, error) {
+func (r *run) register(ctx context.Context, mv *modelv1.ModelVersion, a *modelv1.ModelArtifact) (*Outcome, error) {
 	FitRecord(mv)
 	v, created, err := r.t.registry.Register(ctx, mv, a)
 	if err != nil {
@@ -619,17 +624,17 @@ func loadRetrying[T any](ctx context.Context, r *run, read func(progress func(in
 }
 
 // cloneEntries deep-copies leaderboard entries, which the job's progress shares.
-func cloneEntries(es []*trainingv1.LeaderboardEntry) []*trainingv1.LeaderboardEntry {
-	out := make([]*trainingv1.LeaderboardEntry, len(es))
+func cloneEntries(es []*modelv1.LeaderboardEntry) []*modelv1.LeaderboardEntry {
+	out := make([]*modelv1.LeaderboardEntry, len(es))
 	for i, e := range es {
-		out[i] = proto.Clone(e).(*trainingv1.LeaderboardEntry)
+		out[i] = proto.Clone(e).(*modelv1.LeaderboardEntry)
 	}
 	return out
 }
 
 // FitRecord trims a version's leaderboard until its record fits in an etcd value: first the
 // per-fold results, then the entries beyond the first 100.
-func FitRecord(mv *trainingv1.ModelVersion) {
+func FitRecord(mv *modelv1.ModelVersion) {
 	if proto.Size(mv) <= maxVersionRecordBytes {
 		return
 	}
@@ -641,12 +646,16 @@ func FitRecord(mv *trainingv1.ModelVersion) {
 	}
 }
 
-func (r *run) lineage(d *dataset.Dataset, train, test, positives int, selected []string) *trainingv1.Lineage {
-	l := &trainingv1.Lineage{
+func (r *run) lineage(d *dataset.Dataset, train, test, positives int, selected []string) (*modelv1.Lineage, error) {
+	data, err := lineageData(r.spec)
+	if err != nil {
+		return nil, err
+	}
+	l := &modelv1.Lineage{
 		JobId:             r.job.GetJobId(),
 		FeatureSet:        d.Header.GetFeatureSet().GetName(),
 		FeatureSetVersion: d.Header.GetFeatureSet().GetVersion(),
-		Data:              proto.Clone(r.spec.GetData()).(*trainingv1.DataSpec),
+		Data:              data,
 		TrainRows:         int64(train),
 		TestRows:          int64(test),
 		PositiveRows:      int64(positives),
@@ -673,7 +682,16 @@ func (r *run) lineage(d *dataset.Dataset, train, test, positives int, selected [
 		}
 		l.DataStartTime, l.DataEndTime = timestamppb.New(lo), timestamppb.New(hi)
 	}
-	return l
+	return l, nil
+}
+
+// lineageData is a spec's data spec as a lineage carries it.
+func lineageData(s *trainingv1.TrainingSpec) (*anypb.Any, error) {
+	data, err := anypb.New(s.GetData())
+	if err != nil {
+		return nil, fmt.Errorf("recording the data spec in the lineage: %w", err)
+	}
+	return data, nil
 }
 
 // selectFeatures asks the feature service to rank the features and keeps the best, returning
@@ -723,7 +741,7 @@ func (r *run) selectFeatures(ctx context.Context, d *dataset.Dataset) ([]string,
 	return kept, nil
 }
 
-func familyName(f trainingv1.ModelFamily) string {
+func familyName(f modelv1.ModelFamily) string {
 	return strings.ToLower(strings.TrimPrefix(f.String(), "MODEL_FAMILY_"))
 }
 
@@ -735,15 +753,15 @@ type board struct {
 	folds    int
 	metric   string
 	def      metrics.Metric
-	task     trainingv1.TaskKind
+	task     modelv1.TaskKind
 	results  [][]*selection.Progress
-	finished map[int]*trainingv1.LeaderboardEntry
-	ranked   []*trainingv1.LeaderboardEntry
+	finished map[int]*modelv1.LeaderboardEntry
+	ranked   []*modelv1.LeaderboardEntry
 }
 
-func newBoard(cands []spec.Candidate, built []spec.Built, folds int, metric string, def metrics.Metric, task trainingv1.TaskKind) *board {
+func newBoard(cands []spec.Candidate, built []spec.Built, folds int, metric string, def metrics.Metric, task modelv1.TaskKind) *board {
 	b := &board{cands: cands, built: built, folds: folds, metric: metric, def: def, task: task,
-		results: make([][]*selection.Progress, len(cands)), finished: map[int]*trainingv1.LeaderboardEntry{}}
+		results: make([][]*selection.Progress, len(cands)), finished: map[int]*modelv1.LeaderboardEntry{}}
 	for i := range b.results {
 		b.results[i] = make([]*selection.Progress, folds)
 	}
@@ -753,7 +771,7 @@ func newBoard(cands []spec.Candidate, built []spec.Built, folds int, metric stri
 // add records one fold's result and returns the finished candidates, ranked, and the
 // current candidate's metrics over its finished folds. The ranked entries are rebuilt only
 // when a candidate finishes, and never changed afterwards: callers may keep them.
-func (b *board) add(p selection.Progress) ([]*trainingv1.LeaderboardEntry, []*commonv1.Metric) {
+func (b *board) add(p selection.Progress) ([]*modelv1.LeaderboardEntry, []*commonv1.Metric) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.results[p.Candidate][p.Fold] = &p
@@ -768,7 +786,7 @@ func (b *board) add(p selection.Progress) ([]*trainingv1.LeaderboardEntry, []*co
 		b.finished[p.Candidate] = e
 		b.ranked = b.ranked[:0:0]
 		for _, f := range b.finished {
-			b.ranked = append(b.ranked, proto.Clone(f).(*trainingv1.LeaderboardEntry))
+			b.ranked = append(b.ranked, proto.Clone(f).(*modelv1.LeaderboardEntry))
 		}
 		b.rank(b.ranked)
 	}
@@ -776,10 +794,10 @@ func (b *board) add(p selection.Progress) ([]*trainingv1.LeaderboardEntry, []*co
 }
 
 // final returns the whole leaderboard, ranked.
-func (b *board) final(res *selection.Result) []*trainingv1.LeaderboardEntry {
+func (b *board) final(res *selection.Result) []*modelv1.LeaderboardEntry {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []*trainingv1.LeaderboardEntry
+	var out []*modelv1.LeaderboardEntry
 	for i := range b.cands {
 		e := b.entry(i)
 		if res != nil {
@@ -795,8 +813,8 @@ func (b *board) final(res *selection.Result) []*trainingv1.LeaderboardEntry {
 	return out
 }
 
-func (b *board) rank(entries []*trainingv1.LeaderboardEntry) {
-	slices.SortStableFunc(entries, func(x, y *trainingv1.LeaderboardEntry) int {
+func (b *board) rank(entries []*modelv1.LeaderboardEntry) {
+	slices.SortStableFunc(entries, func(x, y *modelv1.LeaderboardEntry) int {
 		xf, yf := x.GetError() != nil, y.GetError() != nil
 		switch {
 		case xf != yf:
@@ -817,9 +835,9 @@ func (b *board) rank(entries []*trainingv1.LeaderboardEntry) {
 }
 
 // entry builds candidate i's entry from its finished folds.
-func (b *board) entry(i int) *trainingv1.LeaderboardEntry {
+func (b *board) entry(i int) *modelv1.LeaderboardEntry {
 	c, bt := b.cands[i], b.built[i]
-	e := &trainingv1.LeaderboardEntry{
+	e := &modelv1.LeaderboardEntry{
 		CandidateIndex:  int32(c.Index),
 		Family:          bt.Family,
 		Label:           c.Label,
@@ -835,7 +853,7 @@ func (b *board) entry(i int) *trainingv1.LeaderboardEntry {
 			continue
 		}
 		n++
-		fr := &trainingv1.FoldResult{Fold: int32(f + 1), TrainRows: int64(p.TrainRows), ValidationRows: int64(p.TestRows),
+		fr := &modelv1.FoldResult{Fold: int32(f + 1), TrainRows: int64(p.TrainRows), ValidationRows: int64(p.TestRows),
 			Converged: p.Converged, Iterations: int32(p.Iterations), FitTime: durationpb.New(p.FitTime)}
 		for _, name := range spec.TaskMetrics(b.task) {
 			key := name

@@ -12,7 +12,7 @@ package servingv1
 
 import (
 	v1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	v11 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	v11 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -1856,7 +1856,7 @@ type ServedModel struct {
 	// The registered model's name.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The task its versions perform.
-	Task v11.TaskKind `protobuf:"varint,2,opt,name=task,proto3,enum=bullseye.training.v1.TaskKind" json:"task,omitempty"`
+	Task v11.TaskKind `protobuf:"varint,2,opt,name=task,proto3,enum=bullseye.model.v1.TaskKind" json:"task,omitempty"`
 	// The versions held (live, shadow, aliased, being loaded or drained),
 	// newest first.
 	Versions []*ServedVersion `protobuf:"bytes,3,rep,name=versions,proto3" json:"versions,omitempty"`
@@ -1940,7 +1940,7 @@ type ServedVersion struct {
 	// The aliases that point at it.
 	Aliases []string `protobuf:"bytes,6,rep,name=aliases,proto3" json:"aliases,omitempty"`
 	// Its model family.
-	Family v11.ModelFamily `protobuf:"varint,7,opt,name=family,proto3,enum=bullseye.training.v1.ModelFamily" json:"family,omitempty"`
+	Family v11.ModelFamily `protobuf:"varint,7,opt,name=family,proto3,enum=bullseye.model.v1.ModelFamily" json:"family,omitempty"`
 	// The raw inputs it takes, in order: the features Predict accepts inline
 	// and OIP ModelMetadata lists. Empty for recommenders.
 	Inputs []*v11.InputColumn `protobuf:"bytes,8,rep,name=inputs,proto3" json:"inputs,omitempty"`
@@ -2065,7 +2065,7 @@ var File_bullseye_serving_v1_serving_proto protoreflect.FileDescriptor
 
 const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\n" +
-	"!bullseye/serving/v1/serving.proto\x12\x13bullseye.serving.v1\x1a\x1fbullseye/common/v1/common.proto\x1a#bullseye/training/v1/training.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n" +
+	"!bullseye/serving/v1/serving.proto\x12\x13bullseye.serving.v1\x1a\x1fbullseye/common/v1/common.proto\x1a\x1dbullseye/model/v1/model.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n" +
 	"\x0ePredictRequest\x122\n" +
 	"\x05model\x18\x01 \x01(\v2\x1c.bullseye.common.v1.ModelRefR\x05model\x12;\n" +
 	"\tinstances\x18\x02 \x03(\v2\x1d.bullseye.serving.v1.InstanceR\tinstances\x123\n" +
@@ -2182,21 +2182,21 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\x15GetModelStatusRequest\x122\n" +
 	"\x05model\x18\x01 \x01(\v2\x1c.bullseye.common.v1.ModelRefR\x05model\"P\n" +
 	"\x16GetModelStatusResponse\x126\n" +
-	"\x05model\x18\x01 \x01(\v2 .bullseye.serving.v1.ServedModelR\x05model\"\xc2\x01\n" +
+	"\x05model\x18\x01 \x01(\v2 .bullseye.serving.v1.ServedModelR\x05model\"\xbf\x01\n" +
 	"\vServedModel\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
-	"\x04task\x18\x02 \x01(\x0e2\x1e.bullseye.training.v1.TaskKindR\x04task\x12>\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\x04task\x18\x02 \x01(\x0e2\x1b.bullseye.model.v1.TaskKindR\x04task\x12>\n" +
 	"\bversions\x18\x03 \x03(\v2\".bullseye.serving.v1.ServedVersionR\bversions\x12+\n" +
-	"\x11registry_revision\x18\x04 \x01(\x03R\x10registryRevision\"\x82\x04\n" +
+	"\x11registry_revision\x18\x04 \x01(\x03R\x10registryRevision\"\xfc\x03\n" +
 	"\rServedVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x125\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1f.bullseye.serving.v1.ModelStateR\x05state\x121\n" +
 	"\x05error\x18\x03 \x01(\v2\x1b.bullseye.common.v1.ProblemR\x05error\x12#\n" +
 	"\rtraffic_share\x18\x04 \x01(\x01R\ftrafficShare\x12\x16\n" +
 	"\x06shadow\x18\x05 \x01(\bR\x06shadow\x12\x18\n" +
-	"\aaliases\x18\x06 \x03(\tR\aaliases\x129\n" +
-	"\x06family\x18\a \x01(\x0e2!.bullseye.training.v1.ModelFamilyR\x06family\x129\n" +
-	"\x06inputs\x18\b \x03(\v2!.bullseye.training.v1.InputColumnR\x06inputs\x127\n" +
+	"\aaliases\x18\x06 \x03(\tR\aaliases\x126\n" +
+	"\x06family\x18\a \x01(\x0e2\x1e.bullseye.model.v1.ModelFamilyR\x06family\x126\n" +
+	"\x06inputs\x18\b \x03(\v2\x1e.bullseye.model.v1.InputColumnR\x06inputs\x127\n" +
 	"\tload_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bloadTime\x12>\n" +
 	"\rload_duration\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\floadDuration\x12'\n" +
@@ -2284,9 +2284,9 @@ var file_bullseye_serving_v1_serving_proto_goTypes = []any{
 	(*v1.Problem)(nil),             // 30: bullseye.common.v1.Problem
 	(*v1.Value)(nil),               // 31: bullseye.common.v1.Value
 	(*durationpb.Duration)(nil),    // 32: google.protobuf.Duration
-	(v11.TaskKind)(0),              // 33: bullseye.training.v1.TaskKind
-	(v11.ModelFamily)(0),           // 34: bullseye.training.v1.ModelFamily
-	(*v11.InputColumn)(nil),        // 35: bullseye.training.v1.InputColumn
+	(v11.TaskKind)(0),              // 33: bullseye.model.v1.TaskKind
+	(v11.ModelFamily)(0),           // 34: bullseye.model.v1.ModelFamily
+	(*v11.InputColumn)(nil),        // 35: bullseye.model.v1.InputColumn
 	(*timestamppb.Timestamp)(nil),  // 36: google.protobuf.Timestamp
 }
 var file_bullseye_serving_v1_serving_proto_depIdxs = []int32{
@@ -2323,12 +2323,12 @@ var file_bullseye_serving_v1_serving_proto_depIdxs = []int32{
 	25, // 30: bullseye.serving.v1.ListModelsResponse.models:type_name -> bullseye.serving.v1.ServedModel
 	29, // 31: bullseye.serving.v1.GetModelStatusRequest.model:type_name -> bullseye.common.v1.ModelRef
 	25, // 32: bullseye.serving.v1.GetModelStatusResponse.model:type_name -> bullseye.serving.v1.ServedModel
-	33, // 33: bullseye.serving.v1.ServedModel.task:type_name -> bullseye.training.v1.TaskKind
+	33, // 33: bullseye.serving.v1.ServedModel.task:type_name -> bullseye.model.v1.TaskKind
 	26, // 34: bullseye.serving.v1.ServedModel.versions:type_name -> bullseye.serving.v1.ServedVersion
 	2,  // 35: bullseye.serving.v1.ServedVersion.state:type_name -> bullseye.serving.v1.ModelState
 	30, // 36: bullseye.serving.v1.ServedVersion.error:type_name -> bullseye.common.v1.Problem
-	34, // 37: bullseye.serving.v1.ServedVersion.family:type_name -> bullseye.training.v1.ModelFamily
-	35, // 38: bullseye.serving.v1.ServedVersion.inputs:type_name -> bullseye.training.v1.InputColumn
+	34, // 37: bullseye.serving.v1.ServedVersion.family:type_name -> bullseye.model.v1.ModelFamily
+	35, // 38: bullseye.serving.v1.ServedVersion.inputs:type_name -> bullseye.model.v1.InputColumn
 	36, // 39: bullseye.serving.v1.ServedVersion.load_time:type_name -> google.protobuf.Timestamp
 	32, // 40: bullseye.serving.v1.ServedVersion.load_duration:type_name -> google.protobuf.Duration
 	31, // 41: bullseye.serving.v1.Instance.FeaturesEntry.value:type_name -> bullseye.common.v1.Value

@@ -8,7 +8,7 @@ import (
 	binary "encoding/binary"
 	fmt "fmt"
 	v1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	v11 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	v11 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	protohelpers "github.com/planetscale/vtprotobuf/protohelpers"
 	durationpb "github.com/planetscale/vtprotobuf/types/known/durationpb"
 	timestamppb "github.com/planetscale/vtprotobuf/types/known/timestamppb"

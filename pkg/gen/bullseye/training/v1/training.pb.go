@@ -7,14 +7,15 @@
 // Package bullseye.training.v1 is the training service: training jobs that
 // preprocess data, fit and cross-validate candidate models, pick a winner and
 // register it; the model registry (versions, aliases, live traffic split,
-// shadow versions); evaluation of registered versions; and the serialised
-// model artifact that serving loads.
+// shadow versions); and evaluation of registered versions. The registry's
+// records and the artifact serving loads are bullseye.model.v1's.
 
 package trainingv1
 
 import (
-	v1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
-	v11 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	v11 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	v12 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	v1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
@@ -281,69 +282,6 @@ func (JobMessageSeverity) EnumDescriptor() ([]byte, []int) {
 	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{3}
 }
 
-// TaskKind is what a model predicts.
-type TaskKind int32
-
-const (
-	// Not set; invalid where a task is required.
-	TaskKind_TASK_KIND_UNSPECIFIED TaskKind = 0
-	// A yes/no outcome (responds to a campaign, churns), scored as a
-	// probability of the positive class.
-	TaskKind_TASK_KIND_BINARY_CLASSIFICATION TaskKind = 1
-	// A number (next quarter's spend), scored as a value.
-	TaskKind_TASK_KIND_REGRESSION TaskKind = 2
-	// Items for users from explicit ratings; scores are predicted ratings.
-	TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT TaskKind = 3
-	// Items for users from behaviour (views, purchases); scores are
-	// preferences, meaningful only as a ranking.
-	TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT TaskKind = 4
-)
-
-// Enum value maps for TaskKind.
-var (
-	TaskKind_name = map[int32]string{
-		0: "TASK_KIND_UNSPECIFIED",
-		1: "TASK_KIND_BINARY_CLASSIFICATION",
-		2: "TASK_KIND_REGRESSION",
-		3: "TASK_KIND_RECOMMENDATION_EXPLICIT",
-		4: "TASK_KIND_RECOMMENDATION_IMPLICIT",
-	}
-	TaskKind_value = map[string]int32{
-		"TASK_KIND_UNSPECIFIED":             0,
-		"TASK_KIND_BINARY_CLASSIFICATION":   1,
-		"TASK_KIND_REGRESSION":              2,
-		"TASK_KIND_RECOMMENDATION_EXPLICIT": 3,
-		"TASK_KIND_RECOMMENDATION_IMPLICIT": 4,
-	}
-)
-
-func (x TaskKind) Enum() *TaskKind {
-	p := new(TaskKind)
-	*p = x
-	return p
-}
-
-func (x TaskKind) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (TaskKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[4].Descriptor()
-}
-
-func (TaskKind) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[4]
-}
-
-func (x TaskKind) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use TaskKind.Descriptor instead.
-func (TaskKind) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{4}
-}
-
 // DataPartition chooses which part of a split data set is scored.
 type DataPartition int32
 
@@ -385,11 +323,11 @@ func (x DataPartition) String() string {
 }
 
 func (DataPartition) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[5].Descriptor()
+	return file_bullseye_training_v1_training_proto_enumTypes[4].Descriptor()
 }
 
 func (DataPartition) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[5]
+	return &file_bullseye_training_v1_training_proto_enumTypes[4]
 }
 
 func (x DataPartition) Number() protoreflect.EnumNumber {
@@ -398,7 +336,7 @@ func (x DataPartition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DataPartition.Descriptor instead.
 func (DataPartition) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{5}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{4}
 }
 
 // ImputationStrategy is how missing values are filled.
@@ -446,11 +384,11 @@ func (x ImputationStrategy) String() string {
 }
 
 func (ImputationStrategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[6].Descriptor()
+	return file_bullseye_training_v1_training_proto_enumTypes[5].Descriptor()
 }
 
 func (ImputationStrategy) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[6]
+	return &file_bullseye_training_v1_training_proto_enumTypes[5]
 }
 
 func (x ImputationStrategy) Number() protoreflect.EnumNumber {
@@ -459,7 +397,7 @@ func (x ImputationStrategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ImputationStrategy.Descriptor instead.
 func (ImputationStrategy) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{6}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{5}
 }
 
 // Scaling is how numeric columns are scaled.
@@ -500,11 +438,11 @@ func (x Scaling) String() string {
 }
 
 func (Scaling) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[7].Descriptor()
+	return file_bullseye_training_v1_training_proto_enumTypes[6].Descriptor()
 }
 
 func (Scaling) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[7]
+	return &file_bullseye_training_v1_training_proto_enumTypes[6]
 }
 
 func (x Scaling) Number() protoreflect.EnumNumber {
@@ -513,189 +451,7 @@ func (x Scaling) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Scaling.Descriptor instead.
 func (Scaling) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{7}
-}
-
-// ColumnEncoding is how a column becomes model inputs.
-type ColumnEncoding int32
-
-const (
-	// Not set: automatic.
-	ColumnEncoding_COLUMN_ENCODING_UNSPECIFIED ColumnEncoding = 0
-	// One numeric input (numbers, integers, bools, times).
-	ColumnEncoding_COLUMN_ENCODING_NUMERIC ColumnEncoding = 1
-	// One 0/1 input per category plus the unseen bucket.
-	ColumnEncoding_COLUMN_ENCODING_ONE_HOT ColumnEncoding = 2
-	// A fixed number of 0/1 inputs chosen by hashing the category.
-	ColumnEncoding_COLUMN_ENCODING_HASHING ColumnEncoding = 3
-)
-
-// Enum value maps for ColumnEncoding.
-var (
-	ColumnEncoding_name = map[int32]string{
-		0: "COLUMN_ENCODING_UNSPECIFIED",
-		1: "COLUMN_ENCODING_NUMERIC",
-		2: "COLUMN_ENCODING_ONE_HOT",
-		3: "COLUMN_ENCODING_HASHING",
-	}
-	ColumnEncoding_value = map[string]int32{
-		"COLUMN_ENCODING_UNSPECIFIED": 0,
-		"COLUMN_ENCODING_NUMERIC":     1,
-		"COLUMN_ENCODING_ONE_HOT":     2,
-		"COLUMN_ENCODING_HASHING":     3,
-	}
-)
-
-func (x ColumnEncoding) Enum() *ColumnEncoding {
-	p := new(ColumnEncoding)
-	*p = x
-	return p
-}
-
-func (x ColumnEncoding) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (ColumnEncoding) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[8].Descriptor()
-}
-
-func (ColumnEncoding) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[8]
-}
-
-func (x ColumnEncoding) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use ColumnEncoding.Descriptor instead.
-func (ColumnEncoding) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{8}
-}
-
-// ModelFamily is a kind of model. Hyperparameter names each family accepts
-// are listed with it; an unknown name fails with INVALID_ARGUMENT.
-type ModelFamily int32
-
-const (
-	// Not set; invalid.
-	ModelFamily_MODEL_FAMILY_UNSPECIFIED ModelFamily = 0
-	// Linear regression (regression): "alpha" (L2 strength, default 0 = ordinary
-	// least squares, > 0 = ridge), "solver" ("qr" default, "cholesky"),
-	// "fit_intercept" (bool, default true).
-	ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION ModelFamily = 1
-	// Lasso by coordinate descent (regression): "alpha" (L1 strength, default
-	// 1), "fit_intercept".
-	ModelFamily_MODEL_FAMILY_LASSO ModelFamily = 2
-	// Elastic net by coordinate descent (regression): "alpha" (default 1),
-	// "l1_ratio" (0 to 1, default 0.5), "fit_intercept".
-	ModelFamily_MODEL_FAMILY_ELASTIC_NET ModelFamily = 3
-	// Logistic regression (binary classification): "c" (inverse regularisation
-	// strength, default 1), "penalty" ("l2" default, solved by trust-region
-	// Newton; "l1", by OWL-QN), "class_weight" ("none" default, "balanced"),
-	// "positive_weight" (number, overrides class_weight), "fit_intercept".
-	ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION ModelFamily = 4
-	// Linear SVM by dual coordinate descent (binary classification): "c"
-	// (default 1), "loss" ("hinge", "squared_hinge" default), "class_weight",
-	// "positive_weight", "fit_intercept". Probabilities by Platt scaling.
-	ModelFamily_MODEL_FAMILY_LINEAR_SVM ModelFamily = 5
-	// Kernel SVM by SMO (binary classification): "c" (default 1), "kernel"
-	// ("rbf" default, "poly", "linear"), "gamma" (number, or "scale" default,
-	// or "auto"), "degree" (default 3), "coef0" (default 0), "class_weight",
-	// "cache_mb" (kernel cache, default 200), "shrinking" (bool, default true).
-	// Probabilities by Platt scaling. Subject to KernelLimits.
-	ModelFamily_MODEL_FAMILY_KERNEL_SVM ModelFamily = 6
-	// A linear SVM on a Nyström approximation of a kernel (binary
-	// classification): the kernel's hyperparameters, "components" (landmarks,
-	// default 1,000) and the linear SVM's hyperparameters.
-	ModelFamily_MODEL_FAMILY_NYSTROM_SVM ModelFamily = 7
-	// Logistic regression on a Nyström approximation of a kernel (binary
-	// classification): the kernel's hyperparameters, "components" and the
-	// logistic regression's hyperparameters.
-	ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC ModelFamily = 8
-	// Biased matrix factorisation by alternating least squares with weighted-λ
-	// regularisation (explicit recommendation): "rank" (default 10), "lambda"
-	// (default 0.1), "iterations" (default 15), "biased" (bool, default true).
-	ModelFamily_MODEL_FAMILY_MF_ALS ModelFamily = 9
-	// Biased matrix factorisation ("SVD") by stochastic gradient descent
-	// (explicit recommendation): "rank", "learning_rate" (default 0.005),
-	// "lambda" (default 0.02), "epochs" (default 20), "biased", "init_std"
-	// (default 0.1).
-	ModelFamily_MODEL_FAMILY_MF_SGD ModelFamily = 10
-	// Weighted ALS for implicit feedback with confidence 1 + alpha·r, solved by
-	// conjugate gradient (implicit recommendation): "rank", "lambda", "alpha"
-	// (default 40), "iterations", "cg_steps" (default 3).
-	ModelFamily_MODEL_FAMILY_IMPLICIT_ALS ModelFamily = 11
-	// Bayesian personalised ranking (implicit recommendation): "rank",
-	// "learning_rate" (default 0.05), "lambda" (default 0.01), "epochs",
-	// "negatives" (samples per positive, default 1).
-	ModelFamily_MODEL_FAMILY_BPR ModelFamily = 12
-	// Items by popularity, the same list for every user (recommendation):
-	// "weighting" ("users" default: distinct users; "value": summed values).
-	ModelFamily_MODEL_FAMILY_POPULARITY ModelFamily = 13
-)
-
-// Enum value maps for ModelFamily.
-var (
-	ModelFamily_name = map[int32]string{
-		0:  "MODEL_FAMILY_UNSPECIFIED",
-		1:  "MODEL_FAMILY_LINEAR_REGRESSION",
-		2:  "MODEL_FAMILY_LASSO",
-		3:  "MODEL_FAMILY_ELASTIC_NET",
-		4:  "MODEL_FAMILY_LOGISTIC_REGRESSION",
-		5:  "MODEL_FAMILY_LINEAR_SVM",
-		6:  "MODEL_FAMILY_KERNEL_SVM",
-		7:  "MODEL_FAMILY_NYSTROM_SVM",
-		8:  "MODEL_FAMILY_NYSTROM_LOGISTIC",
-		9:  "MODEL_FAMILY_MF_ALS",
-		10: "MODEL_FAMILY_MF_SGD",
-		11: "MODEL_FAMILY_IMPLICIT_ALS",
-		12: "MODEL_FAMILY_BPR",
-		13: "MODEL_FAMILY_POPULARITY",
-	}
-	ModelFamily_value = map[string]int32{
-		"MODEL_FAMILY_UNSPECIFIED":         0,
-		"MODEL_FAMILY_LINEAR_REGRESSION":   1,
-		"MODEL_FAMILY_LASSO":               2,
-		"MODEL_FAMILY_ELASTIC_NET":         3,
-		"MODEL_FAMILY_LOGISTIC_REGRESSION": 4,
-		"MODEL_FAMILY_LINEAR_SVM":          5,
-		"MODEL_FAMILY_KERNEL_SVM":          6,
-		"MODEL_FAMILY_NYSTROM_SVM":         7,
-		"MODEL_FAMILY_NYSTROM_LOGISTIC":    8,
-		"MODEL_FAMILY_MF_ALS":              9,
-		"MODEL_FAMILY_MF_SGD":              10,
-		"MODEL_FAMILY_IMPLICIT_ALS":        11,
-		"MODEL_FAMILY_BPR":                 12,
-		"MODEL_FAMILY_POPULARITY":          13,
-	}
-)
-
-func (x ModelFamily) Enum() *ModelFamily {
-	p := new(ModelFamily)
-	*p = x
-	return p
-}
-
-func (x ModelFamily) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (ModelFamily) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[9].Descriptor()
-}
-
-func (ModelFamily) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[9]
-}
-
-func (x ModelFamily) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use ModelFamily.Descriptor instead.
-func (ModelFamily) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{9}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{6}
 }
 
 // RangeScale is how values of a range are spread.
@@ -735,11 +491,11 @@ func (x RangeScale) String() string {
 }
 
 func (RangeScale) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[10].Descriptor()
+	return file_bullseye_training_v1_training_proto_enumTypes[7].Descriptor()
 }
 
 func (RangeScale) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[10]
+	return &file_bullseye_training_v1_training_proto_enumTypes[7]
 }
 
 func (x RangeScale) Number() protoreflect.EnumNumber {
@@ -748,7 +504,7 @@ func (x RangeScale) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RangeScale.Descriptor instead.
 func (RangeScale) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{10}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{7}
 }
 
 // SearchMethod is how hyperparameter spaces are searched.
@@ -788,11 +544,11 @@ func (x SearchMethod) String() string {
 }
 
 func (SearchMethod) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[11].Descriptor()
+	return file_bullseye_training_v1_training_proto_enumTypes[8].Descriptor()
 }
 
 func (SearchMethod) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[11]
+	return &file_bullseye_training_v1_training_proto_enumTypes[8]
 }
 
 func (x SearchMethod) Number() protoreflect.EnumNumber {
@@ -801,7 +557,7 @@ func (x SearchMethod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SearchMethod.Descriptor instead.
 func (SearchMethod) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{11}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{8}
 }
 
 // FoldStrategy is how rows are assigned to cross-validation folds.
@@ -854,11 +610,11 @@ func (x FoldStrategy) String() string {
 }
 
 func (FoldStrategy) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[12].Descriptor()
+	return file_bullseye_training_v1_training_proto_enumTypes[9].Descriptor()
 }
 
 func (FoldStrategy) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[12]
+	return &file_bullseye_training_v1_training_proto_enumTypes[9]
 }
 
 func (x FoldStrategy) Number() protoreflect.EnumNumber {
@@ -867,177 +623,7 @@ func (x FoldStrategy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FoldStrategy.Descriptor instead.
 func (FoldStrategy) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{12}
-}
-
-// MetricDirection says whether larger or smaller values of a metric are
-// better.
-type MetricDirection int32
-
-const (
-	// Not set: the metric's natural direction.
-	MetricDirection_METRIC_DIRECTION_UNSPECIFIED MetricDirection = 0
-	// Larger is better (roc_auc, ndcg_at_10, r2).
-	MetricDirection_METRIC_DIRECTION_MAXIMIZE MetricDirection = 1
-	// Smaller is better (log_loss, rmse).
-	MetricDirection_METRIC_DIRECTION_MINIMIZE MetricDirection = 2
-)
-
-// Enum value maps for MetricDirection.
-var (
-	MetricDirection_name = map[int32]string{
-		0: "METRIC_DIRECTION_UNSPECIFIED",
-		1: "METRIC_DIRECTION_MAXIMIZE",
-		2: "METRIC_DIRECTION_MINIMIZE",
-	}
-	MetricDirection_value = map[string]int32{
-		"METRIC_DIRECTION_UNSPECIFIED": 0,
-		"METRIC_DIRECTION_MAXIMIZE":    1,
-		"METRIC_DIRECTION_MINIMIZE":    2,
-	}
-)
-
-func (x MetricDirection) Enum() *MetricDirection {
-	p := new(MetricDirection)
-	*p = x
-	return p
-}
-
-func (x MetricDirection) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (MetricDirection) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[13].Descriptor()
-}
-
-func (MetricDirection) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[13]
-}
-
-func (x MetricDirection) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use MetricDirection.Descriptor instead.
-func (MetricDirection) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{13}
-}
-
-// KernelFallback is what a kernel SVM does with more rows than max_exact_rows.
-type KernelFallback int32
-
-const (
-	// Not set (in a result: no fallback applied).
-	KernelFallback_KERNEL_FALLBACK_UNSPECIFIED KernelFallback = 0
-	// Fit a linear SVM on a Nyström approximation of the kernel instead.
-	KernelFallback_KERNEL_FALLBACK_NYSTROM KernelFallback = 1
-	// Fit the exact kernel SVM on a random (stratified) subsample of
-	// max_exact_rows rows.
-	KernelFallback_KERNEL_FALLBACK_SUBSAMPLE KernelFallback = 2
-	// Fail the candidate (the job goes on with the others).
-	KernelFallback_KERNEL_FALLBACK_FAIL KernelFallback = 3
-)
-
-// Enum value maps for KernelFallback.
-var (
-	KernelFallback_name = map[int32]string{
-		0: "KERNEL_FALLBACK_UNSPECIFIED",
-		1: "KERNEL_FALLBACK_NYSTROM",
-		2: "KERNEL_FALLBACK_SUBSAMPLE",
-		3: "KERNEL_FALLBACK_FAIL",
-	}
-	KernelFallback_value = map[string]int32{
-		"KERNEL_FALLBACK_UNSPECIFIED": 0,
-		"KERNEL_FALLBACK_NYSTROM":     1,
-		"KERNEL_FALLBACK_SUBSAMPLE":   2,
-		"KERNEL_FALLBACK_FAIL":        3,
-	}
-)
-
-func (x KernelFallback) Enum() *KernelFallback {
-	p := new(KernelFallback)
-	*p = x
-	return p
-}
-
-func (x KernelFallback) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (KernelFallback) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[14].Descriptor()
-}
-
-func (KernelFallback) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[14]
-}
-
-func (x KernelFallback) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use KernelFallback.Descriptor instead.
-func (KernelFallback) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{14}
-}
-
-// MissingPolicy says whether a model imputes a missing input.
-type MissingPolicy int32
-
-const (
-	// Not recorded (artifacts written before the policy existed): imputed, as
-	// IMPUTE.
-	MissingPolicy_MISSING_POLICY_UNSPECIFIED MissingPolicy = 0
-	// A missing value is imputed with the fitted preprocessing's impute value:
-	// the training rows had missing values in this input, or its imputation was
-	// chosen explicitly (PreprocessingSpec, ColumnOptions.imputation). Predict
-	// lists the input in Prediction.imputed_inputs.
-	MissingPolicy_MISSING_POLICY_IMPUTE MissingPolicy = 1
-	// A missing value makes the row INVALID (reason MISSING_INPUT): the model
-	// never saw this input missing in training.
-	MissingPolicy_MISSING_POLICY_REQUIRED MissingPolicy = 2
-)
-
-// Enum value maps for MissingPolicy.
-var (
-	MissingPolicy_name = map[int32]string{
-		0: "MISSING_POLICY_UNSPECIFIED",
-		1: "MISSING_POLICY_IMPUTE",
-		2: "MISSING_POLICY_REQUIRED",
-	}
-	MissingPolicy_value = map[string]int32{
-		"MISSING_POLICY_UNSPECIFIED": 0,
-		"MISSING_POLICY_IMPUTE":      1,
-		"MISSING_POLICY_REQUIRED":    2,
-	}
-)
-
-func (x MissingPolicy) Enum() *MissingPolicy {
-	p := new(MissingPolicy)
-	*p = x
-	return p
-}
-
-func (x MissingPolicy) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (MissingPolicy) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[15].Descriptor()
-}
-
-func (MissingPolicy) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[15]
-}
-
-func (x MissingPolicy) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use MissingPolicy.Descriptor instead.
-func (MissingPolicy) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{15}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{9}
 }
 
 // ScoredRowStatus is the outcome of scoring one row in Evaluate.
@@ -1078,11 +664,11 @@ func (x ScoredRowStatus) String() string {
 }
 
 func (ScoredRowStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[16].Descriptor()
+	return file_bullseye_training_v1_training_proto_enumTypes[10].Descriptor()
 }
 
 func (ScoredRowStatus) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[16]
+	return &file_bullseye_training_v1_training_proto_enumTypes[10]
 }
 
 func (x ScoredRowStatus) Number() protoreflect.EnumNumber {
@@ -1091,167 +677,7 @@ func (x ScoredRowStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ScoredRowStatus.Descriptor instead.
 func (ScoredRowStatus) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{16}
-}
-
-// HashFunction names the hash of the hashing trick.
-type HashFunction int32
-
-const (
-	// Not set: FNV1A_64.
-	HashFunction_HASH_FUNCTION_UNSPECIFIED HashFunction = 0
-	// 64-bit FNV-1a over the seed's 8 little-endian bytes followed by the
-	// value's UTF-8 bytes.
-	HashFunction_HASH_FUNCTION_FNV1A_64 HashFunction = 1
-)
-
-// Enum value maps for HashFunction.
-var (
-	HashFunction_name = map[int32]string{
-		0: "HASH_FUNCTION_UNSPECIFIED",
-		1: "HASH_FUNCTION_FNV1A_64",
-	}
-	HashFunction_value = map[string]int32{
-		"HASH_FUNCTION_UNSPECIFIED": 0,
-		"HASH_FUNCTION_FNV1A_64":    1,
-	}
-)
-
-func (x HashFunction) Enum() *HashFunction {
-	p := new(HashFunction)
-	*p = x
-	return p
-}
-
-func (x HashFunction) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (HashFunction) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[17].Descriptor()
-}
-
-func (HashFunction) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[17]
-}
-
-func (x HashFunction) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use HashFunction.Descriptor instead.
-func (HashFunction) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{17}
-}
-
-// LinkFunction turns a linear score into the model's output.
-type LinkFunction int32
-
-const (
-	// Not set: IDENTITY.
-	LinkFunction_LINK_FUNCTION_UNSPECIFIED LinkFunction = 0
-	// The output is f(x) (regression; SVM decision values).
-	LinkFunction_LINK_FUNCTION_IDENTITY LinkFunction = 1
-	// The probability is 1 / (1 + exp(-f(x))) (logistic regression).
-	LinkFunction_LINK_FUNCTION_LOGISTIC LinkFunction = 2
-)
-
-// Enum value maps for LinkFunction.
-var (
-	LinkFunction_name = map[int32]string{
-		0: "LINK_FUNCTION_UNSPECIFIED",
-		1: "LINK_FUNCTION_IDENTITY",
-		2: "LINK_FUNCTION_LOGISTIC",
-	}
-	LinkFunction_value = map[string]int32{
-		"LINK_FUNCTION_UNSPECIFIED": 0,
-		"LINK_FUNCTION_IDENTITY":    1,
-		"LINK_FUNCTION_LOGISTIC":    2,
-	}
-)
-
-func (x LinkFunction) Enum() *LinkFunction {
-	p := new(LinkFunction)
-	*p = x
-	return p
-}
-
-func (x LinkFunction) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (LinkFunction) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[18].Descriptor()
-}
-
-func (LinkFunction) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[18]
-}
-
-func (x LinkFunction) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use LinkFunction.Descriptor instead.
-func (LinkFunction) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{18}
-}
-
-// KernelType names a kernel.
-type KernelType int32
-
-const (
-	// Not set; invalid in an artifact.
-	KernelType_KERNEL_TYPE_UNSPECIFIED KernelType = 0
-	// Gaussian radial basis function.
-	KernelType_KERNEL_TYPE_RBF KernelType = 1
-	// Polynomial.
-	KernelType_KERNEL_TYPE_POLY KernelType = 2
-	// Linear: K = u·v.
-	KernelType_KERNEL_TYPE_LINEAR KernelType = 3
-)
-
-// Enum value maps for KernelType.
-var (
-	KernelType_name = map[int32]string{
-		0: "KERNEL_TYPE_UNSPECIFIED",
-		1: "KERNEL_TYPE_RBF",
-		2: "KERNEL_TYPE_POLY",
-		3: "KERNEL_TYPE_LINEAR",
-	}
-	KernelType_value = map[string]int32{
-		"KERNEL_TYPE_UNSPECIFIED": 0,
-		"KERNEL_TYPE_RBF":         1,
-		"KERNEL_TYPE_POLY":        2,
-		"KERNEL_TYPE_LINEAR":      3,
-	}
-)
-
-func (x KernelType) Enum() *KernelType {
-	p := new(KernelType)
-	*p = x
-	return p
-}
-
-func (x KernelType) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (KernelType) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_training_v1_training_proto_enumTypes[19].Descriptor()
-}
-
-func (KernelType) Type() protoreflect.EnumType {
-	return &file_bullseye_training_v1_training_proto_enumTypes[19]
-}
-
-func (x KernelType) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use KernelType.Descriptor instead.
-func (KernelType) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{19}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{10}
 }
 
 // StartTrainingRequest asks for a new training job.
@@ -1870,7 +1296,7 @@ type ListModelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The models of this page, ordered by name. Their versions carry summary
 	// metadata only (no leaderboard, no curves); use GetModel for the rest.
-	Models []*RegisteredModel `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	Models []*v1.RegisteredModel `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
 	// The token for the next page; empty when this is the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1907,7 +1333,7 @@ func (*ListModelsResponse) Descriptor() ([]byte, []int) {
 	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{11}
 }
 
-func (x *ListModelsResponse) GetModels() []*RegisteredModel {
+func (x *ListModelsResponse) GetModels() []*v1.RegisteredModel {
 	if x != nil {
 		return x.Models
 	}
@@ -1927,7 +1353,7 @@ type GetModelRequest struct {
 	// The model and version. With a pinned version or an alias, that version;
 	// with neither, the live version with the largest traffic share (NOT_FOUND,
 	// reason NO_LIVE_VERSION, when nothing is live). Required.
-	Model         *v1.ModelRef `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Model         *v11.ModelRef `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1962,7 +1388,7 @@ func (*GetModelRequest) Descriptor() ([]byte, []int) {
 	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *GetModelRequest) GetModel() *v1.ModelRef {
+func (x *GetModelRequest) GetModel() *v11.ModelRef {
 	if x != nil {
 		return x.Model
 	}
@@ -1973,10 +1399,10 @@ func (x *GetModelRequest) GetModel() *v1.ModelRef {
 type GetModelResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The version's full metadata, leaderboard and test curves included.
-	ModelVersion *ModelVersion `protobuf:"bytes,1,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	ModelVersion *v1.ModelVersion `protobuf:"bytes,1,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
 	// The routing state of the model the version belongs to (its aliases, live
 	// split, shadow versions and registry revision), for PromoteModel.
-	Model         *RegisteredModel `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	Model         *v1.RegisteredModel `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2011,14 +1437,14 @@ func (*GetModelResponse) Descriptor() ([]byte, []int) {
 	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{13}
 }
 
-func (x *GetModelResponse) GetModelVersion() *ModelVersion {
+func (x *GetModelResponse) GetModelVersion() *v1.ModelVersion {
 	if x != nil {
 		return x.ModelVersion
 	}
 	return nil
 }
 
-func (x *GetModelResponse) GetModel() *RegisteredModel {
+func (x *GetModelResponse) GetModel() *v1.RegisteredModel {
 	if x != nil {
 		return x.Model
 	}
@@ -2031,7 +1457,7 @@ type EvaluateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The version to evaluate. With neither a pinned version nor an alias, the
 	// live version with the largest traffic share. Required.
-	Model *v1.ModelRef `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Model *v11.ModelRef `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// Rows given inline, at most 100,000. Each row is scored; rows with a label
 	// also count towards the metrics.
 	Rows []*EvaluationRow `protobuf:"bytes,2,rep,name=rows,proto3" json:"rows,omitempty"`
@@ -2081,7 +1507,7 @@ func (*EvaluateRequest) Descriptor() ([]byte, []int) {
 	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{14}
 }
 
-func (x *EvaluateRequest) GetModel() *v1.ModelRef {
+func (x *EvaluateRequest) GetModel() *v11.ModelRef {
 	if x != nil {
 		return x.Model
 	}
@@ -2139,10 +1565,10 @@ type EvaluateResponse struct {
 	// recommenders rmse, mae, r2; for recommenders precision_at_k, recall_at_k,
 	// ndcg_at_k, map_at_k, mrr and catalogue_coverage for each k of
 	// options.ranking_k.
-	Metrics []*v1.Metric `protobuf:"bytes,4,rep,name=metrics,proto3" json:"metrics,omitempty"`
+	Metrics []*v11.Metric `protobuf:"bytes,4,rep,name=metrics,proto3" json:"metrics,omitempty"`
 	// ROC points, lift by decile and the calibration table; binary
 	// classification only.
-	Curves *ClassificationCurves `protobuf:"bytes,5,opt,name=curves,proto3" json:"curves,omitempty"`
+	Curves *v1.ClassificationCurves `protobuf:"bytes,5,opt,name=curves,proto3" json:"curves,omitempty"`
 	// The number of rows scored.
 	RowsScored int64 `protobuf:"varint,6,opt,name=rows_scored,json=rowsScored,proto3" json:"rows_scored,omitempty"`
 	// The number of scored rows that had a label and so counted in the metrics.
@@ -2210,14 +1636,14 @@ func (x *EvaluateResponse) GetScores() []*ScoredRow {
 	return nil
 }
 
-func (x *EvaluateResponse) GetMetrics() []*v1.Metric {
+func (x *EvaluateResponse) GetMetrics() []*v11.Metric {
 	if x != nil {
 		return x.Metrics
 	}
 	return nil
 }
 
-func (x *EvaluateResponse) GetCurves() *ClassificationCurves {
+func (x *EvaluateResponse) GetCurves() *v1.ClassificationCurves {
 	if x != nil {
 		return x.Curves
 	}
@@ -2271,10 +1697,10 @@ type PromoteModelRequest struct {
 	RemoveAliases []string `protobuf:"bytes,4,rep,name=remove_aliases,json=removeAliases,proto3" json:"remove_aliases,omitempty"`
 	// The new live traffic split, replacing the current one; unset leaves it
 	// as it is. An empty split takes the model out of live serving.
-	Live *TrafficSplit `protobuf:"bytes,5,opt,name=live,proto3" json:"live,omitempty"`
+	Live *v1.TrafficSplit `protobuf:"bytes,5,opt,name=live,proto3" json:"live,omitempty"`
 	// The new set of shadow versions, replacing the current one; unset leaves
 	// it as it is.
-	Shadow *ShadowVersions `protobuf:"bytes,6,opt,name=shadow,proto3" json:"shadow,omitempty"`
+	Shadow *v1.ShadowVersions `protobuf:"bytes,6,opt,name=shadow,proto3" json:"shadow,omitempty"`
 	// Skip the quality gate: promote even a version whose gate metric is worse
 	// than the live version's. The compare-and-set still applies.
 	Force bool `protobuf:"varint,7,opt,name=force,proto3" json:"force,omitempty"`
@@ -2350,14 +1776,14 @@ func (x *PromoteModelRequest) GetRemoveAliases() []string {
 	return nil
 }
 
-func (x *PromoteModelRequest) GetLive() *TrafficSplit {
+func (x *PromoteModelRequest) GetLive() *v1.TrafficSplit {
 	if x != nil {
 		return x.Live
 	}
 	return nil
 }
 
-func (x *PromoteModelRequest) GetShadow() *ShadowVersions {
+func (x *PromoteModelRequest) GetShadow() *v1.ShadowVersions {
 	if x != nil {
 		return x.Shadow
 	}
@@ -2397,10 +1823,10 @@ type PromoteModelResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The model after the change (or, with validate_only, as it would be), with
 	// its new revision.
-	Model *RegisteredModel `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Model *v1.RegisteredModel `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// The quality gate's comparisons, one per version that newly takes live
 	// traffic.
-	Checks        []*QualityGateCheck `protobuf:"bytes,2,rep,name=checks,proto3" json:"checks,omitempty"`
+	Checks        []*v1.QualityGateCheck `protobuf:"bytes,2,rep,name=checks,proto3" json:"checks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2435,14 +1861,14 @@ func (*PromoteModelResponse) Descriptor() ([]byte, []int) {
 	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{17}
 }
 
-func (x *PromoteModelResponse) GetModel() *RegisteredModel {
+func (x *PromoteModelResponse) GetModel() *v1.RegisteredModel {
 	if x != nil {
 		return x.Model
 	}
 	return nil
 }
 
-func (x *PromoteModelResponse) GetChecks() []*QualityGateCheck {
+func (x *PromoteModelResponse) GetChecks() []*v1.QualityGateCheck {
 	if x != nil {
 		return x.Checks
 	}
@@ -2479,9 +1905,9 @@ type Job struct {
 	ModelVersion int64 `protobuf:"varint,12,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
 	// The winner's metrics on the test split (or, with no test split, its
 	// cross-validation metrics); empty until the job SUCCEEDED.
-	Metrics []*v1.Metric `protobuf:"bytes,13,rep,name=metrics,proto3" json:"metrics,omitempty"`
+	Metrics []*v11.Metric `protobuf:"bytes,13,rep,name=metrics,proto3" json:"metrics,omitempty"`
 	// Why the job failed; set only in state FAILED.
-	Error *v1.Problem `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
+	Error *v11.Problem `protobuf:"bytes,14,opt,name=error,proto3" json:"error,omitempty"`
 	// Every message the job logged (warnings such as fallbacks, non-converged
 	// solvers, takeovers), oldest first; left out in JOB_VIEW_BASIC.
 	Messages      []*JobMessage `protobuf:"bytes,15,rep,name=messages,proto3" json:"messages,omitempty"`
@@ -2603,14 +2029,14 @@ func (x *Job) GetModelVersion() int64 {
 	return 0
 }
 
-func (x *Job) GetMetrics() []*v1.Metric {
+func (x *Job) GetMetrics() []*v11.Metric {
 	if x != nil {
 		return x.Metrics
 	}
 	return nil
 }
 
-func (x *Job) GetError() *v1.Problem {
+func (x *Job) GetError() *v11.Problem {
 	if x != nil {
 		return x.Error
 	}
@@ -2649,9 +2075,9 @@ type JobProgress struct {
 	// The rows loaded so far (LOADING_DATA) or in total (later stages).
 	RowsLoaded int64 `protobuf:"varint,10,opt,name=rows_loaded,json=rowsLoaded,proto3" json:"rows_loaded,omitempty"`
 	// The current candidate's metrics, averaged over its finished folds.
-	CurrentMetrics []*v1.Metric `protobuf:"bytes,11,rep,name=current_metrics,json=currentMetrics,proto3" json:"current_metrics,omitempty"`
+	CurrentMetrics []*v11.Metric `protobuf:"bytes,11,rep,name=current_metrics,json=currentMetrics,proto3" json:"current_metrics,omitempty"`
 	// The finished candidates, best first.
-	Leaderboard []*LeaderboardEntry `protobuf:"bytes,12,rep,name=leaderboard,proto3" json:"leaderboard,omitempty"`
+	Leaderboard []*v1.LeaderboardEntry `protobuf:"bytes,12,rep,name=leaderboard,proto3" json:"leaderboard,omitempty"`
 	// Messages logged since the previous update on this stream; the first
 	// update of a stream carries every message logged so far. Empty in
 	// Job.progress (see Job.messages).
@@ -2767,14 +2193,14 @@ func (x *JobProgress) GetRowsLoaded() int64 {
 	return 0
 }
 
-func (x *JobProgress) GetCurrentMetrics() []*v1.Metric {
+func (x *JobProgress) GetCurrentMetrics() []*v11.Metric {
 	if x != nil {
 		return x.CurrentMetrics
 	}
 	return nil
 }
 
-func (x *JobProgress) GetLeaderboard() []*LeaderboardEntry {
+func (x *JobProgress) GetLeaderboard() []*v1.LeaderboardEntry {
 	if x != nil {
 		return x.Leaderboard
 	}
@@ -2913,265 +2339,6 @@ func (x *JobMessage) GetFold() int32 {
 	return 0
 }
 
-// LeaderboardEntry is one candidate's cross-validation result.
-type LeaderboardEntry struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The rank, 1 for the best by the selection metric.
-	Rank int32 `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
-	// The candidate's index in the search, 1-based.
-	CandidateIndex int32 `protobuf:"varint,2,opt,name=candidate_index,json=candidateIndex,proto3" json:"candidate_index,omitempty"`
-	// The family fitted (NYSTROM_* when a kernel SVM fell back).
-	Family ModelFamily `protobuf:"varint,3,opt,name=family,proto3,enum=bullseye.training.v1.ModelFamily" json:"family,omitempty"`
-	// The candidate's label (CandidateSpec.label); empty if none was given.
-	Label string `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
-	// The hyperparameters of this candidate, by name.
-	Hyperparameters map[string]*v1.Value `protobuf:"bytes,5,rep,name=hyperparameters,proto3" json:"hyperparameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// The selection metric's mean over the folds.
-	Score float64 `protobuf:"fixed64,6,opt,name=score,proto3" json:"score,omitempty"`
-	// The selection metric's standard deviation over the folds.
-	ScoreStdDev float64 `protobuf:"fixed64,7,opt,name=score_std_dev,json=scoreStdDev,proto3" json:"score_std_dev,omitempty"`
-	// Every metric computed, as mean and standard deviation over the folds.
-	Metrics []*v1.Metric `protobuf:"bytes,8,rep,name=metrics,proto3" json:"metrics,omitempty"`
-	// Each fold's own result.
-	Folds []*FoldResult `protobuf:"bytes,9,rep,name=folds,proto3" json:"folds,omitempty"`
-	// The fallback applied because the data exceeded the exact kernel SVM
-	// limit; unspecified when none was.
-	KernelFallback KernelFallback `protobuf:"varint,10,opt,name=kernel_fallback,json=kernelFallback,proto3,enum=bullseye.training.v1.KernelFallback" json:"kernel_fallback,omitempty"`
-	// False if the solver missed its tolerance (hit its iteration cap first)
-	// on any fold. A solver run without a tolerance (the recommenders' default:
-	// their iterations or epochs are a schedule) is never flagged.
-	Converged bool `protobuf:"varint,11,opt,name=converged,proto3" json:"converged,omitempty"`
-	// Why the candidate failed; unset when it did not. A failed candidate
-	// ranks last.
-	Error *v1.Problem `protobuf:"bytes,12,opt,name=error,proto3" json:"error,omitempty"`
-	// The mean fit time per fold.
-	MeanFitTime   *durationpb.Duration `protobuf:"bytes,13,opt,name=mean_fit_time,json=meanFitTime,proto3" json:"mean_fit_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *LeaderboardEntry) Reset() {
-	*x = LeaderboardEntry{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[21]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *LeaderboardEntry) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*LeaderboardEntry) ProtoMessage() {}
-
-func (x *LeaderboardEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[21]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use LeaderboardEntry.ProtoReflect.Descriptor instead.
-func (*LeaderboardEntry) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{21}
-}
-
-func (x *LeaderboardEntry) GetRank() int32 {
-	if x != nil {
-		return x.Rank
-	}
-	return 0
-}
-
-func (x *LeaderboardEntry) GetCandidateIndex() int32 {
-	if x != nil {
-		return x.CandidateIndex
-	}
-	return 0
-}
-
-func (x *LeaderboardEntry) GetFamily() ModelFamily {
-	if x != nil {
-		return x.Family
-	}
-	return ModelFamily_MODEL_FAMILY_UNSPECIFIED
-}
-
-func (x *LeaderboardEntry) GetLabel() string {
-	if x != nil {
-		return x.Label
-	}
-	return ""
-}
-
-func (x *LeaderboardEntry) GetHyperparameters() map[string]*v1.Value {
-	if x != nil {
-		return x.Hyperparameters
-	}
-	return nil
-}
-
-func (x *LeaderboardEntry) GetScore() float64 {
-	if x != nil {
-		return x.Score
-	}
-	return 0
-}
-
-func (x *LeaderboardEntry) GetScoreStdDev() float64 {
-	if x != nil {
-		return x.ScoreStdDev
-	}
-	return 0
-}
-
-func (x *LeaderboardEntry) GetMetrics() []*v1.Metric {
-	if x != nil {
-		return x.Metrics
-	}
-	return nil
-}
-
-func (x *LeaderboardEntry) GetFolds() []*FoldResult {
-	if x != nil {
-		return x.Folds
-	}
-	return nil
-}
-
-func (x *LeaderboardEntry) GetKernelFallback() KernelFallback {
-	if x != nil {
-		return x.KernelFallback
-	}
-	return KernelFallback_KERNEL_FALLBACK_UNSPECIFIED
-}
-
-func (x *LeaderboardEntry) GetConverged() bool {
-	if x != nil {
-		return x.Converged
-	}
-	return false
-}
-
-func (x *LeaderboardEntry) GetError() *v1.Problem {
-	if x != nil {
-		return x.Error
-	}
-	return nil
-}
-
-func (x *LeaderboardEntry) GetMeanFitTime() *durationpb.Duration {
-	if x != nil {
-		return x.MeanFitTime
-	}
-	return nil
-}
-
-// FoldResult is one candidate's result on one fold.
-type FoldResult struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The fold, 1-based.
-	Fold int32 `protobuf:"varint,1,opt,name=fold,proto3" json:"fold,omitempty"`
-	// The metrics on the fold's validation rows.
-	Metrics []*v1.Metric `protobuf:"bytes,2,rep,name=metrics,proto3" json:"metrics,omitempty"`
-	// The number of rows fitted on.
-	TrainRows int64 `protobuf:"varint,3,opt,name=train_rows,json=trainRows,proto3" json:"train_rows,omitempty"`
-	// The number of validation rows.
-	ValidationRows int64 `protobuf:"varint,4,opt,name=validation_rows,json=validationRows,proto3" json:"validation_rows,omitempty"`
-	// Whether the solver met its tolerance before its iteration cap; true for a
-	// solver run without a tolerance, which runs all its iterations.
-	Converged bool `protobuf:"varint,5,opt,name=converged,proto3" json:"converged,omitempty"`
-	// The solver's iterations (epochs, passes, SMO steps, as the family counts).
-	Iterations int32 `protobuf:"varint,6,opt,name=iterations,proto3" json:"iterations,omitempty"`
-	// The time spent fitting.
-	FitTime       *durationpb.Duration `protobuf:"bytes,7,opt,name=fit_time,json=fitTime,proto3" json:"fit_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *FoldResult) Reset() {
-	*x = FoldResult{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[22]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *FoldResult) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*FoldResult) ProtoMessage() {}
-
-func (x *FoldResult) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[22]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use FoldResult.ProtoReflect.Descriptor instead.
-func (*FoldResult) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{22}
-}
-
-func (x *FoldResult) GetFold() int32 {
-	if x != nil {
-		return x.Fold
-	}
-	return 0
-}
-
-func (x *FoldResult) GetMetrics() []*v1.Metric {
-	if x != nil {
-		return x.Metrics
-	}
-	return nil
-}
-
-func (x *FoldResult) GetTrainRows() int64 {
-	if x != nil {
-		return x.TrainRows
-	}
-	return 0
-}
-
-func (x *FoldResult) GetValidationRows() int64 {
-	if x != nil {
-		return x.ValidationRows
-	}
-	return 0
-}
-
-func (x *FoldResult) GetConverged() bool {
-	if x != nil {
-		return x.Converged
-	}
-	return false
-}
-
-func (x *FoldResult) GetIterations() int32 {
-	if x != nil {
-		return x.Iterations
-	}
-	return 0
-}
-
-func (x *FoldResult) GetFitTime() *durationpb.Duration {
-	if x != nil {
-		return x.FitTime
-	}
-	return nil
-}
-
 // TrainingSpec says what a job trains: the data, the task, the preprocessing,
 // the candidate models and how the winner is chosen.
 type TrainingSpec struct {
@@ -3186,7 +2353,7 @@ type TrainingSpec struct {
 	Data *DataSpec `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
 	// What is predicted. Required; it must suit the data (a training set for
 	// classification and regression, interactions for recommendation).
-	Task TaskKind `protobuf:"varint,4,opt,name=task,proto3,enum=bullseye.training.v1.TaskKind" json:"task,omitempty"`
+	Task v1.TaskKind `protobuf:"varint,4,opt,name=task,proto3,enum=bullseye.model.v1.TaskKind" json:"task,omitempty"`
 	// How raw features become the model's inputs; ignored for recommendation.
 	Preprocessing *PreprocessingSpec `protobuf:"bytes,5,opt,name=preprocessing,proto3" json:"preprocessing,omitempty"`
 	// The candidate model families, each with its hyperparameter space.
@@ -3222,7 +2389,7 @@ type TrainingSpec struct {
 
 func (x *TrainingSpec) Reset() {
 	*x = TrainingSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[23]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3234,7 +2401,7 @@ func (x *TrainingSpec) String() string {
 func (*TrainingSpec) ProtoMessage() {}
 
 func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[23]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3247,7 +2414,7 @@ func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingSpec.ProtoReflect.Descriptor instead.
 func (*TrainingSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{23}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TrainingSpec) GetModelName() string {
@@ -3271,11 +2438,11 @@ func (x *TrainingSpec) GetData() *DataSpec {
 	return nil
 }
 
-func (x *TrainingSpec) GetTask() TaskKind {
+func (x *TrainingSpec) GetTask() v1.TaskKind {
 	if x != nil {
 		return x.Task
 	}
-	return TaskKind_TASK_KIND_UNSPECIFIED
+	return v1.TaskKind(0)
 }
 
 func (x *TrainingSpec) GetPreprocessing() *PreprocessingSpec {
@@ -3381,7 +2548,7 @@ type DataSpec struct {
 
 func (x *DataSpec) Reset() {
 	*x = DataSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[24]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3393,7 +2560,7 @@ func (x *DataSpec) String() string {
 func (*DataSpec) ProtoMessage() {}
 
 func (x *DataSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[24]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3406,7 +2573,7 @@ func (x *DataSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataSpec.ProtoReflect.Descriptor instead.
 func (*DataSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{24}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DataSpec) GetSource() isDataSpec_Source {
@@ -3416,7 +2583,7 @@ func (x *DataSpec) GetSource() isDataSpec_Source {
 	return nil
 }
 
-func (x *DataSpec) GetTrainingSet() *v11.TrainingSetSpec {
+func (x *DataSpec) GetTrainingSet() *v12.TrainingSetSpec {
 	if x != nil {
 		if x, ok := x.Source.(*DataSpec_TrainingSet); ok {
 			return x.TrainingSet
@@ -3457,7 +2624,7 @@ type DataSpec_TrainingSet struct {
 	// BuildTrainingSet; for classification and regression. Its split gives
 	// the test rows; unset means every row trains and metrics come from
 	// cross-validation only.
-	TrainingSet *v11.TrainingSetSpec `protobuf:"bytes,1,opt,name=training_set,json=trainingSet,proto3,oneof"`
+	TrainingSet *v12.TrainingSetSpec `protobuf:"bytes,1,opt,name=training_set,json=trainingSet,proto3,oneof"`
 }
 
 type DataSpec_Interactions struct {
@@ -3485,7 +2652,7 @@ type ImportSplit struct {
 
 func (x *ImportSplit) Reset() {
 	*x = ImportSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3497,7 +2664,7 @@ func (x *ImportSplit) String() string {
 func (*ImportSplit) ProtoMessage() {}
 
 func (x *ImportSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3510,7 +2677,7 @@ func (x *ImportSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportSplit.ProtoReflect.Descriptor instead.
 func (*ImportSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{25}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ImportSplit) GetTestImportIds() []string {
@@ -3536,7 +2703,7 @@ type RowNumberFilter struct {
 
 func (x *RowNumberFilter) Reset() {
 	*x = RowNumberFilter{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3548,7 +2715,7 @@ func (x *RowNumberFilter) String() string {
 func (*RowNumberFilter) ProtoMessage() {}
 
 func (x *RowNumberFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3561,7 +2728,7 @@ func (x *RowNumberFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowNumberFilter.ProtoReflect.Descriptor instead.
 func (*RowNumberFilter) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{26}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RowNumberFilter) GetModulus() int64 {
@@ -3585,7 +2752,7 @@ type InteractionsSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The export: explicit ratings or weighted implicit events, and the time
 	// range. Required.
-	Export *v11.ExportInteractionsRequest `protobuf:"bytes,1,opt,name=export,proto3" json:"export,omitempty"`
+	Export *v12.ExportInteractionsRequest `protobuf:"bytes,1,opt,name=export,proto3" json:"export,omitempty"`
 	// Users with fewer interactions are dropped; 0 keeps every user.
 	MinUserInteractions int32 `protobuf:"varint,2,opt,name=min_user_interactions,json=minUserInteractions,proto3" json:"min_user_interactions,omitempty"`
 	// Items with fewer interactions are dropped; 0 keeps every item.
@@ -3598,7 +2765,7 @@ type InteractionsSpec struct {
 
 func (x *InteractionsSpec) Reset() {
 	*x = InteractionsSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3610,7 +2777,7 @@ func (x *InteractionsSpec) String() string {
 func (*InteractionsSpec) ProtoMessage() {}
 
 func (x *InteractionsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3623,10 +2790,10 @@ func (x *InteractionsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InteractionsSpec.ProtoReflect.Descriptor instead.
 func (*InteractionsSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{27}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{25}
 }
 
-func (x *InteractionsSpec) GetExport() *v11.ExportInteractionsRequest {
+func (x *InteractionsSpec) GetExport() *v12.ExportInteractionsRequest {
 	if x != nil {
 		return x.Export
 	}
@@ -3673,7 +2840,7 @@ type InteractionSplit struct {
 
 func (x *InteractionSplit) Reset() {
 	*x = InteractionSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3685,7 +2852,7 @@ func (x *InteractionSplit) String() string {
 func (*InteractionSplit) ProtoMessage() {}
 
 func (x *InteractionSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3698,7 +2865,7 @@ func (x *InteractionSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InteractionSplit.ProtoReflect.Descriptor instead.
 func (*InteractionSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{28}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InteractionSplit) GetMethod() isInteractionSplit_Method {
@@ -3796,7 +2963,7 @@ type EventNameSplit struct {
 
 func (x *EventNameSplit) Reset() {
 	*x = EventNameSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +2975,7 @@ func (x *EventNameSplit) String() string {
 func (*EventNameSplit) ProtoMessage() {}
 
 func (x *EventNameSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +2988,7 @@ func (x *EventNameSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventNameSplit.ProtoReflect.Descriptor instead.
 func (*EventNameSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{29}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EventNameSplit) GetTestEventNames() []string {
@@ -3845,7 +3012,7 @@ type RandomSplit struct {
 
 func (x *RandomSplit) Reset() {
 	*x = RandomSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3857,7 +3024,7 @@ func (x *RandomSplit) String() string {
 func (*RandomSplit) ProtoMessage() {}
 
 func (x *RandomSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3870,7 +3037,7 @@ func (x *RandomSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RandomSplit.ProtoReflect.Descriptor instead.
 func (*RandomSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{30}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RandomSplit) GetTestFraction() float64 {
@@ -3899,7 +3066,7 @@ type LastPerUserSplit struct {
 
 func (x *LastPerUserSplit) Reset() {
 	*x = LastPerUserSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3911,7 +3078,7 @@ func (x *LastPerUserSplit) String() string {
 func (*LastPerUserSplit) ProtoMessage() {}
 
 func (x *LastPerUserSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3924,7 +3091,7 @@ func (x *LastPerUserSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastPerUserSplit.ProtoReflect.Descriptor instead.
 func (*LastPerUserSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{31}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LastPerUserSplit) GetN() int32 {
@@ -3966,7 +3133,7 @@ type PreprocessingSpec struct {
 
 func (x *PreprocessingSpec) Reset() {
 	*x = PreprocessingSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3978,7 +3145,7 @@ func (x *PreprocessingSpec) String() string {
 func (*PreprocessingSpec) ProtoMessage() {}
 
 func (x *PreprocessingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3991,7 +3158,7 @@ func (x *PreprocessingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreprocessingSpec.ProtoReflect.Descriptor instead.
 func (*PreprocessingSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{32}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PreprocessingSpec) GetNumericImputation() ImputationStrategy {
@@ -4069,7 +3236,7 @@ type OneHotOptions struct {
 
 func (x *OneHotOptions) Reset() {
 	*x = OneHotOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4081,7 +3248,7 @@ func (x *OneHotOptions) String() string {
 func (*OneHotOptions) ProtoMessage() {}
 
 func (x *OneHotOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4094,7 +3261,7 @@ func (x *OneHotOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OneHotOptions.ProtoReflect.Descriptor instead.
 func (*OneHotOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{33}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *OneHotOptions) GetMinCount() int64 {
@@ -4133,7 +3300,7 @@ type HashingOptions struct {
 
 func (x *HashingOptions) Reset() {
 	*x = HashingOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4145,7 +3312,7 @@ func (x *HashingOptions) String() string {
 func (*HashingOptions) ProtoMessage() {}
 
 func (x *HashingOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4158,7 +3325,7 @@ func (x *HashingOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashingOptions.ProtoReflect.Descriptor instead.
 func (*HashingOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{34}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HashingOptions) GetCardinalityThreshold() int64 {
@@ -4182,13 +3349,13 @@ type ColumnOptions struct {
 	// default.
 	Imputation ImputationStrategy `protobuf:"varint,1,opt,name=imputation,proto3,enum=bullseye.training.v1.ImputationStrategy" json:"imputation,omitempty"`
 	// The value used with IMPUTATION_STRATEGY_CONSTANT.
-	FillValue *v1.Value `protobuf:"bytes,2,opt,name=fill_value,json=fillValue,proto3" json:"fill_value,omitempty"`
+	FillValue *v11.Value `protobuf:"bytes,2,opt,name=fill_value,json=fillValue,proto3" json:"fill_value,omitempty"`
 	// Apply log(1 + x) before scaling (numeric columns only; negative values
 	// are clipped to 0 first).
 	LogTransform bool `protobuf:"varint,3,opt,name=log_transform,json=logTransform,proto3" json:"log_transform,omitempty"`
 	// How the column is encoded; unspecified means automatic (numeric for
 	// numbers, one-hot or hashing for strings by cardinality).
-	Encoding ColumnEncoding `protobuf:"varint,4,opt,name=encoding,proto3,enum=bullseye.training.v1.ColumnEncoding" json:"encoding,omitempty"`
+	Encoding v1.ColumnEncoding `protobuf:"varint,4,opt,name=encoding,proto3,enum=bullseye.model.v1.ColumnEncoding" json:"encoding,omitempty"`
 	// The number of hash buckets with COLUMN_ENCODING_HASHING; 0 means
 	// HashingOptions.buckets.
 	HashBuckets int32 `protobuf:"varint,5,opt,name=hash_buckets,json=hashBuckets,proto3" json:"hash_buckets,omitempty"`
@@ -4202,7 +3369,7 @@ type ColumnOptions struct {
 
 func (x *ColumnOptions) Reset() {
 	*x = ColumnOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4214,7 +3381,7 @@ func (x *ColumnOptions) String() string {
 func (*ColumnOptions) ProtoMessage() {}
 
 func (x *ColumnOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4227,7 +3394,7 @@ func (x *ColumnOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ColumnOptions.ProtoReflect.Descriptor instead.
 func (*ColumnOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{35}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ColumnOptions) GetImputation() ImputationStrategy {
@@ -4237,7 +3404,7 @@ func (x *ColumnOptions) GetImputation() ImputationStrategy {
 	return ImputationStrategy_IMPUTATION_STRATEGY_UNSPECIFIED
 }
 
-func (x *ColumnOptions) GetFillValue() *v1.Value {
+func (x *ColumnOptions) GetFillValue() *v11.Value {
 	if x != nil {
 		return x.FillValue
 	}
@@ -4251,11 +3418,11 @@ func (x *ColumnOptions) GetLogTransform() bool {
 	return false
 }
 
-func (x *ColumnOptions) GetEncoding() ColumnEncoding {
+func (x *ColumnOptions) GetEncoding() v1.ColumnEncoding {
 	if x != nil {
 		return x.Encoding
 	}
-	return ColumnEncoding_COLUMN_ENCODING_UNSPECIFIED
+	return v1.ColumnEncoding(0)
 }
 
 func (x *ColumnOptions) GetHashBuckets() int32 {
@@ -4283,7 +3450,7 @@ func (x *ColumnOptions) GetExclude() bool {
 type CandidateSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The family. Required.
-	Family ModelFamily `protobuf:"varint,1,opt,name=family,proto3,enum=bullseye.training.v1.ModelFamily" json:"family,omitempty"`
+	Family v1.ModelFamily `protobuf:"varint,1,opt,name=family,proto3,enum=bullseye.model.v1.ModelFamily" json:"family,omitempty"`
 	// The hyperparameter space, by name (see ModelFamily). Each entry is a list
 	// of values (grid or random search) or a range (random search; grid search
 	// with range.grid_points). A hyperparameter left out takes its default.
@@ -4299,7 +3466,7 @@ type CandidateSpec struct {
 
 func (x *CandidateSpec) Reset() {
 	*x = CandidateSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4311,7 +3478,7 @@ func (x *CandidateSpec) String() string {
 func (*CandidateSpec) ProtoMessage() {}
 
 func (x *CandidateSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4324,14 +3491,14 @@ func (x *CandidateSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CandidateSpec.ProtoReflect.Descriptor instead.
 func (*CandidateSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{36}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{34}
 }
 
-func (x *CandidateSpec) GetFamily() ModelFamily {
+func (x *CandidateSpec) GetFamily() v1.ModelFamily {
 	if x != nil {
 		return x.Family
 	}
-	return ModelFamily_MODEL_FAMILY_UNSPECIFIED
+	return v1.ModelFamily(0)
 }
 
 func (x *CandidateSpec) GetHyperparameters() map[string]*HyperparameterDomain {
@@ -4372,7 +3539,7 @@ type HyperparameterDomain struct {
 
 func (x *HyperparameterDomain) Reset() {
 	*x = HyperparameterDomain{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4384,7 +3551,7 @@ func (x *HyperparameterDomain) String() string {
 func (*HyperparameterDomain) ProtoMessage() {}
 
 func (x *HyperparameterDomain) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4397,7 +3564,7 @@ func (x *HyperparameterDomain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HyperparameterDomain.ProtoReflect.Descriptor instead.
 func (*HyperparameterDomain) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{37}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HyperparameterDomain) GetDomain() isHyperparameterDomain_Domain {
@@ -4447,14 +3614,14 @@ func (*HyperparameterDomain_Range) isHyperparameterDomain_Domain() {}
 type HyperparameterValues struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The values, in the order a grid visits them. Required: at least one.
-	Values        []*v1.Value `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
+	Values        []*v11.Value `protobuf:"bytes,1,rep,name=values,proto3" json:"values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HyperparameterValues) Reset() {
 	*x = HyperparameterValues{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4466,7 +3633,7 @@ func (x *HyperparameterValues) String() string {
 func (*HyperparameterValues) ProtoMessage() {}
 
 func (x *HyperparameterValues) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4479,10 +3646,10 @@ func (x *HyperparameterValues) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HyperparameterValues.ProtoReflect.Descriptor instead.
 func (*HyperparameterValues) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{38}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{36}
 }
 
-func (x *HyperparameterValues) GetValues() []*v1.Value {
+func (x *HyperparameterValues) GetValues() []*v11.Value {
 	if x != nil {
 		return x.Values
 	}
@@ -4509,7 +3676,7 @@ type HyperparameterRange struct {
 
 func (x *HyperparameterRange) Reset() {
 	*x = HyperparameterRange{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4521,7 +3688,7 @@ func (x *HyperparameterRange) String() string {
 func (*HyperparameterRange) ProtoMessage() {}
 
 func (x *HyperparameterRange) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4534,7 +3701,7 @@ func (x *HyperparameterRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HyperparameterRange.ProtoReflect.Descriptor instead.
 func (*HyperparameterRange) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{39}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *HyperparameterRange) GetMin() float64 {
@@ -4594,7 +3761,7 @@ type SearchSpec struct {
 
 func (x *SearchSpec) Reset() {
 	*x = SearchSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4606,7 +3773,7 @@ func (x *SearchSpec) String() string {
 func (*SearchSpec) ProtoMessage() {}
 
 func (x *SearchSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4619,7 +3786,7 @@ func (x *SearchSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchSpec.ProtoReflect.Descriptor instead.
 func (*SearchSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{40}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SearchSpec) GetMethod() SearchMethod {
@@ -4673,7 +3840,7 @@ type CrossValidationSpec struct {
 
 func (x *CrossValidationSpec) Reset() {
 	*x = CrossValidationSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4685,7 +3852,7 @@ func (x *CrossValidationSpec) String() string {
 func (*CrossValidationSpec) ProtoMessage() {}
 
 func (x *CrossValidationSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4698,7 +3865,7 @@ func (x *CrossValidationSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrossValidationSpec.ProtoReflect.Descriptor instead.
 func (*CrossValidationSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{41}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CrossValidationSpec) GetFolds() int32 {
@@ -4731,14 +3898,14 @@ type SelectionSpec struct {
 	Metric string `protobuf:"bytes,1,opt,name=metric,proto3" json:"metric,omitempty"`
 	// Whether larger or smaller is better; unspecified means the metric's
 	// natural direction (MINIMIZE for losses and errors, MAXIMIZE otherwise).
-	Direction     MetricDirection `protobuf:"varint,2,opt,name=direction,proto3,enum=bullseye.training.v1.MetricDirection" json:"direction,omitempty"`
+	Direction     v1.MetricDirection `protobuf:"varint,2,opt,name=direction,proto3,enum=bullseye.model.v1.MetricDirection" json:"direction,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SelectionSpec) Reset() {
 	*x = SelectionSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4750,7 +3917,7 @@ func (x *SelectionSpec) String() string {
 func (*SelectionSpec) ProtoMessage() {}
 
 func (x *SelectionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4763,7 +3930,7 @@ func (x *SelectionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SelectionSpec.ProtoReflect.Descriptor instead.
 func (*SelectionSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{42}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SelectionSpec) GetMetric() string {
@@ -4773,11 +3940,11 @@ func (x *SelectionSpec) GetMetric() string {
 	return ""
 }
 
-func (x *SelectionSpec) GetDirection() MetricDirection {
+func (x *SelectionSpec) GetDirection() v1.MetricDirection {
 	if x != nil {
 		return x.Direction
 	}
-	return MetricDirection_METRIC_DIRECTION_UNSPECIFIED
+	return v1.MetricDirection(0)
 }
 
 // SolverOptions bounds an iterative solver.
@@ -4799,7 +3966,7 @@ type SolverOptions struct {
 
 func (x *SolverOptions) Reset() {
 	*x = SolverOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4811,7 +3978,7 @@ func (x *SolverOptions) String() string {
 func (*SolverOptions) ProtoMessage() {}
 
 func (x *SolverOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4824,7 +3991,7 @@ func (x *SolverOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SolverOptions.ProtoReflect.Descriptor instead.
 func (*SolverOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{43}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SolverOptions) GetTolerance() float64 {
@@ -4870,7 +4037,7 @@ type FeatureSelectionSpec struct {
 
 func (x *FeatureSelectionSpec) Reset() {
 	*x = FeatureSelectionSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4882,7 +4049,7 @@ func (x *FeatureSelectionSpec) String() string {
 func (*FeatureSelectionSpec) ProtoMessage() {}
 
 func (x *FeatureSelectionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4895,7 +4062,7 @@ func (x *FeatureSelectionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeatureSelectionSpec.ProtoReflect.Descriptor instead.
 func (*FeatureSelectionSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{44}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *FeatureSelectionSpec) GetEnabled() bool {
@@ -4955,7 +4122,7 @@ type KernelLimits struct {
 	MaxExactRows int64 `protobuf:"varint,1,opt,name=max_exact_rows,json=maxExactRows,proto3" json:"max_exact_rows,omitempty"`
 	// What to do beyond it; unspecified means NYSTROM. The job logs a warning
 	// and the leaderboard reports the fallback.
-	Fallback KernelFallback `protobuf:"varint,2,opt,name=fallback,proto3,enum=bullseye.training.v1.KernelFallback" json:"fallback,omitempty"`
+	Fallback v1.KernelFallback `protobuf:"varint,2,opt,name=fallback,proto3,enum=bullseye.model.v1.KernelFallback" json:"fallback,omitempty"`
 	// With NYSTROM: the number of landmarks; 0 means 1,000.
 	NystromComponents int32 `protobuf:"varint,3,opt,name=nystrom_components,json=nystromComponents,proto3" json:"nystrom_components,omitempty"`
 	unknownFields     protoimpl.UnknownFields
@@ -4964,7 +4131,7 @@ type KernelLimits struct {
 
 func (x *KernelLimits) Reset() {
 	*x = KernelLimits{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4976,7 +4143,7 @@ func (x *KernelLimits) String() string {
 func (*KernelLimits) ProtoMessage() {}
 
 func (x *KernelLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4989,7 +4156,7 @@ func (x *KernelLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KernelLimits.ProtoReflect.Descriptor instead.
 func (*KernelLimits) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{45}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *KernelLimits) GetMaxExactRows() int64 {
@@ -4999,11 +4166,11 @@ func (x *KernelLimits) GetMaxExactRows() int64 {
 	return 0
 }
 
-func (x *KernelLimits) GetFallback() KernelFallback {
+func (x *KernelLimits) GetFallback() v1.KernelFallback {
 	if x != nil {
 		return x.Fallback
 	}
-	return KernelFallback_KERNEL_FALLBACK_UNSPECIFIED
+	return v1.KernelFallback(0)
 }
 
 func (x *KernelLimits) GetNystromComponents() int32 {
@@ -5033,7 +4200,7 @@ type EvaluationOptions struct {
 
 func (x *EvaluationOptions) Reset() {
 	*x = EvaluationOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5045,7 +4212,7 @@ func (x *EvaluationOptions) String() string {
 func (*EvaluationOptions) ProtoMessage() {}
 
 func (x *EvaluationOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5058,7 +4225,7 @@ func (x *EvaluationOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationOptions.ProtoReflect.Descriptor instead.
 func (*EvaluationOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{46}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *EvaluationOptions) GetThreshold() float64 {
@@ -5104,7 +4271,7 @@ type ResourceLimits struct {
 
 func (x *ResourceLimits) Reset() {
 	*x = ResourceLimits{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5116,7 +4283,7 @@ func (x *ResourceLimits) String() string {
 func (*ResourceLimits) ProtoMessage() {}
 
 func (x *ResourceLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5129,7 +4296,7 @@ func (x *ResourceLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceLimits.ProtoReflect.Descriptor instead.
 func (*ResourceLimits) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{47}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ResourceLimits) GetParallelism() int32 {
@@ -5146,920 +4313,6 @@ func (x *ResourceLimits) GetTimeout() *durationpb.Duration {
 	return nil
 }
 
-// RegisteredModel is a named model in the registry: its versions and its
-// routing state.
-type RegisteredModel struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The model's name.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The task its versions perform.
-	Task TaskKind `protobuf:"varint,2,opt,name=task,proto3,enum=bullseye.training.v1.TaskKind" json:"task,omitempty"`
-	// Its versions, oldest first, with summary metadata.
-	Versions []*ModelVersion `protobuf:"bytes,3,rep,name=versions,proto3" json:"versions,omitempty"`
-	// Its aliases: alias → version.
-	Aliases map[string]int64 `protobuf:"bytes,4,rep,name=aliases,proto3" json:"aliases,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	// The live versions with their traffic weights; empty when nothing is live.
-	Live *TrafficSplit `protobuf:"bytes,5,opt,name=live,proto3" json:"live,omitempty"`
-	// The versions scored in the shadow of the live ones.
-	Shadow *ShadowVersions `protobuf:"bytes,6,opt,name=shadow,proto3" json:"shadow,omitempty"`
-	// The revision of the model's routing state (aliases, live split, shadow
-	// versions): the value PromoteModel compares. It changes with every
-	// promotion, not with new versions; 0 if the routing state was never set.
-	Revision int64 `protobuf:"varint,7,opt,name=revision,proto3" json:"revision,omitempty"`
-	// The highest version number registered.
-	LatestVersion int64 `protobuf:"varint,8,opt,name=latest_version,json=latestVersion,proto3" json:"latest_version,omitempty"`
-	// When the first version was registered.
-	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// When the routing state last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *RegisteredModel) Reset() {
-	*x = RegisteredModel{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[48]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RegisteredModel) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RegisteredModel) ProtoMessage() {}
-
-func (x *RegisteredModel) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[48]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RegisteredModel.ProtoReflect.Descriptor instead.
-func (*RegisteredModel) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{48}
-}
-
-func (x *RegisteredModel) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *RegisteredModel) GetTask() TaskKind {
-	if x != nil {
-		return x.Task
-	}
-	return TaskKind_TASK_KIND_UNSPECIFIED
-}
-
-func (x *RegisteredModel) GetVersions() []*ModelVersion {
-	if x != nil {
-		return x.Versions
-	}
-	return nil
-}
-
-func (x *RegisteredModel) GetAliases() map[string]int64 {
-	if x != nil {
-		return x.Aliases
-	}
-	return nil
-}
-
-func (x *RegisteredModel) GetLive() *TrafficSplit {
-	if x != nil {
-		return x.Live
-	}
-	return nil
-}
-
-func (x *RegisteredModel) GetShadow() *ShadowVersions {
-	if x != nil {
-		return x.Shadow
-	}
-	return nil
-}
-
-func (x *RegisteredModel) GetRevision() int64 {
-	if x != nil {
-		return x.Revision
-	}
-	return 0
-}
-
-func (x *RegisteredModel) GetLatestVersion() int64 {
-	if x != nil {
-		return x.LatestVersion
-	}
-	return 0
-}
-
-func (x *RegisteredModel) GetCreateTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.CreateTime
-	}
-	return nil
-}
-
-func (x *RegisteredModel) GetUpdateTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.UpdateTime
-	}
-	return nil
-}
-
-// TrafficSplit is how live traffic is shared between versions. A user always
-// meets the same version (a stable hash of the user id picks it).
-type TrafficSplit struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The live versions and their weights; each version at most once.
-	Versions      []*VersionWeight `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *TrafficSplit) Reset() {
-	*x = TrafficSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[49]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *TrafficSplit) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*TrafficSplit) ProtoMessage() {}
-
-func (x *TrafficSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[49]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use TrafficSplit.ProtoReflect.Descriptor instead.
-func (*TrafficSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{49}
-}
-
-func (x *TrafficSplit) GetVersions() []*VersionWeight {
-	if x != nil {
-		return x.Versions
-	}
-	return nil
-}
-
-// VersionWeight is one live version's weight in a traffic split.
-type VersionWeight struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The registered version.
-	Version int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	// The version's relative weight, 1 to 10,000: its share of traffic is
-	// weight / sum of weights, e.g. 90 and 10 for a 10 % canary.
-	Weight        uint32 `protobuf:"varint,2,opt,name=weight,proto3" json:"weight,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *VersionWeight) Reset() {
-	*x = VersionWeight{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[50]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *VersionWeight) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*VersionWeight) ProtoMessage() {}
-
-func (x *VersionWeight) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[50]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use VersionWeight.ProtoReflect.Descriptor instead.
-func (*VersionWeight) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{50}
-}
-
-func (x *VersionWeight) GetVersion() int64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *VersionWeight) GetWeight() uint32 {
-	if x != nil {
-		return x.Weight
-	}
-	return 0
-}
-
-// ShadowVersions lists the versions scored alongside the live ones and
-// logged, but never returned to callers.
-type ShadowVersions struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The shadow versions, at most 4.
-	Versions      []int64 `protobuf:"varint,1,rep,packed,name=versions,proto3" json:"versions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ShadowVersions) Reset() {
-	*x = ShadowVersions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[51]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ShadowVersions) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ShadowVersions) ProtoMessage() {}
-
-func (x *ShadowVersions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[51]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ShadowVersions.ProtoReflect.Descriptor instead.
-func (*ShadowVersions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{51}
-}
-
-func (x *ShadowVersions) GetVersions() []int64 {
-	if x != nil {
-		return x.Versions
-	}
-	return nil
-}
-
-// QualityGateCheck is the quality gate's comparison of one version with the
-// live one.
-type QualityGateCheck struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The version that would newly take live traffic.
-	Version int64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	// The metric compared.
-	Metric string `protobuf:"bytes,2,opt,name=metric,proto3" json:"metric,omitempty"`
-	// The metric's value for that version.
-	Value float64 `protobuf:"fixed64,3,opt,name=value,proto3" json:"value,omitempty"`
-	// The live version compared with (the one with the largest share); 0 when
-	// nothing was live, in which case the check passes.
-	LiveVersion int64 `protobuf:"varint,4,opt,name=live_version,json=liveVersion,proto3" json:"live_version,omitempty"`
-	// The metric's value for the live version.
-	LiveValue float64 `protobuf:"fixed64,5,opt,name=live_value,json=liveValue,proto3" json:"live_value,omitempty"`
-	// Whether the version is at least as good as the live one.
-	Passed bool `protobuf:"varint,6,opt,name=passed,proto3" json:"passed,omitempty"`
-	// Whether force let a failed check through.
-	Forced        bool `protobuf:"varint,7,opt,name=forced,proto3" json:"forced,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *QualityGateCheck) Reset() {
-	*x = QualityGateCheck{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[52]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *QualityGateCheck) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*QualityGateCheck) ProtoMessage() {}
-
-func (x *QualityGateCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[52]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use QualityGateCheck.ProtoReflect.Descriptor instead.
-func (*QualityGateCheck) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{52}
-}
-
-func (x *QualityGateCheck) GetVersion() int64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *QualityGateCheck) GetMetric() string {
-	if x != nil {
-		return x.Metric
-	}
-	return ""
-}
-
-func (x *QualityGateCheck) GetValue() float64 {
-	if x != nil {
-		return x.Value
-	}
-	return 0
-}
-
-func (x *QualityGateCheck) GetLiveVersion() int64 {
-	if x != nil {
-		return x.LiveVersion
-	}
-	return 0
-}
-
-func (x *QualityGateCheck) GetLiveValue() float64 {
-	if x != nil {
-		return x.LiveValue
-	}
-	return 0
-}
-
-func (x *QualityGateCheck) GetPassed() bool {
-	if x != nil {
-		return x.Passed
-	}
-	return false
-}
-
-func (x *QualityGateCheck) GetForced() bool {
-	if x != nil {
-		return x.Forced
-	}
-	return false
-}
-
-// ModelVersion is one registered, immutable version of a model: its metadata
-// in the registry. The fitted model itself is the ModelArtifact it points to.
-type ModelVersion struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The model's name.
-	ModelName string `protobuf:"bytes,1,opt,name=model_name,json=modelName,proto3" json:"model_name,omitempty"`
-	// The version number, from 1.
-	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	// The family of the fitted model.
-	Family ModelFamily `protobuf:"varint,3,opt,name=family,proto3,enum=bullseye.training.v1.ModelFamily" json:"family,omitempty"`
-	// The task it performs.
-	Task TaskKind `protobuf:"varint,4,opt,name=task,proto3,enum=bullseye.training.v1.TaskKind" json:"task,omitempty"`
-	// Its hyperparameters, by name, defaults filled in.
-	Hyperparameters map[string]*v1.Value `protobuf:"bytes,5,rep,name=hyperparameters,proto3" json:"hyperparameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Its metrics on the test split; empty when there was none.
-	TestMetrics []*v1.Metric `protobuf:"bytes,6,rep,name=test_metrics,json=testMetrics,proto3" json:"test_metrics,omitempty"`
-	// Its cross-validation metrics (mean and standard deviation over folds).
-	CvMetrics []*v1.Metric `protobuf:"bytes,7,rep,name=cv_metrics,json=cvMetrics,proto3" json:"cv_metrics,omitempty"`
-	// The metric it was selected by, and the quality gate's default.
-	SelectionMetric string `protobuf:"bytes,8,opt,name=selection_metric,json=selectionMetric,proto3" json:"selection_metric,omitempty"`
-	// Whether larger or smaller selection_metric is better.
-	SelectionDirection MetricDirection `protobuf:"varint,9,opt,name=selection_direction,json=selectionDirection,proto3,enum=bullseye.training.v1.MetricDirection" json:"selection_direction,omitempty"`
-	// The job's whole leaderboard, best first; left out by ListModels.
-	Leaderboard []*LeaderboardEntry `protobuf:"bytes,10,rep,name=leaderboard,proto3" json:"leaderboard,omitempty"`
-	// The curves on the test split (binary classification with a test split
-	// only); left out by ListModels.
-	TestCurves *ClassificationCurves `protobuf:"bytes,11,opt,name=test_curves,json=testCurves,proto3" json:"test_curves,omitempty"`
-	// Where its data and code came from.
-	Lineage *Lineage `protobuf:"bytes,12,opt,name=lineage,proto3" json:"lineage,omitempty"`
-	// Where its artifact is stored.
-	Artifact *ArtifactRef `protobuf:"bytes,13,opt,name=artifact,proto3" json:"artifact,omitempty"`
-	// The raw inputs it takes: feature names and types, in order.
-	Inputs []*InputColumn `protobuf:"bytes,14,rep,name=inputs,proto3" json:"inputs,omitempty"`
-	// When it was registered.
-	CreateTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// The description from the training spec.
-	Description string `protobuf:"bytes,16,opt,name=description,proto3" json:"description,omitempty"`
-	// The labels from the training spec.
-	Labels map[string]string `protobuf:"bytes,17,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// The kernel fallback applied to it, if any.
-	KernelFallback KernelFallback `protobuf:"varint,18,opt,name=kernel_fallback,json=kernelFallback,proto3,enum=bullseye.training.v1.KernelFallback" json:"kernel_fallback,omitempty"`
-	// Whether its final fit converged.
-	Converged     bool `protobuf:"varint,19,opt,name=converged,proto3" json:"converged,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ModelVersion) Reset() {
-	*x = ModelVersion{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[53]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ModelVersion) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ModelVersion) ProtoMessage() {}
-
-func (x *ModelVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[53]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ModelVersion.ProtoReflect.Descriptor instead.
-func (*ModelVersion) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{53}
-}
-
-func (x *ModelVersion) GetModelName() string {
-	if x != nil {
-		return x.ModelName
-	}
-	return ""
-}
-
-func (x *ModelVersion) GetVersion() int64 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *ModelVersion) GetFamily() ModelFamily {
-	if x != nil {
-		return x.Family
-	}
-	return ModelFamily_MODEL_FAMILY_UNSPECIFIED
-}
-
-func (x *ModelVersion) GetTask() TaskKind {
-	if x != nil {
-		return x.Task
-	}
-	return TaskKind_TASK_KIND_UNSPECIFIED
-}
-
-func (x *ModelVersion) GetHyperparameters() map[string]*v1.Value {
-	if x != nil {
-		return x.Hyperparameters
-	}
-	return nil
-}
-
-func (x *ModelVersion) GetTestMetrics() []*v1.Metric {
-	if x != nil {
-		return x.TestMetrics
-	}
-	return nil
-}
-
-func (x *ModelVersion) GetCvMetrics() []*v1.Metric {
-	if x != nil {
-		return x.CvMetrics
-	}
-	return nil
-}
-
-func (x *ModelVersion) GetSelectionMetric() string {
-	if x != nil {
-		return x.SelectionMetric
-	}
-	return ""
-}
-
-func (x *ModelVersion) GetSelectionDirection() MetricDirection {
-	if x != nil {
-		return x.SelectionDirection
-	}
-	return MetricDirection_METRIC_DIRECTION_UNSPECIFIED
-}
-
-func (x *ModelVersion) GetLeaderboard() []*LeaderboardEntry {
-	if x != nil {
-		return x.Leaderboard
-	}
-	return nil
-}
-
-func (x *ModelVersion) GetTestCurves() *ClassificationCurves {
-	if x != nil {
-		return x.TestCurves
-	}
-	return nil
-}
-
-func (x *ModelVersion) GetLineage() *Lineage {
-	if x != nil {
-		return x.Lineage
-	}
-	return nil
-}
-
-func (x *ModelVersion) GetArtifact() *ArtifactRef {
-	if x != nil {
-		return x.Artifact
-	}
-	return nil
-}
-
-func (x *ModelVersion) GetInputs() []*InputColumn {
-	if x != nil {
-		return x.Inputs
-	}
-	return nil
-}
-
-func (x *ModelVersion) GetCreateTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.CreateTime
-	}
-	return nil
-}
-
-func (x *ModelVersion) GetDescription() string {
-	if x != nil {
-		return x.Description
-	}
-	return ""
-}
-
-func (x *ModelVersion) GetLabels() map[string]string {
-	if x != nil {
-		return x.Labels
-	}
-	return nil
-}
-
-func (x *ModelVersion) GetKernelFallback() KernelFallback {
-	if x != nil {
-		return x.KernelFallback
-	}
-	return KernelFallback_KERNEL_FALLBACK_UNSPECIFIED
-}
-
-func (x *ModelVersion) GetConverged() bool {
-	if x != nil {
-		return x.Converged
-	}
-	return false
-}
-
-// Lineage records where a model came from, to reproduce and audit it.
-type Lineage struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The job that trained it.
-	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	// The feature set's name; empty for recommenders.
-	FeatureSet string `protobuf:"bytes,2,opt,name=feature_set,json=featureSet,proto3" json:"feature_set,omitempty"`
-	// The feature set's version used.
-	FeatureSetVersion int64 `protobuf:"varint,3,opt,name=feature_set_version,json=featureSetVersion,proto3" json:"feature_set_version,omitempty"`
-	// The data spec as given, with defaults resolved.
-	Data *DataSpec `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
-	// The earliest cutoff or event time in the data.
-	DataStartTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=data_start_time,json=dataStartTime,proto3" json:"data_start_time,omitempty"`
-	// The latest cutoff or event time in the data.
-	DataEndTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=data_end_time,json=dataEndTime,proto3" json:"data_end_time,omitempty"`
-	// The rows (or interactions) it was trained on.
-	TrainRows int64 `protobuf:"varint,7,opt,name=train_rows,json=trainRows,proto3" json:"train_rows,omitempty"`
-	// The rows (or interactions) it was tested on; 0 without a test split.
-	TestRows int64 `protobuf:"varint,8,opt,name=test_rows,json=testRows,proto3" json:"test_rows,omitempty"`
-	// The positive training rows (binary classification).
-	PositiveRows int64 `protobuf:"varint,9,opt,name=positive_rows,json=positiveRows,proto3" json:"positive_rows,omitempty"`
-	// The distinct users (recommendation).
-	Users int64 `protobuf:"varint,10,opt,name=users,proto3" json:"users,omitempty"`
-	// The distinct items (recommendation).
-	Items int64 `protobuf:"varint,11,opt,name=items,proto3" json:"items,omitempty"`
-	// The features kept by feature selection; empty when it did not run.
-	SelectedFeatures []string `protobuf:"bytes,12,rep,name=selected_features,json=selectedFeatures,proto3" json:"selected_features,omitempty"`
-	// The training service's code version (module version or VCS revision).
-	CodeVersion string `protobuf:"bytes,13,opt,name=code_version,json=codeVersion,proto3" json:"code_version,omitempty"`
-	// The search seed used.
-	Seed uint64 `protobuf:"varint,14,opt,name=seed,proto3" json:"seed,omitempty"`
-	// The feature service's id of the training set, for reproducing it.
-	TrainingSetId string `protobuf:"bytes,15,opt,name=training_set_id,json=trainingSetId,proto3" json:"training_set_id,omitempty"`
-	// The event stream sequence the training set was read up to: the same
-	// spec at the same sequence yields the same rows.
-	StreamSequence uint64 `protobuf:"varint,16,opt,name=stream_sequence,json=streamSequence,proto3" json:"stream_sequence,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
-}
-
-func (x *Lineage) Reset() {
-	*x = Lineage{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[54]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Lineage) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Lineage) ProtoMessage() {}
-
-func (x *Lineage) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[54]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Lineage.ProtoReflect.Descriptor instead.
-func (*Lineage) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{54}
-}
-
-func (x *Lineage) GetJobId() string {
-	if x != nil {
-		return x.JobId
-	}
-	return ""
-}
-
-func (x *Lineage) GetFeatureSet() string {
-	if x != nil {
-		return x.FeatureSet
-	}
-	return ""
-}
-
-func (x *Lineage) GetFeatureSetVersion() int64 {
-	if x != nil {
-		return x.FeatureSetVersion
-	}
-	return 0
-}
-
-func (x *Lineage) GetData() *DataSpec {
-	if x != nil {
-		return x.Data
-	}
-	return nil
-}
-
-func (x *Lineage) GetDataStartTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.DataStartTime
-	}
-	return nil
-}
-
-func (x *Lineage) GetDataEndTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.DataEndTime
-	}
-	return nil
-}
-
-func (x *Lineage) GetTrainRows() int64 {
-	if x != nil {
-		return x.TrainRows
-	}
-	return 0
-}
-
-func (x *Lineage) GetTestRows() int64 {
-	if x != nil {
-		return x.TestRows
-	}
-	return 0
-}
-
-func (x *Lineage) GetPositiveRows() int64 {
-	if x != nil {
-		return x.PositiveRows
-	}
-	return 0
-}
-
-func (x *Lineage) GetUsers() int64 {
-	if x != nil {
-		return x.Users
-	}
-	return 0
-}
-
-func (x *Lineage) GetItems() int64 {
-	if x != nil {
-		return x.Items
-	}
-	return 0
-}
-
-func (x *Lineage) GetSelectedFeatures() []string {
-	if x != nil {
-		return x.SelectedFeatures
-	}
-	return nil
-}
-
-func (x *Lineage) GetCodeVersion() string {
-	if x != nil {
-		return x.CodeVersion
-	}
-	return ""
-}
-
-func (x *Lineage) GetSeed() uint64 {
-	if x != nil {
-		return x.Seed
-	}
-	return 0
-}
-
-func (x *Lineage) GetTrainingSetId() string {
-	if x != nil {
-		return x.TrainingSetId
-	}
-	return ""
-}
-
-func (x *Lineage) GetStreamSequence() uint64 {
-	if x != nil {
-		return x.StreamSequence
-	}
-	return 0
-}
-
-// ArtifactRef says where a ModelArtifact is stored and how to check it.
-type ArtifactRef struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The location, e.g. "nats-object://bullseye-models/bank-response/3" (a
-	// JetStream object store bucket and object name).
-	Uri string `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
-	// The SHA-256 digest of the serialised artifact, lowercase hex.
-	Sha256 string `protobuf:"bytes,2,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	// The artifact's size in bytes.
-	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
-	// The artifact's protobuf message type, "bullseye.training.v1.ModelArtifact".
-	MediaType     string `protobuf:"bytes,4,opt,name=media_type,json=mediaType,proto3" json:"media_type,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ArtifactRef) Reset() {
-	*x = ArtifactRef{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[55]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ArtifactRef) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ArtifactRef) ProtoMessage() {}
-
-func (x *ArtifactRef) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[55]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ArtifactRef.ProtoReflect.Descriptor instead.
-func (*ArtifactRef) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{55}
-}
-
-func (x *ArtifactRef) GetUri() string {
-	if x != nil {
-		return x.Uri
-	}
-	return ""
-}
-
-func (x *ArtifactRef) GetSha256() string {
-	if x != nil {
-		return x.Sha256
-	}
-	return ""
-}
-
-func (x *ArtifactRef) GetSizeBytes() int64 {
-	if x != nil {
-		return x.SizeBytes
-	}
-	return 0
-}
-
-func (x *ArtifactRef) GetMediaType() string {
-	if x != nil {
-		return x.MediaType
-	}
-	return ""
-}
-
-// InputColumn is one raw input a model takes.
-type InputColumn struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The feature name, as in the feature set and in Predict's inline features.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The value type expected.
-	Type v1.ValueType `protobuf:"varint,2,opt,name=type,proto3,enum=bullseye.common.v1.ValueType" json:"type,omitempty"`
-	// What serving does when the input is missing (neither fetched nor given,
-	// or null): impute it as training did, or refuse the row. Training sets it
-	// from the fitted preprocessing.
-	Missing       MissingPolicy `protobuf:"varint,3,opt,name=missing,proto3,enum=bullseye.training.v1.MissingPolicy" json:"missing,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *InputColumn) Reset() {
-	*x = InputColumn{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[56]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *InputColumn) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*InputColumn) ProtoMessage() {}
-
-func (x *InputColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[56]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use InputColumn.ProtoReflect.Descriptor instead.
-func (*InputColumn) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{56}
-}
-
-func (x *InputColumn) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *InputColumn) GetType() v1.ValueType {
-	if x != nil {
-		return x.Type
-	}
-	return v1.ValueType(0)
-}
-
-func (x *InputColumn) GetMissing() MissingPolicy {
-	if x != nil {
-		return x.Missing
-	}
-	return MissingPolicy_MISSING_POLICY_UNSPECIFIED
-}
-
 // EvaluationRow is one row to score in Evaluate.
 type EvaluationRow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -6067,10 +4320,10 @@ type EvaluationRow struct {
 	// models, echoed in the reply.
 	EntityId string `protobuf:"bytes,1,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
 	// The raw features by name; missing ones are imputed as in training.
-	Features map[string]*v1.Value `protobuf:"bytes,2,rep,name=features,proto3" json:"features,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Features map[string]*v11.Value `protobuf:"bytes,2,rep,name=features,proto3" json:"features,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The true label (classification: a positive or negative class value;
 	// regression and ratings: a number); unset means score only.
-	Label *v1.Value `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
+	Label *v11.Value `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
 	// For recommenders: the item. The row scores the (entity_id, item_id)
 	// pair; labelled rows are the held-out interactions ranking metrics
 	// look for.
@@ -6081,7 +4334,7 @@ type EvaluationRow struct {
 
 func (x *EvaluationRow) Reset() {
 	*x = EvaluationRow{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[57]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6093,7 +4346,7 @@ func (x *EvaluationRow) String() string {
 func (*EvaluationRow) ProtoMessage() {}
 
 func (x *EvaluationRow) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[57]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6106,7 +4359,7 @@ func (x *EvaluationRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationRow.ProtoReflect.Descriptor instead.
 func (*EvaluationRow) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{57}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *EvaluationRow) GetEntityId() string {
@@ -6116,14 +4369,14 @@ func (x *EvaluationRow) GetEntityId() string {
 	return ""
 }
 
-func (x *EvaluationRow) GetFeatures() map[string]*v1.Value {
+func (x *EvaluationRow) GetFeatures() map[string]*v11.Value {
 	if x != nil {
 		return x.Features
 	}
 	return nil
 }
 
-func (x *EvaluationRow) GetLabel() *v1.Value {
+func (x *EvaluationRow) GetLabel() *v11.Value {
 	if x != nil {
 		return x.Label
 	}
@@ -6150,7 +4403,7 @@ type ScoredRow struct {
 	// OK, or INVALID with problem set.
 	Status ScoredRowStatus `protobuf:"varint,4,opt,name=status,proto3,enum=bullseye.training.v1.ScoredRowStatus" json:"status,omitempty"`
 	// Why the row could not be scored; set with INVALID only.
-	Problem *v1.Problem `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
+	Problem *v11.Problem `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
 	// The model's raw output: log-odds (logistic), decision value (SVM),
 	// predicted value (regression), predicted rating or preference.
 	Score float64 `protobuf:"fixed64,6,opt,name=score,proto3" json:"score,omitempty"`
@@ -6158,7 +4411,7 @@ type ScoredRow struct {
 	// only.
 	Probability *float64 `protobuf:"fixed64,7,opt,name=probability,proto3,oneof" json:"probability,omitempty"`
 	// The row's true label, as given or from the data.
-	Label *v1.Value `protobuf:"bytes,8,opt,name=label,proto3" json:"label,omitempty"`
+	Label *v11.Value `protobuf:"bytes,8,opt,name=label,proto3" json:"label,omitempty"`
 	// True when the pair's user or item has no factors and score is predicted
 	// from the biases (see EvaluateResponse.rows_cold).
 	FromBiases    bool `protobuf:"varint,9,opt,name=from_biases,json=fromBiases,proto3" json:"from_biases,omitempty"`
@@ -6168,7 +4421,7 @@ type ScoredRow struct {
 
 func (x *ScoredRow) Reset() {
 	*x = ScoredRow{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[58]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6180,7 +4433,7 @@ func (x *ScoredRow) String() string {
 func (*ScoredRow) ProtoMessage() {}
 
 func (x *ScoredRow) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[58]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6193,7 +4446,7 @@ func (x *ScoredRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoredRow.ProtoReflect.Descriptor instead.
 func (*ScoredRow) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{58}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ScoredRow) GetIndex() int64 {
@@ -6224,7 +4477,7 @@ func (x *ScoredRow) GetStatus() ScoredRowStatus {
 	return ScoredRowStatus_SCORED_ROW_STATUS_UNSPECIFIED
 }
 
-func (x *ScoredRow) GetProblem() *v1.Problem {
+func (x *ScoredRow) GetProblem() *v11.Problem {
 	if x != nil {
 		return x.Problem
 	}
@@ -6245,7 +4498,7 @@ func (x *ScoredRow) GetProbability() float64 {
 	return 0
 }
 
-func (x *ScoredRow) GetLabel() *v1.Value {
+func (x *ScoredRow) GetLabel() *v11.Value {
 	if x != nil {
 		return x.Label
 	}
@@ -6259,1628 +4512,11 @@ func (x *ScoredRow) GetFromBiases() bool {
 	return false
 }
 
-// ClassificationCurves describes a binary classifier beyond single numbers,
-// in the terms marketers use.
-type ClassificationCurves struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The ROC curve, by decreasing threshold, from (0, 0) to (1, 1).
-	Roc []*RocPoint `protobuf:"bytes,1,rep,name=roc,proto3" json:"roc,omitempty"`
-	// Lift and cumulative gains by bin (deciles by default), highest scores
-	// first.
-	Lift []*LiftBin `protobuf:"bytes,2,rep,name=lift,proto3" json:"lift,omitempty"`
-	// The calibration table, by increasing predicted probability.
-	Calibration   []*CalibrationBin `protobuf:"bytes,3,rep,name=calibration,proto3" json:"calibration,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ClassificationCurves) Reset() {
-	*x = ClassificationCurves{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[59]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ClassificationCurves) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ClassificationCurves) ProtoMessage() {}
-
-func (x *ClassificationCurves) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[59]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ClassificationCurves.ProtoReflect.Descriptor instead.
-func (*ClassificationCurves) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{59}
-}
-
-func (x *ClassificationCurves) GetRoc() []*RocPoint {
-	if x != nil {
-		return x.Roc
-	}
-	return nil
-}
-
-func (x *ClassificationCurves) GetLift() []*LiftBin {
-	if x != nil {
-		return x.Lift
-	}
-	return nil
-}
-
-func (x *ClassificationCurves) GetCalibration() []*CalibrationBin {
-	if x != nil {
-		return x.Calibration
-	}
-	return nil
-}
-
-// RocPoint is one point of a ROC curve.
-type RocPoint struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The probability threshold: rows at or above it are predicted positive.
-	Threshold float64 `protobuf:"fixed64,1,opt,name=threshold,proto3" json:"threshold,omitempty"`
-	// The false positive rate at that threshold, 0 to 1.
-	FalsePositiveRate float64 `protobuf:"fixed64,2,opt,name=false_positive_rate,json=falsePositiveRate,proto3" json:"false_positive_rate,omitempty"`
-	// The true positive rate (recall) at that threshold, 0 to 1.
-	TruePositiveRate float64 `protobuf:"fixed64,3,opt,name=true_positive_rate,json=truePositiveRate,proto3" json:"true_positive_rate,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
-}
-
-func (x *RocPoint) Reset() {
-	*x = RocPoint{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[60]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *RocPoint) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*RocPoint) ProtoMessage() {}
-
-func (x *RocPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[60]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use RocPoint.ProtoReflect.Descriptor instead.
-func (*RocPoint) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{60}
-}
-
-func (x *RocPoint) GetThreshold() float64 {
-	if x != nil {
-		return x.Threshold
-	}
-	return 0
-}
-
-func (x *RocPoint) GetFalsePositiveRate() float64 {
-	if x != nil {
-		return x.FalsePositiveRate
-	}
-	return 0
-}
-
-func (x *RocPoint) GetTruePositiveRate() float64 {
-	if x != nil {
-		return x.TruePositiveRate
-	}
-	return 0
-}
-
-// LiftBin is one bin of customers ranked by score: bin 1 is the top-scored
-// tenth (with 10 bins).
-type LiftBin struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The bin, 1-based, highest scores first.
-	Bin int32 `protobuf:"varint,1,opt,name=bin,proto3" json:"bin,omitempty"`
-	// The rows in the bin.
-	Rows int64 `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
-	// The positive rows in the bin.
-	Positives int64 `protobuf:"varint,3,opt,name=positives,proto3" json:"positives,omitempty"`
-	// positives / rows.
-	ResponseRate float64 `protobuf:"fixed64,4,opt,name=response_rate,json=responseRate,proto3" json:"response_rate,omitempty"`
-	// The bin's response rate over the overall response rate.
-	Lift float64 `protobuf:"fixed64,5,opt,name=lift,proto3" json:"lift,omitempty"`
-	// The share of all positives in bins 1 to this one, 0 to 1.
-	CumulativeGain float64 `protobuf:"fixed64,6,opt,name=cumulative_gain,json=cumulativeGain,proto3" json:"cumulative_gain,omitempty"`
-	// The response rate of bins 1 to this one over the overall response rate.
-	CumulativeLift float64 `protobuf:"fixed64,7,opt,name=cumulative_lift,json=cumulativeLift,proto3" json:"cumulative_lift,omitempty"`
-	// The lowest probability in the bin.
-	MinProbability float64 `protobuf:"fixed64,8,opt,name=min_probability,json=minProbability,proto3" json:"min_probability,omitempty"`
-	// The highest probability in the bin.
-	MaxProbability float64 `protobuf:"fixed64,9,opt,name=max_probability,json=maxProbability,proto3" json:"max_probability,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
-}
-
-func (x *LiftBin) Reset() {
-	*x = LiftBin{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[61]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *LiftBin) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*LiftBin) ProtoMessage() {}
-
-func (x *LiftBin) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[61]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use LiftBin.ProtoReflect.Descriptor instead.
-func (*LiftBin) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{61}
-}
-
-func (x *LiftBin) GetBin() int32 {
-	if x != nil {
-		return x.Bin
-	}
-	return 0
-}
-
-func (x *LiftBin) GetRows() int64 {
-	if x != nil {
-		return x.Rows
-	}
-	return 0
-}
-
-func (x *LiftBin) GetPositives() int64 {
-	if x != nil {
-		return x.Positives
-	}
-	return 0
-}
-
-func (x *LiftBin) GetResponseRate() float64 {
-	if x != nil {
-		return x.ResponseRate
-	}
-	return 0
-}
-
-func (x *LiftBin) GetLift() float64 {
-	if x != nil {
-		return x.Lift
-	}
-	return 0
-}
-
-func (x *LiftBin) GetCumulativeGain() float64 {
-	if x != nil {
-		return x.CumulativeGain
-	}
-	return 0
-}
-
-func (x *LiftBin) GetCumulativeLift() float64 {
-	if x != nil {
-		return x.CumulativeLift
-	}
-	return 0
-}
-
-func (x *LiftBin) GetMinProbability() float64 {
-	if x != nil {
-		return x.MinProbability
-	}
-	return 0
-}
-
-func (x *LiftBin) GetMaxProbability() float64 {
-	if x != nil {
-		return x.MaxProbability
-	}
-	return 0
-}
-
-// CalibrationBin is one bin of the calibration table: predicted against
-// observed positive rates.
-type CalibrationBin struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The bin's lowest predicted probability, inclusive.
-	LowerBound float64 `protobuf:"fixed64,1,opt,name=lower_bound,json=lowerBound,proto3" json:"lower_bound,omitempty"`
-	// The bin's highest predicted probability (exclusive, except for the last
-	// bin).
-	UpperBound float64 `protobuf:"fixed64,2,opt,name=upper_bound,json=upperBound,proto3" json:"upper_bound,omitempty"`
-	// The rows in the bin.
-	Rows int64 `protobuf:"varint,3,opt,name=rows,proto3" json:"rows,omitempty"`
-	// The mean predicted probability of the bin's rows.
-	MeanPredicted float64 `protobuf:"fixed64,4,opt,name=mean_predicted,json=meanPredicted,proto3" json:"mean_predicted,omitempty"`
-	// The observed share of positives among the bin's rows.
-	ObservedRate  float64 `protobuf:"fixed64,5,opt,name=observed_rate,json=observedRate,proto3" json:"observed_rate,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *CalibrationBin) Reset() {
-	*x = CalibrationBin{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[62]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *CalibrationBin) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*CalibrationBin) ProtoMessage() {}
-
-func (x *CalibrationBin) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[62]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use CalibrationBin.ProtoReflect.Descriptor instead.
-func (*CalibrationBin) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{62}
-}
-
-func (x *CalibrationBin) GetLowerBound() float64 {
-	if x != nil {
-		return x.LowerBound
-	}
-	return 0
-}
-
-func (x *CalibrationBin) GetUpperBound() float64 {
-	if x != nil {
-		return x.UpperBound
-	}
-	return 0
-}
-
-func (x *CalibrationBin) GetRows() int64 {
-	if x != nil {
-		return x.Rows
-	}
-	return 0
-}
-
-func (x *CalibrationBin) GetMeanPredicted() float64 {
-	if x != nil {
-		return x.MeanPredicted
-	}
-	return 0
-}
-
-func (x *CalibrationBin) GetObservedRate() float64 {
-	if x != nil {
-		return x.ObservedRate
-	}
-	return 0
-}
-
-// ModelArtifact is a fitted model, complete: serving loads it and scores with
-// nothing else. It is stored serialised in the JetStream object store, its
-// SHA-256 digest in ModelVersion.artifact.
-//
-// Scoring a row: take its raw features (inputs), apply preprocessing to get
-// the design vector x (preprocessing.output_width values), then apply the
-// model parameters. Recommenders take a user id (and items) instead.
-type ModelArtifact struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The artifact layout version; this layout is 1. A reader refuses layouts
-	// it does not know.
-	FormatVersion uint32 `protobuf:"varint,1,opt,name=format_version,json=formatVersion,proto3" json:"format_version,omitempty"`
-	// The registered model's name.
-	ModelName string `protobuf:"bytes,2,opt,name=model_name,json=modelName,proto3" json:"model_name,omitempty"`
-	// The registered version.
-	ModelVersion int64 `protobuf:"varint,3,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
-	// The family fitted.
-	Family ModelFamily `protobuf:"varint,4,opt,name=family,proto3,enum=bullseye.training.v1.ModelFamily" json:"family,omitempty"`
-	// The task it performs.
-	Task TaskKind `protobuf:"varint,5,opt,name=task,proto3,enum=bullseye.training.v1.TaskKind" json:"task,omitempty"`
-	// The hyperparameters, by name, defaults filled in.
-	Hyperparameters map[string]*v1.Value `protobuf:"bytes,6,rep,name=hyperparameters,proto3" json:"hyperparameters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// The raw inputs it takes, in order; empty for recommenders.
-	Inputs []*InputColumn `protobuf:"bytes,7,rep,name=inputs,proto3" json:"inputs,omitempty"`
-	// The fitted preprocessing; unset for recommenders.
-	Preprocessing *FittedPreprocessing `protobuf:"bytes,8,opt,name=preprocessing,proto3" json:"preprocessing,omitempty"`
-	// How outputs map to class labels; binary classification only.
-	Classification *ClassificationOutput `protobuf:"bytes,9,opt,name=classification,proto3" json:"classification,omitempty"`
-	// The fitted parameters, by family.
-	//
-	// Types that are valid to be assigned to Parameters:
-	//
-	//	*ModelArtifact_Linear
-	//	*ModelArtifact_KernelSvm
-	//	*ModelArtifact_Nystrom
-	//	*ModelArtifact_Factorization
-	//	*ModelArtifact_Popularity
-	Parameters isModelArtifact_Parameters `protobuf_oneof:"parameters"`
-	// How the final fit's solver ended.
-	Solver *SolverReport `protobuf:"bytes,20,opt,name=solver,proto3" json:"solver,omitempty"`
-	// Test metrics (or cross-validation metrics without a test split).
-	Metrics []*v1.Metric `protobuf:"bytes,21,rep,name=metrics,proto3" json:"metrics,omitempty"`
-	// Where the model came from.
-	Lineage *Lineage `protobuf:"bytes,22,opt,name=lineage,proto3" json:"lineage,omitempty"`
-	// When the artifact was written.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ModelArtifact) Reset() {
-	*x = ModelArtifact{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[63]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ModelArtifact) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ModelArtifact) ProtoMessage() {}
-
-func (x *ModelArtifact) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[63]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ModelArtifact.ProtoReflect.Descriptor instead.
-func (*ModelArtifact) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{63}
-}
-
-func (x *ModelArtifact) GetFormatVersion() uint32 {
-	if x != nil {
-		return x.FormatVersion
-	}
-	return 0
-}
-
-func (x *ModelArtifact) GetModelName() string {
-	if x != nil {
-		return x.ModelName
-	}
-	return ""
-}
-
-func (x *ModelArtifact) GetModelVersion() int64 {
-	if x != nil {
-		return x.ModelVersion
-	}
-	return 0
-}
-
-func (x *ModelArtifact) GetFamily() ModelFamily {
-	if x != nil {
-		return x.Family
-	}
-	return ModelFamily_MODEL_FAMILY_UNSPECIFIED
-}
-
-func (x *ModelArtifact) GetTask() TaskKind {
-	if x != nil {
-		return x.Task
-	}
-	return TaskKind_TASK_KIND_UNSPECIFIED
-}
-
-func (x *ModelArtifact) GetHyperparameters() map[string]*v1.Value {
-	if x != nil {
-		return x.Hyperparameters
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetInputs() []*InputColumn {
-	if x != nil {
-		return x.Inputs
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetPreprocessing() *FittedPreprocessing {
-	if x != nil {
-		return x.Preprocessing
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetClassification() *ClassificationOutput {
-	if x != nil {
-		return x.Classification
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetParameters() isModelArtifact_Parameters {
-	if x != nil {
-		return x.Parameters
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetLinear() *LinearParameters {
-	if x != nil {
-		if x, ok := x.Parameters.(*ModelArtifact_Linear); ok {
-			return x.Linear
-		}
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetKernelSvm() *KernelSvmParameters {
-	if x != nil {
-		if x, ok := x.Parameters.(*ModelArtifact_KernelSvm); ok {
-			return x.KernelSvm
-		}
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetNystrom() *NystromParameters {
-	if x != nil {
-		if x, ok := x.Parameters.(*ModelArtifact_Nystrom); ok {
-			return x.Nystrom
-		}
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetFactorization() *FactorizationParameters {
-	if x != nil {
-		if x, ok := x.Parameters.(*ModelArtifact_Factorization); ok {
-			return x.Factorization
-		}
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetPopularity() *PopularityParameters {
-	if x != nil {
-		if x, ok := x.Parameters.(*ModelArtifact_Popularity); ok {
-			return x.Popularity
-		}
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetSolver() *SolverReport {
-	if x != nil {
-		return x.Solver
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetMetrics() []*v1.Metric {
-	if x != nil {
-		return x.Metrics
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetLineage() *Lineage {
-	if x != nil {
-		return x.Lineage
-	}
-	return nil
-}
-
-func (x *ModelArtifact) GetCreateTime() *timestamppb.Timestamp {
-	if x != nil {
-		return x.CreateTime
-	}
-	return nil
-}
-
-type isModelArtifact_Parameters interface {
-	isModelArtifact_Parameters()
-}
-
-type ModelArtifact_Linear struct {
-	// LINEAR_REGRESSION, LASSO, ELASTIC_NET, LOGISTIC_REGRESSION, LINEAR_SVM.
-	Linear *LinearParameters `protobuf:"bytes,10,opt,name=linear,proto3,oneof"`
-}
-
-type ModelArtifact_KernelSvm struct {
-	// KERNEL_SVM.
-	KernelSvm *KernelSvmParameters `protobuf:"bytes,11,opt,name=kernel_svm,json=kernelSvm,proto3,oneof"`
-}
-
-type ModelArtifact_Nystrom struct {
-	// NYSTROM_SVM, NYSTROM_LOGISTIC.
-	Nystrom *NystromParameters `protobuf:"bytes,12,opt,name=nystrom,proto3,oneof"`
-}
-
-type ModelArtifact_Factorization struct {
-	// MF_ALS, MF_SGD, IMPLICIT_ALS, BPR.
-	Factorization *FactorizationParameters `protobuf:"bytes,13,opt,name=factorization,proto3,oneof"`
-}
-
-type ModelArtifact_Popularity struct {
-	// POPULARITY.
-	Popularity *PopularityParameters `protobuf:"bytes,14,opt,name=popularity,proto3,oneof"`
-}
-
-func (*ModelArtifact_Linear) isModelArtifact_Parameters() {}
-
-func (*ModelArtifact_KernelSvm) isModelArtifact_Parameters() {}
-
-func (*ModelArtifact_Nystrom) isModelArtifact_Parameters() {}
-
-func (*ModelArtifact_Factorization) isModelArtifact_Parameters() {}
-
-func (*ModelArtifact_Popularity) isModelArtifact_Parameters() {}
-
-// ClassificationOutput maps a binary classifier's output to labels.
-type ClassificationOutput struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The label value of the positive class, e.g. "yes" (true for outcome
-	// events).
-	PositiveLabel *v1.Value `protobuf:"bytes,1,opt,name=positive_label,json=positiveLabel,proto3" json:"positive_label,omitempty"`
-	// The label value of the negative class, e.g. "no" (false for outcome
-	// events).
-	NegativeLabel *v1.Value `protobuf:"bytes,2,opt,name=negative_label,json=negativeLabel,proto3" json:"negative_label,omitempty"`
-	// The probability at or above which the positive label is predicted.
-	Threshold     float64 `protobuf:"fixed64,3,opt,name=threshold,proto3" json:"threshold,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ClassificationOutput) Reset() {
-	*x = ClassificationOutput{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[64]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ClassificationOutput) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ClassificationOutput) ProtoMessage() {}
-
-func (x *ClassificationOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[64]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ClassificationOutput.ProtoReflect.Descriptor instead.
-func (*ClassificationOutput) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{64}
-}
-
-func (x *ClassificationOutput) GetPositiveLabel() *v1.Value {
-	if x != nil {
-		return x.PositiveLabel
-	}
-	return nil
-}
-
-func (x *ClassificationOutput) GetNegativeLabel() *v1.Value {
-	if x != nil {
-		return x.NegativeLabel
-	}
-	return nil
-}
-
-func (x *ClassificationOutput) GetThreshold() float64 {
-	if x != nil {
-		return x.Threshold
-	}
-	return 0
-}
-
-// SolverReport says how a solver ended.
-type SolverReport struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Whether it met its tolerance before its iteration cap.
-	Converged bool `protobuf:"varint,1,opt,name=converged,proto3" json:"converged,omitempty"`
-	// The iterations it ran.
-	Iterations int32 `protobuf:"varint,2,opt,name=iterations,proto3" json:"iterations,omitempty"`
-	// Its final objective value (or duality gap, as the solver measures).
-	FinalObjective float64 `protobuf:"fixed64,3,opt,name=final_objective,json=finalObjective,proto3" json:"final_objective,omitempty"`
-	// The time the final fit took.
-	FitTime       *durationpb.Duration `protobuf:"bytes,4,opt,name=fit_time,json=fitTime,proto3" json:"fit_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *SolverReport) Reset() {
-	*x = SolverReport{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[65]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *SolverReport) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*SolverReport) ProtoMessage() {}
-
-func (x *SolverReport) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[65]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use SolverReport.ProtoReflect.Descriptor instead.
-func (*SolverReport) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{65}
-}
-
-func (x *SolverReport) GetConverged() bool {
-	if x != nil {
-		return x.Converged
-	}
-	return false
-}
-
-func (x *SolverReport) GetIterations() int32 {
-	if x != nil {
-		return x.Iterations
-	}
-	return 0
-}
-
-func (x *SolverReport) GetFinalObjective() float64 {
-	if x != nil {
-		return x.FinalObjective
-	}
-	return 0
-}
-
-func (x *SolverReport) GetFitTime() *durationpb.Duration {
-	if x != nil {
-		return x.FitTime
-	}
-	return nil
-}
-
-// FittedPreprocessing is the preprocessing fitted on the training rows. The
-// design vector is the concatenation of each column's outputs, in column
-// order; column i writes outputs [output_offset, output_offset +
-// output_width).
-type FittedPreprocessing struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The fitted columns, in design order.
-	Columns []*FittedColumn `protobuf:"bytes,1,rep,name=columns,proto3" json:"columns,omitempty"`
-	// The length of the design vector.
-	OutputWidth int32 `protobuf:"varint,2,opt,name=output_width,json=outputWidth,proto3" json:"output_width,omitempty"`
-	// A readable name for each design position, e.g. "age", "age#missing",
-	// "job=admin.", "job#unseen", "city#h17"; for contributions and debugging.
-	OutputNames   []string `protobuf:"bytes,3,rep,name=output_names,json=outputNames,proto3" json:"output_names,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *FittedPreprocessing) Reset() {
-	*x = FittedPreprocessing{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[66]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *FittedPreprocessing) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*FittedPreprocessing) ProtoMessage() {}
-
-func (x *FittedPreprocessing) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[66]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use FittedPreprocessing.ProtoReflect.Descriptor instead.
-func (*FittedPreprocessing) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{66}
-}
-
-func (x *FittedPreprocessing) GetColumns() []*FittedColumn {
-	if x != nil {
-		return x.Columns
-	}
-	return nil
-}
-
-func (x *FittedPreprocessing) GetOutputWidth() int32 {
-	if x != nil {
-		return x.OutputWidth
-	}
-	return 0
-}
-
-func (x *FittedPreprocessing) GetOutputNames() []string {
-	if x != nil {
-		return x.OutputNames
-	}
-	return nil
-}
-
-// FittedColumn is how one raw input becomes design values. Steps, in order:
-// if the value is missing (absent or null), the missing indicator (if any) is
-// 1 and impute_value is used instead; then by encoding:
-// NUMERIC: x as a number (bool 0/1, time in days before the cutoff or the
-// scoring time), log(1 + max(x, 0)) if log_transform, then (x - mean) /
-// scale; one output.
-// ONE_HOT: output i is 1 for vocabulary[i]; a value not in the vocabulary
-// sets the unseen bucket if there is one, else nothing; len(vocabulary) (+1
-// with the bucket) outputs.
-// HASHING: output h(value) mod hash_buckets is 1 (or ±1 with signed
-// hashing); hash_buckets outputs.
-// The missing indicator, when present, is the column's last output.
-type FittedColumn struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The raw input's name.
-	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// The raw input's type.
-	Type v1.ValueType `protobuf:"varint,2,opt,name=type,proto3,enum=bullseye.common.v1.ValueType" json:"type,omitempty"`
-	// The encoding fitted (never unspecified).
-	Encoding ColumnEncoding `protobuf:"varint,3,opt,name=encoding,proto3,enum=bullseye.training.v1.ColumnEncoding" json:"encoding,omitempty"`
-	// The first design position the column writes.
-	OutputOffset int32 `protobuf:"varint,4,opt,name=output_offset,json=outputOffset,proto3" json:"output_offset,omitempty"`
-	// The number of design positions the column writes.
-	OutputWidth int32 `protobuf:"varint,5,opt,name=output_width,json=outputWidth,proto3" json:"output_width,omitempty"`
-	// The value used when the input is missing.
-	ImputeValue *v1.Value `protobuf:"bytes,6,opt,name=impute_value,json=imputeValue,proto3" json:"impute_value,omitempty"`
-	// Whether the column has a missing indicator output.
-	MissingIndicator bool `protobuf:"varint,7,opt,name=missing_indicator,json=missingIndicator,proto3" json:"missing_indicator,omitempty"`
-	// NUMERIC: whether log(1 + x) is applied before scaling.
-	LogTransform bool `protobuf:"varint,8,opt,name=log_transform,json=logTransform,proto3" json:"log_transform,omitempty"`
-	// NUMERIC: the value subtracted (0 without scaling).
-	Mean float64 `protobuf:"fixed64,9,opt,name=mean,proto3" json:"mean,omitempty"`
-	// NUMERIC: the divisor after subtracting mean (1 without scaling; never 0).
-	Scale float64 `protobuf:"fixed64,10,opt,name=scale,proto3" json:"scale,omitempty"`
-	// ONE_HOT: the known categories, in output order.
-	Vocabulary []string `protobuf:"bytes,11,rep,name=vocabulary,proto3" json:"vocabulary,omitempty"`
-	// ONE_HOT: whether the unseen bucket follows the vocabulary's outputs.
-	UnseenBucket bool `protobuf:"varint,12,opt,name=unseen_bucket,json=unseenBucket,proto3" json:"unseen_bucket,omitempty"`
-	// HASHING: the number of buckets.
-	HashBuckets int32 `protobuf:"varint,13,opt,name=hash_buckets,json=hashBuckets,proto3" json:"hash_buckets,omitempty"`
-	// HASHING: the hash function.
-	HashFunction HashFunction `protobuf:"varint,14,opt,name=hash_function,json=hashFunction,proto3,enum=bullseye.training.v1.HashFunction" json:"hash_function,omitempty"`
-	// HASHING: a seed mixed into the hash.
-	HashSeed uint64 `protobuf:"varint,15,opt,name=hash_seed,json=hashSeed,proto3" json:"hash_seed,omitempty"`
-	// HASHING: whether a second hash bit chooses the sign (+1 or -1).
-	SignedHash    bool `protobuf:"varint,16,opt,name=signed_hash,json=signedHash,proto3" json:"signed_hash,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *FittedColumn) Reset() {
-	*x = FittedColumn{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[67]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *FittedColumn) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*FittedColumn) ProtoMessage() {}
-
-func (x *FittedColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[67]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use FittedColumn.ProtoReflect.Descriptor instead.
-func (*FittedColumn) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{67}
-}
-
-func (x *FittedColumn) GetName() string {
-	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *FittedColumn) GetType() v1.ValueType {
-	if x != nil {
-		return x.Type
-	}
-	return v1.ValueType(0)
-}
-
-func (x *FittedColumn) GetEncoding() ColumnEncoding {
-	if x != nil {
-		return x.Encoding
-	}
-	return ColumnEncoding_COLUMN_ENCODING_UNSPECIFIED
-}
-
-func (x *FittedColumn) GetOutputOffset() int32 {
-	if x != nil {
-		return x.OutputOffset
-	}
-	return 0
-}
-
-func (x *FittedColumn) GetOutputWidth() int32 {
-	if x != nil {
-		return x.OutputWidth
-	}
-	return 0
-}
-
-func (x *FittedColumn) GetImputeValue() *v1.Value {
-	if x != nil {
-		return x.ImputeValue
-	}
-	return nil
-}
-
-func (x *FittedColumn) GetMissingIndicator() bool {
-	if x != nil {
-		return x.MissingIndicator
-	}
-	return false
-}
-
-func (x *FittedColumn) GetLogTransform() bool {
-	if x != nil {
-		return x.LogTransform
-	}
-	return false
-}
-
-func (x *FittedColumn) GetMean() float64 {
-	if x != nil {
-		return x.Mean
-	}
-	return 0
-}
-
-func (x *FittedColumn) GetScale() float64 {
-	if x != nil {
-		return x.Scale
-	}
-	return 0
-}
-
-func (x *FittedColumn) GetVocabulary() []string {
-	if x != nil {
-		return x.Vocabulary
-	}
-	return nil
-}
-
-func (x *FittedColumn) GetUnseenBucket() bool {
-	if x != nil {
-		return x.UnseenBucket
-	}
-	return false
-}
-
-func (x *FittedColumn) GetHashBuckets() int32 {
-	if x != nil {
-		return x.HashBuckets
-	}
-	return 0
-}
-
-func (x *FittedColumn) GetHashFunction() HashFunction {
-	if x != nil {
-		return x.HashFunction
-	}
-	return HashFunction_HASH_FUNCTION_UNSPECIFIED
-}
-
-func (x *FittedColumn) GetHashSeed() uint64 {
-	if x != nil {
-		return x.HashSeed
-	}
-	return 0
-}
-
-func (x *FittedColumn) GetSignedHash() bool {
-	if x != nil {
-		return x.SignedHash
-	}
-	return false
-}
-
-// LinearParameters is a linear model: f(x) = weights · x + intercept.
-type LinearParameters struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// One weight per design position.
-	Weights []float64 `protobuf:"fixed64,1,rep,packed,name=weights,proto3" json:"weights,omitempty"`
-	// The intercept (bias).
-	Intercept float64 `protobuf:"fixed64,2,opt,name=intercept,proto3" json:"intercept,omitempty"`
-	// How f(x) becomes the output.
-	Link LinkFunction `protobuf:"varint,3,opt,name=link,proto3,enum=bullseye.training.v1.LinkFunction" json:"link,omitempty"`
-	// For SVMs: the Platt scaling that turns f(x) into a probability; unset
-	// means no probability.
-	Platt         *PlattScaling `protobuf:"bytes,4,opt,name=platt,proto3" json:"platt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *LinearParameters) Reset() {
-	*x = LinearParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[68]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *LinearParameters) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*LinearParameters) ProtoMessage() {}
-
-func (x *LinearParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[68]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use LinearParameters.ProtoReflect.Descriptor instead.
-func (*LinearParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{68}
-}
-
-func (x *LinearParameters) GetWeights() []float64 {
-	if x != nil {
-		return x.Weights
-	}
-	return nil
-}
-
-func (x *LinearParameters) GetIntercept() float64 {
-	if x != nil {
-		return x.Intercept
-	}
-	return 0
-}
-
-func (x *LinearParameters) GetLink() LinkFunction {
-	if x != nil {
-		return x.Link
-	}
-	return LinkFunction_LINK_FUNCTION_UNSPECIFIED
-}
-
-func (x *LinearParameters) GetPlatt() *PlattScaling {
-	if x != nil {
-		return x.Platt
-	}
-	return nil
-}
-
-// PlattScaling turns an SVM decision value f into a probability:
-// P(positive) = 1 / (1 + exp(a·f + b)).
-type PlattScaling struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The slope A (negative for a sensible fit).
-	A float64 `protobuf:"fixed64,1,opt,name=a,proto3" json:"a,omitempty"`
-	// The offset B.
-	B             float64 `protobuf:"fixed64,2,opt,name=b,proto3" json:"b,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *PlattScaling) Reset() {
-	*x = PlattScaling{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[69]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *PlattScaling) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*PlattScaling) ProtoMessage() {}
-
-func (x *PlattScaling) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[69]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use PlattScaling.ProtoReflect.Descriptor instead.
-func (*PlattScaling) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{69}
-}
-
-func (x *PlattScaling) GetA() float64 {
-	if x != nil {
-		return x.A
-	}
-	return 0
-}
-
-func (x *PlattScaling) GetB() float64 {
-	if x != nil {
-		return x.B
-	}
-	return 0
-}
-
-// KernelParameters is a kernel function on design vectors.
-type KernelParameters struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The kernel.
-	Type KernelType `protobuf:"varint,1,opt,name=type,proto3,enum=bullseye.training.v1.KernelType" json:"type,omitempty"`
-	// RBF: K = exp(-gamma·|u - v|²); POLY: K = (gamma·u·v + coef0)^degree. The
-	// resolved number, never "scale".
-	Gamma float64 `protobuf:"fixed64,2,opt,name=gamma,proto3" json:"gamma,omitempty"`
-	// POLY: the degree.
-	Degree int32 `protobuf:"varint,3,opt,name=degree,proto3" json:"degree,omitempty"`
-	// POLY: the constant term.
-	Coef0         float64 `protobuf:"fixed64,4,opt,name=coef0,proto3" json:"coef0,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KernelParameters) Reset() {
-	*x = KernelParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[70]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KernelParameters) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KernelParameters) ProtoMessage() {}
-
-func (x *KernelParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[70]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KernelParameters.ProtoReflect.Descriptor instead.
-func (*KernelParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{70}
-}
-
-func (x *KernelParameters) GetType() KernelType {
-	if x != nil {
-		return x.Type
-	}
-	return KernelType_KERNEL_TYPE_UNSPECIFIED
-}
-
-func (x *KernelParameters) GetGamma() float64 {
-	if x != nil {
-		return x.Gamma
-	}
-	return 0
-}
-
-func (x *KernelParameters) GetDegree() int32 {
-	if x != nil {
-		return x.Degree
-	}
-	return 0
-}
-
-func (x *KernelParameters) GetCoef0() float64 {
-	if x != nil {
-		return x.Coef0
-	}
-	return 0
-}
-
-// KernelSvmParameters is a kernel SVM:
-// f(x) = Σ dual_coefficients[i]·K(support_vectors[i], x) + intercept.
-type KernelSvmParameters struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The kernel.
-	Kernel *KernelParameters `protobuf:"bytes,1,opt,name=kernel,proto3" json:"kernel,omitempty"`
-	// The number of support vectors.
-	SupportVectorCount int32 `protobuf:"varint,2,opt,name=support_vector_count,json=supportVectorCount,proto3" json:"support_vector_count,omitempty"`
-	// The length of each support vector (the design width).
-	Dimension int32 `protobuf:"varint,3,opt,name=dimension,proto3" json:"dimension,omitempty"`
-	// The support vectors, row-major: support_vector_count × dimension values.
-	SupportVectors []float64 `protobuf:"fixed64,4,rep,packed,name=support_vectors,json=supportVectors,proto3" json:"support_vectors,omitempty"`
-	// y_i·alpha_i for each support vector.
-	DualCoefficients []float64 `protobuf:"fixed64,5,rep,packed,name=dual_coefficients,json=dualCoefficients,proto3" json:"dual_coefficients,omitempty"`
-	// The intercept (LIBSVM's -rho).
-	Intercept float64 `protobuf:"fixed64,6,opt,name=intercept,proto3" json:"intercept,omitempty"`
-	// The Platt scaling for probabilities; unset means no probability.
-	Platt         *PlattScaling `protobuf:"bytes,7,opt,name=platt,proto3" json:"platt,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KernelSvmParameters) Reset() {
-	*x = KernelSvmParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[71]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KernelSvmParameters) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KernelSvmParameters) ProtoMessage() {}
-
-func (x *KernelSvmParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[71]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KernelSvmParameters.ProtoReflect.Descriptor instead.
-func (*KernelSvmParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{71}
-}
-
-func (x *KernelSvmParameters) GetKernel() *KernelParameters {
-	if x != nil {
-		return x.Kernel
-	}
-	return nil
-}
-
-func (x *KernelSvmParameters) GetSupportVectorCount() int32 {
-	if x != nil {
-		return x.SupportVectorCount
-	}
-	return 0
-}
-
-func (x *KernelSvmParameters) GetDimension() int32 {
-	if x != nil {
-		return x.Dimension
-	}
-	return 0
-}
-
-func (x *KernelSvmParameters) GetSupportVectors() []float64 {
-	if x != nil {
-		return x.SupportVectors
-	}
-	return nil
-}
-
-func (x *KernelSvmParameters) GetDualCoefficients() []float64 {
-	if x != nil {
-		return x.DualCoefficients
-	}
-	return nil
-}
-
-func (x *KernelSvmParameters) GetIntercept() float64 {
-	if x != nil {
-		return x.Intercept
-	}
-	return 0
-}
-
-func (x *KernelSvmParameters) GetPlatt() *PlattScaling {
-	if x != nil {
-		return x.Platt
-	}
-	return nil
-}
-
-// NystromParameters is a linear model on a Nyström feature map:
-// z = projection^T · [K(landmarks[j], x)]_j, then the linear model on z.
-type NystromParameters struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The kernel.
-	Kernel *KernelParameters `protobuf:"bytes,1,opt,name=kernel,proto3" json:"kernel,omitempty"`
-	// The number of landmarks m.
-	LandmarkCount int32 `protobuf:"varint,2,opt,name=landmark_count,json=landmarkCount,proto3" json:"landmark_count,omitempty"`
-	// The length of each landmark (the design width).
-	Dimension int32 `protobuf:"varint,3,opt,name=dimension,proto3" json:"dimension,omitempty"`
-	// The landmarks, row-major: landmark_count × dimension values.
-	Landmarks []float64 `protobuf:"fixed64,4,rep,packed,name=landmarks,proto3" json:"landmarks,omitempty"`
-	// The number of mapped features r (at most m; fewer when tiny eigenvalues
-	// were dropped).
-	ComponentCount int32 `protobuf:"varint,5,opt,name=component_count,json=componentCount,proto3" json:"component_count,omitempty"`
-	// The projection (K_mm^(-1/2) restricted to kept eigenvectors), row-major:
-	// landmark_count × component_count values.
-	Projection []float64 `protobuf:"fixed64,6,rep,packed,name=projection,proto3" json:"projection,omitempty"`
-	// The linear model on the mapped features (component_count weights).
-	Linear        *LinearParameters `protobuf:"bytes,7,opt,name=linear,proto3" json:"linear,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *NystromParameters) Reset() {
-	*x = NystromParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[72]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *NystromParameters) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*NystromParameters) ProtoMessage() {}
-
-func (x *NystromParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[72]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use NystromParameters.ProtoReflect.Descriptor instead.
-func (*NystromParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{72}
-}
-
-func (x *NystromParameters) GetKernel() *KernelParameters {
-	if x != nil {
-		return x.Kernel
-	}
-	return nil
-}
-
-func (x *NystromParameters) GetLandmarkCount() int32 {
-	if x != nil {
-		return x.LandmarkCount
-	}
-	return 0
-}
-
-func (x *NystromParameters) GetDimension() int32 {
-	if x != nil {
-		return x.Dimension
-	}
-	return 0
-}
-
-func (x *NystromParameters) GetLandmarks() []float64 {
-	if x != nil {
-		return x.Landmarks
-	}
-	return nil
-}
-
-func (x *NystromParameters) GetComponentCount() int32 {
-	if x != nil {
-		return x.ComponentCount
-	}
-	return 0
-}
-
-func (x *NystromParameters) GetProjection() []float64 {
-	if x != nil {
-		return x.Projection
-	}
-	return nil
-}
-
-func (x *NystromParameters) GetLinear() *LinearParameters {
-	if x != nil {
-		return x.Linear
-	}
-	return nil
-}
-
-// FactorizationParameters is a matrix factorisation recommender:
-// score(u, i) = global_bias + user_bias[u] + item_bias[i] + user_factors[u] ·
-// item_factors[i]. Matrices are packed little-endian float32, row-major.
-type FactorizationParameters struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The number of latent factors.
-	Rank int32 `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
-	// The known users' ids; row u of user_factors belongs to user_ids[u].
-	UserIds []string `protobuf:"bytes,2,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
-	// The known items' ids; row i of item_factors belongs to item_ids[i].
-	ItemIds []string `protobuf:"bytes,3,rep,name=item_ids,json=itemIds,proto3" json:"item_ids,omitempty"`
-	// len(user_ids) × rank float32 values.
-	UserFactors []byte `protobuf:"bytes,4,opt,name=user_factors,json=userFactors,proto3" json:"user_factors,omitempty"`
-	// len(item_ids) × rank float32 values.
-	ItemFactors []byte `protobuf:"bytes,5,opt,name=item_factors,json=itemFactors,proto3" json:"item_factors,omitempty"`
-	// The global mean (biased explicit models); 0 otherwise.
-	GlobalBias float64 `protobuf:"fixed64,6,opt,name=global_bias,json=globalBias,proto3" json:"global_bias,omitempty"`
-	// One float32 per user (biased models); empty otherwise.
-	UserBiases []byte `protobuf:"bytes,7,opt,name=user_biases,json=userBiases,proto3" json:"user_biases,omitempty"`
-	// One float32 per item (biased models); empty otherwise.
-	ItemBiases []byte `protobuf:"bytes,8,opt,name=item_biases,json=itemBiases,proto3" json:"item_biases,omitempty"`
-	// The items each user interacted with in training, as compressed sparse
-	// rows: seen_offsets has len(user_ids) + 1 little-endian uint32 values,
-	// user u's items are seen_items[offsets[u] : offsets[u+1]], each a
-	// little-endian uint32 index into item_ids. For excluding seen items.
-	SeenOffsets []byte `protobuf:"bytes,9,opt,name=seen_offsets,json=seenOffsets,proto3" json:"seen_offsets,omitempty"`
-	// The item indexes of seen_offsets, little-endian uint32.
-	SeenItems []byte `protobuf:"bytes,10,opt,name=seen_items,json=seenItems,proto3" json:"seen_items,omitempty"`
-	// The ranking unknown users get.
-	Popularity *PopularityParameters `protobuf:"bytes,11,opt,name=popularity,proto3" json:"popularity,omitempty"`
-	// Explicit models: predictions are clipped to [min_rating, max_rating];
-	// both 0 means no clipping.
-	MinRating float64 `protobuf:"fixed64,12,opt,name=min_rating,json=minRating,proto3" json:"min_rating,omitempty"`
-	// See min_rating.
-	MaxRating     float64 `protobuf:"fixed64,13,opt,name=max_rating,json=maxRating,proto3" json:"max_rating,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *FactorizationParameters) Reset() {
-	*x = FactorizationParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[73]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *FactorizationParameters) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*FactorizationParameters) ProtoMessage() {}
-
-func (x *FactorizationParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[73]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use FactorizationParameters.ProtoReflect.Descriptor instead.
-func (*FactorizationParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{73}
-}
-
-func (x *FactorizationParameters) GetRank() int32 {
-	if x != nil {
-		return x.Rank
-	}
-	return 0
-}
-
-func (x *FactorizationParameters) GetUserIds() []string {
-	if x != nil {
-		return x.UserIds
-	}
-	return nil
-}
-
-func (x *FactorizationParameters) GetItemIds() []string {
-	if x != nil {
-		return x.ItemIds
-	}
-	return nil
-}
-
-func (x *FactorizationParameters) GetUserFactors() []byte {
-	if x != nil {
-		return x.UserFactors
-	}
-	return nil
-}
-
-func (x *FactorizationParameters) GetItemFactors() []byte {
-	if x != nil {
-		return x.ItemFactors
-	}
-	return nil
-}
-
-func (x *FactorizationParameters) GetGlobalBias() float64 {
-	if x != nil {
-		return x.GlobalBias
-	}
-	return 0
-}
-
-func (x *FactorizationParameters) GetUserBiases() []byte {
-	if x != nil {
-		return x.UserBiases
-	}
-	return nil
-}
-
-func (x *FactorizationParameters) GetItemBiases() []byte {
-	if x != nil {
-		return x.ItemBiases
-	}
-	return nil
-}
-
-func (x *FactorizationParameters) GetSeenOffsets() []byte {
-	if x != nil {
-		return x.SeenOffsets
-	}
-	return nil
-}
-
-func (x *FactorizationParameters) GetSeenItems() []byte {
-	if x != nil {
-		return x.SeenItems
-	}
-	return nil
-}
-
-func (x *FactorizationParameters) GetPopularity() *PopularityParameters {
-	if x != nil {
-		return x.Popularity
-	}
-	return nil
-}
-
-func (x *FactorizationParameters) GetMinRating() float64 {
-	if x != nil {
-		return x.MinRating
-	}
-	return 0
-}
-
-func (x *FactorizationParameters) GetMaxRating() float64 {
-	if x != nil {
-		return x.MaxRating
-	}
-	return 0
-}
-
-// PopularityParameters is items ranked by popularity, the same for everyone.
-type PopularityParameters struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The items, most popular first.
-	ItemIds []string `protobuf:"bytes,1,rep,name=item_ids,json=itemIds,proto3" json:"item_ids,omitempty"`
-	// Each item's popularity score, same order, non-increasing.
-	Scores        []float64 `protobuf:"fixed64,2,rep,packed,name=scores,proto3" json:"scores,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *PopularityParameters) Reset() {
-	*x = PopularityParameters{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[74]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *PopularityParameters) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*PopularityParameters) ProtoMessage() {}
-
-func (x *PopularityParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[74]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use PopularityParameters.ProtoReflect.Descriptor instead.
-func (*PopularityParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{74}
-}
-
-func (x *PopularityParameters) GetItemIds() []string {
-	if x != nil {
-		return x.ItemIds
-	}
-	return nil
-}
-
-func (x *PopularityParameters) GetScores() []float64 {
-	if x != nil {
-		return x.Scores
-	}
-	return nil
-}
-
 var File_bullseye_training_v1_training_proto protoreflect.FileDescriptor
 
 const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\n" +
-	"#bullseye/training/v1/training.proto\x12\x14bullseye.training.v1\x1a\x1fbullseye/common/v1/common.proto\x1a!bullseye/feature/v1/feature.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n" +
+	"#bullseye/training/v1/training.proto\x12\x14bullseye.training.v1\x1a\x1fbullseye/common/v1/common.proto\x1a!bullseye/feature/v1/feature.proto\x1a\x1dbullseye/model/v1/model.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n" +
 	"\x14StartTrainingRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x126\n" +
@@ -7918,15 +4554,15 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x1f\n" +
 	"\vname_prefix\x18\x03 \x01(\tR\n" +
-	"namePrefix\"{\n" +
-	"\x12ListModelsResponse\x12=\n" +
-	"\x06models\x18\x01 \x03(\v2%.bullseye.training.v1.RegisteredModelR\x06models\x12&\n" +
+	"namePrefix\"x\n" +
+	"\x12ListModelsResponse\x12:\n" +
+	"\x06models\x18\x01 \x03(\v2\".bullseye.model.v1.RegisteredModelR\x06models\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"E\n" +
 	"\x0fGetModelRequest\x122\n" +
-	"\x05model\x18\x01 \x01(\v2\x1c.bullseye.common.v1.ModelRefR\x05model\"\x98\x01\n" +
-	"\x10GetModelResponse\x12G\n" +
-	"\rmodel_version\x18\x01 \x01(\v2\".bullseye.training.v1.ModelVersionR\fmodelVersion\x12;\n" +
-	"\x05model\x18\x02 \x01(\v2%.bullseye.training.v1.RegisteredModelR\x05model\"\xd9\x02\n" +
+	"\x05model\x18\x01 \x01(\v2\x1c.bullseye.common.v1.ModelRefR\x05model\"\x92\x01\n" +
+	"\x10GetModelResponse\x12D\n" +
+	"\rmodel_version\x18\x01 \x01(\v2\x1f.bullseye.model.v1.ModelVersionR\fmodelVersion\x128\n" +
+	"\x05model\x18\x02 \x01(\v2\".bullseye.model.v1.RegisteredModelR\x05model\"\xd9\x02\n" +
 	"\x0fEvaluateRequest\x122\n" +
 	"\x05model\x18\x01 \x01(\v2\x1c.bullseye.common.v1.ModelRefR\x05model\x127\n" +
 	"\x04rows\x18\x02 \x03(\v2#.bullseye.training.v1.EvaluationRowR\x04rows\x122\n" +
@@ -7934,28 +4570,28 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\tpartition\x18\x04 \x01(\x0e2#.bullseye.training.v1.DataPartitionR\tpartition\x12A\n" +
 	"\aoptions\x18\x05 \x01(\v2'.bullseye.training.v1.EvaluationOptionsR\aoptions\x12\x1f\n" +
 	"\vomit_scores\x18\x06 \x01(\bR\n" +
-	"omitScores\"\x8f\x03\n" +
+	"omitScores\"\x8c\x03\n" +
 	"\x10EvaluateResponse\x12\x1d\n" +
 	"\n" +
 	"model_name\x18\x01 \x01(\tR\tmodelName\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\x03R\fmodelVersion\x127\n" +
 	"\x06scores\x18\x03 \x03(\v2\x1f.bullseye.training.v1.ScoredRowR\x06scores\x124\n" +
-	"\ametrics\x18\x04 \x03(\v2\x1a.bullseye.common.v1.MetricR\ametrics\x12B\n" +
-	"\x06curves\x18\x05 \x01(\v2*.bullseye.training.v1.ClassificationCurvesR\x06curves\x12\x1f\n" +
+	"\ametrics\x18\x04 \x03(\v2\x1a.bullseye.common.v1.MetricR\ametrics\x12?\n" +
+	"\x06curves\x18\x05 \x01(\v2'.bullseye.model.v1.ClassificationCurvesR\x06curves\x12\x1f\n" +
 	"\vrows_scored\x18\x06 \x01(\x03R\n" +
 	"rowsScored\x12#\n" +
 	"\rrows_labelled\x18\a \x01(\x03R\frowsLabelled\x12!\n" +
 	"\frows_invalid\x18\b \x01(\x03R\vrowsInvalid\x12\x1b\n" +
-	"\trows_cold\x18\t \x01(\x03R\browsCold\"\x8d\x04\n" +
+	"\trows_cold\x18\t \x01(\x03R\browsCold\"\x87\x04\n" +
 	"\x13PromoteModelRequest\x12\x1d\n" +
 	"\n" +
 	"model_name\x18\x01 \x01(\tR\tmodelName\x12+\n" +
 	"\x11expected_revision\x18\x02 \x01(\x03R\x10expectedRevision\x12Z\n" +
 	"\vset_aliases\x18\x03 \x03(\v29.bullseye.training.v1.PromoteModelRequest.SetAliasesEntryR\n" +
 	"setAliases\x12%\n" +
-	"\x0eremove_aliases\x18\x04 \x03(\tR\rremoveAliases\x126\n" +
-	"\x04live\x18\x05 \x01(\v2\".bullseye.training.v1.TrafficSplitR\x04live\x12<\n" +
-	"\x06shadow\x18\x06 \x01(\v2$.bullseye.training.v1.ShadowVersionsR\x06shadow\x12\x14\n" +
+	"\x0eremove_aliases\x18\x04 \x03(\tR\rremoveAliases\x123\n" +
+	"\x04live\x18\x05 \x01(\v2\x1f.bullseye.model.v1.TrafficSplitR\x04live\x129\n" +
+	"\x06shadow\x18\x06 \x01(\v2!.bullseye.model.v1.ShadowVersionsR\x06shadow\x12\x14\n" +
 	"\x05force\x18\a \x01(\bR\x05force\x12\x1f\n" +
 	"\vgate_metric\x18\b \x01(\tR\n" +
 	"gateMetric\x12\x16\n" +
@@ -7964,10 +4600,10 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	" \x01(\bR\fvalidateOnly\x1a=\n" +
 	"\x0fSetAliasesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x93\x01\n" +
-	"\x14PromoteModelResponse\x12;\n" +
-	"\x05model\x18\x01 \x01(\v2%.bullseye.training.v1.RegisteredModelR\x05model\x12>\n" +
-	"\x06checks\x18\x02 \x03(\v2&.bullseye.training.v1.QualityGateCheckR\x06checks\"\xb4\x05\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x8d\x01\n" +
+	"\x14PromoteModelResponse\x128\n" +
+	"\x05model\x18\x01 \x01(\v2\".bullseye.model.v1.RegisteredModelR\x05model\x12;\n" +
+	"\x06checks\x18\x02 \x03(\v2#.bullseye.model.v1.QualityGateCheckR\x06checks\"\xb4\x05\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -7988,7 +4624,7 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\rmodel_version\x18\f \x01(\x03R\fmodelVersion\x124\n" +
 	"\ametrics\x18\r \x03(\v2\x1a.bullseye.common.v1.MetricR\ametrics\x121\n" +
 	"\x05error\x18\x0e \x01(\v2\x1b.bullseye.common.v1.ProblemR\x05error\x12<\n" +
-	"\bmessages\x18\x0f \x03(\v2 .bullseye.training.v1.JobMessageR\bmessages\"\xd4\x05\n" +
+	"\bmessages\x18\x0f \x03(\v2 .bullseye.training.v1.JobMessageR\bmessages\"\xd1\x05\n" +
 	"\vJobProgress\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x124\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1e.bullseye.training.v1.JobStateR\x05state\x124\n" +
@@ -8003,8 +4639,8 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\vrows_loaded\x18\n" +
 	" \x01(\x03R\n" +
 	"rowsLoaded\x12C\n" +
-	"\x0fcurrent_metrics\x18\v \x03(\v2\x1a.bullseye.common.v1.MetricR\x0ecurrentMetrics\x12H\n" +
-	"\vleaderboard\x18\f \x03(\v2&.bullseye.training.v1.LeaderboardEntryR\vleaderboard\x12<\n" +
+	"\x0fcurrent_metrics\x18\v \x03(\v2\x1a.bullseye.common.v1.MetricR\x0ecurrentMetrics\x12E\n" +
+	"\vleaderboard\x18\f \x03(\v2#.bullseye.model.v1.LeaderboardEntryR\vleaderboard\x12<\n" +
 	"\bmessages\x18\r \x03(\v2 .bullseye.training.v1.JobMessageR\bmessages\x123\n" +
 	"\aelapsed\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x12;\n" +
 	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
@@ -8018,43 +4654,13 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x04text\x18\x04 \x01(\tR\x04text\x124\n" +
 	"\x05stage\x18\x05 \x01(\x0e2\x1e.bullseye.training.v1.JobStageR\x05stage\x12'\n" +
 	"\x0fcandidate_index\x18\x06 \x01(\x05R\x0ecandidateIndex\x12\x12\n" +
-	"\x04fold\x18\a \x01(\x05R\x04fold\"\xed\x05\n" +
-	"\x10LeaderboardEntry\x12\x12\n" +
-	"\x04rank\x18\x01 \x01(\x05R\x04rank\x12'\n" +
-	"\x0fcandidate_index\x18\x02 \x01(\x05R\x0ecandidateIndex\x129\n" +
-	"\x06family\x18\x03 \x01(\x0e2!.bullseye.training.v1.ModelFamilyR\x06family\x12\x14\n" +
-	"\x05label\x18\x04 \x01(\tR\x05label\x12e\n" +
-	"\x0fhyperparameters\x18\x05 \x03(\v2;.bullseye.training.v1.LeaderboardEntry.HyperparametersEntryR\x0fhyperparameters\x12\x14\n" +
-	"\x05score\x18\x06 \x01(\x01R\x05score\x12\"\n" +
-	"\rscore_std_dev\x18\a \x01(\x01R\vscoreStdDev\x124\n" +
-	"\ametrics\x18\b \x03(\v2\x1a.bullseye.common.v1.MetricR\ametrics\x126\n" +
-	"\x05folds\x18\t \x03(\v2 .bullseye.training.v1.FoldResultR\x05folds\x12M\n" +
-	"\x0fkernel_fallback\x18\n" +
-	" \x01(\x0e2$.bullseye.training.v1.KernelFallbackR\x0ekernelFallback\x12\x1c\n" +
-	"\tconverged\x18\v \x01(\bR\tconverged\x121\n" +
-	"\x05error\x18\f \x01(\v2\x1b.bullseye.common.v1.ProblemR\x05error\x12=\n" +
-	"\rmean_fit_time\x18\r \x01(\v2\x19.google.protobuf.DurationR\vmeanFitTime\x1a]\n" +
-	"\x14HyperparametersEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
-	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01\"\x92\x02\n" +
-	"\n" +
-	"FoldResult\x12\x12\n" +
-	"\x04fold\x18\x01 \x01(\x05R\x04fold\x124\n" +
-	"\ametrics\x18\x02 \x03(\v2\x1a.bullseye.common.v1.MetricR\ametrics\x12\x1d\n" +
-	"\n" +
-	"train_rows\x18\x03 \x01(\x03R\ttrainRows\x12'\n" +
-	"\x0fvalidation_rows\x18\x04 \x01(\x03R\x0evalidationRows\x12\x1c\n" +
-	"\tconverged\x18\x05 \x01(\bR\tconverged\x12\x1e\n" +
-	"\n" +
-	"iterations\x18\x06 \x01(\x05R\n" +
-	"iterations\x124\n" +
-	"\bfit_time\x18\a \x01(\v2\x19.google.protobuf.DurationR\afitTime\"\x8d\b\n" +
+	"\x04fold\x18\a \x01(\x05R\x04fold\"\x8a\b\n" +
 	"\fTrainingSpec\x12\x1d\n" +
 	"\n" +
 	"model_name\x18\x01 \x01(\tR\tmodelName\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x122\n" +
-	"\x04data\x18\x03 \x01(\v2\x1e.bullseye.training.v1.DataSpecR\x04data\x122\n" +
-	"\x04task\x18\x04 \x01(\x0e2\x1e.bullseye.training.v1.TaskKindR\x04task\x12M\n" +
+	"\x04data\x18\x03 \x01(\v2\x1e.bullseye.training.v1.DataSpecR\x04data\x12/\n" +
+	"\x04task\x18\x04 \x01(\x0e2\x1b.bullseye.model.v1.TaskKindR\x04task\x12M\n" +
 	"\rpreprocessing\x18\x05 \x01(\v2'.bullseye.training.v1.PreprocessingSpecR\rpreprocessing\x12C\n" +
 	"\n" +
 	"candidates\x18\x06 \x03(\v2#.bullseye.training.v1.CandidateSpecR\n" +
@@ -8125,20 +4731,20 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x12drop_unseen_bucket\x18\x03 \x01(\bR\x10dropUnseenBucket\"_\n" +
 	"\x0eHashingOptions\x123\n" +
 	"\x15cardinality_threshold\x18\x01 \x01(\x03R\x14cardinalityThreshold\x12\x18\n" +
-	"\abuckets\x18\x02 \x01(\x05R\abuckets\"\xf0\x02\n" +
+	"\abuckets\x18\x02 \x01(\x05R\abuckets\"\xed\x02\n" +
 	"\rColumnOptions\x12H\n" +
 	"\n" +
 	"imputation\x18\x01 \x01(\x0e2(.bullseye.training.v1.ImputationStrategyR\n" +
 	"imputation\x128\n" +
 	"\n" +
 	"fill_value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\tfillValue\x12#\n" +
-	"\rlog_transform\x18\x03 \x01(\bR\flogTransform\x12@\n" +
-	"\bencoding\x18\x04 \x01(\x0e2$.bullseye.training.v1.ColumnEncodingR\bencoding\x12!\n" +
+	"\rlog_transform\x18\x03 \x01(\bR\flogTransform\x12=\n" +
+	"\bencoding\x18\x04 \x01(\x0e2!.bullseye.model.v1.ColumnEncodingR\bencoding\x12!\n" +
 	"\fhash_buckets\x18\x05 \x01(\x05R\vhashBuckets\x127\n" +
 	"\ascaling\x18\x06 \x01(\x0e2\x1d.bullseye.training.v1.ScalingR\ascaling\x12\x18\n" +
-	"\aexclude\x18\a \x01(\bR\aexclude\"\xf1\x02\n" +
-	"\rCandidateSpec\x129\n" +
-	"\x06family\x18\x01 \x01(\x0e2!.bullseye.training.v1.ModelFamilyR\x06family\x12b\n" +
+	"\aexclude\x18\a \x01(\bR\aexclude\"\xee\x02\n" +
+	"\rCandidateSpec\x126\n" +
+	"\x06family\x18\x01 \x01(\x0e2\x1e.bullseye.model.v1.ModelFamilyR\x06family\x12b\n" +
 	"\x0fhyperparameters\x18\x02 \x03(\v28.bullseye.training.v1.CandidateSpec.HyperparametersEntryR\x0fhyperparameters\x12;\n" +
 	"\x06solver\x18\x03 \x01(\v2#.bullseye.training.v1.SolverOptionsR\x06solver\x12\x14\n" +
 	"\x05label\x18\x04 \x01(\tR\x05label\x1an\n" +
@@ -8168,10 +4774,10 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x05folds\x18\x01 \x01(\x05H\x00R\x05folds\x88\x01\x01\x12>\n" +
 	"\bstrategy\x18\x02 \x01(\x0e2\".bullseye.training.v1.FoldStrategyR\bstrategy\x124\n" +
 	"\btime_gap\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeGapB\b\n" +
-	"\x06_folds\"l\n" +
+	"\x06_folds\"i\n" +
 	"\rSelectionSpec\x12\x16\n" +
-	"\x06metric\x18\x01 \x01(\tR\x06metric\x12C\n" +
-	"\tdirection\x18\x02 \x01(\x0e2%.bullseye.training.v1.MetricDirectionR\tdirection\"T\n" +
+	"\x06metric\x18\x01 \x01(\tR\x06metric\x12@\n" +
+	"\tdirection\x18\x02 \x01(\x0e2\".bullseye.model.v1.MetricDirectionR\tdirection\"T\n" +
 	"\rSolverOptions\x12\x1c\n" +
 	"\ttolerance\x18\x01 \x01(\x01R\ttolerance\x12%\n" +
 	"\x0emax_iterations\x18\x02 \x01(\x05R\rmaxIterations\"\x8d\x02\n" +
@@ -8183,10 +4789,10 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"alwaysKeep\x12!\n" +
 	"\fmin_variance\x18\x05 \x01(\x01R\vminVariance\x12'\n" +
 	"\x0fmax_correlation\x18\x06 \x01(\x01R\x0emaxCorrelation\x12\x19\n" +
-	"\bmax_rows\x18\a \x01(\x03R\amaxRows\"\xa5\x01\n" +
+	"\bmax_rows\x18\a \x01(\x03R\amaxRows\"\xa2\x01\n" +
 	"\fKernelLimits\x12$\n" +
-	"\x0emax_exact_rows\x18\x01 \x01(\x03R\fmaxExactRows\x12@\n" +
-	"\bfallback\x18\x02 \x01(\x0e2$.bullseye.training.v1.KernelFallbackR\bfallback\x12-\n" +
+	"\x0emax_exact_rows\x18\x01 \x01(\x03R\fmaxExactRows\x12=\n" +
+	"\bfallback\x18\x02 \x01(\x0e2!.bullseye.model.v1.KernelFallbackR\bfallback\x12-\n" +
 	"\x12nystrom_components\x18\x03 \x01(\x05R\x11nystromComponents\"\x88\x01\n" +
 	"\x11EvaluationOptions\x12\x1c\n" +
 	"\tthreshold\x18\x01 \x01(\x01R\tthreshold\x12\x12\n" +
@@ -8195,103 +4801,7 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x0emax_roc_points\x18\x04 \x01(\x05R\fmaxRocPoints\"g\n" +
 	"\x0eResourceLimits\x12 \n" +
 	"\vparallelism\x18\x01 \x01(\x05R\vparallelism\x123\n" +
-	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xd6\x04\n" +
-	"\x0fRegisteredModel\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
-	"\x04task\x18\x02 \x01(\x0e2\x1e.bullseye.training.v1.TaskKindR\x04task\x12>\n" +
-	"\bversions\x18\x03 \x03(\v2\".bullseye.training.v1.ModelVersionR\bversions\x12L\n" +
-	"\aaliases\x18\x04 \x03(\v22.bullseye.training.v1.RegisteredModel.AliasesEntryR\aaliases\x126\n" +
-	"\x04live\x18\x05 \x01(\v2\".bullseye.training.v1.TrafficSplitR\x04live\x12<\n" +
-	"\x06shadow\x18\x06 \x01(\v2$.bullseye.training.v1.ShadowVersionsR\x06shadow\x12\x1a\n" +
-	"\brevision\x18\a \x01(\x03R\brevision\x12%\n" +
-	"\x0elatest_version\x18\b \x01(\x03R\rlatestVersion\x12;\n" +
-	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12;\n" +
-	"\vupdate_time\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\x1a:\n" +
-	"\fAliasesEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"O\n" +
-	"\fTrafficSplit\x12?\n" +
-	"\bversions\x18\x01 \x03(\v2#.bullseye.training.v1.VersionWeightR\bversions\"A\n" +
-	"\rVersionWeight\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x16\n" +
-	"\x06weight\x18\x02 \x01(\rR\x06weight\",\n" +
-	"\x0eShadowVersions\x12\x1a\n" +
-	"\bversions\x18\x01 \x03(\x03R\bversions\"\xcc\x01\n" +
-	"\x10QualityGateCheck\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x03R\aversion\x12\x16\n" +
-	"\x06metric\x18\x02 \x01(\tR\x06metric\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\x01R\x05value\x12!\n" +
-	"\flive_version\x18\x04 \x01(\x03R\vliveVersion\x12\x1d\n" +
-	"\n" +
-	"live_value\x18\x05 \x01(\x01R\tliveValue\x12\x16\n" +
-	"\x06passed\x18\x06 \x01(\bR\x06passed\x12\x16\n" +
-	"\x06forced\x18\a \x01(\bR\x06forced\"\x8e\n" +
-	"\n" +
-	"\fModelVersion\x12\x1d\n" +
-	"\n" +
-	"model_name\x18\x01 \x01(\tR\tmodelName\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\x129\n" +
-	"\x06family\x18\x03 \x01(\x0e2!.bullseye.training.v1.ModelFamilyR\x06family\x122\n" +
-	"\x04task\x18\x04 \x01(\x0e2\x1e.bullseye.training.v1.TaskKindR\x04task\x12a\n" +
-	"\x0fhyperparameters\x18\x05 \x03(\v27.bullseye.training.v1.ModelVersion.HyperparametersEntryR\x0fhyperparameters\x12=\n" +
-	"\ftest_metrics\x18\x06 \x03(\v2\x1a.bullseye.common.v1.MetricR\vtestMetrics\x129\n" +
-	"\n" +
-	"cv_metrics\x18\a \x03(\v2\x1a.bullseye.common.v1.MetricR\tcvMetrics\x12)\n" +
-	"\x10selection_metric\x18\b \x01(\tR\x0fselectionMetric\x12V\n" +
-	"\x13selection_direction\x18\t \x01(\x0e2%.bullseye.training.v1.MetricDirectionR\x12selectionDirection\x12H\n" +
-	"\vleaderboard\x18\n" +
-	" \x03(\v2&.bullseye.training.v1.LeaderboardEntryR\vleaderboard\x12K\n" +
-	"\vtest_curves\x18\v \x01(\v2*.bullseye.training.v1.ClassificationCurvesR\n" +
-	"testCurves\x127\n" +
-	"\alineage\x18\f \x01(\v2\x1d.bullseye.training.v1.LineageR\alineage\x12=\n" +
-	"\bartifact\x18\r \x01(\v2!.bullseye.training.v1.ArtifactRefR\bartifact\x129\n" +
-	"\x06inputs\x18\x0e \x03(\v2!.bullseye.training.v1.InputColumnR\x06inputs\x12;\n" +
-	"\vcreate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x12 \n" +
-	"\vdescription\x18\x10 \x01(\tR\vdescription\x12F\n" +
-	"\x06labels\x18\x11 \x03(\v2..bullseye.training.v1.ModelVersion.LabelsEntryR\x06labels\x12M\n" +
-	"\x0fkernel_fallback\x18\x12 \x01(\x0e2$.bullseye.training.v1.KernelFallbackR\x0ekernelFallback\x12\x1c\n" +
-	"\tconverged\x18\x13 \x01(\bR\tconverged\x1a]\n" +
-	"\x14HyperparametersEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
-	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01\x1a9\n" +
-	"\vLabelsEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xeb\x04\n" +
-	"\aLineage\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
-	"\vfeature_set\x18\x02 \x01(\tR\n" +
-	"featureSet\x12.\n" +
-	"\x13feature_set_version\x18\x03 \x01(\x03R\x11featureSetVersion\x122\n" +
-	"\x04data\x18\x04 \x01(\v2\x1e.bullseye.training.v1.DataSpecR\x04data\x12B\n" +
-	"\x0fdata_start_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rdataStartTime\x12>\n" +
-	"\rdata_end_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vdataEndTime\x12\x1d\n" +
-	"\n" +
-	"train_rows\x18\a \x01(\x03R\ttrainRows\x12\x1b\n" +
-	"\ttest_rows\x18\b \x01(\x03R\btestRows\x12#\n" +
-	"\rpositive_rows\x18\t \x01(\x03R\fpositiveRows\x12\x14\n" +
-	"\x05users\x18\n" +
-	" \x01(\x03R\x05users\x12\x14\n" +
-	"\x05items\x18\v \x01(\x03R\x05items\x12+\n" +
-	"\x11selected_features\x18\f \x03(\tR\x10selectedFeatures\x12!\n" +
-	"\fcode_version\x18\r \x01(\tR\vcodeVersion\x12\x12\n" +
-	"\x04seed\x18\x0e \x01(\x04R\x04seed\x12&\n" +
-	"\x0ftraining_set_id\x18\x0f \x01(\tR\rtrainingSetId\x12'\n" +
-	"\x0fstream_sequence\x18\x10 \x01(\x04R\x0estreamSequence\"u\n" +
-	"\vArtifactRef\x12\x10\n" +
-	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x16\n" +
-	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x1d\n" +
-	"\n" +
-	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x1d\n" +
-	"\n" +
-	"media_type\x18\x04 \x01(\tR\tmediaType\"\x93\x01\n" +
-	"\vInputColumn\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
-	"\x04type\x18\x02 \x01(\x0e2\x1d.bullseye.common.v1.ValueTypeR\x04type\x12=\n" +
-	"\amissing\x18\x03 \x01(\x0e2#.bullseye.training.v1.MissingPolicyR\amissing\"\x9d\x02\n" +
+	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x9d\x02\n" +
 	"\rEvaluationRow\x12\x1b\n" +
 	"\tentity_id\x18\x01 \x01(\tR\bentityId\x12M\n" +
 	"\bfeatures\x18\x02 \x03(\v21.bullseye.training.v1.EvaluationRow.FeaturesEntryR\bfeatures\x12/\n" +
@@ -8311,156 +4821,7 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x05label\x18\b \x01(\v2\x19.bullseye.common.v1.ValueR\x05label\x12\x1f\n" +
 	"\vfrom_biases\x18\t \x01(\bR\n" +
 	"fromBiasesB\x0e\n" +
-	"\f_probability\"\xc3\x01\n" +
-	"\x14ClassificationCurves\x120\n" +
-	"\x03roc\x18\x01 \x03(\v2\x1e.bullseye.training.v1.RocPointR\x03roc\x121\n" +
-	"\x04lift\x18\x02 \x03(\v2\x1d.bullseye.training.v1.LiftBinR\x04lift\x12F\n" +
-	"\vcalibration\x18\x03 \x03(\v2$.bullseye.training.v1.CalibrationBinR\vcalibration\"\x86\x01\n" +
-	"\bRocPoint\x12\x1c\n" +
-	"\tthreshold\x18\x01 \x01(\x01R\tthreshold\x12.\n" +
-	"\x13false_positive_rate\x18\x02 \x01(\x01R\x11falsePositiveRate\x12,\n" +
-	"\x12true_positive_rate\x18\x03 \x01(\x01R\x10truePositiveRate\"\xaa\x02\n" +
-	"\aLiftBin\x12\x10\n" +
-	"\x03bin\x18\x01 \x01(\x05R\x03bin\x12\x12\n" +
-	"\x04rows\x18\x02 \x01(\x03R\x04rows\x12\x1c\n" +
-	"\tpositives\x18\x03 \x01(\x03R\tpositives\x12#\n" +
-	"\rresponse_rate\x18\x04 \x01(\x01R\fresponseRate\x12\x12\n" +
-	"\x04lift\x18\x05 \x01(\x01R\x04lift\x12'\n" +
-	"\x0fcumulative_gain\x18\x06 \x01(\x01R\x0ecumulativeGain\x12'\n" +
-	"\x0fcumulative_lift\x18\a \x01(\x01R\x0ecumulativeLift\x12'\n" +
-	"\x0fmin_probability\x18\b \x01(\x01R\x0eminProbability\x12'\n" +
-	"\x0fmax_probability\x18\t \x01(\x01R\x0emaxProbability\"\xb2\x01\n" +
-	"\x0eCalibrationBin\x12\x1f\n" +
-	"\vlower_bound\x18\x01 \x01(\x01R\n" +
-	"lowerBound\x12\x1f\n" +
-	"\vupper_bound\x18\x02 \x01(\x01R\n" +
-	"upperBound\x12\x12\n" +
-	"\x04rows\x18\x03 \x01(\x03R\x04rows\x12%\n" +
-	"\x0emean_predicted\x18\x04 \x01(\x01R\rmeanPredicted\x12#\n" +
-	"\robserved_rate\x18\x05 \x01(\x01R\fobservedRate\"\xfa\t\n" +
-	"\rModelArtifact\x12%\n" +
-	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x1d\n" +
-	"\n" +
-	"model_name\x18\x02 \x01(\tR\tmodelName\x12#\n" +
-	"\rmodel_version\x18\x03 \x01(\x03R\fmodelVersion\x129\n" +
-	"\x06family\x18\x04 \x01(\x0e2!.bullseye.training.v1.ModelFamilyR\x06family\x122\n" +
-	"\x04task\x18\x05 \x01(\x0e2\x1e.bullseye.training.v1.TaskKindR\x04task\x12b\n" +
-	"\x0fhyperparameters\x18\x06 \x03(\v28.bullseye.training.v1.ModelArtifact.HyperparametersEntryR\x0fhyperparameters\x129\n" +
-	"\x06inputs\x18\a \x03(\v2!.bullseye.training.v1.InputColumnR\x06inputs\x12O\n" +
-	"\rpreprocessing\x18\b \x01(\v2).bullseye.training.v1.FittedPreprocessingR\rpreprocessing\x12R\n" +
-	"\x0eclassification\x18\t \x01(\v2*.bullseye.training.v1.ClassificationOutputR\x0eclassification\x12@\n" +
-	"\x06linear\x18\n" +
-	" \x01(\v2&.bullseye.training.v1.LinearParametersH\x00R\x06linear\x12J\n" +
-	"\n" +
-	"kernel_svm\x18\v \x01(\v2).bullseye.training.v1.KernelSvmParametersH\x00R\tkernelSvm\x12C\n" +
-	"\anystrom\x18\f \x01(\v2'.bullseye.training.v1.NystromParametersH\x00R\anystrom\x12U\n" +
-	"\rfactorization\x18\r \x01(\v2-.bullseye.training.v1.FactorizationParametersH\x00R\rfactorization\x12L\n" +
-	"\n" +
-	"popularity\x18\x0e \x01(\v2*.bullseye.training.v1.PopularityParametersH\x00R\n" +
-	"popularity\x12:\n" +
-	"\x06solver\x18\x14 \x01(\v2\".bullseye.training.v1.SolverReportR\x06solver\x124\n" +
-	"\ametrics\x18\x15 \x03(\v2\x1a.bullseye.common.v1.MetricR\ametrics\x127\n" +
-	"\alineage\x18\x16 \x01(\v2\x1d.bullseye.training.v1.LineageR\alineage\x12;\n" +
-	"\vcreate_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x1a]\n" +
-	"\x14HyperparametersEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
-	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01B\f\n" +
-	"\n" +
-	"parameters\"\xb8\x01\n" +
-	"\x14ClassificationOutput\x12@\n" +
-	"\x0epositive_label\x18\x01 \x01(\v2\x19.bullseye.common.v1.ValueR\rpositiveLabel\x12@\n" +
-	"\x0enegative_label\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\rnegativeLabel\x12\x1c\n" +
-	"\tthreshold\x18\x03 \x01(\x01R\tthreshold\"\xab\x01\n" +
-	"\fSolverReport\x12\x1c\n" +
-	"\tconverged\x18\x01 \x01(\bR\tconverged\x12\x1e\n" +
-	"\n" +
-	"iterations\x18\x02 \x01(\x05R\n" +
-	"iterations\x12'\n" +
-	"\x0ffinal_objective\x18\x03 \x01(\x01R\x0efinalObjective\x124\n" +
-	"\bfit_time\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\afitTime\"\x99\x01\n" +
-	"\x13FittedPreprocessing\x12<\n" +
-	"\acolumns\x18\x01 \x03(\v2\".bullseye.training.v1.FittedColumnR\acolumns\x12!\n" +
-	"\foutput_width\x18\x02 \x01(\x05R\voutputWidth\x12!\n" +
-	"\foutput_names\x18\x03 \x03(\tR\voutputNames\"\x88\x05\n" +
-	"\fFittedColumn\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
-	"\x04type\x18\x02 \x01(\x0e2\x1d.bullseye.common.v1.ValueTypeR\x04type\x12@\n" +
-	"\bencoding\x18\x03 \x01(\x0e2$.bullseye.training.v1.ColumnEncodingR\bencoding\x12#\n" +
-	"\routput_offset\x18\x04 \x01(\x05R\foutputOffset\x12!\n" +
-	"\foutput_width\x18\x05 \x01(\x05R\voutputWidth\x12<\n" +
-	"\fimpute_value\x18\x06 \x01(\v2\x19.bullseye.common.v1.ValueR\vimputeValue\x12+\n" +
-	"\x11missing_indicator\x18\a \x01(\bR\x10missingIndicator\x12#\n" +
-	"\rlog_transform\x18\b \x01(\bR\flogTransform\x12\x12\n" +
-	"\x04mean\x18\t \x01(\x01R\x04mean\x12\x14\n" +
-	"\x05scale\x18\n" +
-	" \x01(\x01R\x05scale\x12\x1e\n" +
-	"\n" +
-	"vocabulary\x18\v \x03(\tR\n" +
-	"vocabulary\x12#\n" +
-	"\runseen_bucket\x18\f \x01(\bR\funseenBucket\x12!\n" +
-	"\fhash_buckets\x18\r \x01(\x05R\vhashBuckets\x12G\n" +
-	"\rhash_function\x18\x0e \x01(\x0e2\".bullseye.training.v1.HashFunctionR\fhashFunction\x12\x1b\n" +
-	"\thash_seed\x18\x0f \x01(\x04R\bhashSeed\x12\x1f\n" +
-	"\vsigned_hash\x18\x10 \x01(\bR\n" +
-	"signedHash\"\xbc\x01\n" +
-	"\x10LinearParameters\x12\x18\n" +
-	"\aweights\x18\x01 \x03(\x01R\aweights\x12\x1c\n" +
-	"\tintercept\x18\x02 \x01(\x01R\tintercept\x126\n" +
-	"\x04link\x18\x03 \x01(\x0e2\".bullseye.training.v1.LinkFunctionR\x04link\x128\n" +
-	"\x05platt\x18\x04 \x01(\v2\".bullseye.training.v1.PlattScalingR\x05platt\"*\n" +
-	"\fPlattScaling\x12\f\n" +
-	"\x01a\x18\x01 \x01(\x01R\x01a\x12\f\n" +
-	"\x01b\x18\x02 \x01(\x01R\x01b\"\x8c\x01\n" +
-	"\x10KernelParameters\x124\n" +
-	"\x04type\x18\x01 \x01(\x0e2 .bullseye.training.v1.KernelTypeR\x04type\x12\x14\n" +
-	"\x05gamma\x18\x02 \x01(\x01R\x05gamma\x12\x16\n" +
-	"\x06degree\x18\x03 \x01(\x05R\x06degree\x12\x14\n" +
-	"\x05coef0\x18\x04 \x01(\x01R\x05coef0\"\xd3\x02\n" +
-	"\x13KernelSvmParameters\x12>\n" +
-	"\x06kernel\x18\x01 \x01(\v2&.bullseye.training.v1.KernelParametersR\x06kernel\x120\n" +
-	"\x14support_vector_count\x18\x02 \x01(\x05R\x12supportVectorCount\x12\x1c\n" +
-	"\tdimension\x18\x03 \x01(\x05R\tdimension\x12'\n" +
-	"\x0fsupport_vectors\x18\x04 \x03(\x01R\x0esupportVectors\x12+\n" +
-	"\x11dual_coefficients\x18\x05 \x03(\x01R\x10dualCoefficients\x12\x1c\n" +
-	"\tintercept\x18\x06 \x01(\x01R\tintercept\x128\n" +
-	"\x05platt\x18\a \x01(\v2\".bullseye.training.v1.PlattScalingR\x05platt\"\xbf\x02\n" +
-	"\x11NystromParameters\x12>\n" +
-	"\x06kernel\x18\x01 \x01(\v2&.bullseye.training.v1.KernelParametersR\x06kernel\x12%\n" +
-	"\x0elandmark_count\x18\x02 \x01(\x05R\rlandmarkCount\x12\x1c\n" +
-	"\tdimension\x18\x03 \x01(\x05R\tdimension\x12\x1c\n" +
-	"\tlandmarks\x18\x04 \x03(\x01R\tlandmarks\x12'\n" +
-	"\x0fcomponent_count\x18\x05 \x01(\x05R\x0ecomponentCount\x12\x1e\n" +
-	"\n" +
-	"projection\x18\x06 \x03(\x01R\n" +
-	"projection\x12>\n" +
-	"\x06linear\x18\a \x01(\v2&.bullseye.training.v1.LinearParametersR\x06linear\"\xd8\x03\n" +
-	"\x17FactorizationParameters\x12\x12\n" +
-	"\x04rank\x18\x01 \x01(\x05R\x04rank\x12\x19\n" +
-	"\buser_ids\x18\x02 \x03(\tR\auserIds\x12\x19\n" +
-	"\bitem_ids\x18\x03 \x03(\tR\aitemIds\x12!\n" +
-	"\fuser_factors\x18\x04 \x01(\fR\vuserFactors\x12!\n" +
-	"\fitem_factors\x18\x05 \x01(\fR\vitemFactors\x12\x1f\n" +
-	"\vglobal_bias\x18\x06 \x01(\x01R\n" +
-	"globalBias\x12\x1f\n" +
-	"\vuser_biases\x18\a \x01(\fR\n" +
-	"userBiases\x12\x1f\n" +
-	"\vitem_biases\x18\b \x01(\fR\n" +
-	"itemBiases\x12!\n" +
-	"\fseen_offsets\x18\t \x01(\fR\vseenOffsets\x12\x1d\n" +
-	"\n" +
-	"seen_items\x18\n" +
-	" \x01(\fR\tseenItems\x12J\n" +
-	"\n" +
-	"popularity\x18\v \x01(\v2*.bullseye.training.v1.PopularityParametersR\n" +
-	"popularity\x12\x1d\n" +
-	"\n" +
-	"min_rating\x18\f \x01(\x01R\tminRating\x12\x1d\n" +
-	"\n" +
-	"max_rating\x18\r \x01(\x01R\tmaxRating\"I\n" +
-	"\x14PopularityParameters\x12\x19\n" +
-	"\bitem_ids\x18\x01 \x03(\tR\aitemIds\x12\x16\n" +
-	"\x06scores\x18\x02 \x03(\x01R\x06scores*J\n" +
+	"\f_probability*J\n" +
 	"\aJobView\x12\x18\n" +
 	"\x14JOB_VIEW_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eJOB_VIEW_BASIC\x10\x01\x12\x11\n" +
@@ -8485,13 +4846,7 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	" JOB_MESSAGE_SEVERITY_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19JOB_MESSAGE_SEVERITY_INFO\x10\x01\x12 \n" +
 	"\x1cJOB_MESSAGE_SEVERITY_WARNING\x10\x02\x12\x1e\n" +
-	"\x1aJOB_MESSAGE_SEVERITY_ERROR\x10\x03*\xb2\x01\n" +
-	"\bTaskKind\x12\x19\n" +
-	"\x15TASK_KIND_UNSPECIFIED\x10\x00\x12#\n" +
-	"\x1fTASK_KIND_BINARY_CLASSIFICATION\x10\x01\x12\x18\n" +
-	"\x14TASK_KIND_REGRESSION\x10\x02\x12%\n" +
-	"!TASK_KIND_RECOMMENDATION_EXPLICIT\x10\x03\x12%\n" +
-	"!TASK_KIND_RECOMMENDATION_IMPLICIT\x10\x04*z\n" +
+	"\x1aJOB_MESSAGE_SEVERITY_ERROR\x10\x03*z\n" +
 	"\rDataPartition\x12\x1e\n" +
 	"\x1aDATA_PARTITION_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14DATA_PARTITION_TRAIN\x10\x01\x12\x17\n" +
@@ -8506,28 +4861,7 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\aScaling\x12\x17\n" +
 	"\x13SCALING_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10SCALING_STANDARD\x10\x01\x12\x10\n" +
-	"\fSCALING_NONE\x10\x02*\x88\x01\n" +
-	"\x0eColumnEncoding\x12\x1f\n" +
-	"\x1bCOLUMN_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n" +
-	"\x17COLUMN_ENCODING_NUMERIC\x10\x01\x12\x1b\n" +
-	"\x17COLUMN_ENCODING_ONE_HOT\x10\x02\x12\x1b\n" +
-	"\x17COLUMN_ENCODING_HASHING\x10\x03*\xaa\x03\n" +
-	"\vModelFamily\x12\x1c\n" +
-	"\x18MODEL_FAMILY_UNSPECIFIED\x10\x00\x12\"\n" +
-	"\x1eMODEL_FAMILY_LINEAR_REGRESSION\x10\x01\x12\x16\n" +
-	"\x12MODEL_FAMILY_LASSO\x10\x02\x12\x1c\n" +
-	"\x18MODEL_FAMILY_ELASTIC_NET\x10\x03\x12$\n" +
-	" MODEL_FAMILY_LOGISTIC_REGRESSION\x10\x04\x12\x1b\n" +
-	"\x17MODEL_FAMILY_LINEAR_SVM\x10\x05\x12\x1b\n" +
-	"\x17MODEL_FAMILY_KERNEL_SVM\x10\x06\x12\x1c\n" +
-	"\x18MODEL_FAMILY_NYSTROM_SVM\x10\a\x12!\n" +
-	"\x1dMODEL_FAMILY_NYSTROM_LOGISTIC\x10\b\x12\x17\n" +
-	"\x13MODEL_FAMILY_MF_ALS\x10\t\x12\x17\n" +
-	"\x13MODEL_FAMILY_MF_SGD\x10\n" +
-	"\x12\x1d\n" +
-	"\x19MODEL_FAMILY_IMPLICIT_ALS\x10\v\x12\x14\n" +
-	"\x10MODEL_FAMILY_BPR\x10\f\x12\x1b\n" +
-	"\x17MODEL_FAMILY_POPULARITY\x10\r*V\n" +
+	"\fSCALING_NONE\x10\x02*V\n" +
 	"\n" +
 	"RangeScale\x12\x1b\n" +
 	"\x17RANGE_SCALE_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -8543,37 +4877,11 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x18FOLD_STRATEGY_STRATIFIED\x10\x02\x12\x19\n" +
 	"\x15FOLD_STRATEGY_GROUPED\x10\x03\x12$\n" +
 	" FOLD_STRATEGY_STRATIFIED_GROUPED\x10\x04\x12\x1d\n" +
-	"\x19FOLD_STRATEGY_TIME_SERIES\x10\x05*q\n" +
-	"\x0fMetricDirection\x12 \n" +
-	"\x1cMETRIC_DIRECTION_UNSPECIFIED\x10\x00\x12\x1d\n" +
-	"\x19METRIC_DIRECTION_MAXIMIZE\x10\x01\x12\x1d\n" +
-	"\x19METRIC_DIRECTION_MINIMIZE\x10\x02*\x87\x01\n" +
-	"\x0eKernelFallback\x12\x1f\n" +
-	"\x1bKERNEL_FALLBACK_UNSPECIFIED\x10\x00\x12\x1b\n" +
-	"\x17KERNEL_FALLBACK_NYSTROM\x10\x01\x12\x1d\n" +
-	"\x19KERNEL_FALLBACK_SUBSAMPLE\x10\x02\x12\x18\n" +
-	"\x14KERNEL_FALLBACK_FAIL\x10\x03*g\n" +
-	"\rMissingPolicy\x12\x1e\n" +
-	"\x1aMISSING_POLICY_UNSPECIFIED\x10\x00\x12\x19\n" +
-	"\x15MISSING_POLICY_IMPUTE\x10\x01\x12\x1b\n" +
-	"\x17MISSING_POLICY_REQUIRED\x10\x02*m\n" +
+	"\x19FOLD_STRATEGY_TIME_SERIES\x10\x05*m\n" +
 	"\x0fScoredRowStatus\x12!\n" +
 	"\x1dSCORED_ROW_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SCORED_ROW_STATUS_OK\x10\x01\x12\x1d\n" +
-	"\x19SCORED_ROW_STATUS_INVALID\x10\x02*I\n" +
-	"\fHashFunction\x12\x1d\n" +
-	"\x19HASH_FUNCTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
-	"\x16HASH_FUNCTION_FNV1A_64\x10\x01*e\n" +
-	"\fLinkFunction\x12\x1d\n" +
-	"\x19LINK_FUNCTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
-	"\x16LINK_FUNCTION_IDENTITY\x10\x01\x12\x1a\n" +
-	"\x16LINK_FUNCTION_LOGISTIC\x10\x02*l\n" +
-	"\n" +
-	"KernelType\x12\x1b\n" +
-	"\x17KERNEL_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
-	"\x0fKERNEL_TYPE_RBF\x10\x01\x12\x14\n" +
-	"\x10KERNEL_TYPE_POLY\x10\x02\x12\x16\n" +
-	"\x12KERNEL_TYPE_LINEAR\x10\x032\xe4\x06\n" +
+	"\x19SCORED_ROW_STATUS_INVALID\x10\x022\xe4\x06\n" +
 	"\x0fTrainingService\x12h\n" +
 	"\rStartTraining\x12*.bullseye.training.v1.StartTrainingRequest\x1a+.bullseye.training.v1.StartTrainingResponse\x12S\n" +
 	"\x06GetJob\x12#.bullseye.training.v1.GetJobRequest\x1a$.bullseye.training.v1.GetJobResponse\x12[\n" +
@@ -8599,320 +4907,217 @@ func file_bullseye_training_v1_training_proto_rawDescGZIP() []byte {
 	return file_bullseye_training_v1_training_proto_rawDescData
 }
 
-var file_bullseye_training_v1_training_proto_enumTypes = make([]protoimpl.EnumInfo, 20)
-var file_bullseye_training_v1_training_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
+var file_bullseye_training_v1_training_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
+var file_bullseye_training_v1_training_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_bullseye_training_v1_training_proto_goTypes = []any{
 	(JobView)(0),                          // 0: bullseye.training.v1.JobView
 	(JobState)(0),                         // 1: bullseye.training.v1.JobState
 	(JobStage)(0),                         // 2: bullseye.training.v1.JobStage
 	(JobMessageSeverity)(0),               // 3: bullseye.training.v1.JobMessageSeverity
-	(TaskKind)(0),                         // 4: bullseye.training.v1.TaskKind
-	(DataPartition)(0),                    // 5: bullseye.training.v1.DataPartition
-	(ImputationStrategy)(0),               // 6: bullseye.training.v1.ImputationStrategy
-	(Scaling)(0),                          // 7: bullseye.training.v1.Scaling
-	(ColumnEncoding)(0),                   // 8: bullseye.training.v1.ColumnEncoding
-	(ModelFamily)(0),                      // 9: bullseye.training.v1.ModelFamily
-	(RangeScale)(0),                       // 10: bullseye.training.v1.RangeScale
-	(SearchMethod)(0),                     // 11: bullseye.training.v1.SearchMethod
-	(FoldStrategy)(0),                     // 12: bullseye.training.v1.FoldStrategy
-	(MetricDirection)(0),                  // 13: bullseye.training.v1.MetricDirection
-	(KernelFallback)(0),                   // 14: bullseye.training.v1.KernelFallback
-	(MissingPolicy)(0),                    // 15: bullseye.training.v1.MissingPolicy
-	(ScoredRowStatus)(0),                  // 16: bullseye.training.v1.ScoredRowStatus
-	(HashFunction)(0),                     // 17: bullseye.training.v1.HashFunction
-	(LinkFunction)(0),                     // 18: bullseye.training.v1.LinkFunction
-	(KernelType)(0),                       // 19: bullseye.training.v1.KernelType
-	(*StartTrainingRequest)(nil),          // 20: bullseye.training.v1.StartTrainingRequest
-	(*StartTrainingResponse)(nil),         // 21: bullseye.training.v1.StartTrainingResponse
-	(*GetJobRequest)(nil),                 // 22: bullseye.training.v1.GetJobRequest
-	(*GetJobResponse)(nil),                // 23: bullseye.training.v1.GetJobResponse
-	(*WatchJobRequest)(nil),               // 24: bullseye.training.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),              // 25: bullseye.training.v1.WatchJobResponse
-	(*CancelJobRequest)(nil),              // 26: bullseye.training.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),             // 27: bullseye.training.v1.CancelJobResponse
-	(*ListJobsRequest)(nil),               // 28: bullseye.training.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),              // 29: bullseye.training.v1.ListJobsResponse
-	(*ListModelsRequest)(nil),             // 30: bullseye.training.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),            // 31: bullseye.training.v1.ListModelsResponse
-	(*GetModelRequest)(nil),               // 32: bullseye.training.v1.GetModelRequest
-	(*GetModelResponse)(nil),              // 33: bullseye.training.v1.GetModelResponse
-	(*EvaluateRequest)(nil),               // 34: bullseye.training.v1.EvaluateRequest
-	(*EvaluateResponse)(nil),              // 35: bullseye.training.v1.EvaluateResponse
-	(*PromoteModelRequest)(nil),           // 36: bullseye.training.v1.PromoteModelRequest
-	(*PromoteModelResponse)(nil),          // 37: bullseye.training.v1.PromoteModelResponse
-	(*Job)(nil),                           // 38: bullseye.training.v1.Job
-	(*JobProgress)(nil),                   // 39: bullseye.training.v1.JobProgress
-	(*JobMessage)(nil),                    // 40: bullseye.training.v1.JobMessage
-	(*LeaderboardEntry)(nil),              // 41: bullseye.training.v1.LeaderboardEntry
-	(*FoldResult)(nil),                    // 42: bullseye.training.v1.FoldResult
-	(*TrainingSpec)(nil),                  // 43: bullseye.training.v1.TrainingSpec
-	(*DataSpec)(nil),                      // 44: bullseye.training.v1.DataSpec
-	(*ImportSplit)(nil),                   // 45: bullseye.training.v1.ImportSplit
-	(*RowNumberFilter)(nil),               // 46: bullseye.training.v1.RowNumberFilter
-	(*InteractionsSpec)(nil),              // 47: bullseye.training.v1.InteractionsSpec
-	(*InteractionSplit)(nil),              // 48: bullseye.training.v1.InteractionSplit
-	(*EventNameSplit)(nil),                // 49: bullseye.training.v1.EventNameSplit
-	(*RandomSplit)(nil),                   // 50: bullseye.training.v1.RandomSplit
-	(*LastPerUserSplit)(nil),              // 51: bullseye.training.v1.LastPerUserSplit
-	(*PreprocessingSpec)(nil),             // 52: bullseye.training.v1.PreprocessingSpec
-	(*OneHotOptions)(nil),                 // 53: bullseye.training.v1.OneHotOptions
-	(*HashingOptions)(nil),                // 54: bullseye.training.v1.HashingOptions
-	(*ColumnOptions)(nil),                 // 55: bullseye.training.v1.ColumnOptions
-	(*CandidateSpec)(nil),                 // 56: bullseye.training.v1.CandidateSpec
-	(*HyperparameterDomain)(nil),          // 57: bullseye.training.v1.HyperparameterDomain
-	(*HyperparameterValues)(nil),          // 58: bullseye.training.v1.HyperparameterValues
-	(*HyperparameterRange)(nil),           // 59: bullseye.training.v1.HyperparameterRange
-	(*SearchSpec)(nil),                    // 60: bullseye.training.v1.SearchSpec
-	(*CrossValidationSpec)(nil),           // 61: bullseye.training.v1.CrossValidationSpec
-	(*SelectionSpec)(nil),                 // 62: bullseye.training.v1.SelectionSpec
-	(*SolverOptions)(nil),                 // 63: bullseye.training.v1.SolverOptions
-	(*FeatureSelectionSpec)(nil),          // 64: bullseye.training.v1.FeatureSelectionSpec
-	(*KernelLimits)(nil),                  // 65: bullseye.training.v1.KernelLimits
-	(*EvaluationOptions)(nil),             // 66: bullseye.training.v1.EvaluationOptions
-	(*ResourceLimits)(nil),                // 67: bullseye.training.v1.ResourceLimits
-	(*RegisteredModel)(nil),               // 68: bullseye.training.v1.RegisteredModel
-	(*TrafficSplit)(nil),                  // 69: bullseye.training.v1.TrafficSplit
-	(*VersionWeight)(nil),                 // 70: bullseye.training.v1.VersionWeight
-	(*ShadowVersions)(nil),                // 71: bullseye.training.v1.ShadowVersions
-	(*QualityGateCheck)(nil),              // 72: bullseye.training.v1.QualityGateCheck
-	(*ModelVersion)(nil),                  // 73: bullseye.training.v1.ModelVersion
-	(*Lineage)(nil),                       // 74: bullseye.training.v1.Lineage
-	(*ArtifactRef)(nil),                   // 75: bullseye.training.v1.ArtifactRef
-	(*InputColumn)(nil),                   // 76: bullseye.training.v1.InputColumn
-	(*EvaluationRow)(nil),                 // 77: bullseye.training.v1.EvaluationRow
-	(*ScoredRow)(nil),                     // 78: bullseye.training.v1.ScoredRow
-	(*ClassificationCurves)(nil),          // 79: bullseye.training.v1.ClassificationCurves
-	(*RocPoint)(nil),                      // 80: bullseye.training.v1.RocPoint
-	(*LiftBin)(nil),                       // 81: bullseye.training.v1.LiftBin
-	(*CalibrationBin)(nil),                // 82: bullseye.training.v1.CalibrationBin
-	(*ModelArtifact)(nil),                 // 83: bullseye.training.v1.ModelArtifact
-	(*ClassificationOutput)(nil),          // 84: bullseye.training.v1.ClassificationOutput
-	(*SolverReport)(nil),                  // 85: bullseye.training.v1.SolverReport
-	(*FittedPreprocessing)(nil),           // 86: bullseye.training.v1.FittedPreprocessing
-	(*FittedColumn)(nil),                  // 87: bullseye.training.v1.FittedColumn
-	(*LinearParameters)(nil),              // 88: bullseye.training.v1.LinearParameters
-	(*PlattScaling)(nil),                  // 89: bullseye.training.v1.PlattScaling
-	(*KernelParameters)(nil),              // 90: bullseye.training.v1.KernelParameters
-	(*KernelSvmParameters)(nil),           // 91: bullseye.training.v1.KernelSvmParameters
-	(*NystromParameters)(nil),             // 92: bullseye.training.v1.NystromParameters
-	(*FactorizationParameters)(nil),       // 93: bullseye.training.v1.FactorizationParameters
-	(*PopularityParameters)(nil),          // 94: bullseye.training.v1.PopularityParameters
-	nil,                                   // 95: bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
-	nil,                                   // 96: bullseye.training.v1.LeaderboardEntry.HyperparametersEntry
-	nil,                                   // 97: bullseye.training.v1.TrainingSpec.LabelsEntry
-	nil,                                   // 98: bullseye.training.v1.PreprocessingSpec.ColumnsEntry
-	nil,                                   // 99: bullseye.training.v1.CandidateSpec.HyperparametersEntry
-	nil,                                   // 100: bullseye.training.v1.RegisteredModel.AliasesEntry
-	nil,                                   // 101: bullseye.training.v1.ModelVersion.HyperparametersEntry
-	nil,                                   // 102: bullseye.training.v1.ModelVersion.LabelsEntry
-	nil,                                   // 103: bullseye.training.v1.EvaluationRow.FeaturesEntry
-	nil,                                   // 104: bullseye.training.v1.ModelArtifact.HyperparametersEntry
-	(*v1.ModelRef)(nil),                   // 105: bullseye.common.v1.ModelRef
-	(*v1.Metric)(nil),                     // 106: bullseye.common.v1.Metric
-	(*timestamppb.Timestamp)(nil),         // 107: google.protobuf.Timestamp
-	(*v1.Problem)(nil),                    // 108: bullseye.common.v1.Problem
-	(*durationpb.Duration)(nil),           // 109: google.protobuf.Duration
-	(*v11.TrainingSetSpec)(nil),           // 110: bullseye.feature.v1.TrainingSetSpec
-	(*v11.ExportInteractionsRequest)(nil), // 111: bullseye.feature.v1.ExportInteractionsRequest
-	(*v1.Value)(nil),                      // 112: bullseye.common.v1.Value
-	(v1.ValueType)(0),                     // 113: bullseye.common.v1.ValueType
+	(DataPartition)(0),                    // 4: bullseye.training.v1.DataPartition
+	(ImputationStrategy)(0),               // 5: bullseye.training.v1.ImputationStrategy
+	(Scaling)(0),                          // 6: bullseye.training.v1.Scaling
+	(RangeScale)(0),                       // 7: bullseye.training.v1.RangeScale
+	(SearchMethod)(0),                     // 8: bullseye.training.v1.SearchMethod
+	(FoldStrategy)(0),                     // 9: bullseye.training.v1.FoldStrategy
+	(ScoredRowStatus)(0),                  // 10: bullseye.training.v1.ScoredRowStatus
+	(*StartTrainingRequest)(nil),          // 11: bullseye.training.v1.StartTrainingRequest
+	(*StartTrainingResponse)(nil),         // 12: bullseye.training.v1.StartTrainingResponse
+	(*GetJobRequest)(nil),                 // 13: bullseye.training.v1.GetJobRequest
+	(*GetJobResponse)(nil),                // 14: bullseye.training.v1.GetJobResponse
+	(*WatchJobRequest)(nil),               // 15: bullseye.training.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),              // 16: bullseye.training.v1.WatchJobResponse
+	(*CancelJobRequest)(nil),              // 17: bullseye.training.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),             // 18: bullseye.training.v1.CancelJobResponse
+	(*ListJobsRequest)(nil),               // 19: bullseye.training.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),              // 20: bullseye.training.v1.ListJobsResponse
+	(*ListModelsRequest)(nil),             // 21: bullseye.training.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),            // 22: bullseye.training.v1.ListModelsResponse
+	(*GetModelRequest)(nil),               // 23: bullseye.training.v1.GetModelRequest
+	(*GetModelResponse)(nil),              // 24: bullseye.training.v1.GetModelResponse
+	(*EvaluateRequest)(nil),               // 25: bullseye.training.v1.EvaluateRequest
+	(*EvaluateResponse)(nil),              // 26: bullseye.training.v1.EvaluateResponse
+	(*PromoteModelRequest)(nil),           // 27: bullseye.training.v1.PromoteModelRequest
+	(*PromoteModelResponse)(nil),          // 28: bullseye.training.v1.PromoteModelResponse
+	(*Job)(nil),                           // 29: bullseye.training.v1.Job
+	(*JobProgress)(nil),                   // 30: bullseye.training.v1.JobProgress
+	(*JobMessage)(nil),                    // 31: bullseye.training.v1.JobMessage
+	(*TrainingSpec)(nil),                  // 32: bullseye.training.v1.TrainingSpec
+	(*DataSpec)(nil),                      // 33: bullseye.training.v1.DataSpec
+	(*ImportSplit)(nil),                   // 34: bullseye.training.v1.ImportSplit
+	(*RowNumberFilter)(nil),               // 35: bullseye.training.v1.RowNumberFilter
+	(*InteractionsSpec)(nil),              // 36: bullseye.training.v1.InteractionsSpec
+	(*InteractionSplit)(nil),              // 37: bullseye.training.v1.InteractionSplit
+	(*EventNameSplit)(nil),                // 38: bullseye.training.v1.EventNameSplit
+	(*RandomSplit)(nil),                   // 39: bullseye.training.v1.RandomSplit
+	(*LastPerUserSplit)(nil),              // 40: bullseye.training.v1.LastPerUserSplit
+	(*PreprocessingSpec)(nil),             // 41: bullseye.training.v1.PreprocessingSpec
+	(*OneHotOptions)(nil),                 // 42: bullseye.training.v1.OneHotOptions
+	(*HashingOptions)(nil),                // 43: bullseye.training.v1.HashingOptions
+	(*ColumnOptions)(nil),                 // 44: bullseye.training.v1.ColumnOptions
+	(*CandidateSpec)(nil),                 // 45: bullseye.training.v1.CandidateSpec
+	(*HyperparameterDomain)(nil),          // 46: bullseye.training.v1.HyperparameterDomain
+	(*HyperparameterValues)(nil),          // 47: bullseye.training.v1.HyperparameterValues
+	(*HyperparameterRange)(nil),           // 48: bullseye.training.v1.HyperparameterRange
+	(*SearchSpec)(nil),                    // 49: bullseye.training.v1.SearchSpec
+	(*CrossValidationSpec)(nil),           // 50: bullseye.training.v1.CrossValidationSpec
+	(*SelectionSpec)(nil),                 // 51: bullseye.training.v1.SelectionSpec
+	(*SolverOptions)(nil),                 // 52: bullseye.training.v1.SolverOptions
+	(*FeatureSelectionSpec)(nil),          // 53: bullseye.training.v1.FeatureSelectionSpec
+	(*KernelLimits)(nil),                  // 54: bullseye.training.v1.KernelLimits
+	(*EvaluationOptions)(nil),             // 55: bullseye.training.v1.EvaluationOptions
+	(*ResourceLimits)(nil),                // 56: bullseye.training.v1.ResourceLimits
+	(*EvaluationRow)(nil),                 // 57: bullseye.training.v1.EvaluationRow
+	(*ScoredRow)(nil),                     // 58: bullseye.training.v1.ScoredRow
+	nil,                                   // 59: bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
+	nil,                                   // 60: bullseye.training.v1.TrainingSpec.LabelsEntry
+	nil,                                   // 61: bullseye.training.v1.PreprocessingSpec.ColumnsEntry
+	nil,                                   // 62: bullseye.training.v1.CandidateSpec.HyperparametersEntry
+	nil,                                   // 63: bullseye.training.v1.EvaluationRow.FeaturesEntry
+	(*v1.RegisteredModel)(nil),            // 64: bullseye.model.v1.RegisteredModel
+	(*v11.ModelRef)(nil),                  // 65: bullseye.common.v1.ModelRef
+	(*v1.ModelVersion)(nil),               // 66: bullseye.model.v1.ModelVersion
+	(*v11.Metric)(nil),                    // 67: bullseye.common.v1.Metric
+	(*v1.ClassificationCurves)(nil),       // 68: bullseye.model.v1.ClassificationCurves
+	(*v1.TrafficSplit)(nil),               // 69: bullseye.model.v1.TrafficSplit
+	(*v1.ShadowVersions)(nil),             // 70: bullseye.model.v1.ShadowVersions
+	(*v1.QualityGateCheck)(nil),           // 71: bullseye.model.v1.QualityGateCheck
+	(*timestamppb.Timestamp)(nil),         // 72: google.protobuf.Timestamp
+	(*v11.Problem)(nil),                   // 73: bullseye.common.v1.Problem
+	(*v1.LeaderboardEntry)(nil),           // 74: bullseye.model.v1.LeaderboardEntry
+	(*durationpb.Duration)(nil),           // 75: google.protobuf.Duration
+	(v1.TaskKind)(0),                      // 76: bullseye.model.v1.TaskKind
+	(*v12.TrainingSetSpec)(nil),           // 77: bullseye.feature.v1.TrainingSetSpec
+	(*v12.ExportInteractionsRequest)(nil), // 78: bullseye.feature.v1.ExportInteractionsRequest
+	(*v11.Value)(nil),                     // 79: bullseye.common.v1.Value
+	(v1.ColumnEncoding)(0),                // 80: bullseye.model.v1.ColumnEncoding
+	(v1.ModelFamily)(0),                   // 81: bullseye.model.v1.ModelFamily
+	(v1.MetricDirection)(0),               // 82: bullseye.model.v1.MetricDirection
+	(v1.KernelFallback)(0),                // 83: bullseye.model.v1.KernelFallback
 }
 var file_bullseye_training_v1_training_proto_depIdxs = []int32{
-	43,  // 0: bullseye.training.v1.StartTrainingRequest.spec:type_name -> bullseye.training.v1.TrainingSpec
-	38,  // 1: bullseye.training.v1.StartTrainingResponse.job:type_name -> bullseye.training.v1.Job
+	32,  // 0: bullseye.training.v1.StartTrainingRequest.spec:type_name -> bullseye.training.v1.TrainingSpec
+	29,  // 1: bullseye.training.v1.StartTrainingResponse.job:type_name -> bullseye.training.v1.Job
 	0,   // 2: bullseye.training.v1.GetJobRequest.view:type_name -> bullseye.training.v1.JobView
-	38,  // 3: bullseye.training.v1.GetJobResponse.job:type_name -> bullseye.training.v1.Job
-	39,  // 4: bullseye.training.v1.WatchJobResponse.progress:type_name -> bullseye.training.v1.JobProgress
-	38,  // 5: bullseye.training.v1.CancelJobResponse.job:type_name -> bullseye.training.v1.Job
+	29,  // 3: bullseye.training.v1.GetJobResponse.job:type_name -> bullseye.training.v1.Job
+	30,  // 4: bullseye.training.v1.WatchJobResponse.progress:type_name -> bullseye.training.v1.JobProgress
+	29,  // 5: bullseye.training.v1.CancelJobResponse.job:type_name -> bullseye.training.v1.Job
 	1,   // 6: bullseye.training.v1.ListJobsRequest.states:type_name -> bullseye.training.v1.JobState
 	0,   // 7: bullseye.training.v1.ListJobsRequest.view:type_name -> bullseye.training.v1.JobView
-	38,  // 8: bullseye.training.v1.ListJobsResponse.jobs:type_name -> bullseye.training.v1.Job
-	68,  // 9: bullseye.training.v1.ListModelsResponse.models:type_name -> bullseye.training.v1.RegisteredModel
-	105, // 10: bullseye.training.v1.GetModelRequest.model:type_name -> bullseye.common.v1.ModelRef
-	73,  // 11: bullseye.training.v1.GetModelResponse.model_version:type_name -> bullseye.training.v1.ModelVersion
-	68,  // 12: bullseye.training.v1.GetModelResponse.model:type_name -> bullseye.training.v1.RegisteredModel
-	105, // 13: bullseye.training.v1.EvaluateRequest.model:type_name -> bullseye.common.v1.ModelRef
-	77,  // 14: bullseye.training.v1.EvaluateRequest.rows:type_name -> bullseye.training.v1.EvaluationRow
-	44,  // 15: bullseye.training.v1.EvaluateRequest.data:type_name -> bullseye.training.v1.DataSpec
-	5,   // 16: bullseye.training.v1.EvaluateRequest.partition:type_name -> bullseye.training.v1.DataPartition
-	66,  // 17: bullseye.training.v1.EvaluateRequest.options:type_name -> bullseye.training.v1.EvaluationOptions
-	78,  // 18: bullseye.training.v1.EvaluateResponse.scores:type_name -> bullseye.training.v1.ScoredRow
-	106, // 19: bullseye.training.v1.EvaluateResponse.metrics:type_name -> bullseye.common.v1.Metric
-	79,  // 20: bullseye.training.v1.EvaluateResponse.curves:type_name -> bullseye.training.v1.ClassificationCurves
-	95,  // 21: bullseye.training.v1.PromoteModelRequest.set_aliases:type_name -> bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
-	69,  // 22: bullseye.training.v1.PromoteModelRequest.live:type_name -> bullseye.training.v1.TrafficSplit
-	71,  // 23: bullseye.training.v1.PromoteModelRequest.shadow:type_name -> bullseye.training.v1.ShadowVersions
-	68,  // 24: bullseye.training.v1.PromoteModelResponse.model:type_name -> bullseye.training.v1.RegisteredModel
-	72,  // 25: bullseye.training.v1.PromoteModelResponse.checks:type_name -> bullseye.training.v1.QualityGateCheck
-	43,  // 26: bullseye.training.v1.Job.spec:type_name -> bullseye.training.v1.TrainingSpec
+	29,  // 8: bullseye.training.v1.ListJobsResponse.jobs:type_name -> bullseye.training.v1.Job
+	64,  // 9: bullseye.training.v1.ListModelsResponse.models:type_name -> bullseye.model.v1.RegisteredModel
+	65,  // 10: bullseye.training.v1.GetModelRequest.model:type_name -> bullseye.common.v1.ModelRef
+	66,  // 11: bullseye.training.v1.GetModelResponse.model_version:type_name -> bullseye.model.v1.ModelVersion
+	64,  // 12: bullseye.training.v1.GetModelResponse.model:type_name -> bullseye.model.v1.RegisteredModel
+	65,  // 13: bullseye.training.v1.EvaluateRequest.model:type_name -> bullseye.common.v1.ModelRef
+	57,  // 14: bullseye.training.v1.EvaluateRequest.rows:type_name -> bullseye.training.v1.EvaluationRow
+	33,  // 15: bullseye.training.v1.EvaluateRequest.data:type_name -> bullseye.training.v1.DataSpec
+	4,   // 16: bullseye.training.v1.EvaluateRequest.partition:type_name -> bullseye.training.v1.DataPartition
+	55,  // 17: bullseye.training.v1.EvaluateRequest.options:type_name -> bullseye.training.v1.EvaluationOptions
+	58,  // 18: bullseye.training.v1.EvaluateResponse.scores:type_name -> bullseye.training.v1.ScoredRow
+	67,  // 19: bullseye.training.v1.EvaluateResponse.metrics:type_name -> bullseye.common.v1.Metric
+	68,  // 20: bullseye.training.v1.EvaluateResponse.curves:type_name -> bullseye.model.v1.ClassificationCurves
+	59,  // 21: bullseye.training.v1.PromoteModelRequest.set_aliases:type_name -> bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
+	69,  // 22: bullseye.training.v1.PromoteModelRequest.live:type_name -> bullseye.model.v1.TrafficSplit
+	70,  // 23: bullseye.training.v1.PromoteModelRequest.shadow:type_name -> bullseye.model.v1.ShadowVersions
+	64,  // 24: bullseye.training.v1.PromoteModelResponse.model:type_name -> bullseye.model.v1.RegisteredModel
+	71,  // 25: bullseye.training.v1.PromoteModelResponse.checks:type_name -> bullseye.model.v1.QualityGateCheck
+	32,  // 26: bullseye.training.v1.Job.spec:type_name -> bullseye.training.v1.TrainingSpec
 	1,   // 27: bullseye.training.v1.Job.state:type_name -> bullseye.training.v1.JobState
-	39,  // 28: bullseye.training.v1.Job.progress:type_name -> bullseye.training.v1.JobProgress
-	107, // 29: bullseye.training.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	107, // 30: bullseye.training.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	107, // 31: bullseye.training.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	106, // 32: bullseye.training.v1.Job.metrics:type_name -> bullseye.common.v1.Metric
-	108, // 33: bullseye.training.v1.Job.error:type_name -> bullseye.common.v1.Problem
-	40,  // 34: bullseye.training.v1.Job.messages:type_name -> bullseye.training.v1.JobMessage
+	30,  // 28: bullseye.training.v1.Job.progress:type_name -> bullseye.training.v1.JobProgress
+	72,  // 29: bullseye.training.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	72,  // 30: bullseye.training.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	72,  // 31: bullseye.training.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	67,  // 32: bullseye.training.v1.Job.metrics:type_name -> bullseye.common.v1.Metric
+	73,  // 33: bullseye.training.v1.Job.error:type_name -> bullseye.common.v1.Problem
+	31,  // 34: bullseye.training.v1.Job.messages:type_name -> bullseye.training.v1.JobMessage
 	1,   // 35: bullseye.training.v1.JobProgress.state:type_name -> bullseye.training.v1.JobState
 	2,   // 36: bullseye.training.v1.JobProgress.stage:type_name -> bullseye.training.v1.JobStage
-	106, // 37: bullseye.training.v1.JobProgress.current_metrics:type_name -> bullseye.common.v1.Metric
-	41,  // 38: bullseye.training.v1.JobProgress.leaderboard:type_name -> bullseye.training.v1.LeaderboardEntry
-	40,  // 39: bullseye.training.v1.JobProgress.messages:type_name -> bullseye.training.v1.JobMessage
-	109, // 40: bullseye.training.v1.JobProgress.elapsed:type_name -> google.protobuf.Duration
-	107, // 41: bullseye.training.v1.JobProgress.update_time:type_name -> google.protobuf.Timestamp
-	107, // 42: bullseye.training.v1.JobMessage.time:type_name -> google.protobuf.Timestamp
+	67,  // 37: bullseye.training.v1.JobProgress.current_metrics:type_name -> bullseye.common.v1.Metric
+	74,  // 38: bullseye.training.v1.JobProgress.leaderboard:type_name -> bullseye.model.v1.LeaderboardEntry
+	31,  // 39: bullseye.training.v1.JobProgress.messages:type_name -> bullseye.training.v1.JobMessage
+	75,  // 40: bullseye.training.v1.JobProgress.elapsed:type_name -> google.protobuf.Duration
+	72,  // 41: bullseye.training.v1.JobProgress.update_time:type_name -> google.protobuf.Timestamp
+	72,  // 42: bullseye.training.v1.JobMessage.time:type_name -> google.protobuf.Timestamp
 	3,   // 43: bullseye.training.v1.JobMessage.severity:type_name -> bullseye.training.v1.JobMessageSeverity
 	2,   // 44: bullseye.training.v1.JobMessage.stage:type_name -> bullseye.training.v1.JobStage
-	9,   // 45: bullseye.training.v1.LeaderboardEntry.family:type_name -> bullseye.training.v1.ModelFamily
-	96,  // 46: bullseye.training.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.training.v1.LeaderboardEntry.HyperparametersEntry
-	106, // 47: bullseye.training.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
-	42,  // 48: bullseye.training.v1.LeaderboardEntry.folds:type_name -> bullseye.training.v1.FoldResult
-	14,  // 49: bullseye.training.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.training.v1.KernelFallback
-	108, // 50: bullseye.training.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
-	109, // 51: bullseye.training.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
-	106, // 52: bullseye.training.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
-	109, // 53: bullseye.training.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
-	44,  // 54: bullseye.training.v1.TrainingSpec.data:type_name -> bullseye.training.v1.DataSpec
-	4,   // 55: bullseye.training.v1.TrainingSpec.task:type_name -> bullseye.training.v1.TaskKind
-	52,  // 56: bullseye.training.v1.TrainingSpec.preprocessing:type_name -> bullseye.training.v1.PreprocessingSpec
-	56,  // 57: bullseye.training.v1.TrainingSpec.candidates:type_name -> bullseye.training.v1.CandidateSpec
-	60,  // 58: bullseye.training.v1.TrainingSpec.search:type_name -> bullseye.training.v1.SearchSpec
-	61,  // 59: bullseye.training.v1.TrainingSpec.cross_validation:type_name -> bullseye.training.v1.CrossValidationSpec
-	62,  // 60: bullseye.training.v1.TrainingSpec.selection:type_name -> bullseye.training.v1.SelectionSpec
-	63,  // 61: bullseye.training.v1.TrainingSpec.solver:type_name -> bullseye.training.v1.SolverOptions
-	64,  // 62: bullseye.training.v1.TrainingSpec.feature_selection:type_name -> bullseye.training.v1.FeatureSelectionSpec
-	65,  // 63: bullseye.training.v1.TrainingSpec.kernel_limits:type_name -> bullseye.training.v1.KernelLimits
-	66,  // 64: bullseye.training.v1.TrainingSpec.evaluation:type_name -> bullseye.training.v1.EvaluationOptions
-	67,  // 65: bullseye.training.v1.TrainingSpec.resources:type_name -> bullseye.training.v1.ResourceLimits
-	97,  // 66: bullseye.training.v1.TrainingSpec.labels:type_name -> bullseye.training.v1.TrainingSpec.LabelsEntry
-	110, // 67: bullseye.training.v1.DataSpec.training_set:type_name -> bullseye.feature.v1.TrainingSetSpec
-	47,  // 68: bullseye.training.v1.DataSpec.interactions:type_name -> bullseye.training.v1.InteractionsSpec
-	46,  // 69: bullseye.training.v1.DataSpec.train_filter:type_name -> bullseye.training.v1.RowNumberFilter
-	45,  // 70: bullseye.training.v1.DataSpec.import_split:type_name -> bullseye.training.v1.ImportSplit
-	111, // 71: bullseye.training.v1.InteractionsSpec.export:type_name -> bullseye.feature.v1.ExportInteractionsRequest
-	48,  // 72: bullseye.training.v1.InteractionsSpec.split:type_name -> bullseye.training.v1.InteractionSplit
-	50,  // 73: bullseye.training.v1.InteractionSplit.random:type_name -> bullseye.training.v1.RandomSplit
-	107, // 74: bullseye.training.v1.InteractionSplit.test_start_time:type_name -> google.protobuf.Timestamp
-	51,  // 75: bullseye.training.v1.InteractionSplit.last_per_user:type_name -> bullseye.training.v1.LastPerUserSplit
-	49,  // 76: bullseye.training.v1.InteractionSplit.event_names:type_name -> bullseye.training.v1.EventNameSplit
-	6,   // 77: bullseye.training.v1.PreprocessingSpec.numeric_imputation:type_name -> bullseye.training.v1.ImputationStrategy
-	6,   // 78: bullseye.training.v1.PreprocessingSpec.categorical_imputation:type_name -> bullseye.training.v1.ImputationStrategy
-	7,   // 79: bullseye.training.v1.PreprocessingSpec.scaling:type_name -> bullseye.training.v1.Scaling
-	53,  // 80: bullseye.training.v1.PreprocessingSpec.one_hot:type_name -> bullseye.training.v1.OneHotOptions
-	54,  // 81: bullseye.training.v1.PreprocessingSpec.hashing:type_name -> bullseye.training.v1.HashingOptions
-	98,  // 82: bullseye.training.v1.PreprocessingSpec.columns:type_name -> bullseye.training.v1.PreprocessingSpec.ColumnsEntry
-	6,   // 83: bullseye.training.v1.ColumnOptions.imputation:type_name -> bullseye.training.v1.ImputationStrategy
-	112, // 84: bullseye.training.v1.ColumnOptions.fill_value:type_name -> bullseye.common.v1.Value
-	8,   // 85: bullseye.training.v1.ColumnOptions.encoding:type_name -> bullseye.training.v1.ColumnEncoding
-	7,   // 86: bullseye.training.v1.ColumnOptions.scaling:type_name -> bullseye.training.v1.Scaling
-	9,   // 87: bullseye.training.v1.CandidateSpec.family:type_name -> bullseye.training.v1.ModelFamily
-	99,  // 88: bullseye.training.v1.CandidateSpec.hyperparameters:type_name -> bullseye.training.v1.CandidateSpec.HyperparametersEntry
-	63,  // 89: bullseye.training.v1.CandidateSpec.solver:type_name -> bullseye.training.v1.SolverOptions
-	58,  // 90: bullseye.training.v1.HyperparameterDomain.values:type_name -> bullseye.training.v1.HyperparameterValues
-	59,  // 91: bullseye.training.v1.HyperparameterDomain.range:type_name -> bullseye.training.v1.HyperparameterRange
-	112, // 92: bullseye.training.v1.HyperparameterValues.values:type_name -> bullseye.common.v1.Value
-	10,  // 93: bullseye.training.v1.HyperparameterRange.scale:type_name -> bullseye.training.v1.RangeScale
-	11,  // 94: bullseye.training.v1.SearchSpec.method:type_name -> bullseye.training.v1.SearchMethod
-	12,  // 95: bullseye.training.v1.CrossValidationSpec.strategy:type_name -> bullseye.training.v1.FoldStrategy
-	109, // 96: bullseye.training.v1.CrossValidationSpec.time_gap:type_name -> google.protobuf.Duration
-	13,  // 97: bullseye.training.v1.SelectionSpec.direction:type_name -> bullseye.training.v1.MetricDirection
-	14,  // 98: bullseye.training.v1.KernelLimits.fallback:type_name -> bullseye.training.v1.KernelFallback
-	109, // 99: bullseye.training.v1.ResourceLimits.timeout:type_name -> google.protobuf.Duration
-	4,   // 100: bullseye.training.v1.RegisteredModel.task:type_name -> bullseye.training.v1.TaskKind
-	73,  // 101: bullseye.training.v1.RegisteredModel.versions:type_name -> bullseye.training.v1.ModelVersion
-	100, // 102: bullseye.training.v1.RegisteredModel.aliases:type_name -> bullseye.training.v1.RegisteredModel.AliasesEntry
-	69,  // 103: bullseye.training.v1.RegisteredModel.live:type_name -> bullseye.training.v1.TrafficSplit
-	71,  // 104: bullseye.training.v1.RegisteredModel.shadow:type_name -> bullseye.training.v1.ShadowVersions
-	107, // 105: bullseye.training.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
-	107, // 106: bullseye.training.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
-	70,  // 107: bullseye.training.v1.TrafficSplit.versions:type_name -> bullseye.training.v1.VersionWeight
-	9,   // 108: bullseye.training.v1.ModelVersion.family:type_name -> bullseye.training.v1.ModelFamily
-	4,   // 109: bullseye.training.v1.ModelVersion.task:type_name -> bullseye.training.v1.TaskKind
-	101, // 110: bullseye.training.v1.ModelVersion.hyperparameters:type_name -> bullseye.training.v1.ModelVersion.HyperparametersEntry
-	106, // 111: bullseye.training.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
-	106, // 112: bullseye.training.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
-	13,  // 113: bullseye.training.v1.ModelVersion.selection_direction:type_name -> bullseye.training.v1.MetricDirection
-	41,  // 114: bullseye.training.v1.ModelVersion.leaderboard:type_name -> bullseye.training.v1.LeaderboardEntry
-	79,  // 115: bullseye.training.v1.ModelVersion.test_curves:type_name -> bullseye.training.v1.ClassificationCurves
-	74,  // 116: bullseye.training.v1.ModelVersion.lineage:type_name -> bullseye.training.v1.Lineage
-	75,  // 117: bullseye.training.v1.ModelVersion.artifact:type_name -> bullseye.training.v1.ArtifactRef
-	76,  // 118: bullseye.training.v1.ModelVersion.inputs:type_name -> bullseye.training.v1.InputColumn
-	107, // 119: bullseye.training.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
-	102, // 120: bullseye.training.v1.ModelVersion.labels:type_name -> bullseye.training.v1.ModelVersion.LabelsEntry
-	14,  // 121: bullseye.training.v1.ModelVersion.kernel_fallback:type_name -> bullseye.training.v1.KernelFallback
-	44,  // 122: bullseye.training.v1.Lineage.data:type_name -> bullseye.training.v1.DataSpec
-	107, // 123: bullseye.training.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
-	107, // 124: bullseye.training.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
-	113, // 125: bullseye.training.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
-	15,  // 126: bullseye.training.v1.InputColumn.missing:type_name -> bullseye.training.v1.MissingPolicy
-	103, // 127: bullseye.training.v1.EvaluationRow.features:type_name -> bullseye.training.v1.EvaluationRow.FeaturesEntry
-	112, // 128: bullseye.training.v1.EvaluationRow.label:type_name -> bullseye.common.v1.Value
-	16,  // 129: bullseye.training.v1.ScoredRow.status:type_name -> bullseye.training.v1.ScoredRowStatus
-	108, // 130: bullseye.training.v1.ScoredRow.problem:type_name -> bullseye.common.v1.Problem
-	112, // 131: bullseye.training.v1.ScoredRow.label:type_name -> bullseye.common.v1.Value
-	80,  // 132: bullseye.training.v1.ClassificationCurves.roc:type_name -> bullseye.training.v1.RocPoint
-	81,  // 133: bullseye.training.v1.ClassificationCurves.lift:type_name -> bullseye.training.v1.LiftBin
-	82,  // 134: bullseye.training.v1.ClassificationCurves.calibration:type_name -> bullseye.training.v1.CalibrationBin
-	9,   // 135: bullseye.training.v1.ModelArtifact.family:type_name -> bullseye.training.v1.ModelFamily
-	4,   // 136: bullseye.training.v1.ModelArtifact.task:type_name -> bullseye.training.v1.TaskKind
-	104, // 137: bullseye.training.v1.ModelArtifact.hyperparameters:type_name -> bullseye.training.v1.ModelArtifact.HyperparametersEntry
-	76,  // 138: bullseye.training.v1.ModelArtifact.inputs:type_name -> bullseye.training.v1.InputColumn
-	86,  // 139: bullseye.training.v1.ModelArtifact.preprocessing:type_name -> bullseye.training.v1.FittedPreprocessing
-	84,  // 140: bullseye.training.v1.ModelArtifact.classification:type_name -> bullseye.training.v1.ClassificationOutput
-	88,  // 141: bullseye.training.v1.ModelArtifact.linear:type_name -> bullseye.training.v1.LinearParameters
-	91,  // 142: bullseye.training.v1.ModelArtifact.kernel_svm:type_name -> bullseye.training.v1.KernelSvmParameters
-	92,  // 143: bullseye.training.v1.ModelArtifact.nystrom:type_name -> bullseye.training.v1.NystromParameters
-	93,  // 144: bullseye.training.v1.ModelArtifact.factorization:type_name -> bullseye.training.v1.FactorizationParameters
-	94,  // 145: bullseye.training.v1.ModelArtifact.popularity:type_name -> bullseye.training.v1.PopularityParameters
-	85,  // 146: bullseye.training.v1.ModelArtifact.solver:type_name -> bullseye.training.v1.SolverReport
-	106, // 147: bullseye.training.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
-	74,  // 148: bullseye.training.v1.ModelArtifact.lineage:type_name -> bullseye.training.v1.Lineage
-	107, // 149: bullseye.training.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
-	112, // 150: bullseye.training.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
-	112, // 151: bullseye.training.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
-	109, // 152: bullseye.training.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
-	87,  // 153: bullseye.training.v1.FittedPreprocessing.columns:type_name -> bullseye.training.v1.FittedColumn
-	113, // 154: bullseye.training.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
-	8,   // 155: bullseye.training.v1.FittedColumn.encoding:type_name -> bullseye.training.v1.ColumnEncoding
-	112, // 156: bullseye.training.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
-	17,  // 157: bullseye.training.v1.FittedColumn.hash_function:type_name -> bullseye.training.v1.HashFunction
-	18,  // 158: bullseye.training.v1.LinearParameters.link:type_name -> bullseye.training.v1.LinkFunction
-	89,  // 159: bullseye.training.v1.LinearParameters.platt:type_name -> bullseye.training.v1.PlattScaling
-	19,  // 160: bullseye.training.v1.KernelParameters.type:type_name -> bullseye.training.v1.KernelType
-	90,  // 161: bullseye.training.v1.KernelSvmParameters.kernel:type_name -> bullseye.training.v1.KernelParameters
-	89,  // 162: bullseye.training.v1.KernelSvmParameters.platt:type_name -> bullseye.training.v1.PlattScaling
-	90,  // 163: bullseye.training.v1.NystromParameters.kernel:type_name -> bullseye.training.v1.KernelParameters
-	88,  // 164: bullseye.training.v1.NystromParameters.linear:type_name -> bullseye.training.v1.LinearParameters
-	94,  // 165: bullseye.training.v1.FactorizationParameters.popularity:type_name -> bullseye.training.v1.PopularityParameters
-	112, // 166: bullseye.training.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	55,  // 167: bullseye.training.v1.PreprocessingSpec.ColumnsEntry.value:type_name -> bullseye.training.v1.ColumnOptions
-	57,  // 168: bullseye.training.v1.CandidateSpec.HyperparametersEntry.value:type_name -> bullseye.training.v1.HyperparameterDomain
-	112, // 169: bullseye.training.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	112, // 170: bullseye.training.v1.EvaluationRow.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
-	112, // 171: bullseye.training.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	20,  // 172: bullseye.training.v1.TrainingService.StartTraining:input_type -> bullseye.training.v1.StartTrainingRequest
-	22,  // 173: bullseye.training.v1.TrainingService.GetJob:input_type -> bullseye.training.v1.GetJobRequest
-	24,  // 174: bullseye.training.v1.TrainingService.WatchJob:input_type -> bullseye.training.v1.WatchJobRequest
-	26,  // 175: bullseye.training.v1.TrainingService.CancelJob:input_type -> bullseye.training.v1.CancelJobRequest
-	28,  // 176: bullseye.training.v1.TrainingService.ListJobs:input_type -> bullseye.training.v1.ListJobsRequest
-	30,  // 177: bullseye.training.v1.TrainingService.ListModels:input_type -> bullseye.training.v1.ListModelsRequest
-	32,  // 178: bullseye.training.v1.TrainingService.GetModel:input_type -> bullseye.training.v1.GetModelRequest
-	34,  // 179: bullseye.training.v1.TrainingService.Evaluate:input_type -> bullseye.training.v1.EvaluateRequest
-	36,  // 180: bullseye.training.v1.TrainingService.PromoteModel:input_type -> bullseye.training.v1.PromoteModelRequest
-	21,  // 181: bullseye.training.v1.TrainingService.StartTraining:output_type -> bullseye.training.v1.StartTrainingResponse
-	23,  // 182: bullseye.training.v1.TrainingService.GetJob:output_type -> bullseye.training.v1.GetJobResponse
-	25,  // 183: bullseye.training.v1.TrainingService.WatchJob:output_type -> bullseye.training.v1.WatchJobResponse
-	27,  // 184: bullseye.training.v1.TrainingService.CancelJob:output_type -> bullseye.training.v1.CancelJobResponse
-	29,  // 185: bullseye.training.v1.TrainingService.ListJobs:output_type -> bullseye.training.v1.ListJobsResponse
-	31,  // 186: bullseye.training.v1.TrainingService.ListModels:output_type -> bullseye.training.v1.ListModelsResponse
-	33,  // 187: bullseye.training.v1.TrainingService.GetModel:output_type -> bullseye.training.v1.GetModelResponse
-	35,  // 188: bullseye.training.v1.TrainingService.Evaluate:output_type -> bullseye.training.v1.EvaluateResponse
-	37,  // 189: bullseye.training.v1.TrainingService.PromoteModel:output_type -> bullseye.training.v1.PromoteModelResponse
-	181, // [181:190] is the sub-list for method output_type
-	172, // [172:181] is the sub-list for method input_type
-	172, // [172:172] is the sub-list for extension type_name
-	172, // [172:172] is the sub-list for extension extendee
-	0,   // [0:172] is the sub-list for field type_name
+	33,  // 45: bullseye.training.v1.TrainingSpec.data:type_name -> bullseye.training.v1.DataSpec
+	76,  // 46: bullseye.training.v1.TrainingSpec.task:type_name -> bullseye.model.v1.TaskKind
+	41,  // 47: bullseye.training.v1.TrainingSpec.preprocessing:type_name -> bullseye.training.v1.PreprocessingSpec
+	45,  // 48: bullseye.training.v1.TrainingSpec.candidates:type_name -> bullseye.training.v1.CandidateSpec
+	49,  // 49: bullseye.training.v1.TrainingSpec.search:type_name -> bullseye.training.v1.SearchSpec
+	50,  // 50: bullseye.training.v1.TrainingSpec.cross_validation:type_name -> bullseye.training.v1.CrossValidationSpec
+	51,  // 51: bullseye.training.v1.TrainingSpec.selection:type_name -> bullseye.training.v1.SelectionSpec
+	52,  // 52: bullseye.training.v1.TrainingSpec.solver:type_name -> bullseye.training.v1.SolverOptions
+	53,  // 53: bullseye.training.v1.TrainingSpec.feature_selection:type_name -> bullseye.training.v1.FeatureSelectionSpec
+	54,  // 54: bullseye.training.v1.TrainingSpec.kernel_limits:type_name -> bullseye.training.v1.KernelLimits
+	55,  // 55: bullseye.training.v1.TrainingSpec.evaluation:type_name -> bullseye.training.v1.EvaluationOptions
+	56,  // 56: bullseye.training.v1.TrainingSpec.resources:type_name -> bullseye.training.v1.ResourceLimits
+	60,  // 57: bullseye.training.v1.TrainingSpec.labels:type_name -> bullseye.training.v1.TrainingSpec.LabelsEntry
+	77,  // 58: bullseye.training.v1.DataSpec.training_set:type_name -> bullseye.feature.v1.TrainingSetSpec
+	36,  // 59: bullseye.training.v1.DataSpec.interactions:type_name -> bullseye.training.v1.InteractionsSpec
+	35,  // 60: bullseye.training.v1.DataSpec.train_filter:type_name -> bullseye.training.v1.RowNumberFilter
+	34,  // 61: bullseye.training.v1.DataSpec.import_split:type_name -> bullseye.training.v1.ImportSplit
+	78,  // 62: bullseye.training.v1.InteractionsSpec.export:type_name -> bullseye.feature.v1.ExportInteractionsRequest
+	37,  // 63: bullseye.training.v1.InteractionsSpec.split:type_name -> bullseye.training.v1.InteractionSplit
+	39,  // 64: bullseye.training.v1.InteractionSplit.random:type_name -> bullseye.training.v1.RandomSplit
+	72,  // 65: bullseye.training.v1.InteractionSplit.test_start_time:type_name -> google.protobuf.Timestamp
+	40,  // 66: bullseye.training.v1.InteractionSplit.last_per_user:type_name -> bullseye.training.v1.LastPerUserSplit
+	38,  // 67: bullseye.training.v1.InteractionSplit.event_names:type_name -> bullseye.training.v1.EventNameSplit
+	5,   // 68: bullseye.training.v1.PreprocessingSpec.numeric_imputation:type_name -> bullseye.training.v1.ImputationStrategy
+	5,   // 69: bullseye.training.v1.PreprocessingSpec.categorical_imputation:type_name -> bullseye.training.v1.ImputationStrategy
+	6,   // 70: bullseye.training.v1.PreprocessingSpec.scaling:type_name -> bullseye.training.v1.Scaling
+	42,  // 71: bullseye.training.v1.PreprocessingSpec.one_hot:type_name -> bullseye.training.v1.OneHotOptions
+	43,  // 72: bullseye.training.v1.PreprocessingSpec.hashing:type_name -> bullseye.training.v1.HashingOptions
+	61,  // 73: bullseye.training.v1.PreprocessingSpec.columns:type_name -> bullseye.training.v1.PreprocessingSpec.ColumnsEntry
+	5,   // 74: bullseye.training.v1.ColumnOptions.imputation:type_name -> bullseye.training.v1.ImputationStrategy
+	79,  // 75: bullseye.training.v1.ColumnOptions.fill_value:type_name -> bullseye.common.v1.Value
+	80,  // 76: bullseye.training.v1.ColumnOptions.encoding:type_name -> bullseye.model.v1.ColumnEncoding
+	6,   // 77: bullseye.training.v1.ColumnOptions.scaling:type_name -> bullseye.training.v1.Scaling
+	81,  // 78: bullseye.training.v1.CandidateSpec.family:type_name -> bullseye.model.v1.ModelFamily
+	62,  // 79: bullseye.training.v1.CandidateSpec.hyperparameters:type_name -> bullseye.training.v1.CandidateSpec.HyperparametersEntry
+	52,  // 80: bullseye.training.v1.CandidateSpec.solver:type_name -> bullseye.training.v1.SolverOptions
+	47,  // 81: bullseye.training.v1.HyperparameterDomain.values:type_name -> bullseye.training.v1.HyperparameterValues
+	48,  // 82: bullseye.training.v1.HyperparameterDomain.range:type_name -> bullseye.training.v1.HyperparameterRange
+	79,  // 83: bullseye.training.v1.HyperparameterValues.values:type_name -> bullseye.common.v1.Value
+	7,   // 84: bullseye.training.v1.HyperparameterRange.scale:type_name -> bullseye.training.v1.RangeScale
+	8,   // 85: bullseye.training.v1.SearchSpec.method:type_name -> bullseye.training.v1.SearchMethod
+	9,   // 86: bullseye.training.v1.CrossValidationSpec.strategy:type_name -> bullseye.training.v1.FoldStrategy
+	75,  // 87: bullseye.training.v1.CrossValidationSpec.time_gap:type_name -> google.protobuf.Duration
+	82,  // 88: bullseye.training.v1.SelectionSpec.direction:type_name -> bullseye.model.v1.MetricDirection
+	83,  // 89: bullseye.training.v1.KernelLimits.fallback:type_name -> bullseye.model.v1.KernelFallback
+	75,  // 90: bullseye.training.v1.ResourceLimits.timeout:type_name -> google.protobuf.Duration
+	63,  // 91: bullseye.training.v1.EvaluationRow.features:type_name -> bullseye.training.v1.EvaluationRow.FeaturesEntry
+	79,  // 92: bullseye.training.v1.EvaluationRow.label:type_name -> bullseye.common.v1.Value
+	10,  // 93: bullseye.training.v1.ScoredRow.status:type_name -> bullseye.training.v1.ScoredRowStatus
+	73,  // 94: bullseye.training.v1.ScoredRow.problem:type_name -> bullseye.common.v1.Problem
+	79,  // 95: bullseye.training.v1.ScoredRow.label:type_name -> bullseye.common.v1.Value
+	44,  // 96: bullseye.training.v1.PreprocessingSpec.ColumnsEntry.value:type_name -> bullseye.training.v1.ColumnOptions
+	46,  // 97: bullseye.training.v1.CandidateSpec.HyperparametersEntry.value:type_name -> bullseye.training.v1.HyperparameterDomain
+	79,  // 98: bullseye.training.v1.EvaluationRow.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
+	11,  // 99: bullseye.training.v1.TrainingService.StartTraining:input_type -> bullseye.training.v1.StartTrainingRequest
+	13,  // 100: bullseye.training.v1.TrainingService.GetJob:input_type -> bullseye.training.v1.GetJobRequest
+	15,  // 101: bullseye.training.v1.TrainingService.WatchJob:input_type -> bullseye.training.v1.WatchJobRequest
+	17,  // 102: bullseye.training.v1.TrainingService.CancelJob:input_type -> bullseye.training.v1.CancelJobRequest
+	19,  // 103: bullseye.training.v1.TrainingService.ListJobs:input_type -> bullseye.training.v1.ListJobsRequest
+	21,  // 104: bullseye.training.v1.TrainingService.ListModels:input_type -> bullseye.training.v1.ListModelsRequest
+	23,  // 105: bullseye.training.v1.TrainingService.GetModel:input_type -> bullseye.training.v1.GetModelRequest
+	25,  // 106: bullseye.training.v1.TrainingService.Evaluate:input_type -> bullseye.training.v1.EvaluateRequest
+	27,  // 107: bullseye.training.v1.TrainingService.PromoteModel:input_type -> bullseye.training.v1.PromoteModelRequest
+	12,  // 108: bullseye.training.v1.TrainingService.StartTraining:output_type -> bullseye.training.v1.StartTrainingResponse
+	14,  // 109: bullseye.training.v1.TrainingService.GetJob:output_type -> bullseye.training.v1.GetJobResponse
+	16,  // 110: bullseye.training.v1.TrainingService.WatchJob:output_type -> bullseye.training.v1.WatchJobResponse
+	18,  // 111: bullseye.training.v1.TrainingService.CancelJob:output_type -> bullseye.training.v1.CancelJobResponse
+	20,  // 112: bullseye.training.v1.TrainingService.ListJobs:output_type -> bullseye.training.v1.ListJobsResponse
+	22,  // 113: bullseye.training.v1.TrainingService.ListModels:output_type -> bullseye.training.v1.ListModelsResponse
+	24,  // 114: bullseye.training.v1.TrainingService.GetModel:output_type -> bullseye.training.v1.GetModelResponse
+	26,  // 115: bullseye.training.v1.TrainingService.Evaluate:output_type -> bullseye.training.v1.EvaluateResponse
+	28,  // 116: bullseye.training.v1.TrainingService.PromoteModel:output_type -> bullseye.training.v1.PromoteModelResponse
+	108, // [108:117] is the sub-list for method output_type
+	99,  // [99:108] is the sub-list for method input_type
+	99,  // [99:99] is the sub-list for extension type_name
+	99,  // [99:99] is the sub-list for extension extendee
+	0,   // [0:99] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_training_v1_training_proto_init() }
@@ -8920,37 +5125,30 @@ func file_bullseye_training_v1_training_proto_init() {
 	if File_bullseye_training_v1_training_proto != nil {
 		return
 	}
-	file_bullseye_training_v1_training_proto_msgTypes[24].OneofWrappers = []any{
+	file_bullseye_training_v1_training_proto_msgTypes[22].OneofWrappers = []any{
 		(*DataSpec_TrainingSet)(nil),
 		(*DataSpec_Interactions)(nil),
 	}
-	file_bullseye_training_v1_training_proto_msgTypes[28].OneofWrappers = []any{
+	file_bullseye_training_v1_training_proto_msgTypes[26].OneofWrappers = []any{
 		(*InteractionSplit_Random)(nil),
 		(*InteractionSplit_TestStartTime)(nil),
 		(*InteractionSplit_LastPerUser)(nil),
 		(*InteractionSplit_EventNames)(nil),
 	}
-	file_bullseye_training_v1_training_proto_msgTypes[32].OneofWrappers = []any{}
-	file_bullseye_training_v1_training_proto_msgTypes[37].OneofWrappers = []any{
+	file_bullseye_training_v1_training_proto_msgTypes[30].OneofWrappers = []any{}
+	file_bullseye_training_v1_training_proto_msgTypes[35].OneofWrappers = []any{
 		(*HyperparameterDomain_Values)(nil),
 		(*HyperparameterDomain_Range)(nil),
 	}
-	file_bullseye_training_v1_training_proto_msgTypes[41].OneofWrappers = []any{}
-	file_bullseye_training_v1_training_proto_msgTypes[58].OneofWrappers = []any{}
-	file_bullseye_training_v1_training_proto_msgTypes[63].OneofWrappers = []any{
-		(*ModelArtifact_Linear)(nil),
-		(*ModelArtifact_KernelSvm)(nil),
-		(*ModelArtifact_Nystrom)(nil),
-		(*ModelArtifact_Factorization)(nil),
-		(*ModelArtifact_Popularity)(nil),
-	}
+	file_bullseye_training_v1_training_proto_msgTypes[39].OneofWrappers = []any{}
+	file_bullseye_training_v1_training_proto_msgTypes[47].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_training_v1_training_proto_rawDesc), len(file_bullseye_training_v1_training_proto_rawDesc)),
-			NumEnums:      20,
-			NumMessages:   85,
+			NumEnums:      11,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -7,8 +7,8 @@
 // Package bullseye.training.v1 is the training service: training jobs that
 // preprocess data, fit and cross-validate candidate models, pick a winner and
 // register it; the model registry (versions, aliases, live traffic split,
-// shadow versions); evaluation of registered versions; and the serialised
-// model artifact that serving loads.
+// shadow versions); and evaluation of registered versions. The registry's
+// records and the artifact serving loads are bullseye.model.v1's.
 
 package trainingv1
 
