@@ -90,11 +90,13 @@ demo: build
 # Benchmarks: each prints Bullseye's figures beside a baseline measured in the
 # same run. Bounded in time, loopback only.
 
-# Fit time and test AUC on Bank for logistic regression, linear and kernel SVM,
-# beside scikit-learn's (Debian's python3-sklearn) on the same split.
+# Fit time and test AUC on Bank for logistic regression, linear and kernel SVM
+# beside scikit-learn's, and boosted trees beside scikit-learn's
+# HistGradientBoosting and XGBoost's hist (Debian's python3-sklearn and
+# python3-xgboost) on the same split; the table goes to BENCHMARKS.md.
 bench-train:
-	@scripts/apt.sh python3-sklearn
-	/usr/bin/python3 scripts/bench-train.py --go --runs 5
+	@scripts/apt.sh python3-sklearn python3-xgboost python3-pandas
+	/usr/bin/python3 scripts/bench-train.py --go --runs 5 --write BENCHMARKS.md
 
 # ALS seconds per iteration (rank 10, 1M-shaped generated set) beside the same
 # update in numpy (Debian's python3-numpy; OpenBLAS's tuning variables unset

@@ -6,19 +6,27 @@ excluded) is test when i % 5 == 4; numeric columns are standardised and categori
 encoded (unknown categories ignored), fitted on the training rows only. The kernel SVM trains on
 the rows with i % 4 == 0 and i % 5 != 4, with preprocessing fitted on those rows.
 
+Boosted trees are fitted in one configuration by all three sides: scikit-learn's
+HistGradientBoostingClassifier, XGBoost's hist (lossguide growth) and Bullseye's pkg/ml/gbt, with
+400 trees of at most 31 leaves, learning rate 0.05, 255 bins, L2 1, no early stopping, 2 threads
+and native categorical splits (categories coded by training frequency; numeric columns raw).
+
 Only model fits are timed. Each model is fitted --runs times and the median is printed. With --go
 the script also runs the Go benchmarks of pkg/ml (BenchmarkLogisticBank, BenchmarkLinearSVMBank,
-BenchmarkKernelSVMBank), one `go test -count=1` per round, alternating rounds with scikit-learn's
-so that both sides see the same machine noise, and prints both side by side.
+BenchmarkKernelSVMBank, BenchmarkGBTBank), one `go test -count=1` per round, alternating rounds
+with the Python libraries' so that both sides see the same machine noise, and prints both side by
+side. With --write FILE the table, with the machine's description, replaces the bench-train
+section of FILE (BENCHMARKS.md).
 
-scikit-learn is Debian's python3-sklearn, which imports only under /usr/bin/python3
-(apt-get install -y python3-sklearn). The data folder is $BULLSEYE_DATA_DIR, by default
+scikit-learn and XGBoost are Debian's python3-sklearn and python3-xgboost, which import only under
+/usr/bin/python3 (make bench-train installs them with scripts/apt.sh). The data folder is $BULLSEYE_DATA_DIR, by default
 ../shared/data beside the repository root.
 """
 
 import argparse
 import csv
 import os
+import platform
 import re
 import statistics
 import subprocess
@@ -28,14 +36,19 @@ import warnings
 
 try:
     import numpy as np
+    import pandas as pd
+    import xgboost
     from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
     from sklearn.svm import SVC, LinearSVC
+    from threadpoolctl import threadpool_limits
 except ImportError as err:  # pragma: no cover - environment check
-    sys.exit(f"bench-train: {err}; install Debian's python3-sklearn and run under /usr/bin/python3")
+    sys.exit(f"bench-train: {err}; install Debian's python3-sklearn, python3-xgboost and python3-pandas "
+             "(scripts/apt.sh) and run under /usr/bin/python3")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUMERIC = ["age", "duration", "campaign", "pdays", "previous", "emp.var.rate",
@@ -52,6 +65,65 @@ MODELS = [
     ("svc", "kernel SVM RBF C=1 (8,237 rows)",
      lambda: SVC(C=1.0, kernel="rbf", gamma="scale"), "BenchmarkKernelSVMBank", "", True),
 ]
+
+
+# The boosted-trees configuration shared by the three sides.
+TREES = dict(trees=400, leaves=31, learning_rate=0.05, bins=255, l2=1.0, threads=2)
+
+# key, label, fit(Xtrain, ytrain, categorical mask) returning a score function
+TREE_MODELS = [
+    ("hgb", "boosted trees vs sklearn HGB"),
+    ("xgb", "boosted trees vs XGBoost hist"),
+]
+
+
+def fit_hgb(X, y, cat):
+    with threadpool_limits(TREES["threads"]):
+        m = HistGradientBoostingClassifier(
+            max_iter=TREES["trees"], max_leaf_nodes=TREES["leaves"], learning_rate=TREES["learning_rate"],
+            max_bins=TREES["bins"], l2_regularization=TREES["l2"], early_stopping=False,
+            categorical_features=np.array(cat), random_state=0)
+        t0 = time.perf_counter()
+        m.fit(X, y)
+        secs = time.perf_counter() - t0
+    return secs, lambda Z: m.decision_function(Z)
+
+
+def xgb_frame(X, cat):
+    return pd.DataFrame({f"f{k}": (pd.Categorical(X[:, k]) if c else X[:, k]) for k, c in enumerate(cat)})
+
+
+def fit_xgb(X, y, cat):
+    d = xgboost.DMatrix(xgb_frame(X, cat), label=y, enable_categorical=True)
+    params = {"objective": "binary:logistic", "tree_method": "hist", "grow_policy": "lossguide",
+              "max_leaves": TREES["leaves"], "max_depth": 0, "eta": TREES["learning_rate"],
+              "max_bin": TREES["bins"], "lambda": TREES["l2"], "nthread": TREES["threads"], "seed": 0}
+    t0 = time.perf_counter()
+    b = xgboost.train(params, d, num_boost_round=TREES["trees"])
+    secs = time.perf_counter() - t0
+    return secs, lambda Z: b.predict(xgboost.DMatrix(xgb_frame(Z, cat), enable_categorical=True), output_margin=True)
+
+
+def tree_design(cols, train, with_duration):
+    """Numeric columns raw, categoricals coded by their frequency on the training rows (most
+    frequent 0, ties by value), as pkg/ml/gbt's Bank test codes them."""
+    names = [c for c in cols if with_duration or c != "duration"]
+    n = len(next(iter(cols.values())))
+    X = np.empty((n, len(names)))
+    cat = []
+    for k, c in enumerate(names):
+        if c in NUMERIC:
+            X[:, k] = np.array(cols[c], dtype=np.float64)
+            cat.append(False)
+            continue
+        vals = np.array(cols[c])
+        counts = {}
+        for v in vals[train]:
+            counts[v] = counts.get(v, 0) + 1
+        code = {v: i for i, v in enumerate(sorted(counts, key=lambda v: (-counts[v], v)))}
+        X[:, k] = [code.get(v, np.nan) for v in vals]
+        cat.append(True)
+    return X, cat
 
 
 def data_dir():
@@ -92,6 +164,7 @@ class SklearnSide:
         train, small = i % 5 != 4, (i % 4 == 0) & (i % 5 != 4)
         self.designs = {(dur, k): design(cols, small if k else train, self.test, dur)
                         for dur in (True, False) for k in (False, True)}
+        self.tree_designs = {dur: tree_design(cols, train, dur) for dur in (True, False)}
         self.times, self.aucs, self.features, self.unconverged = {}, {}, {}, set()
 
     def round(self):
@@ -110,6 +183,14 @@ class SklearnSide:
                 self.times.setdefault((key, dur), []).append(secs)
                 self.aucs[(key, dur)] = roc_auc_score(self.y[self.test], model.decision_function(Xte))
                 self.features[(key, dur)] = Xtr.shape[1]
+        for key, _ in TREE_MODELS:
+            for dur in (True, False):
+                X, cat = self.tree_designs[dur]
+                fit = fit_hgb if key == "hgb" else fit_xgb
+                secs, score = fit(X[~self.test], self.y[~self.test], cat)
+                self.times.setdefault((key, dur), []).append(secs)
+                self.aucs[(key, dur)] = roc_auc_score(self.y[self.test], score(X[self.test]))
+                self.features[(key, dur)] = X.shape[1]
 
 
 BENCH_LINE = re.compile(r"^(Benchmark\w+)/(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$")
@@ -117,7 +198,7 @@ BENCH_LINE = re.compile(r"^(Benchmark\w+)/(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op
 
 class GoSide:
     CMD = ["go", "test", "-run", "^$", "-bench", "Bank$", "-benchtime", "1x", "-count", "1",
-           "./ml/logistic", "./ml/svm"]
+           "./ml/logistic", "./ml/svm", "./ml/gbt"]
 
     def __init__(self):
         self.times, self.aucs = {}, {}
@@ -141,6 +222,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="rounds of fits; medians are printed")
     ap.add_argument("--go", action="store_true", help="also run the Go benchmarks, alternating rounds")
+    ap.add_argument("--write", metavar="FILE", help="replace the bench-train section of FILE with the table")
     args = ap.parse_args()
 
     import sklearn
@@ -152,26 +234,59 @@ def main():
         if go:
             go.round()
 
-    print(f"Bank Marketing, test = rows with i % 5 == 4 (8,237); fit time = median of {args.runs} rounds; "
-          f"scikit-learn {sklearn.__version__}; {os.cpu_count()} cores")
-    head = f"{'model':32} {'duration':8} {'feat':>4} {'sklearn s':>9} {'sklearn AUC':>11}"
+    lines = [f"Bank Marketing, test = rows with i % 5 == 4 (8,237); fit time = median of {args.runs} rounds; "
+             f"scikit-learn {sklearn.__version__}, XGBoost {xgboost.__version__}"]
+    head = f"{'model':32} {'duration':8} {'feat':>4} {'baseline s':>10} {'baseline AUC':>12}"
     if go:
         head += f" {'bullseye s':>10} {'bullseye AUC':>12} {'time ratio':>10} {'AUC diff':>8}"
-    print(head)
-    for key, label, _, bench, prefix, _ in MODELS:
+    lines.append(head)
+    rows = [(key, label, bench, prefix) for key, label, _, bench, prefix, _ in MODELS]
+    rows += [(key, label, "BenchmarkGBTBank", "") for key, label in TREE_MODELS]
+    for key, label, bench, prefix in rows:
         for dur in (True, False):
             secs = statistics.median(sk.times[(key, dur)])
             auc = sk.aucs[(key, dur)]
             mark = "*" if (key, dur) in sk.unconverged else " "
-            line = f"{label:32} {'with' if dur else 'without':8} {sk.features[(key, dur)]:4d} {secs:8.3f}{mark} {auc:11.4f}"
+            line = f"{label:32} {'with' if dur else 'without':8} {sk.features[(key, dur)]:4d} {secs:9.3f}{mark} {auc:12.4f}"
             sub = prefix + ("with-duration" if dur else "without-duration")
             if go and (bench, sub) in go.times:
                 gsecs = statistics.median(go.times[(bench, sub)])
                 gauc = go.aucs[(bench, sub)]
                 line += f" {gsecs:10.3f} {gauc:12.4f} {gsecs / secs:10.2f} {gauc - auc:+8.4f}"
-            print(line)
+            lines.append(line)
     if sk.unconverged:
-        print("* scikit-learn warned that the solver reached max_iter without converging")
+        lines.append("* scikit-learn warned that the solver reached max_iter without converging")
+    print("\n".join(lines))
+    if args.write:
+        write_section(args.write, "bench-train", "make bench-train", lines)
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    go = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True).stdout.strip()
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, {go}, Python {platform.python_version()}"
+
+
+def write_section(path, name, command, lines):
+    """Replaces the section between the markers of name in path (appending it when absent)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    body = (f"{begin}\n## {command}\n\nMeasured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on "
+            f"{machine()}.\n\n```\n" + "\n".join(lines) + f"\n```\n{end}\n")
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n\nWritten by the benchmarks themselves (make bench-*).\n\n"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + body + text[text.index(end) + len(end) + 1:]
+    else:
+        text += ("\n" if not text.endswith("\n") else "") + body
+    with open(path, "w") as f:
+        f.write(text)
 
 
 if __name__ == "__main__":
