@@ -108,6 +108,7 @@ func encodePipeline(p *preprocess.Pipeline, inputs []*modelv1.InputColumn) (*mod
 			OutputOffset:     int32(in.Offset),
 			OutputWidth:      int32(in.Width),
 			MissingIndicator: in.Indicator,
+			KeepMissing:      in.KeepMissing,
 		}
 		switch {
 		case in.Kind == ml.Numeric:
@@ -119,6 +120,10 @@ func encodePipeline(p *preprocess.Pipeline, inputs []*modelv1.InputColumn) (*mod
 			if c.Scale == 0 {
 				c.Scale = 1
 			}
+		case in.Ordinal:
+			c.Encoding = modelv1.ColumnEncoding_COLUMN_ENCODING_ORDINAL
+			c.ImputeValue = &commonv1.Value{Kind: &commonv1.Value_StringValue{StringValue: in.FillCategory}}
+			c.Vocabulary = append([]string(nil), in.Categories...)
 		case in.HashBuckets > 0:
 			c.Encoding = modelv1.ColumnEncoding_COLUMN_ENCODING_HASHING
 			c.ImputeValue = &commonv1.Value{Kind: &commonv1.Value_StringValue{StringValue: in.FillCategory}}
@@ -189,6 +194,12 @@ func encodeModel(a *modelv1.ModelArtifact, family modelv1.ModelFamily, m ml.Mode
 			return wrong()
 		}
 		a.Parameters = &modelv1.ModelArtifact_Linear{Linear: linearOf(&sm.Model, modelv1.LinkFunction_LINK_FUNCTION_IDENTITY, sm.Platt)}
+	case modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES:
+		e, ok := treesIn(m)
+		if !ok {
+			return wrong()
+		}
+		a.Parameters = &modelv1.ModelArtifact_Trees{Trees: encodeTrees(e)}
 	case modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:
 		km, ok := m.(*svm.KernelModel)
 		if !ok {
@@ -302,7 +313,8 @@ func decodePipeline(fp *modelv1.FittedPreprocessing) (*preprocess.Pipeline, erro
 			Name:      c.GetName(),
 			Offset:    int(c.GetOutputOffset()),
 			Width:     int(c.GetOutputWidth()),
-			Indicator: c.GetMissingIndicator(),
+			Indicator:   c.GetMissingIndicator(),
+			KeepMissing: c.GetKeepMissing(),
 		}
 		if in.Offset != offset {
 			return nil, bad("offset %d, want %d", in.Offset, offset)
@@ -354,6 +366,16 @@ func decodePipeline(fp *modelv1.FittedPreprocessing) (*preprocess.Pipeline, erro
 			if in.Bucket {
 				want++
 			}
+		case modelv1.ColumnEncoding_COLUMN_ENCODING_ORDINAL:
+			in.Kind = ml.Categorical
+			fill, err := Category(c.GetImputeValue())
+			if err != nil {
+				return nil, bad("impute value %v", c.GetImputeValue())
+			}
+			in.FillCategory = fill
+			in.Ordinal = true
+			in.Categories = append([]string(nil), c.GetVocabulary()...)
+			want = 1 + extra
 		case modelv1.ColumnEncoding_COLUMN_ENCODING_HASHING:
 			in.Kind = ml.Categorical
 			fill, err := Category(c.GetImputeValue())
@@ -453,6 +475,8 @@ func decodeModel(a *modelv1.ModelArtifact, conv ml.Convergence) (ml.Model, error
 			return nil, fmt.Errorf("%w: regression with link %v", ErrInvalid, link)
 		}
 		return &lm, nil
+	case modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES:
+		return decodeTrees(a.GetTrees())
 	case modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:
 		kp := a.GetKernelSvm()
 		if kp == nil {

@@ -15,6 +15,7 @@ import (
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
+	"github.com/bullseye-ml/bullseye/pkg/ml/gbt"
 	"github.com/bullseye-ml/bullseye/pkg/ml/kernel"
 	"github.com/bullseye-ml/bullseye/pkg/ml/linear"
 	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
@@ -174,7 +175,8 @@ type Result struct {
 	// positions the input produces. Scores[i] = Baseline + Σ_j contributions (up to
 	// rounding). Nil otherwise.
 	Contributions []float64
-	// Baseline is a linear model's intercept.
+	// Baseline is a linear model's intercept, or a tree ensemble's expected margin (its
+	// contributions are in margin units, also for a Poisson ensemble whose score is a mean).
 	Baseline float64
 }
 
@@ -258,6 +260,8 @@ type featureScorer struct {
 	linear    bool
 	weights   []float64
 	intercept float64
+	// Boosted trees: scored tree by tree over the batch, with TreeSHAP contributions.
+	trees *gbt.Ensemble
 	// Other families: the decoded model.
 	model ml.Model
 
@@ -302,6 +306,12 @@ func newFeatureScorer(f *Fitted) (*featureScorer, error) {
 		lin = &m.Model
 		if m.Platt != nil {
 			s.link, s.platt = linkPlatt, *m.Platt
+		}
+	case *gbt.Ensemble:
+		s.trees = m
+		s.info.HasContributions = true
+		if m.Objective == gbt.Logistic {
+			s.link = linkLogistic
 		}
 	case *svm.KernelModel:
 		s.model = m
@@ -387,6 +397,8 @@ func (s *featureScorer) Score(ctx context.Context, b *Batch, out *Result) error 
 		if b.Contributions {
 			s.contributions(design, n, out)
 		}
+	} else if s.trees != nil {
+		s.scoreTrees(design, n, b.Contributions, out)
 	} else {
 		x := mat.NewDense(n, d, design)
 		copy(scores, s.model.Predict(x).RawVector().Data)
@@ -428,6 +440,39 @@ func (s *featureScorer) contributions(design []float64, n int, out *Result) {
 				sum += s.weights[j] * row[j]
 			}
 			out.Contributions[i*w+k] = sum
+		}
+	}
+}
+
+// scoreTrees scores the batch tree by tree; a Poisson ensemble's score is its mean, the
+// others' their margin. Contributions are TreeSHAP's per design position, summed per raw
+// input, in margin units, from the ensemble's expected value.
+func (s *featureScorer) scoreTrees(design []float64, n int, contributions bool, out *Result) {
+	e := s.trees
+	e.MarginsInto(design, s.width, out.Scores)
+	if contributions {
+		w := len(s.columns)
+		if cap(out.Contributions) < n*w {
+			out.Contributions = make([]float64, n*w)
+		}
+		out.Contributions = out.Contributions[:n*w]
+		phi := make([]float64, s.width)
+		for i := range n {
+			e.Contributions(design[i*s.width:(i+1)*s.width], phi)
+			for k := range s.columns {
+				c := &s.columns[k].in
+				var sum float64
+				for _, v := range phi[c.Offset : c.Offset+c.Width] {
+					sum += v
+				}
+				out.Contributions[i*w+k] = sum
+			}
+		}
+		out.Baseline = e.ExpectedValue()
+	}
+	if e.Objective == gbt.Poisson {
+		for i, v := range out.Scores[:n] {
+			out.Scores[i] = math.Exp(v)
 		}
 	}
 }
@@ -541,6 +586,13 @@ func (c *column) write(row []float64, v *commonv1.Value, ref time.Time) error {
 
 func (c *column) number(row []float64, v float64) {
 	missing := math.IsNaN(v)
+	if missing && c.in.KeepMissing {
+		row[c.in.Offset] = math.NaN()
+		if c.in.Indicator {
+			row[c.in.Offset+c.in.Width-1] = 1
+		}
+		return
+	}
 	if missing {
 		v = c.in.Fill
 	}
@@ -563,6 +615,13 @@ func (c *column) category(row []float64, v string) {
 	}
 	if c.in.HashBuckets > 0 {
 		row[c.in.Offset+preprocess.HashBucket(v, c.in.HashSeed, c.in.HashBuckets)] = 1
+		return
+	}
+	if c.in.Ordinal {
+		row[c.in.Offset] = math.NaN()
+		if j, ok := c.index[v]; ok {
+			row[c.in.Offset] = float64(j)
+		}
 		return
 	}
 	if j, ok := c.index[v]; ok {

@@ -170,7 +170,7 @@ func (b *booster) run(ctx context.Context) (*Fitted, error) {
 		tmp:       make([]int32, len(b.train)),
 		ordered:   make([]gradPair, len(b.train)),
 	}
-	fit := &Fitted{Ensemble: &Ensemble{Objective: p.Objective, Base: base, Features: len(b.cols), Categorical: b.categorical()}}
+	fit := &Fitted{Ensemble: &Ensemble{Objective: p.Objective, Base: base, Features: len(b.cols)}}
 	var trees []*binTree
 	best, bestLoss := -1, math.Inf(1)
 	for round := range p.Trees {
@@ -205,13 +205,6 @@ func (b *booster) run(ctx context.Context) (*Fitted, error) {
 		fit.Trees = append(fit.Trees, b.convert(t))
 	}
 	return fit, nil
-}
-
-func (b *booster) categorical() []bool {
-	if len(b.p.Categorical) == 0 {
-		return nil
-	}
-	return slices.Clone(b.p.Categorical)
 }
 
 // baseMargin is the constant margin that minimises the loss on the training rows.

@@ -13,10 +13,9 @@ type Ensemble struct {
 	Objective Objective
 	// Base is the margin before any tree.
 	Base float64
-	// Features is the number of input columns; Categorical marks those holding category codes.
-	Features    int
-	Categorical []bool
-	Trees       []Tree
+	// Features is the number of input columns.
+	Features int
+	Trees    []Tree
 	// Rules says how a split sends a value left.
 	Rules Rules
 }
@@ -104,8 +103,8 @@ func (t *Tree) leaf(x []float64, rules Rules) int {
 // Validate checks that the ensemble is well formed: every child index within its tree and
 // below no ancestor (so that walks end), features within Features, category sets present.
 func (e *Ensemble) Validate() error {
-	if len(e.Categorical) != 0 && len(e.Categorical) != e.Features {
-		return fmt.Errorf("categorical: %d flags for %d features", len(e.Categorical), e.Features)
+	if e.Features < 1 {
+		return fmt.Errorf("features: %d", e.Features)
 	}
 	for ti := range e.Trees {
 		t := &e.Trees[ti]

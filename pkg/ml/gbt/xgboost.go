@@ -127,7 +127,6 @@ func ReadXGBoostJSON(r io.Reader) (*Imported, error) {
 	if len(e.Trees) == 0 {
 		return nil, errors.New("learner.gradient_booster.model.trees: the model has no trees")
 	}
-	e.Categorical = imp.FeatureCategorical
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}

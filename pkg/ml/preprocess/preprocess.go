@@ -342,7 +342,7 @@ func fitNumeric(c *ml.Column, o Options) (Input, []string, error) {
 			in.Scale = sd
 		}
 	}
-	in.Imputes = (missing > 0 || o.Impute != ImputeAuto) && !in.KeepMissing
+	in.Imputes = missing > 0 || o.Impute != ImputeAuto
 	names := []string{c.Name}
 	if in.Indicator = wantIndicator(o, missing); in.Indicator {
 		names = append(names, c.Name+"_missing")
@@ -447,7 +447,7 @@ func fitCategorical(c *ml.Column, o Options) (Input, []string, error) {
 	default:
 		return in, nil, fmt.Errorf("unknown encoding %d", o.Encoding)
 	}
-	in.Imputes = (missing > 0 || o.Impute != ImputeAuto) && !in.KeepMissing
+	in.Imputes = missing > 0 || o.Impute != ImputeAuto
 	if in.Indicator = wantIndicator(o, missing); in.Indicator {
 		names = append(names, c.Name+"_missing")
 	}

@@ -283,8 +283,8 @@ func TestOrdinalKeepsMissingForTrees(t *testing.T) {
 		}
 	}
 	for _, in := range p.Inputs {
-		if in.Imputes {
-			t.Errorf("column %s imputes, but missing values are kept", in.Name)
+		if !in.Imputes || !in.KeepMissing {
+			t.Errorf("column %s does not take missing values as missing", in.Name)
 		}
 	}
 }

@@ -156,6 +156,19 @@ const (
 	// Items by popularity, the same list for every user (recommendation):
 	// "weighting" ("users" default: distinct users; "value": summed values).
 	ModelFamily_MODEL_FAMILY_POPULARITY ModelFamily = 13
+	// Gradient-boosted decision trees on histograms (binary classification,
+	// regression): categorical inputs split natively and missing values learn
+	// their direction, so inputs are neither one-hot encoded, imputed nor
+	// scaled. "trees" (most boosting rounds, default 500), "learning_rate"
+	// (default 0.05), "max_leaves" (default 31), "max_depth" (0 default: no
+	// bound), "l2" (λ on leaf values, default 1), "min_samples_leaf" (default
+	// 20), "min_child_weight" (smallest hessian sum of a leaf, default 0.001),
+	// "bins" (2 to 255, default 255), "subsample" (rows per tree, default 1),
+	// "colsample" (columns per tree, default 1), "early_stopping" (rounds
+	// without a better loss on a validation tenth of the training rows, default
+	// 20; 0 turns it off), "validation_fraction" (default 0.1), "objective"
+	// (regression: "squared_error" default, "poisson" for counts).
+	ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES ModelFamily = 14
 )
 
 // Enum value maps for ModelFamily.
@@ -175,22 +188,24 @@ var (
 		11: "MODEL_FAMILY_IMPLICIT_ALS",
 		12: "MODEL_FAMILY_BPR",
 		13: "MODEL_FAMILY_POPULARITY",
+		14: "MODEL_FAMILY_GRADIENT_BOOSTED_TREES",
 	}
 	ModelFamily_value = map[string]int32{
-		"MODEL_FAMILY_UNSPECIFIED":         0,
-		"MODEL_FAMILY_LINEAR_REGRESSION":   1,
-		"MODEL_FAMILY_LASSO":               2,
-		"MODEL_FAMILY_ELASTIC_NET":         3,
-		"MODEL_FAMILY_LOGISTIC_REGRESSION": 4,
-		"MODEL_FAMILY_LINEAR_SVM":          5,
-		"MODEL_FAMILY_KERNEL_SVM":          6,
-		"MODEL_FAMILY_NYSTROM_SVM":         7,
-		"MODEL_FAMILY_NYSTROM_LOGISTIC":    8,
-		"MODEL_FAMILY_MF_ALS":              9,
-		"MODEL_FAMILY_MF_SGD":              10,
-		"MODEL_FAMILY_IMPLICIT_ALS":        11,
-		"MODEL_FAMILY_BPR":                 12,
-		"MODEL_FAMILY_POPULARITY":          13,
+		"MODEL_FAMILY_UNSPECIFIED":            0,
+		"MODEL_FAMILY_LINEAR_REGRESSION":      1,
+		"MODEL_FAMILY_LASSO":                  2,
+		"MODEL_FAMILY_ELASTIC_NET":            3,
+		"MODEL_FAMILY_LOGISTIC_REGRESSION":    4,
+		"MODEL_FAMILY_LINEAR_SVM":             5,
+		"MODEL_FAMILY_KERNEL_SVM":             6,
+		"MODEL_FAMILY_NYSTROM_SVM":            7,
+		"MODEL_FAMILY_NYSTROM_LOGISTIC":       8,
+		"MODEL_FAMILY_MF_ALS":                 9,
+		"MODEL_FAMILY_MF_SGD":                 10,
+		"MODEL_FAMILY_IMPLICIT_ALS":           11,
+		"MODEL_FAMILY_BPR":                    12,
+		"MODEL_FAMILY_POPULARITY":             13,
+		"MODEL_FAMILY_GRADIENT_BOOSTED_TREES": 14,
 	}
 )
 
@@ -404,6 +419,10 @@ const (
 	ColumnEncoding_COLUMN_ENCODING_ONE_HOT ColumnEncoding = 2
 	// A fixed number of 0/1 inputs chosen by hashing the category.
 	ColumnEncoding_COLUMN_ENCODING_HASHING ColumnEncoding = 3
+	// One input: the category's index in the vocabulary (most frequent first),
+	// or missing (NaN) for a value not in it; for models that split categories
+	// natively.
+	ColumnEncoding_COLUMN_ENCODING_ORDINAL ColumnEncoding = 4
 )
 
 // Enum value maps for ColumnEncoding.
@@ -413,12 +432,14 @@ var (
 		1: "COLUMN_ENCODING_NUMERIC",
 		2: "COLUMN_ENCODING_ONE_HOT",
 		3: "COLUMN_ENCODING_HASHING",
+		4: "COLUMN_ENCODING_ORDINAL",
 	}
 	ColumnEncoding_value = map[string]int32{
 		"COLUMN_ENCODING_UNSPECIFIED": 0,
 		"COLUMN_ENCODING_NUMERIC":     1,
 		"COLUMN_ENCODING_ONE_HOT":     2,
 		"COLUMN_ENCODING_HASHING":     3,
+		"COLUMN_ENCODING_ORDINAL":     4,
 	}
 )
 
@@ -607,6 +628,119 @@ func (x KernelType) Number() protoreflect.EnumNumber {
 // Deprecated: Use KernelType.Descriptor instead.
 func (KernelType) EnumDescriptor() ([]byte, []int) {
 	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{8}
+}
+
+// TreeObjective is the loss of a tree ensemble and the link of its output.
+type TreeObjective int32
+
+const (
+	// Not set; invalid.
+	TreeObjective_TREE_OBJECTIVE_UNSPECIFIED TreeObjective = 0
+	// Binary log-loss: the margin is the log-odds of the positive class.
+	TreeObjective_TREE_OBJECTIVE_LOGISTIC TreeObjective = 1
+	// Squared error: the margin is the prediction.
+	TreeObjective_TREE_OBJECTIVE_SQUARED_ERROR TreeObjective = 2
+	// Poisson deviance with a log link: exp(margin) is the predicted mean.
+	TreeObjective_TREE_OBJECTIVE_POISSON TreeObjective = 3
+)
+
+// Enum value maps for TreeObjective.
+var (
+	TreeObjective_name = map[int32]string{
+		0: "TREE_OBJECTIVE_UNSPECIFIED",
+		1: "TREE_OBJECTIVE_LOGISTIC",
+		2: "TREE_OBJECTIVE_SQUARED_ERROR",
+		3: "TREE_OBJECTIVE_POISSON",
+	}
+	TreeObjective_value = map[string]int32{
+		"TREE_OBJECTIVE_UNSPECIFIED":   0,
+		"TREE_OBJECTIVE_LOGISTIC":      1,
+		"TREE_OBJECTIVE_SQUARED_ERROR": 2,
+		"TREE_OBJECTIVE_POISSON":       3,
+	}
+)
+
+func (x TreeObjective) Enum() *TreeObjective {
+	p := new(TreeObjective)
+	*p = x
+	return p
+}
+
+func (x TreeObjective) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TreeObjective) Descriptor() protoreflect.EnumDescriptor {
+	return file_bullseye_model_v1_model_proto_enumTypes[9].Descriptor()
+}
+
+func (TreeObjective) Type() protoreflect.EnumType {
+	return &file_bullseye_model_v1_model_proto_enumTypes[9]
+}
+
+func (x TreeObjective) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TreeObjective.Descriptor instead.
+func (TreeObjective) EnumDescriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{9}
+}
+
+// SplitRules say how a split sends a value to its left child. A missing
+// value (NaN) goes where default_left says in both.
+type SplitRules int32
+
+const (
+	// Not set: NATIVE.
+	SplitRules_SPLIT_RULES_UNSPECIFIED SplitRules = 0
+	// x <= threshold goes left; a category in the split's set goes left, any
+	// other right.
+	SplitRules_SPLIT_RULES_NATIVE SplitRules = 1
+	// XGBoost's: x and threshold rounded to float32, x < threshold goes left;
+	// a category in the set goes right, any other left.
+	SplitRules_SPLIT_RULES_XGBOOST SplitRules = 2
+)
+
+// Enum value maps for SplitRules.
+var (
+	SplitRules_name = map[int32]string{
+		0: "SPLIT_RULES_UNSPECIFIED",
+		1: "SPLIT_RULES_NATIVE",
+		2: "SPLIT_RULES_XGBOOST",
+	}
+	SplitRules_value = map[string]int32{
+		"SPLIT_RULES_UNSPECIFIED": 0,
+		"SPLIT_RULES_NATIVE":      1,
+		"SPLIT_RULES_XGBOOST":     2,
+	}
+)
+
+func (x SplitRules) Enum() *SplitRules {
+	p := new(SplitRules)
+	*p = x
+	return p
+}
+
+func (x SplitRules) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SplitRules) Descriptor() protoreflect.EnumDescriptor {
+	return file_bullseye_model_v1_model_proto_enumTypes[10].Descriptor()
+}
+
+func (SplitRules) Type() protoreflect.EnumType {
+	return &file_bullseye_model_v1_model_proto_enumTypes[10]
+}
+
+func (x SplitRules) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SplitRules.Descriptor instead.
+func (SplitRules) EnumDescriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{10}
 }
 
 // RegisteredModel is a named model in the registry: its versions and its
@@ -2155,6 +2289,7 @@ type ModelArtifact struct {
 	//	*ModelArtifact_Nystrom
 	//	*ModelArtifact_Factorization
 	//	*ModelArtifact_Popularity
+	//	*ModelArtifact_Trees
 	Parameters isModelArtifact_Parameters `protobuf_oneof:"parameters"`
 	// How the final fit's solver ended.
 	Solver *SolverReport `protobuf:"bytes,20,opt,name=solver,proto3" json:"solver,omitempty"`
@@ -2313,6 +2448,15 @@ func (x *ModelArtifact) GetPopularity() *PopularityParameters {
 	return nil
 }
 
+func (x *ModelArtifact) GetTrees() *TreeEnsemble {
+	if x != nil {
+		if x, ok := x.Parameters.(*ModelArtifact_Trees); ok {
+			return x.Trees
+		}
+	}
+	return nil
+}
+
 func (x *ModelArtifact) GetSolver() *SolverReport {
 	if x != nil {
 		return x.Solver
@@ -2370,6 +2514,11 @@ type ModelArtifact_Popularity struct {
 	Popularity *PopularityParameters `protobuf:"bytes,14,opt,name=popularity,proto3,oneof"`
 }
 
+type ModelArtifact_Trees struct {
+	// GRADIENT_BOOSTED_TREES, and imported tree ensembles.
+	Trees *TreeEnsemble `protobuf:"bytes,15,opt,name=trees,proto3,oneof"`
+}
+
 func (*ModelArtifact_Linear) isModelArtifact_Parameters() {}
 
 func (*ModelArtifact_KernelSvm) isModelArtifact_Parameters() {}
@@ -2379,6 +2528,8 @@ func (*ModelArtifact_Nystrom) isModelArtifact_Parameters() {}
 func (*ModelArtifact_Factorization) isModelArtifact_Parameters() {}
 
 func (*ModelArtifact_Popularity) isModelArtifact_Parameters() {}
+
+func (*ModelArtifact_Trees) isModelArtifact_Parameters() {}
 
 // ClassificationOutput maps a binary classifier's output to labels.
 type ClassificationOutput struct {
@@ -2632,7 +2783,10 @@ type FittedColumn struct {
 	// HASHING: a seed mixed into the hash.
 	HashSeed uint64 `protobuf:"varint,15,opt,name=hash_seed,json=hashSeed,proto3" json:"hash_seed,omitempty"`
 	// HASHING: whether a second hash bit chooses the sign (+1 or -1).
-	SignedHash    bool `protobuf:"varint,16,opt,name=signed_hash,json=signedHash,proto3" json:"signed_hash,omitempty"`
+	SignedHash bool `protobuf:"varint,16,opt,name=signed_hash,json=signedHash,proto3" json:"signed_hash,omitempty"`
+	// Whether a missing value stays missing (NaN in the design vector) instead
+	// of being imputed, for models that route missing values themselves.
+	KeepMissing   bool `protobuf:"varint,17,opt,name=keep_missing,json=keepMissing,proto3" json:"keep_missing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2775,6 +2929,13 @@ func (x *FittedColumn) GetHashSeed() uint64 {
 func (x *FittedColumn) GetSignedHash() bool {
 	if x != nil {
 		return x.SignedHash
+	}
+	return false
+}
+
+func (x *FittedColumn) GetKeepMissing() bool {
+	if x != nil {
+		return x.KeepMissing
 	}
 	return false
 }
@@ -3402,6 +3563,340 @@ func (x *PopularityParameters) GetScores() []float64 {
 	return nil
 }
 
+// TreeEnsemble is a boosted tree ensemble: the margin of a design vector x is
+// base_margin plus, in every tree, the value of the leaf x reaches.
+type TreeEnsemble struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The loss the trees were fitted to; it says how a margin becomes the
+	// output.
+	Objective TreeObjective `protobuf:"varint,1,opt,name=objective,proto3,enum=bullseye.model.v1.TreeObjective" json:"objective,omitempty"`
+	// The margin before any tree.
+	BaseMargin float64 `protobuf:"fixed64,2,opt,name=base_margin,json=baseMargin,proto3" json:"base_margin,omitempty"`
+	// The length of the design vector the trees split on.
+	FeatureCount int32 `protobuf:"varint,3,opt,name=feature_count,json=featureCount,proto3" json:"feature_count,omitempty"`
+	// How splits route values.
+	Rules SplitRules `protobuf:"varint,4,opt,name=rules,proto3,enum=bullseye.model.v1.SplitRules" json:"rules,omitempty"`
+	// The trees.
+	Trees []*Tree `protobuf:"bytes,5,rep,name=trees,proto3" json:"trees,omitempty"`
+	// Where an imported ensemble came from; unset for a trained one.
+	ImportedFrom  *ImportedFrom `protobuf:"bytes,6,opt,name=imported_from,json=importedFrom,proto3" json:"imported_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TreeEnsemble) Reset() {
+	*x = TreeEnsemble{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TreeEnsemble) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TreeEnsemble) ProtoMessage() {}
+
+func (x *TreeEnsemble) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TreeEnsemble.ProtoReflect.Descriptor instead.
+func (*TreeEnsemble) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TreeEnsemble) GetObjective() TreeObjective {
+	if x != nil {
+		return x.Objective
+	}
+	return TreeObjective_TREE_OBJECTIVE_UNSPECIFIED
+}
+
+func (x *TreeEnsemble) GetBaseMargin() float64 {
+	if x != nil {
+		return x.BaseMargin
+	}
+	return 0
+}
+
+func (x *TreeEnsemble) GetFeatureCount() int32 {
+	if x != nil {
+		return x.FeatureCount
+	}
+	return 0
+}
+
+func (x *TreeEnsemble) GetRules() SplitRules {
+	if x != nil {
+		return x.Rules
+	}
+	return SplitRules_SPLIT_RULES_UNSPECIFIED
+}
+
+func (x *TreeEnsemble) GetTrees() []*Tree {
+	if x != nil {
+		return x.Trees
+	}
+	return nil
+}
+
+func (x *TreeEnsemble) GetImportedFrom() *ImportedFrom {
+	if x != nil {
+		return x.ImportedFrom
+	}
+	return nil
+}
+
+// Tree is one tree as parallel node arrays; node 0 is the root and a node's
+// children come after it. Node i is a leaf when left[i] is -1.
+type Tree struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The left child of each node, -1 for a leaf.
+	Left []int32 `protobuf:"varint,1,rep,packed,name=left,proto3" json:"left,omitempty"`
+	// The right child of each node, -1 for a leaf.
+	Right []int32 `protobuf:"varint,2,rep,packed,name=right,proto3" json:"right,omitempty"`
+	// The design position a split tests (0 for a leaf).
+	Feature []int32 `protobuf:"varint,3,rep,packed,name=feature,proto3" json:"feature,omitempty"`
+	// A numeric split's threshold (0 for leaves and categorical splits).
+	Threshold []float64 `protobuf:"fixed64,4,rep,packed,name=threshold,proto3" json:"threshold,omitempty"`
+	// A leaf's contribution to the margin (0 for splits).
+	Value []float64 `protobuf:"fixed64,5,rep,packed,name=value,proto3" json:"value,omitempty"`
+	// The training rows (or hessian sum) that reached the node, for
+	// contributions.
+	Cover []float64 `protobuf:"fixed64,6,rep,packed,name=cover,proto3" json:"cover,omitempty"`
+	// Whether a missing value goes left.
+	DefaultLeft []bool `protobuf:"varint,7,rep,packed,name=default_left,json=defaultLeft,proto3" json:"default_left,omitempty"`
+	// A categorical split's index in category_sets, -1 for a numeric split or
+	// a leaf.
+	CategorySet []int32 `protobuf:"varint,8,rep,packed,name=category_set,json=categorySet,proto3" json:"category_set,omitempty"`
+	// The category sets of categorical splits.
+	CategorySets  []*CategorySet `protobuf:"bytes,9,rep,name=category_sets,json=categorySets,proto3" json:"category_sets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tree) Reset() {
+	*x = Tree{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tree) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tree) ProtoMessage() {}
+
+func (x *Tree) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tree.ProtoReflect.Descriptor instead.
+func (*Tree) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Tree) GetLeft() []int32 {
+	if x != nil {
+		return x.Left
+	}
+	return nil
+}
+
+func (x *Tree) GetRight() []int32 {
+	if x != nil {
+		return x.Right
+	}
+	return nil
+}
+
+func (x *Tree) GetFeature() []int32 {
+	if x != nil {
+		return x.Feature
+	}
+	return nil
+}
+
+func (x *Tree) GetThreshold() []float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return nil
+}
+
+func (x *Tree) GetValue() []float64 {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *Tree) GetCover() []float64 {
+	if x != nil {
+		return x.Cover
+	}
+	return nil
+}
+
+func (x *Tree) GetDefaultLeft() []bool {
+	if x != nil {
+		return x.DefaultLeft
+	}
+	return nil
+}
+
+func (x *Tree) GetCategorySet() []int32 {
+	if x != nil {
+		return x.CategorySet
+	}
+	return nil
+}
+
+func (x *Tree) GetCategorySets() []*CategorySet {
+	if x != nil {
+		return x.CategorySets
+	}
+	return nil
+}
+
+// CategorySet is a set of category codes as a bitset: code c is in the set
+// when bit c % 64 of bits[c / 64] is 1.
+type CategorySet struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bitset's words.
+	Bits          []uint64 `protobuf:"fixed64,1,rep,packed,name=bits,proto3" json:"bits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CategorySet) Reset() {
+	*x = CategorySet{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CategorySet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CategorySet) ProtoMessage() {}
+
+func (x *CategorySet) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CategorySet.ProtoReflect.Descriptor instead.
+func (*CategorySet) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CategorySet) GetBits() []uint64 {
+	if x != nil {
+		return x.Bits
+	}
+	return nil
+}
+
+// ImportedFrom says which library wrote an imported model.
+type ImportedFrom struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The format, e.g. "xgboost-json".
+	Format string `protobuf:"bytes,1,opt,name=format,proto3" json:"format,omitempty"`
+	// The version of the library that wrote it, e.g. "1.7.4".
+	LibraryVersion string `protobuf:"bytes,2,opt,name=library_version,json=libraryVersion,proto3" json:"library_version,omitempty"`
+	// The SHA-256 of the imported file, hex.
+	Sha256 string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// The model's own feature names, by design position.
+	FeatureNames  []string `protobuf:"bytes,4,rep,name=feature_names,json=featureNames,proto3" json:"feature_names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedFrom) Reset() {
+	*x = ImportedFrom{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedFrom) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedFrom) ProtoMessage() {}
+
+func (x *ImportedFrom) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedFrom.ProtoReflect.Descriptor instead.
+func (*ImportedFrom) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ImportedFrom) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *ImportedFrom) GetLibraryVersion() string {
+	if x != nil {
+		return x.LibraryVersion
+	}
+	return ""
+}
+
+func (x *ImportedFrom) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *ImportedFrom) GetFeatureNames() []string {
+	if x != nil {
+		return x.FeatureNames
+	}
+	return nil
+}
+
 var File_bullseye_model_v1_model_proto protoreflect.FileDescriptor
 
 const file_bullseye_model_v1_model_proto_rawDesc = "" +
@@ -3557,7 +4052,8 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"upperBound\x12\x12\n" +
 	"\x04rows\x18\x03 \x01(\x03R\x04rows\x12%\n" +
 	"\x0emean_predicted\x18\x04 \x01(\x01R\rmeanPredicted\x12#\n" +
-	"\robserved_rate\x18\x05 \x01(\x01R\fobservedRate\"\xd3\t\n" +
+	"\robserved_rate\x18\x05 \x01(\x01R\fobservedRate\"\x8c\n" +
+	"\n" +
 	"\rModelArtifact\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x1d\n" +
 	"\n" +
@@ -3578,6 +4074,7 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\n" +
 	"popularity\x18\x0e \x01(\v2'.bullseye.model.v1.PopularityParametersH\x00R\n" +
 	"popularity\x127\n" +
+	"\x05trees\x18\x0f \x01(\v2\x1f.bullseye.model.v1.TreeEnsembleH\x00R\x05trees\x127\n" +
 	"\x06solver\x18\x14 \x01(\v2\x1f.bullseye.model.v1.SolverReportR\x06solver\x124\n" +
 	"\ametrics\x18\x15 \x03(\v2\x1a.bullseye.common.v1.MetricR\ametrics\x124\n" +
 	"\alineage\x18\x16 \x01(\v2\x1a.bullseye.model.v1.LineageR\alineage\x12;\n" +
@@ -3602,7 +4099,7 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\x13FittedPreprocessing\x129\n" +
 	"\acolumns\x18\x01 \x03(\v2\x1f.bullseye.model.v1.FittedColumnR\acolumns\x12!\n" +
 	"\foutput_width\x18\x02 \x01(\x05R\voutputWidth\x12!\n" +
-	"\foutput_names\x18\x03 \x03(\tR\voutputNames\"\x82\x05\n" +
+	"\foutput_names\x18\x03 \x03(\tR\voutputNames\"\xa5\x05\n" +
 	"\fFittedColumn\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1d.bullseye.common.v1.ValueTypeR\x04type\x12=\n" +
@@ -3623,7 +4120,8 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\rhash_function\x18\x0e \x01(\x0e2\x1f.bullseye.model.v1.HashFunctionR\fhashFunction\x12\x1b\n" +
 	"\thash_seed\x18\x0f \x01(\x04R\bhashSeed\x12\x1f\n" +
 	"\vsigned_hash\x18\x10 \x01(\bR\n" +
-	"signedHash\"\xb6\x01\n" +
+	"signedHash\x12!\n" +
+	"\fkeep_missing\x18\x11 \x01(\bR\vkeepMissing\"\xb6\x01\n" +
 	"\x10LinearParameters\x12\x18\n" +
 	"\aweights\x18\x01 \x03(\x01R\aweights\x12\x1c\n" +
 	"\tintercept\x18\x02 \x01(\x01R\tintercept\x123\n" +
@@ -3680,13 +4178,38 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"max_rating\x18\r \x01(\x01R\tmaxRating\"I\n" +
 	"\x14PopularityParameters\x12\x19\n" +
 	"\bitem_ids\x18\x01 \x03(\tR\aitemIds\x12\x16\n" +
-	"\x06scores\x18\x02 \x03(\x01R\x06scores*\xb2\x01\n" +
+	"\x06scores\x18\x02 \x03(\x01R\x06scores\"\xbe\x02\n" +
+	"\fTreeEnsemble\x12>\n" +
+	"\tobjective\x18\x01 \x01(\x0e2 .bullseye.model.v1.TreeObjectiveR\tobjective\x12\x1f\n" +
+	"\vbase_margin\x18\x02 \x01(\x01R\n" +
+	"baseMargin\x12#\n" +
+	"\rfeature_count\x18\x03 \x01(\x05R\ffeatureCount\x123\n" +
+	"\x05rules\x18\x04 \x01(\x0e2\x1d.bullseye.model.v1.SplitRulesR\x05rules\x12-\n" +
+	"\x05trees\x18\x05 \x03(\v2\x17.bullseye.model.v1.TreeR\x05trees\x12D\n" +
+	"\rimported_from\x18\x06 \x01(\v2\x1f.bullseye.model.v1.ImportedFromR\fimportedFrom\"\x9f\x02\n" +
+	"\x04Tree\x12\x12\n" +
+	"\x04left\x18\x01 \x03(\x05R\x04left\x12\x14\n" +
+	"\x05right\x18\x02 \x03(\x05R\x05right\x12\x18\n" +
+	"\afeature\x18\x03 \x03(\x05R\afeature\x12\x1c\n" +
+	"\tthreshold\x18\x04 \x03(\x01R\tthreshold\x12\x14\n" +
+	"\x05value\x18\x05 \x03(\x01R\x05value\x12\x14\n" +
+	"\x05cover\x18\x06 \x03(\x01R\x05cover\x12!\n" +
+	"\fdefault_left\x18\a \x03(\bR\vdefaultLeft\x12!\n" +
+	"\fcategory_set\x18\b \x03(\x05R\vcategorySet\x12C\n" +
+	"\rcategory_sets\x18\t \x03(\v2\x1e.bullseye.model.v1.CategorySetR\fcategorySets\"!\n" +
+	"\vCategorySet\x12\x12\n" +
+	"\x04bits\x18\x01 \x03(\x06R\x04bits\"\x8c\x01\n" +
+	"\fImportedFrom\x12\x16\n" +
+	"\x06format\x18\x01 \x01(\tR\x06format\x12'\n" +
+	"\x0flibrary_version\x18\x02 \x01(\tR\x0elibraryVersion\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12#\n" +
+	"\rfeature_names\x18\x04 \x03(\tR\ffeatureNames*\xb2\x01\n" +
 	"\bTaskKind\x12\x19\n" +
 	"\x15TASK_KIND_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fTASK_KIND_BINARY_CLASSIFICATION\x10\x01\x12\x18\n" +
 	"\x14TASK_KIND_REGRESSION\x10\x02\x12%\n" +
 	"!TASK_KIND_RECOMMENDATION_EXPLICIT\x10\x03\x12%\n" +
-	"!TASK_KIND_RECOMMENDATION_IMPLICIT\x10\x04*\xaa\x03\n" +
+	"!TASK_KIND_RECOMMENDATION_IMPLICIT\x10\x04*\xd3\x03\n" +
 	"\vModelFamily\x12\x1c\n" +
 	"\x18MODEL_FAMILY_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eMODEL_FAMILY_LINEAR_REGRESSION\x10\x01\x12\x16\n" +
@@ -3702,7 +4225,8 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\x12\x1d\n" +
 	"\x19MODEL_FAMILY_IMPLICIT_ALS\x10\v\x12\x14\n" +
 	"\x10MODEL_FAMILY_BPR\x10\f\x12\x1b\n" +
-	"\x17MODEL_FAMILY_POPULARITY\x10\r*g\n" +
+	"\x17MODEL_FAMILY_POPULARITY\x10\r\x12'\n" +
+	"#MODEL_FAMILY_GRADIENT_BOOSTED_TREES\x10\x0e*g\n" +
 	"\rMissingPolicy\x12\x1e\n" +
 	"\x1aMISSING_POLICY_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15MISSING_POLICY_IMPUTE\x10\x01\x12\x1b\n" +
@@ -3715,12 +4239,13 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\x1bKERNEL_FALLBACK_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17KERNEL_FALLBACK_NYSTROM\x10\x01\x12\x1d\n" +
 	"\x19KERNEL_FALLBACK_SUBSAMPLE\x10\x02\x12\x18\n" +
-	"\x14KERNEL_FALLBACK_FAIL\x10\x03*\x88\x01\n" +
+	"\x14KERNEL_FALLBACK_FAIL\x10\x03*\xa5\x01\n" +
 	"\x0eColumnEncoding\x12\x1f\n" +
 	"\x1bCOLUMN_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLUMN_ENCODING_NUMERIC\x10\x01\x12\x1b\n" +
 	"\x17COLUMN_ENCODING_ONE_HOT\x10\x02\x12\x1b\n" +
-	"\x17COLUMN_ENCODING_HASHING\x10\x03*I\n" +
+	"\x17COLUMN_ENCODING_HASHING\x10\x03\x12\x1b\n" +
+	"\x17COLUMN_ENCODING_ORDINAL\x10\x04*I\n" +
 	"\fHashFunction\x12\x1d\n" +
 	"\x19HASH_FUNCTION_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16HASH_FUNCTION_FNV1A_64\x10\x01*e\n" +
@@ -3733,7 +4258,17 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\x17KERNEL_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fKERNEL_TYPE_RBF\x10\x01\x12\x14\n" +
 	"\x10KERNEL_TYPE_POLY\x10\x02\x12\x16\n" +
-	"\x12KERNEL_TYPE_LINEAR\x10\x03B\xcc\x01\n" +
+	"\x12KERNEL_TYPE_LINEAR\x10\x03*\x8a\x01\n" +
+	"\rTreeObjective\x12\x1e\n" +
+	"\x1aTREE_OBJECTIVE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17TREE_OBJECTIVE_LOGISTIC\x10\x01\x12 \n" +
+	"\x1cTREE_OBJECTIVE_SQUARED_ERROR\x10\x02\x12\x1a\n" +
+	"\x16TREE_OBJECTIVE_POISSON\x10\x03*Z\n" +
+	"\n" +
+	"SplitRules\x12\x1b\n" +
+	"\x17SPLIT_RULES_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12SPLIT_RULES_NATIVE\x10\x01\x12\x17\n" +
+	"\x13SPLIT_RULES_XGBOOST\x10\x02B\xcc\x01\n" +
 	"\x15com.bullseye.model.v1B\n" +
 	"ModelProtoP\x01ZAgithub.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1;modelv1\xa2\x02\x03BMX\xaa\x02\x11Bullseye.Model.V1\xca\x02\x11Bullseye\\Model\\V1\xe2\x02\x1dBullseye\\Model\\V1\\GPBMetadata\xea\x02\x13Bullseye::Model::V1b\x06proto3"
 
@@ -3749,8 +4284,8 @@ func file_bullseye_model_v1_model_proto_rawDescGZIP() []byte {
 	return file_bullseye_model_v1_model_proto_rawDescData
 }
 
-var file_bullseye_model_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
-var file_bullseye_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_bullseye_model_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
+var file_bullseye_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_bullseye_model_v1_model_proto_goTypes = []any{
 	(TaskKind)(0),                   // 0: bullseye.model.v1.TaskKind
 	(ModelFamily)(0),                // 1: bullseye.model.v1.ModelFamily
@@ -3761,125 +4296,137 @@ var file_bullseye_model_v1_model_proto_goTypes = []any{
 	(HashFunction)(0),               // 6: bullseye.model.v1.HashFunction
 	(LinkFunction)(0),               // 7: bullseye.model.v1.LinkFunction
 	(KernelType)(0),                 // 8: bullseye.model.v1.KernelType
-	(*RegisteredModel)(nil),         // 9: bullseye.model.v1.RegisteredModel
-	(*TrafficSplit)(nil),            // 10: bullseye.model.v1.TrafficSplit
-	(*VersionWeight)(nil),           // 11: bullseye.model.v1.VersionWeight
-	(*ShadowVersions)(nil),          // 12: bullseye.model.v1.ShadowVersions
-	(*QualityGateCheck)(nil),        // 13: bullseye.model.v1.QualityGateCheck
-	(*ModelVersion)(nil),            // 14: bullseye.model.v1.ModelVersion
-	(*InputColumn)(nil),             // 15: bullseye.model.v1.InputColumn
-	(*Lineage)(nil),                 // 16: bullseye.model.v1.Lineage
-	(*ArtifactRef)(nil),             // 17: bullseye.model.v1.ArtifactRef
-	(*LeaderboardEntry)(nil),        // 18: bullseye.model.v1.LeaderboardEntry
-	(*FoldResult)(nil),              // 19: bullseye.model.v1.FoldResult
-	(*ClassificationCurves)(nil),    // 20: bullseye.model.v1.ClassificationCurves
-	(*RocPoint)(nil),                // 21: bullseye.model.v1.RocPoint
-	(*LiftBin)(nil),                 // 22: bullseye.model.v1.LiftBin
-	(*CalibrationBin)(nil),          // 23: bullseye.model.v1.CalibrationBin
-	(*ModelArtifact)(nil),           // 24: bullseye.model.v1.ModelArtifact
-	(*ClassificationOutput)(nil),    // 25: bullseye.model.v1.ClassificationOutput
-	(*SolverReport)(nil),            // 26: bullseye.model.v1.SolverReport
-	(*FittedPreprocessing)(nil),     // 27: bullseye.model.v1.FittedPreprocessing
-	(*FittedColumn)(nil),            // 28: bullseye.model.v1.FittedColumn
-	(*LinearParameters)(nil),        // 29: bullseye.model.v1.LinearParameters
-	(*PlattScaling)(nil),            // 30: bullseye.model.v1.PlattScaling
-	(*KernelParameters)(nil),        // 31: bullseye.model.v1.KernelParameters
-	(*KernelSvmParameters)(nil),     // 32: bullseye.model.v1.KernelSvmParameters
-	(*NystromParameters)(nil),       // 33: bullseye.model.v1.NystromParameters
-	(*FactorizationParameters)(nil), // 34: bullseye.model.v1.FactorizationParameters
-	(*PopularityParameters)(nil),    // 35: bullseye.model.v1.PopularityParameters
-	nil,                             // 36: bullseye.model.v1.RegisteredModel.AliasesEntry
-	nil,                             // 37: bullseye.model.v1.ModelVersion.HyperparametersEntry
-	nil,                             // 38: bullseye.model.v1.ModelVersion.LabelsEntry
-	nil,                             // 39: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
-	nil,                             // 40: bullseye.model.v1.ModelArtifact.HyperparametersEntry
-	(*timestamppb.Timestamp)(nil),   // 41: google.protobuf.Timestamp
-	(*v1.Metric)(nil),               // 42: bullseye.common.v1.Metric
-	(v1.ValueType)(0),               // 43: bullseye.common.v1.ValueType
-	(*anypb.Any)(nil),               // 44: google.protobuf.Any
-	(*v1.Problem)(nil),              // 45: bullseye.common.v1.Problem
-	(*durationpb.Duration)(nil),     // 46: google.protobuf.Duration
-	(*v1.Value)(nil),                // 47: bullseye.common.v1.Value
+	(TreeObjective)(0),              // 9: bullseye.model.v1.TreeObjective
+	(SplitRules)(0),                 // 10: bullseye.model.v1.SplitRules
+	(*RegisteredModel)(nil),         // 11: bullseye.model.v1.RegisteredModel
+	(*TrafficSplit)(nil),            // 12: bullseye.model.v1.TrafficSplit
+	(*VersionWeight)(nil),           // 13: bullseye.model.v1.VersionWeight
+	(*ShadowVersions)(nil),          // 14: bullseye.model.v1.ShadowVersions
+	(*QualityGateCheck)(nil),        // 15: bullseye.model.v1.QualityGateCheck
+	(*ModelVersion)(nil),            // 16: bullseye.model.v1.ModelVersion
+	(*InputColumn)(nil),             // 17: bullseye.model.v1.InputColumn
+	(*Lineage)(nil),                 // 18: bullseye.model.v1.Lineage
+	(*ArtifactRef)(nil),             // 19: bullseye.model.v1.ArtifactRef
+	(*LeaderboardEntry)(nil),        // 20: bullseye.model.v1.LeaderboardEntry
+	(*FoldResult)(nil),              // 21: bullseye.model.v1.FoldResult
+	(*ClassificationCurves)(nil),    // 22: bullseye.model.v1.ClassificationCurves
+	(*RocPoint)(nil),                // 23: bullseye.model.v1.RocPoint
+	(*LiftBin)(nil),                 // 24: bullseye.model.v1.LiftBin
+	(*CalibrationBin)(nil),          // 25: bullseye.model.v1.CalibrationBin
+	(*ModelArtifact)(nil),           // 26: bullseye.model.v1.ModelArtifact
+	(*ClassificationOutput)(nil),    // 27: bullseye.model.v1.ClassificationOutput
+	(*SolverReport)(nil),            // 28: bullseye.model.v1.SolverReport
+	(*FittedPreprocessing)(nil),     // 29: bullseye.model.v1.FittedPreprocessing
+	(*FittedColumn)(nil),            // 30: bullseye.model.v1.FittedColumn
+	(*LinearParameters)(nil),        // 31: bullseye.model.v1.LinearParameters
+	(*PlattScaling)(nil),            // 32: bullseye.model.v1.PlattScaling
+	(*KernelParameters)(nil),        // 33: bullseye.model.v1.KernelParameters
+	(*KernelSvmParameters)(nil),     // 34: bullseye.model.v1.KernelSvmParameters
+	(*NystromParameters)(nil),       // 35: bullseye.model.v1.NystromParameters
+	(*FactorizationParameters)(nil), // 36: bullseye.model.v1.FactorizationParameters
+	(*PopularityParameters)(nil),    // 37: bullseye.model.v1.PopularityParameters
+	(*TreeEnsemble)(nil),            // 38: bullseye.model.v1.TreeEnsemble
+	(*Tree)(nil),                    // 39: bullseye.model.v1.Tree
+	(*CategorySet)(nil),             // 40: bullseye.model.v1.CategorySet
+	(*ImportedFrom)(nil),            // 41: bullseye.model.v1.ImportedFrom
+	nil,                             // 42: bullseye.model.v1.RegisteredModel.AliasesEntry
+	nil,                             // 43: bullseye.model.v1.ModelVersion.HyperparametersEntry
+	nil,                             // 44: bullseye.model.v1.ModelVersion.LabelsEntry
+	nil,                             // 45: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
+	nil,                             // 46: bullseye.model.v1.ModelArtifact.HyperparametersEntry
+	(*timestamppb.Timestamp)(nil),   // 47: google.protobuf.Timestamp
+	(*v1.Metric)(nil),               // 48: bullseye.common.v1.Metric
+	(v1.ValueType)(0),               // 49: bullseye.common.v1.ValueType
+	(*anypb.Any)(nil),               // 50: google.protobuf.Any
+	(*v1.Problem)(nil),              // 51: bullseye.common.v1.Problem
+	(*durationpb.Duration)(nil),     // 52: google.protobuf.Duration
+	(*v1.Value)(nil),                // 53: bullseye.common.v1.Value
 }
 var file_bullseye_model_v1_model_proto_depIdxs = []int32{
 	0,  // 0: bullseye.model.v1.RegisteredModel.task:type_name -> bullseye.model.v1.TaskKind
-	14, // 1: bullseye.model.v1.RegisteredModel.versions:type_name -> bullseye.model.v1.ModelVersion
-	36, // 2: bullseye.model.v1.RegisteredModel.aliases:type_name -> bullseye.model.v1.RegisteredModel.AliasesEntry
-	10, // 3: bullseye.model.v1.RegisteredModel.live:type_name -> bullseye.model.v1.TrafficSplit
-	12, // 4: bullseye.model.v1.RegisteredModel.shadow:type_name -> bullseye.model.v1.ShadowVersions
-	41, // 5: bullseye.model.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
-	41, // 6: bullseye.model.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
-	11, // 7: bullseye.model.v1.TrafficSplit.versions:type_name -> bullseye.model.v1.VersionWeight
+	16, // 1: bullseye.model.v1.RegisteredModel.versions:type_name -> bullseye.model.v1.ModelVersion
+	42, // 2: bullseye.model.v1.RegisteredModel.aliases:type_name -> bullseye.model.v1.RegisteredModel.AliasesEntry
+	12, // 3: bullseye.model.v1.RegisteredModel.live:type_name -> bullseye.model.v1.TrafficSplit
+	14, // 4: bullseye.model.v1.RegisteredModel.shadow:type_name -> bullseye.model.v1.ShadowVersions
+	47, // 5: bullseye.model.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
+	47, // 6: bullseye.model.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
+	13, // 7: bullseye.model.v1.TrafficSplit.versions:type_name -> bullseye.model.v1.VersionWeight
 	1,  // 8: bullseye.model.v1.ModelVersion.family:type_name -> bullseye.model.v1.ModelFamily
 	0,  // 9: bullseye.model.v1.ModelVersion.task:type_name -> bullseye.model.v1.TaskKind
-	37, // 10: bullseye.model.v1.ModelVersion.hyperparameters:type_name -> bullseye.model.v1.ModelVersion.HyperparametersEntry
-	42, // 11: bullseye.model.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
-	42, // 12: bullseye.model.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
+	43, // 10: bullseye.model.v1.ModelVersion.hyperparameters:type_name -> bullseye.model.v1.ModelVersion.HyperparametersEntry
+	48, // 11: bullseye.model.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
+	48, // 12: bullseye.model.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
 	3,  // 13: bullseye.model.v1.ModelVersion.selection_direction:type_name -> bullseye.model.v1.MetricDirection
-	18, // 14: bullseye.model.v1.ModelVersion.leaderboard:type_name -> bullseye.model.v1.LeaderboardEntry
-	20, // 15: bullseye.model.v1.ModelVersion.test_curves:type_name -> bullseye.model.v1.ClassificationCurves
-	16, // 16: bullseye.model.v1.ModelVersion.lineage:type_name -> bullseye.model.v1.Lineage
-	17, // 17: bullseye.model.v1.ModelVersion.artifact:type_name -> bullseye.model.v1.ArtifactRef
-	15, // 18: bullseye.model.v1.ModelVersion.inputs:type_name -> bullseye.model.v1.InputColumn
-	41, // 19: bullseye.model.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
-	38, // 20: bullseye.model.v1.ModelVersion.labels:type_name -> bullseye.model.v1.ModelVersion.LabelsEntry
+	20, // 14: bullseye.model.v1.ModelVersion.leaderboard:type_name -> bullseye.model.v1.LeaderboardEntry
+	22, // 15: bullseye.model.v1.ModelVersion.test_curves:type_name -> bullseye.model.v1.ClassificationCurves
+	18, // 16: bullseye.model.v1.ModelVersion.lineage:type_name -> bullseye.model.v1.Lineage
+	19, // 17: bullseye.model.v1.ModelVersion.artifact:type_name -> bullseye.model.v1.ArtifactRef
+	17, // 18: bullseye.model.v1.ModelVersion.inputs:type_name -> bullseye.model.v1.InputColumn
+	47, // 19: bullseye.model.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
+	44, // 20: bullseye.model.v1.ModelVersion.labels:type_name -> bullseye.model.v1.ModelVersion.LabelsEntry
 	4,  // 21: bullseye.model.v1.ModelVersion.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
-	43, // 22: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
+	49, // 22: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
 	2,  // 23: bullseye.model.v1.InputColumn.missing:type_name -> bullseye.model.v1.MissingPolicy
-	44, // 24: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
-	41, // 25: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
-	41, // 26: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
+	50, // 24: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
+	47, // 25: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
+	47, // 26: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
 	1,  // 27: bullseye.model.v1.LeaderboardEntry.family:type_name -> bullseye.model.v1.ModelFamily
-	39, // 28: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
-	42, // 29: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
-	19, // 30: bullseye.model.v1.LeaderboardEntry.folds:type_name -> bullseye.model.v1.FoldResult
+	45, // 28: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
+	48, // 29: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
+	21, // 30: bullseye.model.v1.LeaderboardEntry.folds:type_name -> bullseye.model.v1.FoldResult
 	4,  // 31: bullseye.model.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
-	45, // 32: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
-	46, // 33: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
-	42, // 34: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
-	46, // 35: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
-	21, // 36: bullseye.model.v1.ClassificationCurves.roc:type_name -> bullseye.model.v1.RocPoint
-	22, // 37: bullseye.model.v1.ClassificationCurves.lift:type_name -> bullseye.model.v1.LiftBin
-	23, // 38: bullseye.model.v1.ClassificationCurves.calibration:type_name -> bullseye.model.v1.CalibrationBin
+	51, // 32: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
+	52, // 33: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
+	48, // 34: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
+	52, // 35: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
+	23, // 36: bullseye.model.v1.ClassificationCurves.roc:type_name -> bullseye.model.v1.RocPoint
+	24, // 37: bullseye.model.v1.ClassificationCurves.lift:type_name -> bullseye.model.v1.LiftBin
+	25, // 38: bullseye.model.v1.ClassificationCurves.calibration:type_name -> bullseye.model.v1.CalibrationBin
 	1,  // 39: bullseye.model.v1.ModelArtifact.family:type_name -> bullseye.model.v1.ModelFamily
 	0,  // 40: bullseye.model.v1.ModelArtifact.task:type_name -> bullseye.model.v1.TaskKind
-	40, // 41: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
-	15, // 42: bullseye.model.v1.ModelArtifact.inputs:type_name -> bullseye.model.v1.InputColumn
-	27, // 43: bullseye.model.v1.ModelArtifact.preprocessing:type_name -> bullseye.model.v1.FittedPreprocessing
-	25, // 44: bullseye.model.v1.ModelArtifact.classification:type_name -> bullseye.model.v1.ClassificationOutput
-	29, // 45: bullseye.model.v1.ModelArtifact.linear:type_name -> bullseye.model.v1.LinearParameters
-	32, // 46: bullseye.model.v1.ModelArtifact.kernel_svm:type_name -> bullseye.model.v1.KernelSvmParameters
-	33, // 47: bullseye.model.v1.ModelArtifact.nystrom:type_name -> bullseye.model.v1.NystromParameters
-	34, // 48: bullseye.model.v1.ModelArtifact.factorization:type_name -> bullseye.model.v1.FactorizationParameters
-	35, // 49: bullseye.model.v1.ModelArtifact.popularity:type_name -> bullseye.model.v1.PopularityParameters
-	26, // 50: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
-	42, // 51: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
-	16, // 52: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
-	41, // 53: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
-	47, // 54: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
-	47, // 55: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
-	46, // 56: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
-	28, // 57: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
-	43, // 58: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
-	5,  // 59: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
-	47, // 60: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
-	6,  // 61: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
-	7,  // 62: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
-	30, // 63: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	8,  // 64: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
-	31, // 65: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	30, // 66: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	31, // 67: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	29, // 68: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
-	35, // 69: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
-	47, // 70: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	47, // 71: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	47, // 72: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	73, // [73:73] is the sub-list for method output_type
-	73, // [73:73] is the sub-list for method input_type
-	73, // [73:73] is the sub-list for extension type_name
-	73, // [73:73] is the sub-list for extension extendee
-	0,  // [0:73] is the sub-list for field type_name
+	46, // 41: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
+	17, // 42: bullseye.model.v1.ModelArtifact.inputs:type_name -> bullseye.model.v1.InputColumn
+	29, // 43: bullseye.model.v1.ModelArtifact.preprocessing:type_name -> bullseye.model.v1.FittedPreprocessing
+	27, // 44: bullseye.model.v1.ModelArtifact.classification:type_name -> bullseye.model.v1.ClassificationOutput
+	31, // 45: bullseye.model.v1.ModelArtifact.linear:type_name -> bullseye.model.v1.LinearParameters
+	34, // 46: bullseye.model.v1.ModelArtifact.kernel_svm:type_name -> bullseye.model.v1.KernelSvmParameters
+	35, // 47: bullseye.model.v1.ModelArtifact.nystrom:type_name -> bullseye.model.v1.NystromParameters
+	36, // 48: bullseye.model.v1.ModelArtifact.factorization:type_name -> bullseye.model.v1.FactorizationParameters
+	37, // 49: bullseye.model.v1.ModelArtifact.popularity:type_name -> bullseye.model.v1.PopularityParameters
+	38, // 50: bullseye.model.v1.ModelArtifact.trees:type_name -> bullseye.model.v1.TreeEnsemble
+	28, // 51: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
+	48, // 52: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
+	18, // 53: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
+	47, // 54: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
+	53, // 55: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
+	53, // 56: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
+	52, // 57: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
+	30, // 58: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
+	49, // 59: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
+	5,  // 60: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
+	53, // 61: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
+	6,  // 62: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
+	7,  // 63: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
+	32, // 64: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	8,  // 65: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
+	33, // 66: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	32, // 67: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	33, // 68: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	31, // 69: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
+	37, // 70: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
+	9,  // 71: bullseye.model.v1.TreeEnsemble.objective:type_name -> bullseye.model.v1.TreeObjective
+	10, // 72: bullseye.model.v1.TreeEnsemble.rules:type_name -> bullseye.model.v1.SplitRules
+	39, // 73: bullseye.model.v1.TreeEnsemble.trees:type_name -> bullseye.model.v1.Tree
+	41, // 74: bullseye.model.v1.TreeEnsemble.imported_from:type_name -> bullseye.model.v1.ImportedFrom
+	40, // 75: bullseye.model.v1.Tree.category_sets:type_name -> bullseye.model.v1.CategorySet
+	53, // 76: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	53, // 77: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	53, // 78: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	79, // [79:79] is the sub-list for method output_type
+	79, // [79:79] is the sub-list for method input_type
+	79, // [79:79] is the sub-list for extension type_name
+	79, // [79:79] is the sub-list for extension extendee
+	0,  // [0:79] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_model_v1_model_proto_init() }
@@ -3893,14 +4440,15 @@ func file_bullseye_model_v1_model_proto_init() {
 		(*ModelArtifact_Nystrom)(nil),
 		(*ModelArtifact_Factorization)(nil),
 		(*ModelArtifact_Popularity)(nil),
+		(*ModelArtifact_Trees)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_model_v1_model_proto_rawDesc), len(file_bullseye_model_v1_model_proto_rawDesc)),
-			NumEnums:      9,
-			NumMessages:   32,
+			NumEnums:      11,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
