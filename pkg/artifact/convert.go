@@ -310,9 +310,9 @@ func decodePipeline(fp *modelv1.FittedPreprocessing) (*preprocess.Pipeline, erro
 		}
 		seen[c.GetName()] = true
 		in := preprocess.Input{
-			Name:      c.GetName(),
-			Offset:    int(c.GetOutputOffset()),
-			Width:     int(c.GetOutputWidth()),
+			Name:        c.GetName(),
+			Offset:      int(c.GetOutputOffset()),
+			Width:       int(c.GetOutputWidth()),
 			Indicator:   c.GetMissingIndicator(),
 			KeepMissing: c.GetKeepMissing(),
 		}
