@@ -49,6 +49,14 @@ type Estimator interface {
 	Fit(ctx context.Context, x *mat.Dense, y []float64) (Model, error)
 }
 
+// CategoricalEstimator is an estimator that splits categories natively: its design
+// matrix holds category codes in some columns (see preprocess.Spec.Native), and
+// WithCategorical returns the estimator told which columns those are.
+type CategoricalEstimator interface {
+	Estimator
+	WithCategorical(categorical []bool) Estimator
+}
+
 // Convergence reports how an iterative solver ended. Fitted models embed it, so a model m
 // has m.Converged and m.Iterations; closed-form solvers report Converged with one iteration.
 type Convergence struct {

@@ -141,6 +141,26 @@ type Spec struct {
 	Columns  map[string]Options `json:"columns,omitempty"`
 }
 
+// Native returns the spec for models that split categories natively and route missing
+// values themselves (boosted trees): each column keeps its exclusion and category limits,
+// numbers stay raw with missing values missing, and categories become ordinal codes.
+func (s Spec) Native() Spec {
+	native := func(o Options) Options {
+		return Options{
+			Exclude: o.Exclude, Impute: ImputeNone, Indicator: IndicatorNever, NoStandardize: true,
+			Encoding: EncodingOrdinal, MinFrequency: o.MinFrequency, MaxCategories: o.MaxCategories,
+		}
+	}
+	out := Spec{Defaults: native(s.Defaults)}
+	if len(s.Columns) > 0 {
+		out.Columns = make(map[string]Options, len(s.Columns))
+		for name, o := range s.Columns {
+			out.Columns[name] = native(o)
+		}
+	}
+	return out
+}
+
 func (s Spec) options(name string) Options {
 	if o, ok := s.Columns[name]; ok {
 		return o

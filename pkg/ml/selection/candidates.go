@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/bullseye-ml/bullseye/pkg/ml"
+	"github.com/bullseye-ml/bullseye/pkg/ml/preprocess"
 )
 
 // Params are the hyperparameters of one candidate, by name.
@@ -30,6 +31,10 @@ func (p Params) String() string {
 type Family struct {
 	Name string
 	New  func(Params) (ml.Estimator, error)
+	// Native families split categories natively and route missing values themselves: they
+	// are fitted behind the search's preprocessing made native (preprocess.Spec.Native), and
+	// an ml.CategoricalEstimator is told which design columns hold category codes.
+	Native bool
 }
 
 // Candidate is one family with one setting of its hyperparameters.
@@ -40,6 +45,19 @@ type Candidate struct {
 
 // Estimator builds the candidate's estimator.
 func (c Candidate) Estimator() (ml.Estimator, error) { return c.Family.New(c.Params) }
+
+// EstimatorFor builds the candidate's estimator for a design made by pipe: a categorical
+// estimator is told which of its columns hold category codes.
+func (c Candidate) EstimatorFor(pipe *preprocess.Pipeline) (ml.Estimator, error) {
+	est, err := c.Estimator()
+	if err != nil {
+		return nil, err
+	}
+	if ce, ok := est.(ml.CategoricalEstimator); ok {
+		return ce.WithCategorical(pipe.Categorical()), nil
+	}
+	return est, nil
+}
 
 // Grid returns one candidate per combination of the axes' values, in a fixed order (axes by
 // name, values as given).

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/bullseye-ml/bullseye/pkg/ml"
+	"github.com/bullseye-ml/bullseye/pkg/ml/gbt"
 	"github.com/bullseye-ml/bullseye/pkg/ml/kernel"
 	"github.com/bullseye-ml/bullseye/pkg/ml/linear"
 	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
@@ -30,6 +31,8 @@ type FamilyOptions struct {
 //	kernel_svm_poly               C, gamma, degree, coef0
 //	nystroem_logistic, nystroem_svm  C, gamma, components
 //	ols; ridge (alpha); lasso (alpha); elastic_net (alpha, l1_ratio)
+//	boosted_trees                 trees, learning_rate, max_leaves, max_depth, l2,
+//	                              min_samples_leaf, subsample, colsample (a native family)
 //
 // An unknown hyperparameter name is an error.
 func Families(o FamilyOptions) map[string]Family {
@@ -87,12 +90,23 @@ func Families(o FamilyOptions) map[string]Family {
 		fam("elastic_net", []string{"alpha", "l1_ratio"}, func(p Params) ml.Estimator {
 			return linear.ElasticNet{Alpha: p["alpha"], L1Ratio: p["l1_ratio"]}
 		}),
+		native(fam("boosted_trees", []string{"trees", "learning_rate", "max_leaves", "max_depth", "l2", "min_samples_leaf", "subsample", "colsample"},
+			func(p Params) ml.Estimator {
+				return gbt.Estimator{Params: gbt.Params{Trees: int(p["trees"]), LearningRate: p["learning_rate"], MaxLeaves: int(p["max_leaves"]),
+					MaxDepth: int(p["max_depth"]), L2: p["l2"], MinSamplesLeaf: int(p["min_samples_leaf"]), Subsample: p["subsample"],
+					ColSample: p["colsample"], Seed: o.Seed}}
+			})),
 	}
 	out := make(map[string]Family, len(fams))
 	for _, f := range fams {
 		out[f.Name] = f
 	}
 	return out
+}
+
+func native(f Family) Family {
+	f.Native = true
+	return f
 }
 
 // FamilyNames returns the names of the standard families, sorted.

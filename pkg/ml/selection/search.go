@@ -160,6 +160,7 @@ func (f *Fitted) Predict(t *ml.Table) (*mat.VecDense, error) {
 }
 
 type foldData struct {
+	pipe          *preprocess.Pipeline
 	xTrain, xTest *mat.Dense
 	yTrain, yTest []float64
 	err           error
@@ -195,15 +196,31 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 	}
 
 	// Preprocessing is fitted once per fold, on its training rows only, and shared by the
-	// candidates.
-	data := make([]foldData, len(folds))
-	parallel.Do(len(folds), s.Parallelism, func(f int) {
-		data[f] = prepareFold(t, y, folds[f], s.Preprocess)
+	// candidates: once as the spec says and, when native families take part, once native.
+	specs := []preprocess.Spec{s.Preprocess}
+	if slices.ContainsFunc(s.Candidates, func(c Candidate) bool { return c.Family.Native }) {
+		specs = append(specs, s.Preprocess.Native())
+	}
+	data := make([][]foldData, len(specs))
+	for v := range data {
+		data[v] = make([]foldData, len(folds))
+	}
+	parallel.Do(len(folds)*len(specs), s.Parallelism, func(task int) {
+		v, f := task/len(folds), task%len(folds)
+		data[v][f] = prepareFold(t, y, folds[f], specs[v])
 	})
-	for f := range data {
-		if data[f].err != nil {
-			return nil, fmt.Errorf("search: fold %d: %w", f, data[f].err)
+	for v := range data {
+		for f := range data[v] {
+			if data[v][f].err != nil {
+				return nil, fmt.Errorf("search: fold %d: %w", f, data[v][f].err)
+			}
 		}
+	}
+	foldOf := func(c Candidate, f int) *foldData {
+		if c.Family.Native {
+			return &data[1][f]
+		}
+		return &data[0][f]
 	}
 
 	nc, nf := len(s.Candidates), len(folds)
@@ -225,10 +242,11 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 		if o.err = ctx.Err(); o.err == nil {
 			start := time.Now()
 			var m ml.Model
-			m, o.score, o.err = evaluate(ctx, s.Candidates[c], metric, &data[f])
+			d := foldOf(s.Candidates[c], f)
+			m, o.score, o.err = evaluate(ctx, s.Candidates[c], metric, d)
 			o.fit = time.Since(start)
 			if o.err == nil && s.Progress != nil {
-				o.metrics = foldMetrics(m, metric, o.score, extra, &data[f])
+				o.metrics = foldMetrics(m, metric, o.score, extra, d)
 			}
 			o.converged = true
 			if cv, ok := m.(ml.Converger); ok {
@@ -286,11 +304,15 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 		return res, nil
 	}
 	best := s.Candidates[res.Best.Candidate]
-	pipe, x, err := preprocess.FitTransform(t, s.Preprocess)
+	spec := s.Preprocess
+	if best.Family.Native {
+		spec = spec.Native()
+	}
+	pipe, x, err := preprocess.FitTransform(t, spec)
 	if err != nil {
 		return nil, fmt.Errorf("search: refit: %w", err)
 	}
-	est, err := best.Estimator()
+	est, err := best.EstimatorFor(pipe)
 	if err != nil {
 		return nil, fmt.Errorf("search: refit: %w", err)
 	}
@@ -304,12 +326,11 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 
 func prepareFold(t *ml.Table, y []float64, f Fold, spec preprocess.Spec) foldData {
 	var d foldData
-	var pipe *preprocess.Pipeline
-	pipe, d.xTrain, d.err = preprocess.FitTransform(t.Subset(f.Train), spec)
+	d.pipe, d.xTrain, d.err = preprocess.FitTransform(t.Subset(f.Train), spec)
 	if d.err != nil {
 		return d
 	}
-	if d.xTest, d.err = pipe.Transform(t.Subset(f.Test)); d.err != nil {
+	if d.xTest, d.err = d.pipe.Transform(t.Subset(f.Test)); d.err != nil {
 		return d
 	}
 	d.yTrain, d.yTest = pick(y, f.Train), pick(y, f.Test)
@@ -326,7 +347,7 @@ func pick(v []float64, idx []int) []float64 {
 
 // evaluate fits one candidate on one fold and scores its test rows.
 func evaluate(ctx context.Context, c Candidate, metric metrics.Metric, d *foldData) (ml.Model, float64, error) {
-	est, err := c.Estimator()
+	est, err := c.EstimatorFor(d.pipe)
 	if err != nil {
 		return nil, 0, err
 	}
