@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"gonum.org/v1/gonum/mat"
 
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
+	"github.com/bullseye-ml/bullseye/pkg/ml/gbt"
 	"github.com/bullseye-ml/bullseye/pkg/ml/kernel"
 	"github.com/bullseye-ml/bullseye/pkg/ml/linear"
 	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
@@ -35,6 +37,9 @@ type Built struct {
 	Note string
 	// Err is set when the candidate cannot run (KERNEL_FALLBACK_FAIL).
 	Err error
+	// Native says the family splits categories natively and routes missing values itself:
+	// it is fitted behind the native form of the job's preprocessing (preprocess.Spec.Native).
+	Native bool
 }
 
 // Build returns the estimators of candidate c for n training rows. needProb says whether
@@ -149,10 +154,45 @@ func Build(c Candidate, s *trainingv1.TrainingSpec, n int, needProb bool) Built 
 			b.Note = fmt.Sprintf("kernel SVM fell back to a linear SVM on a Nyström approximation (%d components): %d training rows exceed max_exact_rows %d",
 				comps, n, maxExact)
 		}
+	case modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES:
+		b.CV, b.Err = boostedTrees(p, s.GetTask(), seed)
+		b.Refit, b.Native = b.CV, true
 	default:
 		b.Err = fmt.Errorf("family %v is not supported", c.Family)
 	}
 	return b
+}
+
+// boostedTrees is the GRADIENT_BOOSTED_TREES estimator of resolved hyperparameters p.
+func boostedTrees(p values, task modelv1.TaskKind, seed uint64) (ml.Estimator, error) {
+	gp := gbt.Params{
+		Trees: int(p.num("trees")), LearningRate: p.num("learning_rate"), MaxLeaves: int(p.num("max_leaves")),
+		MaxDepth: int(p.num("max_depth")), L2: p.num("l2"), MinSamplesLeaf: int(p.num("min_samples_leaf")),
+		MinChildWeight: p.num("min_child_weight"), Bins: int(p.num("bins")), Subsample: p.num("subsample"),
+		ColSample: p.num("colsample"), EarlyStopping: int(p.num("early_stopping")),
+		ValidationFraction: p.num("validation_fraction"), Seed: seed,
+	}
+	if gp.L2 == 0 { // gbt reads 0 as its default
+		gp.L2 = math.SmallestNonzeroFloat64
+	}
+	if gp.MinChildWeight == 0 {
+		gp.MinChildWeight = math.SmallestNonzeroFloat64
+	}
+	if gp.EarlyStopping == 0 {
+		gp.EarlyStopping = -1
+	}
+	objective := p.str("objective")
+	switch {
+	case task == modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION && (objective == "" || objective == "logistic"):
+		gp.Objective = gbt.Logistic
+	case task == modelv1.TaskKind_TASK_KIND_REGRESSION && (objective == "" || objective == "squared_error"):
+		gp.Objective = gbt.SquaredError
+	case task == modelv1.TaskKind_TASK_KIND_REGRESSION && objective == "poisson":
+		gp.Objective = gbt.Poisson
+	default:
+		return nil, fmt.Errorf("objective %q does not fit task %v", objective, task)
+	}
+	return gbt.Estimator{Params: gp}, nil
 }
 
 // gammaAuto resolves gamma "auto", 1 / number of features, when it sees the training matrix.

@@ -118,6 +118,23 @@ var families = map[modelv1.ModelFamily]struct {
 		{name: "lambda", kind: kNumber, def: number(0.01), lo: 0, hi: inf, loOpen: true},
 		pEpochs, {name: "negatives", kind: kInt, def: whole(1), lo: 1, hi: 1000},
 	}},
+	// GRADIENT_BOOSTED_TREES fits classification and regression (see fits); its objective
+	// defaults to the task's (logistic, squared_error).
+	modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES: {modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, []param{
+		{name: "trees", kind: kInt, def: whole(500), lo: 1, hi: 100_000},
+		{name: "learning_rate", kind: kNumber, def: number(0.05), lo: 0, hi: 1, loOpen: true},
+		{name: "max_leaves", kind: kInt, def: whole(31), lo: 2, hi: 4096},
+		{name: "max_depth", kind: kInt, def: whole(0), lo: 0, hi: 64},
+		{name: "l2", kind: kNumber, def: number(1), lo: 0, hi: inf},
+		{name: "min_samples_leaf", kind: kInt, def: whole(20), lo: 1, hi: 1 << 30},
+		{name: "min_child_weight", kind: kNumber, def: number(0.001), lo: 0, hi: inf},
+		{name: "bins", kind: kInt, def: whole(255), lo: 2, hi: 255},
+		{name: "subsample", kind: kNumber, def: number(1), lo: 0, hi: 1, loOpen: true},
+		{name: "colsample", kind: kNumber, def: number(1), lo: 0, hi: 1, loOpen: true},
+		{name: "early_stopping", kind: kInt, def: whole(20), lo: 0, hi: 100_000},
+		{name: "validation_fraction", kind: kNumber, def: number(0.1), lo: 0, hi: 0.5, loOpen: true},
+		{name: "objective", kind: kEnum, enum: []string{"logistic", "squared_error", "poisson"}},
+	}},
 	// POPULARITY fits both recommendation tasks (see fits).
 	modelv1.ModelFamily_MODEL_FAMILY_POPULARITY: {modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, []param{
 		{name: "weighting", kind: kEnum, def: text("users"), enum: []string{"users", "value"}},
@@ -132,10 +149,26 @@ var (
 
 // fits reports whether family f, listed with task listed, fits task t.
 func fits(f modelv1.ModelFamily, listed, t modelv1.TaskKind) bool {
-	if f == modelv1.ModelFamily_MODEL_FAMILY_POPULARITY {
+	switch f {
+	case modelv1.ModelFamily_MODEL_FAMILY_POPULARITY:
 		return IsRecommendation(t)
+	case modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES:
+		return t == modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION || t == modelv1.TaskKind_TASK_KIND_REGRESSION
 	}
 	return listed == t
+}
+
+// fitsTask checks a hyperparameter value that only some tasks take: the boosted trees'
+// objective.
+func fitsTask(f modelv1.ModelFamily, name string, v *commonv1.Value, t modelv1.TaskKind) error {
+	if f != modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES || name != "objective" || t == modelv1.TaskKind_TASK_KIND_UNSPECIFIED {
+		return nil
+	}
+	o := v.GetStringValue()
+	if (t == modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION) != (o == "logistic") {
+		return fmt.Errorf("objective %q does not fit task %v", o, t)
+	}
+	return nil
 }
 
 func lookupParam(f modelv1.ModelFamily, name string) (param, bool) {

@@ -500,6 +500,9 @@ func Expand(s *trainingv1.TrainingSpec, prefix string) ([]Candidate, fault.Viola
 				}
 				for i, val := range d.Values.GetValues() {
 					c, err := p.check(val)
+					if err == nil {
+						err = fitsTask(cs.GetFamily(), name, c, s.GetTask())
+					}
 					if err != nil {
 						v.Add(fmt.Sprintf("%s.values.values[%d]", hf, i), "%v", err)
 						bad = true

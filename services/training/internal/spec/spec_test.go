@@ -213,6 +213,22 @@ func TestValidate(t *testing.T) {
 		{"median for categories", func(s *trainingv1.TrainingSpec) {
 			s.Preprocessing = &trainingv1.PreprocessingSpec{CategoricalImputation: trainingv1.ImputationStrategy_IMPUTATION_STRATEGY_MEDIAN}
 		}, []string{"spec.preprocessing.categorical_imputation"}},
+		{"boosted trees", func(s *trainingv1.TrainingSpec) {
+			s.Candidates[0] = &trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES,
+				Hyperparameters: map[string]*trainingv1.HyperparameterDomain{"max_leaves": list(num(15), num(63)), "learning_rate": rng(0.01, 0.1, trainingv1.RangeScale_RANGE_SCALE_LOG, 3, false)}}
+		}, nil},
+		{"boosted trees out of range", func(s *trainingv1.TrainingSpec) {
+			s.Candidates[0] = &trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES,
+				Hyperparameters: map[string]*trainingv1.HyperparameterDomain{"max_leaves": list(num(1)), "learning_rate": list(num(0)),
+					"bins": list(num(256)), "objective": list(str("poisson")), "subsample": list(num(1.5))}}
+		}, []string{`spec.candidates[0].hyperparameters["max_leaves"].values.values[0]`, `spec.candidates[0].hyperparameters["learning_rate"].values.values[0]`,
+			`spec.candidates[0].hyperparameters["bins"].values.values[0]`, `spec.candidates[0].hyperparameters["objective"].values.values[0]`,
+			`spec.candidates[0].hyperparameters["subsample"].values.values[0]`}},
+		{"boosted trees for regression", func(s *trainingv1.TrainingSpec) {
+			s.Task = modelv1.TaskKind_TASK_KIND_REGRESSION
+			s.Candidates[0] = &trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES,
+				Hyperparameters: map[string]*trainingv1.HyperparameterDomain{"objective": list(str("poisson"), str("squared_error"))}}
+		}, nil},
 		{"threshold 1", func(s *trainingv1.TrainingSpec) {
 			s.Evaluation = &trainingv1.EvaluationOptions{Threshold: 1}
 		}, []string{"spec.evaluation.threshold"}},
