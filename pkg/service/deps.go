@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 )
@@ -91,4 +92,47 @@ func ConnectNATS(url, name string, srv *mesh.Server, opts ...nats.Option) (*nats
 	}
 	report(nc)
 	return nc, nil
+}
+
+// JetStreamOptions are the settings of a service's JetStream connection; the zero value takes
+// nats.go's defaults.
+type JetStreamOptions struct {
+	// MaxPending is the most asynchronous publishes awaiting their acks; 0 means nats.go's
+	// default (4000).
+	MaxPending int
+	// Timeout bounds a JetStream API call whose context has no deadline, and the wait for the
+	// ack of an asynchronous publish; 0 means nats.go's defaults (5 s for a call, no bound for
+	// an ack).
+	Timeout time.Duration
+	// NoReconnectBuffer makes publishes fail at once while the connection is down, instead of
+	// being buffered and sent once it is back: for a service that tells its caller a write is
+	// stored only once it is.
+	NoReconnectBuffer bool
+}
+
+// ConnectJetStream connects to NATS at url as name (ConnectNATS, with srv's "nats" dependency)
+// and opens JetStream on the connection with o. The caller closes the connection, once what
+// uses it has stopped.
+func ConnectJetStream(url, name string, srv *mesh.Server, o JetStreamOptions) (*nats.Conn, jetstream.JetStream, error) {
+	var natsOpts []nats.Option
+	if o.NoReconnectBuffer {
+		natsOpts = append(natsOpts, nats.ReconnectBufSize(-1))
+	}
+	var jsOpts []jetstream.JetStreamOpt
+	if o.MaxPending > 0 {
+		jsOpts = append(jsOpts, jetstream.WithPublishAsyncMaxPending(o.MaxPending))
+	}
+	if o.Timeout > 0 {
+		jsOpts = append(jsOpts, jetstream.WithPublishAsyncTimeout(o.Timeout), jetstream.WithDefaultTimeout(o.Timeout))
+	}
+	nc, err := ConnectNATS(url, name, srv, natsOpts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc, jsOpts...)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("opening JetStream at %s: %w", url, err)
+	}
+	return nc, js, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
@@ -184,5 +185,35 @@ func TestConnectEtcdUnreachableIsAnErrorAtStart(t *testing.T) {
 	_, err := service.ConnectEtcd(ctx, []string{endpoint}, 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), endpoint) {
 		t.Fatalf("ConnectEtcd to a closed port = %v, want an error naming %s", err, endpoint)
+	}
+}
+
+func TestConnectJetStreamAppliesTheOptions(t *testing.T) {
+	ns := startNATS(t)
+	for _, tc := range []struct {
+		name        string
+		o           service.JetStreamOptions
+		timeout     time.Duration // the JetStream's default timeout
+		reconnectBS int           // the connection's reconnect buffer size
+	}{
+		{"defaults", service.JetStreamOptions{}, 5 * time.Second, nats.DefaultReconnectBufSize},
+		{"every option", service.JetStreamOptions{MaxPending: 7, Timeout: 300 * time.Millisecond, NoReconnectBuffer: true}, 300 * time.Millisecond, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nc, js, err := service.ConnectJetStream(ns.ClientURL(), "jetstream-test", nil, tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if got := js.Options().DefaultTimeout; got != tc.timeout {
+				t.Errorf("default timeout %v, want %v", got, tc.timeout)
+			}
+			if got := nc.Opts.ReconnectBufSize; got != tc.reconnectBS {
+				t.Errorf("reconnect buffer %d, want %d", got, tc.reconnectBS)
+			}
+			if got := nc.Opts.Name; got != "jetstream-test" {
+				t.Errorf("connection name %q, want jetstream-test", got)
+			}
+		})
 	}
 }

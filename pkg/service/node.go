@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
@@ -72,6 +74,13 @@ func (n *Node) Config() Config { return n.cfg }
 // through etcd, with the node's TLS settings.
 func (n *Node) Dial(ctx context.Context, service string) (*grpc.ClientConn, error) {
 	return n.discovery.Dial(ctx, service, mesh.WithTLS(n.cfg.Server.TLS), mesh.WithTracerProvider(n.cfg.Server.TracerProvider))
+}
+
+// JetStream connects the service to NATS as bullseye-<service>, the connection's state the
+// server's "nats" dependency, and opens JetStream with o (ConnectJetStream): the one way a
+// service reaches JetStream. The caller closes the connection, once what uses it has stopped.
+func (n *Node) JetStream(o JetStreamOptions) (*nats.Conn, jetstream.JetStream, error) {
+	return ConnectJetStream(n.cfg.NATSURL, "bullseye-"+n.cfg.Server.Service, n.server, o)
 }
 
 // Serve registers the service in etcd and serves until ctx is done, then

@@ -200,13 +200,9 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 	if err != nil {
 		return nil, err
 	}
-	p.nc, err = service.ConnectNATS(cfg.NATSURL, "bullseye-"+Name, node.Server())
-	if err != nil {
+	var js jetstream.JetStream
+	if p.nc, js, err = node.JetStream(service.JetStreamOptions{MaxPending: 4 * cfg.BatchSize}); err != nil {
 		return nil, err
-	}
-	js, err := jetstream.New(p.nc, jetstream.WithPublishAsyncMaxPending(4*cfg.BatchSize))
-	if err != nil {
-		return nil, fmt.Errorf("opening JetStream: %w", err)
 	}
 	layout := []eventlog.Option{eventlog.KeepExisting(), eventlog.WithReplicas(cfg.StreamReplicas)}
 	if err := eventlog.Ensure(ctx, js, layout...); err != nil {

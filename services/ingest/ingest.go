@@ -10,12 +10,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
@@ -202,7 +204,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if need := cfg.maxRecvBytes(); cfg.Server.MaxRecvMsgSize < need {
 		cfg.Server.MaxRecvMsgSize = need
 	}
-	p, err := cfg.Pseudonymiser()
+	ps, err := cfg.Pseudonymiser()
 	if err != nil {
 		return err
 	}
@@ -210,60 +212,77 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	logger := node.Logger()
-	nc, err := store.Connect(cfg.NATSURL, "bullseye-"+Name, node.Server())
+	parts, err := start(ctx, cfg, node, ps)
 	if err != nil {
 		node.Close()
 		return err
 	}
-	defer nc.Close()
-	st, err := openStore(ctx, nc, cfg)
-	if err != nil {
-		node.Close()
-		return err
+	defer parts.close()
+	ingestv1.RegisterIngestServiceServer(node.GRPC(), parts.server)
+	parts.logger.InfoContext(ctx, "ingest ready", "hmac_key_id", ps.KeyID(), "dedup_window", cfg.DedupWindow.String())
+	// While NATS is unreachable the connection, a dependency of the server,
+	// keeps it NOT_SERVING: a replica that cannot store answers UNAVAILABLE,
+	// and health checks steer callers to the others.
+	node.Server().SetReady(true)
+	return node.Serve(ctx)
+}
+
+// parts are the service's components.
+type parts struct {
+	nc     *nats.Conn
+	store  *store.Store
+	server *server.Server
+	logger *slog.Logger
+}
+
+func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pseudonymiser) (_ *parts, err error) {
+	p := &parts{logger: node.Logger()}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	var js jetstream.JetStream
+	if p.nc, js, err = node.JetStream(store.JetStreamOptions(cfg.PublishTimeout)); err != nil {
+		return nil, err
 	}
-	defer st.Close()
+	if p.store, err = openStore(ctx, js, cfg); err != nil {
+		return nil, err
+	}
 	// Accepted events must fit in a NATS message, with the record's extra
 	// fields and headers.
-	if limit := nc.MaxPayload(); limit > 0 && int64(cfg.MaxEventBytes)+16<<10 > limit {
-		node.Close()
-		return fmt.Errorf("--max-event-bytes: %d does not fit the NATS server's max_payload of %d with 16 KiB to spare", cfg.MaxEventBytes, limit)
+	if limit := p.nc.MaxPayload(); limit > 0 && int64(cfg.MaxEventBytes)+16<<10 > limit {
+		return nil, fmt.Errorf("--max-event-bytes: %d does not fit the NATS server's max_payload of %d with 16 KiB to spare", cfg.MaxEventBytes, limit)
 	}
 	freeText, _ := record.ParseFreeText(cfg.FreeTextPersonalData) // checked by Validate
-	b := record.New(p, record.WithMaxItemBytes(cfg.MaxEventBytes), record.WithPersonalFields(cfg.PersonalFields), record.WithFreeText(freeText))
+	b := record.New(ps, record.WithMaxItemBytes(cfg.MaxEventBytes), record.WithPersonalFields(cfg.PersonalFields), record.WithFreeText(freeText))
 	opts := []server.Option{
-		server.WithLogger(logger),
+		server.WithLogger(p.logger),
 		server.WithMaxBatch(cfg.MaxEventsPerBatch),
 		server.WithErasureWait(cfg.ErasureWait),
-		server.WithImporter(importer.New(st, b, importer.WithLogger(logger), importer.WithProgressInterval(cfg.ImportProgressInterval))),
+		server.WithImporter(importer.New(p.store, b, importer.WithLogger(p.logger), importer.WithProgressInterval(cfg.ImportProgressInterval))),
 	}
 	if cfg.Server.TracerProvider != nil {
 		opts = append(opts, server.WithTracerProvider(cfg.Server.TracerProvider))
 	}
-	ingestv1.RegisterIngestServiceServer(node.GRPC(), server.New(st, b, opts...))
-	logger.InfoContext(ctx, "ingest ready", "hmac_key_id", p.KeyID(), "dedup_window", cfg.DedupWindow.String())
-	// Ready while connected to NATS: a replica that cannot store answers
-	// UNAVAILABLE, and health checks steer callers to the others.
-	nc.SetDisconnectErrHandler(func(*nats.Conn, error) {
-		logger.Warn("NATS connection lost: not ready")
-		node.Server().SetReady(false)
-	})
-	nc.SetReconnectHandler(func(*nats.Conn) {
-		logger.Info("NATS connection back: ready")
-		node.Server().SetReady(true)
-	})
-	node.Server().SetReady(nc.IsConnected())
-	return node.Serve(ctx)
+	p.server = server.New(p.store, b, opts...)
+	return p, nil
+}
+
+func (p *parts) close() {
+	if p.store != nil {
+		p.store.Close()
+	}
+	if p.nc != nil {
+		p.nc.Close()
+	}
 }
 
 // openStore opens the event log, retrying while NATS is not reachable yet.
-func openStore(ctx context.Context, nc *nats.Conn, cfg Config) (*store.Store, error) {
+func openStore(ctx context.Context, js jetstream.JetStream, cfg Config) (*store.Store, error) {
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		st, err := store.New(octx, nc,
-			store.WithPublishTimeout(cfg.PublishTimeout),
-			store.WithLayout(eventlog.WithDuplicates(cfg.DedupWindow), eventlog.WithReplicas(cfg.StreamReplicas)),
-		)
+		st, err := store.New(octx, js, store.WithLayout(eventlog.WithDuplicates(cfg.DedupWindow), eventlog.WithReplicas(cfg.StreamReplicas)))
 		cancel()
 		if err == nil {
 			return st, nil

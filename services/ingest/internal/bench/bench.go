@@ -30,6 +30,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+	"github.com/bullseye-ml/bullseye/pkg/service"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/record"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/server"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/store"
@@ -113,16 +114,14 @@ func start(ctx context.Context, dir, url string) (_ *setup, err error) {
 		}
 		url = s.nats.URL()
 	}
-	if s.nc, err = store.Connect(url, "bench-ingest", nil); err != nil {
+	var js jetstream.JetStream
+	if s.nc, js, err = service.ConnectJetStream(url, "bench-ingest", nil, store.JetStreamOptions(store.DefaultPublishTimeout)); err != nil {
 		return nil, err
 	}
-	if s.st, err = store.New(ctx, s.nc); err != nil {
+	if s.st, err = store.New(ctx, js); err != nil {
 		return nil, err
 	}
-	if s.rawNC, err = store.Connect(url, "bench-raw", nil); err != nil {
-		return nil, err
-	}
-	if s.raw, err = jetstream.New(s.rawNC, jetstream.WithPublishAsyncMaxPending(store.DefaultMaxPending)); err != nil {
+	if s.rawNC, s.raw, err = service.ConnectJetStream(url, "bench-raw", nil, service.JetStreamOptions{MaxPending: store.DefaultMaxPending, NoReconnectBuffer: true}); err != nil {
 		return nil, err
 	}
 	p, err := eventlog.NewPseudonymiser([]byte("bench key: not a secret, 32 bytes or more"), "")

@@ -26,6 +26,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
+	"github.com/bullseye-ml/bullseye/pkg/service"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/importer"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/record"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/server"
@@ -122,14 +123,15 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		url = "nats://" + e.proxy.addr()
 	}
 	var err error
-	e.nc, err = store.Connect(url, "ingest-test", nil)
+	var js jetstream.JetStream
+	e.nc, js, err = service.ConnectJetStream(url, "ingest-test", nil, store.JetStreamOptions(c.publishTimeout))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	e.store, err = store.New(ctx, e.nc, store.WithPublishTimeout(c.publishTimeout))
+	e.store, err = store.New(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
-	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/pkg/service"
 )
 
@@ -35,13 +34,21 @@ var ErrNotFound = errors.New("not found")
 // writer.
 var ErrConflict = errors.New("concurrent update")
 
-// Defaults of New's options.
+// Defaults of JetStreamOptions.
 const (
 	// DefaultPublishTimeout bounds how long a publish waits for its acks.
 	DefaultPublishTimeout = 5 * time.Second
 	// DefaultMaxPending is the most asynchronous publishes awaiting acks.
 	DefaultMaxPending = 16384
 )
+
+// JetStreamOptions returns the settings of the JetStream connection a store needs: publishes
+// that fail at once while NATS is unreachable, so that a caller gets UNAVAILABLE rather than a
+// late write it was told had failed; publishTimeout bounding every publish and JetStream call;
+// DefaultMaxPending publishes in flight.
+func JetStreamOptions(publishTimeout time.Duration) service.JetStreamOptions {
+	return service.JetStreamOptions{MaxPending: DefaultMaxPending, Timeout: publishTimeout, NoReconnectBuffer: true}
+}
 
 // Store reads and writes the event log. It is safe for concurrent use.
 type Store struct {
@@ -59,20 +66,9 @@ type Store struct {
 type Option func(*config)
 
 type config struct {
-	publishTimeout time.Duration
-	maxPending     int
-	layout         []eventlog.Option
-	propagator     propagation.TextMapPropagator
+	layout     []eventlog.Option
+	propagator propagation.TextMapPropagator
 }
-
-// WithPublishTimeout bounds how long publishing waits for JetStream's acks
-// (and for the connection) before it reports ErrUnavailable. The call's own
-// deadline bounds it too. The default is DefaultPublishTimeout.
-func WithPublishTimeout(d time.Duration) Option { return func(c *config) { c.publishTimeout = d } }
-
-// WithMaxPending sets the most asynchronous publishes in flight at once;
-// the default is DefaultMaxPending.
-func WithMaxPending(n int) Option { return func(c *config) { c.maxPending = n } }
 
 // WithLayout passes options to eventlog.Ensure (replicas, de-duplication
 // window, dead-letter age).
@@ -86,29 +82,24 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 	return func(c *config) { c.propagator = p }
 }
 
-// New ensures the event log's layout on the server nc is connected to,
-// opens its streams and buckets, and loads the erasure list. Close releases
-// what it started.
-func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Store, error) {
-	c := config{publishTimeout: DefaultPublishTimeout, maxPending: DefaultMaxPending}
+// New ensures the event log's layout through js, opens its streams and
+// buckets, and loads the erasure list. js is opened with JetStreamOptions:
+// its timeout also bounds how long publishing waits for the acks (and for
+// the connection) before it reports ErrUnavailable, as does a call's own
+// deadline. Close releases what it started.
+func New(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Store, error) {
+	var c config
 	for _, o := range opts {
 		o(&c)
 	}
 	if c.propagator == nil {
 		c.propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	}
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(c.maxPending),
-		jetstream.WithPublishAsyncTimeout(c.publishTimeout),
-		jetstream.WithDefaultTimeout(c.publishTimeout),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("opening JetStream: %w", err)
-	}
 	if err := eventlog.Ensure(ctx, js, c.layout...); err != nil {
 		return nil, unavailable(err)
 	}
-	s := &Store{js: js, publishTimeout: c.publishTimeout, propagator: c.propagator}
+	s := &Store{js: js, publishTimeout: js.Options().DefaultTimeout, propagator: c.propagator}
+	var err error
 	if s.events, err = js.Stream(ctx, eventlog.EventsStream); err != nil {
 		return nil, unavailable(fmt.Errorf("opening stream %s: %w", eventlog.EventsStream, err))
 	}
@@ -295,12 +286,4 @@ func ParseDeadLetterID(id string) (uint64, bool) {
 	}
 	seq, err := strconv.ParseUint(s, 10, 64)
 	return seq, err == nil && seq > 0
-}
-
-// Connect connects to NATS at url the way ingest needs: service.ConnectNATS without a
-// reconnect buffer, so that publishes fail at once while disconnected and a caller gets
-// UNAVAILABLE rather than a late write it was told had failed. srv (nil in tools and tests)
-// has the connection as its "nats" dependency.
-func Connect(url, name string, srv *mesh.Server) (*nats.Conn, error) {
-	return service.ConnectNATS(url, name, srv, nats.ReconnectBufSize(-1))
 }

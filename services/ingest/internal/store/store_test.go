@@ -12,24 +12,32 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/service"
 )
 
-// open starts NATS and opens a store on it, as ingest connects.
-func open(t *testing.T, opts ...Option) (*Store, *embedded.NATS) {
+// open starts NATS and opens a store on it, as ingest connects, its publishes bounded by
+// DefaultPublishTimeout.
+func open(t *testing.T) (*Store, *embedded.NATS) {
+	t.Helper()
+	return openTimeout(t, DefaultPublishTimeout)
+}
+
+// openTimeout is open with publishes bounded by timeout.
+func openTimeout(t *testing.T, timeout time.Duration) (*Store, *embedded.NATS) {
 	t.Helper()
 	srv, err := embedded.StartNATS(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	nc, err := Connect(srv.URL(), "store-test", nil)
+	nc, js, err := service.ConnectJetStream(srv.URL(), "store-test", nil, JetStreamOptions(timeout))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := New(ctx, nc, opts...)
+	s, err := New(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +106,7 @@ func TestPublishAcksInOrderAndDeduplicates(t *testing.T) {
 // TestPublishFailuresAreUnavailable: a message no stream takes, and any publish while the
 // connection is down, fail with ErrUnavailable, not a silent success.
 func TestPublishFailuresAreUnavailable(t *testing.T) {
-	s, srv := open(t, WithPublishTimeout(2*time.Second))
+	s, srv := openTimeout(t, 2*time.Second)
 	ctx := testContext(t)
 	if _, err := s.PublishSync(ctx, Message{Subject: "nowhere.at.all", Data: []byte("x")}); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("a subject no stream takes: %v, want ErrUnavailable", err)
