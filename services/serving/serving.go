@@ -17,12 +17,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
@@ -215,42 +217,60 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	logger := node.Logger()
-	conn, err := node.Dial(ctx, featureService)
-	if err != nil {
-		node.Close()
-		return fmt.Errorf("dialing the feature service: %w", err)
-	}
-	defer conn.Close()
-	nc, err := service.ConnectNATS(cfg.NATSURL, "bullseye-"+Name, node.Server())
+	parts, err := start(ctx, cfg, node)
 	if err != nil {
 		node.Close()
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		node.Close()
-		return fmt.Errorf("connecting to JetStream at %s: %w", cfg.NATSURL, err)
+	defer parts.close()
+	servingv1.RegisterPredictionServiceServer(node.GRPC(), parts.server)
+	inference.RegisterGRPCInferenceServiceServer(node.GRPC(), parts.server.Inference())
+	parts.run(ctx, cfg, node)
+	return node.Serve(ctx)
+}
+
+// parts are the service's components and the goroutines running them.
+type parts struct {
+	features     *grpc.ClientConn
+	nc           *nats.Conn
+	store        *models.Store
+	server       *server.Server
+	ready        atomic.Bool
+	drainTimeout time.Duration
+	logger       *slog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func start(ctx context.Context, cfg Config, node *service.Node) (_ *parts, err error) {
+	p := &parts{drainTimeout: cfg.Server.ShutdownTimeout, logger: node.Logger()}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	if p.features, err = node.Dial(ctx, featureService); err != nil {
+		return nil, fmt.Errorf("dialing the feature service: %w", err)
+	}
+	var js jetstream.JetStream
+	if p.nc, js, err = node.JetStream(service.JetStreamOptions{}); err != nil {
+		return nil, err
 	}
 	reg, err := registry.Open(ctx, node.Etcd(), js, registry.WithBucket(cfg.ArtifactBucket))
 	if err != nil {
-		node.Close()
-		return fmt.Errorf("opening the model registry: %w", err)
+		return nil, fmt.Errorf("opening the model registry: %w", err)
 	}
-
 	prom := node.Server().Registry()
 	fm, err := features.NewMetrics(prom)
 	if err != nil {
-		node.Close()
-		return err
+		return nil, err
 	}
 	bm, err := batch.NewMetrics(prom)
 	if err != nil {
-		node.Close()
-		return err
+		return nil, err
 	}
-	var fsc featurev1.FeatureServiceClient = featurev1.NewFeatureServiceClient(conn)
+	var fsc featurev1.FeatureServiceClient = featurev1.NewFeatureServiceClient(p.features)
 	if cfg.wrapFeatures != nil {
 		fsc = cfg.wrapFeatures(fsc)
 	}
@@ -259,52 +279,64 @@ func Run(ctx context.Context, cfg Config) error {
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	deps := scoring.Deps{Features: fc, Pool: batch.NewPool(workers), Metrics: bm, Options: cfg.batchingOf, Logger: logger}
-	store, err := models.New(reg, func(a *modelv1.ModelArtifact) (*scoring.Model, error) { return scoring.Load(deps, a) },
-		models.Options{RetryInterval: cfg.RetryInterval, LoadTimeout: cfg.LoadTimeout, Logger: logger, Registerer: prom})
+	deps := scoring.Deps{Features: fc, Pool: batch.NewPool(workers), Metrics: bm, Options: cfg.batchingOf, Logger: p.logger}
+	p.store, err = models.New(reg, func(a *modelv1.ModelArtifact) (*scoring.Model, error) { return scoring.Load(deps, a) },
+		models.Options{RetryInterval: cfg.RetryInterval, LoadTimeout: cfg.LoadTimeout, Logger: p.logger, Registerer: prom})
 	if err != nil {
-		node.Close()
-		return err
+		return nil, err
 	}
-	var ready atomic.Bool
-	srv, err := server.New(server.Config{
-		Store:         store,
+	p.server, err = server.New(server.Config{
+		Store:         p.store,
 		Features:      fc,
 		Audience:      &audience.Runner{Features: fc, PageSize: cfg.AudiencePageSize},
-		Ready:         ready.Load,
+		Ready:         p.ready.Load,
 		Draining:      node.Server().Draining(),
 		ShadowTimeout: cfg.ShadowTimeout,
 		Version:       version(),
-		Logger:        logger,
+		Logger:        p.logger,
 		Registerer:    prom,
 	})
 	if err != nil {
-		node.Close()
-		return err
+		return nil, err
 	}
-	servingv1.RegisterPredictionServiceServer(node.GRPC(), srv)
-	inference.RegisterGRPCInferenceServiceServer(node.GRPC(), srv.Inference())
+	return p, nil
+}
 
-	rctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(2)
+// run follows the registry and keeps the readiness in step, until ctx is done.
+func (p *parts) run(ctx context.Context, cfg Config, node *service.Node) {
+	rctx, cancel := context.WithCancel(ctx)
+	p.cancel = cancel
+	p.wg.Add(2)
 	go func() {
-		defer wg.Done()
-		_ = store.Run(rctx)
+		defer p.wg.Done()
+		_ = p.store.Run(rctx)
 	}()
 	go func() {
-		defer wg.Done()
-		watchReadiness(rctx, node, conn, store.Ready(), &ready, cfg)
+		defer p.wg.Done()
+		watchReadiness(rctx, node, p.features, p.store.Ready(), &p.ready, cfg)
 	}()
-	serveErr := node.Serve(ctx)
-	stop()
-	wg.Wait()
-	dctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-	defer cancel()
-	if err := store.Close(dctx); err != nil {
-		logger.Warn("unloading the models", "error", err)
+}
+
+// close stops the goroutines, drains the models (within the shutdown timeout) and closes the
+// connections.
+func (p *parts) close() {
+	if p.cancel != nil {
+		p.cancel()
 	}
-	return serveErr
+	p.wg.Wait()
+	if p.store != nil {
+		dctx, cancel := context.WithTimeout(context.Background(), p.drainTimeout)
+		if err := p.store.Close(dctx); err != nil {
+			p.logger.Warn("unloading the models", "error", err)
+		}
+		cancel()
+	}
+	if p.nc != nil {
+		p.nc.Close()
+	}
+	if p.features != nil {
+		p.features.Close()
+	}
 }
 
 // version is the serving binary's module version, for ServerMetadata.

@@ -13,11 +13,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
 
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
@@ -125,82 +128,115 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	logger := node.Logger()
-	nc, err := service.ConnectNATS(cfg.NATSURL, "bullseye-"+Name, node.Server())
+	parts, err := start(ctx, cfg, node)
 	if err != nil {
 		node.Close()
 		return err
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		node.Close()
-		return fmt.Errorf("connecting to JetStream at %s: %w", cfg.NATSURL, err)
+	defer parts.close()
+	trainingv1.RegisterTrainingServiceServer(node.GRPC(), parts.server)
+	serveCtx := parts.run(ctx, cfg)
+	parts.logger.InfoContext(ctx, "training ready", "worker", parts.workerName, "job_lease_ttl", cfg.JobLeaseTTL.String())
+	node.Server().SetReady(true)
+	return node.Serve(serveCtx)
+}
+
+// parts are the service's components and the goroutines running them.
+type parts struct {
+	nc         *nats.Conn
+	features   *grpc.ClientConn
+	store      *jobs.Store
+	workerName string // this replica in job records
+	worker     *jobs.Worker
+	server     *server.Server
+	logger     *slog.Logger
+
+	stopServe context.CancelFunc
+	wg        sync.WaitGroup
+	sequenced chan struct{} // closed once the worker has stopped and serving may end
+}
+
+func start(ctx context.Context, cfg Config, node *service.Node) (_ *parts, err error) {
+	p := &parts{logger: node.Logger()}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	var js jetstream.JetStream
+	if p.nc, js, err = node.JetStream(service.JetStreamOptions{}); err != nil {
+		return nil, err
 	}
 	reg, err := openRegistry(ctx, node, js, cfg)
 	if err != nil {
-		node.Close()
-		return err
+		return nil, err
 	}
-	features, err := node.Dial(ctx, featureService)
-	if err != nil {
-		node.Close()
-		return fmt.Errorf("dialing the feature service: %w", err)
+	if p.features, err = node.Dial(ctx, featureService); err != nil {
+		return nil, fmt.Errorf("dialing the feature service: %w", err)
 	}
-	defer features.Close()
-	fc := featurev1.NewFeatureServiceClient(features)
-
-	worker := cfg.Worker
-	if worker == "" {
-		worker = node.Server().InstanceID()
+	fc := featurev1.NewFeatureServiceClient(p.features)
+	p.workerName = cfg.Worker
+	if p.workerName == "" {
+		p.workerName = node.Server().InstanceID()
 	}
-	store := jobs.NewStore(node.Etcd())
-	t := trainer.New(fc, reg, trainer.WithLogger(logger))
-	w := jobs.NewWorker(store, t,
-		jobs.WithName(worker),
+	p.store = jobs.NewStore(node.Etcd())
+	t := trainer.New(fc, reg, trainer.WithLogger(p.logger))
+	p.worker = jobs.NewWorker(p.store, t,
+		jobs.WithName(p.workerName),
 		jobs.WithLeaseTTL(cfg.JobLeaseTTL),
 		jobs.WithCapacity(cfg.MaxConcurrentJobs),
 		jobs.WithProgressInterval(cfg.ProgressInterval),
 		jobs.WithScanInterval(cfg.ScanInterval),
-		jobs.WithLogger(logger))
-	trainingv1.RegisterTrainingServiceServer(node.GRPC(), server.New(store, reg, fc,
-		server.WithLogger(logger), server.WithDraining(node.Server().Draining())))
+		jobs.WithLogger(p.logger))
+	p.server = server.New(p.store, reg, fc, server.WithLogger(p.logger), server.WithDraining(node.Server().Draining()))
+	return p, nil
+}
 
-	// The worker stops before the server: it hands its jobs back through etcd, which the
-	// node closes when it has served.
+// run starts the worker and the pruning of ended jobs, and returns the context to serve
+// with: it ends once ctx has and the worker has stopped, since the worker hands its jobs back
+// through etcd, which the node closes when it has served.
+func (p *parts) run(ctx context.Context, cfg Config) context.Context {
 	wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWorker()
-	var wg sync.WaitGroup
-	wg.Add(1)
+	p.wg.Add(1)
 	go func() {
-		defer wg.Done()
-		_ = w.Run(wctx)
+		defer p.wg.Done()
+		_ = p.worker.Run(wctx)
 	}()
 	if cfg.JobRetention > 0 {
-		wg.Add(1)
+		p.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			store.PruneEvery(wctx, cfg.JobRetention, time.Hour, logger)
+			defer p.wg.Done()
+			p.store.PruneEvery(wctx, cfg.JobRetention, time.Hour, p.logger)
 		}()
 	}
 	serveCtx, stopServe := context.WithCancel(context.WithoutCancel(ctx))
-	sequenced := make(chan struct{})
+	p.stopServe = stopServe
+	p.sequenced = make(chan struct{})
 	go func() {
-		defer close(sequenced)
+		defer close(p.sequenced)
 		select {
 		case <-ctx.Done():
 		case <-serveCtx.Done():
 		}
 		stopWorker()
-		wg.Wait()
+		p.wg.Wait()
 		stopServe()
 	}()
-	logger.InfoContext(ctx, "training ready", "worker", worker, "job_lease_ttl", cfg.JobLeaseTTL.String())
-	node.Server().SetReady(true)
-	err = node.Serve(serveCtx)
-	stopServe()
-	<-sequenced
-	return err
+	return serveCtx
+}
+
+// close stops the worker (if serving has not already), then closes the connections.
+func (p *parts) close() {
+	if p.stopServe != nil {
+		p.stopServe()
+		<-p.sequenced
+	}
+	if p.features != nil {
+		p.features.Close()
+	}
+	if p.nc != nil {
+		p.nc.Close()
+	}
 }
 
 // openRegistry opens the registry, retrying while NATS is not reachable yet.
