@@ -90,6 +90,15 @@ func APIMetricName(name string) string {
 	return name
 }
 
+// MetricsName returns package metrics' name of an API metric, the inverse of APIMetricName:
+// the name a fold's metrics (selection.Progress.Metrics) carry it under.
+func MetricsName(api string) string {
+	if api == "pr_auc" {
+		return "average_precision"
+	}
+	return api
+}
+
 // classificationMetrics and regressionMetrics are the metrics each task is scored by.
 var (
 	classificationMetrics = []string{"roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "precision", "recall", "f1"}

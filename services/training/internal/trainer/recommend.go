@@ -38,367 +38,368 @@ func (r *run) loadInteractions(ctx context.Context) (exported, error) {
 	})
 }
 
-// runRecommender runs a recommendation job: export the interactions, prune and split them,
-// cross-validate the candidates over the training pairs, refit the winner, evaluate it on
-// the test pairs through the artifact and register it.
-func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
-	s := r.spec
-	task := s.GetTask()
-	explicit := task == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT
-	is := s.GetData().GetInteractions()
+// recommender is a recommendation job: the state its stages share, each filled in by the
+// stage named.
+type recommender struct {
+	*run
+	task     modelv1.TaskKind
+	explicit bool
 
-	r.stage(trainingv1.JobStage_JOB_STAGE_LOADING_DATA)
-	ex, err := r.loadInteractions(ctx)
+	// loadData
+	all, train, test *recommend.Interactions
+
+	// buildCandidates
+	metricName string
+	metric     metrics.Metric
+	ks         []int
+	reported   []string
+	cands      []spec.Candidate
+	recs       []recommend.Candidate
+}
+
+// runRecommender runs a recommendation job: export the interactions, prune and split them,
+// build the candidates, choose the winner (cross-validate them over the training pairs and
+// refit the winner, or fit and test each once), evaluate it on the test pairs through the
+// artifact and register it.
+func (r *run) runRecommender(ctx context.Context) (*Outcome, error) {
+	j := &recommender{run: r, task: r.spec.GetTask()}
+	j.explicit = j.task == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT
+	if err := j.loadData(ctx); err != nil {
+		return nil, err
+	}
+	if err := j.buildCandidates(); err != nil {
+		return nil, err
+	}
+	var c *choice
+	var err error
+	if spec.NoCV(j.spec) {
+		c, err = j.fitAndTest(ctx)
+	} else if c, err = j.crossValidate(ctx); err == nil {
+		err = j.refit(ctx, c)
+	}
 	if err != nil {
 		return nil, err
 	}
-	all := ex.all
-	train, test, err := dataset.SplitInteractions(all, is, spec.Seed(s), ex.testRows)
+	j.warnFinalFit(c.factors.Converged, c.factors.Iterations)
+	if err := j.evaluate(c); err != nil {
+		return nil, err
+	}
+	return j.registerVersion(ctx, c)
+}
+
+// loadData exports the interactions and splits them into training and test pairs.
+func (j *recommender) loadData(ctx context.Context) error {
+	s := j.spec
+	j.stage(trainingv1.JobStage_JOB_STAGE_LOADING_DATA)
+	ex, err := j.loadInteractions(ctx)
 	if err != nil {
-		return nil, Failure(ReasonInvalidData, "splitting the interactions: %v", err)
+		return err
+	}
+	j.all = ex.all
+	if j.train, j.test, err = dataset.SplitInteractions(j.all, s.GetData().GetInteractions(), spec.Seed(s), ex.testRows); err != nil {
+		return Failure(ReasonInvalidData, "splitting the interactions: %v", err)
 	}
 	folds := spec.Folds(s)
-	if train.Len() < 2*folds {
-		return nil, Failure(ReasonInvalidData, "%d training interactions (of %d exported, after the minimum counts and the split) are too few for %d folds",
-			train.Len(), all.Len(), folds)
+	if j.train.Len() < 2*folds {
+		return Failure(ReasonInvalidData, "%d training interactions (of %d exported, after the minimum counts and the split) are too few for %d folds",
+			j.train.Len(), j.all.Len(), folds)
 	}
-	r.rep.Update(func(p *trainingv1.JobProgress) {
-		p.RowsLoaded = int64(all.Len())
+	j.rep.Update(func(p *trainingv1.JobProgress) {
+		p.RowsLoaded = int64(j.all.Len())
 		p.Percent = band[trainingv1.JobStage_JOB_STAGE_LOADING_DATA][1]
 	})
-	if dropped := all.Len() - train.Len() - test.Len(); dropped > 0 {
-		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_LOADING_DATA,
-			"INTERACTIONS_PRUNED", "%d of %d interactions were dropped by the minimum user and item counts", dropped, all.Len())
+	if dropped := j.all.Len() - j.train.Len() - j.test.Len(); dropped > 0 {
+		j.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_LOADING_DATA,
+			"INTERACTIONS_PRUNED", "%d of %d interactions were dropped by the minimum user and item counts", dropped, j.all.Len())
 	}
+	return nil
+}
 
-	// Candidates.
-	metricName, _ := spec.Metric(s)
-	ks := spec.RankingK(s)
-	reported := spec.RecMetrics(task, ks)
-	cands, _ := spec.Expand(s, "spec")
-	recs := make([]recommend.Candidate, len(cands))
-	for i, c := range cands {
-		if recs[i], err = spec.RecCandidate(c, s); err != nil {
-			return nil, Failure(ReasonInvalidSpec, "candidate %d: %v", c.Index, err)
+// buildCandidates resolves the selection metric, the metrics reported and the candidates.
+func (j *recommender) buildCandidates() error {
+	s := j.spec
+	j.metricName, j.metric = spec.Metric(s)
+	j.ks = spec.RankingK(s)
+	j.reported = spec.RecMetrics(j.task, j.ks)
+	j.cands, _ = spec.Expand(s, "spec")
+	j.recs = make([]recommend.Candidate, len(j.cands))
+	for i, c := range j.cands {
+		var err error
+		if j.recs[i], err = spec.RecCandidate(c, s); err != nil {
+			return Failure(ReasonInvalidSpec, "candidate %d: %v", c.Index, err)
 		}
 	}
+	return nil
+}
 
-	// fit fits candidate i on every training pair, as an artifact.
-	fit := func(i int) (*modelv1.ModelArtifact, *recommend.Factors, error) {
-		start := time.Now()
-		est, err := recs[i].Family.New(recs[i].Params)
-		if err != nil {
-			return nil, nil, Failure(ReasonRefitFailed, "candidate %d (%v): %v", i+1, cands[i].Family, err)
-		}
-		f, err := est.Fit(ctx, train)
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
-		if err != nil {
-			return nil, nil, Failure(ReasonRefitFailed, "fitting candidate %d (%v): %v", i+1, cands[i].Family, err)
-		}
-		fitTime := time.Since(start)
-		if explicit && f.Rank > 0 {
-			// Ratings are clipped to the range seen in training.
-			f.MinRating, f.MaxRating = slices.Min(train.Values), slices.Max(train.Values)
-		}
-		a, err := artifact.EncodeFactors(cands[i].Family, task, f)
-		if err != nil {
-			return nil, nil, fmt.Errorf("encoding the model: %w", err)
-		}
-		a.Solver.FitTime = durationpb.New(fitTime)
-		a.Hyperparameters = cands[i].Params
-		return a, f, nil
+// fit fits candidate i on every training pair, as an artifact.
+func (j *recommender) fit(ctx context.Context, i int) (*modelv1.ModelArtifact, *recommend.Factors, error) {
+	start := time.Now()
+	est, err := j.recs[i].Family.New(j.recs[i].Params)
+	if err != nil {
+		return nil, nil, Failure(ReasonRefitFailed, "candidate %d (%v): %v", i+1, j.cands[i].Family, err)
 	}
-	// testOn evaluates an artifact on the test pairs, through the artifact's scorer.
-	testOn := func(a *modelv1.ModelArtifact) ([]*commonv1.Metric, *recommend.Evaluation, error) {
-		sc, err := artifact.NewScorer(a)
-		if err != nil {
-			return nil, nil, fmt.Errorf("loading the model for evaluation: %w", err)
-		}
-		rec, err := recommend.NewScorer(sc.(artifact.Recommender).Factors())
-		if err != nil {
-			return nil, nil, fmt.Errorf("loading the model for evaluation: %w", err)
-		}
-		ev, err := recommend.Evaluate(rec, test, recommend.EvalOptions{K: ks, Ratings: explicit})
-		if err != nil {
-			return nil, nil, Failure(ReasonInvalidData, "evaluating on the test interactions: %v", err)
-		}
-		var ms []*commonv1.Metric
-		for _, name := range reported {
-			if v, ok := ev.Metrics[name]; ok && !math.IsNaN(v) {
-				ms = append(ms, &commonv1.Metric{Name: name, Value: v})
-			}
-		}
-		return ms, ev, nil
+	f, err := est.Fit(ctx, j.train)
+	if ctx.Err() != nil {
+		return nil, nil, ctx.Err()
 	}
+	if err != nil {
+		return nil, nil, Failure(ReasonRefitFailed, "fitting candidate %d (%v): %v", i+1, j.cands[i].Family, err)
+	}
+	fitTime := time.Since(start)
+	if j.explicit && f.Rank > 0 {
+		// Ratings are clipped to the range seen in training.
+		f.MinRating, f.MaxRating = slices.Min(j.train.Values), slices.Max(j.train.Values)
+	}
+	a, err := artifact.EncodeFactors(j.cands[i].Family, j.task, f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding the model: %w", err)
+	}
+	a.Solver.FitTime = durationpb.New(fitTime)
+	a.Hyperparameters = j.cands[i].Params
+	return a, f, nil
+}
 
-	results := make([][]*selection.Progress, len(cands))
+// testOn evaluates an artifact on the test pairs, through the artifact's scorer.
+func (j *recommender) testOn(a *modelv1.ModelArtifact) ([]*commonv1.Metric, *recommend.Evaluation, error) {
+	sc, err := artifact.NewScorer(a)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading the model for evaluation: %w", err)
+	}
+	rec, err := recommend.NewScorer(sc.(artifact.Recommender).Factors())
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading the model for evaluation: %w", err)
+	}
+	ev, err := recommend.Evaluate(rec, j.test, recommend.EvalOptions{K: j.ks, Ratings: j.explicit})
+	if err != nil {
+		return nil, nil, Failure(ReasonInvalidData, "evaluating on the test interactions: %v", err)
+	}
+	var ms []*commonv1.Metric
+	for _, name := range j.reported {
+		if v, ok := ev.Metrics[name]; ok && !math.IsNaN(v) {
+			ms = append(ms, &commonv1.Metric{Name: name, Value: v})
+		}
+	}
+	return ms, ev, nil
+}
+
+// entry builds candidate i's leaderboard entry from its folds.
+func (j *recommender) entry(i int, folds []*selection.Progress) *modelv1.LeaderboardEntry {
+	c := j.cands[i]
+	return foldsEntry(&modelv1.LeaderboardEntry{CandidateIndex: int32(c.Index), Family: c.Family, Label: c.Label, Hyperparameters: c.Params},
+		folds, j.reported, j.metricName)
+}
+
+// startSelection moves the job to cross-validation and returns a fold result slot per
+// candidate and fold.
+func (j *recommender) startSelection(folds int) [][]*selection.Progress {
+	j.stage(trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING)
+	j.rep.Update(func(p *trainingv1.JobProgress) { p.FoldCount, p.CandidateCount = int32(folds), int32(len(j.cands)) })
+	results := make([][]*selection.Progress, len(j.cands))
 	for i := range results {
 		results[i] = make([]*selection.Progress, folds)
 	}
-	entry := func(i int) *modelv1.LeaderboardEntry {
-		return recEntry(cands[i], results[i], metricName, reported)
+	return results
+}
+
+// fitAndTest chooses without cross-validation (folds 0): each candidate is fitted once on the
+// training pairs and scored on the test pairs, which rank them.
+func (j *recommender) fitAndTest(ctx context.Context) (*choice, error) {
+	results := j.startSelection(spec.Folds(j.spec))
+	if j.test.Len() == 0 {
+		return nil, Failure(ReasonInvalidData, "cross_validation.folds 0 scores each candidate on the test interactions, and the split left none")
 	}
-	var (
-		leaderboard []*modelv1.LeaderboardEntry
-		wi          int
-		a           *modelv1.ModelArtifact
-		f           *recommend.Factors
-		testMetrics []*commonv1.Metric
-		ev          *recommend.Evaluation
-		tested      bool
-	)
-	r.stage(trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING)
-	r.rep.Update(func(p *trainingv1.JobProgress) { p.FoldCount, p.CandidateCount = int32(folds), int32(len(cands)) })
-	if spec.NoCV(s) {
-		// Fit and test: each candidate once on the training pairs, scored on the test pairs.
-		if test.Len() == 0 {
-			return nil, Failure(ReasonInvalidData, "cross_validation.folds 0 scores each candidate on the test interactions, and the split left none")
-		}
-		arts := make([]*modelv1.ModelArtifact, len(cands))
-		facts := make([]*recommend.Factors, len(cands))
-		tests := make([][]*commonv1.Metric, len(cands))
-		evs := make([]*recommend.Evaluation, len(cands))
-		rows := make([]selection.Row, len(cands))
-		for i := range cands {
-			start := time.Now()
-			a, f, err := fit(i)
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			p := selection.Progress{Candidate: i, Done: i + 1, Total: len(cands), TrainRows: train.Len(), TestRows: test.Len(), Err: err, Score: math.NaN()}
-			if err == nil {
-				tests[i], evs[i], err = testOn(a)
-				p.Err = err
-			}
-			p.FitTime = time.Since(start)
-			rows[i] = selection.Row{Candidate: i, Family: recs[i].Family.Name, Params: recs[i].Params, Mean: math.NaN()}
-			if err == nil {
-				arts[i], facts[i] = a, f
-				p.Converged, p.Iterations, p.Metrics = f.Converged, f.Iterations, evs[i].Metrics
-				if v, ok := evs[i].Metrics[metricName]; ok {
-					p.Score = v
-				}
-				rows[i].Mean = p.Score
-			} else {
-				rows[i].Err = err.Error()
-			}
-			results[i][0] = &p
-			e := entry(i)
-			r.rep.Update(func(jp *trainingv1.JobProgress) {
-				jp.Fold, jp.CandidateIndex, jp.CandidatesDone = 1, int32(i+1), int32(i+1)
-				lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
-				jp.Percent = lo + (hi-lo)*float64(i+1)/float64(len(cands))
-				jp.CurrentMetrics = e.GetMetrics()
-			})
-		}
-		_, m := spec.Metric(s)
-		err := selection.Rank(rows, m.Better)
-		leaderboard = r.recBoard(rows, entry)
-		if err != nil {
-			return nil, Failure(ReasonAllFailed, "every candidate failed; the first: %s", leaderboard[0].GetError().GetDescription())
-		}
-		wi = rows[0].Candidate
-		a, f, testMetrics, ev, tested = arts[wi], facts[wi], tests[wi], evs[wi], true
-		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "NO_CROSS_VALIDATION",
-			"no cross-validation (folds 0): %d candidates fitted once on %d training pairs and scored on %d test pairs", len(cands), train.Len(), test.Len())
-		if len(cands) > 1 {
-			r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "TEST_ROWS_CHOSE_WINNER",
-				"the test pairs chose the winner among %d candidates: its test metrics are optimistic", len(cands))
-		}
-	} else {
-		search := &recommend.Search{
-			Candidates:  recs,
-			Splitter:    selection.KFold{K: folds, Shuffle: true, Seed: spec.Seed(s)},
-			Metric:      metricName,
-			Eval:        recommend.EvalOptions{K: ks, Ratings: explicit},
-			Parallelism: int(s.GetResources().GetParallelism()),
-			NoRefit:     true,
-			Progress: func(p selection.Progress) {
-				results[p.Candidate][p.Fold] = &p
-				e := entry(p.Candidate)
-				r.rep.Update(func(jp *trainingv1.JobProgress) {
-					jp.Fold, jp.CandidateIndex = int32(p.Fold+1), int32(p.Candidate+1)
-					lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
-					jp.Percent = lo + (hi-lo)*float64(p.Done)/float64(p.Total)
-					jp.CurrentMetrics = e.GetMetrics()
-				})
-			},
-		}
-		res, err := search.Run(ctx, train)
+	arts := make([]*modelv1.ModelArtifact, len(j.cands))
+	facts := make([]*recommend.Factors, len(j.cands))
+	tests := make([][]*commonv1.Metric, len(j.cands))
+	evs := make([]*recommend.Evaluation, len(j.cands))
+	entries := make([]*modelv1.LeaderboardEntry, len(j.cands))
+	for i := range j.cands {
+		start := time.Now()
+		a, f, err := j.fit(ctx, i)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if res == nil && err != nil {
-			return nil, fmt.Errorf("cross-validation: %w", err)
+		p := selection.Progress{Candidate: i, Done: i + 1, Total: len(j.cands), TrainRows: j.train.Len(), TestRows: j.test.Len(), Err: err, Score: math.NaN()}
+		if err == nil {
+			tests[i], evs[i], err = j.testOn(a)
+			p.Err = err
 		}
-		leaderboard = r.recBoard(res.Leaderboard, entry)
-		if err != nil {
-			return nil, Failure(ReasonAllFailed, "every candidate failed; the first: %s", leaderboard[0].GetError().GetDescription())
-		}
-		wi = res.Best.Candidate
-
-		// Refit on every training pair.
-		r.stage(trainingv1.JobStage_JOB_STAGE_REFITTING)
-		if a, f, err = fit(wi); err != nil {
-			return nil, err
-		}
-	}
-	winner := cands[wi]
-	if !f.Converged {
-		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_REFITTING,
-			"SOLVER_NOT_CONVERGED", "the final fit's solver did not reach its tolerance within its iteration cap (%d iterations)", f.Iterations)
-	}
-
-	// Evaluation on the test pairs, through the artifact's scorer.
-	r.stage(trainingv1.JobStage_JOB_STAGE_EVALUATING)
-	if test.Len() > 0 {
-		if !tested {
-			var err error
-			if testMetrics, ev, err = testOn(a); err != nil {
-				return nil, err
+		p.FitTime = time.Since(start)
+		if err == nil {
+			arts[i], facts[i] = a, f
+			p.Converged, p.Iterations, p.Metrics = f.Converged, f.Iterations, evs[i].Metrics
+			if v, ok := evs[i].Metrics[j.metricName]; ok {
+				p.Score = v
 			}
 		}
-		if ev.Fallback > 0 || ev.Known < ev.Rows {
-			r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_EVALUATING, "UNKNOWN_TEST_PAIRS",
+		results[i][0] = &p
+		entries[i] = j.entry(i, results[i])
+		j.rep.Update(func(jp *trainingv1.JobProgress) {
+			jp.Fold, jp.CandidateIndex, jp.CandidatesDone = 1, int32(i+1), int32(i+1)
+			lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
+			jp.Percent = lo + (hi-lo)*float64(i+1)/float64(len(j.cands))
+			jp.CurrentMetrics = entries[i].GetMetrics()
+		})
+	}
+	c := &choice{leaderboard: j.recBoard(entries), tested: true}
+	var err error
+	if c.winner, err = leader(c.leaderboard, j.metricName); err != nil {
+		return nil, err
+	}
+	c.artifact, c.factors, c.testMetrics, c.eval = arts[c.winner], facts[c.winner], tests[c.winner], evs[c.winner]
+	j.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "NO_CROSS_VALIDATION",
+		"no cross-validation (folds 0): %d candidates fitted once on %d training pairs and scored on %d test pairs", len(j.cands), j.train.Len(), j.test.Len())
+	if len(j.cands) > 1 {
+		j.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "TEST_ROWS_CHOSE_WINNER",
+			"the test pairs chose the winner among %d candidates: its test metrics are optimistic", len(j.cands))
+	}
+	return c, nil
+}
+
+// crossValidate ranks the candidates by cross-validation over the training pairs.
+func (j *recommender) crossValidate(ctx context.Context) (*choice, error) {
+	s := j.spec
+	folds := spec.Folds(s)
+	results := j.startSelection(folds)
+	search := &recommend.Search{
+		Candidates:  j.recs,
+		Splitter:    selection.KFold{K: folds, Shuffle: true, Seed: spec.Seed(s)},
+		Metric:      j.metricName,
+		Eval:        recommend.EvalOptions{K: j.ks, Ratings: j.explicit},
+		Parallelism: int(s.GetResources().GetParallelism()),
+		NoRefit:     true,
+		Progress: func(p selection.Progress) {
+			results[p.Candidate][p.Fold] = &p
+			e := j.entry(p.Candidate, results[p.Candidate])
+			j.rep.Update(func(jp *trainingv1.JobProgress) {
+				jp.Fold, jp.CandidateIndex = int32(p.Fold+1), int32(p.Candidate+1)
+				lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
+				jp.Percent = lo + (hi-lo)*float64(p.Done)/float64(p.Total)
+				jp.CurrentMetrics = e.GetMetrics()
+			})
+		},
+	}
+	res, err := search.Run(ctx, j.train)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if res == nil && err != nil {
+		return nil, fmt.Errorf("cross-validation: %w", err)
+	}
+	var entries []*modelv1.LeaderboardEntry
+	for _, row := range res.Leaderboard {
+		e := j.entry(row.Candidate, results[row.Candidate])
+		if row.Err != "" && e.Error == nil {
+			e.Error = &commonv1.Problem{Reason: "CANDIDATE_FAILED", Description: row.Err}
+		}
+		entries = append(entries, e)
+	}
+	c := &choice{leaderboard: j.recBoard(entries)}
+	if c.winner, err = leader(c.leaderboard, j.metricName); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// refit fits the cross-validation's winner on every training pair.
+func (j *recommender) refit(ctx context.Context, c *choice) error {
+	j.stage(trainingv1.JobStage_JOB_STAGE_REFITTING)
+	a, f, err := j.fit(ctx, c.winner)
+	if err != nil {
+		return err
+	}
+	c.artifact, c.factors = a, f
+	return nil
+}
+
+// evaluate scores the winner on the test pairs, through the artifact's scorer, unless the
+// selection did, and settles the model's metrics.
+func (j *recommender) evaluate(c *choice) error {
+	j.stage(trainingv1.JobStage_JOB_STAGE_EVALUATING)
+	if j.test.Len() > 0 {
+		if !c.tested {
+			var err error
+			if c.testMetrics, c.eval, err = j.testOn(c.artifact); err != nil {
+				return err
+			}
+		}
+		if ev := c.eval; ev.Fallback > 0 || ev.Known < ev.Rows {
+			j.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_EVALUATING, "UNKNOWN_TEST_PAIRS",
 				"%d of %d test pairs have a user or item without factors; %d of %d test users got the popularity fallback",
 				ev.Rows-ev.Known, ev.Rows, ev.Fallback, ev.Users)
 		}
 	} else {
-		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_EVALUATING,
+		j.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_EVALUATING,
 			"NO_TEST_SPLIT", "the interactions have no test split: the model's metrics are its cross-validation metrics")
 	}
-	var winnerEntry *modelv1.LeaderboardEntry
-	for _, e := range leaderboard {
-		if int(e.GetCandidateIndex()) == winner.Index {
-			winnerEntry = e
-		}
-	}
-	cvMetrics := winnerEntry.GetMetrics()
-	if spec.NoCV(s) {
-		cvMetrics = nil
-	}
-	a.Metrics = testMetrics
-	if len(testMetrics) == 0 {
-		a.Metrics = cvMetrics
-	}
+	c.settleMetrics(spec.NoCV(j.spec))
+	return nil
+}
 
-	// Registration.
-	r.stage(trainingv1.JobStage_JOB_STAGE_REGISTERING)
+// registerVersion registers the winner with its lineage.
+func (j *recommender) registerVersion(ctx context.Context, c *choice) (*Outcome, error) {
+	j.stage(trainingv1.JobStage_JOB_STAGE_REGISTERING)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	s, a, f, winner := j.spec, c.artifact, c.factors, j.cands[c.winner]
 	data, err := lineageData(s)
 	if err != nil {
 		return nil, err
 	}
-	lineage := &modelv1.Lineage{
-		JobId:       r.job.GetJobId(),
+	a.Lineage = &modelv1.Lineage{
+		JobId:       j.job.GetJobId(),
 		Data:        data,
-		TrainRows:   int64(train.Len()),
-		TestRows:    int64(test.Len()),
+		TrainRows:   int64(j.train.Len()),
+		TestRows:    int64(j.test.Len()),
 		Users:       int64(len(f.UserIDs)),
 		Items:       int64(max(len(f.ItemIDs), len(f.Popularity.ItemIDs))),
-		CodeVersion: r.t.codeVersion,
+		CodeVersion: j.t.codeVersion,
 		Seed:        spec.Seed(s),
 	}
-	if len(all.Times) > 0 {
-		lineage.DataStartTime = timestamppb.New(time.Unix(slices.Min(all.Times), 0))
-		lineage.DataEndTime = timestamppb.New(time.Unix(slices.Max(all.Times), 0))
+	if len(j.all.Times) > 0 {
+		a.Lineage.DataStartTime = timestamppb.New(time.Unix(slices.Min(j.all.Times), 0))
+		a.Lineage.DataEndTime = timestamppb.New(time.Unix(slices.Max(j.all.Times), 0))
 	}
-	a.Lineage = lineage
 	mv := &modelv1.ModelVersion{
 		ModelName:          s.GetModelName(),
 		Family:             winner.Family,
-		Task:               task,
+		Task:               j.task,
 		Hyperparameters:    winner.Params,
-		TestMetrics:        testMetrics,
-		CvMetrics:          cvMetrics,
-		SelectionMetric:    metricName,
+		TestMetrics:        c.testMetrics,
+		CvMetrics:          c.cvMetrics,
+		SelectionMetric:    j.metricName,
 		SelectionDirection: spec.Direction(s),
-		Leaderboard:        cloneEntries(leaderboard),
-		Lineage:            lineage,
+		Leaderboard:        cloneEntries(c.leaderboard),
+		Lineage:            a.Lineage,
 		Description:        s.GetDescription(),
 		Labels:             s.GetLabels(),
 		Converged:          f.Converged,
 	}
-	return r.register(ctx, mv, a)
+	return j.register(ctx, mv, a)
 }
 
-// recBoard turns a ranked recommender leaderboard into its entries, logging the failed
-// candidates, and reports it in the job's progress.
-func (r *run) recBoard(rows []selection.Row, entry func(int) *modelv1.LeaderboardEntry) []*modelv1.LeaderboardEntry {
-	var leaderboard []*modelv1.LeaderboardEntry
-	for _, row := range rows {
-		e := entry(row.Candidate)
-		e.Rank = int32(row.Rank)
-		if row.Err != "" && e.Error == nil {
-			e.Error = &commonv1.Problem{Reason: "CANDIDATE_FAILED", Description: row.Err}
-		}
-		leaderboard = append(leaderboard, e)
+// recBoard ranks a recommender leaderboard (rankEntries), logs its failed candidates and those
+// without a value of the selection metric, and reports it in the job's progress.
+func (j *recommender) recBoard(entries []*modelv1.LeaderboardEntry) []*modelv1.LeaderboardEntry {
+	rankEntries(entries, j.metricName, j.metric)
+	for _, e := range entries {
 		switch {
 		case e.Error != nil:
-			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_ERROR,
+			j.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_ERROR,
 				Code: "CANDIDATE_FAILED", Text: fmt.Sprintf("candidate %d (%v) failed: %s", e.GetCandidateIndex(), e.GetFamily(), e.GetError().GetDescription()),
 				Stage: trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, CandidateIndex: e.GetCandidateIndex()})
-		case math.IsNaN(row.Mean):
-			r.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO,
+		case !hasScore(e, j.metricName):
+			j.rep.Message(&trainingv1.JobMessage{Time: timestamppb.Now(), Severity: trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO,
 				Code: "NO_RATING_METRICS", Text: fmt.Sprintf("candidate %d (%v) predicts no ratings: it has no %s and ranks after the candidates that do; its ranking metrics are on the leaderboard",
-					e.GetCandidateIndex(), e.GetFamily(), r.metricName()),
+					e.GetCandidateIndex(), e.GetFamily(), j.metricName),
 				Stage: trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, CandidateIndex: e.GetCandidateIndex()})
 		}
 	}
-	r.rep.Update(func(p *trainingv1.JobProgress) {
-		p.Leaderboard = leaderboard
-		p.CandidatesDone = int32(len(leaderboard))
+	j.rep.Update(func(p *trainingv1.JobProgress) {
+		p.Leaderboard = entries
+		p.CandidatesDone = int32(len(entries))
 	})
-	return leaderboard
-}
-
-func (r *run) metricName() string {
-	name, _ := spec.Metric(r.spec)
-	return name
-}
-
-// recEntry builds a recommender candidate's leaderboard entry from its finished folds.
-func recEntry(c spec.Candidate, folds []*selection.Progress, metric string, reported []string) *modelv1.LeaderboardEntry {
-	e := &modelv1.LeaderboardEntry{CandidateIndex: int32(c.Index), Family: c.Family, Label: c.Label,
-		Hyperparameters: c.Params, Converged: true}
-	values := map[string][]float64{}
-	var fit time.Duration
-	n := 0
-	for f, p := range folds {
-		if p == nil {
-			continue
-		}
-		n++
-		fr := &modelv1.FoldResult{Fold: int32(f + 1), TrainRows: int64(p.TrainRows), ValidationRows: int64(p.TestRows),
-			Converged: p.Converged, Iterations: int32(p.Iterations), FitTime: durationpb.New(p.FitTime)}
-		for _, name := range reported {
-			if v, ok := p.Metrics[name]; ok && !math.IsNaN(v) {
-				fr.Metrics = append(fr.Metrics, &commonv1.Metric{Name: name, Value: v})
-				values[name] = append(values[name], v)
-			}
-		}
-		e.Folds = append(e.Folds, fr)
-		e.Converged = e.Converged && p.Converged
-		fit += p.FitTime
-		if p.Err != nil && e.Error == nil {
-			e.Error = &commonv1.Problem{Reason: "CANDIDATE_FAILED", Description: fmt.Sprintf("fold %d: %v", f+1, p.Err)}
-		}
-	}
-	if n > 0 {
-		e.MeanFitTime = durationpb.New(fit / time.Duration(n))
-	}
-	for _, name := range reported {
-		if vs := values[name]; len(vs) == n && n > 0 {
-			mean, std := metrics.MeanStd(vs)
-			e.Metrics = append(e.Metrics, &commonv1.Metric{Name: name, Value: mean, StdDev: std})
-			if name == metric {
-				e.Score, e.ScoreStdDev = mean, std
-			}
-		}
-	}
-	return e
+	return entries
 }
