@@ -18,19 +18,20 @@ import (
 )
 
 var familyNames = map[modelv1.ModelFamily]string{
-	modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION:   "Linear regression",
-	modelv1.ModelFamily_MODEL_FAMILY_LASSO:               "Lasso",
-	modelv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET:         "Elastic net",
-	modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION: "Logistic regression",
-	modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:          "Linear SVM",
-	modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:          "Kernel SVM",
-	modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM:         "Nyström SVM",
-	modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC:    "Nyström logistic regression",
-	modelv1.ModelFamily_MODEL_FAMILY_MF_ALS:              "Matrix factorisation (ALS)",
-	modelv1.ModelFamily_MODEL_FAMILY_MF_SGD:              "Matrix factorisation (SGD)",
-	modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS:        "Implicit ALS",
-	modelv1.ModelFamily_MODEL_FAMILY_BPR:                 "Bayesian personalised ranking",
-	modelv1.ModelFamily_MODEL_FAMILY_POPULARITY:          "Popularity",
+	modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION:      "Linear regression",
+	modelv1.ModelFamily_MODEL_FAMILY_LASSO:                  "Lasso",
+	modelv1.ModelFamily_MODEL_FAMILY_ELASTIC_NET:            "Elastic net",
+	modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION:    "Logistic regression",
+	modelv1.ModelFamily_MODEL_FAMILY_LINEAR_SVM:             "Linear SVM",
+	modelv1.ModelFamily_MODEL_FAMILY_KERNEL_SVM:             "Kernel SVM",
+	modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_SVM:            "Nyström SVM",
+	modelv1.ModelFamily_MODEL_FAMILY_NYSTROM_LOGISTIC:       "Nyström logistic regression",
+	modelv1.ModelFamily_MODEL_FAMILY_MF_ALS:                 "Matrix factorisation (ALS)",
+	modelv1.ModelFamily_MODEL_FAMILY_MF_SGD:                 "Matrix factorisation (SGD)",
+	modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS:           "Implicit ALS",
+	modelv1.ModelFamily_MODEL_FAMILY_BPR:                    "Bayesian personalised ranking",
+	modelv1.ModelFamily_MODEL_FAMILY_POPULARITY:             "Popularity",
+	modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES: "Gradient-boosted trees",
 }
 
 func familyName(f modelv1.ModelFamily) string {

@@ -54,7 +54,12 @@ type tabular struct {
 	threshold       float64
 	bins, rocPoints int
 
-	// The preprocessing fitted on every training row by the first fit, and the rows it gave.
+	// The preprocessing fitted on every training row by the first fit that needs it, and
+	// the rows it gave: as the spec says, and native (for families that split categories).
+	designs [2]design
+}
+
+type design struct {
 	pipe *preprocess.Pipeline
 	x    *mat.Dense
 }
@@ -224,7 +229,7 @@ func (t *tabular) buildCandidates() {
 				return nil, b.Err
 			}
 			return b.CV, nil
-		}}}
+		}, Native: b.Native}}
 	}
 	t.threshold, t.bins, t.rocPoints = spec.Evaluation(s.GetEvaluation())
 }
@@ -232,18 +237,19 @@ func (t *tabular) buildCandidates() {
 // fit fits candidate i on every training row, preprocessing included, as an artifact.
 func (t *tabular) fit(ctx context.Context, i int) (*modelv1.ModelArtifact, time.Duration, error) {
 	start := time.Now()
-	if t.pipe == nil {
-		pipe, x, err := preprocess.FitTransform(t.trainTable, t.prep)
-		if err != nil {
-			return nil, 0, Failure(ReasonRefitFailed, "fitting the preprocessing on the training rows: %v", err)
-		}
-		t.pipe, t.x = pipe, x
-	}
 	b := t.built[i]
 	if b.Err != nil {
 		return nil, 0, b.Err
 	}
-	model, err := b.Refit.Fit(ctx, t.x, t.yTrain)
+	d, err := t.design(b.Native)
+	if err != nil {
+		return nil, 0, err
+	}
+	est := b.Refit
+	if ce, ok := est.(ml.CategoricalEstimator); ok {
+		est = ce.WithCategorical(d.pipe.Categorical())
+	}
+	model, err := est.Fit(ctx, d.x, t.yTrain)
 	if ctx.Err() != nil {
 		return nil, 0, ctx.Err()
 	}
@@ -251,7 +257,7 @@ func (t *tabular) fit(ctx context.Context, i int) (*modelv1.ModelArtifact, time.
 		return nil, 0, Failure(ReasonRefitFailed, "fitting candidate %d (%v): %v", i+1, b.Family, err)
 	}
 	fitTime := time.Since(start)
-	a, err := artifact.Encode(&artifact.Fitted{Family: b.Family, Task: t.task, Inputs: t.d.Columns(), Pipeline: t.pipe, Model: model})
+	a, err := artifact.Encode(&artifact.Fitted{Family: b.Family, Task: t.task, Inputs: t.d.Columns(), Pipeline: d.pipe, Model: model})
 	if err != nil {
 		return nil, 0, fmt.Errorf("encoding the model: %w", err)
 	}
@@ -264,6 +270,25 @@ func (t *tabular) fit(ctx context.Context, i int) (*modelv1.ModelArtifact, time.
 		a.Classification = &modelv1.ClassificationOutput{PositiveLabel: t.classes.Positive, NegativeLabel: t.classes.Negative, Threshold: t.threshold}
 	}
 	return a, fitTime, nil
+}
+
+// design returns the preprocessing fitted on every training row, native or as the spec
+// says, fitting it the first time.
+func (t *tabular) design(native bool) (*design, error) {
+	k := 0
+	prep := t.prep
+	if native {
+		k, prep = 1, prep.Native()
+	}
+	d := &t.designs[k]
+	if d.pipe == nil {
+		pipe, x, err := preprocess.FitTransform(t.trainTable, prep)
+		if err != nil {
+			return nil, Failure(ReasonRefitFailed, "fitting the preprocessing on the training rows: %v", err)
+		}
+		d.pipe, d.x = pipe, x
+	}
+	return d, nil
 }
 
 // test scores an artifact on the test rows, through the artifact's scorer.
