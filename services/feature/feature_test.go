@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,25 +20,18 @@ import (
 	"github.com/bullseye-ml/bullseye/services/feature/internal/testenv"
 )
 
-// binary is the feature service binary built for the process tests.
+// binary is the feature service binary the process tests run.
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "bullseye-feature-bin-")
-	if err != nil {
+	var bins embeddedtest.Binaries
+	var err error
+	if binary, err = bins.Path("bullseye-feature"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "bullseye-feature")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/bullseye-feature")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the feature binary:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	bins.Remove()
 	if code == 0 {
 		if err := goleak.Find(embeddedtest.GoleakOptions()...); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)

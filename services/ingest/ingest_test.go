@@ -25,6 +25,7 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/datasets"
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
@@ -33,41 +34,24 @@ import (
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/importclient"
 )
 
-// binary is the bullseye-ingest binary under test: $BULLSEYE_BIN's when
-// set (make test), else built for the tests.
+// binary is the bullseye-ingest binary under test.
 var binary string
 
 func TestMain(m *testing.M) {
-	code := func() int {
-		if dir := os.Getenv("BULLSEYE_BIN"); dir != "" {
-			if _, err := os.Stat(filepath.Join(dir, "bullseye-ingest")); err == nil {
-				binary = filepath.Join(dir, "bullseye-ingest")
-			}
+	var bins embeddedtest.Binaries
+	var err error
+	if binary, err = bins.Path("bullseye-ingest"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	bins.Remove()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
 		}
-		if binary == "" {
-			dir, err := os.MkdirTemp("", "bullseye-ingest-bin-")
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-			defer os.RemoveAll(dir)
-			build := exec.Command("go", "build", "-o", dir, "github.com/bullseye-ml/bullseye/services/ingest/cmd/bullseye-ingest")
-			build.Stdout, build.Stderr = os.Stderr, os.Stderr
-			if err := build.Run(); err != nil {
-				fmt.Fprintln(os.Stderr, "building bullseye-ingest:", err)
-				return 1
-			}
-			binary = filepath.Join(dir, "bullseye-ingest")
-		}
-		code := m.Run()
-		if code == 0 {
-			if err := goleak.Find(); err != nil {
-				fmt.Fprintln(os.Stderr, "goleak:", err)
-				return 1
-			}
-		}
-		return code
-	}()
+	}
 	os.Exit(code)
 }
 

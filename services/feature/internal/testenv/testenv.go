@@ -7,90 +7,34 @@ package testenv
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/bullseye-ml/bullseye/pkg/embedded"
-	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog/eventlogtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
-	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/services/feature"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/materialize"
 )
 
-// HMACKey is the key tests pseudonymise with.
-const HMACKey = "bullseye-test-hmac-key-0123456789abcdef"
-
-// Env is one test's etcd, NATS and JetStream handles.
+// Env is one test's etcd, NATS and JetStream handles, key file and pseudonymiser.
 type Env struct {
-	T    testing.TB
-	Etcd *embedded.Etcd
-	NATS *embedded.NATS
-	NC   *nats.Conn
-	JS   jetstream.JetStream
-	Cli  *clientv3.Client
-	// KeyFile holds HMACKey.
-	KeyFile string
-	// Pseudonymiser is built from HMACKey.
-	Pseudonymiser *eventlog.Pseudonymiser
+	*embeddedtest.Env
+	T testing.TB
 }
 
 // New starts etcd and NATS for t and creates the event log layout.
 func New(t testing.TB) *Env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	e := &Env{T: t}
-	var err error
-	if e.Etcd, err = embedded.StartEtcd(ctx, t.TempDir()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Etcd.Close)
-	if e.NATS, err = embedded.StartNATS(t.TempDir()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.NATS.Shutdown)
-	if e.NC, err = nats.Connect(e.NATS.URL()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.NC.Close)
-	if e.JS, err = jetstream.New(e.NC, jetstream.WithPublishAsyncMaxPending(8192)); err != nil {
-		t.Fatal(err)
-	}
-	if err := eventlog.Ensure(ctx, e.JS); err != nil {
-		t.Fatal(err)
-	}
-	if e.Cli, err = clientv3.New(clientv3.Config{Endpoints: e.Etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Cli.Close() })
-	e.KeyFile = filepath.Join(t.TempDir(), "hmac.key")
-	if err := os.WriteFile(e.KeyFile, []byte(HMACKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if e.Pseudonymiser, err = eventlog.NewPseudonymiser([]byte(HMACKey), ""); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return &Env{Env: embeddedtest.New(t), T: t}
 }
 
 // Config returns a feature service configuration for this environment.
@@ -137,7 +81,11 @@ func (e *Env) Start(cfg feature.Config) *Service {
 	}
 	e.T.Cleanup(s.Stop)
 	s.dial(e.T)
-	e.WaitServing(s.Addr, 60*time.Second)
+	wctx, wcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer wcancel()
+	if err := embeddedtest.WaitServing(wctx, s.Addr); err != nil {
+		e.T.Fatal(err)
+	}
 	return s
 }
 
@@ -167,24 +115,6 @@ func (s *Service) Stop() {
 	}
 }
 
-// WaitServing waits until the server at addr reports SERVING.
-func (e *Env) WaitServing(addr string, within time.Duration) {
-	e.T.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := mesh.CheckHealth(ctx, addr, "", mesh.TLSConfig{Insecure: true})
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.T.Fatalf("%s not SERVING after %v: %v", addr, within, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // Health returns the overall health status of addr.
 func Health(addr string) (healthpb.HealthCheckResponse_ServingStatus, error) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -203,62 +133,28 @@ func Health(addr string) (healthpb.HealthCheckResponse_ServingStatus, error) {
 
 // Proc is the feature binary running as a subprocess.
 type Proc struct {
-	Addr   string
+	*embeddedtest.Process
 	Client featurev1.FeatureServiceClient
 	Conn   *grpc.ClientConn
-	cmd    *exec.Cmd
-	exited chan struct{}
 }
 
 // StartBinary runs the binary bin against the environment with extra
 // flags, and waits until it is SERVING.
 func (e *Env) StartBinary(bin string, extra ...string) *Proc {
 	e.T.Helper()
-	port := freePort(e.T)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	args := append([]string{
-		"--etcd-endpoints", strings.Join(e.Etcd.Endpoints(), ","),
-		"--nats-url", e.NATS.URL(),
-		"--insecure",
-		"--listen", addr,
-		"--lease-ttl", "2s",
-		"--data-dir", e.T.TempDir(),
-		"--hmac-key-file", e.KeyFile,
-	}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stderr = io.Discard
-	if os.Getenv("BULLSEYE_TEST_LOGS") != "" {
-		cmd.Stderr = os.Stderr
-	}
-	if err := cmd.Start(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := e.StartProcess(ctx, bin, nil, append([]string{"--hmac-key-file", e.KeyFile}, extra...)...)
+	if err != nil {
 		e.T.Fatal(err)
 	}
-	p := &Proc{Addr: addr, cmd: cmd, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
 	e.T.Cleanup(p.Kill)
-	e.WaitServing(addr, 60*time.Second)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	conn, err := grpc.NewClient(p.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		e.T.Fatal(err)
 	}
 	e.T.Cleanup(func() { conn.Close() })
-	p.Conn, p.Client = conn, featurev1.NewFeatureServiceClient(conn)
-	return p
-}
-
-// Kill sends SIGKILL and waits for the process to exit.
-func (p *Proc) Kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return &Proc{Process: p, Conn: conn, Client: featurev1.NewFeatureServiceClient(conn)}
 }
 
 // Publisher returns a publisher on the environment's JetStream.
