@@ -114,7 +114,7 @@ bench-ingest:
 # ghz against serving: Predict with 64 inline features vs a no-op server with the
 # same messages, Predict by user id (feature lookups per call), Recommend
 # batched vs not, and p99 latency at half the peak rate.
-bench-serve: tools
+bench-serve: tools build
 	cd services/serving && BULLSEYE_BIN=$(BIN) go run ./cmd/bullseye-serving-bench -runs 5
 
 # GetOnlineFeatures latency (1 and 64 entities of 20 features, concurrency 1

@@ -26,11 +26,15 @@ import (
 	"github.com/bullseye-ml/bullseye/services/serving/internal/testenv"
 )
 
+// binaries gives the feature service binary the environments run.
+var binaries embeddedtest.Binaries
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared.env != nil {
 		shared.env.Close()
 	}
+	binaries.Remove()
 	if code == 0 {
 		if err := goleak.Find(embeddedtest.GoleakOptions()...); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
@@ -78,7 +82,7 @@ func sharedBank(t *testing.T) *bank {
 	path := testenv.DataFile(t, "bank-additional-full.csv")
 	shared.once.Do(func() {
 		start := time.Now()
-		env := testenv.New(t)
+		env := testenv.New(t, &binaries)
 		shared.env = env
 		b, err := seedBank(env, testenv.ReadTable(t, path))
 		shared.bank, shared.err = b, err
@@ -309,7 +313,7 @@ func startServing(t *testing.T, env *testenv.Env, mod func(*Config)) *instance {
 	in.conn = conn
 	in.client = servingv1.NewPredictionServiceClient(conn)
 	in.infer = inference.NewGRPCInferenceServiceClient(conn)
-	if err := testenv.WaitServing(ctxT(t, 60*time.Second), in.addr); err != nil {
+	if err := embeddedtest.WaitServing(ctxT(t, 60*time.Second), in.addr); err != nil {
 		t.Fatal(err)
 	}
 	return in

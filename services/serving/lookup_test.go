@@ -49,7 +49,7 @@ func traitFeature(name string, typ commonv1.ValueType, def *commonv1.Value) *fea
 // unknown one without inline features NOT_FOUND. Audience filters on looked-up BOOL and TIME
 // features, and IS_NULL on a feature with a default, select the customers they should.
 func TestLookedUpValuesOfEveryType(t *testing.T) {
-	env := testenv.New(t)
+	env := testenv.New(t, &binaries)
 	t.Cleanup(env.Close)
 	ctx := ctxT(t, 3*time.Minute)
 	const (

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -31,8 +32,14 @@ import (
 	"github.com/bullseye-ml/bullseye/services/training/internal/featuretest"
 )
 
+// binaries gives the feature service binary the recommender tests run.
+var binaries embeddedtest.Binaries
+
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, embeddedtest.GoleakOptions()...)
+	goleak.VerifyTestMain(m, append(embeddedtest.GoleakOptions(), goleak.Cleanup(func(code int) {
+		binaries.Remove()
+		os.Exit(code)
+	}))...)
 }
 
 // Bank Marketing files of the shared data folder.

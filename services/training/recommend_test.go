@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -19,7 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
@@ -28,93 +25,38 @@ import (
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/synth"
-	"github.com/bullseye-ml/bullseye/services/feature"
 )
 
 // newRecEnv starts etcd, NATS with the event log's streams, and the REAL feature service
-// in-process (feature.Run), which registers as "feature" for the training service to dial.
+// (its binary), which registers as "feature" for the training service to dial.
 func newRecEnv(t *testing.T) (*env, jetstream.JetStream, featurev1.FeatureServiceClient) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e := &env{t: t}
-	var err error
-	if e.etcd, err = embedded.StartEtcd(ctx, t.TempDir()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.etcd.Close)
-	if e.nats, err = embedded.StartNATS(t.TempDir()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.nats.Shutdown)
-	if e.cli, err = e.etcd.Client(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.cli.Close() })
-	nc, err := nats.Connect(e.nats.URL())
+	infra := embeddedtest.New(t)
+	e := &env{t: t, etcd: infra.Etcd, nats: infra.NATS, cli: infra.Cli}
+	bin, err := binaries.Path("bullseye-feature")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eventlog.Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-
-	keyFile := filepath.Join(t.TempDir(), "hmac.key")
-	if err := os.WriteFile(keyFile, []byte("bullseye-test-hmac-key-0123456789abcdef\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := feature.NewConfig()
-	cfg.EtcdEndpoints = e.etcd.Endpoints()
-	cfg.NATSURL = e.nats.URL()
-	cfg.Server.TLS.Insecure = true
-	cfg.Server.ListenAddr = "127.0.0.1:0"
-	cfg.Server.ShutdownTimeout = 2 * time.Second
-	cfg.LeaseTTL = 2 * time.Second
-	cfg.DataDir = t.TempDir()
-	cfg.HMACKeyFile = keyFile
 	logs := &logBuffer{}
-	cfg.Server.Logger = slog.New(slog.NewJSONHandler(logs, nil))
-	addrs := make(chan string, 1)
-	cfg.Started = func(_, addr, _ string) { addrs <- addr }
-	fctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- feature.Run(fctx, cfg) }()
-	var addr string
-	select {
-	case addr = <-addrs:
-	case err := <-done:
-		stop()
-		t.Fatalf("feature.Run: %v", err)
-	case <-time.After(30 * time.Second):
-		stop()
-		t.Fatal("the feature service did not start")
-	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	feature, err := infra.StartProcess(ctx, bin, logs, "--hmac-key-file", infra.KeyFile)
 	if err != nil {
-		stop()
+		t.Fatalf("the feature service: %v\n%s", err, logs)
+	}
+	conn, err := grpc.NewClient(feature.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		feature.Kill()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		conn.Close()
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("feature.Run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("the feature service did not stop")
-		}
+		feature.Kill()
 		if t.Failed() {
 			t.Logf("logs of the feature service:\n%s", logs)
 		}
 	})
-	return e, js, featurev1.NewFeatureServiceClient(conn)
+	return e, infra.JS, featurev1.NewFeatureServiceClient(conn)
 }
 
 // publishRatings publishes one "Product Rated" TRACK record per interaction, as ingest

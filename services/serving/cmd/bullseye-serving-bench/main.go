@@ -12,10 +12,11 @@
 //	(d) the p99 latency of Predict (a) at half its peak rate.
 //
 // Serving and the no-op server run as child processes (this binary re-executed), each with
-// its own heap, beside the embedded etcd, NATS and feature service of this process; both log
-// warnings only. Each comparison is measured A B B A so that a shared machine's background
-// load weighs on both sides alike. Feature lookups are counted by the feature service itself.
-// ghz (pinned, v0.120.0) is found in $BULLSEYE_BIN or bin/ at the repository's root.
+// its own heap, beside the embedded etcd and NATS of this process and the bullseye-feature
+// binary; both log warnings only. Each comparison is measured A B B A so that a shared
+// machine's background load weighs on both sides alike. Feature lookups are counted by the
+// feature service itself. ghz (pinned, v0.120.0) is found in $BULLSEYE_BIN or bin/ at the
+// repository's root; bullseye-feature in $BULLSEYE_BIN, else it is built from the sources.
 package main
 
 import (
@@ -44,6 +45,7 @@ import (
 	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
@@ -120,7 +122,9 @@ func run(o options) (err error) {
 	}
 	defer os.RemoveAll(dir)
 	fmt.Fprintf(os.Stderr, "setting up: etcd, NATS, feature service, %d customers × 64 features, models...\n", o.customers)
-	env := testenv.New(tb{dir})
+	var bins embeddedtest.Binaries
+	defer bins.Remove()
+	env := testenv.New(tb{dir}, &bins)
 	defer env.Close()
 	ctx, cancel := ctxFor(5 * time.Minute)
 	defer cancel()
@@ -356,8 +360,8 @@ func report(o options, rs []result) error {
 }
 
 // The benchmark runs serving and the no-op server as processes of their own, as in
-// production: each with its own heap and garbage collector, apart from the embedded etcd,
-// NATS and feature service of the benchmark's process. Both log warnings only.
+// production: each with its own heap and garbage collector, apart from the embedded etcd and
+// NATS of the benchmark's process. Both log warnings only.
 const (
 	childServing = "-child-serving"
 	childNoop    = "-child-noop"
@@ -401,7 +405,7 @@ func startChild(mode string, args ...string) (string, func(), error) {
 	}
 	ctx, cancel := ctxFor(time.Minute)
 	defer cancel()
-	if err := testenv.WaitServing(ctx, addr); err != nil {
+	if err := embeddedtest.WaitServing(ctx, addr); err != nil {
 		stop()
 		return "", nil, err
 	}

@@ -4,19 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/features"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/testenv"
 )
+
+// binaries gives the feature service binary the environment runs.
+var binaries embeddedtest.Binaries
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, append(embeddedtest.GoleakOptions(), goleak.Cleanup(func(code int) {
+		binaries.Remove()
+		os.Exit(code)
+	}))...)
+}
 
 // TestLookupSaysWhatTheRowsLayoutSays: a Lookup, made in the columns layout and split into
 // calls of at most MaxEntities customers, gives for every customer and column the found flag,
@@ -25,7 +38,7 @@ import (
 // Lookup is filled again with fewer customers and other columns. A bad column name is
 // ErrLookup.
 func TestLookupSaysWhatTheRowsLayoutSays(t *testing.T) {
-	env := testenv.New(t)
+	env := testenv.New(t, &binaries)
 	defer env.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

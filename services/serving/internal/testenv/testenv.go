@@ -1,45 +1,33 @@
 // Package testenv runs what serving stands on, for its tests and benchmark: real embedded etcd
-// and NATS, the real feature service in-process, the model registry, and helpers to seed
+// and NATS, the real feature service (its binary), the model registry, and helpers to seed
 // customers the way ingest does (StoredEvent records on the events stream), to fit models
 // with pkg/ml, encode them with pkg/artifact, register and promote them.
 package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog/eventlogtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
-	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
-	"github.com/bullseye-ml/bullseye/services/feature"
 )
-
-// HMACKey is the key the environment pseudonymises with.
-const HMACKey = "bullseye-serving-test-hmac-key-0123456789"
 
 // TB is what the helpers need of a test (testing.TB has it); the benchmark brings its own.
 type TB interface {
@@ -49,28 +37,20 @@ type TB interface {
 	TempDir() string
 }
 
-// Env is etcd, NATS, the feature service and the registry, running in this process.
+// Env is etcd, NATS and the registry in this process, and the feature service's binary
+// beside it.
 type Env struct {
-	// Etcd and NATS are the embedded servers; NC, JS and Cli clients of them.
-	Etcd *embedded.Etcd
-	NATS *embedded.NATS
-	NC   *nats.Conn
-	JS   jetstream.JetStream
-	Cli  *clientv3.Client
-	// KeyFile holds HMACKey, which Pseudonymiser uses (erasures).
-	KeyFile       string
-	Pseudonymiser *eventlog.Pseudonymiser
+	// Env is etcd, NATS, their clients, the HMAC key file and its pseudonymiser (erasures).
+	*embeddedtest.Env
 	// Registry is the model registry, as training writes it.
 	Registry *registry.Registry
 	// Feature is a client of the feature service; FeatureAddr its address; FeatureMetrics
-	// its Prometheus registry (gRPC server metrics: calls by method).
+	// its metrics (gRPC server metrics: calls by method).
 	Feature        featurev1.FeatureServiceClient
 	FeatureAddr    string
-	FeatureMetrics *prometheus.Registry
+	FeatureMetrics prometheus.Gatherer
 
-	dir     string
-	mu      sync.Mutex
-	closers []func()
+	dir string
 }
 
 // Logger returns a logger for services in tests: quiet unless BULLSEYE_TEST_LOGS is set.
@@ -81,147 +61,66 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 }
 
-// New starts etcd, NATS, the event log layout, the feature service and the registry. Close
-// releases them.
-func New(t TB) *Env {
+// New starts etcd, NATS, the event log layout, the registry and the feature service, the
+// binary bins gives. Close releases them.
+func New(t TB, bins *embeddedtest.Binaries) *Env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "bullseye-serving-env-")
+	e, err := start(ctx, bins)
 	if err != nil {
-		t.Fatalf("temp dir: %v", err)
-	}
-	e := &Env{dir: dir}
-	e.defer_(func() { os.RemoveAll(dir) })
-	fail := func(what string, err error) {
-		e.Close()
-		t.Fatalf("%s: %v", what, err)
-	}
-	if e.Etcd, err = embedded.StartEtcd(ctx, filepath.Join(dir, "etcd")); err != nil {
-		fail("starting etcd", err)
-	}
-	e.defer_(e.Etcd.Close)
-	if e.NATS, err = embedded.StartNATS(filepath.Join(dir, "nats")); err != nil {
-		fail("starting NATS", err)
-	}
-	e.defer_(e.NATS.Shutdown)
-	if e.NC, err = nats.Connect(e.NATS.URL()); err != nil {
-		fail("connecting to NATS", err)
-	}
-	e.defer_(e.NC.Close)
-	if e.JS, err = jetstream.New(e.NC, jetstream.WithPublishAsyncMaxPending(8192)); err != nil {
-		fail("JetStream", err)
-	}
-	if err := eventlog.Ensure(ctx, e.JS); err != nil {
-		fail("event log layout", err)
-	}
-	if e.Cli, err = clientv3.New(clientv3.Config{Endpoints: e.Etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
-		fail("etcd client", err)
-	}
-	e.defer_(func() { e.Cli.Close() })
-	e.KeyFile = filepath.Join(dir, "hmac.key")
-	if err := os.WriteFile(e.KeyFile, []byte(HMACKey+"\n"), 0o600); err != nil {
-		fail("key file", err)
-	}
-	if e.Pseudonymiser, err = eventlog.NewPseudonymiser([]byte(HMACKey), ""); err != nil {
-		fail("pseudonymiser", err)
-	}
-	if e.Registry, err = registry.Open(ctx, e.Cli, e.JS); err != nil {
-		fail("registry", err)
-	}
-	if err := e.startFeature(ctx); err != nil {
-		fail("feature service", err)
+		t.Fatalf("test environment: %v", err)
 	}
 	return e
 }
 
-func (e *Env) defer_(f func()) {
-	e.mu.Lock()
-	e.closers = append(e.closers, f)
-	e.mu.Unlock()
+func start(ctx context.Context, bins *embeddedtest.Binaries) (_ *Env, err error) {
+	bin, err := bins.Path("bullseye-feature")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "bullseye-serving-env-")
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{dir: dir}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if e.Env, err = embeddedtest.Start(ctx, dir); err != nil {
+		return nil, err
+	}
+	if e.Registry, err = registry.Open(ctx, e.Cli, e.JS); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	feature, err := e.StartProcess(ctx, bin, nil, "--hmac-key-file", e.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("feature service: %w", err)
+	}
+	e.OnClose(feature.Kill)
+	e.FeatureAddr, e.FeatureMetrics = feature.Addr, feature
+	conn, err := grpc.NewClient(e.FeatureAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return nil, err
+	}
+	e.OnClose(func() { conn.Close() })
+	e.Feature = featurev1.NewFeatureServiceClient(conn)
+	return e, nil
 }
 
-// Close stops everything, last started first.
+// Close stops everything, last started first, and removes the environment's files.
 func (e *Env) Close() {
-	e.mu.Lock()
-	cs := e.closers
-	e.closers = nil
-	e.mu.Unlock()
-	for i := len(cs) - 1; i >= 0; i-- {
-		cs[i]()
+	if e.Env != nil {
+		e.Env.Close()
 	}
+	os.RemoveAll(e.dir)
 }
 
 // Endpoints returns the etcd client URLs.
 func (e *Env) Endpoints() []string { return e.Etcd.Endpoints() }
-
-// Dir returns a fresh directory under the environment's.
-func (e *Env) Dir(name string) string {
-	d, err := os.MkdirTemp(e.dir, name+"-")
-	if err != nil {
-		panic(err)
-	}
-	return d
-}
-
-func (e *Env) startFeature(ctx context.Context) error {
-	cfg := feature.NewConfig()
-	cfg.EtcdEndpoints = e.Etcd.Endpoints()
-	cfg.NATSURL = e.NATS.URL()
-	cfg.Server.TLS.Insecure = true
-	cfg.Server.ListenAddr = "127.0.0.1:0"
-	cfg.Server.ShutdownTimeout = 2 * time.Second
-	cfg.LeaseTTL = 2 * time.Second
-	cfg.DataDir = e.Dir("feature")
-	cfg.HMACKeyFile = e.KeyFile
-	cfg.Server.Logger = Logger()
-	e.FeatureMetrics = prometheus.NewRegistry()
-	cfg.Server.Registry = e.FeatureMetrics
-	addrs := make(chan string, 1)
-	cfg.Started = func(_, addr, _ string) { addrs <- addr }
-	fctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- feature.Run(fctx, cfg) }()
-	e.defer_(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-		}
-	})
-	select {
-	case e.FeatureAddr = <-addrs:
-	case err := <-done:
-		return fmt.Errorf("stopped at start: %w", err)
-	case <-ctx.Done():
-		return errors.New("did not start")
-	}
-	conn, err := grpc.NewClient(e.FeatureAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
-	if err != nil {
-		return err
-	}
-	e.defer_(func() { conn.Close() })
-	e.Feature = featurev1.NewFeatureServiceClient(conn)
-	return WaitServing(ctx, e.FeatureAddr)
-}
-
-// WaitServing waits until the server at addr reports SERVING.
-func WaitServing(ctx context.Context, addr string) error {
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := mesh.CheckHealth(cctx, addr, "", mesh.TLSConfig{Insecure: true})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not SERVING: %w", addr, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
 
 // FeatureCalls returns how many calls of a method (e.g. "GetOnlineFeatures") the feature
 // service has handled, from its own gRPC server metrics.
