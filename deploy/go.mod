@@ -16,6 +16,7 @@ require (
 	github.com/bullseye-ml/bullseye/services/ingest v0.0.0-00010101000000-000000000000
 	github.com/bullseye-ml/bullseye/services/serving v0.0.0-00010101000000-000000000000
 	github.com/bullseye-ml/bullseye/services/training v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
 	k8s.io/api v0.37.2
 	k8s.io/apimachinery v0.37.2
 	sigs.k8s.io/yaml v1.6.0

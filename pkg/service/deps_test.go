@@ -12,12 +12,16 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/pkg/service"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, embeddedtest.GoleakOptions()...) }
 
 // startNATS starts a NATS server on 127.0.0.1 for the test; the test needs the server itself to
 // cut a client's connection from the server's side.
