@@ -15,7 +15,9 @@ import (
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/batch"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/features"
+	"github.com/bullseye-ml/bullseye/services/serving/internal/features/featurestest"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/recommend"
+	"github.com/bullseye-ml/bullseye/services/serving/internal/scoring/scoringtest"
 )
 
 var (
@@ -24,14 +26,18 @@ var (
 	granted  = commonv1.ConsentState_CONSENT_STATE_GRANTED
 )
 
-func knownPeople() *featureService {
-	return &featureService{sets: []*featurev1.FeatureSet{people}, customers: map[string]customer{
-		"c1":       {granted, map[string]*commonv1.Value{"age": integer(30), "spend": num(4), "tier": str("gold")}},
-		"c2":       {0, map[string]*commonv1.Value{"age": integer(50), "tier": str("silver")}},
-		"objected": {objected, map[string]*commonv1.Value{"age": integer(30), "spend": num(1), "tier": str("gold")}},
-		"erased":   {erased, nil},
-		"noage":    {granted, map[string]*commonv1.Value{"spend": num(1)}},
-	}}
+func knownPeople() *featurestest.Service {
+	return featurestest.New([]*featurev1.FeatureSet{scoringtest.People}, knownCustomers())
+}
+
+func knownCustomers() map[string]featurestest.Customer {
+	return map[string]featurestest.Customer{
+		"c1":       {Consent: granted, Values: map[string]*commonv1.Value{"age": integer(30), "spend": num(4), "tier": str("gold")}},
+		"c2":       {Values: map[string]*commonv1.Value{"age": integer(50), "tier": str("silver")}},
+		"objected": {Consent: objected, Values: map[string]*commonv1.Value{"age": integer(30), "spend": num(1), "tier": str("gold")}},
+		"erased":   {Consent: erased},
+		"noage":    {Consent: granted, Values: map[string]*commonv1.Value{"spend": num(1)}},
+	}
 }
 
 // TestScoreGatesAndFillsEachRow: a row is scored from its customer's looked-up values with
@@ -42,7 +48,7 @@ func knownPeople() *featureService {
 // columns the model takes.
 func TestScoreGatesAndFillsEachRow(t *testing.T) {
 	fs := knownPeople()
-	m := load(t, serve(t, fs), linearArtifact(t), 64)
+	m := load(t, fs.Serve(t), scoringtest.Linear(t, "spend", 1), 64)
 	v := func(byName map[string]*commonv1.Value) []*commonv1.Value { return values(t, m, byName) }
 	outs, tasks, err := run(t, m, nil, []Row{
 		{UserID: "c1"},
@@ -97,7 +103,7 @@ func TestScoreGatesAndFillsEachRow(t *testing.T) {
 			}
 		}
 	}
-	for _, req := range fs.requests() {
+	for _, req := range fs.Lookups() {
 		var ids []string
 		for _, e := range req.GetEntities() {
 			ids = append(ids, e.GetId())
@@ -116,7 +122,7 @@ func TestScoreGatesAndFillsEachRow(t *testing.T) {
 // storage the next batch reuses); inline values are reported as given.
 func TestContributionsKeepTheirValues(t *testing.T) {
 	fs := knownPeople()
-	m := load(t, serve(t, fs), linearArtifact(t), 64)
+	m := load(t, fs.Serve(t), scoringtest.Linear(t, "spend", 1), 64)
 	if !m.HasContributions || m.Baseline() != 1 {
 		t.Fatalf("contributions %v, baseline %v; want a linear model's, 1", m.HasContributions, m.Baseline())
 	}
@@ -154,8 +160,8 @@ func TestContributionsKeepTheirValues(t *testing.T) {
 // customers end with ErrLookup and tasks of inline rows alone are still scored.
 func TestLookupFailureFailsOnlyTheRowsThatNeedIt(t *testing.T) {
 	fs := knownPeople()
-	fs.fail = status.Error(codes.Unavailable, "feature service down")
-	m := load(t, serve(t, fs), linearArtifact(t), 64)
+	fs.Fail(status.Error(codes.Unavailable, "feature service down"))
+	m := load(t, fs.Serve(t), scoringtest.Linear(t, "spend", 1), 64)
 	outs, tasks, err := run(t, m, nil,
 		[]Row{{UserID: "c1"}},
 		[]Row{{Values: values(t, m, map[string]*commonv1.Value{"age": integer(10), "spend": num(1)})}})
@@ -181,8 +187,8 @@ func (audience) Match(value func(string) (*commonv1.Value, bool)) bool {
 // is FILTERED, before suppression is considered, and a missing value is outside it.
 func TestAudienceFilter(t *testing.T) {
 	fs := knownPeople()
-	fs.customers["silver-objected"] = customer{objected, map[string]*commonv1.Value{"age": integer(1), "tier": str("silver")}}
-	m := load(t, serve(t, fs), linearArtifact(t), 64)
+	fs.SetCustomer("silver-objected", featurestest.Customer{Consent: objected, Values: map[string]*commonv1.Value{"age": integer(1), "tier": str("silver")}})
+	m := load(t, fs.Serve(t), scoringtest.Linear(t, "spend", 1), 64)
 	outs, _, err := run(t, m, func(t *Task) { t.Filter = audience{} },
 		[]Row{{UserID: "c1"}, {UserID: "c2"}, {UserID: "objected"}, {UserID: "silver-objected"}, {UserID: "noage"}})
 	if err != nil {
@@ -194,7 +200,7 @@ func TestAudienceFilter(t *testing.T) {
 			t.Errorf("row %d: %v, want %v", i, o.Status, want[i])
 		}
 	}
-	reqs := fs.requests()
+	reqs := fs.Lookups()
 	if last := reqs[len(reqs)-1]; !slices.Equal(last.GetFeatureNames(), []string{"age", "spend", "tier"}) {
 		t.Errorf("the lookup asked for %v, want the model's columns and the filter's: [age spend tier]", last.GetFeatureNames())
 	}
@@ -203,7 +209,7 @@ func TestAudienceFilter(t *testing.T) {
 // TestExpiredTasksAreDropped: a task whose caller has gone ends with ErrExpired, its
 // neighbours are scored.
 func TestExpiredTasksAreDropped(t *testing.T) {
-	m := load(t, serve(t, knownPeople()), linearArtifact(t), 64)
+	m := load(t, knownPeople().Serve(t), scoringtest.Linear(t, "spend", 1), 64)
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
 	g := NewGroup(2)
@@ -222,12 +228,12 @@ func TestExpiredTasksAreDropped(t *testing.T) {
 // still looked up for consent, by its first column, and rows are scored from inline values; one
 // without columns is ErrLookup.
 func TestFeatureSetWithoutTheModelsInputs(t *testing.T) {
-	fs := knownPeople()
-	fs.sets = append(fs.sets,
-		&featurev1.FeatureSet{Name: "other", Version: 1, Columns: []*featurev1.FeatureColumn{{Name: "tier", Type: commonv1.ValueType_VALUE_TYPE_STRING}}},
-		&featurev1.FeatureSet{Name: "empty", Version: 1})
-	fc := serve(t, fs)
-	a := linearArtifact(t)
+	fs := featurestest.New([]*featurev1.FeatureSet{scoringtest.People,
+		{Name: "other", Version: 1, Columns: []*featurev1.FeatureColumn{{Name: "tier", Type: commonv1.ValueType_VALUE_TYPE_STRING}}},
+		{Name: "empty", Version: 1},
+	}, knownCustomers())
+	fc := fs.Serve(t)
+	a := scoringtest.Linear(t, "spend", 1)
 	a.GetLineage().FeatureSet = "other"
 	m := load(t, fc, a, 64)
 	inline := values(t, m, map[string]*commonv1.Value{"age": integer(2), "spend": num(0)})
@@ -238,12 +244,12 @@ func TestFeatureSetWithoutTheModelsInputs(t *testing.T) {
 	if outs[0][0].Status != StatusOK || outs[0][0].Score != 3 || outs[0][1].Status != StatusSuppressed {
 		t.Errorf("outcomes %+v, want c1 scored 3 and the objected customer suppressed", outs[0])
 	}
-	reqs := fs.requests()
+	reqs := fs.Lookups()
 	if last := reqs[len(reqs)-1]; !slices.Equal(last.GetFeatureNames(), []string{"tier"}) || last.GetFeatureSet().GetName() != "other" {
 		t.Errorf("the lookup asked %s for %v, want other for [tier]", last.GetFeatureSet().GetName(), last.GetFeatureNames())
 	}
 
-	a = linearArtifact(t)
+	a = scoringtest.Linear(t, "spend", 1)
 	a.ModelName, a.GetLineage().FeatureSet = "empty-set", "empty"
 	m = load(t, fc, a, 64)
 	if _, tasks, _ := run(t, m, nil, []Row{{UserID: "c1", Values: inline}}); !errors.Is(tasks[0].Err(), features.ErrLookup) {
@@ -255,21 +261,19 @@ func TestFeatureSetWithoutTheModelsInputs(t *testing.T) {
 // impute, and only logs a lookup that fails (the feature service may come later).
 func TestWarm(t *testing.T) {
 	fs := knownPeople()
-	m := load(t, serve(t, fs), linearArtifact(t), 2)
+	m := load(t, fs.Serve(t), scoringtest.Linear(t, "spend", 1), 2)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := m.Warm(ctx); err != nil {
 		t.Errorf("Warm: %v", err)
 	}
-	if len(fs.requests()) == 0 || fs.requests()[0].GetEntities()[0].GetId() != warmupID {
-		t.Errorf("the warm-up looked up %v, want the warm-up id", fs.requests())
+	if len(fs.Lookups()) == 0 || fs.Lookups()[0].GetEntities()[0].GetId() != warmupID {
+		t.Errorf("the warm-up looked up %v, want the warm-up id", fs.Lookups())
 	}
-	fs.mu.Lock()
-	fs.fail = status.Error(codes.Unavailable, "down")
-	fs.mu.Unlock()
-	a := linearArtifact(t)
+	fs.Fail(status.Error(codes.Unavailable, "down"))
+	a := scoringtest.Linear(t, "spend", 1)
 	a.ModelName = "cold"
-	if err := load(t, serve(t, fs), a, 2).Warm(ctx); err != nil {
+	if err := load(t, fs.Serve(t), a, 2).Warm(ctx); err != nil {
 		t.Errorf("Warm with the feature service down: %v, want only a log", err)
 	}
 }
@@ -280,8 +284,8 @@ func TestWarm(t *testing.T) {
 // Consent comes from the first feature set listed; with none, the rows fail.
 func TestRecommenderRows(t *testing.T) {
 	fs := knownPeople()
-	fs.customers["u1"] = customer{granted, nil}
-	m := load(t, serve(t, fs), recommenderArtifact(t), 64)
+	fs.SetCustomer("u1", featurestest.Customer{Consent: granted})
+	m := load(t, fs.Serve(t), scoringtest.Recommender(t, "recs", 1), 64)
 	if !m.Recommender() || len(m.Inputs) != 0 {
 		t.Fatalf("a recommender with %d inputs", len(m.Inputs))
 	}
@@ -316,10 +320,10 @@ func TestRecommenderRows(t *testing.T) {
 		t.Errorf("pairs %+v, want u1·i1 = 2 and an unknown item", pairs)
 	}
 
-	none := &featureService{customers: fs.customers}
-	a := recommenderArtifact(t)
+	none := featurestest.New(nil, map[string]featurestest.Customer{"u1": {Consent: granted}})
+	a := scoringtest.Recommender(t, "recs", 1)
 	a.ModelName = "no-sets"
-	if _, tasks, _ := run(t, load(t, serve(t, none), a, 64), func(t *Task) { t.Query = query }, []Row{{UserID: "u1"}}); !errors.Is(tasks[0].Err(), features.ErrNoFeatureSet) {
+	if _, tasks, _ := run(t, load(t, none.Serve(t), a, 64), func(t *Task) { t.Query = query }, []Row{{UserID: "u1"}}); !errors.Is(tasks[0].Err(), features.ErrNoFeatureSet) {
 		t.Errorf("without any feature set: %v, want ErrNoFeatureSet", tasks[0].Err())
 	}
 }
