@@ -2,10 +2,9 @@ package importer
 
 import (
 	"errors"
-	"fmt"
 	"io"
 
-	"github.com/bullseye-ml/bullseye/services/ingest/internal/fault"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 )
 
 // chunkReader reads the file's bytes from the chunks of an Import stream,
@@ -30,10 +29,10 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 		}
 		req, err := c.stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return 0, fault.Invalid("start.size_bytes", fmt.Sprintf("the stream ended after byte %d of %d; import again to resume", c.recvPos, c.size))
+			return 0, fault.Invalid("start.size_bytes", "the stream ended after byte %d of %d; import again to resume", c.recvPos, c.size)
 		}
 		if err != nil {
-			return 0, err
+			return 0, fault.Transport(err)
 		}
 		chunk := req.GetChunk()
 		if chunk == nil {
@@ -45,11 +44,11 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 		}
 		if !c.started {
 			if chunk.GetOffset() < 0 || chunk.GetOffset() > c.resume {
-				return 0, fault.Precondition(fmt.Sprintf("the first chunk starts at byte %d, after the resume offset %d", chunk.GetOffset(), c.resume))
+				return 0, fault.New(fault.ErrFailedPrecondition, reasonPrecondition, "the first chunk starts at byte %d, after the resume offset %d", chunk.GetOffset(), c.resume)
 			}
 			c.started, c.recvPos = true, chunk.GetOffset()
 		} else if chunk.GetOffset() != c.recvPos {
-			return 0, fault.Precondition(fmt.Sprintf("a chunk starts at byte %d where byte %d was expected; chunks must be contiguous", chunk.GetOffset(), c.recvPos))
+			return 0, fault.New(fault.ErrFailedPrecondition, reasonPrecondition, "a chunk starts at byte %d where byte %d was expected; chunks must be contiguous", chunk.GetOffset(), c.recvPos)
 		}
 		c.recvPos += int64(len(data))
 		if c.recvPos > c.size {

@@ -11,10 +11,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
-	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
-	"github.com/bullseye-ml/bullseye/services/ingest/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/record"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/rows"
 )
@@ -30,7 +29,7 @@ const (
 func missingColumns(cols []string) error {
 	v := make(fault.Violations, 0, len(cols))
 	for _, c := range cols {
-		v = append(v, fault.Violation{Field: "start.mapping", Description: fmt.Sprintf("names column %s, which the file does not have", pkgfault.Quote(c))})
+		v = append(v, fault.Violation{Field: "start.mapping", Description: fmt.Sprintf("names column %s, which the file does not have", fault.Quote(c))})
 	}
 	return v
 }

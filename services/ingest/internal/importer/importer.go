@@ -26,10 +26,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
-	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
-	"github.com/bullseye-ml/bullseye/services/ingest/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/record"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/rows"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/store"
@@ -50,6 +49,14 @@ const (
 	maxInFlight = 8
 	// maxInferenceBytes bounds the rows held for type inference.
 	maxInferenceBytes = 32 << 20
+)
+
+// Stable reasons of the importer's refusals.
+const (
+	// reasonPrecondition: the stream does not fit the import's stored state.
+	reasonPrecondition = "FAILED_PRECONDITION"
+	// reasonConcurrent: another import of the file is running.
+	reasonConcurrent = "CONCURRENT_REQUEST"
 )
 
 // Stream is the server side of an Import stream.
@@ -203,7 +210,7 @@ type run struct {
 }
 
 // Import runs one Import stream to its end. Errors are fault kinds,
-// store.ErrUnavailable or the stream's own.
+// store.ErrUnavailable or the stream's own (marked fault.Transport).
 func (im *Importer) Import(stream Stream) (err error) {
 	ctx := stream.Context()
 	req, err := stream.Recv()
@@ -211,7 +218,7 @@ func (im *Importer) Import(stream Stream) (err error) {
 		return fault.Invalid("start", "the stream ended before its start message")
 	}
 	if err != nil {
-		return err
+		return fault.Transport(err)
 	}
 	start := req.GetStart()
 	if start == nil {
@@ -231,7 +238,7 @@ func (im *Importer) Import(stream Stream) (err error) {
 	}
 	if !r.validateOnly {
 		if !im.lock(ctx, r.key) {
-			return fault.Aborted("an import of this file with this mapping is already running; wait for it to end or cancel it")
+			return fault.New(fault.ErrAborted, reasonConcurrent, "an import of this file with this mapping is already running; wait for it to end or cancel it")
 		}
 		defer im.unlock(r.key)
 		done, err := r.load()
@@ -324,7 +331,7 @@ func (r *run) load() (done bool, err error) {
 	}
 	if r.state.MappingHash != mh || r.state.Size != r.start.GetSizeBytes() {
 		if r.state.NextRow > 0 {
-			return false, fault.Precondition("an interrupted import of this file stored rows with another mapping or size; resume it with the same start message")
+			return false, fault.New(fault.ErrFailedPrecondition, reasonPrecondition, "an interrupted import of this file stored rows with another mapping or size; resume it with the same start message")
 		}
 		// Nothing was stored: start over with this mapping.
 		r.state = State{ImportID: r.plan.importID, MappingHash: mh, Size: r.start.GetSizeBytes(), StartTime: time.Now().UTC()}
@@ -372,7 +379,7 @@ func (r *run) response(already bool) *ingestv1.ImportResponse {
 func (r *run) send(already bool) error {
 	r.lastProgress = time.Now()
 	if err := r.stream.Send(r.response(already)); err != nil {
-		return fmt.Errorf("sending import progress: %w", err)
+		return fmt.Errorf("sending import progress: %w", fault.Transport(err))
 	}
 	return nil
 }
@@ -485,7 +492,7 @@ func (r *run) readError(err error) error {
 		if se.Column > 0 {
 			where += fmt.Sprintf(", column %d", se.Column)
 			if se.Column <= len(r.header) {
-				where += " (" + pkgfault.Quote(r.header[se.Column-1]) + ")"
+				where += " (" + fault.Quote(r.header[se.Column-1]) + ")"
 			}
 		}
 		where += ": " + se.Msg
@@ -506,7 +513,7 @@ func (r *run) readError(err error) error {
 		}
 	}
 	s := &r.state
-	return fault.Invalid("chunk", fmt.Sprintf("%s; the import stopped there: the %d rows before it were read (%d accepted, %d rejected, %d duplicate), the rest of the file was not", where, r.nextRow, s.RowsAccepted, s.RowsRejected, s.RowsDuplicate))
+	return fault.Invalid("chunk", "%s; the import stopped there: the %d rows before it were read (%d accepted, %d rejected, %d duplicate), the rest of the file was not", where, r.nextRow, s.RowsAccepted, s.RowsRejected, s.RowsDuplicate)
 }
 
 // needInference reports whether any column's type is to be inferred.
@@ -551,19 +558,19 @@ func (r *run) preamble() (eof bool, err error) {
 			return false, r.readError(err)
 		}
 		if row.Err != nil {
-			return false, fault.Invalid("start.mapping.csv", "the header row cannot be read: "+row.Err.Msg)
+			return false, fault.Invalid("start.mapping.csv", "the header row cannot be read: %s", row.Err.Msg)
 		}
 		if len(header) == 0 {
 			for _, c := range row.Cells {
 				header = append(header, c.Text)
 			}
 		} else if len(header) != len(row.Cells) {
-			return false, fault.Invalid("start.mapping.csv.column_names", fmt.Sprintf("name %d columns, the header row has %d", len(header), len(row.Cells)))
+			return false, fault.Invalid("start.mapping.csv.column_names", "name %d columns, the header row has %d", len(header), len(row.Cells))
 		}
 	}
 	for i, c := range header {
 		if !utf8.ValidString(c) {
-			return false, fault.Invalid("start.mapping.csv", fmt.Sprintf("the name of column %d is not valid UTF-8", i+1))
+			return false, fault.Invalid("start.mapping.csv", "the name of column %d is not valid UTF-8", i+1)
 		}
 	}
 	if firstDuplicate(header) != "" {
@@ -576,7 +583,7 @@ func (r *run) preamble() (eof bool, err error) {
 	if r.plan.unmapped == ingestv1.UnmappedColumns_UNMAPPED_COLUMNS_REJECT {
 		for _, c := range header {
 			if !r.plan.named[c] {
-				return false, fault.Invalid("start.mapping.unmapped_columns", fmt.Sprintf("the file has column %s, which the mapping does not name, and unmapped columns are refused", pkgfault.Quote(c)))
+				return false, fault.Invalid("start.mapping.unmapped_columns", "the file has column %s, which the mapping does not name, and unmapped columns are refused", fault.Quote(c))
 			}
 		}
 	}
@@ -826,7 +833,7 @@ func (r *run) persist(ctx context.Context) error {
 	}
 	rev, err := r.im.store.PutImport(ctx, r.key, value, r.rev)
 	if errors.Is(err, store.ErrConflict) {
-		return fault.Aborted("another import of this file is running on another ingest instance")
+		return fault.New(fault.ErrAborted, reasonConcurrent, "another import of this file is running on another ingest instance")
 	}
 	if err != nil {
 		return err

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bullseye-ml/bullseye/services/ingest/internal/fault"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/rows"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"

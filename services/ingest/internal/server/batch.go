@@ -43,7 +43,7 @@ type item struct {
 // Track stores a batch of behavioural events.
 func (s *Server) Track(ctx context.Context, req *ingestv1.TrackRequest) (*ingestv1.TrackResponse, error) {
 	if err := s.checkBatch("events", len(req.GetEvents())); err != nil {
-		return nil, s.Status(ctx, "Track", err)
+		return nil, statuses.Status(ctx, s.logger, "Track", err)
 	}
 	now := time.Now().UTC()
 	items := make([]item, len(req.GetEvents()))
@@ -60,7 +60,7 @@ func (s *Server) Track(ctx context.Context, req *ingestv1.TrackRequest) (*ingest
 	}
 	results, counts, err := s.commit(ctx, "Track", items)
 	if err != nil {
-		return nil, s.Status(ctx, "Track", err)
+		return nil, statuses.Status(ctx, s.logger, "Track", err)
 	}
 	return &ingestv1.TrackResponse{Results: results, Counts: counts}, nil
 }
@@ -68,7 +68,7 @@ func (s *Server) Track(ctx context.Context, req *ingestv1.TrackRequest) (*ingest
 // Identify stores a batch of trait updates.
 func (s *Server) Identify(ctx context.Context, req *ingestv1.IdentifyRequest) (*ingestv1.IdentifyResponse, error) {
 	if err := s.checkBatch("updates", len(req.GetUpdates())); err != nil {
-		return nil, s.Status(ctx, "Identify", err)
+		return nil, statuses.Status(ctx, s.logger, "Identify", err)
 	}
 	now := time.Now().UTC()
 	items := make([]item, len(req.GetUpdates()))
@@ -85,7 +85,7 @@ func (s *Server) Identify(ctx context.Context, req *ingestv1.IdentifyRequest) (*
 	}
 	results, counts, err := s.commit(ctx, "Identify", items)
 	if err != nil {
-		return nil, s.Status(ctx, "Identify", err)
+		return nil, statuses.Status(ctx, s.logger, "Identify", err)
 	}
 	return &ingestv1.IdentifyResponse{Results: results, Counts: counts}, nil
 }
@@ -93,7 +93,7 @@ func (s *Server) Identify(ctx context.Context, req *ingestv1.IdentifyRequest) (*
 // SetConsent stores a batch of consent changes.
 func (s *Server) SetConsent(ctx context.Context, req *ingestv1.SetConsentRequest) (*ingestv1.SetConsentResponse, error) {
 	if err := s.checkBatch("changes", len(req.GetChanges())); err != nil {
-		return nil, s.Status(ctx, "SetConsent", err)
+		return nil, statuses.Status(ctx, s.logger, "SetConsent", err)
 	}
 	now := time.Now().UTC()
 	items := make([]item, len(req.GetChanges()))
@@ -110,7 +110,7 @@ func (s *Server) SetConsent(ctx context.Context, req *ingestv1.SetConsentRequest
 	}
 	results, counts, err := s.commit(ctx, "SetConsent", items)
 	if err != nil {
-		return nil, s.Status(ctx, "SetConsent", err)
+		return nil, statuses.Status(ctx, s.logger, "SetConsent", err)
 	}
 	return &ingestv1.SetConsentResponse{Results: results, Counts: counts}, nil
 }
@@ -133,7 +133,7 @@ func prefixProblems(ps []*commonv1.Problem, list string, i int) {
 
 func (s *Server) checkBatch(field string, n int) error {
 	if n > s.maxBatch {
-		return invalid(field, "holds %d items, more than the limit of %d per call; split the batch", n, s.maxBatch)
+		return fault.Invalid(field, "holds %d items, more than the limit of %d per call; split the batch", n, s.maxBatch)
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ func filterFingerprint(req *ingestv1.ListDeadLettersRequest) string {
 func (s *Server) ListDeadLetters(ctx context.Context, req *ingestv1.ListDeadLettersRequest) (*ingestv1.ListDeadLettersResponse, error) {
 	resp, err := s.listDeadLetters(ctx, req)
 	if err != nil {
-		return nil, s.Status(ctx, "ListDeadLetters", err)
+		return nil, statuses.Status(ctx, s.logger, "ListDeadLetters", err)
 	}
 	return resp, nil
 }
@@ -82,7 +82,7 @@ func (s *Server) listDeadLetters(ctx context.Context, req *ingestv1.ListDeadLett
 	size := int(req.GetPageSize())
 	switch {
 	case size < 0 || size > maxPageSize:
-		return nil, invalid("page_size", "must be between 0 and %d", maxPageSize)
+		return nil, fault.Invalid("page_size", "must be between 0 and %d", maxPageSize)
 	case size == 0:
 		size = defaultPageSize
 	}
@@ -94,20 +94,20 @@ func (s *Server) listDeadLetters(ctx context.Context, req *ingestv1.ListDeadLett
 	}
 	if t := req.GetStartTime(); t != nil {
 		if t.CheckValid() != nil {
-			return nil, invalid("start_time", "is not a valid timestamp")
+			return nil, fault.Invalid("start_time", "is not a valid timestamp")
 		}
 		f.Start = t.AsTime()
 	}
 	if t := req.GetEndTime(); t != nil {
 		if t.CheckValid() != nil {
-			return nil, invalid("end_time", "is not a valid timestamp")
+			return nil, fault.Invalid("end_time", "is not a valid timestamp")
 		}
 		f.End = t.AsTime()
 	}
 	if id := req.GetUserId(); id != "" {
 		subj, err := eventlog.DeadLetterSubject(eventlog.UserKey(id))
 		if err != nil {
-			return nil, invalid("user_id", "is not a usable customer id")
+			return nil, fault.Invalid("user_id", "is not a usable customer id")
 		}
 		f.Subject = subj
 	}
@@ -120,10 +120,10 @@ func (s *Server) listDeadLetters(ctx context.Context, req *ingestv1.ListDeadLett
 			err = json.Unmarshal(b, &pt)
 		}
 		if err != nil || pt.Before == 0 {
-			return nil, invalid("page_token", "is not a token this service issued")
+			return nil, fault.Invalid("page_token", "is not a token this service issued")
 		}
 		if pt.Filter != fp {
-			return nil, invalid("page_token", "was issued for other filters; keep the filters of the first page")
+			return nil, fault.Invalid("page_token", "was issued for other filters; keep the filters of the first page")
 		}
 		before = pt.Before
 	}
@@ -155,7 +155,7 @@ const (
 func (s *Server) ReplayDeadLetters(ctx context.Context, req *ingestv1.ReplayDeadLettersRequest) (*ingestv1.ReplayDeadLettersResponse, error) {
 	resp, err := s.replay(ctx, req)
 	if err != nil {
-		return nil, s.Status(ctx, "ReplayDeadLetters", err)
+		return nil, statuses.Status(ctx, s.logger, "ReplayDeadLetters", err)
 	}
 	return resp, nil
 }

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
-	"github.com/bullseye-ml/bullseye/services/ingest/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/store"
 )
 
@@ -34,7 +34,7 @@ const (
 func (s *Server) ForgetUser(ctx context.Context, req *ingestv1.ForgetUserRequest) (*ingestv1.ForgetUserResponse, error) {
 	receipt, err := s.forget(ctx, req)
 	if err != nil {
-		return nil, s.Status(ctx, "ForgetUser", err)
+		return nil, statuses.Status(ctx, s.logger, "ForgetUser", err)
 	}
 	return &ingestv1.ForgetUserResponse{Receipt: receipt}, nil
 }
@@ -65,7 +65,7 @@ func (s *Server) forget(ctx context.Context, req *ingestv1.ForgetUserRequest) (*
 	for _, k := range keys {
 		// Short ids would match ordinary text; longer ones must not appear.
 		if len(k.ID) >= 6 && strings.Contains(req.GetReason(), k.ID) {
-			return nil, invalid("reason", "holds the customer's id; the reason is kept in the audit record, which must not hold personal data")
+			return nil, fault.Invalid("reason", "holds the customer's id; the reason is kept in the audit record, which must not hold personal data")
 		}
 	}
 	ctx, span := s.tracer.Start(ctx, "ingest.forget_user")

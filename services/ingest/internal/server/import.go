@@ -6,5 +6,5 @@ import (
 
 // Import runs a bulk import stream.
 func (s *Server) Import(stream ingestv1.IngestService_ImportServer) error {
-	return s.Status(stream.Context(), "Import", s.importer.Import(stream))
+	return statuses.Status(stream.Context(), s.logger, "Import", s.importer.Import(stream))
 }

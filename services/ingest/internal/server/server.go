@@ -1,27 +1,20 @@
 // Package server implements bullseye.ingest.v1.IngestService: the gRPC
 // handlers of Track, Identify, SetConsent, Import, ListDeadLetters,
 // ReplayDeadLetters and ForgetUser over the event log. Go errors are mapped
-// to gRPC status codes in one place (Status); internal error text never
+// to gRPC status codes in one place (statuses); internal error text never
 // reaches callers, and logs, spans and errors never hold a raw personal
 // value.
 package server
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
-	"github.com/bullseye-ml/bullseye/services/ingest/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/importer"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/record"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/store"
@@ -100,53 +93,14 @@ func New(st *store.Store, b *record.Builder, opts ...Option) *Server {
 	return s
 }
 
-// Status maps an error from the layers below to the gRPC status the caller
-// sees. It is the only place where that happens. Messages are fixed texts
-// or texts written for callers (fault kinds); other error text is logged,
-// never returned.
-func (s *Server) Status(ctx context.Context, method string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var (
-		v    fault.Violations
-		pre  fault.Precondition
-		abrt fault.Aborted
-	)
-	switch {
-	case errors.As(err, &v):
-		return withDetails(codes.InvalidArgument, "invalid request: see the field violations", v.BadRequest(),
-			&errdetails.ErrorInfo{Reason: "INVALID_REQUEST", Domain: errorDomain})
-	case errors.As(err, &pre):
-		return withDetails(codes.FailedPrecondition, string(pre), &errdetails.ErrorInfo{Reason: "FAILED_PRECONDITION", Domain: errorDomain})
-	case errors.As(err, &abrt):
-		return withDetails(codes.Aborted, string(abrt), &errdetails.ErrorInfo{Reason: "CONCURRENT_REQUEST", Domain: errorDomain})
-	case errors.Is(err, store.ErrUnavailable):
-		s.logger.WarnContext(ctx, "event log unavailable", "method", method, "error", err)
-		return withDetails(codes.Unavailable, "the event log is unavailable; nothing was reported stored, retry with the same message ids",
-			&errdetails.ErrorInfo{Reason: "EVENT_LOG_UNAVAILABLE", Domain: errorDomain})
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "the call was cancelled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "the call's deadline passed")
-	}
-	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
-		// From the transport (a stream's Recv or Send).
-		return status.Error(st.Code(), "the stream failed: "+st.Code().String())
-	}
-	s.logger.ErrorContext(ctx, "internal error", "method", method, "error", err)
-	return withDetails(codes.Internal, "internal error", &errdetails.ErrorInfo{Reason: "INTERNAL", Domain: errorDomain})
-}
-
-func withDetails(c codes.Code, msg string, details ...protoadapt.MessageV1) error {
-	st := status.New(c, msg)
-	if withD, err := st.WithDetails(details...); err == nil {
-		st = withD
-	}
-	return st.Err()
-}
-
-// invalid is a whole-request violation.
-func invalid(field, format string, args ...any) error {
-	return fault.Invalid(field, fmt.Sprintf(format, args...))
+// statuses maps the errors of the layers below to the gRPC statuses callers
+// see, once, at the handler: messages are fixed texts or texts written for
+// callers (fault kinds); other error text is logged, never returned.
+var statuses = fault.Mapper{
+	Domain:        errorDomain,
+	InvalidReason: "INVALID_REQUEST",
+	Sentinels: []fault.Sentinel{
+		{Err: store.ErrUnavailable, Kind: fault.ErrUnavailable, Reason: "EVENT_LOG_UNAVAILABLE", Dependency: true,
+			Message: "the event log is unavailable; nothing was reported stored, retry with the same message ids"},
+	},
 }
