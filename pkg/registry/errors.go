@@ -12,8 +12,10 @@ import (
 // Errors of the registry; test for them with errors.Is, and get details with errors.As on the
 // typed errors below.
 var (
-	// ErrNotFound: the model, version or alias does not exist, or nothing is live.
-	ErrNotFound = errors.New("not found")
+	// ErrNotFound: the model, version or alias does not exist, or nothing is live. It is a
+	// *fault.Coded error with a stable reason: MODEL_NOT_FOUND, VERSION_NOT_FOUND,
+	// ALIAS_NOT_FOUND or NO_LIVE_VERSION.
+	ErrNotFound = fault.ErrNotFound
 	// ErrInvalid: the request is malformed; an InvalidError names the fields.
 	ErrInvalid = fault.ErrInvalid
 	// ErrRevisionMismatch: a promotion's expected revision is stale; a *RevisionError gives
@@ -37,23 +39,8 @@ type FieldViolation = fault.Violation
 // InvalidError is an ErrInvalid error listing the invalid fields.
 type InvalidError = fault.Violations
 
-// NotFoundError is an ErrNotFound error with a stable reason: MODEL_NOT_FOUND,
-// VERSION_NOT_FOUND, ALIAS_NOT_FOUND or NO_LIVE_VERSION.
-type NotFoundError struct {
-	// Reason is the stable reason.
-	Reason string
-	// Message says what was not found, for people.
-	Message string
-}
-
-// Error returns the message.
-func (e *NotFoundError) Error() string { return e.Message }
-
-// Is makes NotFoundError match ErrNotFound.
-func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
-
 func notFound(reason, format string, args ...any) error {
-	return &NotFoundError{Reason: reason, Message: fmt.Sprintf(format, args...)}
+	return fault.New(ErrNotFound, reason, format, args...)
 }
 
 // RevisionError is an ErrRevisionMismatch error.

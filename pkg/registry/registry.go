@@ -386,7 +386,7 @@ func (r *Registry) Models(ctx context.Context, prefix, after string, limit int) 
 
 // Resolve returns the version a model reference selects and the model's routing state: the
 // pinned version, the version an alias names, or, with neither, the live version with the
-// largest traffic share (ties: the first listed). It fails with ErrNotFound (a *NotFoundError
+// largest traffic share (ties: the first listed). It fails with ErrNotFound (a *fault.Coded
 // with reason MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND or NO_LIVE_VERSION).
 func (r *Registry) Resolve(ctx context.Context, ref *commonv1.ModelRef) (*modelv1.ModelVersion, *modelv1.RegisteredModel, error) {
 	name := ref.GetName()

@@ -19,12 +19,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
-	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 )
 
 // rowsPerMessage is the batch size asked of BuildTrainingSet.

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
-	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 )
 
 // LoadInteractions streams the feature service's ExportInteractions into interactions, one

@@ -16,9 +16,9 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
-	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/training/internal/jobs"
 	"github.com/bullseye-ml/bullseye/services/training/internal/trainer"
 )

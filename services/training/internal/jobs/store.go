@@ -34,9 +34,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
-	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 )
 
 // Key prefixes.
@@ -154,7 +153,7 @@ func (s *Store) Get(ctx context.Context, id string) (*trainingv1.Job, int64, err
 		return nil, 0, fmt.Errorf("reading job %s: %w", id, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, 0, fault.New(fault.ErrNotFound, "JOB_NOT_FOUND", "no job %s", pkgfault.Quote(id))
+		return nil, 0, fault.New(fault.ErrNotFound, "JOB_NOT_FOUND", "no job %s", fault.Quote(id))
 	}
 	job := &trainingv1.Job{}
 	if err := proto.Unmarshal(resp.Kvs[0].Value, job); err != nil {
@@ -226,7 +225,7 @@ func (s *Store) Cancel(ctx context.Context, id, reason string) (*trainingv1.Job,
 	// current decodes the record a failed transaction read back.
 	current := func(kvs []*mvccpb.KeyValue) error {
 		if len(kvs) == 0 {
-			return fault.New(fault.ErrNotFound, "JOB_NOT_FOUND", "no job %s", pkgfault.Quote(id))
+			return fault.New(fault.ErrNotFound, "JOB_NOT_FOUND", "no job %s", fault.Quote(id))
 		}
 		job = &trainingv1.Job{}
 		if err := proto.Unmarshal(kvs[0].Value, job); err != nil {

@@ -10,10 +10,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
-	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/training/internal/jobs"
 )
 
@@ -100,7 +99,7 @@ func checkText(v *fault.Violations, field, s string, max int) {
 func checkAliases(v *fault.Violations, set map[string]int64, remove []string) {
 	for a := range set {
 		if !registry.ValidAlias(a) {
-			v.Add("set_aliases", "alias %s %s", pkgfault.Quote(a), nameRule)
+			v.Add("set_aliases", "alias %s %s", fault.Quote(a), nameRule)
 		}
 	}
 	for i, a := range remove {
@@ -144,7 +143,7 @@ func walkTimes(v *fault.Violations, path string, m protoreflect.Message) {
 		switch {
 		case fd.IsList():
 			l := val.List()
-			for i := 0; i < l.Len() && len(*v) <= pkgfault.MaxReported; i++ {
+			for i := 0; i < l.Len() && len(*v) <= fault.MaxReported; i++ {
 				walkTimes(v, fmt.Sprintf("%s[%d]", name, i), l.Get(i).Message())
 			}
 		case fd.IsMap():
@@ -152,8 +151,8 @@ func walkTimes(v *fault.Violations, path string, m protoreflect.Message) {
 				return true
 			}
 			val.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				walkTimes(v, fmt.Sprintf("%s[%s]", name, pkgfault.Quote(k.String())), mv.Message())
-				return len(*v) <= pkgfault.MaxReported
+				walkTimes(v, fmt.Sprintf("%s[%s]", name, fault.Quote(k.String())), mv.Message())
+				return len(*v) <= fault.MaxReported
 			})
 		default:
 			walkTimes(v, name, val.Message())

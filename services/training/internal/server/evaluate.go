@@ -8,13 +8,12 @@ import (
 	"time"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
-	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/services/training/internal/dataset"
 	"github.com/bullseye-ml/bullseye/services/training/internal/evaluate"
-	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/training/internal/spec"
 )
 
@@ -27,13 +26,13 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 	v.CheckMessage("options", req.GetOptions())
 	if len(req.GetRows()) <= maxInlineRows {
 		for i, r := range req.GetRows() {
-			if len(v) > pkgfault.MaxReported {
+			if len(v) > fault.MaxReported {
 				break
 			}
 			f := fmt.Sprintf("rows[%d]", i)
 			v.CheckMessage(f, r)
-			checkText(&v, f+".entity_id", r.GetEntityId(), pkgfault.MaxIDBytes)
-			checkText(&v, f+".item_id", r.GetItemId(), pkgfault.MaxIDBytes)
+			checkText(&v, f+".entity_id", r.GetEntityId(), fault.MaxIDBytes)
+			checkText(&v, f+".item_id", r.GetItemId(), fault.MaxIDBytes)
 		}
 	}
 	switch {
@@ -51,25 +50,25 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 	}
 	v = append(v, spec.ValidateEvaluation(req.GetOptions(), "options")...)
 	if err := v.Err(); err != nil {
-		return nil, s.Status(ctx, "Evaluate", err)
+		return nil, statuses.Status(ctx, s.logger, "Evaluate", err)
 	}
 	mv, _, err := s.registry.Resolve(ctx, req.GetModel())
 	if err != nil {
-		return nil, s.Status(ctx, "Evaluate", err)
+		return nil, statuses.Status(ctx, s.logger, "Evaluate", err)
 	}
 	sc, err := s.scorer(ctx, mv)
 	if err != nil {
-		return nil, s.Status(ctx, "Evaluate", err)
+		return nil, statuses.Status(ctx, s.logger, "Evaluate", err)
 	}
 	if rec, ok := sc.(artifact.Recommender); ok {
 		resp, err := s.evaluateRecommender(ctx, req, mv, rec)
 		if err != nil {
-			return nil, s.Status(ctx, "Evaluate", err)
+			return nil, statuses.Status(ctx, s.logger, "Evaluate", err)
 		}
 		return resp, nil
 	}
 	if req.GetData() != nil && req.GetData().GetInteractions() != nil {
-		return nil, s.Status(ctx, "Evaluate", fault.Invalid("data.interactions", "%s is not a recommender: evaluate it on a training_set", mv.GetModelName()))
+		return nil, statuses.Status(ctx, s.logger, "Evaluate", fault.Invalid("data.interactions", "%s is not a recommender: evaluate it on a training_set", mv.GetModelName()))
 	}
 	info := sc.Info()
 	var classes *dataset.Classes
@@ -97,11 +96,11 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 			err = fault.Invalid("data.training_set", "%v", err)
 		}
 		if err != nil {
-			return nil, s.Status(ctx, "Evaluate", err)
+			return nil, statuses.Status(ctx, s.logger, "Evaluate", err)
 		}
 		if is := req.GetData().GetImportSplit(); is != nil {
 			if err := d.SplitByImport(is); err != nil {
-				return nil, s.Status(ctx, "Evaluate", fault.Invalid("data.import_split", "%v", err))
+				return nil, statuses.Status(ctx, s.logger, "Evaluate", fault.Invalid("data.import_split", "%v", err))
 			}
 		}
 		part := req.GetPartition()
@@ -113,7 +112,7 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 		}
 		rows := d.Rows(part, req.GetData().GetTrainFilter())
 		if len(rows) > maxInlineRows && !req.GetOmitScores() {
-			return nil, s.Status(ctx, "Evaluate", fault.Invalid("omit_scores", "%d rows would be scored: set omit_scores to get metrics only", len(rows)))
+			return nil, statuses.Status(ctx, s.logger, "Evaluate", fault.Invalid("omit_scores", "%d rows would be scored: set omit_scores to get metrics only", len(rows)))
 		}
 		for _, i := range rows {
 			labels = append(labels, d.Labels[i])
@@ -124,9 +123,9 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 	var out artifact.Result
 	if err := sc.Score(ctx, batch, &out); err != nil {
 		if ctx.Err() != nil {
-			return nil, s.Status(ctx, "Evaluate", ctx.Err())
+			return nil, statuses.Status(ctx, s.logger, "Evaluate", ctx.Err())
 		}
-		return nil, s.Status(ctx, "Evaluate", &fault.Coded{Kind: fault.ErrFailedPrecondition, Reason: "DATA_DOES_NOT_FIT_MODEL",
+		return nil, statuses.Status(ctx, s.logger, "Evaluate", &fault.Coded{Kind: fault.ErrFailedPrecondition, Reason: "DATA_DOES_NOT_FIT_MODEL",
 			Message: fmt.Sprintf("the rows do not fit %s version %d: %v", mv.GetModelName(), mv.GetVersion(), err)})
 	}
 
@@ -167,7 +166,7 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 		if classify {
 			resp.Metrics, resp.Curves = evaluate.Binary(y, scores, probs, evaluate.Options{Threshold: threshold, Bins: bins, MaxROCPoints: rocPoints})
 		} else if resp.Metrics, err = evaluate.Regression(y, scores); err != nil {
-			return nil, s.Status(ctx, "Evaluate", err)
+			return nil, statuses.Status(ctx, s.logger, "Evaluate", err)
 		}
 	}
 	return resp, nil

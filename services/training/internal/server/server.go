@@ -1,6 +1,6 @@
 // Package server answers the bullseye.training.v1.TrainingService RPCs: jobs through package
 // jobs, the registry through pkg/registry, evaluation through pkg/artifact's scorer. Errors
-// from the layers below are mapped to gRPC statuses in one place, Status.
+// from the layers below are mapped to gRPC statuses in one place, statuses.
 package server
 
 import (
@@ -13,19 +13,14 @@ import (
 	"strings"
 	"sync"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
-	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
-	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/training/internal/jobs"
 	"github.com/bullseye-ml/bullseye/services/training/internal/spec"
 )
@@ -86,7 +81,7 @@ func New(store *jobs.Store, reg *registry.Registry, features featurev1.FeatureSe
 func (s *Server) StartTraining(ctx context.Context, req *trainingv1.StartTrainingRequest) (*trainingv1.StartTrainingResponse, error) {
 	var v fault.Violations
 	if v.CheckMessage("", req); len(v) > 0 {
-		return nil, s.Status(ctx, "StartTraining", v)
+		return nil, statuses.Status(ctx, s.logger, "StartTraining", v)
 	}
 	checkTimes(&v, "spec", req.GetSpec())
 	if !requestIDRE.MatchString(req.GetRequestId()) {
@@ -94,20 +89,20 @@ func (s *Server) StartTraining(ctx context.Context, req *trainingv1.StartTrainin
 	}
 	v = append(v, spec.Validate(req.GetSpec(), "spec")...)
 	if err := v.Err(); err != nil {
-		return nil, s.Status(ctx, "StartTraining", err)
+		return nil, statuses.Status(ctx, s.logger, "StartTraining", err)
 	}
 	// A model keeps one task: refuse at once a job that could not register.
 	m, err := s.registry.Model(ctx, req.GetSpec().GetModelName())
 	switch {
 	case err == nil && m.GetTask() != req.GetSpec().GetTask():
-		return nil, s.Status(ctx, "StartTraining", &fault.Coded{Kind: fault.ErrFailedPrecondition, Reason: "TASK_MISMATCH",
+		return nil, statuses.Status(ctx, s.logger, "StartTraining", &fault.Coded{Kind: fault.ErrFailedPrecondition, Reason: "TASK_MISMATCH",
 			Message: fmt.Sprintf("model %q holds %v versions; a %v job must register under another name", m.GetName(), m.GetTask(), req.GetSpec().GetTask())})
 	case err != nil && !errors.Is(err, registry.ErrNotFound):
-		return nil, s.Status(ctx, "StartTraining", err)
+		return nil, statuses.Status(ctx, s.logger, "StartTraining", err)
 	}
 	job, created, err := s.jobs.Create(ctx, req.GetRequestId(), req.GetSpec())
 	if err != nil {
-		return nil, s.Status(ctx, "StartTraining", err)
+		return nil, statuses.Status(ctx, s.logger, "StartTraining", err)
 	}
 	return &trainingv1.StartTrainingResponse{Job: job, Created: created}, nil
 }
@@ -118,11 +113,11 @@ func (s *Server) GetJob(ctx context.Context, req *trainingv1.GetJobRequest) (*tr
 	checkJobID(&v, "job_id", req.GetJobId())
 	checkEnum(&v, "view", req.GetView())
 	if err := v.Err(); err != nil {
-		return nil, s.Status(ctx, "GetJob", err)
+		return nil, statuses.Status(ctx, s.logger, "GetJob", err)
 	}
 	job, _, err := s.jobs.Get(ctx, req.GetJobId())
 	if err != nil {
-		return nil, s.Status(ctx, "GetJob", err)
+		return nil, statuses.Status(ctx, s.logger, "GetJob", err)
 	}
 	return &trainingv1.GetJobResponse{Job: view(job, req.GetView(), trainingv1.JobView_JOB_VIEW_FULL)}, nil
 }
@@ -149,11 +144,11 @@ func (s *Server) WatchJob(req *trainingv1.WatchJobRequest, stream trainingv1.Tra
 	defer cancel()
 	var v fault.Violations
 	if checkJobID(&v, "job_id", req.GetJobId()); len(v) > 0 {
-		return s.Status(ctx, "WatchJob", v)
+		return statuses.Status(ctx, s.logger, "WatchJob", v)
 	}
 	w, err := s.jobs.Watch(ctx, req.GetJobId())
 	if err != nil {
-		return s.Status(ctx, "WatchJob", err)
+		return statuses.Status(ctx, s.logger, "WatchJob", err)
 	}
 	sent := 0
 	for {
@@ -161,7 +156,7 @@ func (s *Server) WatchJob(req *trainingv1.WatchJobRequest, stream trainingv1.Tra
 		case job, ok := <-w.C:
 			if !ok {
 				if err := w.Err(); err != nil {
-					return s.Status(ctx, "WatchJob", err)
+					return statuses.Status(ctx, s.logger, "WatchJob", err)
 				}
 				return nil
 			}
@@ -181,9 +176,9 @@ func (s *Server) WatchJob(req *trainingv1.WatchJobRequest, stream trainingv1.Tra
 				return nil
 			}
 		case <-s.draining:
-			return status.Error(codes.Unavailable, "the training replica is shutting down: watch the job again")
+			return statuses.Status(ctx, s.logger, "WatchJob", fault.New(fault.ErrUnavailable, "DRAINING", "the training replica is shutting down: watch the job again"))
 		case <-ctx.Done():
-			return s.Status(ctx, "WatchJob", ctx.Err())
+			return statuses.Status(ctx, s.logger, "WatchJob", ctx.Err())
 		}
 	}
 }
@@ -194,11 +189,11 @@ func (s *Server) CancelJob(ctx context.Context, req *trainingv1.CancelJobRequest
 	checkJobID(&v, "job_id", req.GetJobId())
 	checkText(&v, "reason", req.GetReason(), maxReason)
 	if err := v.Err(); err != nil {
-		return nil, s.Status(ctx, "CancelJob", err)
+		return nil, statuses.Status(ctx, s.logger, "CancelJob", err)
 	}
 	job, err := s.jobs.Cancel(ctx, req.GetJobId(), req.GetReason())
 	if err != nil {
-		return nil, s.Status(ctx, "CancelJob", err)
+		return nil, statuses.Status(ctx, s.logger, "CancelJob", err)
 	}
 	return &trainingv1.CancelJobResponse{Job: job}, nil
 }
@@ -217,11 +212,11 @@ func pageSize(n int32) (int, error) {
 func (s *Server) ListJobs(ctx context.Context, req *trainingv1.ListJobsRequest) (*trainingv1.ListJobsResponse, error) {
 	n, err := pageSize(req.GetPageSize())
 	if err != nil {
-		return nil, s.Status(ctx, "ListJobs", err)
+		return nil, statuses.Status(ctx, s.logger, "ListJobs", err)
 	}
 	var v fault.Violations
 	after := readToken(&v, jobsToken, req.GetPageToken(), jobs.ValidID)
-	if v.CheckLen("states", len(req.GetStates()), pkgfault.MaxListLen) {
+	if v.CheckLen("states", len(req.GetStates()), fault.MaxListLen) {
 		for i, st := range req.GetStates() {
 			checkEnum(&v, fmt.Sprintf("states[%d]", i), st)
 		}
@@ -231,11 +226,11 @@ func (s *Server) ListJobs(ctx context.Context, req *trainingv1.ListJobsRequest) 
 	}
 	checkEnum(&v, "view", req.GetView())
 	if err := v.Err(); err != nil {
-		return nil, s.Status(ctx, "ListJobs", err)
+		return nil, statuses.Status(ctx, s.logger, "ListJobs", err)
 	}
 	list, next, err := s.jobs.List(ctx, jobs.ListOptions{PageSize: n, Token: after, States: req.GetStates(), Model: req.GetModelName()})
 	if err != nil {
-		return nil, s.Status(ctx, "ListJobs", err)
+		return nil, statuses.Status(ctx, s.logger, "ListJobs", err)
 	}
 	out := &trainingv1.ListJobsResponse{NextPageToken: issueToken(jobsToken, next)}
 	for _, j := range list {
@@ -248,7 +243,7 @@ func (s *Server) ListJobs(ctx context.Context, req *trainingv1.ListJobsRequest) 
 func (s *Server) ListModels(ctx context.Context, req *trainingv1.ListModelsRequest) (*trainingv1.ListModelsResponse, error) {
 	n, err := pageSize(req.GetPageSize())
 	if err != nil {
-		return nil, s.Status(ctx, "ListModels", err)
+		return nil, statuses.Status(ctx, s.logger, "ListModels", err)
 	}
 	var v fault.Violations
 	after := readToken(&v, modelsToken, req.GetPageToken(), registry.ValidName)
@@ -256,11 +251,11 @@ func (s *Server) ListModels(ctx context.Context, req *trainingv1.ListModelsReque
 		v.Add("name_prefix", "holds a character no model name has: names are of [a-z0-9-]")
 	}
 	if err := v.Err(); err != nil {
-		return nil, s.Status(ctx, "ListModels", err)
+		return nil, statuses.Status(ctx, s.logger, "ListModels", err)
 	}
 	models, next, err := s.registry.Models(ctx, req.GetNamePrefix(), after, n)
 	if err != nil {
-		return nil, s.Status(ctx, "ListModels", err)
+		return nil, statuses.Status(ctx, s.logger, "ListModels", err)
 	}
 	return &trainingv1.ListModelsResponse{Models: models, NextPageToken: issueToken(modelsToken, next)}, nil
 }
@@ -269,11 +264,11 @@ func (s *Server) ListModels(ctx context.Context, req *trainingv1.ListModelsReque
 func (s *Server) GetModel(ctx context.Context, req *trainingv1.GetModelRequest) (*trainingv1.GetModelResponse, error) {
 	var bad fault.Violations
 	if checkRef(&bad, "model", req.GetModel()); len(bad) > 0 {
-		return nil, s.Status(ctx, "GetModel", bad)
+		return nil, statuses.Status(ctx, s.logger, "GetModel", bad)
 	}
 	v, m, err := s.registry.Resolve(ctx, req.GetModel())
 	if err != nil {
-		return nil, s.Status(ctx, "GetModel", err)
+		return nil, statuses.Status(ctx, s.logger, "GetModel", err)
 	}
 	return &trainingv1.GetModelResponse{ModelVersion: v, Model: m}, nil
 }
@@ -287,10 +282,10 @@ func (s *Server) PromoteModel(ctx context.Context, req *trainingv1.PromoteModelR
 		}
 		checkAliases(&v, req.GetSetAliases(), req.GetRemoveAliases())
 		checkText(&v, "reason", req.GetReason(), maxReason)
-		checkText(&v, "gate_metric", req.GetGateMetric(), pkgfault.MaxNameBytes)
+		checkText(&v, "gate_metric", req.GetGateMetric(), fault.MaxNameBytes)
 	}
 	if err := v.Err(); err != nil {
-		return nil, s.Status(ctx, "PromoteModel", err)
+		return nil, statuses.Status(ctx, s.logger, "PromoteModel", err)
 	}
 	p, err := s.registry.Promote(ctx, registry.Promotion{
 		ModelName:        req.GetModelName(),
@@ -305,7 +300,7 @@ func (s *Server) PromoteModel(ctx context.Context, req *trainingv1.PromoteModelR
 		ValidateOnly:     req.GetValidateOnly(),
 	})
 	if err != nil {
-		return nil, s.Status(ctx, "PromoteModel", err)
+		return nil, statuses.Status(ctx, s.logger, "PromoteModel", err)
 	}
 	s.logger.InfoContext(ctx, "model routing changed", "model", req.GetModelName(), "revision", p.Model.GetRevision(),
 		"reason", req.GetReason(), "force", req.GetForce(), "validate_only", req.GetValidateOnly())
@@ -341,69 +336,31 @@ func (s *Server) scorer(ctx context.Context, v *modelv1.ModelVersion) (artifact.
 	return sc, nil
 }
 
-// Status maps an error from the layers below to the gRPC status the caller sees. It is the
-// only place where that happens. Messages are fixed texts or texts written for callers;
+// statuses maps the errors of the layers below, and the registry's, to the gRPC statuses
+// callers see, once, at the handler: messages are fixed texts or texts written for callers;
 // other error text is logged, never returned.
-func (s *Server) Status(ctx context.Context, method string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var (
-		v    fault.Violations
-		c    *fault.Coded
-		nf   *registry.NotFoundError
-		rev  *registry.RevisionError
-		gate *registry.QualityGateError
-	)
-	info := func(reason string, md map[string]string) *errdetails.ErrorInfo {
-		return &errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: md}
-	}
-	switch {
-	case errors.As(err, &v): // the registry's InvalidError too
-		return withDetails(codes.InvalidArgument, "invalid request: see the field violations", v.BadRequest(), info("INVALID_ARGUMENT", nil))
-	case errors.As(err, &c):
-		code := codes.Internal
-		switch {
-		case errors.Is(c.Kind, fault.ErrInvalid):
-			code = codes.InvalidArgument
-		case errors.Is(c.Kind, fault.ErrNotFound):
-			code = codes.NotFound
-		case errors.Is(c.Kind, fault.ErrAlreadyExists):
-			code = codes.AlreadyExists
-		case errors.Is(c.Kind, fault.ErrFailedPrecondition):
-			code = codes.FailedPrecondition
-		case errors.Is(c.Kind, fault.ErrUnavailable):
-			code = codes.Unavailable
-			s.logger.WarnContext(ctx, "dependency unavailable", "method", method, "error", err)
-		}
-		return withDetails(code, c.Message, info(c.Reason, c.Metadata))
-	case errors.As(err, &nf):
-		return withDetails(codes.NotFound, nf.Message, info(nf.Reason, nil))
-	case errors.As(err, &rev):
-		return withDetails(codes.Aborted, rev.Error(), info("REVISION_MISMATCH", map[string]string{
-			"current_revision": strconv.FormatInt(rev.Current, 10)}))
-	case errors.As(err, &gate):
-		return withDetails(codes.FailedPrecondition, gate.Error(), info("QUALITY_GATE", nil))
-	case errors.Is(err, registry.ErrConflict):
-		return withDetails(codes.FailedPrecondition, "the version conflicts with the registered model", info("TASK_MISMATCH", nil))
-	case errors.Is(err, registry.ErrCorrupt), errors.Is(err, artifact.ErrInvalid), errors.Is(err, artifact.ErrChecksum):
-		s.logger.ErrorContext(ctx, "corrupt registry data", "method", method, "error", err)
-		return withDetails(codes.DataLoss, "the model's stored artifact or metadata is damaged", info("ARTIFACT_CORRUPT", nil))
-	case errors.Is(err, artifact.ErrUnsupported):
-		return withDetails(codes.FailedPrecondition, "this model cannot be scored by this training service", info("MODEL_UNSUPPORTED", nil))
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "the call was cancelled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "the call's deadline passed")
-	}
-	s.logger.ErrorContext(ctx, "internal error", "method", method, "error", err)
-	return withDetails(codes.Internal, "internal error", info("INTERNAL", nil))
+var statuses = fault.Mapper{
+	Domain: errorDomain,
+	Sentinels: []fault.Sentinel{
+		{Err: registry.ErrRevisionMismatch, Kind: fault.ErrAborted, Reason: "REVISION_MISMATCH", Metadata: currentRevision},
+		{Err: registry.ErrQualityGate, Kind: fault.ErrFailedPrecondition, Reason: "QUALITY_GATE"},
+		{Err: registry.ErrConflict, Kind: fault.ErrFailedPrecondition, Reason: "TASK_MISMATCH", Message: "the version conflicts with the registered model"},
+		{Err: registry.ErrCorrupt, Kind: fault.ErrDataLoss, Reason: "ARTIFACT_CORRUPT", Message: artifactCorrupt},
+		{Err: artifact.ErrInvalid, Kind: fault.ErrDataLoss, Reason: "ARTIFACT_CORRUPT", Message: artifactCorrupt},
+		{Err: artifact.ErrChecksum, Kind: fault.ErrDataLoss, Reason: "ARTIFACT_CORRUPT", Message: artifactCorrupt},
+		{Err: artifact.ErrUnsupported, Kind: fault.ErrFailedPrecondition, Reason: "MODEL_UNSUPPORTED", Message: "this model cannot be scored by this training service"},
+	},
 }
 
-func withDetails(c codes.Code, msg string, details ...protoadapt.MessageV1) error {
-	st := status.New(c, msg)
-	if withD, err := st.WithDetails(details...); err == nil {
-		st = withD
+// artifactCorrupt is what the caller reads of damaged registry data.
+const artifactCorrupt = "the model's stored artifact or metadata is damaged"
+
+// currentRevision is the ErrorInfo metadata of a promotion that lost a race: the model's
+// revision now.
+func currentRevision(err error) map[string]string {
+	var rev *registry.RevisionError
+	if !errors.As(err, &rev) {
+		return nil
 	}
-	return st.Err()
+	return map[string]string{"current_revision": strconv.FormatInt(rev.Current, 10)}
 }

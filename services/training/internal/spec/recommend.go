@@ -8,13 +8,12 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	pkgfault "github.com/bullseye-ml/bullseye/pkg/fault"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/selection"
-	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 )
 
 // IsRecommendation reports whether a task is a recommendation task.
@@ -82,7 +81,7 @@ func validateRecSelection(v *fault.Violations, s *trainingv1.TrainingSpec, field
 	higher, k := recMetric(name)
 	switch {
 	case k < 0:
-		v.Add(field+".metric", "%s does not rank recommenders; use rmse, mae (explicit feedback) or <%s>_at_<k>", pkgfault.Quote(name), strings.Join(rankingMetrics, "|"))
+		v.Add(field+".metric", "%s does not rank recommenders; use rmse, mae (explicit feedback) or <%s>_at_<k>", fault.Quote(name), strings.Join(rankingMetrics, "|"))
 		return
 	case k == 0 && s.GetTask() == modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
 		v.Add(field+".metric", "%s measures ratings; implicit feedback is ranked by a ranking metric such as ndcg_at_10", name)
@@ -174,7 +173,7 @@ func validateEventNameSplit(v *fault.Violations, ex *featurev1.ExportInteraction
 	for i, name := range names {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		if v.CheckName(f, name) && slices.Contains(own, name) {
-			v.Add(f, "%s is one of the export's own (training) event names; an event cannot both train and test", pkgfault.Quote(name))
+			v.Add(f, "%s is one of the export's own (training) event names; an event cannot both train and test", fault.Quote(name))
 		}
 	}
 }

@@ -11,13 +11,12 @@ import (
 	"math/rand/v2"
 	"slices"
 
-	sharedfault "github.com/bullseye-ml/bullseye/pkg/fault"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
-	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 )
 
 // Defaults and limits of a training spec.
@@ -415,7 +414,7 @@ func validateSelection(v *fault.Violations, s *trainingv1.TrainingSpec, field st
 	name, m := Metric(s)
 	allowed := TaskMetrics(s.GetTask())
 	if !slices.Contains(allowed, name) {
-		v.Add(field+".metric", "%s does not rank %v models; use one of %q", sharedfault.Quote(name), s.GetTask(), allowed)
+		v.Add(field+".metric", "%s does not rank %v models; use one of %q", fault.Quote(name), s.GetTask(), allowed)
 		return
 	}
 	switch d := s.GetSelection().GetDirection(); {
@@ -497,7 +496,7 @@ func Expand(s *trainingv1.TrainingSpec, prefix string) ([]Candidate, fault.Viola
 			hf := fmt.Sprintf("%s.hyperparameters[%s]", field, key(name))
 			p, ok := lookupParam(cs.GetFamily(), name)
 			if !ok {
-				v.Add(hf, "%v has no hyperparameter %s; it has %q", cs.GetFamily(), sharedfault.Quote(name), paramNames(cs.GetFamily()))
+				v.Add(hf, "%v has no hyperparameter %s; it has %q", cs.GetFamily(), fault.Quote(name), paramNames(cs.GetFamily()))
 				bad = true
 				continue
 			}
@@ -641,4 +640,4 @@ func sample(rng *rand.Rand, r *trainingv1.HyperparameterRange) float64 {
 
 // key shows a map key of the spec in a field path: quoted, and cut when it is long, so that
 // a violation never repeats a caller's long or broken key whole.
-func key(k string) string { return sharedfault.Quote(k) }
+func key(k string) string { return fault.Quote(k) }

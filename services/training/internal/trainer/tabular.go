@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
@@ -22,7 +23,6 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/ml/selection"
 	"github.com/bullseye-ml/bullseye/services/training/internal/dataset"
 	"github.com/bullseye-ml/bullseye/services/training/internal/evaluate"
-	"github.com/bullseye-ml/bullseye/services/training/internal/fault"
 	"github.com/bullseye-ml/bullseye/services/training/internal/spec"
 )
 
