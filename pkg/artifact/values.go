@@ -9,6 +9,7 @@ import (
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 )
 
 // Raw values become model inputs in one of two ways, chosen by the input's ValueType and
@@ -89,55 +90,13 @@ func Imputes(in *modelv1.InputColumn) bool {
 	return in.GetMissing() != modelv1.MissingPolicy_MISSING_POLICY_REQUIRED
 }
 
-// Missing reports whether v is a missing value: nil, or a Value with no kind.
-func Missing(v *commonv1.Value) bool { return v.GetKind() == nil }
-
-// TypeOf returns the ValueType of v, or VALUE_TYPE_UNSPECIFIED for a missing value.
-func TypeOf(v *commonv1.Value) commonv1.ValueType {
-	switch v.GetKind().(type) {
-	case *commonv1.Value_NumberValue:
-		return commonv1.ValueType_VALUE_TYPE_NUMBER
-	case *commonv1.Value_IntValue:
-		return commonv1.ValueType_VALUE_TYPE_INT
-	case *commonv1.Value_StringValue:
-		return commonv1.ValueType_VALUE_TYPE_STRING
-	case *commonv1.Value_BoolValue:
-		return commonv1.ValueType_VALUE_TYPE_BOOL
-	case *commonv1.Value_TimeValue:
-		return commonv1.ValueType_VALUE_TYPE_TIME
-	}
-	return commonv1.ValueType_VALUE_TYPE_UNSPECIFIED
-}
-
 // CheckType reports, with ErrWrongType, a value that an input of type want does not take.
 // Numbers and whole numbers stand in for each other; every other type takes only its own
 // values. A missing value is always accepted: preprocessing imputes it.
 func CheckType(want commonv1.ValueType, v *commonv1.Value) error {
-	got := TypeOf(v)
-	if got == commonv1.ValueType_VALUE_TYPE_UNSPECIFIED || got == want {
+	got := values.TypeOf(v)
+	if got == commonv1.ValueType_VALUE_TYPE_UNSPECIFIED || values.Comparable(got, want) {
 		return nil
 	}
-	num := func(t commonv1.ValueType) bool {
-		return t == commonv1.ValueType_VALUE_TYPE_NUMBER || t == commonv1.ValueType_VALUE_TYPE_INT
-	}
-	if num(want) && num(got) {
-		return nil
-	}
-	return fmt.Errorf("%w: %s where %s is expected", ErrWrongType, typeName(got), typeName(want))
-}
-
-func typeName(t commonv1.ValueType) string {
-	switch t {
-	case commonv1.ValueType_VALUE_TYPE_NUMBER:
-		return "a number"
-	case commonv1.ValueType_VALUE_TYPE_INT:
-		return "a whole number"
-	case commonv1.ValueType_VALUE_TYPE_STRING:
-		return "a string"
-	case commonv1.ValueType_VALUE_TYPE_BOOL:
-		return "a bool"
-	case commonv1.ValueType_VALUE_TYPE_TIME:
-		return "a time"
-	}
-	return "no value"
+	return fmt.Errorf("%w: %s where %s is expected", ErrWrongType, values.TypeName(got), values.TypeName(want))
 }

@@ -83,10 +83,10 @@ func TestApplyFeatureSetValidation(t *testing.T) {
 		{"type disagrees", &featurev1.FeatureSet{Name: "x", Features: []*featurev1.Feature{{Name: "n", Type: commonv1.ValueType_VALUE_TYPE_STRING, Source: &featurev1.Feature_Aggregate{Aggregate: &featurev1.AggregateFeature{Aggregation: featurev1.Aggregation_AGGREGATION_COUNT}}}}}, "feature_set.features[0].type"},
 		{"unknown time zone", &featurev1.FeatureSet{Name: "x", Features: []*featurev1.Feature{agg("n", featurev1.Aggregation_AGGREGATION_DISTINCT_DAYS, 0, func(a *featurev1.AggregateFeature) { a.TimeZone = "Mars/Olympus" })}}, "feature_set.features[0].aggregate.time_zone"},
 		{"IN without values", &featurev1.FeatureSet{Name: "x", Features: []*featurev1.Feature{count(func(a *featurev1.AggregateFeature) {
-			a.Filter = &featurev1.EventFilter{Conditions: []*featurev1.FieldCondition{{Field: "item_id", Operator: featurev1.FieldOperator_FIELD_OPERATOR_IN}}}
+			a.Filter = &featurev1.EventFilter{Conditions: []*featurev1.FieldCondition{{Field: "item_id", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IN}}}
 		})}}, "feature_set.features[0].aggregate.filter.conditions[0].values"},
 		{"unknown filter field", &featurev1.FeatureSet{Name: "x", Features: []*featurev1.Feature{count(func(a *featurev1.AggregateFeature) {
-			a.Filter = &featurev1.EventFilter{Conditions: []*featurev1.FieldCondition{{Field: "sku", Operator: featurev1.FieldOperator_FIELD_OPERATOR_EXISTS}}}
+			a.Filter = &featurev1.EventFilter{Conditions: []*featurev1.FieldCondition{{Field: "sku", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NOT_NULL}}}
 		})}}, "feature_set.features[0].aggregate.filter.conditions[0].field"},
 		{"RFM column clashes", &featurev1.FeatureSet{Name: "x", Features: []*featurev1.Feature{agg("rfm_frequency", featurev1.Aggregation_AGGREGATION_COUNT, 0, nil)}, RfmGroups: []*featurev1.RfmGroup{{}}}, "feature_set.rfm_groups[0].prefix"},
 		{"unknown fields", unknown, "feature_set.features[0]"},

@@ -213,12 +213,12 @@ func windowedFeatures() *featurev1.FeatureSet {
 			agg("active_days_utc", featurev1.Aggregation_AGGREGATION_DISTINCT_DAYS, 0, nil),
 			agg("big_orders", featurev1.Aggregation_AGGREGATION_COUNT, 0, func(a *featurev1.AggregateFeature) {
 				a.Filter = &featurev1.EventFilter{Names: []string{"Order Completed"}, Conditions: []*featurev1.FieldCondition{{
-					Field: "value", Operator: featurev1.FieldOperator_FIELD_OPERATOR_GREATER_THAN_OR_EQUAL, Values: []*commonv1.Value{testenv.Int(50)},
+					Field: "value", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_GE, Values: []*commonv1.Value{testenv.Int(50)},
 				}}}
 			}),
 			agg("book_views", featurev1.Aggregation_AGGREGATION_COUNT, 0, func(a *featurev1.AggregateFeature) {
 				a.Filter = &featurev1.EventFilter{Names: []string{"Product Viewed"}, Conditions: []*featurev1.FieldCondition{{
-					Field: "properties.category", Operator: featurev1.FieldOperator_FIELD_OPERATOR_IN, Values: []*commonv1.Value{testenv.Str("books")},
+					Field: "properties.category", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IN, Values: []*commonv1.Value{testenv.Str("books")},
 				}}}
 			}),
 			{Name: "plan", Type: commonv1.ValueType_VALUE_TYPE_STRING, MaxAge: durationpb.New(time.Hour),

@@ -161,9 +161,9 @@ func TestScoreAudienceOverBank(t *testing.T) {
 		return &commonv1.Value{Kind: &commonv1.Value_StringValue{StringValue: s}}
 	}
 	segment := &servingv1.AudienceFilter{Kind: &servingv1.AudienceFilter_AllOf{AllOf: &servingv1.AudienceFilterList{Filters: []*servingv1.AudienceFilter{
-		{Kind: &servingv1.AudienceFilter_Condition{Condition: &servingv1.FeatureCondition{Feature: "job", Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_IN,
+		{Kind: &servingv1.AudienceFilter_Condition{Condition: &servingv1.FeatureCondition{Feature: "job", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IN,
 			Values: []*commonv1.Value{str("admin."), str("technician")}}}},
-		{Kind: &servingv1.AudienceFilter_Condition{Condition: &servingv1.FeatureCondition{Feature: "age", Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_GE,
+		{Kind: &servingv1.AudienceFilter_Condition{Condition: &servingv1.FeatureCondition{Feature: "age", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_GE,
 			Value: &commonv1.Value{Kind: &commonv1.Value_NumberValue{NumberValue: 40}}}}},
 	}}}}
 	seg := scoreAudience(t, in, &servingv1.ScoreAudienceRequest{Model: ref(model), Segment: segment})
@@ -193,7 +193,7 @@ func TestScoreAudienceOverBank(t *testing.T) {
 
 	// A filter on a feature the model's feature set does not have is refused.
 	badSeg := &servingv1.AudienceFilter{Kind: &servingv1.AudienceFilter_Condition{Condition: &servingv1.FeatureCondition{
-		Feature: "shoe_size", Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL}}}
+		Feature: "shoe_size", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL}}}
 	stream, err := in.client.ScoreAudience(ctxT(t, 10*time.Second), &servingv1.ScoreAudienceRequest{Model: ref(model), Segment: badSeg})
 	if err == nil {
 		_, err = stream.Recv()

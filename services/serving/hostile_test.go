@@ -106,7 +106,7 @@ func hostileTable(id string, row map[string]*commonv1.Value) hostile.Table {
 	audience := func(seg *servingv1.AudienceFilter) []proto.Message {
 		return one(&servingv1.ScoreAudienceRequest{Model: model, Segment: seg})
 	}
-	deep := cond(&servingv1.FeatureCondition{Feature: "age", Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL})
+	deep := cond(&servingv1.FeatureCondition{Feature: "age", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL})
 	for range 12 {
 		deep = &servingv1.AudienceFilter{Kind: &servingv1.AudienceFilter_AllOf{AllOf: &servingv1.AudienceFilterList{Filters: []*servingv1.AudienceFilter{deep}}}}
 	}
@@ -276,18 +276,18 @@ func hostileTable(id string, row map[string]*commonv1.Value) hostile.Table {
 			{Name: "unknown model", Requests: one(&servingv1.ScoreAudienceRequest{Model: ref("no-such-model")}), Code: codes.NotFound},
 			{Name: "a recommender", Requests: one(&servingv1.ScoreAudienceRequest{Model: ref(hostileMF)}), Code: inv, Field: "model"},
 			{Name: "empty filter", Requests: audience(&servingv1.AudienceFilter{}), Code: inv, Field: "segment"},
-			{Name: "unknown feature", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "shoe_size", Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL})), Code: inv, Field: "segment.condition.feature"},
-			{Name: "1 MiB feature", Requests: audience(cond(&servingv1.FeatureCondition{Feature: hostile.MB1, Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL})), Code: inv, Field: "segment.condition.feature"},
-			{Name: "invalid UTF-8 feature", Requests: audience(cond(&servingv1.FeatureCondition{Feature: hostile.InvalidUTF8, Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL})), Code: inv, Field: "segment.condition.feature"},
+			{Name: "unknown feature", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "shoe_size", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL})), Code: inv, Field: "segment.condition.feature"},
+			{Name: "1 MiB feature", Requests: audience(cond(&servingv1.FeatureCondition{Feature: hostile.MB1, Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL})), Code: inv, Field: "segment.condition.feature"},
+			{Name: "invalid UTF-8 feature", Requests: audience(cond(&servingv1.FeatureCondition{Feature: hostile.InvalidUTF8, Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL})), Code: inv, Field: "segment.condition.feature"},
 			{Name: "bad operator enum", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "age", Operator: 99, Value: num(30)})), Code: inv, Field: "segment.condition.operator"},
 			{Name: "unspecified operator", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "age", Value: num(30)})), Code: inv, Field: "segment.condition.operator"},
-			{Name: "NaN value", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "age", Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_GE, Value: num(math.NaN())})), Code: inv, Field: "segment.condition.value"},
-			{Name: "-Inf value", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "age", Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_GE, Value: num(math.Inf(-1))})), Code: inv, Field: "segment.condition.value"},
-			{Name: "time out of range", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "age", Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_GE,
+			{Name: "NaN value", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "age", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_GE, Value: num(math.NaN())})), Code: inv, Field: "segment.condition.value"},
+			{Name: "-Inf value", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "age", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_GE, Value: num(math.Inf(-1))})), Code: inv, Field: "segment.condition.value"},
+			{Name: "time out of range", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "age", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_GE,
 				Value: &commonv1.Value{Kind: &commonv1.Value_TimeValue{TimeValue: &timestamppb.Timestamp{Seconds: math.MinInt64}}}})), Code: inv, Field: "segment.condition.value"},
-			{Name: "1 MiB value", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "job", Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_EQ, Value: str(hostile.MB1)})), Code: inv, Field: "segment.condition.value"},
-			{Name: "invalid UTF-8 value", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "job", Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_EQ, Value: str(hostile.InvalidUTF8)})), Code: inv, Field: "segment.condition.value"},
-			{Name: "10,000 values", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "job", Operator: servingv1.ComparisonOperator_COMPARISON_OPERATOR_IN, Values: manyValues})), Code: inv, Field: "segment.condition.values"},
+			{Name: "1 MiB value", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "job", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_EQ, Value: str(hostile.MB1)})), Code: inv, Field: "segment.condition.value"},
+			{Name: "invalid UTF-8 value", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "job", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_EQ, Value: str(hostile.InvalidUTF8)})), Code: inv, Field: "segment.condition.value"},
+			{Name: "10,000 values", Requests: audience(cond(&servingv1.FeatureCondition{Feature: "job", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IN, Values: manyValues})), Code: inv, Field: "segment.condition.values"},
 			{Name: "nested 13 deep", Requests: audience(deep), Code: inv, Field: "segment"},
 		},
 		predictPrefix + "ListModels": {

@@ -306,7 +306,7 @@ func TestLookedUpValuesOfEveryType(t *testing.T) {
 	}
 
 	// Audience filters on looked-up features.
-	cond := func(feature string, op servingv1.ComparisonOperator, v *commonv1.Value) *servingv1.AudienceFilter {
+	cond := func(feature string, op commonv1.ComparisonOperator, v *commonv1.Value) *servingv1.AudienceFilter {
 		return &servingv1.AudienceFilter{Kind: &servingv1.AudienceFilter_Condition{Condition: &servingv1.FeatureCondition{Feature: feature, Operator: op, Value: v}}}
 	}
 	since := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -316,18 +316,18 @@ func TestLookedUpValuesOfEveryType(t *testing.T) {
 		match  func(tr map[string]*commonv1.Value) bool
 	}{
 		{"vip and joined since 2020", &servingv1.AudienceFilter{Kind: &servingv1.AudienceFilter_AllOf{AllOf: &servingv1.AudienceFilterList{Filters: []*servingv1.AudienceFilter{
-			cond("vip", servingv1.ComparisonOperator_COMPARISON_OPERATOR_EQ, boolV(true)),
-			cond("joined", servingv1.ComparisonOperator_COMPARISON_OPERATOR_GE, timeV(since)),
+			cond("vip", commonv1.ComparisonOperator_COMPARISON_OPERATOR_EQ, boolV(true)),
+			cond("joined", commonv1.ComparisonOperator_COMPARISON_OPERATOR_GE, timeV(since)),
 		}}}}, func(tr map[string]*commonv1.Value) bool {
 			return tr["vip"].GetBoolValue() && tr["joined"] != nil && !tr["joined"].GetTimeValue().AsTime().Before(since)
 		}},
 		// A NULL value is not present, whatever its default.
-		{"tier is null", cond("tier", servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL, nil), func(tr map[string]*commonv1.Value) bool {
+		{"tier is null", cond("tier", commonv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL, nil), func(tr map[string]*commonv1.Value) bool {
 			return tr["tier"] == nil
 		}},
 		{"spend over 100, not vip", &servingv1.AudienceFilter{Kind: &servingv1.AudienceFilter_AllOf{AllOf: &servingv1.AudienceFilterList{Filters: []*servingv1.AudienceFilter{
-			cond("spend", servingv1.ComparisonOperator_COMPARISON_OPERATOR_GT, numV(100)),
-			cond("vip", servingv1.ComparisonOperator_COMPARISON_OPERATOR_NE, boolV(true)),
+			cond("spend", commonv1.ComparisonOperator_COMPARISON_OPERATOR_GT, numV(100)),
+			cond("vip", commonv1.ComparisonOperator_COMPARISON_OPERATOR_NE, boolV(true)),
 		}}}}, func(tr map[string]*commonv1.Value) bool {
 			return tr["spend"] != nil && tr["spend"].GetNumberValue() > 100 && tr["vip"] != nil && !tr["vip"].GetBoolValue()
 		}},

@@ -539,7 +539,7 @@ func TestEntityFilters(t *testing.T) {
 	}{
 		{"entities", &featurev1.EntityFilter{Entities: []*commonv1.EntityKey{{Id: "d"}, {Id: "b", EntityType: "customer"}, {Id: "nobody"}}}, []string{"b", "d"}},
 		{"import", &featurev1.EntityFilter{ImportId: "clicks"}, []string{"d"}},
-		{"conditions", &featurev1.EntityFilter{Conditions: []*featurev1.FieldCondition{{Field: "traits.tier", Operator: featurev1.FieldOperator_FIELD_OPERATOR_IN, Values: []*commonv1.Value{str("gold")}}}}, []string{"a", "d", "e"}},
+		{"conditions", &featurev1.EntityFilter{Conditions: []*featurev1.FieldCondition{{Field: "traits.tier", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IN, Values: []*commonv1.Value{str("gold")}}}}, []string{"a", "d", "e"}},
 		{"limit", &featurev1.EntityFilter{Limit: 3}, []string{"a", "b", "d"}},
 	} {
 		s := spec(traitLabel(), fixedCutoff(T))

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/featureset"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 )
@@ -66,10 +67,10 @@ func CompileInteractions(req *featurev1.ExportInteractionsRequest) (*Interaction
 		bad("mode", "is required: explicit or implicit")
 	}
 	if ts := req.GetStartTime(); ts != nil {
-		p.from = profile.TimeNanos(ts)
+		p.from = values.UnixNanos(ts)
 	}
 	if ts := req.GetEndTime(); ts != nil {
-		p.to = profile.TimeNanos(ts)
+		p.to = values.UnixNanos(ts)
 	}
 	if p.to < p.from {
 		bad("end_time", "is before start_time")

@@ -15,6 +15,7 @@ import (
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/featureset"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 )
@@ -156,7 +157,7 @@ func Compile(r Resolver, spec *featurev1.TrainingSetSpec, prefix string) (*Plan,
 			if err := ts.CheckValid(); err != nil {
 				bad("label.trait.as_of_time", "is not a valid time")
 			}
-			p.labelAsOf = profile.TimeNanos(ts)
+			p.labelAsOf = values.UnixNanos(ts)
 		}
 	case *featurev1.LabelSpec_Outcome:
 		o := src.Outcome
@@ -201,7 +202,7 @@ func Compile(r Resolver, spec *featurev1.TrainingSetSpec, prefix string) (*Plan,
 		if err := c.FixedTime.CheckValid(); err != nil {
 			bad("cutoff.fixed_time", "is not a valid time")
 		}
-		p.cutoff, p.fixed = cutoffFixed, profile.TimeNanos(c.FixedTime)
+		p.cutoff, p.fixed = cutoffFixed, values.UnixNanos(c.FixedTime)
 	case *featurev1.CutoffSpec_Trigger:
 		p.cutoff = cutoffTrigger
 		if c.Trigger.GetFilter() == nil {
@@ -212,10 +213,10 @@ func Compile(r Resolver, spec *featurev1.TrainingSetSpec, prefix string) (*Plan,
 		p.trigger = f
 		p.triggerFrom, p.triggerTo = math.MinInt64, math.MaxInt64
 		if ts := c.Trigger.GetStartTime(); ts != nil {
-			p.triggerFrom = profile.TimeNanos(ts)
+			p.triggerFrom = values.UnixNanos(ts)
 		}
 		if ts := c.Trigger.GetEndTime(); ts != nil {
-			p.triggerTo = profile.TimeNanos(ts)
+			p.triggerTo = values.UnixNanos(ts)
 		}
 		p.triggerSel = c.Trigger.GetSelection()
 		if _, ok := featurev1.TriggerSelection_name[int32(p.triggerSel)]; !ok {
@@ -228,7 +229,7 @@ func Compile(r Resolver, spec *featurev1.TrainingSetSpec, prefix string) (*Plan,
 			bad("cutoff.rolling", "start_time and end_time are required")
 			break
 		}
-		start, end := profile.TimeNanos(r.GetStartTime()), profile.TimeNanos(r.GetEndTime())
+		start, end := values.UnixNanos(r.GetStartTime()), values.UnixNanos(r.GetEndTime())
 		step := r.GetStep().AsDuration()
 		switch {
 		case end < start:
@@ -262,7 +263,7 @@ func Compile(r Resolver, spec *featurev1.TrainingSetSpec, prefix string) (*Plan,
 		if s.Time.GetTestStartTime() == nil {
 			bad("split.time.test_start_time", "is required")
 		}
-		p.testStart = profile.TimeNanos(s.Time.GetTestStartTime())
+		p.testStart = values.UnixNanos(s.Time.GetTestStartTime())
 	case *featurev1.SplitSpec_RowNumber:
 		p.split, p.modulus, p.splitImport = splitRow, s.RowNumber.GetModulus(), s.RowNumber.GetImportId()
 		if p.modulus < 2 {

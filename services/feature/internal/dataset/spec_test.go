@@ -64,7 +64,7 @@ func TestCompileNamesEveryBadField(t *testing.T) {
 			s.Label.GetOutcome().Aggregation = 99
 		}, "spec.label.outcome.aggregation"},
 		{"bad outcome filter", func(s *featurev1.TrainingSetSpec) {
-			s.Label = outcome(&featurev1.EventFilter{Conditions: []*featurev1.FieldCondition{{Field: "nope", Operator: featurev1.FieldOperator_FIELD_OPERATOR_EXISTS}}}, time.Hour)
+			s.Label = outcome(&featurev1.EventFilter{Conditions: []*featurev1.FieldCondition{{Field: "nope", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NOT_NULL}}}, time.Hour)
 		}, "spec.label.outcome.filter.conditions[0].field"},
 		{"no cutoff", func(s *featurev1.TrainingSetSpec) { s.Cutoff = nil }, "spec.cutoff.cutoff"},
 		{"bad fixed time", func(s *featurev1.TrainingSetSpec) { s.Cutoff = fixed(&timestamppb.Timestamp{Seconds: 1 << 62}) }, "spec.cutoff.fixed_time"},
@@ -97,7 +97,7 @@ func TestCompileNamesEveryBadField(t *testing.T) {
 			s.Entities = &featurev1.EntityFilter{Entities: []*commonv1.EntityKey{{Id: "a"}, {}}}
 		}, "spec.entities.entities[1].id"},
 		{"condition not on a trait", func(s *featurev1.TrainingSetSpec) {
-			s.Entities = &featurev1.EntityFilter{Conditions: []*featurev1.FieldCondition{{Field: "tier", Operator: featurev1.FieldOperator_FIELD_OPERATOR_EXISTS}}}
+			s.Entities = &featurev1.EntityFilter{Conditions: []*featurev1.FieldCondition{{Field: "tier", Operator: commonv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NOT_NULL}}}
 		}, "spec.entities.conditions[0].field"},
 		{"negative limit", func(s *featurev1.TrainingSetSpec) { s.Entities = &featurev1.EntityFilter{Limit: -1} }, "spec.entities.limit"},
 	} {

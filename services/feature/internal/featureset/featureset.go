@@ -18,6 +18,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 )
 
@@ -162,7 +163,7 @@ func Compile(fs *featurev1.FeatureSet, prefix string) (*Set, error) {
 		def := profile.FromProto(f.GetDefaultValue())
 		if !def.IsNull() && t != commonv1.ValueType_VALUE_TYPE_UNSPECIFIED {
 			if c := def.Convert(t); c.IsNull() {
-				v.Add(path+".default_value", "does not fit the feature's type %s", valueTypeName(t))
+				v.Add(path+".default_value", "does not fit the feature's type (%s)", values.TypeName(t))
 			} else {
 				def = c
 			}
@@ -311,7 +312,7 @@ func compileAggregate(a *featurev1.AggregateFeature, t commonv1.ValueType, path 
 				v.Add(path+".type", "the field value is a NUMBER")
 			}
 		default:
-			v.Add(path+".type", "%s gives a NUMBER, INT or TIME, not %s", b.agg, valueTypeName(t))
+			v.Add(path+".type", "%s gives a number, a whole number or a time, not %s", b.agg, values.TypeName(t))
 		}
 		if _, ok := EventField(field); ok && !numericField(field) {
 			v.Add(p+".field", "%s needs a numeric or time field (value or properties.<name>), not %s", b.agg, fault.Quote(field))
@@ -336,7 +337,7 @@ func compileAggregate(a *featurev1.AggregateFeature, t commonv1.ValueType, path 
 		}
 	}
 	if t != commonv1.ValueType_VALUE_TYPE_UNSPECIFIED && t != want {
-		v.Add(path+".type", "%s gives %s, not %s", b.agg, valueTypeName(want), valueTypeName(t))
+		v.Add(path+".type", "%s gives %s, not %s", b.agg, values.TypeName(want), values.TypeName(t))
 	}
 	b.typ = want
 	return b, want

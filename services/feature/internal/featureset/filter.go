@@ -7,6 +7,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 )
 
@@ -60,50 +61,13 @@ func nonEmpty(s string) profile.Value {
 
 // Condition is a compiled FieldCondition on one value.
 type Condition struct {
-	op     featurev1.FieldOperator
-	values []profile.Value
+	op       commonv1.ComparisonOperator
+	operands []values.Scalar
 }
 
 // Holds reports whether the condition holds for v.
 func (c *Condition) Holds(v profile.Value) bool {
-	switch c.op {
-	case featurev1.FieldOperator_FIELD_OPERATOR_IN:
-		for _, w := range c.values {
-			if v.Equal(w) && !v.IsNull() {
-				return true
-			}
-		}
-		return false
-	case featurev1.FieldOperator_FIELD_OPERATOR_NOT_IN:
-		if v.IsNull() {
-			return false
-		}
-		for _, w := range c.values {
-			if v.Equal(w) {
-				return false
-			}
-		}
-		return true
-	case featurev1.FieldOperator_FIELD_OPERATOR_EXISTS:
-		return !v.IsNull()
-	case featurev1.FieldOperator_FIELD_OPERATOR_NOT_EXISTS:
-		return v.IsNull()
-	}
-	cmp, ok := v.Compare(c.values[0])
-	if !ok {
-		return false
-	}
-	switch c.op {
-	case featurev1.FieldOperator_FIELD_OPERATOR_LESS_THAN:
-		return cmp < 0
-	case featurev1.FieldOperator_FIELD_OPERATOR_LESS_THAN_OR_EQUAL:
-		return cmp <= 0
-	case featurev1.FieldOperator_FIELD_OPERATOR_GREATER_THAN:
-		return cmp > 0
-	case featurev1.FieldOperator_FIELD_OPERATOR_GREATER_THAN_OR_EQUAL:
-		return cmp >= 0
-	}
-	return false
+	return values.Holds(c.op, v.Scalar(), c.operands)
 }
 
 // compileCondition checks a condition's operator and values (not its
@@ -111,27 +75,27 @@ func (c *Condition) Holds(v profile.Value) bool {
 func compileCondition(c *featurev1.FieldCondition, path string, v *Violations) *Condition {
 	out := &Condition{op: c.GetOperator()}
 	for _, x := range c.GetValues() {
-		out.values = append(out.values, profile.FromProto(x))
+		out.operands = append(out.operands, values.ScalarOf(x))
 	}
 	n := len(c.GetValues())
-	switch c.GetOperator() {
-	case featurev1.FieldOperator_FIELD_OPERATOR_IN, featurev1.FieldOperator_FIELD_OPERATOR_NOT_IN:
+	name := values.OperatorName(c.GetOperator())
+	switch values.ArityOf(c.GetOperator()) {
+	case values.List:
 		if n == 0 {
-			v.Add(path+".values", "%s needs at least one value", c.GetOperator())
+			v.Add(path+".values", "%s needs at least one value", name)
 		}
-	case featurev1.FieldOperator_FIELD_OPERATOR_LESS_THAN, featurev1.FieldOperator_FIELD_OPERATOR_LESS_THAN_OR_EQUAL,
-		featurev1.FieldOperator_FIELD_OPERATOR_GREATER_THAN, featurev1.FieldOperator_FIELD_OPERATOR_GREATER_THAN_OR_EQUAL:
+	case values.One:
 		if n != 1 {
-			v.Add(path+".values", "%s needs exactly one value, got %d", c.GetOperator(), n)
-		} else if out.values[0].IsNull() {
+			v.Add(path+".values", "%s needs exactly one value, got %d", name, n)
+		} else if out.operands[0].IsNull() {
 			v.Add(path+".values[0]", "must not be null")
 		}
-	case featurev1.FieldOperator_FIELD_OPERATOR_EXISTS, featurev1.FieldOperator_FIELD_OPERATOR_NOT_EXISTS:
+	case values.None:
 		if n != 0 {
-			v.Add(path+".values", "%s takes no values", c.GetOperator())
+			v.Add(path+".values", "%s takes no values", name)
 		}
 	default:
-		v.Add(path+".operator", "is required: one of IN, NOT_IN, LESS_THAN, LESS_THAN_OR_EQUAL, GREATER_THAN, GREATER_THAN_OR_EQUAL, EXISTS, NOT_EXISTS")
+		v.Add(path+".operator", "is required: one of %s", values.OperatorNames)
 	}
 	return out
 }
@@ -243,8 +207,3 @@ func (t *TraitConditions) Holds(p *profile.Profile, before int64) bool {
 
 // Empty reports whether there are no conditions.
 func (t *TraitConditions) Empty() bool { return t == nil || len(t.conditions) == 0 }
-
-// valueTypeName is a type's short name for messages.
-func valueTypeName(t commonv1.ValueType) string {
-	return strings.TrimPrefix(t.String(), "VALUE_TYPE_")
-}

@@ -9,6 +9,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 )
 
 // Prop is one named value: an event property or a trait.
@@ -202,7 +203,7 @@ func (p *Profile) Apply(seq uint64, r *ingestv1.StoredEvent) bool {
 func eventOf(seq uint64, r *ingestv1.StoredEvent) Event {
 	return Event{
 		Seq:       seq,
-		Time:      TimeNanos(r.GetEventTime()),
+		Time:      values.UnixNanos(r.GetEventTime()),
 		MessageID: r.GetMessageId(),
 		Name:      r.GetName(),
 		ItemID:    r.GetItemId(),
@@ -220,7 +221,7 @@ func eventOf(seq uint64, r *ingestv1.StoredEvent) Event {
 func traitsOf(seq uint64, r *ingestv1.StoredEvent) TraitUpdate {
 	return TraitUpdate{
 		Seq:       seq,
-		Time:      TimeNanos(r.GetEventTime()),
+		Time:      values.UnixNanos(r.GetEventTime()),
 		MessageID: r.GetMessageId(),
 		Traits:    props(r.GetTraits()),
 		ImportID:  r.GetImportId(),
@@ -229,7 +230,7 @@ func traitsOf(seq uint64, r *ingestv1.StoredEvent) TraitUpdate {
 }
 
 func consentOf(seq uint64, r *ingestv1.StoredEvent) Consent {
-	return Consent{Seq: seq, Time: TimeNanos(r.GetEventTime()), State: r.GetConsentState()}
+	return Consent{Seq: seq, Time: values.UnixNanos(r.GetEventTime()), State: r.GetConsentState()}
 }
 
 // after reports whether (t1, s1) comes after (t2, s2).

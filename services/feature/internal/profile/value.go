@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 )
 
 // Kind is the type of a Value.
@@ -82,63 +83,34 @@ func (v Value) Float() (float64, bool) {
 	return 0, false
 }
 
-// Equal reports whether v and w are the same value; numbers compare
-// numerically, so Int 2 equals Number 2.
+// Equal reports whether v and w are the same value: both null, or comparing
+// equal (so Int 2 equals Number 2).
 func (v Value) Equal(w Value) bool {
-	if a, ok := v.Float(); ok {
-		b, ok := w.Float()
-		return ok && a == b
+	if v.IsNull() || w.IsNull() {
+		return v.IsNull() && w.IsNull()
 	}
-	if v.Kind != w.Kind {
-		return false
-	}
-	switch v.Kind {
-	case String:
-		return v.Str == w.Str
-	case Null:
-		return true
-	default:
-		return v.Int == w.Int
-	}
+	c, ok := v.Compare(w)
+	return ok && c == 0
 }
 
-// Compare orders v and w when they are comparable (both numeric, both
-// strings, both times or both bools): -1, 0 or +1, and ok false otherwise.
+// Compare orders v and w as values.Scalar.Compare does: -1, 0 or +1, and ok
+// false when they do not compare.
 func (v Value) Compare(w Value) (c int, ok bool) {
-	if a, ok := v.Float(); ok {
-		b, ok := w.Float()
-		if !ok {
-			return 0, false
-		}
-		switch {
-		case a < b:
-			return -1, true
-		case a > b:
-			return 1, true
-		}
-		return 0, true
-	}
-	if v.Kind != w.Kind || v.Kind == Null {
-		return 0, false
-	}
-	switch v.Kind {
-	case String:
-		switch {
-		case v.Str < w.Str:
-			return -1, true
-		case v.Str > w.Str:
-			return 1, true
-		}
-		return 0, true
-	default:
-		switch {
-		case v.Int < w.Int:
-			return -1, true
-		case v.Int > w.Int:
-			return 1, true
-		}
-		return 0, true
-	}
+	return v.Scalar().Compare(w.Scalar())
+}
+
+// Scalar returns v in the form the shared comparisons take.
+func (v Value) Scalar() values.Scalar {
+	return values.Scalar{Type: kindTypes[v.Kind], Num: v.Num, Int: v.Int, Str: v.Str}
+}
+
+var kindTypes = [...]commonv1.ValueType{
+	Null:   commonv1.ValueType_VALUE_TYPE_UNSPECIFIED,
+	Number: commonv1.ValueType_VALUE_TYPE_NUMBER,
+	Int:    commonv1.ValueType_VALUE_TYPE_INT,
+	String: commonv1.ValueType_VALUE_TYPE_STRING,
+	Bool:   commonv1.ValueType_VALUE_TYPE_BOOL,
+	Time:   commonv1.ValueType_VALUE_TYPE_TIME,
 }
 
 // Key returns a string that is equal for equal values, for counting
@@ -175,7 +147,7 @@ func FromProto(p *commonv1.Value) Value {
 	case *commonv1.Value_BoolValue:
 		return BoolValue(k.BoolValue)
 	case *commonv1.Value_TimeValue:
-		return TimeValue(TimeNanos(k.TimeValue))
+		return TimeValue(values.UnixNanos(k.TimeValue))
 	}
 	return Value{}
 }
@@ -292,23 +264,6 @@ func TypeOf(k Kind) commonv1.ValueType {
 		return commonv1.ValueType_VALUE_TYPE_TIME
 	}
 	return commonv1.ValueType_VALUE_TYPE_UNSPECIFIED
-}
-
-// TimeNanos returns a timestamp as Unix nanoseconds, clamped to the range
-// an int64 holds (years 1678 to 2262); nil is 0.
-func TimeNanos(ts *timestamppb.Timestamp) int64 {
-	if ts == nil {
-		return 0
-	}
-	const maxSec = int64(math.MaxInt64/1_000_000_000 - 1)
-	s := ts.GetSeconds()
-	switch {
-	case s > maxSec:
-		return math.MaxInt64
-	case s < -maxSec:
-		return math.MinInt64
-	}
-	return s*1e9 + int64(ts.GetNanos())
 }
 
 // Timestamp returns Unix nanoseconds as a timestamp.

@@ -7,12 +7,11 @@ package audience
 import (
 	"fmt"
 	"math"
-	"strings"
 
-	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 )
 
 // Limits of a segment filter.
@@ -47,8 +46,8 @@ type node struct {
 	kind nodeKind
 	kids []*node
 	name string
-	op   servingv1.ComparisonOperator
-	vals []*commonv1.Value
+	op   commonv1.ComparisonOperator
+	vals []values.Scalar
 }
 
 // Compile checks f and compiles it; typeOf gives the type of each feature the model's feature
@@ -127,20 +126,18 @@ func (c *compiler) cond(fc *servingv1.FeatureCondition, field string) *node {
 			c.fail(at, "%s", msg)
 			return
 		}
-		if ok && !suits(typ, v) {
-			c.fail(at, "a %s does not compare with feature %q of type %s", kindName(v), n.name, strings.TrimPrefix(typ.String(), "VALUE_TYPE_"))
+		if ok && !values.Comparable(values.TypeOf(v), typ) {
+			c.fail(at, "%s does not compare with feature %q, which holds %s", values.TypeName(values.TypeOf(v)), n.name, values.TypeName(typ))
 		}
 	}
-	switch n.op {
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_EQ, servingv1.ComparisonOperator_COMPARISON_OPERATOR_NE,
-		servingv1.ComparisonOperator_COMPARISON_OPERATOR_LT, servingv1.ComparisonOperator_COMPARISON_OPERATOR_LE,
-		servingv1.ComparisonOperator_COMPARISON_OPERATOR_GT, servingv1.ComparisonOperator_COMPARISON_OPERATOR_GE:
+	switch values.ArityOf(n.op) {
+	case values.One:
 		check(fc.GetValue(), field+".value")
 		if len(fc.GetValues()) > 0 {
 			c.fail(field+".values", "is for IN and NOT_IN; use value")
 		}
-		n.vals = []*commonv1.Value{fc.GetValue()}
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_IN, servingv1.ComparisonOperator_COMPARISON_OPERATOR_NOT_IN:
+		n.vals = []values.Scalar{values.ScalarOf(fc.GetValue())}
+	case values.List:
 		if len(fc.GetValues()) == 0 || len(fc.GetValues()) > MaxValues {
 			c.fail(field+".values", "needs 1 to %d values, got %d", MaxValues, len(fc.GetValues()))
 		} else {
@@ -151,13 +148,15 @@ func (c *compiler) cond(fc *servingv1.FeatureCondition, field string) *node {
 		if fc.GetValue() != nil {
 			c.fail(field+".value", "is for single comparisons; use values")
 		}
-		n.vals = fc.GetValues()
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL, servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NOT_NULL:
+		for _, v := range fc.GetValues() {
+			n.vals = append(n.vals, values.ScalarOf(v))
+		}
+	case values.None:
 		if fc.GetValue() != nil || len(fc.GetValues()) > 0 {
 			c.fail(field, "IS_NULL and IS_NOT_NULL take no value")
 		}
 	default:
-		c.fail(field+".operator", "is required")
+		c.fail(field+".operator", "is required: one of %s", values.OperatorNames)
 	}
 	return n
 }
@@ -182,20 +181,6 @@ func badValue(v *commonv1.Value) string {
 		}
 	}
 	return ""
-}
-
-func isNum(t commonv1.ValueType) bool {
-	return t == commonv1.ValueType_VALUE_TYPE_NUMBER || t == commonv1.ValueType_VALUE_TYPE_INT
-}
-
-// suits reports whether a value compares with a feature of type t.
-func suits(t commonv1.ValueType, v *commonv1.Value) bool {
-	vt := artifact.TypeOf(v)
-	return vt == t || (isNum(vt) && isNum(t))
-}
-
-func kindName(v *commonv1.Value) string {
-	return strings.ToLower(strings.TrimPrefix(artifact.TypeOf(v).String(), "VALUE_TYPE_"))
 }
 
 // Names implements scoring.Filter: the features the filter reads.
@@ -231,95 +216,8 @@ func (n *node) match(value func(string) (*commonv1.Value, bool)) bool {
 		return true
 	}
 	v, present := value(n.name)
-	switch n.op {
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL:
-		return !present
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NOT_NULL:
-		return present
-	}
 	if !present {
-		return false
+		return values.Holds(n.op, values.Scalar{}, n.vals)
 	}
-	switch n.op {
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_IN, servingv1.ComparisonOperator_COMPARISON_OPERATOR_NOT_IN:
-		in := false
-		for _, w := range n.vals {
-			if c, ok := Compare(v, w); ok && c == 0 {
-				in = true
-				break
-			}
-		}
-		return in == (n.op == servingv1.ComparisonOperator_COMPARISON_OPERATOR_IN)
-	}
-	c, ok := Compare(v, n.vals[0])
-	if !ok {
-		return false
-	}
-	switch n.op {
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_EQ:
-		return c == 0
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_NE:
-		return c != 0
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_LT:
-		return c < 0
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_LE:
-		return c <= 0
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_GT:
-		return c > 0
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_GE:
-		return c >= 0
-	}
-	return false
-}
-
-// Compare orders two values of comparable types: numbers and whole numbers with each other
-// (whole numbers exactly), strings by bytes, bools false before true, times in time order.
-// ok is false for values that do not compare.
-func Compare(a, b *commonv1.Value) (int, bool) {
-	switch x := a.GetKind().(type) {
-	case *commonv1.Value_IntValue:
-		switch y := b.GetKind().(type) {
-		case *commonv1.Value_IntValue:
-			return cmp3(x.IntValue < y.IntValue, x.IntValue > y.IntValue), true
-		case *commonv1.Value_NumberValue:
-			return cmpFloat(float64(x.IntValue), y.NumberValue)
-		}
-	case *commonv1.Value_NumberValue:
-		switch y := b.GetKind().(type) {
-		case *commonv1.Value_IntValue:
-			return cmpFloat(x.NumberValue, float64(y.IntValue))
-		case *commonv1.Value_NumberValue:
-			return cmpFloat(x.NumberValue, y.NumberValue)
-		}
-	case *commonv1.Value_StringValue:
-		if y, ok := b.GetKind().(*commonv1.Value_StringValue); ok {
-			return strings.Compare(x.StringValue, y.StringValue), true
-		}
-	case *commonv1.Value_BoolValue:
-		if y, ok := b.GetKind().(*commonv1.Value_BoolValue); ok {
-			return cmp3(!x.BoolValue && y.BoolValue, x.BoolValue && !y.BoolValue), true
-		}
-	case *commonv1.Value_TimeValue:
-		if y, ok := b.GetKind().(*commonv1.Value_TimeValue); ok {
-			return x.TimeValue.AsTime().Compare(y.TimeValue.AsTime()), true
-		}
-	}
-	return 0, false
-}
-
-func cmp3(less, more bool) int {
-	switch {
-	case less:
-		return -1
-	case more:
-		return 1
-	}
-	return 0
-}
-
-func cmpFloat(a, b float64) (int, bool) {
-	if a != a || b != b { // NaN
-		return 0, false
-	}
-	return cmp3(a < b, a > b), true
+	return values.Holds(n.op, values.ScalarOf(v), n.vals)
 }

@@ -38,10 +38,10 @@ var types = map[string]commonv1.ValueType{
 
 func typeOf(n string) (commonv1.ValueType, bool) { t, ok := types[n]; return t, ok }
 
-func cond(feature string, op servingv1.ComparisonOperator, vals ...*commonv1.Value) *servingv1.AudienceFilter {
+func cond(feature string, op commonv1.ComparisonOperator, vals ...*commonv1.Value) *servingv1.AudienceFilter {
 	c := &servingv1.FeatureCondition{Feature: feature, Operator: op}
 	switch op {
-	case servingv1.ComparisonOperator_COMPARISON_OPERATOR_IN, servingv1.ComparisonOperator_COMPARISON_OPERATOR_NOT_IN:
+	case commonv1.ComparisonOperator_COMPARISON_OPERATOR_IN, commonv1.ComparisonOperator_COMPARISON_OPERATOR_NOT_IN:
 		c.Values = vals
 	default:
 		if len(vals) > 0 {
@@ -62,14 +62,14 @@ func none(fs ...*servingv1.AudienceFilter) *servingv1.AudienceFilter {
 }
 
 const (
-	eq      = servingv1.ComparisonOperator_COMPARISON_OPERATOR_EQ
-	ne      = servingv1.ComparisonOperator_COMPARISON_OPERATOR_NE
-	lt      = servingv1.ComparisonOperator_COMPARISON_OPERATOR_LT
-	ge      = servingv1.ComparisonOperator_COMPARISON_OPERATOR_GE
-	in      = servingv1.ComparisonOperator_COMPARISON_OPERATOR_IN
-	notIn   = servingv1.ComparisonOperator_COMPARISON_OPERATOR_NOT_IN
-	isNull  = servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL
-	notNull = servingv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NOT_NULL
+	eq      = commonv1.ComparisonOperator_COMPARISON_OPERATOR_EQ
+	ne      = commonv1.ComparisonOperator_COMPARISON_OPERATOR_NE
+	lt      = commonv1.ComparisonOperator_COMPARISON_OPERATOR_LT
+	ge      = commonv1.ComparisonOperator_COMPARISON_OPERATOR_GE
+	in      = commonv1.ComparisonOperator_COMPARISON_OPERATOR_IN
+	notIn   = commonv1.ComparisonOperator_COMPARISON_OPERATOR_NOT_IN
+	isNull  = commonv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NULL
+	notNull = commonv1.ComparisonOperator_COMPARISON_OPERATOR_IS_NOT_NULL
 )
 
 func TestMatch(t *testing.T) {
@@ -128,7 +128,7 @@ func TestCompileViolations(t *testing.T) {
 	}{
 		{"no kind", &servingv1.AudienceFilter{}, "segment"},
 		{"unknown feature", cond("shoe_size", eq, num(1)), "segment.condition.feature"},
-		{"no operator", cond("age", servingv1.ComparisonOperator_COMPARISON_OPERATOR_UNSPECIFIED), "segment.condition.operator"},
+		{"no operator", cond("age", commonv1.ComparisonOperator_COMPARISON_OPERATOR_UNSPECIFIED), "segment.condition.operator"},
 		{"no value", cond("age", eq), "segment.condition.value"},
 		{"wrong type", cond("age", eq, str("old")), "segment.condition.value"},
 		{"empty in", cond("job", in), "segment.condition.values"},

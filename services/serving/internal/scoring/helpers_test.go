@@ -68,8 +68,8 @@ func run(t *testing.T, m *Model, edit func(*Task), rows ...[]Row) ([][]Outcome, 
 	return outs, tasks, g.Err()
 }
 
-// values returns a row of inline values by input name.
-func values(t *testing.T, m *Model, byName map[string]*commonv1.Value) []*commonv1.Value {
+// inputRow returns a row of inline values by input name.
+func inputRow(t *testing.T, m *Model, byName map[string]*commonv1.Value) []*commonv1.Value {
 	t.Helper()
 	out := make([]*commonv1.Value, len(m.Inputs))
 	for name, v := range byName {

@@ -19,6 +19,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/batch"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/features"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/recommend"
@@ -516,7 +517,7 @@ func (m *Model) score(w *work, tasks []*Task, look *features.Lookup, p *plan) er
 // the first one it does not impute. It reports whether the row is invalid.
 func (m *Model) checkMissing(row []*commonv1.Value, o *Outcome) bool {
 	for k, v := range row {
-		if !artifact.Missing(v) {
+		if !values.Missing(v) {
 			continue
 		}
 		name := m.Inputs[k].GetName()

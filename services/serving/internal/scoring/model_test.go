@@ -49,7 +49,7 @@ func knownCustomers() map[string]featurestest.Customer {
 func TestScoreGatesAndFillsEachRow(t *testing.T) {
 	fs := knownPeople()
 	m := load(t, fs.Serve(t), scoringtest.Linear(t, "spend", 1), 64)
-	v := func(byName map[string]*commonv1.Value) []*commonv1.Value { return values(t, m, byName) }
+	v := func(byName map[string]*commonv1.Value) []*commonv1.Value { return inputRow(t, m, byName) }
 	outs, tasks, err := run(t, m, nil, []Row{
 		{UserID: "c1"},
 		{UserID: "c1", Values: v(map[string]*commonv1.Value{"spend": num(0.5)})},
@@ -128,7 +128,7 @@ func TestContributionsKeepTheirValues(t *testing.T) {
 	}
 	bonus := num(0.25)
 	withContributions := func(t *Task) { t.Contributions = true }
-	outs, _, err := run(t, m, withContributions, []Row{{UserID: "c1", Values: values(t, m, map[string]*commonv1.Value{"bonus": bonus})}})
+	outs, _, err := run(t, m, withContributions, []Row{{UserID: "c1", Values: inputRow(t, m, map[string]*commonv1.Value{"bonus": bonus})}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestContributionsKeepTheirValues(t *testing.T) {
 		t.Errorf("the inline bonus was reported as %v, not as given", first.Values[2])
 	}
 	for range 3 { // later batches of the same shape, with another customer's values
-		if _, _, err := run(t, m, withContributions, []Row{{UserID: "c2", Values: values(t, m, map[string]*commonv1.Value{"spend": num(7)})}}); err != nil {
+		if _, _, err := run(t, m, withContributions, []Row{{UserID: "c2", Values: inputRow(t, m, map[string]*commonv1.Value{"spend": num(7)})}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -164,7 +164,7 @@ func TestLookupFailureFailsOnlyTheRowsThatNeedIt(t *testing.T) {
 	m := load(t, fs.Serve(t), scoringtest.Linear(t, "spend", 1), 64)
 	outs, tasks, err := run(t, m, nil,
 		[]Row{{UserID: "c1"}},
-		[]Row{{Values: values(t, m, map[string]*commonv1.Value{"age": integer(10), "spend": num(1)})}})
+		[]Row{{Values: inputRow(t, m, map[string]*commonv1.Value{"age": integer(10), "spend": num(1)})}})
 	if !errors.Is(err, features.ErrLookup) || !errors.Is(tasks[0].Err(), features.ErrLookup) {
 		t.Errorf("group error %v and the customer's task %v, want ErrLookup", err, tasks[0].Err())
 	}
@@ -236,7 +236,7 @@ func TestFeatureSetWithoutTheModelsInputs(t *testing.T) {
 	a := scoringtest.Linear(t, "spend", 1)
 	a.GetLineage().FeatureSet = "other"
 	m := load(t, fc, a, 64)
-	inline := values(t, m, map[string]*commonv1.Value{"age": integer(2), "spend": num(0)})
+	inline := inputRow(t, m, map[string]*commonv1.Value{"age": integer(2), "spend": num(0)})
 	outs, _, err := run(t, m, nil, []Row{{UserID: "c1", Values: inline}, {UserID: "objected", Values: inline}})
 	if err != nil {
 		t.Fatal(err)

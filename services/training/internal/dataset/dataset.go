@@ -25,6 +25,7 @@ import (
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 )
 
 // rowsPerMessage is the batch size asked of BuildTrainingSet.
@@ -288,17 +289,14 @@ func BinaryClasses(labels []*commonv1.Value, rows []int) (*Classes, error) {
 	distinct := map[string]*commonv1.Value{}
 	for _, i := range rows {
 		v := labels[i]
-		t := artifact.TypeOf(v)
+		t := values.TypeOf(v)
 		if t == commonv1.ValueType_VALUE_TYPE_UNSPECIFIED {
 			continue
 		}
 		if kind == commonv1.ValueType_VALUE_TYPE_UNSPECIFIED {
 			kind = t
 		}
-		num := func(t commonv1.ValueType) bool {
-			return t == commonv1.ValueType_VALUE_TYPE_NUMBER || t == commonv1.ValueType_VALUE_TYPE_INT
-		}
-		if t != kind && !(num(t) && num(kind)) {
+		if !values.Comparable(t, kind) {
 			return nil, fmt.Errorf("labels mix %v and %v values", kind, t)
 		}
 		key, _ := artifact.Category(v)
@@ -363,7 +361,7 @@ func intValue(n int64) *commonv1.Value {
 // 0 for the other, for regression the number. ok is false for a missing label, or one that
 // is neither class.
 func Target(v *commonv1.Value, c *Classes) (float64, bool) {
-	if artifact.TypeOf(v) == commonv1.ValueType_VALUE_TYPE_UNSPECIFIED {
+	if values.TypeOf(v) == commonv1.ValueType_VALUE_TYPE_UNSPECIFIED {
 		return 0, false
 	}
 	if c == nil {
@@ -381,17 +379,6 @@ func Target(v *commonv1.Value, c *Classes) (float64, bool) {
 
 // sameValue compares label values, numbers and whole numbers by value.
 func sameValue(a, b *commonv1.Value) bool {
-	if proto.Equal(a, b) {
-		return true
-	}
-	ta, tb := artifact.TypeOf(a), artifact.TypeOf(b)
-	num := func(t commonv1.ValueType) bool {
-		return t == commonv1.ValueType_VALUE_TYPE_NUMBER || t == commonv1.ValueType_VALUE_TYPE_INT
-	}
-	if num(ta) && num(tb) {
-		x, _ := artifact.Number(a, time.Time{})
-		y, _ := artifact.Number(b, time.Time{})
-		return x == y
-	}
-	return false
+	c, ok := values.Compare(a, b)
+	return (ok && c == 0) || proto.Equal(a, b)
 }

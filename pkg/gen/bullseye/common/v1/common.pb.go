@@ -5,8 +5,9 @@
 // source: bullseye/common/v1/common.proto
 
 // Package bullseye.common.v1 holds the types every Bullseye service shares:
-// typed values, entity keys, consent states, model references and problems
-// reported against a single item of a batch.
+// typed values and the one language that compares them, entity keys, consent
+// states, model references and problems reported against a single item of a
+// batch.
 
 package commonv1
 
@@ -91,6 +92,97 @@ func (ValueType) EnumDescriptor() ([]byte, []int) {
 	return file_bullseye_common_v1_common_proto_rawDescGZIP(), []int{0}
 }
 
+// ComparisonOperator is how a condition compares a value (an event field, a
+// trait, a feature) with the values the condition gives: the one comparison
+// language of every service. A missing or null value matches IS_NULL only.
+// Numbers and whole numbers compare with each other by value, strings by
+// their bytes, bools false before true, times in time order; a value of
+// another type, or a NaN, matches none of EQ, NE, LT, LE, GT, GE and IN, and
+// so matches NOT_IN.
+type ComparisonOperator int32
+
+const (
+	// Not set; invalid.
+	ComparisonOperator_COMPARISON_OPERATOR_UNSPECIFIED ComparisonOperator = 0
+	// Equal to one of the values (at least one).
+	ComparisonOperator_COMPARISON_OPERATOR_IN ComparisonOperator = 1
+	// Present and equal to none of the values (at least one).
+	ComparisonOperator_COMPARISON_OPERATOR_NOT_IN ComparisonOperator = 2
+	// Less than the single value.
+	ComparisonOperator_COMPARISON_OPERATOR_LT ComparisonOperator = 3
+	// Less than or equal to the single value.
+	ComparisonOperator_COMPARISON_OPERATOR_LE ComparisonOperator = 4
+	// Greater than the single value.
+	ComparisonOperator_COMPARISON_OPERATOR_GT ComparisonOperator = 5
+	// Greater than or equal to the single value.
+	ComparisonOperator_COMPARISON_OPERATOR_GE ComparisonOperator = 6
+	// Present and not null; takes no value.
+	ComparisonOperator_COMPARISON_OPERATOR_IS_NOT_NULL ComparisonOperator = 7
+	// Missing or null; takes no value.
+	ComparisonOperator_COMPARISON_OPERATOR_IS_NULL ComparisonOperator = 8
+	// Equal to the single value.
+	ComparisonOperator_COMPARISON_OPERATOR_EQ ComparisonOperator = 9
+	// Present, comparable with the single value and not equal to it.
+	ComparisonOperator_COMPARISON_OPERATOR_NE ComparisonOperator = 10
+)
+
+// Enum value maps for ComparisonOperator.
+var (
+	ComparisonOperator_name = map[int32]string{
+		0:  "COMPARISON_OPERATOR_UNSPECIFIED",
+		1:  "COMPARISON_OPERATOR_IN",
+		2:  "COMPARISON_OPERATOR_NOT_IN",
+		3:  "COMPARISON_OPERATOR_LT",
+		4:  "COMPARISON_OPERATOR_LE",
+		5:  "COMPARISON_OPERATOR_GT",
+		6:  "COMPARISON_OPERATOR_GE",
+		7:  "COMPARISON_OPERATOR_IS_NOT_NULL",
+		8:  "COMPARISON_OPERATOR_IS_NULL",
+		9:  "COMPARISON_OPERATOR_EQ",
+		10: "COMPARISON_OPERATOR_NE",
+	}
+	ComparisonOperator_value = map[string]int32{
+		"COMPARISON_OPERATOR_UNSPECIFIED": 0,
+		"COMPARISON_OPERATOR_IN":          1,
+		"COMPARISON_OPERATOR_NOT_IN":      2,
+		"COMPARISON_OPERATOR_LT":          3,
+		"COMPARISON_OPERATOR_LE":          4,
+		"COMPARISON_OPERATOR_GT":          5,
+		"COMPARISON_OPERATOR_GE":          6,
+		"COMPARISON_OPERATOR_IS_NOT_NULL": 7,
+		"COMPARISON_OPERATOR_IS_NULL":     8,
+		"COMPARISON_OPERATOR_EQ":          9,
+		"COMPARISON_OPERATOR_NE":          10,
+	}
+)
+
+func (x ComparisonOperator) Enum() *ComparisonOperator {
+	p := new(ComparisonOperator)
+	*p = x
+	return p
+}
+
+func (x ComparisonOperator) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ComparisonOperator) Descriptor() protoreflect.EnumDescriptor {
+	return file_bullseye_common_v1_common_proto_enumTypes[1].Descriptor()
+}
+
+func (ComparisonOperator) Type() protoreflect.EnumType {
+	return &file_bullseye_common_v1_common_proto_enumTypes[1]
+}
+
+func (x ComparisonOperator) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ComparisonOperator.Descriptor instead.
+func (ComparisonOperator) EnumDescriptor() ([]byte, []int) {
+	return file_bullseye_common_v1_common_proto_rawDescGZIP(), []int{1}
+}
+
 // ConsentState is what Bullseye knows of a customer's consent to marketing.
 type ConsentState int32
 
@@ -132,11 +224,11 @@ func (x ConsentState) String() string {
 }
 
 func (ConsentState) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_common_v1_common_proto_enumTypes[1].Descriptor()
+	return file_bullseye_common_v1_common_proto_enumTypes[2].Descriptor()
 }
 
 func (ConsentState) Type() protoreflect.EnumType {
-	return &file_bullseye_common_v1_common_proto_enumTypes[1]
+	return &file_bullseye_common_v1_common_proto_enumTypes[2]
 }
 
 func (x ConsentState) Number() protoreflect.EnumNumber {
@@ -145,7 +237,7 @@ func (x ConsentState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ConsentState.Descriptor instead.
 func (ConsentState) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_common_v1_common_proto_rawDescGZIP(), []int{1}
+	return file_bullseye_common_v1_common_proto_rawDescGZIP(), []int{2}
 }
 
 // Value is one typed value: an event property, a customer trait, a feature
@@ -614,7 +706,20 @@ const file_bullseye_common_v1_common_proto_rawDesc = "" +
 	"\x0eVALUE_TYPE_INT\x10\x02\x12\x15\n" +
 	"\x11VALUE_TYPE_STRING\x10\x03\x12\x13\n" +
 	"\x0fVALUE_TYPE_BOOL\x10\x04\x12\x13\n" +
-	"\x0fVALUE_TYPE_TIME\x10\x05*~\n" +
+	"\x0fVALUE_TYPE_TIME\x10\x05*\xe3\x02\n" +
+	"\x12ComparisonOperator\x12#\n" +
+	"\x1fCOMPARISON_OPERATOR_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16COMPARISON_OPERATOR_IN\x10\x01\x12\x1e\n" +
+	"\x1aCOMPARISON_OPERATOR_NOT_IN\x10\x02\x12\x1a\n" +
+	"\x16COMPARISON_OPERATOR_LT\x10\x03\x12\x1a\n" +
+	"\x16COMPARISON_OPERATOR_LE\x10\x04\x12\x1a\n" +
+	"\x16COMPARISON_OPERATOR_GT\x10\x05\x12\x1a\n" +
+	"\x16COMPARISON_OPERATOR_GE\x10\x06\x12#\n" +
+	"\x1fCOMPARISON_OPERATOR_IS_NOT_NULL\x10\a\x12\x1f\n" +
+	"\x1bCOMPARISON_OPERATOR_IS_NULL\x10\b\x12\x1a\n" +
+	"\x16COMPARISON_OPERATOR_EQ\x10\t\x12\x1a\n" +
+	"\x16COMPARISON_OPERATOR_NE\x10\n" +
+	"*~\n" +
 	"\fConsentState\x12\x1d\n" +
 	"\x19CONSENT_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CONSENT_STATE_GRANTED\x10\x01\x12\x1a\n" +
@@ -634,20 +739,21 @@ func file_bullseye_common_v1_common_proto_rawDescGZIP() []byte {
 	return file_bullseye_common_v1_common_proto_rawDescData
 }
 
-var file_bullseye_common_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_bullseye_common_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_bullseye_common_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_bullseye_common_v1_common_proto_goTypes = []any{
 	(ValueType)(0),                // 0: bullseye.common.v1.ValueType
-	(ConsentState)(0),             // 1: bullseye.common.v1.ConsentState
-	(*Value)(nil),                 // 2: bullseye.common.v1.Value
-	(*EntityKey)(nil),             // 3: bullseye.common.v1.EntityKey
-	(*ModelRef)(nil),              // 4: bullseye.common.v1.ModelRef
-	(*Problem)(nil),               // 5: bullseye.common.v1.Problem
-	(*Metric)(nil),                // 6: bullseye.common.v1.Metric
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(ComparisonOperator)(0),       // 1: bullseye.common.v1.ComparisonOperator
+	(ConsentState)(0),             // 2: bullseye.common.v1.ConsentState
+	(*Value)(nil),                 // 3: bullseye.common.v1.Value
+	(*EntityKey)(nil),             // 4: bullseye.common.v1.EntityKey
+	(*ModelRef)(nil),              // 5: bullseye.common.v1.ModelRef
+	(*Problem)(nil),               // 6: bullseye.common.v1.Problem
+	(*Metric)(nil),                // 7: bullseye.common.v1.Metric
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_bullseye_common_v1_common_proto_depIdxs = []int32{
-	7, // 0: bullseye.common.v1.Value.time_value:type_name -> google.protobuf.Timestamp
+	8, // 0: bullseye.common.v1.Value.time_value:type_name -> google.protobuf.Timestamp
 	1, // [1:1] is the sub-list for method output_type
 	1, // [1:1] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
@@ -676,7 +782,7 @@ func file_bullseye_common_v1_common_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_common_v1_common_proto_rawDesc), len(file_bullseye_common_v1_common_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -114,83 +114,6 @@ func (Aggregation) EnumDescriptor() ([]byte, []int) {
 	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{0}
 }
 
-// FieldOperator compares a field with a condition's values.
-type FieldOperator int32
-
-const (
-	// Not set; invalid.
-	FieldOperator_FIELD_OPERATOR_UNSPECIFIED FieldOperator = 0
-	// The field equals one of values.
-	FieldOperator_FIELD_OPERATOR_IN FieldOperator = 1
-	// The field is set and equals none of values.
-	FieldOperator_FIELD_OPERATOR_NOT_IN FieldOperator = 2
-	// The field is less than the single value.
-	FieldOperator_FIELD_OPERATOR_LESS_THAN FieldOperator = 3
-	// The field is less than or equal to the single value.
-	FieldOperator_FIELD_OPERATOR_LESS_THAN_OR_EQUAL FieldOperator = 4
-	// The field is greater than the single value.
-	FieldOperator_FIELD_OPERATOR_GREATER_THAN FieldOperator = 5
-	// The field is greater than or equal to the single value.
-	FieldOperator_FIELD_OPERATOR_GREATER_THAN_OR_EQUAL FieldOperator = 6
-	// The field is set and not null; values must be empty.
-	FieldOperator_FIELD_OPERATOR_EXISTS FieldOperator = 7
-	// The field is unset or null; values must be empty.
-	FieldOperator_FIELD_OPERATOR_NOT_EXISTS FieldOperator = 8
-)
-
-// Enum value maps for FieldOperator.
-var (
-	FieldOperator_name = map[int32]string{
-		0: "FIELD_OPERATOR_UNSPECIFIED",
-		1: "FIELD_OPERATOR_IN",
-		2: "FIELD_OPERATOR_NOT_IN",
-		3: "FIELD_OPERATOR_LESS_THAN",
-		4: "FIELD_OPERATOR_LESS_THAN_OR_EQUAL",
-		5: "FIELD_OPERATOR_GREATER_THAN",
-		6: "FIELD_OPERATOR_GREATER_THAN_OR_EQUAL",
-		7: "FIELD_OPERATOR_EXISTS",
-		8: "FIELD_OPERATOR_NOT_EXISTS",
-	}
-	FieldOperator_value = map[string]int32{
-		"FIELD_OPERATOR_UNSPECIFIED":           0,
-		"FIELD_OPERATOR_IN":                    1,
-		"FIELD_OPERATOR_NOT_IN":                2,
-		"FIELD_OPERATOR_LESS_THAN":             3,
-		"FIELD_OPERATOR_LESS_THAN_OR_EQUAL":    4,
-		"FIELD_OPERATOR_GREATER_THAN":          5,
-		"FIELD_OPERATOR_GREATER_THAN_OR_EQUAL": 6,
-		"FIELD_OPERATOR_EXISTS":                7,
-		"FIELD_OPERATOR_NOT_EXISTS":            8,
-	}
-)
-
-func (x FieldOperator) Enum() *FieldOperator {
-	p := new(FieldOperator)
-	*p = x
-	return p
-}
-
-func (x FieldOperator) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (FieldOperator) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[1].Descriptor()
-}
-
-func (FieldOperator) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[1]
-}
-
-func (x FieldOperator) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use FieldOperator.Descriptor instead.
-func (FieldOperator) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{1}
-}
-
 // RfmStyle is which definitions of recency, frequency and monetary value an
 // RFM group produces.
 type RfmStyle int32
@@ -239,11 +162,11 @@ func (x RfmStyle) String() string {
 }
 
 func (RfmStyle) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[2].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[1].Descriptor()
 }
 
 func (RfmStyle) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[2]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[1]
 }
 
 func (x RfmStyle) Number() protoreflect.EnumNumber {
@@ -252,7 +175,7 @@ func (x RfmStyle) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RfmStyle.Descriptor instead.
 func (RfmStyle) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{2}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{1}
 }
 
 // BackfillState is how far a feature set version's materialisation is.
@@ -300,11 +223,11 @@ func (x BackfillState) String() string {
 }
 
 func (BackfillState) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[3].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[2].Descriptor()
 }
 
 func (BackfillState) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[3]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[2]
 }
 
 func (x BackfillState) Number() protoreflect.EnumNumber {
@@ -313,7 +236,7 @@ func (x BackfillState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BackfillState.Descriptor instead.
 func (BackfillState) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{3}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{2}
 }
 
 // FeatureValueStatus says what a returned feature value means.
@@ -364,11 +287,11 @@ func (x FeatureValueStatus) String() string {
 }
 
 func (FeatureValueStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[4].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[3].Descriptor()
 }
 
 func (FeatureValueStatus) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[4]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[3]
 }
 
 func (x FeatureValueStatus) Number() protoreflect.EnumNumber {
@@ -377,7 +300,7 @@ func (x FeatureValueStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FeatureValueStatus.Descriptor instead.
 func (FeatureValueStatus) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{4}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{3}
 }
 
 // OnlineLayout says how a GetOnlineFeatures reply carries its values.
@@ -419,11 +342,11 @@ func (x OnlineLayout) String() string {
 }
 
 func (OnlineLayout) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[5].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[4].Descriptor()
 }
 
 func (OnlineLayout) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[5]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[4]
 }
 
 func (x OnlineLayout) Number() protoreflect.EnumNumber {
@@ -432,7 +355,7 @@ func (x OnlineLayout) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OnlineLayout.Descriptor instead.
 func (OnlineLayout) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{5}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{4}
 }
 
 // OutcomeAggregation is how an outcome label summarises the matching events
@@ -483,11 +406,11 @@ func (x OutcomeAggregation) String() string {
 }
 
 func (OutcomeAggregation) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[6].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[5].Descriptor()
 }
 
 func (OutcomeAggregation) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[6]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[5]
 }
 
 func (x OutcomeAggregation) Number() protoreflect.EnumNumber {
@@ -496,7 +419,7 @@ func (x OutcomeAggregation) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use OutcomeAggregation.Descriptor instead.
 func (OutcomeAggregation) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{6}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{5}
 }
 
 // TriggerSelection is which of an entity's trigger events make rows.
@@ -540,11 +463,11 @@ func (x TriggerSelection) String() string {
 }
 
 func (TriggerSelection) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[7].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[6].Descriptor()
 }
 
 func (TriggerSelection) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[7]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[6]
 }
 
 func (x TriggerSelection) Number() protoreflect.EnumNumber {
@@ -553,7 +476,7 @@ func (x TriggerSelection) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TriggerSelection.Descriptor instead.
 func (TriggerSelection) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{7}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{6}
 }
 
 // TrainingSetOrder is the order of a training set's rows.
@@ -594,11 +517,11 @@ func (x TrainingSetOrder) String() string {
 }
 
 func (TrainingSetOrder) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[8].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[7].Descriptor()
 }
 
 func (TrainingSetOrder) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[8]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[7]
 }
 
 func (x TrainingSetOrder) Number() protoreflect.EnumNumber {
@@ -607,7 +530,7 @@ func (x TrainingSetOrder) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TrainingSetOrder.Descriptor instead.
 func (TrainingSetOrder) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{8}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{7}
 }
 
 // Split is the side of the train/test split a row belongs to.
@@ -647,11 +570,11 @@ func (x Split) String() string {
 }
 
 func (Split) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[9].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[8].Descriptor()
 }
 
 func (Split) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[9]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[8]
 }
 
 func (x Split) Number() protoreflect.EnumNumber {
@@ -660,7 +583,7 @@ func (x Split) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Split.Descriptor instead.
 func (Split) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{9}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{8}
 }
 
 // SelectionMethod is one way of scoring features.
@@ -722,11 +645,11 @@ func (x SelectionMethod) String() string {
 }
 
 func (SelectionMethod) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[10].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[9].Descriptor()
 }
 
 func (SelectionMethod) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[10]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[9]
 }
 
 func (x SelectionMethod) Number() protoreflect.EnumNumber {
@@ -735,7 +658,7 @@ func (x SelectionMethod) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SelectionMethod.Descriptor instead.
 func (SelectionMethod) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{10}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{9}
 }
 
 // DropReason is why a feature is suggested for dropping.
@@ -779,11 +702,11 @@ func (x DropReason) String() string {
 }
 
 func (DropReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_feature_v1_feature_proto_enumTypes[11].Descriptor()
+	return file_bullseye_feature_v1_feature_proto_enumTypes[10].Descriptor()
 }
 
 func (DropReason) Type() protoreflect.EnumType {
-	return &file_bullseye_feature_v1_feature_proto_enumTypes[11]
+	return &file_bullseye_feature_v1_feature_proto_enumTypes[10]
 }
 
 func (x DropReason) Number() protoreflect.EnumNumber {
@@ -792,7 +715,7 @@ func (x DropReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DropReason.Descriptor instead.
 func (DropReason) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{11}
+	return file_bullseye_feature_v1_feature_proto_rawDescGZIP(), []int{10}
 }
 
 // FeatureSetRef selects a version of a feature set.
@@ -1308,10 +1231,10 @@ type FieldCondition struct {
 	// "context.channel", "context.campaign" or "properties.<name>"; for
 	// entity filters: "traits.<name>".
 	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
-	// How to compare. Required.
-	Operator FieldOperator `protobuf:"varint,2,opt,name=operator,proto3,enum=bullseye.feature.v1.FieldOperator" json:"operator,omitempty"`
-	// The values to compare with; numbers compare numerically (INT with
-	// NUMBER included), strings exactly, times in time order.
+	// How to compare (see common.v1.ComparisonOperator). Required.
+	Operator v1.ComparisonOperator `protobuf:"varint,2,opt,name=operator,proto3,enum=bullseye.common.v1.ComparisonOperator" json:"operator,omitempty"`
+	// The values to compare with: one for EQ, NE, LT, LE, GT and GE (not
+	// null), at least one for IN and NOT_IN, none for IS_NULL and IS_NOT_NULL.
 	Values        []*v1.Value `protobuf:"bytes,3,rep,name=values,proto3" json:"values,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1354,11 +1277,11 @@ func (x *FieldCondition) GetField() string {
 	return ""
 }
 
-func (x *FieldCondition) GetOperator() FieldOperator {
+func (x *FieldCondition) GetOperator() v1.ComparisonOperator {
 	if x != nil {
 		return x.Operator
 	}
-	return FieldOperator_FIELD_OPERATOR_UNSPECIFIED
+	return v1.ComparisonOperator(0)
 }
 
 func (x *FieldCondition) GetValues() []*v1.Value {
@@ -5080,10 +5003,10 @@ const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
 	"\x05names\x18\x01 \x03(\tR\x05names\x12C\n" +
 	"\n" +
 	"conditions\x18\x02 \x03(\v2#.bullseye.feature.v1.FieldConditionR\n" +
-	"conditions\"\x99\x01\n" +
+	"conditions\"\x9d\x01\n" +
 	"\x0eFieldCondition\x12\x14\n" +
-	"\x05field\x18\x01 \x01(\tR\x05field\x12>\n" +
-	"\boperator\x18\x02 \x01(\x0e2\".bullseye.feature.v1.FieldOperatorR\boperator\x121\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12B\n" +
+	"\boperator\x18\x02 \x01(\x0e2&.bullseye.common.v1.ComparisonOperatorR\boperator\x121\n" +
 	"\x06values\x18\x03 \x03(\v2\x19.bullseye.common.v1.ValueR\x06values\"\x9b\x02\n" +
 	"\bRfmGroup\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12>\n" +
@@ -5370,17 +5293,7 @@ const file_bullseye_feature_v1_feature_proto_rawDesc = "" +
 	"\x1aAGGREGATION_DISTINCT_COUNT\x10\x06\x12\x1f\n" +
 	"\x1bAGGREGATION_DAYS_SINCE_LAST\x10\a\x12 \n" +
 	"\x1cAGGREGATION_DAYS_SINCE_FIRST\x10\b\x12\x1d\n" +
-	"\x19AGGREGATION_DISTINCT_DAYS\x10\t*\xab\x02\n" +
-	"\rFieldOperator\x12\x1e\n" +
-	"\x1aFIELD_OPERATOR_UNSPECIFIED\x10\x00\x12\x15\n" +
-	"\x11FIELD_OPERATOR_IN\x10\x01\x12\x19\n" +
-	"\x15FIELD_OPERATOR_NOT_IN\x10\x02\x12\x1c\n" +
-	"\x18FIELD_OPERATOR_LESS_THAN\x10\x03\x12%\n" +
-	"!FIELD_OPERATOR_LESS_THAN_OR_EQUAL\x10\x04\x12\x1f\n" +
-	"\x1bFIELD_OPERATOR_GREATER_THAN\x10\x05\x12(\n" +
-	"$FIELD_OPERATOR_GREATER_THAN_OR_EQUAL\x10\x06\x12\x19\n" +
-	"\x15FIELD_OPERATOR_EXISTS\x10\a\x12\x1d\n" +
-	"\x19FIELD_OPERATOR_NOT_EXISTS\x10\b*P\n" +
+	"\x19AGGREGATION_DISTINCT_DAYS\x10\t*P\n" +
 	"\bRfmStyle\x12\x19\n" +
 	"\x15RFM_STYLE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11RFM_STYLE_CLASSIC\x10\x01\x12\x12\n" +
@@ -5458,212 +5371,212 @@ func file_bullseye_feature_v1_feature_proto_rawDescGZIP() []byte {
 	return file_bullseye_feature_v1_feature_proto_rawDescData
 }
 
-var file_bullseye_feature_v1_feature_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_bullseye_feature_v1_feature_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
 var file_bullseye_feature_v1_feature_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_bullseye_feature_v1_feature_proto_goTypes = []any{
 	(Aggregation)(0),                      // 0: bullseye.feature.v1.Aggregation
-	(FieldOperator)(0),                    // 1: bullseye.feature.v1.FieldOperator
-	(RfmStyle)(0),                         // 2: bullseye.feature.v1.RfmStyle
-	(BackfillState)(0),                    // 3: bullseye.feature.v1.BackfillState
-	(FeatureValueStatus)(0),               // 4: bullseye.feature.v1.FeatureValueStatus
-	(OnlineLayout)(0),                     // 5: bullseye.feature.v1.OnlineLayout
-	(OutcomeAggregation)(0),               // 6: bullseye.feature.v1.OutcomeAggregation
-	(TriggerSelection)(0),                 // 7: bullseye.feature.v1.TriggerSelection
-	(TrainingSetOrder)(0),                 // 8: bullseye.feature.v1.TrainingSetOrder
-	(Split)(0),                            // 9: bullseye.feature.v1.Split
-	(SelectionMethod)(0),                  // 10: bullseye.feature.v1.SelectionMethod
-	(DropReason)(0),                       // 11: bullseye.feature.v1.DropReason
-	(*FeatureSetRef)(nil),                 // 12: bullseye.feature.v1.FeatureSetRef
-	(*FeatureSet)(nil),                    // 13: bullseye.feature.v1.FeatureSet
-	(*Feature)(nil),                       // 14: bullseye.feature.v1.Feature
-	(*TraitFeature)(nil),                  // 15: bullseye.feature.v1.TraitFeature
-	(*AggregateFeature)(nil),              // 16: bullseye.feature.v1.AggregateFeature
-	(*EventFilter)(nil),                   // 17: bullseye.feature.v1.EventFilter
-	(*FieldCondition)(nil),                // 18: bullseye.feature.v1.FieldCondition
-	(*RfmGroup)(nil),                      // 19: bullseye.feature.v1.RfmGroup
-	(*FeatureColumn)(nil),                 // 20: bullseye.feature.v1.FeatureColumn
-	(*BackfillStatus)(nil),                // 21: bullseye.feature.v1.BackfillStatus
-	(*ApplyFeatureSetRequest)(nil),        // 22: bullseye.feature.v1.ApplyFeatureSetRequest
-	(*ApplyFeatureSetResponse)(nil),       // 23: bullseye.feature.v1.ApplyFeatureSetResponse
-	(*GetFeatureSetRequest)(nil),          // 24: bullseye.feature.v1.GetFeatureSetRequest
-	(*GetFeatureSetResponse)(nil),         // 25: bullseye.feature.v1.GetFeatureSetResponse
-	(*ListFeatureSetsRequest)(nil),        // 26: bullseye.feature.v1.ListFeatureSetsRequest
-	(*ListFeatureSetsResponse)(nil),       // 27: bullseye.feature.v1.ListFeatureSetsResponse
-	(*FeatureValue)(nil),                  // 28: bullseye.feature.v1.FeatureValue
-	(*GetOnlineFeaturesRequest)(nil),      // 29: bullseye.feature.v1.GetOnlineFeaturesRequest
-	(*OnlineColumns)(nil),                 // 30: bullseye.feature.v1.OnlineColumns
-	(*FeatureValueColumn)(nil),            // 31: bullseye.feature.v1.FeatureValueColumn
-	(*EntityFeatures)(nil),                // 32: bullseye.feature.v1.EntityFeatures
-	(*GetOnlineFeaturesResponse)(nil),     // 33: bullseye.feature.v1.GetOnlineFeaturesResponse
-	(*TrainingSetSpec)(nil),               // 34: bullseye.feature.v1.TrainingSetSpec
-	(*LabelSpec)(nil),                     // 35: bullseye.feature.v1.LabelSpec
-	(*TraitLabel)(nil),                    // 36: bullseye.feature.v1.TraitLabel
-	(*OutcomeLabel)(nil),                  // 37: bullseye.feature.v1.OutcomeLabel
-	(*CutoffSpec)(nil),                    // 38: bullseye.feature.v1.CutoffSpec
-	(*RollingCutoff)(nil),                 // 39: bullseye.feature.v1.RollingCutoff
-	(*TriggerCutoff)(nil),                 // 40: bullseye.feature.v1.TriggerCutoff
-	(*SplitSpec)(nil),                     // 41: bullseye.feature.v1.SplitSpec
-	(*EntityHashSplit)(nil),               // 42: bullseye.feature.v1.EntityHashSplit
-	(*TimeSplit)(nil),                     // 43: bullseye.feature.v1.TimeSplit
-	(*RowNumberSplit)(nil),                // 44: bullseye.feature.v1.RowNumberSplit
-	(*EntityFilter)(nil),                  // 45: bullseye.feature.v1.EntityFilter
-	(*BuildTrainingSetRequest)(nil),       // 46: bullseye.feature.v1.BuildTrainingSetRequest
-	(*TrainingSetHeader)(nil),             // 47: bullseye.feature.v1.TrainingSetHeader
-	(*TrainingRow)(nil),                   // 48: bullseye.feature.v1.TrainingRow
-	(*TrainingSetSummary)(nil),            // 49: bullseye.feature.v1.TrainingSetSummary
-	(*BuildTrainingSetResponse)(nil),      // 50: bullseye.feature.v1.BuildTrainingSetResponse
-	(*ExplicitFeedback)(nil),              // 51: bullseye.feature.v1.ExplicitFeedback
-	(*ImplicitFeedback)(nil),              // 52: bullseye.feature.v1.ImplicitFeedback
-	(*ExportInteractionsRequest)(nil),     // 53: bullseye.feature.v1.ExportInteractionsRequest
-	(*Interaction)(nil),                   // 54: bullseye.feature.v1.Interaction
-	(*ExportInteractionsResponse)(nil),    // 55: bullseye.feature.v1.ExportInteractionsResponse
-	(*SelectFeaturesRequest)(nil),         // 56: bullseye.feature.v1.SelectFeaturesRequest
-	(*MethodScore)(nil),                   // 57: bullseye.feature.v1.MethodScore
-	(*FeatureScore)(nil),                  // 58: bullseye.feature.v1.FeatureScore
-	(*DropSuggestion)(nil),                // 59: bullseye.feature.v1.DropSuggestion
-	(*SelectFeaturesResponse)(nil),        // 60: bullseye.feature.v1.SelectFeaturesResponse
-	(*ListEntitiesRequest)(nil),           // 61: bullseye.feature.v1.ListEntitiesRequest
-	(*ListEntitiesResponse)(nil),          // 62: bullseye.feature.v1.ListEntitiesResponse
-	(*VerifyMaterializationRequest)(nil),  // 63: bullseye.feature.v1.VerifyMaterializationRequest
-	(*RecordCount)(nil),                   // 64: bullseye.feature.v1.RecordCount
-	(*EntityDifference)(nil),              // 65: bullseye.feature.v1.EntityDifference
-	(*VerifyMaterializationResponse)(nil), // 66: bullseye.feature.v1.VerifyMaterializationResponse
-	nil,                                   // 67: bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
-	(*timestamppb.Timestamp)(nil),         // 68: google.protobuf.Timestamp
-	(v1.ValueType)(0),                     // 69: bullseye.common.v1.ValueType
-	(*durationpb.Duration)(nil),           // 70: google.protobuf.Duration
-	(*v1.Value)(nil),                      // 71: bullseye.common.v1.Value
+	(RfmStyle)(0),                         // 1: bullseye.feature.v1.RfmStyle
+	(BackfillState)(0),                    // 2: bullseye.feature.v1.BackfillState
+	(FeatureValueStatus)(0),               // 3: bullseye.feature.v1.FeatureValueStatus
+	(OnlineLayout)(0),                     // 4: bullseye.feature.v1.OnlineLayout
+	(OutcomeAggregation)(0),               // 5: bullseye.feature.v1.OutcomeAggregation
+	(TriggerSelection)(0),                 // 6: bullseye.feature.v1.TriggerSelection
+	(TrainingSetOrder)(0),                 // 7: bullseye.feature.v1.TrainingSetOrder
+	(Split)(0),                            // 8: bullseye.feature.v1.Split
+	(SelectionMethod)(0),                  // 9: bullseye.feature.v1.SelectionMethod
+	(DropReason)(0),                       // 10: bullseye.feature.v1.DropReason
+	(*FeatureSetRef)(nil),                 // 11: bullseye.feature.v1.FeatureSetRef
+	(*FeatureSet)(nil),                    // 12: bullseye.feature.v1.FeatureSet
+	(*Feature)(nil),                       // 13: bullseye.feature.v1.Feature
+	(*TraitFeature)(nil),                  // 14: bullseye.feature.v1.TraitFeature
+	(*AggregateFeature)(nil),              // 15: bullseye.feature.v1.AggregateFeature
+	(*EventFilter)(nil),                   // 16: bullseye.feature.v1.EventFilter
+	(*FieldCondition)(nil),                // 17: bullseye.feature.v1.FieldCondition
+	(*RfmGroup)(nil),                      // 18: bullseye.feature.v1.RfmGroup
+	(*FeatureColumn)(nil),                 // 19: bullseye.feature.v1.FeatureColumn
+	(*BackfillStatus)(nil),                // 20: bullseye.feature.v1.BackfillStatus
+	(*ApplyFeatureSetRequest)(nil),        // 21: bullseye.feature.v1.ApplyFeatureSetRequest
+	(*ApplyFeatureSetResponse)(nil),       // 22: bullseye.feature.v1.ApplyFeatureSetResponse
+	(*GetFeatureSetRequest)(nil),          // 23: bullseye.feature.v1.GetFeatureSetRequest
+	(*GetFeatureSetResponse)(nil),         // 24: bullseye.feature.v1.GetFeatureSetResponse
+	(*ListFeatureSetsRequest)(nil),        // 25: bullseye.feature.v1.ListFeatureSetsRequest
+	(*ListFeatureSetsResponse)(nil),       // 26: bullseye.feature.v1.ListFeatureSetsResponse
+	(*FeatureValue)(nil),                  // 27: bullseye.feature.v1.FeatureValue
+	(*GetOnlineFeaturesRequest)(nil),      // 28: bullseye.feature.v1.GetOnlineFeaturesRequest
+	(*OnlineColumns)(nil),                 // 29: bullseye.feature.v1.OnlineColumns
+	(*FeatureValueColumn)(nil),            // 30: bullseye.feature.v1.FeatureValueColumn
+	(*EntityFeatures)(nil),                // 31: bullseye.feature.v1.EntityFeatures
+	(*GetOnlineFeaturesResponse)(nil),     // 32: bullseye.feature.v1.GetOnlineFeaturesResponse
+	(*TrainingSetSpec)(nil),               // 33: bullseye.feature.v1.TrainingSetSpec
+	(*LabelSpec)(nil),                     // 34: bullseye.feature.v1.LabelSpec
+	(*TraitLabel)(nil),                    // 35: bullseye.feature.v1.TraitLabel
+	(*OutcomeLabel)(nil),                  // 36: bullseye.feature.v1.OutcomeLabel
+	(*CutoffSpec)(nil),                    // 37: bullseye.feature.v1.CutoffSpec
+	(*RollingCutoff)(nil),                 // 38: bullseye.feature.v1.RollingCutoff
+	(*TriggerCutoff)(nil),                 // 39: bullseye.feature.v1.TriggerCutoff
+	(*SplitSpec)(nil),                     // 40: bullseye.feature.v1.SplitSpec
+	(*EntityHashSplit)(nil),               // 41: bullseye.feature.v1.EntityHashSplit
+	(*TimeSplit)(nil),                     // 42: bullseye.feature.v1.TimeSplit
+	(*RowNumberSplit)(nil),                // 43: bullseye.feature.v1.RowNumberSplit
+	(*EntityFilter)(nil),                  // 44: bullseye.feature.v1.EntityFilter
+	(*BuildTrainingSetRequest)(nil),       // 45: bullseye.feature.v1.BuildTrainingSetRequest
+	(*TrainingSetHeader)(nil),             // 46: bullseye.feature.v1.TrainingSetHeader
+	(*TrainingRow)(nil),                   // 47: bullseye.feature.v1.TrainingRow
+	(*TrainingSetSummary)(nil),            // 48: bullseye.feature.v1.TrainingSetSummary
+	(*BuildTrainingSetResponse)(nil),      // 49: bullseye.feature.v1.BuildTrainingSetResponse
+	(*ExplicitFeedback)(nil),              // 50: bullseye.feature.v1.ExplicitFeedback
+	(*ImplicitFeedback)(nil),              // 51: bullseye.feature.v1.ImplicitFeedback
+	(*ExportInteractionsRequest)(nil),     // 52: bullseye.feature.v1.ExportInteractionsRequest
+	(*Interaction)(nil),                   // 53: bullseye.feature.v1.Interaction
+	(*ExportInteractionsResponse)(nil),    // 54: bullseye.feature.v1.ExportInteractionsResponse
+	(*SelectFeaturesRequest)(nil),         // 55: bullseye.feature.v1.SelectFeaturesRequest
+	(*MethodScore)(nil),                   // 56: bullseye.feature.v1.MethodScore
+	(*FeatureScore)(nil),                  // 57: bullseye.feature.v1.FeatureScore
+	(*DropSuggestion)(nil),                // 58: bullseye.feature.v1.DropSuggestion
+	(*SelectFeaturesResponse)(nil),        // 59: bullseye.feature.v1.SelectFeaturesResponse
+	(*ListEntitiesRequest)(nil),           // 60: bullseye.feature.v1.ListEntitiesRequest
+	(*ListEntitiesResponse)(nil),          // 61: bullseye.feature.v1.ListEntitiesResponse
+	(*VerifyMaterializationRequest)(nil),  // 62: bullseye.feature.v1.VerifyMaterializationRequest
+	(*RecordCount)(nil),                   // 63: bullseye.feature.v1.RecordCount
+	(*EntityDifference)(nil),              // 64: bullseye.feature.v1.EntityDifference
+	(*VerifyMaterializationResponse)(nil), // 65: bullseye.feature.v1.VerifyMaterializationResponse
+	nil,                                   // 66: bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
+	(*timestamppb.Timestamp)(nil),         // 67: google.protobuf.Timestamp
+	(v1.ValueType)(0),                     // 68: bullseye.common.v1.ValueType
+	(*durationpb.Duration)(nil),           // 69: google.protobuf.Duration
+	(*v1.Value)(nil),                      // 70: bullseye.common.v1.Value
+	(v1.ComparisonOperator)(0),            // 71: bullseye.common.v1.ComparisonOperator
 	(*v1.EntityKey)(nil),                  // 72: bullseye.common.v1.EntityKey
 	(v1.ConsentState)(0),                  // 73: bullseye.common.v1.ConsentState
 }
 var file_bullseye_feature_v1_feature_proto_depIdxs = []int32{
-	14,  // 0: bullseye.feature.v1.FeatureSet.features:type_name -> bullseye.feature.v1.Feature
-	19,  // 1: bullseye.feature.v1.FeatureSet.rfm_groups:type_name -> bullseye.feature.v1.RfmGroup
-	68,  // 2: bullseye.feature.v1.FeatureSet.create_time:type_name -> google.protobuf.Timestamp
-	20,  // 3: bullseye.feature.v1.FeatureSet.columns:type_name -> bullseye.feature.v1.FeatureColumn
-	21,  // 4: bullseye.feature.v1.FeatureSet.backfill:type_name -> bullseye.feature.v1.BackfillStatus
-	15,  // 5: bullseye.feature.v1.Feature.trait:type_name -> bullseye.feature.v1.TraitFeature
-	16,  // 6: bullseye.feature.v1.Feature.aggregate:type_name -> bullseye.feature.v1.AggregateFeature
-	69,  // 7: bullseye.feature.v1.Feature.type:type_name -> bullseye.common.v1.ValueType
-	70,  // 8: bullseye.feature.v1.Feature.max_age:type_name -> google.protobuf.Duration
-	71,  // 9: bullseye.feature.v1.Feature.default_value:type_name -> bullseye.common.v1.Value
+	13,  // 0: bullseye.feature.v1.FeatureSet.features:type_name -> bullseye.feature.v1.Feature
+	18,  // 1: bullseye.feature.v1.FeatureSet.rfm_groups:type_name -> bullseye.feature.v1.RfmGroup
+	67,  // 2: bullseye.feature.v1.FeatureSet.create_time:type_name -> google.protobuf.Timestamp
+	19,  // 3: bullseye.feature.v1.FeatureSet.columns:type_name -> bullseye.feature.v1.FeatureColumn
+	20,  // 4: bullseye.feature.v1.FeatureSet.backfill:type_name -> bullseye.feature.v1.BackfillStatus
+	14,  // 5: bullseye.feature.v1.Feature.trait:type_name -> bullseye.feature.v1.TraitFeature
+	15,  // 6: bullseye.feature.v1.Feature.aggregate:type_name -> bullseye.feature.v1.AggregateFeature
+	68,  // 7: bullseye.feature.v1.Feature.type:type_name -> bullseye.common.v1.ValueType
+	69,  // 8: bullseye.feature.v1.Feature.max_age:type_name -> google.protobuf.Duration
+	70,  // 9: bullseye.feature.v1.Feature.default_value:type_name -> bullseye.common.v1.Value
 	0,   // 10: bullseye.feature.v1.AggregateFeature.aggregation:type_name -> bullseye.feature.v1.Aggregation
-	17,  // 11: bullseye.feature.v1.AggregateFeature.filter:type_name -> bullseye.feature.v1.EventFilter
-	70,  // 12: bullseye.feature.v1.AggregateFeature.window:type_name -> google.protobuf.Duration
-	18,  // 13: bullseye.feature.v1.EventFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
-	1,   // 14: bullseye.feature.v1.FieldCondition.operator:type_name -> bullseye.feature.v1.FieldOperator
-	71,  // 15: bullseye.feature.v1.FieldCondition.values:type_name -> bullseye.common.v1.Value
-	17,  // 16: bullseye.feature.v1.RfmGroup.purchases:type_name -> bullseye.feature.v1.EventFilter
-	70,  // 17: bullseye.feature.v1.RfmGroup.window:type_name -> google.protobuf.Duration
-	2,   // 18: bullseye.feature.v1.RfmGroup.style:type_name -> bullseye.feature.v1.RfmStyle
-	70,  // 19: bullseye.feature.v1.RfmGroup.max_age:type_name -> google.protobuf.Duration
-	69,  // 20: bullseye.feature.v1.FeatureColumn.type:type_name -> bullseye.common.v1.ValueType
-	3,   // 21: bullseye.feature.v1.BackfillStatus.state:type_name -> bullseye.feature.v1.BackfillState
-	68,  // 22: bullseye.feature.v1.BackfillStatus.start_time:type_name -> google.protobuf.Timestamp
-	68,  // 23: bullseye.feature.v1.BackfillStatus.end_time:type_name -> google.protobuf.Timestamp
-	13,  // 24: bullseye.feature.v1.ApplyFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSet
-	13,  // 25: bullseye.feature.v1.ApplyFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
-	12,  // 26: bullseye.feature.v1.GetFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	13,  // 27: bullseye.feature.v1.GetFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
-	13,  // 28: bullseye.feature.v1.ListFeatureSetsResponse.feature_sets:type_name -> bullseye.feature.v1.FeatureSet
-	71,  // 29: bullseye.feature.v1.FeatureValue.value:type_name -> bullseye.common.v1.Value
-	4,   // 30: bullseye.feature.v1.FeatureValue.status:type_name -> bullseye.feature.v1.FeatureValueStatus
-	68,  // 31: bullseye.feature.v1.FeatureValue.update_time:type_name -> google.protobuf.Timestamp
-	12,  // 32: bullseye.feature.v1.GetOnlineFeaturesRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	16,  // 11: bullseye.feature.v1.AggregateFeature.filter:type_name -> bullseye.feature.v1.EventFilter
+	69,  // 12: bullseye.feature.v1.AggregateFeature.window:type_name -> google.protobuf.Duration
+	17,  // 13: bullseye.feature.v1.EventFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
+	71,  // 14: bullseye.feature.v1.FieldCondition.operator:type_name -> bullseye.common.v1.ComparisonOperator
+	70,  // 15: bullseye.feature.v1.FieldCondition.values:type_name -> bullseye.common.v1.Value
+	16,  // 16: bullseye.feature.v1.RfmGroup.purchases:type_name -> bullseye.feature.v1.EventFilter
+	69,  // 17: bullseye.feature.v1.RfmGroup.window:type_name -> google.protobuf.Duration
+	1,   // 18: bullseye.feature.v1.RfmGroup.style:type_name -> bullseye.feature.v1.RfmStyle
+	69,  // 19: bullseye.feature.v1.RfmGroup.max_age:type_name -> google.protobuf.Duration
+	68,  // 20: bullseye.feature.v1.FeatureColumn.type:type_name -> bullseye.common.v1.ValueType
+	2,   // 21: bullseye.feature.v1.BackfillStatus.state:type_name -> bullseye.feature.v1.BackfillState
+	67,  // 22: bullseye.feature.v1.BackfillStatus.start_time:type_name -> google.protobuf.Timestamp
+	67,  // 23: bullseye.feature.v1.BackfillStatus.end_time:type_name -> google.protobuf.Timestamp
+	12,  // 24: bullseye.feature.v1.ApplyFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSet
+	12,  // 25: bullseye.feature.v1.ApplyFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
+	11,  // 26: bullseye.feature.v1.GetFeatureSetRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	12,  // 27: bullseye.feature.v1.GetFeatureSetResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSet
+	12,  // 28: bullseye.feature.v1.ListFeatureSetsResponse.feature_sets:type_name -> bullseye.feature.v1.FeatureSet
+	70,  // 29: bullseye.feature.v1.FeatureValue.value:type_name -> bullseye.common.v1.Value
+	3,   // 30: bullseye.feature.v1.FeatureValue.status:type_name -> bullseye.feature.v1.FeatureValueStatus
+	67,  // 31: bullseye.feature.v1.FeatureValue.update_time:type_name -> google.protobuf.Timestamp
+	11,  // 32: bullseye.feature.v1.GetOnlineFeaturesRequest.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
 	72,  // 33: bullseye.feature.v1.GetOnlineFeaturesRequest.entities:type_name -> bullseye.common.v1.EntityKey
-	5,   // 34: bullseye.feature.v1.GetOnlineFeaturesRequest.layout:type_name -> bullseye.feature.v1.OnlineLayout
+	4,   // 34: bullseye.feature.v1.GetOnlineFeaturesRequest.layout:type_name -> bullseye.feature.v1.OnlineLayout
 	73,  // 35: bullseye.feature.v1.OnlineColumns.consent:type_name -> bullseye.common.v1.ConsentState
-	31,  // 36: bullseye.feature.v1.OnlineColumns.features:type_name -> bullseye.feature.v1.FeatureValueColumn
-	69,  // 37: bullseye.feature.v1.FeatureValueColumn.type:type_name -> bullseye.common.v1.ValueType
-	4,   // 38: bullseye.feature.v1.FeatureValueColumn.status:type_name -> bullseye.feature.v1.FeatureValueStatus
+	30,  // 36: bullseye.feature.v1.OnlineColumns.features:type_name -> bullseye.feature.v1.FeatureValueColumn
+	68,  // 37: bullseye.feature.v1.FeatureValueColumn.type:type_name -> bullseye.common.v1.ValueType
+	3,   // 38: bullseye.feature.v1.FeatureValueColumn.status:type_name -> bullseye.feature.v1.FeatureValueStatus
 	72,  // 39: bullseye.feature.v1.EntityFeatures.entity:type_name -> bullseye.common.v1.EntityKey
-	28,  // 40: bullseye.feature.v1.EntityFeatures.values:type_name -> bullseye.feature.v1.FeatureValue
+	27,  // 40: bullseye.feature.v1.EntityFeatures.values:type_name -> bullseye.feature.v1.FeatureValue
 	73,  // 41: bullseye.feature.v1.EntityFeatures.consent:type_name -> bullseye.common.v1.ConsentState
-	12,  // 42: bullseye.feature.v1.GetOnlineFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	32,  // 43: bullseye.feature.v1.GetOnlineFeaturesResponse.results:type_name -> bullseye.feature.v1.EntityFeatures
-	30,  // 44: bullseye.feature.v1.GetOnlineFeaturesResponse.columns:type_name -> bullseye.feature.v1.OnlineColumns
-	12,  // 45: bullseye.feature.v1.TrainingSetSpec.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	35,  // 46: bullseye.feature.v1.TrainingSetSpec.label:type_name -> bullseye.feature.v1.LabelSpec
-	38,  // 47: bullseye.feature.v1.TrainingSetSpec.cutoff:type_name -> bullseye.feature.v1.CutoffSpec
-	41,  // 48: bullseye.feature.v1.TrainingSetSpec.split:type_name -> bullseye.feature.v1.SplitSpec
-	45,  // 49: bullseye.feature.v1.TrainingSetSpec.entities:type_name -> bullseye.feature.v1.EntityFilter
-	36,  // 50: bullseye.feature.v1.LabelSpec.trait:type_name -> bullseye.feature.v1.TraitLabel
-	37,  // 51: bullseye.feature.v1.LabelSpec.outcome:type_name -> bullseye.feature.v1.OutcomeLabel
-	71,  // 52: bullseye.feature.v1.TraitLabel.positive_values:type_name -> bullseye.common.v1.Value
-	68,  // 53: bullseye.feature.v1.TraitLabel.as_of_time:type_name -> google.protobuf.Timestamp
-	17,  // 54: bullseye.feature.v1.OutcomeLabel.filter:type_name -> bullseye.feature.v1.EventFilter
-	70,  // 55: bullseye.feature.v1.OutcomeLabel.horizon:type_name -> google.protobuf.Duration
-	6,   // 56: bullseye.feature.v1.OutcomeLabel.aggregation:type_name -> bullseye.feature.v1.OutcomeAggregation
-	68,  // 57: bullseye.feature.v1.CutoffSpec.fixed_time:type_name -> google.protobuf.Timestamp
-	40,  // 58: bullseye.feature.v1.CutoffSpec.trigger:type_name -> bullseye.feature.v1.TriggerCutoff
-	39,  // 59: bullseye.feature.v1.CutoffSpec.rolling:type_name -> bullseye.feature.v1.RollingCutoff
-	68,  // 60: bullseye.feature.v1.RollingCutoff.start_time:type_name -> google.protobuf.Timestamp
-	68,  // 61: bullseye.feature.v1.RollingCutoff.end_time:type_name -> google.protobuf.Timestamp
-	70,  // 62: bullseye.feature.v1.RollingCutoff.step:type_name -> google.protobuf.Duration
-	17,  // 63: bullseye.feature.v1.TriggerCutoff.filter:type_name -> bullseye.feature.v1.EventFilter
-	68,  // 64: bullseye.feature.v1.TriggerCutoff.start_time:type_name -> google.protobuf.Timestamp
-	68,  // 65: bullseye.feature.v1.TriggerCutoff.end_time:type_name -> google.protobuf.Timestamp
-	7,   // 66: bullseye.feature.v1.TriggerCutoff.selection:type_name -> bullseye.feature.v1.TriggerSelection
-	42,  // 67: bullseye.feature.v1.SplitSpec.entity_hash:type_name -> bullseye.feature.v1.EntityHashSplit
-	43,  // 68: bullseye.feature.v1.SplitSpec.time:type_name -> bullseye.feature.v1.TimeSplit
-	44,  // 69: bullseye.feature.v1.SplitSpec.row_number:type_name -> bullseye.feature.v1.RowNumberSplit
-	68,  // 70: bullseye.feature.v1.TimeSplit.test_start_time:type_name -> google.protobuf.Timestamp
+	11,  // 42: bullseye.feature.v1.GetOnlineFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	31,  // 43: bullseye.feature.v1.GetOnlineFeaturesResponse.results:type_name -> bullseye.feature.v1.EntityFeatures
+	29,  // 44: bullseye.feature.v1.GetOnlineFeaturesResponse.columns:type_name -> bullseye.feature.v1.OnlineColumns
+	11,  // 45: bullseye.feature.v1.TrainingSetSpec.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	34,  // 46: bullseye.feature.v1.TrainingSetSpec.label:type_name -> bullseye.feature.v1.LabelSpec
+	37,  // 47: bullseye.feature.v1.TrainingSetSpec.cutoff:type_name -> bullseye.feature.v1.CutoffSpec
+	40,  // 48: bullseye.feature.v1.TrainingSetSpec.split:type_name -> bullseye.feature.v1.SplitSpec
+	44,  // 49: bullseye.feature.v1.TrainingSetSpec.entities:type_name -> bullseye.feature.v1.EntityFilter
+	35,  // 50: bullseye.feature.v1.LabelSpec.trait:type_name -> bullseye.feature.v1.TraitLabel
+	36,  // 51: bullseye.feature.v1.LabelSpec.outcome:type_name -> bullseye.feature.v1.OutcomeLabel
+	70,  // 52: bullseye.feature.v1.TraitLabel.positive_values:type_name -> bullseye.common.v1.Value
+	67,  // 53: bullseye.feature.v1.TraitLabel.as_of_time:type_name -> google.protobuf.Timestamp
+	16,  // 54: bullseye.feature.v1.OutcomeLabel.filter:type_name -> bullseye.feature.v1.EventFilter
+	69,  // 55: bullseye.feature.v1.OutcomeLabel.horizon:type_name -> google.protobuf.Duration
+	5,   // 56: bullseye.feature.v1.OutcomeLabel.aggregation:type_name -> bullseye.feature.v1.OutcomeAggregation
+	67,  // 57: bullseye.feature.v1.CutoffSpec.fixed_time:type_name -> google.protobuf.Timestamp
+	39,  // 58: bullseye.feature.v1.CutoffSpec.trigger:type_name -> bullseye.feature.v1.TriggerCutoff
+	38,  // 59: bullseye.feature.v1.CutoffSpec.rolling:type_name -> bullseye.feature.v1.RollingCutoff
+	67,  // 60: bullseye.feature.v1.RollingCutoff.start_time:type_name -> google.protobuf.Timestamp
+	67,  // 61: bullseye.feature.v1.RollingCutoff.end_time:type_name -> google.protobuf.Timestamp
+	69,  // 62: bullseye.feature.v1.RollingCutoff.step:type_name -> google.protobuf.Duration
+	16,  // 63: bullseye.feature.v1.TriggerCutoff.filter:type_name -> bullseye.feature.v1.EventFilter
+	67,  // 64: bullseye.feature.v1.TriggerCutoff.start_time:type_name -> google.protobuf.Timestamp
+	67,  // 65: bullseye.feature.v1.TriggerCutoff.end_time:type_name -> google.protobuf.Timestamp
+	6,   // 66: bullseye.feature.v1.TriggerCutoff.selection:type_name -> bullseye.feature.v1.TriggerSelection
+	41,  // 67: bullseye.feature.v1.SplitSpec.entity_hash:type_name -> bullseye.feature.v1.EntityHashSplit
+	42,  // 68: bullseye.feature.v1.SplitSpec.time:type_name -> bullseye.feature.v1.TimeSplit
+	43,  // 69: bullseye.feature.v1.SplitSpec.row_number:type_name -> bullseye.feature.v1.RowNumberSplit
+	67,  // 70: bullseye.feature.v1.TimeSplit.test_start_time:type_name -> google.protobuf.Timestamp
 	72,  // 71: bullseye.feature.v1.EntityFilter.entities:type_name -> bullseye.common.v1.EntityKey
-	18,  // 72: bullseye.feature.v1.EntityFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
-	34,  // 73: bullseye.feature.v1.BuildTrainingSetRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
-	8,   // 74: bullseye.feature.v1.BuildTrainingSetRequest.order:type_name -> bullseye.feature.v1.TrainingSetOrder
-	12,  // 75: bullseye.feature.v1.TrainingSetHeader.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	20,  // 76: bullseye.feature.v1.TrainingSetHeader.columns:type_name -> bullseye.feature.v1.FeatureColumn
-	69,  // 77: bullseye.feature.v1.TrainingSetHeader.label_type:type_name -> bullseye.common.v1.ValueType
+	17,  // 72: bullseye.feature.v1.EntityFilter.conditions:type_name -> bullseye.feature.v1.FieldCondition
+	33,  // 73: bullseye.feature.v1.BuildTrainingSetRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
+	7,   // 74: bullseye.feature.v1.BuildTrainingSetRequest.order:type_name -> bullseye.feature.v1.TrainingSetOrder
+	11,  // 75: bullseye.feature.v1.TrainingSetHeader.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	19,  // 76: bullseye.feature.v1.TrainingSetHeader.columns:type_name -> bullseye.feature.v1.FeatureColumn
+	68,  // 77: bullseye.feature.v1.TrainingSetHeader.label_type:type_name -> bullseye.common.v1.ValueType
 	72,  // 78: bullseye.feature.v1.TrainingRow.entity:type_name -> bullseye.common.v1.EntityKey
-	68,  // 79: bullseye.feature.v1.TrainingRow.cutoff_time:type_name -> google.protobuf.Timestamp
-	71,  // 80: bullseye.feature.v1.TrainingRow.features:type_name -> bullseye.common.v1.Value
-	71,  // 81: bullseye.feature.v1.TrainingRow.label:type_name -> bullseye.common.v1.Value
-	9,   // 82: bullseye.feature.v1.TrainingRow.split:type_name -> bullseye.feature.v1.Split
-	68,  // 83: bullseye.feature.v1.TrainingSetSummary.min_cutoff_time:type_name -> google.protobuf.Timestamp
-	68,  // 84: bullseye.feature.v1.TrainingSetSummary.max_cutoff_time:type_name -> google.protobuf.Timestamp
-	47,  // 85: bullseye.feature.v1.BuildTrainingSetResponse.header:type_name -> bullseye.feature.v1.TrainingSetHeader
-	48,  // 86: bullseye.feature.v1.BuildTrainingSetResponse.rows:type_name -> bullseye.feature.v1.TrainingRow
-	49,  // 87: bullseye.feature.v1.BuildTrainingSetResponse.summary:type_name -> bullseye.feature.v1.TrainingSetSummary
-	67,  // 88: bullseye.feature.v1.ImplicitFeedback.event_weights:type_name -> bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
-	51,  // 89: bullseye.feature.v1.ExportInteractionsRequest.explicit:type_name -> bullseye.feature.v1.ExplicitFeedback
-	52,  // 90: bullseye.feature.v1.ExportInteractionsRequest.implicit:type_name -> bullseye.feature.v1.ImplicitFeedback
-	68,  // 91: bullseye.feature.v1.ExportInteractionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	68,  // 92: bullseye.feature.v1.ExportInteractionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	68,  // 93: bullseye.feature.v1.Interaction.time:type_name -> google.protobuf.Timestamp
-	54,  // 94: bullseye.feature.v1.ExportInteractionsResponse.interactions:type_name -> bullseye.feature.v1.Interaction
-	34,  // 95: bullseye.feature.v1.SelectFeaturesRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
-	10,  // 96: bullseye.feature.v1.SelectFeaturesRequest.methods:type_name -> bullseye.feature.v1.SelectionMethod
-	10,  // 97: bullseye.feature.v1.MethodScore.method:type_name -> bullseye.feature.v1.SelectionMethod
-	57,  // 98: bullseye.feature.v1.FeatureScore.scores:type_name -> bullseye.feature.v1.MethodScore
-	11,  // 99: bullseye.feature.v1.DropSuggestion.reason:type_name -> bullseye.feature.v1.DropReason
-	58,  // 100: bullseye.feature.v1.SelectFeaturesResponse.features:type_name -> bullseye.feature.v1.FeatureScore
-	59,  // 101: bullseye.feature.v1.SelectFeaturesResponse.suggested_drops:type_name -> bullseye.feature.v1.DropSuggestion
-	12,  // 102: bullseye.feature.v1.SelectFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
-	69,  // 103: bullseye.feature.v1.SelectFeaturesResponse.label_type:type_name -> bullseye.common.v1.ValueType
+	67,  // 79: bullseye.feature.v1.TrainingRow.cutoff_time:type_name -> google.protobuf.Timestamp
+	70,  // 80: bullseye.feature.v1.TrainingRow.features:type_name -> bullseye.common.v1.Value
+	70,  // 81: bullseye.feature.v1.TrainingRow.label:type_name -> bullseye.common.v1.Value
+	8,   // 82: bullseye.feature.v1.TrainingRow.split:type_name -> bullseye.feature.v1.Split
+	67,  // 83: bullseye.feature.v1.TrainingSetSummary.min_cutoff_time:type_name -> google.protobuf.Timestamp
+	67,  // 84: bullseye.feature.v1.TrainingSetSummary.max_cutoff_time:type_name -> google.protobuf.Timestamp
+	46,  // 85: bullseye.feature.v1.BuildTrainingSetResponse.header:type_name -> bullseye.feature.v1.TrainingSetHeader
+	47,  // 86: bullseye.feature.v1.BuildTrainingSetResponse.rows:type_name -> bullseye.feature.v1.TrainingRow
+	48,  // 87: bullseye.feature.v1.BuildTrainingSetResponse.summary:type_name -> bullseye.feature.v1.TrainingSetSummary
+	66,  // 88: bullseye.feature.v1.ImplicitFeedback.event_weights:type_name -> bullseye.feature.v1.ImplicitFeedback.EventWeightsEntry
+	50,  // 89: bullseye.feature.v1.ExportInteractionsRequest.explicit:type_name -> bullseye.feature.v1.ExplicitFeedback
+	51,  // 90: bullseye.feature.v1.ExportInteractionsRequest.implicit:type_name -> bullseye.feature.v1.ImplicitFeedback
+	67,  // 91: bullseye.feature.v1.ExportInteractionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	67,  // 92: bullseye.feature.v1.ExportInteractionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	67,  // 93: bullseye.feature.v1.Interaction.time:type_name -> google.protobuf.Timestamp
+	53,  // 94: bullseye.feature.v1.ExportInteractionsResponse.interactions:type_name -> bullseye.feature.v1.Interaction
+	33,  // 95: bullseye.feature.v1.SelectFeaturesRequest.spec:type_name -> bullseye.feature.v1.TrainingSetSpec
+	9,   // 96: bullseye.feature.v1.SelectFeaturesRequest.methods:type_name -> bullseye.feature.v1.SelectionMethod
+	9,   // 97: bullseye.feature.v1.MethodScore.method:type_name -> bullseye.feature.v1.SelectionMethod
+	56,  // 98: bullseye.feature.v1.FeatureScore.scores:type_name -> bullseye.feature.v1.MethodScore
+	10,  // 99: bullseye.feature.v1.DropSuggestion.reason:type_name -> bullseye.feature.v1.DropReason
+	57,  // 100: bullseye.feature.v1.SelectFeaturesResponse.features:type_name -> bullseye.feature.v1.FeatureScore
+	58,  // 101: bullseye.feature.v1.SelectFeaturesResponse.suggested_drops:type_name -> bullseye.feature.v1.DropSuggestion
+	11,  // 102: bullseye.feature.v1.SelectFeaturesResponse.feature_set:type_name -> bullseye.feature.v1.FeatureSetRef
+	68,  // 103: bullseye.feature.v1.SelectFeaturesResponse.label_type:type_name -> bullseye.common.v1.ValueType
 	72,  // 104: bullseye.feature.v1.ListEntitiesResponse.entities:type_name -> bullseye.common.v1.EntityKey
 	72,  // 105: bullseye.feature.v1.EntityDifference.entity:type_name -> bullseye.common.v1.EntityKey
-	64,  // 106: bullseye.feature.v1.EntityDifference.count:type_name -> bullseye.feature.v1.RecordCount
-	64,  // 107: bullseye.feature.v1.VerifyMaterializationResponse.records:type_name -> bullseye.feature.v1.RecordCount
-	65,  // 108: bullseye.feature.v1.VerifyMaterializationResponse.entities:type_name -> bullseye.feature.v1.EntityDifference
-	22,  // 109: bullseye.feature.v1.FeatureService.ApplyFeatureSet:input_type -> bullseye.feature.v1.ApplyFeatureSetRequest
-	24,  // 110: bullseye.feature.v1.FeatureService.GetFeatureSet:input_type -> bullseye.feature.v1.GetFeatureSetRequest
-	26,  // 111: bullseye.feature.v1.FeatureService.ListFeatureSets:input_type -> bullseye.feature.v1.ListFeatureSetsRequest
-	29,  // 112: bullseye.feature.v1.FeatureService.GetOnlineFeatures:input_type -> bullseye.feature.v1.GetOnlineFeaturesRequest
-	46,  // 113: bullseye.feature.v1.FeatureService.BuildTrainingSet:input_type -> bullseye.feature.v1.BuildTrainingSetRequest
-	53,  // 114: bullseye.feature.v1.FeatureService.ExportInteractions:input_type -> bullseye.feature.v1.ExportInteractionsRequest
-	61,  // 115: bullseye.feature.v1.FeatureService.ListEntities:input_type -> bullseye.feature.v1.ListEntitiesRequest
-	56,  // 116: bullseye.feature.v1.FeatureService.SelectFeatures:input_type -> bullseye.feature.v1.SelectFeaturesRequest
-	63,  // 117: bullseye.feature.v1.FeatureService.VerifyMaterialization:input_type -> bullseye.feature.v1.VerifyMaterializationRequest
-	23,  // 118: bullseye.feature.v1.FeatureService.ApplyFeatureSet:output_type -> bullseye.feature.v1.ApplyFeatureSetResponse
-	25,  // 119: bullseye.feature.v1.FeatureService.GetFeatureSet:output_type -> bullseye.feature.v1.GetFeatureSetResponse
-	27,  // 120: bullseye.feature.v1.FeatureService.ListFeatureSets:output_type -> bullseye.feature.v1.ListFeatureSetsResponse
-	33,  // 121: bullseye.feature.v1.FeatureService.GetOnlineFeatures:output_type -> bullseye.feature.v1.GetOnlineFeaturesResponse
-	50,  // 122: bullseye.feature.v1.FeatureService.BuildTrainingSet:output_type -> bullseye.feature.v1.BuildTrainingSetResponse
-	55,  // 123: bullseye.feature.v1.FeatureService.ExportInteractions:output_type -> bullseye.feature.v1.ExportInteractionsResponse
-	62,  // 124: bullseye.feature.v1.FeatureService.ListEntities:output_type -> bullseye.feature.v1.ListEntitiesResponse
-	60,  // 125: bullseye.feature.v1.FeatureService.SelectFeatures:output_type -> bullseye.feature.v1.SelectFeaturesResponse
-	66,  // 126: bullseye.feature.v1.FeatureService.VerifyMaterialization:output_type -> bullseye.feature.v1.VerifyMaterializationResponse
+	63,  // 106: bullseye.feature.v1.EntityDifference.count:type_name -> bullseye.feature.v1.RecordCount
+	63,  // 107: bullseye.feature.v1.VerifyMaterializationResponse.records:type_name -> bullseye.feature.v1.RecordCount
+	64,  // 108: bullseye.feature.v1.VerifyMaterializationResponse.entities:type_name -> bullseye.feature.v1.EntityDifference
+	21,  // 109: bullseye.feature.v1.FeatureService.ApplyFeatureSet:input_type -> bullseye.feature.v1.ApplyFeatureSetRequest
+	23,  // 110: bullseye.feature.v1.FeatureService.GetFeatureSet:input_type -> bullseye.feature.v1.GetFeatureSetRequest
+	25,  // 111: bullseye.feature.v1.FeatureService.ListFeatureSets:input_type -> bullseye.feature.v1.ListFeatureSetsRequest
+	28,  // 112: bullseye.feature.v1.FeatureService.GetOnlineFeatures:input_type -> bullseye.feature.v1.GetOnlineFeaturesRequest
+	45,  // 113: bullseye.feature.v1.FeatureService.BuildTrainingSet:input_type -> bullseye.feature.v1.BuildTrainingSetRequest
+	52,  // 114: bullseye.feature.v1.FeatureService.ExportInteractions:input_type -> bullseye.feature.v1.ExportInteractionsRequest
+	60,  // 115: bullseye.feature.v1.FeatureService.ListEntities:input_type -> bullseye.feature.v1.ListEntitiesRequest
+	55,  // 116: bullseye.feature.v1.FeatureService.SelectFeatures:input_type -> bullseye.feature.v1.SelectFeaturesRequest
+	62,  // 117: bullseye.feature.v1.FeatureService.VerifyMaterialization:input_type -> bullseye.feature.v1.VerifyMaterializationRequest
+	22,  // 118: bullseye.feature.v1.FeatureService.ApplyFeatureSet:output_type -> bullseye.feature.v1.ApplyFeatureSetResponse
+	24,  // 119: bullseye.feature.v1.FeatureService.GetFeatureSet:output_type -> bullseye.feature.v1.GetFeatureSetResponse
+	26,  // 120: bullseye.feature.v1.FeatureService.ListFeatureSets:output_type -> bullseye.feature.v1.ListFeatureSetsResponse
+	32,  // 121: bullseye.feature.v1.FeatureService.GetOnlineFeatures:output_type -> bullseye.feature.v1.GetOnlineFeaturesResponse
+	49,  // 122: bullseye.feature.v1.FeatureService.BuildTrainingSet:output_type -> bullseye.feature.v1.BuildTrainingSetResponse
+	54,  // 123: bullseye.feature.v1.FeatureService.ExportInteractions:output_type -> bullseye.feature.v1.ExportInteractionsResponse
+	61,  // 124: bullseye.feature.v1.FeatureService.ListEntities:output_type -> bullseye.feature.v1.ListEntitiesResponse
+	59,  // 125: bullseye.feature.v1.FeatureService.SelectFeatures:output_type -> bullseye.feature.v1.SelectFeaturesResponse
+	65,  // 126: bullseye.feature.v1.FeatureService.VerifyMaterialization:output_type -> bullseye.feature.v1.VerifyMaterializationResponse
 	118, // [118:127] is the sub-list for method output_type
 	109, // [109:118] is the sub-list for method input_type
 	109, // [109:109] is the sub-list for extension type_name
@@ -5703,7 +5616,7 @@ func file_bullseye_feature_v1_feature_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_feature_v1_feature_proto_rawDesc), len(file_bullseye_feature_v1_feature_proto_rawDesc)),
-			NumEnums:      12,
+			NumEnums:      11,
 			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,

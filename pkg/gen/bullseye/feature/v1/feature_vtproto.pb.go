@@ -6777,7 +6777,7 @@ func (m *FieldCondition) UnmarshalVT(dAtA []byte) error {
 				}
 				b := dAtA[iNdEx]
 				iNdEx++
-				m.Operator |= FieldOperator(b&0x7F) << shift
+				m.Operator |= v1.ComparisonOperator(b&0x7F) << shift
 				if b < 0x80 {
 					break
 				}

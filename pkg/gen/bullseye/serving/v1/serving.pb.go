@@ -95,91 +95,6 @@ func (PredictionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_bullseye_serving_v1_serving_proto_rawDescGZIP(), []int{0}
 }
 
-// ComparisonOperator is how a FeatureCondition compares.
-type ComparisonOperator int32
-
-const (
-	// Not set; invalid.
-	ComparisonOperator_COMPARISON_OPERATOR_UNSPECIFIED ComparisonOperator = 0
-	// Equal to value.
-	ComparisonOperator_COMPARISON_OPERATOR_EQ ComparisonOperator = 1
-	// Not equal to value.
-	ComparisonOperator_COMPARISON_OPERATOR_NE ComparisonOperator = 2
-	// Less than value.
-	ComparisonOperator_COMPARISON_OPERATOR_LT ComparisonOperator = 3
-	// Less than or equal to value.
-	ComparisonOperator_COMPARISON_OPERATOR_LE ComparisonOperator = 4
-	// Greater than value.
-	ComparisonOperator_COMPARISON_OPERATOR_GT ComparisonOperator = 5
-	// Greater than or equal to value.
-	ComparisonOperator_COMPARISON_OPERATOR_GE ComparisonOperator = 6
-	// Equal to one of values.
-	ComparisonOperator_COMPARISON_OPERATOR_IN ComparisonOperator = 7
-	// Equal to none of values.
-	ComparisonOperator_COMPARISON_OPERATOR_NOT_IN ComparisonOperator = 8
-	// Missing or null.
-	ComparisonOperator_COMPARISON_OPERATOR_IS_NULL ComparisonOperator = 9
-	// Present and not null.
-	ComparisonOperator_COMPARISON_OPERATOR_IS_NOT_NULL ComparisonOperator = 10
-)
-
-// Enum value maps for ComparisonOperator.
-var (
-	ComparisonOperator_name = map[int32]string{
-		0:  "COMPARISON_OPERATOR_UNSPECIFIED",
-		1:  "COMPARISON_OPERATOR_EQ",
-		2:  "COMPARISON_OPERATOR_NE",
-		3:  "COMPARISON_OPERATOR_LT",
-		4:  "COMPARISON_OPERATOR_LE",
-		5:  "COMPARISON_OPERATOR_GT",
-		6:  "COMPARISON_OPERATOR_GE",
-		7:  "COMPARISON_OPERATOR_IN",
-		8:  "COMPARISON_OPERATOR_NOT_IN",
-		9:  "COMPARISON_OPERATOR_IS_NULL",
-		10: "COMPARISON_OPERATOR_IS_NOT_NULL",
-	}
-	ComparisonOperator_value = map[string]int32{
-		"COMPARISON_OPERATOR_UNSPECIFIED": 0,
-		"COMPARISON_OPERATOR_EQ":          1,
-		"COMPARISON_OPERATOR_NE":          2,
-		"COMPARISON_OPERATOR_LT":          3,
-		"COMPARISON_OPERATOR_LE":          4,
-		"COMPARISON_OPERATOR_GT":          5,
-		"COMPARISON_OPERATOR_GE":          6,
-		"COMPARISON_OPERATOR_IN":          7,
-		"COMPARISON_OPERATOR_NOT_IN":      8,
-		"COMPARISON_OPERATOR_IS_NULL":     9,
-		"COMPARISON_OPERATOR_IS_NOT_NULL": 10,
-	}
-)
-
-func (x ComparisonOperator) Enum() *ComparisonOperator {
-	p := new(ComparisonOperator)
-	*p = x
-	return p
-}
-
-func (x ComparisonOperator) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (ComparisonOperator) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_serving_v1_serving_proto_enumTypes[1].Descriptor()
-}
-
-func (ComparisonOperator) Type() protoreflect.EnumType {
-	return &file_bullseye_serving_v1_serving_proto_enumTypes[1]
-}
-
-func (x ComparisonOperator) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use ComparisonOperator.Descriptor instead.
-func (ComparisonOperator) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_serving_v1_serving_proto_rawDescGZIP(), []int{1}
-}
-
 // ModelState is a model version's state in a serving instance.
 type ModelState int32
 
@@ -225,11 +140,11 @@ func (x ModelState) String() string {
 }
 
 func (ModelState) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_serving_v1_serving_proto_enumTypes[2].Descriptor()
+	return file_bullseye_serving_v1_serving_proto_enumTypes[1].Descriptor()
 }
 
 func (ModelState) Type() protoreflect.EnumType {
-	return &file_bullseye_serving_v1_serving_proto_enumTypes[2]
+	return &file_bullseye_serving_v1_serving_proto_enumTypes[1]
 }
 
 func (x ModelState) Number() protoreflect.EnumNumber {
@@ -238,7 +153,7 @@ func (x ModelState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ModelState.Descriptor instead.
 func (ModelState) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_serving_v1_serving_proto_rawDescGZIP(), []int{2}
+	return file_bullseye_serving_v1_serving_proto_rawDescGZIP(), []int{1}
 }
 
 // PredictRequest asks for a batch of predictions.
@@ -1596,8 +1511,8 @@ type FeatureCondition struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The feature's name, from the model's feature set. Required.
 	Feature string `protobuf:"bytes,1,opt,name=feature,proto3" json:"feature,omitempty"`
-	// The comparison. Required.
-	Operator ComparisonOperator `protobuf:"varint,2,opt,name=operator,proto3,enum=bullseye.serving.v1.ComparisonOperator" json:"operator,omitempty"`
+	// The comparison (see common.v1.ComparisonOperator). Required.
+	Operator v1.ComparisonOperator `protobuf:"varint,2,opt,name=operator,proto3,enum=bullseye.common.v1.ComparisonOperator" json:"operator,omitempty"`
 	// The value compared with (EQ, NE, LT, LE, GT, GE); its type must suit the
 	// feature's (numbers and integers compare with each other).
 	Value *v1.Value `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
@@ -1644,11 +1559,11 @@ func (x *FeatureCondition) GetFeature() string {
 	return ""
 }
 
-func (x *FeatureCondition) GetOperator() ComparisonOperator {
+func (x *FeatureCondition) GetOperator() v1.ComparisonOperator {
 	if x != nil {
 		return x.Operator
 	}
-	return ComparisonOperator_COMPARISON_OPERATOR_UNSPECIFIED
+	return v1.ComparisonOperator(0)
 }
 
 func (x *FeatureCondition) GetValue() *v1.Value {
@@ -2168,10 +2083,10 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\anone_of\x18\x04 \x01(\v2'.bullseye.serving.v1.AudienceFilterListH\x00R\x06noneOfB\x06\n" +
 	"\x04kind\"S\n" +
 	"\x12AudienceFilterList\x12=\n" +
-	"\afilters\x18\x01 \x03(\v2#.bullseye.serving.v1.AudienceFilterR\afilters\"\xd5\x01\n" +
+	"\afilters\x18\x01 \x03(\v2#.bullseye.serving.v1.AudienceFilterR\afilters\"\xd4\x01\n" +
 	"\x10FeatureCondition\x12\x18\n" +
-	"\afeature\x18\x01 \x01(\tR\afeature\x12C\n" +
-	"\boperator\x18\x02 \x01(\x0e2'.bullseye.serving.v1.ComparisonOperatorR\boperator\x12/\n" +
+	"\afeature\x18\x01 \x01(\tR\afeature\x12B\n" +
+	"\boperator\x18\x02 \x01(\x0e2&.bullseye.common.v1.ComparisonOperatorR\boperator\x12/\n" +
 	"\x05value\x18\x03 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value\x121\n" +
 	"\x06values\x18\x04 \x03(\v2\x19.bullseye.common.v1.ValueR\x06values\"4\n" +
 	"\x11ListModelsRequest\x12\x1f\n" +
@@ -2206,20 +2121,7 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\x14PREDICTION_STATUS_OK\x10\x01\x12 \n" +
 	"\x1cPREDICTION_STATUS_SUPPRESSED\x10\x02\x12\x1f\n" +
 	"\x1bPREDICTION_STATUS_NOT_FOUND\x10\x03\x12\x1d\n" +
-	"\x19PREDICTION_STATUS_INVALID\x10\x04*\xe3\x02\n" +
-	"\x12ComparisonOperator\x12#\n" +
-	"\x1fCOMPARISON_OPERATOR_UNSPECIFIED\x10\x00\x12\x1a\n" +
-	"\x16COMPARISON_OPERATOR_EQ\x10\x01\x12\x1a\n" +
-	"\x16COMPARISON_OPERATOR_NE\x10\x02\x12\x1a\n" +
-	"\x16COMPARISON_OPERATOR_LT\x10\x03\x12\x1a\n" +
-	"\x16COMPARISON_OPERATOR_LE\x10\x04\x12\x1a\n" +
-	"\x16COMPARISON_OPERATOR_GT\x10\x05\x12\x1a\n" +
-	"\x16COMPARISON_OPERATOR_GE\x10\x06\x12\x1a\n" +
-	"\x16COMPARISON_OPERATOR_IN\x10\a\x12\x1e\n" +
-	"\x1aCOMPARISON_OPERATOR_NOT_IN\x10\b\x12\x1f\n" +
-	"\x1bCOMPARISON_OPERATOR_IS_NULL\x10\t\x12#\n" +
-	"\x1fCOMPARISON_OPERATOR_IS_NOT_NULL\x10\n" +
-	"*\x90\x01\n" +
+	"\x19PREDICTION_STATUS_INVALID\x10\x04*\x90\x01\n" +
 	"\n" +
 	"ModelState\x12\x1b\n" +
 	"\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -2248,100 +2150,100 @@ func file_bullseye_serving_v1_serving_proto_rawDescGZIP() []byte {
 	return file_bullseye_serving_v1_serving_proto_rawDescData
 }
 
-var file_bullseye_serving_v1_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_bullseye_serving_v1_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_bullseye_serving_v1_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_bullseye_serving_v1_serving_proto_goTypes = []any{
 	(PredictionStatus)(0),          // 0: bullseye.serving.v1.PredictionStatus
-	(ComparisonOperator)(0),        // 1: bullseye.serving.v1.ComparisonOperator
-	(ModelState)(0),                // 2: bullseye.serving.v1.ModelState
-	(*PredictRequest)(nil),         // 3: bullseye.serving.v1.PredictRequest
-	(*Instance)(nil),               // 4: bullseye.serving.v1.Instance
-	(*PredictResponse)(nil),        // 5: bullseye.serving.v1.PredictResponse
-	(*Prediction)(nil),             // 6: bullseye.serving.v1.Prediction
-	(*Explanation)(nil),            // 7: bullseye.serving.v1.Explanation
-	(*FeatureContribution)(nil),    // 8: bullseye.serving.v1.FeatureContribution
-	(*RecommendRequest)(nil),       // 9: bullseye.serving.v1.RecommendRequest
-	(*RecommendResponse)(nil),      // 10: bullseye.serving.v1.RecommendResponse
-	(*UserRecommendations)(nil),    // 11: bullseye.serving.v1.UserRecommendations
-	(*RecommendedItem)(nil),        // 12: bullseye.serving.v1.RecommendedItem
-	(*ScoreAudienceRequest)(nil),   // 13: bullseye.serving.v1.ScoreAudienceRequest
-	(*ScoreAudienceResponse)(nil),  // 14: bullseye.serving.v1.ScoreAudienceResponse
-	(*AudienceBatch)(nil),          // 15: bullseye.serving.v1.AudienceBatch
-	(*AudienceRow)(nil),            // 16: bullseye.serving.v1.AudienceRow
-	(*AudienceSummary)(nil),        // 17: bullseye.serving.v1.AudienceSummary
-	(*AudienceFilter)(nil),         // 18: bullseye.serving.v1.AudienceFilter
-	(*AudienceFilterList)(nil),     // 19: bullseye.serving.v1.AudienceFilterList
-	(*FeatureCondition)(nil),       // 20: bullseye.serving.v1.FeatureCondition
-	(*ListModelsRequest)(nil),      // 21: bullseye.serving.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),     // 22: bullseye.serving.v1.ListModelsResponse
-	(*GetModelStatusRequest)(nil),  // 23: bullseye.serving.v1.GetModelStatusRequest
-	(*GetModelStatusResponse)(nil), // 24: bullseye.serving.v1.GetModelStatusResponse
-	(*ServedModel)(nil),            // 25: bullseye.serving.v1.ServedModel
-	(*ServedVersion)(nil),          // 26: bullseye.serving.v1.ServedVersion
-	nil,                            // 27: bullseye.serving.v1.Instance.FeaturesEntry
-	nil,                            // 28: bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
-	(*v1.ModelRef)(nil),            // 29: bullseye.common.v1.ModelRef
-	(*v1.Problem)(nil),             // 30: bullseye.common.v1.Problem
-	(*v1.Value)(nil),               // 31: bullseye.common.v1.Value
-	(*durationpb.Duration)(nil),    // 32: google.protobuf.Duration
+	(ModelState)(0),                // 1: bullseye.serving.v1.ModelState
+	(*PredictRequest)(nil),         // 2: bullseye.serving.v1.PredictRequest
+	(*Instance)(nil),               // 3: bullseye.serving.v1.Instance
+	(*PredictResponse)(nil),        // 4: bullseye.serving.v1.PredictResponse
+	(*Prediction)(nil),             // 5: bullseye.serving.v1.Prediction
+	(*Explanation)(nil),            // 6: bullseye.serving.v1.Explanation
+	(*FeatureContribution)(nil),    // 7: bullseye.serving.v1.FeatureContribution
+	(*RecommendRequest)(nil),       // 8: bullseye.serving.v1.RecommendRequest
+	(*RecommendResponse)(nil),      // 9: bullseye.serving.v1.RecommendResponse
+	(*UserRecommendations)(nil),    // 10: bullseye.serving.v1.UserRecommendations
+	(*RecommendedItem)(nil),        // 11: bullseye.serving.v1.RecommendedItem
+	(*ScoreAudienceRequest)(nil),   // 12: bullseye.serving.v1.ScoreAudienceRequest
+	(*ScoreAudienceResponse)(nil),  // 13: bullseye.serving.v1.ScoreAudienceResponse
+	(*AudienceBatch)(nil),          // 14: bullseye.serving.v1.AudienceBatch
+	(*AudienceRow)(nil),            // 15: bullseye.serving.v1.AudienceRow
+	(*AudienceSummary)(nil),        // 16: bullseye.serving.v1.AudienceSummary
+	(*AudienceFilter)(nil),         // 17: bullseye.serving.v1.AudienceFilter
+	(*AudienceFilterList)(nil),     // 18: bullseye.serving.v1.AudienceFilterList
+	(*FeatureCondition)(nil),       // 19: bullseye.serving.v1.FeatureCondition
+	(*ListModelsRequest)(nil),      // 20: bullseye.serving.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),     // 21: bullseye.serving.v1.ListModelsResponse
+	(*GetModelStatusRequest)(nil),  // 22: bullseye.serving.v1.GetModelStatusRequest
+	(*GetModelStatusResponse)(nil), // 23: bullseye.serving.v1.GetModelStatusResponse
+	(*ServedModel)(nil),            // 24: bullseye.serving.v1.ServedModel
+	(*ServedVersion)(nil),          // 25: bullseye.serving.v1.ServedVersion
+	nil,                            // 26: bullseye.serving.v1.Instance.FeaturesEntry
+	nil,                            // 27: bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
+	(*v1.ModelRef)(nil),            // 28: bullseye.common.v1.ModelRef
+	(*v1.Problem)(nil),             // 29: bullseye.common.v1.Problem
+	(*v1.Value)(nil),               // 30: bullseye.common.v1.Value
+	(*durationpb.Duration)(nil),    // 31: google.protobuf.Duration
+	(v1.ComparisonOperator)(0),     // 32: bullseye.common.v1.ComparisonOperator
 	(v11.TaskKind)(0),              // 33: bullseye.model.v1.TaskKind
 	(v11.ModelFamily)(0),           // 34: bullseye.model.v1.ModelFamily
 	(*v11.InputColumn)(nil),        // 35: bullseye.model.v1.InputColumn
 	(*timestamppb.Timestamp)(nil),  // 36: google.protobuf.Timestamp
 }
 var file_bullseye_serving_v1_serving_proto_depIdxs = []int32{
-	29, // 0: bullseye.serving.v1.PredictRequest.model:type_name -> bullseye.common.v1.ModelRef
-	4,  // 1: bullseye.serving.v1.PredictRequest.instances:type_name -> bullseye.serving.v1.Instance
-	27, // 2: bullseye.serving.v1.Instance.features:type_name -> bullseye.serving.v1.Instance.FeaturesEntry
-	6,  // 3: bullseye.serving.v1.PredictResponse.predictions:type_name -> bullseye.serving.v1.Prediction
+	28, // 0: bullseye.serving.v1.PredictRequest.model:type_name -> bullseye.common.v1.ModelRef
+	3,  // 1: bullseye.serving.v1.PredictRequest.instances:type_name -> bullseye.serving.v1.Instance
+	26, // 2: bullseye.serving.v1.Instance.features:type_name -> bullseye.serving.v1.Instance.FeaturesEntry
+	5,  // 3: bullseye.serving.v1.PredictResponse.predictions:type_name -> bullseye.serving.v1.Prediction
 	0,  // 4: bullseye.serving.v1.Prediction.status:type_name -> bullseye.serving.v1.PredictionStatus
-	30, // 5: bullseye.serving.v1.Prediction.problem:type_name -> bullseye.common.v1.Problem
-	31, // 6: bullseye.serving.v1.Prediction.label:type_name -> bullseye.common.v1.Value
-	7,  // 7: bullseye.serving.v1.Prediction.explanation:type_name -> bullseye.serving.v1.Explanation
-	8,  // 8: bullseye.serving.v1.Explanation.contributions:type_name -> bullseye.serving.v1.FeatureContribution
-	31, // 9: bullseye.serving.v1.FeatureContribution.value:type_name -> bullseye.common.v1.Value
-	29, // 10: bullseye.serving.v1.RecommendRequest.model:type_name -> bullseye.common.v1.ModelRef
-	11, // 11: bullseye.serving.v1.RecommendResponse.recommendations:type_name -> bullseye.serving.v1.UserRecommendations
+	29, // 5: bullseye.serving.v1.Prediction.problem:type_name -> bullseye.common.v1.Problem
+	30, // 6: bullseye.serving.v1.Prediction.label:type_name -> bullseye.common.v1.Value
+	6,  // 7: bullseye.serving.v1.Prediction.explanation:type_name -> bullseye.serving.v1.Explanation
+	7,  // 8: bullseye.serving.v1.Explanation.contributions:type_name -> bullseye.serving.v1.FeatureContribution
+	30, // 9: bullseye.serving.v1.FeatureContribution.value:type_name -> bullseye.common.v1.Value
+	28, // 10: bullseye.serving.v1.RecommendRequest.model:type_name -> bullseye.common.v1.ModelRef
+	10, // 11: bullseye.serving.v1.RecommendResponse.recommendations:type_name -> bullseye.serving.v1.UserRecommendations
 	0,  // 12: bullseye.serving.v1.UserRecommendations.status:type_name -> bullseye.serving.v1.PredictionStatus
-	30, // 13: bullseye.serving.v1.UserRecommendations.problem:type_name -> bullseye.common.v1.Problem
-	12, // 14: bullseye.serving.v1.UserRecommendations.items:type_name -> bullseye.serving.v1.RecommendedItem
-	29, // 15: bullseye.serving.v1.ScoreAudienceRequest.model:type_name -> bullseye.common.v1.ModelRef
-	18, // 16: bullseye.serving.v1.ScoreAudienceRequest.segment:type_name -> bullseye.serving.v1.AudienceFilter
-	15, // 17: bullseye.serving.v1.ScoreAudienceResponse.batch:type_name -> bullseye.serving.v1.AudienceBatch
-	17, // 18: bullseye.serving.v1.ScoreAudienceResponse.summary:type_name -> bullseye.serving.v1.AudienceSummary
-	16, // 19: bullseye.serving.v1.AudienceBatch.rows:type_name -> bullseye.serving.v1.AudienceRow
-	28, // 20: bullseye.serving.v1.AudienceSummary.returned_by_version:type_name -> bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
-	32, // 21: bullseye.serving.v1.AudienceSummary.elapsed:type_name -> google.protobuf.Duration
-	20, // 22: bullseye.serving.v1.AudienceFilter.condition:type_name -> bullseye.serving.v1.FeatureCondition
-	19, // 23: bullseye.serving.v1.AudienceFilter.all_of:type_name -> bullseye.serving.v1.AudienceFilterList
-	19, // 24: bullseye.serving.v1.AudienceFilter.any_of:type_name -> bullseye.serving.v1.AudienceFilterList
-	19, // 25: bullseye.serving.v1.AudienceFilter.none_of:type_name -> bullseye.serving.v1.AudienceFilterList
-	18, // 26: bullseye.serving.v1.AudienceFilterList.filters:type_name -> bullseye.serving.v1.AudienceFilter
-	1,  // 27: bullseye.serving.v1.FeatureCondition.operator:type_name -> bullseye.serving.v1.ComparisonOperator
-	31, // 28: bullseye.serving.v1.FeatureCondition.value:type_name -> bullseye.common.v1.Value
-	31, // 29: bullseye.serving.v1.FeatureCondition.values:type_name -> bullseye.common.v1.Value
-	25, // 30: bullseye.serving.v1.ListModelsResponse.models:type_name -> bullseye.serving.v1.ServedModel
-	29, // 31: bullseye.serving.v1.GetModelStatusRequest.model:type_name -> bullseye.common.v1.ModelRef
-	25, // 32: bullseye.serving.v1.GetModelStatusResponse.model:type_name -> bullseye.serving.v1.ServedModel
+	29, // 13: bullseye.serving.v1.UserRecommendations.problem:type_name -> bullseye.common.v1.Problem
+	11, // 14: bullseye.serving.v1.UserRecommendations.items:type_name -> bullseye.serving.v1.RecommendedItem
+	28, // 15: bullseye.serving.v1.ScoreAudienceRequest.model:type_name -> bullseye.common.v1.ModelRef
+	17, // 16: bullseye.serving.v1.ScoreAudienceRequest.segment:type_name -> bullseye.serving.v1.AudienceFilter
+	14, // 17: bullseye.serving.v1.ScoreAudienceResponse.batch:type_name -> bullseye.serving.v1.AudienceBatch
+	16, // 18: bullseye.serving.v1.ScoreAudienceResponse.summary:type_name -> bullseye.serving.v1.AudienceSummary
+	15, // 19: bullseye.serving.v1.AudienceBatch.rows:type_name -> bullseye.serving.v1.AudienceRow
+	27, // 20: bullseye.serving.v1.AudienceSummary.returned_by_version:type_name -> bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
+	31, // 21: bullseye.serving.v1.AudienceSummary.elapsed:type_name -> google.protobuf.Duration
+	19, // 22: bullseye.serving.v1.AudienceFilter.condition:type_name -> bullseye.serving.v1.FeatureCondition
+	18, // 23: bullseye.serving.v1.AudienceFilter.all_of:type_name -> bullseye.serving.v1.AudienceFilterList
+	18, // 24: bullseye.serving.v1.AudienceFilter.any_of:type_name -> bullseye.serving.v1.AudienceFilterList
+	18, // 25: bullseye.serving.v1.AudienceFilter.none_of:type_name -> bullseye.serving.v1.AudienceFilterList
+	17, // 26: bullseye.serving.v1.AudienceFilterList.filters:type_name -> bullseye.serving.v1.AudienceFilter
+	32, // 27: bullseye.serving.v1.FeatureCondition.operator:type_name -> bullseye.common.v1.ComparisonOperator
+	30, // 28: bullseye.serving.v1.FeatureCondition.value:type_name -> bullseye.common.v1.Value
+	30, // 29: bullseye.serving.v1.FeatureCondition.values:type_name -> bullseye.common.v1.Value
+	24, // 30: bullseye.serving.v1.ListModelsResponse.models:type_name -> bullseye.serving.v1.ServedModel
+	28, // 31: bullseye.serving.v1.GetModelStatusRequest.model:type_name -> bullseye.common.v1.ModelRef
+	24, // 32: bullseye.serving.v1.GetModelStatusResponse.model:type_name -> bullseye.serving.v1.ServedModel
 	33, // 33: bullseye.serving.v1.ServedModel.task:type_name -> bullseye.model.v1.TaskKind
-	26, // 34: bullseye.serving.v1.ServedModel.versions:type_name -> bullseye.serving.v1.ServedVersion
-	2,  // 35: bullseye.serving.v1.ServedVersion.state:type_name -> bullseye.serving.v1.ModelState
-	30, // 36: bullseye.serving.v1.ServedVersion.error:type_name -> bullseye.common.v1.Problem
+	25, // 34: bullseye.serving.v1.ServedModel.versions:type_name -> bullseye.serving.v1.ServedVersion
+	1,  // 35: bullseye.serving.v1.ServedVersion.state:type_name -> bullseye.serving.v1.ModelState
+	29, // 36: bullseye.serving.v1.ServedVersion.error:type_name -> bullseye.common.v1.Problem
 	34, // 37: bullseye.serving.v1.ServedVersion.family:type_name -> bullseye.model.v1.ModelFamily
 	35, // 38: bullseye.serving.v1.ServedVersion.inputs:type_name -> bullseye.model.v1.InputColumn
 	36, // 39: bullseye.serving.v1.ServedVersion.load_time:type_name -> google.protobuf.Timestamp
-	32, // 40: bullseye.serving.v1.ServedVersion.load_duration:type_name -> google.protobuf.Duration
-	31, // 41: bullseye.serving.v1.Instance.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
-	3,  // 42: bullseye.serving.v1.PredictionService.Predict:input_type -> bullseye.serving.v1.PredictRequest
-	9,  // 43: bullseye.serving.v1.PredictionService.Recommend:input_type -> bullseye.serving.v1.RecommendRequest
-	13, // 44: bullseye.serving.v1.PredictionService.ScoreAudience:input_type -> bullseye.serving.v1.ScoreAudienceRequest
-	21, // 45: bullseye.serving.v1.PredictionService.ListModels:input_type -> bullseye.serving.v1.ListModelsRequest
-	23, // 46: bullseye.serving.v1.PredictionService.GetModelStatus:input_type -> bullseye.serving.v1.GetModelStatusRequest
-	5,  // 47: bullseye.serving.v1.PredictionService.Predict:output_type -> bullseye.serving.v1.PredictResponse
-	10, // 48: bullseye.serving.v1.PredictionService.Recommend:output_type -> bullseye.serving.v1.RecommendResponse
-	14, // 49: bullseye.serving.v1.PredictionService.ScoreAudience:output_type -> bullseye.serving.v1.ScoreAudienceResponse
-	22, // 50: bullseye.serving.v1.PredictionService.ListModels:output_type -> bullseye.serving.v1.ListModelsResponse
-	24, // 51: bullseye.serving.v1.PredictionService.GetModelStatus:output_type -> bullseye.serving.v1.GetModelStatusResponse
+	31, // 40: bullseye.serving.v1.ServedVersion.load_duration:type_name -> google.protobuf.Duration
+	30, // 41: bullseye.serving.v1.Instance.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
+	2,  // 42: bullseye.serving.v1.PredictionService.Predict:input_type -> bullseye.serving.v1.PredictRequest
+	8,  // 43: bullseye.serving.v1.PredictionService.Recommend:input_type -> bullseye.serving.v1.RecommendRequest
+	12, // 44: bullseye.serving.v1.PredictionService.ScoreAudience:input_type -> bullseye.serving.v1.ScoreAudienceRequest
+	20, // 45: bullseye.serving.v1.PredictionService.ListModels:input_type -> bullseye.serving.v1.ListModelsRequest
+	22, // 46: bullseye.serving.v1.PredictionService.GetModelStatus:input_type -> bullseye.serving.v1.GetModelStatusRequest
+	4,  // 47: bullseye.serving.v1.PredictionService.Predict:output_type -> bullseye.serving.v1.PredictResponse
+	9,  // 48: bullseye.serving.v1.PredictionService.Recommend:output_type -> bullseye.serving.v1.RecommendResponse
+	13, // 49: bullseye.serving.v1.PredictionService.ScoreAudience:output_type -> bullseye.serving.v1.ScoreAudienceResponse
+	21, // 50: bullseye.serving.v1.PredictionService.ListModels:output_type -> bullseye.serving.v1.ListModelsResponse
+	23, // 51: bullseye.serving.v1.PredictionService.GetModelStatus:output_type -> bullseye.serving.v1.GetModelStatusResponse
 	47, // [47:52] is the sub-list for method output_type
 	42, // [42:47] is the sub-list for method input_type
 	42, // [42:42] is the sub-list for extension type_name
@@ -2372,7 +2274,7 @@ func file_bullseye_serving_v1_serving_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_serving_v1_serving_proto_rawDesc), len(file_bullseye_serving_v1_serving_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      2,
 			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -5489,7 +5489,7 @@ func (m *FeatureCondition) UnmarshalVT(dAtA []byte) error {
 				}
 				b := dAtA[iNdEx]
 				iNdEx++
-				m.Operator |= ComparisonOperator(b&0x7F) << shift
+				m.Operator |= v1.ComparisonOperator(b&0x7F) << shift
 				if b < 0x80 {
 					break
 				}
