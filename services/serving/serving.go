@@ -274,28 +274,24 @@ func start(ctx context.Context, cfg Config, node *service.Node) (_ *parts, err e
 	if cfg.wrapFeatures != nil {
 		fsc = cfg.wrapFeatures(fsc)
 	}
-	fc := features.New(fsc, features.Options{Timeout: cfg.LookupTimeout, ConsentFeatureSet: cfg.ConsentFeatureSet, Metrics: fm})
+	fc := features.New(fsc, features.WithTimeout(cfg.LookupTimeout), features.WithConsentFeatureSet(cfg.ConsentFeatureSet), features.WithMetrics(fm))
 	workers := cfg.Workers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	deps := scoring.Deps{Features: fc, Pool: batch.NewPool(workers), Metrics: bm, Options: cfg.batchingOf, Logger: p.logger}
 	p.store, err = models.New(reg, func(a *modelv1.ModelArtifact) (*scoring.Model, error) { return scoring.Load(deps, a) },
-		models.Options{RetryInterval: cfg.RetryInterval, LoadTimeout: cfg.LoadTimeout, Logger: p.logger, Registerer: prom})
+		models.WithRetryInterval(cfg.RetryInterval), models.WithLoadTimeout(cfg.LoadTimeout), models.WithLogger(p.logger), models.WithRegisterer(prom))
 	if err != nil {
 		return nil, err
 	}
-	p.server, err = server.New(server.Config{
-		Store:         p.store,
-		Features:      fc,
-		Audience:      &audience.Runner{Features: fc, PageSize: cfg.AudiencePageSize},
-		Ready:         p.ready.Load,
-		Draining:      node.Server().Draining(),
-		ShadowTimeout: cfg.ShadowTimeout,
-		Version:       version(),
-		Logger:        p.logger,
-		Registerer:    prom,
-	})
+	p.server, err = server.New(p.store, fc, audience.New(fc, audience.WithPageSize(cfg.AudiencePageSize)),
+		server.WithReady(p.ready.Load),
+		server.WithDraining(node.Server().Draining()),
+		server.WithShadowTimeout(cfg.ShadowTimeout),
+		server.WithVersion(version()),
+		server.WithLogger(p.logger),
+		server.WithRegisterer(prom))
 	if err != nil {
 		return nil, err
 	}

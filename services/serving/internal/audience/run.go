@@ -34,12 +34,33 @@ type Request struct {
 
 // Runner scores audiences through the batched core.
 type Runner struct {
-	// Features lists customers.
-	Features *features.Client
-	// PageSize is how many customers are listed and submitted at once; 0 means 1,000.
-	PageSize int
-	// InFlight is how many pages are scored at once; 0 means 2.
-	InFlight int
+	features *features.Client
+	pageSize int
+	inFlight int
+}
+
+// Option configures a Runner.
+type Option func(*Runner)
+
+// WithPageSize sets how many customers are listed and submitted at once; the default is 1,000.
+func WithPageSize(n int) Option { return func(r *Runner) { r.pageSize = n } }
+
+// WithInFlight sets how many pages are scored at once; the default is 2.
+func WithInFlight(n int) Option { return func(r *Runner) { r.inFlight = n } }
+
+// New returns a runner that lists customers through features.
+func New(features *features.Client, opts ...Option) *Runner {
+	r := &Runner{features: features}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.pageSize <= 0 {
+		r.pageSize = 1000
+	}
+	if r.inFlight <= 0 {
+		r.inFlight = 2
+	}
+	return r
 }
 
 // page is one page of customers on its way through the core.
@@ -60,17 +81,11 @@ func (r *Runner) Run(ctx context.Context, lease *models.Lease, req Request, send
 	if name == "" {
 		return ErrNoFeatureSet
 	}
-	set, err := r.Features.Resolve(ctx, name, ver)
+	set, err := r.features.Resolve(ctx, name, ver)
 	if err != nil {
 		return err
 	}
-	pageSize, inFlight := r.PageSize, r.InFlight
-	if pageSize <= 0 {
-		pageSize = 1000
-	}
-	if inFlight <= 0 {
-		inFlight = 2
-	}
+	pageSize, inFlight := r.pageSize, r.inFlight
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -98,7 +113,7 @@ func (r *Runner) Run(ctx context.Context, lease *models.Lease, req Request, send
 		}
 		consumed <- err
 	}()
-	listErr := r.Features.ListCustomers(ctx, set, pageSize, func(ids []string) error {
+	listErr := r.features.ListCustomers(ctx, set, pageSize, func(ids []string) error {
 		p, err := submit(ctx, lease, req.Filter, ids)
 		if err != nil {
 			return err

@@ -84,29 +84,37 @@ type cached struct {
 	at  time.Time
 }
 
-// Options configure a Client.
-type Options struct {
-	// MaxEntities is the most entities per GetOnlineFeatures call; 0 means DefaultMaxEntities.
-	MaxEntities int
-	// Timeout bounds a call whose context has no deadline; 0 means 5 s.
-	Timeout time.Duration
-	// ConsentFeatureSet is the feature set whose lookups give the consent state of customers
-	// for models that have no feature set of their own (recommenders); empty means the first
-	// feature set the service lists.
-	ConsentFeatureSet string
-	// Metrics, when set, count lookups.
-	Metrics *Metrics
-}
+// Option configures a Client.
+type Option func(*Client)
+
+// WithMaxEntities sets the most entities per GetOnlineFeatures call; the default is
+// DefaultMaxEntities.
+func WithMaxEntities(n int) Option { return func(c *Client) { c.maxEntities = n } }
+
+// WithTimeout bounds a call whose context has no deadline; the default is 5 s.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// WithConsentFeatureSet names the feature set whose lookups give the consent state of
+// customers for models that have no feature set of their own (recommenders); the default is
+// the first feature set the service lists.
+func WithConsentFeatureSet(name string) Option { return func(c *Client) { c.consent = name } }
+
+// WithMetrics has the client count its lookups in m.
+func WithMetrics(m *Metrics) Option { return func(c *Client) { c.metrics = m } }
 
 // New returns a client of the feature service.
-func New(fc featurev1.FeatureServiceClient, o Options) *Client {
-	if o.MaxEntities <= 0 {
-		o.MaxEntities = DefaultMaxEntities
+func New(fc featurev1.FeatureServiceClient, opts ...Option) *Client {
+	c := &Client{fc: fc, sets: map[setKey]cached{}}
+	for _, o := range opts {
+		o(c)
 	}
-	if o.Timeout <= 0 {
-		o.Timeout = 5 * time.Second
+	if c.maxEntities <= 0 {
+		c.maxEntities = DefaultMaxEntities
 	}
-	return &Client{fc: fc, maxEntities: o.MaxEntities, timeout: o.Timeout, consent: o.ConsentFeatureSet, metrics: o.Metrics, sets: map[setKey]cached{}}
+	if c.timeout <= 0 {
+		c.timeout = 5 * time.Second
+	}
+	return c
 }
 
 func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -107,7 +107,7 @@ func TestLookupSaysWhatTheRowsLayoutSays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := features.New(env.Feature, features.Options{MaxEntities: 4, Metrics: m})
+	c := features.New(env.Feature, features.WithMaxEntities(4), features.WithMetrics(m))
 	s, err := c.Resolve(ctx, set, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ func (s *Store) Ready() <-chan struct{} { return s.ready }
 // Run follows the registry until ctx is done, then returns ctx's error.
 func (s *Store) Run(ctx context.Context) error {
 	updates := s.src.Watch(ctx)
-	ticker := time.NewTicker(s.opts.RetryInterval)
+	ticker := time.NewTicker(s.retryInterval)
 	defer ticker.Stop()
 	for {
 		select {
@@ -250,7 +250,7 @@ func (s *Store) buildRoute(m *model, rm *modelv1.RegisteredModel, prev *route) *
 
 // load fetches, verifies, loads and warms one version.
 func (s *Store) load(ctx context.Context, m *model, v *version) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.LoadTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.loadTimeout)
 	defer cancel()
 	start := time.Now()
 	mv, sm, err := s.loadVersion(ctx, m.name, v.num)

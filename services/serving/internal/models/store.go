@@ -58,25 +58,14 @@ type Source interface {
 // Builder turns a verified artifact into a loaded model with its queue.
 type Builder func(a *modelv1.ModelArtifact) (*scoring.Model, error)
 
-// Options configure a Store.
-type Options struct {
-	// RetryInterval is how often versions that failed to load are tried again; 0 means 10 s.
-	RetryInterval time.Duration
-	// LoadTimeout bounds the loading and warm-up of one version; 0 means 1 minute.
-	LoadTimeout time.Duration
-	// Logger logs loads, switches and drains.
-	Logger *slog.Logger
-	// Registerer, when set, receives the bullseye_serving_model_versions gauge.
-	Registerer prometheus.Registerer
-}
-
 // Store is the model versions of one serving instance. It is safe for concurrent use.
 type Store struct {
-	src    Source
-	build  Builder
-	opts   Options
-	logger *slog.Logger
-	gauge  *prometheus.GaugeVec
+	src           Source
+	build         Builder
+	retryInterval time.Duration
+	loadTimeout   time.Duration
+	logger        *slog.Logger
+	gauge         *prometheus.GaugeVec
 
 	mu     sync.RWMutex
 	models map[string]*model
@@ -86,24 +75,54 @@ type Store struct {
 	drains    sync.WaitGroup
 }
 
+// Option configures a Store.
+type Option func(*storeOptions)
+
+type storeOptions struct {
+	retryInterval time.Duration
+	loadTimeout   time.Duration
+	logger        *slog.Logger
+	registerer    prometheus.Registerer
+}
+
+// WithRetryInterval sets how often versions that failed to load are tried again; the default
+// is 10 s.
+func WithRetryInterval(d time.Duration) Option { return func(o *storeOptions) { o.retryInterval = d } }
+
+// WithLoadTimeout bounds the loading and warm-up of one version; the default is 1 minute.
+func WithLoadTimeout(d time.Duration) Option { return func(o *storeOptions) { o.loadTimeout = d } }
+
+// WithLogger sets the logger of loads, switches and drains; the default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *storeOptions) { o.logger = l } }
+
+// WithRegisterer has the store export the bullseye_serving_model_versions gauge to reg.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(o *storeOptions) { o.registerer = reg }
+}
+
 // New returns a store that follows src and loads versions with build. Call Run.
-func New(src Source, build Builder, opts Options) (*Store, error) {
-	if opts.RetryInterval <= 0 {
-		opts.RetryInterval = 10 * time.Second
+func New(src Source, build Builder, opts ...Option) (*Store, error) {
+	var o storeOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
-	if opts.LoadTimeout <= 0 {
-		opts.LoadTimeout = time.Minute
+	if o.retryInterval <= 0 {
+		o.retryInterval = 10 * time.Second
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+	if o.loadTimeout <= 0 {
+		o.loadTimeout = time.Minute
 	}
-	s := &Store{src: src, build: build, opts: opts, logger: opts.Logger, models: map[string]*model{}, ready: make(chan struct{})}
-	if opts.Registerer != nil {
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	s := &Store{src: src, build: build, retryInterval: o.retryInterval, loadTimeout: o.loadTimeout, logger: o.logger,
+		models: map[string]*model{}, ready: make(chan struct{})}
+	if o.registerer != nil {
 		s.gauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bullseye_serving_model_versions",
 			Help: "Model versions held, by model and state (loading, available, unloading, failed).",
 		}, []string{"model", "state"})
-		if err := opts.Registerer.Register(s.gauge); err != nil {
+		if err := o.registerer.Register(s.gauge); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
 				return nil, err

@@ -20,7 +20,7 @@ func (s *Server) ScoreAudience(req *servingv1.ScoreAudienceRequest, stream servi
 	defer close(stop)
 	go func() {
 		select {
-		case <-s.cfg.Draining:
+		case <-s.draining:
 			cancel(errDraining)
 		case <-stop:
 		}
@@ -54,7 +54,7 @@ func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudience
 	if err := c.Err(); err != nil {
 		return err
 	}
-	lease, err := s.cfg.Store.Acquire(req.GetModel())
+	lease, err := s.store.Acquire(req.GetModel())
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudience
 		if name == "" {
 			return audience.ErrNoFeatureSet
 		}
-		set, err := s.cfg.Features.Resolve(ctx, name, ver)
+		set, err := s.features.Resolve(ctx, name, ver)
 		if err != nil {
 			return err
 		}
@@ -84,7 +84,7 @@ func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudience
 		}
 		ar.Filter = f
 	}
-	return s.cfg.Audience.Run(ctx, lease, ar, stream.Send)
+	return s.audience.Run(ctx, lease, ar, stream.Send)
 }
 
 // ListModels implements PredictionService.ListModels.
@@ -94,7 +94,7 @@ func (s *Server) ListModels(ctx context.Context, req *servingv1.ListModelsReques
 		c.CheckName("name_prefix", p)
 		return nil, statuses.Status(ctx, s.logger, "ListModels", c.Err())
 	}
-	return &servingv1.ListModelsResponse{Models: s.cfg.Store.List(req.GetNamePrefix())}, nil
+	return &servingv1.ListModelsResponse{Models: s.store.List(req.GetNamePrefix())}, nil
 }
 
 // GetModelStatus implements PredictionService.GetModelStatus.
@@ -104,7 +104,7 @@ func (s *Server) GetModelStatus(ctx context.Context, req *servingv1.GetModelStat
 	if err := c.Err(); err != nil {
 		return nil, statuses.Status(ctx, s.logger, "GetModelStatus", err)
 	}
-	m, err := s.cfg.Store.Status(req.GetModel())
+	m, err := s.store.Status(req.GetModel())
 	if err != nil {
 		return nil, statuses.Status(ctx, s.logger, "GetModelStatus", err)
 	}

@@ -137,7 +137,7 @@ func newHarness(t *testing.T, opts batch.Options, ms ...served) *harness {
 	}
 	deps := scoring.Deps{Features: fc, Pool: batch.NewPool(2), Options: func(string) batch.Options { return opts }, Logger: logger}
 	var err error
-	h.store, err = models.New(src, func(a *modelv1.ModelArtifact) (*scoring.Model, error) { return scoring.Load(deps, a) }, models.Options{Logger: logger})
+	h.store, err = models.New(src, func(a *modelv1.ModelArtifact) (*scoring.Model, error) { return scoring.Load(deps, a) }, models.WithLogger(logger))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,8 +165,8 @@ func newHarness(t *testing.T, opts batch.Options, ms ...served) *harness {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	h.srv, err = New(Config{Store: h.store, Features: fc, Audience: &audience.Runner{Features: fc, PageSize: 2},
-		Ready: func() bool { return true }, Version: "test", Logger: logger, Registerer: h.reg})
+	h.srv, err = New(h.store, fc, audience.New(fc, audience.WithPageSize(2)),
+		WithReady(func() bool { return true }), WithVersion("test"), WithLogger(logger), WithRegisterer(h.reg))
 	if err != nil {
 		t.Fatal(err)
 	}

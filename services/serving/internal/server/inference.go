@@ -28,7 +28,7 @@ func (is *inferenceServer) ServerLive(ctx context.Context, _ *inference.ServerLi
 // ServerReady implements GRPCInferenceService.ServerReady: the instance is ready (the models
 // live at start are loaded and the feature service answers).
 func (is *inferenceServer) ServerReady(ctx context.Context, _ *inference.ServerReadyRequest) (*inference.ServerReadyResponse, error) {
-	return &inference.ServerReadyResponse{Ready: is.s.cfg.Ready()}, nil
+	return &inference.ServerReadyResponse{Ready: is.s.ready()}, nil
 }
 
 // ModelReady implements GRPCInferenceService.ModelReady.
@@ -39,12 +39,12 @@ func (is *inferenceServer) ModelReady(ctx context.Context, req *inference.ModelR
 	if err := c.Err(); err != nil {
 		return nil, statuses.Status(ctx, is.s.logger, "ModelReady", err)
 	}
-	return &inference.ModelReadyResponse{Ready: is.s.cfg.Store.ModelReady(req.GetName(), req.GetVersion())}, nil
+	return &inference.ModelReadyResponse{Ready: is.s.store.ModelReady(req.GetName(), req.GetVersion())}, nil
 }
 
 // ServerMetadata implements GRPCInferenceService.ServerMetadata.
 func (is *inferenceServer) ServerMetadata(ctx context.Context, _ *inference.ServerMetadataRequest) (*inference.ServerMetadataResponse, error) {
-	return &inference.ServerMetadataResponse{Name: "bullseye", Version: is.s.cfg.Version, Extensions: []string{}}, nil
+	return &inference.ServerMetadataResponse{Name: "bullseye", Version: is.s.version, Extensions: []string{}}, nil
 }
 
 // ModelMetadata implements GRPCInferenceService.ModelMetadata: the versions held and the
@@ -56,7 +56,7 @@ func (is *inferenceServer) ModelMetadata(ctx context.Context, req *inference.Mod
 	if err := c.Err(); err != nil {
 		return nil, statuses.Status(ctx, is.s.logger, "ModelMetadata", err)
 	}
-	lease, err := is.s.cfg.Store.Acquire(refOf(req.GetName(), req.GetVersion()))
+	lease, err := is.s.store.Acquire(refOf(req.GetName(), req.GetVersion()))
 	if err != nil {
 		return nil, statuses.Status(ctx, is.s.logger, "ModelMetadata", err)
 	}
@@ -68,7 +68,7 @@ func (is *inferenceServer) ModelMetadata(ctx context.Context, req *inference.Mod
 		Inputs:   oip.InputMetadata(m.Inputs),
 		Outputs:  oip.OutputMetadata(m),
 	}
-	if st, err := is.s.cfg.Store.Status(refOf(req.GetName(), "")); err == nil {
+	if st, err := is.s.store.Status(refOf(req.GetName(), "")); err == nil {
 		// Oldest first.
 		vs := st.GetVersions()
 		for i := len(vs) - 1; i >= 0; i-- {
@@ -95,7 +95,7 @@ func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferR
 	if err := checkInferDoor(req); err != nil {
 		return nil, err
 	}
-	lease, err := is.s.cfg.Store.Acquire(refOf(req.GetModelName(), req.GetModelVersion()))
+	lease, err := is.s.store.Acquire(refOf(req.GetModelName(), req.GetModelVersion()))
 	if err != nil {
 		return nil, err
 	}

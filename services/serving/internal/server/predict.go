@@ -42,7 +42,7 @@ func (s *Server) predict(ctx context.Context, req *servingv1.PredictRequest, lab
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	lease, err := s.cfg.Store.Acquire(req.GetModel())
+	lease, err := s.store.Acquire(req.GetModel())
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +341,7 @@ func explain(m *scoring.Model, o *scoring.Outcome, most int) *servingv1.Explanat
 // are logged and counted, never returned. The lease is kept until they are done.
 func (s *Server) shadow(ctx context.Context, lease *models.Lease, shadows []*scoring.Model, insts []*servingv1.Instance,
 	valid []int, live []scoring.Outcome, by []*scoring.Model, liveDone *scoring.Group) {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShadowTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shadowTimeout)
 	type run struct {
 		m   *scoring.Model
 		out []scoring.Outcome

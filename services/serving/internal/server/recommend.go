@@ -44,7 +44,7 @@ func (s *Server) recommend(ctx context.Context, req *servingv1.RecommendRequest,
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	lease, err := s.cfg.Store.Acquire(req.GetModel())
+	lease, err := s.store.Acquire(req.GetModel())
 	if err != nil {
 		return nil, err
 	}

@@ -36,52 +36,68 @@ const (
 	MaxAudienceBatch = 10_000
 )
 
-// Config is what the server needs.
-type Config struct {
-	// Store holds the models.
-	Store *models.Store
-	// Features reads feature sets (audience filters, enumeration).
-	Features *features.Client
-	// Audience scores audiences.
-	Audience *audience.Runner
-	// Ready reports whether the instance is ready (ServerReady).
-	Ready func() bool
-	// Draining is closed when the server begins to shut down; streams end then.
-	Draining <-chan struct{}
-	// ShadowTimeout bounds the scoring of shadow versions; 0 means 5 s.
-	ShadowTimeout time.Duration
-	// Version is the server's version for ServerMetadata.
-	Version string
-	// Logger logs failures and shadow comparisons.
-	Logger *slog.Logger
-	// Registerer receives the per-model request metrics.
-	Registerer prometheus.Registerer
-}
-
 // Server implements both services.
 type Server struct {
 	servingv1.UnimplementedPredictionServiceServer
-	cfg     Config
-	logger  *slog.Logger
-	metrics *metrics
+	store         *models.Store
+	features      *features.Client
+	audience      *audience.Runner
+	ready         func() bool
+	draining      <-chan struct{}
+	shadowTimeout time.Duration
+	version       string
+	logger        *slog.Logger
+	registerer    prometheus.Registerer
+	metrics       *metrics
 }
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithReady sets what reports whether the instance is ready (ServerReady); the default
+// reports it always is.
+func WithReady(ready func() bool) Option { return func(s *Server) { s.ready = ready } }
+
+// WithDraining gives the channel closed when the server begins to shut down; streams end then.
+func WithDraining(draining <-chan struct{}) Option { return func(s *Server) { s.draining = draining } }
+
+// WithShadowTimeout bounds the scoring of shadow versions; the default is 5 s.
+func WithShadowTimeout(d time.Duration) Option { return func(s *Server) { s.shadowTimeout = d } }
+
+// WithVersion sets the server's version for ServerMetadata.
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
+
+// WithLogger sets the logger of failures and shadow comparisons; the default is
+// slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
+
+// WithRegisterer has the server export its per-model request metrics to reg.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(s *Server) { s.registerer = reg } }
 
 // Inference returns the Open Inference Protocol side of the server.
 func (s *Server) Inference() inference.GRPCInferenceServiceServer { return &inferenceServer{s: s} }
 
-// New returns a server.
-func New(cfg Config) (*Server, error) {
-	if cfg.ShadowTimeout <= 0 {
-		cfg.ShadowTimeout = 5 * time.Second
+// New returns a server answering from the models of store, reading feature sets (audience
+// filters, enumeration) through fc and scoring audiences with runner.
+func New(store *models.Store, fc *features.Client, runner *audience.Runner, opts ...Option) (*Server, error) {
+	s := &Server{store: store, features: fc, audience: runner}
+	for _, o := range opts {
+		o(s)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	if s.ready == nil {
+		s.ready = func() bool { return true }
 	}
-	m, err := newMetrics(cfg.Registerer)
-	if err != nil {
+	if s.shadowTimeout <= 0 {
+		s.shadowTimeout = 5 * time.Second
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	var err error
+	if s.metrics, err = newMetrics(s.registerer); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, logger: cfg.Logger, metrics: m}, nil
+	return s, nil
 }
 
 // metrics are the per-model request metrics.

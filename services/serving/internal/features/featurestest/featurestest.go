@@ -86,7 +86,7 @@ func (s *Service) Serve(t testing.TB) *features.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return features.New(featurev1.NewFeatureServiceClient(conn), features.Options{Timeout: 30 * time.Second})
+	return features.New(featurev1.NewFeatureServiceClient(conn), features.WithTimeout(30*time.Second))
 }
 
 func (s *Service) set(name string) *featurev1.FeatureSet {
