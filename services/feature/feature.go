@@ -61,7 +61,7 @@ type Config struct {
 	MaxEntities int
 	// MemoryState keeps the profile bucket in memory (benchmarks only).
 	MemoryState bool
-	// LoseDeliveries is a fault hook for tests (materialize.Options):
+	// LoseDeliveries is a fault hook for tests (materialize.WithLoseDeliveries):
 	// it returns the records of a fetch the consumer receives.
 	LoseDeliveries func(partition int, fetched []jetstream.Msg) []jetstream.Msg
 }
@@ -216,10 +216,11 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 		list := p.erasures
 		erased = func(id string) bool { return list.Len() > 0 && list.Contains(ps.SubjectHash(id)) }
 	}
-	if p.store, err = state.Open(ctx, js, state.Options{Replicas: cfg.StreamReplicas, Memory: cfg.MemoryState, CacheSize: cfg.CacheSize, Logger: p.logger}); err != nil {
+	if p.store, err = state.Open(ctx, js, state.WithReplicas(cfg.StreamReplicas), state.WithMemory(cfg.MemoryState),
+		state.WithCacheSize(cfg.CacheSize), state.WithLogger(p.logger)); err != nil {
 		return nil, err
 	}
-	if p.catalog, err = catalog.Open(ctx, p.etcd, p.logger); err != nil {
+	if p.catalog, err = catalog.Open(ctx, p.etcd, catalog.WithLogger(p.logger)); err != nil {
 		return nil, err
 	}
 	p.progress = materialize.NewProgress(js)
@@ -227,48 +228,33 @@ func start(ctx context.Context, cfg Config, node *service.Node, ps *eventlog.Pse
 	if err != nil {
 		return nil, err
 	}
-	p.mat, err = materialize.New(ctx, p.etcd, js, p.store, materialize.Options{
-		Instance:        node.Server().InstanceID(),
-		LeaseTTL:        cfg.LeaseTTL,
-		BatchSize:       cfg.BatchSize,
-		MaxProfileBytes: retention,
-		Erasures:        p.erasures,
-		Pseudonymiser:   ps,
-		Registerer:      node.Server().Registry(),
-		Logger:          p.logger,
-		LoseDeliveries:  cfg.LoseDeliveries,
-	})
+	p.mat, err = materialize.New(ctx, p.etcd, js, p.store, node.Server().InstanceID(),
+		materialize.WithLeaseTTL(cfg.LeaseTTL),
+		materialize.WithBatchSize(cfg.BatchSize),
+		materialize.WithMaxProfileBytes(retention),
+		materialize.WithErasures(p.erasures, ps),
+		materialize.WithRegisterer(node.Server().Registry()),
+		materialize.WithLogger(p.logger),
+		materialize.WithLoseDeliveries(cfg.LoseDeliveries))
 	if err != nil {
 		return nil, err
-	}
-	p.server = &server.Server{
-		Catalog: p.catalog,
-		Store:   p.store,
-		Builder: &dataset.Builder{
-			Store:       p.store,
-			Progress:    p.progress,
-			Erased:      erased,
-			WaitTimeout: cfg.TrainingWaitTimeout,
-		},
-		LastSeq:       p.progress.LastSeq,
-		Erasures:      p.erasures,
-		Pseudonymiser: ps,
-		MaxEntities:   cfg.MaxEntities,
-		Logger:        p.logger,
 	}
 	events, err := js.Stream(ctx, eventlog.EventsStream)
 	if err != nil {
 		return nil, fmt.Errorf("opening stream %s: %w", eventlog.EventsStream, err)
 	}
-	p.server.Verifier = &verify.Verifier{
-		Events:      events,
-		Store:       p.store,
-		Erased:      func(id string) bool { return erased != nil && erased(id) },
-		FeatureSets: func() []*featurev1.FeatureSet { return p.catalog.List("", false) },
-	}
-	if p.server.Verified, err = server.VerifyMetrics(node.Server().Registry()); err != nil {
+	verified, err := server.VerifyMetrics(node.Server().Registry())
+	if err != nil {
 		return nil, err
 	}
+	builder := dataset.NewBuilder(p.store, p.progress, dataset.WithErased(erased), dataset.WithWaitTimeout(cfg.TrainingWaitTimeout))
+	verifier := verify.New(events, p.store, func(id string) bool { return erased != nil && erased(id) },
+		func() []*featurev1.FeatureSet { return p.catalog.List("", false) })
+	p.server = server.New(p.catalog, p.store, builder, verifier, p.progress.LastSeq,
+		server.WithErasures(p.erasures, ps),
+		server.WithMaxEntities(cfg.MaxEntities),
+		server.WithLogger(p.logger),
+		server.WithVerifyGauges(verified))
 	return p, nil
 }
 

@@ -71,10 +71,20 @@ type Catalog struct {
 	changed chan struct{} // closed and replaced whenever rev moves
 }
 
-// Open loads the catalog and keeps it current until Close.
-func Open(ctx context.Context, cli *clientv3.Client, logger *slog.Logger) (*Catalog, error) {
+// Option configures a Catalog.
+type Option func(*Catalog)
+
+// WithLogger sets the logger of the stored versions that cannot be read and of watch
+// failures; the default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(c *Catalog) { c.logger = l } }
+
+// Open loads the catalog from cli and keeps it current until Close.
+func Open(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Catalog, error) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c := &Catalog{cli: cli, logger: logger, cancel: cancel, done: make(chan struct{}), changed: make(chan struct{})}
+	c := &Catalog{cli: cli, logger: slog.Default(), cancel: cancel, done: make(chan struct{}), changed: make(chan struct{})}
+	for _, o := range opts {
+		o(c)
+	}
 	rev, err := c.load(ctx)
 	if err != nil {
 		cancel()

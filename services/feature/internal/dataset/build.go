@@ -30,16 +30,43 @@ type Progress interface {
 
 // Builder reads profiles and builds training data from them.
 type Builder struct {
-	// Store holds the profiles.
-	Store *state.Store
-	// Progress is how far materialisation is.
-	Progress Progress
-	// Erased reports whether a customer id is on the erasure list; nil
-	// means the list cannot be consulted (no HMAC key), and only deleted
-	// profiles are left out.
-	Erased func(id string) bool
-	// WaitTimeout bounds the wait for materialisation to catch up.
-	WaitTimeout time.Duration
+	store       *state.Store
+	progress    Progress
+	erased      func(id string) bool
+	waitTimeout time.Duration
+}
+
+// BuilderOption configures a Builder.
+type BuilderOption func(*Builder)
+
+// WithErased sets what reports whether a customer id is on the erasure list; without it the
+// list is not consulted (no HMAC key), and only deleted profiles are left out.
+func WithErased(erased func(id string) bool) BuilderOption {
+	return func(b *Builder) { b.erased = erased }
+}
+
+// WithWaitTimeout bounds the wait for materialisation to catch up; the default is 2 minutes.
+func WithWaitTimeout(d time.Duration) BuilderOption { return func(b *Builder) { b.waitTimeout = d } }
+
+// NewBuilder returns a builder reading the profiles of store once materialisation, which
+// progress follows, has caught up.
+func NewBuilder(store *state.Store, progress Progress, opts ...BuilderOption) *Builder {
+	b := &Builder{store: store, progress: progress}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.waitTimeout <= 0 {
+		b.waitTimeout = 2 * time.Minute
+	}
+	return b
+}
+
+// CatchUp waits, up to the builder's wait timeout, until materialisation has applied every
+// record at or before seq.
+func (b *Builder) CatchUp(ctx context.Context, seq uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, b.waitTimeout)
+	defer cancel()
+	return b.progress.Wait(ctx, seq)
 }
 
 // Row is one training row.
@@ -85,25 +112,22 @@ type snapshot struct {
 // load reads every customer profile as of the stream's current end, after
 // waiting for materialisation to reach it; keep filters profiles.
 func (b *Builder) load(ctx context.Context, includeObjected bool, keep func(*profile.Profile) bool) (*snapshot, error) {
-	seq, err := b.Progress.LastSeq(ctx)
+	seq, err := b.progress.LastSeq(ctx)
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, b.WaitTimeout)
-	err = b.Progress.Wait(wctx, seq)
-	cancel()
-	if err != nil {
+	if err := b.CatchUp(ctx, seq); err != nil {
 		return nil, err
 	}
 	s := &snapshot{seq: seq, lastTime: math.MinInt64}
 	in := profile.Interner{}
-	err = b.Store.Scan(ctx, state.UserPrefix, func(_ string, value []byte) error {
+	err = b.store.Scan(ctx, state.UserPrefix, func(_ string, value []byte) error {
 		p, err := profile.Decode(value, in)
 		if err != nil {
 			return err
 		}
 		p = p.UpTo(seq)
-		if p.Empty() || (b.Erased != nil && b.Erased(p.ID)) {
+		if p.Empty() || (b.erased != nil && b.erased(p.ID)) {
 			return nil
 		}
 		// The stream's last record, whoever the build selects.

@@ -272,7 +272,7 @@ func TestBuildReadsUpToTheStreamSequence(t *testing.T) {
 	h.identify("a", T+day, map[string]*commonv1.Value{"y": str("yes")})
 	h.track("c", "Visit", T-day)
 	b := builder(t, h)
-	b.Progress = progress{seq: seq}
+	b.progress = progress{seq: seq}
 	label := traitLabel(str("yes"))
 	label.KeepMissing = true
 	plan := compile(t, featureSet(t), spec(label, fixedCutoff(T)))
@@ -323,7 +323,7 @@ func TestBuildFailsWithMaterialisation(t *testing.T) {
 		{progress{seq: h.seq, lastErr: lastErr}, lastErr},
 		{progress{seq: h.seq, waitErr: waitErr, waited: &waited}, waitErr},
 	} {
-		b.Progress, b.WaitTimeout = c.p, 3*time.Second
+		b.progress, b.waitTimeout = c.p, 3*time.Second
 		called := false
 		_, err := b.Build(context.Background(), plan, byEntity, func(Result) error { called = true; return nil }, func(Row) error { called = true; return nil })
 		if !errors.Is(err, c.want) || called {
@@ -373,7 +373,7 @@ func TestWhoIsLeftOut(t *testing.T) {
 	h.consent("changed", T-day, commonv1.ConsentState_CONSENT_STATE_GRANTED)
 	h.apply(eventlog.AnonymousKey("visitor"), &ingestv1.StoredEvent{Type: ingestv1.EventType_EVENT_TYPE_IDENTIFY, AnonymousId: "visitor", Traits: yes, EventTime: profile.Timestamp(T - day)})
 	b := builder(t, h)
-	b.Erased = func(id string) bool { return id == "erased" }
+	b.erased = func(id string) bool { return id == "erased" }
 	for _, include := range []bool{false, true} {
 		s := spec(traitLabel(), fixedCutoff(T))
 		s.IncludeObjected = include

@@ -122,7 +122,7 @@ func openStore(t *testing.T) *state.Store {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := state.Open(ctx, js, state.Options{})
+	s, err := state.Open(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func builder(t *testing.T, h *history) *Builder {
 	t.Helper()
 	s := openStore(t)
 	h.store(t, s)
-	return &Builder{Store: s, Progress: progress{seq: h.seq}, WaitTimeout: time.Minute}
+	return NewBuilder(s, progress{seq: h.seq}, WithWaitTimeout(time.Minute))
 }
 
 // sets resolves the feature sets it holds, by name.

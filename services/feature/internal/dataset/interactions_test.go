@@ -102,7 +102,7 @@ func TestInteractionsLeaveOutWhomBuildsLeaveOut(t *testing.T) {
 	}
 	h.consent("objects", T, commonv1.ConsentState_CONSENT_STATE_OBJECTED)
 	b := builder(t, h)
-	b.Erased = func(id string) bool { return id == "erased" }
+	b.erased = func(id string) bool { return id == "erased" }
 	for include, want := range map[bool][]string{false: {"a"}, true: {"a", "objects"}} {
 		var users []string
 		for _, i := range interactions(t, b, &featurev1.ExportInteractionsRequest{IncludeObjected: include,

@@ -62,7 +62,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.cli.Close() })
-	if e.store, err = state.Open(ctx, e.js, state.Options{Logger: quiet()}); err != nil {
+	if e.store, err = state.Open(ctx, e.js, state.WithLogger(quiet())); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.store.Close)
@@ -72,14 +72,10 @@ func newEnv(t *testing.T) *env {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// materializer returns a Materializer of instance with o's other options.
-func (e *env) materializer(instance string, o Options) *Materializer {
+// materializer returns the Materializer of instance, quiet unless opts give a logger.
+func (e *env) materializer(instance string, opts ...Option) *Materializer {
 	e.t.Helper()
-	o.Instance = instance
-	if o.Logger == nil {
-		o.Logger = quiet()
-	}
-	m, err := New(e.ctx, e.cli, e.js, e.store, o)
+	m, err := New(e.ctx, e.cli, e.js, e.store, instance, append([]Option{WithLogger(quiet())}, opts...)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

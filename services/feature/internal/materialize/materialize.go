@@ -36,33 +36,50 @@ const (
 // date applies each record as soon as it comes.
 const DefaultBatchSize = 10000
 
-// Options configure a Materializer.
-type Options struct {
-	// Instance names this replica; it must be unique among live replicas.
-	Instance string
-	// LeaseTTL is how long a dead replica keeps its partitions.
-	LeaseTTL time.Duration
-	// BatchSize is the most records applied at once; 0 means
-	// DefaultBatchSize.
-	BatchSize int
-	// MaxProfileBytes is a profile's retention: the largest encoding
-	// stored, past which its oldest events are dropped and counted; 0
-	// means DefaultMaxProfileBytes.
-	MaxProfileBytes int
-	// Erasures and Pseudonymiser, when both set, make the consumer skip
-	// records of customers on the erasure list.
-	Erasures      *eventlog.ErasureList
-	Pseudonymiser *eventlog.Pseudonymiser
-	// LoseDeliveries, when set, is a fault hook: it sees the records of
-	// each fetch of partition p and returns those the consumer receives,
-	// as a client that gave up on a fetch while the server still sent
-	// would lose the rest. Tests use it to force that interleaving.
-	LoseDeliveries func(p int, fetched []jetstream.Msg) []jetstream.Msg
-	// Registerer receives the metrics; nil registers none.
-	Registerer prometheus.Registerer
-	// Logger receives the materialiser's logs.
-	Logger *slog.Logger
+// Option configures a Materializer.
+type Option func(*options)
+
+type options struct {
+	instance        string
+	leaseTTL        time.Duration
+	batchSize       int
+	maxProfileBytes int
+	erasures        *eventlog.ErasureList
+	pseudonymiser   *eventlog.Pseudonymiser
+	loseDeliveries  func(p int, fetched []jetstream.Msg) []jetstream.Msg
+	registerer      prometheus.Registerer
+	logger          *slog.Logger
 }
+
+// WithLeaseTTL sets how long a dead replica keeps its partitions; at least (and by default)
+// 1 s.
+func WithLeaseTTL(d time.Duration) Option { return func(o *options) { o.leaseTTL = d } }
+
+// WithBatchSize sets the most records applied at once; the default is DefaultBatchSize.
+func WithBatchSize(n int) Option { return func(o *options) { o.batchSize = n } }
+
+// WithMaxProfileBytes sets a profile's retention: the largest encoding stored, past which its
+// oldest events are dropped and counted; the default is DefaultMaxProfileBytes.
+func WithMaxProfileBytes(n int) Option { return func(o *options) { o.maxProfileBytes = n } }
+
+// WithErasures makes the consumer skip the records of customers on the erasure list, which
+// holds them by the keyed hash ps gives their ids; either nil leaves the list unconsulted.
+func WithErasures(list *eventlog.ErasureList, ps *eventlog.Pseudonymiser) Option {
+	return func(o *options) { o.erasures, o.pseudonymiser = list, ps }
+}
+
+// WithLoseDeliveries sets a fault hook: lose sees the records of each fetch of partition p
+// and returns those the consumer receives, as a client that gave up on a fetch while the
+// server still sent would lose the rest. Tests use it to force that interleaving.
+func WithLoseDeliveries(lose func(p int, fetched []jetstream.Msg) []jetstream.Msg) Option {
+	return func(o *options) { o.loseDeliveries = lose }
+}
+
+// WithRegisterer has the materialiser export its metrics to reg; by default it exports none.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.registerer = reg } }
+
+// WithLogger sets the materialiser's logger; the default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // Materializer runs the consumers of the partitions this replica owns.
 type Materializer struct {
@@ -70,7 +87,7 @@ type Materializer struct {
 	js      jetstream.JetStream
 	events  jetstream.Stream
 	store   *state.Store
-	opts    Options
+	opts    options
 	metrics *metrics
 	log     *slog.Logger
 
@@ -83,32 +100,37 @@ type running struct {
 	done   chan struct{}
 }
 
-// New returns a Materializer; Run starts it. The events stream must exist.
-func New(ctx context.Context, cli *clientv3.Client, js jetstream.JetStream, store *state.Store, o Options) (*Materializer, error) {
-	if o.Instance == "" || strings.Contains(o.Instance, "/") {
-		return nil, fmt.Errorf("materialiser instance %q: want a non-empty name without '/'", o.Instance)
+// New returns the Materializer of replica instance, a name unique among the live replicas;
+// Run starts it. The events stream must exist.
+func New(ctx context.Context, cli *clientv3.Client, js jetstream.JetStream, store *state.Store, instance string, opts ...Option) (*Materializer, error) {
+	if instance == "" || strings.Contains(instance, "/") {
+		return nil, fmt.Errorf("materialiser instance %q: want a non-empty name without '/'", instance)
 	}
-	if o.LeaseTTL < time.Second {
-		o.LeaseTTL = time.Second
+	o := options{instance: instance}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	if o.BatchSize <= 0 {
-		o.BatchSize = DefaultBatchSize
+	if o.leaseTTL < time.Second {
+		o.leaseTTL = time.Second
 	}
-	if o.MaxProfileBytes <= 0 {
-		o.MaxProfileBytes = DefaultMaxProfileBytes
+	if o.batchSize <= 0 {
+		o.batchSize = DefaultBatchSize
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
+	if o.maxProfileBytes <= 0 {
+		o.maxProfileBytes = DefaultMaxProfileBytes
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
 	}
 	events, err := js.Stream(ctx, eventlog.EventsStream)
 	if err != nil {
 		return nil, fmt.Errorf("opening stream %s: %w", eventlog.EventsStream, err)
 	}
-	m, err := newMetrics(o.Registerer)
+	m, err := newMetrics(o.registerer)
 	if err != nil {
 		return nil, fmt.Errorf("registering materialiser metrics: %w", err)
 	}
-	return &Materializer{cli: cli, js: js, events: events, store: store, opts: o, metrics: m, log: o.Logger, runners: map[int]*running{}}, nil
+	return &Materializer{cli: cli, js: js, events: events, store: store, opts: o, metrics: m, log: o.logger, runners: map[int]*running{}}, nil
 }
 
 // Owned returns the partitions this replica consumes now, in order.
@@ -145,7 +167,7 @@ func (m *Materializer) Run(ctx context.Context) error {
 
 // session runs one etcd session: its keys live and die with its lease.
 func (m *Materializer) session(ctx context.Context) error {
-	ttl := int(m.opts.LeaseTTL.Round(time.Second) / time.Second)
+	ttl := int(m.opts.leaseTTL.Round(time.Second) / time.Second)
 	sess, err := concurrency.NewSession(m.cli, concurrency.WithTTL(max(1, ttl)), concurrency.WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("opening an etcd session: %w", err)
@@ -157,7 +179,7 @@ func (m *Materializer) session(ctx context.Context) error {
 		_, _ = m.cli.Revoke(rctx, sess.Lease())
 		_ = sess.Close()
 	}()
-	if _, err := m.cli.Put(ctx, MembersPrefix+m.opts.Instance, m.opts.Instance, clientv3.WithLease(sess.Lease())); err != nil {
+	if _, err := m.cli.Put(ctx, MembersPrefix+m.opts.instance, m.opts.instance, clientv3.WithLease(sess.Lease())); err != nil {
 		return fmt.Errorf("registering as a feature replica: %w", err)
 	}
 	wctx, cancel := context.WithCancel(ctx)
@@ -214,7 +236,7 @@ func (m *Materializer) reconcile(ctx context.Context, sess *concurrency.Session)
 			continue
 		}
 		owner[p] = string(kv.Value)
-		if string(kv.Value) == m.opts.Instance && clientv3.LeaseID(kv.Lease) == sess.Lease() {
+		if string(kv.Value) == m.opts.instance && clientv3.LeaseID(kv.Lease) == sess.Lease() {
 			mine[p] = true
 		}
 	}
@@ -230,7 +252,7 @@ func (m *Materializer) reconcile(ctx context.Context, sess *concurrency.Session)
 	}
 	byPref := func(ps []int) {
 		slices.SortFunc(ps, func(a, b int) int {
-			pa, pb := preference(m.opts.Instance, a), preference(m.opts.Instance, b)
+			pa, pb := preference(m.opts.instance, a), preference(m.opts.instance, b)
 			switch {
 			case pa < pb:
 				return -1
@@ -246,7 +268,7 @@ func (m *Materializer) reconcile(ctx context.Context, sess *concurrency.Session)
 		owned = owned[:len(owned)-1]
 		m.stop(p)
 		key := PartitionsPrefix + strconv.Itoa(p)
-		if _, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", m.opts.Instance)).Then(clientv3.OpDelete(key)).Commit(); err != nil {
+		if _, err := m.cli.Txn(ctx).If(clientv3.Compare(clientv3.Value(key), "=", m.opts.instance)).Then(clientv3.OpDelete(key)).Commit(); err != nil {
 			return fmt.Errorf("releasing partition %d: %w", p, err)
 		}
 		m.log.Info("released partition", slog.Int("partition", p))
@@ -265,7 +287,7 @@ func (m *Materializer) reconcile(ctx context.Context, sess *concurrency.Session)
 		key := PartitionsPrefix + strconv.Itoa(p)
 		resp, err := m.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, m.opts.Instance, clientv3.WithLease(sess.Lease()))).
+			Then(clientv3.OpPut(key, m.opts.instance, clientv3.WithLease(sess.Lease()))).
 			Commit()
 		if err != nil {
 			return fmt.Errorf("claiming partition %d: %w", p, err)

@@ -46,7 +46,7 @@ func allPartitions() []int {
 // earlier-stored ones), anonymous visitors under their own keys.
 func TestAppliesRecordsInEventTimeOrder(t *testing.T) {
 	e := newEnv(t)
-	m := e.materializer("r1", Options{})
+	m := e.materializer("r1")
 	e.run(m)
 	late := track("a", "first", t0.Add(time.Hour))
 	e.publish(track("a", "second", t0.Add(2*time.Hour)), late, track("b", "only", t0))
@@ -83,7 +83,7 @@ func TestAppliesRecordsInEventTimeOrder(t *testing.T) {
 // by the profile's last sequence, and new records still come.
 func TestARecreatedConsumerAppliesNothingTwice(t *testing.T) {
 	e := newEnv(t)
-	e.run(e.materializer("r1", Options{}))
+	e.run(e.materializer("r1"))
 	var records []*ingestv1.StoredEvent
 	for i := range 20 {
 		records = append(records, track("a", "e"+strconv.Itoa(i), t0.Add(time.Duration(i)*time.Minute)))
@@ -115,7 +115,7 @@ func TestErasureWithinABatch(t *testing.T) {
 	erased := e.publish(erasure("a", "er-1", "hash-a"))
 	ghost := e.publish(erasure("ghost", "er-2", "hash-ghost"))
 	last := e.publish(track("a", "after", t0.Add(time.Hour)))
-	e.run(e.materializer("r1", Options{}))
+	e.run(e.materializer("r1"))
 	e.caughtUp(last)
 
 	a := e.profile("a")
@@ -182,7 +182,7 @@ func TestRecordsOfErasedCustomersAreSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	list.Add(ps.SubjectHash("gone"))
-	e.run(e.materializer("r1", Options{Erasures: list, Pseudonymiser: ps}))
+	e.run(e.materializer("r1", WithErasures(list, ps)))
 	e.caughtUp(e.publish(track("gone", "late", t0), track("here", "kept", t0)))
 	if p := e.profile("gone"); p != nil {
 		t.Errorf("an erased customer's record was applied: %v", names(p))
@@ -205,7 +205,7 @@ func TestRetentionDropsTheOldestEvents(t *testing.T) {
 		}
 		records = append(records, track("a", name, t0.Add(time.Duration(i)*time.Second)))
 	}
-	e.run(e.materializer("r1", Options{MaxProfileBytes: limit}))
+	e.run(e.materializer("r1", WithMaxProfileBytes(limit)))
 	e.caughtUp(e.publish(records...))
 	a := e.profile("a")
 	if size := len(profile.Encode(nil, a)); size > limit {
@@ -238,7 +238,7 @@ func TestUndecodableRecordsAreSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := e.publish(track("a", "after", t0.Add(time.Second)))
-	e.run(e.materializer("r1", Options{}))
+	e.run(e.materializer("r1"))
 	e.caughtUp(last)
 	if got := names(e.profile("a")); !slices.Equal(got, []string{"before", "after"}) {
 		t.Errorf("events %v, want [before after]", got)
@@ -250,7 +250,7 @@ func TestUndecodableRecordsAreSkipped(t *testing.T) {
 // again and applies its records to it, keeping what the other writer stored.
 func TestFlushRedoesALostCompareAndSet(t *testing.T) {
 	e := newEnv(t)
-	m := e.materializer("r1", Options{})
+	m := e.materializer("r1")
 	sk := eventlog.UserKey("a")
 	key, _ := state.KeyOf(sk)
 	encode := func(records ...*ingestv1.StoredEvent) []byte {
@@ -318,14 +318,14 @@ func TestProgress(t *testing.T) {
 func TestNewRejects(t *testing.T) {
 	e := newEnv(t)
 	for _, name := range []string{"", "a/b"} {
-		if _, err := New(e.ctx, e.cli, e.js, e.store, Options{Instance: name}); err == nil {
+		if _, err := New(e.ctx, e.cli, e.js, e.store, name); err == nil {
 			t.Errorf("instance %q accepted", name)
 		}
 	}
 	if err := e.js.DeleteStream(e.ctx, eventlog.EventsStream); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(e.ctx, e.cli, e.js, e.store, Options{Instance: "r1"}); err == nil || !strings.Contains(err.Error(), eventlog.EventsStream) {
+	if _, err := New(e.ctx, e.cli, e.js, e.store, "r1"); err == nil || !strings.Contains(err.Error(), eventlog.EventsStream) {
 		t.Errorf("without the events stream: %v, want an error naming it", err)
 	}
 }
@@ -335,7 +335,7 @@ func TestNewRejects(t *testing.T) {
 // takes them all.
 func TestReplicasSharePartitions(t *testing.T) {
 	e := newEnv(t)
-	r1, r2 := e.materializer("r1", Options{LeaseTTL: time.Minute}), e.materializer("r2", Options{LeaseTTL: time.Minute})
+	r1, r2 := e.materializer("r1", WithLeaseTTL(time.Minute)), e.materializer("r2", WithLeaseTTL(time.Minute))
 	e.run(r1)
 	eventually(t, "r1 owning every partition", func() bool { return len(r1.Owned()) == eventlog.Partitions })
 	stop2 := e.run(r2)

@@ -116,7 +116,7 @@ func (r *runner) consume(ctx context.Context) error {
 	// full batches. A fetch asks for about twice as many records as the
 	// last one said were pending (its metadata; more have come since): a
 	// fetch of n records costs about 32n bytes of buffers however few come.
-	batch := r.m.opts.BatchSize
+	batch := r.m.opts.batchSize
 	ask := func(pending uint64) int { return int(min(uint64(batch), max(2*pending, 256))) }
 	pending := uint64(batch) // unknown at first: perhaps a backlog
 	var msgs []jetstream.Msg
@@ -210,7 +210,7 @@ func (r *runner) fetch(c jetstream.Consumer, msgs []jetstream.Msg, n int, wait b
 		msgs = append(msgs, msg)
 		got++
 	}
-	if lose := r.m.opts.LoseDeliveries; lose != nil && got > 0 {
+	if lose := r.m.opts.loseDeliveries; lose != nil && got > 0 {
 		kept := lose(r.part, msgs[len(msgs)-got:])
 		msgs = append(msgs[:len(msgs)-got], kept...)
 	}
@@ -357,10 +357,10 @@ func (r *runner) decode(msg jetstream.Msg, seq uint64) (item, bool) {
 // erased reports whether id is on the erasure list. Its keyed hash is
 // computed only when the list is not empty.
 func (r *runner) erased(id string) bool {
-	if r.m.opts.Erasures == nil || r.m.opts.Pseudonymiser == nil || r.m.opts.Erasures.Len() == 0 {
+	if r.m.opts.erasures == nil || r.m.opts.pseudonymiser == nil || r.m.opts.erasures.Len() == 0 {
 		return false
 	}
-	return r.m.opts.Erasures.Contains(r.m.opts.Pseudonymiser.SubjectHash(id))
+	return r.m.opts.erasures.Contains(r.m.opts.pseudonymiser.SubjectHash(id))
 }
 
 // flush stores every changed profile of a batch with compare-and-set
@@ -446,7 +446,7 @@ func (r *runner) flush(ctx context.Context, groups []*group) error {
 // the profile, where training-set summaries and reconciliation report them.
 func (r *runner) encode(g *group) ([]byte, error) {
 	data := g.app.Bytes()
-	if len(data) <= r.m.opts.MaxProfileBytes {
+	if len(data) <= r.m.opts.maxProfileBytes {
 		return data, nil
 	}
 	p, err := profile.Decode(data, nil)
@@ -454,14 +454,14 @@ func (r *runner) encode(g *group) ([]byte, error) {
 		return nil, err
 	}
 	dropped := 0
-	for len(data) > r.m.opts.MaxProfileBytes && len(p.Events) > 0 {
+	for len(data) > r.m.opts.maxProfileBytes && len(p.Events) > 0 {
 		drop := max(1, len(p.Events)/10)
 		p.DropOldest(drop)
 		dropped += drop
 		data = profile.Encode(data[:0], p)
 	}
 	r.m.metrics.skipped.WithLabelValues("retention").Add(float64(dropped))
-	r.log.Warn("profile past its retention: dropped its oldest events, counted in the profile", slog.Int("dropped", dropped), slog.Int("max_profile_bytes", r.m.opts.MaxProfileBytes))
+	r.log.Warn("profile past its retention: dropped its oldest events, counted in the profile", slog.Int("dropped", dropped), slog.Int("max_profile_bytes", r.m.opts.maxProfileBytes))
 	return data, nil
 }
 
@@ -493,7 +493,7 @@ func (r *runner) erase(ctx context.Context, it item) error {
 		EventSequence: it.seq,
 		KeysDeleted:   keys,
 		AppliedTime:   time.Now().UTC(),
-		Instance:      r.m.opts.Instance,
+		Instance:      r.m.opts.instance,
 	})
 	if err != nil {
 		return err

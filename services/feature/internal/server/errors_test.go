@@ -67,12 +67,10 @@ func serve(t *testing.T, s *Server) featurev1.FeatureServiceClient {
 func TestDependencyStatusNotPassedOn(t *testing.T) {
 	const secret = "etcdserver: permission denied for user root on key /bullseye/feature/sets"
 	logs := &syncBuffer{}
-	client := serve(t, &Server{
-		LastSeq: func(context.Context) (uint64, error) {
-			return 0, fmt.Errorf("reading the events stream's last sequence: %w", status.Error(codes.PermissionDenied, secret))
-		},
-		Logger: slog.New(slog.NewTextHandler(logs, nil)),
-	})
+	lastSeq := func(context.Context) (uint64, error) {
+		return 0, fmt.Errorf("reading the events stream's last sequence: %w", status.Error(codes.PermissionDenied, secret))
+	}
+	client := serve(t, New(nil, nil, nil, nil, lastSeq, WithLogger(slog.New(slog.NewTextHandler(logs, nil)))))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	calls := map[string]func() error{

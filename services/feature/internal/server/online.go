@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -29,7 +30,7 @@ func (s *Server) GetOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 	resp, err := s.getOnlineFeatures(ctx, req, r)
 	if err != nil {
 		replies.Put(r)
-		return nil, statuses.Status(ctx, s.Logger, "GetOnlineFeatures", err)
+		return nil, statuses.Status(ctx, s.logger, "GetOnlineFeatures", err)
 	}
 	mesh.RecycleAfterMarshal(ctx, resp, func() {
 		r.drop()
@@ -45,14 +46,10 @@ func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 		v.CheckName("feature_set.name", ref.GetName())
 		return nil, v
 	}
-	maxEntities := s.MaxEntities
-	if maxEntities <= 0 {
-		maxEntities = DefaultMaxEntities
+	if n := len(req.GetEntities()); n > s.maxEntities {
+		return nil, fault.Invalid("entities", "%d entities, at most %d per call", n, s.maxEntities)
 	}
-	if n := len(req.GetEntities()); n > maxEntities {
-		return nil, fault.Invalid("entities", "%d entities, at most %d per call", n, maxEntities)
-	}
-	set, err := s.Catalog.Resolve(ref.GetName(), ref.GetVersion(), true)
+	set, err := s.catalog.Resolve(ref.GetName(), ref.GetVersion(), true)
 	if err != nil {
 		return nil, err
 	}
@@ -81,15 +78,15 @@ func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 		return nil, err
 	}
 	r.entries = resize(r.entries, len(ents))
-	if err := s.Store.Entries(ctx, r.keys, r.entries); err != nil {
+	if err := s.store.Entries(ctx, r.keys, r.entries); err != nil {
 		return nil, err
 	}
-	o := &online{set: set, cols: cols, now: s.now().UnixNano()}
+	o := &online{set: set, cols: cols, now: time.Now().UnixNano()}
 	r.ref = featurev1.FeatureSetRef{Name: set.Name, Version: set.Version}
 	r.resp = featurev1.GetOnlineFeaturesResponse{FeatureSet: &r.ref, FeatureNames: names}
-	anyErased := s.Erasures != nil && s.Pseudonymiser != nil && s.Erasures.Len() > 0
+	anyErased := s.erasures != nil && s.pseudonymiser != nil && s.erasures.Len() > 0
 	erased := func(i int) bool {
-		return anyErased && s.Erasures.Contains(r.entries[i].SubjectHash(ents[i].GetId(), s.Pseudonymiser.SubjectHash))
+		return anyErased && s.erasures.Contains(r.entries[i].SubjectHash(ents[i].GetId(), s.pseudonymiser.SubjectHash))
 	}
 	switch req.GetLayout() {
 	case featurev1.OnlineLayout_ONLINE_LAYOUT_COLUMNS:

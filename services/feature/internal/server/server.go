@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -45,30 +44,56 @@ const (
 type Server struct {
 	featurev1.UnimplementedFeatureServiceServer
 
-	// Catalog holds the feature set versions.
-	Catalog *catalog.Catalog
-	// Store holds the profiles.
-	Store *state.Store
-	// Builder builds training sets and interaction lists.
-	Builder *dataset.Builder
-	// LastSeq returns the events stream's last sequence.
-	LastSeq func(ctx context.Context) (uint64, error)
-	// Erasures is the erasure list, which holds customers by the keyed hash
-	// Pseudonymiser gives their ids; either nil when it cannot be consulted.
-	// Online lookups compute a customer's hash once per cached version of
-	// their profile rather than on every lookup.
-	Erasures      *eventlog.ErasureList
-	Pseudonymiser *eventlog.Pseudonymiser
-	// MaxEntities is the most entities of one GetOnlineFeatures call.
-	MaxEntities int
-	// Logger receives internal errors.
-	Logger *slog.Logger
-	// Now returns the current time; nil means time.Now.
-	Now func() time.Time
-	// Verifier reconciles the stream with the profiles; Verified exports
-	// its last result (nil: none).
-	Verifier *verify.Verifier
-	Verified *VerifyGauges
+	catalog  *catalog.Catalog
+	store    *state.Store
+	builder  *dataset.Builder
+	verifier *verify.Verifier
+	lastSeq  func(ctx context.Context) (uint64, error)
+	// erasures holds customers by the keyed hash pseudonymiser gives their ids; either nil
+	// when it cannot be consulted. Online lookups compute a customer's hash once per cached
+	// version of their profile rather than on every lookup.
+	erasures      *eventlog.ErasureList
+	pseudonymiser *eventlog.Pseudonymiser
+	maxEntities   int
+	logger        *slog.Logger
+	verified      *VerifyGauges
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithErasures has the server consult the erasure list, which holds customers by the keyed
+// hash ps gives their ids; either nil leaves it unconsulted.
+func WithErasures(list *eventlog.ErasureList, ps *eventlog.Pseudonymiser) Option {
+	return func(s *Server) { s.erasures, s.pseudonymiser = list, ps }
+}
+
+// WithMaxEntities sets the most entities of one GetOnlineFeatures call; the default is
+// DefaultMaxEntities.
+func WithMaxEntities(n int) Option { return func(s *Server) { s.maxEntities = n } }
+
+// WithLogger sets the logger of internal errors; the default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
+
+// WithVerifyGauges has the server export the last VerifyMaterialization result to g.
+func WithVerifyGauges(g *VerifyGauges) Option { return func(s *Server) { s.verified = g } }
+
+// New returns a server over the feature set versions of cat and the profiles of store,
+// building training sets and interaction lists with builder and reconciling the stream with
+// the profiles with verifier; lastSeq returns the events stream's last sequence.
+func New(cat *catalog.Catalog, store *state.Store, builder *dataset.Builder, verifier *verify.Verifier,
+	lastSeq func(ctx context.Context) (uint64, error), opts ...Option) *Server {
+	s := &Server{catalog: cat, store: store, builder: builder, verifier: verifier, lastSeq: lastSeq}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.maxEntities <= 0 {
+		s.maxEntities = DefaultMaxEntities
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	return s
 }
 
 // checkStrings is the first check of a request that is not a batch:
@@ -83,20 +108,13 @@ func checkStrings(req proto.Message) error {
 
 // erased reports whether a customer id is on the erasure list.
 func (s *Server) erased(id string) bool {
-	return s.Erasures != nil && s.Pseudonymiser != nil && s.Erasures.Len() > 0 && s.Erasures.Contains(s.Pseudonymiser.SubjectHash(id))
-}
-
-func (s *Server) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
+	return s.erasures != nil && s.pseudonymiser != nil && s.erasures.Len() > 0 && s.erasures.Contains(s.pseudonymiser.SubjectHash(id))
 }
 
 // ApplyFeatureSet validates and stores a feature set version.
 func (s *Server) ApplyFeatureSet(ctx context.Context, req *featurev1.ApplyFeatureSetRequest) (*featurev1.ApplyFeatureSetResponse, error) {
 	resp, err := s.applyFeatureSet(ctx, req)
-	return resp, statuses.Status(ctx, s.Logger, "ApplyFeatureSet", err)
+	return resp, statuses.Status(ctx, s.logger, "ApplyFeatureSet", err)
 }
 
 func (s *Server) applyFeatureSet(ctx context.Context, req *featurev1.ApplyFeatureSetRequest) (*featurev1.ApplyFeatureSetResponse, error) {
@@ -113,11 +131,11 @@ func (s *Server) applyFeatureSet(ctx context.Context, req *featurev1.ApplyFeatur
 		fs.Columns = compiled.Columns
 		return &featurev1.ApplyFeatureSetResponse{FeatureSet: fs}, nil
 	}
-	seq, err := s.LastSeq(ctx)
+	seq, err := s.lastSeq(ctx)
 	if err != nil {
 		return nil, err
 	}
-	stored, unchanged, err := s.Catalog.Apply(ctx, req.GetFeatureSet(), compiled, seq)
+	stored, unchanged, err := s.catalog.Apply(ctx, req.GetFeatureSet(), compiled, seq)
 	if err != nil {
 		return nil, err
 	}
@@ -137,10 +155,10 @@ func (s *Server) GetFeatureSet(ctx context.Context, req *featurev1.GetFeatureSet
 	case ref.GetVersion() < 0:
 		err = fault.Invalid("feature_set.version", "must not be negative")
 	default:
-		fs, err = s.Catalog.Get(ref.GetName(), ref.GetVersion())
+		fs, err = s.catalog.Get(ref.GetName(), ref.GetVersion())
 	}
 	if err != nil {
-		return nil, statuses.Status(ctx, s.Logger, "GetFeatureSet", err)
+		return nil, statuses.Status(ctx, s.logger, "GetFeatureSet", err)
 	}
 	return &featurev1.GetFeatureSetResponse{FeatureSet: fs}, nil
 }
@@ -148,25 +166,25 @@ func (s *Server) GetFeatureSet(ctx context.Context, req *featurev1.GetFeatureSet
 // ListFeatureSets pages through feature sets.
 func (s *Server) ListFeatureSets(ctx context.Context, req *featurev1.ListFeatureSetsRequest) (*featurev1.ListFeatureSetsResponse, error) {
 	if err := checkStrings(req); err != nil {
-		return nil, statuses.Status(ctx, s.Logger, "ListFeatureSets", err)
+		return nil, statuses.Status(ctx, s.logger, "ListFeatureSets", err)
 	}
 	size := int(req.GetPageSize())
 	switch {
 	case size == 0:
 		size = 50
 	case size < 0 || size > 500:
-		return nil, statuses.Status(ctx, s.Logger, "ListFeatureSets", fault.Invalid("page_size", "must be between 0 and 500"))
+		return nil, statuses.Status(ctx, s.logger, "ListFeatureSets", fault.Invalid("page_size", "must be between 0 and 500"))
 	}
 	offset := 0
 	if tok := req.GetPageToken(); tok != "" {
 		b, err := base64.RawURLEncoding.DecodeString(tok)
 		n, err2 := strconv.Atoi(string(b))
 		if err != nil || err2 != nil || n < 0 {
-			return nil, statuses.Status(ctx, s.Logger, "ListFeatureSets", fault.Invalid("page_token", "is not a token this server issued"))
+			return nil, statuses.Status(ctx, s.logger, "ListFeatureSets", fault.Invalid("page_token", "is not a token this server issued"))
 		}
 		offset = n
 	}
-	all := s.Catalog.List(req.GetNamePrefix(), req.GetAllVersions())
+	all := s.catalog.List(req.GetNamePrefix(), req.GetAllVersions())
 	resp := &featurev1.ListFeatureSetsResponse{}
 	if offset < len(all) {
 		end := min(len(all), offset+size)
@@ -182,7 +200,7 @@ func (s *Server) ListFeatureSets(ctx context.Context, req *featurev1.ListFeature
 func (s *Server) BuildTrainingSet(req *featurev1.BuildTrainingSetRequest, stream featurev1.FeatureService_BuildTrainingSetServer) error {
 	ctx := stream.Context()
 	send := func(m *featurev1.BuildTrainingSetResponse) error { return fault.Transport(stream.Send(m)) }
-	return statuses.Status(ctx, s.Logger, "BuildTrainingSet", s.buildTrainingSet(ctx, req, send))
+	return statuses.Status(ctx, s.logger, "BuildTrainingSet", s.buildTrainingSet(ctx, req, send))
 }
 
 func (s *Server) buildTrainingSet(ctx context.Context, req *featurev1.BuildTrainingSetRequest, send func(*featurev1.BuildTrainingSetResponse) error) error {
@@ -199,7 +217,7 @@ func (s *Server) buildTrainingSet(ctx context.Context, req *featurev1.BuildTrain
 	if _, ok := featurev1.TrainingSetOrder_name[int32(req.GetOrder())]; !ok {
 		return fault.Invalid("order", "unknown order %d", req.GetOrder())
 	}
-	plan, err := dataset.Compile(s.Catalog, req.GetSpec(), "spec")
+	plan, err := dataset.Compile(s.catalog, req.GetSpec(), "spec")
 	if err != nil {
 		return err
 	}
@@ -213,7 +231,7 @@ func (s *Server) buildTrainingSet(ctx context.Context, req *featurev1.BuildTrain
 		batch, size = nil, 0
 		return err
 	}
-	res, err := s.Builder.Build(ctx, plan, req.GetOrder(), func(r dataset.Result) error {
+	res, err := s.builder.Build(ctx, plan, req.GetOrder(), func(r dataset.Result) error {
 		return send(&featurev1.BuildTrainingSetResponse{Header: &featurev1.TrainingSetHeader{
 			FeatureSet:     &featurev1.FeatureSetRef{Name: plan.Set.Name, Version: plan.Set.Version},
 			Columns:        plan.Columns,
@@ -266,7 +284,7 @@ func trainingRow(r dataset.Row) *featurev1.TrainingRow {
 func (s *Server) ExportInteractions(req *featurev1.ExportInteractionsRequest, stream featurev1.FeatureService_ExportInteractionsServer) error {
 	ctx := stream.Context()
 	send := func(m *featurev1.ExportInteractionsResponse) error { return fault.Transport(stream.Send(m)) }
-	return statuses.Status(ctx, s.Logger, "ExportInteractions", s.exportInteractions(ctx, req, send))
+	return statuses.Status(ctx, s.logger, "ExportInteractions", s.exportInteractions(ctx, req, send))
 }
 
 func (s *Server) exportInteractions(ctx context.Context, req *featurev1.ExportInteractionsRequest, send func(*featurev1.ExportInteractionsResponse) error) error {
@@ -282,7 +300,7 @@ func (s *Server) exportInteractions(ctx context.Context, req *featurev1.ExportIn
 		per = DefaultInteractionRows
 	}
 	var batch []*featurev1.Interaction
-	_, err = s.Builder.Interactions(ctx, plan, func(it dataset.Interaction) error {
+	_, err = s.builder.Interactions(ctx, plan, func(it dataset.Interaction) error {
 		batch = append(batch, &featurev1.Interaction{UserId: it.User, ItemId: it.Item, Value: it.Value, Time: profile.Timestamp(it.Time), EventCount: it.Events})
 		if len(batch) >= per {
 			err := send(&featurev1.ExportInteractionsResponse{Interactions: batch})
@@ -304,7 +322,7 @@ func (s *Server) exportInteractions(ctx context.Context, req *featurev1.ExportIn
 // rows.
 func (s *Server) SelectFeatures(ctx context.Context, req *featurev1.SelectFeaturesRequest) (*featurev1.SelectFeaturesResponse, error) {
 	resp, err := s.selectFeatures(ctx, req)
-	return resp, statuses.Status(ctx, s.Logger, "SelectFeatures", err)
+	return resp, statuses.Status(ctx, s.logger, "SelectFeatures", err)
 }
 
 func (s *Server) selectFeatures(ctx context.Context, req *featurev1.SelectFeaturesRequest) (*featurev1.SelectFeaturesResponse, error) {
@@ -335,7 +353,7 @@ func (s *Server) selectFeatures(ctx context.Context, req *featurev1.SelectFeatur
 	if len(v) > 0 {
 		return nil, v
 	}
-	plan, err := dataset.Compile(s.Catalog, req.GetSpec(), "spec")
+	plan, err := dataset.Compile(s.catalog, req.GetSpec(), "spec")
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +367,7 @@ func (s *Server) selectFeatures(ctx context.Context, req *featurev1.SelectFeatur
 		y    profile.Value
 	}
 	var rows []kept
-	res, err := s.Builder.Build(ctx, plan, featurev1.TrainingSetOrder_TRAINING_SET_ORDER_ENTITY, func(dataset.Result) error { return nil }, func(r dataset.Row) error {
+	res, err := s.builder.Build(ctx, plan, featurev1.TrainingSetOrder_TRAINING_SET_ORDER_ENTITY, func(dataset.Result) error { return nil }, func(r dataset.Row) error {
 		if r.Split != featurev1.Split_SPLIT_TRAIN {
 			return nil
 		}
@@ -397,7 +415,7 @@ const DefaultEntitiesPageSize = 1000
 
 // ListEntities streams the ids of every customer with state, in pages.
 func (s *Server) ListEntities(req *featurev1.ListEntitiesRequest, stream featurev1.FeatureService_ListEntitiesServer) error {
-	return statuses.Status(stream.Context(), s.Logger, "ListEntities", s.listEntities(req, stream))
+	return statuses.Status(stream.Context(), s.logger, "ListEntities", s.listEntities(req, stream))
 }
 
 func (s *Server) listEntities(req *featurev1.ListEntitiesRequest, stream featurev1.FeatureService_ListEntitiesServer) error {
@@ -418,7 +436,7 @@ func (s *Server) listEntities(req *featurev1.ListEntitiesRequest, stream feature
 		return err
 	}
 	prefix := strings.TrimSuffix(state.UserPrefix, ">")
-	err := s.Store.Scan(stream.Context(), state.UserPrefix, func(key string, _ []byte) error {
+	err := s.store.Scan(stream.Context(), state.UserPrefix, func(key string, _ []byte) error {
 		id, err := eventlog.DecodeID(strings.TrimPrefix(key, prefix))
 		if err != nil {
 			return fmt.Errorf("decoding the profile key %q: %w", key, err)

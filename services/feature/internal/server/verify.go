@@ -55,7 +55,7 @@ func (g *VerifyGauges) record(resp *featurev1.VerifyMaterializationResponse) {
 // VerifyMaterialization implements featurev1.FeatureServiceServer.
 func (s *Server) VerifyMaterialization(ctx context.Context, req *featurev1.VerifyMaterializationRequest) (*featurev1.VerifyMaterializationResponse, error) {
 	resp, err := s.verifyMaterialization(ctx, req)
-	return resp, statuses.Status(ctx, s.Logger, "VerifyMaterialization", err)
+	return resp, statuses.Status(ctx, s.logger, "VerifyMaterialization", err)
 }
 
 func (s *Server) verifyMaterialization(ctx context.Context, req *featurev1.VerifyMaterializationRequest) (*featurev1.VerifyMaterializationResponse, error) {
@@ -63,20 +63,17 @@ func (s *Server) verifyMaterialization(ctx context.Context, req *featurev1.Verif
 	if n < 0 || n > MaxVerifyEntities {
 		return nil, fault.Invalid("max_entities", "%d, want 0 (the default, 100) to %d", n, MaxVerifyEntities)
 	}
-	seq, err := s.LastSeq(ctx)
+	seq, err := s.lastSeq(ctx)
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.Builder.WaitTimeout)
-	err = s.Builder.Progress.Wait(wctx, seq)
-	cancel()
-	if err != nil {
+	if err := s.builder.CatchUp(ctx, seq); err != nil {
 		return nil, err
 	}
-	resp, err := s.Verifier.Verify(ctx, seq, n)
+	resp, err := s.verifier.Verify(ctx, seq, n)
 	if err != nil {
 		return nil, fmt.Errorf("reconciling the stream with the profiles: %w", err)
 	}
-	s.Verified.record(resp)
+	s.verified.record(resp)
 	return resp, nil
 }

@@ -36,7 +36,7 @@ func TestScanWhileWriting(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := Open(ctx, js, Options{})
+	s, err := Open(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}

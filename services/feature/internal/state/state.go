@@ -128,17 +128,27 @@ type shard struct {
 	m  map[string]*Entry
 }
 
-// Options configure Open.
-type Options struct {
-	// Replicas of the bucket: 1 for one server, 3 on a cluster.
-	Replicas int
-	// Memory keeps the bucket in memory (benchmarks only).
-	Memory bool
-	// CacheSize is the most profiles cached; 0 means DefaultCacheSize.
-	CacheSize int
-	// Logger receives warnings.
-	Logger *slog.Logger
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	replicas  int
+	memory    bool
+	cacheSize int
+	logger    *slog.Logger
 }
+
+// WithReplicas sets the bucket's replicas: 1 (the default) for one server, 3 on a cluster.
+func WithReplicas(n int) Option { return func(o *options) { o.replicas = n } }
+
+// WithMemory keeps the bucket in memory when memory is true (benchmarks only).
+func WithMemory(memory bool) Option { return func(o *options) { o.memory = memory } }
+
+// WithCacheSize sets the most profiles cached; the default is DefaultCacheSize.
+func WithCacheSize(n int) Option { return func(o *options) { o.cacheSize = n } }
+
+// WithLogger sets the logger of warnings; the default is slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // Store is the profile bucket with its cache. It is safe for concurrent
 // use.
@@ -157,18 +167,22 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the bucket and starts the cache's watch.
-func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
-	if o.Replicas == 0 {
-		o.Replicas = 1
+func Open(ctx context.Context, js jetstream.JetStream, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
-	if o.CacheSize <= 0 {
-		o.CacheSize = DefaultCacheSize
+	if o.replicas == 0 {
+		o.replicas = 1
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
+	if o.cacheSize <= 0 {
+		o.cacheSize = DefaultCacheSize
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
 	}
 	storage := jetstream.FileStorage
-	if o.Memory {
+	if o.memory {
 		storage = jetstream.MemoryStorage
 	}
 	var kv jetstream.KeyValue
@@ -178,7 +192,7 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error
 			Description: "Bullseye feature state: one profile (event history, traits, consent) per customer",
 			History:     1,
 			Storage:     storage,
-			Replicas:    o.Replicas,
+			Replicas:    o.replicas,
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, Bucket)
@@ -188,7 +202,7 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("opening bucket %s: %w", Bucket, err)
 	}
-	s := &Store{js: js, kv: kv, logger: o.Logger, seed: maphash.MakeSeed(), perShard: max(1, o.CacheSize/shards), done: make(chan struct{})}
+	s := &Store{js: js, kv: kv, logger: o.logger, seed: maphash.MakeSeed(), perShard: max(1, o.cacheSize/shards), done: make(chan struct{})}
 	for i := range s.shards {
 		s.shards[i].m = map[string]*Entry{}
 	}

@@ -33,17 +33,19 @@ const (
 // default.
 const DefaultMaxEntities = 100
 
-// Verifier reconciles. Its fields are required.
+// Verifier reconciles the events stream with the profiles.
 type Verifier struct {
-	// Events is the events stream.
-	Events jetstream.Stream
-	// Store holds the profiles.
-	Store *state.Store
-	// Erased reports whether a customer is on the erasure list (whose
-	// records materialisation leaves out).
-	Erased func(id string) bool
-	// FeatureSets returns the latest version of every feature set.
-	FeatureSets func() []*featurev1.FeatureSet
+	events      jetstream.Stream
+	store       *state.Store
+	erased      func(id string) bool
+	featureSets func() []*featurev1.FeatureSet
+}
+
+// New returns a verifier of the events stream against the profiles of store. erased reports
+// whether a customer is on the erasure list (whose records materialisation leaves out);
+// featureSets returns the latest version of every feature set.
+func New(events jetstream.Stream, store *state.Store, erased func(id string) bool, featureSets func() []*featurev1.FeatureSet) *Verifier {
+	return &Verifier{events: events, store: store, erased: erased, featureSets: featureSets}
 }
 
 // counts are one entity's records per kind.
@@ -88,9 +90,9 @@ func (v *Verifier) Verify(ctx context.Context, seq uint64, maxEntities int) (*fe
 
 func (v *Verifier) readStream(ctx context.Context, seq uint64, of func(eventlog.Key) counts) error {
 	ev := &ingestv1.StoredEvent{}
-	return eventlog.ReadStream(ctx, v.Events, eventlog.EventsPrefix+".>", seq, func(msg jetstream.Msg) error {
+	return eventlog.ReadStream(ctx, v.events, eventlog.EventsPrefix+".>", seq, func(msg jetstream.Msg) error {
 		info, err := eventlog.ParseEventSubject(msg.Subject())
-		if err != nil || v.Erased(info.Key.ID) {
+		if err != nil || v.erased(info.Key.ID) {
 			return nil // materialisation skips these too
 		}
 		var name string
@@ -115,12 +117,12 @@ func (v *Verifier) readStream(ctx context.Context, seq uint64, of func(eventlog.
 
 func (v *Verifier) readProfiles(ctx context.Context, seq uint64, of func(eventlog.Key) counts, resp *featurev1.VerifyMaterializationResponse) error {
 	in := profile.Interner{}
-	return v.Store.Scan(ctx, ">", func(key string, value []byte) error {
+	return v.store.Scan(ctx, ">", func(key string, value []byte) error {
 		p, err := profile.Decode(value, in)
 		if err != nil {
 			return fmt.Errorf("decoding profile %s: %w", key, err)
 		}
-		if v.Erased(p.ID) {
+		if v.erased(p.ID) {
 			return nil
 		}
 		p = p.UpTo(seq)
@@ -171,7 +173,7 @@ func (v *Verifier) compare(entities map[eventlog.Key]counts, maxEntities int, re
 		return cmp.Or(strings.Compare(a.GetEntity().GetId(), b.GetEntity().GetId()), strings.Compare(a.GetCount().GetName(), b.GetCount().GetName()))
 	})
 	resp.Entities = differing[:min(len(differing), maxEntities)]
-	readers := readersByName(v.FeatureSets())
+	readers := readersByName(v.featureSets())
 	for _, name := range sortedKeys(totals) {
 		t := totals[name]
 		t.FeatureSets = readers(name)
