@@ -237,8 +237,7 @@ func (j *recommender) fitAndTest(ctx context.Context) (*choice, error) {
 		entries[i] = j.entry(i, results[i])
 		j.rep.Update(func(jp *trainingv1.JobProgress) {
 			jp.Fold, jp.CandidateIndex, jp.CandidatesDone = 1, int32(i+1), int32(i+1)
-			lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
-			jp.Percent = lo + (hi-lo)*float64(i+1)/float64(len(j.cands))
+			jp.Percent = cvPercent(i+1, len(j.cands))
 			jp.CurrentMetrics = entries[i].GetMetrics()
 		})
 	}
@@ -248,12 +247,7 @@ func (j *recommender) fitAndTest(ctx context.Context) (*choice, error) {
 		return nil, err
 	}
 	c.artifact, c.factors, c.testMetrics, c.eval = arts[c.winner], facts[c.winner], tests[c.winner], evs[c.winner]
-	j.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "NO_CROSS_VALIDATION",
-		"no cross-validation (folds 0): %d candidates fitted once on %d training pairs and scored on %d test pairs", len(j.cands), j.train.Len(), j.test.Len())
-	if len(j.cands) > 1 {
-		j.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "TEST_ROWS_CHOSE_WINNER",
-			"the test pairs chose the winner among %d candidates: its test metrics are optimistic", len(j.cands))
-	}
+	j.reportNoCV(len(j.cands), j.train.Len(), j.test.Len(), "pairs")
 	return c, nil
 }
 
@@ -274,8 +268,7 @@ func (j *recommender) crossValidate(ctx context.Context) (*choice, error) {
 			e := j.entry(p.Candidate, results[p.Candidate])
 			j.rep.Update(func(jp *trainingv1.JobProgress) {
 				jp.Fold, jp.CandidateIndex = int32(p.Fold+1), int32(p.Candidate+1)
-				lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
-				jp.Percent = lo + (hi-lo)*float64(p.Done)/float64(p.Total)
+				jp.Percent = cvPercent(p.Done, p.Total)
 				jp.CurrentMetrics = e.GetMetrics()
 			})
 		},
@@ -339,8 +332,7 @@ func (j *recommender) evaluate(c *choice) error {
 
 // registerVersion registers the winner with its lineage.
 func (j *recommender) registerVersion(ctx context.Context, c *choice) (*Outcome, error) {
-	j.stage(trainingv1.JobStage_JOB_STAGE_REGISTERING)
-	if err := ctx.Err(); err != nil {
+	if err := j.registering(ctx); err != nil {
 		return nil, err
 	}
 	s, a, f, winner := j.spec, c.artifact, c.factors, j.cands[c.winner]

@@ -349,8 +349,7 @@ func (t *tabular) fitAndTest(ctx context.Context) (*choice, error) {
 		entries, current := board.add(p)
 		t.rep.Update(func(jp *trainingv1.JobProgress) {
 			jp.Fold, jp.CandidateIndex, jp.CandidatesDone = 1, int32(i+1), int32(len(entries))
-			lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
-			jp.Percent = lo + (hi-lo)*float64(i+1)/float64(len(t.cands))
+			jp.Percent = cvPercent(i+1, len(t.cands))
 			jp.CurrentMetrics = current
 			jp.Leaderboard = entries
 		})
@@ -362,12 +361,7 @@ func (t *tabular) fitAndTest(ctx context.Context) (*choice, error) {
 		return nil, err
 	}
 	c.artifact, c.testMetrics, c.curves = arts[c.winner], tests[c.winner], curvesOf[c.winner]
-	t.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "NO_CROSS_VALIDATION",
-		"no cross-validation (folds 0): %d candidates fitted once on %d training rows and scored on %d test rows", len(t.cands), len(t.trainRows), len(t.testRows))
-	if len(t.cands) > 1 {
-		t.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "TEST_ROWS_CHOSE_WINNER",
-			"the test rows chose the winner among %d candidates: its test metrics are optimistic", len(t.cands))
-	}
+	t.reportNoCV(len(t.cands), len(t.trainRows), len(t.testRows), "rows")
 	return c, nil
 }
 
@@ -404,8 +398,7 @@ func (t *tabular) crossValidate(ctx context.Context) (*choice, error) {
 			t.rep.Update(func(jp *trainingv1.JobProgress) {
 				jp.Fold, jp.CandidateIndex = int32(p.Fold+1), int32(p.Candidate+1)
 				jp.CandidatesDone = int32(len(entries))
-				lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
-				jp.Percent = lo + (hi-lo)*float64(p.Done)/float64(p.Total)
+				jp.Percent = cvPercent(p.Done, p.Total)
 				jp.CurrentMetrics = current
 				jp.Leaderboard = entries
 			})
@@ -461,8 +454,7 @@ func (t *tabular) evaluate(ctx context.Context, c *choice) error {
 
 // registerVersion registers the winner with its lineage.
 func (t *tabular) registerVersion(ctx context.Context, c *choice) (*Outcome, error) {
-	t.stage(trainingv1.JobStage_JOB_STAGE_REGISTERING)
-	if err := ctx.Err(); err != nil {
+	if err := t.registering(ctx); err != nil {
 		return nil, err
 	}
 	s, a, wb := t.spec, c.artifact, t.built[c.winner]

@@ -189,6 +189,30 @@ func (c *choice) settleMetrics(noCV bool) {
 	}
 }
 
+// cvPercent is the job's percent once done of the total fits of the cross-validation stage
+// have finished.
+func cvPercent(done, total int) float64 {
+	lo, hi := band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][0], band[trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING][1]
+	return lo + (hi-lo)*float64(done)/float64(total)
+}
+
+// reportNoCV says that, without cross-validation, the candidates were fitted once on the
+// training rows (or pairs: unit) and that the test ones chose the winner.
+func (r *run) reportNoCV(candidates, train, test int, unit string) {
+	r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "NO_CROSS_VALIDATION",
+		"no cross-validation (folds 0): %d candidates fitted once on %d training %s and scored on %d test %s", candidates, train, unit, test, unit)
+	if candidates > 1 {
+		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_WARNING, trainingv1.JobStage_JOB_STAGE_CROSS_VALIDATING, "TEST_ROWS_CHOSE_WINNER",
+			"the test %s chose the winner among %d candidates: its test metrics are optimistic", unit, candidates)
+	}
+}
+
+// registering moves the job to registration, unless ctx is done.
+func (r *run) registering(ctx context.Context) error {
+	r.stage(trainingv1.JobStage_JOB_STAGE_REGISTERING)
+	return ctx.Err()
+}
+
 // warnFinalFit says when the winner's final fit stopped at its iteration cap.
 func (r *run) warnFinalFit(converged bool, iterations int) {
 	if !converged {
