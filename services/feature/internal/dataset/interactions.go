@@ -6,9 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	"github.com/bullseye-ml/bullseye/pkg/values"
-	"github.com/bullseye-ml/bullseye/services/feature/internal/featureset"
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 )
 
@@ -36,8 +36,8 @@ type InteractionsPlan struct {
 
 // CompileInteractions validates a request.
 func CompileInteractions(req *featurev1.ExportInteractionsRequest) (*InteractionsPlan, error) {
-	var v featureset.Violations
-	bad := func(field, desc string) { v = append(v, featureset.Violation{Field: field, Description: desc}) }
+	var v fault.Violations
+	bad := func(field, desc string) { v = append(v, fault.Violation{Field: field, Description: desc}) }
 	p := &InteractionsPlan{from: math.MinInt64, to: math.MaxInt64, includeObjected: req.GetIncludeObjected()}
 	switch m := req.GetMode().(type) {
 	case *featurev1.ExportInteractionsRequest_Explicit:

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	"github.com/bullseye-ml/bullseye/pkg/values"
@@ -98,12 +99,12 @@ type Plan struct {
 // Compile validates a spec and resolves its feature set; violations name
 // fields under prefix (e.g. "spec").
 func Compile(r Resolver, spec *featurev1.TrainingSetSpec, prefix string) (*Plan, error) {
-	var v featureset.Violations
+	var v fault.Violations
 	bad := func(field, format string, args ...any) {
-		v = append(v, featureset.Violation{Field: prefix + "." + field, Description: fmt.Sprintf(format, args...)})
+		v = append(v, fault.Violation{Field: prefix + "." + field, Description: fmt.Sprintf(format, args...)})
 	}
 	if spec == nil {
-		return nil, featureset.Violations{{Field: prefix, Description: "is required"}}
+		return nil, fault.Violations{{Field: prefix, Description: "is required"}}
 	}
 	p := &Plan{Spec: spec, includeObjected: spec.GetIncludeObjected()}
 	ref := spec.GetFeatureSet()

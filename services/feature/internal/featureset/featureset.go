@@ -117,11 +117,11 @@ func (s *Set) Eval(p *profile.Profile, at int64, out []Out) {
 	}
 }
 
-// Compile validates a feature set definition and compiles it. Violations
+// Compile validates a feature set definition and compiles it. fault.Violations
 // name fields under prefix (e.g. "feature_set"). Output-only fields are
 // ignored.
 func Compile(fs *featurev1.FeatureSet, prefix string) (*Set, error) {
-	var v Violations
+	var v fault.Violations
 	if fs == nil {
 		v.Add(prefix, "is required")
 		return nil, v
@@ -205,7 +205,7 @@ func Compile(fs *featurev1.FeatureSet, prefix string) (*Set, error) {
 	return s, nil
 }
 
-func duration(d *durationpb.Duration, path string, v *Violations) int64 {
+func duration(d *durationpb.Duration, path string, v *fault.Violations) int64 {
 	if d == nil || (d.GetSeconds() == 0 && d.GetNanos() == 0) {
 		return 0
 	}
@@ -218,7 +218,7 @@ func duration(d *durationpb.Duration, path string, v *Violations) int64 {
 
 // window validates a window: positive, whole seconds, at most MaxWindow.
 // Zero means the whole history.
-func window(d *durationpb.Duration, path string, v *Violations) int64 {
+func window(d *durationpb.Duration, path string, v *fault.Violations) int64 {
 	if d == nil {
 		return 0
 	}
@@ -235,7 +235,7 @@ func window(d *durationpb.Duration, path string, v *Violations) int64 {
 	return 0
 }
 
-func location(tz, path string, v *Violations) *time.Location {
+func location(tz, path string, v *fault.Violations) *time.Location {
 	if tz == "" {
 		return time.UTC
 	}
@@ -247,7 +247,7 @@ func location(tz, path string, v *Violations) *time.Location {
 	return loc
 }
 
-func compileFeature(f *featurev1.Feature, path string, v *Violations) (block, commonv1.ValueType) {
+func compileFeature(f *featurev1.Feature, path string, v *fault.Violations) (block, commonv1.ValueType) {
 	t := f.GetType()
 	if _, ok := commonv1.ValueType_name[int32(t)]; !ok {
 		v.Add(path+".type", "unknown value type %d", t)
@@ -270,7 +270,7 @@ func compileFeature(f *featurev1.Feature, path string, v *Violations) (block, co
 	}
 }
 
-func compileAggregate(a *featurev1.AggregateFeature, t commonv1.ValueType, path string, v *Violations) (block, commonv1.ValueType) {
+func compileAggregate(a *featurev1.AggregateFeature, t commonv1.ValueType, path string, v *fault.Violations) (block, commonv1.ValueType) {
 	p := path + ".aggregate"
 	b := &aggBlock{agg: a.GetAggregation()}
 	b.window = window(a.GetWindow(), p+".window", v)
@@ -343,7 +343,7 @@ func compileAggregate(a *featurev1.AggregateFeature, t commonv1.ValueType, path 
 	return b, want
 }
 
-func compileRFM(g *featurev1.RfmGroup, path string, v *Violations) (block, []*featurev1.FeatureColumn) {
+func compileRFM(g *featurev1.RfmGroup, path string, v *fault.Violations) (block, []*featurev1.FeatureColumn) {
 	prefix := g.GetPrefix()
 	if prefix == "" {
 		prefix = DefaultRFMPrefix
@@ -380,14 +380,14 @@ func compileRFM(g *featurev1.RfmGroup, path string, v *Violations) (block, []*fe
 
 // checkUnknown reports fields the server does not know (sent by a newer
 // client) anywhere in m.
-func checkUnknown(m proto.Message, path string, v *Violations) {
+func checkUnknown(m proto.Message, path string, v *fault.Violations) {
 	if m == nil {
 		return
 	}
 	walkUnknown(m.ProtoReflect(), path, v)
 }
 
-func walkUnknown(m protoreflect.Message, path string, v *Violations) {
+func walkUnknown(m protoreflect.Message, path string, v *fault.Violations) {
 	if !m.IsValid() {
 		return
 	}

@@ -11,13 +11,6 @@ import (
 	"github.com/bullseye-ml/bullseye/services/feature/internal/profile"
 )
 
-// Violation is one problem with a request field (the shared kind of every
-// service).
-type Violation = fault.Violation
-
-// Violations is every problem found with a request; it is an error.
-type Violations = fault.Violations
-
 // EventField returns the accessor of an event field path: "item_id",
 // "value", "name", "currency", "context.channel", "context.campaign" or
 // "properties.<name>". ok is false for any other path.
@@ -72,7 +65,7 @@ func (c *Condition) Holds(v profile.Value) bool {
 
 // compileCondition checks a condition's operator and values (not its
 // field) and compiles it.
-func compileCondition(c *featurev1.FieldCondition, path string, v *Violations) *Condition {
+func compileCondition(c *featurev1.FieldCondition, path string, v *fault.Violations) *Condition {
 	out := &Condition{op: c.GetOperator()}
 	for _, x := range c.GetValues() {
 		out.operands = append(out.operands, values.ScalarOf(x))
@@ -117,8 +110,8 @@ var MatchAll = &Filter{}
 // CompileFilter validates and compiles an event filter; path names it in
 // violations. A nil filter matches every event, or the events named
 // defaultNames when given.
-func CompileFilter(f *featurev1.EventFilter, path string, defaultNames ...string) (*Filter, Violations) {
-	var v Violations
+func CompileFilter(f *featurev1.EventFilter, path string, defaultNames ...string) (*Filter, fault.Violations) {
+	var v fault.Violations
 	out := &Filter{}
 	if f == nil {
 		out.names = defaultNames
@@ -175,8 +168,8 @@ type TraitConditions struct {
 }
 
 // CompileTraitConditions validates and compiles conditions on traits.
-func CompileTraitConditions(cs []*featurev1.FieldCondition, path string) (*TraitConditions, Violations) {
-	var v Violations
+func CompileTraitConditions(cs []*featurev1.FieldCondition, path string) (*TraitConditions, fault.Violations) {
+	var v fault.Violations
 	out := &TraitConditions{}
 	for i, c := range cs {
 		p := fmt.Sprintf("%s[%d]", path, i)

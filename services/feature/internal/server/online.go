@@ -58,11 +58,11 @@ func (s *Server) getOnlineFeatures(ctx context.Context, req *featurev1.GetOnline
 		names = set.Names
 	} else {
 		cols = make([]int, 0, len(names))
-		var v featureset.Violations
+		var v fault.Violations
 		for i, n := range names {
 			idx, ok := set.Index(n)
 			if !ok {
-				v = append(v, featureset.Violation{Field: fmt.Sprintf("feature_names[%d]", i), Description: fmt.Sprintf("feature set %q version %d has no column %s", set.Name, set.Version, fault.Quote(n))})
+				v = append(v, fault.Violation{Field: fmt.Sprintf("feature_names[%d]", i), Description: fmt.Sprintf("feature set %q version %d has no column %s", set.Name, set.Version, fault.Quote(n))})
 			}
 			cols = append(cols, idx)
 		}

@@ -329,26 +329,26 @@ func (s *Server) selectFeatures(ctx context.Context, req *featurev1.SelectFeatur
 	if err := checkStrings(req); err != nil {
 		return nil, err
 	}
-	var v featureset.Violations
+	var v fault.Violations
 	for i, m := range req.GetMethods() {
 		if _, ok := featurev1.SelectionMethod_name[int32(m)]; !ok || m == featurev1.SelectionMethod_SELECTION_METHOD_UNSPECIFIED {
-			v = append(v, featureset.Violation{Field: fmt.Sprintf("methods[%d]", i), Description: "unknown selection method"})
+			v = append(v, fault.Violation{Field: fmt.Sprintf("methods[%d]", i), Description: "unknown selection method"})
 		}
 	}
 	if req.GetMaxRows() < 0 {
-		v = append(v, featureset.Violation{Field: "max_rows", Description: "must not be negative"})
+		v = append(v, fault.Violation{Field: "max_rows", Description: "must not be negative"})
 	}
 	if req.GetBins() < 0 || req.GetBins() == 1 {
-		v = append(v, featureset.Violation{Field: "bins", Description: "must be 0 (the default) or at least 2"})
+		v = append(v, fault.Violation{Field: "bins", Description: "must be 0 (the default) or at least 2"})
 	}
 	if mv := req.GetMinVariance(); math.IsNaN(mv) || math.IsInf(mv, 0) || mv < 0 {
-		v = append(v, featureset.Violation{Field: "min_variance", Description: "must be a finite number, 0 or more"})
+		v = append(v, fault.Violation{Field: "min_variance", Description: "must be a finite number, 0 or more"})
 	}
 	if c := req.GetMaxCorrelation(); !(c >= 0 && c <= 1) {
-		v = append(v, featureset.Violation{Field: "max_correlation", Description: "must be in [0, 1]"})
+		v = append(v, fault.Violation{Field: "max_correlation", Description: "must be in [0, 1]"})
 	}
 	if req.GetL1PathLength() < 0 || req.GetL1PathLength() == 1 {
-		v = append(v, featureset.Violation{Field: "l1_path_length", Description: "must be 0 (the default) or at least 2"})
+		v = append(v, fault.Violation{Field: "l1_path_length", Description: "must be 0 (the default) or at least 2"})
 	}
 	if len(v) > 0 {
 		return nil, v
