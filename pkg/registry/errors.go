@@ -16,7 +16,7 @@ var (
 	// *fault.Coded error with a stable reason: MODEL_NOT_FOUND, VERSION_NOT_FOUND,
 	// ALIAS_NOT_FOUND or NO_LIVE_VERSION.
 	ErrNotFound = fault.ErrNotFound
-	// ErrInvalid: the request is malformed; an InvalidError names the fields.
+	// ErrInvalid: the request is malformed; a fault.Violations error names the fields.
 	ErrInvalid = fault.ErrInvalid
 	// ErrRevisionMismatch: a promotion's expected revision is stale; a *RevisionError gives
 	// the current one.
@@ -31,13 +31,6 @@ var (
 	// checksum or size does not match its metadata).
 	ErrCorrupt = errors.New("corrupt registry data")
 )
-
-// FieldViolation names one invalid field of a request, e.g.
-// "live.versions[1].weight" (the shared kind of every service).
-type FieldViolation = fault.Violation
-
-// InvalidError is an ErrInvalid error listing the invalid fields.
-type InvalidError = fault.Violations
 
 func notFound(reason, format string, args ...any) error {
 	return fault.New(ErrNotFound, reason, format, args...)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
@@ -72,13 +73,13 @@ type Promoted struct {
 // gate metric must be at least as good as the current top live version's, unless p.Force is
 // set.
 //
-// It fails with ErrInvalid (an InvalidError), ErrNotFound (unknown model), ErrRevisionMismatch
+// It fails with ErrInvalid (a fault.Violations), ErrNotFound (unknown model), ErrRevisionMismatch
 // (a *RevisionError) or ErrQualityGate (a *QualityGateError). With p.ValidateOnly it checks
 // everything and returns the model as it would be, without changing it.
 func (r *Registry) Promote(ctx context.Context, p Promotion) (*Promoted, error) {
 	name := p.ModelName
 	if !ValidName(name) {
-		return nil, InvalidError{{Field: "model_name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"}}
+		return nil, fault.Violations{{Field: "model_name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"}}
 	}
 	s, err := r.load(ctx, name)
 	if err != nil {
@@ -148,10 +149,10 @@ func (r *Registry) Promote(ctx context.Context, p Promotion) (*Promoted, error) 
 	return &Promoted{Model: out.model(true), Checks: checks}, nil
 }
 
-func validatePromotion(p Promotion, s *state) InvalidError {
-	var bad InvalidError
+func validatePromotion(p Promotion, s *state) fault.Violations {
+	var bad fault.Violations
 	add := func(field, format string, args ...any) {
-		bad = append(bad, FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
+		bad = append(bad, fault.Violation{Field: field, Description: fmt.Sprintf(format, args...)})
 	}
 	registered := func(field string, v int64) {
 		if _, ok := s.versions[v]; !ok {

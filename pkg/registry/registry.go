@@ -35,6 +35,7 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 )
@@ -128,22 +129,22 @@ func jobKey(name, job string) string         { return modelKey(name) + "jobs/" +
 // is written.
 func (r *Registry) Register(ctx context.Context, mv *modelv1.ModelVersion, a *modelv1.ModelArtifact) (registered *modelv1.ModelVersion, created bool, err error) {
 	name := mv.GetModelName()
-	var bad InvalidError
+	var bad fault.Violations
 	if !ValidName(name) {
-		bad = append(bad, FieldViolation{Field: "model_name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"})
+		bad = append(bad, fault.Violation{Field: "model_name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"})
 	}
 	if mv.GetTask() == modelv1.TaskKind_TASK_KIND_UNSPECIFIED {
-		bad = append(bad, FieldViolation{Field: "task", Description: "required"})
+		bad = append(bad, fault.Violation{Field: "task", Description: "required"})
 	}
 	if mv.GetFamily() == modelv1.ModelFamily_MODEL_FAMILY_UNSPECIFIED {
-		bad = append(bad, FieldViolation{Field: "family", Description: "required"})
+		bad = append(bad, fault.Violation{Field: "family", Description: "required"})
 	}
 	if len(bad) > 0 {
 		return nil, false, bad
 	}
 	job := mv.GetLineage().GetJobId()
 	if strings.Contains(job, "/") {
-		return nil, false, InvalidError{{Field: "lineage.job_id", Description: "must not contain a slash"}}
+		return nil, false, fault.Violations{{Field: "lineage.job_id", Description: "must not contain a slash"}}
 	}
 	if job != "" {
 		if v, ok, err := r.jobVersion(ctx, name, job); err != nil || ok {
@@ -391,7 +392,7 @@ func (r *Registry) Models(ctx context.Context, prefix, after string, limit int) 
 func (r *Registry) Resolve(ctx context.Context, ref *commonv1.ModelRef) (*modelv1.ModelVersion, *modelv1.RegisteredModel, error) {
 	name := ref.GetName()
 	if !ValidName(name) {
-		return nil, nil, InvalidError{{Field: "model.name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"}}
+		return nil, nil, fault.Violations{{Field: "model.name", Description: "must be 1 to 63 characters of [a-z0-9-], starting with a letter"}}
 	}
 	s, err := r.load(ctx, name)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
@@ -340,8 +341,8 @@ func TestPromote(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.req.ModelName = "bank"
 			_, err := e.reg.Promote(ctx, tc.req)
-			var ie registry.InvalidError
-			if !errors.As(err, &ie) || !slices.ContainsFunc(ie, func(v registry.FieldViolation) bool { return v.Field == tc.field }) {
+			var ie fault.Violations
+			if !errors.As(err, &ie) || !slices.ContainsFunc(ie, func(v fault.Violation) bool { return v.Field == tc.field }) {
 				t.Errorf("error %v, want a violation of %s", err, tc.field)
 			}
 		})
