@@ -22,11 +22,6 @@ const (
 	MaxValues = 1000
 )
 
-// Violation names one invalid field of a filter, e.g.
-// "segment.all_of.filters[1].condition.value" (the shared kind of every
-// service).
-type Violation = fault.Violation
-
 // Filter is a compiled segment filter. It implements scoring.Filter.
 type Filter struct {
 	root  *node
@@ -52,7 +47,7 @@ type node struct {
 
 // Compile checks f and compiles it; typeOf gives the type of each feature the model's feature
 // set has (false: no such feature). Violations name fields under prefix.
-func Compile(f *servingv1.AudienceFilter, typeOf func(name string) (commonv1.ValueType, bool), prefix string) (*Filter, []Violation) {
+func Compile(f *servingv1.AudienceFilter, typeOf func(name string) (commonv1.ValueType, bool), prefix string) (*Filter, []fault.Violation) {
 	c := &compiler{typeOf: typeOf, seen: map[string]bool{}}
 	root := c.node(f, prefix, 1)
 	if len(c.bad) > 0 {
@@ -63,13 +58,13 @@ func Compile(f *servingv1.AudienceFilter, typeOf func(name string) (commonv1.Val
 
 type compiler struct {
 	typeOf func(string) (commonv1.ValueType, bool)
-	bad    []Violation
+	bad    []fault.Violation
 	names  []string
 	seen   map[string]bool
 }
 
 func (c *compiler) fail(field, format string, args ...any) {
-	c.bad = append(c.bad, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
+	c.bad = append(c.bad, fault.Violation{Field: field, Description: fmt.Sprintf(format, args...)})
 }
 
 func (c *compiler) node(f *servingv1.AudienceFilter, field string, depth int) *node {
