@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/ml/linear"
 	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
 	"github.com/bullseye-ml/bullseye/pkg/ml/preprocess"
+	"github.com/bullseye-ml/bullseye/pkg/ml/recommend"
 	"github.com/bullseye-ml/bullseye/pkg/ml/svm"
 )
 
@@ -268,6 +270,16 @@ func TestRoundTripEveryFamily(t *testing.T) {
 			info := s.Info()
 			if info.Name != "m" || info.Version != 3 || info.HasProbability != tc.wantProba {
 				t.Errorf("info = %+v", info)
+			}
+			wantOutputs := []string{"score", "value"}
+			if tc.task == cls {
+				wantOutputs = []string{"score", "label"}
+				if tc.wantProba {
+					wantOutputs = []string{"score", "probability", "label"}
+				}
+			}
+			if got := outputNames(back.GetOutputs()); !slices.Equal(got, wantOutputs) {
+				t.Errorf("output signature %v, want %v", got, wantOutputs)
 			}
 			batch := artifact.NewBatch(info)
 			for i, r := range test.rows {
@@ -740,5 +752,46 @@ func TestNonFiniteNumbers(t *testing.T) {
 		if (tc.reason != "") != math.IsNaN(res.Scores[i]) {
 			t.Errorf("%s = %v: score %v", tc.feature, tc.v, res.Scores[i])
 		}
+	}
+}
+
+func outputNames(sig *modelv1.OutputSignature) []string {
+	var names []string
+	for _, o := range sig.GetOutputs() {
+		names = append(names, o.GetName())
+	}
+	return names
+}
+
+// TestOutputs: an artifact's recorded signature is its outputs; one written before signatures
+// were recorded gets the signature its task declares, as Encode records it now.
+func TestOutputs(t *testing.T) {
+	recorded := &modelv1.OutputSignature{Outputs: []*modelv1.OutputSpec{{Name: "clv", Kind: modelv1.OutputKind_OUTPUT_KIND_NUMBER}}}
+	if got := artifact.Outputs(&modelv1.ModelArtifact{Outputs: recorded}, false); got != recorded {
+		t.Errorf("recorded signature: got %v", got)
+	}
+	tests := []struct {
+		task  modelv1.TaskKind
+		proba bool
+		want  []string
+	}{
+		{modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, true, []string{"score", "probability", "label"}},
+		{modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, false, []string{"score", "label"}},
+		{modelv1.TaskKind_TASK_KIND_REGRESSION, false, []string{"score", "value"}},
+		{modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT, false, []string{"score", "value"}},
+		{modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, false, []string{"score"}},
+	}
+	for _, tc := range tests {
+		if got := outputNames(artifact.Outputs(&modelv1.ModelArtifact{Task: tc.task}, tc.proba)); !slices.Equal(got, tc.want) {
+			t.Errorf("%v (probability %v): outputs %v, want %v", tc.task, tc.proba, got, tc.want)
+		}
+	}
+	f := &recommend.Factors{Popularity: recommend.Popularity{ItemIDs: []string{"a"}, Scores: []float64{1}}}
+	a, err := artifact.EncodeFactors(modelv1.ModelFamily_MODEL_FAMILY_POPULARITY, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := outputNames(a.GetOutputs()); !slices.Equal(got, []string{"score"}) {
+		t.Errorf("EncodeFactors records outputs %v", got)
 	}
 }

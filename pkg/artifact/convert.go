@@ -46,8 +46,9 @@ type Fitted struct {
 }
 
 // Encode converts f into a ModelArtifact with the layout (FormatVersion), family, task,
-// inputs, preprocessing, parameters and the solver's convergence set. The caller sets the rest:
-// name and version, hyperparameters, classification output, metrics, lineage, times.
+// inputs, preprocessing, parameters, output signature and the solver's convergence set. The
+// caller sets the rest: name and version, hyperparameters, classification output, metrics,
+// lineage, times.
 func Encode(f *Fitted) (*modelv1.ModelArtifact, error) {
 	if f.Pipeline == nil || f.Model == nil {
 		return nil, fmt.Errorf("encode artifact: %w: no pipeline or no model", ErrInvalid)
@@ -79,6 +80,8 @@ func Encode(f *Fitted) (*modelv1.ModelArtifact, error) {
 		st := c.Status()
 		a.Solver = &modelv1.SolverReport{Converged: st.Converged, Iterations: int32(st.Iterations)}
 	}
+	l, _ := linkOf(f.Model)
+	a.Outputs = signature(f.Task, l != linkNone)
 	return a, nil
 }
 

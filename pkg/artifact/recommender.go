@@ -27,8 +27,8 @@ func IsRecommender(f modelv1.ModelFamily) bool {
 // EncodeFactors converts a fitted recommender into a ModelArtifact: FactorizationParameters
 // for MF_ALS, MF_SGD, IMPLICIT_ALS and BPR, PopularityParameters for POPULARITY (whose Factors
 // hold only Popularity). Factor matrices, biases and the seen lists are packed little-endian
-// float32 and uint32 bytes. The layout, family, task and solver report are set; the caller sets
-// the rest, as with Encode.
+// float32 and uint32 bytes. The layout, family, task, output signature and solver report are
+// set; the caller sets the rest, as with Encode.
 func EncodeFactors(family modelv1.ModelFamily, task modelv1.TaskKind, f *recommend.Factors) (*modelv1.ModelArtifact, error) {
 	if f == nil {
 		return nil, fmt.Errorf("encode artifact: %w: no factors", ErrInvalid)
@@ -40,7 +40,8 @@ func EncodeFactors(family modelv1.ModelFamily, task modelv1.TaskKind, f *recomme
 		return nil, fmt.Errorf("encode artifact: %w: a recommender for task %v", ErrInvalid, task)
 	}
 	a := &modelv1.ModelArtifact{FormatVersion: FormatVersion, Family: family, Task: task,
-		Solver: &modelv1.SolverReport{Converged: f.Converged, Iterations: int32(f.Iterations)}}
+		Solver:  &modelv1.SolverReport{Converged: f.Converged, Iterations: int32(f.Iterations)},
+		Outputs: signature(task, false)}
 	pop := &modelv1.PopularityParameters{ItemIds: append([]string(nil), f.Popularity.ItemIDs...),
 		Scores: append([]float64(nil), f.Popularity.Scores...)}
 	switch family {

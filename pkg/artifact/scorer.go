@@ -279,6 +279,29 @@ type scratch struct {
 	y, w   mat.VecDense
 }
 
+// linkOf returns how a model's output becomes a probability of the positive class: its link
+// and, for Platt scaling, the scaling; linkNone for a model that gives no probability.
+func linkOf(m ml.Model) (link, svm.Platt) {
+	switch m := m.(type) {
+	case *logistic.Model:
+		return linkLogistic, svm.Platt{}
+	case *svm.LinearModel:
+		if m.Platt != nil {
+			return linkPlatt, *m.Platt
+		}
+	case *svm.KernelModel:
+		if m.Platt != nil {
+			return linkPlatt, *m.Platt
+		}
+	case *kernel.NystroemModel:
+		return linkOf(m.Inner)
+	}
+	if e, ok := treesIn(m); ok && e.Objective == gbt.Logistic {
+		return linkLogistic, svm.Platt{}
+	}
+	return linkNone, svm.Platt{}
+}
+
 func newFeatureScorer(f *Fitted) (*featureScorer, error) {
 	s := &featureScorer{
 		info: Info{
@@ -301,36 +324,18 @@ func newFeatureScorer(f *Fitted) (*featureScorer, error) {
 	case *linear.Model:
 		lin = m
 	case *logistic.Model:
-		lin, s.link = &m.Model, linkLogistic
+		lin = &m.Model
 	case *svm.LinearModel:
 		lin = &m.Model
-		if m.Platt != nil {
-			s.link, s.platt = linkPlatt, *m.Platt
-		}
 	case *gbt.Ensemble:
 		s.trees = m
 		s.info.HasContributions = true
-		if m.Objective == gbt.Logistic {
-			s.link = linkLogistic
-		}
-	case *svm.KernelModel:
+	case *svm.KernelModel, *kernel.NystroemModel:
 		s.model = m
-		if m.Platt != nil {
-			s.link, s.platt = linkPlatt, *m.Platt
-		}
-	case *kernel.NystroemModel:
-		s.model = m
-		switch inner := m.Inner.(type) {
-		case *logistic.Model:
-			s.link = linkLogistic
-		case *svm.LinearModel:
-			if inner.Platt != nil {
-				s.link, s.platt = linkPlatt, *inner.Platt
-			}
-		}
 	default:
 		return nil, fmt.Errorf("new scorer: %w: model %T", ErrUnsupported, f.Model)
 	}
+	s.link, s.platt = linkOf(f.Model)
 	if lin != nil {
 		s.linear, s.weights, s.intercept = true, lin.Weights, lin.Intercept
 		s.info.HasContributions = true

@@ -3,7 +3,9 @@ package serving
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
@@ -467,4 +470,30 @@ func (in *instance) concurrently(t *testing.T, model string, n int, call func(i 
 		t.Fatal(err)
 	}
 	return in.hook.calls.Load() - before
+}
+
+// checkOutputs fails the test unless a scored row's named outputs are those named, with the
+// values of the row's own fields.
+func checkOutputs(t *testing.T, p *servingv1.Prediction, names ...string) {
+	t.Helper()
+	out := p.GetOutputs()
+	if got := slices.Sorted(maps.Keys(out)); !slices.Equal(got, slices.Sorted(slices.Values(names))) {
+		t.Errorf("outputs %v, want %v", got, names)
+	}
+	for name, v := range out {
+		var ok bool
+		switch name {
+		case "score":
+			ok = v.GetNumber() == p.GetScore()
+		case "probability":
+			ok = p.Probability != nil && v.GetNumber() == p.GetProbability()
+		case "value":
+			ok = p.Value != nil && v.GetNumber() == p.GetValue()
+		case "label":
+			ok = proto.Equal(v.GetLabel(), p.GetLabel())
+		}
+		if !ok {
+			t.Errorf("output %s = %v, the row says %v", name, v, p)
+		}
+	}
 }

@@ -53,6 +53,13 @@ func TestReadyOnceLoadedAndFailedLoads(t *testing.T) {
 		if v := st.GetModel().GetVersions(); len(v) != 1 || v[0].GetState() != servingv1.ModelState_MODEL_STATE_AVAILABLE || v[0].GetTrafficShare() != 1 {
 			t.Fatalf("%s at readiness: %v", name, st.GetModel())
 		}
+		var outputs []string
+		for _, o := range st.GetModel().GetVersions()[0].GetOutputs().GetOutputs() {
+			outputs = append(outputs, o.GetName())
+		}
+		if strings.Join(outputs, ",") != "score,probability,label" {
+			t.Errorf("%s declares outputs %v", name, outputs)
+		}
 	}
 	list, err := in.client.ListModels(ctx, &servingv1.ListModelsRequest{NamePrefix: "bank-re"})
 	if err != nil || len(list.GetModels()) != 1 || list.GetModels()[0].GetName() != "bank-ready" || list.GetModels()[0].GetTask() != modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION {
@@ -165,6 +172,7 @@ func TestRecommendPopularity(t *testing.T) {
 		p[1].GetStatus() != servingv1.PredictionStatus_PREDICTION_STATUS_NOT_FOUND || p[2].GetStatus() != servingv1.PredictionStatus_PREDICTION_STATUS_INVALID {
 		t.Errorf("Predict on the recommender: %v", p)
 	}
+	checkOutputs(t, pr.GetPredictions()[0], "score")
 	if _, err := in.client.Recommend(ctx, &servingv1.RecommendRequest{Model: ref("pop"), UserIds: []string{"x"}, K: 1001}); !containsField(err, "k") {
 		t.Errorf("k = 1001: %v", err)
 	}
@@ -249,6 +257,7 @@ func TestRecommendFactorization(t *testing.T) {
 		p[1].GetStatus() != servingv1.PredictionStatus_PREDICTION_STATUS_NOT_FOUND {
 		t.Errorf("pairs: %v", p)
 	}
+	checkOutputs(t, pr.GetPredictions()[0], "score")
 	if _, err := in.client.Predict(ctx, &servingv1.PredictRequest{Model: ref("mf"), Instances: byUser(testenv.BankID(10))}); err != nil {
 		t.Fatal(err)
 	}

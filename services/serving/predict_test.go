@@ -95,6 +95,9 @@ func TestNoTrainingServingSkew(t *testing.T) {
 			if wantLabel := want.prob[i] >= 0.5; p.GetLabel().GetBoolValue() != wantLabel {
 				t.Errorf("row %d: label %v, want %v", i, p.GetLabel(), wantLabel)
 			}
+			if k == 0 {
+				checkOutputs(t, p, "score", "probability", "label")
+			}
 		}
 	}
 	t.Logf("%d TEST rows: largest difference from the training side %g", compared, worst)

@@ -107,6 +107,17 @@ func TestStartTrainingIdempotent(t *testing.T) {
 		mv.GetTestCurves() == nil || len(mv.GetLeaderboard()) != 2 || mv.GetSelectionMetric() != "roc_auc" {
 		t.Errorf("model version = %v", mv)
 	}
+	var data trainingv1.DataSpec
+	if err := mv.GetLineage().GetData().UnmarshalTo(&data); err != nil || data.GetTrainingSet().GetFeatureSet().GetName() != "bank-marketing" {
+		t.Errorf("lineage data %v (%v), want the job's data spec", mv.GetLineage().GetData(), err)
+	}
+	var outputs []string
+	for _, o := range mv.GetOutputs().GetOutputs() {
+		outputs = append(outputs, o.GetName())
+	}
+	if !slices.Equal(outputs, []string{"score", "probability", "label"}) {
+		t.Errorf("outputs %v, want a classifier's score, probability and label", outputs)
+	}
 	models, err := tr.client.ListModels(ctx, &trainingv1.ListModelsRequest{})
 	if err != nil || len(models.GetModels()) != 1 || models.GetModels()[0].GetVersions()[0].GetLeaderboard() != nil {
 		t.Errorf("ListModels = %v, %v", models, err)

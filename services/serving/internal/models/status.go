@@ -98,11 +98,13 @@ func (m *model) status() *servingv1.ServedModel {
 		if v.mv != nil {
 			sv.Family = v.mv.GetFamily()
 			sv.Inputs = v.mv.GetInputs()
+			sv.Outputs = v.mv.GetOutputs()
 			sv.ArtifactSha256 = v.mv.GetArtifact().GetSha256()
 		}
 		if v.sm != nil {
 			sv.Family = v.sm.Family
 			sv.Inputs = v.sm.Inputs
+			sv.Outputs = v.sm.Outputs
 			sv.LoadTime = timestamppb.New(v.loaded)
 			sv.LoadDuration = durationpb.New(v.took)
 		}

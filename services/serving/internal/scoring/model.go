@@ -53,6 +53,8 @@ type Model struct {
 	// HasProbability and HasContributions describe the scorer's outputs.
 	HasProbability   bool
 	HasContributions bool
+	// Outputs are the named outputs its predictions carry.
+	Outputs *modelv1.OutputSignature
 
 	scorer   artifact.Scorer
 	info     *artifact.Info
@@ -122,6 +124,7 @@ func Load(d Deps, a *modelv1.ModelArtifact) (*Model, error) {
 			m.baseline = res.Baseline
 		}
 	}
+	m.Outputs = artifact.Outputs(a, m.HasProbability)
 	m.work.New = func() any { return &work{} }
 	m.labels = batch.Labels{Model: m.Name, Version: strconv.FormatInt(m.Version, 10)}
 	q, err := batch.NewQueue(d.Pool, d.Options(m.Name), d.Metrics, m.labels, m.process)

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bullseye-ml/bullseye/pkg/artifact"
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
@@ -263,6 +264,7 @@ func (s *Server) predictResponse(req *servingv1.PredictRequest, out []scoring.Ou
 	preds := make([]servingv1.Prediction, n)
 	ptrs := make([]*servingv1.Prediction, n)
 	floats := make([]float64, 2*n)
+	var outs outputSlab
 	for i := range out {
 		p, o, m := &preds[i], &out[i], by[i]
 		ptrs[i] = p
@@ -289,8 +291,60 @@ func (s *Server) predictResponse(req *servingv1.PredictRequest, out []scoring.Ou
 		if req.GetIncludeContributions() && o.Contributions != nil {
 			p.Explanation = explain(m, o, int(req.GetMaxContributions()))
 		}
+		p.Outputs = outs.of(m.Outputs, p)
 	}
 	return &servingv1.PredictResponse{Predictions: ptrs}
+}
+
+// outputSlab allocates the named outputs of a reply's rows in blocks.
+type outputSlab struct {
+	values  slab[modelv1.OutputValue]
+	numbers slab[modelv1.OutputValue_Number]
+	labels  slab[modelv1.OutputValue_Label]
+}
+
+// of returns a scored row's named outputs, as sig declares them, from the fields of p that
+// hold them.
+func (s *outputSlab) of(sig *modelv1.OutputSignature, p *servingv1.Prediction) map[string]*modelv1.OutputValue {
+	specs := sig.GetOutputs()
+	if len(specs) == 0 {
+		return nil
+	}
+	out := make(map[string]*modelv1.OutputValue, len(specs))
+	number := func(name string, x float64) {
+		v, n := s.values.next(), s.numbers.next()
+		n.Number = x
+		v.Kind = n
+		out[name] = v
+	}
+	for _, spec := range specs {
+		switch name := spec.GetName(); {
+		case name == artifact.OutputScore:
+			number(name, p.GetScore())
+		case name == artifact.OutputProbability && p.Probability != nil:
+			number(name, p.GetProbability())
+		case name == artifact.OutputValue && p.Value != nil:
+			number(name, p.GetValue())
+		case name == artifact.OutputLabel && p.GetLabel() != nil:
+			v, l := s.values.next(), s.labels.next()
+			l.Label = p.GetLabel()
+			v.Kind = l
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// slab hands out Ts from blocks of 256, one allocation a block.
+type slab[T any] struct{ free []T }
+
+func (s *slab[T]) next() *T {
+	if len(s.free) == 0 {
+		s.free = make([]T, 256)
+	}
+	x := &s.free[0]
+	s.free = s.free[1:]
+	return x
 }
 
 // labelOf returns the class label of a binary classifier's prediction.

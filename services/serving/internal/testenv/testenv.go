@@ -286,6 +286,7 @@ func (e *Env) Register(ctx context.Context, name string, a *modelv1.ModelArtifac
 		TestMetrics:        []*commonv1.Metric{{Name: "roc_auc", Value: auc}},
 		Inputs:             a.GetInputs(),
 		Lineage:            a.GetLineage(),
+		Outputs:            a.GetOutputs(),
 	}
 	v, _, err := e.Registry.Register(ctx, mv, proto.Clone(a).(*modelv1.ModelArtifact))
 	return v, err

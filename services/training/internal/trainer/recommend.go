@@ -368,6 +368,7 @@ func (j *recommender) registerVersion(ctx context.Context, c *choice) (*Outcome,
 		Description:        s.GetDescription(),
 		Labels:             s.GetLabels(),
 		Converged:          f.Converged,
+		Outputs:            a.GetOutputs(),
 	}
 	return j.register(ctx, mv, a)
 }

@@ -479,6 +479,7 @@ func (t *tabular) registerVersion(ctx context.Context, c *choice) (*Outcome, err
 		Labels:             s.GetLabels(),
 		KernelFallback:     wb.Fallback,
 		Converged:          a.GetSolver().GetConverged(),
+		Outputs:            a.GetOutputs(),
 	}
 	return t.register(ctx, mv, a)
 }

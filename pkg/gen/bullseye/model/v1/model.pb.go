@@ -407,6 +407,64 @@ func (KernelFallback) EnumDescriptor() ([]byte, []int) {
 	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{4}
 }
 
+// OutputKind is what a named output holds.
+type OutputKind int32
+
+const (
+	// Not set; invalid.
+	OutputKind_OUTPUT_KIND_UNSPECIFIED OutputKind = 0
+	// A number (OutputValue.number).
+	OutputKind_OUTPUT_KIND_NUMBER OutputKind = 1
+	// A class label or category (OutputValue.label).
+	OutputKind_OUTPUT_KIND_LABEL OutputKind = 2
+	// Numbers in a shape (OutputValue.tensor): per-item scores, per-arm
+	// effects, embeddings.
+	OutputKind_OUTPUT_KIND_TENSOR OutputKind = 3
+)
+
+// Enum value maps for OutputKind.
+var (
+	OutputKind_name = map[int32]string{
+		0: "OUTPUT_KIND_UNSPECIFIED",
+		1: "OUTPUT_KIND_NUMBER",
+		2: "OUTPUT_KIND_LABEL",
+		3: "OUTPUT_KIND_TENSOR",
+	}
+	OutputKind_value = map[string]int32{
+		"OUTPUT_KIND_UNSPECIFIED": 0,
+		"OUTPUT_KIND_NUMBER":      1,
+		"OUTPUT_KIND_LABEL":       2,
+		"OUTPUT_KIND_TENSOR":      3,
+	}
+)
+
+func (x OutputKind) Enum() *OutputKind {
+	p := new(OutputKind)
+	*p = x
+	return p
+}
+
+func (x OutputKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OutputKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_bullseye_model_v1_model_proto_enumTypes[5].Descriptor()
+}
+
+func (OutputKind) Type() protoreflect.EnumType {
+	return &file_bullseye_model_v1_model_proto_enumTypes[5]
+}
+
+func (x OutputKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OutputKind.Descriptor instead.
+func (OutputKind) EnumDescriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{5}
+}
+
 // ColumnEncoding is how a column becomes model inputs.
 type ColumnEncoding int32
 
@@ -454,11 +512,11 @@ func (x ColumnEncoding) String() string {
 }
 
 func (ColumnEncoding) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_model_v1_model_proto_enumTypes[5].Descriptor()
+	return file_bullseye_model_v1_model_proto_enumTypes[6].Descriptor()
 }
 
 func (ColumnEncoding) Type() protoreflect.EnumType {
-	return &file_bullseye_model_v1_model_proto_enumTypes[5]
+	return &file_bullseye_model_v1_model_proto_enumTypes[6]
 }
 
 func (x ColumnEncoding) Number() protoreflect.EnumNumber {
@@ -467,7 +525,7 @@ func (x ColumnEncoding) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ColumnEncoding.Descriptor instead.
 func (ColumnEncoding) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{5}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{6}
 }
 
 // HashFunction names the hash of the hashing trick.
@@ -504,11 +562,11 @@ func (x HashFunction) String() string {
 }
 
 func (HashFunction) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_model_v1_model_proto_enumTypes[6].Descriptor()
+	return file_bullseye_model_v1_model_proto_enumTypes[7].Descriptor()
 }
 
 func (HashFunction) Type() protoreflect.EnumType {
-	return &file_bullseye_model_v1_model_proto_enumTypes[6]
+	return &file_bullseye_model_v1_model_proto_enumTypes[7]
 }
 
 func (x HashFunction) Number() protoreflect.EnumNumber {
@@ -517,7 +575,7 @@ func (x HashFunction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HashFunction.Descriptor instead.
 func (HashFunction) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{6}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{7}
 }
 
 // LinkFunction turns a linear score into the model's output.
@@ -557,11 +615,11 @@ func (x LinkFunction) String() string {
 }
 
 func (LinkFunction) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_model_v1_model_proto_enumTypes[7].Descriptor()
+	return file_bullseye_model_v1_model_proto_enumTypes[8].Descriptor()
 }
 
 func (LinkFunction) Type() protoreflect.EnumType {
-	return &file_bullseye_model_v1_model_proto_enumTypes[7]
+	return &file_bullseye_model_v1_model_proto_enumTypes[8]
 }
 
 func (x LinkFunction) Number() protoreflect.EnumNumber {
@@ -570,7 +628,7 @@ func (x LinkFunction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LinkFunction.Descriptor instead.
 func (LinkFunction) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{7}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{8}
 }
 
 // KernelType names a kernel.
@@ -614,11 +672,11 @@ func (x KernelType) String() string {
 }
 
 func (KernelType) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_model_v1_model_proto_enumTypes[8].Descriptor()
+	return file_bullseye_model_v1_model_proto_enumTypes[9].Descriptor()
 }
 
 func (KernelType) Type() protoreflect.EnumType {
-	return &file_bullseye_model_v1_model_proto_enumTypes[8]
+	return &file_bullseye_model_v1_model_proto_enumTypes[9]
 }
 
 func (x KernelType) Number() protoreflect.EnumNumber {
@@ -627,7 +685,7 @@ func (x KernelType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use KernelType.Descriptor instead.
 func (KernelType) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{8}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{9}
 }
 
 // TreeObjective is the loss of a tree ensemble and the link of its output.
@@ -671,11 +729,11 @@ func (x TreeObjective) String() string {
 }
 
 func (TreeObjective) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_model_v1_model_proto_enumTypes[9].Descriptor()
+	return file_bullseye_model_v1_model_proto_enumTypes[10].Descriptor()
 }
 
 func (TreeObjective) Type() protoreflect.EnumType {
-	return &file_bullseye_model_v1_model_proto_enumTypes[9]
+	return &file_bullseye_model_v1_model_proto_enumTypes[10]
 }
 
 func (x TreeObjective) Number() protoreflect.EnumNumber {
@@ -684,7 +742,7 @@ func (x TreeObjective) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TreeObjective.Descriptor instead.
 func (TreeObjective) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{9}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{10}
 }
 
 // SplitRules say how a split sends a value to its left child. A missing
@@ -727,11 +785,11 @@ func (x SplitRules) String() string {
 }
 
 func (SplitRules) Descriptor() protoreflect.EnumDescriptor {
-	return file_bullseye_model_v1_model_proto_enumTypes[10].Descriptor()
+	return file_bullseye_model_v1_model_proto_enumTypes[11].Descriptor()
 }
 
 func (SplitRules) Type() protoreflect.EnumType {
-	return &file_bullseye_model_v1_model_proto_enumTypes[10]
+	return &file_bullseye_model_v1_model_proto_enumTypes[11]
 }
 
 func (x SplitRules) Number() protoreflect.EnumNumber {
@@ -740,7 +798,7 @@ func (x SplitRules) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SplitRules.Descriptor instead.
 func (SplitRules) EnumDescriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{10}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{11}
 }
 
 // RegisteredModel is a named model in the registry: its versions and its
@@ -1168,7 +1226,9 @@ type ModelVersion struct {
 	// The kernel fallback applied to it, if any.
 	KernelFallback KernelFallback `protobuf:"varint,18,opt,name=kernel_fallback,json=kernelFallback,proto3,enum=bullseye.model.v1.KernelFallback" json:"kernel_fallback,omitempty"`
 	// Whether its final fit converged.
-	Converged     bool `protobuf:"varint,19,opt,name=converged,proto3" json:"converged,omitempty"`
+	Converged bool `protobuf:"varint,19,opt,name=converged,proto3" json:"converged,omitempty"`
+	// The named outputs it gives for each row (Prediction.outputs).
+	Outputs       *OutputSignature `protobuf:"bytes,20,opt,name=outputs,proto3" json:"outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1334,6 +1394,13 @@ func (x *ModelVersion) GetConverged() bool {
 		return x.Converged
 	}
 	return false
+}
+
+func (x *ModelVersion) GetOutputs() *OutputSignature {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
 }
 
 // InputColumn is one raw input a model takes.
@@ -2252,6 +2319,293 @@ func (x *CalibrationBin) GetObservedRate() float64 {
 	return 0
 }
 
+// OutputSignature declares the named outputs a model gives for each row it
+// scores: a prediction carries them by name (serving's Prediction.outputs),
+// so that a new kind of output needs no new field. Today's families give:
+// binary classifiers "score" (the raw output: log-odds or decision value),
+// "probability" (of the positive class, when the model gives one) and
+// "label"; regression models "score" and "value"; explicit recommenders
+// "score" and "value" (the predicted rating); implicit recommenders "score"
+// (a preference, meaningful as a ranking only).
+type OutputSignature struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The outputs, each name once.
+	Outputs       []*OutputSpec `protobuf:"bytes,1,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutputSignature) Reset() {
+	*x = OutputSignature{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutputSignature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutputSignature) ProtoMessage() {}
+
+func (x *OutputSignature) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutputSignature.ProtoReflect.Descriptor instead.
+func (*OutputSignature) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *OutputSignature) GetOutputs() []*OutputSpec {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+// OutputSpec declares one named output.
+type OutputSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The output's name, lower_snake_case, e.g. "probability".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What kind of value the output holds.
+	Kind OutputKind `protobuf:"varint,2,opt,name=kind,proto3,enum=bullseye.model.v1.OutputKind" json:"kind,omitempty"`
+	// TENSOR only: the shape of one row's tensor, row-major; -1 for a
+	// dimension whose size varies from row to row.
+	Shape []int64 `protobuf:"varint,3,rep,packed,name=shape,proto3" json:"shape,omitempty"`
+	// What the output means, for people.
+	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutputSpec) Reset() {
+	*x = OutputSpec{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutputSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutputSpec) ProtoMessage() {}
+
+func (x *OutputSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
+func (*OutputSpec) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *OutputSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *OutputSpec) GetKind() OutputKind {
+	if x != nil {
+		return x.Kind
+	}
+	return OutputKind_OUTPUT_KIND_UNSPECIFIED
+}
+
+func (x *OutputSpec) GetShape() []int64 {
+	if x != nil {
+		return x.Shape
+	}
+	return nil
+}
+
+func (x *OutputSpec) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// OutputValue is one row's value of a named output, of the kind its
+// OutputSpec declares.
+type OutputValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The value.
+	//
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*OutputValue_Number
+	//	*OutputValue_Label
+	//	*OutputValue_Tensor
+	Kind          isOutputValue_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutputValue) Reset() {
+	*x = OutputValue{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutputValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutputValue) ProtoMessage() {}
+
+func (x *OutputValue) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutputValue.ProtoReflect.Descriptor instead.
+func (*OutputValue) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *OutputValue) GetKind() isOutputValue_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *OutputValue) GetNumber() float64 {
+	if x != nil {
+		if x, ok := x.Kind.(*OutputValue_Number); ok {
+			return x.Number
+		}
+	}
+	return 0
+}
+
+func (x *OutputValue) GetLabel() *v1.Value {
+	if x != nil {
+		if x, ok := x.Kind.(*OutputValue_Label); ok {
+			return x.Label
+		}
+	}
+	return nil
+}
+
+func (x *OutputValue) GetTensor() *Tensor {
+	if x != nil {
+		if x, ok := x.Kind.(*OutputValue_Tensor); ok {
+			return x.Tensor
+		}
+	}
+	return nil
+}
+
+type isOutputValue_Kind interface {
+	isOutputValue_Kind()
+}
+
+type OutputValue_Number struct {
+	// A NUMBER output.
+	Number float64 `protobuf:"fixed64,1,opt,name=number,proto3,oneof"`
+}
+
+type OutputValue_Label struct {
+	// A LABEL output.
+	Label *v1.Value `protobuf:"bytes,2,opt,name=label,proto3,oneof"`
+}
+
+type OutputValue_Tensor struct {
+	// A TENSOR output.
+	Tensor *Tensor `protobuf:"bytes,3,opt,name=tensor,proto3,oneof"`
+}
+
+func (*OutputValue_Number) isOutputValue_Kind() {}
+
+func (*OutputValue_Label) isOutputValue_Kind() {}
+
+func (*OutputValue_Tensor) isOutputValue_Kind() {}
+
+// Tensor is numbers in a shape, row-major.
+type Tensor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The size of each dimension; its product is the number of values.
+	Shape []int64 `protobuf:"varint,1,rep,packed,name=shape,proto3" json:"shape,omitempty"`
+	// The values, row-major.
+	Values        []float64 `protobuf:"fixed64,2,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tensor) Reset() {
+	*x = Tensor{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tensor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tensor) ProtoMessage() {}
+
+func (x *Tensor) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tensor.ProtoReflect.Descriptor instead.
+func (*Tensor) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Tensor) GetShape() []int64 {
+	if x != nil {
+		return x.Shape
+	}
+	return nil
+}
+
+func (x *Tensor) GetValues() []float64 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // ModelArtifact is a fitted model, complete: serving loads it and scores with
 // nothing else. It is stored serialised in the JetStream object store, its
 // SHA-256 digest in ModelVersion.artifact.
@@ -2298,14 +2652,18 @@ type ModelArtifact struct {
 	// Where the model came from.
 	Lineage *Lineage `protobuf:"bytes,22,opt,name=lineage,proto3" json:"lineage,omitempty"`
 	// When the artifact was written.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The named outputs the model gives for each row. An artifact written
+	// before signatures were recorded has none: serving declares its outputs
+	// from its task, as training now records them.
+	Outputs       *OutputSignature `protobuf:"bytes,24,opt,name=outputs,proto3" json:"outputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelArtifact) Reset() {
 	*x = ModelArtifact{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[15]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2317,7 +2675,7 @@ func (x *ModelArtifact) String() string {
 func (*ModelArtifact) ProtoMessage() {}
 
 func (x *ModelArtifact) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[15]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2330,7 +2688,7 @@ func (x *ModelArtifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelArtifact.ProtoReflect.Descriptor instead.
 func (*ModelArtifact) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{15}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ModelArtifact) GetFormatVersion() uint32 {
@@ -2485,6 +2843,13 @@ func (x *ModelArtifact) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ModelArtifact) GetOutputs() *OutputSignature {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
 type isModelArtifact_Parameters interface {
 	isModelArtifact_Parameters()
 }
@@ -2548,7 +2913,7 @@ type ClassificationOutput struct {
 
 func (x *ClassificationOutput) Reset() {
 	*x = ClassificationOutput{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[16]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +2925,7 @@ func (x *ClassificationOutput) String() string {
 func (*ClassificationOutput) ProtoMessage() {}
 
 func (x *ClassificationOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[16]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +2938,7 @@ func (x *ClassificationOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassificationOutput.ProtoReflect.Descriptor instead.
 func (*ClassificationOutput) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{16}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClassificationOutput) GetPositiveLabel() *v1.Value {
@@ -2614,7 +2979,7 @@ type SolverReport struct {
 
 func (x *SolverReport) Reset() {
 	*x = SolverReport{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[17]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +2991,7 @@ func (x *SolverReport) String() string {
 func (*SolverReport) ProtoMessage() {}
 
 func (x *SolverReport) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[17]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +3004,7 @@ func (x *SolverReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SolverReport.ProtoReflect.Descriptor instead.
 func (*SolverReport) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{17}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SolverReport) GetConverged() bool {
@@ -2689,7 +3054,7 @@ type FittedPreprocessing struct {
 
 func (x *FittedPreprocessing) Reset() {
 	*x = FittedPreprocessing{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[18]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2701,7 +3066,7 @@ func (x *FittedPreprocessing) String() string {
 func (*FittedPreprocessing) ProtoMessage() {}
 
 func (x *FittedPreprocessing) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[18]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2714,7 +3079,7 @@ func (x *FittedPreprocessing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FittedPreprocessing.ProtoReflect.Descriptor instead.
 func (*FittedPreprocessing) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{18}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FittedPreprocessing) GetColumns() []*FittedColumn {
@@ -2793,7 +3158,7 @@ type FittedColumn struct {
 
 func (x *FittedColumn) Reset() {
 	*x = FittedColumn{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[19]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2805,7 +3170,7 @@ func (x *FittedColumn) String() string {
 func (*FittedColumn) ProtoMessage() {}
 
 func (x *FittedColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[19]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2818,7 +3183,7 @@ func (x *FittedColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FittedColumn.ProtoReflect.Descriptor instead.
 func (*FittedColumn) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{19}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FittedColumn) GetName() string {
@@ -2958,7 +3323,7 @@ type LinearParameters struct {
 
 func (x *LinearParameters) Reset() {
 	*x = LinearParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[20]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3335,7 @@ func (x *LinearParameters) String() string {
 func (*LinearParameters) ProtoMessage() {}
 
 func (x *LinearParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[20]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3348,7 @@ func (x *LinearParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinearParameters.ProtoReflect.Descriptor instead.
 func (*LinearParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{20}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LinearParameters) GetWeights() []float64 {
@@ -3028,7 +3393,7 @@ type PlattScaling struct {
 
 func (x *PlattScaling) Reset() {
 	*x = PlattScaling{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[21]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3405,7 @@ func (x *PlattScaling) String() string {
 func (*PlattScaling) ProtoMessage() {}
 
 func (x *PlattScaling) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[21]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3053,7 +3418,7 @@ func (x *PlattScaling) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlattScaling.ProtoReflect.Descriptor instead.
 func (*PlattScaling) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{21}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PlattScaling) GetA() float64 {
@@ -3088,7 +3453,7 @@ type KernelParameters struct {
 
 func (x *KernelParameters) Reset() {
 	*x = KernelParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[22]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3100,7 +3465,7 @@ func (x *KernelParameters) String() string {
 func (*KernelParameters) ProtoMessage() {}
 
 func (x *KernelParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[22]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3113,7 +3478,7 @@ func (x *KernelParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KernelParameters.ProtoReflect.Descriptor instead.
 func (*KernelParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{22}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KernelParameters) GetType() KernelType {
@@ -3168,7 +3533,7 @@ type KernelSvmParameters struct {
 
 func (x *KernelSvmParameters) Reset() {
 	*x = KernelSvmParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[23]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +3545,7 @@ func (x *KernelSvmParameters) String() string {
 func (*KernelSvmParameters) ProtoMessage() {}
 
 func (x *KernelSvmParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[23]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +3558,7 @@ func (x *KernelSvmParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KernelSvmParameters.ProtoReflect.Descriptor instead.
 func (*KernelSvmParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{23}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KernelSvmParameters) GetKernel() *KernelParameters {
@@ -3271,7 +3636,7 @@ type NystromParameters struct {
 
 func (x *NystromParameters) Reset() {
 	*x = NystromParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[24]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3283,7 +3648,7 @@ func (x *NystromParameters) String() string {
 func (*NystromParameters) ProtoMessage() {}
 
 func (x *NystromParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[24]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3296,7 +3661,7 @@ func (x *NystromParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NystromParameters.ProtoReflect.Descriptor instead.
 func (*NystromParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{24}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *NystromParameters) GetKernel() *KernelParameters {
@@ -3389,7 +3754,7 @@ type FactorizationParameters struct {
 
 func (x *FactorizationParameters) Reset() {
 	*x = FactorizationParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[25]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3766,7 @@ func (x *FactorizationParameters) String() string {
 func (*FactorizationParameters) ProtoMessage() {}
 
 func (x *FactorizationParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[25]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3779,7 @@ func (x *FactorizationParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FactorizationParameters.ProtoReflect.Descriptor instead.
 func (*FactorizationParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{25}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *FactorizationParameters) GetRank() int32 {
@@ -3521,7 +3886,7 @@ type PopularityParameters struct {
 
 func (x *PopularityParameters) Reset() {
 	*x = PopularityParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[26]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3533,7 +3898,7 @@ func (x *PopularityParameters) String() string {
 func (*PopularityParameters) ProtoMessage() {}
 
 func (x *PopularityParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[26]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3546,7 +3911,7 @@ func (x *PopularityParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PopularityParameters.ProtoReflect.Descriptor instead.
 func (*PopularityParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{26}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PopularityParameters) GetItemIds() []string {
@@ -3586,7 +3951,7 @@ type TreeEnsemble struct {
 
 func (x *TreeEnsemble) Reset() {
 	*x = TreeEnsemble{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[27]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3598,7 +3963,7 @@ func (x *TreeEnsemble) String() string {
 func (*TreeEnsemble) ProtoMessage() {}
 
 func (x *TreeEnsemble) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[27]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3611,7 +3976,7 @@ func (x *TreeEnsemble) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TreeEnsemble.ProtoReflect.Descriptor instead.
 func (*TreeEnsemble) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{27}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TreeEnsemble) GetObjective() TreeObjective {
@@ -3686,7 +4051,7 @@ type Tree struct {
 
 func (x *Tree) Reset() {
 	*x = Tree{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[28]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3698,7 +4063,7 @@ func (x *Tree) String() string {
 func (*Tree) ProtoMessage() {}
 
 func (x *Tree) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[28]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3711,7 +4076,7 @@ func (x *Tree) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tree.ProtoReflect.Descriptor instead.
 func (*Tree) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{28}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Tree) GetLeft() []int32 {
@@ -3789,7 +4154,7 @@ type CategorySet struct {
 
 func (x *CategorySet) Reset() {
 	*x = CategorySet{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[29]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3801,7 +4166,7 @@ func (x *CategorySet) String() string {
 func (*CategorySet) ProtoMessage() {}
 
 func (x *CategorySet) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[29]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3814,7 +4179,7 @@ func (x *CategorySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CategorySet.ProtoReflect.Descriptor instead.
 func (*CategorySet) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{29}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CategorySet) GetBits() []uint64 {
@@ -3841,7 +4206,7 @@ type ImportedFrom struct {
 
 func (x *ImportedFrom) Reset() {
 	*x = ImportedFrom{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[30]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3853,7 +4218,7 @@ func (x *ImportedFrom) String() string {
 func (*ImportedFrom) ProtoMessage() {}
 
 func (x *ImportedFrom) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[30]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3866,7 +4231,7 @@ func (x *ImportedFrom) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedFrom.ProtoReflect.Descriptor instead.
 func (*ImportedFrom) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{30}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ImportedFrom) GetFormat() string {
@@ -3934,7 +4299,8 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\n" +
 	"live_value\x18\x05 \x01(\x01R\tliveValue\x12\x16\n" +
 	"\x06passed\x18\x06 \x01(\bR\x06passed\x12\x16\n" +
-	"\x06forced\x18\a \x01(\bR\x06forced\"\xed\t\n" +
+	"\x06forced\x18\a \x01(\bR\x06forced\"\xab\n" +
+	"\n" +
 	"\fModelVersion\x12\x1d\n" +
 	"\n" +
 	"model_name\x18\x01 \x01(\tR\tmodelName\x12\x18\n" +
@@ -3959,7 +4325,8 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\vdescription\x18\x10 \x01(\tR\vdescription\x12C\n" +
 	"\x06labels\x18\x11 \x03(\v2+.bullseye.model.v1.ModelVersion.LabelsEntryR\x06labels\x12J\n" +
 	"\x0fkernel_fallback\x18\x12 \x01(\x0e2!.bullseye.model.v1.KernelFallbackR\x0ekernelFallback\x12\x1c\n" +
-	"\tconverged\x18\x13 \x01(\bR\tconverged\x1a]\n" +
+	"\tconverged\x18\x13 \x01(\bR\tconverged\x12<\n" +
+	"\aoutputs\x18\x14 \x01(\v2\".bullseye.model.v1.OutputSignatureR\aoutputs\x1a]\n" +
 	"\x14HyperparametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
 	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01\x1a9\n" +
@@ -4052,7 +4419,23 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"upperBound\x12\x12\n" +
 	"\x04rows\x18\x03 \x01(\x03R\x04rows\x12%\n" +
 	"\x0emean_predicted\x18\x04 \x01(\x01R\rmeanPredicted\x12#\n" +
-	"\robserved_rate\x18\x05 \x01(\x01R\fobservedRate\"\x8c\n" +
+	"\robserved_rate\x18\x05 \x01(\x01R\fobservedRate\"J\n" +
+	"\x0fOutputSignature\x127\n" +
+	"\aoutputs\x18\x01 \x03(\v2\x1d.bullseye.model.v1.OutputSpecR\aoutputs\"\x8b\x01\n" +
+	"\n" +
+	"OutputSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1d.bullseye.model.v1.OutputKindR\x04kind\x12\x14\n" +
+	"\x05shape\x18\x03 \x03(\x03R\x05shape\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"\x97\x01\n" +
+	"\vOutputValue\x12\x18\n" +
+	"\x06number\x18\x01 \x01(\x01H\x00R\x06number\x121\n" +
+	"\x05label\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueH\x00R\x05label\x123\n" +
+	"\x06tensor\x18\x03 \x01(\v2\x19.bullseye.model.v1.TensorH\x00R\x06tensorB\x06\n" +
+	"\x04kind\"6\n" +
+	"\x06Tensor\x12\x14\n" +
+	"\x05shape\x18\x01 \x03(\x03R\x05shape\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\x01R\x06values\"\xca\n" +
 	"\n" +
 	"\rModelArtifact\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x1d\n" +
@@ -4079,7 +4462,8 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\ametrics\x18\x15 \x03(\v2\x1a.bullseye.common.v1.MetricR\ametrics\x124\n" +
 	"\alineage\x18\x16 \x01(\v2\x1a.bullseye.model.v1.LineageR\alineage\x12;\n" +
 	"\vcreate_time\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x1a]\n" +
+	"createTime\x12<\n" +
+	"\aoutputs\x18\x18 \x01(\v2\".bullseye.model.v1.OutputSignatureR\aoutputs\x1a]\n" +
 	"\x14HyperparametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
 	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01B\f\n" +
@@ -4239,7 +4623,13 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\x1bKERNEL_FALLBACK_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17KERNEL_FALLBACK_NYSTROM\x10\x01\x12\x1d\n" +
 	"\x19KERNEL_FALLBACK_SUBSAMPLE\x10\x02\x12\x18\n" +
-	"\x14KERNEL_FALLBACK_FAIL\x10\x03*\xa5\x01\n" +
+	"\x14KERNEL_FALLBACK_FAIL\x10\x03*p\n" +
+	"\n" +
+	"OutputKind\x12\x1b\n" +
+	"\x17OUTPUT_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12OUTPUT_KIND_NUMBER\x10\x01\x12\x15\n" +
+	"\x11OUTPUT_KIND_LABEL\x10\x02\x12\x16\n" +
+	"\x12OUTPUT_KIND_TENSOR\x10\x03*\xa5\x01\n" +
 	"\x0eColumnEncoding\x12\x1f\n" +
 	"\x1bCOLUMN_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COLUMN_ENCODING_NUMERIC\x10\x01\x12\x1b\n" +
@@ -4284,149 +4674,160 @@ func file_bullseye_model_v1_model_proto_rawDescGZIP() []byte {
 	return file_bullseye_model_v1_model_proto_rawDescData
 }
 
-var file_bullseye_model_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_bullseye_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_bullseye_model_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
+var file_bullseye_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_bullseye_model_v1_model_proto_goTypes = []any{
 	(TaskKind)(0),                   // 0: bullseye.model.v1.TaskKind
 	(ModelFamily)(0),                // 1: bullseye.model.v1.ModelFamily
 	(MissingPolicy)(0),              // 2: bullseye.model.v1.MissingPolicy
 	(MetricDirection)(0),            // 3: bullseye.model.v1.MetricDirection
 	(KernelFallback)(0),             // 4: bullseye.model.v1.KernelFallback
-	(ColumnEncoding)(0),             // 5: bullseye.model.v1.ColumnEncoding
-	(HashFunction)(0),               // 6: bullseye.model.v1.HashFunction
-	(LinkFunction)(0),               // 7: bullseye.model.v1.LinkFunction
-	(KernelType)(0),                 // 8: bullseye.model.v1.KernelType
-	(TreeObjective)(0),              // 9: bullseye.model.v1.TreeObjective
-	(SplitRules)(0),                 // 10: bullseye.model.v1.SplitRules
-	(*RegisteredModel)(nil),         // 11: bullseye.model.v1.RegisteredModel
-	(*TrafficSplit)(nil),            // 12: bullseye.model.v1.TrafficSplit
-	(*VersionWeight)(nil),           // 13: bullseye.model.v1.VersionWeight
-	(*ShadowVersions)(nil),          // 14: bullseye.model.v1.ShadowVersions
-	(*QualityGateCheck)(nil),        // 15: bullseye.model.v1.QualityGateCheck
-	(*ModelVersion)(nil),            // 16: bullseye.model.v1.ModelVersion
-	(*InputColumn)(nil),             // 17: bullseye.model.v1.InputColumn
-	(*Lineage)(nil),                 // 18: bullseye.model.v1.Lineage
-	(*ArtifactRef)(nil),             // 19: bullseye.model.v1.ArtifactRef
-	(*LeaderboardEntry)(nil),        // 20: bullseye.model.v1.LeaderboardEntry
-	(*FoldResult)(nil),              // 21: bullseye.model.v1.FoldResult
-	(*ClassificationCurves)(nil),    // 22: bullseye.model.v1.ClassificationCurves
-	(*RocPoint)(nil),                // 23: bullseye.model.v1.RocPoint
-	(*LiftBin)(nil),                 // 24: bullseye.model.v1.LiftBin
-	(*CalibrationBin)(nil),          // 25: bullseye.model.v1.CalibrationBin
-	(*ModelArtifact)(nil),           // 26: bullseye.model.v1.ModelArtifact
-	(*ClassificationOutput)(nil),    // 27: bullseye.model.v1.ClassificationOutput
-	(*SolverReport)(nil),            // 28: bullseye.model.v1.SolverReport
-	(*FittedPreprocessing)(nil),     // 29: bullseye.model.v1.FittedPreprocessing
-	(*FittedColumn)(nil),            // 30: bullseye.model.v1.FittedColumn
-	(*LinearParameters)(nil),        // 31: bullseye.model.v1.LinearParameters
-	(*PlattScaling)(nil),            // 32: bullseye.model.v1.PlattScaling
-	(*KernelParameters)(nil),        // 33: bullseye.model.v1.KernelParameters
-	(*KernelSvmParameters)(nil),     // 34: bullseye.model.v1.KernelSvmParameters
-	(*NystromParameters)(nil),       // 35: bullseye.model.v1.NystromParameters
-	(*FactorizationParameters)(nil), // 36: bullseye.model.v1.FactorizationParameters
-	(*PopularityParameters)(nil),    // 37: bullseye.model.v1.PopularityParameters
-	(*TreeEnsemble)(nil),            // 38: bullseye.model.v1.TreeEnsemble
-	(*Tree)(nil),                    // 39: bullseye.model.v1.Tree
-	(*CategorySet)(nil),             // 40: bullseye.model.v1.CategorySet
-	(*ImportedFrom)(nil),            // 41: bullseye.model.v1.ImportedFrom
-	nil,                             // 42: bullseye.model.v1.RegisteredModel.AliasesEntry
-	nil,                             // 43: bullseye.model.v1.ModelVersion.HyperparametersEntry
-	nil,                             // 44: bullseye.model.v1.ModelVersion.LabelsEntry
-	nil,                             // 45: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
-	nil,                             // 46: bullseye.model.v1.ModelArtifact.HyperparametersEntry
-	(*timestamppb.Timestamp)(nil),   // 47: google.protobuf.Timestamp
-	(*v1.Metric)(nil),               // 48: bullseye.common.v1.Metric
-	(v1.ValueType)(0),               // 49: bullseye.common.v1.ValueType
-	(*anypb.Any)(nil),               // 50: google.protobuf.Any
-	(*v1.Problem)(nil),              // 51: bullseye.common.v1.Problem
-	(*durationpb.Duration)(nil),     // 52: google.protobuf.Duration
-	(*v1.Value)(nil),                // 53: bullseye.common.v1.Value
+	(OutputKind)(0),                 // 5: bullseye.model.v1.OutputKind
+	(ColumnEncoding)(0),             // 6: bullseye.model.v1.ColumnEncoding
+	(HashFunction)(0),               // 7: bullseye.model.v1.HashFunction
+	(LinkFunction)(0),               // 8: bullseye.model.v1.LinkFunction
+	(KernelType)(0),                 // 9: bullseye.model.v1.KernelType
+	(TreeObjective)(0),              // 10: bullseye.model.v1.TreeObjective
+	(SplitRules)(0),                 // 11: bullseye.model.v1.SplitRules
+	(*RegisteredModel)(nil),         // 12: bullseye.model.v1.RegisteredModel
+	(*TrafficSplit)(nil),            // 13: bullseye.model.v1.TrafficSplit
+	(*VersionWeight)(nil),           // 14: bullseye.model.v1.VersionWeight
+	(*ShadowVersions)(nil),          // 15: bullseye.model.v1.ShadowVersions
+	(*QualityGateCheck)(nil),        // 16: bullseye.model.v1.QualityGateCheck
+	(*ModelVersion)(nil),            // 17: bullseye.model.v1.ModelVersion
+	(*InputColumn)(nil),             // 18: bullseye.model.v1.InputColumn
+	(*Lineage)(nil),                 // 19: bullseye.model.v1.Lineage
+	(*ArtifactRef)(nil),             // 20: bullseye.model.v1.ArtifactRef
+	(*LeaderboardEntry)(nil),        // 21: bullseye.model.v1.LeaderboardEntry
+	(*FoldResult)(nil),              // 22: bullseye.model.v1.FoldResult
+	(*ClassificationCurves)(nil),    // 23: bullseye.model.v1.ClassificationCurves
+	(*RocPoint)(nil),                // 24: bullseye.model.v1.RocPoint
+	(*LiftBin)(nil),                 // 25: bullseye.model.v1.LiftBin
+	(*CalibrationBin)(nil),          // 26: bullseye.model.v1.CalibrationBin
+	(*OutputSignature)(nil),         // 27: bullseye.model.v1.OutputSignature
+	(*OutputSpec)(nil),              // 28: bullseye.model.v1.OutputSpec
+	(*OutputValue)(nil),             // 29: bullseye.model.v1.OutputValue
+	(*Tensor)(nil),                  // 30: bullseye.model.v1.Tensor
+	(*ModelArtifact)(nil),           // 31: bullseye.model.v1.ModelArtifact
+	(*ClassificationOutput)(nil),    // 32: bullseye.model.v1.ClassificationOutput
+	(*SolverReport)(nil),            // 33: bullseye.model.v1.SolverReport
+	(*FittedPreprocessing)(nil),     // 34: bullseye.model.v1.FittedPreprocessing
+	(*FittedColumn)(nil),            // 35: bullseye.model.v1.FittedColumn
+	(*LinearParameters)(nil),        // 36: bullseye.model.v1.LinearParameters
+	(*PlattScaling)(nil),            // 37: bullseye.model.v1.PlattScaling
+	(*KernelParameters)(nil),        // 38: bullseye.model.v1.KernelParameters
+	(*KernelSvmParameters)(nil),     // 39: bullseye.model.v1.KernelSvmParameters
+	(*NystromParameters)(nil),       // 40: bullseye.model.v1.NystromParameters
+	(*FactorizationParameters)(nil), // 41: bullseye.model.v1.FactorizationParameters
+	(*PopularityParameters)(nil),    // 42: bullseye.model.v1.PopularityParameters
+	(*TreeEnsemble)(nil),            // 43: bullseye.model.v1.TreeEnsemble
+	(*Tree)(nil),                    // 44: bullseye.model.v1.Tree
+	(*CategorySet)(nil),             // 45: bullseye.model.v1.CategorySet
+	(*ImportedFrom)(nil),            // 46: bullseye.model.v1.ImportedFrom
+	nil,                             // 47: bullseye.model.v1.RegisteredModel.AliasesEntry
+	nil,                             // 48: bullseye.model.v1.ModelVersion.HyperparametersEntry
+	nil,                             // 49: bullseye.model.v1.ModelVersion.LabelsEntry
+	nil,                             // 50: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
+	nil,                             // 51: bullseye.model.v1.ModelArtifact.HyperparametersEntry
+	(*timestamppb.Timestamp)(nil),   // 52: google.protobuf.Timestamp
+	(*v1.Metric)(nil),               // 53: bullseye.common.v1.Metric
+	(v1.ValueType)(0),               // 54: bullseye.common.v1.ValueType
+	(*anypb.Any)(nil),               // 55: google.protobuf.Any
+	(*v1.Problem)(nil),              // 56: bullseye.common.v1.Problem
+	(*durationpb.Duration)(nil),     // 57: google.protobuf.Duration
+	(*v1.Value)(nil),                // 58: bullseye.common.v1.Value
 }
 var file_bullseye_model_v1_model_proto_depIdxs = []int32{
 	0,  // 0: bullseye.model.v1.RegisteredModel.task:type_name -> bullseye.model.v1.TaskKind
-	16, // 1: bullseye.model.v1.RegisteredModel.versions:type_name -> bullseye.model.v1.ModelVersion
-	42, // 2: bullseye.model.v1.RegisteredModel.aliases:type_name -> bullseye.model.v1.RegisteredModel.AliasesEntry
-	12, // 3: bullseye.model.v1.RegisteredModel.live:type_name -> bullseye.model.v1.TrafficSplit
-	14, // 4: bullseye.model.v1.RegisteredModel.shadow:type_name -> bullseye.model.v1.ShadowVersions
-	47, // 5: bullseye.model.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
-	47, // 6: bullseye.model.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
-	13, // 7: bullseye.model.v1.TrafficSplit.versions:type_name -> bullseye.model.v1.VersionWeight
+	17, // 1: bullseye.model.v1.RegisteredModel.versions:type_name -> bullseye.model.v1.ModelVersion
+	47, // 2: bullseye.model.v1.RegisteredModel.aliases:type_name -> bullseye.model.v1.RegisteredModel.AliasesEntry
+	13, // 3: bullseye.model.v1.RegisteredModel.live:type_name -> bullseye.model.v1.TrafficSplit
+	15, // 4: bullseye.model.v1.RegisteredModel.shadow:type_name -> bullseye.model.v1.ShadowVersions
+	52, // 5: bullseye.model.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
+	52, // 6: bullseye.model.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
+	14, // 7: bullseye.model.v1.TrafficSplit.versions:type_name -> bullseye.model.v1.VersionWeight
 	1,  // 8: bullseye.model.v1.ModelVersion.family:type_name -> bullseye.model.v1.ModelFamily
 	0,  // 9: bullseye.model.v1.ModelVersion.task:type_name -> bullseye.model.v1.TaskKind
-	43, // 10: bullseye.model.v1.ModelVersion.hyperparameters:type_name -> bullseye.model.v1.ModelVersion.HyperparametersEntry
-	48, // 11: bullseye.model.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
-	48, // 12: bullseye.model.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
+	48, // 10: bullseye.model.v1.ModelVersion.hyperparameters:type_name -> bullseye.model.v1.ModelVersion.HyperparametersEntry
+	53, // 11: bullseye.model.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
+	53, // 12: bullseye.model.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
 	3,  // 13: bullseye.model.v1.ModelVersion.selection_direction:type_name -> bullseye.model.v1.MetricDirection
-	20, // 14: bullseye.model.v1.ModelVersion.leaderboard:type_name -> bullseye.model.v1.LeaderboardEntry
-	22, // 15: bullseye.model.v1.ModelVersion.test_curves:type_name -> bullseye.model.v1.ClassificationCurves
-	18, // 16: bullseye.model.v1.ModelVersion.lineage:type_name -> bullseye.model.v1.Lineage
-	19, // 17: bullseye.model.v1.ModelVersion.artifact:type_name -> bullseye.model.v1.ArtifactRef
-	17, // 18: bullseye.model.v1.ModelVersion.inputs:type_name -> bullseye.model.v1.InputColumn
-	47, // 19: bullseye.model.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
-	44, // 20: bullseye.model.v1.ModelVersion.labels:type_name -> bullseye.model.v1.ModelVersion.LabelsEntry
+	21, // 14: bullseye.model.v1.ModelVersion.leaderboard:type_name -> bullseye.model.v1.LeaderboardEntry
+	23, // 15: bullseye.model.v1.ModelVersion.test_curves:type_name -> bullseye.model.v1.ClassificationCurves
+	19, // 16: bullseye.model.v1.ModelVersion.lineage:type_name -> bullseye.model.v1.Lineage
+	20, // 17: bullseye.model.v1.ModelVersion.artifact:type_name -> bullseye.model.v1.ArtifactRef
+	18, // 18: bullseye.model.v1.ModelVersion.inputs:type_name -> bullseye.model.v1.InputColumn
+	52, // 19: bullseye.model.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
+	49, // 20: bullseye.model.v1.ModelVersion.labels:type_name -> bullseye.model.v1.ModelVersion.LabelsEntry
 	4,  // 21: bullseye.model.v1.ModelVersion.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
-	49, // 22: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
-	2,  // 23: bullseye.model.v1.InputColumn.missing:type_name -> bullseye.model.v1.MissingPolicy
-	50, // 24: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
-	47, // 25: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
-	47, // 26: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
-	1,  // 27: bullseye.model.v1.LeaderboardEntry.family:type_name -> bullseye.model.v1.ModelFamily
-	45, // 28: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
-	48, // 29: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
-	21, // 30: bullseye.model.v1.LeaderboardEntry.folds:type_name -> bullseye.model.v1.FoldResult
-	4,  // 31: bullseye.model.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
-	51, // 32: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
-	52, // 33: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
-	48, // 34: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
-	52, // 35: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
-	23, // 36: bullseye.model.v1.ClassificationCurves.roc:type_name -> bullseye.model.v1.RocPoint
-	24, // 37: bullseye.model.v1.ClassificationCurves.lift:type_name -> bullseye.model.v1.LiftBin
-	25, // 38: bullseye.model.v1.ClassificationCurves.calibration:type_name -> bullseye.model.v1.CalibrationBin
-	1,  // 39: bullseye.model.v1.ModelArtifact.family:type_name -> bullseye.model.v1.ModelFamily
-	0,  // 40: bullseye.model.v1.ModelArtifact.task:type_name -> bullseye.model.v1.TaskKind
-	46, // 41: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
-	17, // 42: bullseye.model.v1.ModelArtifact.inputs:type_name -> bullseye.model.v1.InputColumn
-	29, // 43: bullseye.model.v1.ModelArtifact.preprocessing:type_name -> bullseye.model.v1.FittedPreprocessing
-	27, // 44: bullseye.model.v1.ModelArtifact.classification:type_name -> bullseye.model.v1.ClassificationOutput
-	31, // 45: bullseye.model.v1.ModelArtifact.linear:type_name -> bullseye.model.v1.LinearParameters
-	34, // 46: bullseye.model.v1.ModelArtifact.kernel_svm:type_name -> bullseye.model.v1.KernelSvmParameters
-	35, // 47: bullseye.model.v1.ModelArtifact.nystrom:type_name -> bullseye.model.v1.NystromParameters
-	36, // 48: bullseye.model.v1.ModelArtifact.factorization:type_name -> bullseye.model.v1.FactorizationParameters
-	37, // 49: bullseye.model.v1.ModelArtifact.popularity:type_name -> bullseye.model.v1.PopularityParameters
-	38, // 50: bullseye.model.v1.ModelArtifact.trees:type_name -> bullseye.model.v1.TreeEnsemble
-	28, // 51: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
-	48, // 52: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
-	18, // 53: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
-	47, // 54: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
-	53, // 55: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
-	53, // 56: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
-	52, // 57: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
-	30, // 58: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
-	49, // 59: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
-	5,  // 60: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
-	53, // 61: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
-	6,  // 62: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
-	7,  // 63: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
-	32, // 64: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	8,  // 65: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
-	33, // 66: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	32, // 67: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	33, // 68: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	31, // 69: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
-	37, // 70: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
-	9,  // 71: bullseye.model.v1.TreeEnsemble.objective:type_name -> bullseye.model.v1.TreeObjective
-	10, // 72: bullseye.model.v1.TreeEnsemble.rules:type_name -> bullseye.model.v1.SplitRules
-	39, // 73: bullseye.model.v1.TreeEnsemble.trees:type_name -> bullseye.model.v1.Tree
-	41, // 74: bullseye.model.v1.TreeEnsemble.imported_from:type_name -> bullseye.model.v1.ImportedFrom
-	40, // 75: bullseye.model.v1.Tree.category_sets:type_name -> bullseye.model.v1.CategorySet
-	53, // 76: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	53, // 77: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	53, // 78: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	79, // [79:79] is the sub-list for method output_type
-	79, // [79:79] is the sub-list for method input_type
-	79, // [79:79] is the sub-list for extension type_name
-	79, // [79:79] is the sub-list for extension extendee
-	0,  // [0:79] is the sub-list for field type_name
+	27, // 22: bullseye.model.v1.ModelVersion.outputs:type_name -> bullseye.model.v1.OutputSignature
+	54, // 23: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
+	2,  // 24: bullseye.model.v1.InputColumn.missing:type_name -> bullseye.model.v1.MissingPolicy
+	55, // 25: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
+	52, // 26: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
+	52, // 27: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
+	1,  // 28: bullseye.model.v1.LeaderboardEntry.family:type_name -> bullseye.model.v1.ModelFamily
+	50, // 29: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
+	53, // 30: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
+	22, // 31: bullseye.model.v1.LeaderboardEntry.folds:type_name -> bullseye.model.v1.FoldResult
+	4,  // 32: bullseye.model.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
+	56, // 33: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
+	57, // 34: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
+	53, // 35: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
+	57, // 36: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
+	24, // 37: bullseye.model.v1.ClassificationCurves.roc:type_name -> bullseye.model.v1.RocPoint
+	25, // 38: bullseye.model.v1.ClassificationCurves.lift:type_name -> bullseye.model.v1.LiftBin
+	26, // 39: bullseye.model.v1.ClassificationCurves.calibration:type_name -> bullseye.model.v1.CalibrationBin
+	28, // 40: bullseye.model.v1.OutputSignature.outputs:type_name -> bullseye.model.v1.OutputSpec
+	5,  // 41: bullseye.model.v1.OutputSpec.kind:type_name -> bullseye.model.v1.OutputKind
+	58, // 42: bullseye.model.v1.OutputValue.label:type_name -> bullseye.common.v1.Value
+	30, // 43: bullseye.model.v1.OutputValue.tensor:type_name -> bullseye.model.v1.Tensor
+	1,  // 44: bullseye.model.v1.ModelArtifact.family:type_name -> bullseye.model.v1.ModelFamily
+	0,  // 45: bullseye.model.v1.ModelArtifact.task:type_name -> bullseye.model.v1.TaskKind
+	51, // 46: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
+	18, // 47: bullseye.model.v1.ModelArtifact.inputs:type_name -> bullseye.model.v1.InputColumn
+	34, // 48: bullseye.model.v1.ModelArtifact.preprocessing:type_name -> bullseye.model.v1.FittedPreprocessing
+	32, // 49: bullseye.model.v1.ModelArtifact.classification:type_name -> bullseye.model.v1.ClassificationOutput
+	36, // 50: bullseye.model.v1.ModelArtifact.linear:type_name -> bullseye.model.v1.LinearParameters
+	39, // 51: bullseye.model.v1.ModelArtifact.kernel_svm:type_name -> bullseye.model.v1.KernelSvmParameters
+	40, // 52: bullseye.model.v1.ModelArtifact.nystrom:type_name -> bullseye.model.v1.NystromParameters
+	41, // 53: bullseye.model.v1.ModelArtifact.factorization:type_name -> bullseye.model.v1.FactorizationParameters
+	42, // 54: bullseye.model.v1.ModelArtifact.popularity:type_name -> bullseye.model.v1.PopularityParameters
+	43, // 55: bullseye.model.v1.ModelArtifact.trees:type_name -> bullseye.model.v1.TreeEnsemble
+	33, // 56: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
+	53, // 57: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
+	19, // 58: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
+	52, // 59: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
+	27, // 60: bullseye.model.v1.ModelArtifact.outputs:type_name -> bullseye.model.v1.OutputSignature
+	58, // 61: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
+	58, // 62: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
+	57, // 63: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
+	35, // 64: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
+	54, // 65: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
+	6,  // 66: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
+	58, // 67: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
+	7,  // 68: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
+	8,  // 69: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
+	37, // 70: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	9,  // 71: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
+	38, // 72: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	37, // 73: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	38, // 74: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	36, // 75: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
+	42, // 76: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
+	10, // 77: bullseye.model.v1.TreeEnsemble.objective:type_name -> bullseye.model.v1.TreeObjective
+	11, // 78: bullseye.model.v1.TreeEnsemble.rules:type_name -> bullseye.model.v1.SplitRules
+	44, // 79: bullseye.model.v1.TreeEnsemble.trees:type_name -> bullseye.model.v1.Tree
+	46, // 80: bullseye.model.v1.TreeEnsemble.imported_from:type_name -> bullseye.model.v1.ImportedFrom
+	45, // 81: bullseye.model.v1.Tree.category_sets:type_name -> bullseye.model.v1.CategorySet
+	58, // 82: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	58, // 83: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	58, // 84: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	85, // [85:85] is the sub-list for method output_type
+	85, // [85:85] is the sub-list for method input_type
+	85, // [85:85] is the sub-list for extension type_name
+	85, // [85:85] is the sub-list for extension extendee
+	0,  // [0:85] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_model_v1_model_proto_init() }
@@ -4434,7 +4835,12 @@ func file_bullseye_model_v1_model_proto_init() {
 	if File_bullseye_model_v1_model_proto != nil {
 		return
 	}
-	file_bullseye_model_v1_model_proto_msgTypes[15].OneofWrappers = []any{
+	file_bullseye_model_v1_model_proto_msgTypes[17].OneofWrappers = []any{
+		(*OutputValue_Number)(nil),
+		(*OutputValue_Label)(nil),
+		(*OutputValue_Tensor)(nil),
+	}
+	file_bullseye_model_v1_model_proto_msgTypes[19].OneofWrappers = []any{
 		(*ModelArtifact_Linear)(nil),
 		(*ModelArtifact_KernelSvm)(nil),
 		(*ModelArtifact_Nystrom)(nil),
@@ -4447,8 +4853,8 @@ func file_bullseye_model_v1_model_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_model_v1_model_proto_rawDesc), len(file_bullseye_model_v1_model_proto_rawDesc)),
-			NumEnums:      11,
-			NumMessages:   36,
+			NumEnums:      12,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -394,6 +394,10 @@ type Prediction struct {
 	// or null) and that the model imputed as its training did, in the model's
 	// input order; set with OK only. Empty when every input had a value.
 	ImputedInputs []string `protobuf:"bytes,10,rep,name=imputed_inputs,json=imputedInputs,proto3" json:"imputed_inputs,omitempty"`
+	// The model's outputs by name, as its output signature declares them
+	// (ServedVersion.outputs): the fields above and any output they do not
+	// name. Set with OK only.
+	Outputs       map[string]*v11.OutputValue `protobuf:"bytes,11,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -494,6 +498,13 @@ func (x *Prediction) GetExplanation() *Explanation {
 func (x *Prediction) GetImputedInputs() []string {
 	if x != nil {
 		return x.ImputedInputs
+	}
+	return nil
+}
+
+func (x *Prediction) GetOutputs() map[string]*v11.OutputValue {
+	if x != nil {
+		return x.Outputs
 	}
 	return nil
 }
@@ -1865,8 +1876,10 @@ type ServedVersion struct {
 	LoadDuration *durationpb.Duration `protobuf:"bytes,10,opt,name=load_duration,json=loadDuration,proto3" json:"load_duration,omitempty"`
 	// The artifact's SHA-256 digest, lowercase hex, as verified on load.
 	ArtifactSha256 string `protobuf:"bytes,11,opt,name=artifact_sha256,json=artifactSha256,proto3" json:"artifact_sha256,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The named outputs its predictions carry (Prediction.outputs).
+	Outputs       *v11.OutputSignature `protobuf:"bytes,12,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ServedVersion) Reset() {
@@ -1976,6 +1989,13 @@ func (x *ServedVersion) GetArtifactSha256() string {
 	return ""
 }
 
+func (x *ServedVersion) GetOutputs() *v11.OutputSignature {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
 var File_bullseye_serving_v1_serving_proto protoreflect.FileDescriptor
 
 const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
@@ -1994,7 +2014,7 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
 	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01\"T\n" +
 	"\x0fPredictResponse\x12A\n" +
-	"\vpredictions\x18\x01 \x03(\v2\x1f.bullseye.serving.v1.PredictionR\vpredictions\"\xd4\x03\n" +
+	"\vpredictions\x18\x01 \x03(\v2\x1f.bullseye.serving.v1.PredictionR\vpredictions\"\xf8\x04\n" +
 	"\n" +
 	"Prediction\x12=\n" +
 	"\x06status\x18\x01 \x01(\x0e2%.bullseye.serving.v1.PredictionStatusR\x06status\x125\n" +
@@ -2008,7 +2028,11 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\rmodel_version\x18\b \x01(\x03R\fmodelVersion\x12B\n" +
 	"\vexplanation\x18\t \x01(\v2 .bullseye.serving.v1.ExplanationR\vexplanation\x12%\n" +
 	"\x0eimputed_inputs\x18\n" +
-	" \x03(\tR\rimputedInputsB\x0e\n" +
+	" \x03(\tR\rimputedInputs\x12F\n" +
+	"\aoutputs\x18\v \x03(\v2,.bullseye.serving.v1.Prediction.OutputsEntryR\aoutputs\x1aZ\n" +
+	"\fOutputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x124\n" +
+	"\x05value\x18\x02 \x01(\v2\x1e.bullseye.model.v1.OutputValueR\x05value:\x028\x01B\x0e\n" +
 	"\f_probabilityB\b\n" +
 	"\x06_value\"y\n" +
 	"\vExplanation\x12\x1a\n" +
@@ -2102,7 +2126,7 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
 	"\x04task\x18\x02 \x01(\x0e2\x1b.bullseye.model.v1.TaskKindR\x04task\x12>\n" +
 	"\bversions\x18\x03 \x03(\v2\".bullseye.serving.v1.ServedVersionR\bversions\x12+\n" +
-	"\x11registry_revision\x18\x04 \x01(\x03R\x10registryRevision\"\xfc\x03\n" +
+	"\x11registry_revision\x18\x04 \x01(\x03R\x10registryRevision\"\xba\x04\n" +
 	"\rServedVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\x125\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1f.bullseye.serving.v1.ModelStateR\x05state\x121\n" +
@@ -2115,7 +2139,8 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\tload_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bloadTime\x12>\n" +
 	"\rload_duration\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\floadDuration\x12'\n" +
-	"\x0fartifact_sha256\x18\v \x01(\tR\x0eartifactSha256*\xb1\x01\n" +
+	"\x0fartifact_sha256\x18\v \x01(\tR\x0eartifactSha256\x12<\n" +
+	"\aoutputs\x18\f \x01(\v2\".bullseye.model.v1.OutputSignatureR\aoutputs*\xb1\x01\n" +
 	"\x10PredictionStatus\x12!\n" +
 	"\x1dPREDICTION_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14PREDICTION_STATUS_OK\x10\x01\x12 \n" +
@@ -2151,7 +2176,7 @@ func file_bullseye_serving_v1_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_bullseye_serving_v1_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bullseye_serving_v1_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_bullseye_serving_v1_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_bullseye_serving_v1_serving_proto_goTypes = []any{
 	(PredictionStatus)(0),          // 0: bullseye.serving.v1.PredictionStatus
 	(ModelState)(0),                // 1: bullseye.serving.v1.ModelState
@@ -2180,75 +2205,81 @@ var file_bullseye_serving_v1_serving_proto_goTypes = []any{
 	(*ServedModel)(nil),            // 24: bullseye.serving.v1.ServedModel
 	(*ServedVersion)(nil),          // 25: bullseye.serving.v1.ServedVersion
 	nil,                            // 26: bullseye.serving.v1.Instance.FeaturesEntry
-	nil,                            // 27: bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
-	(*v1.ModelRef)(nil),            // 28: bullseye.common.v1.ModelRef
-	(*v1.Problem)(nil),             // 29: bullseye.common.v1.Problem
-	(*v1.Value)(nil),               // 30: bullseye.common.v1.Value
-	(*durationpb.Duration)(nil),    // 31: google.protobuf.Duration
-	(v1.ComparisonOperator)(0),     // 32: bullseye.common.v1.ComparisonOperator
-	(v11.TaskKind)(0),              // 33: bullseye.model.v1.TaskKind
-	(v11.ModelFamily)(0),           // 34: bullseye.model.v1.ModelFamily
-	(*v11.InputColumn)(nil),        // 35: bullseye.model.v1.InputColumn
-	(*timestamppb.Timestamp)(nil),  // 36: google.protobuf.Timestamp
+	nil,                            // 27: bullseye.serving.v1.Prediction.OutputsEntry
+	nil,                            // 28: bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
+	(*v1.ModelRef)(nil),            // 29: bullseye.common.v1.ModelRef
+	(*v1.Problem)(nil),             // 30: bullseye.common.v1.Problem
+	(*v1.Value)(nil),               // 31: bullseye.common.v1.Value
+	(*durationpb.Duration)(nil),    // 32: google.protobuf.Duration
+	(v1.ComparisonOperator)(0),     // 33: bullseye.common.v1.ComparisonOperator
+	(v11.TaskKind)(0),              // 34: bullseye.model.v1.TaskKind
+	(v11.ModelFamily)(0),           // 35: bullseye.model.v1.ModelFamily
+	(*v11.InputColumn)(nil),        // 36: bullseye.model.v1.InputColumn
+	(*timestamppb.Timestamp)(nil),  // 37: google.protobuf.Timestamp
+	(*v11.OutputSignature)(nil),    // 38: bullseye.model.v1.OutputSignature
+	(*v11.OutputValue)(nil),        // 39: bullseye.model.v1.OutputValue
 }
 var file_bullseye_serving_v1_serving_proto_depIdxs = []int32{
-	28, // 0: bullseye.serving.v1.PredictRequest.model:type_name -> bullseye.common.v1.ModelRef
+	29, // 0: bullseye.serving.v1.PredictRequest.model:type_name -> bullseye.common.v1.ModelRef
 	3,  // 1: bullseye.serving.v1.PredictRequest.instances:type_name -> bullseye.serving.v1.Instance
 	26, // 2: bullseye.serving.v1.Instance.features:type_name -> bullseye.serving.v1.Instance.FeaturesEntry
 	5,  // 3: bullseye.serving.v1.PredictResponse.predictions:type_name -> bullseye.serving.v1.Prediction
 	0,  // 4: bullseye.serving.v1.Prediction.status:type_name -> bullseye.serving.v1.PredictionStatus
-	29, // 5: bullseye.serving.v1.Prediction.problem:type_name -> bullseye.common.v1.Problem
-	30, // 6: bullseye.serving.v1.Prediction.label:type_name -> bullseye.common.v1.Value
+	30, // 5: bullseye.serving.v1.Prediction.problem:type_name -> bullseye.common.v1.Problem
+	31, // 6: bullseye.serving.v1.Prediction.label:type_name -> bullseye.common.v1.Value
 	6,  // 7: bullseye.serving.v1.Prediction.explanation:type_name -> bullseye.serving.v1.Explanation
-	7,  // 8: bullseye.serving.v1.Explanation.contributions:type_name -> bullseye.serving.v1.FeatureContribution
-	30, // 9: bullseye.serving.v1.FeatureContribution.value:type_name -> bullseye.common.v1.Value
-	28, // 10: bullseye.serving.v1.RecommendRequest.model:type_name -> bullseye.common.v1.ModelRef
-	10, // 11: bullseye.serving.v1.RecommendResponse.recommendations:type_name -> bullseye.serving.v1.UserRecommendations
-	0,  // 12: bullseye.serving.v1.UserRecommendations.status:type_name -> bullseye.serving.v1.PredictionStatus
-	29, // 13: bullseye.serving.v1.UserRecommendations.problem:type_name -> bullseye.common.v1.Problem
-	11, // 14: bullseye.serving.v1.UserRecommendations.items:type_name -> bullseye.serving.v1.RecommendedItem
-	28, // 15: bullseye.serving.v1.ScoreAudienceRequest.model:type_name -> bullseye.common.v1.ModelRef
-	17, // 16: bullseye.serving.v1.ScoreAudienceRequest.segment:type_name -> bullseye.serving.v1.AudienceFilter
-	14, // 17: bullseye.serving.v1.ScoreAudienceResponse.batch:type_name -> bullseye.serving.v1.AudienceBatch
-	16, // 18: bullseye.serving.v1.ScoreAudienceResponse.summary:type_name -> bullseye.serving.v1.AudienceSummary
-	15, // 19: bullseye.serving.v1.AudienceBatch.rows:type_name -> bullseye.serving.v1.AudienceRow
-	27, // 20: bullseye.serving.v1.AudienceSummary.returned_by_version:type_name -> bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
-	31, // 21: bullseye.serving.v1.AudienceSummary.elapsed:type_name -> google.protobuf.Duration
-	19, // 22: bullseye.serving.v1.AudienceFilter.condition:type_name -> bullseye.serving.v1.FeatureCondition
-	18, // 23: bullseye.serving.v1.AudienceFilter.all_of:type_name -> bullseye.serving.v1.AudienceFilterList
-	18, // 24: bullseye.serving.v1.AudienceFilter.any_of:type_name -> bullseye.serving.v1.AudienceFilterList
-	18, // 25: bullseye.serving.v1.AudienceFilter.none_of:type_name -> bullseye.serving.v1.AudienceFilterList
-	17, // 26: bullseye.serving.v1.AudienceFilterList.filters:type_name -> bullseye.serving.v1.AudienceFilter
-	32, // 27: bullseye.serving.v1.FeatureCondition.operator:type_name -> bullseye.common.v1.ComparisonOperator
-	30, // 28: bullseye.serving.v1.FeatureCondition.value:type_name -> bullseye.common.v1.Value
-	30, // 29: bullseye.serving.v1.FeatureCondition.values:type_name -> bullseye.common.v1.Value
-	24, // 30: bullseye.serving.v1.ListModelsResponse.models:type_name -> bullseye.serving.v1.ServedModel
-	28, // 31: bullseye.serving.v1.GetModelStatusRequest.model:type_name -> bullseye.common.v1.ModelRef
-	24, // 32: bullseye.serving.v1.GetModelStatusResponse.model:type_name -> bullseye.serving.v1.ServedModel
-	33, // 33: bullseye.serving.v1.ServedModel.task:type_name -> bullseye.model.v1.TaskKind
-	25, // 34: bullseye.serving.v1.ServedModel.versions:type_name -> bullseye.serving.v1.ServedVersion
-	1,  // 35: bullseye.serving.v1.ServedVersion.state:type_name -> bullseye.serving.v1.ModelState
-	29, // 36: bullseye.serving.v1.ServedVersion.error:type_name -> bullseye.common.v1.Problem
-	34, // 37: bullseye.serving.v1.ServedVersion.family:type_name -> bullseye.model.v1.ModelFamily
-	35, // 38: bullseye.serving.v1.ServedVersion.inputs:type_name -> bullseye.model.v1.InputColumn
-	36, // 39: bullseye.serving.v1.ServedVersion.load_time:type_name -> google.protobuf.Timestamp
-	31, // 40: bullseye.serving.v1.ServedVersion.load_duration:type_name -> google.protobuf.Duration
-	30, // 41: bullseye.serving.v1.Instance.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
-	2,  // 42: bullseye.serving.v1.PredictionService.Predict:input_type -> bullseye.serving.v1.PredictRequest
-	8,  // 43: bullseye.serving.v1.PredictionService.Recommend:input_type -> bullseye.serving.v1.RecommendRequest
-	12, // 44: bullseye.serving.v1.PredictionService.ScoreAudience:input_type -> bullseye.serving.v1.ScoreAudienceRequest
-	20, // 45: bullseye.serving.v1.PredictionService.ListModels:input_type -> bullseye.serving.v1.ListModelsRequest
-	22, // 46: bullseye.serving.v1.PredictionService.GetModelStatus:input_type -> bullseye.serving.v1.GetModelStatusRequest
-	4,  // 47: bullseye.serving.v1.PredictionService.Predict:output_type -> bullseye.serving.v1.PredictResponse
-	9,  // 48: bullseye.serving.v1.PredictionService.Recommend:output_type -> bullseye.serving.v1.RecommendResponse
-	13, // 49: bullseye.serving.v1.PredictionService.ScoreAudience:output_type -> bullseye.serving.v1.ScoreAudienceResponse
-	21, // 50: bullseye.serving.v1.PredictionService.ListModels:output_type -> bullseye.serving.v1.ListModelsResponse
-	23, // 51: bullseye.serving.v1.PredictionService.GetModelStatus:output_type -> bullseye.serving.v1.GetModelStatusResponse
-	47, // [47:52] is the sub-list for method output_type
-	42, // [42:47] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	27, // 8: bullseye.serving.v1.Prediction.outputs:type_name -> bullseye.serving.v1.Prediction.OutputsEntry
+	7,  // 9: bullseye.serving.v1.Explanation.contributions:type_name -> bullseye.serving.v1.FeatureContribution
+	31, // 10: bullseye.serving.v1.FeatureContribution.value:type_name -> bullseye.common.v1.Value
+	29, // 11: bullseye.serving.v1.RecommendRequest.model:type_name -> bullseye.common.v1.ModelRef
+	10, // 12: bullseye.serving.v1.RecommendResponse.recommendations:type_name -> bullseye.serving.v1.UserRecommendations
+	0,  // 13: bullseye.serving.v1.UserRecommendations.status:type_name -> bullseye.serving.v1.PredictionStatus
+	30, // 14: bullseye.serving.v1.UserRecommendations.problem:type_name -> bullseye.common.v1.Problem
+	11, // 15: bullseye.serving.v1.UserRecommendations.items:type_name -> bullseye.serving.v1.RecommendedItem
+	29, // 16: bullseye.serving.v1.ScoreAudienceRequest.model:type_name -> bullseye.common.v1.ModelRef
+	17, // 17: bullseye.serving.v1.ScoreAudienceRequest.segment:type_name -> bullseye.serving.v1.AudienceFilter
+	14, // 18: bullseye.serving.v1.ScoreAudienceResponse.batch:type_name -> bullseye.serving.v1.AudienceBatch
+	16, // 19: bullseye.serving.v1.ScoreAudienceResponse.summary:type_name -> bullseye.serving.v1.AudienceSummary
+	15, // 20: bullseye.serving.v1.AudienceBatch.rows:type_name -> bullseye.serving.v1.AudienceRow
+	28, // 21: bullseye.serving.v1.AudienceSummary.returned_by_version:type_name -> bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
+	32, // 22: bullseye.serving.v1.AudienceSummary.elapsed:type_name -> google.protobuf.Duration
+	19, // 23: bullseye.serving.v1.AudienceFilter.condition:type_name -> bullseye.serving.v1.FeatureCondition
+	18, // 24: bullseye.serving.v1.AudienceFilter.all_of:type_name -> bullseye.serving.v1.AudienceFilterList
+	18, // 25: bullseye.serving.v1.AudienceFilter.any_of:type_name -> bullseye.serving.v1.AudienceFilterList
+	18, // 26: bullseye.serving.v1.AudienceFilter.none_of:type_name -> bullseye.serving.v1.AudienceFilterList
+	17, // 27: bullseye.serving.v1.AudienceFilterList.filters:type_name -> bullseye.serving.v1.AudienceFilter
+	33, // 28: bullseye.serving.v1.FeatureCondition.operator:type_name -> bullseye.common.v1.ComparisonOperator
+	31, // 29: bullseye.serving.v1.FeatureCondition.value:type_name -> bullseye.common.v1.Value
+	31, // 30: bullseye.serving.v1.FeatureCondition.values:type_name -> bullseye.common.v1.Value
+	24, // 31: bullseye.serving.v1.ListModelsResponse.models:type_name -> bullseye.serving.v1.ServedModel
+	29, // 32: bullseye.serving.v1.GetModelStatusRequest.model:type_name -> bullseye.common.v1.ModelRef
+	24, // 33: bullseye.serving.v1.GetModelStatusResponse.model:type_name -> bullseye.serving.v1.ServedModel
+	34, // 34: bullseye.serving.v1.ServedModel.task:type_name -> bullseye.model.v1.TaskKind
+	25, // 35: bullseye.serving.v1.ServedModel.versions:type_name -> bullseye.serving.v1.ServedVersion
+	1,  // 36: bullseye.serving.v1.ServedVersion.state:type_name -> bullseye.serving.v1.ModelState
+	30, // 37: bullseye.serving.v1.ServedVersion.error:type_name -> bullseye.common.v1.Problem
+	35, // 38: bullseye.serving.v1.ServedVersion.family:type_name -> bullseye.model.v1.ModelFamily
+	36, // 39: bullseye.serving.v1.ServedVersion.inputs:type_name -> bullseye.model.v1.InputColumn
+	37, // 40: bullseye.serving.v1.ServedVersion.load_time:type_name -> google.protobuf.Timestamp
+	32, // 41: bullseye.serving.v1.ServedVersion.load_duration:type_name -> google.protobuf.Duration
+	38, // 42: bullseye.serving.v1.ServedVersion.outputs:type_name -> bullseye.model.v1.OutputSignature
+	31, // 43: bullseye.serving.v1.Instance.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
+	39, // 44: bullseye.serving.v1.Prediction.OutputsEntry.value:type_name -> bullseye.model.v1.OutputValue
+	2,  // 45: bullseye.serving.v1.PredictionService.Predict:input_type -> bullseye.serving.v1.PredictRequest
+	8,  // 46: bullseye.serving.v1.PredictionService.Recommend:input_type -> bullseye.serving.v1.RecommendRequest
+	12, // 47: bullseye.serving.v1.PredictionService.ScoreAudience:input_type -> bullseye.serving.v1.ScoreAudienceRequest
+	20, // 48: bullseye.serving.v1.PredictionService.ListModels:input_type -> bullseye.serving.v1.ListModelsRequest
+	22, // 49: bullseye.serving.v1.PredictionService.GetModelStatus:input_type -> bullseye.serving.v1.GetModelStatusRequest
+	4,  // 50: bullseye.serving.v1.PredictionService.Predict:output_type -> bullseye.serving.v1.PredictResponse
+	9,  // 51: bullseye.serving.v1.PredictionService.Recommend:output_type -> bullseye.serving.v1.RecommendResponse
+	13, // 52: bullseye.serving.v1.PredictionService.ScoreAudience:output_type -> bullseye.serving.v1.ScoreAudienceResponse
+	21, // 53: bullseye.serving.v1.PredictionService.ListModels:output_type -> bullseye.serving.v1.ListModelsResponse
+	23, // 54: bullseye.serving.v1.PredictionService.GetModelStatus:output_type -> bullseye.serving.v1.GetModelStatusResponse
+	50, // [50:55] is the sub-list for method output_type
+	45, // [45:50] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_serving_v1_serving_proto_init() }
@@ -2275,7 +2306,7 @@ func file_bullseye_serving_v1_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_serving_v1_serving_proto_rawDesc), len(file_bullseye_serving_v1_serving_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
