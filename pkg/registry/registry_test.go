@@ -433,3 +433,27 @@ func TestModels(t *testing.T) {
 		t.Errorf("Model(bank) = %v, %v", m, err)
 	}
 }
+
+func TestParseRef(t *testing.T) {
+	tests := []struct {
+		in   string
+		want *commonv1.ModelRef
+	}{
+		{"bank", &commonv1.ModelRef{Name: "bank"}},
+		{"bank@3", &commonv1.ModelRef{Name: "bank", Selector: &commonv1.ModelRef_Version{Version: 3}}},
+		{"bank@champion", &commonv1.ModelRef{Name: "bank", Selector: &commonv1.ModelRef_Alias{Alias: "champion"}}},
+		{"bank@", &commonv1.ModelRef{Name: "bank", Selector: &commonv1.ModelRef_Alias{Alias: ""}}},
+		{"@3", &commonv1.ModelRef{Selector: &commonv1.ModelRef_Version{Version: 3}}},
+	}
+	for _, tc := range tests {
+		if got := registry.ParseRef(tc.in); !proto.Equal(got, tc.want) {
+			t.Errorf("ParseRef(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if got := registry.RefOf("bank", ""); !proto.Equal(got, &commonv1.ModelRef{Name: "bank"}) {
+		t.Errorf("RefOf(bank, \"\") = %v", got)
+	}
+	if got := registry.RefOf("bank", "7"); got.GetVersion() != 7 {
+		t.Errorf("RefOf(bank, 7) = %v", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,39 +99,88 @@ func TestBankThroughTheMesh(t *testing.T) {
 		}
 	}
 
-	// A person debugging with the pinned grpcurl: list, describe, and a
-	// Predict with a JSON body that returns a score.
+	// A person debugging with the pinned grpcurl: the README's walkthrough as written, against
+	// this mesh's serving address and the README's customer (Bank row 4).
 	if code, out, errOut := bullseye(t, m, "promote", "bank-response", "--version", "1"); code != 0 {
 		t.Fatalf("promote exited %d: %s %s", code, out, errOut)
 	}
 	grpcurl := grpcurlPath(t)
-	addr := m.Addr("serving")
-	if out := runGrpcurl(t, grpcurl, "-plaintext", addr, "list"); !strings.Contains(out, "bullseye.serving.v1.PredictionService") {
-		t.Errorf("grpcurl list = %q", out)
-	}
-	if out := runGrpcurl(t, grpcurl, "-plaintext", addr, "describe", "bullseye.serving.v1.PredictionService.Predict"); !strings.Contains(out, "rpc Predict") {
-		t.Errorf("grpcurl describe = %q", out)
-	}
 	ids, err := bankRowIDs(file, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := `{"model": {"name": "bank-response"}, "instances": [{"userId": "` + ids[0] + `"}]}`
-	out = runGrpcurl(t, grpcurl, "-plaintext", "-d", body, addr, "bullseye.serving.v1.PredictionService/Predict")
+	replies := map[string]string{}
+	for _, args := range readmeGrpcurl(t) {
+		for i, a := range args {
+			a = strings.ReplaceAll(a, "127.0.0.1:7404", m.Addr("serving"))
+			args[i] = strings.ReplaceAll(a, "bank-74adfc578bf77a7f-4", ids[0])
+		}
+		key := strings.Join(args[len(args)-1:], "")
+		if i := slices.Index(args, "-d"); i >= 0 && strings.HasSuffix(key, "Health/Check") {
+			key += " " + args[i+1]
+		}
+		replies[key] = runGrpcurl(t, grpcurl, args...)
+	}
+	if out := replies["list"]; !strings.Contains(out, "bullseye.serving.v1.PredictionService") {
+		t.Errorf("grpcurl list = %q", out)
+	}
+	if out := replies["bullseye.serving.v1.PredictionService.Predict"]; !strings.Contains(out, "rpc Predict") {
+		t.Errorf("grpcurl describe = %q", out)
+	}
+	if out := replies["bullseye.serving.v1.PredictionService/ListModels"]; !strings.Contains(out, `"name": "bank-response"`) {
+		t.Errorf("grpcurl ListModels = %q, want bank-response listed", out)
+	}
+	if out := replies["inference.GRPCInferenceService/ModelMetadata"]; !strings.Contains(out, `"name": "bank-response"`) {
+		t.Errorf("grpcurl ModelMetadata = %q", out)
+	}
+	for _, check := range []string{`{"service": ""}`, `{"service": "liveness"}`} {
+		if out := replies["grpc.health.v1.Health/Check "+check]; !strings.Contains(out, "SERVING") {
+			t.Errorf("grpcurl Health/Check %s = %q", check, out)
+		}
+	}
+	out = replies["bullseye.serving.v1.PredictionService/Predict"]
+	type number struct {
+		Number float64 `json:"number"`
+	}
 	var reply struct {
 		Predictions []struct {
 			Status       string  `json:"status"`
 			Score        float64 `json:"score"`
 			Probability  float64 `json:"probability"`
 			ModelVersion string  `json:"modelVersion"`
+			Outputs      struct {
+				Probability number `json:"probability"`
+			} `json:"outputs"`
+			Explanation struct {
+				Contributions []struct {
+					Feature string `json:"feature"`
+					Value   struct {
+						NumberValue float64 `json:"numberValue"`
+					} `json:"value"`
+				} `json:"contributions"`
+			} `json:"explanation"`
 		} `json:"predictions"`
 	}
 	if err := json.Unmarshal([]byte(out), &reply); err != nil {
 		t.Fatalf("grpcurl Predict printed %q: %v", out, err)
 	}
-	if len(reply.Predictions) != 1 || reply.Predictions[0].Status != "PREDICTION_STATUS_OK" || reply.Predictions[0].Score == 0 ||
-		reply.Predictions[0].Probability <= 0 || reply.Predictions[0].ModelVersion != "1" {
-		t.Errorf("grpcurl Predict = %s, want one OK row with a score and a probability from version 1", out)
+	if len(reply.Predictions) != 2 {
+		t.Fatalf("grpcurl Predict = %s, want two rows", out)
+	}
+	for r, p := range reply.Predictions {
+		if p.Status != "PREDICTION_STATUS_OK" || p.Score == 0 || p.Probability <= 0 || p.ModelVersion != "1" || p.Outputs.Probability.Number != p.Probability {
+			t.Errorf("grpcurl Predict row %d = %+v, want OK with a score and a probability (also in its outputs) from version 1", r, p)
+		}
+	}
+	age := math.NaN()
+	for _, c := range reply.Predictions[1].Explanation.Contributions {
+		if c.Feature == "age" {
+			age = c.Value.NumberValue
+		}
+	}
+	if age != 41 || reply.Predictions[1].Score == reply.Predictions[0].Score {
+		t.Errorf("grpcurl Predict with jsonFeatures: age %v in its contributions, score %v (the customer's own %v); want 41 and another score",
+			age, reply.Predictions[1].Score, reply.Predictions[0].Score)
 	}
 }
 

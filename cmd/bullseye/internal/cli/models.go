@@ -13,6 +13,7 @@ import (
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	"github.com/bullseye-ml/bullseye/pkg/registry"
 )
 
 var modelsCommand = Command{
@@ -235,17 +236,9 @@ func latestUnpromoted(ctx context.Context, client trainingv1.TrainingServiceClie
 }
 
 func parseModelRef(s string) (*commonv1.ModelRef, error) {
-	name, sel, found := strings.Cut(s, "@")
-	if name == "" {
+	ref := registry.ParseRef(s)
+	if ref.GetName() == "" {
 		return nil, usagef("model %q: want NAME, NAME@VERSION or NAME@ALIAS", s)
-	}
-	ref := &commonv1.ModelRef{Name: name}
-	if found {
-		if v, err := strconv.ParseInt(sel, 10, 64); err == nil {
-			ref.Selector = &commonv1.ModelRef_Version{Version: v}
-		} else {
-			ref.Selector = &commonv1.ModelRef_Alias{Alias: sel}
-		}
 	}
 	return ref, nil
 }

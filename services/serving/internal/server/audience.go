@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
+	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/audience"
 )
 
@@ -37,7 +39,7 @@ func (s *Server) ScoreAudience(req *servingv1.ScoreAudienceRequest, stream servi
 
 func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudienceRequest, stream servingv1.PredictionService_ScoreAudienceServer, label *string) error {
 	var c fault.Violations
-	checkRef(&c, req.GetModel(), "model")
+	ref := modelOf(&c, req.GetModel(), req.GetModelName())
 	size := int(req.GetBatchSize())
 	if size == 0 {
 		size = 1000
@@ -54,12 +56,12 @@ func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudience
 	if err := c.Err(); err != nil {
 		return err
 	}
-	lease, err := s.store.Acquire(req.GetModel())
+	lease, err := s.store.Acquire(ref)
 	if err != nil {
 		return err
 	}
 	defer lease.Release()
-	*label = req.GetModel().GetName()
+	*label = ref.GetName()
 	top := lease.Top()
 	if top.Recommender() {
 		return fault.Invalid("model", "model %q is a recommender; an audience is scored with a classifier or regression model", top.Name)
@@ -89,12 +91,31 @@ func (s *Server) scoreAudience(ctx context.Context, req *servingv1.ScoreAudience
 
 // ListModels implements PredictionService.ListModels.
 func (s *Server) ListModels(ctx context.Context, req *servingv1.ListModelsRequest) (*servingv1.ListModelsResponse, error) {
-	if p := req.GetNamePrefix(); p != "" && !fault.ValidName(p) {
-		var c fault.Violations
-		c.CheckName("name_prefix", p)
-		return nil, statuses.Status(ctx, s.logger, "ListModels", c.Err())
+	n, err := fault.PageSize(req.GetPageSize(), defaultPageSize, maxPageSize)
+	if err != nil {
+		return nil, statuses.Status(ctx, s.logger, "ListModels", err)
 	}
-	return &servingv1.ListModelsResponse{Models: s.store.List(req.GetNamePrefix())}, nil
+	var c fault.Violations
+	after := c.CheckPageToken(modelsToken, req.GetPageToken(), registry.ValidName)
+	if p := req.GetNamePrefix(); p != "" && !fault.ValidName(p) {
+		c.CheckName("name_prefix", p)
+	}
+	if err := c.Err(); err != nil {
+		return nil, statuses.Status(ctx, s.logger, "ListModels", err)
+	}
+	models := s.store.List(req.GetNamePrefix())
+	start, _ := slices.BinarySearchFunc(models, after, func(m *servingv1.ServedModel, name string) int {
+		if m.GetName() <= name {
+			return -1
+		}
+		return 1
+	})
+	page := models[start:min(len(models), start+n)]
+	out := &servingv1.ListModelsResponse{Models: page}
+	if start+n < len(models) {
+		out.NextPageToken = fault.PageToken(modelsToken, page[len(page)-1].GetName())
+	}
+	return out, nil
 }
 
 // GetModelStatus implements PredictionService.GetModelStatus.

@@ -10,6 +10,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
+	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/oip"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/scoring"
 )
@@ -56,7 +57,7 @@ func (is *inferenceServer) ModelMetadata(ctx context.Context, req *inference.Mod
 	if err := c.Err(); err != nil {
 		return nil, statuses.Status(ctx, is.s.logger, "ModelMetadata", err)
 	}
-	lease, err := is.s.store.Acquire(refOf(req.GetName(), req.GetVersion()))
+	lease, err := is.s.store.Acquire(registry.RefOf(req.GetName(), req.GetVersion()))
 	if err != nil {
 		return nil, statuses.Status(ctx, is.s.logger, "ModelMetadata", err)
 	}
@@ -68,7 +69,7 @@ func (is *inferenceServer) ModelMetadata(ctx context.Context, req *inference.Mod
 		Inputs:   oip.InputMetadata(m.Inputs),
 		Outputs:  oip.OutputMetadata(m),
 	}
-	if st, err := is.s.store.Status(refOf(req.GetName(), "")); err == nil {
+	if st, err := is.s.store.Status(registry.RefOf(req.GetName(), "")); err == nil {
 		// Oldest first.
 		vs := st.GetVersions()
 		for i := len(vs) - 1; i >= 0; i-- {
@@ -95,7 +96,7 @@ func (is *inferenceServer) infer(ctx context.Context, req *inference.ModelInferR
 	if err := checkInferDoor(req); err != nil {
 		return nil, err
 	}
-	lease, err := is.s.store.Acquire(refOf(req.GetModelName(), req.GetModelVersion()))
+	lease, err := is.s.store.Acquire(registry.RefOf(req.GetModelName(), req.GetModelVersion()))
 	if err != nil {
 		return nil, err
 	}

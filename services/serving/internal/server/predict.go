@@ -32,7 +32,7 @@ func (s *Server) Predict(ctx context.Context, req *servingv1.PredictRequest) (*s
 
 func (s *Server) predict(ctx context.Context, req *servingv1.PredictRequest, label *string) (*servingv1.PredictResponse, error) {
 	var c fault.Violations
-	checkRef(&c, req.GetModel(), "model")
+	ref := modelOf(&c, req.GetModel(), req.GetModelName())
 	insts := req.GetInstances()
 	if n := len(insts); n == 0 || n > MaxInstances {
 		c.Add("instances", "needs 1 to %d instances, got %d", MaxInstances, n)
@@ -43,27 +43,35 @@ func (s *Server) predict(ctx context.Context, req *servingv1.PredictRequest, lab
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	lease, err := s.store.Acquire(req.GetModel())
+	lease, err := s.store.Acquire(ref)
 	if err != nil {
 		return nil, err
 	}
-	*label = req.GetModel().GetName()
+	*label = ref.GetName()
 	n := len(insts)
 	out := make([]scoring.Outcome, n)
 	by := make([]*scoring.Model, n)
+	feats := make([]map[string]*commonv1.Value, n)
+	for i, inst := range insts {
+		by[i] = lease.For(inst.GetUserId())
+		feats[i] = instanceFeatures(&c, "instances["+strconv.Itoa(i)+"]", inst, by[i])
+	}
+	if err := c.Err(); err != nil {
+		lease.Release()
+		return nil, err
+	}
 	var f fanout
 	valid := make([]int, 0, n)
 	for i, inst := range insts {
-		m := lease.For(inst.GetUserId())
-		by[i] = m
-		if p := checkInstance(inst, m); p != nil {
+		m := by[i]
+		if p := checkInstance(inst, feats[i], m); p != nil {
 			out[i] = scoring.Outcome{Status: scoring.StatusInvalid, Problem: p}
 			continue
 		}
 		f.add(m, i)
 		valid = append(valid, i)
 	}
-	rowsOf := func(m *scoring.Model, idx []int) []scoring.Row { return predictRows(m, insts, idx) }
+	rowsOf := func(m *scoring.Model, idx []int) []scoring.Row { return predictRows(m, insts, feats, idx) }
 	setup := func(t *scoring.Task) { t.Contributions = req.GetIncludeContributions() }
 	fl, err := dispatch(ctx, lease, &f, out, rowsOf, setup)
 	if err != nil {
@@ -71,7 +79,7 @@ func (s *Server) predict(ctx context.Context, req *servingv1.PredictRequest, lab
 		return nil, err
 	}
 	if shadows := lease.Shadows(); len(shadows) > 0 && len(valid) > 0 {
-		s.shadow(ctx, lease, shadows, insts, valid, out, by, fl.g)
+		s.shadow(ctx, lease, shadows, insts, feats, valid, out, by, fl.g)
 	}
 	if err := fl.wait(ctx); err != nil {
 		return nil, err
@@ -80,8 +88,9 @@ func (s *Server) predict(ctx context.Context, req *servingv1.PredictRequest, lab
 	return s.predictResponse(req, out, by), nil
 }
 
-// checkInstance returns the problem of a malformed instance, or nil.
-func checkInstance(inst *servingv1.Instance, m *scoring.Model) *commonv1.Problem {
+// checkInstance returns the problem of a malformed instance, whose inline features are
+// inline, or nil.
+func checkInstance(inst *servingv1.Instance, inline map[string]*commonv1.Value, m *scoring.Model) *commonv1.Problem {
 	uid := inst.GetUserId()
 	if uid != "" {
 		if p := idProblem("user_id", uid); p != nil {
@@ -102,10 +111,10 @@ func checkInstance(inst *servingv1.Instance, m *scoring.Model) *commonv1.Problem
 			return p
 		}
 	}
-	if uid == "" && len(inst.GetFeatures()) == 0 {
+	if uid == "" && len(inline) == 0 {
 		return &commonv1.Problem{Reason: "EMPTY_INSTANCE", Description: "give a user_id, inline features, or both"}
 	}
-	for name, v := range inst.GetFeatures() {
+	for name, v := range inline {
 		if !fault.ValidName(name) {
 			var v fault.Violations
 			v.CheckName("features key "+fault.Quote(name), name)
@@ -115,7 +124,7 @@ func checkInstance(inst *servingv1.Instance, m *scoring.Model) *commonv1.Problem
 			return p
 		}
 	}
-	return unknownFeatures(inst.GetFeatures(), m)
+	return unknownFeatures(inline, m)
 }
 
 // valueProblem returns the problem of an inline string value that fails the shared bounds of
@@ -167,10 +176,10 @@ func unknownFeatures(features map[string]*commonv1.Value, m *scoring.Model) *com
 		Description: fmt.Sprintf("model %q version %d takes no feature %s (GetModelStatus lists its inputs)", m.Name, m.Version, list)}
 }
 
-// predictRows builds model m's rows of the instances at idx: inline features by input
-// position (names the model does not take are ignored: checkInstance refused them for the
-// live versions; a shadow version may take fewer).
-func predictRows(m *scoring.Model, insts []*servingv1.Instance, idx []int) []scoring.Row {
+// predictRows builds model m's rows of the instances at idx: their inline features (feats,
+// by instance) by input position (names the model does not take are ignored: checkInstance
+// refused them for the live versions; a shadow version may take fewer).
+func predictRows(m *scoring.Model, insts []*servingv1.Instance, feats []map[string]*commonv1.Value, idx []int) []scoring.Row {
 	rows := make([]scoring.Row, len(idx))
 	w := len(m.Inputs)
 	var slab []*commonv1.Value
@@ -178,7 +187,7 @@ func predictRows(m *scoring.Model, insts []*servingv1.Instance, idx []int) []sco
 		inst := insts[i]
 		rows[j].UserID = inst.GetUserId()
 		rows[j].ItemID = inst.GetItemId()
-		if w == 0 || len(inst.GetFeatures()) == 0 {
+		if w == 0 || len(feats[i]) == 0 {
 			continue
 		}
 		if slab == nil {
@@ -186,7 +195,7 @@ func predictRows(m *scoring.Model, insts []*servingv1.Instance, idx []int) []sco
 		}
 		vals := slab[j*w : (j+1)*w : (j+1)*w]
 		given := false
-		for name, v := range inst.GetFeatures() {
+		for name, v := range feats[i] {
 			if k, ok := m.InputIndex(name); ok {
 				vals[k] = v
 				given = true
@@ -394,7 +403,7 @@ func explain(m *scoring.Model, o *scoring.Outcome, most int) *servingv1.Explanat
 // shadow scores the valid instances with the shadow versions, in the background: their rows
 // are logged and counted, never returned. The lease is kept until they are done.
 func (s *Server) shadow(ctx context.Context, lease *models.Lease, shadows []*scoring.Model, insts []*servingv1.Instance,
-	valid []int, live []scoring.Outcome, by []*scoring.Model, liveDone *scoring.Group) {
+	feats []map[string]*commonv1.Value, valid []int, live []scoring.Outcome, by []*scoring.Model, liveDone *scoring.Group) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.shadowTimeout)
 	type run struct {
 		m   *scoring.Model
@@ -406,7 +415,7 @@ func (s *Server) shadow(ctx context.Context, lease *models.Lease, shadows []*sco
 		if sm.Recommender() {
 			continue
 		}
-		rows := predictRows(sm, insts, valid)
+		rows := predictRows(sm, insts, feats, valid)
 		size := sm.MaxBatchSize()
 		out := make([]scoring.Outcome, len(valid))
 		g := scoring.NewGroup((len(rows) + size - 1) / size)

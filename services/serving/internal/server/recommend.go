@@ -23,7 +23,7 @@ func (s *Server) Recommend(ctx context.Context, req *servingv1.RecommendRequest)
 
 func (s *Server) recommend(ctx context.Context, req *servingv1.RecommendRequest, label *string) (*servingv1.RecommendResponse, error) {
 	var c fault.Violations
-	checkRef(&c, req.GetModel(), "model")
+	ref := modelOf(&c, req.GetModel(), req.GetModelName())
 	users := req.GetUserIds()
 	if n := len(users); n == 0 || n > MaxUsers {
 		c.Add("user_ids", "needs 1 to %d user ids, got %d", MaxUsers, n)
@@ -44,11 +44,11 @@ func (s *Server) recommend(ctx context.Context, req *servingv1.RecommendRequest,
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
-	lease, err := s.store.Acquire(req.GetModel())
+	lease, err := s.store.Acquire(ref)
 	if err != nil {
 		return nil, err
 	}
-	*label = req.GetModel().GetName()
+	*label = ref.GetName()
 	q := &recommend.Query{K: k, IncludeSeen: req.GetIncludeSeenItems(), Allowed: req.GetAllowedItemIds(), Excluded: req.GetExcludedItemIds()}
 	n := len(users)
 	out := make([]scoring.Outcome, n)

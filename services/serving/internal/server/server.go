@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	"github.com/bullseye-ml/bullseye/pkg/gen/inference"
+	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/audience"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/features"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/models"
@@ -34,6 +36,14 @@ const (
 	MaxItemFilter = 100_000
 	// MaxAudienceBatch is the largest ScoreAudience batch_size.
 	MaxAudienceBatch = 10_000
+)
+
+// ListModels pages: 50 models unless asked, at most 500; its page tokens are of kind
+// modelsToken (fault.PageToken).
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+	modelsToken     = "models"
 )
 
 // Server implements both services.
@@ -169,6 +179,26 @@ func checkRef(c *fault.Violations, ref *commonv1.ModelRef, field string) {
 	}
 }
 
+// modelOf returns a request's model, given as a reference (field model) or as one string
+// (model_name, "NAME", "NAME@VERSION" or "NAME@ALIAS"), and checks it.
+func modelOf(c *fault.Violations, ref *commonv1.ModelRef, name string) *commonv1.ModelRef {
+	switch {
+	case name == "":
+		checkRef(c, ref, "model")
+		return ref
+	case ref != nil:
+		c.Add("model_name", "give model or model_name, not both")
+		return nil
+	}
+	parsed := registry.ParseRef(name)
+	var bad fault.Violations
+	checkRef(&bad, parsed, "model_name")
+	for _, v := range bad {
+		c.Add("model_name", "%s %s (want NAME, NAME@VERSION or NAME@ALIAS)", strings.TrimPrefix(v.Field, "model_name."), v.Description)
+	}
+	return parsed
+}
+
 // idProblem returns the problem of a row whose id (field, e.g. "user_id") fails the shared
 // bounds of ids (fault.CheckID: fault.MaxIDBytes, UTF-8, no control characters), or nil.
 func idProblem(field, id string) *commonv1.Problem {
@@ -195,19 +225,4 @@ func checkIDs(c *fault.Violations, field string, ids []string) {
 			c.CheckID(field+"["+strconv.Itoa(i)+"]", id)
 		}
 	}
-}
-
-// refOf turns an OIP model name and version (a decimal number, an alias or empty) into a
-// model reference.
-func refOf(name, version string) *commonv1.ModelRef {
-	ref := &commonv1.ModelRef{Name: name}
-	if version == "" {
-		return ref
-	}
-	if n, err := strconv.ParseInt(version, 10, 64); err == nil {
-		ref.Selector = &commonv1.ModelRef_Version{Version: n}
-	} else {
-		ref.Selector = &commonv1.ModelRef_Alias{Alias: version}
-	}
-	return ref
 }

@@ -1,9 +1,7 @@
 package server
 
 import (
-	"encoding/base64"
 	"fmt"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -20,41 +18,14 @@ import (
 // registry or a log line: the shared bounds of pkg/fault, the forms of job ids, model names
 // and aliases, known enum values, and page tokens this server issued.
 
-// Kinds of page tokens, so that a token of one list is no token of another.
+// Kinds of page tokens (fault.PageToken), so that a token of one list is no token of another.
 const (
 	jobsToken   = "jobs"
 	modelsToken = "models"
-	// maxTokenBytes bounds a page token before it is decoded.
-	maxTokenBytes = 512
 )
 
 // nameRule is the rule of model names and aliases, as the registry states it.
 const nameRule = "must be 1 to 63 characters of [a-z0-9-], starting with a letter"
-
-// issueToken returns the page token that resumes a list of kind after key ("" at the end).
-func issueToken(kind, key string) string {
-	if key == "" {
-		return ""
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(kind + ":" + key))
-}
-
-// readToken returns the key of a page token of kind, adding a violation for page_token when
-// the server did not issue it ("" for the first page).
-func readToken(v *fault.Violations, kind, tok string, valid func(string) bool) string {
-	if tok == "" {
-		return ""
-	}
-	if len(tok) <= maxTokenBytes {
-		if b, err := base64.RawURLEncoding.DecodeString(tok); err == nil {
-			if key, ok := strings.CutPrefix(string(b), kind+":"); ok && valid(key) {
-				return key
-			}
-		}
-	}
-	v.Add("page_token", "is not a token of a previous page of this list")
-	return ""
-}
 
 // checkJobID adds a violation when id is not a job id.
 func checkJobID(v *fault.Violations, field, id string) {

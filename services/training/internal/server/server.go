@@ -198,24 +198,14 @@ func (s *Server) CancelJob(ctx context.Context, req *trainingv1.CancelJobRequest
 	return &trainingv1.CancelJobResponse{Job: job}, nil
 }
 
-func pageSize(n int32) (int, error) {
-	switch {
-	case n == 0:
-		return defaultPageSize, nil
-	case n < 0 || n > maxPageSize:
-		return 0, fault.Invalid("page_size", "must be 0 to %d", maxPageSize)
-	}
-	return int(n), nil
-}
-
 // ListJobs implements TrainingService.
 func (s *Server) ListJobs(ctx context.Context, req *trainingv1.ListJobsRequest) (*trainingv1.ListJobsResponse, error) {
-	n, err := pageSize(req.GetPageSize())
+	n, err := fault.PageSize(req.GetPageSize(), defaultPageSize, maxPageSize)
 	if err != nil {
 		return nil, statuses.Status(ctx, s.logger, "ListJobs", err)
 	}
 	var v fault.Violations
-	after := readToken(&v, jobsToken, req.GetPageToken(), jobs.ValidID)
+	after := v.CheckPageToken(jobsToken, req.GetPageToken(), jobs.ValidID)
 	if v.CheckLen("states", len(req.GetStates()), fault.MaxListLen) {
 		for i, st := range req.GetStates() {
 			checkEnum(&v, fmt.Sprintf("states[%d]", i), st)
@@ -232,7 +222,7 @@ func (s *Server) ListJobs(ctx context.Context, req *trainingv1.ListJobsRequest) 
 	if err != nil {
 		return nil, statuses.Status(ctx, s.logger, "ListJobs", err)
 	}
-	out := &trainingv1.ListJobsResponse{NextPageToken: issueToken(jobsToken, next)}
+	out := &trainingv1.ListJobsResponse{NextPageToken: fault.PageToken(jobsToken, next)}
 	for _, j := range list {
 		out.Jobs = append(out.Jobs, view(j, req.GetView(), trainingv1.JobView_JOB_VIEW_BASIC))
 	}
@@ -241,12 +231,12 @@ func (s *Server) ListJobs(ctx context.Context, req *trainingv1.ListJobsRequest) 
 
 // ListModels implements TrainingService.
 func (s *Server) ListModels(ctx context.Context, req *trainingv1.ListModelsRequest) (*trainingv1.ListModelsResponse, error) {
-	n, err := pageSize(req.GetPageSize())
+	n, err := fault.PageSize(req.GetPageSize(), defaultPageSize, maxPageSize)
 	if err != nil {
 		return nil, statuses.Status(ctx, s.logger, "ListModels", err)
 	}
 	var v fault.Violations
-	after := readToken(&v, modelsToken, req.GetPageToken(), registry.ValidName)
+	after := v.CheckPageToken(modelsToken, req.GetPageToken(), registry.ValidName)
 	if p := req.GetNamePrefix(); v.CheckString("name_prefix", p, maxNameLen, false) && strings.IndexFunc(p, notNameRune) >= 0 {
 		v.Add("name_prefix", "holds a character no model name has: names are of [a-z0-9-]")
 	}
@@ -257,7 +247,7 @@ func (s *Server) ListModels(ctx context.Context, req *trainingv1.ListModelsReque
 	if err != nil {
 		return nil, statuses.Status(ctx, s.logger, "ListModels", err)
 	}
-	return &trainingv1.ListModelsResponse{Models: models, NextPageToken: issueToken(modelsToken, next)}, nil
+	return &trainingv1.ListModelsResponse{Models: models, NextPageToken: fault.PageToken(modelsToken, next)}, nil
 }
 
 // GetModel implements TrainingService.

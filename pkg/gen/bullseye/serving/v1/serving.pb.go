@@ -16,6 +16,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -161,7 +162,8 @@ type PredictRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The model. With a pinned version or an alias, that version answers every
 	// instance; with neither, the live versions answer, each customer always
-	// meeting the same one (by a stable hash of the user id). Required.
+	// meeting the same one (by a stable hash of the user id). Required, unless
+	// model_name names it.
 	Model *v1.ModelRef `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// The instances to score, 1 to 10,000. Larger batches are split across the
 	// core's batches transparently.
@@ -173,8 +175,12 @@ type PredictRequest struct {
 	// With include_contributions: the most contributions per row, largest
 	// absolute contribution first; 0 means all.
 	MaxContributions int32 `protobuf:"varint,4,opt,name=max_contributions,json=maxContributions,proto3" json:"max_contributions,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The model as one string instead of model: "NAME", "NAME@VERSION" or
+	// "NAME@ALIAS", e.g. "bank-response@champion". Give model or model_name,
+	// not both.
+	ModelName     string `protobuf:"bytes,5,opt,name=model_name,json=modelName,proto3" json:"model_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PredictRequest) Reset() {
@@ -235,6 +241,13 @@ func (x *PredictRequest) GetMaxContributions() int32 {
 	return 0
 }
 
+func (x *PredictRequest) GetModelName() string {
+	if x != nil {
+		return x.ModelName
+	}
+	return ""
+}
+
 // Instance is one thing to score.
 //
 // With user_id, the customer's features are fetched from the feature service
@@ -262,7 +275,15 @@ type Instance struct {
 	Features map[string]*v1.Value `protobuf:"bytes,2,rep,name=features,proto3" json:"features,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// For recommender models: the item to score for user_id (a predicted
 	// rating or preference). Ignored by other models. Bounded as user_id.
-	ItemId        string `protobuf:"bytes,3,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	ItemId string `protobuf:"bytes,3,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// Raw features as plain JSON values, e.g. {"age": 41, "job": "admin."},
+	// typed by the inputs of the version that scores the instance: a number
+	// for a NUMBER or INT input, a string for a STRING (categorical) input or,
+	// in RFC 3339, for a TIME input, true or false for a BOOL input, null for a
+	// missing value. Once typed they are features like those above. A value
+	// that does not suit its input, and a name given in both features and
+	// json_features, fail the request with INVALID_ARGUMENT naming the field.
+	JsonFeatures  map[string]*structpb.Value `protobuf:"bytes,4,rep,name=json_features,json=jsonFeatures,proto3" json:"json_features,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -316,6 +337,13 @@ func (x *Instance) GetItemId() string {
 		return x.ItemId
 	}
 	return ""
+}
+
+func (x *Instance) GetJsonFeatures() map[string]*structpb.Value {
+	if x != nil {
+		return x.JsonFeatures
+	}
+	return nil
 }
 
 // PredictResponse holds one row per instance, in request order.
@@ -636,7 +664,8 @@ func (x *FeatureContribution) GetContribution() float64 {
 // RecommendRequest asks for items for one or many customers.
 type RecommendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// A recommender model (matrix factorisation or popularity). Required.
+	// A recommender model (matrix factorisation or popularity). Required,
+	// unless model_name names it.
 	Model *v1.ModelRef `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// The customers, 1 to 1,000 opaque ids. An id past 256 bytes of UTF-8,
 	// or with a control character, is that customer's INVALID.
@@ -653,8 +682,12 @@ type RecommendRequest struct {
 	// These items are never recommended. At most 100,000, bounded as
 	// allowed_item_ids.
 	ExcludedItemIds []string `protobuf:"bytes,6,rep,name=excluded_item_ids,json=excludedItemIds,proto3" json:"excluded_item_ids,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The model as one string instead of model: "NAME", "NAME@VERSION" or
+	// "NAME@ALIAS", e.g. "bank-response@champion". Give model or model_name,
+	// not both.
+	ModelName     string `protobuf:"bytes,7,opt,name=model_name,json=modelName,proto3" json:"model_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecommendRequest) Reset() {
@@ -727,6 +760,13 @@ func (x *RecommendRequest) GetExcludedItemIds() []string {
 		return x.ExcludedItemIds
 	}
 	return nil
+}
+
+func (x *RecommendRequest) GetModelName() string {
+	if x != nil {
+		return x.ModelName
+	}
+	return ""
 }
 
 // RecommendResponse holds one entry per customer, in request order.
@@ -938,8 +978,8 @@ type ScoreAudienceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The model. With a pinned version or an alias, that version scores
 	// everyone; with neither, the live versions, each customer meeting the
-	// same one as in Predict. Required; a binary classifier or regression
-	// model.
+	// same one as in Predict. Required, unless model_name names it; a binary
+	// classifier or regression model.
 	Model *v1.ModelRef `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// The segment to score; unset means every known customer.
 	Segment *AudienceFilter `protobuf:"bytes,2,opt,name=segment,proto3" json:"segment,omitempty"`
@@ -952,7 +992,11 @@ type ScoreAudienceRequest struct {
 	// Unset means no threshold.
 	MinScore *float64 `protobuf:"fixed64,4,opt,name=min_score,json=minScore,proto3,oneof" json:"min_score,omitempty"`
 	// The most rows per streamed batch; 0 means 1,000, at most 10,000.
-	BatchSize     int32 `protobuf:"varint,5,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	BatchSize int32 `protobuf:"varint,5,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	// The model as one string instead of model: "NAME", "NAME@VERSION" or
+	// "NAME@ALIAS", e.g. "bank-response@champion". Give model or model_name,
+	// not both.
+	ModelName     string `protobuf:"bytes,6,opt,name=model_name,json=modelName,proto3" json:"model_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1020,6 +1064,13 @@ func (x *ScoreAudienceRequest) GetBatchSize() int32 {
 		return x.BatchSize
 	}
 	return 0
+}
+
+func (x *ScoreAudienceRequest) GetModelName() string {
+	if x != nil {
+		return x.ModelName
+	}
+	return ""
 }
 
 // ScoreAudienceResponse is one message of the audience stream: batches of
@@ -1591,11 +1642,17 @@ func (x *FeatureCondition) GetValues() []*v1.Value {
 	return nil
 }
 
-// ListModelsRequest selects the models to list.
+// ListModelsRequest selects and pages through the models this instance
+// holds, by name.
 type ListModelsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only models whose name starts with this prefix; empty means every model.
-	NamePrefix    string `protobuf:"bytes,1,opt,name=name_prefix,json=namePrefix,proto3" json:"name_prefix,omitempty"`
+	NamePrefix string `protobuf:"bytes,1,opt,name=name_prefix,json=namePrefix,proto3" json:"name_prefix,omitempty"`
+	// The largest number of models to return; 0 means 50, at most 500.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page (with the same name_prefix);
+	// empty for the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1637,11 +1694,27 @@ func (x *ListModelsRequest) GetNamePrefix() string {
 	return ""
 }
 
-// ListModelsResponse lists the models this serving instance holds.
+func (x *ListModelsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListModelsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListModelsResponse is one page of the models this instance holds.
 type ListModelsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The models, ordered by name.
-	Models        []*ServedModel `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	// The models of this page, ordered by name.
+	Models []*ServedModel `protobuf:"bytes,1,rep,name=models,proto3" json:"models,omitempty"`
+	// The token for the next page; empty when this is the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1681,6 +1754,13 @@ func (x *ListModelsResponse) GetModels() []*ServedModel {
 		return x.Models
 	}
 	return nil
+}
+
+func (x *ListModelsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // GetModelStatusRequest selects a model (and optionally one version).
@@ -2000,19 +2080,25 @@ var File_bullseye_serving_v1_serving_proto protoreflect.FileDescriptor
 
 const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\n" +
-	"!bullseye/serving/v1/serving.proto\x12\x13bullseye.serving.v1\x1a\x1fbullseye/common/v1/common.proto\x1a\x1dbullseye/model/v1/model.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n" +
+	"!bullseye/serving/v1/serving.proto\x12\x13bullseye.serving.v1\x1a\x1fbullseye/common/v1/common.proto\x1a\x1dbullseye/model/v1/model.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x02\n" +
 	"\x0ePredictRequest\x122\n" +
 	"\x05model\x18\x01 \x01(\v2\x1c.bullseye.common.v1.ModelRefR\x05model\x12;\n" +
 	"\tinstances\x18\x02 \x03(\v2\x1d.bullseye.serving.v1.InstanceR\tinstances\x123\n" +
 	"\x15include_contributions\x18\x03 \x01(\bR\x14includeContributions\x12+\n" +
-	"\x11max_contributions\x18\x04 \x01(\x05R\x10maxContributions\"\xdd\x01\n" +
+	"\x11max_contributions\x18\x04 \x01(\x05R\x10maxContributions\x12\x1d\n" +
+	"\n" +
+	"model_name\x18\x05 \x01(\tR\tmodelName\"\x8c\x03\n" +
 	"\bInstance\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12G\n" +
 	"\bfeatures\x18\x02 \x03(\v2+.bullseye.serving.v1.Instance.FeaturesEntryR\bfeatures\x12\x17\n" +
-	"\aitem_id\x18\x03 \x01(\tR\x06itemId\x1aV\n" +
+	"\aitem_id\x18\x03 \x01(\tR\x06itemId\x12T\n" +
+	"\rjson_features\x18\x04 \x03(\v2/.bullseye.serving.v1.Instance.JsonFeaturesEntryR\fjsonFeatures\x1aV\n" +
 	"\rFeaturesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
-	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01\"T\n" +
+	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01\x1aW\n" +
+	"\x11JsonFeaturesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value:\x028\x01\"T\n" +
 	"\x0fPredictResponse\x12A\n" +
 	"\vpredictions\x18\x01 \x03(\v2\x1f.bullseye.serving.v1.PredictionR\vpredictions\"\xf8\x04\n" +
 	"\n" +
@@ -2041,14 +2127,16 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\x13FeatureContribution\x12\x18\n" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12/\n" +
 	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value\x12\"\n" +
-	"\fcontribution\x18\x03 \x01(\x01R\fcontribution\"\xf3\x01\n" +
+	"\fcontribution\x18\x03 \x01(\x01R\fcontribution\"\x92\x02\n" +
 	"\x10RecommendRequest\x122\n" +
 	"\x05model\x18\x01 \x01(\v2\x1c.bullseye.common.v1.ModelRefR\x05model\x12\x19\n" +
 	"\buser_ids\x18\x02 \x03(\tR\auserIds\x12\f\n" +
 	"\x01k\x18\x03 \x01(\x05R\x01k\x12,\n" +
 	"\x12include_seen_items\x18\x04 \x01(\bR\x10includeSeenItems\x12(\n" +
 	"\x10allowed_item_ids\x18\x05 \x03(\tR\x0eallowedItemIds\x12*\n" +
-	"\x11excluded_item_ids\x18\x06 \x03(\tR\x0fexcludedItemIds\"g\n" +
+	"\x11excluded_item_ids\x18\x06 \x03(\tR\x0fexcludedItemIds\x12\x1d\n" +
+	"\n" +
+	"model_name\x18\a \x01(\tR\tmodelName\"g\n" +
 	"\x11RecommendResponse\x12R\n" +
 	"\x0frecommendations\x18\x01 \x03(\v2(.bullseye.serving.v1.UserRecommendationsR\x0frecommendations\"\xd5\x02\n" +
 	"\x13UserRecommendations\x12\x17\n" +
@@ -2062,14 +2150,16 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\x13popularity_fallback\x18\a \x01(\bR\x12popularityFallback\"@\n" +
 	"\x0fRecommendedItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
-	"\x05score\x18\x02 \x01(\x01R\x05score\"\xed\x01\n" +
+	"\x05score\x18\x02 \x01(\x01R\x05score\"\x8c\x02\n" +
 	"\x14ScoreAudienceRequest\x122\n" +
 	"\x05model\x18\x01 \x01(\v2\x1c.bullseye.common.v1.ModelRefR\x05model\x12=\n" +
 	"\asegment\x18\x02 \x01(\v2#.bullseye.serving.v1.AudienceFilterR\asegment\x12\x13\n" +
 	"\x05top_n\x18\x03 \x01(\x03R\x04topN\x12 \n" +
 	"\tmin_score\x18\x04 \x01(\x01H\x00R\bminScore\x88\x01\x01\x12\x1d\n" +
 	"\n" +
-	"batch_size\x18\x05 \x01(\x05R\tbatchSizeB\f\n" +
+	"batch_size\x18\x05 \x01(\x05R\tbatchSize\x12\x1d\n" +
+	"\n" +
+	"model_name\x18\x06 \x01(\tR\tmodelNameB\f\n" +
 	"\n" +
 	"_min_score\"\x9d\x01\n" +
 	"\x15ScoreAudienceResponse\x12:\n" +
@@ -2112,12 +2202,16 @@ const file_bullseye_serving_v1_serving_proto_rawDesc = "" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12B\n" +
 	"\boperator\x18\x02 \x01(\x0e2&.bullseye.common.v1.ComparisonOperatorR\boperator\x12/\n" +
 	"\x05value\x18\x03 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value\x121\n" +
-	"\x06values\x18\x04 \x03(\v2\x19.bullseye.common.v1.ValueR\x06values\"4\n" +
+	"\x06values\x18\x04 \x03(\v2\x19.bullseye.common.v1.ValueR\x06values\"p\n" +
 	"\x11ListModelsRequest\x12\x1f\n" +
 	"\vname_prefix\x18\x01 \x01(\tR\n" +
-	"namePrefix\"N\n" +
+	"namePrefix\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"v\n" +
 	"\x12ListModelsResponse\x128\n" +
-	"\x06models\x18\x01 \x03(\v2 .bullseye.serving.v1.ServedModelR\x06models\"K\n" +
+	"\x06models\x18\x01 \x03(\v2 .bullseye.serving.v1.ServedModelR\x06models\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"K\n" +
 	"\x15GetModelStatusRequest\x122\n" +
 	"\x05model\x18\x01 \x01(\v2\x1c.bullseye.common.v1.ModelRefR\x05model\"P\n" +
 	"\x16GetModelStatusResponse\x126\n" +
@@ -2176,7 +2270,7 @@ func file_bullseye_serving_v1_serving_proto_rawDescGZIP() []byte {
 }
 
 var file_bullseye_serving_v1_serving_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bullseye_serving_v1_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_bullseye_serving_v1_serving_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_bullseye_serving_v1_serving_proto_goTypes = []any{
 	(PredictionStatus)(0),          // 0: bullseye.serving.v1.PredictionStatus
 	(ModelState)(0),                // 1: bullseye.serving.v1.ModelState
@@ -2205,81 +2299,85 @@ var file_bullseye_serving_v1_serving_proto_goTypes = []any{
 	(*ServedModel)(nil),            // 24: bullseye.serving.v1.ServedModel
 	(*ServedVersion)(nil),          // 25: bullseye.serving.v1.ServedVersion
 	nil,                            // 26: bullseye.serving.v1.Instance.FeaturesEntry
-	nil,                            // 27: bullseye.serving.v1.Prediction.OutputsEntry
-	nil,                            // 28: bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
-	(*v1.ModelRef)(nil),            // 29: bullseye.common.v1.ModelRef
-	(*v1.Problem)(nil),             // 30: bullseye.common.v1.Problem
-	(*v1.Value)(nil),               // 31: bullseye.common.v1.Value
-	(*durationpb.Duration)(nil),    // 32: google.protobuf.Duration
-	(v1.ComparisonOperator)(0),     // 33: bullseye.common.v1.ComparisonOperator
-	(v11.TaskKind)(0),              // 34: bullseye.model.v1.TaskKind
-	(v11.ModelFamily)(0),           // 35: bullseye.model.v1.ModelFamily
-	(*v11.InputColumn)(nil),        // 36: bullseye.model.v1.InputColumn
-	(*timestamppb.Timestamp)(nil),  // 37: google.protobuf.Timestamp
-	(*v11.OutputSignature)(nil),    // 38: bullseye.model.v1.OutputSignature
-	(*v11.OutputValue)(nil),        // 39: bullseye.model.v1.OutputValue
+	nil,                            // 27: bullseye.serving.v1.Instance.JsonFeaturesEntry
+	nil,                            // 28: bullseye.serving.v1.Prediction.OutputsEntry
+	nil,                            // 29: bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
+	(*v1.ModelRef)(nil),            // 30: bullseye.common.v1.ModelRef
+	(*v1.Problem)(nil),             // 31: bullseye.common.v1.Problem
+	(*v1.Value)(nil),               // 32: bullseye.common.v1.Value
+	(*durationpb.Duration)(nil),    // 33: google.protobuf.Duration
+	(v1.ComparisonOperator)(0),     // 34: bullseye.common.v1.ComparisonOperator
+	(v11.TaskKind)(0),              // 35: bullseye.model.v1.TaskKind
+	(v11.ModelFamily)(0),           // 36: bullseye.model.v1.ModelFamily
+	(*v11.InputColumn)(nil),        // 37: bullseye.model.v1.InputColumn
+	(*timestamppb.Timestamp)(nil),  // 38: google.protobuf.Timestamp
+	(*v11.OutputSignature)(nil),    // 39: bullseye.model.v1.OutputSignature
+	(*structpb.Value)(nil),         // 40: google.protobuf.Value
+	(*v11.OutputValue)(nil),        // 41: bullseye.model.v1.OutputValue
 }
 var file_bullseye_serving_v1_serving_proto_depIdxs = []int32{
-	29, // 0: bullseye.serving.v1.PredictRequest.model:type_name -> bullseye.common.v1.ModelRef
+	30, // 0: bullseye.serving.v1.PredictRequest.model:type_name -> bullseye.common.v1.ModelRef
 	3,  // 1: bullseye.serving.v1.PredictRequest.instances:type_name -> bullseye.serving.v1.Instance
 	26, // 2: bullseye.serving.v1.Instance.features:type_name -> bullseye.serving.v1.Instance.FeaturesEntry
-	5,  // 3: bullseye.serving.v1.PredictResponse.predictions:type_name -> bullseye.serving.v1.Prediction
-	0,  // 4: bullseye.serving.v1.Prediction.status:type_name -> bullseye.serving.v1.PredictionStatus
-	30, // 5: bullseye.serving.v1.Prediction.problem:type_name -> bullseye.common.v1.Problem
-	31, // 6: bullseye.serving.v1.Prediction.label:type_name -> bullseye.common.v1.Value
-	6,  // 7: bullseye.serving.v1.Prediction.explanation:type_name -> bullseye.serving.v1.Explanation
-	27, // 8: bullseye.serving.v1.Prediction.outputs:type_name -> bullseye.serving.v1.Prediction.OutputsEntry
-	7,  // 9: bullseye.serving.v1.Explanation.contributions:type_name -> bullseye.serving.v1.FeatureContribution
-	31, // 10: bullseye.serving.v1.FeatureContribution.value:type_name -> bullseye.common.v1.Value
-	29, // 11: bullseye.serving.v1.RecommendRequest.model:type_name -> bullseye.common.v1.ModelRef
-	10, // 12: bullseye.serving.v1.RecommendResponse.recommendations:type_name -> bullseye.serving.v1.UserRecommendations
-	0,  // 13: bullseye.serving.v1.UserRecommendations.status:type_name -> bullseye.serving.v1.PredictionStatus
-	30, // 14: bullseye.serving.v1.UserRecommendations.problem:type_name -> bullseye.common.v1.Problem
-	11, // 15: bullseye.serving.v1.UserRecommendations.items:type_name -> bullseye.serving.v1.RecommendedItem
-	29, // 16: bullseye.serving.v1.ScoreAudienceRequest.model:type_name -> bullseye.common.v1.ModelRef
-	17, // 17: bullseye.serving.v1.ScoreAudienceRequest.segment:type_name -> bullseye.serving.v1.AudienceFilter
-	14, // 18: bullseye.serving.v1.ScoreAudienceResponse.batch:type_name -> bullseye.serving.v1.AudienceBatch
-	16, // 19: bullseye.serving.v1.ScoreAudienceResponse.summary:type_name -> bullseye.serving.v1.AudienceSummary
-	15, // 20: bullseye.serving.v1.AudienceBatch.rows:type_name -> bullseye.serving.v1.AudienceRow
-	28, // 21: bullseye.serving.v1.AudienceSummary.returned_by_version:type_name -> bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
-	32, // 22: bullseye.serving.v1.AudienceSummary.elapsed:type_name -> google.protobuf.Duration
-	19, // 23: bullseye.serving.v1.AudienceFilter.condition:type_name -> bullseye.serving.v1.FeatureCondition
-	18, // 24: bullseye.serving.v1.AudienceFilter.all_of:type_name -> bullseye.serving.v1.AudienceFilterList
-	18, // 25: bullseye.serving.v1.AudienceFilter.any_of:type_name -> bullseye.serving.v1.AudienceFilterList
-	18, // 26: bullseye.serving.v1.AudienceFilter.none_of:type_name -> bullseye.serving.v1.AudienceFilterList
-	17, // 27: bullseye.serving.v1.AudienceFilterList.filters:type_name -> bullseye.serving.v1.AudienceFilter
-	33, // 28: bullseye.serving.v1.FeatureCondition.operator:type_name -> bullseye.common.v1.ComparisonOperator
-	31, // 29: bullseye.serving.v1.FeatureCondition.value:type_name -> bullseye.common.v1.Value
-	31, // 30: bullseye.serving.v1.FeatureCondition.values:type_name -> bullseye.common.v1.Value
-	24, // 31: bullseye.serving.v1.ListModelsResponse.models:type_name -> bullseye.serving.v1.ServedModel
-	29, // 32: bullseye.serving.v1.GetModelStatusRequest.model:type_name -> bullseye.common.v1.ModelRef
-	24, // 33: bullseye.serving.v1.GetModelStatusResponse.model:type_name -> bullseye.serving.v1.ServedModel
-	34, // 34: bullseye.serving.v1.ServedModel.task:type_name -> bullseye.model.v1.TaskKind
-	25, // 35: bullseye.serving.v1.ServedModel.versions:type_name -> bullseye.serving.v1.ServedVersion
-	1,  // 36: bullseye.serving.v1.ServedVersion.state:type_name -> bullseye.serving.v1.ModelState
-	30, // 37: bullseye.serving.v1.ServedVersion.error:type_name -> bullseye.common.v1.Problem
-	35, // 38: bullseye.serving.v1.ServedVersion.family:type_name -> bullseye.model.v1.ModelFamily
-	36, // 39: bullseye.serving.v1.ServedVersion.inputs:type_name -> bullseye.model.v1.InputColumn
-	37, // 40: bullseye.serving.v1.ServedVersion.load_time:type_name -> google.protobuf.Timestamp
-	32, // 41: bullseye.serving.v1.ServedVersion.load_duration:type_name -> google.protobuf.Duration
-	38, // 42: bullseye.serving.v1.ServedVersion.outputs:type_name -> bullseye.model.v1.OutputSignature
-	31, // 43: bullseye.serving.v1.Instance.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
-	39, // 44: bullseye.serving.v1.Prediction.OutputsEntry.value:type_name -> bullseye.model.v1.OutputValue
-	2,  // 45: bullseye.serving.v1.PredictionService.Predict:input_type -> bullseye.serving.v1.PredictRequest
-	8,  // 46: bullseye.serving.v1.PredictionService.Recommend:input_type -> bullseye.serving.v1.RecommendRequest
-	12, // 47: bullseye.serving.v1.PredictionService.ScoreAudience:input_type -> bullseye.serving.v1.ScoreAudienceRequest
-	20, // 48: bullseye.serving.v1.PredictionService.ListModels:input_type -> bullseye.serving.v1.ListModelsRequest
-	22, // 49: bullseye.serving.v1.PredictionService.GetModelStatus:input_type -> bullseye.serving.v1.GetModelStatusRequest
-	4,  // 50: bullseye.serving.v1.PredictionService.Predict:output_type -> bullseye.serving.v1.PredictResponse
-	9,  // 51: bullseye.serving.v1.PredictionService.Recommend:output_type -> bullseye.serving.v1.RecommendResponse
-	13, // 52: bullseye.serving.v1.PredictionService.ScoreAudience:output_type -> bullseye.serving.v1.ScoreAudienceResponse
-	21, // 53: bullseye.serving.v1.PredictionService.ListModels:output_type -> bullseye.serving.v1.ListModelsResponse
-	23, // 54: bullseye.serving.v1.PredictionService.GetModelStatus:output_type -> bullseye.serving.v1.GetModelStatusResponse
-	50, // [50:55] is the sub-list for method output_type
-	45, // [45:50] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	27, // 3: bullseye.serving.v1.Instance.json_features:type_name -> bullseye.serving.v1.Instance.JsonFeaturesEntry
+	5,  // 4: bullseye.serving.v1.PredictResponse.predictions:type_name -> bullseye.serving.v1.Prediction
+	0,  // 5: bullseye.serving.v1.Prediction.status:type_name -> bullseye.serving.v1.PredictionStatus
+	31, // 6: bullseye.serving.v1.Prediction.problem:type_name -> bullseye.common.v1.Problem
+	32, // 7: bullseye.serving.v1.Prediction.label:type_name -> bullseye.common.v1.Value
+	6,  // 8: bullseye.serving.v1.Prediction.explanation:type_name -> bullseye.serving.v1.Explanation
+	28, // 9: bullseye.serving.v1.Prediction.outputs:type_name -> bullseye.serving.v1.Prediction.OutputsEntry
+	7,  // 10: bullseye.serving.v1.Explanation.contributions:type_name -> bullseye.serving.v1.FeatureContribution
+	32, // 11: bullseye.serving.v1.FeatureContribution.value:type_name -> bullseye.common.v1.Value
+	30, // 12: bullseye.serving.v1.RecommendRequest.model:type_name -> bullseye.common.v1.ModelRef
+	10, // 13: bullseye.serving.v1.RecommendResponse.recommendations:type_name -> bullseye.serving.v1.UserRecommendations
+	0,  // 14: bullseye.serving.v1.UserRecommendations.status:type_name -> bullseye.serving.v1.PredictionStatus
+	31, // 15: bullseye.serving.v1.UserRecommendations.problem:type_name -> bullseye.common.v1.Problem
+	11, // 16: bullseye.serving.v1.UserRecommendations.items:type_name -> bullseye.serving.v1.RecommendedItem
+	30, // 17: bullseye.serving.v1.ScoreAudienceRequest.model:type_name -> bullseye.common.v1.ModelRef
+	17, // 18: bullseye.serving.v1.ScoreAudienceRequest.segment:type_name -> bullseye.serving.v1.AudienceFilter
+	14, // 19: bullseye.serving.v1.ScoreAudienceResponse.batch:type_name -> bullseye.serving.v1.AudienceBatch
+	16, // 20: bullseye.serving.v1.ScoreAudienceResponse.summary:type_name -> bullseye.serving.v1.AudienceSummary
+	15, // 21: bullseye.serving.v1.AudienceBatch.rows:type_name -> bullseye.serving.v1.AudienceRow
+	29, // 22: bullseye.serving.v1.AudienceSummary.returned_by_version:type_name -> bullseye.serving.v1.AudienceSummary.ReturnedByVersionEntry
+	33, // 23: bullseye.serving.v1.AudienceSummary.elapsed:type_name -> google.protobuf.Duration
+	19, // 24: bullseye.serving.v1.AudienceFilter.condition:type_name -> bullseye.serving.v1.FeatureCondition
+	18, // 25: bullseye.serving.v1.AudienceFilter.all_of:type_name -> bullseye.serving.v1.AudienceFilterList
+	18, // 26: bullseye.serving.v1.AudienceFilter.any_of:type_name -> bullseye.serving.v1.AudienceFilterList
+	18, // 27: bullseye.serving.v1.AudienceFilter.none_of:type_name -> bullseye.serving.v1.AudienceFilterList
+	17, // 28: bullseye.serving.v1.AudienceFilterList.filters:type_name -> bullseye.serving.v1.AudienceFilter
+	34, // 29: bullseye.serving.v1.FeatureCondition.operator:type_name -> bullseye.common.v1.ComparisonOperator
+	32, // 30: bullseye.serving.v1.FeatureCondition.value:type_name -> bullseye.common.v1.Value
+	32, // 31: bullseye.serving.v1.FeatureCondition.values:type_name -> bullseye.common.v1.Value
+	24, // 32: bullseye.serving.v1.ListModelsResponse.models:type_name -> bullseye.serving.v1.ServedModel
+	30, // 33: bullseye.serving.v1.GetModelStatusRequest.model:type_name -> bullseye.common.v1.ModelRef
+	24, // 34: bullseye.serving.v1.GetModelStatusResponse.model:type_name -> bullseye.serving.v1.ServedModel
+	35, // 35: bullseye.serving.v1.ServedModel.task:type_name -> bullseye.model.v1.TaskKind
+	25, // 36: bullseye.serving.v1.ServedModel.versions:type_name -> bullseye.serving.v1.ServedVersion
+	1,  // 37: bullseye.serving.v1.ServedVersion.state:type_name -> bullseye.serving.v1.ModelState
+	31, // 38: bullseye.serving.v1.ServedVersion.error:type_name -> bullseye.common.v1.Problem
+	36, // 39: bullseye.serving.v1.ServedVersion.family:type_name -> bullseye.model.v1.ModelFamily
+	37, // 40: bullseye.serving.v1.ServedVersion.inputs:type_name -> bullseye.model.v1.InputColumn
+	38, // 41: bullseye.serving.v1.ServedVersion.load_time:type_name -> google.protobuf.Timestamp
+	33, // 42: bullseye.serving.v1.ServedVersion.load_duration:type_name -> google.protobuf.Duration
+	39, // 43: bullseye.serving.v1.ServedVersion.outputs:type_name -> bullseye.model.v1.OutputSignature
+	32, // 44: bullseye.serving.v1.Instance.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
+	40, // 45: bullseye.serving.v1.Instance.JsonFeaturesEntry.value:type_name -> google.protobuf.Value
+	41, // 46: bullseye.serving.v1.Prediction.OutputsEntry.value:type_name -> bullseye.model.v1.OutputValue
+	2,  // 47: bullseye.serving.v1.PredictionService.Predict:input_type -> bullseye.serving.v1.PredictRequest
+	8,  // 48: bullseye.serving.v1.PredictionService.Recommend:input_type -> bullseye.serving.v1.RecommendRequest
+	12, // 49: bullseye.serving.v1.PredictionService.ScoreAudience:input_type -> bullseye.serving.v1.ScoreAudienceRequest
+	20, // 50: bullseye.serving.v1.PredictionService.ListModels:input_type -> bullseye.serving.v1.ListModelsRequest
+	22, // 51: bullseye.serving.v1.PredictionService.GetModelStatus:input_type -> bullseye.serving.v1.GetModelStatusRequest
+	4,  // 52: bullseye.serving.v1.PredictionService.Predict:output_type -> bullseye.serving.v1.PredictResponse
+	9,  // 53: bullseye.serving.v1.PredictionService.Recommend:output_type -> bullseye.serving.v1.RecommendResponse
+	13, // 54: bullseye.serving.v1.PredictionService.ScoreAudience:output_type -> bullseye.serving.v1.ScoreAudienceResponse
+	21, // 55: bullseye.serving.v1.PredictionService.ListModels:output_type -> bullseye.serving.v1.ListModelsResponse
+	23, // 56: bullseye.serving.v1.PredictionService.GetModelStatus:output_type -> bullseye.serving.v1.GetModelStatusResponse
+	52, // [52:57] is the sub-list for method output_type
+	47, // [47:52] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_serving_v1_serving_proto_init() }
@@ -2306,7 +2404,7 @@ func file_bullseye_serving_v1_serving_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_serving_v1_serving_proto_rawDesc), len(file_bullseye_serving_v1_serving_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -67,8 +67,8 @@ type PredictionServiceClient interface {
 	// summary: the audience a campaign is sent to. Optionally only the top N
 	// or those at or above a minimum score.
 	ScoreAudience(ctx context.Context, in *ScoreAudienceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ScoreAudienceResponse], error)
-	// ListModels lists the models this serving instance holds, with the state
-	// of each version.
+	// ListModels lists the models this serving instance holds, by name, a page
+	// at a time, with the state of each version.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	// GetModelStatus returns the state of one model's versions in this serving
 	// instance: loading, available, unloading or failed; traffic share; shadow.
@@ -180,8 +180,8 @@ type PredictionServiceServer interface {
 	// summary: the audience a campaign is sent to. Optionally only the top N
 	// or those at or above a minimum score.
 	ScoreAudience(*ScoreAudienceRequest, grpc.ServerStreamingServer[ScoreAudienceResponse]) error
-	// ListModels lists the models this serving instance holds, with the state
-	// of each version.
+	// ListModels lists the models this serving instance holds, by name, a page
+	// at a time, with the state of each version.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	// GetModelStatus returns the state of one model's versions in this serving
 	// instance: loading, available, unloading or failed; traffic share; shadow.
