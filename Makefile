@@ -58,12 +58,12 @@ staticcheck: tools
 buf-lint: tools
 	$(BUF) lint
 
-# Reports breaking API changes against the previous commit of main. Until v1
-# is declared stable it reports without failing; a breaking change must fix a
-# real design mistake and say so in its commit message.
+# Fails on a breaking API change against the previous commit of main: v1 is
+# declared stable, so its packages change by additions only. A change that
+# must break the API belongs in a new version (bullseye.<service>.v2).
 buf-breaking: tools
 	@if prev=$$(git rev-parse -q --verify main~1); then \
-		$(BUF) breaking --against ".git#ref=$$prev" || echo "buf breaking: the changes above break the API (reported only, v1 is not declared stable)"; \
+		$(BUF) breaking --against ".git#ref=$$prev"; \
 	else echo "buf breaking: no previous commit of main to compare with"; fi
 
 # Replies built in reused storage (mesh.RecycleAfterMarshal) are checked
