@@ -14,6 +14,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/record"
 	"github.com/bullseye-ml/bullseye/services/ingest/internal/rows"
 )
@@ -188,7 +189,7 @@ func (r *run) convert(row rows.Row, rowNumber int64, received time.Time) convert
 		col, _ := r.cols.get(column)
 		val, ok := parseValue(c, col.Type)
 		if !ok {
-			pt.add(column, record.ReasonWrongType, "the value is not "+record.TypeName(col.Type)+", the column's type")
+			pt.add(column, record.ReasonWrongType, "the value is not "+values.TypeName(col.Type)+", the column's type")
 			return
 		}
 		dst[name] = val

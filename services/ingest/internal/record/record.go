@@ -19,6 +19,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 )
 
 // Limits of item fields, as documented in the API. Ids (message, customer,
@@ -347,7 +348,7 @@ func checkValue(field string, v *commonv1.Value, want commonv1.ValueType, p *pro
 		return
 	}
 	if !hasType(v, want) {
-		p.add(field, ReasonWrongType, field+" must be "+TypeName(want))
+		p.add(field, ReasonWrongType, field+" must be "+values.TypeName(want))
 	}
 }
 
@@ -368,23 +369,6 @@ func hasType(v *commonv1.Value, t commonv1.ValueType) bool {
 		return t == commonv1.ValueType_VALUE_TYPE_TIME
 	}
 	return true
-}
-
-// TypeName names a value type for people: "a number", "a whole number", ...
-func TypeName(t commonv1.ValueType) string {
-	switch t {
-	case commonv1.ValueType_VALUE_TYPE_NUMBER:
-		return "a number"
-	case commonv1.ValueType_VALUE_TYPE_INT:
-		return "a whole number"
-	case commonv1.ValueType_VALUE_TYPE_STRING:
-		return "a string"
-	case commonv1.ValueType_VALUE_TYPE_BOOL:
-		return "true or false"
-	case commonv1.ValueType_VALUE_TYPE_TIME:
-		return "a time"
-	}
-	return "a value"
 }
 
 func checkMap(prefix string, m map[string]*commonv1.Value, types map[string]commonv1.ValueType, p *problems) {
