@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 
+	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -229,7 +230,7 @@ func (b *booster) gradients() {
 	for _, i := range b.train {
 		switch b.p.Objective {
 		case Logistic:
-			pr := sigmoid(raw[i])
+			pr := logistic.Sigmoid(raw[i])
 			gh[i] = gradPair{pr - y[i], max(pr*(1-pr), 1e-16)}
 		case SquaredError:
 			gh[i] = gradPair{raw[i] - y[i], 1}

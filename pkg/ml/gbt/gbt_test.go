@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -30,7 +31,7 @@ func synthetic(n int, seed uint64) (*mat.Dense, []float64) {
 		x.Set(i, 0, a)
 		x.Set(i, 1, c)
 		x.Set(i, 2, rng.Float64())
-		if rng.Float64() < sigmoid(f-1) {
+		if rng.Float64() < logistic.Sigmoid(f-1) {
 			y[i] = 1
 		}
 	}

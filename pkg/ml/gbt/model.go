@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -180,7 +181,7 @@ func (e *Ensemble) Predict(x *mat.Dense) *mat.VecDense {
 func (e *Ensemble) PredictProba(x *mat.Dense) *mat.VecDense {
 	m := e.Margins(x)
 	for i, v := range m {
-		m[i] = sigmoid(v)
+		m[i] = logistic.Sigmoid(v)
 	}
 	return mat.NewVecDense(len(m), m)
 }
@@ -190,11 +191,3 @@ func (e *Ensemble) HasProbabilities() bool { return e.Objective == Logistic }
 
 // NumFeatures returns the number of input columns.
 func (e *Ensemble) NumFeatures() int { return e.Features }
-
-func sigmoid(s float64) float64 {
-	if s >= 0 {
-		return 1 / (1 + math.Exp(-s))
-	}
-	z := math.Exp(s)
-	return z / (1 + z)
-}
