@@ -17,12 +17,13 @@ const binSample = 200_000
 type binner struct {
 	categorical bool
 	thresholds  []float64
+	codes       int // categorical: one more than the largest code in the column
 }
 
 // bins is the number of non-missing bins of the column.
 func (b *binner) bins() int {
 	if b.categorical {
-		return MaxBins
+		return b.codes
 	}
 	return len(b.thresholds) + 1
 }
@@ -44,7 +45,13 @@ func (b *binner) bin(v float64) uint8 {
 // distinct values when there are at most maxBins of them, else quantiles of a sample.
 func fitBinner(col []float64, rows []int, categorical bool, maxBins int, rng *rand.Rand) *binner {
 	if categorical {
-		return &binner{categorical: true}
+		codes := 1
+		for _, v := range col {
+			if !math.IsNaN(v) {
+				codes = max(codes, int(v)+1)
+			}
+		}
+		return &binner{categorical: true, codes: codes}
 	}
 	if len(rows) > binSample {
 		rows = slices.Clone(rows)
@@ -83,21 +90,43 @@ func midpointQuantile(sorted []float64, q float64) float64 {
 	return sorted[lo] + (sorted[hi]-sorted[lo])/2
 }
 
-// binned is the training matrix in bins, column by column.
+// binned is the training matrix in bins, twice: column by column, for routing rows
+// through splits, and row by row, for histograms, which read all of a row's bins at once.
+// In the rows, a missing value is in the bin after the column's value bins, as in its
+// histogram.
 type binned struct {
+	layout
 	cols    [][]uint8
+	byRow   []uint8 // row i's bins are byRow[i*width : (i+1)*width]
+	width   int
 	binners []*binner
 	rows    int
 }
 
 func binColumns(cols [][]float64, binners []*binner, rows int) *binned {
-	out := &binned{cols: make([][]uint8, len(cols)), binners: binners, rows: rows}
+	out := &binned{
+		layout:  newLayout(binners),
+		cols:    make([][]uint8, len(cols)),
+		byRow:   make([]uint8, rows*len(cols)),
+		width:   len(cols),
+		binners: binners,
+		rows:    rows,
+	}
 	for j, col := range cols {
 		b := make([]uint8, rows)
+		missing := uint8(binners[j].bins())
 		for i, v := range col[:rows] {
 			b[i] = binners[j].bin(v)
+			out.byRow[i*out.width+j] = b[i]
+			if b[i] == missingBin {
+				out.byRow[i*out.width+j] = missing
+			}
 		}
 		out.cols[j] = b
 	}
 	return out
+}
+
+func (d *binned) row(i int32) []uint8 {
+	return d.byRow[int(i)*d.width : int(i+1)*d.width : int(i+1)*d.width]
 }

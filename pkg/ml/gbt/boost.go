@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 
+	"github.com/bullseye-ml/bullseye/pkg/ml/internal/parallel"
 	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
 	"gonum.org/v1/gonum/mat"
 )
@@ -167,9 +168,8 @@ func (b *booster) run(ctx context.Context) (*Fitted, error) {
 		maxDepth:  p.MaxDepth,
 		shrink:    p.LearningRate,
 		threads:   b.threads,
-		pool:      &histPool{size: len(b.cols) * binsPerColumn},
+		pool:      &histPool{size: b.data.size()},
 		tmp:       make([]int32, len(b.train)),
-		ordered:   make([]gradPair, len(b.train)),
 	}
 	fit := &Fitted{Ensemble: &Ensemble{Objective: p.Objective, Base: base, Features: len(b.cols)}}
 	var trees []*binTree
@@ -226,19 +226,25 @@ func (b *booster) baseMargin() float64 {
 }
 
 func (b *booster) gradients() {
-	y, raw, gh := b.y, b.raw, b.gh
-	for _, i := range b.train {
-		switch b.p.Objective {
-		case Logistic:
-			pr := logistic.Sigmoid(raw[i])
-			gh[i] = gradPair{pr - y[i], max(pr*(1-pr), 1e-16)}
-		case SquaredError:
-			gh[i] = gradPair{raw[i] - y[i], 1}
-		case Poisson:
-			mu := math.Exp(raw[i])
-			gh[i] = gradPair{mu - y[i], mu}
-		}
+	parts := b.threads
+	if len(b.train) < parallelCells {
+		parts = 1
 	}
+	parallel.Split(len(b.train), parts, func(_, lo, hi int) {
+		y, raw, gh := b.y, b.raw, b.gh
+		for _, i := range b.train[lo:hi] {
+			switch b.p.Objective {
+			case Logistic:
+				pr := logistic.Sigmoid(raw[i])
+				gh[i] = gradPair{pr - y[i], max(pr*(1-pr), 1e-16)}
+			case SquaredError:
+				gh[i] = gradPair{raw[i] - y[i], 1}
+			case Poisson:
+				mu := math.Exp(raw[i])
+				gh[i] = gradPair{mu - y[i], mu}
+			}
+		}
+	})
 }
 
 // sampleRows returns the rows the next tree is fitted on, in increasing order.

@@ -61,7 +61,7 @@ func TestBestNumericMatchesBruteForce(t *testing.T) {
 		for i := range idx {
 			idx[i] = int32(i)
 		}
-		h := make(histogram, binsPerColumn)
+		h := make(histogram, data.size())
 		h.build(data, []int{0}, idx, gh, 1)
 		var total stat
 		for _, p := range gh {

@@ -12,9 +12,8 @@ type grower struct {
 	threads   int
 	pool      *histPool
 
-	idx     []int32 // the tree's rows, partitioned in place leaf by leaf
-	tmp     []int32
-	ordered []gradPair
+	idx []int32 // the tree's rows, partitioned in place leaf by leaf
+	tmp []int32
 }
 
 // growing is a leaf of the tree being grown: rows idx[lo:hi] reach it.
@@ -83,12 +82,7 @@ func (g *grower) sumRows(l *growing) stat {
 }
 
 func (g *grower) buildHist(l *growing) {
-	rows := g.idx[l.lo:l.hi]
-	ordered := g.ordered[:len(rows)]
-	for i, r := range rows {
-		ordered[i] = g.gh[r]
-	}
-	l.hist.build(g.data, g.cols, rows, ordered, g.threads)
+	l.hist.build(g.data, g.cols, g.idx[l.lo:l.hi], g.gh, g.threads)
 }
 
 func (g *grower) findSplit(l *growing) {
@@ -133,7 +127,7 @@ func (g *grower) splitLeaf(t *binTree, l *growing) (*growing, *growing) {
 	small.hist = g.pool.get()
 	g.buildHist(small)
 	large.hist = l.hist
-	large.hist.subtract(l.hist, small.hist, g.cols)
+	large.hist.subtract(l.hist, small.hist, g.cols, g.data.layout)
 	g.findSplit(left)
 	g.findSplit(right)
 	return left, right

@@ -2,9 +2,6 @@ package gbt
 
 import "github.com/bullseye-ml/bullseye/pkg/ml/internal/parallel"
 
-// binsPerColumn is the width of a column's histogram: the value bins and the missing bin.
-const binsPerColumn = MaxBins + 1
-
 // stat is the gradient, hessian and row count of a set of rows.
 type stat struct {
 	g, h float64
@@ -14,31 +11,57 @@ type stat struct {
 func (s stat) add(o stat) stat { return stat{s.g + o.g, s.h + o.h, s.n + o.n} }
 func (s stat) sub(o stat) stat { return stat{s.g - o.g, s.h - o.h, s.n - o.n} }
 
-// histogram holds binsPerColumn stats for every column, column after column. Only the
+// histogram holds the stats of every bin of every column, laid out by a layout. Only the
 // columns a tree may split on are filled.
 type histogram []stat
 
-func (h histogram) column(j int) []stat {
-	return h[j*binsPerColumn : (j+1)*binsPerColumn : (j+1)*binsPerColumn]
+// layout places the columns' bins in a histogram: column j's value bins from off[j], its
+// missing bin last, before off[j+1]. A column takes as many stats as it has bins.
+type layout struct{ off []int }
+
+func newLayout(binners []*binner) layout {
+	off := make([]int, len(binners)+1)
+	for j, b := range binners {
+		off[j+1] = off[j] + b.bins() + 1
+	}
+	return layout{off}
 }
 
-// gradPair is a row's gradient and hessian, stored side by side so that a node's rows read
-// them in one sequential pass.
+func (l layout) size() int { return l.off[len(l.off)-1] }
+
+func (l layout) column(h histogram, j int) []stat {
+	return h[l.off[j]:l.off[j+1]:l.off[j+1]]
+}
+
+// gradPair is a row's gradient and hessian.
 type gradPair struct{ g, h float64 }
 
-// build fills h with the stats of rows over the columns cols; gh[i] belongs to rows[i].
-// The columns are shared out among threads goroutines; each column is summed by one
-// goroutine in row order, so the result does not depend on the number of threads.
+// parallelCells is the least number of (row, column) cells a histogram must have before
+// its columns are shared out among goroutines.
+const parallelCells = 1 << 15
+
+// build fills h with the stats of rows over the columns cols; gh is indexed by row. Each
+// goroutine sums a share of the columns over all the rows in their order, so the result
+// does not depend on the number of threads. Rows are read whole: a row's updates go to
+// different columns and do not wait for each other, as a column's successive rows, often
+// in one bin, would.
 func (h histogram) build(data *binned, cols []int, rows []int32, gh []gradPair, threads int) {
-	parallel.Split(len(cols), min(threads, len(cols)), func(_, lo, hi int) {
-		for _, j := range cols[lo:hi] {
-			hc := h.column(j)
-			clear(hc)
-			col := data.cols[j]
-			for i, r := range rows {
-				e := &hc[col[r]]
-				e.g += gh[i].g
-				e.h += gh[i].h
+	parts := min(threads, len(cols))
+	if len(rows)*len(cols) < parallelCells {
+		parts = 1
+	}
+	parallel.Split(len(cols), parts, func(_, lo, hi int) {
+		mine := cols[lo:hi]
+		off := data.off
+		for _, j := range mine {
+			clear(data.column(h, j))
+		}
+		for _, r := range rows {
+			bins, p := data.row(r), gh[r]
+			for _, j := range mine {
+				e := &h[off[j]+int(bins[j])]
+				e.g += p.g
+				e.h += p.h
 				e.n++
 			}
 		}
@@ -46,9 +69,9 @@ func (h histogram) build(data *binned, cols []int, rows []int32, gh []gradPair, 
 }
 
 // subtract sets h to parent − sibling over the columns cols.
-func (h histogram) subtract(parent, sibling histogram, cols []int) {
+func (h histogram) subtract(parent, sibling histogram, cols []int, l layout) {
 	for _, j := range cols {
-		hc, pc, sc := h.column(j), parent.column(j), sibling.column(j)
+		hc, pc, sc := l.column(h, j), l.column(parent, j), l.column(sibling, j)
 		for b := range hc {
 			hc[b] = pc[b].sub(sc[b])
 		}

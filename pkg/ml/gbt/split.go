@@ -64,9 +64,9 @@ func bestSplit(h histogram, cols []int, data *binned, total stat, rules *splitRu
 	for _, j := range cols {
 		var s split
 		if data.binners[j].categorical {
-			s = bestCategorical(h.column(j), total, rules)
+			s = bestCategorical(data.column(h, j), total, rules)
 		} else {
-			s = bestNumeric(h.column(j), data.binners[j].bins(), total, rules)
+			s = bestNumeric(data.column(h, j), total, rules)
 		}
 		if s.gain > best.gain {
 			s.col = j
@@ -76,9 +76,12 @@ func bestSplit(h histogram, cols []int, data *binned, total stat, rules *splitRu
 	return best
 }
 
-func bestNumeric(hc []stat, bins int, total stat, rules *splitRules) split {
+// bestNumeric finds the best split of a numeric column's histogram hc, whose last bin
+// holds the missing values.
+func bestNumeric(hc []stat, total stat, rules *splitRules) split {
 	best := split{}
-	miss := hc[missingBin]
+	bins := len(hc) - 1
+	miss := hc[bins]
 	consider := func(b int, l stat, defaultLeft bool) {
 		r := total.sub(l)
 		if !rules.admits(l) || !rules.admits(r) {
@@ -101,9 +104,12 @@ func bestNumeric(hc []stat, bins int, total stat, rules *splitRules) split {
 	return best
 }
 
+// bestCategorical finds the best split of a categorical column's histogram hc, whose
+// bins are the category codes and whose last bin holds the missing values.
 func bestCategorical(hc []stat, total stat, rules *splitRules) split {
+	missing := len(hc) - 1
 	var present []int
-	for b := range binsPerColumn {
+	for b := range hc {
 		if hc[b].n > 0 {
 			present = append(present, b)
 		}
@@ -120,6 +126,9 @@ func bestCategorical(hc []stat, total stat, rules *splitRules) split {
 		if g := gain(l, r, total, l2); g > best.gain {
 			best = split{gain: g, categorical: true, left: l, right: r}
 			for _, b := range set {
+				if b == missing {
+					b = missingBin
+				}
 				best.cats[b>>6] |= 1 << (b & 63)
 			}
 		}
