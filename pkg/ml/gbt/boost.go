@@ -100,6 +100,7 @@ type booster struct {
 	gh      []gradPair
 	rng     *rand.Rand
 	threads int
+	team    *parallel.Team // threads goroutines while run runs
 }
 
 func newBooster(cols [][]float64, y []float64, p Params) *booster {
@@ -160,6 +161,8 @@ func (b *booster) run(ctx context.Context) (*Fitted, error) {
 		b.raw[i] = base
 	}
 	b.gh = make([]gradPair, len(b.y))
+	b.team = parallel.NewTeam(b.threads)
+	defer b.team.Close()
 	g := &grower{
 		data:      b.data,
 		gh:        b.gh,
@@ -167,7 +170,7 @@ func (b *booster) run(ctx context.Context) (*Fitted, error) {
 		maxLeaves: p.MaxLeaves,
 		maxDepth:  p.MaxDepth,
 		shrink:    p.LearningRate,
-		threads:   b.threads,
+		team:      b.team,
 		pool:      &histPool{size: b.data.size()},
 		tmp:       make([]int32, len(b.train)),
 	}
@@ -227,10 +230,10 @@ func (b *booster) baseMargin() float64 {
 
 func (b *booster) gradients() {
 	parts := b.threads
-	if len(b.train) < parallelCells {
+	if len(b.train) < parallelRows {
 		parts = 1
 	}
-	parallel.Split(len(b.train), parts, func(_, lo, hi int) {
+	b.team.Split(len(b.train), parts, func(_, lo, hi int) {
 		y, raw, gh := b.y, b.raw, b.gh
 		for _, i := range b.train[lo:hi] {
 			switch b.p.Objective {

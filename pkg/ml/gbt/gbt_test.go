@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/bullseye-ml/bullseye/pkg/ml/internal/parallel"
 	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
 	"gonum.org/v1/gonum/mat"
 )
@@ -62,7 +63,7 @@ func TestBestNumericMatchesBruteForce(t *testing.T) {
 			idx[i] = int32(i)
 		}
 		h := make(histogram, data.size())
-		h.build(data, []int{0}, idx, gh, 1)
+		h.build(data, []int{0}, idx, gh, parallel.NewTeam(1))
 		var total stat
 		for _, p := range gh {
 			total = total.add(stat{p.g, p.h, 1})
@@ -168,8 +169,8 @@ func TestEarlyStoppingKeepsTheBestRound(t *testing.T) {
 }
 
 func TestDeterministicForASeed(t *testing.T) {
-	x, y := synthetic(2000, 9)
-	p := Params{Trees: 30, Subsample: 0.7, ColSample: 0.67, Categorical: []bool{false, true, false}, Seed: 11}
+	x, y := synthetic(60000, 9) // enough rows for histograms and partitions to be shared out
+	p := Params{Trees: 30, Subsample: 0.7, ColSample: 0.67, Categorical: []bool{false, true, false}, Seed: 11, Threads: 3}
 	a, err := Fit(context.Background(), x, y, p)
 	if err != nil {
 		t.Fatal(err)

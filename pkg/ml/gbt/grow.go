@@ -1,5 +1,7 @@
 package gbt
 
+import "github.com/bullseye-ml/bullseye/pkg/ml/internal/parallel"
+
 // grower grows one tree leaf-wise on the binned training rows.
 type grower struct {
 	data      *binned
@@ -9,7 +11,7 @@ type grower struct {
 	maxLeaves int
 	maxDepth  int
 	shrink    float64
-	threads   int
+	team      *parallel.Team
 	pool      *histPool
 
 	idx []int32 // the tree's rows, partitioned in place leaf by leaf
@@ -82,7 +84,7 @@ func (g *grower) sumRows(l *growing) stat {
 }
 
 func (g *grower) buildHist(l *growing) {
-	l.hist.build(g.data, g.cols, g.idx[l.lo:l.hi], g.gh, g.threads)
+	l.hist.build(g.data, g.cols, g.idx[l.lo:l.hi], g.gh, g.team)
 }
 
 func (g *grower) findSplit(l *growing) {
@@ -101,20 +103,7 @@ func (g *grower) findSplit(l *growing) {
 // parent's less it.
 func (g *grower) splitLeaf(t *binTree, l *growing) (*growing, *growing) {
 	s := l.best
-	col := g.data.cols[s.col]
-	mid := l.lo
-	k := 0
-	for i := l.lo; i < l.hi; i++ {
-		r := g.idx[i]
-		if s.goesLeft(col[r]) {
-			g.idx[mid] = r
-			mid++
-		} else {
-			g.tmp[k] = r
-			k++
-		}
-	}
-	copy(g.idx[mid:l.hi], g.tmp[:k])
+	mid := g.partition(l.lo, l.hi, &s)
 
 	left := &growing{node: t.add(), lo: l.lo, hi: mid, depth: l.depth + 1, total: s.left}
 	right := &growing{node: t.add(), lo: mid, hi: l.hi, depth: l.depth + 1, total: s.right}
@@ -131,6 +120,52 @@ func (g *grower) splitLeaf(t *binTree, l *growing) (*growing, *growing) {
 	g.findSplit(left)
 	g.findSplit(right)
 	return left, right
+}
+
+// parallelPartition is the least number of rows a node must have before its partition is
+// shared out among goroutines.
+const parallelPartition = 1 << 14
+
+// partition orders g.idx[lo:hi] stably into the rows that s sends left, then those it
+// sends right, and returns where the right ones begin. Large nodes are cut into pieces
+// partitioned at once; the pieces' lefts, then their rights, are then put together.
+func (g *grower) partition(lo, hi int, s *split) int {
+	route := s.router()
+	col := g.data.cols[s.col]
+	parts := 1
+	if hi-lo >= parallelPartition {
+		parts = g.team.Size()
+	}
+	lefts := make([]int, parts)
+	g.team.Split(hi-lo, parts, func(k, plo, phi int) {
+		lefts[k] = partitionRows(g.idx[lo+plo:lo+phi], g.tmp[lo+plo:lo+phi], col, &route)
+	})
+	mid := lo
+	for k := range parts {
+		plo := lo + k*(hi-lo)/parts
+		mid += copy(g.idx[mid:], g.idx[plo:plo+lefts[k]])
+	}
+	at := mid
+	for k := range parts {
+		plo, phi := lo+k*(hi-lo)/parts, lo+(k+1)*(hi-lo)/parts
+		at += copy(g.idx[at:], g.tmp[plo:phi-lefts[k]])
+	}
+	return mid
+}
+
+// partitionRows moves the rows of idx that route sends left (route[bin] = 1) to its start,
+// in order, and the others to the start of tmp, in order; it returns how many went left.
+func partitionRows(idx, tmp []int32, col []uint8, route *[256]uint8) int {
+	tmp = tmp[:len(idx)]
+	left, right := 0, 0
+	for _, r := range idx {
+		goLeft := int(route[col[r]])
+		idx[left] = r
+		tmp[right] = r
+		left += goLeft
+		right += 1 - goLeft
+	}
+	return left
 }
 
 // binTree is a tree whose numeric thresholds are still bin numbers.

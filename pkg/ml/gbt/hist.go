@@ -38,34 +38,62 @@ type gradPair struct{ g, h float64 }
 
 // parallelCells is the least number of (row, column) cells a histogram must have before
 // its columns are shared out among goroutines.
-const parallelCells = 1 << 15
+const parallelCells = 1 << 16
+
+// parallelRows is the least number of rows a per-row loop must have before its rows are
+// shared out among goroutines.
+const parallelRows = 1 << 13
 
 // build fills h with the stats of rows over the columns cols; gh is indexed by row. Each
 // goroutine sums a share of the columns over all the rows in their order, so the result
 // does not depend on the number of threads. Rows are read whole: a row's updates go to
 // different columns and do not wait for each other, as a column's successive rows, often
 // in one bin, would.
-func (h histogram) build(data *binned, cols []int, rows []int32, gh []gradPair, threads int) {
-	parts := min(threads, len(cols))
+func (h histogram) build(data *binned, cols []int, rows []int32, gh []gradPair, team *parallel.Team) {
+	parts := min(team.Size(), len(cols))
 	if len(rows)*len(cols) < parallelCells {
 		parts = 1
 	}
-	parallel.Split(len(cols), parts, func(_, lo, hi int) {
+	team.Split(len(cols), parts, func(_, lo, hi int) {
 		mine := cols[lo:hi]
-		off := data.off
 		for _, j := range mine {
 			clear(data.column(h, j))
 		}
-		for _, r := range rows {
-			bins, p := data.row(r), gh[r]
-			for _, j := range mine {
-				e := &h[off[j]+int(bins[j])]
-				e.g += p.g
-				e.h += p.h
-				e.n++
-			}
+		if first, last := mine[0], mine[len(mine)-1]; last-first == len(mine)-1 {
+			h.addSpan(data, first, last+1, rows, gh)
+			return
 		}
+		h.addColumns(data, mine, rows, gh)
 	})
+}
+
+// addSpan adds the rows to the bins of the columns [c0, c1).
+func (h histogram) addSpan(data *binned, c0, c1 int, rows []int32, gh []gradPair) {
+	off := data.off[c0:c1]
+	for _, r := range rows {
+		bins, p := data.row(r)[c0:c1], gh[r]
+		off := off[:len(bins)]
+		for k, b := range bins {
+			e := &h[off[k]+int(b)]
+			e.g += p.g
+			e.h += p.h
+			e.n++
+		}
+	}
+}
+
+// addColumns adds the rows to the bins of the columns cols.
+func (h histogram) addColumns(data *binned, cols []int, rows []int32, gh []gradPair) {
+	off := data.off
+	for _, r := range rows {
+		bins, p := data.row(r), gh[r]
+		for _, j := range cols {
+			e := &h[off[j]+int(bins[j])]
+			e.g += p.g
+			e.h += p.h
+			e.n++
+		}
+	}
 }
 
 // subtract sets h to parent − sibling over the columns cols.

@@ -39,6 +39,17 @@ func (s *split) goesLeft(b uint8) bool {
 	return b <= s.bin
 }
 
+// router returns, for every bin, 1 if it goes left and 0 if it goes right.
+func (s *split) router() [256]uint8 {
+	var r [256]uint8
+	for b := range r {
+		if s.goesLeft(uint8(b)) {
+			r[b] = 1
+		}
+	}
+	return r
+}
+
 // splitRules are the bounds a split's children must meet.
 type splitRules struct {
 	l2             float64

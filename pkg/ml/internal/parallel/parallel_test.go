@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bullseye-ml/bullseye/pkg/ml/internal/parallel"
 	"go.uber.org/goleak"
@@ -48,5 +49,56 @@ func TestDo(t *testing.T) {
 	})
 	if done.Load() != 50 || peak.Load() > 3 {
 		t.Errorf("done %d tasks with up to %d at once, want 50 with at most 3", done.Load(), peak.Load())
+	}
+}
+
+func TestTeam(t *testing.T) {
+	team := parallel.NewTeam(3)
+	defer team.Close()
+	for round := range 200 {
+		n, p := 1000+round, 1+round%7
+		seen := make([]int32, n)
+		var parts atomic.Int32
+		team.Split(n, p, func(part, lo, hi int) {
+			parts.Add(1)
+			if lo != part*n/p || hi != (part+1)*n/p {
+				t.Errorf("round %d: part %d is [%d, %d)", round, part, lo, hi)
+			}
+			for i := lo; i < hi; i++ {
+				atomic.AddInt32(&seen[i], 1)
+			}
+		})
+		for i, c := range seen {
+			if c != 1 {
+				t.Fatalf("round %d: item %d visited %d times", round, i, c)
+			}
+		}
+		if int(parts.Load()) != p {
+			t.Fatalf("round %d: %d parts ran, want %d", round, parts.Load(), p)
+		}
+		if round%50 == 0 {
+			time.Sleep(20 * time.Millisecond) // long enough for the workers to fall asleep
+		}
+	}
+}
+
+func TestTeamUsesItsWorkers(t *testing.T) {
+	team := parallel.NewTeam(2)
+	defer team.Close()
+	var inside, overlapped atomic.Int32
+	for range 100 {
+		team.Split(2, 2, func(_, _, _ int) {
+			if inside.Add(1) == 2 {
+				overlapped.Add(1)
+			}
+			deadline := time.Now().Add(2 * time.Millisecond)
+			for time.Now().Before(deadline) && inside.Load() < 2 {
+				runtime.Gosched()
+			}
+			inside.Add(-1)
+		})
+	}
+	if overlapped.Load() == 0 {
+		t.Error("no two parts of a loop ever ran at once")
 	}
 }
