@@ -261,7 +261,8 @@ type featureScorer struct {
 	weights   []float64
 	intercept float64
 	// Boosted trees: scored tree by tree over the batch, with TreeSHAP contributions.
-	trees *gbt.Ensemble
+	trees     *gbt.Ensemble
+	explainer *gbt.Explainer // of trees
 	// Other families: the decoded model.
 	model ml.Model
 
@@ -328,7 +329,7 @@ func newFeatureScorer(f *Fitted) (*featureScorer, error) {
 	case *svm.LinearModel:
 		lin = &m.Model
 	case *gbt.Ensemble:
-		s.trees = m
+		s.trees, s.explainer = m, m.Explainer()
 		s.info.HasContributions = true
 	case *svm.KernelModel, *kernel.NystroemModel:
 		s.model = m
@@ -463,7 +464,7 @@ func (s *featureScorer) scoreTrees(design []float64, n int, contributions bool, 
 		out.Contributions = out.Contributions[:n*w]
 		phi := make([]float64, s.width)
 		for i := range n {
-			e.Contributions(design[i*s.width:(i+1)*s.width], phi)
+			s.explainer.Contributions(design[i*s.width:(i+1)*s.width], phi)
 			for k := range s.columns {
 				c := &s.columns[k].in
 				var sum float64
@@ -473,7 +474,7 @@ func (s *featureScorer) scoreTrees(design []float64, n int, contributions bool, 
 				out.Contributions[i*w+k] = sum
 			}
 		}
-		out.Baseline = e.ExpectedValue()
+		out.Baseline = s.explainer.ExpectedValue()
 	}
 	if e.Objective == gbt.Poisson {
 		for i, v := range out.Scores[:n] {

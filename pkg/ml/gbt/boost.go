@@ -101,6 +101,7 @@ type booster struct {
 	rng     *rand.Rand
 	threads int
 	team    *parallel.Team // threads goroutines while run runs
+	sampled []bool         // by row: in the current tree's sample (kept all false between trees)
 }
 
 func newBooster(cols [][]float64, y []float64, p Params) *booster {
@@ -296,14 +297,19 @@ func (b *booster) update(t *binTree, leaves []grown, idx []int32) {
 		}
 	}
 	if !grownOn {
-		in := make(map[int32]bool, len(idx))
+		if b.sampled == nil {
+			b.sampled = make([]bool, len(b.y))
+		}
 		for _, r := range idx {
-			in[r] = true
+			b.sampled[r] = true
 		}
 		for _, i := range b.train {
-			if !in[int32(i)] {
+			if !b.sampled[i] {
 				b.raw[i] += t.nodes[t.leafOf(b.data, i)].value
 			}
+		}
+		for _, r := range idx {
+			b.sampled[r] = false
 		}
 	}
 	for _, i := range b.valid {

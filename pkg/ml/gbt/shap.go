@@ -2,15 +2,51 @@ package gbt
 
 import "fmt"
 
-// ExpectedValue is the margin averaged over the training rows as the trees saw them
-// (weighted by node cover): the base that contributions are measured from.
-func (e *Ensemble) ExpectedValue() float64 {
-	v := e.Base
+// Explainer computes TreeSHAP contributions of an ensemble with what each row needs worked
+// out once: the expected value and every tree's depth. It is safe for concurrent use.
+type Explainer struct {
+	e        *Ensemble
+	depths   []int
+	maxDepth int
+	expected float64
+}
+
+// Explainer returns an explainer of e, which must not change afterwards.
+func (e *Ensemble) Explainer() *Explainer {
+	x := &Explainer{e: e, depths: make([]int, len(e.Trees)), expected: e.Base}
 	for ti := range e.Trees {
 		t := &e.Trees[ti]
-		v += t.expected(0)
+		x.depths[ti] = t.depth(0)
+		x.maxDepth = max(x.maxDepth, x.depths[ti])
+		x.expected += t.expected(0)
 	}
-	return v
+	return x
+}
+
+// ExpectedValue is the margin averaged over the training rows as the trees saw them
+// (weighted by node cover): the base that contributions are measured from.
+func (e *Ensemble) ExpectedValue() float64 { return e.Explainer().ExpectedValue() }
+
+// Contributions is e.Explainer().Contributions, for one row.
+func (e *Ensemble) Contributions(x []float64, phi []float64) { e.Explainer().Contributions(x, phi) }
+
+// ExpectedValue is the margin averaged over the training rows as the trees saw them
+// (weighted by node cover): the base that contributions are measured from.
+func (x *Explainer) ExpectedValue() float64 { return x.expected }
+
+// Contributions sets phi to the exact TreeSHAP attribution of every feature for row (Lundberg,
+// Erion and Lee 2018, Algorithm 2, path-dependent): the contributions add up to the row's
+// margin less ExpectedValue.
+func (x *Explainer) Contributions(row []float64, phi []float64) {
+	e := x.e
+	if len(row) < e.Features || len(phi) != e.Features {
+		panic(fmt.Sprintf("gbt: contributions of %d values into %d for %d features", len(row), len(phi), e.Features))
+	}
+	clear(phi)
+	s := shapper{buf: make([]pathElement, pathStorage(x.maxDepth))}
+	for ti := range e.Trees {
+		s.recurse(&e.Trees[ti], row, phi, e.Rules, 0, 0, 0, 1, 1, -1)
+	}
 }
 
 func (t *Tree) expected(k int32) float64 {
@@ -25,33 +61,13 @@ func (t *Tree) expected(k int32) float64 {
 	return (l.Cover*t.expected(n.Left) + r.Cover*t.expected(n.Right)) / n.Cover
 }
 
-// Contributions returns the exact TreeSHAP attribution of every feature for row x (Lundberg,
-// Erion and Lee 2018, Algorithm 2, path-dependent): the contributions add up to the row's
-// margin less ExpectedValue.
-func (e *Ensemble) Contributions(x []float64, phi []float64) {
-	if len(x) < e.Features || len(phi) != e.Features {
-		panic(fmt.Sprintf("gbt: contributions of %d values into %d for %d features", len(x), len(phi), e.Features))
+// depth returns the depth of the subtree at node k (0 for a leaf).
+func (t *Tree) depth(k int32) int {
+	n := &t.Nodes[k]
+	if n.IsLeaf() {
+		return 0
 	}
-	clear(phi)
-	var s shapper
-	for ti := range e.Trees {
-		t := &e.Trees[ti]
-		s.reset(t.depth())
-		s.recurse(t, x, phi, e.Rules, 0, 0, 0, 1, 1, -1)
-	}
-}
-
-// depth returns the depth of the tree (0 for a single leaf).
-func (t *Tree) depth() int {
-	var walk func(k int32) int
-	walk = func(k int32) int {
-		n := &t.Nodes[k]
-		if n.IsLeaf() {
-			return 0
-		}
-		return 1 + max(walk(n.Left), walk(n.Right))
-	}
-	return walk(0)
+	return 1 + max(t.depth(n.Left), t.depth(n.Right))
 }
 
 // pathElement is an element of the unique path of features from the root to a node.
@@ -62,19 +78,15 @@ type pathElement struct {
 	weight  float64
 }
 
-// shapper holds the path storage of one tree's recursion: each level copies its parent's
-// path into a fresh segment.
+// shapper holds the path storage of one row's recursion through a tree: each level copies
+// its parent's path into a fresh segment.
 type shapper struct {
 	buf []pathElement
 }
 
-func (s *shapper) reset(depth int) {
-	need := (depth + 2) * (depth + 3) / 2
-	if cap(s.buf) < need {
-		s.buf = make([]pathElement, need)
-	}
-	s.buf = s.buf[:need]
-}
+// pathStorage is the storage the recursion needs in a tree of the given depth: segments of
+// 1, 2, ..., depth+2 elements.
+func pathStorage(depth int) int { return (depth + 2) * (depth + 3) / 2 }
 
 // recurse visits node k with the unique path stored at s.buf[start:start+depth] and extends
 // it by the feature of the parent's split.
