@@ -9,11 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
-	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 )
 
@@ -118,29 +116,10 @@ func TestPseudonymiser(t *testing.T) {
 	}
 }
 
-func startNATS(t *testing.T) (jetstream.JetStream, *nats.Conn) {
-	t.Helper()
-	srv, err := embedded.StartNATS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js, nc
-}
-
 func TestEnsurePurgeAndErasureList(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	js, _ := startNATS(t)
+	js, _ := embeddedtest.JetStream(t)
 	// Readers may create the layout first; the writer's settings then win.
 	if err := eventlog.Ensure(ctx, js, eventlog.KeepExisting()); err != nil {
 		t.Fatal(err)

@@ -8,13 +8,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 )
 
 // TestReadStream reads a stream's filtered messages in order, whole and up
 // to a sequence, and an empty filter at once; it leaves no consumer.
 func TestReadStream(t *testing.T) {
-	js, _ := startNATS(t)
+	js, _ := embeddedtest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R", Subjects: []string{"r.>"}})

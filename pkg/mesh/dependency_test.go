@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 )
 
@@ -65,7 +66,7 @@ func healthIs(t *testing.T, addr string, want healthpb.HealthCheckResponse_Servi
 }
 
 func TestDependencyDownIsNotServingAndLeavesDiscovery(t *testing.T) {
-	d := newDiscovery(startEtcd(t))
+	d := newDiscovery(embeddedtest.Etcd(t))
 	s := serve(t, testConfig("ingest"), d, nil)
 	names := []string{"", "ingest", testServiceName}
 	s.SetReady(true)
@@ -123,7 +124,7 @@ func TestDependencyDownIsNotServingAndLeavesDiscovery(t *testing.T) {
 func TestFailShutsDownAndServeReturnsTheError(t *testing.T) {
 	errBroken := errors.New("connection closed for good")
 	t.Run("while serving", func(t *testing.T) {
-		d := newDiscovery(startEtcd(t))
+		d := newDiscovery(embeddedtest.Etcd(t))
 		s := serve(t, testConfig("feature"), d, nil)
 		s.SetReady(true)
 		eventually(t, 5*time.Second, endpointsAre(d, "feature", s.Addr()))

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 )
 
@@ -60,7 +61,7 @@ func endpointsAre(d *mesh.Discovery, service string, want ...string) func() (boo
 func TestDiscoveryDialReachesReadyInstance(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
-	d := newDiscovery(startEtcd(t))
+	d := newDiscovery(embeddedtest.Etcd(t))
 	s := serve(t, testConfig("ingest"), d, nil)
 	conn := dialService(t, d, "ingest")
 
@@ -109,7 +110,7 @@ func TestDialNeedsExplicitTransportChoice(t *testing.T) {
 }
 
 func TestRegisterRefusesBadAddresses(t *testing.T) {
-	d := newDiscovery(startEtcd(t))
+	d := newDiscovery(embeddedtest.Etcd(t))
 	tests := []struct{ name, service, addr string }{
 		{"wildcard IPv4", "ingest", "0.0.0.0:7000"},
 		{"wildcard IPv6", "ingest", "[::]:7000"},
@@ -130,7 +131,7 @@ func TestRegisterRefusesBadAddresses(t *testing.T) {
 }
 
 func TestKilledInstanceExpiresAndReturns(t *testing.T) {
-	d := newDiscovery(startEtcd(t))
+	d := newDiscovery(embeddedtest.Etcd(t))
 	killed := serve(t, testConfig("ingest"), d, nil)
 	killed.SetReady(true)
 	eventually(t, 5*time.Second, endpointsAre(d, "ingest", killed.Addr()))
@@ -153,7 +154,7 @@ func TestKilledInstanceExpiresAndReturns(t *testing.T) {
 func TestGracefulStopUnderLoadFailsNoCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Second)
 	defer cancel()
-	d := newDiscovery(startEtcd(t))
+	d := newDiscovery(embeddedtest.Etcd(t))
 	first := serve(t, testConfig("echo"), d, nil)
 	second := serve(t, testConfig("echo"), d, nil)
 	first.SetReady(true)
@@ -230,7 +231,7 @@ func TestGracefulStopUnderLoadFailsNoCall(t *testing.T) {
 func TestRegistrationSurvivesRevokedLease(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
-	cli := startEtcd(t)
+	cli := embeddedtest.Etcd(t)
 	d := newDiscovery(cli)
 	reg, err := d.Register(ctx, "ingest", "127.0.0.1:7000", mesh.WithInstanceID("ingest-0"))
 	if err != nil {
@@ -280,7 +281,7 @@ func TestTraceCrossesTwoServers(t *testing.T) {
 	recorder := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
 	defer tp.Shutdown(context.Background())
-	d := newDiscovery(startEtcd(t))
+	d := newDiscovery(embeddedtest.Etcd(t))
 
 	cfgB := testConfig("trace-b")
 	cfgB.TracerProvider = tp

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -21,7 +20,6 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 )
 
@@ -31,25 +29,6 @@ func TestMain(m *testing.M) {
 
 // plaintext is the explicit development choice of no TLS.
 var plaintext = mesh.TLSConfig{Insecure: true}
-
-// startEtcd starts an embedded etcd for the test and returns a client of it. Both are closed
-// when the test ends.
-func startEtcd(t *testing.T) *clientv3.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	e, err := embedded.StartEtcd(ctx, t.TempDir())
-	if err != nil {
-		t.Fatalf("StartEtcd: %v", err)
-	}
-	t.Cleanup(e.Close)
-	cli, err := e.Client()
-	if err != nil {
-		t.Fatalf("etcd Client: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 // quietLogger returns a logger that discards everything.
 func quietLogger() *slog.Logger {

@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 )
 
@@ -220,7 +221,7 @@ func TestNewServerRefusesMissingTLS(t *testing.T) {
 
 func TestDiscoveryDialVerifiesServerName(t *testing.T) {
 	pki := newTestPKI(t)
-	d := newDiscovery(startEtcd(t))
+	d := newDiscovery(embeddedtest.Etcd(t))
 	cfg := testConfig("ingest")
 	cfg.TLS = mesh.TLSConfig{CertFile: pki.serverCert, KeyFile: pki.serverKey}
 	s := serve(t, cfg, d, nil)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 
@@ -91,6 +93,64 @@ func TestCloseRunsLastAddedFirst(t *testing.T) {
 	}
 	if _, err := e.Cli.Get(ctxT(t, time.Second), "k"); err == nil {
 		t.Error("the etcd client still answers after Close")
+	}
+}
+
+// TestJetStreamPublishesAndConsumes: JetStream's server takes a stream, a message published
+// to it is consumed back, and the test's cleanup closes the connection.
+func TestJetStreamPublishesAndConsumes(t *testing.T) {
+	var nc *nats.Conn
+	t.Run("server", func(t *testing.T) {
+		var js jetstream.JetStream
+		js, nc = embeddedtest.JetStream(t)
+		ctx := ctxT(t, 20*time.Second)
+		st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}})
+		if err != nil {
+			t.Fatalf("CreateStream: %v", err)
+		}
+		if _, err := js.Publish(ctx, "t.one", []byte("hello")); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+		if err != nil {
+			t.Fatalf("OrderedConsumer: %v", err)
+		}
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if m.Subject() != "t.one" || string(m.Data()) != "hello" {
+			t.Errorf("consumed %s %q, want t.one \"hello\"", m.Subject(), m.Data())
+		}
+	})
+	if nc == nil || !nc.IsClosed() {
+		t.Error("the connection is open after the test's cleanup")
+	}
+}
+
+// TestEtcdPutsAndGets: Etcd's client reads back what it puts, and the test's cleanup closes
+// it.
+func TestEtcdPutsAndGets(t *testing.T) {
+	var cli *clientv3.Client
+	t.Run("server", func(t *testing.T) {
+		cli = embeddedtest.Etcd(t)
+		ctx := ctxT(t, 20*time.Second)
+		if _, err := cli.Put(ctx, "k", "v"); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		resp, err := cli.Get(ctx, "k")
+		if err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+		if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "v" {
+			t.Errorf("Get(k) = %v, want one value v", resp.Kvs)
+		}
+	})
+	if cli == nil {
+		t.Fatal("no client")
+	}
+	if _, err := cli.Get(ctxT(t, time.Second), "k"); err == nil {
+		t.Error("the etcd client still answers after the test's cleanup")
 	}
 }
 

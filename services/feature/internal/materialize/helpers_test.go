@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
-	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog"
 	"github.com/bullseye-ml/bullseye/pkg/eventlog/eventlogtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
@@ -36,36 +34,17 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	e := &env{t: t, ctx: ctx}
-	etcd, err := embedded.StartEtcd(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(etcd.Close)
-	srv, err := embedded.StartNATS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if e.js, err = jetstream.New(nc); err != nil {
-		t.Fatal(err)
-	}
+	e := &env{t: t, ctx: ctx, cli: embeddedtest.Etcd(t)}
+	e.js, _ = embeddedtest.JetStream(t)
 	if err := eventlog.Ensure(ctx, e.js); err != nil {
 		t.Fatal(err)
 	}
-	if e.cli, err = clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
+	store, err := state.Open(ctx, e.js, state.WithLogger(quiet()))
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.cli.Close() })
-	if e.store, err = state.Open(ctx, e.js, state.WithLogger(quiet())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.store.Close)
+	t.Cleanup(store.Close)
+	e.store = store
 	e.pub = eventlogtest.NewPublisher(e.js)
 	return e
 }

@@ -14,7 +14,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 
-	"github.com/bullseye-ml/bullseye/pkg/embedded"
 	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
@@ -25,30 +24,13 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, embeddedtest.GoleakOptions()...) }
 
-func etcd(t *testing.T) *clientv3.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	e, err := embedded.StartEtcd(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	cli, err := e.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
-
 func spec(model string) *trainingv1.TrainingSpec {
 	return &trainingv1.TrainingSpec{ModelName: model, Task: modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION}
 }
 
 func TestCreateAndList(t *testing.T) {
 	ctx := context.Background()
-	s := jobs.NewStore(etcd(t))
+	s := jobs.NewStore(embeddedtest.Etcd(t))
 	var ids []string
 	for i := range 7 {
 		model := "a"
@@ -147,7 +129,7 @@ func waitFor(t *testing.T, s *jobs.Store, id string, cond func(*trainingv1.Job) 
 // expiry would: the replica stops the job at its next fenced write, and the job is taken
 // again (here by the same replica, the only one) and completes as attempt 2.
 func TestLostLockStopsWriting(t *testing.T) {
-	cli := etcd(t)
+	cli := embeddedtest.Etcd(t)
 	s := jobs.NewStore(cli)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := &runner{release: make(chan struct{}), stopped: make(chan error, 2)}
@@ -193,7 +175,7 @@ func TestLostLockStopsWriting(t *testing.T) {
 // that a job that has not ended is kept whatever its age.
 func TestPrune(t *testing.T) {
 	ctx := context.Background()
-	cli := etcd(t)
+	cli := embeddedtest.Etcd(t)
 	s := jobs.NewStore(cli)
 	// An unreadable record, sorting first, does not stop the pruning of the others.
 	if _, err := cli.Put(ctx, jobs.JobsPrefix+"0-unreadable", "\xff not a job"); err != nil {
@@ -279,7 +261,7 @@ func (g *gate) Run(ctx context.Context, job *trainingv1.Job, rep trainer.Reporte
 // "long" job and then a "short" one wait. When the first ends, the short one, of the group
 // not served yet, goes before the older job of the group just served.
 func TestFairQueue(t *testing.T) {
-	cli := etcd(t)
+	cli := embeddedtest.Etcd(t)
 	s := jobs.NewStore(cli)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := newGate()

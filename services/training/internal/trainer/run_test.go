@@ -13,13 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/bullseye-ml/bullseye/pkg/embedded"
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
@@ -114,36 +112,15 @@ type stand struct {
 
 func newStand(t *testing.T, table *featuretest.Table) *stand {
 	t.Helper()
+	cli := embeddedtest.Etcd(t)
+	js, _ := embeddedtest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	etcd, err := embedded.StartEtcd(ctx, t.TempDir())
+	reg, err := registry.Open(ctx, cli, js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(etcd.Close)
-	cli, err := etcd.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	srv, err := embedded.StartNATS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stand{features: featuretest.New("synth", "c", table)}
-	if s.registry, err = registry.Open(ctx, cli, js); err != nil {
-		t.Fatal(err)
-	}
+	s := &stand{registry: reg, features: featuretest.New("synth", "c", table)}
 	s.trainer = New(featureClient(t, s.features), s.registry, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithCodeVersion("test"))
 	return s
 }
