@@ -227,3 +227,27 @@ func TestStartProcessReportsAnEarlyExit(t *testing.T) {
 		t.Errorf("StartProcess with a bad flag: %v; want an early exit showing the log", err)
 	}
 }
+
+func TestWriteBenchmarksReplacesItsSection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	if err := os.WriteFile(path, []byte("# Benchmarks\n\n<!-- other:begin -->\nkept\n<!-- other:end -->\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"first table", "second table"} {
+		if err := embeddedtest.WriteBenchmarks(path, "bench-x", "make bench-x", table); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	if strings.Count(text, "<!-- bench-x:begin -->") != 1 || strings.Contains(text, "first table") ||
+		!strings.Contains(text, "```\nsecond table\n```\n<!-- bench-x:end -->\n") || !strings.Contains(text, "kept\n<!-- other:end -->") {
+		t.Errorf("after two writes:\n%s", text)
+	}
+	if !strings.Contains(text, embeddedtest.Machine()) || !strings.Contains(text, "## make bench-x") {
+		t.Errorf("the section does not say the command and the machine:\n%s", text)
+	}
+}

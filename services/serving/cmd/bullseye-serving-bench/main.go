@@ -9,7 +9,11 @@
 //	    lookups per call, and the rate as a share of (a)'s Predict;
 //	(c) Recommend top 10 over 20,000 items at rank 64, concurrency 64, batched beside batching
 //	    off (max batch size 1);
-//	(d) the p99 latency of Predict (a) at half its peak rate.
+//	(d) the p99 latency of Predict (a) at half its peak rate;
+//	(e) Predict of boosted trees (300 trees of up to 31 leaves) with the same 64 inline
+//	    features, concurrency 32, as a share of the logistic regression's rate; and with
+//	    include_contributions, the serving CPU time TreeSHAP adds to a row (serving's own CPU
+//	    time, user and system, per call).
 //
 // Serving and the no-op server run as child processes (this binary re-executed), each with
 // its own heap, beside the embedded etcd and NATS of this process and the bullseye-feature
@@ -50,6 +54,7 @@ import (
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
+	"github.com/bullseye-ml/bullseye/pkg/ml/gbt"
 	"github.com/bullseye-ml/bullseye/services/serving"
 	"github.com/bullseye-ml/bullseye/services/serving/internal/testenv"
 )
@@ -61,6 +66,7 @@ type options struct {
 	ghz       string
 	profile   string
 	only      string
+	write     string
 }
 
 func main() {
@@ -79,6 +85,7 @@ func main() {
 	flag.StringVar(&o.ghz, "ghz", "", "the ghz binary (default: $BULLSEYE_BIN/ghz or bin/ghz at the repository's root)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the measurements to this file")
 	flag.StringVar(&o.only, "only", "", "measure only one load (noop, inline, user, recs), for profiling; no table")
+	flag.StringVar(&o.write, "write", "", "also write the table, with this machine's description, to this file's bench-serve section (BENCHMARKS.md)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bullseye-serving-bench:", err)
@@ -100,6 +107,9 @@ func ctxFor(d time.Duration) (context.Context, context.CancelFunc) {
 // Model names.
 const (
 	logisticModel = "bench-logistic"
+	boostedModel  = "bench-boosted"
+	boostedTrees  = 300
+	boostedLeaves = 31
 	mfModel       = "bench-mf"
 	mfNoBatch     = "bench-mf-unbatched"
 	items         = 20000
@@ -138,11 +148,17 @@ func run(o options) (err error) {
 	if err != nil {
 		return err
 	}
+	boosted, err := testenv.FitBoosted(ctx, syn.Table, syn.Y, syn.Inputs,
+		gbt.Params{Trees: boostedTrees, MaxLeaves: boostedLeaves, LearningRate: 0.05, EarlyStopping: -1}, "bench", set.GetVersion())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "boosted trees: %d trees, %.1f leaves a tree on average\n", len(boosted.GetTrees().GetTrees()), meanLeaves(boosted))
 	mf := testenv.FactorsArtifact(testenv.RandomFactors(mfUsers, items, rank, 3), modelv1.ModelFamily_MODEL_FAMILY_IMPLICIT_ALS, modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT)
 	for _, m := range []struct {
 		name string
 		a    *modelv1.ModelArtifact
-	}{{logisticModel, logistic}, {mfModel, mf}, {mfNoBatch, mf}} {
+	}{{logisticModel, logistic}, {boostedModel, boosted}, {mfModel, mf}, {mfNoBatch, mf}} {
 		if _, err := env.Register(ctx, m.name, m.a, 0.9); err != nil {
 			return err
 		}
@@ -151,14 +167,15 @@ func run(o options) (err error) {
 		}
 	}
 
-	addr, stopServing, err := startChild(childServing,
+	srv, err := startChild(childServing,
 		"--etcd-endpoints", strings.Join(env.Endpoints(), ","), "--nats-url", env.NATS.URL(), "--insecure",
 		"--listen", "127.0.0.1:0", "--lease-ttl", "2s", "--data-dir", filepath.Join(dir, "serving"), "--readiness-interval", "100ms",
 		"--model-batching", fmt.Sprintf("%s:max-batch-size=1,max-concurrent-batches=%d", mfNoBatch, runtime.GOMAXPROCS(0)))
 	if err != nil {
 		return err
 	}
-	defer stopServing()
+	defer srv.stop()
+	addr := srv.addr
 
 	// The requests: ghz sends the messages of a file round robin.
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -167,10 +184,12 @@ func run(o options) (err error) {
 	}
 	defer conn.Close()
 	client := servingv1.NewPredictionServiceClient(conn)
-	var inline, byUser []*servingv1.PredictRequest
+	var inline, byUser, boostedReqs, explained []*servingv1.PredictRequest
 	var recReqs, recOffReqs []*servingv1.RecommendRequest
 	for i := range 200 {
 		inline = append(inline, &servingv1.PredictRequest{Model: &commonv1.ModelRef{Name: logisticModel}, Instances: []*servingv1.Instance{{Features: syn.Features(i)}}})
+		boostedReqs = append(boostedReqs, &servingv1.PredictRequest{Model: &commonv1.ModelRef{Name: boostedModel}, Instances: []*servingv1.Instance{{Features: syn.Features(i)}}})
+		explained = append(explained, &servingv1.PredictRequest{Model: &commonv1.ModelRef{Name: boostedModel}, Instances: []*servingv1.Instance{{Features: syn.Features(i)}}, IncludeContributions: true})
 	}
 	for _, id := range syn.IDs {
 		byUser = append(byUser, &servingv1.PredictRequest{Model: &commonv1.ModelRef{Name: logisticModel}, Instances: []*servingv1.Instance{{UserId: id}}})
@@ -191,13 +210,17 @@ func run(o options) (err error) {
 	} else if err := os.WriteFile(replyFile, b, 0o600); err != nil {
 		return err
 	}
-	noopAddr, stopNoop, err := startChild(childNoop, replyFile)
+	noop, err := startChild(childNoop, replyFile)
 	if err != nil {
 		return err
 	}
-	defer stopNoop()
+	defer noop.stop()
+	noopAddr := noop.addr
 	files := map[string]string{}
-	for name, msgs := range map[string][]*servingv1.PredictRequest{"inline": inline, "user": byUser} {
+	if err := checkExplained(ctx, client, explained[0], len(syn.Inputs)); err != nil {
+		return err
+	}
+	for name, msgs := range map[string][]*servingv1.PredictRequest{"inline": inline, "user": byUser, "boosted": boostedReqs, "explained": explained} {
 		if files[name], err = writeMessages(dir, name, msgs); err != nil {
 			return err
 		}
@@ -225,7 +248,7 @@ func run(o options) (err error) {
 	lookups := func() float64 { return env.FeatureCalls(tb{}, "GetOnlineFeatures") }
 	// Warm up every path once.
 	for _, w := range []struct{ addr, call, file string }{{noopAddr, predict, files["inline"]}, {addr, predict, files["inline"]},
-		{addr, predict, files["user"]}, {addr, recommend, files["recs"]}, {addr, recommend, files["recs-off"]}} {
+		{addr, predict, files["user"]}, {addr, predict, files["boosted"]}, {addr, predict, files["explained"]}, {addr, recommend, files["recs"]}, {addr, recommend, files["recs-off"]}} {
 		if _, err := ghz(o.ghz, w.addr, w.call, w.file, 32, 0, time.Second); err != nil {
 			return err
 		}
@@ -252,6 +275,24 @@ func run(o options) (err error) {
 	}
 	call := func(addr, method, file string, c int) func() (report_, error) {
 		return func() (report_, error) { return ghz(o.ghz, addr, method, file, c, 0, half) }
+	}
+	// servingCall is call against serving that also measures serving's CPU time per call.
+	servingCall := func(file string, c int) func() (report_, error) {
+		return func() (report_, error) {
+			before, err := srv.cpu()
+			if err != nil {
+				return report_{}, err
+			}
+			r, err := ghz(o.ghz, addr, predict, file, c, 0, half)
+			after, cerr := srv.cpu()
+			if err == nil && cerr != nil {
+				err = cerr
+			}
+			if r.Count > 0 {
+				r.CPUPerCall = (after - before) / time.Duration(r.Count)
+			}
+			return r, err
+		}
 	}
 	var lookupCount float64
 	var userCalls int64
@@ -289,6 +330,12 @@ func run(o options) (err error) {
 			return err
 		}
 		res.lookupsPerCall = lookupCount / float64(userCalls)
+		if res.inline3, res.boosted, err = pair(call(addr, predict, files["inline"], 32), servingCall(files["boosted"], 32)); err != nil {
+			return err
+		}
+		if res.boosted2, res.explained, err = pair(servingCall(files["boosted"], 32), servingCall(files["explained"], 32)); err != nil {
+			return err
+		}
 		if res.recs, res.recsOff, err = pair(call(addr, recommend, files["recs"], 64), call(addr, recommend, files["recs-off"], 64)); err != nil {
 			return err
 		}
@@ -298,6 +345,8 @@ func run(o options) (err error) {
 		fmt.Fprintf(os.Stderr, "run %d: no-op %.0f/s, Predict inline %.0f/s (%.2f); Predict inline %.0f/s, by user %.0f/s (%.2f, %.3f lookups/call); Recommend %.0f/s vs unbatched %.0f/s (%.1f); p99 at %.0f/s %v\n",
 			r+1, res.noop.Rps, res.inline.Rps, res.inline.Rps/res.noop.Rps, res.inline2.Rps, res.user.Rps, res.user.Rps/res.inline2.Rps, res.lookupsPerCall,
 			res.recs.Rps, res.recsOff.Rps, res.recs.Rps/res.recsOff.Rps, res.half.Rps, res.half.p(99).Round(time.Microsecond))
+		fmt.Fprintf(os.Stderr, "run %d: Predict boosted trees %.0f/s (%.2f × logistic's %.0f/s), %v CPU a call; with contributions %.0f/s, %v CPU a call\n",
+			r+1, res.boosted.Rps, res.boosted.Rps/res.inline3.Rps, res.inline3.Rps, res.boosted2.CPUPerCall, res.explained.Rps, res.explained.CPUPerCall)
 		results = append(results, res)
 	}
 	if o.only != "" {
@@ -309,6 +358,7 @@ func run(o options) (err error) {
 // result is one run's measurements.
 type result struct {
 	noop, inline, inline2, user, recs, recsOff, half report_
+	inline3, boosted, boosted2, explained            report_
 	lookupsPerCall                                   float64
 }
 
@@ -340,8 +390,13 @@ func report(o options, rs []result) error {
 	recsOff := med(func(r result) float64 { return r.recsOff.Rps })
 	recRatio := med(func(r result) float64 { return r.recs.Rps / r.recsOff.Rps })
 	p99 := dur(func(r result) time.Duration { return r.half.p(99) })
+	boosted := med(func(r result) float64 { return r.boosted.Rps })
+	boostedRatio := med(func(r result) float64 { return r.boosted.Rps / r.inline3.Rps })
+	explained := med(func(r result) float64 { return r.explained.Rps })
+	perRow := dur(func(r result) time.Duration { return r.explained.CPUPerCall - r.boosted2.CPUPerCall })
 
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	var table bytes.Buffer
+	w := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "serving, ghz v0.120.0, gRPC loopback, %d cores, median of %d runs of %v\tcalls/s\tp50\tp99\tfigure\ttarget\tmet\n", runtime.NumCPU(), o.runs, o.phase)
 	fmt.Fprintf(w, "(a) no-op server, same messages (64 inline features), c=32\t%.0f\t%v\t%v\t\t\t\n", noop,
 		dur(func(r result) time.Duration { return r.noop.p(50) }), dur(func(r result) time.Duration { return r.noop.p(99) }))
@@ -356,7 +411,41 @@ func report(o options, rs []result) error {
 		dur(func(r result) time.Duration { return r.recsOff.p(50) }), dur(func(r result) time.Duration { return r.recsOff.p(99) }))
 	fmt.Fprintf(w, "(d) Predict (a) at half its peak rate, c=32\t%.0f\t%v\t%v\tp99 %v\t< 10ms\t%s\n", med(func(r result) float64 { return r.half.Rps }),
 		dur(func(r result) time.Duration { return r.half.p(50) }), p99, p99, pass(p99 < 10*time.Millisecond))
-	return w.Flush()
+	fmt.Fprintf(w, "(e) Predict, boosted trees (%d trees, ≤ %d leaves), 64 inline features, c=32\t%.0f\t%v\t%v\t%.2f × logistic (a)\t≥ 0.8\t%s\n", boostedTrees, boostedLeaves, boosted,
+		dur(func(r result) time.Duration { return r.boosted.p(50) }), dur(func(r result) time.Duration { return r.boosted.p(99) }), boostedRatio, pass(boostedRatio >= 0.8))
+	fmt.Fprintf(w, "(e) the same with include_contributions (TreeSHAP), 1 row a call, c=32\t%.0f\t%v\t%v\t+%v serving CPU a row\t\t\n", explained,
+		dur(func(r result) time.Duration { return r.explained.p(50) }), dur(func(r result) time.Duration { return r.explained.p(99) }), perRow)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	os.Stdout.Write(table.Bytes())
+	if o.write == "" {
+		return nil
+	}
+	return embeddedtest.WriteBenchmarks(o.write, "bench-serve", "make bench-serve", table.String())
+}
+
+// meanLeaves is the mean number of leaves of an artifact's trees.
+func meanLeaves(a *modelv1.ModelArtifact) float64 {
+	trees := a.GetTrees().GetTrees()
+	var leaves int
+	for _, t := range trees {
+		leaves += (len(t.GetLeft()) + 1) / 2
+	}
+	return float64(leaves) / float64(max(len(trees), 1))
+}
+
+// checkExplained makes sure that Predict with include_contributions explains a boosted
+// tree's row input by input, so that the row measuring it measures TreeSHAP.
+func checkExplained(ctx context.Context, client servingv1.PredictionServiceClient, req *servingv1.PredictRequest, inputs int) error {
+	resp, err := client.Predict(ctx, req)
+	if err != nil {
+		return err
+	}
+	if got := len(resp.GetPredictions()[0].GetExplanation().GetContributions()); got != inputs {
+		return fmt.Errorf("boosted trees' Predict with include_contributions explains %d inputs, want %d", got, inputs)
+	}
+	return nil
 }
 
 // The benchmark runs serving and the no-op server as processes of their own, as in
@@ -367,25 +456,56 @@ const (
 	childNoop    = "-child-noop"
 )
 
+// child is a server this binary runs in a child mode.
+type child struct {
+	addr string
+	cmd  *exec.Cmd
+}
+
+// stop ends the child with SIGTERM.
+func (c *child) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Wait()
+}
+
+// cpu returns the CPU time the child has used so far, user and system, all threads.
+func (c *child) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name's closing parenthesis; utime and stime are the
+	// 14th and 15th of the whole line, in clock ticks (USER_HZ, 100 on Linux).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", c.cmd.Process.Pid, len(f))
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / 100), nil
+}
+
 // startChild starts this binary in a child mode and waits until the server it runs is
-// SERVING; stop ends it with SIGTERM.
-func startChild(mode string, args ...string) (string, func(), error) {
+// SERVING.
+func startChild(mode string, args ...string) (*child, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	cmd := exec.Command(self, append([]string{mode}, args...)...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+	c := &child{cmd: exec.Command(self, append([]string{mode}, args...)...)}
+	c.cmd.Stderr = os.Stderr
+	out, err := c.cmd.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+	if err := c.cmd.Start(); err != nil {
+		return nil, err
 	}
 	addrs := make(chan string, 1)
 	go func() {
@@ -396,20 +516,19 @@ func startChild(mode string, args ...string) (string, func(), error) {
 			}
 		}
 	}()
-	var addr string
 	select {
-	case addr = <-addrs:
+	case c.addr = <-addrs:
 	case <-time.After(time.Minute):
-		stop()
-		return "", nil, fmt.Errorf("%s did not start", mode)
+		c.stop()
+		return nil, fmt.Errorf("%s did not start", mode)
 	}
 	ctx, cancel := ctxFor(time.Minute)
 	defer cancel()
-	if err := embeddedtest.WaitServing(ctx, addr); err != nil {
-		stop()
-		return "", nil, err
+	if err := embeddedtest.WaitServing(ctx, c.addr); err != nil {
+		c.stop()
+		return nil, err
 	}
-	return addr, stop, nil
+	return c, nil
 }
 
 // runChildServing runs the serving service with flags args until SIGTERM.
@@ -502,11 +621,13 @@ type report_ struct {
 	} `json:"latencyDistribution"`
 	Status map[string]int64 `json:"statusCodeDistribution"`
 	Errors map[string]int64 `json:"errorDistribution"`
+	// CPUPerCall is the server's CPU time per call, where it was measured.
+	CPUPerCall time.Duration `json:"-"`
 }
 
 // merge combines two measurements of the same load: counts add, rates and percentiles average.
 func merge(rs [2]report_) report_ {
-	out := report_{Count: rs[0].Count + rs[1].Count, Rps: (rs[0].Rps + rs[1].Rps) / 2}
+	out := report_{Count: rs[0].Count + rs[1].Count, Rps: (rs[0].Rps + rs[1].Rps) / 2, CPUPerCall: (rs[0].CPUPerCall + rs[1].CPUPerCall) / 2}
 	for _, l := range rs[0].Latency {
 		l.Latency = (l.Latency + rs[1].p(l.Percentage)) / 2
 		out.Latency = append(out.Latency, l)

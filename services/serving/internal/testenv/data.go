@@ -23,6 +23,7 @@ import (
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
+	"github.com/bullseye-ml/bullseye/pkg/ml/gbt"
 	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
 	"github.com/bullseye-ml/bullseye/pkg/ml/preprocess"
 	mlrec "github.com/bullseye-ml/bullseye/pkg/ml/recommend"
@@ -241,16 +242,32 @@ func (e *Env) TrainingSet(ctx context.Context, set, label, positive string) (*Da
 // rows of t (targets y), as training does, and encodes the model as an artifact of a binary
 // classifier whose lineage names the feature set.
 func FitLogistic(ctx context.Context, t *ml.Table, y []float64, inputs []*modelv1.InputColumn, c float64, set string, setVersion int64) (*modelv1.ModelArtifact, error) {
-	pipe, x, err := preprocess.FitTransform(t, preprocess.Spec{})
+	return fitClassifier(ctx, t, y, inputs, preprocess.Spec{}, logistic.Regression{C: c},
+		modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, set, setVersion)
+}
+
+// FitBoosted fits boosted trees with params p on the rows of t (targets y) behind the native
+// preprocessing, as training does, and encodes them as FitLogistic does.
+func FitBoosted(ctx context.Context, t *ml.Table, y []float64, inputs []*modelv1.InputColumn, p gbt.Params, set string, setVersion int64) (*modelv1.ModelArtifact, error) {
+	return fitClassifier(ctx, t, y, inputs, preprocess.Spec{}.Native(), gbt.Estimator{Params: p},
+		modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES, set, setVersion)
+}
+
+func fitClassifier(ctx context.Context, t *ml.Table, y []float64, inputs []*modelv1.InputColumn, prep preprocess.Spec,
+	est ml.Estimator, family modelv1.ModelFamily, set string, setVersion int64) (*modelv1.ModelArtifact, error) {
+	pipe, x, err := preprocess.FitTransform(t, prep)
 	if err != nil {
 		return nil, err
 	}
-	model, err := logistic.Regression{C: c}.Fit(ctx, x, y)
+	if ce, ok := est.(ml.CategoricalEstimator); ok {
+		est = ce.WithCategorical(pipe.Categorical())
+	}
+	model, err := est.Fit(ctx, x, y)
 	if err != nil {
 		return nil, err
 	}
 	a, err := artifact.Encode(&artifact.Fitted{
-		Family:   modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
+		Family:   family,
 		Task:     modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION,
 		Inputs:   inputs,
 		Pipeline: pipe,

@@ -168,9 +168,10 @@ type PredictRequest struct {
 	// The instances to score, 1 to 10,000. Larger batches are split across the
 	// core's batches transparently.
 	Instances []*Instance `protobuf:"bytes,2,rep,name=instances,proto3" json:"instances,omitempty"`
-	// Return per-feature contributions with each row. Linear families only
-	// (linear and logistic regression, lasso, elastic net, linear SVM); rows
-	// from other families carry none.
+	// Return per-feature contributions with each row: linear families (linear
+	// and logistic regression, lasso, elastic net, linear SVM) split their
+	// score exactly, boosted trees give exact TreeSHAP values; rows from other
+	// families carry none.
 	IncludeContributions bool `protobuf:"varint,3,opt,name=include_contributions,json=includeContributions,proto3" json:"include_contributions,omitempty"`
 	// With include_contributions: the most contributions per row, largest
 	// absolute contribution first; 0 means all.
@@ -416,7 +417,8 @@ type Prediction struct {
 	ModelName string `protobuf:"bytes,7,opt,name=model_name,json=modelName,proto3" json:"model_name,omitempty"`
 	// The version that scored the row; 0 if none did.
 	ModelVersion int64 `protobuf:"varint,8,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
-	// Why this score, for linear models when asked (include_contributions).
+	// Why this score, for linear models and boosted trees when asked
+	// (include_contributions).
 	Explanation *Explanation `protobuf:"bytes,9,opt,name=explanation,proto3" json:"explanation,omitempty"`
 	// The model inputs this row was missing (neither fetched nor given inline,
 	// or null) and that the model imputed as its training did, in the model's
@@ -537,11 +539,12 @@ func (x *Prediction) GetOutputs() map[string]*v11.OutputValue {
 	return nil
 }
 
-// Explanation splits a linear model's score into per-feature contributions:
-// score = baseline + Σ contributions.
+// Explanation splits a score into per-feature contributions: score =
+// baseline + Σ contributions.
 type Explanation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The model's intercept.
+	// The score when every contribution is 0: a linear model's intercept, the
+	// expected margin of boosted trees over their training rows.
 	Baseline float64 `protobuf:"fixed64,1,opt,name=baseline,proto3" json:"baseline,omitempty"`
 	// The contributions by raw feature, largest absolute value first.
 	Contributions []*FeatureContribution `protobuf:"bytes,2,rep,name=contributions,proto3" json:"contributions,omitempty"`
@@ -593,10 +596,12 @@ func (x *Explanation) GetContributions() []*FeatureContribution {
 	return nil
 }
 
-// FeatureContribution is one raw feature's share of a linear score (the sum
-// of weight × design value over the design positions the feature produces,
-// missing indicator included), in the score's units (log-odds for logistic
-// regression).
+// FeatureContribution is one raw feature's share of a score, in the score's
+// units (log-odds for logistic regression and logistic boosted trees, the
+// margin of a Poisson ensemble): for a linear model the sum of weight ×
+// design value over the design positions the feature produces, missing
+// indicator included; for boosted trees the feature's exact Shapley value
+// (TreeSHAP, Lundberg et al. 2018).
 type FeatureContribution struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The raw feature's name.
