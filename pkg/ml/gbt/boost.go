@@ -235,15 +235,19 @@ func (b *booster) gradients() {
 		parts = 1
 	}
 	b.team.Split(len(b.train), parts, func(_, lo, hi int) {
-		y, raw, gh := b.y, b.raw, b.gh
-		for _, i := range b.train[lo:hi] {
-			switch b.p.Objective {
-			case Logistic:
+		y, raw, gh, rows := b.y, b.raw, b.gh, b.train[lo:hi]
+		switch b.p.Objective {
+		case Logistic:
+			for _, i := range rows {
 				pr := logistic.Sigmoid(raw[i])
 				gh[i] = gradPair{pr - y[i], max(pr*(1-pr), 1e-16)}
-			case SquaredError:
+			}
+		case SquaredError:
+			for _, i := range rows {
 				gh[i] = gradPair{raw[i] - y[i], 1}
-			case Poisson:
+			}
+		case Poisson:
+			for _, i := range rows {
 				mu := math.Exp(raw[i])
 				gh[i] = gradPair{mu - y[i], mu}
 			}
