@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	"github.com/bullseye-ml/bullseye/pkg/fault"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
@@ -15,7 +16,7 @@ import (
 	"github.com/bullseye-ml/bullseye/services/training/internal/spec"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, embeddedtest.GoleakOptions()...) }
 
 // regressionBoard returns a board of regression candidates ranked by rmse, with each
 // candidate's folds recorded: fold f of candidate i has folds[i][f] as its metrics.
