@@ -15,6 +15,7 @@ import (
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 )
 
 var familyNames = map[modelv1.ModelFamily]string{
@@ -225,21 +226,12 @@ func formatHorizon(d *durationpb.Duration) string {
 	return t.String()
 }
 
-// formatValue prints a common Value.
+// formatValue prints a common Value, times as the report prints them.
 func formatValue(v *commonv1.Value) string {
-	switch k := v.GetKind().(type) {
-	case *commonv1.Value_NumberValue:
-		return strconv.FormatFloat(k.NumberValue, 'g', -1, 64)
-	case *commonv1.Value_IntValue:
-		return strconv.FormatInt(k.IntValue, 10)
-	case *commonv1.Value_StringValue:
-		return k.StringValue
-	case *commonv1.Value_BoolValue:
-		return strconv.FormatBool(k.BoolValue)
-	case *commonv1.Value_TimeValue:
-		return formatTime(k.TimeValue)
+	if ts := v.GetTimeValue(); ts != nil {
+		return formatTime(ts)
 	}
-	return "null"
+	return values.String(v)
 }
 
 // formatParams prints hyperparameters as "a=1, b=x", sorted by name.

@@ -4,12 +4,32 @@ package values
 
 import (
 	"math"
+	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 )
+
+// String prints v as people read it: numbers in the shortest form that reads back the
+// same, times in RFC 3339 (UTC), and a missing value as null.
+func String(v *commonv1.Value) string {
+	switch k := v.GetKind().(type) {
+	case *commonv1.Value_NumberValue:
+		return strconv.FormatFloat(k.NumberValue, 'g', -1, 64)
+	case *commonv1.Value_IntValue:
+		return strconv.FormatInt(k.IntValue, 10)
+	case *commonv1.Value_StringValue:
+		return k.StringValue
+	case *commonv1.Value_BoolValue:
+		return strconv.FormatBool(k.BoolValue)
+	case *commonv1.Value_TimeValue:
+		return k.TimeValue.AsTime().UTC().Format(time.RFC3339Nano)
+	}
+	return "null"
+}
 
 // Missing reports whether v is a missing value: nil, or a Value with no kind.
 func Missing(v *commonv1.Value) bool { return v.GetKind() == nil }

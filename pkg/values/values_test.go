@@ -134,3 +134,23 @@ func TestUnixNanosClamps(t *testing.T) {
 		t.Errorf("UnixNanos = %d", got)
 	}
 }
+
+func TestString(t *testing.T) {
+	at := time.Date(2026, 3, 1, 9, 30, 0, 500, time.FixedZone("CET", 3600))
+	for _, c := range []struct {
+		v    *commonv1.Value
+		want string
+	}{
+		{&commonv1.Value{Kind: &commonv1.Value_NumberValue{NumberValue: 0.1}}, "0.1"},
+		{&commonv1.Value{Kind: &commonv1.Value_IntValue{IntValue: -42}}, "-42"},
+		{&commonv1.Value{Kind: &commonv1.Value_StringValue{StringValue: "admin."}}, "admin."},
+		{&commonv1.Value{Kind: &commonv1.Value_BoolValue{BoolValue: true}}, "true"},
+		{&commonv1.Value{Kind: &commonv1.Value_TimeValue{TimeValue: timestamppb.New(at)}}, "2026-03-01T08:30:00.0000005Z"},
+		{&commonv1.Value{}, "null"},
+		{nil, "null"},
+	} {
+		if got := values.String(c.v); got != c.want {
+			t.Errorf("String(%v) = %q, want %q", c.v, got, c.want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/yamlpb"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 )
 
 var evaluateCommand = Command{
@@ -119,7 +120,7 @@ func printEvaluation(env *Env, resp *trainingv1.EvaluateResponse) {
 			line += fmt.Sprintf("  probability %.4f", r.GetProbability())
 		}
 		if r.GetLabel() != nil {
-			line += "  label " + valueString(r.GetLabel())
+			line += "  label " + values.String(r.GetLabel())
 		}
 		fmt.Fprintln(env.Stdout, line)
 	}

@@ -10,6 +10,7 @@ import (
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
+	"github.com/bullseye-ml/bullseye/pkg/values"
 )
 
 // repeated is a flag that may be given many times.
@@ -96,7 +97,7 @@ var predictCommand = Command{
 				line += fmt.Sprintf("  value %.4f", p.GetValue())
 			}
 			if l := p.GetLabel(); l != nil {
-				line += "  label " + valueString(l)
+				line += "  label " + values.String(l)
 			}
 			if in := p.GetImputedInputs(); len(in) > 0 {
 				line += "  imputed " + strings.Join(in, ",")
@@ -229,20 +230,4 @@ func parseValue(s string) *commonv1.Value {
 		return &commonv1.Value{Kind: &commonv1.Value_BoolValue{BoolValue: b}}
 	}
 	return &commonv1.Value{Kind: &commonv1.Value_StringValue{StringValue: s}}
-}
-
-func valueString(v *commonv1.Value) string {
-	switch k := v.GetKind().(type) {
-	case *commonv1.Value_NumberValue:
-		return strconv.FormatFloat(k.NumberValue, 'g', -1, 64)
-	case *commonv1.Value_IntValue:
-		return strconv.FormatInt(k.IntValue, 10)
-	case *commonv1.Value_StringValue:
-		return k.StringValue
-	case *commonv1.Value_BoolValue:
-		return strconv.FormatBool(k.BoolValue)
-	case *commonv1.Value_TimeValue:
-		return k.TimeValue.AsTime().String()
-	}
-	return "null"
 }
