@@ -16,7 +16,25 @@ the script also runs the Go benchmarks of pkg/ml (BenchmarkLogisticBank, Benchma
 BenchmarkKernelSVMBank, BenchmarkGBTBank), one `go test -count=1` per round, alternating rounds
 with the Python libraries' so that both sides see the same machine noise, and prints both side by
 side. With --write FILE the table, with the machine's description, replaces the bench-train
-section of FILE (BENCHMARKS.md).
+section of FILE (BENCHMARKS.md). --runs 0 skips this timing part (use it with --mesh-seeds).
+
+With --mesh-seeds N the script also checks the boosted trees' accuracy through the whole mesh:
+it runs `go test -count=1 -run '^TestBankBoostedTrees$' -bank-seeds N -v -timeout 30m` in
+services/training (Bank imported through ingest, a feature set, training jobs with the gradient-
+boosted trees at the family's defaults and SearchSpec.seed 1 to N, the registry, Evaluate) and
+reads the test's bank-gbt lines (the median test ROC-AUC with and without duration) and its
+bank-select line (a model selection over logistic regression and the boosted trees, with
+duration). Over the same seeds it fits two baselines on the same training rows:
+scikit-learn's HistGradientBoostingClassifier at its defaults (random_state=seed) and XGBoost
+with 400 trees, max_depth 6, eta 0.05, subsample 0.8, colsample_bytree 0.8, tree_method hist
+(seed=seed, nthread 2). Both see the design the Go side's boosted trees train on
+(preprocess.Spec.Native): numeric columns raw and categoricals as ordinal codes (most frequent
+training category 0, ties by value) split natively, by HGB's categorical_features mask and by
+XGBoost's enable_categorical on pandas categories; neither is one-hot encoded. The verdict of
+each Bullseye row is its median against the absolute bar (0.9460 with duration, 0.7830
+without) and against max(HGB median, XGBoost median) - 0.002; the selection passes when the
+boosted trees win and beat logistic regression's test ROC-AUC by at least 0.010. With --write
+the table replaces the bench-train-mesh section of FILE.
 
 scikit-learn and XGBoost are Debian's python3-sklearn and python3-xgboost, which import only under
 /usr/bin/python3 (make bench-train installs them with scripts/apt.sh). The data folder is $BULLSEYE_DATA_DIR, by default
@@ -126,6 +144,99 @@ def tree_design(cols, train, with_duration):
     return X, cat
 
 
+# The mesh run's bars (the gradient-boosted-trees issue): median test ROC-AUC over the seeds.
+MESH_BARS = {True: 0.9460, False: 0.7830}
+MESH_SLACK = 0.002   # Bullseye's median may trail the better baseline's by this much
+SELECT_MARGIN = 0.010
+XGB_MESH = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": 6, "eta": 0.05,
+            "subsample": 0.8, "colsample_bytree": 0.8, "nthread": 2}
+XGB_MESH_TREES = 400
+
+MESH_GBT = re.compile(r"bank-gbt duration=(with|without) seeds=(\d+) median=([\d.]+) aucs=\[([\d.,]*)\]")
+MESH_SELECT = re.compile(r"bank-select winner=(\S+) gbt=([\d.]+) lr=([\d.]+) margin=(-?[\d.]+)")
+
+
+def mesh_go(seeds):
+    """Runs TestBankBoostedTrees with -bank-seeds seeds; returns its AUCs by duration, the
+    selection (winner, gbt, lr) and whether go test passed."""
+    cmd = ["go", "test", "-count=1", "-run", "^TestBankBoostedTrees$", "-bank-seeds", str(seeds),
+           "-v", "-timeout", "30m", "."]
+    print("+ (cd services/training && " + " ".join(cmd) + ")", file=sys.stderr)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=os.path.join(ROOT, "services", "training"), capture_output=True, text=True)
+    secs = time.perf_counter() - t0
+    out = proc.stdout + proc.stderr
+    aucs, select = {}, None
+    for line in out.splitlines():
+        m = MESH_GBT.search(line)
+        if m:
+            aucs[m.group(1) == "with"] = [float(a) for a in m.group(4).split(",") if a]
+            continue
+        m = MESH_SELECT.search(line)
+        if m:
+            select = (m.group(1).removeprefix("MODEL_FAMILY_"), float(m.group(2)), float(m.group(3)))
+    if len(aucs) != 2 or select is None or any(len(v) != seeds for v in aucs.values()):
+        sys.exit("bench-train: TestBankBoostedTrees did not report its figures:\n" + out)
+    if proc.returncode != 0:
+        print("bench-train: TestBankBoostedTrees failed (the table shows why):\n" + out, file=sys.stderr)
+    return aucs, select, proc.returncode == 0, secs
+
+
+def mesh_baselines(seeds):
+    """Test ROC-AUC of HGB at its defaults and of XGBoost at XGB_MESH per seed 1..seeds, by
+    (name, duration)."""
+    cols, y = load_bank(os.path.join(data_dir(), "bank-additional-full.csv"))
+    test = np.arange(len(y)) % 5 == 4
+    aucs = {}
+    for dur in (True, False):
+        X, cat = tree_design(cols, ~test, dur)
+        dtrain = xgboost.DMatrix(xgb_frame(X[~test], cat), label=y[~test], enable_categorical=True)
+        dtest = xgboost.DMatrix(xgb_frame(X[test], cat), enable_categorical=True)
+        for seed in range(1, seeds + 1):
+            print(f"baselines: duration {dur}, seed {seed}", file=sys.stderr)
+            with threadpool_limits(2):
+                m = HistGradientBoostingClassifier(categorical_features=np.array(cat), random_state=seed)
+                m.fit(X[~test], y[~test])
+            aucs.setdefault(("hgb", dur), []).append(roc_auc_score(y[test], m.decision_function(X[test])))
+            b = xgboost.train(dict(XGB_MESH, seed=seed), dtrain, num_boost_round=XGB_MESH_TREES)
+            aucs.setdefault(("xgb", dur), []).append(roc_auc_score(y[test], b.predict(dtest)))
+    return aucs
+
+
+def mesh_table(seeds):
+    """The mesh accuracy table's lines (see the module's docstring)."""
+    import sklearn
+    go, select, passed, secs = mesh_go(seeds)
+    base = mesh_baselines(seeds)
+    lines = [f"Bank Marketing through the mesh (import, feature set, training job, registry, Evaluate), test = rows "
+             f"with i % 5 == 4 (8,237); seeds 1-{seeds}; test ROC-AUC; scikit-learn {sklearn.__version__}, "
+             f"XGBoost {xgboost.__version__}; baselines on native categoricals (ordinal codes), as the Go side",
+             f"{'side':40} {'duration':8} {'median':>7}  {'AUCs by seed':{7 * seeds + 1}} verdict"]
+    labels = [("bullseye", "Bullseye boosted trees, family defaults"),
+              ("hgb", "sklearn HGB, defaults"),
+              ("xgb", "XGBoost 400 trees, depth 6, eta 0.05")]
+    for dur in (True, False):
+        best = max(statistics.median(base[("hgb", dur)]), statistics.median(base[("xgb", dur)]))
+        for key, label in labels:
+            aucs = go[dur] if key == "bullseye" else base[(key, dur)]
+            med = statistics.median(aucs)
+            verdict = ""
+            if key == "bullseye":
+                bar, rel = MESH_BARS[dur], best - MESH_SLACK
+                ok = med >= bar and med >= rel
+                verdict = f"{'pass' if ok else 'MISS'} (>= {bar:.4f}: {'yes' if med >= bar else 'no'}; " \
+                          f">= {rel:.4f} = best baseline - {MESH_SLACK}: {'yes' if med >= rel else 'no'})"
+            lines.append(f"{label:40} {'with' if dur else 'without':8} {med:7.4f}  "
+                         f"{' '.join(f'{a:.4f}' for a in aucs):{7 * seeds + 1}} {verdict}".rstrip())
+    winner, gbt, lr = select
+    ok = winner == "GRADIENT_BOOSTED_TREES" and gbt - lr >= SELECT_MARGIN
+    lines.append(f"selection with duration (logistic regression C=1 and boosted trees, 3 folds): winner {winner}, "
+                 f"test ROC-AUC {gbt:.4f} vs logistic regression {lr:.4f}, margin {gbt - lr:+.4f} "
+                 f"(want >= {SELECT_MARGIN:.3f}): {'pass' if ok else 'MISS'}")
+    lines.append(f"go test TestBankBoostedTrees -bank-seeds {seeds}: {'PASS' if passed else 'FAIL'} in {secs:.0f} s")
+    return lines
+
+
 def data_dir():
     return os.environ.get("BULLSEYE_DATA_DIR") or os.path.join(ROOT, "..", "shared", "data")
 
@@ -220,11 +331,28 @@ class GoSide:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=5, help="rounds of fits; medians are printed")
+    ap.add_argument("--runs", type=int, default=5, help="rounds of fits; medians are printed; 0 skips the timing")
     ap.add_argument("--go", action="store_true", help="also run the Go benchmarks, alternating rounds")
-    ap.add_argument("--write", metavar="FILE", help="replace the bench-train section of FILE with the table")
+    ap.add_argument("--mesh-seeds", type=int, default=0, metavar="N",
+                    help="also check the boosted trees' test AUC through the mesh over seeds 1..N")
+    ap.add_argument("--write", metavar="FILE", help="replace the bench-train (and bench-train-mesh) section of FILE")
     args = ap.parse_args()
+    if args.runs < 0 or args.mesh_seeds < 0:
+        ap.error("--runs and --mesh-seeds cannot be negative")
+    if args.runs == 0 and args.mesh_seeds == 0:
+        ap.error("nothing to do: --runs 0 without --mesh-seeds")
+    if args.runs > 0:
+        timing(args)
+    if args.mesh_seeds > 0:
+        lines = mesh_table(args.mesh_seeds)
+        print("\n".join(lines))
+        if args.write:
+            write_section(args.write, "bench-train-mesh",
+                          f"make bench-train (--mesh-seeds {args.mesh_seeds})", lines)
 
+
+def timing(args):
+    """The fit-time table (the bench-train section)."""
     import sklearn
     sk = SklearnSide()
     go = GoSide() if args.go else None
