@@ -1469,10 +1469,161 @@ func (x *InputColumn) GetMissing() MissingPolicy {
 	return MissingPolicy_MISSING_POLICY_UNSPECIFIED
 }
 
+// InputSignature says how a model fitted elsewhere reads the columns of a
+// feature set: which column feeds each of the model's own features, and how
+// a categorical column's values become the category codes the model was
+// fitted on. TrainingService.ImportModel takes it; the registered version's
+// inputs are its columns, in the model's feature order.
+type InputSignature struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The feature set whose columns the model reads, e.g. "bank-marketing".
+	// Required: the columns below must be its columns, and serving looks
+	// customers up in it.
+	FeatureSet string `protobuf:"bytes,1,opt,name=feature_set,json=featureSet,proto3" json:"feature_set,omitempty"`
+	// The feature set's version; 0 means its latest version at import. The
+	// registered version records the version used (Lineage).
+	FeatureSetVersion int64 `protobuf:"varint,2,opt,name=feature_set_version,json=featureSetVersion,proto3" json:"feature_set_version,omitempty"`
+	// One mapping per feature of the model: each of the model's features
+	// exactly once, in any order, and each column at most once. Required.
+	Features      []*FeatureMapping `protobuf:"bytes,3,rep,name=features,proto3" json:"features,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InputSignature) Reset() {
+	*x = InputSignature{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InputSignature) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InputSignature) ProtoMessage() {}
+
+func (x *InputSignature) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InputSignature.ProtoReflect.Descriptor instead.
+func (*InputSignature) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *InputSignature) GetFeatureSet() string {
+	if x != nil {
+		return x.FeatureSet
+	}
+	return ""
+}
+
+func (x *InputSignature) GetFeatureSetVersion() int64 {
+	if x != nil {
+		return x.FeatureSetVersion
+	}
+	return 0
+}
+
+func (x *InputSignature) GetFeatures() []*FeatureMapping {
+	if x != nil {
+		return x.Features
+	}
+	return nil
+}
+
+// FeatureMapping is how one feature of an imported model reads one column
+// of the feature set.
+type FeatureMapping struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The feature's name in the model file: for XGBoost, its entry in
+	// feature_names, or "f0", "f1", ... by position when the file names none.
+	// Required.
+	ModelFeature string `protobuf:"bytes,1,opt,name=model_feature,json=modelFeature,proto3" json:"model_feature,omitempty"`
+	// The column it reads. name: the feature set column; required. type: the
+	// column's type; unspecified means the feature set's, and when set it must
+	// be the feature set's. A numeric feature reads a NUMBER, INT, BOOL (0 or
+	// 1) or TIME (days before the scoring time) column, a categorical feature
+	// a STRING column. missing: unspecified or IMPUTE send a missing value the
+	// way the model's file says (each split's default direction); REQUIRED
+	// makes a row without the value INVALID.
+	Column *InputColumn `protobuf:"bytes,2,opt,name=column,proto3" json:"column,omitempty"`
+	// A categorical feature's categories in code order: categories[i] is the
+	// value the model knows as category code i (for a model fitted on pandas
+	// data, the column's Categorical.categories). A value not listed reaches
+	// the model as missing, as a missing value does. Required for a
+	// categorical feature (one the file declares categorical, or that a split
+	// tests by category) and only for one; each category at most once, none
+	// empty, and every code the model's splits test must be listed.
+	Categories    []string `protobuf:"bytes,3,rep,name=categories,proto3" json:"categories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FeatureMapping) Reset() {
+	*x = FeatureMapping{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FeatureMapping) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FeatureMapping) ProtoMessage() {}
+
+func (x *FeatureMapping) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FeatureMapping.ProtoReflect.Descriptor instead.
+func (*FeatureMapping) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *FeatureMapping) GetModelFeature() string {
+	if x != nil {
+		return x.ModelFeature
+	}
+	return ""
+}
+
+func (x *FeatureMapping) GetColumn() *InputColumn {
+	if x != nil {
+		return x.Column
+	}
+	return nil
+}
+
+func (x *FeatureMapping) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
 // Lineage records where a model came from, to reproduce and audit it.
 type Lineage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The job that trained it.
+	// The job that trained it; empty for an imported version.
 	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// The feature set's name; empty for recommenders.
 	FeatureSet string `protobuf:"bytes,2,opt,name=feature_set,json=featureSet,proto3" json:"feature_set,omitempty"`
@@ -1480,7 +1631,8 @@ type Lineage struct {
 	FeatureSetVersion int64 `protobuf:"varint,3,opt,name=feature_set_version,json=featureSetVersion,proto3" json:"feature_set_version,omitempty"`
 	// The data it was trained from, in its trainer's own terms: for a version
 	// the training service trained, a bullseye.training.v1.DataSpec as given,
-	// with defaults resolved.
+	// with defaults resolved; for an imported version, the InputSignature it
+	// was imported with, the feature set's version resolved.
 	Data *anypb.Any `protobuf:"bytes,17,opt,name=data,proto3" json:"data,omitempty"`
 	// The earliest cutoff or event time in the data.
 	DataStartTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=data_start_time,json=dataStartTime,proto3" json:"data_start_time,omitempty"`
@@ -1513,7 +1665,7 @@ type Lineage struct {
 
 func (x *Lineage) Reset() {
 	*x = Lineage{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[7]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1677,7 @@ func (x *Lineage) String() string {
 func (*Lineage) ProtoMessage() {}
 
 func (x *Lineage) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[7]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1690,7 @@ func (x *Lineage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lineage.ProtoReflect.Descriptor instead.
 func (*Lineage) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{7}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Lineage) GetJobId() string {
@@ -1671,7 +1823,7 @@ type ArtifactRef struct {
 
 func (x *ArtifactRef) Reset() {
 	*x = ArtifactRef{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[8]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +1835,7 @@ func (x *ArtifactRef) String() string {
 func (*ArtifactRef) ProtoMessage() {}
 
 func (x *ArtifactRef) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[8]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +1848,7 @@ func (x *ArtifactRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactRef.ProtoReflect.Descriptor instead.
 func (*ArtifactRef) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{8}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ArtifactRef) GetUri() string {
@@ -1766,7 +1918,7 @@ type LeaderboardEntry struct {
 
 func (x *LeaderboardEntry) Reset() {
 	*x = LeaderboardEntry{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[9]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +1930,7 @@ func (x *LeaderboardEntry) String() string {
 func (*LeaderboardEntry) ProtoMessage() {}
 
 func (x *LeaderboardEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[9]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +1943,7 @@ func (x *LeaderboardEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderboardEntry.ProtoReflect.Descriptor instead.
 func (*LeaderboardEntry) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{9}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LeaderboardEntry) GetRank() int32 {
@@ -1909,7 +2061,7 @@ type FoldResult struct {
 
 func (x *FoldResult) Reset() {
 	*x = FoldResult{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[10]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2073,7 @@ func (x *FoldResult) String() string {
 func (*FoldResult) ProtoMessage() {}
 
 func (x *FoldResult) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[10]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2086,7 @@ func (x *FoldResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FoldResult.ProtoReflect.Descriptor instead.
 func (*FoldResult) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{10}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FoldResult) GetFold() int32 {
@@ -2003,7 +2155,7 @@ type ClassificationCurves struct {
 
 func (x *ClassificationCurves) Reset() {
 	*x = ClassificationCurves{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[11]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2167,7 @@ func (x *ClassificationCurves) String() string {
 func (*ClassificationCurves) ProtoMessage() {}
 
 func (x *ClassificationCurves) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[11]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2180,7 @@ func (x *ClassificationCurves) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassificationCurves.ProtoReflect.Descriptor instead.
 func (*ClassificationCurves) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{11}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClassificationCurves) GetRoc() []*RocPoint {
@@ -2067,7 +2219,7 @@ type RocPoint struct {
 
 func (x *RocPoint) Reset() {
 	*x = RocPoint{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[12]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2231,7 @@ func (x *RocPoint) String() string {
 func (*RocPoint) ProtoMessage() {}
 
 func (x *RocPoint) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[12]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2244,7 @@ func (x *RocPoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RocPoint.ProtoReflect.Descriptor instead.
 func (*RocPoint) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{12}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RocPoint) GetThreshold() float64 {
@@ -2144,7 +2296,7 @@ type LiftBin struct {
 
 func (x *LiftBin) Reset() {
 	*x = LiftBin{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[13]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2308,7 @@ func (x *LiftBin) String() string {
 func (*LiftBin) ProtoMessage() {}
 
 func (x *LiftBin) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[13]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2321,7 @@ func (x *LiftBin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LiftBin.ProtoReflect.Descriptor instead.
 func (*LiftBin) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{13}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LiftBin) GetBin() int32 {
@@ -2256,7 +2408,7 @@ type CalibrationBin struct {
 
 func (x *CalibrationBin) Reset() {
 	*x = CalibrationBin{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[14]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2420,7 @@ func (x *CalibrationBin) String() string {
 func (*CalibrationBin) ProtoMessage() {}
 
 func (x *CalibrationBin) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[14]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2433,7 @@ func (x *CalibrationBin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CalibrationBin.ProtoReflect.Descriptor instead.
 func (*CalibrationBin) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{14}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CalibrationBin) GetLowerBound() float64 {
@@ -2337,7 +2489,7 @@ type OutputSignature struct {
 
 func (x *OutputSignature) Reset() {
 	*x = OutputSignature{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[15]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2501,7 @@ func (x *OutputSignature) String() string {
 func (*OutputSignature) ProtoMessage() {}
 
 func (x *OutputSignature) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[15]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2514,7 @@ func (x *OutputSignature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSignature.ProtoReflect.Descriptor instead.
 func (*OutputSignature) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{15}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *OutputSignature) GetOutputs() []*OutputSpec {
@@ -2390,7 +2542,7 @@ type OutputSpec struct {
 
 func (x *OutputSpec) Reset() {
 	*x = OutputSpec{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[16]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2402,7 +2554,7 @@ func (x *OutputSpec) String() string {
 func (*OutputSpec) ProtoMessage() {}
 
 func (x *OutputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[16]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2415,7 +2567,7 @@ func (x *OutputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSpec.ProtoReflect.Descriptor instead.
 func (*OutputSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{16}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OutputSpec) GetName() string {
@@ -2464,7 +2616,7 @@ type OutputValue struct {
 
 func (x *OutputValue) Reset() {
 	*x = OutputValue{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[17]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2476,7 +2628,7 @@ func (x *OutputValue) String() string {
 func (*OutputValue) ProtoMessage() {}
 
 func (x *OutputValue) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[17]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2489,7 +2641,7 @@ func (x *OutputValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputValue.ProtoReflect.Descriptor instead.
 func (*OutputValue) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{17}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *OutputValue) GetKind() isOutputValue_Kind {
@@ -2564,7 +2716,7 @@ type Tensor struct {
 
 func (x *Tensor) Reset() {
 	*x = Tensor{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[18]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2576,7 +2728,7 @@ func (x *Tensor) String() string {
 func (*Tensor) ProtoMessage() {}
 
 func (x *Tensor) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[18]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2589,7 +2741,7 @@ func (x *Tensor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tensor.ProtoReflect.Descriptor instead.
 func (*Tensor) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{18}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Tensor) GetShape() []int64 {
@@ -2663,7 +2815,7 @@ type ModelArtifact struct {
 
 func (x *ModelArtifact) Reset() {
 	*x = ModelArtifact{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[19]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +2827,7 @@ func (x *ModelArtifact) String() string {
 func (*ModelArtifact) ProtoMessage() {}
 
 func (x *ModelArtifact) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[19]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +2840,7 @@ func (x *ModelArtifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelArtifact.ProtoReflect.Descriptor instead.
 func (*ModelArtifact) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{19}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ModelArtifact) GetFormatVersion() uint32 {
@@ -2913,7 +3065,7 @@ type ClassificationOutput struct {
 
 func (x *ClassificationOutput) Reset() {
 	*x = ClassificationOutput{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[20]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2925,7 +3077,7 @@ func (x *ClassificationOutput) String() string {
 func (*ClassificationOutput) ProtoMessage() {}
 
 func (x *ClassificationOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[20]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2938,7 +3090,7 @@ func (x *ClassificationOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassificationOutput.ProtoReflect.Descriptor instead.
 func (*ClassificationOutput) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{20}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClassificationOutput) GetPositiveLabel() *v1.Value {
@@ -2979,7 +3131,7 @@ type SolverReport struct {
 
 func (x *SolverReport) Reset() {
 	*x = SolverReport{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[21]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2991,7 +3143,7 @@ func (x *SolverReport) String() string {
 func (*SolverReport) ProtoMessage() {}
 
 func (x *SolverReport) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[21]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3004,7 +3156,7 @@ func (x *SolverReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SolverReport.ProtoReflect.Descriptor instead.
 func (*SolverReport) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{21}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SolverReport) GetConverged() bool {
@@ -3054,7 +3206,7 @@ type FittedPreprocessing struct {
 
 func (x *FittedPreprocessing) Reset() {
 	*x = FittedPreprocessing{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[22]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3066,7 +3218,7 @@ func (x *FittedPreprocessing) String() string {
 func (*FittedPreprocessing) ProtoMessage() {}
 
 func (x *FittedPreprocessing) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[22]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3079,7 +3231,7 @@ func (x *FittedPreprocessing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FittedPreprocessing.ProtoReflect.Descriptor instead.
 func (*FittedPreprocessing) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{22}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FittedPreprocessing) GetColumns() []*FittedColumn {
@@ -3158,7 +3310,7 @@ type FittedColumn struct {
 
 func (x *FittedColumn) Reset() {
 	*x = FittedColumn{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[23]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3170,7 +3322,7 @@ func (x *FittedColumn) String() string {
 func (*FittedColumn) ProtoMessage() {}
 
 func (x *FittedColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[23]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3183,7 +3335,7 @@ func (x *FittedColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FittedColumn.ProtoReflect.Descriptor instead.
 func (*FittedColumn) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{23}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *FittedColumn) GetName() string {
@@ -3323,7 +3475,7 @@ type LinearParameters struct {
 
 func (x *LinearParameters) Reset() {
 	*x = LinearParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[24]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3335,7 +3487,7 @@ func (x *LinearParameters) String() string {
 func (*LinearParameters) ProtoMessage() {}
 
 func (x *LinearParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[24]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3348,7 +3500,7 @@ func (x *LinearParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinearParameters.ProtoReflect.Descriptor instead.
 func (*LinearParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{24}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LinearParameters) GetWeights() []float64 {
@@ -3393,7 +3545,7 @@ type PlattScaling struct {
 
 func (x *PlattScaling) Reset() {
 	*x = PlattScaling{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[25]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3405,7 +3557,7 @@ func (x *PlattScaling) String() string {
 func (*PlattScaling) ProtoMessage() {}
 
 func (x *PlattScaling) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[25]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3418,7 +3570,7 @@ func (x *PlattScaling) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlattScaling.ProtoReflect.Descriptor instead.
 func (*PlattScaling) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{25}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PlattScaling) GetA() float64 {
@@ -3453,7 +3605,7 @@ type KernelParameters struct {
 
 func (x *KernelParameters) Reset() {
 	*x = KernelParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[26]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3465,7 +3617,7 @@ func (x *KernelParameters) String() string {
 func (*KernelParameters) ProtoMessage() {}
 
 func (x *KernelParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[26]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3478,7 +3630,7 @@ func (x *KernelParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KernelParameters.ProtoReflect.Descriptor instead.
 func (*KernelParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{26}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *KernelParameters) GetType() KernelType {
@@ -3533,7 +3685,7 @@ type KernelSvmParameters struct {
 
 func (x *KernelSvmParameters) Reset() {
 	*x = KernelSvmParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[27]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3545,7 +3697,7 @@ func (x *KernelSvmParameters) String() string {
 func (*KernelSvmParameters) ProtoMessage() {}
 
 func (x *KernelSvmParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[27]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3558,7 +3710,7 @@ func (x *KernelSvmParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KernelSvmParameters.ProtoReflect.Descriptor instead.
 func (*KernelSvmParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{27}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *KernelSvmParameters) GetKernel() *KernelParameters {
@@ -3636,7 +3788,7 @@ type NystromParameters struct {
 
 func (x *NystromParameters) Reset() {
 	*x = NystromParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[28]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3648,7 +3800,7 @@ func (x *NystromParameters) String() string {
 func (*NystromParameters) ProtoMessage() {}
 
 func (x *NystromParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[28]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3661,7 +3813,7 @@ func (x *NystromParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NystromParameters.ProtoReflect.Descriptor instead.
 func (*NystromParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{28}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *NystromParameters) GetKernel() *KernelParameters {
@@ -3754,7 +3906,7 @@ type FactorizationParameters struct {
 
 func (x *FactorizationParameters) Reset() {
 	*x = FactorizationParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[29]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3766,7 +3918,7 @@ func (x *FactorizationParameters) String() string {
 func (*FactorizationParameters) ProtoMessage() {}
 
 func (x *FactorizationParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[29]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3779,7 +3931,7 @@ func (x *FactorizationParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FactorizationParameters.ProtoReflect.Descriptor instead.
 func (*FactorizationParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{29}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FactorizationParameters) GetRank() int32 {
@@ -3886,7 +4038,7 @@ type PopularityParameters struct {
 
 func (x *PopularityParameters) Reset() {
 	*x = PopularityParameters{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[30]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3898,7 +4050,7 @@ func (x *PopularityParameters) String() string {
 func (*PopularityParameters) ProtoMessage() {}
 
 func (x *PopularityParameters) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[30]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3911,7 +4063,7 @@ func (x *PopularityParameters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PopularityParameters.ProtoReflect.Descriptor instead.
 func (*PopularityParameters) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{30}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PopularityParameters) GetItemIds() []string {
@@ -3951,7 +4103,7 @@ type TreeEnsemble struct {
 
 func (x *TreeEnsemble) Reset() {
 	*x = TreeEnsemble{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[31]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3963,7 +4115,7 @@ func (x *TreeEnsemble) String() string {
 func (*TreeEnsemble) ProtoMessage() {}
 
 func (x *TreeEnsemble) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[31]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3976,7 +4128,7 @@ func (x *TreeEnsemble) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TreeEnsemble.ProtoReflect.Descriptor instead.
 func (*TreeEnsemble) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{31}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TreeEnsemble) GetObjective() TreeObjective {
@@ -4051,7 +4203,7 @@ type Tree struct {
 
 func (x *Tree) Reset() {
 	*x = Tree{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[32]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4063,7 +4215,7 @@ func (x *Tree) String() string {
 func (*Tree) ProtoMessage() {}
 
 func (x *Tree) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[32]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4076,7 +4228,7 @@ func (x *Tree) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tree.ProtoReflect.Descriptor instead.
 func (*Tree) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{32}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Tree) GetLeft() []int32 {
@@ -4154,7 +4306,7 @@ type CategorySet struct {
 
 func (x *CategorySet) Reset() {
 	*x = CategorySet{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[33]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4166,7 +4318,7 @@ func (x *CategorySet) String() string {
 func (*CategorySet) ProtoMessage() {}
 
 func (x *CategorySet) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[33]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4179,7 +4331,7 @@ func (x *CategorySet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CategorySet.ProtoReflect.Descriptor instead.
 func (*CategorySet) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{33}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CategorySet) GetBits() []uint64 {
@@ -4206,7 +4358,7 @@ type ImportedFrom struct {
 
 func (x *ImportedFrom) Reset() {
 	*x = ImportedFrom{}
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[34]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4218,7 +4370,7 @@ func (x *ImportedFrom) String() string {
 func (*ImportedFrom) ProtoMessage() {}
 
 func (x *ImportedFrom) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_model_v1_model_proto_msgTypes[34]
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4231,7 +4383,7 @@ func (x *ImportedFrom) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportedFrom.ProtoReflect.Descriptor instead.
 func (*ImportedFrom) Descriptor() ([]byte, []int) {
-	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{34}
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ImportedFrom) GetFormat() string {
@@ -4336,7 +4488,18 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\vInputColumn\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1d.bullseye.common.v1.ValueTypeR\x04type\x12:\n" +
-	"\amissing\x18\x03 \x01(\x0e2 .bullseye.model.v1.MissingPolicyR\amissing\"\xe7\x04\n" +
+	"\amissing\x18\x03 \x01(\x0e2 .bullseye.model.v1.MissingPolicyR\amissing\"\xa0\x01\n" +
+	"\x0eInputSignature\x12\x1f\n" +
+	"\vfeature_set\x18\x01 \x01(\tR\n" +
+	"featureSet\x12.\n" +
+	"\x13feature_set_version\x18\x02 \x01(\x03R\x11featureSetVersion\x12=\n" +
+	"\bfeatures\x18\x03 \x03(\v2!.bullseye.model.v1.FeatureMappingR\bfeatures\"\x8d\x01\n" +
+	"\x0eFeatureMapping\x12#\n" +
+	"\rmodel_feature\x18\x01 \x01(\tR\fmodelFeature\x126\n" +
+	"\x06column\x18\x02 \x01(\v2\x1e.bullseye.model.v1.InputColumnR\x06column\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x03 \x03(\tR\n" +
+	"categories\"\xe7\x04\n" +
 	"\aLineage\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1f\n" +
 	"\vfeature_set\x18\x02 \x01(\tR\n" +
@@ -4675,7 +4838,7 @@ func file_bullseye_model_v1_model_proto_rawDescGZIP() []byte {
 }
 
 var file_bullseye_model_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_bullseye_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_bullseye_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_bullseye_model_v1_model_proto_goTypes = []any{
 	(TaskKind)(0),                   // 0: bullseye.model.v1.TaskKind
 	(ModelFamily)(0),                // 1: bullseye.model.v1.ModelFamily
@@ -4696,138 +4859,142 @@ var file_bullseye_model_v1_model_proto_goTypes = []any{
 	(*QualityGateCheck)(nil),        // 16: bullseye.model.v1.QualityGateCheck
 	(*ModelVersion)(nil),            // 17: bullseye.model.v1.ModelVersion
 	(*InputColumn)(nil),             // 18: bullseye.model.v1.InputColumn
-	(*Lineage)(nil),                 // 19: bullseye.model.v1.Lineage
-	(*ArtifactRef)(nil),             // 20: bullseye.model.v1.ArtifactRef
-	(*LeaderboardEntry)(nil),        // 21: bullseye.model.v1.LeaderboardEntry
-	(*FoldResult)(nil),              // 22: bullseye.model.v1.FoldResult
-	(*ClassificationCurves)(nil),    // 23: bullseye.model.v1.ClassificationCurves
-	(*RocPoint)(nil),                // 24: bullseye.model.v1.RocPoint
-	(*LiftBin)(nil),                 // 25: bullseye.model.v1.LiftBin
-	(*CalibrationBin)(nil),          // 26: bullseye.model.v1.CalibrationBin
-	(*OutputSignature)(nil),         // 27: bullseye.model.v1.OutputSignature
-	(*OutputSpec)(nil),              // 28: bullseye.model.v1.OutputSpec
-	(*OutputValue)(nil),             // 29: bullseye.model.v1.OutputValue
-	(*Tensor)(nil),                  // 30: bullseye.model.v1.Tensor
-	(*ModelArtifact)(nil),           // 31: bullseye.model.v1.ModelArtifact
-	(*ClassificationOutput)(nil),    // 32: bullseye.model.v1.ClassificationOutput
-	(*SolverReport)(nil),            // 33: bullseye.model.v1.SolverReport
-	(*FittedPreprocessing)(nil),     // 34: bullseye.model.v1.FittedPreprocessing
-	(*FittedColumn)(nil),            // 35: bullseye.model.v1.FittedColumn
-	(*LinearParameters)(nil),        // 36: bullseye.model.v1.LinearParameters
-	(*PlattScaling)(nil),            // 37: bullseye.model.v1.PlattScaling
-	(*KernelParameters)(nil),        // 38: bullseye.model.v1.KernelParameters
-	(*KernelSvmParameters)(nil),     // 39: bullseye.model.v1.KernelSvmParameters
-	(*NystromParameters)(nil),       // 40: bullseye.model.v1.NystromParameters
-	(*FactorizationParameters)(nil), // 41: bullseye.model.v1.FactorizationParameters
-	(*PopularityParameters)(nil),    // 42: bullseye.model.v1.PopularityParameters
-	(*TreeEnsemble)(nil),            // 43: bullseye.model.v1.TreeEnsemble
-	(*Tree)(nil),                    // 44: bullseye.model.v1.Tree
-	(*CategorySet)(nil),             // 45: bullseye.model.v1.CategorySet
-	(*ImportedFrom)(nil),            // 46: bullseye.model.v1.ImportedFrom
-	nil,                             // 47: bullseye.model.v1.RegisteredModel.AliasesEntry
-	nil,                             // 48: bullseye.model.v1.ModelVersion.HyperparametersEntry
-	nil,                             // 49: bullseye.model.v1.ModelVersion.LabelsEntry
-	nil,                             // 50: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
-	nil,                             // 51: bullseye.model.v1.ModelArtifact.HyperparametersEntry
-	(*timestamppb.Timestamp)(nil),   // 52: google.protobuf.Timestamp
-	(*v1.Metric)(nil),               // 53: bullseye.common.v1.Metric
-	(v1.ValueType)(0),               // 54: bullseye.common.v1.ValueType
-	(*anypb.Any)(nil),               // 55: google.protobuf.Any
-	(*v1.Problem)(nil),              // 56: bullseye.common.v1.Problem
-	(*durationpb.Duration)(nil),     // 57: google.protobuf.Duration
-	(*v1.Value)(nil),                // 58: bullseye.common.v1.Value
+	(*InputSignature)(nil),          // 19: bullseye.model.v1.InputSignature
+	(*FeatureMapping)(nil),          // 20: bullseye.model.v1.FeatureMapping
+	(*Lineage)(nil),                 // 21: bullseye.model.v1.Lineage
+	(*ArtifactRef)(nil),             // 22: bullseye.model.v1.ArtifactRef
+	(*LeaderboardEntry)(nil),        // 23: bullseye.model.v1.LeaderboardEntry
+	(*FoldResult)(nil),              // 24: bullseye.model.v1.FoldResult
+	(*ClassificationCurves)(nil),    // 25: bullseye.model.v1.ClassificationCurves
+	(*RocPoint)(nil),                // 26: bullseye.model.v1.RocPoint
+	(*LiftBin)(nil),                 // 27: bullseye.model.v1.LiftBin
+	(*CalibrationBin)(nil),          // 28: bullseye.model.v1.CalibrationBin
+	(*OutputSignature)(nil),         // 29: bullseye.model.v1.OutputSignature
+	(*OutputSpec)(nil),              // 30: bullseye.model.v1.OutputSpec
+	(*OutputValue)(nil),             // 31: bullseye.model.v1.OutputValue
+	(*Tensor)(nil),                  // 32: bullseye.model.v1.Tensor
+	(*ModelArtifact)(nil),           // 33: bullseye.model.v1.ModelArtifact
+	(*ClassificationOutput)(nil),    // 34: bullseye.model.v1.ClassificationOutput
+	(*SolverReport)(nil),            // 35: bullseye.model.v1.SolverReport
+	(*FittedPreprocessing)(nil),     // 36: bullseye.model.v1.FittedPreprocessing
+	(*FittedColumn)(nil),            // 37: bullseye.model.v1.FittedColumn
+	(*LinearParameters)(nil),        // 38: bullseye.model.v1.LinearParameters
+	(*PlattScaling)(nil),            // 39: bullseye.model.v1.PlattScaling
+	(*KernelParameters)(nil),        // 40: bullseye.model.v1.KernelParameters
+	(*KernelSvmParameters)(nil),     // 41: bullseye.model.v1.KernelSvmParameters
+	(*NystromParameters)(nil),       // 42: bullseye.model.v1.NystromParameters
+	(*FactorizationParameters)(nil), // 43: bullseye.model.v1.FactorizationParameters
+	(*PopularityParameters)(nil),    // 44: bullseye.model.v1.PopularityParameters
+	(*TreeEnsemble)(nil),            // 45: bullseye.model.v1.TreeEnsemble
+	(*Tree)(nil),                    // 46: bullseye.model.v1.Tree
+	(*CategorySet)(nil),             // 47: bullseye.model.v1.CategorySet
+	(*ImportedFrom)(nil),            // 48: bullseye.model.v1.ImportedFrom
+	nil,                             // 49: bullseye.model.v1.RegisteredModel.AliasesEntry
+	nil,                             // 50: bullseye.model.v1.ModelVersion.HyperparametersEntry
+	nil,                             // 51: bullseye.model.v1.ModelVersion.LabelsEntry
+	nil,                             // 52: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
+	nil,                             // 53: bullseye.model.v1.ModelArtifact.HyperparametersEntry
+	(*timestamppb.Timestamp)(nil),   // 54: google.protobuf.Timestamp
+	(*v1.Metric)(nil),               // 55: bullseye.common.v1.Metric
+	(v1.ValueType)(0),               // 56: bullseye.common.v1.ValueType
+	(*anypb.Any)(nil),               // 57: google.protobuf.Any
+	(*v1.Problem)(nil),              // 58: bullseye.common.v1.Problem
+	(*durationpb.Duration)(nil),     // 59: google.protobuf.Duration
+	(*v1.Value)(nil),                // 60: bullseye.common.v1.Value
 }
 var file_bullseye_model_v1_model_proto_depIdxs = []int32{
 	0,  // 0: bullseye.model.v1.RegisteredModel.task:type_name -> bullseye.model.v1.TaskKind
 	17, // 1: bullseye.model.v1.RegisteredModel.versions:type_name -> bullseye.model.v1.ModelVersion
-	47, // 2: bullseye.model.v1.RegisteredModel.aliases:type_name -> bullseye.model.v1.RegisteredModel.AliasesEntry
+	49, // 2: bullseye.model.v1.RegisteredModel.aliases:type_name -> bullseye.model.v1.RegisteredModel.AliasesEntry
 	13, // 3: bullseye.model.v1.RegisteredModel.live:type_name -> bullseye.model.v1.TrafficSplit
 	15, // 4: bullseye.model.v1.RegisteredModel.shadow:type_name -> bullseye.model.v1.ShadowVersions
-	52, // 5: bullseye.model.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
-	52, // 6: bullseye.model.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
+	54, // 5: bullseye.model.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
+	54, // 6: bullseye.model.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
 	14, // 7: bullseye.model.v1.TrafficSplit.versions:type_name -> bullseye.model.v1.VersionWeight
 	1,  // 8: bullseye.model.v1.ModelVersion.family:type_name -> bullseye.model.v1.ModelFamily
 	0,  // 9: bullseye.model.v1.ModelVersion.task:type_name -> bullseye.model.v1.TaskKind
-	48, // 10: bullseye.model.v1.ModelVersion.hyperparameters:type_name -> bullseye.model.v1.ModelVersion.HyperparametersEntry
-	53, // 11: bullseye.model.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
-	53, // 12: bullseye.model.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
+	50, // 10: bullseye.model.v1.ModelVersion.hyperparameters:type_name -> bullseye.model.v1.ModelVersion.HyperparametersEntry
+	55, // 11: bullseye.model.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
+	55, // 12: bullseye.model.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
 	3,  // 13: bullseye.model.v1.ModelVersion.selection_direction:type_name -> bullseye.model.v1.MetricDirection
-	21, // 14: bullseye.model.v1.ModelVersion.leaderboard:type_name -> bullseye.model.v1.LeaderboardEntry
-	23, // 15: bullseye.model.v1.ModelVersion.test_curves:type_name -> bullseye.model.v1.ClassificationCurves
-	19, // 16: bullseye.model.v1.ModelVersion.lineage:type_name -> bullseye.model.v1.Lineage
-	20, // 17: bullseye.model.v1.ModelVersion.artifact:type_name -> bullseye.model.v1.ArtifactRef
+	23, // 14: bullseye.model.v1.ModelVersion.leaderboard:type_name -> bullseye.model.v1.LeaderboardEntry
+	25, // 15: bullseye.model.v1.ModelVersion.test_curves:type_name -> bullseye.model.v1.ClassificationCurves
+	21, // 16: bullseye.model.v1.ModelVersion.lineage:type_name -> bullseye.model.v1.Lineage
+	22, // 17: bullseye.model.v1.ModelVersion.artifact:type_name -> bullseye.model.v1.ArtifactRef
 	18, // 18: bullseye.model.v1.ModelVersion.inputs:type_name -> bullseye.model.v1.InputColumn
-	52, // 19: bullseye.model.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
-	49, // 20: bullseye.model.v1.ModelVersion.labels:type_name -> bullseye.model.v1.ModelVersion.LabelsEntry
+	54, // 19: bullseye.model.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
+	51, // 20: bullseye.model.v1.ModelVersion.labels:type_name -> bullseye.model.v1.ModelVersion.LabelsEntry
 	4,  // 21: bullseye.model.v1.ModelVersion.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
-	27, // 22: bullseye.model.v1.ModelVersion.outputs:type_name -> bullseye.model.v1.OutputSignature
-	54, // 23: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
+	29, // 22: bullseye.model.v1.ModelVersion.outputs:type_name -> bullseye.model.v1.OutputSignature
+	56, // 23: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
 	2,  // 24: bullseye.model.v1.InputColumn.missing:type_name -> bullseye.model.v1.MissingPolicy
-	55, // 25: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
-	52, // 26: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
-	52, // 27: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
-	1,  // 28: bullseye.model.v1.LeaderboardEntry.family:type_name -> bullseye.model.v1.ModelFamily
-	50, // 29: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
-	53, // 30: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
-	22, // 31: bullseye.model.v1.LeaderboardEntry.folds:type_name -> bullseye.model.v1.FoldResult
-	4,  // 32: bullseye.model.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
-	56, // 33: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
-	57, // 34: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
-	53, // 35: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
-	57, // 36: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
-	24, // 37: bullseye.model.v1.ClassificationCurves.roc:type_name -> bullseye.model.v1.RocPoint
-	25, // 38: bullseye.model.v1.ClassificationCurves.lift:type_name -> bullseye.model.v1.LiftBin
-	26, // 39: bullseye.model.v1.ClassificationCurves.calibration:type_name -> bullseye.model.v1.CalibrationBin
-	28, // 40: bullseye.model.v1.OutputSignature.outputs:type_name -> bullseye.model.v1.OutputSpec
-	5,  // 41: bullseye.model.v1.OutputSpec.kind:type_name -> bullseye.model.v1.OutputKind
-	58, // 42: bullseye.model.v1.OutputValue.label:type_name -> bullseye.common.v1.Value
-	30, // 43: bullseye.model.v1.OutputValue.tensor:type_name -> bullseye.model.v1.Tensor
-	1,  // 44: bullseye.model.v1.ModelArtifact.family:type_name -> bullseye.model.v1.ModelFamily
-	0,  // 45: bullseye.model.v1.ModelArtifact.task:type_name -> bullseye.model.v1.TaskKind
-	51, // 46: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
-	18, // 47: bullseye.model.v1.ModelArtifact.inputs:type_name -> bullseye.model.v1.InputColumn
-	34, // 48: bullseye.model.v1.ModelArtifact.preprocessing:type_name -> bullseye.model.v1.FittedPreprocessing
-	32, // 49: bullseye.model.v1.ModelArtifact.classification:type_name -> bullseye.model.v1.ClassificationOutput
-	36, // 50: bullseye.model.v1.ModelArtifact.linear:type_name -> bullseye.model.v1.LinearParameters
-	39, // 51: bullseye.model.v1.ModelArtifact.kernel_svm:type_name -> bullseye.model.v1.KernelSvmParameters
-	40, // 52: bullseye.model.v1.ModelArtifact.nystrom:type_name -> bullseye.model.v1.NystromParameters
-	41, // 53: bullseye.model.v1.ModelArtifact.factorization:type_name -> bullseye.model.v1.FactorizationParameters
-	42, // 54: bullseye.model.v1.ModelArtifact.popularity:type_name -> bullseye.model.v1.PopularityParameters
-	43, // 55: bullseye.model.v1.ModelArtifact.trees:type_name -> bullseye.model.v1.TreeEnsemble
-	33, // 56: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
-	53, // 57: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
-	19, // 58: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
-	52, // 59: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
-	27, // 60: bullseye.model.v1.ModelArtifact.outputs:type_name -> bullseye.model.v1.OutputSignature
-	58, // 61: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
-	58, // 62: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
-	57, // 63: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
-	35, // 64: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
-	54, // 65: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
-	6,  // 66: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
-	58, // 67: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
-	7,  // 68: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
-	8,  // 69: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
-	37, // 70: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	9,  // 71: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
-	38, // 72: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	37, // 73: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	38, // 74: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	36, // 75: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
-	42, // 76: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
-	10, // 77: bullseye.model.v1.TreeEnsemble.objective:type_name -> bullseye.model.v1.TreeObjective
-	11, // 78: bullseye.model.v1.TreeEnsemble.rules:type_name -> bullseye.model.v1.SplitRules
-	44, // 79: bullseye.model.v1.TreeEnsemble.trees:type_name -> bullseye.model.v1.Tree
-	46, // 80: bullseye.model.v1.TreeEnsemble.imported_from:type_name -> bullseye.model.v1.ImportedFrom
-	45, // 81: bullseye.model.v1.Tree.category_sets:type_name -> bullseye.model.v1.CategorySet
-	58, // 82: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	58, // 83: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	58, // 84: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	85, // [85:85] is the sub-list for method output_type
-	85, // [85:85] is the sub-list for method input_type
-	85, // [85:85] is the sub-list for extension type_name
-	85, // [85:85] is the sub-list for extension extendee
-	0,  // [0:85] is the sub-list for field type_name
+	20, // 25: bullseye.model.v1.InputSignature.features:type_name -> bullseye.model.v1.FeatureMapping
+	18, // 26: bullseye.model.v1.FeatureMapping.column:type_name -> bullseye.model.v1.InputColumn
+	57, // 27: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
+	54, // 28: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
+	54, // 29: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
+	1,  // 30: bullseye.model.v1.LeaderboardEntry.family:type_name -> bullseye.model.v1.ModelFamily
+	52, // 31: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
+	55, // 32: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
+	24, // 33: bullseye.model.v1.LeaderboardEntry.folds:type_name -> bullseye.model.v1.FoldResult
+	4,  // 34: bullseye.model.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
+	58, // 35: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
+	59, // 36: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
+	55, // 37: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
+	59, // 38: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
+	26, // 39: bullseye.model.v1.ClassificationCurves.roc:type_name -> bullseye.model.v1.RocPoint
+	27, // 40: bullseye.model.v1.ClassificationCurves.lift:type_name -> bullseye.model.v1.LiftBin
+	28, // 41: bullseye.model.v1.ClassificationCurves.calibration:type_name -> bullseye.model.v1.CalibrationBin
+	30, // 42: bullseye.model.v1.OutputSignature.outputs:type_name -> bullseye.model.v1.OutputSpec
+	5,  // 43: bullseye.model.v1.OutputSpec.kind:type_name -> bullseye.model.v1.OutputKind
+	60, // 44: bullseye.model.v1.OutputValue.label:type_name -> bullseye.common.v1.Value
+	32, // 45: bullseye.model.v1.OutputValue.tensor:type_name -> bullseye.model.v1.Tensor
+	1,  // 46: bullseye.model.v1.ModelArtifact.family:type_name -> bullseye.model.v1.ModelFamily
+	0,  // 47: bullseye.model.v1.ModelArtifact.task:type_name -> bullseye.model.v1.TaskKind
+	53, // 48: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
+	18, // 49: bullseye.model.v1.ModelArtifact.inputs:type_name -> bullseye.model.v1.InputColumn
+	36, // 50: bullseye.model.v1.ModelArtifact.preprocessing:type_name -> bullseye.model.v1.FittedPreprocessing
+	34, // 51: bullseye.model.v1.ModelArtifact.classification:type_name -> bullseye.model.v1.ClassificationOutput
+	38, // 52: bullseye.model.v1.ModelArtifact.linear:type_name -> bullseye.model.v1.LinearParameters
+	41, // 53: bullseye.model.v1.ModelArtifact.kernel_svm:type_name -> bullseye.model.v1.KernelSvmParameters
+	42, // 54: bullseye.model.v1.ModelArtifact.nystrom:type_name -> bullseye.model.v1.NystromParameters
+	43, // 55: bullseye.model.v1.ModelArtifact.factorization:type_name -> bullseye.model.v1.FactorizationParameters
+	44, // 56: bullseye.model.v1.ModelArtifact.popularity:type_name -> bullseye.model.v1.PopularityParameters
+	45, // 57: bullseye.model.v1.ModelArtifact.trees:type_name -> bullseye.model.v1.TreeEnsemble
+	35, // 58: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
+	55, // 59: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
+	21, // 60: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
+	54, // 61: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
+	29, // 62: bullseye.model.v1.ModelArtifact.outputs:type_name -> bullseye.model.v1.OutputSignature
+	60, // 63: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
+	60, // 64: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
+	59, // 65: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
+	37, // 66: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
+	56, // 67: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
+	6,  // 68: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
+	60, // 69: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
+	7,  // 70: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
+	8,  // 71: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
+	39, // 72: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	9,  // 73: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
+	40, // 74: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	39, // 75: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	40, // 76: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	38, // 77: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
+	44, // 78: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
+	10, // 79: bullseye.model.v1.TreeEnsemble.objective:type_name -> bullseye.model.v1.TreeObjective
+	11, // 80: bullseye.model.v1.TreeEnsemble.rules:type_name -> bullseye.model.v1.SplitRules
+	46, // 81: bullseye.model.v1.TreeEnsemble.trees:type_name -> bullseye.model.v1.Tree
+	48, // 82: bullseye.model.v1.TreeEnsemble.imported_from:type_name -> bullseye.model.v1.ImportedFrom
+	47, // 83: bullseye.model.v1.Tree.category_sets:type_name -> bullseye.model.v1.CategorySet
+	60, // 84: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	60, // 85: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	60, // 86: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	87, // [87:87] is the sub-list for method output_type
+	87, // [87:87] is the sub-list for method input_type
+	87, // [87:87] is the sub-list for extension type_name
+	87, // [87:87] is the sub-list for extension extendee
+	0,  // [0:87] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_model_v1_model_proto_init() }
@@ -4835,12 +5002,12 @@ func file_bullseye_model_v1_model_proto_init() {
 	if File_bullseye_model_v1_model_proto != nil {
 		return
 	}
-	file_bullseye_model_v1_model_proto_msgTypes[17].OneofWrappers = []any{
+	file_bullseye_model_v1_model_proto_msgTypes[19].OneofWrappers = []any{
 		(*OutputValue_Number)(nil),
 		(*OutputValue_Label)(nil),
 		(*OutputValue_Tensor)(nil),
 	}
-	file_bullseye_model_v1_model_proto_msgTypes[19].OneofWrappers = []any{
+	file_bullseye_model_v1_model_proto_msgTypes[21].OneofWrappers = []any{
 		(*ModelArtifact_Linear)(nil),
 		(*ModelArtifact_KernelSvm)(nil),
 		(*ModelArtifact_Nystrom)(nil),
@@ -4854,7 +5021,7 @@ func file_bullseye_model_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_model_v1_model_proto_rawDesc), len(file_bullseye_model_v1_model_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   40,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

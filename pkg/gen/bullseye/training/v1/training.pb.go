@@ -1875,6 +1875,335 @@ func (x *PromoteModelResponse) GetChecks() []*v1.QualityGateCheck {
 	return nil
 }
 
+// ImportModelRequest is one message of an ImportModel stream: the header
+// first, then the model file in chunks.
+type ImportModelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which message this is.
+	//
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*ImportModelRequest_Header
+	//	*ImportModelRequest_Chunk
+	Kind          isImportModelRequest_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportModelRequest) Reset() {
+	*x = ImportModelRequest{}
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportModelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportModelRequest) ProtoMessage() {}
+
+func (x *ImportModelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportModelRequest.ProtoReflect.Descriptor instead.
+func (*ImportModelRequest) Descriptor() ([]byte, []int) {
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ImportModelRequest) GetKind() isImportModelRequest_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *ImportModelRequest) GetHeader() *ImportModelHeader {
+	if x != nil {
+		if x, ok := x.Kind.(*ImportModelRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *ImportModelRequest) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*ImportModelRequest_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+type isImportModelRequest_Kind interface {
+	isImportModelRequest_Kind()
+}
+
+type ImportModelRequest_Header struct {
+	// The first message, and only the first: what the file is and how the
+	// model it holds is registered.
+	Header *ImportModelHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type ImportModelRequest_Chunk struct {
+	// Every later message: the next piece of the file, in order, at most
+	// 1 MiB (the CLI sends 1 MiB chunks). The pieces put end to end are the
+	// file.
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+func (*ImportModelRequest_Header) isImportModelRequest_Kind() {}
+
+func (*ImportModelRequest_Chunk) isImportModelRequest_Kind() {}
+
+// ImportModelHeader describes an imported model file and how it is
+// registered.
+type ImportModelHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The model name the version is registered under, 1 to 63 characters of
+	// [a-z0-9-] starting with a letter, e.g. "bank-response-xgb". Required. A
+	// new name creates the model; a known name adds a version.
+	ModelName string `protobuf:"bytes,1,opt,name=model_name,json=modelName,proto3" json:"model_name,omitempty"`
+	// A description for people, stored on the registered version; optional,
+	// at most 16 KiB.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// What the model predicts: BINARY_CLASSIFICATION or REGRESSION.
+	// Unspecified means the task the file's objective implies (for XGBoost,
+	// binary:logistic and binary:logitraw classify; reg:squarederror,
+	// reg:linear and count:poisson regress); when set, it must agree with it.
+	Task v1.TaskKind `protobuf:"varint,3,opt,name=task,proto3,enum=bullseye.model.v1.TaskKind" json:"task,omitempty"`
+	// How the model's features read the columns of a feature set. Required.
+	InputSignature *v1.InputSignature `protobuf:"bytes,4,opt,name=input_signature,json=inputSignature,proto3" json:"input_signature,omitempty"`
+	// The file's format. Required.
+	//
+	// Types that are valid to be assigned to Format:
+	//
+	//	*ImportModelHeader_XgboostJson
+	Format isImportModelHeader_Format `protobuf_oneof:"format"`
+	// The file's size in bytes, when the client knows it; 0 means not given.
+	// When given, a size over the server's limit is refused at once, and a
+	// file that ends up longer or shorter fails the call with INVALID_ARGUMENT.
+	SizeBytes int64 `protobuf:"varint,6,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Binary classification only: the labels the model's classes are
+	// predicted as, and the probability at or above which the positive one
+	// is. Unset means the labels true and false and the threshold 0.5; both
+	// labels or neither may be given, and a threshold strictly between 0 and
+	// 1 (0 means 0.5).
+	Classification *v1.ClassificationOutput `protobuf:"bytes,7,opt,name=classification,proto3" json:"classification,omitempty"`
+	// Free-form labels copied onto the registered version, as
+	// TrainingSpec.labels: at most 32, keys and values at most 63 characters.
+	Labels        map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportModelHeader) Reset() {
+	*x = ImportModelHeader{}
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportModelHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportModelHeader) ProtoMessage() {}
+
+func (x *ImportModelHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportModelHeader.ProtoReflect.Descriptor instead.
+func (*ImportModelHeader) Descriptor() ([]byte, []int) {
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ImportModelHeader) GetModelName() string {
+	if x != nil {
+		return x.ModelName
+	}
+	return ""
+}
+
+func (x *ImportModelHeader) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *ImportModelHeader) GetTask() v1.TaskKind {
+	if x != nil {
+		return x.Task
+	}
+	return v1.TaskKind(0)
+}
+
+func (x *ImportModelHeader) GetInputSignature() *v1.InputSignature {
+	if x != nil {
+		return x.InputSignature
+	}
+	return nil
+}
+
+func (x *ImportModelHeader) GetFormat() isImportModelHeader_Format {
+	if x != nil {
+		return x.Format
+	}
+	return nil
+}
+
+func (x *ImportModelHeader) GetXgboostJson() *XGBoostJsonFormat {
+	if x != nil {
+		if x, ok := x.Format.(*ImportModelHeader_XgboostJson); ok {
+			return x.XgboostJson
+		}
+	}
+	return nil
+}
+
+func (x *ImportModelHeader) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *ImportModelHeader) GetClassification() *v1.ClassificationOutput {
+	if x != nil {
+		return x.Classification
+	}
+	return nil
+}
+
+func (x *ImportModelHeader) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+type isImportModelHeader_Format interface {
+	isImportModelHeader_Format()
+}
+
+type ImportModelHeader_XgboostJson struct {
+	// XGBoost's JSON model format.
+	XgboostJson *XGBoostJsonFormat `protobuf:"bytes,5,opt,name=xgboost_json,json=xgboostJson,proto3,oneof"`
+}
+
+func (*ImportModelHeader_XgboostJson) isImportModelHeader_Format() {}
+
+// XGBoostJsonFormat is XGBoost's JSON model format, as Booster.save_model
+// writes it to a ".json" file (XGBoost 1.x and 2.x): a gbtree booster with
+// one output and the objective binary:logistic, binary:logitraw,
+// reg:squarederror, reg:linear or count:poisson, with numeric and native
+// categorical splits. The version scores rows as XGBoost does: values and
+// thresholds compared as float32, a missing value sent each split's default
+// direction, a category in a split's set sent right.
+type XGBoostJsonFormat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *XGBoostJsonFormat) Reset() {
+	*x = XGBoostJsonFormat{}
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *XGBoostJsonFormat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*XGBoostJsonFormat) ProtoMessage() {}
+
+func (x *XGBoostJsonFormat) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use XGBoostJsonFormat.ProtoReflect.Descriptor instead.
+func (*XGBoostJsonFormat) Descriptor() ([]byte, []int) {
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{20}
+}
+
+// ImportModelResponse returns the registered version.
+type ImportModelResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version registered, with its inputs (the signature's columns, in the
+	// model's feature order) and lineage (the feature set, and the signature
+	// as Lineage.data).
+	ModelVersion  *v1.ModelVersion `protobuf:"bytes,1,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportModelResponse) Reset() {
+	*x = ImportModelResponse{}
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportModelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportModelResponse) ProtoMessage() {}
+
+func (x *ImportModelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportModelResponse.ProtoReflect.Descriptor instead.
+func (*ImportModelResponse) Descriptor() ([]byte, []int) {
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ImportModelResponse) GetModelVersion() *v1.ModelVersion {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return nil
+}
+
 // Job is one training job: what was asked, where it is, what it produced.
 type Job struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1917,7 +2246,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[18]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2258,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[18]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2271,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{18}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Job) GetJobId() string {
@@ -2095,7 +2424,7 @@ type JobProgress struct {
 
 func (x *JobProgress) Reset() {
 	*x = JobProgress{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[19]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2436,7 @@ func (x *JobProgress) String() string {
 func (*JobProgress) ProtoMessage() {}
 
 func (x *JobProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[19]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2449,7 @@ func (x *JobProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobProgress.ProtoReflect.Descriptor instead.
 func (*JobProgress) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{19}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JobProgress) GetJobId() string {
@@ -2262,7 +2591,7 @@ type JobMessage struct {
 
 func (x *JobMessage) Reset() {
 	*x = JobMessage{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[20]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2274,7 +2603,7 @@ func (x *JobMessage) String() string {
 func (*JobMessage) ProtoMessage() {}
 
 func (x *JobMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[20]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2616,7 @@ func (x *JobMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobMessage.ProtoReflect.Descriptor instead.
 func (*JobMessage) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{20}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *JobMessage) GetTime() *timestamppb.Timestamp {
@@ -2389,7 +2718,7 @@ type TrainingSpec struct {
 
 func (x *TrainingSpec) Reset() {
 	*x = TrainingSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[21]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2401,7 +2730,7 @@ func (x *TrainingSpec) String() string {
 func (*TrainingSpec) ProtoMessage() {}
 
 func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[21]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2414,7 +2743,7 @@ func (x *TrainingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainingSpec.ProtoReflect.Descriptor instead.
 func (*TrainingSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{21}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TrainingSpec) GetModelName() string {
@@ -2548,7 +2877,7 @@ type DataSpec struct {
 
 func (x *DataSpec) Reset() {
 	*x = DataSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[22]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +2889,7 @@ func (x *DataSpec) String() string {
 func (*DataSpec) ProtoMessage() {}
 
 func (x *DataSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[22]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +2902,7 @@ func (x *DataSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataSpec.ProtoReflect.Descriptor instead.
 func (*DataSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{22}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DataSpec) GetSource() isDataSpec_Source {
@@ -2652,7 +2981,7 @@ type ImportSplit struct {
 
 func (x *ImportSplit) Reset() {
 	*x = ImportSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[23]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +2993,7 @@ func (x *ImportSplit) String() string {
 func (*ImportSplit) ProtoMessage() {}
 
 func (x *ImportSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[23]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +3006,7 @@ func (x *ImportSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportSplit.ProtoReflect.Descriptor instead.
 func (*ImportSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{23}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ImportSplit) GetTestImportIds() []string {
@@ -2703,7 +3032,7 @@ type RowNumberFilter struct {
 
 func (x *RowNumberFilter) Reset() {
 	*x = RowNumberFilter{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[24]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2715,7 +3044,7 @@ func (x *RowNumberFilter) String() string {
 func (*RowNumberFilter) ProtoMessage() {}
 
 func (x *RowNumberFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[24]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2728,7 +3057,7 @@ func (x *RowNumberFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RowNumberFilter.ProtoReflect.Descriptor instead.
 func (*RowNumberFilter) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{24}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RowNumberFilter) GetModulus() int64 {
@@ -2765,7 +3094,7 @@ type InteractionsSpec struct {
 
 func (x *InteractionsSpec) Reset() {
 	*x = InteractionsSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3106,7 @@ func (x *InteractionsSpec) String() string {
 func (*InteractionsSpec) ProtoMessage() {}
 
 func (x *InteractionsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[25]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3119,7 @@ func (x *InteractionsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InteractionsSpec.ProtoReflect.Descriptor instead.
 func (*InteractionsSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{25}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *InteractionsSpec) GetExport() *v12.ExportInteractionsRequest {
@@ -2840,7 +3169,7 @@ type InteractionSplit struct {
 
 func (x *InteractionSplit) Reset() {
 	*x = InteractionSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2852,7 +3181,7 @@ func (x *InteractionSplit) String() string {
 func (*InteractionSplit) ProtoMessage() {}
 
 func (x *InteractionSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[26]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2865,7 +3194,7 @@ func (x *InteractionSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InteractionSplit.ProtoReflect.Descriptor instead.
 func (*InteractionSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{26}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *InteractionSplit) GetMethod() isInteractionSplit_Method {
@@ -2963,7 +3292,7 @@ type EventNameSplit struct {
 
 func (x *EventNameSplit) Reset() {
 	*x = EventNameSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3304,7 @@ func (x *EventNameSplit) String() string {
 func (*EventNameSplit) ProtoMessage() {}
 
 func (x *EventNameSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[27]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3317,7 @@ func (x *EventNameSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventNameSplit.ProtoReflect.Descriptor instead.
 func (*EventNameSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{27}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EventNameSplit) GetTestEventNames() []string {
@@ -3012,7 +3341,7 @@ type RandomSplit struct {
 
 func (x *RandomSplit) Reset() {
 	*x = RandomSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3024,7 +3353,7 @@ func (x *RandomSplit) String() string {
 func (*RandomSplit) ProtoMessage() {}
 
 func (x *RandomSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[28]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3037,7 +3366,7 @@ func (x *RandomSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RandomSplit.ProtoReflect.Descriptor instead.
 func (*RandomSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{28}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RandomSplit) GetTestFraction() float64 {
@@ -3066,7 +3395,7 @@ type LastPerUserSplit struct {
 
 func (x *LastPerUserSplit) Reset() {
 	*x = LastPerUserSplit{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3407,7 @@ func (x *LastPerUserSplit) String() string {
 func (*LastPerUserSplit) ProtoMessage() {}
 
 func (x *LastPerUserSplit) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[29]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3420,7 @@ func (x *LastPerUserSplit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LastPerUserSplit.ProtoReflect.Descriptor instead.
 func (*LastPerUserSplit) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{29}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LastPerUserSplit) GetN() int32 {
@@ -3133,7 +3462,7 @@ type PreprocessingSpec struct {
 
 func (x *PreprocessingSpec) Reset() {
 	*x = PreprocessingSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3474,7 @@ func (x *PreprocessingSpec) String() string {
 func (*PreprocessingSpec) ProtoMessage() {}
 
 func (x *PreprocessingSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[30]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3487,7 @@ func (x *PreprocessingSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PreprocessingSpec.ProtoReflect.Descriptor instead.
 func (*PreprocessingSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{30}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PreprocessingSpec) GetNumericImputation() ImputationStrategy {
@@ -3236,7 +3565,7 @@ type OneHotOptions struct {
 
 func (x *OneHotOptions) Reset() {
 	*x = OneHotOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +3577,7 @@ func (x *OneHotOptions) String() string {
 func (*OneHotOptions) ProtoMessage() {}
 
 func (x *OneHotOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[31]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +3590,7 @@ func (x *OneHotOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OneHotOptions.ProtoReflect.Descriptor instead.
 func (*OneHotOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{31}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *OneHotOptions) GetMinCount() int64 {
@@ -3300,7 +3629,7 @@ type HashingOptions struct {
 
 func (x *HashingOptions) Reset() {
 	*x = HashingOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3312,7 +3641,7 @@ func (x *HashingOptions) String() string {
 func (*HashingOptions) ProtoMessage() {}
 
 func (x *HashingOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[32]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3325,7 +3654,7 @@ func (x *HashingOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HashingOptions.ProtoReflect.Descriptor instead.
 func (*HashingOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{32}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *HashingOptions) GetCardinalityThreshold() int64 {
@@ -3369,7 +3698,7 @@ type ColumnOptions struct {
 
 func (x *ColumnOptions) Reset() {
 	*x = ColumnOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3381,7 +3710,7 @@ func (x *ColumnOptions) String() string {
 func (*ColumnOptions) ProtoMessage() {}
 
 func (x *ColumnOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[33]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3394,7 +3723,7 @@ func (x *ColumnOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ColumnOptions.ProtoReflect.Descriptor instead.
 func (*ColumnOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{33}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ColumnOptions) GetImputation() ImputationStrategy {
@@ -3466,7 +3795,7 @@ type CandidateSpec struct {
 
 func (x *CandidateSpec) Reset() {
 	*x = CandidateSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3478,7 +3807,7 @@ func (x *CandidateSpec) String() string {
 func (*CandidateSpec) ProtoMessage() {}
 
 func (x *CandidateSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[34]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3491,7 +3820,7 @@ func (x *CandidateSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CandidateSpec.ProtoReflect.Descriptor instead.
 func (*CandidateSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{34}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CandidateSpec) GetFamily() v1.ModelFamily {
@@ -3539,7 +3868,7 @@ type HyperparameterDomain struct {
 
 func (x *HyperparameterDomain) Reset() {
 	*x = HyperparameterDomain{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3551,7 +3880,7 @@ func (x *HyperparameterDomain) String() string {
 func (*HyperparameterDomain) ProtoMessage() {}
 
 func (x *HyperparameterDomain) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[35]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3564,7 +3893,7 @@ func (x *HyperparameterDomain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HyperparameterDomain.ProtoReflect.Descriptor instead.
 func (*HyperparameterDomain) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{35}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *HyperparameterDomain) GetDomain() isHyperparameterDomain_Domain {
@@ -3621,7 +3950,7 @@ type HyperparameterValues struct {
 
 func (x *HyperparameterValues) Reset() {
 	*x = HyperparameterValues{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3633,7 +3962,7 @@ func (x *HyperparameterValues) String() string {
 func (*HyperparameterValues) ProtoMessage() {}
 
 func (x *HyperparameterValues) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[36]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3646,7 +3975,7 @@ func (x *HyperparameterValues) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HyperparameterValues.ProtoReflect.Descriptor instead.
 func (*HyperparameterValues) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{36}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *HyperparameterValues) GetValues() []*v11.Value {
@@ -3676,7 +4005,7 @@ type HyperparameterRange struct {
 
 func (x *HyperparameterRange) Reset() {
 	*x = HyperparameterRange{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3688,7 +4017,7 @@ func (x *HyperparameterRange) String() string {
 func (*HyperparameterRange) ProtoMessage() {}
 
 func (x *HyperparameterRange) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[37]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3701,7 +4030,7 @@ func (x *HyperparameterRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HyperparameterRange.ProtoReflect.Descriptor instead.
 func (*HyperparameterRange) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{37}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *HyperparameterRange) GetMin() float64 {
@@ -3761,7 +4090,7 @@ type SearchSpec struct {
 
 func (x *SearchSpec) Reset() {
 	*x = SearchSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3773,7 +4102,7 @@ func (x *SearchSpec) String() string {
 func (*SearchSpec) ProtoMessage() {}
 
 func (x *SearchSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[38]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3786,7 +4115,7 @@ func (x *SearchSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchSpec.ProtoReflect.Descriptor instead.
 func (*SearchSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{38}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SearchSpec) GetMethod() SearchMethod {
@@ -3840,7 +4169,7 @@ type CrossValidationSpec struct {
 
 func (x *CrossValidationSpec) Reset() {
 	*x = CrossValidationSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3852,7 +4181,7 @@ func (x *CrossValidationSpec) String() string {
 func (*CrossValidationSpec) ProtoMessage() {}
 
 func (x *CrossValidationSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[39]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3865,7 +4194,7 @@ func (x *CrossValidationSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrossValidationSpec.ProtoReflect.Descriptor instead.
 func (*CrossValidationSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{39}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CrossValidationSpec) GetFolds() int32 {
@@ -3905,7 +4234,7 @@ type SelectionSpec struct {
 
 func (x *SelectionSpec) Reset() {
 	*x = SelectionSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3917,7 +4246,7 @@ func (x *SelectionSpec) String() string {
 func (*SelectionSpec) ProtoMessage() {}
 
 func (x *SelectionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[40]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3930,7 +4259,7 @@ func (x *SelectionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SelectionSpec.ProtoReflect.Descriptor instead.
 func (*SelectionSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{40}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SelectionSpec) GetMetric() string {
@@ -3966,7 +4295,7 @@ type SolverOptions struct {
 
 func (x *SolverOptions) Reset() {
 	*x = SolverOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3978,7 +4307,7 @@ func (x *SolverOptions) String() string {
 func (*SolverOptions) ProtoMessage() {}
 
 func (x *SolverOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[41]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3991,7 +4320,7 @@ func (x *SolverOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SolverOptions.ProtoReflect.Descriptor instead.
 func (*SolverOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{41}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SolverOptions) GetTolerance() float64 {
@@ -4037,7 +4366,7 @@ type FeatureSelectionSpec struct {
 
 func (x *FeatureSelectionSpec) Reset() {
 	*x = FeatureSelectionSpec{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4049,7 +4378,7 @@ func (x *FeatureSelectionSpec) String() string {
 func (*FeatureSelectionSpec) ProtoMessage() {}
 
 func (x *FeatureSelectionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[42]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4062,7 +4391,7 @@ func (x *FeatureSelectionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeatureSelectionSpec.ProtoReflect.Descriptor instead.
 func (*FeatureSelectionSpec) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{42}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *FeatureSelectionSpec) GetEnabled() bool {
@@ -4131,7 +4460,7 @@ type KernelLimits struct {
 
 func (x *KernelLimits) Reset() {
 	*x = KernelLimits{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4143,7 +4472,7 @@ func (x *KernelLimits) String() string {
 func (*KernelLimits) ProtoMessage() {}
 
 func (x *KernelLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[43]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4156,7 +4485,7 @@ func (x *KernelLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KernelLimits.ProtoReflect.Descriptor instead.
 func (*KernelLimits) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{43}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *KernelLimits) GetMaxExactRows() int64 {
@@ -4200,7 +4529,7 @@ type EvaluationOptions struct {
 
 func (x *EvaluationOptions) Reset() {
 	*x = EvaluationOptions{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4212,7 +4541,7 @@ func (x *EvaluationOptions) String() string {
 func (*EvaluationOptions) ProtoMessage() {}
 
 func (x *EvaluationOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[44]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4225,7 +4554,7 @@ func (x *EvaluationOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationOptions.ProtoReflect.Descriptor instead.
 func (*EvaluationOptions) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{44}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *EvaluationOptions) GetThreshold() float64 {
@@ -4271,7 +4600,7 @@ type ResourceLimits struct {
 
 func (x *ResourceLimits) Reset() {
 	*x = ResourceLimits{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4283,7 +4612,7 @@ func (x *ResourceLimits) String() string {
 func (*ResourceLimits) ProtoMessage() {}
 
 func (x *ResourceLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[45]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4296,7 +4625,7 @@ func (x *ResourceLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResourceLimits.ProtoReflect.Descriptor instead.
 func (*ResourceLimits) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{45}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ResourceLimits) GetParallelism() int32 {
@@ -4334,7 +4663,7 @@ type EvaluationRow struct {
 
 func (x *EvaluationRow) Reset() {
 	*x = EvaluationRow{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4346,7 +4675,7 @@ func (x *EvaluationRow) String() string {
 func (*EvaluationRow) ProtoMessage() {}
 
 func (x *EvaluationRow) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[46]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4359,7 +4688,7 @@ func (x *EvaluationRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationRow.ProtoReflect.Descriptor instead.
 func (*EvaluationRow) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{46}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *EvaluationRow) GetEntityId() string {
@@ -4421,7 +4750,7 @@ type ScoredRow struct {
 
 func (x *ScoredRow) Reset() {
 	*x = ScoredRow{}
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4433,7 +4762,7 @@ func (x *ScoredRow) String() string {
 func (*ScoredRow) ProtoMessage() {}
 
 func (x *ScoredRow) ProtoReflect() protoreflect.Message {
-	mi := &file_bullseye_training_v1_training_proto_msgTypes[47]
+	mi := &file_bullseye_training_v1_training_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4446,7 +4775,7 @@ func (x *ScoredRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoredRow.ProtoReflect.Descriptor instead.
 func (*ScoredRow) Descriptor() ([]byte, []int) {
-	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{47}
+	return file_bullseye_training_v1_training_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ScoredRow) GetIndex() int64 {
@@ -4603,7 +4932,29 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x8d\x01\n" +
 	"\x14PromoteModelResponse\x128\n" +
 	"\x05model\x18\x01 \x01(\v2\".bullseye.model.v1.RegisteredModelR\x05model\x12;\n" +
-	"\x06checks\x18\x02 \x03(\v2#.bullseye.model.v1.QualityGateCheckR\x06checks\"\xb4\x05\n" +
+	"\x06checks\x18\x02 \x03(\v2#.bullseye.model.v1.QualityGateCheckR\x06checks\"w\n" +
+	"\x12ImportModelRequest\x12A\n" +
+	"\x06header\x18\x01 \x01(\v2'.bullseye.training.v1.ImportModelHeaderH\x00R\x06header\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
+	"\x04kind\"\xa1\x04\n" +
+	"\x11ImportModelHeader\x12\x1d\n" +
+	"\n" +
+	"model_name\x18\x01 \x01(\tR\tmodelName\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12/\n" +
+	"\x04task\x18\x03 \x01(\x0e2\x1b.bullseye.model.v1.TaskKindR\x04task\x12J\n" +
+	"\x0finput_signature\x18\x04 \x01(\v2!.bullseye.model.v1.InputSignatureR\x0einputSignature\x12L\n" +
+	"\fxgboost_json\x18\x05 \x01(\v2'.bullseye.training.v1.XGBoostJsonFormatH\x00R\vxgboostJson\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x06 \x01(\x03R\tsizeBytes\x12O\n" +
+	"\x0eclassification\x18\a \x01(\v2'.bullseye.model.v1.ClassificationOutputR\x0eclassification\x12K\n" +
+	"\x06labels\x18\b \x03(\v23.bullseye.training.v1.ImportModelHeader.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
+	"\x06format\"\x13\n" +
+	"\x11XGBoostJsonFormat\"[\n" +
+	"\x13ImportModelResponse\x12D\n" +
+	"\rmodel_version\x18\x01 \x01(\v2\x1f.bullseye.model.v1.ModelVersionR\fmodelVersion\"\xb4\x05\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -4881,7 +5232,7 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x0fScoredRowStatus\x12!\n" +
 	"\x1dSCORED_ROW_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SCORED_ROW_STATUS_OK\x10\x01\x12\x1d\n" +
-	"\x19SCORED_ROW_STATUS_INVALID\x10\x022\xe4\x06\n" +
+	"\x19SCORED_ROW_STATUS_INVALID\x10\x022\xca\a\n" +
 	"\x0fTrainingService\x12h\n" +
 	"\rStartTraining\x12*.bullseye.training.v1.StartTrainingRequest\x1a+.bullseye.training.v1.StartTrainingResponse\x12S\n" +
 	"\x06GetJob\x12#.bullseye.training.v1.GetJobRequest\x1a$.bullseye.training.v1.GetJobResponse\x12[\n" +
@@ -4892,7 +5243,8 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"ListModels\x12'.bullseye.training.v1.ListModelsRequest\x1a(.bullseye.training.v1.ListModelsResponse\x12Y\n" +
 	"\bGetModel\x12%.bullseye.training.v1.GetModelRequest\x1a&.bullseye.training.v1.GetModelResponse\x12Y\n" +
 	"\bEvaluate\x12%.bullseye.training.v1.EvaluateRequest\x1a&.bullseye.training.v1.EvaluateResponse\x12e\n" +
-	"\fPromoteModel\x12).bullseye.training.v1.PromoteModelRequest\x1a*.bullseye.training.v1.PromoteModelResponseB\xe4\x01\n" +
+	"\fPromoteModel\x12).bullseye.training.v1.PromoteModelRequest\x1a*.bullseye.training.v1.PromoteModelResponse\x12d\n" +
+	"\vImportModel\x12(.bullseye.training.v1.ImportModelRequest\x1a).bullseye.training.v1.ImportModelResponse(\x01B\xe4\x01\n" +
 	"\x18com.bullseye.training.v1B\rTrainingProtoP\x01ZGgithub.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1;trainingv1\xa2\x02\x03BTX\xaa\x02\x14Bullseye.Training.V1\xca\x02\x14Bullseye\\Training\\V1\xe2\x02 Bullseye\\Training\\V1\\GPBMetadata\xea\x02\x16Bullseye::Training::V1b\x06proto3"
 
 var (
@@ -4908,7 +5260,7 @@ func file_bullseye_training_v1_training_proto_rawDescGZIP() []byte {
 }
 
 var file_bullseye_training_v1_training_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_bullseye_training_v1_training_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_bullseye_training_v1_training_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_bullseye_training_v1_training_proto_goTypes = []any{
 	(JobView)(0),                          // 0: bullseye.training.v1.JobView
 	(JobState)(0),                         // 1: bullseye.training.v1.JobState
@@ -4939,185 +5291,201 @@ var file_bullseye_training_v1_training_proto_goTypes = []any{
 	(*EvaluateResponse)(nil),              // 26: bullseye.training.v1.EvaluateResponse
 	(*PromoteModelRequest)(nil),           // 27: bullseye.training.v1.PromoteModelRequest
 	(*PromoteModelResponse)(nil),          // 28: bullseye.training.v1.PromoteModelResponse
-	(*Job)(nil),                           // 29: bullseye.training.v1.Job
-	(*JobProgress)(nil),                   // 30: bullseye.training.v1.JobProgress
-	(*JobMessage)(nil),                    // 31: bullseye.training.v1.JobMessage
-	(*TrainingSpec)(nil),                  // 32: bullseye.training.v1.TrainingSpec
-	(*DataSpec)(nil),                      // 33: bullseye.training.v1.DataSpec
-	(*ImportSplit)(nil),                   // 34: bullseye.training.v1.ImportSplit
-	(*RowNumberFilter)(nil),               // 35: bullseye.training.v1.RowNumberFilter
-	(*InteractionsSpec)(nil),              // 36: bullseye.training.v1.InteractionsSpec
-	(*InteractionSplit)(nil),              // 37: bullseye.training.v1.InteractionSplit
-	(*EventNameSplit)(nil),                // 38: bullseye.training.v1.EventNameSplit
-	(*RandomSplit)(nil),                   // 39: bullseye.training.v1.RandomSplit
-	(*LastPerUserSplit)(nil),              // 40: bullseye.training.v1.LastPerUserSplit
-	(*PreprocessingSpec)(nil),             // 41: bullseye.training.v1.PreprocessingSpec
-	(*OneHotOptions)(nil),                 // 42: bullseye.training.v1.OneHotOptions
-	(*HashingOptions)(nil),                // 43: bullseye.training.v1.HashingOptions
-	(*ColumnOptions)(nil),                 // 44: bullseye.training.v1.ColumnOptions
-	(*CandidateSpec)(nil),                 // 45: bullseye.training.v1.CandidateSpec
-	(*HyperparameterDomain)(nil),          // 46: bullseye.training.v1.HyperparameterDomain
-	(*HyperparameterValues)(nil),          // 47: bullseye.training.v1.HyperparameterValues
-	(*HyperparameterRange)(nil),           // 48: bullseye.training.v1.HyperparameterRange
-	(*SearchSpec)(nil),                    // 49: bullseye.training.v1.SearchSpec
-	(*CrossValidationSpec)(nil),           // 50: bullseye.training.v1.CrossValidationSpec
-	(*SelectionSpec)(nil),                 // 51: bullseye.training.v1.SelectionSpec
-	(*SolverOptions)(nil),                 // 52: bullseye.training.v1.SolverOptions
-	(*FeatureSelectionSpec)(nil),          // 53: bullseye.training.v1.FeatureSelectionSpec
-	(*KernelLimits)(nil),                  // 54: bullseye.training.v1.KernelLimits
-	(*EvaluationOptions)(nil),             // 55: bullseye.training.v1.EvaluationOptions
-	(*ResourceLimits)(nil),                // 56: bullseye.training.v1.ResourceLimits
-	(*EvaluationRow)(nil),                 // 57: bullseye.training.v1.EvaluationRow
-	(*ScoredRow)(nil),                     // 58: bullseye.training.v1.ScoredRow
-	nil,                                   // 59: bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
-	nil,                                   // 60: bullseye.training.v1.TrainingSpec.LabelsEntry
-	nil,                                   // 61: bullseye.training.v1.PreprocessingSpec.ColumnsEntry
-	nil,                                   // 62: bullseye.training.v1.CandidateSpec.HyperparametersEntry
-	nil,                                   // 63: bullseye.training.v1.EvaluationRow.FeaturesEntry
-	(*v1.RegisteredModel)(nil),            // 64: bullseye.model.v1.RegisteredModel
-	(*v11.ModelRef)(nil),                  // 65: bullseye.common.v1.ModelRef
-	(*v1.ModelVersion)(nil),               // 66: bullseye.model.v1.ModelVersion
-	(*v11.Metric)(nil),                    // 67: bullseye.common.v1.Metric
-	(*v1.ClassificationCurves)(nil),       // 68: bullseye.model.v1.ClassificationCurves
-	(*v1.TrafficSplit)(nil),               // 69: bullseye.model.v1.TrafficSplit
-	(*v1.ShadowVersions)(nil),             // 70: bullseye.model.v1.ShadowVersions
-	(*v1.QualityGateCheck)(nil),           // 71: bullseye.model.v1.QualityGateCheck
-	(*timestamppb.Timestamp)(nil),         // 72: google.protobuf.Timestamp
-	(*v11.Problem)(nil),                   // 73: bullseye.common.v1.Problem
-	(*v1.LeaderboardEntry)(nil),           // 74: bullseye.model.v1.LeaderboardEntry
-	(*durationpb.Duration)(nil),           // 75: google.protobuf.Duration
-	(v1.TaskKind)(0),                      // 76: bullseye.model.v1.TaskKind
-	(*v12.TrainingSetSpec)(nil),           // 77: bullseye.feature.v1.TrainingSetSpec
-	(*v12.ExportInteractionsRequest)(nil), // 78: bullseye.feature.v1.ExportInteractionsRequest
-	(*v11.Value)(nil),                     // 79: bullseye.common.v1.Value
-	(v1.ColumnEncoding)(0),                // 80: bullseye.model.v1.ColumnEncoding
-	(v1.ModelFamily)(0),                   // 81: bullseye.model.v1.ModelFamily
-	(v1.MetricDirection)(0),               // 82: bullseye.model.v1.MetricDirection
-	(v1.KernelFallback)(0),                // 83: bullseye.model.v1.KernelFallback
+	(*ImportModelRequest)(nil),            // 29: bullseye.training.v1.ImportModelRequest
+	(*ImportModelHeader)(nil),             // 30: bullseye.training.v1.ImportModelHeader
+	(*XGBoostJsonFormat)(nil),             // 31: bullseye.training.v1.XGBoostJsonFormat
+	(*ImportModelResponse)(nil),           // 32: bullseye.training.v1.ImportModelResponse
+	(*Job)(nil),                           // 33: bullseye.training.v1.Job
+	(*JobProgress)(nil),                   // 34: bullseye.training.v1.JobProgress
+	(*JobMessage)(nil),                    // 35: bullseye.training.v1.JobMessage
+	(*TrainingSpec)(nil),                  // 36: bullseye.training.v1.TrainingSpec
+	(*DataSpec)(nil),                      // 37: bullseye.training.v1.DataSpec
+	(*ImportSplit)(nil),                   // 38: bullseye.training.v1.ImportSplit
+	(*RowNumberFilter)(nil),               // 39: bullseye.training.v1.RowNumberFilter
+	(*InteractionsSpec)(nil),              // 40: bullseye.training.v1.InteractionsSpec
+	(*InteractionSplit)(nil),              // 41: bullseye.training.v1.InteractionSplit
+	(*EventNameSplit)(nil),                // 42: bullseye.training.v1.EventNameSplit
+	(*RandomSplit)(nil),                   // 43: bullseye.training.v1.RandomSplit
+	(*LastPerUserSplit)(nil),              // 44: bullseye.training.v1.LastPerUserSplit
+	(*PreprocessingSpec)(nil),             // 45: bullseye.training.v1.PreprocessingSpec
+	(*OneHotOptions)(nil),                 // 46: bullseye.training.v1.OneHotOptions
+	(*HashingOptions)(nil),                // 47: bullseye.training.v1.HashingOptions
+	(*ColumnOptions)(nil),                 // 48: bullseye.training.v1.ColumnOptions
+	(*CandidateSpec)(nil),                 // 49: bullseye.training.v1.CandidateSpec
+	(*HyperparameterDomain)(nil),          // 50: bullseye.training.v1.HyperparameterDomain
+	(*HyperparameterValues)(nil),          // 51: bullseye.training.v1.HyperparameterValues
+	(*HyperparameterRange)(nil),           // 52: bullseye.training.v1.HyperparameterRange
+	(*SearchSpec)(nil),                    // 53: bullseye.training.v1.SearchSpec
+	(*CrossValidationSpec)(nil),           // 54: bullseye.training.v1.CrossValidationSpec
+	(*SelectionSpec)(nil),                 // 55: bullseye.training.v1.SelectionSpec
+	(*SolverOptions)(nil),                 // 56: bullseye.training.v1.SolverOptions
+	(*FeatureSelectionSpec)(nil),          // 57: bullseye.training.v1.FeatureSelectionSpec
+	(*KernelLimits)(nil),                  // 58: bullseye.training.v1.KernelLimits
+	(*EvaluationOptions)(nil),             // 59: bullseye.training.v1.EvaluationOptions
+	(*ResourceLimits)(nil),                // 60: bullseye.training.v1.ResourceLimits
+	(*EvaluationRow)(nil),                 // 61: bullseye.training.v1.EvaluationRow
+	(*ScoredRow)(nil),                     // 62: bullseye.training.v1.ScoredRow
+	nil,                                   // 63: bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
+	nil,                                   // 64: bullseye.training.v1.ImportModelHeader.LabelsEntry
+	nil,                                   // 65: bullseye.training.v1.TrainingSpec.LabelsEntry
+	nil,                                   // 66: bullseye.training.v1.PreprocessingSpec.ColumnsEntry
+	nil,                                   // 67: bullseye.training.v1.CandidateSpec.HyperparametersEntry
+	nil,                                   // 68: bullseye.training.v1.EvaluationRow.FeaturesEntry
+	(*v1.RegisteredModel)(nil),            // 69: bullseye.model.v1.RegisteredModel
+	(*v11.ModelRef)(nil),                  // 70: bullseye.common.v1.ModelRef
+	(*v1.ModelVersion)(nil),               // 71: bullseye.model.v1.ModelVersion
+	(*v11.Metric)(nil),                    // 72: bullseye.common.v1.Metric
+	(*v1.ClassificationCurves)(nil),       // 73: bullseye.model.v1.ClassificationCurves
+	(*v1.TrafficSplit)(nil),               // 74: bullseye.model.v1.TrafficSplit
+	(*v1.ShadowVersions)(nil),             // 75: bullseye.model.v1.ShadowVersions
+	(*v1.QualityGateCheck)(nil),           // 76: bullseye.model.v1.QualityGateCheck
+	(v1.TaskKind)(0),                      // 77: bullseye.model.v1.TaskKind
+	(*v1.InputSignature)(nil),             // 78: bullseye.model.v1.InputSignature
+	(*v1.ClassificationOutput)(nil),       // 79: bullseye.model.v1.ClassificationOutput
+	(*timestamppb.Timestamp)(nil),         // 80: google.protobuf.Timestamp
+	(*v11.Problem)(nil),                   // 81: bullseye.common.v1.Problem
+	(*v1.LeaderboardEntry)(nil),           // 82: bullseye.model.v1.LeaderboardEntry
+	(*durationpb.Duration)(nil),           // 83: google.protobuf.Duration
+	(*v12.TrainingSetSpec)(nil),           // 84: bullseye.feature.v1.TrainingSetSpec
+	(*v12.ExportInteractionsRequest)(nil), // 85: bullseye.feature.v1.ExportInteractionsRequest
+	(*v11.Value)(nil),                     // 86: bullseye.common.v1.Value
+	(v1.ColumnEncoding)(0),                // 87: bullseye.model.v1.ColumnEncoding
+	(v1.ModelFamily)(0),                   // 88: bullseye.model.v1.ModelFamily
+	(v1.MetricDirection)(0),               // 89: bullseye.model.v1.MetricDirection
+	(v1.KernelFallback)(0),                // 90: bullseye.model.v1.KernelFallback
 }
 var file_bullseye_training_v1_training_proto_depIdxs = []int32{
-	32,  // 0: bullseye.training.v1.StartTrainingRequest.spec:type_name -> bullseye.training.v1.TrainingSpec
-	29,  // 1: bullseye.training.v1.StartTrainingResponse.job:type_name -> bullseye.training.v1.Job
+	36,  // 0: bullseye.training.v1.StartTrainingRequest.spec:type_name -> bullseye.training.v1.TrainingSpec
+	33,  // 1: bullseye.training.v1.StartTrainingResponse.job:type_name -> bullseye.training.v1.Job
 	0,   // 2: bullseye.training.v1.GetJobRequest.view:type_name -> bullseye.training.v1.JobView
-	29,  // 3: bullseye.training.v1.GetJobResponse.job:type_name -> bullseye.training.v1.Job
-	30,  // 4: bullseye.training.v1.WatchJobResponse.progress:type_name -> bullseye.training.v1.JobProgress
-	29,  // 5: bullseye.training.v1.CancelJobResponse.job:type_name -> bullseye.training.v1.Job
+	33,  // 3: bullseye.training.v1.GetJobResponse.job:type_name -> bullseye.training.v1.Job
+	34,  // 4: bullseye.training.v1.WatchJobResponse.progress:type_name -> bullseye.training.v1.JobProgress
+	33,  // 5: bullseye.training.v1.CancelJobResponse.job:type_name -> bullseye.training.v1.Job
 	1,   // 6: bullseye.training.v1.ListJobsRequest.states:type_name -> bullseye.training.v1.JobState
 	0,   // 7: bullseye.training.v1.ListJobsRequest.view:type_name -> bullseye.training.v1.JobView
-	29,  // 8: bullseye.training.v1.ListJobsResponse.jobs:type_name -> bullseye.training.v1.Job
-	64,  // 9: bullseye.training.v1.ListModelsResponse.models:type_name -> bullseye.model.v1.RegisteredModel
-	65,  // 10: bullseye.training.v1.GetModelRequest.model:type_name -> bullseye.common.v1.ModelRef
-	66,  // 11: bullseye.training.v1.GetModelResponse.model_version:type_name -> bullseye.model.v1.ModelVersion
-	64,  // 12: bullseye.training.v1.GetModelResponse.model:type_name -> bullseye.model.v1.RegisteredModel
-	65,  // 13: bullseye.training.v1.EvaluateRequest.model:type_name -> bullseye.common.v1.ModelRef
-	57,  // 14: bullseye.training.v1.EvaluateRequest.rows:type_name -> bullseye.training.v1.EvaluationRow
-	33,  // 15: bullseye.training.v1.EvaluateRequest.data:type_name -> bullseye.training.v1.DataSpec
+	33,  // 8: bullseye.training.v1.ListJobsResponse.jobs:type_name -> bullseye.training.v1.Job
+	69,  // 9: bullseye.training.v1.ListModelsResponse.models:type_name -> bullseye.model.v1.RegisteredModel
+	70,  // 10: bullseye.training.v1.GetModelRequest.model:type_name -> bullseye.common.v1.ModelRef
+	71,  // 11: bullseye.training.v1.GetModelResponse.model_version:type_name -> bullseye.model.v1.ModelVersion
+	69,  // 12: bullseye.training.v1.GetModelResponse.model:type_name -> bullseye.model.v1.RegisteredModel
+	70,  // 13: bullseye.training.v1.EvaluateRequest.model:type_name -> bullseye.common.v1.ModelRef
+	61,  // 14: bullseye.training.v1.EvaluateRequest.rows:type_name -> bullseye.training.v1.EvaluationRow
+	37,  // 15: bullseye.training.v1.EvaluateRequest.data:type_name -> bullseye.training.v1.DataSpec
 	4,   // 16: bullseye.training.v1.EvaluateRequest.partition:type_name -> bullseye.training.v1.DataPartition
-	55,  // 17: bullseye.training.v1.EvaluateRequest.options:type_name -> bullseye.training.v1.EvaluationOptions
-	58,  // 18: bullseye.training.v1.EvaluateResponse.scores:type_name -> bullseye.training.v1.ScoredRow
-	67,  // 19: bullseye.training.v1.EvaluateResponse.metrics:type_name -> bullseye.common.v1.Metric
-	68,  // 20: bullseye.training.v1.EvaluateResponse.curves:type_name -> bullseye.model.v1.ClassificationCurves
-	59,  // 21: bullseye.training.v1.PromoteModelRequest.set_aliases:type_name -> bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
-	69,  // 22: bullseye.training.v1.PromoteModelRequest.live:type_name -> bullseye.model.v1.TrafficSplit
-	70,  // 23: bullseye.training.v1.PromoteModelRequest.shadow:type_name -> bullseye.model.v1.ShadowVersions
-	64,  // 24: bullseye.training.v1.PromoteModelResponse.model:type_name -> bullseye.model.v1.RegisteredModel
-	71,  // 25: bullseye.training.v1.PromoteModelResponse.checks:type_name -> bullseye.model.v1.QualityGateCheck
-	32,  // 26: bullseye.training.v1.Job.spec:type_name -> bullseye.training.v1.TrainingSpec
-	1,   // 27: bullseye.training.v1.Job.state:type_name -> bullseye.training.v1.JobState
-	30,  // 28: bullseye.training.v1.Job.progress:type_name -> bullseye.training.v1.JobProgress
-	72,  // 29: bullseye.training.v1.Job.create_time:type_name -> google.protobuf.Timestamp
-	72,  // 30: bullseye.training.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	72,  // 31: bullseye.training.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	67,  // 32: bullseye.training.v1.Job.metrics:type_name -> bullseye.common.v1.Metric
-	73,  // 33: bullseye.training.v1.Job.error:type_name -> bullseye.common.v1.Problem
-	31,  // 34: bullseye.training.v1.Job.messages:type_name -> bullseye.training.v1.JobMessage
-	1,   // 35: bullseye.training.v1.JobProgress.state:type_name -> bullseye.training.v1.JobState
-	2,   // 36: bullseye.training.v1.JobProgress.stage:type_name -> bullseye.training.v1.JobStage
-	67,  // 37: bullseye.training.v1.JobProgress.current_metrics:type_name -> bullseye.common.v1.Metric
-	74,  // 38: bullseye.training.v1.JobProgress.leaderboard:type_name -> bullseye.model.v1.LeaderboardEntry
-	31,  // 39: bullseye.training.v1.JobProgress.messages:type_name -> bullseye.training.v1.JobMessage
-	75,  // 40: bullseye.training.v1.JobProgress.elapsed:type_name -> google.protobuf.Duration
-	72,  // 41: bullseye.training.v1.JobProgress.update_time:type_name -> google.protobuf.Timestamp
-	72,  // 42: bullseye.training.v1.JobMessage.time:type_name -> google.protobuf.Timestamp
-	3,   // 43: bullseye.training.v1.JobMessage.severity:type_name -> bullseye.training.v1.JobMessageSeverity
-	2,   // 44: bullseye.training.v1.JobMessage.stage:type_name -> bullseye.training.v1.JobStage
-	33,  // 45: bullseye.training.v1.TrainingSpec.data:type_name -> bullseye.training.v1.DataSpec
-	76,  // 46: bullseye.training.v1.TrainingSpec.task:type_name -> bullseye.model.v1.TaskKind
-	41,  // 47: bullseye.training.v1.TrainingSpec.preprocessing:type_name -> bullseye.training.v1.PreprocessingSpec
-	45,  // 48: bullseye.training.v1.TrainingSpec.candidates:type_name -> bullseye.training.v1.CandidateSpec
-	49,  // 49: bullseye.training.v1.TrainingSpec.search:type_name -> bullseye.training.v1.SearchSpec
-	50,  // 50: bullseye.training.v1.TrainingSpec.cross_validation:type_name -> bullseye.training.v1.CrossValidationSpec
-	51,  // 51: bullseye.training.v1.TrainingSpec.selection:type_name -> bullseye.training.v1.SelectionSpec
-	52,  // 52: bullseye.training.v1.TrainingSpec.solver:type_name -> bullseye.training.v1.SolverOptions
-	53,  // 53: bullseye.training.v1.TrainingSpec.feature_selection:type_name -> bullseye.training.v1.FeatureSelectionSpec
-	54,  // 54: bullseye.training.v1.TrainingSpec.kernel_limits:type_name -> bullseye.training.v1.KernelLimits
-	55,  // 55: bullseye.training.v1.TrainingSpec.evaluation:type_name -> bullseye.training.v1.EvaluationOptions
-	56,  // 56: bullseye.training.v1.TrainingSpec.resources:type_name -> bullseye.training.v1.ResourceLimits
-	60,  // 57: bullseye.training.v1.TrainingSpec.labels:type_name -> bullseye.training.v1.TrainingSpec.LabelsEntry
-	77,  // 58: bullseye.training.v1.DataSpec.training_set:type_name -> bullseye.feature.v1.TrainingSetSpec
-	36,  // 59: bullseye.training.v1.DataSpec.interactions:type_name -> bullseye.training.v1.InteractionsSpec
-	35,  // 60: bullseye.training.v1.DataSpec.train_filter:type_name -> bullseye.training.v1.RowNumberFilter
-	34,  // 61: bullseye.training.v1.DataSpec.import_split:type_name -> bullseye.training.v1.ImportSplit
-	78,  // 62: bullseye.training.v1.InteractionsSpec.export:type_name -> bullseye.feature.v1.ExportInteractionsRequest
-	37,  // 63: bullseye.training.v1.InteractionsSpec.split:type_name -> bullseye.training.v1.InteractionSplit
-	39,  // 64: bullseye.training.v1.InteractionSplit.random:type_name -> bullseye.training.v1.RandomSplit
-	72,  // 65: bullseye.training.v1.InteractionSplit.test_start_time:type_name -> google.protobuf.Timestamp
-	40,  // 66: bullseye.training.v1.InteractionSplit.last_per_user:type_name -> bullseye.training.v1.LastPerUserSplit
-	38,  // 67: bullseye.training.v1.InteractionSplit.event_names:type_name -> bullseye.training.v1.EventNameSplit
-	5,   // 68: bullseye.training.v1.PreprocessingSpec.numeric_imputation:type_name -> bullseye.training.v1.ImputationStrategy
-	5,   // 69: bullseye.training.v1.PreprocessingSpec.categorical_imputation:type_name -> bullseye.training.v1.ImputationStrategy
-	6,   // 70: bullseye.training.v1.PreprocessingSpec.scaling:type_name -> bullseye.training.v1.Scaling
-	42,  // 71: bullseye.training.v1.PreprocessingSpec.one_hot:type_name -> bullseye.training.v1.OneHotOptions
-	43,  // 72: bullseye.training.v1.PreprocessingSpec.hashing:type_name -> bullseye.training.v1.HashingOptions
-	61,  // 73: bullseye.training.v1.PreprocessingSpec.columns:type_name -> bullseye.training.v1.PreprocessingSpec.ColumnsEntry
-	5,   // 74: bullseye.training.v1.ColumnOptions.imputation:type_name -> bullseye.training.v1.ImputationStrategy
-	79,  // 75: bullseye.training.v1.ColumnOptions.fill_value:type_name -> bullseye.common.v1.Value
-	80,  // 76: bullseye.training.v1.ColumnOptions.encoding:type_name -> bullseye.model.v1.ColumnEncoding
-	6,   // 77: bullseye.training.v1.ColumnOptions.scaling:type_name -> bullseye.training.v1.Scaling
-	81,  // 78: bullseye.training.v1.CandidateSpec.family:type_name -> bullseye.model.v1.ModelFamily
-	62,  // 79: bullseye.training.v1.CandidateSpec.hyperparameters:type_name -> bullseye.training.v1.CandidateSpec.HyperparametersEntry
-	52,  // 80: bullseye.training.v1.CandidateSpec.solver:type_name -> bullseye.training.v1.SolverOptions
-	47,  // 81: bullseye.training.v1.HyperparameterDomain.values:type_name -> bullseye.training.v1.HyperparameterValues
-	48,  // 82: bullseye.training.v1.HyperparameterDomain.range:type_name -> bullseye.training.v1.HyperparameterRange
-	79,  // 83: bullseye.training.v1.HyperparameterValues.values:type_name -> bullseye.common.v1.Value
-	7,   // 84: bullseye.training.v1.HyperparameterRange.scale:type_name -> bullseye.training.v1.RangeScale
-	8,   // 85: bullseye.training.v1.SearchSpec.method:type_name -> bullseye.training.v1.SearchMethod
-	9,   // 86: bullseye.training.v1.CrossValidationSpec.strategy:type_name -> bullseye.training.v1.FoldStrategy
-	75,  // 87: bullseye.training.v1.CrossValidationSpec.time_gap:type_name -> google.protobuf.Duration
-	82,  // 88: bullseye.training.v1.SelectionSpec.direction:type_name -> bullseye.model.v1.MetricDirection
-	83,  // 89: bullseye.training.v1.KernelLimits.fallback:type_name -> bullseye.model.v1.KernelFallback
-	75,  // 90: bullseye.training.v1.ResourceLimits.timeout:type_name -> google.protobuf.Duration
-	63,  // 91: bullseye.training.v1.EvaluationRow.features:type_name -> bullseye.training.v1.EvaluationRow.FeaturesEntry
-	79,  // 92: bullseye.training.v1.EvaluationRow.label:type_name -> bullseye.common.v1.Value
-	10,  // 93: bullseye.training.v1.ScoredRow.status:type_name -> bullseye.training.v1.ScoredRowStatus
-	73,  // 94: bullseye.training.v1.ScoredRow.problem:type_name -> bullseye.common.v1.Problem
-	79,  // 95: bullseye.training.v1.ScoredRow.label:type_name -> bullseye.common.v1.Value
-	44,  // 96: bullseye.training.v1.PreprocessingSpec.ColumnsEntry.value:type_name -> bullseye.training.v1.ColumnOptions
-	46,  // 97: bullseye.training.v1.CandidateSpec.HyperparametersEntry.value:type_name -> bullseye.training.v1.HyperparameterDomain
-	79,  // 98: bullseye.training.v1.EvaluationRow.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
-	11,  // 99: bullseye.training.v1.TrainingService.StartTraining:input_type -> bullseye.training.v1.StartTrainingRequest
-	13,  // 100: bullseye.training.v1.TrainingService.GetJob:input_type -> bullseye.training.v1.GetJobRequest
-	15,  // 101: bullseye.training.v1.TrainingService.WatchJob:input_type -> bullseye.training.v1.WatchJobRequest
-	17,  // 102: bullseye.training.v1.TrainingService.CancelJob:input_type -> bullseye.training.v1.CancelJobRequest
-	19,  // 103: bullseye.training.v1.TrainingService.ListJobs:input_type -> bullseye.training.v1.ListJobsRequest
-	21,  // 104: bullseye.training.v1.TrainingService.ListModels:input_type -> bullseye.training.v1.ListModelsRequest
-	23,  // 105: bullseye.training.v1.TrainingService.GetModel:input_type -> bullseye.training.v1.GetModelRequest
-	25,  // 106: bullseye.training.v1.TrainingService.Evaluate:input_type -> bullseye.training.v1.EvaluateRequest
-	27,  // 107: bullseye.training.v1.TrainingService.PromoteModel:input_type -> bullseye.training.v1.PromoteModelRequest
-	12,  // 108: bullseye.training.v1.TrainingService.StartTraining:output_type -> bullseye.training.v1.StartTrainingResponse
-	14,  // 109: bullseye.training.v1.TrainingService.GetJob:output_type -> bullseye.training.v1.GetJobResponse
-	16,  // 110: bullseye.training.v1.TrainingService.WatchJob:output_type -> bullseye.training.v1.WatchJobResponse
-	18,  // 111: bullseye.training.v1.TrainingService.CancelJob:output_type -> bullseye.training.v1.CancelJobResponse
-	20,  // 112: bullseye.training.v1.TrainingService.ListJobs:output_type -> bullseye.training.v1.ListJobsResponse
-	22,  // 113: bullseye.training.v1.TrainingService.ListModels:output_type -> bullseye.training.v1.ListModelsResponse
-	24,  // 114: bullseye.training.v1.TrainingService.GetModel:output_type -> bullseye.training.v1.GetModelResponse
-	26,  // 115: bullseye.training.v1.TrainingService.Evaluate:output_type -> bullseye.training.v1.EvaluateResponse
-	28,  // 116: bullseye.training.v1.TrainingService.PromoteModel:output_type -> bullseye.training.v1.PromoteModelResponse
-	108, // [108:117] is the sub-list for method output_type
-	99,  // [99:108] is the sub-list for method input_type
-	99,  // [99:99] is the sub-list for extension type_name
-	99,  // [99:99] is the sub-list for extension extendee
-	0,   // [0:99] is the sub-list for field type_name
+	59,  // 17: bullseye.training.v1.EvaluateRequest.options:type_name -> bullseye.training.v1.EvaluationOptions
+	62,  // 18: bullseye.training.v1.EvaluateResponse.scores:type_name -> bullseye.training.v1.ScoredRow
+	72,  // 19: bullseye.training.v1.EvaluateResponse.metrics:type_name -> bullseye.common.v1.Metric
+	73,  // 20: bullseye.training.v1.EvaluateResponse.curves:type_name -> bullseye.model.v1.ClassificationCurves
+	63,  // 21: bullseye.training.v1.PromoteModelRequest.set_aliases:type_name -> bullseye.training.v1.PromoteModelRequest.SetAliasesEntry
+	74,  // 22: bullseye.training.v1.PromoteModelRequest.live:type_name -> bullseye.model.v1.TrafficSplit
+	75,  // 23: bullseye.training.v1.PromoteModelRequest.shadow:type_name -> bullseye.model.v1.ShadowVersions
+	69,  // 24: bullseye.training.v1.PromoteModelResponse.model:type_name -> bullseye.model.v1.RegisteredModel
+	76,  // 25: bullseye.training.v1.PromoteModelResponse.checks:type_name -> bullseye.model.v1.QualityGateCheck
+	30,  // 26: bullseye.training.v1.ImportModelRequest.header:type_name -> bullseye.training.v1.ImportModelHeader
+	77,  // 27: bullseye.training.v1.ImportModelHeader.task:type_name -> bullseye.model.v1.TaskKind
+	78,  // 28: bullseye.training.v1.ImportModelHeader.input_signature:type_name -> bullseye.model.v1.InputSignature
+	31,  // 29: bullseye.training.v1.ImportModelHeader.xgboost_json:type_name -> bullseye.training.v1.XGBoostJsonFormat
+	79,  // 30: bullseye.training.v1.ImportModelHeader.classification:type_name -> bullseye.model.v1.ClassificationOutput
+	64,  // 31: bullseye.training.v1.ImportModelHeader.labels:type_name -> bullseye.training.v1.ImportModelHeader.LabelsEntry
+	71,  // 32: bullseye.training.v1.ImportModelResponse.model_version:type_name -> bullseye.model.v1.ModelVersion
+	36,  // 33: bullseye.training.v1.Job.spec:type_name -> bullseye.training.v1.TrainingSpec
+	1,   // 34: bullseye.training.v1.Job.state:type_name -> bullseye.training.v1.JobState
+	34,  // 35: bullseye.training.v1.Job.progress:type_name -> bullseye.training.v1.JobProgress
+	80,  // 36: bullseye.training.v1.Job.create_time:type_name -> google.protobuf.Timestamp
+	80,  // 37: bullseye.training.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	80,  // 38: bullseye.training.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	72,  // 39: bullseye.training.v1.Job.metrics:type_name -> bullseye.common.v1.Metric
+	81,  // 40: bullseye.training.v1.Job.error:type_name -> bullseye.common.v1.Problem
+	35,  // 41: bullseye.training.v1.Job.messages:type_name -> bullseye.training.v1.JobMessage
+	1,   // 42: bullseye.training.v1.JobProgress.state:type_name -> bullseye.training.v1.JobState
+	2,   // 43: bullseye.training.v1.JobProgress.stage:type_name -> bullseye.training.v1.JobStage
+	72,  // 44: bullseye.training.v1.JobProgress.current_metrics:type_name -> bullseye.common.v1.Metric
+	82,  // 45: bullseye.training.v1.JobProgress.leaderboard:type_name -> bullseye.model.v1.LeaderboardEntry
+	35,  // 46: bullseye.training.v1.JobProgress.messages:type_name -> bullseye.training.v1.JobMessage
+	83,  // 47: bullseye.training.v1.JobProgress.elapsed:type_name -> google.protobuf.Duration
+	80,  // 48: bullseye.training.v1.JobProgress.update_time:type_name -> google.protobuf.Timestamp
+	80,  // 49: bullseye.training.v1.JobMessage.time:type_name -> google.protobuf.Timestamp
+	3,   // 50: bullseye.training.v1.JobMessage.severity:type_name -> bullseye.training.v1.JobMessageSeverity
+	2,   // 51: bullseye.training.v1.JobMessage.stage:type_name -> bullseye.training.v1.JobStage
+	37,  // 52: bullseye.training.v1.TrainingSpec.data:type_name -> bullseye.training.v1.DataSpec
+	77,  // 53: bullseye.training.v1.TrainingSpec.task:type_name -> bullseye.model.v1.TaskKind
+	45,  // 54: bullseye.training.v1.TrainingSpec.preprocessing:type_name -> bullseye.training.v1.PreprocessingSpec
+	49,  // 55: bullseye.training.v1.TrainingSpec.candidates:type_name -> bullseye.training.v1.CandidateSpec
+	53,  // 56: bullseye.training.v1.TrainingSpec.search:type_name -> bullseye.training.v1.SearchSpec
+	54,  // 57: bullseye.training.v1.TrainingSpec.cross_validation:type_name -> bullseye.training.v1.CrossValidationSpec
+	55,  // 58: bullseye.training.v1.TrainingSpec.selection:type_name -> bullseye.training.v1.SelectionSpec
+	56,  // 59: bullseye.training.v1.TrainingSpec.solver:type_name -> bullseye.training.v1.SolverOptions
+	57,  // 60: bullseye.training.v1.TrainingSpec.feature_selection:type_name -> bullseye.training.v1.FeatureSelectionSpec
+	58,  // 61: bullseye.training.v1.TrainingSpec.kernel_limits:type_name -> bullseye.training.v1.KernelLimits
+	59,  // 62: bullseye.training.v1.TrainingSpec.evaluation:type_name -> bullseye.training.v1.EvaluationOptions
+	60,  // 63: bullseye.training.v1.TrainingSpec.resources:type_name -> bullseye.training.v1.ResourceLimits
+	65,  // 64: bullseye.training.v1.TrainingSpec.labels:type_name -> bullseye.training.v1.TrainingSpec.LabelsEntry
+	84,  // 65: bullseye.training.v1.DataSpec.training_set:type_name -> bullseye.feature.v1.TrainingSetSpec
+	40,  // 66: bullseye.training.v1.DataSpec.interactions:type_name -> bullseye.training.v1.InteractionsSpec
+	39,  // 67: bullseye.training.v1.DataSpec.train_filter:type_name -> bullseye.training.v1.RowNumberFilter
+	38,  // 68: bullseye.training.v1.DataSpec.import_split:type_name -> bullseye.training.v1.ImportSplit
+	85,  // 69: bullseye.training.v1.InteractionsSpec.export:type_name -> bullseye.feature.v1.ExportInteractionsRequest
+	41,  // 70: bullseye.training.v1.InteractionsSpec.split:type_name -> bullseye.training.v1.InteractionSplit
+	43,  // 71: bullseye.training.v1.InteractionSplit.random:type_name -> bullseye.training.v1.RandomSplit
+	80,  // 72: bullseye.training.v1.InteractionSplit.test_start_time:type_name -> google.protobuf.Timestamp
+	44,  // 73: bullseye.training.v1.InteractionSplit.last_per_user:type_name -> bullseye.training.v1.LastPerUserSplit
+	42,  // 74: bullseye.training.v1.InteractionSplit.event_names:type_name -> bullseye.training.v1.EventNameSplit
+	5,   // 75: bullseye.training.v1.PreprocessingSpec.numeric_imputation:type_name -> bullseye.training.v1.ImputationStrategy
+	5,   // 76: bullseye.training.v1.PreprocessingSpec.categorical_imputation:type_name -> bullseye.training.v1.ImputationStrategy
+	6,   // 77: bullseye.training.v1.PreprocessingSpec.scaling:type_name -> bullseye.training.v1.Scaling
+	46,  // 78: bullseye.training.v1.PreprocessingSpec.one_hot:type_name -> bullseye.training.v1.OneHotOptions
+	47,  // 79: bullseye.training.v1.PreprocessingSpec.hashing:type_name -> bullseye.training.v1.HashingOptions
+	66,  // 80: bullseye.training.v1.PreprocessingSpec.columns:type_name -> bullseye.training.v1.PreprocessingSpec.ColumnsEntry
+	5,   // 81: bullseye.training.v1.ColumnOptions.imputation:type_name -> bullseye.training.v1.ImputationStrategy
+	86,  // 82: bullseye.training.v1.ColumnOptions.fill_value:type_name -> bullseye.common.v1.Value
+	87,  // 83: bullseye.training.v1.ColumnOptions.encoding:type_name -> bullseye.model.v1.ColumnEncoding
+	6,   // 84: bullseye.training.v1.ColumnOptions.scaling:type_name -> bullseye.training.v1.Scaling
+	88,  // 85: bullseye.training.v1.CandidateSpec.family:type_name -> bullseye.model.v1.ModelFamily
+	67,  // 86: bullseye.training.v1.CandidateSpec.hyperparameters:type_name -> bullseye.training.v1.CandidateSpec.HyperparametersEntry
+	56,  // 87: bullseye.training.v1.CandidateSpec.solver:type_name -> bullseye.training.v1.SolverOptions
+	51,  // 88: bullseye.training.v1.HyperparameterDomain.values:type_name -> bullseye.training.v1.HyperparameterValues
+	52,  // 89: bullseye.training.v1.HyperparameterDomain.range:type_name -> bullseye.training.v1.HyperparameterRange
+	86,  // 90: bullseye.training.v1.HyperparameterValues.values:type_name -> bullseye.common.v1.Value
+	7,   // 91: bullseye.training.v1.HyperparameterRange.scale:type_name -> bullseye.training.v1.RangeScale
+	8,   // 92: bullseye.training.v1.SearchSpec.method:type_name -> bullseye.training.v1.SearchMethod
+	9,   // 93: bullseye.training.v1.CrossValidationSpec.strategy:type_name -> bullseye.training.v1.FoldStrategy
+	83,  // 94: bullseye.training.v1.CrossValidationSpec.time_gap:type_name -> google.protobuf.Duration
+	89,  // 95: bullseye.training.v1.SelectionSpec.direction:type_name -> bullseye.model.v1.MetricDirection
+	90,  // 96: bullseye.training.v1.KernelLimits.fallback:type_name -> bullseye.model.v1.KernelFallback
+	83,  // 97: bullseye.training.v1.ResourceLimits.timeout:type_name -> google.protobuf.Duration
+	68,  // 98: bullseye.training.v1.EvaluationRow.features:type_name -> bullseye.training.v1.EvaluationRow.FeaturesEntry
+	86,  // 99: bullseye.training.v1.EvaluationRow.label:type_name -> bullseye.common.v1.Value
+	10,  // 100: bullseye.training.v1.ScoredRow.status:type_name -> bullseye.training.v1.ScoredRowStatus
+	81,  // 101: bullseye.training.v1.ScoredRow.problem:type_name -> bullseye.common.v1.Problem
+	86,  // 102: bullseye.training.v1.ScoredRow.label:type_name -> bullseye.common.v1.Value
+	48,  // 103: bullseye.training.v1.PreprocessingSpec.ColumnsEntry.value:type_name -> bullseye.training.v1.ColumnOptions
+	50,  // 104: bullseye.training.v1.CandidateSpec.HyperparametersEntry.value:type_name -> bullseye.training.v1.HyperparameterDomain
+	86,  // 105: bullseye.training.v1.EvaluationRow.FeaturesEntry.value:type_name -> bullseye.common.v1.Value
+	11,  // 106: bullseye.training.v1.TrainingService.StartTraining:input_type -> bullseye.training.v1.StartTrainingRequest
+	13,  // 107: bullseye.training.v1.TrainingService.GetJob:input_type -> bullseye.training.v1.GetJobRequest
+	15,  // 108: bullseye.training.v1.TrainingService.WatchJob:input_type -> bullseye.training.v1.WatchJobRequest
+	17,  // 109: bullseye.training.v1.TrainingService.CancelJob:input_type -> bullseye.training.v1.CancelJobRequest
+	19,  // 110: bullseye.training.v1.TrainingService.ListJobs:input_type -> bullseye.training.v1.ListJobsRequest
+	21,  // 111: bullseye.training.v1.TrainingService.ListModels:input_type -> bullseye.training.v1.ListModelsRequest
+	23,  // 112: bullseye.training.v1.TrainingService.GetModel:input_type -> bullseye.training.v1.GetModelRequest
+	25,  // 113: bullseye.training.v1.TrainingService.Evaluate:input_type -> bullseye.training.v1.EvaluateRequest
+	27,  // 114: bullseye.training.v1.TrainingService.PromoteModel:input_type -> bullseye.training.v1.PromoteModelRequest
+	29,  // 115: bullseye.training.v1.TrainingService.ImportModel:input_type -> bullseye.training.v1.ImportModelRequest
+	12,  // 116: bullseye.training.v1.TrainingService.StartTraining:output_type -> bullseye.training.v1.StartTrainingResponse
+	14,  // 117: bullseye.training.v1.TrainingService.GetJob:output_type -> bullseye.training.v1.GetJobResponse
+	16,  // 118: bullseye.training.v1.TrainingService.WatchJob:output_type -> bullseye.training.v1.WatchJobResponse
+	18,  // 119: bullseye.training.v1.TrainingService.CancelJob:output_type -> bullseye.training.v1.CancelJobResponse
+	20,  // 120: bullseye.training.v1.TrainingService.ListJobs:output_type -> bullseye.training.v1.ListJobsResponse
+	22,  // 121: bullseye.training.v1.TrainingService.ListModels:output_type -> bullseye.training.v1.ListModelsResponse
+	24,  // 122: bullseye.training.v1.TrainingService.GetModel:output_type -> bullseye.training.v1.GetModelResponse
+	26,  // 123: bullseye.training.v1.TrainingService.Evaluate:output_type -> bullseye.training.v1.EvaluateResponse
+	28,  // 124: bullseye.training.v1.TrainingService.PromoteModel:output_type -> bullseye.training.v1.PromoteModelResponse
+	32,  // 125: bullseye.training.v1.TrainingService.ImportModel:output_type -> bullseye.training.v1.ImportModelResponse
+	116, // [116:126] is the sub-list for method output_type
+	106, // [106:116] is the sub-list for method input_type
+	106, // [106:106] is the sub-list for extension type_name
+	106, // [106:106] is the sub-list for extension extendee
+	0,   // [0:106] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_training_v1_training_proto_init() }
@@ -5125,30 +5493,37 @@ func file_bullseye_training_v1_training_proto_init() {
 	if File_bullseye_training_v1_training_proto != nil {
 		return
 	}
-	file_bullseye_training_v1_training_proto_msgTypes[22].OneofWrappers = []any{
+	file_bullseye_training_v1_training_proto_msgTypes[18].OneofWrappers = []any{
+		(*ImportModelRequest_Header)(nil),
+		(*ImportModelRequest_Chunk)(nil),
+	}
+	file_bullseye_training_v1_training_proto_msgTypes[19].OneofWrappers = []any{
+		(*ImportModelHeader_XgboostJson)(nil),
+	}
+	file_bullseye_training_v1_training_proto_msgTypes[26].OneofWrappers = []any{
 		(*DataSpec_TrainingSet)(nil),
 		(*DataSpec_Interactions)(nil),
 	}
-	file_bullseye_training_v1_training_proto_msgTypes[26].OneofWrappers = []any{
+	file_bullseye_training_v1_training_proto_msgTypes[30].OneofWrappers = []any{
 		(*InteractionSplit_Random)(nil),
 		(*InteractionSplit_TestStartTime)(nil),
 		(*InteractionSplit_LastPerUser)(nil),
 		(*InteractionSplit_EventNames)(nil),
 	}
-	file_bullseye_training_v1_training_proto_msgTypes[30].OneofWrappers = []any{}
-	file_bullseye_training_v1_training_proto_msgTypes[35].OneofWrappers = []any{
+	file_bullseye_training_v1_training_proto_msgTypes[34].OneofWrappers = []any{}
+	file_bullseye_training_v1_training_proto_msgTypes[39].OneofWrappers = []any{
 		(*HyperparameterDomain_Values)(nil),
 		(*HyperparameterDomain_Range)(nil),
 	}
-	file_bullseye_training_v1_training_proto_msgTypes[39].OneofWrappers = []any{}
-	file_bullseye_training_v1_training_proto_msgTypes[47].OneofWrappers = []any{}
+	file_bullseye_training_v1_training_proto_msgTypes[43].OneofWrappers = []any{}
+	file_bullseye_training_v1_training_proto_msgTypes[51].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_training_v1_training_proto_rawDesc), len(file_bullseye_training_v1_training_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   53,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

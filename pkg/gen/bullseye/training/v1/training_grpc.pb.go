@@ -34,6 +34,7 @@ const (
 	TrainingService_GetModel_FullMethodName      = "/bullseye.training.v1.TrainingService/GetModel"
 	TrainingService_Evaluate_FullMethodName      = "/bullseye.training.v1.TrainingService/Evaluate"
 	TrainingService_PromoteModel_FullMethodName  = "/bullseye.training.v1.TrainingService/PromoteModel"
+	TrainingService_ImportModel_FullMethodName   = "/bullseye.training.v1.TrainingService/ImportModel"
 )
 
 // TrainingServiceClient is the client API for TrainingService service.
@@ -100,6 +101,23 @@ type TrainingServiceClient interface {
 	// traffic while its gate metric is worse than the current live version's
 	// fails with FAILED_PRECONDITION (reason QUALITY_GATE), unless force is set.
 	PromoteModel(ctx context.Context, in *PromoteModelRequest, opts ...grpc.CallOption) (*PromoteModelResponse, error)
+	// ImportModel registers a model fitted elsewhere ("bring your own model")
+	// as the next version of a model, exactly as a job registers the model it
+	// trained: it can then be evaluated, promoted and served like any other.
+	// The client sends an ImportModelHeader first (the model's name, the file's
+	// format and the input signature that maps the model's features to the
+	// columns of a feature set), then the file's bytes in chunks, and
+	// half-closes; the server reads the whole file (at most 256 MiB by
+	// default, configurable), parses it, checks the signature against the
+	// model and the feature set, registers the version and answers with it.
+	// Any mistake fails the call with INVALID_ARGUMENT naming the field at
+	// fault (a file the format cannot read or a model it cannot score:
+	// "chunk"; a mapping: e.g. "header.input_signature.features[3].column.name")
+	// and registers nothing; so does a stream that is cancelled or breaks
+	// before the half-close. An unknown feature set fails with NOT_FOUND; a
+	// model name holding versions of another task with FAILED_PRECONDITION
+	// (reason TASK_MISMATCH).
+	ImportModel(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportModelRequest, ImportModelResponse], error)
 }
 
 type trainingServiceClient struct {
@@ -209,6 +227,19 @@ func (c *trainingServiceClient) PromoteModel(ctx context.Context, in *PromoteMod
 	return out, nil
 }
 
+func (c *trainingServiceClient) ImportModel(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportModelRequest, ImportModelResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &TrainingService_ServiceDesc.Streams[1], TrainingService_ImportModel_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ImportModelRequest, ImportModelResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TrainingService_ImportModelClient = grpc.ClientStreamingClient[ImportModelRequest, ImportModelResponse]
+
 // TrainingServiceServer is the server API for TrainingService service.
 // All implementations must embed UnimplementedTrainingServiceServer
 // for forward compatibility.
@@ -273,6 +304,23 @@ type TrainingServiceServer interface {
 	// traffic while its gate metric is worse than the current live version's
 	// fails with FAILED_PRECONDITION (reason QUALITY_GATE), unless force is set.
 	PromoteModel(context.Context, *PromoteModelRequest) (*PromoteModelResponse, error)
+	// ImportModel registers a model fitted elsewhere ("bring your own model")
+	// as the next version of a model, exactly as a job registers the model it
+	// trained: it can then be evaluated, promoted and served like any other.
+	// The client sends an ImportModelHeader first (the model's name, the file's
+	// format and the input signature that maps the model's features to the
+	// columns of a feature set), then the file's bytes in chunks, and
+	// half-closes; the server reads the whole file (at most 256 MiB by
+	// default, configurable), parses it, checks the signature against the
+	// model and the feature set, registers the version and answers with it.
+	// Any mistake fails the call with INVALID_ARGUMENT naming the field at
+	// fault (a file the format cannot read or a model it cannot score:
+	// "chunk"; a mapping: e.g. "header.input_signature.features[3].column.name")
+	// and registers nothing; so does a stream that is cancelled or breaks
+	// before the half-close. An unknown feature set fails with NOT_FOUND; a
+	// model name holding versions of another task with FAILED_PRECONDITION
+	// (reason TASK_MISMATCH).
+	ImportModel(grpc.ClientStreamingServer[ImportModelRequest, ImportModelResponse]) error
 	mustEmbedUnimplementedTrainingServiceServer()
 }
 
@@ -309,6 +357,9 @@ func (UnimplementedTrainingServiceServer) Evaluate(context.Context, *EvaluateReq
 }
 func (UnimplementedTrainingServiceServer) PromoteModel(context.Context, *PromoteModelRequest) (*PromoteModelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PromoteModel not implemented")
+}
+func (UnimplementedTrainingServiceServer) ImportModel(grpc.ClientStreamingServer[ImportModelRequest, ImportModelResponse]) error {
+	return status.Error(codes.Unimplemented, "method ImportModel not implemented")
 }
 func (UnimplementedTrainingServiceServer) mustEmbedUnimplementedTrainingServiceServer() {}
 func (UnimplementedTrainingServiceServer) testEmbeddedByValue()                         {}
@@ -486,6 +537,13 @@ func _TrainingService_PromoteModel_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TrainingService_ImportModel_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TrainingServiceServer).ImportModel(&grpc.GenericServerStream[ImportModelRequest, ImportModelResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TrainingService_ImportModelServer = grpc.ClientStreamingServer[ImportModelRequest, ImportModelResponse]
+
 // TrainingService_ServiceDesc is the grpc.ServiceDesc for TrainingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -531,6 +589,11 @@ var TrainingService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "WatchJob",
 			Handler:       _TrainingService_WatchJob_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "ImportModel",
+			Handler:       _TrainingService_ImportModel_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "bullseye/training/v1/training.proto",
