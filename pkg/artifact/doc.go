@@ -14,6 +14,14 @@
 // with its SHA-256 digest, which the registry stores beside it; [Unmarshal] checks the digest
 // before parsing.
 //
+// # Imported models
+//
+// [EncodeImported] turns a tree ensemble read from another library's file (gbt.Imported, e.g.
+// from gbt.ReadXGBoostJSON) into a GRADIENT_BOOSTED_TREES artifact like a trained one: its
+// preprocessing feeds each of the model's features from one raw input, numbers as they are
+// and categories as their codes in the list the caller gives ([ImportedInput]), missing
+// values kept missing, and its trees record where they came from (ImportedFrom).
+//
 // # Raw values
 //
 // A model's raw inputs are typed (common.v1.ValueType). Numbers, whole numbers, bools (0 or
