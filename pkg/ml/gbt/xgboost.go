@@ -74,6 +74,11 @@ func ReadXGBoostJSON(r io.Reader) (*Imported, error) {
 	}
 	var m xgboostModel
 	if err := json.Unmarshal(jsonNonFinite(raw), &m); err != nil {
+		// The type error's own text spells out the Go types it reads into.
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, fmt.Errorf("not an XGBoost JSON model: %s is a JSON %s, which the format does not have there", te.Field, te.Value)
+		}
 		return nil, fmt.Errorf("not an XGBoost JSON model: %w", err)
 	}
 	l := &m.Learner
