@@ -69,6 +69,12 @@ func hostileTable() hostile.Table {
 		r.Options = o
 		return r
 	}
+	imp := func(mut func(*trainingv1.ImportModelHeader)) *trainingv1.ImportModelRequest {
+		h := tinyHeader("imported-bad")
+		mut(h)
+		return header(h)
+	}
+	tinyChunk := chunk(tinyXGBoost("binary:logistic", "gbtree"))
 	promote := func(mut func(*trainingv1.PromoteModelRequest)) *trainingv1.PromoteModelRequest {
 		r := &trainingv1.PromoteModelRequest{ModelName: hostileModel, ExpectedRevision: 1, ValidateOnly: true}
 		mut(r)
@@ -238,6 +244,49 @@ func hostileTable() hostile.Table {
 				}
 			})), Code: inv, Field: "live.versions"},
 			{Name: "unknown model", Requests: one(promote(func(r *trainingv1.PromoteModelRequest) { r.ModelName = "nope" })), Code: codes.NotFound},
+		},
+		trainingPrefix + "ImportModel": {
+			{Name: "empty", Requests: one(&trainingv1.ImportModelRequest{}), Code: inv, Field: "header"},
+			{Name: "no message", Code: inv, Field: "header"},
+			{Name: "malformed", Raw: hostile.Malformed, Code: inv},
+			{Name: "1 MiB name", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.ModelName = hostile.MB1 }), tinyChunk}, Code: inv, Field: "header.model_name"},
+			{Name: "invalid UTF-8 name", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.ModelName = hostile.InvalidUTF8 }), tinyChunk}, Code: inv, Field: "header.model_name"},
+			{Name: "10 kB name", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.ModelName = hostile.KB10 }), tinyChunk}, Code: inv, Field: "header.model_name"},
+			{Name: "1 MiB description", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.Description = hostile.MB1 }), tinyChunk}, Code: inv, Field: "header.description"},
+			{Name: "invalid UTF-8 model feature", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) {
+				h.InputSignature.Features[0].ModelFeature = hostile.InvalidUTF8
+			}), tinyChunk}, Code: inv, Field: "header.input_signature.features[0].model_feature"},
+			{Name: "1 MiB column", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) {
+				h.InputSignature.Features[1].Column.Name = hostile.MB1
+			}), tinyChunk}, Code: inv, Field: "header.input_signature.features[1].column.name"},
+			{Name: "1 MiB category", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) {
+				h.InputSignature.Features[1].Categories[0] = hostile.MB1
+			}), tinyChunk}, Code: inv, Field: "header.input_signature.features[1].categories[0]"},
+			{Name: "10,001 categories", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) {
+				h.InputSignature.Features[1].Categories = strs(10001, "a")
+			}), tinyChunk}, Code: inv, Field: "header.input_signature.features[1].categories"},
+			{Name: "10 kB feature set", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.InputSignature.FeatureSet = hostile.KB10 }), tinyChunk},
+				Code: inv, Field: "header.input_signature.feature_set"},
+			{Name: "control character in the feature set", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.InputSignature.FeatureSet = "bank\x00" }), tinyChunk},
+				Code: inv, Field: "header.input_signature.feature_set"},
+			{Name: "bad type enum", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.InputSignature.Features[0].Column.Type = 99 }), tinyChunk},
+				Code: inv, Field: "header.input_signature.features[0].column.type"},
+			{Name: "bad missing policy enum", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.InputSignature.Features[0].Column.Missing = -2 }), tinyChunk},
+				Code: inv, Field: "header.input_signature.features[0].column.missing"},
+			{Name: "bad task enum", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.Task = 42 }), tinyChunk}, Code: inv, Field: "header.task"},
+			{Name: "NaN threshold", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) {
+				h.Classification = &modelv1.ClassificationOutput{Threshold: math.NaN()}
+			}), tinyChunk}, Code: inv, Field: "header.classification.threshold"},
+			{Name: "negative size", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.SizeBytes = -1 }), tinyChunk}, Code: inv, Field: "header.size_bytes"},
+			{Name: "huge size", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.SizeBytes = math.MaxInt64 }), tinyChunk}, Code: inv, Field: "header.size_bytes"},
+			{Name: "10 kB label", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.Labels = map[string]string{"k": hostile.KB10} }), tinyChunk},
+				Code: inv, Field: `header.labels["k"]`},
+			{Name: "chunk first", Requests: []proto.Message{tinyChunk, imp(func(*trainingv1.ImportModelHeader) {})}, Code: inv, Field: "chunk"},
+			{Name: "header twice", Requests: []proto.Message{imp(func(*trainingv1.ImportModelHeader) {}), imp(func(*trainingv1.ImportModelHeader) {})}, Code: inv, Field: "header"},
+			{Name: "1 MiB of garbage", Requests: []proto.Message{imp(func(*trainingv1.ImportModelHeader) {}), chunk([]byte(hostile.MB1))}, Code: inv, Field: "chunk"},
+			{Name: "invalid UTF-8 in the file", Requests: []proto.Message{imp(func(*trainingv1.ImportModelHeader) {}), chunk([]byte(`{"learner": "` + hostile.InvalidUTF8 + `"}`))},
+				Code: inv, Field: "chunk"},
+			{Name: "unknown feature set", Requests: []proto.Message{imp(func(h *trainingv1.ImportModelHeader) { h.InputSignature.FeatureSet = "nope" }), tinyChunk}, Code: codes.NotFound},
 		},
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/pkg/service"
 	"github.com/bullseye-ml/bullseye/services/training/internal/jobs"
+	"github.com/bullseye-ml/bullseye/services/training/internal/modelimport"
 	"github.com/bullseye-ml/bullseye/services/training/internal/server"
 	"github.com/bullseye-ml/bullseye/services/training/internal/trainer"
 )
@@ -60,7 +61,13 @@ type Config struct {
 	// JobRetention is how long the record of an ended job is kept (then pruned, hourly);
 	// 0 keeps every record.
 	JobRetention time.Duration
+	// MaxImportBytes is the largest model file ImportModel takes (DefaultMaxImportBytes by
+	// default); the file is held in memory while it is read.
+	MaxImportBytes int64
 }
+
+// DefaultMaxImportBytes is the default limit of an imported model file: 256 MiB.
+const DefaultMaxImportBytes = modelimport.DefaultMaxBytes
 
 // DefaultJobRetention is how long ended jobs are kept by default.
 const DefaultJobRetention = 30 * 24 * time.Hour
@@ -79,6 +86,7 @@ func NewConfig() Config {
 		ScanInterval:      jobs.DefaultScanInterval,
 		ArtifactBucket:    registry.DefaultBucket,
 		JobRetention:      DefaultJobRetention,
+		MaxImportBytes:    DefaultMaxImportBytes,
 	}
 }
 
@@ -92,6 +100,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ScanInterval, "scan-interval", c.ScanInterval, "how often the job queue is scanned besides being watched")
 	fs.StringVar(&c.ArtifactBucket, "artifact-bucket", c.ArtifactBucket, "JetStream object store bucket of model artifacts")
 	fs.DurationVar(&c.JobRetention, "job-retention", c.JobRetention, "how long the records of ended jobs are kept before they are pruned (0: for ever)")
+	fs.Int64Var(&c.MaxImportBytes, "max-import-bytes", c.MaxImportBytes, "largest model file ImportModel takes, in bytes (held in memory while it is read)")
 }
 
 // Validate reports configuration mistakes, naming the flag.
@@ -111,6 +120,9 @@ func (c *Config) Validate() error {
 	}
 	if c.JobRetention < 0 {
 		errs = append(errs, fmt.Errorf("--job-retention: %v, want 0 (keep for ever) or more", c.JobRetention))
+	}
+	if c.MaxImportBytes < 1 {
+		errs = append(errs, fmt.Errorf("--max-import-bytes: %d, want at least 1", c.MaxImportBytes))
 	}
 	if c.ArtifactBucket == "" {
 		errs = append(errs, errors.New("--artifact-bucket: required"))
@@ -188,7 +200,8 @@ func start(ctx context.Context, cfg Config, node *service.Node) (_ *parts, err e
 		jobs.WithProgressInterval(cfg.ProgressInterval),
 		jobs.WithScanInterval(cfg.ScanInterval),
 		jobs.WithLogger(p.logger))
-	p.server = server.New(p.store, reg, fc, server.WithLogger(p.logger), server.WithDraining(node.Server().Draining()))
+	p.server = server.New(p.store, reg, fc, server.WithLogger(p.logger), server.WithDraining(node.Server().Draining()),
+		server.WithMaxImportBytes(cfg.MaxImportBytes))
 	return p, nil
 }
 

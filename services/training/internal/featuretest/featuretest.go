@@ -7,7 +7,8 @@
 // and start the real service instead of Start — the specs the tests send are already the ones
 // the real service takes.
 //
-// What it implements of the API: a feature set of one name (version 1) whose columns are the
+// What it implements of the API: a feature set of one name (version 1, which GetFeatureSet
+// answers) whose columns are the
 // file's columns (names with '.' turned into '_'; columns whose every value is a number are
 // NUMBER, the others STRING); trait labels (positive_values make a BOOL label); feature_names;
 // row-number and entity-hash splits; a fixed cutoff; entities.limit. Entities are
@@ -203,6 +204,19 @@ func (s *Server) importID(i int) string {
 		return ImportID
 	}
 	return s.importOf(i)
+}
+
+// GetFeatureSet answers version 1 (or the latest, 0) of the one feature set, with the
+// table's columns.
+func (s *Server) GetFeatureSet(_ context.Context, req *featurev1.GetFeatureSetRequest) (*featurev1.GetFeatureSetResponse, error) {
+	ref := req.GetFeatureSet()
+	if ref.GetName() != s.featureSet || ref.GetVersion() > 1 {
+		return nil, status.Errorf(codes.NotFound, "feature set %q version %d does not exist", ref.GetName(), ref.GetVersion())
+	}
+	return &featurev1.GetFeatureSetResponse{FeatureSet: &featurev1.FeatureSet{
+		Name: s.featureSet, Version: 1, Columns: s.table.Columns,
+		Backfill: &featurev1.BackfillStatus{State: featurev1.BackfillState_BACKFILL_STATE_READY},
+	}}, nil
 }
 
 func (s *Server) column(name string) int {

@@ -1,5 +1,6 @@
 // Package server answers the bullseye.training.v1.TrainingService RPCs: jobs through package
-// jobs, the registry through pkg/registry, evaluation through pkg/artifact's scorer. Errors
+// jobs, the registry through pkg/registry, evaluation through pkg/artifact's scorer, imports
+// of models fitted elsewhere through package modelimport. Errors
 // from the layers below are mapped to gRPC statuses in one place, statuses.
 package server
 
@@ -22,7 +23,9 @@ import (
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/registry"
 	"github.com/bullseye-ml/bullseye/services/training/internal/jobs"
+	"github.com/bullseye-ml/bullseye/services/training/internal/modelimport"
 	"github.com/bullseye-ml/bullseye/services/training/internal/spec"
+	"github.com/bullseye-ml/bullseye/services/training/internal/trainer"
 )
 
 // errorDomain is the domain of ErrorInfo details.
@@ -53,6 +56,9 @@ type Server struct {
 	logger   *slog.Logger
 	draining <-chan struct{}
 
+	maxImportBytes int64
+	codeVersion    string
+
 	mu      sync.Mutex
 	scorers map[string]artifact.Scorer
 	order   []string
@@ -68,9 +74,14 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l }
 // streams end then, with UNAVAILABLE, so that clients watch again on another replica.
 func WithDraining(ch <-chan struct{}) Option { return func(s *Server) { s.draining = ch } }
 
+// WithMaxImportBytes sets the largest model file ImportModel takes; the default is
+// modelimport.DefaultMaxBytes (256 MiB).
+func WithMaxImportBytes(n int64) Option { return func(s *Server) { s.maxImportBytes = n } }
+
 // New returns a Server on a job store, the registry and the feature service.
 func New(store *jobs.Store, reg *registry.Registry, features featurev1.FeatureServiceClient, opts ...Option) *Server {
-	s := &Server{jobs: store, registry: reg, features: features, logger: slog.Default(), scorers: map[string]artifact.Scorer{}}
+	s := &Server{jobs: store, registry: reg, features: features, logger: slog.Default(), scorers: map[string]artifact.Scorer{},
+		maxImportBytes: modelimport.DefaultMaxBytes, codeVersion: trainer.CodeVersion()}
 	for _, o := range opts {
 		o(s)
 	}

@@ -234,15 +234,21 @@ func Validate(s *trainingv1.TrainingSpec, prefix string) fault.Violations {
 	if t := s.GetResources().GetTimeout(); t != nil && (t.CheckValid() != nil || t.AsDuration() <= 0) {
 		v.Add(f("resources.timeout"), "must be a valid, positive duration")
 	}
-	if len(s.GetLabels()) > maxLabels {
-		v.Add(f("labels"), "at most %d labels", maxLabels)
+	ValidateLabels(&v, s.GetLabels(), f("labels"))
+	return v
+}
+
+// ValidateLabels checks the labels a registered version carries: at most 32, keys of 1 to
+// 63 characters and values of at most 63.
+func ValidateLabels(v *fault.Violations, labels map[string]string, field string) {
+	if len(labels) > maxLabels {
+		v.Add(field, "at most %d labels", maxLabels)
 	}
-	for _, k := range slices.Sorted(maps.Keys(s.GetLabels())) {
-		if k == "" || len(k) > maxLabelLen || len(s.GetLabels()[k]) > maxLabelLen {
-			v.Add(fmt.Sprintf("%s[%s]", f("labels"), key(k)), "keys of 1 to %d characters and values of at most %d", maxLabelLen, maxLabelLen)
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if k == "" || len(k) > maxLabelLen || len(labels[k]) > maxLabelLen {
+			v.Add(fmt.Sprintf("%s[%s]", field, key(k)), "keys of 1 to %d characters and values of at most %d", maxLabelLen, maxLabelLen)
 		}
 	}
-	return v
 }
 
 // validateNoCV checks a spec without cross-validation: the test rows it is scored on must
