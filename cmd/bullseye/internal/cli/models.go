@@ -17,12 +17,25 @@ import (
 )
 
 var modelsCommand = Command{
-	Name:    "models",
-	Summary: "List registered models, or show one version: family, metrics, leaderboard, lineage.",
-	Usage:   "list | get NAME[@VERSION|@ALIAS]",
+	Name: "models",
+	Summary: "List registered models, show one version (family, metrics, leaderboard, lineage), or import a model fitted elsewhere " +
+		"(an XGBoost JSON model) as a new version, its features mapped to a feature set's columns.",
+	Usage: "list | get NAME[@VERSION|@ALIAS] | import --name NAME --mapping MAPPING.yaml [--format xgboost-json] MODEL_FILE",
 	Run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
+		var imp modelImport
+		fs.StringVar(&imp.name, "name", "", "import: the model name the version is registered under")
+		fs.StringVar(&imp.format, "format", "xgboost-json", "import: the model file's format (xgboost-json: Booster.save_model of a .json file)")
+		fs.StringVar(&imp.mapping, "mapping", "", "import: YAML or JSON file with the input signature (bullseye.model.v1.InputSignature): the feature set, and the column each model feature reads")
+		fs.StringVar(&imp.description, "description", "", "import: a description stored on the version")
+		fs.StringVar(&imp.task, "task", "", "import: binary-classification or regression (default: what the file's objective implies)")
 		if err := parse(env, fs, args, 1, 2); err != nil {
 			return err
+		}
+		if fs.Arg(0) == "import" {
+			if fs.NArg() != 2 {
+				return usagef("import takes the model file")
+			}
+			return runModelImport(ctx, env, &imp, fs.Arg(1))
 		}
 		conn, err := env.dial(ctx, "training")
 		if err != nil {
@@ -83,7 +96,7 @@ var modelsCommand = Command{
 			}
 			return nil
 		}
-		return usagef("unknown models action %q: want list or get", fs.Arg(0))
+		return usagef("unknown models action %q: want list, get or import", fs.Arg(0))
 	},
 }
 
