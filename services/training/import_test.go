@@ -279,6 +279,11 @@ func TestImportModelRefusesBadInput(t *testing.T) {
 		{"a threshold of 1", []*trainingv1.ImportModelRequest{with(func(h *trainingv1.ImportModelHeader) {
 			h.Classification = &modelv1.ClassificationOutput{Threshold: 1}
 		}), chunk(good)}, "header.classification.threshold"},
+		{"a header over 512 KiB", []*trainingv1.ImportModelRequest{mapping(1, func(m *modelv1.FeatureMapping) {
+			for i := range 6000 {
+				m.Categories = append(m.Categories, fmt.Sprintf("%0100d", i))
+			}
+		}), chunk(good)}, "header"},
 		{"no header", nil, "header"},
 		{"an empty first message", []*trainingv1.ImportModelRequest{{}, chunk(good)}, "header"},
 		{"a chunk before the header", []*trainingv1.ImportModelRequest{chunk(good), plain}, "chunk"},

@@ -97,6 +97,18 @@ func TestErrorsNameWhatToFix(t *testing.T) {
 		{"bad split", []string{"promote", "m", "--split", "3:90"}, 2, "VERSION=WEIGHT"},
 		{"nothing to promote", []string{"promote", "m"}, 2, "say what to promote"},
 		{"invalid feature set", []string{"featureset", "apply", "testdata/invalid.yaml"}, 1, "window"},
+		{"import without a name", []string{"models", "import", "--mapping", "testdata/bank-xgboost-mapping.json", "testdata/rfm.yaml"}, 2, "import needs --name"},
+		{"import without a mapping", []string{"models", "import", "--name", "m", "testdata/rfm.yaml"}, 2, "import needs --mapping"},
+		{"import of an unknown format", []string{"models", "import", "--name", "m", "--format", "onnx", "--mapping", "testdata/bank-xgboost-mapping.json", "testdata/rfm.yaml"},
+			2, `--format "onnx"`},
+		{"import of an unknown task", []string{"models", "import", "--name", "m", "--task", "ranking", "--mapping", "testdata/bank-xgboost-mapping.json", "testdata/rfm.yaml"},
+			2, `--task "ranking"`},
+		{"import with a mistake in the mapping", []string{"models", "import", "--name", "m", "--mapping", "testdata/bad-import-mapping.yaml", "testdata/rfm.yaml"},
+			1, `testdata/bad-import-mapping.yaml:3:5: features[0]: unknown field "modelFeatur" of bullseye.model.v1.FeatureMapping; did you mean "modelFeature"?`},
+		{"import from an unknown feature set", []string{"models", "import", "--name", "m", "--mapping", "testdata/bank-xgboost-mapping.json", "testdata/rfm.yaml"},
+			1, `NotFound: reading feature set "bank-marketing"`},
+		{"import with a feature set as the mapping", []string{"models", "import", "--name", "m", "--mapping", "testdata/rfm.yaml", "testdata/rfm.yaml"},
+			1, "reading the mapping"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -43,6 +43,7 @@ const FormatXGBoostJSON = "xgboost-json"
 
 const (
 	maxDescription = 16 << 10 // as TrainingSpec.description
+	maxHeaderBytes = 512 << 10
 	signatureField = "header.input_signature"
 	featuresField  = signatureField + ".features"
 )
@@ -118,6 +119,10 @@ func size(n int64) string {
 func CheckHeader(h *trainingv1.ImportModelHeader, maxBytes int64) fault.Violations {
 	var v fault.Violations
 	if v.CheckMessage("header", h); len(v) > 0 {
+		return v
+	}
+	if n := proto.Size(h); n > maxHeaderBytes {
+		v.Add("header", "is %d bytes long; the limit is %d (the registered version records the input signature)", n, maxHeaderBytes)
 		return v
 	}
 	if !registry.ValidName(h.GetModelName()) {
