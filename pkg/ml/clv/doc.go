@@ -12,6 +12,8 @@
 //   - [FitGammaGamma] fits the Gamma-Gamma model of spend per purchase (Fader and Hardie
 //     2013, "The Gamma-Gamma model of monetary value"; Colombo and Jiang 1999), and
 //     [GammaGammaParams] gives a customer's expected average order value;
+//   - [CLV] combines the two into a discounted value over a horizon in months, as
+//     lifetimes' customer_lifetime_value does;
 //   - [Hyp2F1] is the Gauss hypergeometric function the BG/NBD predictions need.
 //
 // Fits maximise the log-likelihood over the logarithms of the parameters (so they stay
