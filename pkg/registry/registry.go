@@ -128,6 +128,29 @@ func jobKey(name, job string) string         { return modelKey(name) + "jobs/" +
 // registered a version of the model, that version is returned with created false and nothing
 // is written.
 func (r *Registry) Register(ctx context.Context, mv *modelv1.ModelVersion, a *modelv1.ModelArtifact) (registered *modelv1.ModelVersion, created bool, err error) {
+	job := mv.GetLineage().GetJobId()
+	if strings.Contains(job, "/") {
+		return nil, false, fault.Violations{{Field: "lineage.job_id", Description: "must not contain a slash"}}
+	}
+	return r.register(ctx, job, mv, a)
+}
+
+// RegisterImport registers an imported model's version as Register does, idempotent by the
+// import's request id instead of a job: a repeat with the same id returns the version the
+// first registered. An empty id registers a new version every time.
+func (r *Registry) RegisterImport(ctx context.Context, requestID string, mv *modelv1.ModelVersion, a *modelv1.ModelArtifact) (registered *modelv1.ModelVersion, created bool, err error) {
+	if strings.Contains(requestID, "/") {
+		return nil, false, fault.Violations{{Field: "request_id", Description: "must not contain a slash"}}
+	}
+	key := ""
+	if requestID != "" {
+		key = "import:" + requestID
+	}
+	return r.register(ctx, key, mv, a)
+}
+
+// register registers mv with its artifact a, once for the key job when it is not empty.
+func (r *Registry) register(ctx context.Context, job string, mv *modelv1.ModelVersion, a *modelv1.ModelArtifact) (*modelv1.ModelVersion, bool, error) {
 	name := mv.GetModelName()
 	var bad fault.Violations
 	if !ValidName(name) {
@@ -141,10 +164,6 @@ func (r *Registry) Register(ctx context.Context, mv *modelv1.ModelVersion, a *mo
 	}
 	if len(bad) > 0 {
 		return nil, false, bad
-	}
-	job := mv.GetLineage().GetJobId()
-	if strings.Contains(job, "/") {
-		return nil, false, fault.Violations{{Field: "lineage.job_id", Description: "must not contain a slash"}}
 	}
 	if job != "" {
 		if v, ok, err := r.jobVersion(ctx, name, job); err != nil || ok {
@@ -211,7 +230,8 @@ func (r *Registry) Register(ctx context.Context, mv *modelv1.ModelVersion, a *mo
 	}
 }
 
-// jobVersion returns the version training job job registered, if any.
+// jobVersion returns the version that job (a training job, or an import's key) registered,
+// if any.
 func (r *Registry) jobVersion(ctx context.Context, name, job string) (*modelv1.ModelVersion, bool, error) {
 	resp, err := r.etcd.Get(ctx, jobKey(name, job))
 	if err != nil {

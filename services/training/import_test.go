@@ -182,10 +182,21 @@ func TestImportModel(t *testing.T) {
 		}
 	}
 
-	// A version of the same model, and its routing: promoted like a trained one.
-	if _, err := importStream(ctx, tr.client, append([]*trainingv1.ImportModelRequest{header(tinyHeader("tiny-xgb"))}, chunks(file, 1<<20)...)...); err != nil {
-		t.Fatal(err)
+	// A version of the same model, imported with a request id: a retry with the id registers
+	// nothing more and returns the same version.
+	retried := tinyHeader("tiny-xgb")
+	retried.RequestId = "import-7f3a"
+	for i, wantCreated := range []bool{true, false} {
+		resp, err := importStream(ctx, tr.client, append([]*trainingv1.ImportModelRequest{header(retried)}, chunks(file, 1<<20)...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetCreated() != wantCreated || resp.GetModelVersion().GetVersion() != 2 {
+			t.Errorf("import %d with request id %s: version %d, created %v; want version 2, created %v", i+1,
+				retried.RequestId, resp.GetModelVersion().GetVersion(), resp.GetCreated(), wantCreated)
+		}
 	}
+	// Its routing: promoted like a trained one.
 	p, err := tr.client.PromoteModel(ctx, &trainingv1.PromoteModelRequest{ModelName: "tiny-xgb",
 		Live: &modelv1.TrafficSplit{Versions: []*modelv1.VersionWeight{{Version: 2, Weight: 1}}}})
 	if err != nil || p.GetModel().GetLatestVersion() != 2 {
@@ -249,6 +260,7 @@ func TestImportModelRefusesBadInput(t *testing.T) {
 			h.InputSignature.Features = append(h.InputSignature.Features, &modelv1.FeatureMapping{ModelFeature: "age", Column: &modelv1.InputColumn{Name: "duration"}})
 		}), chunk(good)}, "header.input_signature.features[2].model_feature"},
 		{"a column read twice", []*trainingv1.ImportModelRequest{column(1, "age"), chunk(good)}, "header.input_signature.features[1].column.name"},
+		{"a request id with a slash", []*trainingv1.ImportModelRequest{with(func(h *trainingv1.ImportModelHeader) { h.RequestId = "a/b" }), chunk(good)}, "header.request_id"},
 		{"a feature the model lacks", []*trainingv1.ImportModelRequest{with(func(h *trainingv1.ImportModelHeader) {
 			h.InputSignature.Features = append(h.InputSignature.Features, &modelv1.FeatureMapping{ModelFeature: "salary", Column: &modelv1.InputColumn{Name: "duration"}})
 		}), chunk(good)}, "header.input_signature.features[2].model_feature"},

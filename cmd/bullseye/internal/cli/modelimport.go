@@ -17,7 +17,7 @@ import (
 
 // modelImport is what `bullseye models import` was asked for.
 type modelImport struct {
-	name, format, mapping, description, task string
+	name, format, mapping, description, task, requestID string
 }
 
 // formats are the --format values of models import, each the header's format.
@@ -39,7 +39,7 @@ func (o *modelImport) header(size int64) (*trainingv1.ImportModelHeader, error) 
 	if !ok {
 		return nil, usagef("--format %q: want xgboost-json", o.format)
 	}
-	h := &trainingv1.ImportModelHeader{ModelName: o.name, Description: o.description, SizeBytes: size, InputSignature: &modelv1.InputSignature{}}
+	h := &trainingv1.ImportModelHeader{ModelName: o.name, Description: o.description, SizeBytes: size, RequestId: o.requestID, InputSignature: &modelv1.InputSignature{}}
 	setFormat(h)
 	if o.task != "" {
 		name := "TASK_KIND_" + strings.TrimPrefix(strings.ToUpper(strings.ReplaceAll(o.task, "-", "_")), "TASK_KIND_")
@@ -125,7 +125,11 @@ func runModelImport(ctx context.Context, env *Env, o *modelImport, path string) 
 	for _, in := range v.GetInputs() {
 		inputs = append(inputs, in.GetName())
 	}
-	fmt.Fprintf(env.Stdout, "imported %s as %s version %d: %s, %s\n", filepath.Base(path), v.GetModelName(), v.GetVersion(),
+	verb := "imported"
+	if !resp.GetCreated() {
+		verb = "already imported (--request-id " + o.requestID + ")"
+	}
+	fmt.Fprintf(env.Stdout, "%s %s as %s version %d: %s, %s\n", verb, filepath.Base(path), v.GetModelName(), v.GetVersion(),
 		strings.TrimPrefix(v.GetFamily().String(), "MODEL_FAMILY_"), strings.TrimPrefix(v.GetTask().String(), "TASK_KIND_"))
 	fmt.Fprintf(env.Stdout, "inputs from feature set %s version %d: %s\n", v.GetLineage().GetFeatureSet(), v.GetLineage().GetFeatureSetVersion(), strings.Join(inputs, ", "))
 	fmt.Fprintf(env.Stdout, "serve it with: bullseye promote %s --version %d\n", v.GetModelName(), v.GetVersion())

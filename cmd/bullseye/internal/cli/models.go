@@ -28,6 +28,7 @@ var modelsCommand = Command{
 		fs.StringVar(&imp.mapping, "mapping", "", "import: YAML or JSON file with the input signature (bullseye.model.v1.InputSignature): the feature set, and the column each model feature reads")
 		fs.StringVar(&imp.description, "description", "", "import: a description stored on the version")
 		fs.StringVar(&imp.task, "task", "", "import: binary-classification or regression (default: what the file's objective implies)")
+		fs.StringVar(&imp.requestID, "request-id", "", "import: an id that makes the import idempotent: a repeat with the same id returns the version the first registered")
 		if err := parse(env, fs, args, 1, 2); err != nil {
 			return err
 		}

@@ -128,6 +128,9 @@ func CheckHeader(h *trainingv1.ImportModelHeader, maxBytes int64) fault.Violatio
 	if !registry.ValidName(h.GetModelName()) {
 		v.Add("header.model_name", "required: must be 1 to 63 characters of [a-z0-9-], starting with a letter")
 	}
+	if id := h.GetRequestId(); id != "" && !spec.ValidRequestID(id) {
+		v.Add("header.request_id", "1 to 128 characters of [A-Za-z0-9._:-], or empty")
+	}
 	if len(h.GetDescription()) > maxDescription {
 		v.Add("header.description", "at most %d bytes", maxDescription)
 	}

@@ -48,11 +48,11 @@ func (s *Server) ImportModel(stream trainingv1.TrainingService_ImportModelServer
 	if err := ctx.Err(); err != nil {
 		return statuses.Status(ctx, s.logger, method, err)
 	}
-	v, _, err := s.registry.Register(ctx, mv, a)
+	v, created, err := s.registry.RegisterImport(ctx, h.GetRequestId(), mv, a)
 	if err != nil {
 		return statuses.Status(ctx, s.logger, method, err)
 	}
-	s.logger.InfoContext(ctx, "model imported", "model", v.GetModelName(), "version", v.GetVersion(),
+	s.logger.InfoContext(ctx, "model imported", "model", v.GetModelName(), "version", v.GetVersion(), "created", created,
 		"format", a.GetTrees().GetImportedFrom().GetFormat(), "bytes", len(file), "feature_set", v.GetLineage().GetFeatureSet())
-	return stream.SendAndClose(&trainingv1.ImportModelResponse{ModelVersion: v})
+	return stream.SendAndClose(&trainingv1.ImportModelResponse{ModelVersion: v, Created: created})
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,7 +43,6 @@ const (
 // notNameRune reports whether r is a character no model name has.
 func notNameRune(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') }
 
-var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // Server answers the TrainingService RPCs.
 type Server struct {
@@ -95,7 +93,7 @@ func (s *Server) StartTraining(ctx context.Context, req *trainingv1.StartTrainin
 		return nil, statuses.Status(ctx, s.logger, "StartTraining", v)
 	}
 	checkTimes(&v, "spec", req.GetSpec())
-	if !requestIDRE.MatchString(req.GetRequestId()) {
+	if !spec.ValidRequestID(req.GetRequestId()) {
 		v.Add("request_id", "required: 1 to 128 characters of [A-Za-z0-9._:-]")
 	}
 	v = append(v, spec.Validate(req.GetSpec(), "spec")...)

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 
 	"github.com/bullseye-ml/bullseye/pkg/fault"
@@ -237,6 +238,11 @@ func Validate(s *trainingv1.TrainingSpec, prefix string) fault.Violations {
 	ValidateLabels(&v, s.GetLabels(), f("labels"))
 	return v
 }
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// ValidRequestID reports whether id is a request id: 1 to 128 characters of [A-Za-z0-9._:-].
+func ValidRequestID(id string) bool { return requestIDRE.MatchString(id) }
 
 // ValidateLabels checks the labels a registered version carries: at most 32, keys of 1 to
 // 63 characters and values of at most 63.

@@ -2002,7 +2002,14 @@ type ImportModelHeader struct {
 	Classification *v1.ClassificationOutput `protobuf:"bytes,7,opt,name=classification,proto3" json:"classification,omitempty"`
 	// Free-form labels copied onto the registered version, as
 	// TrainingSpec.labels: at most 32, keys and values at most 63 characters.
-	Labels        map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Labels map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// A client-chosen id that makes the import idempotent, 1 to 128 characters
+	// of [A-Za-z0-9._:-] (a UUID is a good choice); optional. A repeat with the
+	// same id and model name returns the version the first import registered,
+	// with created = false, so a client may retry an import whose reply it did
+	// not get. A new file needs a new id. Empty: every import registers a new
+	// version.
+	RequestId     string `protobuf:"bytes,9,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2102,6 +2109,13 @@ func (x *ImportModelHeader) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *ImportModelHeader) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type isImportModelHeader_Format interface {
 	isImportModelHeader_Format()
 }
@@ -2162,7 +2176,10 @@ type ImportModelResponse struct {
 	// The version registered, with its inputs (the signature's columns, in the
 	// model's feature order) and lineage (the feature set, and the signature
 	// as Lineage.data).
-	ModelVersion  *v1.ModelVersion `protobuf:"bytes,1,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	ModelVersion *v1.ModelVersion `protobuf:"bytes,1,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// True if this call registered the version; false if an earlier import
+	// with the same request_id did.
+	Created       bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2202,6 +2219,13 @@ func (x *ImportModelResponse) GetModelVersion() *v1.ModelVersion {
 		return x.ModelVersion
 	}
 	return nil
+}
+
+func (x *ImportModelResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
 }
 
 // Job is one training job: what was asked, where it is, what it produced.
@@ -4936,7 +4960,7 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\x12ImportModelRequest\x12A\n" +
 	"\x06header\x18\x01 \x01(\v2'.bullseye.training.v1.ImportModelHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunkB\x06\n" +
-	"\x04kind\"\xa1\x04\n" +
+	"\x04kind\"\xc0\x04\n" +
 	"\x11ImportModelHeader\x12\x1d\n" +
 	"\n" +
 	"model_name\x18\x01 \x01(\tR\tmodelName\x12 \n" +
@@ -4947,14 +4971,17 @@ const file_bullseye_training_v1_training_proto_rawDesc = "" +
 	"\n" +
 	"size_bytes\x18\x06 \x01(\x03R\tsizeBytes\x12O\n" +
 	"\x0eclassification\x18\a \x01(\v2'.bullseye.model.v1.ClassificationOutputR\x0eclassification\x12K\n" +
-	"\x06labels\x18\b \x03(\v23.bullseye.training.v1.ImportModelHeader.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\b \x03(\v23.bullseye.training.v1.ImportModelHeader.LabelsEntryR\x06labels\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\t \x01(\tR\trequestId\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
 	"\x06format\"\x13\n" +
-	"\x11XGBoostJsonFormat\"[\n" +
+	"\x11XGBoostJsonFormat\"u\n" +
 	"\x13ImportModelResponse\x12D\n" +
-	"\rmodel_version\x18\x01 \x01(\v2\x1f.bullseye.model.v1.ModelVersionR\fmodelVersion\"\xb4\x05\n" +
+	"\rmodel_version\x18\x01 \x01(\v2\x1f.bullseye.model.v1.ModelVersionR\fmodelVersion\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"\xb4\x05\n" +
 	"\x03Job\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
