@@ -124,7 +124,7 @@ func (g *grower) splitLeaf(t *binTree, l *growing) (*growing, *growing) {
 
 // parallelPartition is the least number of rows a node must have before its partition is
 // shared out among goroutines.
-const parallelPartition = 1 << 14
+const parallelPartition = 1 << 13
 
 // partition orders g.idx[lo:hi] stably into the rows that s sends left, then those it
 // sends right, and returns where the right ones begin. Large nodes are cut into pieces

@@ -38,11 +38,11 @@ type gradPair struct{ g, h float64 }
 
 // parallelCells is the least number of (row, column) cells a histogram must have before
 // its columns are shared out among goroutines.
-const parallelCells = 1 << 16
+const parallelCells = 1 << 15
 
 // parallelRows is the least number of rows a per-row loop must have before its rows are
 // shared out among goroutines.
-const parallelRows = 1 << 13
+const parallelRows = 1 << 12
 
 // build fills h with the stats of rows over the columns cols; gh is indexed by row. Each
 // goroutine sums a share of the columns over all the rows in their order, so the result

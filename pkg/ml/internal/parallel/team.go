@@ -33,9 +33,13 @@ type teamWorker struct {
 	wake   chan struct{}
 }
 
-// spinRounds is how many times an idle worker yields while polling before it sleeps:
-// a few hundred microseconds, longer than the gaps between a fit's loops.
-const spinRounds = 2000
+// An idle worker polls spinPolls times before it sleeps (a few hundred microseconds, longer
+// than the gaps between a fit's loops), yielding its thread every yieldEvery polls: a yield
+// takes the scheduler's lock, so yielding at every poll would slow the loops down.
+const (
+	spinPolls  = 1 << 18
+	yieldEvery = 1 << 10
+)
 
 // NewTeam returns a team of size goroutines counting the caller, so size−1 are started.
 func NewTeam(size int) *Team {
@@ -71,8 +75,8 @@ func (t *Team) Split(n, p int, f func(part, lo, hi int)) {
 		}
 	}
 	l.run()
-	for spins := 0; l.done.Load() < int64(p); spins++ {
-		if spins%16 == 15 {
+	for spins := 1; l.done.Load() < int64(p); spins++ {
+		if spins%yieldEvery == 0 {
 			runtime.Gosched()
 		}
 	}
@@ -119,11 +123,13 @@ func (t *Team) work(w *teamWorker) {
 // Split stores the count before it looks whether a worker sleeps, and a worker says it
 // sleeps before it looks at the count a last time, so one of them sees the other.
 func (t *Team) await(w *teamWorker, seen uint64) uint64 {
-	for range spinRounds {
+	for i := 1; i <= spinPolls; i++ {
 		if s := t.seq.Load(); s != seen {
 			return s
 		}
-		runtime.Gosched()
+		if i%yieldEvery == 0 {
+			runtime.Gosched()
+		}
 	}
 	for {
 		w.asleep.Store(true)
