@@ -43,7 +43,6 @@ const (
 // notNameRune reports whether r is a character no model name has.
 func notNameRune(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') }
 
-
 // Server answers the TrainingService RPCs.
 type Server struct {
 	trainingv1.UnimplementedTrainingServiceServer
