@@ -273,6 +273,9 @@ func Decode(a *modelv1.ModelArtifact) (*Fitted, error) {
 		if _, ok := a.GetParameters().(*modelv1.ModelArtifact_Factorization); ok {
 			return nil, fmt.Errorf("decode artifact: %w: factorisation models (use DecodeFactors)", ErrUnsupported)
 		}
+		if _, ok := a.GetParameters().(*modelv1.ModelArtifact_Clv); ok {
+			return nil, fmt.Errorf("decode artifact: %w: customer lifetime value models (use DecodeCLV)", ErrUnsupported)
+		}
 		return nil, fmt.Errorf("decode artifact: %w: no preprocessing", ErrInvalid)
 	}
 	p, err := decodePipeline(a.GetPreprocessing())

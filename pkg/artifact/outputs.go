@@ -47,6 +47,8 @@ func signature(task modelv1.TaskKind, hasProbability bool) *modelv1.OutputSignat
 	case modelv1.TaskKind_TASK_KIND_RECOMMENDATION_EXPLICIT:
 		sig.Outputs = append(sig.Outputs, number(OutputScore, "the raw output, the predicted rating"),
 			number(OutputValue, "the predicted rating"))
+	case modelv1.TaskKind_TASK_KIND_CUSTOMER_LIFETIME_VALUE:
+		return CLVSignature(true)
 	case modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
 		sig.Outputs = append(sig.Outputs, number(OutputScore, "the predicted preference, meaningful as a ranking only"))
 	}

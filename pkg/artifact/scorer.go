@@ -175,12 +175,17 @@ type Result struct {
 	// positions the input produces. Scores[i] = Baseline + Σ_j contributions (up to
 	// rounding). Nil otherwise.
 	Contributions []float64
+	// Outputs holds, for a model whose named outputs go beyond score, probability, label and
+	// value (a CLV model's, see CLVSignature), each such output's values by name, one per row,
+	// NaN for rows with a problem; nil for other models.
+	Outputs map[string][]float64
 	// Baseline is a linear model's intercept, or a tree ensemble's expected margin (its
 	// contributions are in margin units, also for a Poisson ensemble whose score is a mean).
 	Baseline float64
 }
 
 func (r *Result) reset(n int, probs, positive bool) {
+	r.Outputs = nil
 	r.Scores = grow(r.Scores, n)
 	if probs {
 		r.Probabilities = grow(r.Probabilities, n)
@@ -218,6 +223,9 @@ func grow(s []float64, n int) []float64 {
 func NewScorer(a *modelv1.ModelArtifact) (Scorer, error) {
 	if IsRecommender(a.GetFamily()) {
 		return newRecommenderScorer(a)
+	}
+	if a.GetFamily() == modelv1.ModelFamily_MODEL_FAMILY_BG_NBD_GAMMA_GAMMA {
+		return newCLVScorer(a)
 	}
 	f, err := Decode(a)
 	if err != nil {

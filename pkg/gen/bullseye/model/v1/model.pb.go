@@ -48,6 +48,13 @@ const (
 	// Items for users from behaviour (views, purchases); scores are
 	// preferences, meaningful only as a ranking.
 	TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT TaskKind = 4
+	// What a customer is worth, from the "buy till you die" summary of their
+	// purchases at a cutoff (a feature set's RFM_STYLE_BTYD group): expected
+	// repeat purchases over a horizon, the probability of being still active,
+	// the expected order value and the discounted lifetime value over the
+	// horizon (outputs "expected_purchases", "p_alive", "expected_order_value",
+	// "clv"; the score is the CLV). Its one family is BG_NBD_GAMMA_GAMMA.
+	TaskKind_TASK_KIND_CUSTOMER_LIFETIME_VALUE TaskKind = 5
 )
 
 // Enum value maps for TaskKind.
@@ -58,6 +65,7 @@ var (
 		2: "TASK_KIND_REGRESSION",
 		3: "TASK_KIND_RECOMMENDATION_EXPLICIT",
 		4: "TASK_KIND_RECOMMENDATION_IMPLICIT",
+		5: "TASK_KIND_CUSTOMER_LIFETIME_VALUE",
 	}
 	TaskKind_value = map[string]int32{
 		"TASK_KIND_UNSPECIFIED":             0,
@@ -65,6 +73,7 @@ var (
 		"TASK_KIND_REGRESSION":              2,
 		"TASK_KIND_RECOMMENDATION_EXPLICIT": 3,
 		"TASK_KIND_RECOMMENDATION_IMPLICIT": 4,
+		"TASK_KIND_CUSTOMER_LIFETIME_VALUE": 5,
 	}
 )
 
@@ -169,6 +178,21 @@ const (
 	// 20; 0 turns it off), "validation_fraction" (default 0.1), "objective"
 	// (regression: "squared_error" default, "poisson" for counts).
 	ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES ModelFamily = 14
+	// The BG/NBD model of repeat purchasing (Fader, Hardie and Lee 2005) with
+	// the Gamma-Gamma model of spend per purchase (Fader and Hardie 2013),
+	// fitted by maximum likelihood (customer lifetime value). Its inputs are
+	// the four columns of a feature set's RFM_STYLE_BTYD group,
+	// <prefix>frequency, <prefix>recency_days, <prefix>age_days and
+	// <prefix>monetary_mean_repeat; Gamma-Gamma is fitted on the customers
+	// with frequency > 0 and monetary_mean_repeat > 0. "rfm_prefix" (the
+	// group's prefix, default "rfm_"), "time_unit" (the unit the model counts
+	// time in: "weeks" default, days / 7, or "days"), "horizon_months" (the
+	// months of expected purchases and CLV, default 12), "monthly_discount"
+	// (the discount rate per month of CLV, default 0.01), "gamma_gamma"
+	// (bool, default true: fit Gamma-Gamma; false gives no
+	// "expected_order_value" or "clv", and the score is the expected
+	// purchases).
+	ModelFamily_MODEL_FAMILY_BG_NBD_GAMMA_GAMMA ModelFamily = 15
 )
 
 // Enum value maps for ModelFamily.
@@ -189,6 +213,7 @@ var (
 		12: "MODEL_FAMILY_BPR",
 		13: "MODEL_FAMILY_POPULARITY",
 		14: "MODEL_FAMILY_GRADIENT_BOOSTED_TREES",
+		15: "MODEL_FAMILY_BG_NBD_GAMMA_GAMMA",
 	}
 	ModelFamily_value = map[string]int32{
 		"MODEL_FAMILY_UNSPECIFIED":            0,
@@ -206,6 +231,7 @@ var (
 		"MODEL_FAMILY_BPR":                    12,
 		"MODEL_FAMILY_POPULARITY":             13,
 		"MODEL_FAMILY_GRADIENT_BOOSTED_TREES": 14,
+		"MODEL_FAMILY_BG_NBD_GAMMA_GAMMA":     15,
 	}
 )
 
@@ -2478,7 +2504,10 @@ func (x *CalibrationBin) GetObservedRate() float64 {
 // "probability" (of the positive class, when the model gives one) and
 // "label"; regression models "score" and "value"; explicit recommenders
 // "score" and "value" (the predicted rating); implicit recommenders "score"
-// (a preference, meaningful as a ranking only).
+// (a preference, meaningful as a ranking only); customer lifetime value
+// models "score" (the CLV), "expected_purchases" (over the horizon),
+// "p_alive", "expected_order_value" and "clv" (the last two when Gamma-Gamma
+// was fitted).
 type OutputSignature struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The outputs, each name once.
@@ -2796,6 +2825,7 @@ type ModelArtifact struct {
 	//	*ModelArtifact_Factorization
 	//	*ModelArtifact_Popularity
 	//	*ModelArtifact_Trees
+	//	*ModelArtifact_Clv
 	Parameters isModelArtifact_Parameters `protobuf_oneof:"parameters"`
 	// How the final fit's solver ended.
 	Solver *SolverReport `protobuf:"bytes,20,opt,name=solver,proto3" json:"solver,omitempty"`
@@ -2967,6 +2997,15 @@ func (x *ModelArtifact) GetTrees() *TreeEnsemble {
 	return nil
 }
 
+func (x *ModelArtifact) GetClv() *ClvParameters {
+	if x != nil {
+		if x, ok := x.Parameters.(*ModelArtifact_Clv); ok {
+			return x.Clv
+		}
+	}
+	return nil
+}
+
 func (x *ModelArtifact) GetSolver() *SolverReport {
 	if x != nil {
 		return x.Solver
@@ -3036,6 +3075,11 @@ type ModelArtifact_Trees struct {
 	Trees *TreeEnsemble `protobuf:"bytes,15,opt,name=trees,proto3,oneof"`
 }
 
+type ModelArtifact_Clv struct {
+	// BG_NBD_GAMMA_GAMMA.
+	Clv *ClvParameters `protobuf:"bytes,16,opt,name=clv,proto3,oneof"`
+}
+
 func (*ModelArtifact_Linear) isModelArtifact_Parameters() {}
 
 func (*ModelArtifact_KernelSvm) isModelArtifact_Parameters() {}
@@ -3047,6 +3091,8 @@ func (*ModelArtifact_Factorization) isModelArtifact_Parameters() {}
 func (*ModelArtifact_Popularity) isModelArtifact_Parameters() {}
 
 func (*ModelArtifact_Trees) isModelArtifact_Parameters() {}
+
+func (*ModelArtifact_Clv) isModelArtifact_Parameters() {}
 
 // ClassificationOutput maps a binary classifier's output to labels.
 type ClassificationOutput struct {
@@ -4414,6 +4460,426 @@ func (x *ImportedFrom) GetFeatureNames() []string {
 	return nil
 }
 
+// ClvParameters is a fitted BG/NBD model of repeat purchasing with, when
+// fitted, a Gamma-Gamma model of spend: a customer lifetime value model. It
+// scores a customer from four raw inputs, its BTYD summary at the scoring
+// time; times (recency, age) arrive in days and are divided by
+// time_unit_days before the model sees them.
+type ClvParameters struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The length of the model's time unit in days: 7 for weeks, 1 for days.
+	// The BG/NBD's alpha and the customers' recency and age are in this unit.
+	TimeUnitDays float64 `protobuf:"fixed64,1,opt,name=time_unit_days,json=timeUnitDays,proto3" json:"time_unit_days,omitempty"`
+	// The fitted BG/NBD model.
+	BgNbd *BgNbdParameters `protobuf:"bytes,2,opt,name=bg_nbd,json=bgNbd,proto3" json:"bg_nbd,omitempty"`
+	// The fitted Gamma-Gamma model; unset when it was not fitted.
+	GammaGamma *GammaGammaParameters `protobuf:"bytes,3,opt,name=gamma_gamma,json=gammaGamma,proto3" json:"gamma_gamma,omitempty"`
+	// Which raw input (ModelArtifact.inputs) is which.
+	Inputs *ClvInputs `protobuf:"bytes,4,opt,name=inputs,proto3" json:"inputs,omitempty"`
+	// The months over which expected_purchases and clv are given, at least 1.
+	HorizonMonths int32 `protobuf:"varint,5,opt,name=horizon_months,json=horizonMonths,proto3" json:"horizon_months,omitempty"`
+	// The discount rate per month of clv, at least 0.
+	MonthlyDiscount float64 `protobuf:"fixed64,6,opt,name=monthly_discount,json=monthlyDiscount,proto3" json:"monthly_discount,omitempty"`
+	// The length of a month in the model's time unit (lifetimes': 4.345
+	// weeks, 30 days).
+	UnitsPerMonth float64 `protobuf:"fixed64,7,opt,name=units_per_month,json=unitsPerMonth,proto3" json:"units_per_month,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClvParameters) Reset() {
+	*x = ClvParameters{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClvParameters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClvParameters) ProtoMessage() {}
+
+func (x *ClvParameters) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClvParameters.ProtoReflect.Descriptor instead.
+func (*ClvParameters) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ClvParameters) GetTimeUnitDays() float64 {
+	if x != nil {
+		return x.TimeUnitDays
+	}
+	return 0
+}
+
+func (x *ClvParameters) GetBgNbd() *BgNbdParameters {
+	if x != nil {
+		return x.BgNbd
+	}
+	return nil
+}
+
+func (x *ClvParameters) GetGammaGamma() *GammaGammaParameters {
+	if x != nil {
+		return x.GammaGamma
+	}
+	return nil
+}
+
+func (x *ClvParameters) GetInputs() *ClvInputs {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *ClvParameters) GetHorizonMonths() int32 {
+	if x != nil {
+		return x.HorizonMonths
+	}
+	return 0
+}
+
+func (x *ClvParameters) GetMonthlyDiscount() float64 {
+	if x != nil {
+		return x.MonthlyDiscount
+	}
+	return 0
+}
+
+func (x *ClvParameters) GetUnitsPerMonth() float64 {
+	if x != nil {
+		return x.UnitsPerMonth
+	}
+	return 0
+}
+
+// ClvInputs names the raw inputs of a CLV model: each an InputColumn name.
+type ClvInputs struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number of repeat purchases (purchase days after the first).
+	Frequency string `protobuf:"bytes,1,opt,name=frequency,proto3" json:"frequency,omitempty"`
+	// The days from the first purchase day to the last.
+	RecencyDays string `protobuf:"bytes,2,opt,name=recency_days,json=recencyDays,proto3" json:"recency_days,omitempty"`
+	// The days from the first purchase day to the scoring time (age, T).
+	AgeDays string `protobuf:"bytes,3,opt,name=age_days,json=ageDays,proto3" json:"age_days,omitempty"`
+	// The mean value of the repeat purchase days, 0 when there are none.
+	Monetary      string `protobuf:"bytes,4,opt,name=monetary,proto3" json:"monetary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClvInputs) Reset() {
+	*x = ClvInputs{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClvInputs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClvInputs) ProtoMessage() {}
+
+func (x *ClvInputs) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClvInputs.ProtoReflect.Descriptor instead.
+func (*ClvInputs) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ClvInputs) GetFrequency() string {
+	if x != nil {
+		return x.Frequency
+	}
+	return ""
+}
+
+func (x *ClvInputs) GetRecencyDays() string {
+	if x != nil {
+		return x.RecencyDays
+	}
+	return ""
+}
+
+func (x *ClvInputs) GetAgeDays() string {
+	if x != nil {
+		return x.AgeDays
+	}
+	return ""
+}
+
+func (x *ClvInputs) GetMonetary() string {
+	if x != nil {
+		return x.Monetary
+	}
+	return ""
+}
+
+// BgNbdParameters is a fitted BG/NBD model: a customer buys as a Poisson
+// process of rate λ ~ Gamma(r, α) while active and, after each purchase,
+// drops out with probability p ~ Beta(a, b).
+type BgNbdParameters struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The shape r of the purchase rates.
+	R float64 `protobuf:"fixed64,1,opt,name=r,proto3" json:"r,omitempty"`
+	// The rate α of the purchase rates, in the model's time unit.
+	Alpha float64 `protobuf:"fixed64,2,opt,name=alpha,proto3" json:"alpha,omitempty"`
+	// The Beta parameter a of the dropout probability.
+	A float64 `protobuf:"fixed64,3,opt,name=a,proto3" json:"a,omitempty"`
+	// The Beta parameter b of the dropout probability.
+	B float64 `protobuf:"fixed64,4,opt,name=b,proto3" json:"b,omitempty"`
+	// The standard errors of r, alpha, a and b from the observed information;
+	// NaN when it was not positive definite.
+	RStdErr float64 `protobuf:"fixed64,5,opt,name=r_std_err,json=rStdErr,proto3" json:"r_std_err,omitempty"`
+	// The standard error of alpha.
+	AlphaStdErr float64 `protobuf:"fixed64,6,opt,name=alpha_std_err,json=alphaStdErr,proto3" json:"alpha_std_err,omitempty"`
+	// The standard error of a.
+	AStdErr float64 `protobuf:"fixed64,7,opt,name=a_std_err,json=aStdErr,proto3" json:"a_std_err,omitempty"`
+	// The standard error of b.
+	BStdErr float64 `protobuf:"fixed64,8,opt,name=b_std_err,json=bStdErr,proto3" json:"b_std_err,omitempty"`
+	// The log-likelihood at the estimate.
+	LogLikelihood float64 `protobuf:"fixed64,9,opt,name=log_likelihood,json=logLikelihood,proto3" json:"log_likelihood,omitempty"`
+	// The customers fitted.
+	Customers     int64 `protobuf:"varint,10,opt,name=customers,proto3" json:"customers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BgNbdParameters) Reset() {
+	*x = BgNbdParameters{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BgNbdParameters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BgNbdParameters) ProtoMessage() {}
+
+func (x *BgNbdParameters) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BgNbdParameters.ProtoReflect.Descriptor instead.
+func (*BgNbdParameters) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *BgNbdParameters) GetR() float64 {
+	if x != nil {
+		return x.R
+	}
+	return 0
+}
+
+func (x *BgNbdParameters) GetAlpha() float64 {
+	if x != nil {
+		return x.Alpha
+	}
+	return 0
+}
+
+func (x *BgNbdParameters) GetA() float64 {
+	if x != nil {
+		return x.A
+	}
+	return 0
+}
+
+func (x *BgNbdParameters) GetB() float64 {
+	if x != nil {
+		return x.B
+	}
+	return 0
+}
+
+func (x *BgNbdParameters) GetRStdErr() float64 {
+	if x != nil {
+		return x.RStdErr
+	}
+	return 0
+}
+
+func (x *BgNbdParameters) GetAlphaStdErr() float64 {
+	if x != nil {
+		return x.AlphaStdErr
+	}
+	return 0
+}
+
+func (x *BgNbdParameters) GetAStdErr() float64 {
+	if x != nil {
+		return x.AStdErr
+	}
+	return 0
+}
+
+func (x *BgNbdParameters) GetBStdErr() float64 {
+	if x != nil {
+		return x.BStdErr
+	}
+	return 0
+}
+
+func (x *BgNbdParameters) GetLogLikelihood() float64 {
+	if x != nil {
+		return x.LogLikelihood
+	}
+	return 0
+}
+
+func (x *BgNbdParameters) GetCustomers() int64 {
+	if x != nil {
+		return x.Customers
+	}
+	return 0
+}
+
+// GammaGammaParameters is a fitted Gamma-Gamma model of spend: a customer's
+// purchase values are Gamma(p, ν), ν ~ Gamma(q, γ) across customers.
+type GammaGammaParameters struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The shape p of the purchase values.
+	P float64 `protobuf:"fixed64,1,opt,name=p,proto3" json:"p,omitempty"`
+	// The shape q of the customers' rates ν.
+	Q float64 `protobuf:"fixed64,2,opt,name=q,proto3" json:"q,omitempty"`
+	// The rate γ of the customers' rates ν, in units of money.
+	Gamma float64 `protobuf:"fixed64,3,opt,name=gamma,proto3" json:"gamma,omitempty"`
+	// The standard error of p from the observed information; NaN when it was
+	// not positive definite.
+	PStdErr float64 `protobuf:"fixed64,4,opt,name=p_std_err,json=pStdErr,proto3" json:"p_std_err,omitempty"`
+	// The standard error of q.
+	QStdErr float64 `protobuf:"fixed64,5,opt,name=q_std_err,json=qStdErr,proto3" json:"q_std_err,omitempty"`
+	// The standard error of gamma.
+	GammaStdErr float64 `protobuf:"fixed64,6,opt,name=gamma_std_err,json=gammaStdErr,proto3" json:"gamma_std_err,omitempty"`
+	// The log-likelihood at the estimate.
+	LogLikelihood float64 `protobuf:"fixed64,7,opt,name=log_likelihood,json=logLikelihood,proto3" json:"log_likelihood,omitempty"`
+	// The customers fitted: those with frequency > 0 and monetary > 0.
+	Customers     int64 `protobuf:"varint,8,opt,name=customers,proto3" json:"customers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GammaGammaParameters) Reset() {
+	*x = GammaGammaParameters{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GammaGammaParameters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GammaGammaParameters) ProtoMessage() {}
+
+func (x *GammaGammaParameters) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GammaGammaParameters.ProtoReflect.Descriptor instead.
+func (*GammaGammaParameters) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *GammaGammaParameters) GetP() float64 {
+	if x != nil {
+		return x.P
+	}
+	return 0
+}
+
+func (x *GammaGammaParameters) GetQ() float64 {
+	if x != nil {
+		return x.Q
+	}
+	return 0
+}
+
+func (x *GammaGammaParameters) GetGamma() float64 {
+	if x != nil {
+		return x.Gamma
+	}
+	return 0
+}
+
+func (x *GammaGammaParameters) GetPStdErr() float64 {
+	if x != nil {
+		return x.PStdErr
+	}
+	return 0
+}
+
+func (x *GammaGammaParameters) GetQStdErr() float64 {
+	if x != nil {
+		return x.QStdErr
+	}
+	return 0
+}
+
+func (x *GammaGammaParameters) GetGammaStdErr() float64 {
+	if x != nil {
+		return x.GammaStdErr
+	}
+	return 0
+}
+
+func (x *GammaGammaParameters) GetLogLikelihood() float64 {
+	if x != nil {
+		return x.LogLikelihood
+	}
+	return 0
+}
+
+func (x *GammaGammaParameters) GetCustomers() int64 {
+	if x != nil {
+		return x.Customers
+	}
+	return 0
+}
+
 var File_bullseye_model_v1_model_proto protoreflect.FileDescriptor
 
 const file_bullseye_model_v1_model_proto_rawDesc = "" +
@@ -4598,8 +5064,7 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\x04kind\"6\n" +
 	"\x06Tensor\x12\x14\n" +
 	"\x05shape\x18\x01 \x03(\x03R\x05shape\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\x01R\x06values\"\xca\n" +
-	"\n" +
+	"\x06values\x18\x02 \x03(\x01R\x06values\"\x80\v\n" +
 	"\rModelArtifact\x12%\n" +
 	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x1d\n" +
 	"\n" +
@@ -4620,7 +5085,8 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\n" +
 	"popularity\x18\x0e \x01(\v2'.bullseye.model.v1.PopularityParametersH\x00R\n" +
 	"popularity\x127\n" +
-	"\x05trees\x18\x0f \x01(\v2\x1f.bullseye.model.v1.TreeEnsembleH\x00R\x05trees\x127\n" +
+	"\x05trees\x18\x0f \x01(\v2\x1f.bullseye.model.v1.TreeEnsembleH\x00R\x05trees\x124\n" +
+	"\x03clv\x18\x10 \x01(\v2 .bullseye.model.v1.ClvParametersH\x00R\x03clv\x127\n" +
 	"\x06solver\x18\x14 \x01(\v2\x1f.bullseye.model.v1.SolverReportR\x06solver\x124\n" +
 	"\ametrics\x18\x15 \x03(\v2\x1a.bullseye.common.v1.MetricR\ametrics\x124\n" +
 	"\alineage\x18\x16 \x01(\v2\x1a.bullseye.model.v1.LineageR\alineage\x12;\n" +
@@ -4750,13 +5216,49 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\x06format\x18\x01 \x01(\tR\x06format\x12'\n" +
 	"\x0flibrary_version\x18\x02 \x01(\tR\x0elibraryVersion\x12\x16\n" +
 	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12#\n" +
-	"\rfeature_names\x18\x04 \x03(\tR\ffeatureNames*\xb2\x01\n" +
+	"\rfeature_names\x18\x04 \x03(\tR\ffeatureNames\"\xea\x02\n" +
+	"\rClvParameters\x12$\n" +
+	"\x0etime_unit_days\x18\x01 \x01(\x01R\ftimeUnitDays\x129\n" +
+	"\x06bg_nbd\x18\x02 \x01(\v2\".bullseye.model.v1.BgNbdParametersR\x05bgNbd\x12H\n" +
+	"\vgamma_gamma\x18\x03 \x01(\v2'.bullseye.model.v1.GammaGammaParametersR\n" +
+	"gammaGamma\x124\n" +
+	"\x06inputs\x18\x04 \x01(\v2\x1c.bullseye.model.v1.ClvInputsR\x06inputs\x12%\n" +
+	"\x0ehorizon_months\x18\x05 \x01(\x05R\rhorizonMonths\x12)\n" +
+	"\x10monthly_discount\x18\x06 \x01(\x01R\x0fmonthlyDiscount\x12&\n" +
+	"\x0funits_per_month\x18\a \x01(\x01R\runitsPerMonth\"\x83\x01\n" +
+	"\tClvInputs\x12\x1c\n" +
+	"\tfrequency\x18\x01 \x01(\tR\tfrequency\x12!\n" +
+	"\frecency_days\x18\x02 \x01(\tR\vrecencyDays\x12\x19\n" +
+	"\bage_days\x18\x03 \x01(\tR\aageDays\x12\x1a\n" +
+	"\bmonetary\x18\x04 \x01(\tR\bmonetary\"\x8e\x02\n" +
+	"\x0fBgNbdParameters\x12\f\n" +
+	"\x01r\x18\x01 \x01(\x01R\x01r\x12\x14\n" +
+	"\x05alpha\x18\x02 \x01(\x01R\x05alpha\x12\f\n" +
+	"\x01a\x18\x03 \x01(\x01R\x01a\x12\f\n" +
+	"\x01b\x18\x04 \x01(\x01R\x01b\x12\x1a\n" +
+	"\tr_std_err\x18\x05 \x01(\x01R\arStdErr\x12\"\n" +
+	"\ralpha_std_err\x18\x06 \x01(\x01R\valphaStdErr\x12\x1a\n" +
+	"\ta_std_err\x18\a \x01(\x01R\aaStdErr\x12\x1a\n" +
+	"\tb_std_err\x18\b \x01(\x01R\abStdErr\x12%\n" +
+	"\x0elog_likelihood\x18\t \x01(\x01R\rlogLikelihood\x12\x1c\n" +
+	"\tcustomers\x18\n" +
+	" \x01(\x03R\tcustomers\"\xe9\x01\n" +
+	"\x14GammaGammaParameters\x12\f\n" +
+	"\x01p\x18\x01 \x01(\x01R\x01p\x12\f\n" +
+	"\x01q\x18\x02 \x01(\x01R\x01q\x12\x14\n" +
+	"\x05gamma\x18\x03 \x01(\x01R\x05gamma\x12\x1a\n" +
+	"\tp_std_err\x18\x04 \x01(\x01R\apStdErr\x12\x1a\n" +
+	"\tq_std_err\x18\x05 \x01(\x01R\aqStdErr\x12\"\n" +
+	"\rgamma_std_err\x18\x06 \x01(\x01R\vgammaStdErr\x12%\n" +
+	"\x0elog_likelihood\x18\a \x01(\x01R\rlogLikelihood\x12\x1c\n" +
+	"\tcustomers\x18\b \x01(\x03R\tcustomers*\xd9\x01\n" +
 	"\bTaskKind\x12\x19\n" +
 	"\x15TASK_KIND_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fTASK_KIND_BINARY_CLASSIFICATION\x10\x01\x12\x18\n" +
 	"\x14TASK_KIND_REGRESSION\x10\x02\x12%\n" +
 	"!TASK_KIND_RECOMMENDATION_EXPLICIT\x10\x03\x12%\n" +
-	"!TASK_KIND_RECOMMENDATION_IMPLICIT\x10\x04*\xd3\x03\n" +
+	"!TASK_KIND_RECOMMENDATION_IMPLICIT\x10\x04\x12%\n" +
+	"!TASK_KIND_CUSTOMER_LIFETIME_VALUE\x10\x05*\xf8\x03\n" +
 	"\vModelFamily\x12\x1c\n" +
 	"\x18MODEL_FAMILY_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eMODEL_FAMILY_LINEAR_REGRESSION\x10\x01\x12\x16\n" +
@@ -4773,7 +5275,8 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\x19MODEL_FAMILY_IMPLICIT_ALS\x10\v\x12\x14\n" +
 	"\x10MODEL_FAMILY_BPR\x10\f\x12\x1b\n" +
 	"\x17MODEL_FAMILY_POPULARITY\x10\r\x12'\n" +
-	"#MODEL_FAMILY_GRADIENT_BOOSTED_TREES\x10\x0e*g\n" +
+	"#MODEL_FAMILY_GRADIENT_BOOSTED_TREES\x10\x0e\x12#\n" +
+	"\x1fMODEL_FAMILY_BG_NBD_GAMMA_GAMMA\x10\x0f*g\n" +
 	"\rMissingPolicy\x12\x1e\n" +
 	"\x1aMISSING_POLICY_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15MISSING_POLICY_IMPUTE\x10\x01\x12\x1b\n" +
@@ -4838,7 +5341,7 @@ func file_bullseye_model_v1_model_proto_rawDescGZIP() []byte {
 }
 
 var file_bullseye_model_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_bullseye_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_bullseye_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_bullseye_model_v1_model_proto_goTypes = []any{
 	(TaskKind)(0),                   // 0: bullseye.model.v1.TaskKind
 	(ModelFamily)(0),                // 1: bullseye.model.v1.ModelFamily
@@ -4889,69 +5392,73 @@ var file_bullseye_model_v1_model_proto_goTypes = []any{
 	(*Tree)(nil),                    // 46: bullseye.model.v1.Tree
 	(*CategorySet)(nil),             // 47: bullseye.model.v1.CategorySet
 	(*ImportedFrom)(nil),            // 48: bullseye.model.v1.ImportedFrom
-	nil,                             // 49: bullseye.model.v1.RegisteredModel.AliasesEntry
-	nil,                             // 50: bullseye.model.v1.ModelVersion.HyperparametersEntry
-	nil,                             // 51: bullseye.model.v1.ModelVersion.LabelsEntry
-	nil,                             // 52: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
-	nil,                             // 53: bullseye.model.v1.ModelArtifact.HyperparametersEntry
-	(*timestamppb.Timestamp)(nil),   // 54: google.protobuf.Timestamp
-	(*v1.Metric)(nil),               // 55: bullseye.common.v1.Metric
-	(v1.ValueType)(0),               // 56: bullseye.common.v1.ValueType
-	(*anypb.Any)(nil),               // 57: google.protobuf.Any
-	(*v1.Problem)(nil),              // 58: bullseye.common.v1.Problem
-	(*durationpb.Duration)(nil),     // 59: google.protobuf.Duration
-	(*v1.Value)(nil),                // 60: bullseye.common.v1.Value
+	(*ClvParameters)(nil),           // 49: bullseye.model.v1.ClvParameters
+	(*ClvInputs)(nil),               // 50: bullseye.model.v1.ClvInputs
+	(*BgNbdParameters)(nil),         // 51: bullseye.model.v1.BgNbdParameters
+	(*GammaGammaParameters)(nil),    // 52: bullseye.model.v1.GammaGammaParameters
+	nil,                             // 53: bullseye.model.v1.RegisteredModel.AliasesEntry
+	nil,                             // 54: bullseye.model.v1.ModelVersion.HyperparametersEntry
+	nil,                             // 55: bullseye.model.v1.ModelVersion.LabelsEntry
+	nil,                             // 56: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
+	nil,                             // 57: bullseye.model.v1.ModelArtifact.HyperparametersEntry
+	(*timestamppb.Timestamp)(nil),   // 58: google.protobuf.Timestamp
+	(*v1.Metric)(nil),               // 59: bullseye.common.v1.Metric
+	(v1.ValueType)(0),               // 60: bullseye.common.v1.ValueType
+	(*anypb.Any)(nil),               // 61: google.protobuf.Any
+	(*v1.Problem)(nil),              // 62: bullseye.common.v1.Problem
+	(*durationpb.Duration)(nil),     // 63: google.protobuf.Duration
+	(*v1.Value)(nil),                // 64: bullseye.common.v1.Value
 }
 var file_bullseye_model_v1_model_proto_depIdxs = []int32{
 	0,  // 0: bullseye.model.v1.RegisteredModel.task:type_name -> bullseye.model.v1.TaskKind
 	17, // 1: bullseye.model.v1.RegisteredModel.versions:type_name -> bullseye.model.v1.ModelVersion
-	49, // 2: bullseye.model.v1.RegisteredModel.aliases:type_name -> bullseye.model.v1.RegisteredModel.AliasesEntry
+	53, // 2: bullseye.model.v1.RegisteredModel.aliases:type_name -> bullseye.model.v1.RegisteredModel.AliasesEntry
 	13, // 3: bullseye.model.v1.RegisteredModel.live:type_name -> bullseye.model.v1.TrafficSplit
 	15, // 4: bullseye.model.v1.RegisteredModel.shadow:type_name -> bullseye.model.v1.ShadowVersions
-	54, // 5: bullseye.model.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
-	54, // 6: bullseye.model.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
+	58, // 5: bullseye.model.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
+	58, // 6: bullseye.model.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
 	14, // 7: bullseye.model.v1.TrafficSplit.versions:type_name -> bullseye.model.v1.VersionWeight
 	1,  // 8: bullseye.model.v1.ModelVersion.family:type_name -> bullseye.model.v1.ModelFamily
 	0,  // 9: bullseye.model.v1.ModelVersion.task:type_name -> bullseye.model.v1.TaskKind
-	50, // 10: bullseye.model.v1.ModelVersion.hyperparameters:type_name -> bullseye.model.v1.ModelVersion.HyperparametersEntry
-	55, // 11: bullseye.model.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
-	55, // 12: bullseye.model.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
+	54, // 10: bullseye.model.v1.ModelVersion.hyperparameters:type_name -> bullseye.model.v1.ModelVersion.HyperparametersEntry
+	59, // 11: bullseye.model.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
+	59, // 12: bullseye.model.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
 	3,  // 13: bullseye.model.v1.ModelVersion.selection_direction:type_name -> bullseye.model.v1.MetricDirection
 	23, // 14: bullseye.model.v1.ModelVersion.leaderboard:type_name -> bullseye.model.v1.LeaderboardEntry
 	25, // 15: bullseye.model.v1.ModelVersion.test_curves:type_name -> bullseye.model.v1.ClassificationCurves
 	21, // 16: bullseye.model.v1.ModelVersion.lineage:type_name -> bullseye.model.v1.Lineage
 	22, // 17: bullseye.model.v1.ModelVersion.artifact:type_name -> bullseye.model.v1.ArtifactRef
 	18, // 18: bullseye.model.v1.ModelVersion.inputs:type_name -> bullseye.model.v1.InputColumn
-	54, // 19: bullseye.model.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
-	51, // 20: bullseye.model.v1.ModelVersion.labels:type_name -> bullseye.model.v1.ModelVersion.LabelsEntry
+	58, // 19: bullseye.model.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
+	55, // 20: bullseye.model.v1.ModelVersion.labels:type_name -> bullseye.model.v1.ModelVersion.LabelsEntry
 	4,  // 21: bullseye.model.v1.ModelVersion.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
 	29, // 22: bullseye.model.v1.ModelVersion.outputs:type_name -> bullseye.model.v1.OutputSignature
-	56, // 23: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
+	60, // 23: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
 	2,  // 24: bullseye.model.v1.InputColumn.missing:type_name -> bullseye.model.v1.MissingPolicy
 	20, // 25: bullseye.model.v1.InputSignature.features:type_name -> bullseye.model.v1.FeatureMapping
 	18, // 26: bullseye.model.v1.FeatureMapping.column:type_name -> bullseye.model.v1.InputColumn
-	57, // 27: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
-	54, // 28: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
-	54, // 29: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
+	61, // 27: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
+	58, // 28: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
+	58, // 29: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
 	1,  // 30: bullseye.model.v1.LeaderboardEntry.family:type_name -> bullseye.model.v1.ModelFamily
-	52, // 31: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
-	55, // 32: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
+	56, // 31: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
+	59, // 32: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
 	24, // 33: bullseye.model.v1.LeaderboardEntry.folds:type_name -> bullseye.model.v1.FoldResult
 	4,  // 34: bullseye.model.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
-	58, // 35: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
-	59, // 36: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
-	55, // 37: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
-	59, // 38: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
+	62, // 35: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
+	63, // 36: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
+	59, // 37: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
+	63, // 38: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
 	26, // 39: bullseye.model.v1.ClassificationCurves.roc:type_name -> bullseye.model.v1.RocPoint
 	27, // 40: bullseye.model.v1.ClassificationCurves.lift:type_name -> bullseye.model.v1.LiftBin
 	28, // 41: bullseye.model.v1.ClassificationCurves.calibration:type_name -> bullseye.model.v1.CalibrationBin
 	30, // 42: bullseye.model.v1.OutputSignature.outputs:type_name -> bullseye.model.v1.OutputSpec
 	5,  // 43: bullseye.model.v1.OutputSpec.kind:type_name -> bullseye.model.v1.OutputKind
-	60, // 44: bullseye.model.v1.OutputValue.label:type_name -> bullseye.common.v1.Value
+	64, // 44: bullseye.model.v1.OutputValue.label:type_name -> bullseye.common.v1.Value
 	32, // 45: bullseye.model.v1.OutputValue.tensor:type_name -> bullseye.model.v1.Tensor
 	1,  // 46: bullseye.model.v1.ModelArtifact.family:type_name -> bullseye.model.v1.ModelFamily
 	0,  // 47: bullseye.model.v1.ModelArtifact.task:type_name -> bullseye.model.v1.TaskKind
-	53, // 48: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
+	57, // 48: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
 	18, // 49: bullseye.model.v1.ModelArtifact.inputs:type_name -> bullseye.model.v1.InputColumn
 	36, // 50: bullseye.model.v1.ModelArtifact.preprocessing:type_name -> bullseye.model.v1.FittedPreprocessing
 	34, // 51: bullseye.model.v1.ModelArtifact.classification:type_name -> bullseye.model.v1.ClassificationOutput
@@ -4961,40 +5468,44 @@ var file_bullseye_model_v1_model_proto_depIdxs = []int32{
 	43, // 55: bullseye.model.v1.ModelArtifact.factorization:type_name -> bullseye.model.v1.FactorizationParameters
 	44, // 56: bullseye.model.v1.ModelArtifact.popularity:type_name -> bullseye.model.v1.PopularityParameters
 	45, // 57: bullseye.model.v1.ModelArtifact.trees:type_name -> bullseye.model.v1.TreeEnsemble
-	35, // 58: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
-	55, // 59: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
-	21, // 60: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
-	54, // 61: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
-	29, // 62: bullseye.model.v1.ModelArtifact.outputs:type_name -> bullseye.model.v1.OutputSignature
-	60, // 63: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
-	60, // 64: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
-	59, // 65: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
-	37, // 66: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
-	56, // 67: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
-	6,  // 68: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
-	60, // 69: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
-	7,  // 70: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
-	8,  // 71: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
-	39, // 72: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	9,  // 73: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
-	40, // 74: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	39, // 75: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	40, // 76: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	38, // 77: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
-	44, // 78: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
-	10, // 79: bullseye.model.v1.TreeEnsemble.objective:type_name -> bullseye.model.v1.TreeObjective
-	11, // 80: bullseye.model.v1.TreeEnsemble.rules:type_name -> bullseye.model.v1.SplitRules
-	46, // 81: bullseye.model.v1.TreeEnsemble.trees:type_name -> bullseye.model.v1.Tree
-	48, // 82: bullseye.model.v1.TreeEnsemble.imported_from:type_name -> bullseye.model.v1.ImportedFrom
-	47, // 83: bullseye.model.v1.Tree.category_sets:type_name -> bullseye.model.v1.CategorySet
-	60, // 84: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	60, // 85: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	60, // 86: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	87, // [87:87] is the sub-list for method output_type
-	87, // [87:87] is the sub-list for method input_type
-	87, // [87:87] is the sub-list for extension type_name
-	87, // [87:87] is the sub-list for extension extendee
-	0,  // [0:87] is the sub-list for field type_name
+	49, // 58: bullseye.model.v1.ModelArtifact.clv:type_name -> bullseye.model.v1.ClvParameters
+	35, // 59: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
+	59, // 60: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
+	21, // 61: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
+	58, // 62: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
+	29, // 63: bullseye.model.v1.ModelArtifact.outputs:type_name -> bullseye.model.v1.OutputSignature
+	64, // 64: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
+	64, // 65: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
+	63, // 66: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
+	37, // 67: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
+	60, // 68: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
+	6,  // 69: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
+	64, // 70: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
+	7,  // 71: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
+	8,  // 72: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
+	39, // 73: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	9,  // 74: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
+	40, // 75: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	39, // 76: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	40, // 77: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	38, // 78: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
+	44, // 79: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
+	10, // 80: bullseye.model.v1.TreeEnsemble.objective:type_name -> bullseye.model.v1.TreeObjective
+	11, // 81: bullseye.model.v1.TreeEnsemble.rules:type_name -> bullseye.model.v1.SplitRules
+	46, // 82: bullseye.model.v1.TreeEnsemble.trees:type_name -> bullseye.model.v1.Tree
+	48, // 83: bullseye.model.v1.TreeEnsemble.imported_from:type_name -> bullseye.model.v1.ImportedFrom
+	47, // 84: bullseye.model.v1.Tree.category_sets:type_name -> bullseye.model.v1.CategorySet
+	51, // 85: bullseye.model.v1.ClvParameters.bg_nbd:type_name -> bullseye.model.v1.BgNbdParameters
+	52, // 86: bullseye.model.v1.ClvParameters.gamma_gamma:type_name -> bullseye.model.v1.GammaGammaParameters
+	50, // 87: bullseye.model.v1.ClvParameters.inputs:type_name -> bullseye.model.v1.ClvInputs
+	64, // 88: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	64, // 89: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	64, // 90: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	91, // [91:91] is the sub-list for method output_type
+	91, // [91:91] is the sub-list for method input_type
+	91, // [91:91] is the sub-list for extension type_name
+	91, // [91:91] is the sub-list for extension extendee
+	0,  // [0:91] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_model_v1_model_proto_init() }
@@ -5014,6 +5525,7 @@ func file_bullseye_model_v1_model_proto_init() {
 		(*ModelArtifact_Factorization)(nil),
 		(*ModelArtifact_Popularity)(nil),
 		(*ModelArtifact_Trees)(nil),
+		(*ModelArtifact_Clv)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5021,7 +5533,7 @@ func file_bullseye_model_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_model_v1_model_proto_rawDesc), len(file_bullseye_model_v1_model_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   42,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
