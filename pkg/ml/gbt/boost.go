@@ -102,6 +102,8 @@ type booster struct {
 	threads int
 	team    *parallel.Team // threads goroutines while run runs
 	sampled []bool         // by row: in the current tree's sample (kept all false between trees)
+	all     []int32        // the training rows
+	rows    []int32        // the current tree's sample
 }
 
 func newBooster(cols [][]float64, y []float64, p Params) *booster {
@@ -255,22 +257,28 @@ func (b *booster) gradients() {
 	})
 }
 
-// sampleRows returns the rows the next tree is fitted on, in increasing order.
+// sampleRows returns the rows the next tree is fitted on, in increasing order, in a buffer
+// that the next call reuses.
 func (b *booster) sampleRows() []int32 {
 	n := len(b.train)
+	if b.rows == nil {
+		b.all = make([]int32, n)
+		for k, i := range b.train {
+			b.all[k] = int32(i)
+		}
+		b.rows = make([]int32, n)
+	}
 	k := n
 	if b.p.Subsample < 1 {
 		k = max(1, int(math.Round(float64(n)*b.p.Subsample)))
 	}
-	rows := make([]int32, 0, k)
 	if k == n {
-		for _, i := range b.train {
-			rows = append(rows, int32(i))
-		}
-		return rows
+		copy(b.rows, b.all)
+		return b.rows
 	}
+	rows := b.rows[:0]
 	for _, j := range b.rng.Perm(n)[:k] {
-		rows = append(rows, int32(b.train[j]))
+		rows = append(rows, b.all[j])
 	}
 	slices.Sort(rows)
 	return rows
