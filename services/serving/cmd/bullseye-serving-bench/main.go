@@ -2,11 +2,14 @@
 // gRPC on loopback, against embedded etcd and NATS and the real feature service, and prints
 // one table (medians of several runs):
 //
-//	(a) a no-op PredictionService answering the same messages (64 inline features in, the same
-//	    reply out) beside Predict of a logistic regression with 64 inline features, concurrency
-//	    32: Predict's rate as a share of the no-op's;
+//	(a) an empty server (a plain gRPC server on which any method answers an empty message
+//	    without reading the request) and a no-op PredictionService answering the same messages
+//	    (64 inline features in, the same reply out), beside Predict of a logistic regression
+//	    with 64 inline features, concurrency 32: Predict's rate as a share of each, and each
+//	    server's CPU time per call against the empty server's;
 //	(b) Predict by user id (features fetched from the feature service), concurrency 64: feature
-//	    lookups per call, and the rate as a share of (a)'s Predict;
+//	    lookups per call, and the rate as a share of the empty server answering the same
+//	    messages and of (a)'s Predict;
 //	(c) Recommend top 10 over 20,000 items at rank 64, concurrency 64, batched beside batching
 //	    off (max batch size 1);
 //	(d) the p99 latency of Predict (a) at half its peak rate;
@@ -14,6 +17,11 @@
 //	    features, concurrency 32, as a share of the logistic regression's rate; and with
 //	    include_contributions, the serving CPU time TreeSHAP adds to a row (serving's own CPU
 //	    time, user and system, per call).
+//
+// ghz runs pinned to CPU 0 and the servers under test (serving, the no-op and the empty
+// server) to CPU 1 (taskset; -pin=false turns it off), ghz spreading its calls over
+// -connections connections so that it is not the bottleneck. A server's CPU time per call is
+// its process's user and system time over the calls of a measurement.
 //
 // Serving and the no-op server run as child processes (this binary re-executed), each with
 // its own heap, beside the embedded etcd and NATS of this process and the bullseye-feature
@@ -31,6 +39,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -46,8 +55,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/bullseye-ml/bullseye/pkg/embedded/embeddedtest"
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
@@ -67,6 +80,8 @@ type options struct {
 	profile   string
 	only      string
 	write     string
+	pin       bool
+	conns     int
 }
 
 func main() {
@@ -76,6 +91,8 @@ func main() {
 			os.Exit(runChildServing(os.Args[2:]))
 		case childNoop:
 			os.Exit(runChildNoop(os.Args[2:]))
+		case childEmpty:
+			os.Exit(runChildEmpty())
 		}
 	}
 	var o options
@@ -85,6 +102,8 @@ func main() {
 	flag.StringVar(&o.ghz, "ghz", "", "the ghz binary (default: $BULLSEYE_BIN/ghz or bin/ghz at the repository's root)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the measurements to this file")
 	flag.StringVar(&o.only, "only", "", "measure only one load (noop, inline, user, recs), for profiling; no table")
+	flag.BoolVar(&o.pin, "pin", true, "pin ghz to CPU 0 and the servers under test to CPU 1 (taskset), on machines with 2 or more CPUs")
+	flag.IntVar(&o.conns, "connections", 4, "gRPC connections ghz spreads its concurrency over")
 	flag.StringVar(&o.write, "write", "", "also write the table, with this machine's description, to this file's bench-serve section (BENCHMARKS.md)")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -125,6 +144,13 @@ func run(o options) (err error) {
 	}()
 	if o.ghz == "" {
 		o.ghz = findBin("ghz")
+	}
+	load := &ghzRunner{bin: o.ghz, connections: o.conns}
+	if o.pin && runtime.NumCPU() >= 2 {
+		if _, err := exec.LookPath("taskset"); err != nil {
+			return fmt.Errorf("-pin needs taskset (util-linux): %w", err)
+		}
+		load.cpus, childCPUs = "0", "1"
 	}
 	dir, err := os.MkdirTemp("", "bullseye-serving-bench-")
 	if err != nil {
@@ -215,7 +241,11 @@ func run(o options) (err error) {
 		return err
 	}
 	defer noop.stop()
-	noopAddr := noop.addr
+	empty, err := startChild(childEmpty)
+	if err != nil {
+		return err
+	}
+	defer empty.stop()
 	files := map[string]string{}
 	if err := checkExplained(ctx, client, explained[0], len(syn.Inputs)); err != nil {
 		return err
@@ -247,58 +277,45 @@ func run(o options) (err error) {
 	// Lookups are counted by the feature service itself.
 	lookups := func() float64 { return env.FeatureCalls(tb{}, "GetOnlineFeatures") }
 	// Warm up every path once.
-	for _, w := range []struct{ addr, call, file string }{{noopAddr, predict, files["inline"]}, {addr, predict, files["inline"]},
-		{addr, predict, files["user"]}, {addr, predict, files["boosted"]}, {addr, predict, files["explained"]}, {addr, recommend, files["recs"]}, {addr, recommend, files["recs-off"]}} {
-		if _, err := ghz(o.ghz, w.addr, w.call, w.file, 32, 0, time.Second); err != nil {
+	for _, w := range []struct {
+		c          *child
+		call, file string
+	}{{empty, predict, files["inline"]}, {noop, predict, files["inline"]}, {srv, predict, files["inline"]},
+		{srv, predict, files["user"]}, {srv, predict, files["boosted"]}, {srv, predict, files["explained"]}, {srv, recommend, files["recs"]}, {srv, recommend, files["recs-off"]}} {
+		if _, err := load.run(w.c, w.call, w.file, 32, 0, time.Second); err != nil {
 			return err
 		}
 	}
-	// Each comparison is measured A B B A, every part half a phase long, so that the
-	// background load of a shared machine weighs on both sides alike.
+	// Each comparison is measured A B … B A, every part half a phase long, so that the
+	// background load of a shared machine weighs on every side alike.
 	half := o.phase / 2
-	pair := func(a, b func() (report_, error)) (report_, report_, error) {
-		var ra, rb [2]report_
-		var err error
-		if ra[0], err = a(); err != nil {
-			return report_{}, report_{}, err
-		}
-		if rb[0], err = b(); err != nil {
-			return report_{}, report_{}, err
-		}
-		if rb[1], err = b(); err != nil {
-			return report_{}, report_{}, err
-		}
-		if ra[1], err = a(); err != nil {
-			return report_{}, report_{}, err
-		}
-		return merge(ra), merge(rb), nil
-	}
-	call := func(addr, method, file string, c int) func() (report_, error) {
-		return func() (report_, error) { return ghz(o.ghz, addr, method, file, c, 0, half) }
-	}
-	// servingCall is call against serving that also measures serving's CPU time per call.
-	servingCall := func(file string, c int) func() (report_, error) {
-		return func() (report_, error) {
-			before, err := srv.cpu()
+	abba := func(fs ...func() (report_, error)) ([]report_, error) {
+		parts := make([][2]report_, len(fs))
+		for k := range 2 * len(fs) {
+			i, round := k, 0
+			if k >= len(fs) {
+				i, round = 2*len(fs)-1-k, 1
+			}
+			r, err := fs[i]()
 			if err != nil {
-				return report_{}, err
+				return nil, err
 			}
-			r, err := ghz(o.ghz, addr, predict, file, c, 0, half)
-			after, cerr := srv.cpu()
-			if err == nil && cerr != nil {
-				err = cerr
-			}
-			if r.Count > 0 {
-				r.CPUPerCall = (after - before) / time.Duration(r.Count)
-			}
-			return r, err
+			parts[i][round] = r
 		}
+		out := make([]report_, len(fs))
+		for i, p := range parts {
+			out[i] = merge(p)
+		}
+		return out, nil
+	}
+	call := func(c *child, method, file string, conc int) func() (report_, error) {
+		return func() (report_, error) { return load.run(c, method, file, conc, 0, half) }
 	}
 	var lookupCount float64
 	var userCalls int64
 	byUserCall := func() (report_, error) {
 		before := lookups()
-		r, err := ghz(o.ghz, addr, predict, files["user"], 64, 0, half)
+		r, err := load.run(srv, predict, files["user"], 64, 0, half)
 		lookupCount += lookups() - before
 		userCalls += r.Count
 		return r, err
@@ -309,44 +326,50 @@ func run(o options) (err error) {
 		if o.only != "" {
 			switch o.only {
 			case "inline":
-				_, err = call(addr, predict, files["inline"], 32)()
+				_, err = call(srv, predict, files["inline"], 32)()
 			case "noop":
-				_, err = call(noopAddr, predict, files["inline"], 32)()
+				_, err = call(noop, predict, files["inline"], 32)()
+			case "empty":
+				_, err = call(empty, predict, files["inline"], 32)()
 			case "user":
 				_, err = byUserCall()
 			case "recs":
-				_, err = call(addr, recommend, files["recs"], 64)()
+				_, err = call(srv, recommend, files["recs"], 64)()
 			}
 			if err != nil {
 				return err
 			}
 			continue
 		}
-		if res.noop, res.inline, err = pair(call(noopAddr, predict, files["inline"], 32), call(addr, predict, files["inline"], 32)); err != nil {
+		rs, err := abba(call(empty, predict, files["inline"], 32), call(noop, predict, files["inline"], 32), call(srv, predict, files["inline"], 32))
+		if err != nil {
 			return err
 		}
+		res.empty, res.noop, res.inline = rs[0], rs[1], rs[2]
 		lookupCount, userCalls = 0, 0
-		if res.inline2, res.user, err = pair(call(addr, predict, files["inline"], 32), byUserCall); err != nil {
+		if rs, err = abba(call(srv, predict, files["inline"], 32), byUserCall, call(empty, predict, files["user"], 64)); err != nil {
 			return err
 		}
+		res.inline2, res.user, res.emptyUser = rs[0], rs[1], rs[2]
 		res.lookupsPerCall = lookupCount / float64(userCalls)
-		if res.inline3, res.boosted, err = pair(call(addr, predict, files["inline"], 32), servingCall(files["boosted"], 32)); err != nil {
+		if rs, err = abba(call(srv, predict, files["inline"], 32), call(srv, predict, files["boosted"], 32), call(srv, predict, files["explained"], 32)); err != nil {
 			return err
 		}
-		if res.boosted2, res.explained, err = pair(servingCall(files["boosted"], 32), servingCall(files["explained"], 32)); err != nil {
+		res.inline3, res.boosted, res.explained = rs[0], rs[1], rs[2]
+		if rs, err = abba(call(srv, recommend, files["recs"], 64), call(srv, recommend, files["recs-off"], 64)); err != nil {
 			return err
 		}
-		if res.recs, res.recsOff, err = pair(call(addr, recommend, files["recs"], 64), call(addr, recommend, files["recs-off"], 64)); err != nil {
+		res.recs, res.recsOff = rs[0], rs[1]
+		if res.half, err = load.run(srv, predict, files["inline"], 32, res.inline.Rps/2, o.phase); err != nil {
 			return err
 		}
-		if res.half, err = ghz(o.ghz, addr, predict, files["inline"], 32, res.inline.Rps/2, o.phase); err != nil {
-			return err
-		}
+		fmt.Fprintf(os.Stderr, "run %d: empty %.0f/s (%v CPU a call), no-op %.0f/s (%v); Predict inline %.0f/s (%v, %.2f × empty)\n", r+1,
+			res.empty.Rps, res.empty.CPUPerCall, res.noop.Rps, res.noop.CPUPerCall, res.inline.Rps, res.inline.CPUPerCall, res.inline.Rps/res.empty.Rps)
 		fmt.Fprintf(os.Stderr, "run %d: no-op %.0f/s, Predict inline %.0f/s (%.2f); Predict inline %.0f/s, by user %.0f/s (%.2f, %.3f lookups/call); Recommend %.0f/s vs unbatched %.0f/s (%.1f); p99 at %.0f/s %v\n",
 			r+1, res.noop.Rps, res.inline.Rps, res.inline.Rps/res.noop.Rps, res.inline2.Rps, res.user.Rps, res.user.Rps/res.inline2.Rps, res.lookupsPerCall,
 			res.recs.Rps, res.recsOff.Rps, res.recs.Rps/res.recsOff.Rps, res.half.Rps, res.half.p(99).Round(time.Microsecond))
 		fmt.Fprintf(os.Stderr, "run %d: Predict boosted trees %.0f/s (%.2f × logistic's %.0f/s), %v CPU a call; with contributions %.0f/s, %v CPU a call\n",
-			r+1, res.boosted.Rps, res.boosted.Rps/res.inline3.Rps, res.inline3.Rps, res.boosted2.CPUPerCall, res.explained.Rps, res.explained.CPUPerCall)
+			r+1, res.boosted.Rps, res.boosted.Rps/res.inline3.Rps, res.inline3.Rps, res.boosted.CPUPerCall, res.explained.Rps, res.explained.CPUPerCall)
 		results = append(results, res)
 	}
 	if o.only != "" {
@@ -357,9 +380,9 @@ func run(o options) (err error) {
 
 // result is one run's measurements.
 type result struct {
-	noop, inline, inline2, user, recs, recsOff, half report_
-	inline3, boosted, boosted2, explained            report_
-	lookupsPerCall                                   float64
+	empty, noop, inline, inline2, user, emptyUser, recs, recsOff, half report_
+	inline3, boosted, explained                                        report_
+	lookupsPerCall                                                     float64
 }
 
 func report(o options, rs []result) error {
@@ -374,47 +397,64 @@ func report(o options, rs []result) error {
 	dur := func(f func(result) time.Duration) time.Duration {
 		return time.Duration(med(func(r result) float64 { return float64(f(r)) })).Round(10 * time.Microsecond)
 	}
-	pass := func(ok bool) string {
-		if ok {
-			return "yes"
-		}
-		return "NO"
-	}
-	noop := med(func(r result) float64 { return r.noop.Rps })
-	inline := med(func(r result) float64 { return r.inline.Rps })
-	inlineRatio := med(func(r result) float64 { return r.inline.Rps / r.noop.Rps })
-	user := med(func(r result) float64 { return r.user.Rps })
-	userRatio := med(func(r result) float64 { return r.user.Rps / r.inline2.Rps })
-	lpc := med(func(r result) float64 { return r.lookupsPerCall })
-	recs := med(func(r result) float64 { return r.recs.Rps })
-	recsOff := med(func(r result) float64 { return r.recsOff.Rps })
-	recRatio := med(func(r result) float64 { return r.recs.Rps / r.recsOff.Rps })
-	p99 := dur(func(r result) time.Duration { return r.half.p(99) })
-	boosted := med(func(r result) float64 { return r.boosted.Rps })
-	boostedRatio := med(func(r result) float64 { return r.boosted.Rps / r.inline3.Rps })
-	explained := med(func(r result) float64 { return r.explained.Rps })
-	perRow := dur(func(r result) time.Duration { return r.explained.CPUPerCall - r.boosted2.CPUPerCall })
-
 	var table bytes.Buffer
 	w := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "serving, ghz v0.120.0, gRPC loopback, %d cores, median of %d runs of %v\tcalls/s\tp50\tp99\tfigure\ttarget\tmet\n", runtime.NumCPU(), o.runs, o.phase)
-	fmt.Fprintf(w, "(a) no-op server, same messages (64 inline features), c=32\t%.0f\t%v\t%v\t\t\t\n", noop,
-		dur(func(r result) time.Duration { return r.noop.p(50) }), dur(func(r result) time.Duration { return r.noop.p(99) }))
-	fmt.Fprintf(w, "(a) Predict, logistic, 64 inline features, c=32\t%.0f\t%v\t%v\t%.2f × no-op\t≥ 0.85\t%s\n", inline,
-		dur(func(r result) time.Duration { return r.inline.p(50) }), dur(func(r result) time.Duration { return r.inline.p(99) }), inlineRatio, pass(inlineRatio >= 0.85))
-	fmt.Fprintf(w, "(b) Predict by user id (feature lookups), c=64\t%.0f\t%v\t%v\t%.2f × (a) Predict\t≥ 0.6\t%s\n", user,
-		dur(func(r result) time.Duration { return r.user.p(50) }), dur(func(r result) time.Duration { return r.user.p(99) }), userRatio, pass(userRatio >= 0.6))
-	fmt.Fprintf(w, "(b) feature lookups per Predict call\t\t\t\t%.3f\t≤ 0.2\t%s\n", lpc, pass(lpc <= 0.2))
-	fmt.Fprintf(w, "(c) Recommend top 10 of %d items, rank %d, batched, c=64\t%.0f\t%v\t%v\t%.1f × unbatched\t≥ 2\t%s\n", items, rank, recs,
-		dur(func(r result) time.Duration { return r.recs.p(50) }), dur(func(r result) time.Duration { return r.recs.p(99) }), recRatio, pass(recRatio >= 2))
-	fmt.Fprintf(w, "(c) Recommend, batching off (max batch size 1), c=64\t%.0f\t%v\t%v\t\t\t\n", recsOff,
-		dur(func(r result) time.Duration { return r.recsOff.p(50) }), dur(func(r result) time.Duration { return r.recsOff.p(99) }))
-	fmt.Fprintf(w, "(d) Predict (a) at half its peak rate, c=32\t%.0f\t%v\t%v\tp99 %v\t< 10ms\t%s\n", med(func(r result) float64 { return r.half.Rps }),
-		dur(func(r result) time.Duration { return r.half.p(50) }), p99, p99, pass(p99 < 10*time.Millisecond))
-	fmt.Fprintf(w, "(e) Predict, boosted trees (%d trees, ≤ %d leaves), 64 inline features, c=32\t%.0f\t%v\t%v\t%.2f × logistic (a)\t≥ 0.8\t%s\n", boostedTrees, boostedLeaves, boosted,
-		dur(func(r result) time.Duration { return r.boosted.p(50) }), dur(func(r result) time.Duration { return r.boosted.p(99) }), boostedRatio, pass(boostedRatio >= 0.8))
-	fmt.Fprintf(w, "(e) the same with include_contributions (TreeSHAP), 1 row a call, c=32\t%.0f\t%v\t%v\t+%v serving CPU a row\t\t\n", explained,
-		dur(func(r result) time.Duration { return r.explained.p(50) }), dur(func(r result) time.Duration { return r.explained.p(99) }), perRow)
+	pin := "unpinned"
+	if childCPUs != "" {
+		pin = "ghz on CPU 0, servers under test on CPU 1"
+	}
+	fmt.Fprintf(w, "serving, ghz v0.120.0 (%d connections), gRPC loopback, %d cores, %s, median of %d runs of %v\tcalls/s\tp50\tp99\tserver CPU a call\tfigure\ttarget\tmet\n",
+		o.conns, runtime.NumCPU(), pin, o.runs, o.phase)
+	// row prints a load's medians; ratio, when set, is its figure against target (at least,
+	// or at most when atMost).
+	row := func(label string, load func(result) report_, figure string, ratio func(result) float64, target float64, atMost bool) {
+		rate := med(func(r result) float64 { return load(r).Rps })
+		p50 := dur(func(r result) time.Duration { return load(r).p(50) })
+		p99 := dur(func(r result) time.Duration { return load(r).p(99) })
+		cpu := dur(func(r result) time.Duration { return load(r).CPUPerCall })
+		fig, tgt, met := "", "", ""
+		if ratio != nil {
+			v := med(ratio)
+			fig = fmt.Sprintf(figure, v)
+			if target != 0 {
+				op, ok := "≥", v >= target
+				if atMost {
+					op, ok = "≤", v <= target
+				}
+				tgt, met = fmt.Sprintf("%s %g", op, target), map[bool]string{true: "yes", false: "NO"}[ok]
+			}
+		}
+		fmt.Fprintf(w, "%s\t%.0f\t%v\t%v\t%v\t%s\t%s\t%s\n", label, rate, p50, p99, cpu, fig, tgt, met)
+	}
+	cpuRatio := func(a, b func(result) report_) func(result) float64 {
+		return func(r result) float64 { return float64(a(r).CPUPerCall) / float64(b(r).CPUPerCall) }
+	}
+	rate := func(a, b func(result) report_) func(result) float64 {
+		return func(r result) float64 { return a(r).Rps / b(r).Rps }
+	}
+	empty := func(r result) report_ { return r.empty }
+	noop := func(r result) report_ { return r.noop }
+	inline := func(r result) report_ { return r.inline }
+	user := func(r result) report_ { return r.user }
+	row("(a) empty server: any method answers {} unread, c=32", empty, "", nil, 0, false)
+	row("(a) no-op PredictionService, same messages (64 inline features), c=32", noop, "%.2f × empty's CPU a call", cpuRatio(noop, empty), 0, false)
+	row("(a) Predict, logistic, 64 inline features, c=32", inline, "%.2f × empty", rate(inline, empty), 0.90, false)
+	row("    the same, against the same-shape no-op", inline, "%.2f × no-op", rate(inline, noop), 0.85, false)
+	row("    the same, server CPU a call against the empty server's", inline, "%.2f ×", cpuRatio(inline, empty), 0, false)
+	row("(b) empty server answering Predict by user id, c=64", func(r result) report_ { return r.emptyUser }, "", nil, 0, false)
+	row("(b) Predict by user id (feature lookups), c=64", user, "%.2f × empty", rate(user, func(r result) report_ { return r.emptyUser }), 0.85, false)
+	row("    the same, against (a) Predict", user, "%.2f × (a) Predict", rate(user, func(r result) report_ { return r.inline2 }), 0.6, false)
+	row("(b) feature lookups per Predict call", user, "%.3f", func(r result) float64 { return r.lookupsPerCall }, 0.2, true)
+	recs, recsOff := func(r result) report_ { return r.recs }, func(r result) report_ { return r.recsOff }
+	row(fmt.Sprintf("(c) Recommend top 10 of %d items, rank %d, batched, c=64", items, rank), recs, "%.1f × unbatched", rate(recs, recsOff), 2, false)
+	row("(c) Recommend, batching off (max batch size 1), c=64", recsOff, "", nil, 0, false)
+	half := func(r result) report_ { return r.half }
+	row("(d) Predict (a) at half its peak rate, c=32", half, "p99 %.2f ms", func(r result) float64 { return float64(r.half.p(99)) / 1e6 }, 10, true)
+	boosted, explained := func(r result) report_ { return r.boosted }, func(r result) report_ { return r.explained }
+	row(fmt.Sprintf("(e) Predict, boosted trees (%d trees, ≤ %d leaves), 64 inline features, c=32", boostedTrees, boostedLeaves), boosted,
+		"%.2f × logistic (a)", rate(boosted, func(r result) report_ { return r.inline3 }), 0.8, false)
+	row("(e) the same with include_contributions (TreeSHAP), 1 row a call, c=32", explained, "+%.2f ms serving CPU a row",
+		func(r result) float64 { return float64(r.explained.CPUPerCall-r.boosted.CPUPerCall) / 1e6 }, 0, false)
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -454,6 +494,7 @@ func checkExplained(ctx context.Context, client servingv1.PredictionServiceClien
 const (
 	childServing = "-child-serving"
 	childNoop    = "-child-noop"
+	childEmpty   = "-child-empty"
 )
 
 // child is a server this binary runs in a child mode.
@@ -491,6 +532,9 @@ func (c *child) cpu() (time.Duration, error) {
 	return time.Duration(ticks) * (time.Second / 100), nil
 }
 
+// childCPUs, when set, is the CPU list (taskset -c) the servers under test run on.
+var childCPUs string
+
 // startChild starts this binary in a child mode and waits until the server it runs is
 // SERVING.
 func startChild(mode string, args ...string) (*child, error) {
@@ -498,7 +542,11 @@ func startChild(mode string, args ...string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &child{cmd: exec.Command(self, append([]string{mode}, args...)...)}
+	argv := append([]string{self, mode}, args...)
+	if childCPUs != "" {
+		argv = append([]string{"taskset", "-c", childCPUs}, argv...)
+	}
+	c := &child{cmd: exec.Command(argv[0], argv[1:]...)}
 	c.cmd.Stderr = os.Stderr
 	out, err := c.cmd.StdoutPipe()
 	if err != nil {
@@ -594,6 +642,49 @@ func runChildNoop(args []string) int {
 	return 0
 }
 
+// runChildEmpty runs the empty server: a plain gRPC server on which every method of every
+// service answers an empty message at once, without reading the request, until SIGTERM.
+// An empty reply decodes as any message, so ghz takes it for a PredictResponse.
+func runChildEmpty() int {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		return stream.SendMsg(&emptypb.Empty{})
+	}))
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	// ghz learns the method's messages by reflection, which must list the service the empty
+	// server stands in for.
+	reflection.Register(reflectedServices{srv, servingv1.PredictionService_ServiceDesc})
+	fmt.Printf("ADDR %s\n", lis.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		srv.Stop()
+	}()
+	if err := srv.Serve(lis); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// reflectedServices is a server whose reflection also lists a service it answers through
+// its unknown-service handler.
+type reflectedServices struct {
+	*grpc.Server
+	extra grpc.ServiceDesc
+}
+
+func (r reflectedServices) GetServiceInfo() map[string]grpc.ServiceInfo {
+	info := r.Server.GetServiceInfo()
+	info[r.extra.ServiceName] = grpc.ServiceInfo{Metadata: r.extra.Metadata}
+	return info
+}
+
 // warnings is the servers' logger: warnings and errors to stderr (no per-call logs).
 func warnings() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -644,20 +735,41 @@ func (r report_) p(pct int) time.Duration {
 	return 0
 }
 
-// ghz runs one measurement: concurrency c, a rate limit (0: none), for d.
-func ghz(bin, addr, call, data string, c int, rps float64, d time.Duration) (report_, error) {
-	args := []string{"--insecure", "--call", call, "-B", data, "-c", strconv.Itoa(c), "-z", d.String(), "-O", "json", "--connections", "1", "--duration-stop", "ignore"}
+// ghzRunner runs ghz, pinned to cpus when set, over connections connections.
+type ghzRunner struct {
+	bin         string
+	cpus        string
+	connections int
+}
+
+// run runs one measurement against the server c: concurrency conc, a rate limit (0: none),
+// for d; the report carries c's CPU time per call.
+func (g *ghzRunner) run(c *child, call, data string, conc int, rps float64, d time.Duration) (report_, error) {
+	args := []string{g.bin, "--insecure", "--call", call, "-B", data, "-c", strconv.Itoa(conc), "-z", d.String(), "-O", "json",
+		"--connections", strconv.Itoa(min(g.connections, conc)), "--duration-stop", "ignore"}
 	if rps > 0 {
 		args = append(args, "--rps", strconv.Itoa(int(rps)))
 	}
+	args = append(args, c.addr)
+	if g.cpus != "" {
+		args = append([]string{"taskset", "-c", g.cpus}, args...)
+	}
 	ctx, cancel := ctxFor(d + time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append(args, addr)...)
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	before, err := c.cpu()
+	if err != nil {
+		return report_{}, err
+	}
 	out, err := cmd.Output()
 	if err != nil {
 		return report_{}, fmt.Errorf("ghz %s: %v: %s", call, err, stderr.String())
+	}
+	after, err := c.cpu()
+	if err != nil {
+		return report_{}, err
 	}
 	var r report_
 	if err := json.Unmarshal(out, &r); err != nil {
@@ -665,6 +777,9 @@ func ghz(bin, addr, call, data string, c int, rps float64, d time.Duration) (rep
 	}
 	if len(r.Errors) > 0 || r.Status["OK"] != r.Count {
 		return r, fmt.Errorf("ghz %s: errors %v, statuses %v", call, r.Errors, r.Status)
+	}
+	if r.Count > 0 {
+		r.CPUPerCall = (after - before) / time.Duration(r.Count)
 	}
 	return r, nil
 }
