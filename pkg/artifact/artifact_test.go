@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"gonum.org/v1/gonum/mat"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -18,6 +19,7 @@ import (
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml"
+	"github.com/bullseye-ml/bullseye/pkg/ml/gbt"
 	"github.com/bullseye-ml/bullseye/pkg/ml/kernel"
 	"github.com/bullseye-ml/bullseye/pkg/ml/linear"
 	"github.com/bullseye-ml/bullseye/pkg/ml/logistic"
@@ -436,52 +438,73 @@ func TestRowProblemsAndContributions(t *testing.T) {
 	}
 }
 
-// TestScoreAllocations checks the linear hot path: with a reused Batch and Result, a
-// Score call allocates nothing.
+// TestScoreAllocations checks the hot path of logistic, linear and boosted-tree scoring:
+// with a reused Batch and Result, a Score call allocates nothing, whatever its rows.
 func TestScoreAllocations(t *testing.T) {
 	ctx := context.Background()
 	train := makeData(300, 9)
-	pipe, x, err := preprocess.FitTransform(train.table, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := logistic.Regression{C: 1}.FitLogistic(ctx, x, train.y)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := artifact.Encode(&artifact.Fitted{Family: modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION,
-		Task: modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION, Inputs: inputs, Pipeline: pipe, Model: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := artifact.NewScorer(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := artifact.NewBatch(s.Info())
-	var res artifact.Result
-	fill := func() {
-		b.Reset()
-		for i, r := range train.rows[:64] {
-			row := b.Add(train.refs[i])
-			for k, in := range s.Info().Inputs {
-				row[k] = r[in.Name]
-			}
+	fit := func(native bool, est func(x *mat.Dense) (ml.Model, error), family modelv1.ModelFamily, task modelv1.TaskKind) *modelv1.ModelArtifact {
+		prep := spec
+		if native {
+			prep = spec.Native()
 		}
-	}
-	fill()
-	if err := s.Score(ctx, b, &res); err != nil {
-		t.Fatal(err)
-	}
-	allocs := testing.AllocsPerRun(50, func() {
-		fill()
-		if err := s.Score(ctx, b, &res); err != nil {
+		pipe, x, err := preprocess.FitTransform(train.table, prep)
+		if err != nil {
 			t.Fatal(err)
 		}
-	})
-	// The pool may drop its scratch memory on a GC; allow that rarely.
-	if allocs > 1 {
-		t.Errorf("Score of 64 rows allocates %v times per call, want 0", allocs)
+		m, err := est(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := artifact.Encode(&artifact.Fitted{Family: family, Task: task, Inputs: inputs, Pipeline: pipe, Model: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	for _, c := range []struct {
+		name string
+		a    *modelv1.ModelArtifact
+	}{
+		{"logistic", fit(false, func(x *mat.Dense) (ml.Model, error) { return logistic.Regression{C: 1}.FitLogistic(ctx, x, train.y) },
+			modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION, modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION)},
+		{"linear", fit(false, func(x *mat.Dense) (ml.Model, error) { return linear.Ridge{Alpha: 1}.FitLinear(ctx, x, train.value) },
+			modelv1.ModelFamily_MODEL_FAMILY_LINEAR_REGRESSION, modelv1.TaskKind_TASK_KIND_REGRESSION)},
+		{"boosted trees", fit(true, func(x *mat.Dense) (ml.Model, error) {
+			return gbt.Fit(ctx, x, train.y, gbt.Params{Trees: 50, MaxLeaves: 15, EarlyStopping: -1, MinSamplesLeaf: 5})
+		}, modelv1.ModelFamily_MODEL_FAMILY_GRADIENT_BOOSTED_TREES, modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := artifact.NewScorer(c.a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := artifact.NewBatch(s.Info())
+			var res artifact.Result
+			fill := func() {
+				b.Reset()
+				for i, r := range train.rows[:64] {
+					row := b.Add(train.refs[i])
+					for k, in := range s.Info().Inputs {
+						row[k] = r[in.Name]
+					}
+				}
+			}
+			fill()
+			if err := s.Score(ctx, b, &res); err != nil {
+				t.Fatal(err)
+			}
+			allocs := testing.AllocsPerRun(50, func() {
+				fill()
+				if err := s.Score(ctx, b, &res); err != nil {
+					t.Fatal(err)
+				}
+			})
+			// The pool may drop its scratch memory on a GC; allow that rarely.
+			if allocs > 1 {
+				t.Errorf("Score of 64 rows allocates %v times per call, want 0", allocs)
+			}
+		})
 	}
 }
 
