@@ -144,7 +144,6 @@ func TestRoundTripCLV(t *testing.T) {
 
 var nilTime time.Time
 
-
 func TestScoreCLV(t *testing.T) {
 	ctx := context.Background()
 	m, data := fitCLV(t)
