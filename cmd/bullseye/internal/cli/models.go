@@ -92,6 +92,9 @@ var modelsCommand = Command{
 			for _, m := range v.GetTestMetrics() {
 				fmt.Fprintf(env.Stdout, "  %-20s %.4f\n", m.GetName(), m.GetValue())
 			}
+			if p := v.GetClvParameters(); p != nil {
+				fmt.Fprint(env.Stdout, clvParameters(p))
+			}
 			if len(v.GetLeaderboard()) > 0 {
 				fmt.Fprint(env.Stdout, leaderboard(v.GetLeaderboard()))
 			}
@@ -292,4 +295,29 @@ func aliases(a map[string]int64) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ",")
+}
+
+// clvParameters shows a customer lifetime value model's fitted parameters with their
+// standard errors.
+func clvParameters(p *modelv1.ClvParameters) string {
+	var b strings.Builder
+	row := func(name string, v, se float64) { fmt.Fprintf(&b, "  %-6s %12.6g ± %.4g\n", name, v, se) }
+	bg := p.GetBgNbd()
+	fmt.Fprintf(&b, "BG/NBD in units of %g days (%d customers, log-likelihood %.4f):\n", p.GetTimeUnitDays(), bg.GetCustomers(), bg.GetLogLikelihood())
+	row("r", bg.GetR(), bg.GetRStdErr())
+	row("alpha", bg.GetAlpha(), bg.GetAlphaStdErr())
+	row("a", bg.GetA(), bg.GetAStdErr())
+	row("b", bg.GetB(), bg.GetBStdErr())
+	if gg := p.GetGammaGamma(); gg != nil {
+		fmt.Fprintf(&b, "Gamma-Gamma (%d customers, log-likelihood %.4f):\n", gg.GetCustomers(), gg.GetLogLikelihood())
+		row("p", gg.GetP(), gg.GetPStdErr())
+		row("q", gg.GetQ(), gg.GetQStdErr())
+		row("gamma", gg.GetGamma(), gg.GetGammaStdErr())
+	} else {
+		fmt.Fprintln(&b, "Gamma-Gamma not fitted: no expected order value or CLV")
+	}
+	fmt.Fprintf(&b, "horizon %d months of %g time units, monthly discount %g\n", p.GetHorizonMonths(), p.GetUnitsPerMonth(), p.GetMonthlyDiscount())
+	fmt.Fprintf(&b, "inputs: frequency %s, recency %s, age %s, monetary %s\n", p.GetInputs().GetFrequency(), p.GetInputs().GetRecencyDays(),
+		p.GetInputs().GetAgeDays(), p.GetInputs().GetMonetary())
+	return b.String()
 }

@@ -238,13 +238,17 @@ func (s *Server) build(spec *featurev1.TrainingSetSpec) (*built, error) {
 	if spec.GetFeatureSet().GetName() != s.featureSet {
 		return nil, status.Errorf(codes.NotFound, "feature set %q does not exist", spec.GetFeatureSet().GetName())
 	}
+	// An outcome label is the column named by the label's name: the stand-in keeps no events.
 	tl := spec.GetLabel().GetTrait()
-	if tl == nil {
-		return nil, status.Error(codes.InvalidArgument, "label: this stand-in takes trait labels only")
+	labelColumn := tl.GetTrait()
+	if o := spec.GetLabel().GetOutcome(); o != nil {
+		labelColumn = spec.GetLabel().GetName()
+	} else if tl == nil {
+		return nil, status.Error(codes.InvalidArgument, "label: this stand-in takes trait labels, and outcome labels read from the column of the label's name")
 	}
-	b := &built{label: s.column(tl.GetTrait()), positive: tl.GetPositiveValues(), cutoff: spec.GetCutoff().GetFixedTime()}
+	b := &built{label: s.column(labelColumn), positive: tl.GetPositiveValues(), cutoff: spec.GetCutoff().GetFixedTime()}
 	if b.label < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "label.trait: no trait %q", tl.GetTrait())
+		return nil, status.Errorf(codes.InvalidArgument, "label: no column %q", labelColumn)
 	}
 	if b.cutoff == nil {
 		b.cutoff = timestamppb.New(time.Date(2010, 12, 1, 0, 0, 0, 0, time.UTC))

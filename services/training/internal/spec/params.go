@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
@@ -18,6 +19,7 @@ const (
 	kBool               // a bool
 	kEnum               // one of a list of strings
 	kGamma              // a positive number, "scale" or "auto"
+	kName               // a string of 0 to 32 characters of [a-z0-9_]
 )
 
 // param describes one hyperparameter of a family.
@@ -135,6 +137,14 @@ var families = map[modelv1.ModelFamily]struct {
 		{name: "validation_fraction", kind: kNumber, def: number(0.1), lo: 0, hi: 0.5, loOpen: true},
 		{name: "objective", kind: kEnum, enum: []string{"logistic", "squared_error", "poisson"}},
 	}},
+	// BG_NBD_GAMMA_GAMMA is the customer lifetime value family.
+	modelv1.ModelFamily_MODEL_FAMILY_BG_NBD_GAMMA_GAMMA: {modelv1.TaskKind_TASK_KIND_CUSTOMER_LIFETIME_VALUE, []param{
+		{name: "rfm_prefix", kind: kName, def: text("rfm_")},
+		{name: "time_unit", kind: kEnum, def: text("weeks"), enum: []string{"weeks", "days"}},
+		{name: "horizon_months", kind: kInt, def: whole(12), lo: 1, hi: 1200},
+		{name: "monthly_discount", kind: kNumber, def: number(0.01), lo: 0, hi: 1},
+		{name: "gamma_gamma", kind: kBool, def: flag(true)},
+	}},
 	// POPULARITY fits both recommendation tasks (see fits).
 	modelv1.ModelFamily_MODEL_FAMILY_POPULARITY: {modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT, []param{
 		{name: "weighting", kind: kEnum, def: text("users"), enum: []string{"users", "value"}},
@@ -222,6 +232,12 @@ func (p param) check(v *commonv1.Value) (*commonv1.Value, error) {
 			return whole(int64(x)), nil
 		}
 		return number(x), nil
+	case kName:
+		s, ok := v.GetKind().(*commonv1.Value_StringValue)
+		if !ok || !namePattern.MatchString(s.StringValue) {
+			return nil, fmt.Errorf("must be a string of 0 to 32 characters of [a-z0-9_]")
+		}
+		return v, nil
 	case kBool:
 		if _, ok := v.GetKind().(*commonv1.Value_BoolValue); !ok {
 			return nil, fmt.Errorf("must be true or false")
@@ -244,6 +260,8 @@ func (p param) rangeText() string {
 	}
 	return fmt.Sprintf("%s%v, %v]", open, p.lo, p.hi)
 }
+
+var namePattern = regexp.MustCompile(`^[a-z0-9_]{0,32}$`)
 
 // numeric reports whether the parameter takes ranges.
 func (p param) numeric() bool { return p.kind == kNumber || p.kind == kInt || p.kind == kGamma }

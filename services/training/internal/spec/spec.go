@@ -70,6 +70,8 @@ func Metric(s *trainingv1.TrainingSpec) (string, metrics.Metric) {
 			name = "rmse"
 		case modelv1.TaskKind_TASK_KIND_RECOMMENDATION_IMPLICIT:
 			name = "ndcg_at_10"
+		case modelv1.TaskKind_TASK_KIND_CUSTOMER_LIFETIME_VALUE:
+			name = "mae"
 		default:
 			name = "roc_auc"
 		}
@@ -107,8 +109,11 @@ var (
 
 // TaskMetrics returns the metrics cross-validation reports for a task.
 func TaskMetrics(task modelv1.TaskKind) []string {
-	if task == modelv1.TaskKind_TASK_KIND_REGRESSION {
+	switch task {
+	case modelv1.TaskKind_TASK_KIND_REGRESSION:
 		return regressionMetrics
+	case modelv1.TaskKind_TASK_KIND_CUSTOMER_LIFETIME_VALUE:
+		return []string{"mae", "rmse"}
 	}
 	return classificationMetrics
 }
@@ -147,6 +152,8 @@ func Validate(s *trainingv1.TrainingSpec, prefix string) fault.Violations {
 			v.Add(f("data.training_set"), "%v trains on interactions, not a training set", s.GetTask())
 		}
 		validateInteractionsTask(&v, s, f("data.interactions.export"))
+	case modelv1.TaskKind_TASK_KIND_CUSTOMER_LIFETIME_VALUE:
+		validateCLV(&v, s, f)
 	case modelv1.TaskKind_TASK_KIND_UNSPECIFIED:
 		v.Add(f("task"), "required")
 	default:

@@ -5,8 +5,12 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/bullseye-ml/bullseye/pkg/fault"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	featurev1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/feature/v1"
@@ -365,5 +369,68 @@ func TestPreprocessing(t *testing.T) {
 	// A log transform of a category and an unknown column are reported.
 	if len(notes) != 2 {
 		t.Errorf("notes = %q, want 2", notes)
+	}
+}
+
+// clvBase is a valid customer lifetime value spec: an outcome label counting purchase days
+// in the holdout, one BG_NBD_GAMMA_GAMMA candidate.
+func clvBase() *trainingv1.TrainingSpec {
+	s := base(&trainingv1.CandidateSpec{Family: modelv1.ModelFamily_MODEL_FAMILY_BG_NBD_GAMMA_GAMMA})
+	s.Task = modelv1.TaskKind_TASK_KIND_CUSTOMER_LIFETIME_VALUE
+	s.GetData().GetTrainingSet().Label = &featurev1.LabelSpec{Source: &featurev1.LabelSpec_Outcome{Outcome: &featurev1.OutcomeLabel{
+		Filter: &featurev1.EventFilter{Names: []string{"Order Completed"}}, Horizon: durationpb.New(273 * 24 * time.Hour),
+		Aggregation: featurev1.OutcomeAggregation_OUTCOME_AGGREGATION_DISTINCT_DAYS}}}
+	return s
+}
+
+func TestValidateCLV(t *testing.T) {
+	if v := spec.Validate(clvBase(), "spec"); len(v) > 0 {
+		t.Fatalf("a valid CLV spec: %v", v)
+	}
+	cands, _ := spec.Expand(clvBase(), "spec")
+	c := spec.CLVCandidate(cands[0])
+	if c.UnitDays != 7 || c.Horizon.Months != 12 || c.Horizon.MonthlyDiscount != 0.01 || !c.GammaGamma || c.Inputs.Frequency != "rfm_frequency" {
+		t.Errorf("defaults %+v", c)
+	}
+	if d := spec.HoldoutDays(clvBase()); d != 273 {
+		t.Errorf("holdout %v days, want 273", d)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(s *trainingv1.TrainingSpec)
+		field  string
+	}{
+		{"trait label", func(s *trainingv1.TrainingSpec) {
+			s.GetData().GetTrainingSet().Label = &featurev1.LabelSpec{Source: &featurev1.LabelSpec_Trait{Trait: &featurev1.TraitLabel{Trait: "y"}}}
+		}, "spec.data.training_set.label"},
+		{"any aggregation", func(s *trainingv1.TrainingSpec) {
+			s.GetData().GetTrainingSet().GetLabel().GetOutcome().Aggregation = featurev1.OutcomeAggregation_OUTCOME_AGGREGATION_ANY
+		}, "spec.data.training_set.label.outcome.aggregation"},
+		{"two candidates", func(s *trainingv1.TrainingSpec) { s.Candidates = append(s.Candidates, s.Candidates[0]) }, "spec.candidates"},
+		{"cross-validation", func(s *trainingv1.TrainingSpec) { s.CrossValidation = &trainingv1.CrossValidationSpec{} }, "spec.cross_validation"},
+		{"a classifier family", func(s *trainingv1.TrainingSpec) {
+			s.Candidates[0].Family = modelv1.ModelFamily_MODEL_FAMILY_LOGISTIC_REGRESSION
+		}, "spec.candidates[0].family"},
+		{"an unknown time unit", func(s *trainingv1.TrainingSpec) {
+			s.Candidates[0].Hyperparameters = map[string]*trainingv1.HyperparameterDomain{"time_unit": list(str("months"))}
+		}, `spec.candidates[0].hyperparameters["time_unit"].values.values[0]`},
+		{"a bad prefix", func(s *trainingv1.TrainingSpec) {
+			s.Candidates[0].Hyperparameters = map[string]*trainingv1.HyperparameterDomain{"rfm_prefix": list(str("RFM-"))}
+		}, `spec.candidates[0].hyperparameters["rfm_prefix"].values.values[0]`},
+		{"a negative discount", func(s *trainingv1.TrainingSpec) {
+			s.Candidates[0].Hyperparameters = map[string]*trainingv1.HyperparameterDomain{"monthly_discount": list(num(-0.1))}
+		}, `spec.candidates[0].hyperparameters["monthly_discount"].values.values[0]`},
+		{"the BTYD family for a classifier", func(s *trainingv1.TrainingSpec) {
+			s.Task = modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION
+		}, "spec.candidates[0].family"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := clvBase()
+			tc.change(s)
+			v := spec.Validate(s, "spec")
+			if !slices.ContainsFunc(v, func(x fault.Violation) bool { return x.Field == tc.field }) {
+				t.Errorf("violations %v, want one of %s", v, tc.field)
+			}
+		})
 	}
 }

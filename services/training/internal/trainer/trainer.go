@@ -158,6 +158,9 @@ func (r *run) run(ctx context.Context) (*Outcome, error) {
 	if spec.IsRecommendation(r.spec.GetTask()) {
 		return r.runRecommender(ctx)
 	}
+	if r.spec.GetTask() == modelv1.TaskKind_TASK_KIND_CUSTOMER_LIFETIME_VALUE {
+		return r.runCLV(ctx)
+	}
 	return r.runTabular(ctx)
 }
 

@@ -1254,7 +1254,11 @@ type ModelVersion struct {
 	// Whether its final fit converged.
 	Converged bool `protobuf:"varint,19,opt,name=converged,proto3" json:"converged,omitempty"`
 	// The named outputs it gives for each row (Prediction.outputs).
-	Outputs       *OutputSignature `protobuf:"bytes,20,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	Outputs *OutputSignature `protobuf:"bytes,20,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	// The fitted parameters of a customer lifetime value model
+	// (BG_NBD_GAMMA_GAMMA), as its artifact holds them; unset for other
+	// families.
+	ClvParameters *ClvParameters `protobuf:"bytes,21,opt,name=clv_parameters,json=clvParameters,proto3" json:"clv_parameters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1425,6 +1429,13 @@ func (x *ModelVersion) GetConverged() bool {
 func (x *ModelVersion) GetOutputs() *OutputSignature {
 	if x != nil {
 		return x.Outputs
+	}
+	return nil
+}
+
+func (x *ModelVersion) GetClvParameters() *ClvParameters {
+	if x != nil {
+		return x.ClvParameters
 	}
 	return nil
 }
@@ -4917,7 +4928,7 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\n" +
 	"live_value\x18\x05 \x01(\x01R\tliveValue\x12\x16\n" +
 	"\x06passed\x18\x06 \x01(\bR\x06passed\x12\x16\n" +
-	"\x06forced\x18\a \x01(\bR\x06forced\"\xab\n" +
+	"\x06forced\x18\a \x01(\bR\x06forced\"\xf4\n" +
 	"\n" +
 	"\fModelVersion\x12\x1d\n" +
 	"\n" +
@@ -4944,7 +4955,8 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\x06labels\x18\x11 \x03(\v2+.bullseye.model.v1.ModelVersion.LabelsEntryR\x06labels\x12J\n" +
 	"\x0fkernel_fallback\x18\x12 \x01(\x0e2!.bullseye.model.v1.KernelFallbackR\x0ekernelFallback\x12\x1c\n" +
 	"\tconverged\x18\x13 \x01(\bR\tconverged\x12<\n" +
-	"\aoutputs\x18\x14 \x01(\v2\".bullseye.model.v1.OutputSignatureR\aoutputs\x1a]\n" +
+	"\aoutputs\x18\x14 \x01(\v2\".bullseye.model.v1.OutputSignatureR\aoutputs\x12G\n" +
+	"\x0eclv_parameters\x18\x15 \x01(\v2 .bullseye.model.v1.ClvParametersR\rclvParameters\x1a]\n" +
 	"\x14HyperparametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
 	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01\x1a9\n" +
@@ -5433,79 +5445,80 @@ var file_bullseye_model_v1_model_proto_depIdxs = []int32{
 	55, // 20: bullseye.model.v1.ModelVersion.labels:type_name -> bullseye.model.v1.ModelVersion.LabelsEntry
 	4,  // 21: bullseye.model.v1.ModelVersion.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
 	29, // 22: bullseye.model.v1.ModelVersion.outputs:type_name -> bullseye.model.v1.OutputSignature
-	60, // 23: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
-	2,  // 24: bullseye.model.v1.InputColumn.missing:type_name -> bullseye.model.v1.MissingPolicy
-	20, // 25: bullseye.model.v1.InputSignature.features:type_name -> bullseye.model.v1.FeatureMapping
-	18, // 26: bullseye.model.v1.FeatureMapping.column:type_name -> bullseye.model.v1.InputColumn
-	61, // 27: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
-	58, // 28: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
-	58, // 29: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
-	1,  // 30: bullseye.model.v1.LeaderboardEntry.family:type_name -> bullseye.model.v1.ModelFamily
-	56, // 31: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
-	59, // 32: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
-	24, // 33: bullseye.model.v1.LeaderboardEntry.folds:type_name -> bullseye.model.v1.FoldResult
-	4,  // 34: bullseye.model.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
-	62, // 35: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
-	63, // 36: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
-	59, // 37: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
-	63, // 38: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
-	26, // 39: bullseye.model.v1.ClassificationCurves.roc:type_name -> bullseye.model.v1.RocPoint
-	27, // 40: bullseye.model.v1.ClassificationCurves.lift:type_name -> bullseye.model.v1.LiftBin
-	28, // 41: bullseye.model.v1.ClassificationCurves.calibration:type_name -> bullseye.model.v1.CalibrationBin
-	30, // 42: bullseye.model.v1.OutputSignature.outputs:type_name -> bullseye.model.v1.OutputSpec
-	5,  // 43: bullseye.model.v1.OutputSpec.kind:type_name -> bullseye.model.v1.OutputKind
-	64, // 44: bullseye.model.v1.OutputValue.label:type_name -> bullseye.common.v1.Value
-	32, // 45: bullseye.model.v1.OutputValue.tensor:type_name -> bullseye.model.v1.Tensor
-	1,  // 46: bullseye.model.v1.ModelArtifact.family:type_name -> bullseye.model.v1.ModelFamily
-	0,  // 47: bullseye.model.v1.ModelArtifact.task:type_name -> bullseye.model.v1.TaskKind
-	57, // 48: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
-	18, // 49: bullseye.model.v1.ModelArtifact.inputs:type_name -> bullseye.model.v1.InputColumn
-	36, // 50: bullseye.model.v1.ModelArtifact.preprocessing:type_name -> bullseye.model.v1.FittedPreprocessing
-	34, // 51: bullseye.model.v1.ModelArtifact.classification:type_name -> bullseye.model.v1.ClassificationOutput
-	38, // 52: bullseye.model.v1.ModelArtifact.linear:type_name -> bullseye.model.v1.LinearParameters
-	41, // 53: bullseye.model.v1.ModelArtifact.kernel_svm:type_name -> bullseye.model.v1.KernelSvmParameters
-	42, // 54: bullseye.model.v1.ModelArtifact.nystrom:type_name -> bullseye.model.v1.NystromParameters
-	43, // 55: bullseye.model.v1.ModelArtifact.factorization:type_name -> bullseye.model.v1.FactorizationParameters
-	44, // 56: bullseye.model.v1.ModelArtifact.popularity:type_name -> bullseye.model.v1.PopularityParameters
-	45, // 57: bullseye.model.v1.ModelArtifact.trees:type_name -> bullseye.model.v1.TreeEnsemble
-	49, // 58: bullseye.model.v1.ModelArtifact.clv:type_name -> bullseye.model.v1.ClvParameters
-	35, // 59: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
-	59, // 60: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
-	21, // 61: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
-	58, // 62: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
-	29, // 63: bullseye.model.v1.ModelArtifact.outputs:type_name -> bullseye.model.v1.OutputSignature
-	64, // 64: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
-	64, // 65: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
-	63, // 66: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
-	37, // 67: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
-	60, // 68: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
-	6,  // 69: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
-	64, // 70: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
-	7,  // 71: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
-	8,  // 72: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
-	39, // 73: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	9,  // 74: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
-	40, // 75: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	39, // 76: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	40, // 77: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	38, // 78: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
-	44, // 79: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
-	10, // 80: bullseye.model.v1.TreeEnsemble.objective:type_name -> bullseye.model.v1.TreeObjective
-	11, // 81: bullseye.model.v1.TreeEnsemble.rules:type_name -> bullseye.model.v1.SplitRules
-	46, // 82: bullseye.model.v1.TreeEnsemble.trees:type_name -> bullseye.model.v1.Tree
-	48, // 83: bullseye.model.v1.TreeEnsemble.imported_from:type_name -> bullseye.model.v1.ImportedFrom
-	47, // 84: bullseye.model.v1.Tree.category_sets:type_name -> bullseye.model.v1.CategorySet
-	51, // 85: bullseye.model.v1.ClvParameters.bg_nbd:type_name -> bullseye.model.v1.BgNbdParameters
-	52, // 86: bullseye.model.v1.ClvParameters.gamma_gamma:type_name -> bullseye.model.v1.GammaGammaParameters
-	50, // 87: bullseye.model.v1.ClvParameters.inputs:type_name -> bullseye.model.v1.ClvInputs
-	64, // 88: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	64, // 89: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	64, // 90: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	91, // [91:91] is the sub-list for method output_type
-	91, // [91:91] is the sub-list for method input_type
-	91, // [91:91] is the sub-list for extension type_name
-	91, // [91:91] is the sub-list for extension extendee
-	0,  // [0:91] is the sub-list for field type_name
+	49, // 23: bullseye.model.v1.ModelVersion.clv_parameters:type_name -> bullseye.model.v1.ClvParameters
+	60, // 24: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
+	2,  // 25: bullseye.model.v1.InputColumn.missing:type_name -> bullseye.model.v1.MissingPolicy
+	20, // 26: bullseye.model.v1.InputSignature.features:type_name -> bullseye.model.v1.FeatureMapping
+	18, // 27: bullseye.model.v1.FeatureMapping.column:type_name -> bullseye.model.v1.InputColumn
+	61, // 28: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
+	58, // 29: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
+	58, // 30: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
+	1,  // 31: bullseye.model.v1.LeaderboardEntry.family:type_name -> bullseye.model.v1.ModelFamily
+	56, // 32: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
+	59, // 33: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
+	24, // 34: bullseye.model.v1.LeaderboardEntry.folds:type_name -> bullseye.model.v1.FoldResult
+	4,  // 35: bullseye.model.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
+	62, // 36: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
+	63, // 37: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
+	59, // 38: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
+	63, // 39: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
+	26, // 40: bullseye.model.v1.ClassificationCurves.roc:type_name -> bullseye.model.v1.RocPoint
+	27, // 41: bullseye.model.v1.ClassificationCurves.lift:type_name -> bullseye.model.v1.LiftBin
+	28, // 42: bullseye.model.v1.ClassificationCurves.calibration:type_name -> bullseye.model.v1.CalibrationBin
+	30, // 43: bullseye.model.v1.OutputSignature.outputs:type_name -> bullseye.model.v1.OutputSpec
+	5,  // 44: bullseye.model.v1.OutputSpec.kind:type_name -> bullseye.model.v1.OutputKind
+	64, // 45: bullseye.model.v1.OutputValue.label:type_name -> bullseye.common.v1.Value
+	32, // 46: bullseye.model.v1.OutputValue.tensor:type_name -> bullseye.model.v1.Tensor
+	1,  // 47: bullseye.model.v1.ModelArtifact.family:type_name -> bullseye.model.v1.ModelFamily
+	0,  // 48: bullseye.model.v1.ModelArtifact.task:type_name -> bullseye.model.v1.TaskKind
+	57, // 49: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
+	18, // 50: bullseye.model.v1.ModelArtifact.inputs:type_name -> bullseye.model.v1.InputColumn
+	36, // 51: bullseye.model.v1.ModelArtifact.preprocessing:type_name -> bullseye.model.v1.FittedPreprocessing
+	34, // 52: bullseye.model.v1.ModelArtifact.classification:type_name -> bullseye.model.v1.ClassificationOutput
+	38, // 53: bullseye.model.v1.ModelArtifact.linear:type_name -> bullseye.model.v1.LinearParameters
+	41, // 54: bullseye.model.v1.ModelArtifact.kernel_svm:type_name -> bullseye.model.v1.KernelSvmParameters
+	42, // 55: bullseye.model.v1.ModelArtifact.nystrom:type_name -> bullseye.model.v1.NystromParameters
+	43, // 56: bullseye.model.v1.ModelArtifact.factorization:type_name -> bullseye.model.v1.FactorizationParameters
+	44, // 57: bullseye.model.v1.ModelArtifact.popularity:type_name -> bullseye.model.v1.PopularityParameters
+	45, // 58: bullseye.model.v1.ModelArtifact.trees:type_name -> bullseye.model.v1.TreeEnsemble
+	49, // 59: bullseye.model.v1.ModelArtifact.clv:type_name -> bullseye.model.v1.ClvParameters
+	35, // 60: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
+	59, // 61: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
+	21, // 62: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
+	58, // 63: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
+	29, // 64: bullseye.model.v1.ModelArtifact.outputs:type_name -> bullseye.model.v1.OutputSignature
+	64, // 65: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
+	64, // 66: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
+	63, // 67: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
+	37, // 68: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
+	60, // 69: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
+	6,  // 70: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
+	64, // 71: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
+	7,  // 72: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
+	8,  // 73: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
+	39, // 74: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	9,  // 75: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
+	40, // 76: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	39, // 77: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	40, // 78: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	38, // 79: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
+	44, // 80: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
+	10, // 81: bullseye.model.v1.TreeEnsemble.objective:type_name -> bullseye.model.v1.TreeObjective
+	11, // 82: bullseye.model.v1.TreeEnsemble.rules:type_name -> bullseye.model.v1.SplitRules
+	46, // 83: bullseye.model.v1.TreeEnsemble.trees:type_name -> bullseye.model.v1.Tree
+	48, // 84: bullseye.model.v1.TreeEnsemble.imported_from:type_name -> bullseye.model.v1.ImportedFrom
+	47, // 85: bullseye.model.v1.Tree.category_sets:type_name -> bullseye.model.v1.CategorySet
+	51, // 86: bullseye.model.v1.ClvParameters.bg_nbd:type_name -> bullseye.model.v1.BgNbdParameters
+	52, // 87: bullseye.model.v1.ClvParameters.gamma_gamma:type_name -> bullseye.model.v1.GammaGammaParameters
+	50, // 88: bullseye.model.v1.ClvParameters.inputs:type_name -> bullseye.model.v1.ClvInputs
+	64, // 89: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	64, // 90: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	64, // 91: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	92, // [92:92] is the sub-list for method output_type
+	92, // [92:92] is the sub-list for method input_type
+	92, // [92:92] is the sub-list for extension type_name
+	92, // [92:92] is the sub-list for extension extendee
+	0,  // [0:92] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_model_v1_model_proto_init() }
