@@ -24,6 +24,8 @@ const (
 	DefaultMaxMsgSize = 4 << 20
 	// DefaultShutdownTimeout bounds the graceful part of a shutdown.
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultSlowCall is the duration from which a successful call is logged at info.
+	DefaultSlowCall = 250 * time.Millisecond
 )
 
 // ServerConfig configures a Server. Build it with NewServerConfig, which fills in the
@@ -60,6 +62,9 @@ type ServerConfig struct {
 	TLS TLSConfig
 	// Logger receives request logs and lifecycle events. Nil means slog.Default().
 	Logger *slog.Logger
+	// SlowCall is the duration from which a successful call is logged at info, marked slow;
+	// quicker successes are logged at debug, failures always. 0 logs no success above debug.
+	SlowCall time.Duration
 	// TracerProvider records the server's spans. Nil means the global provider.
 	TracerProvider trace.TracerProvider
 	// MeterProvider records OpenTelemetry RPC metrics. Nil means the global provider.
@@ -79,13 +84,14 @@ func NewServerConfig(service string) ServerConfig {
 		MaxRecvMsgSize:  DefaultMaxMsgSize,
 		MaxSendMsgSize:  DefaultMaxMsgSize,
 		ShutdownTimeout: DefaultShutdownTimeout,
+		SlowCall:        DefaultSlowCall,
 	}
 }
 
 // RegisterFlags registers the server's command-line flags on fs, with the current values of c
 // as defaults: --listen, --advertise, --metrics-listen, --pprof, --tls-cert, --tls-key, --tls-ca,
 // --tls-server-name, --tls-client-auth, --insecure, --max-recv-bytes, --max-send-bytes and
-// --shutdown-timeout.
+// --shutdown-timeout and --slow-call.
 func (c *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ListenAddr, "listen", c.ListenAddr, "host:port the gRPC server listens on (port 0 picks a free port)")
 	fs.StringVar(&c.AdvertiseAddr, "advertise", c.AdvertiseAddr,
@@ -101,6 +107,7 @@ func (c *ServerConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-bytes", c.MaxRecvMsgSize, "largest message the server accepts, in bytes")
 	fs.IntVar(&c.MaxSendMsgSize, "max-send-bytes", c.MaxSendMsgSize, "largest message the server sends, in bytes")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown waits for in-flight calls")
+	fs.DurationVar(&c.SlowCall, "slow-call", c.SlowCall, "a successful call this long or longer is logged at info; quicker ones at debug only (0: never above debug)")
 }
 
 // Validate reports what is wrong with c, if anything.

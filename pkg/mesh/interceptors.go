@@ -51,31 +51,36 @@ func panicError(ctx context.Context, logger *slog.Logger, method string, p any) 
 	return status.Error(codes.Internal, "internal error")
 }
 
-// logUnary logs every finished unary call with its method, status code and duration. The
-// logger's handler adds the trace and span ids from the call's context.
-func logUnary(logger *slog.Logger) grpc.UnaryServerInterceptor {
+// logUnary logs every finished unary call that failed or took slow or longer, with its
+// method, status code and duration (and the trace id the logger adds); a quick success is
+// logged at debug only, so that a busy server does not pay a log line per call.
+func logUnary(logger *slog.Logger, slow time.Duration) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		logCall(ctx, logger, info.FullMethod, err, time.Since(start))
+		logCall(ctx, logger, info.FullMethod, err, time.Since(start), slow)
 		return resp, err
 	}
 }
 
 // logStream is logUnary for streaming calls.
-func logStream(logger *slog.Logger) grpc.StreamServerInterceptor {
+func logStream(logger *slog.Logger, slow time.Duration) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
 		err := handler(srv, ss)
-		logCall(ss.Context(), logger, info.FullMethod, err, time.Since(start))
+		logCall(ss.Context(), logger, info.FullMethod, err, time.Since(start), slow)
 		return err
 	}
 }
 
-func logCall(ctx context.Context, logger *slog.Logger, method string, err error, d time.Duration) {
+func logCall(ctx context.Context, logger *slog.Logger, method string, err error, d, slow time.Duration) {
 	code := status.Code(err)
 	level := levelFor(code)
-	if strings.HasPrefix(method, healthMethodPrefix) {
+	isSlow := slow > 0 && d >= slow
+	switch {
+	case strings.HasPrefix(method, healthMethodPrefix):
+		level = slog.LevelDebug
+	case code == codes.OK && !isSlow:
 		level = slog.LevelDebug
 	}
 	if !logger.Enabled(ctx, level) {
@@ -86,6 +91,9 @@ func logCall(ctx context.Context, logger *slog.Logger, method string, err error,
 		slog.String("code", code.String()),
 		slog.Duration("duration", d),
 	}
+	if isSlow {
+		attrs = append(attrs, slog.Bool("slow", true))
+	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", status.Convert(err).Message()))
 	}
@@ -93,7 +101,7 @@ func logCall(ctx context.Context, logger *slog.Logger, method string, err error,
 }
 
 // levelFor maps a status code to the level its call is logged at: the caller's mistakes and
-// success at info, trouble worth a look at warn, the server's own faults at error.
+// a slow success at info, trouble worth a look at warn, the server's own faults at error.
 func levelFor(code codes.Code) slog.Level {
 	switch code {
 	case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.Unauthenticated:

@@ -179,8 +179,8 @@ func NewServer(cfg ServerConfig, opts ...grpc.ServerOption) (*Server, error) {
 		grpc.StatsHandler(healthTraceFilter{inner: otelgrpc.NewServerHandler(otelOpts...), server: true}),
 		// Outermost first: metrics count what the caller sees, the log records it with the
 		// trace ids, and recovery turns a panic into codes.Internal before either.
-		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(exemplar), logUnary(logger), codec.unaryInterceptor, recoverUnary(logger)),
-		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(exemplar), logStream(logger), codec.streamInterceptor, recoverStream(logger)),
+		grpc.ChainUnaryInterceptor(metrics.UnaryServerInterceptor(exemplar), logUnary(logger, cfg.SlowCall), codec.unaryInterceptor, recoverUnary(logger)),
+		grpc.ChainStreamInterceptor(metrics.StreamServerInterceptor(exemplar), logStream(logger, cfg.SlowCall), codec.streamInterceptor, recoverStream(logger)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),

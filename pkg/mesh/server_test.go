@@ -181,6 +181,7 @@ func TestRequestLogsCarryTraceIDs(t *testing.T) {
 	cfg := testConfig("ingest")
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	cfg.TracerProvider = tp
+	cfg.SlowCall = 20 * time.Millisecond
 	s := serve(t, cfg, nil, nil)
 	conn, err := grpc.NewClient(s.Addr(),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -190,27 +191,38 @@ func TestRequestLogsCarryTraceIDs(t *testing.T) {
 	}
 	defer conn.Close()
 
+	// A quick success is not logged at info; a slow one is, with its trace id.
+	if _, err := sleepCall(ctx, conn, 0); err != nil {
+		t.Fatalf("Sleep: %v", err)
+	}
 	ctx, root := tp.Tracer("test").Start(ctx, "root")
-	_, err = sleepCall(ctx, conn, time.Millisecond)
+	_, err = sleepCall(ctx, conn, 30*time.Millisecond)
 	root.End()
 	if err != nil {
 		t.Fatalf("Sleep: %v", err)
 	}
 
-	var record map[string]any
+	var records []map[string]any
 	eventually(t, 2*time.Second, func() (bool, string) {
+		records = records[:0]
 		for line := range strings.SplitSeq(logs.String(), "\n") {
-			if strings.Contains(line, methodSleep) {
-				return json.Unmarshal([]byte(line), &record) == nil, "parsing " + line
+			var record map[string]any
+			if strings.Contains(line, methodSleep) && json.Unmarshal([]byte(line), &record) == nil {
+				records = append(records, record)
 			}
 		}
-		return false, "no log line for " + methodSleep + " in:\n" + logs.String()
+		return len(records) > 0, "no log line for " + methodSleep + " in:\n" + logs.String()
 	})
+	if len(records) != 1 {
+		t.Fatalf("%d info lines for the quick and the slow call, want the slow one only: %v", len(records), records)
+	}
+	record := records[0]
 	want := map[string]any{
 		"msg":      "gRPC call",
 		"level":    "INFO",
 		"method":   methodSleep,
 		"code":     "OK",
+		"slow":     true,
 		"service":  "ingest",
 		"trace_id": root.SpanContext().TraceID().String(),
 	}
