@@ -265,6 +265,15 @@ func DecodeCLV(a *modelv1.ModelArtifact) (*CLVModel, error) {
 	return m, nil
 }
 
+// CLVScorer is the Scorer of a CLV model, which NewScorer returns for a BG_NBD_GAMMA_GAMMA
+// artifact. Besides scoring it gives the model, e.g. to evaluate its expected purchases over
+// another period than its horizon.
+type CLVScorer interface {
+	Scorer
+	// Model returns the decoded model; the caller must not change it.
+	Model() *CLVModel
+}
+
 // clvScorer scores customers' BTYD summaries with a CLV model.
 type clvScorer struct {
 	info  Info
@@ -276,13 +285,13 @@ func newCLVScorer(a *modelv1.ModelArtifact) (*clvScorer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewCLVScorer(m, a.GetModelName(), a.GetModelVersion(), a.GetInputs()), nil
+	return NewCLVScorer(m, a.GetModelName(), a.GetModelVersion(), a.GetInputs()).(*clvScorer), nil
 }
 
 // NewCLVScorer returns a scorer of a CLV model that was not encoded, e.g. to evaluate it
 // right after fitting; it scores exactly as NewScorer on EncodeCLV(m) would. inputs are the
 // artifact's inputs; nil means those EncodeCLV writes.
-func NewCLVScorer(m *CLVModel, name string, version int64, inputs []*modelv1.InputColumn) *clvScorer {
+func NewCLVScorer(m *CLVModel, name string, version int64, inputs []*modelv1.InputColumn) CLVScorer {
 	if inputs == nil {
 		a, err := EncodeCLV(m)
 		if err == nil {
@@ -308,6 +317,9 @@ func NewCLVScorer(m *CLVModel, name string, version int64, inputs []*modelv1.Inp
 
 // Info implements Scorer.
 func (s *clvScorer) Info() *Info { return &s.info }
+
+// Model implements CLVScorer.
+func (s *clvScorer) Model() *CLVModel { return s.model }
 
 // Score implements Scorer. Each row's outputs are in out.Outputs by name and its score is the
 // CLV (the expected purchases without Gamma-Gamma). A row with a missing value, a value of

@@ -71,4 +71,14 @@
 // users getting the popularity ranking, and Predict tells whether a pair was known;
 // [PairProblem] gives the Problem of an unknown pair. [NewRecommender] does the same for
 // factors that were not encoded.
+//
+// # Customer lifetime value
+//
+// A BG_NBD_GAMMA_GAMMA artifact is a [CLVModel] (pkg/ml/clv's BG/NBD and Gamma-Gamma fits,
+// the time unit in days, the horizon and which raw input is which): [EncodeCLV] and
+// [DecodeCLV] convert it, and NewScorer loads it into a [CLVScorer]. It reads a customer's
+// four BTYD values (frequency, recency and age in days, mean repeat value), divides the times
+// by the unit and gives per row the named outputs of [CLVSignature] in Result.Outputs
+// (expected purchases over the horizon, P(alive), expected order value, CLV), its score the
+// CLV. A value no model can take is the row's problem, naming the input ([CLVInputs.Check]).
 package artifact

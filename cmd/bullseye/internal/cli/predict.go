@@ -4,11 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	ingestv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/ingest/v1"
+	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
 	servingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/serving/v1"
 	"github.com/bullseye-ml/bullseye/pkg/values"
 )
@@ -98,6 +101,17 @@ var predictCommand = Command{
 			}
 			if l := p.GetLabel(); l != nil {
 				line += "  label " + values.String(l)
+			}
+			for _, name := range slices.Sorted(maps.Keys(p.GetOutputs())) {
+				switch name {
+				case "score", "probability", "value", "label":
+					continue
+				}
+				if o := p.GetOutputs()[name]; o.GetKind() != nil {
+					if x, ok := o.GetKind().(*modelv1.OutputValue_Number); ok {
+						line += fmt.Sprintf("  %s %.4f", name, x.Number)
+					}
+				}
 			}
 			if in := p.GetImputedInputs(); len(in) > 0 {
 				line += "  imputed " + strings.Join(in, ",")

@@ -218,7 +218,8 @@ func (m *Model) runWarm(ctx context.Context, g *Group, tasks []*Task) error {
 	}
 	for _, t := range tasks {
 		for i, o := range t.Out {
-			if o.Status == StatusInvalid {
+			// A model that imputes nothing (a CLV model) refuses the rows of missing values.
+			if o.Status == StatusInvalid && o.Problem.GetReason() != "MISSING_INPUT" {
 				return fmt.Errorf("warming %s version %d: row %d: %s", m.Name, m.Version, i, o.Problem.GetDescription())
 			}
 		}
@@ -506,6 +507,12 @@ func (m *Model) score(w *work, tasks []*Task, look *features.Lookup, p *plan) er
 		}
 		if res.Positive != nil {
 			o.Positive = res.Positive[k]
+		}
+		if len(res.Outputs) > 0 {
+			o.Outputs = make(map[string]float64, len(res.Outputs))
+			for name, col := range res.Outputs {
+				o.Outputs[name] = col[k]
+			}
 		}
 		if rf.t.Contributions && res.Contributions != nil {
 			o.Contributions = append([]float64(nil), res.Contributions[k*width:(k+1)*width]...)

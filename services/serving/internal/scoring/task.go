@@ -54,6 +54,9 @@ type Outcome struct {
 	// are set when the task asked for contributions from a linear model.
 	Contributions []float64
 	Values        []*commonv1.Value
+	// Outputs are the row's named numeric outputs beyond score, probability, label and value
+	// (a customer lifetime value model's), by name; nil for other models.
+	Outputs map[string]float64
 	// Items and Fallback are a recommendation's result.
 	Items    []recommend.Item
 	Fallback bool

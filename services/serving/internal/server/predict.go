@@ -300,7 +300,7 @@ func (s *Server) predictResponse(req *servingv1.PredictRequest, out []scoring.Ou
 		if req.GetIncludeContributions() && o.Contributions != nil {
 			p.Explanation = explain(m, o, int(req.GetMaxContributions()))
 		}
-		p.Outputs = outs.of(m.Outputs, p)
+		p.Outputs = outs.of(m.Outputs, p, o.Outputs)
 	}
 	return &servingv1.PredictResponse{Predictions: ptrs}
 }
@@ -313,8 +313,8 @@ type outputSlab struct {
 }
 
 // of returns a scored row's named outputs, as sig declares them, from the fields of p that
-// hold them.
-func (s *outputSlab) of(sig *modelv1.OutputSignature, p *servingv1.Prediction) map[string]*modelv1.OutputValue {
+// hold them and, for the others, from named (a CLV model's outputs).
+func (s *outputSlab) of(sig *modelv1.OutputSignature, p *servingv1.Prediction, named map[string]float64) map[string]*modelv1.OutputValue {
 	specs := sig.GetOutputs()
 	if len(specs) == 0 {
 		return nil
@@ -339,6 +339,10 @@ func (s *outputSlab) of(sig *modelv1.OutputSignature, p *servingv1.Prediction) m
 			l.Label = p.GetLabel()
 			v.Kind = l
 			out[name] = v
+		default:
+			if x, ok := named[name]; ok {
+				number(name, x)
+			}
 		}
 	}
 	return out

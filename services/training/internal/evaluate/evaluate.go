@@ -6,10 +6,12 @@ package evaluate
 
 import (
 	"errors"
+	"fmt"
 	"math"
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
+	"github.com/bullseye-ml/bullseye/pkg/ml/clv"
 	"github.com/bullseye-ml/bullseye/pkg/ml/metrics"
 )
 
@@ -110,4 +112,33 @@ func Value(ms []*commonv1.Metric, name string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// CLVHoldout compares a CLV model's expected purchases of customers over a holdout period of
+// t time units (the model's) with the purchases they made, actual[i] for customers[i]: per
+// customer the mean absolute and root mean squared error, and over all of them the actual
+// and the expected totals (metrics mae, rmse, holdout_purchases_actual and
+// holdout_purchases_predicted). It also returns the expected purchases. It fails without a
+// customer.
+func CLVHoldout(bg clv.BGNBDParams, customers []clv.Customer, actual []float64, t float64) ([]*commonv1.Metric, []float64, error) {
+	if len(customers) == 0 || len(customers) != len(actual) {
+		return nil, nil, fmt.Errorf("%d customers with %d holdout counts", len(customers), len(actual))
+	}
+	expected := make([]float64, len(customers))
+	var abs, sq, total, predicted float64
+	for i, c := range customers {
+		e := bg.ExpectedPurchases(c, t)
+		expected[i] = e
+		abs += math.Abs(e - actual[i])
+		sq += (e - actual[i]) * (e - actual[i])
+		total += actual[i]
+		predicted += e
+	}
+	n := float64(len(customers))
+	return []*commonv1.Metric{
+		{Name: "mae", Value: abs / n},
+		{Name: "rmse", Value: math.Sqrt(sq / n)},
+		{Name: "holdout_purchases_actual", Value: total},
+		{Name: "holdout_purchases_predicted", Value: predicted},
+	}, expected, nil
 }

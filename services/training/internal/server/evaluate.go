@@ -70,6 +70,13 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 	if req.GetData() != nil && req.GetData().GetInteractions() != nil {
 		return nil, statuses.Status(ctx, s.logger, "Evaluate", fault.Invalid("data.interactions", "%s is not a recommender: evaluate it on a training_set", mv.GetModelName()))
 	}
+	if c, ok := sc.(artifact.CLVScorer); ok {
+		resp, err := s.evaluateCLV(ctx, req, mv, c)
+		if err != nil {
+			return nil, statuses.Status(ctx, s.logger, "Evaluate", err)
+		}
+		return resp, nil
+	}
 	info := sc.Info()
 	var classes *dataset.Classes
 	classify := info.Task == modelv1.TaskKind_TASK_KIND_BINARY_CLASSIFICATION

@@ -2,8 +2,8 @@ package trainer
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -15,6 +15,7 @@ import (
 	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	"github.com/bullseye-ml/bullseye/pkg/ml/clv"
 	"github.com/bullseye-ml/bullseye/services/training/internal/dataset"
+	"github.com/bullseye-ml/bullseye/services/training/internal/evaluate"
 	"github.com/bullseye-ml/bullseye/services/training/internal/spec"
 )
 
@@ -36,20 +37,17 @@ func (r *run) runCLV(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	cols, err := clvColumns(d, hp.Inputs)
-	if err != nil {
-		return nil, err
-	}
 	train := d.Rows(trainingv1.DataPartition_DATA_PARTITION_TRAIN, s.GetData().GetTrainFilter())
 	test := d.Rows(trainingv1.DataPartition_DATA_PARTITION_TEST, nil)
 	model := &artifact.CLVModel{Inputs: hp.Inputs, TimeUnitDays: hp.UnitDays, Horizon: hp.Horizon}
-	customers, trainRows, err := clvCustomers(d, cols, train, model)
+	fitted, err := d.Customers(model, train)
 	if err != nil {
-		return nil, err
+		return nil, Failure(ReasonInvalidData, "%v", err)
 	}
-	if skipped := len(train) - len(trainRows); skipped > 0 {
+	customers := fitted.Customers
+	if fitted.Skipped > 0 {
 		r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_LOADING_DATA, "CUSTOMERS_WITHOUT_PURCHASES",
-			"%d training customers had no purchase before the cutoff and were left out", skipped)
+			"%d training customers had no purchase before the cutoff and were left out", fitted.Skipped)
 	}
 	if len(customers) == 0 {
 		return nil, Failure(ReasonInvalidData, "no training customer has a purchase before the cutoff")
@@ -84,13 +82,15 @@ func (r *run) runCLV(ctx context.Context) (*Outcome, error) {
 	a.Hyperparameters = cand.Params
 
 	r.stage(trainingv1.JobStage_JOB_STAGE_EVALUATING)
-	evalRows := test
-	if len(evalRows) == 0 {
-		evalRows = trainRows
+	evaluated := fitted
+	if len(test) > 0 {
+		if evaluated, err = d.Customers(model, test); err != nil {
+			return nil, Failure(ReasonInvalidData, "%v", err)
+		}
 	}
-	ms, evaluated, err := clvHoldout(d, cols, evalRows, model, spec.HoldoutDays(s))
+	ms, n, err := CLVHoldout(d, evaluated, model, spec.HoldoutDays(s))
 	if err != nil {
-		return nil, err
+		return nil, Failure(ReasonInvalidData, "%v", err)
 	}
 	ms = append(ms, &commonv1.Metric{Name: "bg_nbd_log_likelihood", Value: model.BGNBD.LogLik})
 	if model.GammaGamma != nil {
@@ -101,13 +101,13 @@ func (r *run) runCLV(ctx context.Context) (*Outcome, error) {
 		which = "the test customers"
 	}
 	r.msg(trainingv1.JobMessageSeverity_JOB_MESSAGE_SEVERITY_INFO, trainingv1.JobStage_JOB_STAGE_EVALUATING, "CLV_HOLDOUT",
-		"holdout purchases of %s (%d customers, %.4g days): %s", which, evaluated, spec.HoldoutDays(s), metricsText(ms))
+		"holdout purchases of %s (%d customers, %.4g days): %s", which, n, spec.HoldoutDays(s), metricsText(ms))
 	a.Metrics = ms
 
 	if err := r.registering(ctx); err != nil {
 		return nil, err
 	}
-	if a.Lineage, err = r.lineage(d, len(trainRows), len(test), 0, nil); err != nil {
+	if a.Lineage, err = r.lineage(d, len(customers), len(test), 0, nil); err != nil {
 		return nil, err
 	}
 	mv := &modelv1.ModelVersion{
@@ -129,77 +129,23 @@ func (r *run) runCLV(ctx context.Context) (*Outcome, error) {
 	return r.register(ctx, mv, a)
 }
 
-// clvColumns returns the positions in d's table of the model's four inputs, in the order
-// frequency, recency, age, monetary.
-func clvColumns(d *dataset.Dataset, in artifact.CLVInputs) ([4][]float64, error) {
-	var out [4][]float64
-	for k, name := range [4]string{in.Frequency, in.RecencyDays, in.AgeDays, in.Monetary} {
-		c, ok := d.Table.Column(name)
-		if !ok || c.Numeric == nil {
-			return out, Failure(ReasonInvalidData, "the training set has no numeric column %q: a CLV model reads the columns of the feature set's RFM_STYLE_BTYD group (hyperparameter rfm_prefix names its prefix)", name)
+// CLVHoldout evaluates a CLV model on the holdout purchases of customers b, their rows' labels
+// in d, over a holdout period of holdoutDays (evaluate.CLVHoldout); customers without a label
+// are left out. It returns the metrics and the customers evaluated.
+func CLVHoldout(d *dataset.Dataset, b *dataset.BTYD, m *artifact.CLVModel, holdoutDays float64) ([]*commonv1.Metric, int, error) {
+	var customers []clv.Customer
+	var actual []float64
+	for k, c := range b.Customers {
+		if y, ok := dataset.Target(d.Labels[b.Rows[k]], nil); ok {
+			customers = append(customers, c)
+			actual = append(actual, y)
 		}
-		out[k] = c.Numeric
 	}
-	return out, nil
-}
-
-// clvCustomers converts the given rows into the model's customers, leaving out those without
-// a purchase (null BTYD values). A customer with a value no model can take is an error naming
-// the customer and the column.
-func clvCustomers(d *dataset.Dataset, cols [4][]float64, rows []int, m *artifact.CLVModel) ([]clv.Customer, []int, error) {
-	var out []clv.Customer
-	var kept []int
-	for _, i := range rows {
-		f, rec, age, mon := cols[0][i], cols[1][i], cols[2][i], cols[3][i]
-		if math.IsNaN(f) && math.IsNaN(rec) && math.IsNaN(age) && math.IsNaN(mon) {
-			continue
-		}
-		for k, name := range [4]string{m.Inputs.Frequency, m.Inputs.RecencyDays, m.Inputs.AgeDays, m.Inputs.Monetary} {
-			if math.IsNaN(cols[k][i]) {
-				return nil, nil, Failure(ReasonInvalidData, "customer %q: feature %q is missing", d.Entities[i], name)
-			}
-		}
-		if err := m.Inputs.Check(f, rec, age, mon); err != nil {
-			return nil, nil, Failure(ReasonInvalidData, "customer %q: %v", d.Entities[i], err)
-		}
-		out = append(out, m.Customer(d.Entities[i], f, rec, age, mon))
-		kept = append(kept, i)
+	if len(customers) == 0 {
+		return nil, 0, errors.New("no customer has both a purchase before the cutoff and a holdout label to evaluate the model on")
 	}
-	return out, kept, nil
-}
-
-// clvHoldout compares the expected purchases of the given customers over the holdout period
-// of holdoutDays with their labels, the actual ones: per customer the MAE and RMSE, and the
-// totals. Customers without a purchase before the cutoff, or without a label, are left out.
-func clvHoldout(d *dataset.Dataset, cols [4][]float64, rows []int, m *artifact.CLVModel, holdoutDays float64) ([]*commonv1.Metric, int, error) {
-	customers, kept, err := clvCustomers(d, cols, rows, m)
-	if err != nil {
-		return nil, 0, err
-	}
-	t := holdoutDays / m.TimeUnitDays
-	var n int
-	var abs, sq, actual, predicted float64
-	for k, c := range customers {
-		y, ok := dataset.Target(d.Labels[kept[k]], nil)
-		if !ok {
-			continue
-		}
-		e := m.BGNBD.ExpectedPurchases(c, t)
-		n++
-		abs += math.Abs(e - y)
-		sq += (e - y) * (e - y)
-		actual += y
-		predicted += e
-	}
-	if n == 0 {
-		return nil, 0, Failure(ReasonInvalidData, "no customer has both a purchase before the cutoff and a holdout label to evaluate the model on")
-	}
-	return []*commonv1.Metric{
-		{Name: "mae", Value: abs / float64(n)},
-		{Name: "rmse", Value: math.Sqrt(sq / float64(n))},
-		{Name: "holdout_purchases_actual", Value: actual},
-		{Name: "holdout_purchases_predicted", Value: predicted},
-	}, n, nil
+	ms, _, err := evaluate.CLVHoldout(m.BGNBD.BGNBDParams, customers, actual, holdoutDays/m.TimeUnitDays)
+	return ms, len(customers), err
 }
 
 func gammaGammaText(g *clv.GammaGamma) string {

@@ -1564,7 +1564,11 @@ type EvaluateResponse struct {
 	// recall, f1 (at options.threshold); for regression and explicit
 	// recommenders rmse, mae, r2; for recommenders precision_at_k, recall_at_k,
 	// ndcg_at_k, map_at_k, mrr and catalogue_coverage for each k of
-	// options.ranking_k.
+	// options.ranking_k; for customer lifetime value models, on a training set
+	// whose outcome label counts the purchases in the holdout period, mae and
+	// rmse of the expected against the actual holdout purchases per customer,
+	// holdout_purchases_actual and holdout_purchases_predicted (the totals), and
+	// each scored row's score is the customer's expected holdout purchases.
 	Metrics []*v11.Metric `protobuf:"bytes,4,rep,name=metrics,proto3" json:"metrics,omitempty"`
 	// ROC points, lift by decile and the calibration table; binary
 	// classification only.
