@@ -7,7 +7,9 @@
 //     families, promotion of the winner, Predict for five customers, and the
 //     top decile exported as a campaign audience;
 //  2. CDNOW: import, RFM features at a cutoff, a spend regression and a
-//     repurchase propensity model on the following 39 weeks;
+//     repurchase propensity model on the following 39 weeks, and a customer
+//     lifetime value model (BG/NBD and Gamma-Gamma) evaluated on them and
+//     valuing three customers;
 //  3. a recommender trained on generated ratings, with recommendations for
 //     three customers;
 //  4. an HTML report per trained model;
@@ -220,7 +222,7 @@ func bankIDs(file string, rows ...int) ([]string, error) {
 }
 
 func (d *demo) cdnow() error {
-	d.section("2. CDNOW: what will each customer spend, and who will buy again?")
+	d.section("2. CDNOW: what will each customer spend, who will buy again, and what is each worth?")
 	if err := d.runAll(
 		[]string{"import", "--mapping", d.example("cdnow", "mapping.yaml"), filepath.Join(d.opts.DataDir, "CDNOW_master.txt")},
 		[]string{"featureset", "apply", d.example("cdnow", "features.yaml")},
@@ -228,6 +230,11 @@ func (d *demo) cdnow() error {
 		[]string{"models", "get", "cdnow-spend"},
 		[]string{"train", d.example("cdnow", "train-repurchase.yaml")},
 		[]string{"models", "get", "cdnow-repurchase"},
+		[]string{"train", d.example("cdnow", "train-clv.yaml")},
+		[]string{"models", "get", "cdnow-clv"},
+		[]string{"evaluate", "cdnow-clv@1", "--test", d.example("cdnow", "train-clv.yaml")},
+		[]string{"promote", "cdnow-clv", "--version", "1", "--reason", "demo"},
+		[]string{"predict", "cdnow-clv", "--user", "00001", "--user", "00002", "--user", "00003"},
 	); err != nil {
 		return err
 	}

@@ -58,12 +58,17 @@ func TestDemo(t *testing.T) {
 		"69659 rows read, 69659 accepted",
 		"registered cdnow-spend version 1",
 		"registered cdnow-repurchase version 1",
+		"registered cdnow-clv version 1",
+		"BG/NBD in units of 7 days (23570 customers",
 		"registered movielens-als version 1",
 		"stopped cleanly",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the demo's output lacks %q", want)
 		}
+	}
+	if n := strings.Count(text, " p_alive "); n != 3 {
+		t.Errorf("the demo valued %d customers, want 3", n)
 	}
 	if n := strings.Count(text, "probability "); n != 5 {
 		t.Errorf("the demo scored %d customers with probabilities, want 5", n)
