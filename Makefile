@@ -13,7 +13,7 @@ COMMANDS := cmd/bullseye services/ingest/cmd/bullseye-ingest services/feature/cm
 	services/training/cmd/bullseye-training services/serving/cmd/bullseye-serving
 TEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: all tools proto proto-check build lint fmt vet staticcheck buf-lint buf-breaking test dev demo clean bench-train bench-feature bench-ingest bench-recs bench-serve drill-loss fuzz
+.PHONY: all tools proto proto-check build lint fmt vet staticcheck buf-lint buf-breaking test dev demo clean bench-train bench-feature bench-ingest bench-recs bench-serve profile-serve drill-loss fuzz
 
 all: build
 
@@ -123,6 +123,14 @@ bench-ingest:
 # 31 leaves) beside logistic regression, with and without TreeSHAP contributions.
 bench-serve: tools build
 	cd services/serving && BULLSEYE_BIN=$(BIN) go run ./cmd/bullseye-serving-bench -runs 5 -write $(CURDIR)/BENCHMARKS.md
+
+# A CPU and an allocation profile of the serving process under ghz's inline Predict
+# load (c=32, 10 s), from its pprof endpoint, into out/profile-serve (LOAD=user for
+# Predict by user id).
+LOAD ?= inline
+profile-serve: tools build
+	cd services/serving && BULLSEYE_BIN=$(BIN) go run ./cmd/bullseye-serving-bench -only $(LOAD) -runs 1 -phase 20s -serving-profile $(CURDIR)/out/profile-serve
+	go tool pprof -top -nodecount 25 out/profile-serve/serving-cpu.pprof
 
 # GetOnlineFeatures latency (1 and 64 entities of 20 features, concurrency 1
 # and 16, both reply layouts; closed loop and at stated loads) over gRPC on

@@ -38,8 +38,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -82,6 +84,7 @@ type options struct {
 	write     string
 	pin       bool
 	conns     int
+	profDir   string
 }
 
 func main() {
@@ -101,7 +104,8 @@ func main() {
 	flag.IntVar(&o.customers, "customers", 10000, "customers with 64 features in the feature service")
 	flag.StringVar(&o.ghz, "ghz", "", "the ghz binary (default: $BULLSEYE_BIN/ghz or bin/ghz at the repository's root)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the measurements to this file")
-	flag.StringVar(&o.only, "only", "", "measure only one load (noop, inline, user, recs), for profiling; no table")
+	flag.StringVar(&o.only, "only", "", "measure only one load (empty, noop, inline, user, recs), for profiling; no table")
+	flag.StringVar(&o.profDir, "serving-profile", "", "with -only: write a CPU profile of the serving process under the load, and its allocations, to this directory")
 	flag.BoolVar(&o.pin, "pin", true, "pin ghz to CPU 0 and the servers under test to CPU 1 (taskset), on machines with 2 or more CPUs")
 	flag.IntVar(&o.conns, "connections", 4, "gRPC connections ghz spreads its concurrency over")
 	flag.StringVar(&o.write, "write", "", "also write the table, with this machine's description, to this file's bench-serve section (BENCHMARKS.md)")
@@ -144,6 +148,9 @@ func run(o options) (err error) {
 	}()
 	if o.ghz == "" {
 		o.ghz = findBin("ghz")
+	}
+	if o.profDir != "" && o.only == "" {
+		return fmt.Errorf("-serving-profile needs -only: the load to profile serving under")
 	}
 	load := &ghzRunner{bin: o.ghz, connections: o.conns}
 	if o.pin && runtime.NumCPU() >= 2 {
@@ -193,10 +200,14 @@ func run(o options) (err error) {
 		}
 	}
 
-	srv, err := startChild(childServing,
+	profiling := []string{}
+	if o.profDir != "" {
+		profiling = []string{"--metrics-listen", "127.0.0.1:0", "--pprof"}
+	}
+	srv, err := startChild(childServing, append(profiling,
 		"--etcd-endpoints", strings.Join(env.Endpoints(), ","), "--nats-url", env.NATS.URL(), "--insecure",
 		"--listen", "127.0.0.1:0", "--lease-ttl", "2s", "--data-dir", filepath.Join(dir, "serving"), "--readiness-interval", "100ms",
-		"--model-batching", fmt.Sprintf("%s:max-batch-size=1,max-concurrent-batches=%d", mfNoBatch, runtime.GOMAXPROCS(0)))
+		"--model-batching", fmt.Sprintf("%s:max-batch-size=1,max-concurrent-batches=%d", mfNoBatch, runtime.GOMAXPROCS(0)))...)
 	if err != nil {
 		return err
 	}
@@ -324,6 +335,11 @@ func run(o options) (err error) {
 	for r := range o.runs {
 		var res result
 		if o.only != "" {
+			var profiled chan error
+			if o.profDir != "" {
+				profiled = make(chan error, 1)
+				go func() { profiled <- profileServing(srv.metricsAddr, o.profDir, half) }()
+			}
 			switch o.only {
 			case "inline":
 				_, err = call(srv, predict, files["inline"], 32)()
@@ -335,6 +351,13 @@ func run(o options) (err error) {
 				_, err = byUserCall()
 			case "recs":
 				_, err = call(srv, recommend, files["recs"], 64)()
+			default:
+				err = fmt.Errorf("-only %q: want empty, noop, inline, user or recs", o.only)
+			}
+			if profiled != nil {
+				if perr := <-profiled; err == nil {
+					err = perr
+				}
 			}
 			if err != nil {
 				return err
@@ -499,8 +522,9 @@ const (
 
 // child is a server this binary runs in a child mode.
 type child struct {
-	addr string
-	cmd  *exec.Cmd
+	addr        string
+	metricsAddr string // serving's, when it serves metrics
+	cmd         *exec.Cmd
 }
 
 // stop ends the child with SIGTERM.
@@ -555,17 +579,19 @@ func startChild(mode string, args ...string) (*child, error) {
 	if err := c.cmd.Start(); err != nil {
 		return nil, err
 	}
-	addrs := make(chan string, 1)
+	addrs := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-				addrs <- a
+				grpcAddr, metricsAddr, _ := strings.Cut(a, " ")
+				addrs <- [2]string{grpcAddr, metricsAddr}
 			}
 		}
 	}()
 	select {
-	case c.addr = <-addrs:
+	case a := <-addrs:
+		c.addr, c.metricsAddr = a[0], a[1]
 	case <-time.After(time.Minute):
 		c.stop()
 		return nil, fmt.Errorf("%s did not start", mode)
@@ -588,7 +614,7 @@ func runChildServing(args []string) int {
 		return 2
 	}
 	cfg.Server.Logger = warnings()
-	cfg.Started = func(_, addr, _ string) { fmt.Printf("ADDR %s\n", addr) }
+	cfg.Started = func(_, addr, metricsAddr string) { fmt.Printf("ADDR %s %s\n", addr, metricsAddr) }
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serving.Run(ctx, cfg); err != nil {
@@ -640,6 +666,42 @@ func runChildNoop(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// profileServing fetches, from serving's pprof endpoint at metricsAddr, a CPU profile over d
+// (while the load runs) and then its allocation profile, into dir as serving-cpu.pprof and
+// serving-allocs.pprof.
+func profileServing(metricsAddr, dir string, d time.Duration) error {
+	if metricsAddr == "" {
+		return fmt.Errorf("serving reported no metrics address to profile")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	seconds := max(1, int((d - 500*time.Millisecond).Seconds()))
+	for _, p := range []struct{ path, file string }{
+		{fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), "serving-cpu.pprof"},
+		{"/debug/pprof/allocs", "serving-allocs.pprof"},
+	} {
+		resp, err := http.Get("http://" + metricsAddr + p.path)
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s: %s", p.path, resp.Status, body)
+		}
+		path := filepath.Join(dir, p.file)
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s (go tool pprof -top %s)\n", path, path)
+	}
+	return nil
 }
 
 // runChildEmpty runs the empty server: a plain gRPC server on which every method of every
