@@ -57,6 +57,14 @@ type CategoricalEstimator interface {
 	WithCategorical(categorical []bool) Estimator
 }
 
+// ThreadedEstimator is an estimator whose fit shares its work among goroutines; WithThreads
+// returns it bound to n of them, so that fits running side by side (the folds of a search)
+// share the cores instead of each taking all of them.
+type ThreadedEstimator interface {
+	Estimator
+	WithThreads(n int) Estimator
+}
+
 // Convergence reports how an iterative solver ended. Fitted models embed it, so a model m
 // has m.Converged and m.Iterations; closed-form solvers report Converged with one iteration.
 type Convergence struct {

@@ -14,7 +14,10 @@ type Estimator struct {
 	Params Params
 }
 
-var _ ml.CategoricalEstimator = Estimator{}
+var (
+	_ ml.CategoricalEstimator = Estimator{}
+	_ ml.ThreadedEstimator    = Estimator{}
+)
 
 // Fit implements ml.Estimator; the model is a *Fitted.
 func (e Estimator) Fit(ctx context.Context, x *mat.Dense, y []float64) (ml.Model, error) {
@@ -28,6 +31,12 @@ func (e Estimator) Fit(ctx context.Context, x *mat.Dense, y []float64) (ml.Model
 // WithCategorical implements ml.CategoricalEstimator.
 func (e Estimator) WithCategorical(categorical []bool) ml.Estimator {
 	e.Params.Categorical = slices.Clone(categorical)
+	return e
+}
+
+// WithThreads implements ml.ThreadedEstimator.
+func (e Estimator) WithThreads(n int) ml.Estimator {
+	e.Params.Threads = max(n, 1)
 	return e
 }
 

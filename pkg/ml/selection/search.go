@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -236,6 +237,7 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 	out := make([]outcome, nc*nf)
 	var mu sync.Mutex
 	done := 0
+	threads := threadsPerFit(s.Parallelism, nc*nf)
 	parallel.Do(nc*nf, s.Parallelism, func(task int) {
 		c, f := task/nf, task%nf
 		o := &out[task]
@@ -243,7 +245,7 @@ func (s *Search) Run(ctx context.Context, t *ml.Table, y []float64) (*Result, er
 			start := time.Now()
 			var m ml.Model
 			d := foldOf(s.Candidates[c], f)
-			m, o.score, o.err = evaluate(ctx, s.Candidates[c], metric, d)
+			m, o.score, o.err = evaluate(ctx, s.Candidates[c], metric, d, threads)
 			o.fit = time.Since(start)
 			if o.err == nil && s.Progress != nil {
 				o.metrics = foldMetrics(m, metric, o.score, extra, d)
@@ -346,10 +348,13 @@ func pick(v []float64, idx []int) []float64 {
 }
 
 // evaluate fits one candidate on one fold and scores its test rows.
-func evaluate(ctx context.Context, c Candidate, metric metrics.Metric, d *foldData) (ml.Model, float64, error) {
+func evaluate(ctx context.Context, c Candidate, metric metrics.Metric, d *foldData, threads int) (ml.Model, float64, error) {
 	est, err := c.EstimatorFor(d.pipe)
 	if err != nil {
 		return nil, 0, err
+	}
+	if te, ok := est.(ml.ThreadedEstimator); ok {
+		est = te.WithThreads(threads)
 	}
 	m, err := est.Fit(ctx, d.xTrain, d.yTrain)
 	if err != nil {
@@ -357,6 +362,16 @@ func evaluate(ctx context.Context, c Candidate, metric metrics.Metric, d *foldDa
 	}
 	score, err := Score(m, metric, d.xTest, d.yTest)
 	return m, score, err
+}
+
+// threadsPerFit is how many goroutines each of fits fits may use when parallelism of them
+// (0: GOMAXPROCS) run at once: the cores shared out, at least one each.
+func threadsPerFit(parallelism, fits int) int {
+	procs := runtime.GOMAXPROCS(0)
+	if parallelism <= 0 {
+		parallelism = procs
+	}
+	return max(1, procs/max(1, min(parallelism, fits)))
 }
 
 // foldMetrics scores a fold's fitted model by the extra metrics, beside the search metric's
