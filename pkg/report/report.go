@@ -49,7 +49,7 @@ const (
 // Figure is one rendered plot of a report.
 type Figure struct {
 	// Name is a stable identifier: "roc", "gains", "lift", "calibration",
-	// "predicted-vs-actual" or "residuals". It is the figure's id in the HTML and a good
+	// "predicted-vs-actual", "residuals" or "frequency-vs-holdout". It is the figure's id in the HTML and a good
 	// file name stem.
 	Name string
 	// Title is the plot's title, also the image's alt text.
@@ -206,6 +206,8 @@ func figures(mv *modelv1.ModelVersion, o *options) ([]Figure, []string, error) {
 			return nil, []string{"No predicted-vs-actual or residual plot: the registry keeps no per-row predictions; pass the labelled rows of an evaluation (report.WithEvaluation) to draw them."}, nil
 		}
 		return regressionFigures(mv, pred, act, total, o)
+	case modelv1.TaskKind_TASK_KIND_CUSTOMER_LIFETIME_VALUE:
+		return clvFigures(mv, o)
 	}
 	return nil, nil, nil
 }

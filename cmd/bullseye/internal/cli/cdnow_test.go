@@ -180,6 +180,15 @@ func TestCDNOWLifetimeValueThroughTheMesh(t *testing.T) {
 		t.Errorf("models get printed:\n%s", out)
 	}
 
+	// The report draws the holdout purchases by calibration frequency.
+	reports := t.TempDir()
+	if code, stdout, errOut := bullseye(t, m, "report", "--out", reports, "cdnow-clv"); code != 0 {
+		t.Errorf("report: exit %d, %q %s", code, stdout, errOut)
+	} else if html, err := os.ReadFile(filepath.Join(reports, "cdnow-clv-v1.html")); err != nil ||
+		strings.Count(string(html), "data:image/png;base64,") != 1 || !strings.Contains(string(html), "Holdout purchases by calibration frequency (n = 23,570)") {
+		t.Errorf("the report has no plot of holdout purchases by calibration frequency (err %v)", err)
+	}
+
 	// Evaluate on the holdout: the metrics training recorded.
 	code, out, errOut = bullseye(t, m, "evaluate", "--output", "json", "cdnow-clv@1", "--test", spec)
 	if code != 0 {

@@ -238,7 +238,7 @@ func (d *demo) cdnow() error {
 	); err != nil {
 		return err
 	}
-	d.models = append(d.models, "cdnow-spend", "cdnow-repurchase")
+	d.models = append(d.models, "cdnow-spend", "cdnow-repurchase", "cdnow-clv")
 	return nil
 }
 

@@ -142,3 +142,28 @@ func CLVHoldout(bg clv.BGNBDParams, customers []clv.Customer, actual []float64, 
 		{Name: "holdout_purchases_predicted", Value: predicted},
 	}, expected, nil
 }
+
+// CLVFrequencyBins groups customers by their calibration frequency, 0 to last (the last bin
+// holding last and more), with their mean actual and expected holdout purchases; bins
+// without a customer are left out.
+func CLVFrequencyBins(customers []clv.Customer, actual, expected []float64, last int) []*modelv1.ClvFrequencyBin {
+	bins := make([]*modelv1.ClvFrequencyBin, last+1)
+	for f := range bins {
+		bins[f] = &modelv1.ClvFrequencyBin{Frequency: int32(f), AndMore: f == last}
+	}
+	for i, c := range customers {
+		b := bins[min(int(c.Frequency), last)]
+		b.Customers++
+		b.MeanActual += actual[i]
+		b.MeanPredicted += expected[i]
+	}
+	var out []*modelv1.ClvFrequencyBin
+	for _, b := range bins {
+		if b.Customers > 0 {
+			b.MeanActual /= float64(b.Customers)
+			b.MeanPredicted /= float64(b.Customers)
+			out = append(out, b)
+		}
+	}
+	return out
+}

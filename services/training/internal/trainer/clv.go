@@ -88,7 +88,7 @@ func (r *run) runCLV(ctx context.Context) (*Outcome, error) {
 			return nil, Failure(ReasonInvalidData, "%v", err)
 		}
 	}
-	ms, n, err := CLVHoldout(d, evaluated, model, spec.HoldoutDays(s))
+	ms, byFrequency, n, err := CLVHoldout(d, evaluated, model, spec.HoldoutDays(s))
 	if err != nil {
 		return nil, Failure(ReasonInvalidData, "%v", err)
 	}
@@ -125,14 +125,16 @@ func (r *run) runCLV(ctx context.Context) (*Outcome, error) {
 		Converged:          true,
 		Outputs:            a.GetOutputs(),
 		ClvParameters:      proto.Clone(a.GetClv()).(*modelv1.ClvParameters),
+		ClvEvaluation:      byFrequency,
 	}
 	return r.register(ctx, mv, a)
 }
 
 // CLVHoldout evaluates a CLV model on the holdout purchases of customers b, their rows' labels
 // in d, over a holdout period of holdoutDays (evaluate.CLVHoldout); customers without a label
-// are left out. It returns the metrics and the customers evaluated.
-func CLVHoldout(d *dataset.Dataset, b *dataset.BTYD, m *artifact.CLVModel, holdoutDays float64) ([]*commonv1.Metric, int, error) {
+// are left out. It returns the metrics, the evaluation by calibration frequency and the
+// customers evaluated.
+func CLVHoldout(d *dataset.Dataset, b *dataset.BTYD, m *artifact.CLVModel, holdoutDays float64) ([]*commonv1.Metric, *modelv1.ClvEvaluation, int, error) {
 	var customers []clv.Customer
 	var actual []float64
 	for k, c := range b.Customers {
@@ -142,11 +144,20 @@ func CLVHoldout(d *dataset.Dataset, b *dataset.BTYD, m *artifact.CLVModel, holdo
 		}
 	}
 	if len(customers) == 0 {
-		return nil, 0, errors.New("no customer has both a purchase before the cutoff and a holdout label to evaluate the model on")
+		return nil, nil, 0, errors.New("no customer has both a purchase before the cutoff and a holdout label to evaluate the model on")
 	}
-	ms, _, err := evaluate.CLVHoldout(m.BGNBD.BGNBDParams, customers, actual, holdoutDays/m.TimeUnitDays)
-	return ms, len(customers), err
+	t := holdoutDays / m.TimeUnitDays
+	ms, expected, err := evaluate.CLVHoldout(m.BGNBD.BGNBDParams, customers, actual, t)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	ev := &modelv1.ClvEvaluation{HoldoutUnits: t, FrequencyBins: evaluate.CLVFrequencyBins(customers, actual, expected, clvFrequencyBins)}
+	return ms, ev, len(customers), nil
 }
+
+// clvFrequencyBins is the last calibration frequency of the evaluation by frequency: its bin
+// holds that frequency and more, as Fader and Hardie's 7+.
+const clvFrequencyBins = 7
 
 func gammaGammaText(g *clv.GammaGamma) string {
 	if g == nil {

@@ -190,6 +190,21 @@ func TestRunCLV(t *testing.T) {
 			t.Errorf("%s %v, want %v", w.name, got, w.want)
 		}
 	}
+	ev := v.GetClvEvaluation()
+	var binned int64
+	var binActual, binPredicted float64
+	for i, b := range ev.GetFrequencyBins() {
+		binned += b.GetCustomers()
+		binActual += b.GetMeanActual() * float64(b.GetCustomers())
+		binPredicted += b.GetMeanPredicted() * float64(b.GetCustomers())
+		if b.GetAndMore() != (b.GetFrequency() == 7) || (i > 0 && b.GetFrequency() <= ev.GetFrequencyBins()[i-1].GetFrequency()) {
+			t.Errorf("bin %d: %v", i, b)
+		}
+	}
+	if ev.GetHoldoutUnits() != holdoutDays/7.0 || binned != int64(len(customers)) || math.Abs(binActual-actual) > 1e-6 || math.Abs(binPredicted-predicted) > 1e-6 {
+		t.Errorf("evaluation by frequency %v: %d customers, %v actual, %v predicted; want %d, %v, %v", ev, binned, binActual, binPredicted,
+			len(customers), actual, predicted)
+	}
 	if r := predicted / actual; r < 0.8 || r > 1.25 {
 		t.Errorf("predicted %v holdout purchases against %v actual", predicted, actual)
 	}

@@ -1259,6 +1259,9 @@ type ModelVersion struct {
 	// (BG_NBD_GAMMA_GAMMA), as its artifact holds them; unset for other
 	// families.
 	ClvParameters *ClvParameters `protobuf:"bytes,21,opt,name=clv_parameters,json=clvParameters,proto3" json:"clv_parameters,omitempty"`
+	// A customer lifetime value model's evaluation on the holdout period after
+	// the cutoff, by calibration frequency; unset for other families.
+	ClvEvaluation *ClvEvaluation `protobuf:"bytes,22,opt,name=clv_evaluation,json=clvEvaluation,proto3" json:"clv_evaluation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1436,6 +1439,13 @@ func (x *ModelVersion) GetOutputs() *OutputSignature {
 func (x *ModelVersion) GetClvParameters() *ClvParameters {
 	if x != nil {
 		return x.ClvParameters
+	}
+	return nil
+}
+
+func (x *ModelVersion) GetClvEvaluation() *ClvEvaluation {
+	if x != nil {
+		return x.ClvEvaluation
 	}
 	return nil
 }
@@ -4891,6 +4901,147 @@ func (x *GammaGammaParameters) GetCustomers() int64 {
 	return 0
 }
 
+// ClvEvaluation is a customer lifetime value model's expected against actual
+// purchases in the holdout period, for the customers grouped by their
+// calibration frequency, as Fader and Hardie draw them ("conditional
+// expectations").
+type ClvEvaluation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The length of the holdout period in the model's time unit.
+	HoldoutUnits float64 `protobuf:"fixed64,1,opt,name=holdout_units,json=holdoutUnits,proto3" json:"holdout_units,omitempty"`
+	// One bin per calibration frequency from 0, the last holding that
+	// frequency and more.
+	FrequencyBins []*ClvFrequencyBin `protobuf:"bytes,2,rep,name=frequency_bins,json=frequencyBins,proto3" json:"frequency_bins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClvEvaluation) Reset() {
+	*x = ClvEvaluation{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClvEvaluation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClvEvaluation) ProtoMessage() {}
+
+func (x *ClvEvaluation) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClvEvaluation.ProtoReflect.Descriptor instead.
+func (*ClvEvaluation) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ClvEvaluation) GetHoldoutUnits() float64 {
+	if x != nil {
+		return x.HoldoutUnits
+	}
+	return 0
+}
+
+func (x *ClvEvaluation) GetFrequencyBins() []*ClvFrequencyBin {
+	if x != nil {
+		return x.FrequencyBins
+	}
+	return nil
+}
+
+// ClvFrequencyBin is the customers of one calibration frequency.
+type ClvFrequencyBin struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The customers' calibration frequency (repeat purchases).
+	Frequency int32 `protobuf:"varint,1,opt,name=frequency,proto3" json:"frequency,omitempty"`
+	// Whether the bin also holds the customers of higher frequencies.
+	AndMore bool `protobuf:"varint,2,opt,name=and_more,json=andMore,proto3" json:"and_more,omitempty"`
+	// The customers in the bin.
+	Customers int64 `protobuf:"varint,3,opt,name=customers,proto3" json:"customers,omitempty"`
+	// Their mean actual purchases in the holdout period.
+	MeanActual float64 `protobuf:"fixed64,4,opt,name=mean_actual,json=meanActual,proto3" json:"mean_actual,omitempty"`
+	// Their mean expected purchases in the holdout period.
+	MeanPredicted float64 `protobuf:"fixed64,5,opt,name=mean_predicted,json=meanPredicted,proto3" json:"mean_predicted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClvFrequencyBin) Reset() {
+	*x = ClvFrequencyBin{}
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClvFrequencyBin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClvFrequencyBin) ProtoMessage() {}
+
+func (x *ClvFrequencyBin) ProtoReflect() protoreflect.Message {
+	mi := &file_bullseye_model_v1_model_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClvFrequencyBin.ProtoReflect.Descriptor instead.
+func (*ClvFrequencyBin) Descriptor() ([]byte, []int) {
+	return file_bullseye_model_v1_model_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ClvFrequencyBin) GetFrequency() int32 {
+	if x != nil {
+		return x.Frequency
+	}
+	return 0
+}
+
+func (x *ClvFrequencyBin) GetAndMore() bool {
+	if x != nil {
+		return x.AndMore
+	}
+	return false
+}
+
+func (x *ClvFrequencyBin) GetCustomers() int64 {
+	if x != nil {
+		return x.Customers
+	}
+	return 0
+}
+
+func (x *ClvFrequencyBin) GetMeanActual() float64 {
+	if x != nil {
+		return x.MeanActual
+	}
+	return 0
+}
+
+func (x *ClvFrequencyBin) GetMeanPredicted() float64 {
+	if x != nil {
+		return x.MeanPredicted
+	}
+	return 0
+}
+
 var File_bullseye_model_v1_model_proto protoreflect.FileDescriptor
 
 const file_bullseye_model_v1_model_proto_rawDesc = "" +
@@ -4928,8 +5079,7 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\n" +
 	"live_value\x18\x05 \x01(\x01R\tliveValue\x12\x16\n" +
 	"\x06passed\x18\x06 \x01(\bR\x06passed\x12\x16\n" +
-	"\x06forced\x18\a \x01(\bR\x06forced\"\xf4\n" +
-	"\n" +
+	"\x06forced\x18\a \x01(\bR\x06forced\"\xbd\v\n" +
 	"\fModelVersion\x12\x1d\n" +
 	"\n" +
 	"model_name\x18\x01 \x01(\tR\tmodelName\x12\x18\n" +
@@ -4956,7 +5106,8 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\x0fkernel_fallback\x18\x12 \x01(\x0e2!.bullseye.model.v1.KernelFallbackR\x0ekernelFallback\x12\x1c\n" +
 	"\tconverged\x18\x13 \x01(\bR\tconverged\x12<\n" +
 	"\aoutputs\x18\x14 \x01(\v2\".bullseye.model.v1.OutputSignatureR\aoutputs\x12G\n" +
-	"\x0eclv_parameters\x18\x15 \x01(\v2 .bullseye.model.v1.ClvParametersR\rclvParameters\x1a]\n" +
+	"\x0eclv_parameters\x18\x15 \x01(\v2 .bullseye.model.v1.ClvParametersR\rclvParameters\x12G\n" +
+	"\x0eclv_evaluation\x18\x16 \x01(\v2 .bullseye.model.v1.ClvEvaluationR\rclvEvaluation\x1a]\n" +
 	"\x14HyperparametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
 	"\x05value\x18\x02 \x01(\v2\x19.bullseye.common.v1.ValueR\x05value:\x028\x01\x1a9\n" +
@@ -5263,7 +5414,17 @@ const file_bullseye_model_v1_model_proto_rawDesc = "" +
 	"\tq_std_err\x18\x05 \x01(\x01R\aqStdErr\x12\"\n" +
 	"\rgamma_std_err\x18\x06 \x01(\x01R\vgammaStdErr\x12%\n" +
 	"\x0elog_likelihood\x18\a \x01(\x01R\rlogLikelihood\x12\x1c\n" +
-	"\tcustomers\x18\b \x01(\x03R\tcustomers*\xd9\x01\n" +
+	"\tcustomers\x18\b \x01(\x03R\tcustomers\"\x7f\n" +
+	"\rClvEvaluation\x12#\n" +
+	"\rholdout_units\x18\x01 \x01(\x01R\fholdoutUnits\x12I\n" +
+	"\x0efrequency_bins\x18\x02 \x03(\v2\".bullseye.model.v1.ClvFrequencyBinR\rfrequencyBins\"\xb0\x01\n" +
+	"\x0fClvFrequencyBin\x12\x1c\n" +
+	"\tfrequency\x18\x01 \x01(\x05R\tfrequency\x12\x19\n" +
+	"\band_more\x18\x02 \x01(\bR\aandMore\x12\x1c\n" +
+	"\tcustomers\x18\x03 \x01(\x03R\tcustomers\x12\x1f\n" +
+	"\vmean_actual\x18\x04 \x01(\x01R\n" +
+	"meanActual\x12%\n" +
+	"\x0emean_predicted\x18\x05 \x01(\x01R\rmeanPredicted*\xd9\x01\n" +
 	"\bTaskKind\x12\x19\n" +
 	"\x15TASK_KIND_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fTASK_KIND_BINARY_CLASSIFICATION\x10\x01\x12\x18\n" +
@@ -5353,7 +5514,7 @@ func file_bullseye_model_v1_model_proto_rawDescGZIP() []byte {
 }
 
 var file_bullseye_model_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_bullseye_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_bullseye_model_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_bullseye_model_v1_model_proto_goTypes = []any{
 	(TaskKind)(0),                   // 0: bullseye.model.v1.TaskKind
 	(ModelFamily)(0),                // 1: bullseye.model.v1.ModelFamily
@@ -5408,117 +5569,121 @@ var file_bullseye_model_v1_model_proto_goTypes = []any{
 	(*ClvInputs)(nil),               // 50: bullseye.model.v1.ClvInputs
 	(*BgNbdParameters)(nil),         // 51: bullseye.model.v1.BgNbdParameters
 	(*GammaGammaParameters)(nil),    // 52: bullseye.model.v1.GammaGammaParameters
-	nil,                             // 53: bullseye.model.v1.RegisteredModel.AliasesEntry
-	nil,                             // 54: bullseye.model.v1.ModelVersion.HyperparametersEntry
-	nil,                             // 55: bullseye.model.v1.ModelVersion.LabelsEntry
-	nil,                             // 56: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
-	nil,                             // 57: bullseye.model.v1.ModelArtifact.HyperparametersEntry
-	(*timestamppb.Timestamp)(nil),   // 58: google.protobuf.Timestamp
-	(*v1.Metric)(nil),               // 59: bullseye.common.v1.Metric
-	(v1.ValueType)(0),               // 60: bullseye.common.v1.ValueType
-	(*anypb.Any)(nil),               // 61: google.protobuf.Any
-	(*v1.Problem)(nil),              // 62: bullseye.common.v1.Problem
-	(*durationpb.Duration)(nil),     // 63: google.protobuf.Duration
-	(*v1.Value)(nil),                // 64: bullseye.common.v1.Value
+	(*ClvEvaluation)(nil),           // 53: bullseye.model.v1.ClvEvaluation
+	(*ClvFrequencyBin)(nil),         // 54: bullseye.model.v1.ClvFrequencyBin
+	nil,                             // 55: bullseye.model.v1.RegisteredModel.AliasesEntry
+	nil,                             // 56: bullseye.model.v1.ModelVersion.HyperparametersEntry
+	nil,                             // 57: bullseye.model.v1.ModelVersion.LabelsEntry
+	nil,                             // 58: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
+	nil,                             // 59: bullseye.model.v1.ModelArtifact.HyperparametersEntry
+	(*timestamppb.Timestamp)(nil),   // 60: google.protobuf.Timestamp
+	(*v1.Metric)(nil),               // 61: bullseye.common.v1.Metric
+	(v1.ValueType)(0),               // 62: bullseye.common.v1.ValueType
+	(*anypb.Any)(nil),               // 63: google.protobuf.Any
+	(*v1.Problem)(nil),              // 64: bullseye.common.v1.Problem
+	(*durationpb.Duration)(nil),     // 65: google.protobuf.Duration
+	(*v1.Value)(nil),                // 66: bullseye.common.v1.Value
 }
 var file_bullseye_model_v1_model_proto_depIdxs = []int32{
 	0,  // 0: bullseye.model.v1.RegisteredModel.task:type_name -> bullseye.model.v1.TaskKind
 	17, // 1: bullseye.model.v1.RegisteredModel.versions:type_name -> bullseye.model.v1.ModelVersion
-	53, // 2: bullseye.model.v1.RegisteredModel.aliases:type_name -> bullseye.model.v1.RegisteredModel.AliasesEntry
+	55, // 2: bullseye.model.v1.RegisteredModel.aliases:type_name -> bullseye.model.v1.RegisteredModel.AliasesEntry
 	13, // 3: bullseye.model.v1.RegisteredModel.live:type_name -> bullseye.model.v1.TrafficSplit
 	15, // 4: bullseye.model.v1.RegisteredModel.shadow:type_name -> bullseye.model.v1.ShadowVersions
-	58, // 5: bullseye.model.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
-	58, // 6: bullseye.model.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
+	60, // 5: bullseye.model.v1.RegisteredModel.create_time:type_name -> google.protobuf.Timestamp
+	60, // 6: bullseye.model.v1.RegisteredModel.update_time:type_name -> google.protobuf.Timestamp
 	14, // 7: bullseye.model.v1.TrafficSplit.versions:type_name -> bullseye.model.v1.VersionWeight
 	1,  // 8: bullseye.model.v1.ModelVersion.family:type_name -> bullseye.model.v1.ModelFamily
 	0,  // 9: bullseye.model.v1.ModelVersion.task:type_name -> bullseye.model.v1.TaskKind
-	54, // 10: bullseye.model.v1.ModelVersion.hyperparameters:type_name -> bullseye.model.v1.ModelVersion.HyperparametersEntry
-	59, // 11: bullseye.model.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
-	59, // 12: bullseye.model.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
+	56, // 10: bullseye.model.v1.ModelVersion.hyperparameters:type_name -> bullseye.model.v1.ModelVersion.HyperparametersEntry
+	61, // 11: bullseye.model.v1.ModelVersion.test_metrics:type_name -> bullseye.common.v1.Metric
+	61, // 12: bullseye.model.v1.ModelVersion.cv_metrics:type_name -> bullseye.common.v1.Metric
 	3,  // 13: bullseye.model.v1.ModelVersion.selection_direction:type_name -> bullseye.model.v1.MetricDirection
 	23, // 14: bullseye.model.v1.ModelVersion.leaderboard:type_name -> bullseye.model.v1.LeaderboardEntry
 	25, // 15: bullseye.model.v1.ModelVersion.test_curves:type_name -> bullseye.model.v1.ClassificationCurves
 	21, // 16: bullseye.model.v1.ModelVersion.lineage:type_name -> bullseye.model.v1.Lineage
 	22, // 17: bullseye.model.v1.ModelVersion.artifact:type_name -> bullseye.model.v1.ArtifactRef
 	18, // 18: bullseye.model.v1.ModelVersion.inputs:type_name -> bullseye.model.v1.InputColumn
-	58, // 19: bullseye.model.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
-	55, // 20: bullseye.model.v1.ModelVersion.labels:type_name -> bullseye.model.v1.ModelVersion.LabelsEntry
+	60, // 19: bullseye.model.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
+	57, // 20: bullseye.model.v1.ModelVersion.labels:type_name -> bullseye.model.v1.ModelVersion.LabelsEntry
 	4,  // 21: bullseye.model.v1.ModelVersion.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
 	29, // 22: bullseye.model.v1.ModelVersion.outputs:type_name -> bullseye.model.v1.OutputSignature
 	49, // 23: bullseye.model.v1.ModelVersion.clv_parameters:type_name -> bullseye.model.v1.ClvParameters
-	60, // 24: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
-	2,  // 25: bullseye.model.v1.InputColumn.missing:type_name -> bullseye.model.v1.MissingPolicy
-	20, // 26: bullseye.model.v1.InputSignature.features:type_name -> bullseye.model.v1.FeatureMapping
-	18, // 27: bullseye.model.v1.FeatureMapping.column:type_name -> bullseye.model.v1.InputColumn
-	61, // 28: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
-	58, // 29: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
-	58, // 30: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
-	1,  // 31: bullseye.model.v1.LeaderboardEntry.family:type_name -> bullseye.model.v1.ModelFamily
-	56, // 32: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
-	59, // 33: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
-	24, // 34: bullseye.model.v1.LeaderboardEntry.folds:type_name -> bullseye.model.v1.FoldResult
-	4,  // 35: bullseye.model.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
-	62, // 36: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
-	63, // 37: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
-	59, // 38: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
-	63, // 39: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
-	26, // 40: bullseye.model.v1.ClassificationCurves.roc:type_name -> bullseye.model.v1.RocPoint
-	27, // 41: bullseye.model.v1.ClassificationCurves.lift:type_name -> bullseye.model.v1.LiftBin
-	28, // 42: bullseye.model.v1.ClassificationCurves.calibration:type_name -> bullseye.model.v1.CalibrationBin
-	30, // 43: bullseye.model.v1.OutputSignature.outputs:type_name -> bullseye.model.v1.OutputSpec
-	5,  // 44: bullseye.model.v1.OutputSpec.kind:type_name -> bullseye.model.v1.OutputKind
-	64, // 45: bullseye.model.v1.OutputValue.label:type_name -> bullseye.common.v1.Value
-	32, // 46: bullseye.model.v1.OutputValue.tensor:type_name -> bullseye.model.v1.Tensor
-	1,  // 47: bullseye.model.v1.ModelArtifact.family:type_name -> bullseye.model.v1.ModelFamily
-	0,  // 48: bullseye.model.v1.ModelArtifact.task:type_name -> bullseye.model.v1.TaskKind
-	57, // 49: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
-	18, // 50: bullseye.model.v1.ModelArtifact.inputs:type_name -> bullseye.model.v1.InputColumn
-	36, // 51: bullseye.model.v1.ModelArtifact.preprocessing:type_name -> bullseye.model.v1.FittedPreprocessing
-	34, // 52: bullseye.model.v1.ModelArtifact.classification:type_name -> bullseye.model.v1.ClassificationOutput
-	38, // 53: bullseye.model.v1.ModelArtifact.linear:type_name -> bullseye.model.v1.LinearParameters
-	41, // 54: bullseye.model.v1.ModelArtifact.kernel_svm:type_name -> bullseye.model.v1.KernelSvmParameters
-	42, // 55: bullseye.model.v1.ModelArtifact.nystrom:type_name -> bullseye.model.v1.NystromParameters
-	43, // 56: bullseye.model.v1.ModelArtifact.factorization:type_name -> bullseye.model.v1.FactorizationParameters
-	44, // 57: bullseye.model.v1.ModelArtifact.popularity:type_name -> bullseye.model.v1.PopularityParameters
-	45, // 58: bullseye.model.v1.ModelArtifact.trees:type_name -> bullseye.model.v1.TreeEnsemble
-	49, // 59: bullseye.model.v1.ModelArtifact.clv:type_name -> bullseye.model.v1.ClvParameters
-	35, // 60: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
-	59, // 61: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
-	21, // 62: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
-	58, // 63: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
-	29, // 64: bullseye.model.v1.ModelArtifact.outputs:type_name -> bullseye.model.v1.OutputSignature
-	64, // 65: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
-	64, // 66: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
-	63, // 67: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
-	37, // 68: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
-	60, // 69: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
-	6,  // 70: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
-	64, // 71: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
-	7,  // 72: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
-	8,  // 73: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
-	39, // 74: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	9,  // 75: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
-	40, // 76: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	39, // 77: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
-	40, // 78: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
-	38, // 79: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
-	44, // 80: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
-	10, // 81: bullseye.model.v1.TreeEnsemble.objective:type_name -> bullseye.model.v1.TreeObjective
-	11, // 82: bullseye.model.v1.TreeEnsemble.rules:type_name -> bullseye.model.v1.SplitRules
-	46, // 83: bullseye.model.v1.TreeEnsemble.trees:type_name -> bullseye.model.v1.Tree
-	48, // 84: bullseye.model.v1.TreeEnsemble.imported_from:type_name -> bullseye.model.v1.ImportedFrom
-	47, // 85: bullseye.model.v1.Tree.category_sets:type_name -> bullseye.model.v1.CategorySet
-	51, // 86: bullseye.model.v1.ClvParameters.bg_nbd:type_name -> bullseye.model.v1.BgNbdParameters
-	52, // 87: bullseye.model.v1.ClvParameters.gamma_gamma:type_name -> bullseye.model.v1.GammaGammaParameters
-	50, // 88: bullseye.model.v1.ClvParameters.inputs:type_name -> bullseye.model.v1.ClvInputs
-	64, // 89: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	64, // 90: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	64, // 91: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
-	92, // [92:92] is the sub-list for method output_type
-	92, // [92:92] is the sub-list for method input_type
-	92, // [92:92] is the sub-list for extension type_name
-	92, // [92:92] is the sub-list for extension extendee
-	0,  // [0:92] is the sub-list for field type_name
+	53, // 24: bullseye.model.v1.ModelVersion.clv_evaluation:type_name -> bullseye.model.v1.ClvEvaluation
+	62, // 25: bullseye.model.v1.InputColumn.type:type_name -> bullseye.common.v1.ValueType
+	2,  // 26: bullseye.model.v1.InputColumn.missing:type_name -> bullseye.model.v1.MissingPolicy
+	20, // 27: bullseye.model.v1.InputSignature.features:type_name -> bullseye.model.v1.FeatureMapping
+	18, // 28: bullseye.model.v1.FeatureMapping.column:type_name -> bullseye.model.v1.InputColumn
+	63, // 29: bullseye.model.v1.Lineage.data:type_name -> google.protobuf.Any
+	60, // 30: bullseye.model.v1.Lineage.data_start_time:type_name -> google.protobuf.Timestamp
+	60, // 31: bullseye.model.v1.Lineage.data_end_time:type_name -> google.protobuf.Timestamp
+	1,  // 32: bullseye.model.v1.LeaderboardEntry.family:type_name -> bullseye.model.v1.ModelFamily
+	58, // 33: bullseye.model.v1.LeaderboardEntry.hyperparameters:type_name -> bullseye.model.v1.LeaderboardEntry.HyperparametersEntry
+	61, // 34: bullseye.model.v1.LeaderboardEntry.metrics:type_name -> bullseye.common.v1.Metric
+	24, // 35: bullseye.model.v1.LeaderboardEntry.folds:type_name -> bullseye.model.v1.FoldResult
+	4,  // 36: bullseye.model.v1.LeaderboardEntry.kernel_fallback:type_name -> bullseye.model.v1.KernelFallback
+	64, // 37: bullseye.model.v1.LeaderboardEntry.error:type_name -> bullseye.common.v1.Problem
+	65, // 38: bullseye.model.v1.LeaderboardEntry.mean_fit_time:type_name -> google.protobuf.Duration
+	61, // 39: bullseye.model.v1.FoldResult.metrics:type_name -> bullseye.common.v1.Metric
+	65, // 40: bullseye.model.v1.FoldResult.fit_time:type_name -> google.protobuf.Duration
+	26, // 41: bullseye.model.v1.ClassificationCurves.roc:type_name -> bullseye.model.v1.RocPoint
+	27, // 42: bullseye.model.v1.ClassificationCurves.lift:type_name -> bullseye.model.v1.LiftBin
+	28, // 43: bullseye.model.v1.ClassificationCurves.calibration:type_name -> bullseye.model.v1.CalibrationBin
+	30, // 44: bullseye.model.v1.OutputSignature.outputs:type_name -> bullseye.model.v1.OutputSpec
+	5,  // 45: bullseye.model.v1.OutputSpec.kind:type_name -> bullseye.model.v1.OutputKind
+	66, // 46: bullseye.model.v1.OutputValue.label:type_name -> bullseye.common.v1.Value
+	32, // 47: bullseye.model.v1.OutputValue.tensor:type_name -> bullseye.model.v1.Tensor
+	1,  // 48: bullseye.model.v1.ModelArtifact.family:type_name -> bullseye.model.v1.ModelFamily
+	0,  // 49: bullseye.model.v1.ModelArtifact.task:type_name -> bullseye.model.v1.TaskKind
+	59, // 50: bullseye.model.v1.ModelArtifact.hyperparameters:type_name -> bullseye.model.v1.ModelArtifact.HyperparametersEntry
+	18, // 51: bullseye.model.v1.ModelArtifact.inputs:type_name -> bullseye.model.v1.InputColumn
+	36, // 52: bullseye.model.v1.ModelArtifact.preprocessing:type_name -> bullseye.model.v1.FittedPreprocessing
+	34, // 53: bullseye.model.v1.ModelArtifact.classification:type_name -> bullseye.model.v1.ClassificationOutput
+	38, // 54: bullseye.model.v1.ModelArtifact.linear:type_name -> bullseye.model.v1.LinearParameters
+	41, // 55: bullseye.model.v1.ModelArtifact.kernel_svm:type_name -> bullseye.model.v1.KernelSvmParameters
+	42, // 56: bullseye.model.v1.ModelArtifact.nystrom:type_name -> bullseye.model.v1.NystromParameters
+	43, // 57: bullseye.model.v1.ModelArtifact.factorization:type_name -> bullseye.model.v1.FactorizationParameters
+	44, // 58: bullseye.model.v1.ModelArtifact.popularity:type_name -> bullseye.model.v1.PopularityParameters
+	45, // 59: bullseye.model.v1.ModelArtifact.trees:type_name -> bullseye.model.v1.TreeEnsemble
+	49, // 60: bullseye.model.v1.ModelArtifact.clv:type_name -> bullseye.model.v1.ClvParameters
+	35, // 61: bullseye.model.v1.ModelArtifact.solver:type_name -> bullseye.model.v1.SolverReport
+	61, // 62: bullseye.model.v1.ModelArtifact.metrics:type_name -> bullseye.common.v1.Metric
+	21, // 63: bullseye.model.v1.ModelArtifact.lineage:type_name -> bullseye.model.v1.Lineage
+	60, // 64: bullseye.model.v1.ModelArtifact.create_time:type_name -> google.protobuf.Timestamp
+	29, // 65: bullseye.model.v1.ModelArtifact.outputs:type_name -> bullseye.model.v1.OutputSignature
+	66, // 66: bullseye.model.v1.ClassificationOutput.positive_label:type_name -> bullseye.common.v1.Value
+	66, // 67: bullseye.model.v1.ClassificationOutput.negative_label:type_name -> bullseye.common.v1.Value
+	65, // 68: bullseye.model.v1.SolverReport.fit_time:type_name -> google.protobuf.Duration
+	37, // 69: bullseye.model.v1.FittedPreprocessing.columns:type_name -> bullseye.model.v1.FittedColumn
+	62, // 70: bullseye.model.v1.FittedColumn.type:type_name -> bullseye.common.v1.ValueType
+	6,  // 71: bullseye.model.v1.FittedColumn.encoding:type_name -> bullseye.model.v1.ColumnEncoding
+	66, // 72: bullseye.model.v1.FittedColumn.impute_value:type_name -> bullseye.common.v1.Value
+	7,  // 73: bullseye.model.v1.FittedColumn.hash_function:type_name -> bullseye.model.v1.HashFunction
+	8,  // 74: bullseye.model.v1.LinearParameters.link:type_name -> bullseye.model.v1.LinkFunction
+	39, // 75: bullseye.model.v1.LinearParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	9,  // 76: bullseye.model.v1.KernelParameters.type:type_name -> bullseye.model.v1.KernelType
+	40, // 77: bullseye.model.v1.KernelSvmParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	39, // 78: bullseye.model.v1.KernelSvmParameters.platt:type_name -> bullseye.model.v1.PlattScaling
+	40, // 79: bullseye.model.v1.NystromParameters.kernel:type_name -> bullseye.model.v1.KernelParameters
+	38, // 80: bullseye.model.v1.NystromParameters.linear:type_name -> bullseye.model.v1.LinearParameters
+	44, // 81: bullseye.model.v1.FactorizationParameters.popularity:type_name -> bullseye.model.v1.PopularityParameters
+	10, // 82: bullseye.model.v1.TreeEnsemble.objective:type_name -> bullseye.model.v1.TreeObjective
+	11, // 83: bullseye.model.v1.TreeEnsemble.rules:type_name -> bullseye.model.v1.SplitRules
+	46, // 84: bullseye.model.v1.TreeEnsemble.trees:type_name -> bullseye.model.v1.Tree
+	48, // 85: bullseye.model.v1.TreeEnsemble.imported_from:type_name -> bullseye.model.v1.ImportedFrom
+	47, // 86: bullseye.model.v1.Tree.category_sets:type_name -> bullseye.model.v1.CategorySet
+	51, // 87: bullseye.model.v1.ClvParameters.bg_nbd:type_name -> bullseye.model.v1.BgNbdParameters
+	52, // 88: bullseye.model.v1.ClvParameters.gamma_gamma:type_name -> bullseye.model.v1.GammaGammaParameters
+	50, // 89: bullseye.model.v1.ClvParameters.inputs:type_name -> bullseye.model.v1.ClvInputs
+	54, // 90: bullseye.model.v1.ClvEvaluation.frequency_bins:type_name -> bullseye.model.v1.ClvFrequencyBin
+	66, // 91: bullseye.model.v1.ModelVersion.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	66, // 92: bullseye.model.v1.LeaderboardEntry.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	66, // 93: bullseye.model.v1.ModelArtifact.HyperparametersEntry.value:type_name -> bullseye.common.v1.Value
+	94, // [94:94] is the sub-list for method output_type
+	94, // [94:94] is the sub-list for method input_type
+	94, // [94:94] is the sub-list for extension type_name
+	94, // [94:94] is the sub-list for extension extendee
+	0,  // [0:94] is the sub-list for field type_name
 }
 
 func init() { file_bullseye_model_v1_model_proto_init() }
@@ -5546,7 +5711,7 @@ func file_bullseye_model_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bullseye_model_v1_model_proto_rawDesc), len(file_bullseye_model_v1_model_proto_rawDesc)),
 			NumEnums:      12,
-			NumMessages:   46,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
