@@ -99,10 +99,13 @@ demo: build
 # registry, Evaluate), its median test AUC with and without duration beside
 # HistGradientBoosting at its defaults and XGBoost (400 trees, depth 6) over
 # the same seeds, and the selection against logistic regression, in its own
-# section (bench-train-mesh). --runs 0 runs only the mesh part.
+# section (bench-train-mesh). --runs 0 runs only the mesh part. Then CDNOW's
+# lifetime value model (--clv): TestCDNOWLifetimeValueThroughTheMesh's
+# parameters and fit times beside an independent scipy fit (Debian's
+# python3-scipy), in the bench-train-clv section.
 bench-train:
-	@scripts/apt.sh python3-sklearn python3-xgboost python3-pandas
-	/usr/bin/python3 scripts/bench-train.py --go --runs 5 --mesh-seeds 5 --write BENCHMARKS.md
+	@scripts/apt.sh python3-sklearn python3-xgboost python3-pandas python3-scipy
+	/usr/bin/python3 scripts/bench-train.py --go --runs 5 --mesh-seeds 5 --clv --write BENCHMARKS.md
 
 # ALS seconds per iteration (rank 10, 1M-shaped generated set) beside the same
 # update in numpy (Debian's python3-numpy; OpenBLAS's tuning variables unset

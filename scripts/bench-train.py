@@ -36,6 +36,15 @@ without) and against max(HGB median, XGBoost median) - 0.002; the selection pass
 boosted trees win and beat logistic regression's test ROC-AUC by at least 0.010. With --write
 the table replaces the bench-train-mesh section of FILE.
 
+With --clv the script also times customer lifetime value on CDNOW (all 23,570 customers,
+calibration to 1997-09-30, weeks): it runs `go test -count=1 -run
+'^TestCDNOWLifetimeValueThroughTheMesh$' -v` in cmd/bullseye (import, feature set, the
+train-clv.yaml job, registry, Evaluate, Predict) and reads its cdnow-clv line (the training job's
+wall time through the mesh, the two fits' time alone in Go, the parameters), and runs
+pkg/ml/clv/testdata/clv_reference.py, an independent scipy fit (L-BFGS-B with analytic numpy
+gradients, best of 3), and prints both side by side; with --write the table replaces the
+bench-train-clv section of FILE. It needs Debian's python3-scipy and python3-pandas.
+
 scikit-learn and XGBoost are Debian's python3-sklearn and python3-xgboost, which import only under
 /usr/bin/python3 (make bench-train installs them with scripts/apt.sh). The data folder is $BULLSEYE_DATA_DIR, by default
 ../shared/data beside the repository root.
@@ -43,6 +52,7 @@ scikit-learn and XGBoost are Debian's python3-sklearn and python3-xgboost, which
 
 import argparse
 import csv
+import math
 import os
 import platform
 import re
@@ -237,6 +247,41 @@ def mesh_table(seeds):
     return lines
 
 
+MESH_CLV = re.compile(r"cdnow-clv job_seconds=([\d.]+) fit_seconds=([\d.]+) r=(\S+) alpha=(\S+) a=(\S+) b=(\S+) ll=(\S+) "
+                      r"p=(\S+) q=(\S+) gamma=(\S+) gll=(\S+)")
+
+
+def clv_table():
+    """The CDNOW lifetime value table's lines (see the module's docstring)."""
+    import json
+    cmd = ["go", "test", "-count=1", "-run", "^TestCDNOWLifetimeValueThroughTheMesh$", "-v", "-timeout", "20m", "./internal/cli"]
+    print("+ (cd cmd/bullseye && " + " ".join(cmd) + ")", file=sys.stderr)
+    proc = subprocess.run(cmd, cwd=os.path.join(ROOT, "cmd", "bullseye"), capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    m = next((MESH_CLV.search(line) for line in out.splitlines() if MESH_CLV.search(line)), None)
+    if m is None:
+        sys.exit("bench-train: TestCDNOWLifetimeValueThroughTheMesh did not report its figures:\n" + out)
+    job, fit = float(m.group(1)), float(m.group(2))
+    go = [float(v) for v in m.groups()[2:]]
+    script = os.path.join(ROOT, "pkg", "ml", "clv", "testdata", "clv_reference.py")
+    print(f"+ /usr/bin/python3 {script}", file=sys.stderr)
+    ref = json.loads(subprocess.run(["/usr/bin/python3", script, os.path.join(data_dir(), "CDNOW_master.txt")],
+                                    capture_output=True, text=True, check=True).stdout)
+    bg, gg, timed = ref["bgnbd"], ref["gammagamma"], ref["timed"]
+    sp = [bg["r"], bg["alpha"], bg["a"], bg["b"], bg["loglik"], gg["p"], gg["q"], gg["gamma"], gg["loglik"]]
+    names = ["r", "alpha", "a", "b", "BG/NBD LL", "p", "q", "gamma", "Gamma-Gamma LL"]
+    lines = [f"CDNOW customer lifetime value: {ref['summary']['customers']:,} customers, calibration to 1997-09-30, "
+             f"weeks; BG/NBD on all, Gamma-Gamma on the {gg['customers']:,} with repeat purchases",
+             f"{'parameter':16} {'bullseye (mesh)':>16} {'scipy':>16} {'same digits':>11}"]
+    for name, a, b in zip(names, go, sp):
+        digits = 16 if a == b else -math.log10(abs(a - b) / abs(b))
+        lines.append(f"{name:16} {a:16.6f} {b:16.6f} {min(digits, 16):11.1f}")
+    lines.append(f"fit time: Go pkg/ml/clv {fit:.3f} s (both fits, in the test process); scipy {timed['seconds']:.3f} s "
+                 f"({timed['method']}); the training job through the mesh (training set, fits, registration) {job:.3f} s")
+    lines.append(f"go test TestCDNOWLifetimeValueThroughTheMesh: {'PASS' if proc.returncode == 0 else 'FAIL'}")
+    return lines
+
+
 def data_dir():
     return os.environ.get("BULLSEYE_DATA_DIR") or os.path.join(ROOT, "..", "shared", "data")
 
@@ -335,12 +380,13 @@ def main():
     ap.add_argument("--go", action="store_true", help="also run the Go benchmarks, alternating rounds")
     ap.add_argument("--mesh-seeds", type=int, default=0, metavar="N",
                     help="also check the boosted trees' test AUC through the mesh over seeds 1..N")
-    ap.add_argument("--write", metavar="FILE", help="replace the bench-train (and bench-train-mesh) section of FILE")
+    ap.add_argument("--clv", action="store_true", help="also fit CDNOW's lifetime value model through the mesh beside scipy")
+    ap.add_argument("--write", metavar="FILE", help="replace the bench-train (and bench-train-mesh, bench-train-clv) section of FILE")
     args = ap.parse_args()
     if args.runs < 0 or args.mesh_seeds < 0:
         ap.error("--runs and --mesh-seeds cannot be negative")
-    if args.runs == 0 and args.mesh_seeds == 0:
-        ap.error("nothing to do: --runs 0 without --mesh-seeds")
+    if args.runs == 0 and args.mesh_seeds == 0 and not args.clv:
+        ap.error("nothing to do: --runs 0 without --mesh-seeds or --clv")
     if args.runs > 0:
         timing(args)
     if args.mesh_seeds > 0:
@@ -349,6 +395,11 @@ def main():
         if args.write:
             write_section(args.write, "bench-train-mesh",
                           f"make bench-train (--mesh-seeds {args.mesh_seeds})", lines)
+    if args.clv:
+        lines = clv_table()
+        print("\n".join(lines))
+        if args.write:
+            write_section(args.write, "bench-train-clv", "make bench-train (--clv)", lines)
 
 
 def timing(args):
