@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -311,6 +312,39 @@ func TestCDNOWLifetimeValueThroughTheMesh(t *testing.T) {
 		t.Fatalf("predict inline printed %q: %v", out, err)
 	}
 	check("customer "+c.ID+" at the cutoff (inline)", reply.Predictions[0].Outputs, reply.Predictions[0].Score, c, 1e-4)
+
+	// ScoreAudience ranks every customer by CLV: the top ten, best first, are the ten highest
+	// values of the model applied to every customer's summary now.
+	audience := filepath.Join(t.TempDir(), "top.csv")
+	if code, out, errOut := bullseye(t, m, "audience", "cdnow-clv", "--top", "10", "--out", audience); code != 0 {
+		t.Fatalf("audience exited %d: %s %s", code, out, errOut)
+	}
+	raw, err := os.ReadFile(audience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	var values []float64
+	for _, c := range current {
+		v, err := clv.CLV(bg.BGNBDParams, gg.GammaGammaParams, c, horizon)
+		if err != nil {
+			t.Fatal(err)
+		}
+		values = append(values, v)
+	}
+	slices.Sort(values)
+	slices.Reverse(values)
+	if len(rows) != 11 {
+		t.Fatalf("the audience file has %d lines, want a header and 10 customers:\n%s", len(rows), raw)
+	}
+	for i, row := range rows[1:] {
+		f := strings.Split(row, ",")
+		score, err := strconv.ParseFloat(f[1], 64)
+		if err != nil || math.Abs(score-values[i]) > 1e-3*values[i] {
+			t.Errorf("audience row %d %q: score %v, want the %d-th highest CLV %v", i+1, row, score, i+1, values[i])
+		}
+	}
+	t.Logf("top CLV over 12 months: %s (%.2f)", strings.Split(rows[1], ",")[0], values[0])
 
 	// A customer whose summary no model can take is refused, naming the feature.
 	code, out, _ = bullseye(t, m, "predict", "--output", "json", "--allow-unscored", "cdnow-clv",
