@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/bullseye-ml/bullseye/pkg/datasets"
+	inferencev1 "github.com/bullseye-ml/bullseye/pkg/gen/inference"
+	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/pkg/ml/clv"
 )
 
@@ -312,6 +315,43 @@ func TestCDNOWLifetimeValueThroughTheMesh(t *testing.T) {
 		t.Fatalf("predict inline printed %q: %v", out, err)
 	}
 	check("customer "+c.ID+" at the cutoff (inline)", reply.Predictions[0].Outputs, reply.Predictions[0].Score, c, 1e-4)
+
+	// The same customer through the Open Inference Protocol: one FP64 tensor per input, the
+	// named outputs as tensors.
+	inline := reply.Predictions[0].Outputs
+	conn, err := mesh.DialAddr(context.Background(), m.Addr("serving"), mesh.TLSConfig{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tensor := func(name string, v float64) *inferencev1.ModelInferRequest_InferInputTensor {
+		return &inferencev1.ModelInferRequest_InferInputTensor{Name: name, Datatype: "FP64", Shape: []int64{1},
+			Contents: &inferencev1.InferTensorContents{Fp64Contents: []float64{v}}}
+	}
+	ictx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ir, err := inferencev1.NewGRPCInferenceServiceClient(conn).ModelInfer(ictx, &inferencev1.ModelInferRequest{ModelName: "cdnow-clv",
+		Inputs: []*inferencev1.ModelInferRequest_InferInputTensor{tensor("rfm_frequency", c.Frequency), tensor("rfm_recency_days", math.Round(c.Recency*7)),
+			tensor("rfm_age_days", math.Round(c.T*7)), tensor("rfm_monetary_mean_repeat", c.Monetary)}})
+	if err != nil {
+		t.Fatalf("ModelInfer: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, o := range ir.GetOutputs() {
+		seen[o.GetName()] = true
+		want := reply.Predictions[0].Score
+		if o.GetName() != "score" {
+			want = *inline[o.GetName()].Number
+		}
+		if got := o.GetContents().GetFp64Contents(); len(got) != 1 || got[0] != want {
+			t.Errorf("ModelInfer output %s = %v, Predict gave %v", o.GetName(), got, want)
+		}
+	}
+	for _, name := range []string{"score", "expected_purchases", "p_alive", "expected_order_value", "clv"} {
+		if !seen[name] {
+			t.Errorf("ModelInfer gave no output %s: %v", name, ir.GetOutputs())
+		}
+	}
 
 	// ScoreAudience ranks every customer by CLV: the top ten, best first, are the ten highest
 	// values of the model applied to every customer's summary now.

@@ -6,7 +6,9 @@
 // input the model does not impute must be given, and only the model's inputs; the response's
 // "imputed_inputs" parameter names those that were imputed.
 // Outputs are "score" (FP64), and "probability" (FP64) and "label" (BYTES) for binary
-// classifiers, "value" (FP64) for regression.
+// classifiers, "value" (FP64) for regression, the named outputs of the signature
+// ("expected_purchases", "p_alive", "expected_order_value", "clv"; FP64) for customer lifetime
+// value models.
 package oip
 
 import (
@@ -74,6 +76,13 @@ func OutputNames(m *scoring.Model) []string {
 		out = append(out, OutputLabel)
 	case modelv1.TaskKind_TASK_KIND_REGRESSION:
 		out = append(out, OutputValue)
+	case modelv1.TaskKind_TASK_KIND_CUSTOMER_LIFETIME_VALUE:
+		// The named outputs of its signature: expected_purchases, p_alive, ...
+		for _, spec := range m.Outputs.GetOutputs() {
+			if spec.GetName() != OutputScore && spec.GetKind() == modelv1.OutputKind_OUTPUT_KIND_NUMBER {
+				out = append(out, spec.GetName())
+			}
+		}
 	}
 	return out
 }
@@ -487,9 +496,12 @@ func Encode(m *scoring.Model, out []scoring.Outcome, names []string, raw bool) (
 		}
 		vals := make([]float64, n)
 		for r, o := range out {
-			if name == OutputProbability {
+			switch {
+			case name == OutputProbability:
 				vals[r] = o.Probability
-			} else {
+			case name != OutputScore && o.Outputs != nil:
+				vals[r] = o.Outputs[name]
+			default:
 				vals[r] = o.Score
 			}
 		}
