@@ -224,6 +224,12 @@ func TestCDNOWLifetimeValueThroughTheMesh(t *testing.T) {
 		}
 	}
 
+	// A label that does not count holdout purchases cannot evaluate it.
+	if code, out, errOut := bullseye(t, m, "evaluate", "cdnow-clv@1", "--test", filepath.Join(examples, "train-repurchase.yaml")); code == 0 ||
+		!strings.Contains(errOut, "OUTCOME_AGGREGATION_DISTINCT_DAYS") {
+		t.Errorf("evaluate on a yes/no label: exit %d, %s %s", code, out, errOut)
+	}
+
 	// Predict: three customers by id, their BTYD summary read online (as of now), and one
 	// customer's calibration summary given inline.
 	if code, out, errOut := bullseye(t, m, "promote", "cdnow-clv", "--version", "1"); code != 0 {
