@@ -6,6 +6,7 @@ import (
 
 	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
 	modelv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/model/v1"
+	"github.com/bullseye-ml/bullseye/pkg/report"
 )
 
 // clvVersion is a CDNOW-like customer lifetime value version with its evaluation by
@@ -28,8 +29,18 @@ func clvVersion() *modelv1.ModelVersion {
 }
 
 func TestCLVReport(t *testing.T) {
-	_, imgs := parse(t, write(t, clvVersion()))
-	checkFigures(t, imgs, []string{"fig-frequency-vs-holdout"}, 640, 480)
+	curve := &report.RepeatCurve{Unit: "weeks", Calibration: 39, Customers: 23570}
+	for w := 1; w <= 78; w++ {
+		curve.Times = append(curve.Times, float64(w))
+		curve.Actual = append(curve.Actual, 600*float64(w))
+		curve.Expected = append(curve.Expected, 580*float64(w))
+	}
+	_, imgs := parse(t, write(t, clvVersion(), report.WithRepeatCurve(curve)))
+	checkFigures(t, imgs, []string{"fig-repeat-purchases", "fig-frequency-vs-holdout"}, 640, 480)
+	if a := imgs[0].alt; !strings.Contains(a, "Cumulative repeat purchases (n = 23,570 customers)") {
+		t.Errorf("title %q", a)
+	}
+	imgs = imgs[1:]
 	if c := imgs[0].caption; !strings.Contains(c, "repeat purchases they made in the calibration period") {
 		t.Errorf("caption %q", c)
 	}

@@ -77,6 +77,7 @@ type options struct {
 	height    int
 	generated time.Time
 	seed      uint64
+	repeat    *RepeatCurve
 }
 
 // WithEvaluation adds the result of an Evaluate call on the version: its labelled, scored
@@ -86,6 +87,28 @@ type options struct {
 // Rows that are not OK or carry no numeric label are skipped.
 func WithEvaluation(ev *trainingv1.EvaluateResponse) Option {
 	return func(o *options) { o.eval = ev }
+}
+
+// RepeatCurve is a customer lifetime value model's cumulative repeat purchases of a cohort,
+// actual against expected, at regular times from the cohort's start (Fader and Hardie's
+// tracking plot).
+type RepeatCurve struct {
+	// Unit names the time unit of Times, e.g. "weeks".
+	Unit string
+	// Times are the times of the points, in Unit from the cohort's start.
+	Times []float64
+	// Actual and Expected are the cumulative repeat purchases of the cohort up to each time.
+	Actual, Expected []float64
+	// Calibration is the end of the calibration period, in Unit from the start: the fit saw
+	// what came before it.
+	Calibration float64
+	// Customers is the size of the cohort.
+	Customers int
+}
+
+// WithRepeatCurve adds a customer lifetime value model's cumulative repeat-purchase curve.
+func WithRepeatCurve(c *RepeatCurve) Option {
+	return func(o *options) { o.repeat = c }
 }
 
 // WithPredictions gives a regression's predictions and true values directly, the same

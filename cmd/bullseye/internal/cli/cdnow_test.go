@@ -14,10 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bullseye-ml/bullseye/cmd/bullseye/internal/dev"
 	"github.com/bullseye-ml/bullseye/pkg/datasets"
+	commonv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/common/v1"
+	trainingv1 "github.com/bullseye-ml/bullseye/pkg/gen/bullseye/training/v1"
 	inferencev1 "github.com/bullseye-ml/bullseye/pkg/gen/inference"
 	"github.com/bullseye-ml/bullseye/pkg/mesh"
 	"github.com/bullseye-ml/bullseye/pkg/ml/clv"
+	"github.com/bullseye-ml/bullseye/pkg/report"
 )
 
 // readCDNOWPurchases reads CDNOW_master.txt (customer id, date YYYYMMDD, CDs, dollars under a
@@ -196,9 +200,11 @@ func TestCDNOWLifetimeValueThroughTheMesh(t *testing.T) {
 	if code, stdout, errOut := bullseye(t, m, "report", "--out", reports, "cdnow-clv"); code != 0 {
 		t.Errorf("report: exit %d, %q %s", code, stdout, errOut)
 	} else if html, err := os.ReadFile(filepath.Join(reports, "cdnow-clv-v1.html")); err != nil ||
-		strings.Count(string(html), "data:image/png;base64,") != 1 || !strings.Contains(string(html), "Holdout purchases by calibration frequency (n = 23,570)") {
-		t.Errorf("the report has no plot of holdout purchases by calibration frequency (err %v)", err)
+		strings.Count(string(html), "data:image/png;base64,") != 2 || !strings.Contains(string(html), "Holdout purchases by calibration frequency (n = 23,570)") ||
+		!strings.Contains(string(html), "Cumulative repeat purchases (n = 23,570 customers)") {
+		t.Errorf("the report lacks the repeat-purchase curve or the holdout purchases by calibration frequency (err %v)", err)
 	}
+	checkRepeatCurve(t, m, purchases, customers, bg.BGNBDParams)
 
 	// Evaluate on the holdout: the metrics training recorded.
 	code, out, errOut = bullseye(t, m, "evaluate", "--output", "json", "cdnow-clv@1", "--test", spec)
@@ -398,4 +404,61 @@ func TestCDNOWLifetimeValueThroughTheMesh(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "PREDICTION_STATUS_INVALID") || !strings.Contains(out, "rfm_") {
 		t.Errorf("predict with a zero age: exit %d, %s", code, out)
 	}
+}
+
+// checkRepeatCurve compares the report's cumulative repeat-purchase curve, built from the
+// feature service, with one computed from the file: at each week from 1997-01-01 to
+// 1998-07-01 the cohort's repeat purchases so far, and the sum of BG/NBD's E[X(t)] over the
+// weeks each customer has been one.
+func checkRepeatCurve(t *testing.T, m *dev.Mesh, purchases []clv.Purchase, calibration []clv.Customer, bg clv.BGNBDParams) {
+	t.Helper()
+	env := &Env{etcd: strings.Join(m.EtcdEndpoints, ","), tls: mesh.TLSConfig{Insecure: true}, timeout: time.Minute}
+	defer func() {
+		if env.etcdClient != nil {
+			env.etcdClient.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := env.dial(ctx, "training")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	got, err := trainingv1.NewTrainingServiceClient(conn).GetModel(ctx, &trainingv1.GetModelRequest{Model: &commonv1.ModelRef{Name: "cdnow-clv",
+		Selector: &commonv1.ModelRef_Version{Version: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mv := got.GetModelVersion()
+	c, err := repeatCurve(ctx, env, mv, report.TrainingData(mv).GetTrainingSet())
+	if err != nil || c == nil {
+		t.Fatalf("repeat curve: %v, %v", c, err)
+	}
+	if len(c.Times) != 78 || c.Calibration != 39 || c.Customers != len(calibration) || c.Unit != "weeks" {
+		t.Fatalf("repeat curve of %d points, calibration to week %v, %d customers in %s", len(c.Times), c.Calibration, c.Customers, c.Unit)
+	}
+	start := time.Date(1997, 1, 1, 0, 0, 0, 0, time.UTC)
+	cutoff := time.Date(1997, 10, 1, 0, 0, 0, 0, time.UTC)
+	for k := range 78 {
+		at := start.Add(time.Duration(k+1) * clv.Week)
+		sofar, err := clv.Summarize(purchases, at, clv.Week)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actual, expected float64
+		for _, x := range sofar {
+			actual += x.Frequency
+		}
+		for _, x := range calibration {
+			if since := at.Sub(cutoff).Hours()/24/7 + x.T; since > 0 {
+				expected += bg.ExpectedRepeatPurchases(since)
+			}
+		}
+		if c.Actual[k] != actual || math.Abs(c.Expected[k]-expected) > 1e-6*math.Max(1, expected) {
+			t.Errorf("week %d: actual %v expected %v, from the file %v and %v", k+1, c.Actual[k], c.Expected[k], actual, expected)
+		}
+	}
+	t.Logf("cumulative repeat purchases: week 39 actual %.0f expected %.1f; week 78 actual %.0f expected %.1f",
+		c.Actual[38], c.Expected[38], c.Actual[77], c.Expected[77])
 }

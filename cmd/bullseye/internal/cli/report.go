@@ -15,7 +15,7 @@ import (
 
 var reportCommand = Command{
 	Name:    "report",
-	Summary: "Write an HTML report of a model version: metrics, leaderboard, ROC, gains, lift and calibration plots (predicted vs actual for regressions).",
+	Summary: "Write an HTML report of a model version: metrics, leaderboard, ROC, gains, lift and calibration plots (predicted vs actual for regressions; the cumulative repeat-purchase curve and the holdout purchases by calibration frequency for lifetime value models).",
 	Usage:   "MODEL[@VERSION|@ALIAS] [--out DIR]",
 	Run: func(ctx context.Context, env *Env, fs *flag.FlagSet, args []string) error {
 		out := fs.String("out", "reports", "folder the report is written to")
@@ -61,6 +61,15 @@ var reportCommand = Command{
 			opts = append(opts, report.WithEvaluation(ev))
 			if *unit != "" {
 				opts = append(opts, report.WithTarget(data.GetTrainingSet().GetLabel().GetName(), *unit))
+			}
+		}
+		if data := report.TrainingData(mv); mv.GetTask() == modelv1.TaskKind_TASK_KIND_CUSTOMER_LIFETIME_VALUE && data.GetTrainingSet() != nil {
+			c, err := repeatCurve(cctx, env, mv, data.GetTrainingSet())
+			if err != nil {
+				return fmt.Errorf("the cumulative repeat-purchase curve: %w", err)
+			}
+			if c != nil {
+				opts = append(opts, report.WithRepeatCurve(c))
 			}
 		}
 		if err := os.MkdirAll(*out, 0o755); err != nil {
