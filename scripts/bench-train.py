@@ -13,7 +13,7 @@ and native categorical splits (categories coded by training frequency; numeric c
 
 Only model fits are timed. Each model is fitted --runs times and the median is printed. With --go
 the script also runs the Go benchmarks of pkg/ml (BenchmarkLogisticBank, BenchmarkLinearSVMBank,
-BenchmarkKernelSVMBank, BenchmarkGBTBank), one `go test -count=1` per round, alternating rounds
+BenchmarkKernelSVMBank, BenchmarkGBTBank), one `go test -p 1 -count=1` per round (packages one at a time), alternating rounds
 with the Python libraries' so that both sides see the same machine noise, and prints both side by
 side. With --write FILE the table, with the machine's description, replaces the bench-train
 section of FILE (BENCHMARKS.md). --runs 0 skips this timing part (use it with --mesh-seeds).
@@ -353,7 +353,10 @@ BENCH_LINE = re.compile(r"^(Benchmark\w+)/(\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op
 
 
 class GoSide:
-    CMD = ["go", "test", "-run", "^$", "-bench", "Bank$", "-benchtime", "1x", "-count", "1",
+    # -p 1: go test runs the packages' test binaries one at a time; by default it runs as
+    # many at once as there are cores, and the benchmarks of one package would be timed
+    # while another's ran beside them.
+    CMD = ["go", "test", "-p", "1", "-run", "^$", "-bench", "Bank$", "-benchtime", "1x", "-count", "1",
            "./ml/logistic", "./ml/svm", "./ml/gbt"]
 
     def __init__(self):
