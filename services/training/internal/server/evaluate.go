@@ -110,16 +110,9 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 				return nil, statuses.Status(ctx, s.logger, "Evaluate", fault.Invalid("data.import_split", "%v", err))
 			}
 		}
-		part := req.GetPartition()
-		if part == trainingv1.DataPartition_DATA_PARTITION_UNSPECIFIED {
-			part = trainingv1.DataPartition_DATA_PARTITION_ALL
-			if d.HasTest() {
-				part = trainingv1.DataPartition_DATA_PARTITION_TEST
-			}
-		}
-		rows := d.Rows(part, req.GetData().GetTrainFilter())
-		if len(rows) > maxInlineRows && !req.GetOmitScores() {
-			return nil, statuses.Status(ctx, s.logger, "Evaluate", fault.Invalid("omit_scores", "%d rows would be scored: set omit_scores to get metrics only", len(rows)))
+		rows, err := evaluationRows(d, req)
+		if err != nil {
+			return nil, statuses.Status(ctx, s.logger, "Evaluate", err)
 		}
 		for _, i := range rows {
 			labels = append(labels, d.Labels[i])
@@ -177,4 +170,22 @@ func (s *Server) Evaluate(ctx context.Context, req *trainingv1.EvaluateRequest) 
 		}
 	}
 	return resp, nil
+}
+
+// evaluationRows returns the rows of d that req evaluates: its partition (unspecified: the
+// test rows when d has a test split, else all) through its train filter, refused when they
+// are more than maxInlineRows and req asks for their scores.
+func evaluationRows(d *dataset.Dataset, req *trainingv1.EvaluateRequest) ([]int, error) {
+	part := req.GetPartition()
+	if part == trainingv1.DataPartition_DATA_PARTITION_UNSPECIFIED {
+		part = trainingv1.DataPartition_DATA_PARTITION_ALL
+		if d.HasTest() {
+			part = trainingv1.DataPartition_DATA_PARTITION_TEST
+		}
+	}
+	rows := d.Rows(part, req.GetData().GetTrainFilter())
+	if len(rows) > maxInlineRows && !req.GetOmitScores() {
+		return nil, fault.Invalid("omit_scores", "%d rows would be scored: set omit_scores to get metrics only", len(rows))
+	}
+	return rows, nil
 }

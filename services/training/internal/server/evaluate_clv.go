@@ -41,16 +41,9 @@ func (s *Server) evaluateCLV(ctx context.Context, req *trainingv1.EvaluateReques
 	if err != nil {
 		return nil, err
 	}
-	part := req.GetPartition()
-	if part == trainingv1.DataPartition_DATA_PARTITION_UNSPECIFIED {
-		part = trainingv1.DataPartition_DATA_PARTITION_ALL
-		if d.HasTest() {
-			part = trainingv1.DataPartition_DATA_PARTITION_TEST
-		}
-	}
-	rows := d.Rows(part, req.GetData().GetTrainFilter())
-	if len(rows) > maxInlineRows && !req.GetOmitScores() {
-		return nil, fault.Invalid("omit_scores", "%d rows would be scored: set omit_scores to get metrics only", len(rows))
+	rows, err := evaluationRows(d, req)
+	if err != nil {
+		return nil, err
 	}
 	m := sc.Model()
 	b, err := d.Customers(m, rows)
